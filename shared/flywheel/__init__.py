@@ -1,0 +1,2 @@
+"""Flywheel: serverless MLOps for AWS."""
+

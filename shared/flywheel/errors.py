@@ -1,0 +1,164 @@
+"""One error hierarchy for the whole domain.
+
+Every error carries a stable ``code`` and, where it applies, the ``field`` that
+was wrong.  HTTP adapters map codes to statuses with :data:`HTTP_STATUS_BY_CODE`;
+the CLI prints ``str(error)`` on one line and exits non-zero.  Messages are ours:
+they never carry exception text from libraries.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class FlywheelError(Exception):
+    """Base class of every error Flywheel raises on purpose.
+
+    Examples
+    --------
+    >>> err = ModelNotFoundError("model 'churn' does not exist", field="name")
+    >>> (err.code, err.field, str(err))
+    ('model_not_found', 'name', "model 'churn' does not exist")
+    """
+
+    code: ClassVar[str] = "flywheel_error"
+
+    def __init__(
+        self, message: str, *, field: str | None = None, details: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        self.details = details or {}
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-safe body for an API response."""
+        body: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.field is not None:
+            body["field"] = self.field
+        if self.details:
+            body["details"] = self.details
+        return body
+
+
+class NotFoundError(FlywheelError):
+    code = "not_found"
+
+
+class ModelNotFoundError(NotFoundError):
+    code = "model_not_found"
+
+
+class VersionNotFoundError(NotFoundError):
+    code = "version_not_found"
+
+
+class InvalidInputError(FlywheelError):
+    """Input that fails validation (a field, a config file, a page token)."""
+
+    code = "invalid_input"
+
+
+class ReasonRequiredError(InvalidInputError):
+    code = "reason_required"
+
+
+class InvalidPageTokenError(InvalidInputError):
+    code = "invalid_page_token"
+
+
+class ConfigError(InvalidInputError):
+    code = "invalid_config"
+
+
+class ConflictError(FlywheelError):
+    code = "conflict"
+
+
+class IllegalTransitionError(ConflictError):
+    """A status change that the lifecycle does not allow from the current status."""
+
+    code = "illegal_transition"
+
+    def __init__(self, message: str, *, current: str, target: str) -> None:
+        super().__init__(message, field="status", details={"current": current, "target": target})
+        self.current = current
+        self.target = target
+
+
+class ConcurrentModificationError(ConflictError):
+    """Someone else changed the same record first; re-read and try again."""
+
+    code = "concurrent_modification"
+
+
+class NoPreviousChampionError(ConflictError):
+    code = "no_previous_champion"
+
+
+class ArtifactError(FlywheelError):
+    code = "artifact_error"
+
+
+class ArtifactIntegrityError(ArtifactError):
+    """Stored bytes do not match the SHA-256 recorded at upload; nothing was loaded."""
+
+    code = "artifact_integrity"
+
+
+class InvalidArtifactError(ArtifactError):
+    """An ONNX file that fails validation (checker, op domains, schema, size)."""
+
+    code = "invalid_artifact"
+
+
+class ArtifactNotFoundError(NotFoundError):
+    code = "artifact_not_found"
+
+
+class TrainingError(FlywheelError):
+    code = "training_error"
+
+
+class ParityError(TrainingError):
+    """The ONNX model does not reproduce scikit-learn's outputs within tolerance."""
+
+    code = "parity_failed"
+
+
+class DatasetError(InvalidInputError):
+    code = "invalid_dataset"
+
+
+HTTP_STATUS_BY_CODE: dict[str, int] = {
+    FlywheelError.code: 500,
+    NotFoundError.code: 404,
+    ModelNotFoundError.code: 404,
+    VersionNotFoundError.code: 404,
+    ArtifactNotFoundError.code: 404,
+    InvalidInputError.code: 400,
+    ReasonRequiredError.code: 400,
+    InvalidPageTokenError.code: 400,
+    ConfigError.code: 400,
+    DatasetError.code: 400,
+    ConflictError.code: 409,
+    IllegalTransitionError.code: 409,
+    ConcurrentModificationError.code: 409,
+    NoPreviousChampionError.code: 409,
+    ArtifactError.code: 500,
+    ArtifactIntegrityError.code: 500,
+    InvalidArtifactError.code: 422,
+    TrainingError.code: 422,
+    ParityError.code: 422,
+}
+
+
+def http_status_for(error: FlywheelError) -> int:
+    """Map an error to its HTTP status (500 for codes without an entry).
+
+    Examples
+    --------
+    >>> http_status_for(VersionNotFoundError("no version 3"))
+    404
+    """
+    return HTTP_STATUS_BY_CODE.get(error.code, 500)

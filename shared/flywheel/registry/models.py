@@ -1,0 +1,273 @@
+"""Registry domain models: frozen pydantic records and the version lifecycle."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+MODEL_NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+
+
+class Frozen(BaseModel):
+    """Base for immutable domain records."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class VersionStatus(StrEnum):
+    """Where a model version is in its life.
+
+    ``candidate → pending_approval → approved → (canary) → production → archived``,
+    plus ``rejected`` and ``rolled_back``.
+    """
+
+    CANDIDATE = "candidate"
+    PENDING_APPROVAL = "pending_approval"
+    APPROVED = "approved"
+    CANARY = "canary"
+    PRODUCTION = "production"
+    ARCHIVED = "archived"
+    REJECTED = "rejected"
+    ROLLED_BACK = "rolled_back"
+
+
+ALLOWED_TRANSITIONS: dict[VersionStatus, frozenset[VersionStatus]] = {
+    VersionStatus.CANDIDATE: frozenset(
+        {VersionStatus.PENDING_APPROVAL, VersionStatus.REJECTED, VersionStatus.ARCHIVED}
+    ),
+    VersionStatus.PENDING_APPROVAL: frozenset({VersionStatus.APPROVED, VersionStatus.REJECTED}),
+    VersionStatus.APPROVED: frozenset(
+        {VersionStatus.CANARY, VersionStatus.PRODUCTION, VersionStatus.ARCHIVED}
+    ),
+    VersionStatus.CANARY: frozenset(
+        {VersionStatus.PRODUCTION, VersionStatus.ROLLED_BACK, VersionStatus.APPROVED}
+    ),
+    # production -> archived when superseded, -> rolled_back when rolled back.
+    VersionStatus.PRODUCTION: frozenset({VersionStatus.ARCHIVED, VersionStatus.ROLLED_BACK}),
+    # archived -> production when a rollback restores the previous champion.
+    VersionStatus.ARCHIVED: frozenset({VersionStatus.PRODUCTION}),
+    VersionStatus.REJECTED: frozenset(),
+    VersionStatus.ROLLED_BACK: frozenset({VersionStatus.ARCHIVED}),
+}
+
+
+def is_allowed(current: VersionStatus, target: VersionStatus) -> bool:
+    """Whether the lifecycle allows ``current → target``.
+
+    Examples
+    --------
+    >>> is_allowed(VersionStatus.CANDIDATE, VersionStatus.PENDING_APPROVAL)
+    True
+    >>> is_allowed(VersionStatus.REJECTED, VersionStatus.PRODUCTION)
+    False
+    """
+    return target in ALLOWED_TRANSITIONS[current]
+
+
+class Alias(StrEnum):
+    """Named pointers to versions: ``champion`` serves production, ``challenger`` canary/shadow."""
+
+    CHAMPION = "champion"
+    CHALLENGER = "challenger"
+
+
+class Task(StrEnum):
+    CLASSIFICATION = "classification"
+    REGRESSION = "regression"
+
+
+class FeatureSpec(Frozen):
+    """One input feature: name, type and optional declared range.
+
+    Examples
+    --------
+    >>> FeatureSpec(name="age", dtype="float", minimum=0, maximum=130).dtype
+    'float'
+    """
+
+    name: str = Field(min_length=1, max_length=128)
+    dtype: Literal["float", "int", "bool"] = "float"
+    minimum: float | None = None
+    maximum: float | None = None
+    nullable: bool = False
+
+    @model_validator(mode="after")
+    def _range_is_ordered(self) -> FeatureSpec:
+        if self.minimum is not None and self.maximum is not None and self.minimum > self.maximum:
+            raise ValueError(f"feature {self.name!r}: minimum {self.minimum} > maximum {self.maximum}")
+        return self
+
+
+class InputSchema(Frozen):
+    """Ordered features the model takes, and the ONNX input tensor that carries them."""
+
+    features: tuple[FeatureSpec, ...] = Field(min_length=1)
+    tensor_name: str = "input"
+    tensor_dtype: Literal["float32", "float64"] = "float64"
+
+    @field_validator("features")
+    @classmethod
+    def _unique_names(cls, features: tuple[FeatureSpec, ...]) -> tuple[FeatureSpec, ...]:
+        names = [f.name for f in features]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"duplicate feature names: {duplicates}")
+        return features
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [f.name for f in self.features]
+
+
+class OutputSchema(Frozen):
+    """What the model returns: a label (and class probabilities) or a number."""
+
+    task: Task
+    label_output: str = "label"
+    probability_output: str | None = None
+    classes: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _classes_for_classifiers(self) -> OutputSchema:
+        if self.task is Task.CLASSIFICATION and len(self.classes) < 2:
+            raise ValueError("a classifier declares at least two classes")
+        return self
+
+
+class ArtifactRef(Frozen):
+    """Where the ONNX bytes live and how to prove they are the ones registered."""
+
+    uri: str = Field(pattern=r"^(s3|memory|file)://.+")
+    version_id: str | None = None
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    size_bytes: int = Field(ge=1)
+    format: Literal["onnx"] = "onnx"
+
+
+class ParityReport(Frozen):
+    """How closely the ONNX model reproduces scikit-learn on the holdout."""
+
+    rows: int
+    precision: Literal["float64", "float32"]
+    label_agreement: float | None = None
+    max_abs_diff: float
+    p99_abs_diff: float
+    max_abs_diff_limit: float | None = None
+    p99_abs_diff_limit: float | None = None
+    passed: bool
+
+
+class Lineage(Frozen):
+    """Everything needed to say where a version came from and to re-train it."""
+
+    code_commit: str | None = None
+    dataset_id: str
+    dataset_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    dependency_lock_hash: str
+    library_versions: dict[str, str] = Field(default_factory=dict)
+    random_seed: int
+    training_run_id: str
+    training_config: dict[str, Any] = Field(default_factory=dict)
+
+
+class VersionDraft(Frozen):
+    """What a caller registers; the registry adds number, status and timestamps."""
+
+    name: str
+    artifact: ArtifactRef
+    input_schema: InputSchema
+    output_schema: OutputSchema
+    metrics: dict[str, float] = Field(default_factory=dict)
+    hyperparameters: dict[str, Any] = Field(default_factory=dict)
+    parity: ParityReport | None = None
+    reference_profile_uri: str | None = None
+    lineage: Lineage
+    description: str = ""
+    tags: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _valid_name(cls, name: str) -> str:
+        return validate_model_name(name)
+
+
+class ModelVersion(VersionDraft):
+    """A registered version."""
+
+    version: int = Field(ge=1)
+    status: VersionStatus
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
+    updated_by: str
+
+
+class Model(Frozen):
+    """A registered model: its version counter and aliases."""
+
+    name: str
+    latest_version: int = 0
+    aliases: dict[Alias, int] = Field(default_factory=dict)
+    champion_history: tuple[int, ...] = ()
+    created_at: datetime
+    created_by: str
+
+    @property
+    def champion(self) -> int | None:
+        return self.aliases.get(Alias.CHAMPION)
+
+    @property
+    def challenger(self) -> int | None:
+        return self.aliases.get(Alias.CHALLENGER)
+
+
+T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):
+    """One page of a listing; pass ``next_token`` back to get the next one."""
+
+    model_config = ConfigDict(frozen=True)
+
+    items: list[T]
+    next_token: str | None = None
+
+
+class StatusChange(Frozen):
+    version: int
+    expected: VersionStatus
+    target: VersionStatus
+
+
+class AliasChange(Frozen):
+    alias: Alias
+    expected: int | None
+    target: int | None
+
+
+class RegistryChange(Frozen):
+    """A set of writes applied atomically together with one audit entry."""
+
+    model: str
+    statuses: tuple[StatusChange, ...] = ()
+    aliases: tuple[AliasChange, ...] = ()
+    champion_history: tuple[int, ...] | None = None
+
+
+def validate_model_name(name: str) -> str:
+    """Check a model name: lowercase letters, digits and dashes, at most 63 characters.
+
+    Examples
+    --------
+    >>> validate_model_name("churn-v2")
+    'churn-v2'
+    """
+    if not MODEL_NAME_PATTERN.fullmatch(name):
+        raise ValueError(
+            f"invalid model name {name!r}: use 1-63 lowercase letters, digits and dashes"
+        )
+    return name
