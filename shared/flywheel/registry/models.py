@@ -98,7 +98,9 @@ class FeatureSpec(Frozen):
     @model_validator(mode="after")
     def _range_is_ordered(self) -> FeatureSpec:
         if self.minimum is not None and self.maximum is not None and self.minimum > self.maximum:
-            raise ValueError(f"feature {self.name!r}: minimum {self.minimum} > maximum {self.maximum}")
+            raise ValueError(
+                f"feature {self.name!r}: minimum {self.minimum} > maximum {self.maximum}"
+            )
         return self
 
 

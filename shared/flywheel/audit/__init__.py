@@ -1,0 +1,1 @@
+"""Append-only, tamper-evident audit trail: one hash chain per model."""

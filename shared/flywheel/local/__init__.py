@@ -1,0 +1,1 @@
+"""The local runtime: Flywheel on one machine, with moto standing in for AWS."""

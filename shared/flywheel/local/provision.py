@@ -1,0 +1,92 @@
+"""Create the tables and buckets of :mod:`flywheel.resources` on moto (or any endpoint).
+
+The CDK app builds the same resources from the same definitions.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+from flywheel.resources import BUCKETS, TABLES, BucketDef, TableDef
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from mypy_boto3_dynamodb.client import DynamoDBClient
+    from mypy_boto3_s3.client import S3Client
+
+
+def table_spec(table: TableDef, name: str) -> dict[str, Any]:
+    """``CreateTable`` arguments for a table definition (on-demand billing)."""
+    keys = [table.partition_key] + ([table.sort_key] if table.sort_key else [])
+    attributes = {k.name: k.type for k in keys}
+    schema = [{"AttributeName": table.partition_key.name, "KeyType": "HASH"}]
+    if table.sort_key:
+        schema.append({"AttributeName": table.sort_key.name, "KeyType": "RANGE"})
+    indexes = []
+    for index in table.indexes:
+        index_schema = [{"AttributeName": index.partition_key.name, "KeyType": "HASH"}]
+        attributes[index.partition_key.name] = index.partition_key.type
+        if index.sort_key:
+            index_schema.append({"AttributeName": index.sort_key.name, "KeyType": "RANGE"})
+            attributes[index.sort_key.name] = index.sort_key.type
+        indexes.append(
+            {
+                "IndexName": index.name,
+                "KeySchema": index_schema,
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        )
+    spec: dict[str, Any] = {
+        "TableName": name,
+        "KeySchema": schema,
+        "AttributeDefinitions": [
+            {"AttributeName": k, "AttributeType": t} for k, t in sorted(attributes.items())
+        ],
+        "BillingMode": "PAY_PER_REQUEST",
+    }
+    if indexes:
+        spec["GlobalSecondaryIndexes"] = indexes
+    return spec
+
+
+def default_names(prefix: str = "flywheel-local") -> dict[str, str]:
+    """Resource names for a local environment, keyed by each resource's env var."""
+    names = {t.env_var: f"{prefix}-{t.logical_id}" for t in TABLES}
+    names.update({b.env_var: f"{prefix}-{b.logical_id.lower()}" for b in BUCKETS})
+    return names
+
+
+def provision(
+    dynamodb: DynamoDBClient,
+    s3: S3Client,
+    names: Mapping[str, str],
+    *,
+    tables: tuple[TableDef, ...] = TABLES,
+    buckets: tuple[BucketDef, ...] = BUCKETS,
+) -> None:
+    """Create every table and versioned bucket that does not exist yet (idempotent)."""
+    for table in tables:
+        try:
+            dynamodb.create_table(**table_spec(table, names[table.env_var]))
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ResourceInUseException":
+                raise
+        if table.ttl_attribute:
+            dynamodb.update_time_to_live(
+                TableName=names[table.env_var],
+                TimeToLiveSpecification={"Enabled": True, "AttributeName": table.ttl_attribute},
+            )
+    for bucket in buckets:
+        name = names[bucket.env_var]
+        try:
+            s3.create_bucket(Bucket=name)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] not in {
+                "BucketAlreadyOwnedByYou",
+                "BucketAlreadyExists",
+            }:
+                raise
+        s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})

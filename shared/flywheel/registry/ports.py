@@ -1,0 +1,37 @@
+"""The model registry port."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from flywheel.audit.models import AuditDraft, AuditEntry
+    from flywheel.registry.models import Model, ModelVersion, Page, RegistryChange, VersionDraft
+
+
+class ModelRegistry(Protocol):
+    """Models, versions and aliases. Every write carries its audit entry.
+
+    Implementations apply the registry write and the audit append atomically: both
+    happen or neither does.
+    """
+
+    def create_version(
+        self, draft: VersionDraft, *, actor: str, audit: AuditDraft
+    ) -> tuple[ModelVersion, AuditEntry]:
+        """Allocate the next version number atomically and store the version as a candidate."""
+        ...
+
+    def apply(self, change: RegistryChange, *, actor: str, audit: AuditDraft) -> AuditEntry:
+        """Apply status and alias changes, each conditional on its expected current value."""
+        ...
+
+    def get_model(self, name: str) -> Model: ...
+
+    def get_version(self, name: str, version: int) -> ModelVersion: ...
+
+    def list_models(self, *, limit: int = 50, page_token: str | None = None) -> Page[Model]: ...
+
+    def list_versions(
+        self, name: str, *, limit: int = 50, page_token: str | None = None
+    ) -> Page[ModelVersion]: ...

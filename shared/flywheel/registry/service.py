@@ -1,0 +1,320 @@
+"""Registry use cases: register, approve, reject, promote, roll back, answer questions."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from flywheel.audit.chain import VerifyReport, champion_at, verify_chain
+from flywheel.audit.models import REASON_REQUIRED, AuditAction, AuditDraft, AuditEntry, ChainHead
+from flywheel.errors import IllegalTransitionError, NoPreviousChampionError, ReasonRequiredError
+from flywheel.registry.models import (
+    Alias,
+    AliasChange,
+    Model,
+    ModelVersion,
+    RegistryChange,
+    StatusChange,
+    VersionDraft,
+    VersionStatus,
+    is_allowed,
+)
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from flywheel.audit.ports import AuditLog
+    from flywheel.registry.ports import ModelRegistry
+
+
+class RegistryService:
+    """The governed model lifecycle on top of a :class:`ModelRegistry` and an :class:`AuditLog`.
+
+    Examples
+    --------
+    >>> from flywheel.adapters.memory import InMemoryAuditLog, InMemoryModelRegistry
+    >>> audit = InMemoryAuditLog()
+    >>> service = RegistryService(InMemoryModelRegistry(audit), audit)
+    >>> service.verify("nothing-yet").ok
+    True
+    """
+
+    def __init__(self, registry: ModelRegistry, audit: AuditLog) -> None:
+        self.registry = registry
+        self.audit = audit
+
+    # -- writes ------------------------------------------------------------------------------
+    def register(
+        self, draft: VersionDraft, *, actor: str, reason: str | None = None
+    ) -> ModelVersion:
+        """Store a new candidate version (number allocated atomically) and audit it."""
+        audit = AuditDraft(
+            model=draft.name,
+            action=AuditAction.VERSION_REGISTERED,
+            actor=actor,
+            reason=reason,
+            details={
+                "artifact_sha256": draft.artifact.sha256,
+                "artifact_uri": draft.artifact.uri,
+                "metrics": draft.metrics,
+                "dataset_sha256": draft.lineage.dataset_sha256,
+                "training_run_id": draft.lineage.training_run_id,
+            },
+        )
+        version, _ = self.registry.create_version(draft, actor=actor, audit=audit)
+        return version
+
+    def request_approval(
+        self, name: str, version: int, *, actor: str, reason: str | None = None
+    ) -> ModelVersion:
+        return self._move(
+            name,
+            version,
+            VersionStatus.PENDING_APPROVAL,
+            AuditAction.APPROVAL_REQUESTED,
+            actor=actor,
+            reason=reason,
+        )
+
+    def approve(self, name: str, version: int, *, actor: str, reason: str) -> ModelVersion:
+        return self._move(
+            name, version, VersionStatus.APPROVED, AuditAction.APPROVED, actor=actor, reason=reason
+        )
+
+    def reject(self, name: str, version: int, *, actor: str, reason: str) -> ModelVersion:
+        return self._move(
+            name, version, VersionStatus.REJECTED, AuditAction.REJECTED, actor=actor, reason=reason
+        )
+
+    def archive(
+        self, name: str, version: int, *, actor: str, reason: str | None = None
+    ) -> ModelVersion:
+        return self._move(
+            name, version, VersionStatus.ARCHIVED, AuditAction.ARCHIVED, actor=actor, reason=reason
+        )
+
+    def start_canary(
+        self, name: str, version: int, *, actor: str, reason: str | None = None
+    ) -> ModelVersion:
+        """``approved → canary``; the version becomes the ``challenger``."""
+        model = self.registry.get_model(name)
+        current = self._expect(name, version, VersionStatus.CANARY)
+        aliases: dict[Alias, int] = dict(model.aliases)
+        aliases[Alias.CHALLENGER] = version
+        change = RegistryChange(
+            model=name,
+            statuses=(
+                StatusChange(version=version, expected=current, target=VersionStatus.CANARY),
+            ),
+            aliases=(
+                AliasChange(alias=Alias.CHALLENGER, expected=model.challenger, target=version),
+            ),
+        )
+        self._apply(change, AuditAction.CANARY_STARTED, actor, reason, version, aliases)
+        return self.registry.get_version(name, version)
+
+    def abort_canary(self, name: str, version: int, *, actor: str, reason: str) -> ModelVersion:
+        """``canary → rolled_back``; the ``challenger`` alias is cleared. Champion untouched."""
+        self._require_reason(AuditAction.CANARY_ABORTED, reason)
+        model = self.registry.get_model(name)
+        current = self._expect(name, version, VersionStatus.ROLLED_BACK)
+        aliases: dict[Alias, int] = {
+            k: v for k, v in model.aliases.items() if k is not Alias.CHALLENGER
+        }
+        change = RegistryChange(
+            model=name,
+            statuses=(
+                StatusChange(version=version, expected=current, target=VersionStatus.ROLLED_BACK),
+            ),
+            aliases=(AliasChange(alias=Alias.CHALLENGER, expected=model.challenger, target=None),),
+        )
+        self._apply(change, AuditAction.CANARY_ABORTED, actor, reason, version, aliases)
+        return self.registry.get_version(name, version)
+
+    def promote(self, name: str, version: int, *, actor: str, reason: str) -> ModelVersion:
+        """Make ``version`` the champion; the previous champion is archived (and remembered)."""
+        self._require_reason(AuditAction.PROMOTED, reason)
+        model = self.registry.get_model(name)
+        current = self._expect(name, version, VersionStatus.PRODUCTION)
+        statuses = [
+            StatusChange(version=version, expected=current, target=VersionStatus.PRODUCTION)
+        ]
+        history = list(model.champion_history)
+        previous = model.champion
+        if previous is not None and previous != version:
+            statuses.append(
+                StatusChange(
+                    version=previous,
+                    expected=VersionStatus.PRODUCTION,
+                    target=VersionStatus.ARCHIVED,
+                )
+            )
+            history.append(previous)
+        alias_changes = [AliasChange(alias=Alias.CHAMPION, expected=previous, target=version)]
+        aliases: dict[Alias, int] = dict(model.aliases)
+        aliases[Alias.CHAMPION] = version
+        if model.challenger == version:
+            alias_changes.append(AliasChange(alias=Alias.CHALLENGER, expected=version, target=None))
+            aliases.pop(Alias.CHALLENGER)
+        change = RegistryChange(
+            model=name,
+            statuses=tuple(statuses),
+            aliases=tuple(alias_changes),
+            champion_history=tuple(history[-20:]),
+        )
+        self._apply(
+            change,
+            AuditAction.PROMOTED,
+            actor,
+            reason,
+            version,
+            aliases,
+            extra={"previous_champion": previous},
+        )
+        return self.registry.get_version(name, version)
+
+    def rollback(self, name: str, *, actor: str, reason: str) -> ModelVersion:
+        """Point ``champion`` back at the previous production version, in one audited write."""
+        self._require_reason(AuditAction.ROLLED_BACK, reason)
+        model = self.registry.get_model(name)
+        current = model.champion
+        if current is None or not model.champion_history:
+            raise NoPreviousChampionError(
+                f"model {name!r} has no previous champion to roll back to", field="name"
+            )
+        history = list(model.champion_history)
+        previous = history.pop()
+        prev_version = self.registry.get_version(name, previous)
+        if not is_allowed(prev_version.status, VersionStatus.PRODUCTION):
+            raise IllegalTransitionError(
+                f"version {previous} of {name!r} is {prev_version.status}; cannot restore it",
+                current=prev_version.status,
+                target=VersionStatus.PRODUCTION,
+            )
+        aliases: dict[Alias, int] = dict(model.aliases)
+        aliases[Alias.CHAMPION] = previous
+        change = RegistryChange(
+            model=name,
+            statuses=(
+                StatusChange(
+                    version=current,
+                    expected=VersionStatus.PRODUCTION,
+                    target=VersionStatus.ROLLED_BACK,
+                ),
+                StatusChange(
+                    version=previous, expected=prev_version.status, target=VersionStatus.PRODUCTION
+                ),
+            ),
+            aliases=(AliasChange(alias=Alias.CHAMPION, expected=current, target=previous),),
+            champion_history=tuple(history),
+        )
+        self._apply(
+            change,
+            AuditAction.ROLLED_BACK,
+            actor,
+            reason,
+            previous,
+            aliases,
+            extra={"from_version": current, "to_version": previous},
+        )
+        return self.registry.get_version(name, previous)
+
+    def record(self, draft: AuditDraft) -> AuditEntry:
+        """Append an audit entry that changes no registry record (e.g. a suppressed retrain)."""
+        self._require_reason(draft.action, draft.reason)
+        return self.audit.append(draft)
+
+    # -- reads -------------------------------------------------------------------------------
+    def get_model(self, name: str) -> Model:
+        return self.registry.get_model(name)
+
+    def get_version(self, name: str, version: int) -> ModelVersion:
+        return self.registry.get_version(name, version)
+
+    def resolve(self, name: str, ref: str | int) -> ModelVersion:
+        """A version by number or by alias (``champion``/``challenger``)."""
+        if isinstance(ref, int) or str(ref).isdigit():
+            return self.registry.get_version(name, int(ref))
+        alias = Alias(str(ref))
+        model = self.registry.get_model(name)
+        number = model.aliases.get(alias)
+        if number is None:
+            from flywheel.errors import VersionNotFoundError
+
+            raise VersionNotFoundError(f"model {name!r} has no {alias} yet", field="version")
+        return self.registry.get_version(name, number)
+
+    def verify(self, name: str, *, anchor: ChainHead | None = None) -> VerifyReport:
+        return verify_chain(
+            name, self.audit.entries(name), recorded_head=self.audit.head(name), anchor=anchor
+        )
+
+    def champion_at(self, name: str, when: datetime) -> int | None:
+        return champion_at(self.audit.entries(name), when)
+
+    # -- internals ---------------------------------------------------------------------------
+    def _expect(self, name: str, version: int, target: VersionStatus) -> VersionStatus:
+        current = self.registry.get_version(name, version).status
+        if not is_allowed(current, target):
+            raise IllegalTransitionError(
+                f"version {version} of {name!r} is {current}; it cannot become {target}",
+                current=current,
+                target=target,
+            )
+        return current
+
+    def _move(
+        self,
+        name: str,
+        version: int,
+        target: VersionStatus,
+        action: AuditAction,
+        *,
+        actor: str,
+        reason: str | None,
+    ) -> ModelVersion:
+        self._require_reason(action, reason)
+        current = self._expect(name, version, target)
+        model = self.registry.get_model(name)
+        change = RegistryChange(
+            model=name,
+            statuses=(StatusChange(version=version, expected=current, target=target),),
+        )
+        self._apply(change, action, actor, reason, version, dict(model.aliases), with_aliases=False)
+        return self.registry.get_version(name, version)
+
+    def _apply(
+        self,
+        change: RegistryChange,
+        action: AuditAction,
+        actor: str,
+        reason: str | None,
+        version: int,
+        aliases: dict[Alias, int],
+        *,
+        extra: dict[str, Any] | None = None,
+        with_aliases: bool = True,
+    ) -> AuditEntry:
+        details: dict[str, Any] = {
+            "transitions": [
+                {"version": s.version, "from": str(s.expected), "to": str(s.target)}
+                for s in change.statuses
+            ],
+        }
+        if with_aliases:
+            details["aliases"] = {str(k): v for k, v in sorted(aliases.items())}
+        if extra:
+            details.update(extra)
+        audit = AuditDraft(
+            model=change.model,
+            action=action,
+            actor=actor,
+            version=version,
+            reason=reason,
+            details=details,
+        )
+        return self.registry.apply(change, actor=actor, audit=audit)
+
+    @staticmethod
+    def _require_reason(action: AuditAction, reason: str | None) -> None:
+        if action in REASON_REQUIRED and not (reason and reason.strip()):
+            raise ReasonRequiredError(f"a reason is required to record '{action}'", field="reason")

@@ -1,0 +1,55 @@
+"""Shared fixtures: fake AWS credentials, moto, and provisioned Flywheel resources."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+AWS_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+    "POWERTOOLS_SERVICE_NAME": "flywheel-tests",
+    "POWERTOOLS_METRICS_NAMESPACE": "FlywheelTests",
+    "POWERTOOLS_TRACE_DISABLED": "true",
+}
+
+
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    for key, value in AWS_ENV.items():
+        monkeypatch.setenv(key, value)
+    for key in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "FLYWHEEL_ENDPOINT_URL"):
+        monkeypatch.delenv(key, raising=False)
+    return AWS_ENV
+
+
+@pytest.fixture
+def moto_aws(aws_env: dict[str, str]) -> Iterator[None]:
+    from moto import mock_aws
+
+    with mock_aws():
+        yield
+
+
+@pytest.fixture
+def local_names(moto_aws: None) -> dict[str, str]:
+    """Provision every Flywheel table and bucket on moto; return their names by env var."""
+    from flywheel.local.provision import default_names, provision
+
+    names = default_names("test")
+    provision(boto3.client("dynamodb"), boto3.client("s3"), names)
+    return names
+
+
+@pytest.fixture
+def dynamodb_client(moto_aws: None) -> Any:
+    return boto3.client("dynamodb")

@@ -1,0 +1,48 @@
+"""Builders for domain records used across tests."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from flywheel.registry.models import (
+    ArtifactRef,
+    FeatureSpec,
+    InputSchema,
+    Lineage,
+    OutputSchema,
+    Task,
+    VersionDraft,
+)
+
+
+def version_draft(name: str = "churn", seed: int = 7, **overrides: Any) -> VersionDraft:
+    digest = hashlib.sha256(f"{name}-{seed}".encode()).hexdigest()
+    values: dict[str, Any] = {
+        "name": name,
+        "artifact": ArtifactRef(
+            uri=f"s3://artifacts/models/{name}/{digest}.onnx",
+            version_id="v1",
+            sha256=digest,
+            size_bytes=1234,
+        ),
+        "input_schema": InputSchema(
+            features=(FeatureSpec(name="age", minimum=0, maximum=130), FeatureSpec(name="income"))
+        ),
+        "output_schema": OutputSchema(
+            task=Task.CLASSIFICATION, probability_output="probabilities", classes=("0", "1")
+        ),
+        "metrics": {"accuracy": 0.91, "roc_auc": 0.95},
+        "hyperparameters": {"C": 1.0},
+        "lineage": Lineage(
+            code_commit="abc123",
+            dataset_id="sklearn:breast_cancer",
+            dataset_sha256=hashlib.sha256(b"data").hexdigest(),
+            dependency_lock_hash="f" * 64,
+            library_versions={"scikit-learn": "1.9.1"},
+            random_seed=seed,
+            training_run_id=f"run-{seed}",
+        ),
+    }
+    values.update(overrides)
+    return VersionDraft(**values)
