@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 
 import pytest
@@ -26,7 +27,7 @@ def test_entries_link_into_one_chain(backend: Backend) -> None:
     entries = list(backend.audit.entries("churn"))
     assert [e.seq for e in entries] == [1, 2, 3, 4]
     assert entries[0].prev_hash == GENESIS_HASH
-    assert all(b.prev_hash == a.hash for a, b in zip(entries, entries[1:], strict=False))
+    assert all(b.prev_hash == a.hash for a, b in itertools.pairwise(entries))
     head = backend.audit.head("churn")
     assert head == ChainHead(model="churn", seq=4, hash=entries[-1].hash)
     assert backend.service.verify("churn").ok
@@ -40,7 +41,7 @@ def test_chains_are_per_model(backend: Backend) -> None:
     assert [e.seq for e in backend.audit.entries("b")] == [1]
 
 
-def test_concurrent_appends_never_fork_or_skip(backend: Backend) -> None:
+def test_concurrent_appends_never_fork_or_skip(backend: Backend, atomic_writes: None) -> None:
     # Given 6 writers appending 8 entries each to the same chain at the same time
     errors: list[BaseException] = []
 
@@ -60,12 +61,16 @@ def test_concurrent_appends_never_fork_or_skip(backend: Backend) -> None:
     assert errors == []
     entries = list(backend.audit.entries("churn"))
     assert [e.seq for e in entries] == list(range(1, 49))
-    assert sorted(e.actor for e in entries) == sorted(f"writer-{i}" for i in range(6) for _ in range(8))
+    assert sorted(e.actor for e in entries) == sorted(
+        f"writer-{i}" for i in range(6) for _ in range(8)
+    )
     report = backend.service.verify("churn")
     assert report.ok, report.problems
 
 
-def test_concurrent_registrations_get_distinct_versions(backend: Backend) -> None:
+def test_concurrent_registrations_get_distinct_versions(
+    backend: Backend, atomic_writes: None
+) -> None:
     numbers: list[int] = []
     lock = threading.Lock()
 
@@ -117,9 +122,7 @@ def test_a_failed_change_leaves_no_half_state(backend: Backend) -> None:
 
 def test_record_requires_reason_for_governed_actions(backend: Backend) -> None:
     with pytest.raises(ReasonRequiredError):
-        backend.service.record(
-            AuditDraft(model="churn", action=AuditAction.ROLLED_BACK, actor="x")
-        )
+        backend.service.record(AuditDraft(model="churn", action=AuditAction.ROLLED_BACK, actor="x"))
     assert list(backend.audit.entries("churn")) == []
 
 

@@ -147,7 +147,7 @@ class ArtifactRef(Frozen):
     version_id: str | None = None
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     size_bytes: int = Field(ge=1)
-    format: Literal["onnx"] = "onnx"
+    format: Literal["onnx", "json", "bytes"] = "onnx"
 
 
 class ParityReport(Frozen):
@@ -186,7 +186,7 @@ class VersionDraft(Frozen):
     metrics: dict[str, float] = Field(default_factory=dict)
     hyperparameters: dict[str, Any] = Field(default_factory=dict)
     parity: ParityReport | None = None
-    reference_profile_uri: str | None = None
+    reference_profile: ArtifactRef | None = None
     lineage: Lineage
     description: str = ""
     tags: dict[str, str] = Field(default_factory=dict)

@@ -1,0 +1,31 @@
+"""Artifacts: versioned, integrity-checked storage of models and reports, and ONNX validation.
+
+Examples
+--------
+>>> from flywheel.artifacts import InMemoryArtifactStore
+>>> store = InMemoryArtifactStore()
+>>> ref = store.put("models/churn/1/model.onnx", b"...")
+>>> store.get(ref)
+b'...'
+"""
+
+from flywheel.artifacts.memory import InMemoryArtifactStore
+from flywheel.artifacts.ports import (
+    ArtifactStore,
+    BaseArtifactStore,
+    sha256_hex,
+    validate_key,
+    verify_integrity,
+)
+from flywheel.artifacts.validation import OnnxSummary, validate_onnx
+
+__all__ = [
+    "ArtifactStore",
+    "BaseArtifactStore",
+    "InMemoryArtifactStore",
+    "OnnxSummary",
+    "sha256_hex",
+    "validate_key",
+    "validate_onnx",
+    "verify_integrity",
+]
