@@ -46,3 +46,26 @@ def version_draft(name: str = "churn", seed: int = 7, **overrides: Any) -> Versi
     }
     values.update(overrides)
     return VersionDraft(**values)
+
+
+def corrupt_s3_version(uri: str, version_id: str | None) -> None:
+    """Flip one byte of a stored S3 object version inside moto (checksum updated too).
+
+    Real S3 never lets a client rewrite a version; this stands for storage handing
+    back other bytes (a wrong restore, a compromised bucket). Because S3's own
+    checksum is updated as well, only Flywheel's SHA-256 check can catch it.
+    """
+    import base64
+
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.s3.models import s3_backends
+
+    bucket, key = uri.removeprefix("s3://").split("/", 1)
+    stored = s3_backends[DEFAULT_ACCOUNT_ID]["global"].get_object(
+        bucket, key, version_id=version_id
+    )
+    assert stored is not None
+    data = bytearray(stored.value)
+    data[len(data) // 2] ^= 0xFF
+    stored.value = bytes(data)
+    stored.checksum_value = base64.b64encode(hashlib.sha256(bytes(data)).digest()).decode()

@@ -1,2 +1,1 @@
 """Flywheel: serverless MLOps for AWS."""
-

@@ -130,6 +130,12 @@ class DatasetError(InvalidInputError):
     code = "invalid_dataset"
 
 
+class ProfileMismatchError(InvalidInputError):
+    """Two data profiles that cannot be combined (different features or bin edges)."""
+
+    code = "profile_mismatch"
+
+
 HTTP_STATUS_BY_CODE: dict[str, int] = {
     FlywheelError.code: 500,
     NotFoundError.code: 404,
@@ -141,6 +147,7 @@ HTTP_STATUS_BY_CODE: dict[str, int] = {
     InvalidPageTokenError.code: 400,
     ConfigError.code: 400,
     DatasetError.code: 400,
+    ProfileMismatchError.code: 400,
     ConflictError.code: 409,
     IllegalTransitionError.code: 409,
     ConcurrentModificationError.code: 409,

@@ -1,0 +1,394 @@
+"""``flywheel``: train, govern, audit and use models from the shell.
+
+Every failure is one line on stderr and a non-zero exit code; nothing is written
+when a command fails.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from flywheel.errors import FlywheelError, InvalidInputError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from flywheel.sdk import Flywheel
+
+app = typer.Typer(
+    name="flywheel",
+    help="Serverless MLOps for AWS: train, govern, audit and serve ONNX models.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+models_app = typer.Typer(help="Registered models and versions.", no_args_is_help=True)
+audit_app = typer.Typer(help="The tamper-evident audit trail.", no_args_is_help=True)
+local_app = typer.Typer(help="The local AWS stand-in (moto server).", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+app.add_typer(audit_app, name="audit")
+app.add_typer(local_app, name="local")
+
+console = Console()
+err_console = Console(stderr=True)
+
+F = TypeVar("F", bound="Callable[..., Any]")
+
+EXIT_FAILURE = 1
+EXIT_TAMPERED = 3
+
+Reason = Annotated[
+    str | None, typer.Option("--reason", "-r", help="Why (required; recorded in the audit trail).")
+]
+ModelName = Annotated[str, typer.Argument(help="Model name.")]
+VersionNumber = Annotated[int, typer.Argument(help="Version number.", min=1)]
+
+
+class _State:
+    actor: str | None = None
+    sdk: Flywheel | None = None
+
+
+STATE = _State()
+
+
+def _sdk() -> Flywheel:
+    if STATE.sdk is None:
+        from flywheel.sdk import Flywheel
+
+        STATE.sdk = Flywheel.from_settings(actor=STATE.actor)
+    return STATE.sdk
+
+
+def _fail(message: str, code: int = EXIT_FAILURE) -> typer.Exit:
+    err_console.print(f"[bold red]error:[/] {message}", soft_wrap=True, highlight=False)
+    return typer.Exit(code)
+
+
+def _first_validation_problem(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first.get("loc", ())) or "input"
+    return f"{where}: {first.get('msg', 'invalid value')}"
+
+
+def handle_errors(func: F) -> F:
+    """Turn domain and validation errors into one line on stderr and exit code 1."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except FlywheelError as exc:
+            raise _fail(str(exc)) from None
+        except ValidationError as exc:
+            raise _fail(_first_validation_problem(exc)) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+@app.callback()
+def main_options(
+    actor: Annotated[
+        str | None,
+        typer.Option(help="Who is acting (default: $FLYWHEEL_ACTOR, then the OS user)."),
+    ] = None,
+) -> None:
+    STATE.actor = actor
+    STATE.sdk = None
+
+
+# -- training ------------------------------------------------------------------------------------
+@app.command()
+@handle_errors
+def train(
+    config: Annotated[Path, typer.Argument(help="Training config (YAML, JSON or TOML).")],
+    reason: Annotated[str | None, typer.Option("--reason", "-r")] = None,
+) -> None:
+    """Train, convert to ONNX with a parity check, register a candidate and request approval."""
+    if not config.is_file():
+        raise _fail(f"config file {config} does not exist")
+    with console.status("training") as status:
+        report = _sdk().train(config, reason=reason, progress=status.update)
+    v = report.version
+    console.print(
+        f"registered [bold]{v.name}[/] version [bold]{v.version}[/] ({v.status}); "
+        f"artifact sha256 {v.artifact.sha256[:12]}…, {v.artifact.size_bytes:,} bytes"
+    )
+    _print_metrics(v.metrics, v.parity.model_dump() if v.parity else {})
+
+
+def _print_metrics(metrics: dict[str, float], parity: dict[str, Any]) -> None:
+    table = Table("metric", "value", title="holdout")
+    for key, value in sorted(metrics.items()):
+        table.add_row(key, f"{value:.4f}")
+    for key in ("precision", "label_agreement", "max_abs_diff", "p99_abs_diff", "passed"):
+        if key in parity and parity[key] is not None:
+            table.add_row(f"parity.{key}", str(parity[key]))
+    console.print(table)
+
+
+@app.command()
+@handle_errors
+def reproduce(name: ModelName, version: VersionNumber) -> None:
+    """Re-train a version from its lineage and report whether results match."""
+    with console.status(f"re-training {name} v{version}"):
+        report = _sdk().reproduce(name, version)
+    table = Table("check", "result")
+    for key, value in report.model_dump().items():
+        table.add_row(key, json.dumps(value) if isinstance(value, dict | list) else str(value))
+    console.print(table)
+    if not report.reproduced:
+        raise typer.Exit(EXIT_FAILURE)
+
+
+# -- governance ----------------------------------------------------------------------------------
+@app.command()
+@handle_errors
+def approve(name: ModelName, version: VersionNumber, reason: Reason = None) -> None:
+    """Approve a version that is pending approval."""
+    v = _sdk().approve(name, version, reason=reason or "")
+    console.print(f"{v.name} v{v.version} is now {v.status}")
+
+
+@app.command()
+@handle_errors
+def reject(name: ModelName, version: VersionNumber, reason: Reason = None) -> None:
+    """Reject a candidate or a version pending approval."""
+    v = _sdk().reject(name, version, reason=reason or "")
+    console.print(f"{v.name} v{v.version} is now {v.status}")
+
+
+@app.command()
+@handle_errors
+def promote(name: ModelName, version: VersionNumber, reason: Reason = None) -> None:
+    """Make an approved version the champion (the previous champion is archived)."""
+    v = _sdk().promote(name, version, reason=reason or "")
+    console.print(f"{v.name} v{v.version} is now champion ({v.status})")
+
+
+@app.command()
+@handle_errors
+def rollback(name: ModelName, reason: Reason = None) -> None:
+    """Point the champion back at the previous production version."""
+    v = _sdk().rollback(name, reason=reason or "")
+    console.print(f"{v.name} champion is v{v.version} again")
+
+
+# -- reads ---------------------------------------------------------------------------------------
+@models_app.command("list")
+@handle_errors
+def models_list(
+    limit: Annotated[int, typer.Option(min=1, max=100)] = 50,
+    page_token: Annotated[str | None, typer.Option()] = None,
+) -> None:
+    """List registered models."""
+    page = _sdk().list_models(limit=limit, page_token=page_token)
+    table = Table("model", "latest", "champion", "challenger", "created by")
+    for m in page.items:
+        table.add_row(
+            m.name,
+            str(m.latest_version),
+            str(m.champion or "-"),
+            str(m.challenger or "-"),
+            m.created_by,
+        )
+    console.print(table)
+    if page.next_token:
+        console.print(f"next page: --page-token {page.next_token}")
+
+
+@models_app.command("show")
+@handle_errors
+def models_show(
+    name: ModelName,
+    version: Annotated[
+        str | None, typer.Option(help="A version number or alias; all versions by default.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show a model's versions, or one version in full."""
+    sdk = _sdk()
+    if version is not None:
+        v = sdk.get_version(name, version)
+        if as_json:
+            sys.stdout.write(v.model_dump_json(indent=2) + "\n")
+            return
+        console.print_json(v.model_dump_json())
+        return
+    model = sdk.get_model(name)
+    versions = sdk.list_versions(name, limit=100).items
+    if as_json:
+        sys.stdout.write(
+            json.dumps(
+                {
+                    "model": model.model_dump(mode="json"),
+                    "versions": [v.model_dump(mode="json") for v in versions],
+                },
+                indent=2,
+            )
+            + "\n"
+        )
+        return
+    table = Table("version", "status", "metrics", "parity", "created", "by", title=name)
+    for v in versions:
+        marks = [str(a) for a, n in model.aliases.items() if n == v.version]
+        metrics = ", ".join(f"{k}={val:.3f}" for k, val in sorted(v.metrics.items())[:3])
+        parity = f"{v.parity.precision} max|Δ|={v.parity.max_abs_diff:.1e}" if v.parity else "-"
+        table.add_row(
+            f"{v.version} {' '.join(marks)}".strip(),
+            str(v.status),
+            metrics,
+            parity,
+            v.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+            v.created_by,
+        )
+    console.print(table)
+
+
+# -- audit ---------------------------------------------------------------------------------------
+@audit_app.command("show")
+@handle_errors
+def audit_show(
+    name: ModelName,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
+) -> None:
+    """Print a model's audit trail."""
+    entries = _sdk().audit_entries(name)
+    if as_json:
+        for e in entries:
+            sys.stdout.write(e.model_dump_json() + "\n")
+        return
+    table = Table("seq", "when", "actor", "action", "version", "reason", "hash", title=name)
+    for e in entries:
+        table.add_row(
+            str(e.seq),
+            e.timestamp,
+            e.actor,
+            str(e.action),
+            str(e.version or "-"),
+            e.reason or "",
+            e.hash[:12],
+        )
+    console.print(table)
+
+
+@audit_app.command("verify")
+@handle_errors
+def audit_verify(
+    name: ModelName,
+    anchor: Annotated[
+        str | None,
+        typer.Option(help="A head recorded earlier (SEQ:HASH from `flywheel audit head`)."),
+    ] = None,
+) -> None:
+    """Check the hash chain; exit code 3 and the first broken entry when it was tampered with."""
+    from flywheel.audit.models import ChainHead
+
+    try:
+        expected = ChainHead.parse(anchor, name) if anchor else None
+    except (ValueError, ValidationError):
+        raise _fail("--anchor must look like SEQ:HASH (64 hex digits)") from None
+    report = _sdk().verify(name, anchor=expected)
+    if report.ok:
+        head = report.head
+        console.print(
+            f"[green]OK[/] {name}: {report.entries_checked} entries, chain intact"
+            + (f", head {head}" if head else "")
+        )
+        return
+    for problem in report.problems:
+        err_console.print(f"[red]BROKEN[/] entry {problem.seq}: {problem.kind}: {problem.message}")
+    raise typer.Exit(EXIT_TAMPERED)
+
+
+@audit_app.command("head")
+@handle_errors
+def audit_head(name: ModelName) -> None:
+    """Print the chain head (SEQ:HASH); keep it elsewhere to detect truncation later."""
+    head = _sdk().audit_head(name)
+    if head is None:
+        raise _fail(f"model {name!r} has no audit entries")
+    sys.stdout.write(f"{head}\n")
+
+
+# -- inference -----------------------------------------------------------------------------------
+@app.command()
+@handle_errors
+def predict(
+    name: ModelName,
+    input_file: Annotated[
+        str, typer.Option("--input", "-i", help="JSON file with a record or a list; - for stdin.")
+    ] = "-",
+    version: Annotated[str, typer.Option(help="Version number or alias.")] = "champion",
+) -> None:
+    """Score records locally with the registered ONNX model (SHA-256 verified)."""
+    raw = sys.stdin.read() if input_file == "-" else _read_file(input_file)
+    try:
+        payload = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise InvalidInputError(f"input is not valid JSON (line {exc.lineno})") from None
+    if isinstance(payload, dict) and "records" in payload:
+        payload = payload["records"]
+    records = payload if isinstance(payload, list) else [payload]
+    if not all(isinstance(r, dict) for r in records):
+        raise InvalidInputError("each record must be a JSON object of feature: value")
+    result = _sdk().predict(name, records, version=version)
+    sys.stdout.write(json.dumps(result.__dict__) + "\n")
+
+
+def _read_file(path: str) -> str:
+    try:
+        return Path(path).read_text()
+    except OSError:
+        raise InvalidInputError(f"cannot read {path}") from None
+
+
+# -- local runtime -------------------------------------------------------------------------------
+@local_app.command("start")
+def local_start() -> None:
+    """Start the local moto server (commands start it on demand anyway)."""
+    from flywheel.local import server
+    from flywheel.settings import Settings
+
+    settings = Settings()
+    console.print(
+        f"moto server at {server.ensure_running(settings.local_port, settings.local_home)}"
+    )
+
+
+@local_app.command("stop")
+def local_stop() -> None:
+    """Stop the local moto server; local state is discarded."""
+    from flywheel.local import server
+    from flywheel.settings import Settings
+
+    stopped = server.stop(Settings().local_home)
+    console.print("stopped" if stopped else "no local server was running")
+
+
+@app.command()
+@handle_errors
+def demo(
+    report_dir: Annotated[Path, typer.Option(help="Where to write the run report.")] = Path(
+        "reports"
+    ),
+) -> None:
+    """Run the local lifecycle end to end: train → approve → promote → predict → verify."""
+    from flywheel.demo import run_demo
+
+    ok = run_demo(_sdk(), console=console, report_dir=report_dir)
+    if not ok:
+        raise typer.Exit(EXIT_FAILURE)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,1 @@
+"""Drift: reference profiles of training data (and, later, drift scores against them)."""

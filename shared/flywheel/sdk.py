@@ -1,0 +1,320 @@
+"""The Python SDK: every CLI operation as a method, wired from :class:`Settings`.
+
+This module is a composition root: it builds boto3 clients and adapters and
+hands them to the domain services. Nothing is created at import time.
+
+Examples
+--------
+>>> fw = Flywheel.in_memory(actor="ana")
+>>> fw.list_models().items
+[]
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from flywheel.errors import ArtifactNotFoundError, DatasetError, InvalidInputError
+from flywheel.registry.models import Alias, Model, ModelVersion, Page
+from flywheel.registry.service import RegistryService
+from flywheel.settings import Settings
+
+if TYPE_CHECKING:
+    from flywheel.artifacts.ports import ArtifactStore
+    from flywheel.audit.chain import VerifyReport
+    from flywheel.audit.models import AuditEntry, ChainHead
+    from flywheel.training.config import TrainingConfig
+    from flywheel.training.reproduce import ReproduceReport
+
+Progress = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class TrainReport:
+    """What :meth:`Flywheel.train` did, with the figures worth printing."""
+
+    version: ModelVersion
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PredictResult:
+    model: str
+    version: int
+    predictions: list[Any]
+    probabilities: list[list[float]] | None
+
+
+class Flywheel:
+    """Train, govern and use models. Build it with :meth:`from_settings` or :meth:`in_memory`."""
+
+    def __init__(
+        self,
+        *,
+        registry: RegistryService,
+        artifacts: ArtifactStore,
+        fetch: Callable[[str], bytes],
+        actor: str,
+    ) -> None:
+        self.registry = registry
+        self.artifacts = artifacts
+        self.fetch = fetch
+        self.actor = actor
+
+    # -- construction --------------------------------------------------------------------------
+    @classmethod
+    def from_settings(
+        cls, settings: Settings | None = None, *, actor: str | None = None
+    ) -> Flywheel:
+        """Wire DynamoDB, S3 and the audit log from settings (starting local moto if needed)."""
+        import boto3
+
+        from flywheel.adapters.dynamodb import DynamoDbAuditLog, DynamoDbModelRegistry
+        from flywheel.adapters.s3_artifacts import S3ArtifactStore
+
+        settings = settings or Settings()
+        session_kwargs: dict[str, Any] = {"region_name": settings.region}
+        client_kwargs: dict[str, Any] = {}
+        if settings.backend == "local":
+            from flywheel.local import server
+            from flywheel.local.provision import provision
+
+            endpoint = settings.endpoint_url or server.ensure_running(
+                settings.local_port, settings.local_home
+            )
+            client_kwargs["endpoint_url"] = endpoint
+            session_kwargs.update(
+                aws_access_key_id=server.LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+                aws_secret_access_key=server.LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+                aws_session_token=server.LOCAL_CREDENTIALS["AWS_SESSION_TOKEN"],
+            )
+        elif settings.endpoint_url:
+            client_kwargs["endpoint_url"] = settings.endpoint_url
+        session = boto3.Session(**session_kwargs)
+        dynamodb = session.client("dynamodb", **client_kwargs)
+        s3 = session.client("s3", **client_kwargs)
+        if settings.backend == "local":
+            provision(dynamodb, s3, local_resource_names(settings))
+        audit = DynamoDbAuditLog(settings.audit_table, client=dynamodb)
+        registry = DynamoDbModelRegistry(settings.registry_table, audit, client=dynamodb)
+        artifacts = S3ArtifactStore(settings.artifacts_bucket, client=s3)
+
+        def fetch(uri: str) -> bytes:
+            bucket, _, key = uri.removeprefix("s3://").partition("/")
+            try:
+                return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+            except s3.exceptions.NoSuchKey as exc:
+                raise DatasetError(f"no object at {uri}", field="dataset.source") from exc
+            except s3.exceptions.NoSuchBucket as exc:
+                raise DatasetError(f"no bucket for {uri}", field="dataset.source") from exc
+
+        return cls(
+            registry=RegistryService(registry, audit),
+            artifacts=artifacts,
+            fetch=fetch,
+            actor=actor or settings.actor or _default_actor(),
+        )
+
+    @classmethod
+    def in_memory(cls, *, actor: str = "local-user") -> Flywheel:
+        """Everything in process memory: for tests, notebooks and experiments."""
+        from flywheel.adapters.memory import InMemoryAuditLog, InMemoryModelRegistry
+        from flywheel.artifacts.memory import InMemoryArtifactStore
+
+        audit = InMemoryAuditLog()
+        registry = RegistryService(InMemoryModelRegistry(audit), audit)
+
+        def fetch(uri: str) -> bytes:
+            raise DatasetError(f"no object store for {uri} in memory", field="dataset.source")
+
+        return cls(registry=registry, artifacts=InMemoryArtifactStore(), fetch=fetch, actor=actor)
+
+    # -- training ------------------------------------------------------------------------------
+    def train(
+        self,
+        config: TrainingConfig | str | Path,
+        *,
+        reason: str | None = None,
+        progress: Progress = _quiet,
+    ) -> TrainReport:
+        """Train, convert to ONNX (parity checked), validate, upload, register, ask for approval.
+
+        Nothing is registered when any step fails.
+        """
+        from flywheel.artifacts.validation import validate_onnx
+        from flywheel.training.config import TrainingConfig, load_config
+        from flywheel.training.datasets import load_dataset
+        from flywheel.training.trainer import train
+
+        timings: dict[str, float] = {}
+        cfg = config if isinstance(config, TrainingConfig) else load_config(Path(config))
+        run_id = f"{cfg.model}-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
+
+        started = time.perf_counter()
+        progress(f"loading dataset {cfg.dataset.source}")
+        dataset = load_dataset(
+            cfg.dataset.source,
+            target=cfg.dataset.target,
+            features=cfg.dataset.features,
+            task=cfg.task,
+            fetch=self.fetch,
+        )
+        timings["load_data_s"] = time.perf_counter() - started
+
+        progress(f"training {cfg.estimator}, converting to ONNX, checking parity")
+        outcome = train(cfg, dataset, run_id=run_id)
+
+        progress("validating the ONNX artifact")
+        started = time.perf_counter()
+        validate_onnx(outcome.onnx_bytes, outcome.input_schema, outcome.output_schema)
+        timings["validate_s"] = time.perf_counter() - started
+
+        progress("uploading artifact and reference profile")
+        started = time.perf_counter()
+        prefix = f"models/{cfg.model}/{run_id}"
+        artifact = self.artifacts.put(
+            f"{prefix}/model.onnx", outcome.onnx_bytes, content_type="application/octet-stream"
+        )
+        profile_ref = self.artifacts.put_json(
+            f"{prefix}/reference_profile.json", outcome.profile.model_dump(mode="json")
+        )
+        timings["upload_s"] = time.perf_counter() - started
+
+        progress("registering the candidate and requesting approval")
+        started = time.perf_counter()
+        draft = outcome.version_draft(artifact, reference_profile=profile_ref)
+        version = self.registry.register(draft, actor=self.actor, reason=reason)
+        version = self.registry.request_approval(cfg.model, version.version, actor=self.actor)
+        timings["register_s"] = time.perf_counter() - started
+        timings.update({f"{k}_s": v for k, v in outcome.timings.items()})
+        return TrainReport(version=version, timings=timings)
+
+    def train_from_dict(
+        self, config: dict[str, Any], *, reason: str | None = None, progress: Progress = _quiet
+    ) -> TrainReport:
+        """:meth:`train` from a config given as a dict (validated the same way as a file)."""
+        from flywheel.training.config import parse_config
+
+        return self.train(parse_config(config), reason=reason, progress=progress)
+
+    def reproduce(self, name: str, version: int | str) -> ReproduceReport:
+        """Re-train a registered version from its lineage and compare the results."""
+        from flywheel.training.reproduce import reproduce
+
+        registered = self.registry.resolve(name, version)
+        onnx_bytes = self.artifacts.get(registered.artifact)
+        return reproduce(registered, onnx_bytes, fetch=self.fetch)
+
+    # -- governance ----------------------------------------------------------------------------
+    def approve(self, name: str, version: int, *, reason: str) -> ModelVersion:
+        return self.registry.approve(name, version, actor=self.actor, reason=reason)
+
+    def reject(self, name: str, version: int, *, reason: str) -> ModelVersion:
+        return self.registry.reject(name, version, actor=self.actor, reason=reason)
+
+    def promote(self, name: str, version: int, *, reason: str) -> ModelVersion:
+        return self.registry.promote(name, version, actor=self.actor, reason=reason)
+
+    def rollback(self, name: str, *, reason: str) -> ModelVersion:
+        return self.registry.rollback(name, actor=self.actor, reason=reason)
+
+    # -- reads ---------------------------------------------------------------------------------
+    def list_models(self, *, limit: int = 50, page_token: str | None = None) -> Page[Model]:
+        return self.registry.registry.list_models(limit=limit, page_token=page_token)
+
+    def list_versions(
+        self, name: str, *, limit: int = 50, page_token: str | None = None
+    ) -> Page[ModelVersion]:
+        return self.registry.registry.list_versions(name, limit=limit, page_token=page_token)
+
+    def get_model(self, name: str) -> Model:
+        return self.registry.get_model(name)
+
+    def get_version(self, name: str, ref: int | str = Alias.CHAMPION) -> ModelVersion:
+        return self.registry.resolve(name, ref)
+
+    def audit_entries(self, name: str) -> list[AuditEntry]:
+        self.registry.get_model(name)
+        return list(self.registry.audit.entries(name))
+
+    def audit_head(self, name: str) -> ChainHead | None:
+        return self.registry.audit.head(name)
+
+    def verify(self, name: str, *, anchor: ChainHead | None = None) -> VerifyReport:
+        self.registry.get_model(name)
+        return self.registry.verify(name, anchor=anchor)
+
+    # -- inference -----------------------------------------------------------------------------
+    def predict(
+        self,
+        name: str,
+        records: Sequence[Mapping[str, Any]],
+        *,
+        version: int | str = Alias.CHAMPION,
+    ) -> PredictResult:
+        """Score records locally with the registered ONNX artifact (SHA-256 verified first)."""
+        from flywheel.serving.predictor import OnnxModel, records_to_matrix
+
+        if not records:
+            raise InvalidInputError("no records to score", field="records")
+        registered = self.registry.resolve(name, version)
+        data = self.artifacts.get(registered.artifact)
+        model = OnnxModel.load(
+            data,
+            expected_sha256=registered.artifact.sha256,
+            input_schema=registered.input_schema,
+            output_schema=registered.output_schema,
+        )
+        prediction = model.predict(records_to_matrix(records, registered.input_schema))
+        probabilities = (
+            prediction.probabilities.tolist() if prediction.probabilities is not None else None
+        )
+        outputs: list[Any] = (
+            list(prediction.labels)
+            if prediction.values is None
+            else [float(v) for v in prediction.values]
+        )
+        return PredictResult(
+            model=name,
+            version=registered.version,
+            predictions=outputs,
+            probabilities=probabilities,
+        )
+
+    def load_reference_profile(self, version: ModelVersion) -> Any:
+        """The version's reference profile (SHA-256 verified)."""
+        if version.reference_profile is None:
+            raise ArtifactNotFoundError(f"version {version.version} has no reference profile")
+        return self.artifacts.get_json(version.reference_profile)
+
+
+def local_resource_names(settings: Settings) -> dict[str, str]:
+    return {
+        "FLYWHEEL_REGISTRY_TABLE": settings.registry_table,
+        "FLYWHEEL_AUDIT_TABLE": settings.audit_table,
+        "FLYWHEEL_ONLINE_FEATURES_TABLE": settings.online_features_table,
+        "FLYWHEEL_IDEMPOTENCY_TABLE": settings.idempotency_table,
+        "FLYWHEEL_ARTIFACTS_BUCKET": settings.artifacts_bucket,
+        "FLYWHEEL_FEATURES_BUCKET": settings.features_bucket,
+    }
+
+
+def _default_actor() -> str:
+    for var in ("FLYWHEEL_ACTOR", "USER", "USERNAME"):
+        if os.environ.get(var):
+            return os.environ[var]
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"

@@ -1,0 +1,328 @@
+"""Training configuration: one file per model, validated before anything trains.
+
+A config names the model, the task, the dataset, the estimator with its
+hyperparameters, the seed and the holdout size, and the ONNX parity tolerances.
+Problems surface as :class:`~flywheel.errors.ConfigError` with a one-line message
+that starts with the field, e.g. ``dataset.source: ...`` or
+``hyperparameters.n_estimatorz: ...``.
+
+Example (YAML)::
+
+    model: churn
+    task: classification
+    dataset: {source: data/churn.csv, target: churned}
+    estimator: random_forest
+    hyperparameters: {n_estimators: 200, max_depth: 8}
+    seed: 42
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import (
+    Field,
+    JsonValue,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from flywheel.errors import ConfigError
+from flywheel.registry.models import Frozen, Task, validate_model_name
+from flywheel.training.datasets import SKLEARN_DATASETS, parse_source
+from flywheel.training.estimators import (
+    RESERVED_PARAMS,
+    Estimator,
+    invalid_params,
+    supports,
+    unknown_params,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+Precision = Literal["float64", "float32"]
+
+
+def _error(field: str, message: str) -> PydanticCustomError:
+    """A validation error whose ``ctx`` names a sub-field (see :func:`_format_errors`)."""
+    return PydanticCustomError("flywheel", "{message}", {"message": message, "subfield": field})
+
+
+class DatasetConfig(Frozen):
+    """Where the training data comes from.
+
+    Examples
+    --------
+    >>> DatasetConfig(source="data/churn.csv", target="churned").target
+    'churned'
+    """
+
+    source: str = Field(min_length=1)
+    target: str | None = Field(default=None, min_length=1)
+    features: tuple[str, ...] | None = Field(default=None, min_length=1)
+
+    @field_validator("source")
+    @classmethod
+    def _known_source(cls, source: str) -> str:
+        try:
+            parse_source(source)
+        except ValueError as err:
+            raise PydanticCustomError("flywheel", "{message}", {"message": str(err)}) from None
+        return source
+
+    @field_validator("features")
+    @classmethod
+    def _unique_features(cls, features: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if features is not None:
+            duplicates = sorted({f for f in features if features.count(f) > 1})
+            if duplicates:
+                raise ValueError(f"duplicate features {duplicates}")
+        return features
+
+    @model_validator(mode="after")
+    def _files_name_a_target(self) -> DatasetConfig:
+        if self.target is None and not self.source.startswith("sklearn:"):
+            raise _error("target", "name the target column of the file")
+        if self.target is not None and self.features is not None and self.target in self.features:
+            raise _error("features", f"the target {self.target!r} is also listed as a feature")
+        return self
+
+
+class ParityTolerances(Frozen):
+    """How closely the ONNX model must reproduce scikit-learn on the holdout.
+
+    * float64 models: ``max |Δ| <= float64_max_abs_diff`` (probabilities for
+      classifiers, predictions for regressors).
+    * float32 models: ``p99 |Δ| <= float32_p99_abs_diff`` and
+      ``max |Δ| <= float32_max_abs_diff`` (``None`` switches the max check off).
+      For regressors both limits are multiplied by ``1 + mean |y_hat|`` of
+      scikit-learn's holdout predictions, since float32 keeps about 7 significant
+      digits whatever the target's scale.  The max check is there because p99
+      alone lets a few misrouted rows through: float32 HistGradientBoosting on
+      diabetes measured p99 |Δ| 2e-5 but max |Δ| 2.8 (one row in a different leaf).
+    * classifiers: at least ``min_label_agreement`` of the rows whose top two
+      scikit-learn probabilities differ by more than twice the probability
+      tolerance get the same label (closer rows are ties within tolerance).
+
+    Examples
+    --------
+    >>> ParityTolerances().float64_max_abs_diff
+    1e-05
+    """
+
+    float64_max_abs_diff: float = Field(default=1e-5, ge=0)
+    float32_p99_abs_diff: float = Field(default=1e-4, ge=0)
+    float32_max_abs_diff: float | None = Field(default=1e-3, ge=0)
+    min_label_agreement: float = Field(default=1.0, ge=0, le=1)
+
+
+class FeatureRange(Frozen):
+    """A declared valid range for one feature, recorded in the input schema."""
+
+    minimum: float | None = None
+    maximum: float | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> FeatureRange:
+        if self.minimum is not None and self.maximum is not None and self.minimum > self.maximum:
+            raise ValueError(f"minimum {self.minimum} > maximum {self.maximum}")
+        return self
+
+
+class TrainingConfig(Frozen):
+    """Everything needed to train, convert and (later) reproduce one model version.
+
+    ``model_dump(mode="json")`` is what lineage stores; :func:`parse_config` turns
+    it back into a config.
+
+    Examples
+    --------
+    >>> config = TrainingConfig.model_validate(
+    ...     {
+    ...         "model": "cancer",
+    ...         "task": "classification",
+    ...         "dataset": {"source": "sklearn:breast_cancer"},
+    ...         "estimator": "random_forest",
+    ...         "hyperparameters": {"n_estimators": 20},
+    ...         "seed": 7,
+    ...     }
+    ... )
+    >>> (config.estimator, config.precision, config.test_size)
+    (<Estimator.RANDOM_FOREST: 'random_forest'>, 'float64', 0.25)
+    """
+
+    model: str
+    task: Task
+    dataset: DatasetConfig
+    estimator: Estimator
+    hyperparameters: dict[str, JsonValue] = Field(default_factory=dict)
+    seed: int = Field(default=0, ge=0, le=2**32 - 1)
+    test_size: float = Field(default=0.25, gt=0, lt=0.9)
+    precision: Precision = "float64"
+    parity: ParityTolerances = Field(default_factory=ParityTolerances)
+    feature_ranges: dict[str, FeatureRange] = Field(default_factory=dict)
+    description: str | None = Field(default=None, max_length=2000)
+
+    @field_validator("model")
+    @classmethod
+    def _valid_name(cls, model: str) -> str:
+        return validate_model_name(model)
+
+    @field_validator("dataset")
+    @classmethod
+    def _dataset_fits_task(cls, dataset: DatasetConfig, info: ValidationInfo) -> DatasetConfig:
+        task = info.data.get("task")
+        name = dataset.source.removeprefix("sklearn:")
+        if task is not None and dataset.source.startswith("sklearn:"):
+            natural = SKLEARN_DATASETS[name]
+            if natural is not task:
+                raise _error("source", f"{dataset.source} is a {natural} dataset, not {task}")
+        return dataset
+
+    @field_validator("estimator")
+    @classmethod
+    def _estimator_fits_task(cls, estimator: Estimator, info: ValidationInfo) -> Estimator:
+        task = info.data.get("task")
+        if task is not None and not supports(estimator, task):
+            raise ValueError(f"{estimator} does not do {task}")
+        return estimator
+
+    @field_validator("hyperparameters")
+    @classmethod
+    def _known_hyperparameters(
+        cls, params: dict[str, JsonValue], info: ValidationInfo
+    ) -> dict[str, JsonValue]:
+        reserved = sorted(RESERVED_PARAMS & set(params))
+        if reserved:
+            raise _error(reserved[0], "set the seed with the top-level `seed` field")
+        task, estimator = info.data.get("task"), info.data.get("estimator")
+        if task is None or estimator is None:
+            return params
+        unknown = unknown_params(estimator, task, params)
+        if unknown:
+            raise _error(unknown[0], f"{estimator} ({task}) has no parameter {unknown[0]!r}")
+        invalid = invalid_params(estimator, task, params)
+        if invalid:
+            name = invalid[0]
+            raise _error(name, f"invalid value {params[name]!r} for {estimator} ({task})")
+        return params
+
+
+def _format_errors(error: ValidationError) -> ConfigError:
+    problems: list[tuple[str, str]] = []
+    for item in error.errors(include_url=False):
+        loc = [str(part) for part in item["loc"]]
+        ctx = item.get("ctx") or {}
+        if "subfield" in ctx:
+            loc.append(str(ctx["subfield"]))
+        message = str(item["msg"]).removeprefix("Value error, ")
+        problems.append((".".join(loc) or "config", message))
+    field, message = problems[0]
+    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    return ConfigError(
+        f"{field}: {message}{more}",
+        field=field,
+        details={"errors": [{"field": f, "message": m} for f, m in problems]},
+    )
+
+
+def parse_config(data: Mapping[str, Any]) -> TrainingConfig:
+    """Validate a config mapping (from a file or a lineage record).
+
+    Raises
+    ------
+    ConfigError
+        Naming the first field that is wrong; ``details["errors"]`` lists all.
+
+    Examples
+    --------
+    >>> parse_config({"model": "Bad Name"})  # doctest: +IGNORE_EXCEPTION_DETAIL
+    Traceback (most recent call last):
+    flywheel.errors.ConfigError: model: invalid model name 'Bad Name': ...
+    """
+    try:
+        return TrainingConfig.model_validate(dict(data))
+    except ValidationError as err:
+        raise _format_errors(err) from None
+
+
+def _read_mapping(path: Path) -> dict[str, Any]:
+    suffix = path.suffix.lower()
+    if suffix not in (".yaml", ".yml", ".json", ".toml"):
+        raise ConfigError(f"config: {path.name} is not .yaml, .yml, .json or .toml", field="config")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config: file not found: {path}", field="config") from None
+    except (OSError, UnicodeDecodeError):
+        raise ConfigError(f"config: could not read {path}", field="config") from None
+    data: Any
+    if suffix == ".json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ConfigError(
+                f"config: invalid JSON at line {err.lineno}, column {err.colno}", field="config"
+            ) from None
+    elif suffix == ".toml":
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError:
+            raise ConfigError(f"config: {path.name} is not valid TOML", field="config") from None
+    else:
+        import yaml
+
+        try:
+            data = yaml.safe_load(text)
+        except yaml.MarkedYAMLError as err:
+            line = f" at line {err.problem_mark.line + 1}" if err.problem_mark else ""
+            raise ConfigError(f"config: invalid YAML{line}", field="config") from None
+        except yaml.YAMLError:
+            raise ConfigError("config: invalid YAML", field="config") from None
+    if not isinstance(data, dict):
+        raise ConfigError("config: the top level must be a mapping", field="config")
+    return data
+
+
+def load_config(path: str | Path) -> TrainingConfig:
+    """Read and validate a training config from YAML, JSON or TOML.
+
+    A relative local ``dataset.source`` is resolved against the config file's
+    folder, so a config and its data can move together.
+
+    Raises
+    ------
+    ConfigError
+        Unreadable file, bad syntax, or a field that fails validation; the
+        message starts with the field (``dataset.source: ...``).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (folder / "iris.yaml").write_text(
+    ...     "model: iris\\ntask: classification\\n"
+    ...     "dataset: {source: 'sklearn:iris'}\\nestimator: logistic_regression\\n"
+    ... )
+    >>> load_config(folder / "iris.yaml").dataset.source
+    'sklearn:iris'
+    """
+    path = Path(path)
+    data = _read_mapping(path)
+    dataset = data.get("dataset")
+    if isinstance(dataset, dict) and isinstance(dataset.get("source"), str):
+        source: str = dataset["source"]
+        try:
+            kind, _, _ = parse_source(source)
+        except ValueError:
+            kind = "sklearn"  # leave it to validation to report
+        if kind == "file" and not Path(source).is_absolute():
+            data = {**data, "dataset": {**dataset, "source": str(path.parent / source)}}
+    return parse_config(data)

@@ -1,0 +1,398 @@
+"""Train one model version: split, fit, convert to ONNX, prove parity, measure, profile.
+
+The flow is deterministic for a given config, dataset and library set: the split
+and every estimator's ``random_state`` come from ``config.seed``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+import uuid
+import warnings
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
+
+from flywheel.drift.profile import ReferenceProfile, build_profile
+from flywheel.errors import ConfigError, DatasetError, TrainingError
+from flywheel.registry.models import (
+    ArtifactRef,
+    FeatureSpec,
+    InputSchema,
+    Lineage,
+    OutputSchema,
+    ParityReport,
+    Task,
+    VersionDraft,
+)
+from flywheel.training.config import TrainingConfig
+from flywheel.training.conversion import (
+    check_parity,
+    convert_to_onnx,
+    measure_parity,
+    onnx_outputs,
+    onnx_session,
+    sklearn_outputs,
+)
+from flywheel.training.datasets import Dataset, load_dataset
+from flywheel.training.estimators import build_estimator, model_step
+from flywheel.training.lineage import code_commit, dependency_lock_hash, library_versions
+from flywheel.training.metrics import holdout_metrics
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from numpy.typing import NDArray
+
+
+class TrainingOutcome(BaseModel):
+    """Everything a training run produced.
+
+    ``metrics`` are computed from the ONNX model's outputs (what serving will
+    return); ``sklearn_metrics`` from the fitted estimator, for comparison.
+    ``profile`` is the reference profile of the training split.  ``timings`` holds
+    wall-clock seconds for ``fit``, ``convert``, ``parity`` and ``profile``.
+    ``estimator``, ``X_holdout`` and ``y_holdout`` are for tests and evaluation and
+    are left out of :meth:`model_dump`.
+    """
+
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", arbitrary_types_allowed=True, ser_json_bytes="base64"
+    )
+
+    run_id: str
+    config: TrainingConfig
+    onnx_bytes: bytes = Field(repr=False)
+    onnx_sha256: str
+    converter: str
+    fallback_reason: str | None = None
+    input_schema: InputSchema
+    output_schema: OutputSchema
+    parity: ParityReport
+    metrics: dict[str, float]
+    sklearn_metrics: dict[str, float]
+    hyperparameters: dict[str, JsonValue]
+    library_versions: dict[str, str]
+    lineage: Lineage
+    profile: ReferenceProfile = Field(repr=False)
+    timings: dict[str, float]
+    n_train: int
+    n_holdout: int
+    warnings: tuple[str, ...] = ()
+    estimator: Any = Field(exclude=True, repr=False)
+    X_holdout: np.ndarray[Any, np.dtype[np.float64]] = Field(exclude=True, repr=False)
+    y_holdout: np.ndarray[Any, np.dtype[Any]] = Field(exclude=True, repr=False)
+
+    def version_draft(
+        self,
+        artifact: ArtifactRef,
+        *,
+        reference_profile: ArtifactRef | None = None,
+        tags: dict[str, str] | None = None,
+    ) -> VersionDraft:
+        """The registry record for this run, once the ONNX bytes are stored as ``artifact``.
+
+        Raises
+        ------
+        TrainingError
+            When the artifact's SHA-256 is not the SHA-256 of :attr:`onnx_bytes`.
+        """
+        if artifact.sha256 != self.onnx_sha256:
+            raise TrainingError(
+                "artifact.sha256 does not match the trained ONNX model", field="artifact"
+            )
+        return VersionDraft(
+            name=self.config.model,
+            artifact=artifact,
+            input_schema=self.input_schema,
+            output_schema=self.output_schema,
+            metrics=self.metrics,
+            hyperparameters=dict(self.hyperparameters),
+            parity=self.parity,
+            reference_profile=reference_profile,
+            lineage=self.lineage,
+            description=self.config.description or "",
+            tags=tags or {},
+        )
+
+
+def _json_safe(value: Any) -> JsonValue:
+    if value is None or isinstance(value, bool | str):
+        return value
+    if isinstance(value, np.generic):
+        return _json_safe(value.item())
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, np.ndarray):
+        return _json_safe(value.tolist())
+    return repr(value)
+
+
+def split_indices(
+    y: NDArray[Any], *, task: Task, test_size: float, seed: int
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Deterministic train/holdout row indices (stratified for classification).
+
+    Raises
+    ------
+    DatasetError
+        Too few rows for the split, or a class too small to stratify.
+
+    Examples
+    --------
+    >>> train_idx, test_idx = split_indices(
+    ...     np.array([0, 1] * 10), task=Task.CLASSIFICATION, test_size=0.2, seed=0
+    ... )
+    >>> (len(train_idx), len(test_idx))
+    (16, 4)
+    """
+    from sklearn.model_selection import train_test_split
+
+    indices = np.arange(len(y), dtype=np.int64)
+    stratify = y if task is Task.CLASSIFICATION else None
+    if task is Task.CLASSIFICATION:
+        counts = np.bincount(np.asarray(y, dtype=np.int64))
+        present = counts[counts > 0]
+        if present.size and present.min() < 2:
+            raise DatasetError(
+                "dataset.target: every class needs at least 2 rows for a stratified split",
+                field="dataset.target",
+            )
+    try:
+        train_idx, test_idx = train_test_split(
+            indices, test_size=test_size, random_state=seed, shuffle=True, stratify=stratify
+        )
+    except ValueError:
+        raise DatasetError(
+            f"dataset: {len(y)} rows are too few to hold out test_size={test_size}",
+            field="test_size",
+        ) from None
+    return np.asarray(train_idx, dtype=np.int64), np.asarray(test_idx, dtype=np.int64)
+
+
+def _input_schema(config: TrainingConfig, dataset: Dataset, tensor_dtype: str) -> InputSchema:
+    unknown = sorted(set(config.feature_ranges) - set(dataset.feature_names))
+    if unknown:
+        raise ConfigError(
+            f"feature_ranges.{unknown[0]}: not a feature of the dataset",
+            field=f"feature_ranges.{unknown[0]}",
+        )
+    try:
+        features = tuple(
+            FeatureSpec(
+                name=name,
+                dtype=dtype,
+                minimum=config.feature_ranges[name].minimum
+                if name in config.feature_ranges
+                else None,
+                maximum=config.feature_ranges[name].maximum
+                if name in config.feature_ranges
+                else None,
+            )
+            for name, dtype in zip(dataset.feature_names, dataset.feature_dtypes, strict=True)
+        )
+        return InputSchema(
+            features=features,
+            tensor_dtype="float64" if tensor_dtype == "float64" else "float32",
+        )
+    except ValidationError as err:
+        first = err.errors(include_url=False)[0]
+        raise DatasetError(
+            f"dataset.features: {first['msg'].removeprefix('Value error, ')}",
+            field="dataset.features",
+        ) from None
+
+
+def train(
+    config: TrainingConfig, dataset: Dataset, *, run_id: str | None = None
+) -> TrainingOutcome:
+    """Fit, convert to ONNX, check parity and measure one model on a holdout.
+
+    Parameters
+    ----------
+    config
+        The validated training config.
+    dataset
+        Data whose task matches ``config.task`` (see
+        :func:`~flywheel.training.datasets.load_dataset`).
+    run_id
+        Identifier for lineage (default: a random UUID).
+
+    Raises
+    ------
+    ConfigError
+        The dataset's task differs from the config's, or ``feature_ranges`` names
+        an unknown feature.
+    DatasetError
+        Too few rows to split.
+    ParityError
+        The ONNX model does not reproduce scikit-learn within the tolerances.
+    TrainingError
+        Conversion failed.
+
+    Examples
+    --------
+    >>> from flywheel.training.config import parse_config
+    >>> config = parse_config({
+    ...     "model": "iris", "task": "classification",
+    ...     "dataset": {"source": "sklearn:iris"}, "estimator": "logistic_regression",
+    ... })
+    >>> outcome = train(config, load_dataset("sklearn:iris"))
+    >>> (outcome.parity.precision, outcome.parity.passed, outcome.metrics["accuracy"] > 0.9)
+    ('float64', True, True)
+    """
+    if dataset.task is not config.task:
+        raise ConfigError(
+            f"task: the config says {config.task}, the dataset is {dataset.task}", field="task"
+        )
+    run_id = run_id or uuid.uuid4().hex
+    train_idx, test_idx = split_indices(
+        dataset.y, task=config.task, test_size=config.test_size, seed=config.seed
+    )
+    x_train, y_train = dataset.X[train_idx], dataset.y[train_idx]
+    x_holdout, y_holdout = dataset.X[test_idx], dataset.y[test_idx]
+    if config.task is Task.CLASSIFICATION and len(np.unique(y_train)) < len(dataset.classes):
+        raise DatasetError(
+            "dataset.target: the training split lacks a class", field="dataset.target"
+        )
+
+    # Fit on the class names, so scikit-learn's classes_ (sorted names) equals
+    # dataset.classes and the ONNX label output carries the names.
+    y_fit: NDArray[Any] = y_train
+    if config.task is Task.CLASSIFICATION:
+        y_fit = np.asarray(dataset.classes, dtype=object)[y_train]
+    estimator = build_estimator(
+        config.estimator, config.task, dict(config.hyperparameters), seed=config.seed
+    )
+    started = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            estimator.fit(x_train, y_fit)
+        except ValueError as err:
+            raise TrainingError(
+                f"estimator: {config.estimator} failed to fit; check the combination of "
+                "hyperparameters and the data",
+                field="estimator",
+            ) from err
+    timings = {"fit": time.perf_counter() - started}
+    fit_warnings = tuple(
+        dict.fromkeys(f"{w.category.__name__}: {str(w.message)[:200]}" for w in caught)
+    )
+
+    metadata = {
+        "flywheel.model": config.model,
+        "flywheel.task": str(config.task),
+        "flywheel.feature_names": json.dumps(list(dataset.feature_names)),
+        "flywheel.classes": json.dumps(list(dataset.classes)),
+    }
+    started = time.perf_counter()
+    conversion = convert_to_onnx(
+        estimator,
+        task=config.task,
+        n_features=dataset.n_features,
+        precision=config.precision,
+        metadata=metadata,
+    )
+    timings["convert"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    session = onnx_session(conversion.onnx_bytes)
+    from_onnx = onnx_outputs(session, x_holdout, task=config.task)
+    from_sklearn = sklearn_outputs(estimator, x_holdout, task=config.task)
+    parity = check_parity(
+        measure_parity(
+            from_sklearn,
+            from_onnx,
+            task=config.task,
+            precision=conversion.precision,
+            tolerances=config.parity,
+        )
+    )
+    timings["parity"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    profile = build_profile(x_train, dataset.feature_names)
+    timings["profile"] = time.perf_counter() - started
+
+    lineage = Lineage(
+        code_commit=code_commit(),
+        dataset_id=dataset.dataset_id,
+        dataset_sha256=dataset.sha256,
+        dependency_lock_hash=dependency_lock_hash(),
+        library_versions=library_versions(),
+        random_seed=config.seed,
+        training_run_id=run_id,
+        training_config=config.model_dump(mode="json"),
+    )
+    hyperparameters = _json_safe(model_step(estimator).get_params(deep=False))
+    assert isinstance(hyperparameters, dict)
+    return TrainingOutcome(
+        run_id=run_id,
+        config=config,
+        onnx_bytes=conversion.onnx_bytes,
+        onnx_sha256=hashlib.sha256(conversion.onnx_bytes).hexdigest(),
+        converter=conversion.converter,
+        fallback_reason=conversion.fallback_reason,
+        input_schema=_input_schema(config, dataset, conversion.precision),
+        output_schema=OutputSchema(
+            task=config.task,
+            label_output=conversion.label_output,
+            probability_output=conversion.probability_output,
+            classes=dataset.classes,
+        ),
+        parity=parity,
+        metrics=holdout_metrics(y_holdout, from_onnx, task=config.task, classes=dataset.classes),
+        sklearn_metrics=holdout_metrics(
+            y_holdout, from_sklearn, task=config.task, classes=dataset.classes
+        ),
+        hyperparameters=hyperparameters,
+        library_versions=lineage.library_versions,
+        lineage=lineage,
+        profile=profile,
+        timings=timings,
+        n_train=len(train_idx),
+        n_holdout=len(test_idx),
+        warnings=fit_warnings,
+        estimator=estimator,
+        X_holdout=x_holdout,
+        y_holdout=y_holdout,
+    )
+
+
+def train_from_config(
+    config: TrainingConfig,
+    *,
+    fetch: Callable[[str], bytes] | None = None,
+    run_id: str | None = None,
+) -> TrainingOutcome:
+    """Load ``config.dataset`` (S3 through ``fetch``) and :func:`train`.
+
+    Examples
+    --------
+    >>> from flywheel.training.config import parse_config
+    >>> outcome = train_from_config(parse_config({
+    ...     "model": "diabetes", "task": "regression",
+    ...     "dataset": {"source": "sklearn:diabetes"}, "estimator": "linear_regression",
+    ... }))
+    >>> outcome.output_schema.label_output
+    'prediction'
+    """
+    dataset = load_dataset(
+        config.dataset.source,
+        target=config.dataset.target,
+        features=config.dataset.features,
+        task=config.task,
+        fetch=fetch,
+    )
+    return train(config, dataset, run_id=run_id)

@@ -1,0 +1,180 @@
+"""The ``flywheel`` CLI on moto: the happy path and every kind of bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from typer.testing import CliRunner
+
+from flywheel.cli.app import app
+from flywheel.registry.models import VersionStatus
+from tests.factories import corrupt_s3_version
+
+CONFIG = """\
+model: cancer
+task: classification
+dataset:
+  source: sklearn:breast_cancer
+estimator: logistic_regression
+hyperparameters: {C: 0.5, max_iter: 500}
+seed: 3
+"""
+
+
+@pytest.fixture
+def cli_env(local_names: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    monkeypatch.setenv("FLYWHEEL_BACKEND", "aws")
+    monkeypatch.setenv("FLYWHEEL_ACTOR", "trainer@example.com")
+    for env_var, name in local_names.items():
+        monkeypatch.setenv(env_var, name)
+    return local_names
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+def invoke(runner: CliRunner, *args: str, stdin: str | None = None) -> Any:
+    return runner.invoke(app, list(args), input=stdin, catch_exceptions=False)
+
+
+@pytest.fixture
+def trained(cli_env: dict[str, str], runner: CliRunner, tmp_path: Path) -> Path:
+    config = tmp_path / "cancer.yaml"
+    config.write_text(CONFIG)
+    result = invoke(runner, "train", str(config), "--reason", "first model")
+    assert result.exit_code == 0, result.output
+    return config
+
+
+def _audit_count(names: dict[str, str]) -> int:
+    response = boto3.client("dynamodb").scan(TableName=names["FLYWHEEL_AUDIT_TABLE"])
+    return len([i for i in response["Items"] if i["seq"]["N"] != "0"])
+
+
+def _record() -> dict[str, float]:
+    from sklearn.datasets import load_breast_cancer
+
+    data = load_breast_cancer()
+    return {str(n): float(v) for n, v in zip(data.feature_names, data.data[0], strict=True)}
+
+
+def test_train_approve_promote_predict_verify(
+    trained: Path, runner: CliRunner, cli_env: dict[str, str]
+) -> None:
+    shown = invoke(runner, "models", "show", "cancer", "--version", "1", "--json")
+    version = json.loads(shown.stdout)
+    assert version["status"] == VersionStatus.PENDING_APPROVAL
+    assert version["parity"]["passed"] is True
+    assert version["lineage"]["dataset_id"] == "sklearn:breast_cancer"
+
+    approved = invoke(
+        runner, "--actor", "ana@example.com", "approve", "cancer", "1", "-r", "looks good"
+    )
+    assert approved.exit_code == 0, approved.output
+    promoted = invoke(runner, "promote", "cancer", "1", "-r", "release")
+    assert promoted.exit_code == 0, promoted.output
+
+    predicted = invoke(runner, "predict", "cancer", stdin=json.dumps([_record()]))
+    assert predicted.exit_code == 0, predicted.output
+    body = json.loads(predicted.stdout)
+    assert body["version"] == 1
+    assert body["predictions"] == ["malignant"]  # the first row of the dataset is malignant
+    assert len(body["probabilities"][0]) == 2
+
+    trail = invoke(runner, "audit", "show", "cancer", "--json")
+    entries = [json.loads(line) for line in trail.stdout.splitlines()]
+    assert [(e["action"], e["actor"]) for e in entries] == [
+        ("version_registered", "trainer@example.com"),
+        ("approval_requested", "trainer@example.com"),
+        ("approved", "ana@example.com"),
+        ("promoted", "trainer@example.com"),
+    ]
+    verified = invoke(runner, "audit", "verify", "cancer")
+    assert verified.exit_code == 0
+    assert "OK" in verified.stdout
+
+
+def test_missing_reason_is_one_line_error_and_writes_nothing(
+    trained: Path, runner: CliRunner, cli_env: dict[str, str]
+) -> None:
+    before = _audit_count(cli_env)
+    result = invoke(runner, "approve", "cancer", "1")
+    assert result.exit_code == 1
+    assert result.stderr.strip() == "error: a reason is required to record 'approved'"
+    assert _audit_count(cli_env) == before
+
+
+def test_unknown_model_is_a_clear_error(cli_env: dict[str, str], runner: CliRunner) -> None:
+    result = invoke(runner, "approve", "nope", "1", "-r", "x")
+    assert result.exit_code == 1
+    assert result.stderr.strip() == "error: model 'nope' does not exist"
+
+
+def test_illegal_transition_names_the_status(
+    trained: Path, runner: CliRunner, cli_env: dict[str, str]
+) -> None:
+    result = invoke(runner, "promote", "cancer", "1", "-r", "skip approval")
+    assert result.exit_code == 1
+    assert "pending_approval" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("model: Bad Name\n", "model"),
+        (CONFIG.replace("logistic_regression", "deep_net"), "estimator"),
+        (CONFIG.replace("{C: 0.5, max_iter: 500}", "{bogus: 1}"), "bogus"),
+        ("model: [unclosed\n", "config"),
+    ],
+)
+def test_malformed_config_registers_nothing(
+    cli_env: dict[str, str], runner: CliRunner, tmp_path: Path, text: str, expected: str
+) -> None:
+    config = tmp_path / "bad.yaml"
+    config.write_text(text)
+    result = invoke(runner, "train", str(config))
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: ")
+    assert expected in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert invoke(runner, "models", "list").stdout.count("cancer") == 0
+    assert _audit_count(cli_env) == 0
+
+
+def test_corrupted_artifact_is_refused_and_nothing_is_scored(
+    trained: Path, runner: CliRunner, cli_env: dict[str, str]
+) -> None:
+    # Given the stored ONNX bytes of version 1 are altered inside the bucket
+    version = json.loads(
+        invoke(runner, "models", "show", "cancer", "--version", "1", "--json").stdout
+    )
+    corrupt_s3_version(version["artifact"]["uri"], version["artifact"]["version_id"])
+    # When someone predicts with it
+    result = invoke(runner, "predict", "cancer", "--version", "1", stdin=json.dumps(_record()))
+    # Then the load is refused with a one-line integrity error
+    assert result.exit_code == 1
+    assert "sha-256" in result.stderr.lower() or "integrity" in result.stderr.lower()
+    assert result.stdout == ""
+
+
+def test_predict_rejects_bad_json(trained: Path, runner: CliRunner) -> None:
+    result = invoke(runner, "predict", "cancer", "--version", "1", stdin="{nope")
+    assert result.exit_code == 1
+    assert "not valid JSON" in result.stderr
+
+
+def test_rollback_without_history_is_refused(
+    trained: Path, runner: CliRunner, cli_env: dict[str, str]
+) -> None:
+    invoke(runner, "approve", "cancer", "1", "-r", "ok")
+    invoke(runner, "promote", "cancer", "1", "-r", "ok")
+    result = invoke(runner, "rollback", "cancer", "-r", "oops")
+    assert result.exit_code == 1
+    assert "no previous champion" in result.stderr
