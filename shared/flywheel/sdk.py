@@ -123,7 +123,7 @@ class Flywheel:
             registry=RegistryService(registry, audit),
             artifacts=artifacts,
             fetch=fetch,
-            actor=actor or settings.actor or _default_actor(),
+            actor=actor or settings.actor or _caller_identity(session, settings, client_kwargs),
         )
 
     @classmethod
@@ -308,6 +308,18 @@ def local_resource_names(settings: Settings) -> dict[str, str]:
         "FLYWHEEL_ARTIFACTS_BUCKET": settings.artifacts_bucket,
         "FLYWHEEL_FEATURES_BUCKET": settings.features_bucket,
     }
+
+
+def _caller_identity(session: Any, settings: Settings, client_kwargs: dict[str, Any]) -> str:
+    """In AWS, the IAM principal making the calls; locally, the OS user."""
+    if settings.backend != "aws":
+        return _default_actor()
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        return str(session.client("sts", **client_kwargs).get_caller_identity()["Arn"])
+    except (BotoCoreError, ClientError):
+        return _default_actor()
 
 
 def _default_actor() -> str:

@@ -178,3 +178,42 @@ def test_rollback_without_history_is_refused(
     result = invoke(runner, "rollback", "cancer", "-r", "oops")
     assert result.exit_code == 1
     assert "no previous champion" in result.stderr
+
+
+def test_reproduce_retrains_from_lineage_and_matches(trained: Path, runner: CliRunner) -> None:
+    result = invoke(runner, "reproduce", "cancer", "1")
+    assert result.exit_code == 0, result.output
+    assert "metrics_match" in result.stdout
+    assert "True" in result.stdout
+
+
+def test_reproduce_reports_a_changed_dataset(
+    trained: Path, runner: CliRunner, cli_env: dict[str, str]
+) -> None:
+    # A version whose recorded dataset hash differs from what the source now holds
+    from flywheel.sdk import Flywheel
+
+    sdk = Flywheel.from_settings()
+    original = sdk.get_version("cancer", 1)
+    lineage = original.lineage.model_copy(update={"dataset_sha256": "0" * 64})
+    draft = original.model_copy(update={"lineage": lineage})
+    from flywheel.registry.models import VersionDraft
+
+    sdk.registry.register(
+        VersionDraft(**draft.model_dump(include=set(VersionDraft.model_fields))), actor="ci"
+    )
+    result = invoke(runner, "reproduce", "cancer", "2")
+    assert result.exit_code == 1
+    assert "dataset_sha256_match" in result.stdout
+
+
+def test_in_aws_mode_the_actor_is_the_iam_caller(
+    cli_env: dict[str, str], runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("FLYWHEEL_ACTOR")
+    config = tmp_path / "cancer.yaml"
+    config.write_text(CONFIG)
+    assert invoke(runner, "train", str(config)).exit_code == 0
+    entries = invoke(runner, "audit", "show", "cancer", "--json").stdout.splitlines()
+    actor = json.loads(entries[0])["actor"]
+    assert actor.startswith("arn:aws:")
