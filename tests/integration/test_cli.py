@@ -217,3 +217,66 @@ def test_in_aws_mode_the_actor_is_the_iam_caller(
     entries = invoke(runner, "audit", "show", "cancer", "--json").stdout.splitlines()
     actor = json.loads(entries[0])["actor"]
     assert actor.startswith("arn:aws:")
+
+
+def test_champion_at_a_time_from_the_trail(
+    trained: Path, runner: CliRunner, cli_env: dict[str, str]
+) -> None:
+    before = invoke(runner, "audit", "champion-at", "cancer", "2000-01-01T00:00:00Z")
+    assert before.stdout.strip() == "none"
+    invoke(runner, "approve", "cancer", "1", "-r", "ok")
+    invoke(runner, "promote", "cancer", "1", "-r", "ok")
+    now = invoke(runner, "audit", "champion-at", "cancer", "2100-01-01T00:00:00Z")
+    assert now.stdout.strip() == "1"
+    bad = invoke(runner, "audit", "champion-at", "cancer", "yesterday")
+    assert bad.exit_code == 1
+    assert "ISO 8601" in bad.stderr
+
+
+def test_train_from_a_csv_in_s3(cli_env: dict[str, str], runner: CliRunner, tmp_path: Path) -> None:
+    # Given a CSV dataset in a bucket
+    from sklearn.datasets import load_wine
+
+    data = load_wine()
+    header = ",".join([*(n.replace("/", "_") for n in data.feature_names), "cultivar"])
+    rows = [
+        ",".join([*(f"{v:.6g}" for v in x), f"c{y}"])
+        for x, y in zip(data.data, data.target, strict=True)
+    ]
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="datasets")
+    s3.put_object(Bucket="datasets", Key="wine.csv", Body="\n".join([header, *rows]).encode())
+    config = tmp_path / "wine.yaml"
+    config.write_text(
+        "model: wine\ntask: classification\n"
+        "dataset: {source: 's3://datasets/wine.csv', target: cultivar}\n"
+        "estimator: random_forest\nhyperparameters: {n_estimators: 20}\nseed: 1\n"
+    )
+    # When it is trained
+    result = invoke(runner, "train", str(config))
+    # Then the version records the S3 source and the content hash of the object
+    assert result.exit_code == 0, result.output
+    version = json.loads(
+        invoke(runner, "models", "show", "wine", "--version", "1", "--json").stdout
+    )
+    assert version["lineage"]["dataset_id"] == "s3://datasets/wine.csv"
+    import hashlib
+
+    body = s3.get_object(Bucket="datasets", Key="wine.csv")["Body"].read()
+    assert version["lineage"]["dataset_sha256"] == hashlib.sha256(body).hexdigest()
+    assert version["output_schema"]["classes"] == ["c0", "c1", "c2"]
+
+
+def test_train_from_a_missing_s3_object_is_a_clear_error(
+    cli_env: dict[str, str], runner: CliRunner, tmp_path: Path
+) -> None:
+    boto3.client("s3").create_bucket(Bucket="datasets")
+    config = tmp_path / "gone.yaml"
+    config.write_text(
+        "model: gone\ntask: regression\ndataset: {source: 's3://datasets/nope.csv', target: y}\n"
+        "estimator: linear_regression\n"
+    )
+    result = invoke(runner, "train", str(config))
+    assert result.exit_code == 1
+    assert "s3://datasets/nope.csv" in result.stderr
+    assert _audit_count(cli_env) == 0

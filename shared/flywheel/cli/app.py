@@ -320,6 +320,27 @@ def audit_head(name: ModelName) -> None:
     sys.stdout.write(f"{head}\n")
 
 
+@audit_app.command("champion-at")
+@handle_errors
+def audit_champion_at(
+    name: ModelName,
+    when: Annotated[str, typer.Argument(help="ISO 8601 time, e.g. 2026-01-31T12:00:00Z.")],
+) -> None:
+    """Which version was champion at a given time, replayed from the audit trail."""
+    from datetime import UTC, datetime
+
+    try:
+        moment = datetime.fromisoformat(when.replace("Z", "+00:00"))
+    except ValueError:
+        raise _fail(f"{when!r} is not an ISO 8601 time") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    sdk = _sdk()
+    sdk.get_model(name)
+    version = sdk.registry.champion_at(name, moment)
+    sys.stdout.write(f"{version if version is not None else 'none'}\n")
+
+
 # -- inference -----------------------------------------------------------------------------------
 @app.command()
 @handle_errors
