@@ -1,0 +1,331 @@
+"""The local runtime: Flywheel's workflows on moto, exactly as synthesized.
+
+moto runs Amazon States Language (``execute_state_machine``) but, without Docker,
+no Lambda code; it never delivers EventBridge events to state machines or Lambda
+functions, never fires schedules, and really sleeps in ``Wait`` states and retry
+back-offs.  :class:`LocalRuntime` bridges exactly those gaps, narrowly:
+
+- Lambda invocations of the app's functions run the real handlers in-process
+  (:mod:`flywheel.local.bridge`);
+- events put on a bus reach their rules' ``states`` and ``lambda`` targets, with the
+  rule's input transformer applied;
+- schedules fire from a :class:`~flywheel.local.clock.SimulatedClock`, and ``Wait``
+  states and retry back-offs advance that clock instead of sleeping.
+
+Everything else (the interpreter, tables, buckets, task tokens, aliases) is moto.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import types
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, cast
+
+import boto3
+
+from flywheel.clock import isoformat
+from flywheel.local.bridge import LambdaBridge
+from flywheel.local.clock import SimulatedClock
+from flywheel.local.deployment import LocalDeployment, Provisioned, ScheduledRule
+from flywheel.local.scheduler import next_fire
+from flywheel.local.synth import repo_root, templates
+
+if TYPE_CHECKING:
+    from datetime import datetime
+    from pathlib import Path
+
+#: The moto release whose internals the bridge patches (checked at install).
+MOTO_VERSION = "5.2.5"
+MOTO_CONFIG = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
+BRIDGED_TARGETS = frozenset({"states", "lambda"})
+CLIENTS = ("iam", "dynamodb", "s3", "lambda", "stepfunctions", "events", "cloudwatch", "sqs")
+
+
+@dataclass
+class ExecutionReport:
+    arn: str
+    status: str
+    states: list[str]
+    output: Any
+    error: str | None = None
+    cause: str | None = None
+    retries: dict[str, int] = field(default_factory=dict)
+
+
+class LocalRuntime:
+    """Provision the synthesized app on moto and run its workflows in this process.
+
+    Use inside ``moto.mock_aws(config=MOTO_CONFIG)`` (tests, ``flywheel demo``) or in
+    the local moto server process (``flywheel local start``).
+    """
+
+    def __init__(
+        self,
+        *,
+        stage: str = "dev",
+        clock: SimulatedClock | None = None,
+        extra_env: dict[str, str] | None = None,
+        template_set: dict[str, dict[str, Any]] | None = None,
+        functions_dir: Path | None = None,
+    ) -> None:
+        self.deployment = LocalDeployment(template_set or templates(stage))
+        self.clock = clock or SimulatedClock()
+        self.bridge = LambdaBridge(
+            functions_dir=functions_dir or repo_root() / "functions", extra_env=extra_env
+        )
+        self.provisioned: Provisioned | None = None
+        self._patches: list[tuple[Any, str, Any]] = []
+        self._next_fires: dict[str, datetime] = {}
+        self._lock = threading.RLock()
+
+    # -- lifecycle -----
+    def start(self) -> LocalRuntime:
+        """Install the bridges and provision every resource of the app."""
+        _check_moto_version()
+        self.install()
+        clients = {name: _client(name) for name in CLIENTS}
+        self.provisioned = self.deployment.provision(clients)
+        for function in self.provisioned.functions:
+            self.bridge.register(function)
+        now = self.clock.now()
+        for schedule in self.provisioned.schedules:
+            self._next_fires[schedule.name] = next_fire(schedule.expression, now)
+        return self
+
+    def install(self) -> None:
+        from moto.events.models import Rule
+        from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+        from moto.stepfunctions.parser.asl.component.state.wait.wait_function import (
+            wait_function,
+        )
+
+        self.bridge.install()
+        runtime = self
+        original_send = Rule.send_to_targets
+
+        def send_to_targets(rule: Any, original_event: Any, transform_input: bool = True) -> None:
+            # moto raises NotImplementedError for Step Functions and Lambda targets:
+            # hand it only the targets it supports, deliver the others ourselves.
+            all_targets = rule.targets
+            supported = [t for t in all_targets if _service(t["Arn"]) not in BRIDGED_TARGETS]
+            if supported:
+                rule.targets = supported
+                try:
+                    original_send(rule, original_event, transform_input)
+                finally:
+                    rule.targets = all_targets
+            if rule.event_pattern.matches_event(original_event):
+                runtime.deliver(rule, original_event)
+
+        self._patch(Rule, "send_to_targets", send_to_targets)
+
+        def wait_interval(_self: Any, env: Any, wait_seconds: int) -> None:  # noqa: ARG001
+            runtime.clock.sleep(wait_seconds)
+
+        self._patch(wait_function.WaitFunction, "_wait_interval", wait_interval)
+
+        clock_time = types.SimpleNamespace(
+            sleep=runtime.clock.sleep, time=time.time, monotonic=time.monotonic
+        )
+        # ``time`` as the retrier sees it: back-offs advance the simulated clock.
+        self._patch(retrier_decl, "time", clock_time)
+
+    def _patch(self, owner: Any, name: str, value: Any) -> None:
+        self._patches.append((owner, name, getattr(owner, name)))
+        setattr(owner, name, value)
+
+    def stop(self) -> None:
+        for owner, name, original in reversed(self._patches):
+            setattr(owner, name, original)
+        self._patches.clear()
+        self.bridge.uninstall()
+
+    def __enter__(self) -> LocalRuntime:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    # -- EventBridge -----
+    def deliver(self, rule: Any, event: dict[str, Any]) -> None:
+        """Send a matched event to the rule's Step Functions and Lambda targets."""
+        from moto.events.utils import EventTemplateParser
+        from moto.stepfunctions.parser.asl.utils.boto_client import boto_client_for
+
+        for target in rule.targets:
+            arn: str = target["Arn"]
+            service = _service(arn)
+            if service not in BRIDGED_TARGETS:
+                continue
+            if "Input" in target:
+                payload = json.loads(target["Input"])
+            elif "InputTransformer" in target:
+                transformer = target["InputTransformer"]
+                payload = EventTemplateParser.parse(
+                    input_template=transformer.get("InputTemplate"),
+                    input_paths_map=transformer.get("InputPathsMap", {}),
+                    event=cast("Any", event),
+                )
+            else:
+                payload = event
+            region = arn.split(":")[3]
+            if service == "states":
+                sfn: Any = boto_client_for(region=region, service="stepfunctions")
+                sfn.start_execution(
+                    stateMachineArn=arn,
+                    name=f"{rule.name[:40]}-{uuid.uuid4().hex[:12]}",
+                    input=json.dumps(payload),
+                )
+            else:
+                lam: Any = boto_client_for(region=region, service="lambda")
+                lam.invoke(
+                    FunctionName=arn, InvocationType="Event", Payload=json.dumps(payload).encode()
+                )
+
+    def put_event(self, detail_type: str, source: str, detail: dict[str, Any]) -> str:
+        """Put one event on the project bus (what monitors and operators do)."""
+        bus = self.deployment.resource_environment()["FLYWHEEL_EVENT_BUS"]
+        response = boto3.client("events", region_name="us-east-1").put_events(
+            Entries=[
+                {
+                    "EventBusName": bus,
+                    "Source": source,
+                    "DetailType": detail_type,
+                    "Detail": json.dumps(detail),
+                }
+            ]
+        )
+        return str(response["Entries"][0].get("EventId", ""))
+
+    # -- schedules -----
+    def advance(self, seconds: float) -> list[str]:
+        """Move the simulated clock forward and fire every schedule that came due."""
+        from datetime import timedelta
+
+        from moto.events.models import events_backends
+
+        now = self.clock.advance(timedelta(seconds=seconds))
+        fired: list[str] = []
+        assert self.provisioned is not None
+        backend = events_backends[self.deployment.account][self.deployment.region]
+        for schedule in self.provisioned.schedules:
+            while self._next_fires[schedule.name] <= now:
+                due = self._next_fires[schedule.name]
+                rule = backend.event_buses[schedule.bus].rules[schedule.name]
+                event = _scheduled_event(schedule, due, self.deployment)
+                if rule.state == "ENABLED":
+                    self.deliver(rule, event)
+                    fired.append(schedule.name)
+                self._next_fires[schedule.name] = next_fire(schedule.expression, due)
+        return fired
+
+    # -- executions -----
+    def state_machine_arn(self, key: str) -> str:
+        for name, arn in self.deployment.state_machine_arns().items():
+            if name.endswith(f"-{key}"):
+                return arn
+        raise KeyError(key)
+
+    def start_execution(self, key: str, payload: dict[str, Any]) -> str:
+        client = boto3.client("stepfunctions", region_name="us-east-1")
+        return str(
+            client.start_execution(
+                stateMachineArn=self.state_machine_arn(key), input=json.dumps(payload)
+            )["executionArn"]
+        )
+
+    def executions(self, key: str) -> list[dict[str, Any]]:
+        client = boto3.client("stepfunctions", region_name="us-east-1")
+        executions: list[dict[str, Any]] = [
+            dict(e)
+            for e in client.list_executions(stateMachineArn=self.state_machine_arn(key))[
+                "executions"
+            ]
+        ]
+        return executions
+
+    def wait(
+        self, execution_arn: str, *, until_state: str | None = None, timeout: float = 120.0
+    ) -> ExecutionReport:
+        """Block until the execution ends (or enters ``until_state``); report what it did."""
+        deadline = time.monotonic() + timeout
+        while True:
+            report = self.report(execution_arn)
+            if report.status != "RUNNING":
+                return report
+            if until_state and until_state in report.states:
+                return report
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"{execution_arn} still running after {timeout}s; states {report.states}"
+                )
+            time.sleep(0.02)
+
+    def report(self, execution_arn: str) -> ExecutionReport:
+        client = boto3.client("stepfunctions", region_name="us-east-1")
+        described = client.describe_execution(executionArn=execution_arn)
+        history = client.get_execution_history(executionArn=execution_arn, maxResults=1000)
+        states: list[str] = []
+        retries: dict[str, int] = {}
+        current = None
+        for event in history["events"]:
+            if event["type"].endswith("StateEntered"):
+                current = event["stateEnteredEventDetails"]["name"]
+                states.append(current)
+            scheduled = event["type"] in {"LambdaFunctionScheduled", "TaskScheduled"}
+            if scheduled and current is not None:
+                retries[current] = retries.get(current, -1) + 1
+        output = described.get("output")
+        return ExecutionReport(
+            arn=execution_arn,
+            status=described["status"],
+            states=states,
+            output=json.loads(output) if output else None,
+            error=described.get("error"),
+            cause=described.get("cause"),
+            retries={k: v for k, v in retries.items() if v > 0},
+        )
+
+
+def _scheduled_event(
+    schedule: ScheduledRule, due: datetime, deployment: LocalDeployment
+) -> dict[str, Any]:
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": deployment.account,
+        "time": isoformat(due).replace(".000000", "")[:19] + "Z",
+        "region": deployment.region,
+        "resources": [
+            f"arn:aws:events:{deployment.region}:{deployment.account}:rule/{schedule.name}"
+        ],
+        "detail": {},
+        "ingestion-time": due.timestamp(),
+    }
+
+
+def _client(name: str) -> Any:
+    return boto3.client(name, region_name="us-east-1")  # type: ignore[call-overload]
+
+
+def _service(arn: str) -> str:
+    return arn.split(":")[2] if arn.count(":") >= 2 else ""
+
+
+def _check_moto_version() -> None:
+    import moto
+
+    if moto.__version__ != MOTO_VERSION:
+        raise RuntimeError(
+            f"the local runtime patches moto {MOTO_VERSION} internals; found {moto.__version__}. "
+            "Install the pinned version (pip install -c constraints.txt -e '.[local]')."
+        )
+
+
+__all__ = ["MOTO_CONFIG", "ExecutionReport", "LocalRuntime"]

@@ -1,0 +1,208 @@
+"""The local runtime's bridges over moto, on a small template: Lambda, events, schedules, waits."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from flywheel.local.bridge import THROTTLE
+from flywheel.local.runtime import MOTO_CONFIG, LocalRuntime
+
+HANDLERS = """
+import os
+
+def double(event, context):
+    if event.get("explode"):
+        raise ValueError("boom: " + str(event["explode"]))
+    return {"doubled": event["x"] * 2, "stage": os.environ["STAGE"], "fn": context.function_name}
+
+def record(event, context):
+    calls = os.environ.get("CALLS_FILE")
+    with open(calls, "a") as f:
+        f.write(repr(event) + "\\n")
+    return {"ok": True}
+"""
+
+
+def _template(calls_file: str) -> dict[str, Any]:
+    retry = [
+        {
+            "ErrorEquals": ["Lambda.TooManyRequestsException"],
+            "IntervalSeconds": 30,
+            "MaxAttempts": 3,
+            "BackoffRate": 2.0,
+            "JitterStrategy": "FULL",
+        }
+    ]
+    definition = {
+        "StartAt": "Double",
+        "States": {
+            "Double": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::lambda:invoke",
+                "Parameters": {"FunctionName": "FN_ARN", "Payload.$": "$"},
+                "ResultSelector": {"Payload.$": "$.Payload"},
+                "ResultPath": "$.result",
+                "Retry": retry,
+                "Catch": [
+                    {"ErrorEquals": ["ValueError"], "ResultPath": "$.error", "Next": "Caught"}
+                ],
+                "Next": "Bake",
+            },
+            "Bake": {"Type": "Wait", "Seconds": 3600, "Next": "Done"},
+            "Done": {"Type": "Succeed"},
+            "Caught": {"Type": "Fail", "Error": "Caught", "Cause": "handler raised"},
+        },
+    }
+    text = json.dumps(definition).split('"FN_ARN"')
+    return {
+        "Resources": {
+            "Fn": {
+                "Type": "AWS::Lambda::Function",
+                "Properties": {
+                    "FunctionName": "t-double",
+                    "Handler": "demo_handlers.double",
+                    "Environment": {"Variables": {"STAGE": "test"}},
+                },
+            },
+            "Recorder": {
+                "Type": "AWS::Lambda::Function",
+                "Properties": {
+                    "FunctionName": "t-record",
+                    "Handler": "demo_handlers.record",
+                    "Environment": {"Variables": {"CALLS_FILE": calls_file}},
+                },
+            },
+            "Machine": {
+                "Type": "AWS::StepFunctions::StateMachine",
+                "Properties": {
+                    "StateMachineName": "t-machine",
+                    "DefinitionString": {
+                        "Fn::Join": [
+                            "",
+                            [text[0], '"', {"Fn::GetAtt": ["Fn", "Arn"]}, '"', text[1]],
+                        ]
+                    },
+                },
+            },
+            "Bus": {"Type": "AWS::Events::EventBus", "Properties": {"Name": "t-bus"}},
+            "OnThing": {
+                "Type": "AWS::Events::Rule",
+                "Properties": {
+                    "Name": "t-on-thing",
+                    "EventBusName": {"Ref": "Bus"},
+                    "EventPattern": {"source": ["t.src"], "detail-type": ["Thing"]},
+                    "Targets": [
+                        {
+                            "Id": "sm",
+                            "Arn": {"Ref": "Machine"},
+                            "InputTransformer": {
+                                "InputPathsMap": {"x": "$.detail.x"},
+                                "InputTemplate": '{"x": <x>, "via": "events"}',
+                            },
+                        }
+                    ],
+                },
+            },
+            "Hourly": {
+                "Type": "AWS::Events::Rule",
+                "Properties": {
+                    "Name": "t-hourly",
+                    "ScheduleExpression": "rate(1 hour)",
+                    "Targets": [{"Id": "fn", "Arn": {"Fn::GetAtt": ["Recorder", "Arn"]}}],
+                },
+            },
+        }
+    }
+
+
+@pytest.fixture
+def runtime(aws_env: dict[str, str], tmp_path: Path) -> Iterator[LocalRuntime]:
+    from moto import mock_aws
+
+    functions = tmp_path / "functions"
+    functions.mkdir()
+    (functions / "demo_handlers.py").write_text(textwrap.dedent(HANDLERS))
+    calls = tmp_path / "calls.txt"
+    calls.write_text("")
+    with mock_aws(config=MOTO_CONFIG):
+        rt = LocalRuntime(template_set={"T": _template(str(calls))}, functions_dir=functions)
+        rt.calls_file = calls  # type: ignore[attr-defined]
+        with rt:
+            yield rt
+
+
+def test_lambda_tasks_run_the_real_handler_and_waits_use_the_simulated_clock(
+    runtime: LocalRuntime,
+) -> None:
+    started = runtime.clock.now()
+    arn = runtime.start_execution("machine", {"x": 21})
+    report = runtime.wait(arn, timeout=30)
+    assert report.status == "SUCCEEDED", report
+    assert report.states == ["Double", "Bake", "Done"]
+    assert report.output["result"]["Payload"] == {"doubled": 42, "stage": "test", "fn": "t-double"}
+    assert (runtime.clock.now() - started).total_seconds() >= 3600
+
+
+def test_handler_errors_are_lambda_errors_that_catch_matches_by_type(runtime: LocalRuntime) -> None:
+    report = runtime.wait(runtime.start_execution("machine", {"x": 1, "explode": "x"}), timeout=30)
+    assert report.status == "FAILED"
+    assert report.states == ["Double", "Caught"]
+    assert report.error == "Caught"
+
+
+def test_injected_throttling_is_retried_and_visible_in_the_history(runtime: LocalRuntime) -> None:
+    runtime.bridge.inject("t-double", THROTTLE, THROTTLE)
+    report = runtime.wait(runtime.start_execution("machine", {"x": 2}), timeout=30)
+    assert report.status == "SUCCEEDED", report
+    assert report.retries == {"Double": 2}
+    throttled = [i for i in runtime.bridge.invocations if i.error == THROTTLE]
+    assert len(throttled) == 2
+
+
+def test_throttling_beyond_max_attempts_fails_the_execution(runtime: LocalRuntime) -> None:
+    runtime.bridge.inject("t-double", *[THROTTLE] * 4)
+    report = runtime.wait(runtime.start_execution("machine", {"x": 2}), timeout=30)
+    assert report.status == "FAILED"
+    assert report.error == "Lambda.TooManyRequestsException"
+
+
+def test_events_reach_state_machine_targets_through_the_input_transformer(
+    runtime: LocalRuntime,
+) -> None:
+    boto3.client("events").put_events(
+        Entries=[
+            {
+                "EventBusName": "t-bus",
+                "Source": "t.src",
+                "DetailType": "Thing",
+                "Detail": '{"x": 5}',
+            },
+            {
+                "EventBusName": "t-bus",
+                "Source": "other",
+                "DetailType": "Thing",
+                "Detail": '{"x": 6}',
+            },
+        ]
+    )
+    executions = runtime.executions("machine")
+    assert len(executions) == 1  # only the matching event started one
+    report = runtime.wait(executions[0]["executionArn"], timeout=30)
+    assert report.output["result"]["Payload"]["doubled"] == 10
+    assert report.output["via"] == "events"
+
+
+def test_schedules_fire_from_the_simulated_clock(runtime: LocalRuntime) -> None:
+    assert runtime.advance(59 * 60) == []
+    fired = runtime.advance(2 * 3600)
+    assert fired == ["t-hourly", "t-hourly"]
+    lines = runtime.calls_file.read_text().splitlines()  # type: ignore[attr-defined]
+    assert len(lines) == 2
+    assert "Scheduled Event" in lines[0]
