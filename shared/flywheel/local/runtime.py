@@ -234,7 +234,9 @@ class LocalRuntime:
         client = boto3.client("stepfunctions", region_name="us-east-1")
         return str(
             client.start_execution(
-                stateMachineArn=self.state_machine_arn(key), input=json.dumps(payload)
+                stateMachineArn=self.state_machine_arn(key),
+                name=f"{key}-{uuid.uuid4().hex[:16]}",
+                input=json.dumps(payload),
             )["executionArn"]
         )
 
