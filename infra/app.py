@@ -1,0 +1,113 @@
+"""The Flywheel CDK app.
+
+``npx cdk synth`` / ``npx cdk deploy --all -c stage=prod`` run ``python -m infra.app``
+(see ``cdk.json``). Stage: context ``stage`` (default ``dev``) or ``FLYWHEEL_STAGE``.
+Layer assets: context ``flywheel:assets`` = ``build`` | ``stub`` | ``auto`` (see
+:mod:`infra.assets`). Nothing here calls AWS.
+
+Stacks (physical names ``<project>-<stage>-<key>``), deployed in this order:
+``FlywheelData`` -> ``FlywheelServing`` -> ``FlywheelWorkflows`` -> ``FlywheelMonitoring``.
+"""
+
+from __future__ import annotations
+
+import os
+
+# jsii's Node.js runtime warns on every start for Node 20; the warning is not ours to fix.
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+
+import json
+from pathlib import Path
+
+from aws_cdk import App, Environment, Stack
+
+from infra.assets import CONTEXT_KEY, Assets, resolve_mode
+from infra.config import StageConfig, load_stage_config
+from infra.context import StageContext
+from infra.nag import acknowledge_iam_wildcards, register_rule_packs
+from infra.naming import Naming
+from infra.stacks.data_stack import DataStack
+from infra.stacks.monitoring_stack import MonitoringStack
+from infra.stacks.serving_stack import ServingStack
+from infra.stacks.workflows_stack import WorkflowsStack
+
+CDK_JSON = Path(__file__).resolve().parent.parent / "cdk.json"
+#: Construct ids of the stacks (template file names in cdk.out), in deployment order.
+STACK_IDS = ("FlywheelData", "FlywheelServing", "FlywheelWorkflows", "FlywheelMonitoring")
+
+
+def feature_flags() -> dict[str, object]:
+    """The ``@aws-cdk/*`` flags from cdk.json, so tests build exactly what the CLI builds."""
+    context = json.loads(CDK_JSON.read_text())["context"]
+    return {k: v for k, v in context.items() if k.startswith("@aws-cdk")}
+
+
+def build_app(
+    *,
+    stage: str | None = None,
+    assets: str | None = None,
+    outdir: str | None = None,
+    nag: bool = True,
+    config: StageConfig | None = None,
+) -> App:
+    """Build the whole app for one stage (every stack), with the cdk-nag packs registered.
+
+    ``config`` overrides the named stage's configuration (tests use it for variants).
+    """
+    app = App(outdir=outdir, context=feature_flags())
+    if config is None:
+        stage = stage or app.node.try_get_context("stage") or os.environ.get("FLYWHEEL_STAGE")
+        config = load_stage_config(stage or "dev")
+    ctx = StageContext(
+        config=config,
+        naming=Naming(config.prefix),
+        assets=Assets(resolve_mode(assets or app.node.try_get_context(CONTEXT_KEY))),
+    )
+    env = (
+        Environment(account=config.account, region=config.region)
+        if config.account or config.region
+        else None
+    )
+    tags = {"flywheel:project": config.project, "flywheel:stage": config.stage}
+
+    def options(key: str, description: str) -> dict[str, object]:
+        return {
+            "stack_name": ctx.naming.stack(key),
+            "description": f"Flywheel ({config.stage}): {description}",
+            "env": env,
+            "tags": tags,
+        }
+
+    data = DataStack(
+        app, STACK_IDS[0], ctx=ctx,
+        termination_protection=config.termination_protection,
+        **options("data", "KMS key, buckets, tables, event bus"),
+    )  # fmt: skip
+    serving = ServingStack(
+        app, STACK_IDS[1], ctx=ctx, **options("serving", "inference, alarms, approvals, API")
+    )
+    workflows = WorkflowsStack(
+        app, STACK_IDS[2], ctx=ctx, **options("workflows", "training and promotion workflows")
+    )
+    monitoring = MonitoringStack(
+        app, STACK_IDS[3], ctx=ctx, **options("monitoring", "monitors, triggers, dashboards")
+    )
+    # Stacks refer to each other by name only, so state the order explicitly.
+    serving.add_stack_dependency(data)
+    workflows.add_stack_dependency(serving)
+    monitoring.add_stack_dependency(workflows)
+
+    stacks: list[Stack] = [data, serving, workflows, monitoring]
+    for stack in stacks:
+        acknowledge_iam_wildcards(stack)
+    if nag:
+        register_rule_packs(app)
+    return app
+
+
+def main() -> None:
+    build_app().synth()
+
+
+if __name__ == "__main__":
+    main()

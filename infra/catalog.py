@@ -1,0 +1,213 @@
+"""What gets deployed as code: every function, its handler, packaging and layers.
+
+Plain data with no CDK import, shared by the CDK constructs and by ``layers/build.py``
+(which checks every function plus its layers against Lambda's size limit), so the two
+can never disagree about which function carries which dependencies.
+
+All zip functions share one code asset, the ``functions/`` directory; the domain package
+``flywheel`` ships once, as the ``domain`` layer. Training steps need scikit-learn,
+SciPy, skl2onnx, ONNX and ONNX Runtime together, which does not fit in 250 MB
+unzipped (measured by ``layers/build.py``), so they run from one container image.
+
+Examples
+--------
+>>> FUNCTIONS["inference"].layers
+('domain', 'base', 'onnxruntime')
+>>> sorted({f.packaging for f in FUNCTIONS.values()})
+['image', 'zip']
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+#: Lambda's limit on function code plus all its layers, unzipped (262 144 000 bytes).
+ZIP_UNZIPPED_LIMIT_BYTES = 250 * 1024 * 1024
+#: Lambda's limit on a container image (uncompressed).
+IMAGE_LIMIT_BYTES = 10 * 1024 * 1024 * 1024
+
+#: Where the shared code asset and the domain package live, relative to the repo root.
+FUNCTIONS_DIR = "functions"
+DOMAIN_PACKAGE_DIR = "shared/flywheel"
+#: Lambda's Python runtime; the layers are built for exactly this ABI.
+PYTHON_VERSION = "3.12"
+PIP_PLATFORMS = ("manylinux_2_28_x86_64", "manylinux2014_x86_64")
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """A Lambda layer built by ``layers/build.py`` into ``layers/build/<key>/python``."""
+
+    key: str
+    description: str
+    #: Pinned, complete requirements (installed with ``--no-deps``); ``None`` for the
+    #: domain layer, which is a copy of ``shared/flywheel``.
+    requirements: str | None
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    """A container image for functions whose dependencies exceed the zip limit."""
+
+    key: str
+    dockerfile: str
+    requirements: str
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    """One Lambda function (per model when ``per_model``)."""
+
+    key: str
+    handler: str
+    packaging: Literal["zip", "image"]
+    layers: tuple[str, ...]
+    memory_mb: int
+    timeout_seconds: int
+    description: str
+    per_model: bool = False
+    image: str | None = None
+
+
+LAYERS: dict[str, LayerSpec] = {
+    "domain": LayerSpec("domain", "The flywheel domain package (shared/flywheel)", None),
+    "base": LayerSpec(
+        "base",
+        "numpy, pydantic, pydantic-settings, Powertools (tracer), PyYAML",
+        "layers/base/requirements.txt",
+    ),
+    "onnxruntime": LayerSpec(
+        "onnxruntime",
+        "ONNX Runtime for serving (no training libraries)",
+        "layers/onnxruntime/requirements.txt",
+    ),
+}
+
+IMAGES: dict[str, ImageSpec] = {
+    "training": ImageSpec(
+        "training", "layers/training/Dockerfile", "layers/training/requirements.txt"
+    ),
+}
+
+#: The serving runtime: domain + numpy/pydantic/Powertools + ONNX Runtime.
+RUNTIME_LAYERS = ("domain", "base", "onnxruntime")
+#: Control-plane functions that never score a model.
+CONTROL_LAYERS = ("domain", "base")
+
+TRAINING_STEPS = (
+    "acquire_run_lock",
+    "validate_data",
+    "build_training_set",
+    "train",
+    "evaluate",
+    "gate",
+    "register",
+    "request_approval",
+    "release_run_lock",
+)
+PROMOTION_STEPS = (
+    "publish_version",
+    "shift_alias",
+    "check_canary",
+    "promote_all",
+    "rollback",
+    "record_failure",
+)
+#: Training steps that crunch data get the stage's training memory and 15 minutes.
+HEAVY_TRAINING_STEPS = frozenset({"validate_data", "build_training_set", "train", "evaluate"})
+
+
+def _kebab(name: str) -> str:
+    return name.replace("_", "-")
+
+
+def _functions() -> dict[str, FunctionSpec]:
+    specs = [
+        FunctionSpec(
+            "inference",
+            "inference.handler.handler",
+            "zip",
+            RUNTIME_LAYERS,
+            1024,
+            10,
+            "Scores requests with one pinned model version (alias live)",
+            per_model=True,
+        ),
+        FunctionSpec(
+            "approval-api",
+            "approval_api.handler.handler",
+            "zip",
+            RUNTIME_LAYERS,
+            512,
+            15,
+            "POST /v1/approvals/{id}: the only function allowed to approve a version",
+        ),
+        FunctionSpec(
+            "feedback",
+            "feedback.handler.handler",
+            "zip",
+            RUNTIME_LAYERS,
+            512,
+            15,
+            "POST /v1/feedback: delayed ground-truth labels",
+        ),
+        FunctionSpec(
+            "drift-scorer",
+            "drift_scorer.handler.handler",
+            "zip",
+            CONTROL_LAYERS,
+            2048,
+            900,
+            "Scheduled: captured window vs reference profile; emits DriftDetected",
+        ),
+        FunctionSpec(
+            "performance-monitor",
+            "performance_monitor.handler.handler",
+            "zip",
+            CONTROL_LAYERS,
+            1024,
+            300,
+            "Scheduled: joins delayed labels; emits PerformanceDegraded",
+        ),
+    ]
+    for step in TRAINING_STEPS:
+        heavy = step in HEAVY_TRAINING_STEPS
+        specs.append(
+            FunctionSpec(
+                f"training-{_kebab(step)}",
+                f"training_steps.handler.{step}",
+                "image",
+                (),
+                3008 if heavy else 512,
+                900 if heavy else 60,
+                f"Training workflow step {step}",
+                image="training",
+            )
+        )
+    for step in PROMOTION_STEPS:
+        specs.append(
+            FunctionSpec(
+                f"promotion-{_kebab(step)}",
+                f"promotion_steps.handler.{step}",
+                "zip",
+                CONTROL_LAYERS,
+                512,
+                120 if step == "publish_version" else 60,
+                f"Promotion workflow step {step}",
+            )
+        )
+    return {s.key: s for s in specs}
+
+
+FUNCTIONS: dict[str, FunctionSpec] = _functions()
+
+
+def training_function_key(step: str) -> str:
+    """``train`` -> ``training-train``."""
+    return f"training-{_kebab(step)}"
+
+
+def promotion_function_key(step: str) -> str:
+    """``publish_version`` -> ``promotion-publish-version``."""
+    return f"promotion-{_kebab(step)}"

@@ -1,0 +1,221 @@
+"""Typed per-stage configuration: the only place where dev and prod differ.
+
+``infra/app.py`` picks a stage from ``-c stage=<name>`` (or ``FLYWHEEL_STAGE``) and
+builds every stack from the matching :class:`StageConfig`. Values are validated when
+the module is imported, so a bad edit fails ``cdk synth`` with a field name, not a
+CloudFormation error twenty minutes into a deploy.
+
+Examples
+--------
+>>> cfg = load_stage_config("prod")
+>>> cfg.prefix, cfg.api.auth, cfg.deletion_protection
+('flywheel-prod', 'IAM', True)
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+#: CloudWatch Logs accepts only these retention periods (days).
+LOG_RETENTION_DAYS = frozenset(
+    {1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557}
+)
+
+ModelName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,27}[a-z0-9]$")]
+ScheduleExpression = Annotated[str, Field(pattern=r"^(rate|cron)\(.+\)$")]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ModelConfig(_Frozen):
+    """One served model: its own inference function, alias ``live``, alarms, dashboard."""
+
+    name: ModelName
+    #: Reserved concurrency of the inference function (all versions together). The account
+    #: must keep 100 unreserved executions, so new accounts (limit 10) need a quota raise.
+    reserved_concurrency: int = Field(default=5, ge=1, le=1000)
+    memory_mb: int = Field(default=1024, ge=128, le=10240)
+    timeout_seconds: int = Field(default=10, ge=1, le=29)  # API Gateway's own limit is 29 s
+    #: Scheduled retraining (EventBridge schedule expression, UTC) or ``None`` for none.
+    training_schedule: ScheduleExpression | None = "cron(0 3 ? * MON *)"
+    #: Provisioned concurrency on alias ``live`` (costs money at rest); ``0`` for none.
+    provisioned_concurrency: int = Field(default=0, ge=0)
+
+
+class CanaryAlarmConfig(_Frozen):
+    """Thresholds of the alarms that ``check_canary`` reads during the bake."""
+
+    error_rate_percent: float = Field(default=2.0, gt=0, le=100)
+    p99_latency_ms: int = Field(default=500, ge=1)
+    validation_failure_rate_percent: float = Field(default=5.0, gt=0, le=100)
+    #: Population stability index of the canary's prediction distribution vs the reference.
+    prediction_drift: float = Field(default=0.2, gt=0)
+    period_seconds: Literal[60, 300] = 60
+    evaluation_periods: int = Field(default=3, ge=1)
+    datapoints_to_alarm: int = Field(default=2, ge=1)
+
+    @model_validator(mode="after")
+    def _m_of_n(self) -> CanaryAlarmConfig:
+        if self.datapoints_to_alarm > self.evaluation_periods:
+            raise ValueError("datapoints_to_alarm must be <= evaluation_periods")
+        return self
+
+
+class ApiConfig(_Frozen):
+    """The REST API in front of inference, approvals and feedback."""
+
+    #: Method authorization. ``NONE`` is deliberately not an option.
+    auth: Literal["IAM", "COGNITO"] = "IAM"
+    #: Existing user pool to authorize against when ``auth == "COGNITO"``.
+    cognito_user_pool_arn: str | None = None
+    throttle_rate_limit: float = Field(default=50, gt=0)
+    throttle_burst_limit: int = Field(default=100, gt=0)
+    #: Largest batch accepted by ``/predict`` (also enforced by the handler).
+    max_batch_records: int = Field(default=100, ge=1, le=10_000)
+    #: Execution log level; request/response bodies are never logged (data trace off).
+    logging_level: Literal["ERROR", "INFO"] = "ERROR"
+    #: Regional endpoint TLS policy; every option here refuses anything older than TLS 1.2.
+    tls_security_policy: Literal[
+        "SecurityPolicy_TLS13_1_2_PFS_PQ_2025_09",
+        "SecurityPolicy_TLS13_1_2_PQ_2025_09",
+        "SecurityPolicy_TLS13_1_3_2025_09",
+    ] = "SecurityPolicy_TLS13_1_2_PFS_PQ_2025_09"
+    #: Attach a WAF web ACL (AWS managed common rules + a per-IP rate limit). ~7 USD/month.
+    waf: bool = False
+    waf_rate_limit_per_5min: int = Field(default=2000, ge=10)
+    #: Let this app set the account-wide API Gateway CloudWatch role (needed for execution
+    #: logs). Turn off if another stack in the account already manages it.
+    manage_cloudwatch_role: bool = True
+
+    @model_validator(mode="after")
+    def _cognito_needs_pool(self) -> ApiConfig:
+        if self.auth == "COGNITO" and not self.cognito_user_pool_arn:
+            raise ValueError("auth=COGNITO needs cognito_user_pool_arn")
+        return self
+
+
+class StageConfig(_Frozen):
+    """Everything that may differ between stages."""
+
+    stage: Annotated[str, Field(pattern=r"^[a-z][a-z0-9]{1,9}$")]
+    project: Annotated[str, Field(pattern=r"^[a-z][a-z0-9]{1,11}$")] = "flywheel"
+    #: Pin the target environment; ``None`` keeps the stacks environment-agnostic.
+    account: Annotated[str, Field(pattern=r"^\d{12}$")] | None = None
+    region: str | None = None
+    models: tuple[ModelConfig, ...] = Field(min_length=1)
+
+    # Data safety
+    retain_data: bool = True
+    deletion_protection: bool = True
+    termination_protection: bool = True
+    log_retention_days: int = 30
+    access_log_retention_days: int = Field(default=90, ge=1)
+    noncurrent_version_retention_days: int = Field(default=90, ge=1)
+
+    # Workflows
+    canary_weight: float = Field(default=0.1, gt=0, lt=1)
+    bake_minutes: int = Field(default=10, ge=1, le=1440)
+    approval_timeout_hours: int = Field(default=72, ge=1, le=24 * 30)
+    training_timeout_hours: int = Field(default=6, ge=1, le=24)
+    training_memory_mb: int = Field(default=3008, ge=512, le=10240)
+    training_ephemeral_storage_mb: int = Field(default=2048, ge=512, le=10240)
+    #: Step Functions logs at level ALL; execution data stays out of the logs by default
+    #: because task inputs carry approval task tokens and data lineage.
+    sfn_include_execution_data: bool = False
+
+    # Monitoring
+    drift_schedule: ScheduleExpression = "rate(1 hour)"
+    performance_schedule: ScheduleExpression = "rate(6 hours)"
+    alarms: CanaryAlarmConfig = CanaryAlarmConfig()
+    api: ApiConfig = ApiConfig()
+
+    @model_validator(mode="after")
+    def _checks(self) -> StageConfig:
+        if self.log_retention_days not in LOG_RETENTION_DAYS:
+            raise ValueError(f"log_retention_days must be one of {sorted(LOG_RETENTION_DAYS)}")
+        names = [m.name for m in self.models]
+        if len(set(names)) != len(names):
+            raise ValueError("model names must be unique")
+        return self
+
+    @property
+    def prefix(self) -> str:
+        """Physical-name prefix of every resource of this stage (``flywheel-dev``)."""
+        return f"{self.project}-{self.stage}"
+
+    @property
+    def approval_timeout_seconds(self) -> int:
+        return self.approval_timeout_hours * 3600
+
+    @property
+    def approval_heartbeat_seconds(self) -> int:
+        """Just under the timeout: nothing heartbeats a human decision (see docs/infra.md)."""
+        return self.approval_timeout_seconds - 60
+
+    @property
+    def bake_seconds(self) -> int:
+        return self.bake_minutes * 60
+
+    @property
+    def training_workflow_timeout_seconds(self) -> int:
+        """Run time plus the approval wait: the machine must outlive its longest state."""
+        return self.training_timeout_hours * 3600 + self.approval_timeout_seconds
+
+    @property
+    def promotion_workflow_timeout_seconds(self) -> int:
+        return self.bake_seconds + 3600
+
+
+STAGES: dict[str, StageConfig] = {
+    "dev": StageConfig(
+        stage="dev",
+        models=(
+            ModelConfig(name="breast-cancer", reserved_concurrency=2),
+            ModelConfig(name="diabetes", reserved_concurrency=2, training_schedule=None),
+        ),
+        retain_data=False,
+        deletion_protection=False,
+        termination_protection=False,
+        log_retention_days=14,
+        access_log_retention_days=30,
+        noncurrent_version_retention_days=7,
+        canary_weight=0.2,
+        bake_minutes=5,
+        approval_timeout_hours=24,
+        training_timeout_hours=2,
+        api=ApiConfig(throttle_rate_limit=10, throttle_burst_limit=20, logging_level="INFO"),
+    ),
+    "prod": StageConfig(
+        stage="prod",
+        models=(ModelConfig(name="breast-cancer", reserved_concurrency=50, memory_mb=2048),),
+        retain_data=True,
+        deletion_protection=True,
+        termination_protection=True,
+        log_retention_days=365,
+        access_log_retention_days=365,
+        noncurrent_version_retention_days=90,
+        canary_weight=0.1,
+        bake_minutes=30,
+        approval_timeout_hours=72,
+        training_timeout_hours=6,
+        api=ApiConfig(waf=True),
+    ),
+}
+
+
+def load_stage_config(stage: str) -> StageConfig:
+    """The validated configuration of ``stage``.
+
+    Raises
+    ------
+    KeyError
+        For an unknown stage, naming the known ones.
+    """
+    try:
+        return STAGES[stage]
+    except KeyError:
+        raise KeyError(f"unknown stage {stage!r}; known: {', '.join(sorted(STAGES))}") from None

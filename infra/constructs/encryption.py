@@ -1,0 +1,40 @@
+"""The stage's customer-managed KMS key for data at rest (buckets, tables, queues)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aws_cdk import Aws, Duration
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from constructs import Construct
+
+if TYPE_CHECKING:
+    from infra.context import StageContext
+
+
+class DataKey(Construct):
+    """A symmetric CMK with yearly rotation, addressed by other stacks through its alias."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, ctx: StageContext) -> None:
+        super().__init__(scope, construct_id)
+        self.key = kms.Key(
+            self,
+            "Key",
+            alias=ctx.naming.data_key_alias,
+            description=f"{ctx.config.prefix}: data at rest (S3, DynamoDB, SQS)",
+            enable_key_rotation=True,
+            rotation_period=Duration.days(365),
+            pending_window=Duration.days(30 if ctx.config.retain_data else 7),
+            removal_policy=ctx.removal_policy,
+        )
+        # EventBridge writes undeliverable events into KMS-encrypted SQS dead-letter queues.
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="EventBridgeDeadLetterQueues",
+                principals=[iam.ServicePrincipal("events.amazonaws.com")],
+                actions=["kms:Decrypt", "kms:GenerateDataKey"],
+                resources=["*"],
+                conditions={"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}},
+            )
+        )

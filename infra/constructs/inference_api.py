@@ -1,0 +1,333 @@
+"""The REST API: predictions on each model's alias ``live``, approvals, feedback."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_cognito as cognito
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_wafv2 as wafv2
+from constructs import Construct
+
+from infra.nag import acknowledge
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from infra.context import StageContext
+
+S = apigw.JsonSchemaType
+
+#: Bodies are checked at the edge for shape; the handlers then validate against the
+#: model's registered input schema and answer with field-level errors.
+PREDICT_SCHEMA = apigw.JsonSchema(
+    schema=apigw.JsonSchemaVersion.DRAFT4,
+    title="PredictRequest",
+    type=S.OBJECT,
+    min_properties=1,
+    properties={
+        "record": apigw.JsonSchema(type=S.OBJECT),
+        "records": apigw.JsonSchema(
+            type=S.ARRAY, min_items=1, items=apigw.JsonSchema(type=S.OBJECT)
+        ),
+        "entity_id": apigw.JsonSchema(type=S.STRING, min_length=1, max_length=256),
+        "assignment_key": apigw.JsonSchema(type=S.STRING, min_length=1, max_length=256),
+    },
+)
+APPROVAL_SCHEMA = apigw.JsonSchema(
+    schema=apigw.JsonSchemaVersion.DRAFT4,
+    title="ApprovalDecision",
+    type=S.OBJECT,
+    required=["decision", "reason"],
+    properties={
+        "decision": apigw.JsonSchema(type=S.STRING, enum=["approve", "reject"]),
+        "reason": apigw.JsonSchema(type=S.STRING, min_length=1, max_length=2000),
+    },
+)
+FEEDBACK_SCHEMA = apigw.JsonSchema(
+    schema=apigw.JsonSchemaVersion.DRAFT4,
+    title="Feedback",
+    type=S.OBJECT,
+    min_properties=1,
+    properties={
+        "request_id": apigw.JsonSchema(type=S.STRING, min_length=1),
+        "labels": apigw.JsonSchema(
+            type=S.ARRAY, min_items=1, items=apigw.JsonSchema(type=S.OBJECT)
+        ),
+    },
+)
+
+#: Error bodies API Gateway itself returns: JSON, no internals. The validation message
+#: names the offending field (``$context.error.validationErrorString``).
+GATEWAY_RESPONSES: dict[str, tuple[str | None, str]] = {
+    "BAD_REQUEST_BODY": (
+        "400",
+        '{"error": {"code": "invalid_request", '
+        '"message": "$util.escapeJavaScript($context.error.validationErrorString)"}}',
+    ),
+    "BAD_REQUEST_PARAMETERS": (
+        "400",
+        '{"error": {"code": "invalid_request", "message": "missing required parameters"}}',
+    ),
+    "DEFAULT_4XX": (
+        None,
+        '{"error": {"code": "request_error", "message": "$context.error.messageString"}}',
+    ),
+    "DEFAULT_5XX": (
+        None,
+        '{"error": {"code": "internal_error", "message": "internal error", '
+        '"request_id": "$context.requestId"}}',
+    ),
+}
+
+
+class InferenceApi(Construct):
+    """A regional REST API; every method authenticated (IAM by default, never NONE).
+
+    - ``POST /v1/models/<name>/predict`` -> that model's alias ``live`` (one resource per
+      configured model; any other name gets a 404 from a mock integration);
+    - ``POST /v1/approvals/{id}`` -> the approval function;
+    - ``POST /v1/feedback`` -> the feedback function.
+
+    Request validator on body and parameters, JSON-schema models registered for every
+    content type (``$default``, so a different Content-Type cannot skip validation),
+    stage throttling, JSON access logs (no bodies; data trace off), X-Ray, a TLS 1.2+
+    security policy on the endpoint, optional WAF.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        ctx: StageContext,
+        predictors: Mapping[str, lambda_.IFunction],
+        approvals: lambda_.IFunction,
+        feedback: lambda_.IFunction,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        cfg = ctx.config
+        api_cfg = cfg.api
+        name = f"{cfg.prefix}-api"
+
+        self.access_logs = logs.LogGroup(
+            self,
+            "AccessLogs",
+            log_group_name=ctx.naming.log_group("apigateway", f"{name}/access"),
+            retention=ctx.log_retention,
+            removal_policy=ctx.removal_policy,
+        )
+        authorizer: apigw.IAuthorizer | None = None
+        if api_cfg.auth == "COGNITO":
+            assert api_cfg.cognito_user_pool_arn is not None
+            pool = cognito.UserPool.from_user_pool_arn(
+                self, "UserPool", api_cfg.cognito_user_pool_arn
+            )
+            authorizer = apigw.CognitoUserPoolsAuthorizer(
+                self, "Authorizer", cognito_user_pools=[pool]
+            )
+        self.api = apigw.RestApi(
+            self,
+            "Api",
+            rest_api_name=name,
+            description=f"{cfg.prefix}: predictions, approvals and feedback",
+            endpoint_configuration=apigw.EndpointConfiguration(types=[apigw.EndpointType.REGIONAL]),
+            cloud_watch_role=api_cfg.manage_cloudwatch_role,
+            deploy_options=apigw.StageOptions(
+                stage_name=cfg.stage,
+                access_log_destination=apigw.LogGroupLogDestination(self.access_logs),
+                access_log_format=apigw.AccessLogFormat.json_with_standard_fields(
+                    caller=True,
+                    http_method=True,
+                    ip=True,
+                    protocol=True,
+                    request_time=True,
+                    resource_path=True,
+                    response_length=True,
+                    status=True,
+                    user=True,
+                ),
+                tracing_enabled=True,
+                logging_level=apigw.MethodLoggingLevel[api_cfg.logging_level],
+                data_trace_enabled=False,
+                metrics_enabled=True,
+                throttling_rate_limit=api_cfg.throttle_rate_limit,
+                throttling_burst_limit=api_cfg.throttle_burst_limit,
+            ),
+            default_method_options=apigw.MethodOptions(
+                authorization_type=(
+                    apigw.AuthorizationType.COGNITO if authorizer else apigw.AuthorizationType.IAM
+                ),
+                authorizer=authorizer,
+            ),
+        )
+        cfn_api: apigw.CfnRestApi = self.api.node.default_child  # type: ignore[assignment]
+        cfn_api.security_policy = api_cfg.tls_security_policy
+        cfn_api.endpoint_access_mode = "STRICT"
+
+        for response_type, (status, template) in GATEWAY_RESPONSES.items():
+            self.api.add_gateway_response(
+                "".join(part.title() for part in response_type.split("_")),
+                type=apigw.ResponseType.of(response_type),
+                status_code=status,
+                templates={"application/json": template},
+            )
+
+        validator = self.api.add_request_validator(
+            "BodyAndParameters",
+            request_validator_name=f"{name}-body-and-parameters",
+            validate_request_body=True,
+            validate_request_parameters=True,
+        )
+
+        def model(key: str, schema: apigw.JsonSchema) -> dict[str, apigw.IModel]:
+            created = self.api.add_model(
+                key, content_type="application/json", model_name=key, schema=schema
+            )
+            return {"application/json": created, "$default": created}
+
+        predict_models = model("PredictRequest", PREDICT_SCHEMA)
+        v1 = self.api.root.add_resource("v1")
+        models = v1.add_resource("models")
+        self.methods: list[apigw.Method] = []
+        for model_name, target in predictors.items():
+            self.methods.append(
+                models.add_resource(model_name)
+                .add_resource("predict")
+                .add_method(
+                    "POST",
+                    apigw.LambdaIntegration(target),
+                    request_validator=validator,
+                    request_models=predict_models,
+                )
+            )
+        self.methods.append(self._unknown_model(models, validator))
+        self.methods.append(
+            v1.add_resource("approvals")
+            .add_resource("{id}")
+            .add_method(
+                "POST",
+                apigw.LambdaIntegration(approvals),
+                request_validator=validator,
+                request_parameters={"method.request.path.id": True},
+                request_models=model("ApprovalDecision", APPROVAL_SCHEMA),
+            )
+        )
+        self.methods.append(
+            v1.add_resource("feedback").add_method(
+                "POST",
+                apigw.LambdaIntegration(feedback),
+                request_validator=validator,
+                request_models=model("Feedback", FEEDBACK_SCHEMA),
+            )
+        )
+        if api_cfg.auth == "IAM":
+            for method in self.methods:
+                acknowledge(
+                    method,
+                    "AwsSolutions-COG4",
+                    "IAM (SigV4) authorization by design: callers are AWS principals (CI, "
+                    "services, approvers with IAM identities), and the approver identity "
+                    "is the authenticated caller ARN. Cognito is a per-stage option.",
+                )
+        if api_cfg.waf:
+            self._web_acl(ctx, name)
+        else:
+            acknowledge(
+                self.api.deployment_stage,
+                "AwsSolutions-APIG3",
+                "No WAF in this stage to keep its cost at rest near zero: every method "
+                "requires IAM authentication and the stage is throttled. Prod enables WAF "
+                "(infra/config.py, api.waf).",
+            )
+        if api_cfg.manage_cloudwatch_role:
+            role = self.api.node.find_child("CloudWatchRole")
+            acknowledge(
+                role,
+                "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+                "AmazonAPIGatewayPushToCloudWatchLogs]",
+                "The AWS-managed policy is the documented way to let API Gateway write "
+                "execution logs (account-level setting, CloudWatch Logs actions only).",
+            )
+
+    def _unknown_model(
+        self, models: apigw.Resource, validator: apigw.RequestValidator
+    ) -> apigw.Method:
+        """``POST /v1/models/{name}/predict`` for names that are not served: 404, no Lambda."""
+        return (
+            models.add_resource("{name}")
+            .add_resource("predict")
+            .add_method(
+                "POST",
+                apigw.MockIntegration(
+                    passthrough_behavior=apigw.PassthroughBehavior.NEVER,
+                    request_templates={"application/json": '{"statusCode": 404}'},
+                    integration_responses=[
+                        apigw.IntegrationResponse(
+                            status_code="404",
+                            response_templates={
+                                "application/json": '{"error": {"code": "model_not_found", '
+                                '"message": "no model is served under this name"}}'
+                            },
+                        )
+                    ],
+                ),
+                method_responses=[apigw.MethodResponse(status_code="404")],
+                request_validator=validator,
+                request_parameters={"method.request.path.name": True},
+            )
+        )
+
+    def _web_acl(self, ctx: StageContext, name: str) -> None:
+        def visibility(metric: str) -> wafv2.CfnWebACL.VisibilityConfigProperty:
+            return wafv2.CfnWebACL.VisibilityConfigProperty(
+                cloud_watch_metrics_enabled=True,
+                metric_name=metric,
+                sampled_requests_enabled=True,
+            )
+
+        def managed(priority: int, group: str) -> wafv2.CfnWebACL.RuleProperty:
+            return wafv2.CfnWebACL.RuleProperty(
+                name=group,
+                priority=priority,
+                override_action=wafv2.CfnWebACL.OverrideActionProperty(none={}),
+                statement=wafv2.CfnWebACL.StatementProperty(
+                    managed_rule_group_statement=wafv2.CfnWebACL.ManagedRuleGroupStatementProperty(
+                        vendor_name="AWS", name=group
+                    )
+                ),
+                visibility_config=visibility(group),
+            )
+
+        acl = wafv2.CfnWebACL(
+            self,
+            "WebAcl",
+            name=f"{name}-acl",
+            scope="REGIONAL",
+            default_action=wafv2.CfnWebACL.DefaultActionProperty(allow={}),
+            visibility_config=visibility(f"{name}-acl"),
+            rules=[
+                managed(0, "AWSManagedRulesCommonRuleSet"),
+                managed(1, "AWSManagedRulesKnownBadInputsRuleSet"),
+                wafv2.CfnWebACL.RuleProperty(
+                    name="RateLimitPerIp",
+                    priority=2,
+                    action=wafv2.CfnWebACL.RuleActionProperty(block={}),
+                    statement=wafv2.CfnWebACL.StatementProperty(
+                        rate_based_statement=wafv2.CfnWebACL.RateBasedStatementProperty(
+                            aggregate_key_type="IP",
+                            limit=ctx.config.api.waf_rate_limit_per_5min,
+                        )
+                    ),
+                    visibility_config=visibility("RateLimitPerIp"),
+                ),
+            ],
+        )
+        wafv2.CfnWebACLAssociation(
+            self,
+            "WebAclAssociation",
+            resource_arn=self.api.deployment_stage.stage_arn,
+            web_acl_arn=acl.attr_arn,
+        )

@@ -1,0 +1,136 @@
+"""The promotion workflow: publish a pinned version, canary on alias live, bake, judge."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+from aws_cdk import Aws
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from constructs import Construct
+
+from infra.catalog import FUNCTIONS, PROMOTION_STEPS, promotion_function_key
+from infra.constructs.canary_alarms import canary_alarm_names
+from infra.constructs.function import FlywheelFunction
+from infra.constructs.inference_service import LIVE_ALIAS
+from infra.constructs.state_machine import WorkflowStateMachine
+from infra.workflows.promotion import PromotionSettings, promotion_definition
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from infra.constructs.data_refs import DataRefs
+    from infra.context import StageContext
+
+#: ``publish_version`` updates the inference function's configuration (to pin
+#: FLYWHEEL_MODEL_VERSION) and publishes: a Lambda version snapshots code + config.
+PUBLISH_ACTIONS = (
+    "lambda:GetFunction",
+    "lambda:GetFunctionConfiguration",
+    "lambda:UpdateFunctionConfiguration",
+    "lambda:PublishVersion",
+    "lambda:ListVersionsByFunction",
+)
+ALIAS_ACTIONS = ("lambda:GetAlias", "lambda:UpdateAlias")
+#: Steps that move alias ``live`` (record_failure restores it after a failure).
+ALIAS_STEPS = frozenset({"shift_alias", "promote_all", "rollback", "record_failure"})
+REGISTRY_WRITERS = frozenset({"shift_alias", "promote_all", "rollback", "record_failure"})
+
+
+def function_arn(name: str) -> str:
+    return f"arn:{Aws.PARTITION}:lambda:{Aws.REGION}:{Aws.ACCOUNT_ID}:function:{name}"
+
+
+def alarm_arn(name: str) -> str:
+    return f"arn:{Aws.PARTITION}:cloudwatch:{Aws.REGION}:{Aws.ACCOUNT_ID}:alarm:{name}"
+
+
+class PromotionWorkflow(Construct):
+    """Promotion steps (one function and role each) + the promotion state machine.
+
+    The inference functions and canary alarms live in the serving stack; they are
+    addressed by their deterministic names (``infra.naming``), listed to the steps in
+    ``FLYWHEEL_INFERENCE_FUNCTIONS`` and ``FLYWHEEL_CANARY_ALARMS`` (JSON, by model).
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        ctx: StageContext,
+        data: DataRefs,
+        layers: Mapping[str, lambda_.ILayerVersion],
+    ) -> None:
+        super().__init__(scope, construct_id)
+        cfg = ctx.config
+        inference = {m.name: ctx.naming.function("inference", m.name) for m in cfg.models}
+        alarms = {m.name: canary_alarm_names(ctx, m.name) for m in cfg.models}
+        environment = {
+            "FLYWHEEL_INFERENCE_FUNCTIONS": json.dumps(inference, sort_keys=True),
+            "FLYWHEEL_LIVE_ALIAS": LIVE_ALIAS,
+            "FLYWHEEL_CANARY_WEIGHT": str(cfg.canary_weight),
+            "FLYWHEEL_CANARY_ALARMS": json.dumps(alarms, sort_keys=True),
+        }
+        self.steps: dict[str, FlywheelFunction] = {}
+        for step in PROMOTION_STEPS:
+            fn = FlywheelFunction(
+                self,
+                "".join(part.title() for part in step.split("_")),
+                ctx=ctx,
+                spec=FUNCTIONS[promotion_function_key(step)],
+                layers=layers,
+                environment=environment,
+            )
+            self.steps[step] = fn
+            grantee = fn.function
+            if step in REGISTRY_WRITERS:
+                data.grant_registry_write(grantee)
+            else:
+                data.grant_registry_read(grantee)
+            if step == "publish_version":
+                iam.Grant.add_to_principal(
+                    grantee=grantee,
+                    actions=list(PUBLISH_ACTIONS),
+                    resource_arns=[function_arn(n) for n in inference.values()],
+                )
+            if step in ALIAS_STEPS:
+                iam.Grant.add_to_principal(
+                    grantee=grantee,
+                    actions=list(ALIAS_ACTIONS),
+                    resource_arns=[
+                        arn
+                        for n in inference.values()
+                        for arn in (function_arn(n), f"{function_arn(n)}:{LIVE_ALIAS}")
+                    ],
+                )
+            if step == "check_canary":
+                iam.Grant.add_to_principal(
+                    grantee=grantee,
+                    actions=["cloudwatch:DescribeAlarms"],
+                    resource_arns=[alarm_arn(a) for names in alarms.values() for a in names],
+                )
+                iam.Grant.add_to_principal(
+                    grantee=grantee, actions=["cloudwatch:GetMetricData"], resource_arns=["*"]
+                )
+
+        timeouts = {step: fn.spec.timeout_seconds for step, fn in self.steps.items()}
+        self.workflow = WorkflowStateMachine(
+            self,
+            "Workflow",
+            ctx=ctx,
+            key="promotion",
+            definition=promotion_definition(
+                {step: fn.function.function_arn for step, fn in self.steps.items()},
+                PromotionSettings(
+                    machine_timeout=cfg.promotion_workflow_timeout_seconds,
+                    bake_seconds=cfg.bake_seconds,
+                    canary_weight=cfg.canary_weight,
+                    function_timeouts=timeouts,
+                ),
+            ),
+            functions=[fn.function for fn in self.steps.values()],
+        )
+        self.machine = self.workflow.machine
+        self.record_failure = self.steps["record_failure"].function

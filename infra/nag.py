@@ -1,0 +1,292 @@
+"""cdk-nag 3 wiring: the rule packs, and acknowledgements that always carry a reason.
+
+Acknowledgements are made where the resource is defined (``acknowledge``), one finding
+at a time with its full id (``AwsSolutions-IAM5[Resource::*]``), never stack-wide.
+``tests/infra/nag_acknowledgements.json`` lists every one of them with its reason; the
+infra tests fail when the code acknowledges something that list does not (or the other
+way round), so each new exception is visible in review.
+
+IAM wildcard findings (``AwsSolutions-IAM5``) come from CDK grants and from services
+without resource-level permissions. :func:`acknowledge_iam_wildcards` computes them the
+way cdk-nag does and acknowledges a finding only when its statement matches one of the
+justified shapes in ``WILDCARD_JUSTIFICATIONS``; anything else stays a finding.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from aws_cdk import Acknowledgment, App, Stack, Validations
+from aws_cdk import aws_iam as iam
+from cdk_nag import AwsSolutionsChecks, ServerlessChecks
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+
+    from constructs import IConstruct
+
+
+def register_rule_packs(app: App) -> None:
+    """Run the AwsSolutions and Serverless packs on every stack of ``app`` at synth."""
+    Validations.of(app).add_plugins(
+        AwsSolutionsChecks(app, verbose=True),
+        ServerlessChecks(app, verbose=True),
+    )
+
+
+def acknowledge(scope: IConstruct, rule_id: str, reason: str) -> None:
+    """Acknowledge one finding (full id) on ``scope`` and its children, with a reason."""
+    if len(reason.strip()) < 20:
+        raise ValueError(f"acknowledgement of {rule_id} needs a real reason")
+    Validations.of(scope).acknowledge(Acknowledgment(id=rule_id, reason=reason))
+
+
+def acknowledge_all(scope: IConstruct, rule_ids: Iterable[str], reason: str) -> None:
+    for rule_id in rule_ids:
+        acknowledge(scope, rule_id, reason)
+
+
+# --- IAM5: wildcard findings ------------------------------------------------------------
+
+#: Actions that have no resource-level permissions (the IAM Service Authorization Reference
+#: lists no resource type for them), so ``Resource: *`` is the only possible scope.
+RESOURCELESS_ACTIONS: dict[str, str] = {
+    "xray:PutTraceSegments": "X-Ray tracing",
+    "xray:PutTelemetryRecords": "X-Ray tracing",
+    "xray:GetSamplingRules": "X-Ray tracing",
+    "xray:GetSamplingTargets": "X-Ray tracing",
+    "cloudwatch:PutMetricData": "CloudWatch metric writes",
+    "cloudwatch:GetMetricData": "CloudWatch metric reads",
+    "logs:CreateLogDelivery": "Step Functions log delivery",
+    "logs:GetLogDelivery": "Step Functions log delivery",
+    "logs:UpdateLogDelivery": "Step Functions log delivery",
+    "logs:DeleteLogDelivery": "Step Functions log delivery",
+    "logs:ListLogDeliveries": "Step Functions log delivery",
+    "logs:PutResourcePolicy": "Step Functions log delivery",
+    "logs:DescribeResourcePolicies": "Step Functions log delivery",
+    "logs:DescribeLogGroups": "Step Functions log delivery",
+}
+
+#: Action wildcards that CDK grants use; each expands to a small, fixed family.
+GRANT_ACTION_FAMILIES: dict[str, str] = {
+    "s3:GetObject*": "object reads (GetObject, GetObjectVersion, GetObjectTagging, ...)",
+    "s3:GetBucket*": "bucket metadata reads needed by the SDK (location, versioning)",
+    "s3:List*": "listing the objects the same statement scopes",
+    "s3:DeleteObject*": "deleting objects (and versions) under the same prefix",
+    "s3:Abort*": "aborting its own multipart uploads",
+    "kms:ReEncrypt*": "KMS re-encryption with the stage's data key only",
+    "kms:GenerateDataKey*": "KMS data keys from the stage's data key only",
+}
+
+
+@dataclass(frozen=True)
+class WildcardJustification:
+    """A reviewed shape of wildcard finding: which findings it covers, and why."""
+
+    name: str
+    matches: Callable[[str, dict[str, Any]], bool]
+    reason: Callable[[str, dict[str, Any]], str]
+
+
+def _actions(statement: dict[str, Any]) -> list[str]:
+    actions = statement.get("Action", [])
+    return [actions] if isinstance(actions, str) else list(actions)
+
+
+def _resourceless(finding: str, statement: dict[str, Any]) -> bool:
+    return finding == "Resource::*" and all(a in RESOURCELESS_ACTIONS for a in _actions(statement))
+
+
+def _resourceless_reason(_finding: str, statement: dict[str, Any]) -> str:
+    kinds = sorted({RESOURCELESS_ACTIONS[a] for a in _actions(statement)})
+    return (
+        f"{'; '.join(kinds)}: these actions support no resource-level permissions "
+        "(IAM Service Authorization Reference), so '*' is the narrowest scope."
+    )
+
+
+def _grant_family(finding: str, _statement: dict[str, Any]) -> bool:
+    return (
+        finding.startswith("Action::") and finding.removeprefix("Action::") in GRANT_ACTION_FAMILIES
+    )
+
+
+def _grant_family_reason(finding: str, _statement: dict[str, Any]) -> str:
+    action = finding.removeprefix("Action::")
+    return (
+        f"{action} comes from a CDK grant and means {GRANT_ACTION_FAMILIES[action]}; "
+        "the statement's resources are specific buckets, prefixes or the stage key."
+    )
+
+
+#: cdk-nag flattens {"Ref": "AWS::Partition"} to <AWS::Partition>; literal with a known region.
+_PARTITION = r"(?:<AWS::Partition>|aws[a-z-]*)"
+_OBJECT_ARN = re.compile(rf"^Resource::arn:{_PARTITION}:s3:::(?P<bucket>[^/]+)/(?P<prefix>.*)\*$")
+_INDEX_ARN = re.compile(
+    rf"^Resource::arn:{_PARTITION}:dynamodb:.*:table/(?P<table>[^/]+)/index/\*$"
+)
+_LAMBDA_QUALIFIED = re.compile(rf"^Resource::arn:{_PARTITION}:lambda:.*:function:(?P<fn>[^:]+):\*$")
+_KMS_ANY_KEY = re.compile(rf"^Resource::arn:{_PARTITION}:kms:.+:key/\*$")
+_LOG_GROUP = re.compile(rf"^Resource::arn:{_PARTITION}:logs:.*:log-group:(?P<group>[^*]+):\*$")
+
+
+def _object_arn_reason(finding: str, _statement: dict[str, Any]) -> str:
+    match = _OBJECT_ARN.match(finding)
+    assert match is not None
+    where = f"prefix '{match['prefix']}'" if match["prefix"] else "the whole bucket"
+    return (
+        f"S3 object ARNs need a wildcard for the key: scoped to {where} of "
+        f"{match['bucket'].split('-<')[0]}, the only objects this function works on."
+    )
+
+
+def _index_reason(finding: str, _statement: dict[str, Any]) -> str:
+    match = _INDEX_ARN.match(finding)
+    assert match is not None
+    return (
+        f"Queries on the global secondary indexes of table {match['table']} only "
+        "(CDK table grants include table/<name>/index/*)."
+    )
+
+
+def _lambda_reason(finding: str, _statement: dict[str, Any]) -> str:
+    match = _LAMBDA_QUALIFIED.match(finding)
+    assert match is not None
+    return (
+        f"Versions and aliases of {match['fn']} only: the promotion workflow publishes "
+        "numbered versions at run time, so their ARNs cannot be listed in advance."
+    )
+
+
+def _kms_by_alias(finding: str, statement: dict[str, Any]) -> bool:
+    condition = statement.get("Condition", {}).get("ForAnyValue:StringEquals", {})
+    return bool(_KMS_ANY_KEY.match(finding)) and "kms:ResourceAliases" in condition
+
+
+def _kms_by_alias_reason(_finding: str, statement: dict[str, Any]) -> str:
+    alias = statement["Condition"]["ForAnyValue:StringEquals"]["kms:ResourceAliases"]
+    return (
+        f"Only the key whose alias is {alias}: stacks address the stage's data key by "
+        "alias (condition kms:ResourceAliases), so they share no CloudFormation exports."
+    )
+
+
+def _log_group_reason(_finding: str, _statement: dict[str, Any]) -> str:
+    return "Log streams of one named log group (log-group:<name>:* is how streams are scoped)."
+
+
+def _matching(pattern: re.Pattern[str]) -> Callable[[str, dict[str, Any]], bool]:
+    def matches(finding: str, _statement: dict[str, Any]) -> bool:
+        return bool(pattern.match(finding))
+
+    return matches
+
+
+WILDCARD_JUSTIFICATIONS: tuple[WildcardJustification, ...] = (
+    WildcardJustification("resourceless-actions", _resourceless, _resourceless_reason),
+    WildcardJustification("cdk-grant-action-family", _grant_family, _grant_family_reason),
+    WildcardJustification("s3-object-arns", _matching(_OBJECT_ARN), _object_arn_reason),
+    WildcardJustification("dynamodb-index-arns", _matching(_INDEX_ARN), _index_reason),
+    WildcardJustification("lambda-version-arns", _matching(_LAMBDA_QUALIFIED), _lambda_reason),
+    WildcardJustification("kms-key-by-alias", _kms_by_alias, _kms_by_alias_reason),
+    WildcardJustification("log-stream-arns", _matching(_LOG_GROUP), _log_group_reason),
+)
+
+
+def flatten_reference(node: Any) -> str:
+    """cdk-nag's ``flattenCfnReference``: intrinsics to a flat string (``<Ref>``, ``<Id.Attr>``)."""
+    if node is None:
+        return ""
+    if isinstance(node, str):
+        return node.replace("${", "<").replace("}", ">")
+    if isinstance(node, dict):
+        if "Fn::Join" in node:
+            delimiter, items = node["Fn::Join"]
+            return delimiter.join(flatten_reference(i) for i in items)
+        if "Fn::Sub" in node:
+            return flatten_reference(node["Fn::Sub"])
+        if "Fn::GetAtt" in node:
+            resource, attribute = node["Fn::GetAtt"]
+            return f"<{flatten_reference(resource)}.{flatten_reference(attribute)}>"
+        if "Fn::ImportValue" in node:
+            return flatten_reference(node["Fn::ImportValue"])
+        if "Ref" in node:
+            return f"<{flatten_reference(node['Ref'])}>"
+    import json
+
+    return json.dumps(node, separators=(",", ":"))
+
+
+def statement_findings(statement: dict[str, Any]) -> list[str]:
+    """cdk-nag's ``IAMNoWildcardPermissions`` findings of one statement."""
+    if statement.get("Effect") != "Allow":
+        return []
+    findings = [f"Action::{a}" for a in _actions(statement) if "*" in a]
+    resources = statement.get("Resource", [])
+    resources = resources if isinstance(resources, list) else [resources]
+    for resource in resources:
+        flat = flatten_reference(resource)
+        if "*" in flat:
+            findings.append(f"Resource::{flat}")
+    return findings
+
+
+def acknowledge_iam_wildcards(stack: Stack) -> list[tuple[str, str]]:
+    """Acknowledge every justified IAM5 finding of every policy in ``stack``.
+
+    A finding is acknowledged only if *every* statement that produces it matches a
+    justification (two statements can yield the same finding). Call once all grants are
+    made (``infra.app`` does it after building every stack). Returns the ``(path,
+    finding)`` pairs left unjustified: they stay findings and fail the nag check.
+    """
+    unjustified: list[tuple[str, str]] = []
+    for node in stack.node.find_all():
+        if not isinstance(node, iam.CfnPolicy):
+            continue
+        document = stack.resolve(node.policy_document)
+        reasons: dict[str, list[str | None]] = {}
+        for statement in document.get("Statement", []):
+            for finding in statement_findings(statement):
+                justification = next(
+                    (j for j in WILDCARD_JUSTIFICATIONS if j.matches(finding, statement)), None
+                )
+                reasons.setdefault(finding, []).append(
+                    justification.reason(finding, statement) if justification else None
+                )
+        for finding, found in reasons.items():
+            if any(r is None for r in found):
+                unjustified.append((node.node.path, finding))
+                continue
+            reason = " ".join(dict.fromkeys(r for r in found if r))
+            acknowledge(node, f"AwsSolutions-IAM5[{finding}]", reason)
+    return unjustified
+
+
+# --- the reviewed list ------------------------------------------------------------------
+
+
+def collect_acknowledgements(app: App, *, prefix: str) -> list[dict[str, str]]:
+    """Every acknowledgement in ``app``: construct path, full rule id, reason.
+
+    ``prefix`` (the stage's resource prefix) is replaced by ``{prefix}`` so one reviewed
+    text serves every stage.
+    """
+    key = Validations.ACKNOWLEDGED_RULES_METADATA_KEY
+    found: list[dict[str, str]] = []
+    for construct in app.node.find_all():
+        for entry in construct.node.metadata:
+            if entry.type != key or not entry.data:
+                continue
+            for rule_id, reason in dict(entry.data).items():
+                found.append(
+                    {
+                        "path": construct.node.path,
+                        "id": re.sub(r"^annotation::", "", rule_id, flags=re.IGNORECASE).replace(
+                            prefix, "{prefix}"
+                        ),
+                        "reason": str(reason).replace(prefix, "{prefix}"),
+                    }
+                )
+    return sorted(found, key=lambda a: (a["path"], a["id"]))

@@ -1,0 +1,82 @@
+"""Physical names of every named resource, derived from the stage prefix.
+
+Names are deterministic so that (1) stacks can reference each other's resources by name
+instead of through CloudFormation exports (no export lock-in, no hashed ids in IAM
+policies), (2) the local runtime and the CLI can find resources with nothing but the
+stage, and (3) cdk-nag acknowledgements name readable ARNs.
+
+Table names follow the local runtime's convention (``<prefix>-<LogicalId>``, see
+``flywheel.local.provision.default_names``); bucket names add account and region because
+S3 names are global.
+
+Examples
+--------
+>>> from flywheel.resources import REGISTRY_TABLE
+>>> Naming("flywheel-dev").table(REGISTRY_TABLE)
+'flywheel-dev-RegistryTable'
+>>> Naming("flywheel-dev").function("approval-api")
+'flywheel-dev-approval-api'
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from aws_cdk import Aws
+
+if TYPE_CHECKING:
+    from flywheel.resources import BucketDef, TableDef
+
+
+@dataclass(frozen=True)
+class Naming:
+    prefix: str
+
+    def table(self, table: TableDef) -> str:
+        return f"{self.prefix}-{table.logical_id}"
+
+    def bucket(self, bucket: BucketDef | str) -> str:
+        """``<prefix>-<logicalid lowercased>-<account>-<region>`` (tokens for account/region)."""
+        logical = bucket if isinstance(bucket, str) else bucket.logical_id
+        return f"{self.prefix}-{logical.lower()}-{Aws.ACCOUNT_ID}-{Aws.REGION}"
+
+    def function(self, key: str, model: str | None = None) -> str:
+        return f"{self.prefix}-{key}" + (f"-{model}" if model else "")
+
+    def layer(self, key: str) -> str:
+        return f"{self.prefix}-{key}"
+
+    def state_machine(self, key: str) -> str:
+        return f"{self.prefix}-{key}"
+
+    def state_machine_arn(self, key: str) -> str:
+        return (
+            f"arn:{Aws.PARTITION}:states:{Aws.REGION}:{Aws.ACCOUNT_ID}:"
+            f"stateMachine:{self.state_machine(key)}"
+        )
+
+    @property
+    def event_bus(self) -> str:
+        return f"{self.prefix}-bus"
+
+    @property
+    def data_key_alias(self) -> str:
+        return f"alias/{self.prefix}-data"
+
+    def alarm(self, model: str, metric: str) -> str:
+        return f"{self.prefix}-{model}-canary-{metric}"
+
+    def stack(self, key: str) -> str:
+        return f"{self.prefix}-{key}"
+
+    def queue(self, key: str) -> str:
+        return f"{self.prefix}-{key}"
+
+    def log_group(self, kind: str, key: str) -> str:
+        """``/aws/lambda/<fn>`` for functions; vended-logs prefix for Step Functions."""
+        if kind == "lambda":
+            return f"/aws/lambda/{key}"
+        if kind == "states":
+            return f"/aws/vendedlogs/states/{key}"
+        return f"/{self.prefix}/{kind}/{key}"

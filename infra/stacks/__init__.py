@@ -1,0 +1,1 @@
+"""Stacks only compose constructs and wire cross-unit grants."""

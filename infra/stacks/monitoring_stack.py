@@ -1,0 +1,51 @@
+"""Monitoring and triggers: scheduled monitors, event routing to the workflows, dashboards."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from aws_cdk import Stack
+from aws_cdk import aws_stepfunctions as sfn
+
+from infra.catalog import CONTROL_LAYERS
+from infra.constructs.dashboards import ModelDashboards
+from infra.constructs.data_refs import DataRefs
+from infra.constructs.event_routing import EventRouting, dead_letter_queue
+from infra.constructs.function import SharedLayers
+from infra.constructs.model_monitors import ModelMonitors
+
+if TYPE_CHECKING:
+    from constructs import Construct
+
+    from infra.context import StageContext
+
+
+class MonitoringStack(Stack):
+    def __init__(
+        self, scope: Construct, construct_id: str, *, ctx: StageContext, **kwargs: Any
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        data = DataRefs(self, "Data", ctx=ctx)
+        layers = SharedLayers(
+            self, "Layers", ctx=ctx, keys=CONTROL_LAYERS, stack_key="monitoring"
+        ).layers
+        monitors_dlq = dead_letter_queue(
+            self, "MonitorsDlq", ctx=ctx, key=data.key, name="monitors-dlq"
+        )
+        self.monitors = ModelMonitors(
+            self, "Monitors", ctx=ctx, data=data, layers=layers, dead_letter_queue=monitors_dlq
+        )
+        self.routing = EventRouting(
+            self,
+            "EventRouting",
+            ctx=ctx,
+            bus=data.bus,
+            key=data.key,
+            training=sfn.StateMachine.from_state_machine_arn(
+                self, "Training", ctx.naming.state_machine_arn("training")
+            ),
+            promotion=sfn.StateMachine.from_state_machine_arn(
+                self, "Promotion", ctx.naming.state_machine_arn("promotion")
+            ),
+        )
+        self.dashboards = ModelDashboards(self, "Dashboards", ctx=ctx)

@@ -1,0 +1,63 @@
+"""Serving: inference per model (alias live), canary alarms, approvals, feedback, the REST API."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from aws_cdk import Stack
+
+from infra.catalog import RUNTIME_LAYERS
+from infra.constructs.approval_gate import ApprovalGate
+from infra.constructs.canary_alarms import CanaryAlarms
+from infra.constructs.data_refs import DataRefs
+from infra.constructs.feedback_intake import FeedbackIntake
+from infra.constructs.function import SharedLayers
+from infra.constructs.inference_api import InferenceApi
+from infra.constructs.inference_service import InferenceService
+
+if TYPE_CHECKING:
+    from constructs import Construct
+
+    from infra.context import StageContext
+
+
+def pascal(name: str) -> str:
+    return "".join(part.title() for part in name.replace("_", "-").split("-"))
+
+
+class ServingStack(Stack):
+    def __init__(
+        self, scope: Construct, construct_id: str, *, ctx: StageContext, **kwargs: Any
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        data = DataRefs(self, "Data", ctx=ctx)
+        layers = SharedLayers(
+            self, "Layers", ctx=ctx, keys=RUNTIME_LAYERS, stack_key="serving"
+        ).layers
+        self.services = {
+            model.name: InferenceService(
+                self,
+                f"Inference{pascal(model.name)}",
+                ctx=ctx,
+                model=model,
+                layers=layers,
+                data=data,
+            )
+            for model in ctx.config.models
+        }
+        self.alarms = {
+            name: CanaryAlarms(
+                self, f"CanaryAlarms{pascal(name)}", ctx=ctx, model_name=name, alias=service.alias
+            )
+            for name, service in self.services.items()
+        }
+        self.approvals = ApprovalGate(self, "Approvals", ctx=ctx, layers=layers, data=data)
+        self.feedback = FeedbackIntake(self, "Feedback", ctx=ctx, layers=layers, data=data)
+        self.api = InferenceApi(
+            self,
+            "Api",
+            ctx=ctx,
+            predictors={name: service.alias for name, service in self.services.items()},
+            approvals=self.approvals.handler.function,
+            feedback=self.feedback.handler.function,
+        )

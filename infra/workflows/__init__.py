@@ -1,0 +1,1 @@
+"""ASL builders for the training and promotion state machines (pure data, JSONPath only)."""

@@ -1,0 +1,66 @@
+"""Stage configuration: validated before anything is synthesized."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from infra.config import STAGES, ApiConfig, ModelConfig, StageConfig, load_stage_config
+
+
+def test_known_stages_load_and_unknown_ones_are_named() -> None:
+    assert load_stage_config("dev").prefix == "flywheel-dev"
+    with pytest.raises(KeyError, match="known: dev, prod"):
+        load_stage_config("staging")
+
+
+def test_api_auth_can_never_be_none() -> None:
+    with pytest.raises(ValidationError):
+        ApiConfig(auth="NONE")  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match="cognito_user_pool_arn"):
+        ApiConfig(auth="COGNITO")
+
+
+def test_prod_is_protected_and_dev_is_disposable() -> None:
+    prod, dev = STAGES["prod"], STAGES["dev"]
+    assert (prod.deletion_protection, prod.retain_data, prod.termination_protection) == (
+        True,
+        True,
+        True,
+    )
+    assert (dev.deletion_protection, dev.retain_data) == (False, False)
+    assert prod.api.waf
+    assert not dev.api.waf
+
+
+def test_approval_heartbeat_is_below_the_timeout_in_every_stage() -> None:
+    for config in STAGES.values():
+        assert 0 < config.approval_heartbeat_seconds < config.approval_timeout_seconds
+        # The machine outlives its longest state (the approval wait).
+        assert config.training_workflow_timeout_seconds > config.approval_timeout_seconds
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("canary_weight", 1.0),
+        ("canary_weight", 0.0),
+        ("log_retention_days", 10),
+        ("bake_minutes", 0),
+        ("stage", "Prod"),
+    ],
+)
+def test_bad_values_are_rejected_with_the_field_name(field: str, value: object) -> None:
+    base = STAGES["dev"].model_dump()
+    base[field] = value
+    with pytest.raises(ValidationError, match=field):
+        StageConfig.model_validate(base)
+
+
+def test_model_names_must_be_unique_and_dns_safe() -> None:
+    with pytest.raises(ValidationError):
+        ModelConfig(name="Breast_Cancer")
+    base = STAGES["dev"].model_dump()
+    base["models"] = [{"name": "a1"}, {"name": "a1"}]
+    with pytest.raises(ValidationError, match="unique"):
+        StageConfig.model_validate(base)

@@ -1,0 +1,261 @@
+"""Serving stack: inference per model on alias live, the REST API, approvals, alarms."""
+
+from __future__ import annotations
+
+import json
+
+from aws_cdk.assertions import Match
+
+from infra.config import load_stage_config
+from tests.infra.synth import Synth, actions_of, allowed, function_by_name, role_statements
+
+SERVING = "FlywheelServing"
+WRITE_ACTIONS = (
+    "s3:PutObject",
+    "s3:DeleteObject",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:BatchWriteItem",
+)
+
+
+def test_each_model_gets_an_inference_function_with_reserved_concurrency(synth: Synth) -> None:
+    config = load_stage_config(synth.stage)
+    for model in config.models:
+        _, function = function_by_name(synth, f"{synth.prefix}-inference-{model.name}")
+        props = function["Properties"]
+        assert props["Handler"] == "inference.handler.handler"
+        assert props["Runtime"] == "python3.12"
+        assert props["ReservedConcurrentExecutions"] == model.reserved_concurrency
+        assert props["TracingConfig"] == {"Mode": "Active"}
+        assert props["MemorySize"] == model.memory_mb
+        assert len(props["Layers"]) == 3  # domain + base + onnxruntime
+        assert props["Environment"]["Variables"]["FLYWHEEL_MODEL_NAME"] == model.name
+        assert props["Environment"]["Variables"]["FLYWHEEL_BACKEND"] == "aws"
+
+
+def test_all_zip_functions_share_one_code_asset_and_one_domain_layer(synth: Synth) -> None:
+    functions = [
+        f for f in synth.resources("AWS::Lambda::Function").values() if "Runtime" in f["Properties"]
+    ]
+    assert {json.dumps(f["Properties"]["Code"], sort_keys=True) for f in functions} == {
+        json.dumps(functions[0]["Properties"]["Code"], sort_keys=True)
+    }
+    domain_layers = [
+        layer
+        for layer in synth.resources("AWS::Lambda::LayerVersion").values()
+        if layer["Properties"]["LayerName"].endswith("-domain")
+    ]
+    # One domain layer per compute stack, all from the same asset (uploaded once).
+    assert (
+        len({json.dumps(lay["Properties"]["Content"], sort_keys=True) for lay in domain_layers})
+        == 1
+    )
+
+
+def test_alias_live_starts_on_a_fixed_bootstrap_version_without_routing(synth: Synth) -> None:
+    template = synth.template(SERVING)
+    aliases = synth.resources("AWS::Lambda::Alias", SERVING)
+    assert len(aliases) == len(load_stage_config(synth.stage).models)
+    for alias in aliases.values():
+        props = alias["Properties"]
+        assert props["Name"] == "live"
+        version_id = props["FunctionVersion"]["Fn::GetAtt"][0]
+        assert "BootstrapVersion" in version_id
+        # The promotion workflow owns the weights: CloudFormation must never reset them.
+        assert "RoutingConfig" not in props
+    template.has_resource(
+        "AWS::Lambda::Version", {"DeletionPolicy": "Retain", "UpdateReplacePolicy": "Retain"}
+    )
+
+
+def test_inference_cannot_write_models_registry_or_audit(synth: Synth) -> None:
+    for model in load_stage_config(synth.stage).models:
+        name = f"{synth.prefix}-inference-{model.name}"
+        for action in WRITE_ACTIONS:
+            assert not allowed(synth, name, action, "artifactsbucket"), action
+            assert not allowed(synth, name, action, "RegistryTable"), action
+            assert not allowed(synth, name, action, "AuditTable"), action
+        assert not allowed(synth, name, "states:SendTaskSuccess")
+        # What it may do: read its model, write its captures.
+        assert allowed(
+            synth,
+            name,
+            "s3:GetObject",
+            f"artifactsbucket-<AWS::AccountId>-<AWS::Region>/models/{model.name}/*",
+        )
+        assert allowed(synth, name, "s3:PutObject", f"/capture/model={model.name}/*")
+
+
+def test_only_the_approval_function_can_resume_a_paused_training(synth: Synth) -> None:
+    approvers = []
+    for policy in synth.resources("AWS::IAM::Policy").values():
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            if {"states:SendTaskSuccess", "states:SendTaskFailure"} & set(actions_of(statement)):
+                approvers.extend(r["Ref"] for r in policy["Properties"]["Roles"])
+    assert len(approvers) == 1
+    assert approvers[0].startswith("ApprovalsHandlerRole")
+    name = f"{synth.prefix}-approval-api"
+    assert allowed(synth, name, "states:SendTaskSuccess", f"stateMachine:{synth.prefix}-training")
+    assert allowed(synth, name, "dynamodb:UpdateItem", "RegistryTable")
+    # It announces approvals, and only as the approvals source.
+    put_events = [s for s in role_statements(synth, name) if "events:PutEvents" in actions_of(s)]
+    assert put_events
+    assert all(
+        s["Condition"] == {"StringEquals": {"events:source": "flywheel.approvals"}}
+        for s in put_events
+    )
+
+
+def test_no_method_is_unauthenticated_and_iam_is_the_default(synth: Synth) -> None:
+    methods = synth.resources("AWS::ApiGateway::Method", SERVING)
+    assert methods
+    assert {m["Properties"]["AuthorizationType"] for m in methods.values()} == {"AWS_IAM"}
+
+
+def test_bodies_are_validated_for_every_content_type(synth: Synth) -> None:
+    template = synth.template(SERVING)
+    template.has_resource_properties(
+        "AWS::ApiGateway::RequestValidator",
+        {"ValidateRequestBody": True, "ValidateRequestParameters": True},
+    )
+    lambda_methods = [
+        m
+        for m in synth.resources("AWS::ApiGateway::Method", SERVING).values()
+        if m["Properties"]["Integration"]["Type"] == "AWS_PROXY"
+    ]
+    assert lambda_methods
+    for method in lambda_methods:
+        props = method["Properties"]
+        assert props["HttpMethod"] == "POST"
+        assert "RequestValidatorId" in props
+        assert set(props["RequestModels"]) == {"application/json", "$default"}
+    template.has_resource_properties(
+        "AWS::ApiGateway::Model",
+        {
+            "Name": "ApprovalDecision",
+            "Schema": Match.object_like(
+                {
+                    "required": ["decision", "reason"],
+                    "properties": Match.object_like(
+                        {"decision": {"type": "string", "enum": ["approve", "reject"]}}
+                    ),
+                }
+            ),
+        },
+    )
+
+
+def test_routes(synth: Synth) -> None:
+    paths = {
+        r["Properties"]["PathPart"]
+        for r in synth.resources("AWS::ApiGateway::Resource", SERVING).values()
+    }
+    models = {m.name for m in load_stage_config(synth.stage).models}
+    assert {"v1", "models", "predict", "approvals", "{id}", "feedback", "{name}"} | models <= paths
+
+
+def test_stage_is_throttled_traced_and_logs_without_bodies(synth: Synth) -> None:
+    config = load_stage_config(synth.stage)
+    stage = next(iter(synth.resources("AWS::ApiGateway::Stage", SERVING).values()))["Properties"]
+    assert stage["StageName"] == synth.stage
+    assert stage["TracingEnabled"] is True
+    assert stage["MethodSettings"] == [
+        {
+            "DataTraceEnabled": False,
+            "HttpMethod": "*",
+            "LoggingLevel": config.api.logging_level,
+            "MetricsEnabled": True,
+            "ResourcePath": "/*",
+            "ThrottlingBurstLimit": config.api.throttle_burst_limit,
+            "ThrottlingRateLimit": config.api.throttle_rate_limit,
+        }
+    ]
+    log_format = json.loads(stage["AccessLogSetting"]["Format"])
+    assert {"requestId", "status", "caller", "resourcePath"} <= set(log_format)
+    assert not any("body" in v.lower() for v in log_format.values())
+
+
+def test_endpoint_is_regional_with_a_tls12_minimum(synth: Synth) -> None:
+    synth.template(SERVING).has_resource_properties(
+        "AWS::ApiGateway::RestApi",
+        {
+            "EndpointConfiguration": {"Types": ["REGIONAL"]},
+            "SecurityPolicy": Match.string_like_regexp("^SecurityPolicy_TLS13_1_[23]_"),
+            "EndpointAccessMode": "STRICT",
+        },
+    )
+
+
+def test_waf_in_prod_only(dev: Synth, prod: Synth) -> None:
+    prod.template(SERVING).has_resource_properties(
+        "AWS::WAFv2::WebACL",
+        {
+            "Scope": "REGIONAL",
+            "Rules": Match.array_with(
+                [Match.object_like({"Name": "RateLimitPerIp", "Action": {"Block": {}}})]
+            ),
+        },
+    )
+    prod.template(SERVING).resource_count_is("AWS::WAFv2::WebACLAssociation", 1)
+    dev.template(SERVING).resource_count_is("AWS::WAFv2::WebACL", 0)
+
+
+def test_canary_alarms_judge_the_canarys_own_traffic(synth: Synth) -> None:
+    alarms = {
+        a["Properties"]["AlarmName"]: a["Properties"]
+        for a in synth.resources("AWS::CloudWatch::Alarm", SERVING).values()
+    }
+    namespace = f"Flywheel/{synth.stage}"
+    for model in load_stage_config(synth.stage).models:
+        name = f"{synth.prefix}-{model.name}-canary"
+        canary = [{"Name": "Model", "Value": model.name}, {"Name": "Variant", "Value": "canary"}]
+        latency = alarms[f"{name}-latencyp99"]
+        assert (latency["MetricName"], latency["ExtendedStatistic"]) == ("Latency", "p99")
+        assert (latency["Namespace"], latency["Dimensions"]) == (namespace, canary)
+        for metric, statistic in (
+            ("ValidationFailureRate", "Average"),
+            ("PredictionDrift", "Maximum"),
+        ):
+            alarm = alarms[f"{name}-{metric.lower()}"]
+            assert (alarm["MetricName"], alarm["Statistic"]) == (metric, statistic)
+            assert (alarm["Namespace"], alarm["Dimensions"]) == (namespace, canary)
+        error_rate = alarms[f"{name}-errorrate"]["Metrics"]
+        assert any(
+            m.get("Expression", "").endswith("100 * errors / requests, 0)") for m in error_rate
+        )
+        inputs = {m["Id"]: m["MetricStat"]["Metric"] for m in error_rate if "MetricStat" in m}
+        assert {i["MetricName"] for i in inputs.values()} == {"Errors", "Requests"}
+        assert all(i["Dimensions"] == canary for i in inputs.values())
+        # Crashes (no custom metric at all) show up as Lambda errors on alias live.
+        crashes = alarms[f"{name}-crashes"]
+        assert (crashes["Namespace"], crashes["MetricName"], crashes["Threshold"]) == (
+            "AWS/Lambda", "Errors", 0,
+        )  # fmt: skip
+        resource = next(d for d in crashes["Dimensions"] if d["Name"] == "Resource")
+        assert resource["Value"]["Fn::Join"][1][-1] == ":live"
+        for alarm in (a for n, a in alarms.items() if n.startswith(name)):
+            assert alarm["TreatMissingData"] == "notBreaching"
+            assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
+        assert f"{synth.prefix}-{model.name}-capture-failures" in alarms
+
+
+def test_check_canary_is_told_exactly_these_alarms(synth: Synth) -> None:
+    _, function = function_by_name(synth, f"{synth.prefix}-promotion-check-canary")
+    listed = json.loads(
+        function["Properties"]["Environment"]["Variables"]["FLYWHEEL_CANARY_ALARMS"]
+    )
+    names = {
+        a["Properties"]["AlarmName"]
+        for a in synth.resources("AWS::CloudWatch::Alarm", SERVING).values()
+        if "-canary-" in a["Properties"]["AlarmName"]
+    }
+    assert {n for alarms in listed.values() for n in alarms} == names
+
+
+def test_every_log_group_has_a_retention(synth: Synth) -> None:
+    days = load_stage_config(synth.stage).log_retention_days
+    groups = synth.resources("AWS::Logs::LogGroup")
+    assert groups
+    assert {g["Properties"]["RetentionInDays"] for g in groups.values()} == {days}
