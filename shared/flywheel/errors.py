@@ -71,6 +71,28 @@ class ConfigError(InvalidInputError):
     code = "invalid_config"
 
 
+class InvalidRequestError(InvalidInputError):
+    """A request that does not follow the API contract (bad JSON, wrong envelope shape)."""
+
+    code = "invalid_request"
+
+
+class InvalidRecordsError(InvalidInputError):
+    """Well-formed records that fail the model version's input schema.
+
+    ``details["errors"]`` lists every problem found, one ``{"row", "field", "reason"}``
+    per bad value (capped; ``details["truncated"]`` says when more were found).
+    """
+
+    code = "invalid_records"
+
+
+class PayloadTooLargeError(InvalidInputError):
+    """A batch with more records, or a body with more bytes, than the API accepts."""
+
+    code = "payload_too_large"
+
+
 class ConflictError(FlywheelError):
     code = "conflict"
 
@@ -98,6 +120,12 @@ class NoPreviousChampionError(ConflictError):
 
 class ArtifactError(FlywheelError):
     code = "artifact_error"
+
+
+class ModelUnavailableError(FlywheelError):
+    """A serving deployment could not load its pinned model (retried on the next request)."""
+
+    code = "model_unavailable"
 
 
 class ArtifactIntegrityError(ArtifactError):
@@ -136,6 +164,87 @@ class ProfileMismatchError(InvalidInputError):
     code = "profile_mismatch"
 
 
+class InvalidWindowError(InvalidInputError):
+    """A window of captured data that cannot be read or lacks a feature of the profile."""
+
+    code = "invalid_window"
+
+
+# -- workflows: approvals, run locks, promotion ----------------------------------------------------
+class UnauthenticatedError(FlywheelError):
+    """The request carries no caller identity (no IAM principal, no Cognito claims)."""
+
+    code = "unauthenticated"
+
+
+class ForbiddenError(FlywheelError):
+    code = "forbidden"
+
+
+class ApproverNotAllowedError(ForbiddenError):
+    """The approver is the identity that requested the approval (four-eyes rule)."""
+
+    code = "approver_not_allowed"
+
+
+class ApprovalNotFoundError(NotFoundError):
+    code = "approval_not_found"
+
+
+class ModelConfigNotFoundError(NotFoundError):
+    code = "model_config_not_found"
+
+
+class ApprovalAlreadyDecidedError(ConflictError):
+    """The approval was decided before (a replay, or a second approver)."""
+
+    code = "approval_already_decided"
+
+
+class ApprovalArtifactMismatchError(ConflictError):
+    """The artifact under decision is not the one the approval was requested for."""
+
+    code = "approval_artifact_mismatch"
+
+
+class PromotionInProgressError(ConflictError):
+    """Another version of the model is already on canary."""
+
+    code = "promotion_in_progress"
+
+
+class GoneError(FlywheelError):
+    code = "gone"
+
+
+class ApprovalExpiredError(GoneError):
+    """The approval window closed; the workflow no longer waits for a decision."""
+
+    code = "approval_expired"
+
+
+class DataValidationError(DatasetError):
+    """Training data that loads but fails the model's data policy (too few rows, ...)."""
+
+    code = "data_validation_failed"
+
+
+class ServingControlError(FlywheelError):
+    """Publishing a version or moving alias routing of an inference function failed."""
+
+    code = "serving_control_error"
+
+
+class EventPublishError(FlywheelError):
+    code = "event_publish_failed"
+
+
+class TaskTokenError(FlywheelError):
+    """Step Functions refused a task token (timed out, unknown or already used)."""
+
+    code = "task_token_rejected"
+
+
 HTTP_STATUS_BY_CODE: dict[str, int] = {
     FlywheelError.code: 500,
     NotFoundError.code: 404,
@@ -146,17 +255,36 @@ HTTP_STATUS_BY_CODE: dict[str, int] = {
     ReasonRequiredError.code: 400,
     InvalidPageTokenError.code: 400,
     ConfigError.code: 400,
+    InvalidRequestError.code: 400,
+    InvalidRecordsError.code: 422,
+    PayloadTooLargeError.code: 413,
     DatasetError.code: 400,
     ProfileMismatchError.code: 400,
+    InvalidWindowError.code: 422,
     ConflictError.code: 409,
     IllegalTransitionError.code: 409,
     ConcurrentModificationError.code: 409,
     NoPreviousChampionError.code: 409,
     ArtifactError.code: 500,
+    ModelUnavailableError.code: 503,
     ArtifactIntegrityError.code: 500,
     InvalidArtifactError.code: 422,
     TrainingError.code: 422,
     ParityError.code: 422,
+    UnauthenticatedError.code: 401,
+    ForbiddenError.code: 403,
+    ApproverNotAllowedError.code: 403,
+    ApprovalNotFoundError.code: 404,
+    ModelConfigNotFoundError.code: 404,
+    ApprovalAlreadyDecidedError.code: 409,
+    ApprovalArtifactMismatchError.code: 409,
+    PromotionInProgressError.code: 409,
+    GoneError.code: 410,
+    ApprovalExpiredError.code: 410,
+    DataValidationError.code: 422,
+    ServingControlError.code: 502,
+    EventPublishError.code: 502,
+    TaskTokenError.code: 502,
 }
 
 

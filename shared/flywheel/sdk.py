@@ -30,8 +30,10 @@ if TYPE_CHECKING:
     from flywheel.artifacts.ports import ArtifactStore
     from flywheel.audit.chain import VerifyReport
     from flywheel.audit.models import AuditEntry, ChainHead
+    from flywheel.registry.ports import RecordStore
     from flywheel.training.config import TrainingConfig
     from flywheel.training.reproduce import ReproduceReport
+    from flywheel.workflows.config import ModelConfig, ModelConfigStore, StoredConfig
 
 Progress = Callable[[str], None]
 
@@ -66,11 +68,14 @@ class Flywheel:
         artifacts: ArtifactStore,
         fetch: Callable[[str], bytes],
         actor: str,
+        records: RecordStore | None = None,
     ) -> None:
         self.registry = registry
         self.artifacts = artifacts
         self.fetch = fetch
         self.actor = actor
+        #: Workflow records (model configs, run locks, approvals) next to the registry.
+        self.records: RecordStore | None = records
 
     # -- construction --------------------------------------------------------------------------
     @classmethod
@@ -88,12 +93,13 @@ class Flywheel:
         client_kwargs: dict[str, Any] = {}
         if settings.backend == "local":
             from flywheel.local import server
-            from flywheel.local.provision import provision
 
-            endpoint = settings.endpoint_url or server.ensure_running(
-                settings.local_port, settings.local_home
-            )
-            client_kwargs["endpoint_url"] = endpoint
+            if settings.endpoint_url is None:
+                # The local server runs the synthesized app; use the names it provisioned.
+                endpoint = server.ensure_running(settings.local_port, settings.local_home)
+                resources = server.control(settings.local_port, "/resources")["environment"]
+                settings = settings.with_resources(resources, endpoint_url=endpoint)
+            client_kwargs["endpoint_url"] = settings.endpoint_url
             session_kwargs.update(
                 aws_access_key_id=server.LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
                 aws_secret_access_key=server.LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
@@ -104,8 +110,6 @@ class Flywheel:
         session = boto3.Session(**session_kwargs)
         dynamodb = session.client("dynamodb", **client_kwargs)
         s3 = session.client("s3", **client_kwargs)
-        if settings.backend == "local":
-            provision(dynamodb, s3, local_resource_names(settings))
         audit = DynamoDbAuditLog(settings.audit_table, client=dynamodb)
         registry = DynamoDbModelRegistry(settings.registry_table, audit, client=dynamodb)
         artifacts = S3ArtifactStore(settings.artifacts_bucket, client=s3)
@@ -124,7 +128,13 @@ class Flywheel:
             artifacts=artifacts,
             fetch=fetch,
             actor=actor or settings.actor or _caller_identity(session, settings, client_kwargs),
+            records=registry,
         )
+
+    @classmethod
+    def for_deployment(cls, settings: Settings, *, actor: str) -> Flywheel:
+        """An SDK on already-resolved settings (no local server is started)."""
+        return cls.from_settings(settings, actor=actor)
 
     @classmethod
     def in_memory(cls, *, actor: str = "local-user") -> Flywheel:
@@ -133,12 +143,19 @@ class Flywheel:
         from flywheel.artifacts.memory import InMemoryArtifactStore
 
         audit = InMemoryAuditLog()
-        registry = RegistryService(InMemoryModelRegistry(audit), audit)
+        store = InMemoryModelRegistry(audit)
+        registry = RegistryService(store, audit)
 
         def fetch(uri: str) -> bytes:
             raise DatasetError(f"no object store for {uri} in memory", field="dataset.source")
 
-        return cls(registry=registry, artifacts=InMemoryArtifactStore(), fetch=fetch, actor=actor)
+        return cls(
+            registry=registry,
+            artifacts=InMemoryArtifactStore(),
+            fetch=fetch,
+            actor=actor,
+            records=store,
+        )
 
     # -- training ------------------------------------------------------------------------------
     def train(
@@ -228,6 +245,43 @@ class Flywheel:
 
     def rollback(self, name: str, *, reason: str) -> ModelVersion:
         return self.registry.rollback(name, actor=self.actor, reason=reason)
+
+    # -- workflow configuration ----------------------------------------------------------------
+    def configure_model(
+        self, name: str, config: ModelConfig | str | Path, *, reason: str | None = None
+    ) -> StoredConfig:
+        """Store ``name``'s workflow config (training, gate, retraining, approval); audited.
+
+        Examples
+        --------
+        >>> fw = Flywheel.in_memory(actor="ana")
+        >>> stored = fw.configure_model("iris", "examples/iris.model.yaml")  # doctest: +SKIP
+        >>> stored.revision  # doctest: +SKIP
+        1
+        """
+        from flywheel.errors import ConfigError
+        from flywheel.workflows.config import ModelConfig, load_model_config
+
+        if isinstance(config, ModelConfig):
+            if config.name != name:
+                raise ConfigError(
+                    f"name: the config is for {config.name!r}, not {name!r}", field="name"
+                )
+            parsed = config
+        else:
+            parsed = load_model_config(Path(config), name=name)
+        return self._configs().put(parsed, actor=self.actor, reason=reason)
+
+    def model_config(self, name: str) -> StoredConfig:
+        """The stored workflow config of ``name`` (``ModelConfigNotFoundError`` if none)."""
+        return self._configs().get(name)
+
+    def _configs(self) -> ModelConfigStore:
+        from flywheel.workflows.config import ModelConfigStore
+
+        if self.records is None:
+            raise InvalidInputError("this Flywheel has no record store", field="records")
+        return ModelConfigStore(self.registry, self.records)
 
     # -- reads ---------------------------------------------------------------------------------
     def list_models(self, *, limit: int = 50, page_token: str | None = None) -> Page[Model]:

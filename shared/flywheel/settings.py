@@ -44,3 +44,42 @@ class Settings(BaseSettings):
     local_port: int = 5055
     local_home: Path = Path(".flywheel")
     actor: str | None = None
+
+    # -- workflows (training steps, approvals, promotion steps) -----------------------------
+    #: The project event bus (``VersionApproved`` goes there); ``None``: no bus configured.
+    event_bus: str | None = None
+    #: ``source`` of the events this function puts (each producer has its own).
+    event_source: str = "flywheel.approvals"
+    #: Model name -> inference function name (JSON in ``FLYWHEEL_INFERENCE_FUNCTIONS``).
+    inference_functions: dict[str, str] = Field(default_factory=dict)
+    live_alias: str = "live"
+    canary_weight: float = Field(default=0.1, gt=0, lt=1)
+    #: Model name -> canary alarm names (JSON in ``FLYWHEEL_CANARY_ALARMS``).
+    canary_alarms: dict[str, list[str]] = Field(default_factory=dict)
+    #: A training run's lock expires after this (the training machine's timeout).
+    run_lock_ttl_seconds: int = Field(default=78 * 3600, ge=60)
+    #: Longest an approval may wait (the RequestApproval task's timeout).
+    approval_timeout_seconds: int = Field(default=72 * 3600, ge=60)
+    training_state_machine_arn: str | None = None
+    #: Error name sent with SendTaskFailure on a rejection (the training ASL catches it).
+    approval_rejected_error: str = "ApprovalRejected"
+
+    def with_resources(
+        self, environment: dict[str, str], *, endpoint_url: str | None = None
+    ) -> Settings:
+        """These settings with resource names from ``FLYWHEEL_*`` variables (a deployment's).
+
+        Examples
+        --------
+        >>> s = Settings(backend="aws").with_resources({"FLYWHEEL_AUDIT_TABLE": "a"})
+        >>> s.audit_table
+        'a'
+        """
+        update: dict[str, object] = {
+            key.removeprefix("FLYWHEEL_").lower(): value
+            for key, value in environment.items()
+            if key.removeprefix("FLYWHEEL_").lower() in type(self).model_fields
+        }
+        if endpoint_url is not None:
+            update["endpoint_url"] = endpoint_url
+        return self.model_copy(update=update)

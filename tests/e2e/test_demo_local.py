@@ -12,9 +12,8 @@ from pathlib import Path
 import boto3
 import pytest
 
-from flywheel.demo import DEMO_MODEL
 from flywheel.local import server
-from flywheel.local.provision import default_names
+from flywheel.local.lifecycle import MODEL as DEMO_MODEL
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -60,6 +59,9 @@ def test_demo_then_audit_verify_then_tampering_is_pinpointed(
     demo = _flywheel(local_env, "demo", "--report-dir", str(tmp_path / "reports"), cwd=tmp_path)
     assert demo.returncode == 0, demo.stdout + demo.stderr
     assert (tmp_path / "reports" / "demo.html").is_file()
+    assert "audit chain intact" in demo.stdout
+    report = (tmp_path / "reports" / "demo.json").read_text()
+    assert '"RequestApproval"' in report  # every state visited is in the run report
 
     # When the audit trail is verified from a separate process, it is intact
     verify = _flywheel(local_env, "audit", "verify", DEMO_MODEL, cwd=tmp_path)
@@ -67,7 +69,8 @@ def test_demo_then_audit_verify_then_tampering_is_pinpointed(
     assert "OK" in verify.stdout
 
     # When someone edits entry 3 directly in the table
-    names = default_names()
+    port = int(local_env["FLYWHEEL_LOCAL_PORT"])
+    audit_table = server.control(port, "/resources")["environment"]["FLYWHEEL_AUDIT_TABLE"]
     dynamodb = boto3.client(
         "dynamodb",
         endpoint_url=server.endpoint(int(local_env["FLYWHEEL_LOCAL_PORT"])),
@@ -76,7 +79,7 @@ def test_demo_then_audit_verify_then_tampering_is_pinpointed(
         aws_secret_access_key="x",
     )
     dynamodb.update_item(
-        TableName=names["FLYWHEEL_AUDIT_TABLE"],
+        TableName=audit_table,
         Key={"pk": {"S": DEMO_MODEL}, "seq": {"N": "3"}},
         UpdateExpression="SET actor = :a",
         ExpressionAttributeValues={":a": {"S": "mallory@example.com"}},

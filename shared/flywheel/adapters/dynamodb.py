@@ -33,7 +33,10 @@ from flywheel.registry.models import (
     Model,
     ModelVersion,
     Page,
+    RecordKey,
+    RecordWrite,
     RegistryChange,
+    StoredRecord,
     VersionDraft,
     VersionStatus,
 )
@@ -359,6 +362,7 @@ class DynamoDbModelRegistry:
             meta_op = self._meta_update(change)
             if meta_op is not None:
                 ops.append(meta_op)
+            ops.extend(self._record_put(write, now) for write in change.records)
             entry, audit_ops = self._audit.prepare(audit)
             try:
                 self.client.transact_write_items(TransactItems=[*ops, *audit_ops])
@@ -434,7 +438,63 @@ class DynamoDbModelRegistry:
                 f"aliases of {change.model!r} changed concurrently; re-read and retry",
                 field="alias",
             )
+        first_record = len(change.statuses) + (1 if has_meta else 0)
+        for i, write in enumerate(change.records, start=first_record):
+            if i in failed:
+                raise self._record_conflict(write)
         # Otherwise the audit head moved: the caller retries with a fresh head.
+
+    # -- auxiliary records -------------------------------------------------------------------
+    def _record_put(self, write: RecordWrite, now: str) -> TransactWriteItemTypeDef:
+        put: dict[str, Any] = {
+            "TableName": self.table_name,
+            "Item": _item(
+                {
+                    "pk": write.key.partition,
+                    "sk": write.key.sort,
+                    "doc": json.dumps(write.doc, sort_keys=True, allow_nan=False),
+                    "rev": write.next_revision,
+                    "updated_at": now,
+                }
+            ),
+        }
+        if write.expected_revision is None:
+            put["ConditionExpression"] = "attribute_not_exists(pk)"
+        else:
+            put["ConditionExpression"] = "rev = :rev"
+            put["ExpressionAttributeValues"] = {":rev": {"N": str(write.expected_revision)}}
+        op: TransactWriteItemTypeDef = {"Put": put}  # type: ignore[typeddict-item]
+        return op
+
+    @staticmethod
+    def _record_conflict(write: RecordWrite) -> ConcurrentModificationError:
+        return ConcurrentModificationError(
+            f"record {write.key.sort} of {write.key.partition} changed concurrently",
+            field="record",
+            details={"key": write.key.sort},
+        )
+
+    def get_record(self, key: RecordKey) -> StoredRecord | None:
+        response = self.client.get_item(
+            TableName=self.table_name,
+            Key={"pk": {"S": key.partition}, "sk": {"S": key.sort}},
+            ConsistentRead=True,
+        )
+        item = response.get("Item")
+        if not item:
+            return None
+        values = _load(item)
+        return StoredRecord(key=key, doc=json.loads(values["doc"]), revision=int(values["rev"]))
+
+    def put_record(self, write: RecordWrite) -> StoredRecord:
+        op = self._record_put(write, isoformat(self._clock.now()))["Put"]
+        try:
+            self.client.put_item(**op)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                raise self._record_conflict(write) from exc
+            raise StorageError("could not write the record") from exc
+        return StoredRecord(key=write.key, doc=write.doc, revision=write.next_revision)
 
     # -- reads -------------------------------------------------------------------------------
     def _get_meta(self, name: str) -> dict[str, Any] | None:

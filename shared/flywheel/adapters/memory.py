@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from typing import TYPE_CHECKING
 
@@ -18,7 +19,10 @@ from flywheel.registry.models import (
     Model,
     ModelVersion,
     Page,
+    RecordKey,
+    RecordWrite,
     RegistryChange,
+    StoredRecord,
     VersionDraft,
     VersionStatus,
 )
@@ -75,7 +79,11 @@ class InMemoryAuditLog:
 
 
 class InMemoryModelRegistry:
-    """A registry in dicts, applying each change and its audit entry under one lock."""
+    """A registry in dicts, applying each change and its audit entry under one lock.
+
+    It is also the in-memory :class:`~flywheel.registry.ports.RecordStore`: auxiliary
+    records join a change atomically, as they do in the DynamoDB adapter.
+    """
 
     def __init__(self, audit: InMemoryAuditLog, *, clock: Clock | None = None) -> None:
         self._audit = audit
@@ -83,6 +91,7 @@ class InMemoryModelRegistry:
         self._lock = audit.lock
         self._models: dict[str, Model] = {}
         self._versions: dict[tuple[str, int], ModelVersion] = {}
+        self._records: dict[tuple[str, str], StoredRecord] = {}
 
     def create_version(
         self, draft: VersionDraft, *, actor: str, audit: AuditDraft
@@ -110,7 +119,7 @@ class InMemoryModelRegistry:
 
     def apply(self, change: RegistryChange, *, actor: str, audit: AuditDraft) -> AuditEntry:
         with self._lock:
-            model = self.get_model(change.model)
+            model = self.get_model(change.model) if change.touches_model else None
             for status in change.statuses:
                 current = self.get_version(change.model, status.version).status
                 if current != status.expected:
@@ -120,7 +129,9 @@ class InMemoryModelRegistry:
                         current=current,
                         target=status.target,
                     )
-            aliases: dict[Alias, int] = dict(model.aliases)
+            for write in change.records:
+                self._check_record(write)
+            aliases: dict[Alias, int] = dict(model.aliases) if model else {}
             for alias in change.aliases:
                 if aliases.get(alias.alias) != alias.expected:
                     raise ConcurrentModificationError(
@@ -139,11 +150,41 @@ class InMemoryModelRegistry:
                 self._versions[key] = self._versions[key].model_copy(
                     update={"status": status.target, "updated_at": now, "updated_by": actor}
                 )
-            update: dict[str, object] = {"aliases": aliases}
-            if change.champion_history is not None:
-                update["champion_history"] = change.champion_history
-            self._models[change.model] = model.model_copy(update=update)
+            if model is not None:
+                update: dict[str, object] = {"aliases": aliases}
+                if change.champion_history is not None:
+                    update["champion_history"] = change.champion_history
+                self._models[change.model] = model.model_copy(update=update)
+            for write in change.records:
+                self._store_record(write)
             return entry
+
+    # -- auxiliary records -------------------------------------------------------------------
+    def get_record(self, key: RecordKey) -> StoredRecord | None:
+        with self._lock:
+            return self._records.get((key.partition, key.sort))
+
+    def put_record(self, write: RecordWrite) -> StoredRecord:
+        with self._lock:
+            self._check_record(write)
+            return self._store_record(write)
+
+    def _check_record(self, write: RecordWrite) -> None:
+        current = self._records.get((write.key.partition, write.key.sort))
+        revision = current.revision if current else None
+        if revision != write.expected_revision:
+            raise ConcurrentModificationError(
+                f"record {write.key.sort} of {write.key.partition} changed concurrently",
+                field="record",
+                details={"key": write.key.sort},
+            )
+
+    def _store_record(self, write: RecordWrite) -> StoredRecord:
+        # A JSON round trip, as DynamoDB stores it: no aliasing of the caller's dicts.
+        doc = json.loads(json.dumps(write.doc, allow_nan=False))
+        record = StoredRecord(key=write.key, doc=doc, revision=write.next_revision)
+        self._records[(write.key.partition, write.key.sort)] = record
+        return record
 
     def get_model(self, name: str) -> Model:
         with self._lock:

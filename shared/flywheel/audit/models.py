@@ -29,6 +29,10 @@ class AuditAction(StrEnum):
     RETRAIN_SUPPRESSED = "retrain_suppressed"
     TRAINING_FAILED = "training_failed"
     ANCHOR_RECORDED = "anchor_recorded"
+    GATE_REJECTED = "gate_rejected"
+    APPROVAL_EXPIRED = "approval_expired"
+    APPROVAL_REFUSED = "approval_refused"
+    MODEL_CONFIGURED = "model_configured"
 
 
 REASON_REQUIRED: frozenset[AuditAction] = frozenset(
@@ -38,6 +42,12 @@ REASON_REQUIRED: frozenset[AuditAction] = frozenset(
         AuditAction.PROMOTED,
         AuditAction.ROLLED_BACK,
         AuditAction.CANARY_ABORTED,
+        AuditAction.RETRAIN_SUPPRESSED,
+        AuditAction.GATE_REJECTED,
+        AuditAction.APPROVAL_EXPIRED,
+        AuditAction.APPROVAL_REFUSED,
+        AuditAction.PROMOTION_FAILED,
+        AuditAction.TRAINING_FAILED,
     }
 )
 

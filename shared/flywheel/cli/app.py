@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
@@ -254,6 +255,28 @@ def models_show(
     console.print(table)
 
 
+@models_app.command("configure")
+@handle_errors
+def models_configure(
+    name: ModelName,
+    config: Annotated[
+        Path, typer.Argument(help="Model config: training, gate, retraining, approval.")
+    ],
+    reason: Reason = None,
+) -> None:
+    """Store a model's workflow config (what the training workflow runs); audited."""
+    if not config.is_file():
+        raise _fail(f"config file {config} does not exist")
+    stored = _sdk().configure_model(name, config, reason=reason)
+    gate = stored.config.gate
+    console.print(
+        f"{name}: config revision {stored.revision} (sha256 {stored.sha256[:12]}…); "
+        f"gate {gate.metric} {'>=' if gate.prefers_higher else '<='} champion "
+        f"{'+' if gate.prefers_higher else '-'} {gate.min_improvement}, "
+        f"cooldown {stored.config.retraining.cooldown_minutes:g} min"
+    )
+
+
 # -- audit ---------------------------------------------------------------------------------------
 @audit_app.command("show")
 @handle_errors
@@ -366,6 +389,59 @@ def predict(
     sys.stdout.write(json.dumps(result.__dict__) + "\n")
 
 
+@app.command()
+@handle_errors
+def serve(
+    models: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--model", "-m", help="Model to serve (repeat); default: all with a champion."
+        ),
+    ] = None,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.", min=0, max=65535)] = 8080,
+    canary_weight: Annotated[
+        float, typer.Option(help="Share of requests for the challenger (canary).", min=0, max=1)
+    ] = 0.1,
+    shadow: Annotated[
+        bool, typer.Option("--shadow", help="Run the challenger in shadow, not as a canary.")
+    ] = False,
+    functions_dir: Annotated[
+        Path | None, typer.Option(help="The functions/ code asset (default: ./functions).")
+    ] = None,
+) -> None:
+    """Serve POST /v1/models/{name}/predict on localhost through the real Lambda handler.
+
+    Each model's champion takes the traffic, the challenger (if any) a canary share
+    (alias weights, as in AWS), or a shadow copy of every request with --shadow.
+    """
+    from flywheel.local.api_gateway import make_server
+    from flywheel.local.serving import build_gateway
+
+    gateway, routes = build_gateway(
+        _sdk(),
+        models=models or None,
+        canary_weight=canary_weight,
+        shadow=shadow,
+        functions_dir=functions_dir,
+    )
+    if not routes:
+        raise _fail("no model has a champion yet: promote a version first")
+    server = make_server(gateway, host, port)
+    address = f"http://{host}:{server.server_address[1]}"
+    for name, targets in routes.items():
+        split = ", ".join(
+            f"v{t.version} {t.weight:.0%}" + (" +shadow" if t.environment else "") for t in targets
+        )
+        console.print(f"POST {address}/v1/models/{name}/predict  ({split})")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        console.print("stopped")
+    finally:
+        server.server_close()
+
+
 def _read_file(path: str) -> str:
     try:
         return Path(path).read_text()
@@ -403,11 +479,45 @@ def demo(
         "reports"
     ),
 ) -> None:
-    """Run the local lifecycle end to end: train → approve → promote → predict → verify."""
-    from flywheel.demo import run_demo
+    """The whole lifecycle on the local runtime (no AWS account): train → approve → canary
+    → serve → drift → retrain, through the very workflows the CDK app synthesizes."""
+    from flywheel.local import server
+    from flywheel.local.lifecycle import MODEL, ServerDriver, run_demo
+    from flywheel.settings import Settings
 
-    ok = run_demo(_sdk(), console=console, report_dir=report_dir)
-    if not ok:
+    settings = Settings()
+    if settings.backend != "local":
+        raise _fail("the demo runs on the local runtime; unset FLYWHEEL_BACKEND")
+    started = time.perf_counter()
+    with console.status("starting the local runtime (synthesize, provision)"):
+        server.ensure_running(settings.local_port, settings.local_home)
+    console.print(
+        f"[green]✓[/] local runtime on {server.endpoint(settings.local_port)} "
+        f"[dim]({time.perf_counter() - started:.1f}s)[/]"
+    )
+    with console.status("running") as status:
+
+        def progress(message: str) -> None:
+            if message.startswith("✓"):
+                console.print(f"[green]✓[/]{message[1:]}", highlight=False)
+            else:
+                status.update(message)
+
+        run = run_demo(ServerDriver(settings.local_port), progress=progress, report_dir=report_dir)
+    table = Table("stage", "seconds", "result", title=f"flywheel demo: {MODEL}")
+    for stage in run.stages:
+        table.add_row(stage.name, f"{stage.seconds:.2f}", stage.result)
+    console.print(table)
+    total = time.perf_counter() - started
+    console.print(
+        f"total {total:.1f}s; run report {report_dir / 'demo.html'}; audit chain "
+        + ("[green]intact[/]" if run.verified else "[red]BROKEN[/]")
+    )
+    console.print(
+        f"next: [bold]flywheel models show {MODEL}[/], [bold]flywheel audit show {MODEL}[/], "
+        f"[bold]flywheel audit verify {MODEL}[/], [bold]flywheel local stop[/]"
+    )
+    if not run.verified:
         raise typer.Exit(EXIT_FAILURE)
 
 

@@ -16,9 +16,18 @@ Numeric features
     NaN and ±inf count as missing.  Moments are stored as sums of ``x - shift``
     and ``(x - shift)²`` (``shift`` is the training mean) so that merging is
     addition and the variance does not cancel catastrophically.
+    Profiles built here also carry a fine :class:`Grid` (about 4,096 uniform
+    cells over three times the quantile span, widths a power of two) and the
+    counts per cell.  Each edge is snapped down to the start of its cell, so a
+    bin is a run of whole cells: one ``bincount`` counts a column (see
+    :mod:`flywheel.drift._binning`), and KS and Wasserstein use the fine cells.
+    Profiles without a grid (older JSON, or spans float64 cannot grid) work the
+    same, counted with ``searchsorted``.
 Categorical features
     Counts per category (``str`` of the value; integral floats without ``.0``);
-    ``None``, NaN and ``""`` count as missing.
+    ``None``, NaN and ``""`` count as missing.  Dictionary-encoded columns
+    (:class:`CategoryCodes`, pandas categoricals, Arrow dictionaries) are counted
+    from their integer codes without building strings.
 
 Merging adds counts and sums; it requires identical features and edges and raises
 :class:`~flywheel.errors.ProfileMismatchError` otherwise.  Counts merge exactly;
@@ -27,20 +36,28 @@ sums merge up to float64 rounding.
 
 from __future__ import annotations
 
+import functools
 import math
+from collections import Counter
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
-from flywheel.errors import InvalidInputError, ProfileMismatchError
+from flywheel.drift._binning import TARGET_CELLS, Accumulator, Grid, as_float_array, scan
+from flywheel.errors import InvalidInputError, InvalidWindowError, ProfileMismatchError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Iterable, Mapping, Sequence
 
     from numpy.typing import ArrayLike, NDArray
 
+    from flywheel.drift._binning import Scan
+
 DEFAULT_BINS = 100
+MIN_SNAPPED_SHARE = 0.95
+"""Keep the grid only if snapping keeps this share of the distinct quantile edges."""
 
 
 class _Frozen(BaseModel):
@@ -55,23 +72,119 @@ def _finite(values: ArrayLike) -> tuple[NDArray[np.float64], int]:
 
 
 def _as_float(values: ArrayLike) -> NDArray[np.float64]:
+    return np.asarray(as_float_array(values), dtype=np.float64)
+
+
+class FineGrid(_Frozen):
+    """Serialised :class:`~flywheel.drift._binning.Grid`: ``cell(x) = floor(x * scale) - base``.
+
+    Examples
+    --------
+    >>> FineGrid(scale=1024.0, base=-1025, cells=3073).grid().cell(0.0)
+    1025
+    """
+
+    scale: float
+    base: int
+    cells: int
+
+    def grid(self) -> Grid:
+        return _grid(self.scale, self.base, self.cells)
+
+
+@functools.lru_cache(maxsize=512)
+def _grid(scale: float, base: int, cells: int) -> Grid:
+    return Grid(scale=scale, base=base, cells=cells)
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """Arrays a profile's bins need for counting, cached per (edges, grid)."""
+
+    edges: NDArray[np.float64]
+    grid: Grid | None
+    edge_cells: NDArray[np.intp] | None
+
+
+@functools.lru_cache(maxsize=512)
+def _plan(edges: tuple[float, ...], grid: FineGrid | None) -> _Plan | None:
+    """``None`` when ``edges`` are not cell starts of ``grid``."""
+    array = np.asarray(edges, dtype=np.float64)
+    array.flags.writeable = False
+    if grid is None:
+        return _Plan(edges=array, grid=None, edge_cells=None)
     try:
-        return np.asarray(values, dtype=np.float64).ravel()
-    except (TypeError, ValueError):
-        pass
-    flat = np.asarray(values, dtype=object).ravel()
-    out = np.empty(flat.shape[0], dtype=np.float64)
-    for i, value in enumerate(flat):
-        if value is None:
-            out[i] = np.nan
-            continue
-        try:
-            out[i] = float(value)
-        except (TypeError, ValueError):
-            raise InvalidInputError(
-                f"value {str(value)[:40]!r} is not numeric", field="values"
-            ) from None
-    return out
+        g = grid.grid()
+    except ValueError:
+        return None
+    cells = g.aligned(array)
+    if cells is None:
+        return None
+    cells.flags.writeable = False
+    return _Plan(edges=array, grid=g, edge_cells=cells)
+
+
+def _grid_and_edges(
+    raw: NDArray[np.float64], cells: int, data_range: tuple[float, float] | None
+) -> tuple[FineGrid | None, NDArray[np.float64]]:
+    """Snap quantile edges onto a fine grid (finer while edges collide), or keep them."""
+    best: tuple[FineGrid, NDArray[np.float64]] | None = None
+    target = cells
+    while (grid := Grid.covering(raw, target, data_range=data_range)) is not None:
+        snapped, _ = grid.snap(raw)
+        best = (FineGrid(scale=grid.scale, base=grid.base, cells=grid.cells), snapped)
+        if snapped.size == raw.size:
+            break
+        target *= 2
+    if best is None or best[1].size < MIN_SNAPPED_SHARE * raw.size:
+        return None, raw
+    return best
+
+
+TailCell = tuple[int, int, float]
+
+
+def _tail_tuple(tail: dict[int, tuple[int, float]]) -> tuple[TailCell, ...]:
+    return tuple((cell, count, total) for cell, (count, total) in sorted(tail.items()))
+
+
+def _merge_tails(
+    mine: tuple[TailCell, ...], theirs: tuple[TailCell, ...], delta: float
+) -> tuple[TailCell, ...]:
+    """Add tail cells; ``theirs`` sums are re-centred by ``delta`` (their shift - ours)."""
+    merged = {cell: (count, total) for cell, count, total in mine}
+    for cell, count, total in theirs:
+        old_count, old_total = merged.get(cell, (0, 0.0))
+        merged[cell] = (old_count + count, old_total + total + count * delta)
+    return _tail_tuple(merged)
+
+
+def _trim(fine: NDArray[np.int64]) -> tuple[int, tuple[int, ...]]:
+    nonzero = np.flatnonzero(fine)
+    if nonzero.size == 0:
+        return 0, ()
+    first, last = int(nonzero[0]), int(nonzero[-1])
+    return first, tuple(fine[first : last + 1].tolist())
+
+
+class _ArrayCache:
+    """A memo of derived numpy arrays, invisible to equality, hashing and JSON."""
+
+    __slots__ = ("cdf", "cdf_of", "counts", "fine", "key", "tail_keys", "tails")
+
+    def __init__(self) -> None:
+        self.key: tuple[Any, ...] | None = None
+        self.counts: tuple[int, ...] | None = None  # the very tuple the array was built from
+        self.fine: NDArray[np.int64] | None = None
+        self.cdf: NDArray[np.float64] | None = None
+        self.cdf_of: NDArray[np.int64] | None = None
+        self.tail_keys: list[Any] = [None, None]
+        self.tails: list[tuple[NDArray[Any], NDArray[Any], NDArray[Any]] | None] = [None, None]
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _ArrayCache)
+
+    __hash__ = None  # type: ignore[assignment]
 
 
 class NumericProfile(_Frozen):
@@ -84,6 +197,8 @@ class NumericProfile(_Frozen):
     (9, 1000, 1000, 499.5)
     >>> p.histogram(np.array([-5.0, 50.0, 5000.0])).tolist()
     [2, 0, 0, 0, 0, 0, 0, 0, 0, 1]
+    >>> p.grid is not None and int(p.fine_histogram().sum()) == 1000
+    True
     """
 
     kind: Literal["numeric"] = "numeric"
@@ -96,6 +211,14 @@ class NumericProfile(_Frozen):
     sum_sq: float = Field(ge=0)
     minimum: float | None = None
     maximum: float | None = None
+    grid: FineGrid | None = None
+    fine_start: int = Field(default=0, ge=0)
+    fine_counts: tuple[int, ...] = ()
+    lower_tail: tuple[TailCell, ...] = ()
+    """Geometric tail cells below the grid: ``(cell, count, Σ(x - shift))``, by cell."""
+    upper_tail: tuple[TailCell, ...] = ()
+    """The same at or above the grid (see :meth:`Grid.tail_cells`)."""
+    _arrays: _ArrayCache = PrivateAttr(default_factory=_ArrayCache)
 
     @model_validator(mode="after")
     def _consistent(self) -> NumericProfile:
@@ -108,11 +231,39 @@ class NumericProfile(_Frozen):
             raise ValueError("counts must be non-negative and add up to count")
         if not math.isfinite(self.shift):
             raise ValueError("shift must be finite")
+        plan = _plan(self.edges, self.grid)
+        if plan is None:
+            raise ValueError("with a grid, every edge must be the start of a grid cell")
+        if self.grid is None:
+            if self.fine_counts or self.lower_tail or self.upper_tail:
+                raise ValueError("fine_counts and tail cells need a grid")
+            return self
+        if self.fine_start + len(self.fine_counts) > self.grid.cells + 2:
+            raise ValueError("fine_counts run past the grid")
+        fine = self.fine_histogram()
+        assert fine is not None
+        assert plan.edge_cells is not None
+        if np.any(fine < 0) or int(fine.sum()) != self.count:
+            raise ValueError("fine_counts must be non-negative and add up to count")
+        by_bin = np.add.reduceat(fine, np.concatenate(([0], plan.edge_cells)))
+        if by_bin.tolist() != list(self.counts):
+            raise ValueError("fine_counts must add up to counts bin by bin")
+        for tail, total in ((self.lower_tail, fine[0]), (self.upper_tail, fine[-1])):
+            cells = [cell for cell, _, _ in tail]
+            if cells != sorted(set(cells)) or any(c < 0 or n <= 0 for c, n, _ in tail):
+                raise ValueError("tail cells must be distinct, sorted, with positive counts")
+            if sum(n for _, n, _ in tail) != int(total):
+                raise ValueError("tail cells must add up to the open grid cells")
         return self
 
     @classmethod
-    def build(cls, values: ArrayLike, *, bins: int = DEFAULT_BINS) -> NumericProfile:
-        """Profile ``values`` with ``bins`` quantile bins (fewer when values repeat)."""
+    def build(
+        cls, values: ArrayLike, *, bins: int = DEFAULT_BINS, cells: int = TARGET_CELLS
+    ) -> NumericProfile:
+        """Profile ``values`` with ``bins`` quantile bins (fewer when values repeat).
+
+        ``cells`` is the target size of the fine grid (``0`` for none).
+        """
         if bins < 1:
             raise InvalidInputError("bins must be at least 1", field="bins")
         finite, missing = _finite(values)
@@ -123,6 +274,8 @@ class NumericProfile(_Frozen):
             edges = np.unique(quantiles)
         else:
             edges = np.empty(0, dtype=np.float64)
+        data_range = (float(finite.min()), float(finite.max())) if finite.size else None
+        grid, edges = _grid_and_edges(edges, cells, data_range) if cells > 0 else (None, edges)
         shift = float(np.mean(finite)) if finite.size else 0.0
         if not math.isfinite(shift):  # values near the float64 limit overflow the mean
             shift = 0.0
@@ -134,8 +287,9 @@ class NumericProfile(_Frozen):
             shift=shift,
             sum=0.0,
             sum_sq=0.0,
+            grid=grid,
         )
-        return empty._with(finite, missing)
+        return empty.merge(empty._scanned(finite, extra_missing=missing))
 
     @property
     def bin_edges(self) -> NDArray[np.float64]:
@@ -164,49 +318,127 @@ class NumericProfile(_Frozen):
         total = self.count + self.missing
         return self.missing / total if total else 0.0
 
+    def fine_histogram(self) -> NDArray[np.int64] | None:
+        """Counts per grid cell (``grid.cells + 2`` entries, tails included), if gridded.
+
+        The array is read-only and memoised on the instance.
+
+        Examples
+        --------
+        >>> p = NumericProfile.build(np.arange(100.0))
+        >>> fine = p.fine_histogram()
+        >>> (int(fine.sum()), fine.size == p.grid.cells + 2)
+        (100, True)
+        """
+        if self.grid is None:
+            return None
+        cache = self._arrays
+        key = (self.fine_start, self.grid)
+        if cache.fine is None or cache.counts is not self.fine_counts or cache.key != key:
+            fine = np.zeros(self.grid.cells + 2, dtype=np.int64)
+            fine[self.fine_start : self.fine_start + len(self.fine_counts)] = self.fine_counts
+            fine.flags.writeable = False
+            cache.key, cache.counts, cache.fine = key, self.fine_counts, fine
+        return cache.fine
+
+    def fine_cdf(self) -> NDArray[np.float64]:
+        """The CDF at the starts of grid cells ``1 .. cells + 1`` (memoised, read-only).
+
+        Raises
+        ------
+        ValueError
+            When the profile has no grid or no values.
+        """
+        fine = self.fine_histogram()
+        if fine is None or self.count == 0:
+            raise ValueError("a fine CDF needs a grid and at least one value")
+        cache = self._arrays
+        if cache.cdf is None or cache.cdf_of is not fine:
+            cdf = np.cumsum(fine[:-1]) / self.count
+            cdf.flags.writeable = False
+            cache.cdf, cache.cdf_of = cdf, fine
+        return cache.cdf
+
+    def tail_arrays(
+        self, *, upper: bool
+    ) -> tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.float64]]:
+        """One open tail's cells, counts and centred sums as arrays (memoised)."""
+        cache = self._arrays
+        tail = self.upper_tail if upper else self.lower_tail
+        slot = 1 if upper else 0
+        if cache.tails[slot] is None or cache.tail_keys[slot] is not tail:
+            cells = np.array([t[0] for t in tail], dtype=np.int64)
+            counts = np.array([t[1] for t in tail], dtype=np.float64)
+            sums = np.array([t[2] for t in tail], dtype=np.float64)
+            cache.tails[slot] = (cells, counts, sums)
+            cache.tail_keys[slot] = tail
+        arrays = cache.tails[slot]
+        assert arrays is not None
+        return arrays
+
     def histogram(self, values: ArrayLike) -> NDArray[np.int64]:
         """Count the finite ``values`` into this profile's bins (vectorised).
 
         Missing values are left out; the result has ``len(edges) + 1`` entries.
         """
-        finite, _ = _finite(values)
-        return self._count(finite)
+        return self._scan(values).counts
 
-    def _count(self, finite: NDArray[np.float64]) -> NDArray[np.int64]:
-        index = np.searchsorted(np.asarray(self.edges, dtype=np.float64), finite, side="right")
-        return np.bincount(index, minlength=len(self.edges) + 1).astype(np.int64)
+    def _scan(self, values: ArrayLike) -> Scan:
+        plan = _plan(self.edges, self.grid)
+        assert plan is not None  # checked by the validator
+        return scan(
+            values, edges=plan.edges, grid=plan.grid, edge_cells=plan.edge_cells, shift=self.shift
+        )
+
+    def accumulator(self) -> Accumulator:
+        """A running count in this profile's bins; feed it arrays, then :meth:`from_scan`.
+
+        Examples
+        --------
+        >>> ref = NumericProfile.build(np.arange(100.0))
+        >>> acc = ref.accumulator()
+        >>> acc.update(np.array([1.0, 2.0])); acc.update(np.array([3.0]))
+        >>> ref.from_scan(acc.result()) == ref.observe([1.0, 2.0, 3.0])
+        True
+        """
+        plan = _plan(self.edges, self.grid)
+        assert plan is not None  # checked by the validator
+        return Accumulator(plan.edges, plan.grid, plan.edge_cells, self.shift)
 
     def observe(self, values: ArrayLike) -> NumericProfile:
         """A profile of ``values`` in this profile's bins (and shift), ready to merge."""
-        finite, missing = _finite(values)
-        return self.model_copy(
-            update={
-                "counts": (0,) * len(self.counts),
-                "count": 0,
-                "missing": 0,
-                "sum": 0.0,
-                "sum_sq": 0.0,
-                "minimum": None,
-                "maximum": None,
-            }
-        )._with(finite, missing)
+        return self._scanned(values)
 
-    def _with(self, finite: NDArray[np.float64], missing: int) -> NumericProfile:
-        """This profile plus ``finite`` values and ``missing`` missing ones."""
-        centred = finite - self.shift
-        addition = NumericProfile.model_construct(
+    def _scanned(self, values: ArrayLike, *, extra_missing: int = 0) -> NumericProfile:
+        return self.from_scan(self._scan(values), extra_missing=extra_missing)
+
+    def from_scan(self, result: Scan, *, extra_missing: int = 0) -> NumericProfile:
+        """The window profile an :meth:`accumulator` (or a scan) counted in these bins."""
+        start, fine = _trim(result.fine) if result.fine is not None else (0, ())
+        # Built from our own counts, so skip re-validation (it costs more than the scan).
+        profile = NumericProfile.model_construct(
             kind="numeric",
             edges=self.edges,
-            counts=tuple(int(c) for c in self._count(finite)),
-            count=int(finite.size),
-            missing=missing,
+            counts=tuple(result.counts.tolist()),
+            count=result.count,
+            missing=result.missing + extra_missing,
             shift=self.shift,
-            sum=float(np.sum(centred)),
-            sum_sq=float(np.dot(centred, centred)),
-            minimum=float(finite.min()) if finite.size else None,
-            maximum=float(finite.max()) if finite.size else None,
+            sum=result.sum,
+            sum_sq=result.sum_sq,
+            minimum=result.minimum,
+            maximum=result.maximum,
+            grid=self.grid,
+            fine_start=start,
+            fine_counts=fine,
+            lower_tail=_tail_tuple(result.lower_tail),
+            upper_tail=_tail_tuple(result.upper_tail),
         )
-        return self.merge(addition)
+        if result.fine is not None:  # keep the array the scan already built
+            result.fine.flags.writeable = False
+            profile._arrays.key = (start, self.grid)
+            profile._arrays.counts = fine
+            profile._arrays.fine = result.fine
+        return profile
 
     def merge(self, other: NumericProfile) -> NumericProfile:
         """Add ``other``'s counts and moments (same edges required).
@@ -222,7 +454,22 @@ class NumericProfile(_Frozen):
         delta = other.shift - self.shift
         other_sum = other.sum + other.count * delta
         other_sum_sq = other.sum_sq + 2 * delta * other.sum + other.count * delta * delta
+        grid: FineGrid | None = None
+        start, fine = 0, tuple[int, ...]()
+        lower: tuple[TailCell, ...] = ()
+        upper: tuple[TailCell, ...] = ()
+        mine, theirs = self.fine_histogram(), other.fine_histogram()
+        if mine is not None and theirs is not None and self.grid == other.grid:
+            grid = self.grid
+            start, fine = _trim(mine + theirs)
+            lower = _merge_tails(self.lower_tail, other.lower_tail, delta)
+            upper = _merge_tails(self.upper_tail, other.upper_tail, delta)
         return NumericProfile(
+            grid=grid,
+            fine_start=start,
+            fine_counts=fine,
+            lower_tail=lower,
+            upper_tail=upper,
             edges=self.edges,
             counts=tuple(a + b for a, b in zip(self.counts, other.counts, strict=True)),
             count=self.count + other.count,
@@ -291,14 +538,73 @@ class CategoricalProfile(_Frozen):
         return {k: v / total for k, v in self.counts.items()} if total else {}
 
     def observe(self, values: Iterable[Any]) -> CategoricalProfile:
-        """A profile of ``values`` (categories not seen before are added)."""
-        labels = [_category(v) for v in np.asarray(values, dtype=object).ravel()]
-        present = np.asarray([label for label in labels if label is not None], dtype=object)
+        """A profile of ``values`` (categories not seen before are added).
+
+        Distinct values are counted first (a C-level hash count), then only those
+        few are turned into labels, so a million strings take tens of milliseconds.
+        """
+        flat = np.asarray(values, dtype=object).ravel()
+        try:
+            distinct = Counter(flat.tolist())
+        except TypeError:  # unhashable values: label each one
+            distinct = Counter(_category(v) for v in flat)
+        if any(isinstance(key, bool | np.bool_) for key in distinct):
+            # True == 1 as dict keys, but they label differently ("true" vs "1").
+            distinct = Counter(_category(v) for v in flat)
         counts: dict[str, int] = {}
-        if present.size:
-            keys, numbers = np.unique(present.astype(str), return_counts=True)
-            counts = {str(k): int(n) for k, n in zip(keys, numbers, strict=True)}
-        return CategoricalProfile(counts=counts, missing=len(labels) - int(present.size))
+        missing = 0
+        for value, number in distinct.items():
+            label = value if value is None else _category(value)
+            if label is None:
+                missing += number
+            else:
+                counts[label] = counts.get(label, 0) + number
+        return CategoricalProfile(counts=dict(sorted(counts.items())), missing=missing)
+
+    def observe_codes(self, codes: ArrayLike, categories: Sequence[Any]) -> CategoricalProfile:
+        """A profile of dictionary-encoded values: ``categories[code]``, ``-1`` for missing.
+
+        Counting is one ``bincount`` over the integer codes; only the (few)
+        categories are turned into labels.
+
+        Raises
+        ------
+        InvalidInputError
+            When the codes are not integers or fall outside ``-1 .. len(categories) - 1``.
+
+        Examples
+        --------
+        >>> CategoricalProfile.build([]).observe_codes([0, 1, 1, -1], ["a", "b"]).counts
+        {'a': 1, 'b': 2}
+        """
+        array = np.asarray(codes)
+        if array.ndim != 1:
+            array = array.ravel()
+        if array.size and array.dtype.kind not in "iu":
+            raise InvalidInputError("category codes must be integers", field="codes")
+        n = len(categories)
+        counts: dict[str, int] = {}
+        missing = 0
+        if array.size:
+            low, high = int(array.min()), int(array.max())
+            if low < -1 or high >= n:
+                raise InvalidInputError(
+                    f"category codes must lie in [-1, {n - 1}], found [{low}, {high}]",
+                    field="codes",
+                )
+            shifted = low < 0
+            numbers = np.bincount(array + 1 if shifted else array, minlength=n + shifted)
+            if shifted:
+                missing, numbers = int(numbers[0]), numbers[1:]
+            for value, number in zip(categories, numbers.tolist(), strict=True):
+                if not number:
+                    continue
+                label = _category(value)
+                if label is None:
+                    missing += number
+                else:
+                    counts[label] = counts.get(label, 0) + number
+        return CategoricalProfile(counts=dict(sorted(counts.items())), missing=missing)
 
     def merge(self, other: CategoricalProfile) -> CategoricalProfile:
         """Add ``other``'s counts."""
@@ -311,6 +617,79 @@ class CategoricalProfile(_Frozen):
 
 
 FeatureProfile = NumericProfile | CategoricalProfile
+
+
+@dataclass(frozen=True, slots=True)
+class CategoryCodes:
+    """A dictionary-encoded column: value ``i`` is ``categories[codes[i]]``, code ``-1`` missing.
+
+    This is how pandas categoricals and Arrow dictionary arrays store strings;
+    :func:`category_codes` converts both.
+
+    Examples
+    --------
+    >>> column = CategoryCodes(codes=np.array([0, 1, 0]), categories=("eu", "us"))
+    >>> len(column)
+    3
+    """
+
+    codes: NDArray[np.integer[Any]]
+    categories: Sequence[Any]
+
+    def __len__(self) -> int:
+        return int(np.asarray(self.codes).size)
+
+
+_MAX_CODE_RANGE = 1 << 20
+
+
+def _integer_codes(column: Any) -> CategoryCodes | None:
+    """Integer or boolean arrays with a modest range, as codes (``bincount`` instead of sort)."""
+    if not isinstance(column, np.ndarray) or column.dtype.kind not in "iub" or column.ndim != 1:
+        return None
+    if column.dtype.kind == "b":
+        return CategoryCodes(column.view(np.uint8), (False, True))
+    if column.size == 0:
+        return CategoryCodes(column.astype(np.int64), ())
+    low, high = int(column.min()), int(column.max())
+    if high - low >= _MAX_CODE_RANGE:
+        return None
+    codes = column - low if low else column
+    return CategoryCodes(codes, range(low, high + 1))
+
+
+def category_codes(column: Any) -> CategoryCodes | None:
+    """``column`` as :class:`CategoryCodes` when it is dictionary-encoded, else ``None``.
+
+    Understands :class:`CategoryCodes`, pandas ``Categorical`` (and categorical
+    ``Series``), and pyarrow ``DictionaryArray`` / ``ChunkedArray`` of dictionaries
+    (nulls become code ``-1``).
+
+    Examples
+    --------
+    >>> category_codes(np.array([1.0, 2.0])) is None
+    True
+    """
+    if isinstance(column, CategoryCodes):
+        return column
+    cat = getattr(column, "cat", None)  # pandas Series with a categorical dtype
+    if cat is not None and hasattr(cat, "codes"):
+        return CategoryCodes(np.asarray(cat.codes), list(cat.categories))
+    if hasattr(column, "codes") and hasattr(column, "categories"):
+        return CategoryCodes(np.asarray(column.codes), list(column.categories))
+    if hasattr(column, "combine_chunks") and hasattr(column, "num_chunks"):
+        if not hasattr(column.type, "index_type"):
+            return None
+        column = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+    if hasattr(column, "indices") and hasattr(column, "dictionary"):
+        import pyarrow.compute as pc
+
+        indices = column.indices
+        if indices.null_count:
+            indices = pc.fill_null(indices, -1)
+        codes = indices.to_numpy(zero_copy_only=False)
+        return CategoryCodes(codes, column.dictionary.to_pylist())
+    return None
 
 
 class ReferenceProfile(_Frozen):
@@ -381,6 +760,60 @@ class ReferenceProfile(_Frozen):
             categorical=categorical,
         )
 
+    def observe_columns(self, columns: Mapping[str, Any]) -> ReferenceProfile:
+        """Profile a window given column by column (the fast path for large windows).
+
+        Numeric columns are 1-D arrays of any real dtype (contiguous ``float64``
+        is zero-copy).  Categorical columns are arrays of values or, much faster,
+        dictionary-encoded (:class:`CategoryCodes`, pandas categoricals, Arrow
+        dictionaries).  Extra columns are ignored.
+
+        Raises
+        ------
+        InvalidWindowError
+            When a feature has no column or the columns differ in length.
+
+        Examples
+        --------
+        >>> ref = build_profile(np.arange(100.0).reshape(-1, 1), ["x"])
+        >>> ref.observe_columns({"x": np.array([1.0, np.nan])}).numeric["x"].missing
+        1
+        """
+        missing = [name for name in self.features if name not in columns]
+        if missing:
+            raise InvalidWindowError(f"the window has no column for {missing}", field=missing[0])
+        numeric: dict[str, NumericProfile] = {}
+        categorical: dict[str, CategoricalProfile] = {}
+        lengths: set[int] = set()
+        for name in self.features:
+            column = columns[name]
+            if name in self.numeric:
+                values = as_float_array(column)
+                lengths.add(int(values.size))
+                numeric[name] = self.numeric[name].observe(values)
+                continue
+            codes = category_codes(column) or _integer_codes(column)
+            if codes is not None:
+                lengths.add(len(codes))
+                categorical[name] = CategoricalProfile.build([]).observe_codes(
+                    codes.codes, codes.categories
+                )
+            else:
+                values = np.asarray(column, dtype=object).ravel()
+                lengths.add(int(values.size))
+                categorical[name] = CategoricalProfile.build(values)
+        if len(lengths) > 1:
+            raise InvalidWindowError(
+                f"window columns differ in length: {sorted(lengths)}", field="columns"
+            )
+        # Every feature was profiled above from this profile's own bins: skip re-validation.
+        return ReferenceProfile.model_construct(
+            features=self.features,
+            rows=lengths.pop() if lengths else 0,
+            numeric=numeric,
+            categorical=categorical,
+        )
+
     def to_json(self) -> str:
         """Serialise to JSON (finite numbers only)."""
         return self.model_dump_json()
@@ -409,6 +842,7 @@ def build_profile(
     categorical: Iterable[str] = (),
     *,
     bins: int = DEFAULT_BINS,
+    cells: int = TARGET_CELLS,
 ) -> ReferenceProfile:
     """Profile a dataset: quantile histograms for numeric features, counts for categorical.
 
@@ -423,6 +857,8 @@ def build_profile(
         Names of the categorical columns.
     bins
         Quantile bins per numeric feature before de-duplication.
+    cells
+        Target number of fine grid cells per numeric feature (``0``: no grid).
 
     Examples
     --------
@@ -445,10 +881,40 @@ def build_profile(
         if name in categorical_names:
             categories[name] = CategoricalProfile.build(matrix[:, j])
         else:
-            numeric[name] = NumericProfile.build(matrix[:, j], bins=bins)
+            numeric[name] = NumericProfile.build(matrix[:, j], bins=bins, cells=cells)
     return ReferenceProfile(
         features=names, rows=int(matrix.shape[0]), numeric=numeric, categorical=categories
     )
+
+
+def check_compatible(a: ReferenceProfile, b: ReferenceProfile) -> None:
+    """Raise unless ``a`` and ``b`` have the same features, kinds and bin edges.
+
+    Raises
+    ------
+    ProfileMismatchError
+        Naming the first difference.
+
+    Examples
+    --------
+    >>> ref = build_profile(np.arange(10.0).reshape(-1, 1), ["x"])
+    >>> check_compatible(ref, ref.observe([[3.0]])) is None
+    True
+    """
+    if a.features != b.features:
+        raise ProfileMismatchError(
+            f"profiles cover different features: {list(a.features)} vs {list(b.features)}",
+            field="features",
+        )
+    if set(a.numeric) != set(b.numeric):
+        raise ProfileMismatchError(
+            "profiles disagree on which features are numeric", field="features"
+        )
+    for name, profile in a.numeric.items():
+        if profile.edges != b.numeric[name].edges:
+            raise ProfileMismatchError(
+                f"feature {name!r}: the profiles have different bin edges", field=name
+            )
 
 
 def merge(a: ReferenceProfile, b: ReferenceProfile) -> ReferenceProfile:
@@ -466,24 +932,95 @@ def merge(a: ReferenceProfile, b: ReferenceProfile) -> ReferenceProfile:
     >>> (both.rows, both.numeric["x"].count, both.numeric["x"].maximum)
     (3, 3, 3.0)
     """
-    if a.features != b.features:
-        raise ProfileMismatchError(
-            f"profiles cover different features: {list(a.features)} vs {list(b.features)}",
-            field="features",
-        )
-    if set(a.numeric) != set(b.numeric):
-        raise ProfileMismatchError(
-            "profiles disagree on which features are numeric", field="features"
-        )
-    numeric: dict[str, NumericProfile] = {}
-    for name, profile in a.numeric.items():
-        try:
-            numeric[name] = profile.merge(b.numeric[name])
-        except ProfileMismatchError:
-            raise ProfileMismatchError(
-                f"feature {name!r}: the profiles have different bin edges", field=name
-            ) from None
+    check_compatible(a, b)
+    numeric = {name: p.merge(b.numeric[name]) for name, p in a.numeric.items()}
     categorical = {name: p.merge(b.categorical[name]) for name, p in a.categorical.items()}
     return ReferenceProfile(
         features=a.features, rows=a.rows + b.rows, numeric=numeric, categorical=categorical
+    )
+
+
+def merge_all(profiles: Iterable[ReferenceProfile]) -> ReferenceProfile:
+    """Merge the profiles of a window's shards (the reduce step of a fan-out).
+
+    Raises
+    ------
+    InvalidInputError
+        When ``profiles`` is empty.
+    ProfileMismatchError
+        When two shards were not observed in the same reference bins.
+
+    Examples
+    --------
+    >>> ref = build_profile(np.arange(10.0).reshape(-1, 1), ["x"], bins=4)
+    >>> shards = [ref.observe([[float(i)]]) for i in range(3)]
+    >>> merge_all(shards).numeric["x"].count
+    3
+    """
+    shards = list(profiles)
+    if not shards:
+        raise InvalidInputError("there are no profiles to merge", field="profiles")
+    first = shards[0]
+    if len(shards) == 1:
+        return first
+    for shard in shards[1:]:
+        check_compatible(first, shard)
+    categorical: dict[str, CategoricalProfile] = {}
+    for name in first.categorical:
+        counts: Counter[str] = Counter()
+        for shard in shards:
+            counts.update(shard.categorical[name].counts)
+        categorical[name] = CategoricalProfile(
+            counts=dict(sorted(counts.items())),
+            missing=sum(shard.categorical[name].missing for shard in shards),
+        )
+    return ReferenceProfile(
+        features=first.features,
+        rows=sum(shard.rows for shard in shards),
+        numeric={
+            name: _merge_numeric([shard.numeric[name] for shard in shards])
+            for name in first.numeric
+        },
+        categorical=categorical,
+    )
+
+
+def _merge_numeric(parts: list[NumericProfile]) -> NumericProfile:
+    """Many :meth:`NumericProfile.merge` calls at once: arrays add, one validation."""
+    first = parts[0]
+    counts = np.sum([np.asarray(p.counts, dtype=np.int64) for p in parts], axis=0)
+    total = total_sq = 0.0
+    for p in parts:  # re-centre each part's sums on the first part's shift
+        delta = p.shift - first.shift
+        total += p.sum + p.count * delta
+        total_sq += p.sum_sq + 2 * delta * p.sum + p.count * delta * delta
+    lows = [p.minimum for p in parts if p.minimum is not None]
+    highs = [p.maximum for p in parts if p.maximum is not None]
+    grid: FineGrid | None = first.grid
+    start, fine = 0, tuple[int, ...]()
+    lower, upper = first.lower_tail, first.upper_tail
+    if grid is not None and all(p.grid == grid for p in parts):
+        fines = [f for p in parts if (f := p.fine_histogram()) is not None]
+        start, fine = _trim(np.sum(fines, axis=0))
+        for p in parts[1:]:
+            delta = p.shift - first.shift
+            lower = _merge_tails(lower, p.lower_tail, delta)
+            upper = _merge_tails(upper, p.upper_tail, delta)
+    else:
+        grid, lower, upper = None, (), ()
+    return NumericProfile(
+        edges=first.edges,
+        counts=tuple(counts.tolist()),
+        count=sum(p.count for p in parts),
+        missing=sum(p.missing for p in parts),
+        shift=first.shift,
+        sum=total,
+        sum_sq=max(total_sq, 0.0),
+        minimum=min(lows) if lows else None,
+        maximum=max(highs) if highs else None,
+        grid=grid,
+        fine_start=start,
+        fine_counts=fine,
+        lower_tail=lower,
+        upper_tail=upper,
     )

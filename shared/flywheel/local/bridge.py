@@ -17,6 +17,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import random
 import sys
 import threading
 import traceback
@@ -27,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from datetime import datetime
     from pathlib import Path
 
 Handler = Callable[[Any, Any], Any]
@@ -55,6 +57,7 @@ class Invocation:
     qualifier: str | None
     error: str | None
     request_id: str
+    message: str | None = None
 
 
 class LambdaContext:
@@ -89,8 +92,16 @@ class LambdaBridge:
     ['f']
     """
 
-    def __init__(self, *, functions_dir: Path, extra_env: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        functions_dir: Path,
+        extra_env: Mapping[str, str] | None = None,
+        now: Callable[[], datetime] | None = None,
+    ) -> None:
         self.functions_dir = functions_dir
+        self.now = now
+        self.random = random.Random()
         self.functions: dict[str, LocalFunction] = {}
         self.extra_env = dict(extra_env or {})
         self.invocations: list[Invocation] = []
@@ -139,12 +150,15 @@ class LambdaBridge:
                 response_headers: Any,
                 _original: Any = original,
             ) -> Any:
-                name = function_name.rsplit(":function:", maxsplit=1)[-1].split(":", maxsplit=1)[0]
+                parts = function_name.rsplit(":function:", maxsplit=1)[-1].split(":")
+                name = parts[0]
                 if name not in bridge.functions:
                     return _original(
                         backend, function_name, qualifier, body, headers, response_headers
                     )
-                fn = backend.get_function(function_name, qualifier)
+                qualifier = qualifier or (parts[1] if len(parts) > 1 else None)
+                qualifier = bridge.route(backend, name, qualifier)
+                fn = backend.get_function(name, qualifier)
                 return bridge.dispatch(name, fn, qualifier, body, response_headers)
 
             setattr(cls, "invoke", invoke)  # noqa: B010
@@ -163,6 +177,9 @@ class LambdaBridge:
         # A published version snapshots its own configuration (e.g. FLYWHEEL_MODEL_VERSION).
         environment.update(getattr(moto_fn, "environment_vars", None) or {})
         resolved_qualifier = qualifier or getattr(moto_fn, "version", None)
+        if self.now is not None:
+            # Handlers read time through flywheel.clock.EnvironmentClock.
+            environment["FLYWHEEL_NOW"] = self.now().isoformat()
         event = json.loads(body) if body else {}
         with self._lock:
             fault = self._next_fault(name)
@@ -184,7 +201,7 @@ class LambdaBridge:
                 response_headers["x-amz-function-error"] = "Unhandled"
                 error_type = type(exc).__name__
                 self.invocations.append(
-                    Invocation(name, resolved_qualifier, error_type, request_id)
+                    Invocation(name, resolved_qualifier, error_type, request_id, str(exc)[:2000])
                 )
                 payload = json.dumps(
                     {
@@ -196,6 +213,22 @@ class LambdaBridge:
                 )
         response_headers["Content-Length"] = str(len(payload))
         return payload.encode()
+
+    def route(self, backend: Any, name: str, qualifier: str | None) -> str | None:
+        """Resolve an alias with a routing config to one version, by weight, as Lambda does."""
+        if qualifier is None or qualifier.isdigit() or qualifier == "$LATEST":
+            return qualifier
+        for alias in backend.list_aliases(name):
+            if alias.name != qualifier:
+                continue
+            weights = (alias.routing_config or {}).get("AdditionalVersionWeights") or {}
+            draw = self.random.random()
+            for version, weight in weights.items():
+                if draw < float(weight):
+                    return str(version)
+                draw -= float(weight)
+            return str(alias.function_version)
+        return qualifier
 
     def _next_fault(self, name: str) -> str | BaseException | None:
         queue = self._faults.get(name)

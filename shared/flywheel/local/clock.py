@@ -32,6 +32,11 @@ class SimulatedClock:
             self._now += timedelta(seconds=max(0.0, float(seconds)))
             self.slept_seconds += max(0.0, float(seconds))
 
+    def set(self, moment: datetime) -> None:
+        """Jump to ``moment`` (never backwards)."""
+        with self._lock:
+            self._now = max(self._now, moment)
+
     def advance(self, delta: timedelta) -> datetime:
         with self._lock:
             self._now += delta

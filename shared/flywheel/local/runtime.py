@@ -23,7 +23,8 @@ import time
 import types
 import uuid
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, cast
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 import boto3
 
@@ -35,12 +36,14 @@ from flywheel.local.scheduler import next_fire
 from flywheel.local.synth import repo_root, templates
 
 if TYPE_CHECKING:
-    from datetime import datetime
     from pathlib import Path
 
 #: The moto release whose internals the bridge patches (checked at install).
 MOTO_VERSION = "5.2.5"
 MOTO_CONFIG = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
+#: Environment every handler gets locally: no X-Ray daemon here, and captured rows are
+#: written at once (a local "execution environment" lives as long as the process).
+LOCAL_FUNCTION_ENV = {"POWERTOOLS_TRACE_DISABLED": "true", "FLYWHEEL_CAPTURE_MAX_ROWS": "1"}
 BRIDGED_TARGETS = frozenset({"states", "lambda"})
 CLIENTS = ("iam", "dynamodb", "s3", "lambda", "stepfunctions", "events", "cloudwatch", "sqs")
 
@@ -75,7 +78,9 @@ class LocalRuntime:
         self.deployment = LocalDeployment(template_set or templates(stage))
         self.clock = clock or SimulatedClock()
         self.bridge = LambdaBridge(
-            functions_dir=functions_dir or repo_root() / "functions", extra_env=extra_env
+            functions_dir=functions_dir or repo_root() / "functions",
+            extra_env={**LOCAL_FUNCTION_ENV, **(extra_env or {})},
+            now=self.clock.now,
         )
         self.provisioned: Provisioned | None = None
         self._patches: list[tuple[Any, str, Any]] = []
@@ -134,6 +139,22 @@ class LocalRuntime:
         # ``time`` as the retrier sees it: back-offs advance the simulated clock.
         self._patch(retrier_decl, "time", clock_time)
 
+        from moto.stepfunctions.parser.asl.eval.evaluation_details import ExecutionDetails
+
+        original_details_init = ExecutionDetails.__init__
+
+        def details_init(details: Any, *args: Any, **kwargs: Any) -> None:
+            # Step Functions' context object carries StartTime as ISO 8601 text; moto
+            # passes a datetime, which then breaks DescribeExecution's JSON output.
+            original_details_init(details, *args, **kwargs)
+            start = details.start_time
+            if isinstance(start, datetime):
+                details.start_time = (
+                    start.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+                )
+
+        self._patch(ExecutionDetails, "__init__", details_init)
+
     def _patch(self, owner: Any, name: str, value: Any) -> None:
         self._patches.append((owner, name, getattr(owner, name)))
         setattr(owner, name, value)
@@ -153,9 +174,12 @@ class LocalRuntime:
     # -- EventBridge -----
     def deliver(self, rule: Any, event: dict[str, Any]) -> None:
         """Send a matched event to the rule's Step Functions and Lambda targets."""
-        from moto.events.utils import EventTemplateParser
         from moto.stepfunctions.parser.asl.utils.boto_client import boto_client_for
 
+        if isinstance(event.get("time"), int | float):
+            # moto keeps a Unix timestamp; EventBridge delivers ISO 8601 (second precision).
+            stamp = datetime.fromtimestamp(float(event["time"]), tz=UTC)
+            event = {**event, "time": stamp.strftime("%Y-%m-%dT%H:%M:%SZ")}
         for target in rule.targets:
             arn: str = target["Arn"]
             service = _service(arn)
@@ -165,10 +189,8 @@ class LocalRuntime:
                 payload = json.loads(target["Input"])
             elif "InputTransformer" in target:
                 transformer = target["InputTransformer"]
-                payload = EventTemplateParser.parse(
-                    input_template=transformer.get("InputTemplate"),
-                    input_paths_map=transformer.get("InputPathsMap", {}),
-                    event=cast("Any", event),
+                payload = transform_input(
+                    transformer.get("InputTemplate"), transformer.get("InputPathsMap", {}), event
                 )
             else:
                 payload = event
@@ -203,24 +225,33 @@ class LocalRuntime:
 
     # -- schedules -----
     def advance(self, seconds: float) -> list[str]:
-        """Move the simulated clock forward and fire every schedule that came due."""
+        """Move the simulated clock forward, firing each schedule at the time it comes due.
+
+        Schedules fire in time order with the clock set to their due time, so a handler
+        run by the second of two hourly firings sees a time one hour after the first.
+        """
         from datetime import timedelta
 
         from moto.events.models import events_backends
 
-        now = self.clock.advance(timedelta(seconds=seconds))
-        fired: list[str] = []
         assert self.provisioned is not None
+        target = self.clock.now() + timedelta(seconds=seconds)
         backend = events_backends[self.deployment.account][self.deployment.region]
-        for schedule in self.provisioned.schedules:
-            while self._next_fires[schedule.name] <= now:
-                due = self._next_fires[schedule.name]
-                rule = backend.event_buses[schedule.bus].rules[schedule.name]
-                event = _scheduled_event(schedule, due, self.deployment)
-                if rule.state == "ENABLED":
-                    self.deliver(rule, event)
-                    fired.append(schedule.name)
-                self._next_fires[schedule.name] = next_fire(schedule.expression, due)
+        by_name = {s.name: s for s in self.provisioned.schedules}
+        fired: list[str] = []
+        while True:
+            due_name = min(self._next_fires, key=self._next_fires.__getitem__, default=None)
+            if due_name is None or self._next_fires[due_name] > target:
+                break
+            due = self._next_fires[due_name]
+            schedule = by_name[due_name]
+            self.clock.set(max(due, self.clock.now()))
+            rule = backend.event_buses[schedule.bus].rules[schedule.name]
+            if rule.state == "ENABLED":
+                self.deliver(rule, _scheduled_event(schedule, due, self.deployment))
+                fired.append(schedule.name)
+            self._next_fires[due_name] = next_fire(schedule.expression, due)
+        self.clock.set(max(target, self.clock.now()))
         return fired
 
     # -- executions -----
@@ -310,6 +341,55 @@ def _scheduled_event(
         "detail": {},
         "ingestion-time": due.timestamp(),
     }
+
+
+def transform_input(template: str | None, paths: dict[str, str], event: dict[str, Any]) -> Any:
+    """EventBridge's input transformer, as AWS applies it to a JSON template.
+
+    A placeholder outside quotes takes the value as JSON (strings get their quotes,
+    objects stay objects); inside a quoted string it takes the raw text. (moto's own
+    parser inserts strings without quotes, which yields invalid JSON.)
+
+    Examples
+    --------
+    >>> transform_input('{"m": <m>, "d": <d>, "s": "model <m>"}',
+    ...                 {"m": "$.detail.m", "d": "$.detail"}, {"detail": {"m": "x"}})
+    {'m': 'x', 'd': {'m': 'x'}, 's': 'model x'}
+    """
+    from jsonpath_ng.ext import parse  # type: ignore[attr-defined]
+
+    if template is None:
+        return event
+    values: dict[str, Any] = {}
+    for name, path in paths.items():
+        matches = parse(path).find(event)
+        values[name] = matches[0].value if matches else None
+    out: list[str] = []
+    in_string = False
+    i = 0
+    while i < len(template):
+        char = template[i]
+        if char == "\\" and in_string:
+            out.append(template[i : i + 2])
+            i += 2
+            continue
+        if char == '"':
+            in_string = not in_string
+        elif char == "<":
+            close = template.find(">", i)
+            name = template[i + 1 : close] if close > i else ""
+            if name in values:
+                value = values[name]
+                if in_string:
+                    text = value if isinstance(value, str) else json.dumps(value)
+                    out.append(json.dumps(text)[1:-1])
+                else:
+                    out.append(json.dumps(value))
+                i = close + 1
+                continue
+        out.append(char)
+        i += 1
+    return json.loads("".join(out))
 
 
 def _client(name: str) -> Any:

@@ -8,6 +8,7 @@ buckets, executions) persists from one command to the next until
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import subprocess
@@ -16,9 +17,10 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from pathlib import Path
 
 LOCAL_CREDENTIALS = {
@@ -32,17 +34,20 @@ def endpoint(port: int) -> str:
     return f"http://127.0.0.1:{port}"
 
 
-def is_running(port: int, timeout: float = 0.5) -> bool:
-    """Whether a moto server answers on ``port``."""
+def is_running(port: int) -> bool:
+    """Whether the local server (moto and its runtime control API) answers on ``port``."""
     try:
-        with urllib.request.urlopen(f"{endpoint(port)}/moto-api/data.json", timeout=timeout):
-            return True
+        control(port, "/resources")
     except (urllib.error.URLError, OSError, ValueError):
         return False
+    return True
 
 
-def ensure_running(port: int, home: Path, *, wait_seconds: float = 30.0) -> str:
-    """Start the server in the background unless one already answers; return its endpoint."""
+def ensure_running(port: int, home: Path, *, wait_seconds: float = 180.0) -> str:
+    """Start the server in the background unless one already answers; return its endpoint.
+
+    The first start synthesizes the CDK app (cached afterwards) and provisions it.
+    """
     if is_running(port):
         return endpoint(port)
     home.mkdir(parents=True, exist_ok=True)
@@ -81,17 +86,109 @@ def stop(home: Path) -> bool:
     return stopped
 
 
-def serve(port: int) -> None:
-    """Run moto in this process until terminated."""
+def control_endpoint(port: int) -> str:
+    """The local runtime's control API (resources, clock, faults) listens next to moto."""
+    return f"http://127.0.0.1:{port + 1}"
+
+
+def control(port: int, path: str, body: Mapping[str, object] | None = None) -> Any:
+    """Call the control API of the server on ``port`` (GET without a body, POST with one)."""
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(
+        f"{control_endpoint(port)}{path}",
+        data=data,
+        method="POST" if data is not None else "GET",
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=60) as response:
+        return json.loads(response.read())
+
+
+def serve(port: int, *, stage: str = "dev") -> None:
+    """Run moto plus the local runtime (the synthesized app, bridged) until terminated."""
     from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
+    from flywheel.local.runtime import LocalRuntime
+
+    # Everything in this process (the Step Functions interpreter, the handlers the
+    # bridge runs) talks to this very server.
+    os.environ.update(LOCAL_CREDENTIALS)
+    os.environ.update(
+        {
+            "MOTO_PORT": str(port),
+            "AWS_ENDPOINT_URL": endpoint(port),
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_REGION": "us-east-1",
+        }
+    )
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
+    _configure_moto(port)
+    runtime = LocalRuntime(stage=stage).start()
+    controller = _control_server(port + 1, runtime)
+    threading.Thread(target=controller.serve_forever, daemon=True).start()
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     signal.signal(signal.SIGINT, lambda *_: done.set())
     done.wait()
+    controller.shutdown()
+    runtime.stop()
     server.stop()
+
+
+def _configure_moto(port: int) -> None:
+    """Turn on moto's Step Functions interpreter in the server (same as ``MOTO_CONFIG``)."""
+    request = urllib.request.Request(
+        f"{endpoint(port)}/moto-api/config",
+        data=json.dumps({"stepfunctions": {"execute_state_machine": True}}).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10):
+        pass
+
+
+def _control_server(port: int, runtime: Any) -> Any:
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Control(BaseHTTPRequestHandler):
+        def log_message(self, *_: object) -> None:
+            return
+
+        def _reply(self, status: int, body: object) -> None:
+            data = json.dumps(body, default=str).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self) -> None:
+            if self.path == "/resources":
+                self._reply(
+                    200,
+                    {
+                        "environment": runtime.deployment.resource_environment(),
+                        "state_machines": runtime.deployment.state_machine_arns(),
+                        "functions": sorted(runtime.bridge.functions),
+                        "now": runtime.clock.now().isoformat(),
+                    },
+                )
+            else:
+                self._reply(404, {"error": "unknown path"})
+
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length", "0"))
+            body = json.loads(self.rfile.read(length) or b"{}")
+            if self.path == "/advance":
+                self._reply(200, {"fired": runtime.advance(float(body.get("seconds", 0)))})
+            elif self.path == "/faults":
+                runtime.bridge.inject(str(body["function"]), *[str(f) for f in body["faults"]])
+                self._reply(200, {"ok": True})
+            else:
+                self._reply(404, {"error": "unknown path"})
+
+    return ThreadingHTTPServer(("127.0.0.1", port), Control)
 
 
 def main() -> None:

@@ -251,13 +251,75 @@ class AliasChange(Frozen):
     target: int | None
 
 
+class RecordKey(Frozen):
+    """Where an auxiliary record lives in the registry table (``pk``, ``sk``).
+
+    Examples
+    --------
+    >>> RecordKey(partition="MODEL#churn", sort="RUNLOCK").sort
+    'RUNLOCK'
+    """
+
+    partition: str = Field(min_length=1, max_length=512)
+    sort: str = Field(min_length=1, max_length=512)
+
+    @field_validator("sort")
+    @classmethod
+    def _not_a_registry_item(cls, sort: str) -> str:
+        if sort == "META" or sort.startswith("V#"):
+            raise ValueError("META and V# items belong to the registry itself")
+        return sort
+
+
+class StoredRecord(Frozen):
+    """An auxiliary record as stored: a JSON document and its revision (1, 2, ...)."""
+
+    key: RecordKey
+    doc: dict[str, Any]
+    revision: int = Field(ge=1)
+
+
+class RecordWrite(Frozen):
+    """A conditional put of an auxiliary record (run lock, approval, model config).
+
+    ``expected_revision`` is ``None`` when the record must not exist yet, else the
+    revision the writer read; the write stores ``expected_revision + 1``. Several
+    writes can join a :class:`RegistryChange`, so a record and the registry items it
+    belongs with change in the same transaction as their audit entry.
+
+    Examples
+    --------
+    >>> w = RecordWrite(key=RecordKey(partition="MODEL#m", sort="CONFIG"), doc={"a": 1})
+    >>> w.next_revision
+    1
+    """
+
+    key: RecordKey
+    doc: dict[str, Any]
+    expected_revision: int | None = Field(default=None, ge=1)
+
+    @property
+    def next_revision(self) -> int:
+        return (self.expected_revision or 0) + 1
+
+
 class RegistryChange(Frozen):
-    """A set of writes applied atomically together with one audit entry."""
+    """A set of writes applied atomically together with one audit entry.
+
+    ``records`` are conditional writes of auxiliary records in the same transaction.
+    A change with only ``records`` does not need the model to exist yet.
+    """
 
     model: str
     statuses: tuple[StatusChange, ...] = ()
     aliases: tuple[AliasChange, ...] = ()
     champion_history: tuple[int, ...] | None = None
+    records: tuple[RecordWrite, ...] = ()
+
+    @property
+    def touches_model(self) -> bool:
+        """Whether the change writes versions or the model item (which must then exist)."""
+        return bool(self.statuses or self.aliases or self.champion_history is not None)
 
 
 def validate_model_name(name: str) -> str:

@@ -6,7 +6,16 @@ from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from flywheel.audit.models import AuditDraft, AuditEntry
-    from flywheel.registry.models import Model, ModelVersion, Page, RegistryChange, VersionDraft
+    from flywheel.registry.models import (
+        Model,
+        ModelVersion,
+        Page,
+        RecordKey,
+        RecordWrite,
+        RegistryChange,
+        StoredRecord,
+        VersionDraft,
+    )
 
 
 class ModelRegistry(Protocol):
@@ -35,3 +44,27 @@ class ModelRegistry(Protocol):
     def list_versions(
         self, name: str, *, limit: int = 50, page_token: str | None = None
     ) -> Page[ModelVersion]: ...
+
+
+class RecordStore(Protocol):
+    """Auxiliary records kept next to the registry (run locks, approvals, model configs).
+
+    Records live in the registry's storage so that a record write can join a
+    :class:`~flywheel.registry.models.RegistryChange` (one transaction with the version
+    status and the audit entry). Writes are conditional on the revision the writer read.
+    """
+
+    def get_record(self, key: RecordKey) -> StoredRecord | None:
+        """The record at ``key`` (strongly consistent), or ``None``."""
+        ...
+
+    def put_record(self, write: RecordWrite) -> StoredRecord:
+        """Write one record on its own (no audit entry).
+
+        Raises
+        ------
+        ConcurrentModificationError
+            The record's revision is not ``write.expected_revision`` (or it exists when
+            it should not); re-read and decide again.
+        """
+        ...

@@ -12,6 +12,7 @@ from flywheel.registry.models import (
     AliasChange,
     Model,
     ModelVersion,
+    RecordWrite,
     RegistryChange,
     StatusChange,
     VersionDraft,
@@ -64,8 +65,16 @@ class RegistryService:
         return version
 
     def request_approval(
-        self, name: str, version: int, *, actor: str, reason: str | None = None
+        self,
+        name: str,
+        version: int,
+        *,
+        actor: str,
+        reason: str | None = None,
+        records: tuple[RecordWrite, ...] = (),
+        extra: dict[str, Any] | None = None,
     ) -> ModelVersion:
+        """``candidate → pending_approval``; ``records`` (e.g. the approval) join the write."""
         return self._move(
             name,
             version,
@@ -73,16 +82,107 @@ class RegistryService:
             AuditAction.APPROVAL_REQUESTED,
             actor=actor,
             reason=reason,
+            records=records,
+            extra=extra,
         )
 
-    def approve(self, name: str, version: int, *, actor: str, reason: str) -> ModelVersion:
+    def approve(
+        self,
+        name: str,
+        version: int,
+        *,
+        actor: str,
+        reason: str,
+        records: tuple[RecordWrite, ...] = (),
+        extra: dict[str, Any] | None = None,
+    ) -> ModelVersion:
+        """``pending_approval → approved``, with ``records`` in the same transaction."""
         return self._move(
-            name, version, VersionStatus.APPROVED, AuditAction.APPROVED, actor=actor, reason=reason
+            name,
+            version,
+            VersionStatus.APPROVED,
+            AuditAction.APPROVED,
+            actor=actor,
+            reason=reason,
+            records=records,
+            extra=extra,
         )
 
-    def reject(self, name: str, version: int, *, actor: str, reason: str) -> ModelVersion:
+    def reject(
+        self,
+        name: str,
+        version: int,
+        *,
+        actor: str,
+        reason: str,
+        records: tuple[RecordWrite, ...] = (),
+        extra: dict[str, Any] | None = None,
+    ) -> ModelVersion:
+        """``candidate|pending_approval → rejected``, with ``records`` in the same transaction."""
         return self._move(
-            name, version, VersionStatus.REJECTED, AuditAction.REJECTED, actor=actor, reason=reason
+            name,
+            version,
+            VersionStatus.REJECTED,
+            AuditAction.REJECTED,
+            actor=actor,
+            reason=reason,
+            records=records,
+            extra=extra,
+        )
+
+    def withdraw(
+        self,
+        name: str,
+        version: int,
+        *,
+        actor: str,
+        reason: str,
+        action: AuditAction = AuditAction.TRAINING_FAILED,
+        records: tuple[RecordWrite, ...] = (),
+        extra: dict[str, Any] | None = None,
+    ) -> ModelVersion:
+        """``candidate|pending_approval → rejected``: its workflow failed (audited as ``action``).
+
+        Examples
+        --------
+        >>> service.withdraw("churn", 2, actor="wf", reason="Train failed")  # doctest: +SKIP
+        """
+        return self._move(
+            name,
+            version,
+            VersionStatus.REJECTED,
+            action,
+            actor=actor,
+            reason=reason,
+            records=records,
+            extra=extra,
+        )
+
+    def expire_approval(
+        self,
+        name: str,
+        version: int,
+        *,
+        actor: str,
+        reason: str,
+        records: tuple[RecordWrite, ...] = (),
+        extra: dict[str, Any] | None = None,
+    ) -> ModelVersion:
+        """``pending_approval → rejected`` because nobody decided in time (``approval_expired``).
+
+        Examples
+        --------
+        >>> service.expire_approval("churn", 1, actor="wf", reason="72 h passed")  # doctest: +SKIP
+        """
+        return self._move(
+            name,
+            version,
+            VersionStatus.REJECTED,
+            AuditAction.APPROVAL_EXPIRED,
+            actor=actor,
+            reason=reason,
+            records=records,
+            extra=extra,
         )
 
     def archive(
@@ -93,7 +193,13 @@ class RegistryService:
         )
 
     def start_canary(
-        self, name: str, version: int, *, actor: str, reason: str | None = None
+        self,
+        name: str,
+        version: int,
+        *,
+        actor: str,
+        reason: str | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> ModelVersion:
         """``approved → canary``; the version becomes the ``challenger``."""
         model = self.registry.get_model(name)
@@ -109,10 +215,20 @@ class RegistryService:
                 AliasChange(alias=Alias.CHALLENGER, expected=model.challenger, target=version),
             ),
         )
-        self._apply(change, AuditAction.CANARY_STARTED, actor, reason, version, aliases)
+        self._apply(
+            change, AuditAction.CANARY_STARTED, actor, reason, version, aliases, extra=extra
+        )
         return self.registry.get_version(name, version)
 
-    def abort_canary(self, name: str, version: int, *, actor: str, reason: str) -> ModelVersion:
+    def abort_canary(
+        self,
+        name: str,
+        version: int,
+        *,
+        actor: str,
+        reason: str,
+        extra: dict[str, Any] | None = None,
+    ) -> ModelVersion:
         """``canary → rolled_back``; the ``challenger`` alias is cleared. Champion untouched."""
         self._require_reason(AuditAction.CANARY_ABORTED, reason)
         model = self.registry.get_model(name)
@@ -127,10 +243,64 @@ class RegistryService:
             ),
             aliases=(AliasChange(alias=Alias.CHALLENGER, expected=model.challenger, target=None),),
         )
-        self._apply(change, AuditAction.CANARY_ABORTED, actor, reason, version, aliases)
+        self._apply(
+            change, AuditAction.CANARY_ABORTED, actor, reason, version, aliases, extra=extra
+        )
         return self.registry.get_version(name, version)
 
-    def promote(self, name: str, version: int, *, actor: str, reason: str) -> ModelVersion:
+    def fail_promotion(
+        self,
+        name: str,
+        version: int,
+        *,
+        actor: str,
+        reason: str,
+        extra: dict[str, Any] | None = None,
+    ) -> AuditEntry:
+        """Audit ``promotion_failed``; a version left on canary is rolled back in the same write.
+
+        The champion is never touched: a failed promotion leaves the model served by the
+        version that served it before. A version still ``approved`` (the failure came
+        before the canary started) stays approved.
+
+        Examples
+        --------
+        >>> service.fail_promotion("churn", 4, actor="wf", reason="timeout")  # doctest: +SKIP
+        """
+        self._require_reason(AuditAction.PROMOTION_FAILED, reason)
+        model = self.registry.get_model(name)
+        current = self.registry.get_version(name, version).status
+        statuses: tuple[StatusChange, ...] = ()
+        alias_changes: tuple[AliasChange, ...] = ()
+        aliases: dict[Alias, int] = dict(model.aliases)
+        if current is VersionStatus.CANARY:
+            statuses = (
+                StatusChange(version=version, expected=current, target=VersionStatus.ROLLED_BACK),
+            )
+        if model.challenger == version:
+            alias_changes = (AliasChange(alias=Alias.CHALLENGER, expected=version, target=None),)
+            aliases.pop(Alias.CHALLENGER)
+        change = RegistryChange(model=name, statuses=statuses, aliases=alias_changes)
+        return self._apply(
+            change,
+            AuditAction.PROMOTION_FAILED,
+            actor,
+            reason,
+            version,
+            aliases,
+            extra={"status_before": str(current), **(extra or {})},
+        )
+
+    def promote(
+        self,
+        name: str,
+        version: int,
+        *,
+        actor: str,
+        reason: str,
+        records: tuple[RecordWrite, ...] = (),
+        extra: dict[str, Any] | None = None,
+    ) -> ModelVersion:
         """Make ``version`` the champion; the previous champion is archived (and remembered)."""
         self._require_reason(AuditAction.PROMOTED, reason)
         model = self.registry.get_model(name)
@@ -160,6 +330,7 @@ class RegistryService:
             statuses=tuple(statuses),
             aliases=tuple(alias_changes),
             champion_history=tuple(history[-20:]),
+            records=records,
         )
         self._apply(
             change,
@@ -168,7 +339,7 @@ class RegistryService:
             reason,
             version,
             aliases,
-            extra={"previous_champion": previous},
+            extra={"previous_champion": previous, **(extra or {})},
         )
         return self.registry.get_version(name, version)
 
@@ -218,10 +389,17 @@ class RegistryService:
         )
         return self.registry.get_version(name, previous)
 
-    def record(self, draft: AuditDraft) -> AuditEntry:
-        """Append an audit entry that changes no registry record (e.g. a suppressed retrain)."""
+    def record(self, draft: AuditDraft, *, records: tuple[RecordWrite, ...] = ()) -> AuditEntry:
+        """Append an audit entry that changes no version (e.g. a suppressed retrain).
+
+        ``records`` (a run lock, a model config) are written in the same transaction as
+        the entry; the model need not be registered yet.
+        """
         self._require_reason(draft.action, draft.reason)
-        return self.audit.append(draft)
+        if not records:
+            return self.audit.append(draft)
+        change = RegistryChange(model=draft.model, records=records)
+        return self.registry.apply(change, actor=draft.actor, audit=draft)
 
     # -- reads -------------------------------------------------------------------------------
     def get_model(self, name: str) -> Model:
@@ -271,6 +449,8 @@ class RegistryService:
         *,
         actor: str,
         reason: str | None,
+        records: tuple[RecordWrite, ...] = (),
+        extra: dict[str, Any] | None = None,
     ) -> ModelVersion:
         self._require_reason(action, reason)
         current = self._expect(name, version, target)
@@ -278,8 +458,18 @@ class RegistryService:
         change = RegistryChange(
             model=name,
             statuses=(StatusChange(version=version, expected=current, target=target),),
+            records=records,
         )
-        self._apply(change, action, actor, reason, version, dict(model.aliases), with_aliases=False)
+        self._apply(
+            change,
+            action,
+            actor,
+            reason,
+            version,
+            dict(model.aliases),
+            extra=extra,
+            with_aliases=False,
+        )
         return self.registry.get_version(name, version)
 
     def _apply(

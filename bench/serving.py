@@ -1,0 +1,401 @@
+"""Serving benchmark: handler latency and cold start, with their baselines, in one run.
+
+Run: ``.venv/bin/python bench/serving.py [--config examples/breast-cancer.yaml] [--quick]``
+
+The model is trained by the real pipeline from the config (default: the README's
+breast-cancer HistGradientBoosting), registered on a local moto server (S3 +
+DynamoDB over HTTP), and served by the real Lambda handler.
+
+Latency (one process, warm, ``perf_counter`` around each call):
+
+- ``raw onnxruntime``: ``json.loads`` → ``records_to_matrix`` (the same
+  type/NaN checks) → ``session.run`` → ``json.dumps``; no framework;
+- ``handler``: the deployed entry point, ``handler(event, context)``:
+  Powertools resolver with request validation, Logger, Tracer (disabled), EMF
+  metrics flush, schema validation, ONNX Runtime, capture hand-off, response;
+- ``scikit-learn``: the raw path with ``predict_proba`` of the same fitted
+  estimator in place of ONNX Runtime (a lower bound for any scikit-learn handler).
+
+Cold start (a fresh interpreter per sample, spawn → first answer, median):
+
+- ``import numpy, onnxruntime``: the floor;
+- ``runtime path``: imports + read bytes + SHA-256 + session + first prediction;
+- ``handler``: imports of the handler module + boto3 clients + registry read
+  (DynamoDB) + artifact fetch (S3) + SHA-256 + session + first request.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import redirect_stdout
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "shared")]
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+MODEL = "bench-model"
+POWERTOOLS = {
+    "POWERTOOLS_SERVICE_NAME": "flywheel-inference",
+    "POWERTOOLS_METRICS_NAMESPACE": "Flywheel/bench",
+    "POWERTOOLS_TRACE_DISABLED": "true",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_ACCESS_KEY_ID": "bench",
+    "AWS_SECRET_ACCESS_KEY": "bench",
+}
+
+
+def _percentiles(samples: list[float]) -> tuple[float, float]:
+    ordered = sorted(samples)
+    p99 = ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
+    return statistics.median(ordered), p99
+
+
+def _time(fn: Any, repeat: int, warmup: int) -> tuple[float, float]:
+    for _ in range(warmup):
+        fn()
+    samples = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - started)
+    p50, p99 = _percentiles(samples)
+    return p50 * 1e6, p99 * 1e6
+
+
+def _setup(config_path: Path) -> dict[str, Any]:
+    """Train, start moto, register and promote; return what the measurements need."""
+    import socket
+
+    from flywheel.local import server as moto_server
+    from flywheel.local.provision import default_names
+    from flywheel.sdk import Flywheel
+    from flywheel.settings import Settings
+    from flywheel.training.config import load_config
+
+    # moto in its own process, so its CPU time never lands in the measured one
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    home = Path(tempfile.mkdtemp(prefix="flywheel-bench-"))
+    endpoint = moto_server.ensure_running(port, home)
+    names = default_names("bench")
+    env = {
+        **POWERTOOLS,
+        **names,
+        "FLYWHEEL_BACKEND": "aws",
+        "FLYWHEEL_ENDPOINT_URL": endpoint,
+        "FLYWHEEL_MODEL_NAME": MODEL,
+        "FLYWHEEL_MODEL_VERSION": "1",
+    }
+    os.environ.update(env)
+    import boto3
+
+    from flywheel.local.provision import provision
+
+    provision(
+        boto3.client("dynamodb", endpoint_url=endpoint),
+        boto3.client("s3", endpoint_url=endpoint),
+        names,
+    )
+    config = load_config(config_path).model_copy(update={"model": MODEL})
+    sdk = Flywheel.from_settings(Settings(), actor="bench")
+    print(f"training {config.estimator} on {config.dataset.source} ...", file=sys.stderr)
+    trained = sdk.train(config)
+    version = trained.version
+    sdk.approve(MODEL, version.version, reason="bench")
+    sdk.promote(MODEL, version.version, reason="bench")
+    return {"home": home, "sdk": sdk, "version": version, "env": env, "config": config}
+
+
+def _records(version: Any, rows: int) -> list[dict[str, float]]:
+    from flywheel.training.datasets import load_dataset
+
+    data = load_dataset("sklearn:breast_cancer")
+    names = version.input_schema.feature_names
+    return [dict(zip(names, map(float, row), strict=True)) for row in data.X[:rows]]
+
+
+def _estimator(config: Any) -> Any:
+    """The same estimator, fitted the same way, for the scikit-learn baseline."""
+    from flywheel.training.datasets import load_dataset
+    from flywheel.training.estimators import build_estimator
+    from flywheel.training.trainer import split_indices
+
+    data = load_dataset(config.dataset.source)
+    train_idx, _ = split_indices(
+        data.y, task=config.task, test_size=config.test_size, seed=config.seed
+    )
+    estimator = build_estimator(
+        config.estimator, config.task, dict(config.hyperparameters), seed=config.seed
+    )
+    return estimator.fit(data.X[train_idx], data.y[train_idx])
+
+
+def latency(setup: dict[str, Any], repeat: int) -> list[tuple[str, int, float, float]]:
+    import onnxruntime as ort
+
+    from flywheel.serving import records_to_matrix
+    from functions.inference import handler as lambda_handler
+    from tests.serving_support import FakeContext, raw_event
+
+    version = setup["version"]
+    data = setup["sdk"].artifacts.get(version.artifact)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = min(os.cpu_count() or 1, 2)
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+    schema = version.input_schema
+    classes = list(version.output_schema.classes)
+    estimator = _estimator(setup["config"])
+    context = FakeContext()
+    floor_handler = _floor_handler()
+    results = []
+    for rows in (1, 100):
+        records = _records(version, rows)
+        body = json.dumps({"records": records})
+
+        def raw(body: str = body) -> str:
+            matrix = records_to_matrix(json.loads(body)["records"], schema)
+            labels, probabilities = session.run(None, {"input": matrix})
+            return json.dumps(
+                {"predictions": labels.tolist(), "probabilities": probabilities.tolist()}
+            )
+
+        def sklearn(body: str = body) -> str:
+            matrix = records_to_matrix(json.loads(body)["records"], schema)
+            probabilities = estimator.predict_proba(matrix)
+            labels = [classes[i] for i in probabilities.argmax(axis=1)]
+            return json.dumps({"predictions": labels, "probabilities": probabilities.tolist()})
+
+        event = raw_event(body, model=MODEL)
+        matrix = records_to_matrix(records, schema)
+
+        def ort_call(matrix: Any = matrix) -> None:
+            session.run(None, {"input": matrix})
+
+        def sklearn_call(matrix: Any = matrix) -> None:
+            estimator.predict_proba(matrix)
+
+        def floor(event: dict[str, Any] = event) -> None:
+            response = floor_handler(event, context)
+            assert response["statusCode"] == 200, response
+
+        def handler(event: dict[str, Any] = event) -> None:
+            response = lambda_handler.handler(event, context)
+            assert response["statusCode"] == 200, response
+
+        count = repeat if rows == 1 else max(repeat // 10, 100)
+        sink = io.StringIO()
+        with redirect_stdout(sink):  # EMF lines go to stdout, as in Lambda
+            timed = (
+                ("raw onnxruntime", raw),
+                ("handler", handler),
+                ("Powertools floor (same stack, no model)", floor),
+                ("model call only: onnxruntime", ort_call),
+            )
+            for name, fn in timed:
+                results.append((name, rows, *_time(fn, count, warmup=100)))
+                sink.seek(0)
+                sink.truncate()
+        results.append(("scikit-learn", rows, *_time(sklearn, count, warmup=20)))
+        results.append(
+            ("model call only: scikit-learn", rows, *_time(sklearn_call, count, warmup=20))
+        )
+    return results
+
+
+def _floor_handler() -> Any:
+    """The deployed stack (resolver with validation, Logger, Tracer, Metrics) around a
+    route that only echoes a constant answer: what the framework alone costs."""
+    from aws_lambda_powertools import Logger, Metrics, Tracer
+    from aws_lambda_powertools.event_handler import APIGatewayRestResolver
+    from aws_lambda_powertools.logging import correlation_paths
+
+    from flywheel.serving.models import PredictRequest, PredictResponse, Variant
+
+    app = APIGatewayRestResolver(enable_validation=True)
+    logger, tracer, metrics = Logger(), Tracer(), Metrics()
+
+    def predict(name: str, body: PredictRequest) -> PredictResponse:
+        metrics.add_metric(name="Latency", unit="Milliseconds", value=0.1)
+        return PredictResponse.model_construct(
+            model=name,
+            version=1,
+            variant=Variant.CHAMPION,
+            request_id="r",
+            predictions=["x"] * len(body.rows()),
+            probabilities=None,
+        )
+
+    # Real objects, not the strings of postponed annotations: Powertools reads them.
+    predict.__annotations__ = {"name": str, "body": PredictRequest, "return": PredictResponse}
+    app.post("/v1/models/<name>/predict")(predict)
+
+    @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+    @tracer.capture_lambda_handler
+    @metrics.log_metrics
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        return app.resolve(event, context)
+
+    return handler
+
+
+_COLD_HANDLER = """
+import json, sys, time
+from functions.inference import handler as h
+from tests.serving_support import FakeContext, raw_event
+imported = time.perf_counter()
+event = raw_event(sys.argv[1], model=sys.argv[2])
+response = h.handler(event, FakeContext())
+done = time.perf_counter()
+assert response["statusCode"] == 200, response
+sys.stderr.write(json.dumps({"imports": imported, "done": done}) + "\\n")
+"""
+
+_COLD_RUNTIME = """
+import sys, time
+from pathlib import Path
+from flywheel.registry.models import InputSchema, OutputSchema
+from flywheel.serving import OnnxModel
+data = Path(sys.argv[1]).read_bytes()
+model = OnnxModel.load(
+    data,
+    expected_sha256=sys.argv[2],
+    input_schema=InputSchema.model_validate_json(sys.argv[3]),
+    output_schema=OutputSchema.model_validate_json(sys.argv[4]),
+)
+model.predict_records([__import__("json").loads(sys.argv[5])])
+"""
+
+
+def _spawn(args: list[str], env: dict[str, str]) -> tuple[float, str]:
+    started = time.perf_counter()
+    result = subprocess.run(
+        [sys.executable, *args], env=env, cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    elapsed = time.perf_counter() - started
+    if result.returncode != 0:
+        raise RuntimeError(result.stderr[-2000:])
+    return elapsed, result.stderr
+
+
+def cold_start(setup: dict[str, Any], samples: int) -> list[tuple[str, float, str]]:
+    version = setup["version"]
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("FLYWHEEL_")},
+        **setup["env"],
+        "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'shared'}",
+        "POWERTOOLS_METRICS_DISABLED": "true",
+    }
+    record = json.dumps(_records(version, 1)[0])
+    artifact = setup["sdk"].artifacts.get(version.artifact)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "model.onnx"
+        path.write_bytes(artifact)
+        runs: dict[str, list[float]] = {"bare": [], "runtime": [], "handler": []}
+        breakdown: list[tuple[float, float]] = []
+        for _ in range(samples):
+            runs["bare"].append(_spawn(["-c", "import numpy, onnxruntime"], env)[0])
+            runs["runtime"].append(
+                _spawn(
+                    [
+                        "-c",
+                        _COLD_RUNTIME,
+                        str(path),
+                        version.artifact.sha256,
+                        version.input_schema.model_dump_json(),
+                        version.output_schema.model_dump_json(),
+                        record,
+                    ],
+                    env,
+                )[0]
+            )
+            started = time.perf_counter()
+            elapsed, stderr = _spawn(
+                ["-c", _COLD_HANDLER, json.dumps({"record": json.loads(record)}), MODEL], env
+            )
+            runs["handler"].append(elapsed)
+            marks = json.loads(stderr.strip().splitlines()[-1])
+            breakdown.append((marks["imports"], marks["done"] - marks["imports"]))
+            del started
+    first_request = statistics.median(b[1] for b in breakdown) * 1000
+    total = statistics.median(runs["handler"]) * 1000
+    return [
+        ("import numpy, onnxruntime (floor)", statistics.median(runs["bare"]) * 1000, ""),
+        (
+            "runtime path: imports + bytes + SHA-256 + session + predict",
+            statistics.median(runs["runtime"]) * 1000,
+            "",
+        ),
+        (
+            "handler: imports + boto3 + registry + S3 fetch + verify + session + 1st request",
+            total,
+            f"of which init + 1st request {first_request:.0f} ms, imports+interpreter "
+            f"{total - first_request:.0f} ms",
+        ),
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", type=Path, default=ROOT / "examples" / "breast-cancer.yaml")
+    parser.add_argument("--repeat", type=int, default=3000, help="timed calls for 1 row")
+    parser.add_argument("--cold", type=int, default=7, help="fresh processes per cold start")
+    parser.add_argument("--quick", action="store_true", help="fewer samples (smoke run)")
+    args = parser.parse_args()
+    if args.quick:
+        args.repeat, args.cold = 300, 2
+    setup = _setup(args.config)
+    try:
+        rows = latency(setup, args.repeat)
+        colds = cold_start(setup, args.cold)
+    finally:
+        from flywheel.local import server as moto_server
+
+        moto_server.stop(setup["home"])
+    config = setup["config"]
+    print(
+        f"\nmodel: {config.estimator} ({config.dataset.source}, "
+        f"{len(setup['version'].input_schema.features)} features); "
+        f"{os.cpu_count()} CPUs; Python {sys.version.split()[0]}\n"
+    )
+    print("| path (warm, one process) | rows | p50 µs | p99 µs |")
+    print("|---|---:|---:|---:|")
+    by_key = {}
+    for name, n, p50, p99 in rows:
+        by_key[(name, n)] = p50
+        print(f"| {name} | {n} | {p50:,.0f} | {p99:,.0f} |")
+    print()
+    for n in (1, 100):
+        p50 = {
+            name: value
+            for (name, rows_, value) in ((k[0], k[1], v) for k, v in by_key.items())
+            if rows_ == n
+        }
+        print(
+            f"- {n} row(s): handler / raw = {p50['handler'] / p50['raw onnxruntime']:.1f}x "
+            f"(goal <= 2x at 1 row); Powertools floor / raw = "
+            f"{p50['Powertools floor (same stack, no model)'] / p50['raw onnxruntime']:.1f}x; "
+            f"scikit-learn path / handler = {p50['scikit-learn'] / p50['handler']:.1f}x; "
+            f"model call scikit-learn / onnxruntime = "
+            f"{p50['model call only: scikit-learn'] / p50['model call only: onnxruntime']:.0f}x "
+            "(goal >= 20x)"
+        )
+    print("\n| cold start (fresh process, median) | ms | note |")
+    print("|---|---:|---|")
+    for name, ms, note in colds:
+        print(f"| {name} | {ms:,.0f} | {note} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,150 @@
+"""``POST /v1/approvals/{id}``: approve or reject a candidate; the training run resumes.
+
+The approver is the authenticated caller (IAM ``userArn`` or Cognito claims), never a
+field of the body. Errors: 400 invalid body, 401 no identity, 403 approver is the
+requester, 404 unknown approval, 409 already decided or artifact mismatch, 410 expired.
+"""
+
+from __future__ import annotations
+
+import functools
+import uuid
+from typing import TYPE_CHECKING, Annotated, Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.params import Path
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from flywheel.errors import FlywheelError, InvalidRequestError, UnauthenticatedError
+from flywheel.serving import http
+from flywheel.settings import Settings
+from flywheel.workflows.approvals import Decision
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+    from flywheel.workflows.approvals import ApprovalService
+
+app = APIGatewayRestResolver(enable_validation=True, json_body_deserializer=http.parse_json_body)
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+ApprovalId = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_-]+$")]
+
+
+class DecisionRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    decision: Decision
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+    #: Optional: the artifact the approver reviewed; refused unless it is the bound one.
+    artifact_sha256: Annotated[str, Field(pattern=r"^[0-9a-fA-F]{64}$")] | None = None
+
+
+class DecisionResponse(BaseModel):
+    approval_id: str
+    model_name: str
+    version: int
+    status: str
+    decided_by: str | None
+    decided_at: str | None
+    artifact_sha256: str
+    workflow_resumed: bool
+    event_published: bool
+
+
+@functools.cache
+def _service() -> ApprovalService:
+    """Composition root, built once per container from ``FLYWHEEL_*`` settings."""
+    from flywheel.adapters.wiring import approval_service
+
+    return approval_service(Settings())
+
+
+def _approver() -> str:
+    """The caller: IAM user ARN (``AWS_IAM`` auth) or the Cognito user (``COGNITO``)."""
+    context = app.current_event.request_context
+    if context.identity.user_arn:
+        return context.identity.user_arn
+    claims = context.authorizer.claims
+    for key in ("cognito:username", "username", "sub"):
+        if claims.get(key):
+            return f"cognito:{claims[key]}"
+    raise UnauthenticatedError("the request carries no caller identity", field="identity")
+
+
+@app.post("/v1/approvals/<approval_id>")
+def decide(approval_id: ApprovalId, body: DecisionRequest) -> DecisionResponse:
+    doc = _service().decide(
+        approval_id,
+        decision=body.decision,
+        approver=_approver(),
+        reason=body.reason,
+        artifact_sha256=body.artifact_sha256,
+    )
+    metrics.add_metric(f"Approval{body.decision.title()}d", MetricUnit.Count, 1)
+    return DecisionResponse(
+        approval_id=doc.approval_id,
+        model_name=doc.model,
+        version=doc.version,
+        status=str(doc.status),
+        decided_by=doc.decided_by,
+        decided_at=doc.decided_at.isoformat() if doc.decided_at else None,
+        artifact_sha256=doc.artifact_sha256,
+        workflow_resumed=doc.workflow_notified and doc.workflow_error is None,
+        event_published=doc.event_published,
+    )
+
+
+def _invalid_request(error: RequestValidationError) -> Response[Any]:
+    problems = http.envelope_problems(error.errors())
+    first = problems[0] if problems else {"field": "body", "reason": "is invalid"}
+    return _error(
+        InvalidRequestError(
+            f"{first['field']}: {first['reason']}",
+            field=str(first["field"]),
+            details={"errors": problems},
+        )
+    )
+
+
+def _error(error: FlywheelError) -> Response[Any]:
+    status, body = http.error_response(error, request_id=_request_id())
+    metrics.add_metric(f"Http{status // 100}xx", MetricUnit.Count, 1)
+    if status >= 500:
+        logger.error("request failed", extra={"code": error.code}, exc_info=error)
+    else:
+        logger.info("request refused", extra={"code": error.code, "status": status})
+    return Response(status_code=status, content_type="application/json", body=body)
+
+
+def _unexpected(_error: Exception) -> Response[Any]:
+    logger.exception("unexpected error")
+    metrics.add_metric("Http5xx", MetricUnit.Count, 1)
+    status, body = http.internal_error_response(request_id=_request_id())
+    return Response(status_code=status, content_type="application/json", body=body)
+
+
+# One table maps error codes to statuses (flywheel.errors.HTTP_STATUS_BY_CODE); the most
+# specific registered class wins, so library exceptions only ever reach `_unexpected`.
+app.exception_handler(RequestValidationError)(_invalid_request)
+app.exception_handler(FlywheelError)(_error)
+app.exception_handler(Exception)(_unexpected)
+
+
+def _request_id() -> str:
+    return app.current_event.request_context.request_id or str(uuid.uuid4())
+
+
+@logger.inject_lambda_context(
+    correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True
+)
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    metrics.add_dimension("Route", "decide")
+    return app.resolve(event, context)

@@ -1,0 +1,101 @@
+"""Promotion workflow steps, plus ``record_failure`` (shared by both workflows).
+
+The event is the whole workflow state; the return value lands at ``$.<key>.Payload``.
+Errors propagate: the Lambda error type is the exception's class name, which the
+state machine's ``Retry``/``Catch`` match on.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import TYPE_CHECKING, Any, cast
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+
+from flywheel.settings import Settings
+from flywheel.workflows.state import PromotionState
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+    from pydantic import BaseModel
+
+    from flywheel.workflows.failures import WorkflowFailures
+    from flywheel.workflows.promotion import PromotionSteps
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+
+
+@functools.cache
+def _steps() -> PromotionSteps:
+    """Composition root, built once per container from ``FLYWHEEL_*`` settings."""
+    from flywheel.adapters.wiring import promotion_steps
+
+    return promotion_steps(Settings())
+
+
+@functools.cache
+def _failures() -> WorkflowFailures:
+    from flywheel.adapters.wiring import workflow_failures
+
+    return workflow_failures(Settings())
+
+
+def _step(run: Callable[[dict[str, Any]], BaseModel]) -> Callable[..., dict[str, Any]]:
+    @logger.inject_lambda_context(correlation_id_path="run.execution_name", clear_state=True)
+    @tracer.capture_lambda_handler(capture_response=False)
+    @metrics.log_metrics
+    @functools.wraps(run)
+    def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:  # noqa: ARG001
+        metrics.add_dimension("Step", run.__name__)
+        try:
+            result = run(event)
+        except Exception:
+            metrics.add_metric("StepFailed", MetricUnit.Count, 1)
+            raise
+        metrics.add_metric("StepSucceeded", MetricUnit.Count, 1)
+        logger.info("step done", extra={"step": run.__name__, "model": event.get("model_name")})
+        return result.model_dump(mode="json")
+
+    return cast("Callable[..., dict[str, Any]]", handler)
+
+
+@_step
+def publish_version(event: dict[str, Any]) -> BaseModel:
+    return _steps().publish_version(PromotionState.model_validate(event))
+
+
+@_step
+def shift_alias(event: dict[str, Any]) -> BaseModel:
+    return _steps().shift_alias(PromotionState.model_validate(event))
+
+
+@_step
+def check_canary(event: dict[str, Any]) -> BaseModel:
+    result = _steps().check_canary(PromotionState.model_validate(event))
+    metrics.add_metric(
+        "CanaryHealthy" if result.healthy else "CanaryUnhealthy", MetricUnit.Count, 1
+    )
+    return result
+
+
+@_step
+def promote_all(event: dict[str, Any]) -> BaseModel:
+    return _steps().promote_all(PromotionState.model_validate(event))
+
+
+@_step
+def rollback(event: dict[str, Any]) -> BaseModel:
+    return _steps().rollback(PromotionState.model_validate(event))
+
+
+@_step
+def record_failure(event: dict[str, Any]) -> BaseModel:
+    """Training or promotion state: the failure is recorded consistently for either."""
+    result = _failures().record(event)
+    metrics.add_metric(f"{result.workflow.title()}Failed", MetricUnit.Count, 1)
+    return result

@@ -1,0 +1,1 @@
+"""Training workflow steps (``infra/workflows/training.py``), one handler per Task state."""

@@ -1,0 +1,490 @@
+"""The whole model lifecycle on the local runtime: what ``flywheel demo`` runs.
+
+seed data → training workflow (as synthesized) → approval through the approval API
+(actor + reason) → promotion with a canary on alias ``live`` → predictions served by
+the inference function → drifted traffic → scheduled drift scorer → ``DriftDetected``
+→ a retraining run starts (a second trigger inside the cooldown is suppressed and
+audited) → the new candidate waits for approval → ``audit verify``.
+
+Every AWS call goes through boto3 (to moto in this process, or to the local moto
+server); every Lambda runs its real handler through the local runtime's bridge.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from flywheel.audit.chain import verify_chain
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from pathlib import Path
+
+    from flywheel.local.runtime import LocalRuntime
+    from flywheel.settings import Settings
+
+MODEL = "breast-cancer"
+APPROVER = "arn:aws:iam::123456789012:user/ana.approver"
+OPERATOR = "arn:aws:iam::123456789012:user/sam.operator"
+DATASET_KEY = "datasets/breast-cancer/2026-01.csv"
+TRAINING = "training"
+PROMOTION = "promotion"
+
+
+class Driver(Protocol):
+    """Where the lifecycle runs: moto in this process, or the local moto server."""
+
+    settings: Settings
+
+    def client(self, service: str) -> Any: ...
+
+    def advance(self, seconds: float) -> list[str]: ...
+
+    def inject(self, function: str, *faults: str) -> None: ...
+
+    def state_machine_arn(self, key: str) -> str: ...
+
+    def function_name(self, suffix: str) -> str: ...
+
+
+@dataclass
+class Stage:
+    name: str
+    seconds: float
+    result: str
+
+
+@dataclass
+class LifecycleRun:
+    stages: list[Stage] = field(default_factory=list)
+    executions: list[dict[str, Any]] = field(default_factory=list)
+    audit: list[dict[str, Any]] = field(default_factory=list)
+    verified: bool = False
+    facts: dict[str, Any] = field(default_factory=dict)
+
+    @contextmanager
+    def stage(self, name: str, progress: Callable[[str], None]) -> Iterator[list[str]]:
+        notes: list[str] = []
+        progress(f"{name} …")
+        started = time.perf_counter()
+        yield notes
+        elapsed = time.perf_counter() - started
+        self.stages.append(Stage(name, elapsed, "; ".join(notes)))
+        progress(f"✓ {name} ({elapsed:.2f}s) {'; '.join(notes)}")
+
+
+def model_config(bucket: str) -> dict[str, Any]:
+    return {
+        "name": MODEL,
+        "training": {
+            "task": "classification",
+            "dataset": {"source": f"s3://{bucket}/{DATASET_KEY}", "target": "diagnosis"},
+            "estimator": "logistic_regression",
+            "hyperparameters": {"C": 1.0, "max_iter": 1000},
+            "seed": 7,
+            "description": "logistic regression on the breast-cancer data",
+        },
+        "gate": {"metric": "roc_auc", "minimums": {"accuracy": 0.9}},
+        "retraining": {"cooldown_minutes": 60},
+        "approval": {"timeout_hours": 24, "require_distinct_approver": True},
+    }
+
+
+def dataset_csv() -> tuple[bytes, list[dict[str, float]]]:
+    """The breast-cancer data as CSV, and some rows to score later."""
+    from sklearn.datasets import load_breast_cancer
+
+    data = load_breast_cancer()
+    names = [str(n) for n in data.feature_names]
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow([*names, "diagnosis"])
+    for row, target in zip(data.data, data.target, strict=True):
+        writer.writerow([*(f"{v:.6g}" for v in row), str(data.target_names[target])])
+    records = [dict(zip(names, map(float, row), strict=True)) for row in data.data]
+    return out.getvalue().encode(), records
+
+
+class Lifecycle:
+    """Drive the lifecycle step by step (tests call the steps; the demo calls :meth:`run`)."""
+
+    def __init__(self, driver: Driver, *, progress: Callable[[str], None] = lambda _: None):
+        self.driver = driver
+        self.progress = progress
+        self.settings = driver.settings
+        self.run_record = LifecycleRun()
+
+    # -- helpers -----
+    def sdk(self, actor: str) -> Any:
+        from flywheel.sdk import Flywheel
+
+        return Flywheel.for_deployment(self.settings, actor=actor)
+
+    def executions(self, key: str) -> list[dict[str, Any]]:
+        sfn = self.driver.client("stepfunctions")
+        found = sfn.list_executions(stateMachineArn=self.driver.state_machine_arn(key))
+        return sorted(found["executions"], key=lambda e: e["startDate"])
+
+    def history(self, arn: str) -> tuple[str, list[str], dict[str, Any]]:
+        sfn = self.driver.client("stepfunctions")
+        described = sfn.describe_execution(executionArn=arn)
+        events = sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
+        states = [
+            e["stateEnteredEventDetails"]["name"]
+            for e in events
+            if e["type"].endswith("StateEntered")
+        ]
+        return described["status"], states, described
+
+    def wait(
+        self, arn: str, *, until: str | None = None, timeout: float = 120
+    ) -> tuple[str, list[str]]:
+        deadline = time.monotonic() + timeout
+        while True:
+            status, states, _ = self.history(arn)
+            if status != "RUNNING" or (until and until in states):
+                return status, states
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{arn}: still {status} after {timeout}s in {states[-3:]}")
+            time.sleep(0.05)
+
+    def wait_for_new_execution(self, key: str, known: int, timeout: float = 60) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            found = self.executions(key)
+            if len(found) > known:
+                return found[-1]
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no new {key} execution after {timeout}s")
+            time.sleep(0.05)
+
+    def put_event(self, source: str, detail_type: str, detail: dict[str, Any]) -> None:
+        self.driver.client("events").put_events(
+            Entries=[
+                {
+                    "EventBusName": self.settings.event_bus,
+                    "Source": source,
+                    "DetailType": detail_type,
+                    "Detail": json.dumps(detail),
+                }
+            ]
+        )
+
+    def invoke_api(
+        self, function: str, method: str, path: str, body: dict[str, Any], *,
+        path_parameters: dict[str, str], caller: str | None = None, qualifier: str | None = None,
+    ) -> tuple[int, dict[str, Any]]:  # fmt: skip
+        from flywheel.local.api_gateway import rest_proxy_event
+
+        event = rest_proxy_event(
+            method,
+            path,
+            "",
+            {"Content-Type": "application/json"},
+            json.dumps(body).encode(),
+            path_parameters=path_parameters,
+        )
+        if caller:
+            event["requestContext"]["identity"]["userArn"] = caller
+        kwargs: dict[str, Any] = {"FunctionName": function, "Payload": json.dumps(event).encode()}
+        if qualifier:
+            kwargs["Qualifier"] = qualifier
+        response = self.driver.client("lambda").invoke(**kwargs)
+        payload = json.loads(response["Payload"].read())
+        if response.get("FunctionError"):
+            raise RuntimeError(f"{function} failed: {payload}")
+        return int(payload["statusCode"]), json.loads(payload.get("body") or "{}")
+
+    def function_name(self, suffix: str) -> str:
+        return self.driver.function_name(suffix)
+
+    # -- steps -----
+    def seed(self) -> list[dict[str, float]]:
+        body, records = dataset_csv()
+        self.driver.client("s3").put_object(
+            Bucket=self.settings.features_bucket, Key=DATASET_KEY, Body=body
+        )
+        self.sdk(OPERATOR).configure_model(
+            MODEL, _write_temp_config(model_config(self.settings.features_bucket)),
+            reason="onboard breast-cancer",
+        )  # fmt: skip
+        return records
+
+    def train_until_approval(self, trigger: Callable[[], None]) -> tuple[str, int, str]:
+        known = len(self.executions(TRAINING))
+        trigger()
+        execution = self.wait_for_new_execution(TRAINING, known)
+        status, states = self.wait(execution["executionArn"], until="RequestApproval")
+        if status != "RUNNING":
+            raise RuntimeError(f"training ended {status} before approval: {states}")
+        version = self.sdk(OPERATOR).get_model(MODEL).latest_version
+        approval_id = self._approval_id(version)
+        return execution["executionArn"], version, approval_id
+
+    def _approval_id(self, version: int, timeout: float = 30) -> str:
+        from flywheel.adapters.wiring import approval_service
+
+        service = approval_service(self.settings)
+        deadline = time.monotonic() + timeout
+        while True:
+            found = service.find_for_version(MODEL, version)
+            if found is not None:
+                return found[0].approval_id
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no approval request for version {version}")
+            time.sleep(0.05)
+
+    def approve(self, approval_id: str, reason: str) -> tuple[int, dict[str, Any]]:
+        return self.invoke_api(
+            self.function_name("approval-api"),
+            "POST",
+            f"/v1/approvals/{approval_id}",
+            {"decision": "approve", "reason": reason},
+            path_parameters={"approval_id": approval_id},
+            caller=APPROVER,
+        )
+
+    def predict(self, records: list[dict[str, float]]) -> tuple[int, dict[str, Any]]:
+        return self.invoke_api(
+            self.function_name(f"inference-{MODEL}"),
+            "POST",
+            f"/v1/models/{MODEL}/predict",
+            {"records": records},
+            path_parameters={"name": MODEL},
+            qualifier="live",
+        )
+
+    def serve_traffic(
+        self, records: list[dict[str, float]], *, requests: int, batch: int = 20,
+        shift: float = 1.0,
+    ) -> dict[str, int]:  # fmt: skip
+        """Score ``requests`` batches (features multiplied by ``shift``); count the variants."""
+        variants: dict[str, int] = {}
+        for i in range(requests):
+            start = (i * batch) % max(1, len(records) - batch)
+            chunk = [
+                {k: v * shift for k, v in record.items()}
+                for record in records[start : start + batch]
+            ]
+            status, body = self.predict(chunk)
+            if status != 200:
+                raise RuntimeError(f"prediction failed with {status}: {body}")
+            variants[body["variant"]] = variants.get(body["variant"], 0) + 1
+        return variants
+
+    def audit_actions(self) -> list[str]:
+        return [str(e.action) for e in self.sdk(OPERATOR).audit_entries(MODEL)]
+
+    def verify(self) -> bool:
+        sdk = self.sdk(OPERATOR)
+        entries = sdk.audit_entries(MODEL)
+        self.run_record.audit = [e.model_dump(mode="json") for e in entries]
+        report = verify_chain(MODEL, entries, recorded_head=sdk.audit_head(MODEL))
+        self.run_record.verified = report.ok
+        return report.ok
+
+
+def _write_temp_config(config: dict[str, Any]) -> Path:
+    import tempfile
+    from pathlib import Path
+
+    path = Path(tempfile.mkdtemp()) / f"{config['name']}.json"
+    path.write_text(json.dumps(config))
+    return path
+
+
+class InProcessDriver:
+    """The lifecycle on moto in this process (inside ``mock_aws(config=MOTO_CONFIG)``)."""
+
+    def __init__(self, runtime: LocalRuntime) -> None:
+        from flywheel.settings import Settings
+
+        self.runtime = runtime
+        self.settings = Settings(backend="aws").with_resources(
+            runtime.deployment.resource_environment()
+        )
+
+    def client(self, service: str) -> Any:
+        import boto3
+
+        return boto3.client(service, region_name="us-east-1")  # type: ignore[call-overload]
+
+    def advance(self, seconds: float) -> list[str]:
+        return self.runtime.advance(seconds)
+
+    def inject(self, function: str, *faults: str) -> None:
+        self.runtime.bridge.inject(self.function_name(function), *faults)
+
+    def state_machine_arn(self, key: str) -> str:
+        return self.runtime.state_machine_arn(key)
+
+    def function_name(self, suffix: str) -> str:
+        matches = [n for n in self.runtime.bridge.functions if n.endswith(f"-{suffix}")]
+        if len(matches) != 1:
+            raise KeyError(f"no single function ending in {suffix!r}: {matches}")
+        return matches[0]
+
+
+class ServerDriver:
+    """The lifecycle against the local moto server (``flywheel local start``)."""
+
+    def __init__(self, port: int) -> None:
+        from flywheel.local import server
+        from flywheel.settings import Settings
+
+        self.port = port
+        self.resources = server.control(port, "/resources")
+        self.settings = Settings(backend="local", local_port=port).with_resources(
+            self.resources["environment"], endpoint_url=server.endpoint(port)
+        )
+
+    def client(self, service: str) -> Any:
+        from flywheel.adapters.wiring import AwsClients
+
+        return AwsClients.from_settings(self.settings).client(service)
+
+    def advance(self, seconds: float) -> list[str]:
+        from flywheel.local import server
+
+        fired: list[str] = server.control(self.port, "/advance", {"seconds": seconds})["fired"]
+        return fired
+
+    def inject(self, function: str, *faults: str) -> None:
+        from flywheel.local import server
+
+        body = {"function": self.function_name(function), "faults": list(faults)}
+        server.control(self.port, "/faults", body)
+
+    def state_machine_arn(self, key: str) -> str:
+        for name, arn in self.resources["state_machines"].items():
+            if name.endswith(f"-{key}"):
+                return str(arn)
+        raise KeyError(key)
+
+    def function_name(self, suffix: str) -> str:
+        matches = [n for n in self.resources["functions"] if n.endswith(f"-{suffix}")]
+        if len(matches) != 1:
+            raise KeyError(f"no single function ending in {suffix!r}: {matches}")
+        return str(matches[0])
+
+
+def run_demo(driver: Driver, *, progress: Callable[[str], None], report_dir: Path) -> LifecycleRun:
+    """The whole loop, as ``flywheel demo`` shows it; returns what happened."""
+    life = Lifecycle(driver, progress=progress)
+    run = life.run_record
+    total = time.perf_counter()
+    with run.stage("seed data and onboard the model", progress) as notes:
+        records = life.seed()
+        notes.append(f"{len(records)} rows in s3://{life.settings.features_bucket}/{DATASET_KEY}")
+    with run.stage("training workflow (manual trigger)", progress) as notes:
+        arn, version, approval_id = life.train_until_approval(
+            lambda: life.put_event("flywheel.operator", "RetrainRequested", {"model_name": MODEL})
+        )
+        candidate = life.sdk(OPERATOR).get_version(MODEL, version)
+        notes.append(
+            f"v{version} waits for approval; roc_auc {candidate.metrics.get('roc_auc', 0):.4f}, "
+            f"parity max|Δ| {candidate.parity.max_abs_diff if candidate.parity else 0:.1e}"
+        )
+    with run.stage("approval through POST /v1/approvals/{id}", progress) as notes:
+        status, body = life.approve(approval_id, "holdout metrics and parity reviewed")
+        notes.append(f"HTTP {status}: {body.get('status')} by {body.get('decided_by')}")
+        life.wait(arn)
+    with run.stage("promotion workflow (canary, bake, alarms)", progress) as notes:
+        promotion = life.wait_for_new_execution(PROMOTION, 0)
+        status_text, states = life.wait(promotion["executionArn"])
+        notes.append(f"{status_text}: {' → '.join(states[1:])}")
+    with run.stage("predictions served on alias live", progress) as notes:
+        variants = life.serve_traffic(records, requests=10, shift=1.0)
+        notes.append(f"10 requests x 20 rows → {variants}")
+    with run.stage("drifted traffic, hourly drift scorer", progress) as notes:
+        life.serve_traffic(records, requests=10, shift=1.8)
+        fired = driver.advance(3600 + 60)
+        notes.append(f"schedules fired: {sorted(set(fired))}")
+    with run.stage("DriftDetected → retraining run", progress) as notes:
+        retrain = life.wait_for_new_execution(TRAINING, 1)
+        status_text, states = life.wait(retrain["executionArn"], until="RequestApproval")
+        new_version = life.sdk(OPERATOR).get_model(MODEL).latest_version
+        notes.append(f"v{new_version} waits for approval ({status_text} at {states[-1]})")
+    with run.stage("second trigger inside the run/cooldown", progress) as notes:
+        life.put_event("flywheel.monitoring", "DriftDetected", {"model_name": MODEL})
+        second = life.wait_for_new_execution(TRAINING, 2)
+        status_text, states = life.wait(second["executionArn"])
+        notes.append(f"{status_text} at {states[-1]} (audited as retrain_suppressed)")
+    with run.stage("audit verify", progress) as notes:
+        ok = life.verify()
+        notes.append(f"{'OK' if ok else 'BROKEN'}: {len(run.audit)} entries")
+    for key in (TRAINING, PROMOTION):
+        for execution in life.executions(key):
+            status_text, states, _ = life.history(execution["executionArn"])
+            run.executions.append(
+                {
+                    "workflow": key,
+                    "name": execution["name"],
+                    "status": status_text,
+                    "states": states,
+                }
+            )
+    run.facts["total_seconds"] = time.perf_counter() - total
+    write_report(run, report_dir)
+    return run
+
+
+def write_report(run: LifecycleRun, report_dir: Path) -> Path:
+    """The run report: stages with times, every state visited, every audit entry."""
+    import html
+
+    report_dir.mkdir(parents=True, exist_ok=True)
+    (report_dir / "demo.json").write_text(
+        json.dumps(
+            {
+                "stages": [s.__dict__ for s in run.stages],
+                "executions": run.executions,
+                "audit": run.audit,
+                "verified": run.verified,
+                "facts": run.facts,
+            },
+            indent=2,
+            default=str,
+        )
+    )
+    e = html.escape
+    stages = "".join(
+        f"<tr><td>{e(s.name)}</td><td>{s.seconds:.2f}</td><td>{e(s.result)}</td></tr>"
+        for s in run.stages
+    )
+    executions = "".join(
+        f"<tr><td>{e(x['workflow'])}</td><td>{e(x['name'])}</td><td>{e(x['status'])}</td>"
+        f"<td>{e(' → '.join(x['states']))}</td></tr>"
+        for x in run.executions
+    )
+    audit = "".join(
+        f"<tr><td>{a['seq']}</td><td>{e(a['timestamp'])}</td><td>{e(a['actor'])}</td>"
+        f"<td>{e(a['action'])}</td><td>{a.get('version') or ''}</td>"
+        f"<td>{e(a.get('reason') or '')}</td><td><code>{a['hash'][:16]}</code></td></tr>"
+        for a in run.audit
+    )
+    page = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Flywheel lifecycle run</title>
+<style>body{{font-family:system-ui,sans-serif;margin:2rem}}table{{border-collapse:collapse;
+margin-bottom:2rem}}td,th{{border:1px solid #ccc;padding:.3rem .6rem;text-align:left;
+vertical-align:top}}</style></head><body>
+<h1>Flywheel lifecycle run</h1>
+<p>Audit chain: <strong>{"intact" if run.verified else "BROKEN"}</strong>;
+total {run.facts.get("total_seconds", 0):.1f}s.</p>
+<h2>Stages</h2><table><tr><th>stage</th><th>seconds</th><th>result</th></tr>{stages}</table>
+<h2>Workflow executions (every state visited)</h2>
+<table><tr><th>workflow</th><th>execution</th><th>status</th><th>states</th></tr>
+{executions}</table>
+<h2>Audit trail of {e(MODEL)}</h2>
+<table><tr><th>seq</th><th>when</th><th>actor</th><th>action</th><th>version</th><th>reason</th>
+<th>hash</th></tr>{audit}</table></body></html>
+"""
+    path = report_dir / "demo.html"
+    path.write_text(page)
+    return path

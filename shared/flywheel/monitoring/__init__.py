@@ -1,0 +1,1 @@
+"""Monitoring: model performance on windows of delayed labels, against the holdout baseline."""

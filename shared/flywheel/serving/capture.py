@@ -1,0 +1,461 @@
+"""Prediction capture: every scored row, batched into partitioned gzip JSON Lines objects.
+
+The request path only appends one :class:`CaptureEntry` per request to an
+in-memory buffer (constant time, never blocking, never raising).  A background
+thread turns entries into rows and writes one object per partition when the
+buffer holds ``max_rows`` rows or its oldest entry is ``max_age_seconds`` old::
+
+    capture/model=<m>/version=<v>/date=YYYY-MM-DD/hour=HH/<uuid>.jsonl.gz
+
+Each line is one row (a record of a request)::
+
+    {"request_id": "...", "row": 0, "timestamp": "2025-01-31T12:00:00.123Z",
+     "model": "churn", "version": 3, "variant": "champion", "latency_ms": 0.41,
+     "features": {...as sent...}, "prediction": "yes", "probabilities": {...},
+     "entity_id": null}
+
+Shadow predictions are rows of the *shadow* version with ``variant: "shadow"``
+and the same ``request_id``, so both outputs join offline.  JSON Lines + gzip
+needs nothing beyond the standard library on the serving path; the monitoring
+jobs read it with :func:`decode_capture`.
+
+A write that fails is counted (:attr:`CaptureWriter.stats`, the
+``CaptureFailures`` metric) and its rows are dropped; so are entries arriving
+when ``max_pending_rows`` rows already wait.  Capture never fails or delays a
+response.
+
+Examples
+--------
+>>> from flywheel.adapters.memory_capture import InMemoryCaptureSink
+>>> sink = InMemoryCaptureSink()
+>>> writer = CaptureWriter(sink, background=False)
+>>> writer.submit(CaptureEntry.example())
+True
+>>> writer.flush()
+1
+>>> [key.split("/")[1:3] for key in sink.objects]
+[['model=churn', 'version=3']]
+"""
+
+from __future__ import annotations
+
+import atexit
+import gzip
+import json
+import math
+import threading
+import time
+import uuid
+import weakref
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from flywheel.errors import InvalidInputError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+
+    from flywheel.serving.predictor import Prediction
+
+__all__ = [
+    "DEFAULT_CAPTURE_PREFIX",
+    "CaptureEntry",
+    "CaptureSink",
+    "CaptureSource",
+    "CaptureStats",
+    "CaptureWriter",
+    "capture_key",
+    "decode_capture",
+    "encode_rows",
+    "read_capture",
+]
+
+DEFAULT_CAPTURE_PREFIX = "capture/"
+
+
+@runtime_checkable
+class CaptureSink(Protocol):
+    """Where capture objects go (the port): S3 in AWS, a dict in tests.
+
+    Examples
+    --------
+    >>> from flywheel.adapters.memory_capture import InMemoryCaptureSink
+    >>> sink: CaptureSink = InMemoryCaptureSink()
+    >>> sink.put("capture/x.jsonl.gz", b"...")
+    """
+
+    def put(self, key: str, body: bytes) -> None:
+        """Store ``body`` under ``key`` (keys are unique; never overwritten)."""
+        ...
+
+
+@runtime_checkable
+class CaptureSource(Protocol):
+    """Reading captured objects back (monitoring jobs, reports, tests)."""
+
+    def keys(self, prefix: str) -> Iterator[str]:
+        """Keys under ``prefix``, in lexicographic order."""
+        ...
+
+    def get(self, key: str) -> bytes:
+        """The object's bytes."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class CaptureEntry:
+    """One scored request as the request path hands it over (rows are built later).
+
+    Examples
+    --------
+    >>> CaptureEntry.example().rows()[0]["prediction"]
+    'yes'
+    """
+
+    request_id: str
+    model: str
+    version: int
+    variant: str
+    timestamp: float
+    latency_ms: float
+    records: Sequence[Mapping[str, Any]]
+    prediction: Prediction
+    entity_id: str | None = None
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One JSON-ready dict per record (NaN features become ``null``)."""
+        stamp = _iso(self.timestamp)
+        outputs = self.prediction.to_records()
+        rows = []
+        for index, (record, output) in enumerate(zip(self.records, outputs, strict=True)):
+            rows.append(
+                {
+                    "request_id": self.request_id,
+                    "row": index,
+                    "timestamp": stamp,
+                    "model": self.model,
+                    "version": self.version,
+                    "variant": self.variant,
+                    "latency_ms": round(self.latency_ms, 4),
+                    "features": {k: _json_safe(v) for k, v in record.items()},
+                    "prediction": output.get("label", output.get("value")),
+                    "probabilities": output.get("probabilities"),
+                    "entity_id": self.entity_id,
+                }
+            )
+        return rows
+
+    @classmethod
+    def example(cls) -> CaptureEntry:
+        """A small entry for documentation and tests."""
+        import numpy as np
+
+        from flywheel.registry.models import Task
+        from flywheel.serving.predictor import Prediction
+
+        return cls(
+            request_id="req-1",
+            model="churn",
+            version=3,
+            variant="champion",
+            timestamp=1_700_000_000.0,
+            latency_ms=0.5,
+            records=[{"age": 42}],
+            prediction=Prediction(
+                task=Task.CLASSIFICATION,
+                labels=("yes",),
+                probabilities=np.array([[0.2, 0.8]]),
+                classes=("no", "yes"),
+            ),
+        )
+
+
+@dataclass
+class CaptureStats:
+    """Counters since start-up.
+
+    Examples
+    --------
+    >>> CaptureStats().written_rows
+    0
+    """
+
+    written_rows: int = 0
+    written_objects: int = 0
+    failed_rows: int = 0
+    failed_objects: int = 0
+    dropped_rows: int = 0
+    encode_errors: int = 0
+
+
+def capture_key(
+    model: str, version: int, timestamp: float, *, prefix: str = DEFAULT_CAPTURE_PREFIX
+) -> str:
+    """The object key for rows of ``model``/``version`` captured at ``timestamp`` (UTC).
+
+    Examples
+    --------
+    >>> capture_key("churn", 3, 1_700_000_000.0).rsplit("/", 1)[0]
+    'capture/model=churn/version=3/date=2023-11-14/hour=22'
+    """
+    when = datetime.fromtimestamp(timestamp, tz=UTC)
+    return (
+        f"{prefix}model={model}/version={version}/date={when:%Y-%m-%d}/hour={when:%H}/"
+        f"{uuid.uuid4().hex}.jsonl.gz"
+    )
+
+
+def encode_rows(rows: Iterable[Mapping[str, Any]]) -> bytes:
+    """Gzip JSON Lines (compact, no NaN), byte-identical for identical rows.
+
+    Examples
+    --------
+    >>> decode_capture(encode_rows([{"a": 1}, {"a": 2}]))
+    [{'a': 1}, {'a': 2}]
+    """
+    text = "\n".join(json.dumps(row, separators=(",", ":"), allow_nan=False) for row in rows)
+    return gzip.compress(text.encode("utf-8") + b"\n", compresslevel=6, mtime=0)
+
+
+def decode_capture(body: bytes) -> list[dict[str, Any]]:
+    """Rows of one capture object.
+
+    Raises
+    ------
+    InvalidInputError
+        The bytes are not gzip JSON Lines.
+
+    Examples
+    --------
+    >>> decode_capture(encode_rows([{"x": None}]))
+    [{'x': None}]
+    """
+    try:
+        text = gzip.decompress(body).decode("utf-8")
+        return [json.loads(line) for line in text.splitlines() if line]
+    except (OSError, EOFError, UnicodeDecodeError, ValueError) as err:
+        raise InvalidInputError("not a capture object (gzip JSON Lines)", field="body") from err
+
+
+def read_capture(
+    source: CaptureSource, prefix: str = DEFAULT_CAPTURE_PREFIX
+) -> list[dict[str, Any]]:
+    """Every captured row under ``prefix``.
+
+    Examples
+    --------
+    >>> from flywheel.adapters.memory_capture import InMemoryCaptureSink
+    >>> sink = InMemoryCaptureSink()
+    >>> writer = CaptureWriter(sink, background=False)
+    >>> _ = writer.submit(CaptureEntry.example()); _ = writer.flush()
+    >>> [row["request_id"] for row in read_capture(sink)]
+    ['req-1']
+    """
+    return [row for key in source.keys(prefix) for row in decode_capture(source.get(key))]
+
+
+@dataclass
+class _Pending:
+    entries: list[CaptureEntry] = field(default_factory=list)
+    rows: int = 0
+    oldest: float | None = None
+
+
+class CaptureWriter:
+    """Buffer capture entries and write them in batches, off the request path.
+
+    Parameters
+    ----------
+    sink
+        Where objects go.
+    prefix
+        Key prefix (``capture/``).
+    max_rows
+        Write as soon as this many rows wait.
+    max_age_seconds
+        Write rows at the latest this long after they arrived (while the
+        execution environment runs; Lambda pauses threads between invocations).
+    max_pending_rows
+        Beyond this many waiting rows new entries are dropped and counted.
+    background
+        Write from a daemon thread (default).  ``False``: only :meth:`flush`
+        writes, which tests and batch jobs call themselves.
+    clock
+        Epoch seconds (injectable for tests).
+
+    Examples
+    --------
+    >>> from flywheel.adapters.memory_capture import InMemoryCaptureSink
+    >>> writer = CaptureWriter(InMemoryCaptureSink(), background=False, max_pending_rows=1)
+    >>> writer.submit(CaptureEntry.example()), writer.submit(CaptureEntry.example())
+    (True, False)
+    >>> writer.stats.dropped_rows
+    1
+    """
+
+    def __init__(
+        self,
+        sink: CaptureSink,
+        *,
+        prefix: str = DEFAULT_CAPTURE_PREFIX,
+        max_rows: int = 500,
+        max_age_seconds: float = 30.0,
+        max_pending_rows: int = 20_000,
+        background: bool = True,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if max_rows < 1 or max_pending_rows < 1 or max_age_seconds <= 0:
+            raise InvalidInputError(
+                "capture limits must be positive", field="max_rows/max_age_seconds"
+            )
+        self.sink = sink
+        self.prefix = prefix
+        self.max_rows = max_rows
+        self.max_age_seconds = max_age_seconds
+        self.max_pending_rows = max_pending_rows
+        self.stats = CaptureStats()
+        self._clock = clock
+        self._background = background
+        self._pending = _Pending()
+        self._lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._reported_failures = 0
+        self._closed = False
+
+    def submit(self, entry: CaptureEntry) -> bool:
+        """Queue one request's rows; ``False`` (and counted) when the buffer is full.
+
+        Never raises and never waits for I/O.
+        """
+        rows = len(entry.records)
+        with self._lock:
+            pending = self._pending
+            if self._closed or pending.rows + rows > self.max_pending_rows:
+                self.stats.dropped_rows += rows
+                return False
+            pending.entries.append(entry)
+            pending.rows += rows
+            if pending.oldest is None:
+                pending.oldest = entry.timestamp
+            full = pending.rows >= self.max_rows
+        if self._background:
+            if self._thread is None:
+                self._start()
+            if full:
+                self._wake.set()
+        return True
+
+    def flush(self) -> int:
+        """Write everything pending now; return the number of objects written.
+
+        Failures are counted, never raised.
+        """
+        with self._lock:
+            pending, self._pending = self._pending, _Pending()
+        if not pending.entries:
+            return 0
+        with self._write_lock:
+            return self._write(pending.entries)
+
+    def take_failures(self) -> int:
+        """Rows that failed or were dropped since the last call (for a metric)."""
+        with self._lock:
+            total = self.stats.failed_rows + self.stats.dropped_rows + self.stats.encode_errors
+            delta = total - self._reported_failures
+            self._reported_failures = total
+        return delta
+
+    def close(self) -> None:
+        """Write what is pending and stop accepting entries."""
+        with self._lock:
+            self._closed = True
+        self._wake.set()
+        self.flush()
+
+    # -- internals ---------------------------------------------------------------------------
+    def _due(self) -> bool:
+        with self._lock:
+            pending = self._pending
+            if not pending.entries:
+                return False
+            oldest = pending.oldest if pending.oldest is not None else self._clock()
+            return (
+                pending.rows >= self.max_rows
+                or self._clock() - oldest >= self.max_age_seconds
+                or self._closed
+            )
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._thread is not None:
+                return
+            thread = threading.Thread(
+                target=_run_writer,
+                args=(weakref.ref(self), self._wake, self.max_age_seconds),
+                name="flywheel-capture",
+                daemon=True,
+            )
+            self._thread = thread
+        atexit.register(_close_quietly, weakref.ref(self))
+        thread.start()
+
+    def _write(self, entries: list[CaptureEntry]) -> int:
+        groups: dict[tuple[str, int, str], list[dict[str, Any]]] = {}
+        stamps: dict[tuple[str, int, str], float] = {}
+        for entry in entries:
+            try:
+                rows = entry.rows()
+            except Exception:
+                self.stats.encode_errors += len(entry.records)
+                continue
+            hour = datetime.fromtimestamp(entry.timestamp, tz=UTC).strftime("%Y%m%d%H")
+            group = (entry.model, entry.version, hour)
+            groups.setdefault(group, []).extend(rows)
+            stamps.setdefault(group, entry.timestamp)
+        written = 0
+        for group, rows in groups.items():
+            model, version, _ = group
+            key = capture_key(model, version, stamps[group], prefix=self.prefix)
+            try:
+                self.sink.put(key, encode_rows(rows))
+            except Exception:
+                self.stats.failed_rows += len(rows)
+                self.stats.failed_objects += 1
+                continue
+            self.stats.written_rows += len(rows)
+            self.stats.written_objects += 1
+            written += 1
+        return written
+
+
+def _run_writer(ref: weakref.ref[CaptureWriter], wake: threading.Event, period: float) -> None:
+    while True:
+        wake.wait(timeout=period)
+        wake.clear()
+        writer = ref()
+        if writer is None:
+            return
+        if writer._due():
+            writer.flush()
+        if writer._closed:
+            return
+        del writer
+
+
+def _close_quietly(ref: weakref.ref[CaptureWriter]) -> None:
+    writer = ref()
+    if writer is not None:
+        writer.close()
+
+
+def _iso(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, tz=UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value

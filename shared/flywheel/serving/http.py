@@ -1,0 +1,243 @@
+"""HTTP edge of the inference API, free of any web framework: parsing and error bodies.
+
+The Lambda handler (Powertools) and any other adapter share these so that every
+client sees the same statuses and the same ``{"error": {...}}`` bodies:
+
+- malformed JSON or a body that does not follow :class:`PredictRequest` → 400
+  ``invalid_request``, each bad field listed;
+- records that fail the model's input schema → 422 ``invalid_records``, each bad
+  field listed;
+- too many records → 413 ``payload_too_large``; an unknown model → 404;
+- anything unexpected → 500 with a generic message.  Library exception text
+  never reaches a client; statuses come from :data:`flywheel.errors.HTTP_STATUS_BY_CODE`.
+
+Examples
+--------
+>>> status, body = error_response(PayloadTooLargeError("too many records"), request_id="r1")
+>>> status, body["error"]["code"]
+(413, 'payload_too_large')
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from flywheel.errors import (
+    FlywheelError,
+    InvalidRequestError,
+    PayloadTooLargeError,
+    http_status_for,
+)
+from flywheel.serving.models import ErrorBody, PredictResponse
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+
+__all__ = [
+    "ERROR_RESPONSES",
+    "INTERNAL_ERROR_CODE",
+    "MAX_BODY_BYTES",
+    "OPENAPI_INFO",
+    "PREDICT_RESPONSES",
+    "envelope_problems",
+    "error_response",
+    "internal_error_response",
+    "parse_json_body",
+    "raised_before_service",
+]
+
+#: Lambda's synchronous payload limit; API Gateway refuses larger bodies anyway.
+MAX_BODY_BYTES = 6 * 1024 * 1024
+INTERNAL_ERROR_CODE = "internal_error"
+#: The ``info`` of the generated OpenAPI document (``docs/openapi.json``).
+OPENAPI_INFO: dict[str, str] = {
+    "title": "Flywheel inference API",
+    "version": "1.0.0",
+    "description": (
+        "Predictions from registered ONNX models. Each model is served by a Lambda alias "
+        "whose versions are pinned to one model version; responses name the version and "
+        "the variant (champion, canary, A/B arm) that answered."
+    ),
+}
+#: Documented error statuses of the predict route (the OpenAPI ``responses``).
+ERROR_RESPONSES: dict[int, str] = {
+    400: "Malformed JSON or a body that is not a PredictRequest (every bad field listed)",
+    404: "No such model behind this endpoint",
+    413: "More records than the batch cap",
+    422: "Records that fail the model's input schema (every bad field listed)",
+    500: "Internal error (no details)",
+    503: "The model could not be loaded; retry later",
+}
+#: OpenAPI ``responses`` of the predict route: the answer and every documented error.
+PREDICT_RESPONSES: dict[int | str, Any] = {
+    200: {
+        "description": "Predictions",
+        "content": {"application/json": {"model": PredictResponse}},
+    },
+    **{
+        status: {"description": text, "content": {"application/json": {"model": ErrorBody}}}
+        for status, text in ERROR_RESPONSES.items()
+    },
+}
+
+_REASONS = {
+    "dict_type": "must be an object",
+    "model_type": "must be an object",
+    "model_attributes_type": "must be an object",
+    "list_type": "must be an array",
+    "string_type": "must be a string",
+    "missing": "is required",
+    "extra_forbidden": "is not a known field",
+    "too_short": "must not be empty",
+    "string_too_short": "must not be empty",
+    "string_too_long": "is too long",
+    "json_invalid": "is not valid JSON",
+    "json_type": "is not valid JSON",
+}
+
+
+def parse_json_body(text: str) -> Any:
+    """Parse a request body; malformed, oversized or absurdly nested input is a 400/413.
+
+    Python's parser raises ``RecursionError`` on deep nesting and ``ValueError``
+    on integers of more than 4300 digits; both become our own errors here, so a
+    hostile body can never turn into a 500.  ``NaN``/``Infinity`` literals parse
+    (the record validator then refuses them by name).
+
+    Raises
+    ------
+    InvalidRequestError
+        Not JSON.
+    PayloadTooLargeError
+        More than :data:`MAX_BODY_BYTES`.
+
+    Examples
+    --------
+    >>> parse_json_body('{"record": {"x": 1}}')
+    {'record': {'x': 1}}
+    >>> parse_json_body("[" * 100_000)
+    Traceback (most recent call last):
+    ...
+    flywheel.errors.InvalidRequestError: the body is nested too deeply
+    """
+    if len(text) > MAX_BODY_BYTES:
+        raise PayloadTooLargeError(
+            f"the body is larger than {MAX_BODY_BYTES} bytes",
+            field="body",
+            details={"max_bytes": MAX_BODY_BYTES, "source": "body"},
+        )
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise InvalidRequestError("the body is nested too deeply", field="body") from None
+    except json.JSONDecodeError as err:
+        raise InvalidRequestError(
+            f"the body is not valid JSON (line {err.lineno}, column {err.colno})",
+            field="body",
+            details={"errors": [{"row": None, "field": "body", "reason": "is not valid JSON"}]},
+        ) from None
+    except ValueError:
+        raise InvalidRequestError(
+            "the body holds a number too long to parse", field="body"
+        ) from None
+
+
+def envelope_problems(errors: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Pydantic-style errors (``loc``, ``type``, ``msg``) as ``{"row", "field", "reason"}``.
+
+    Reasons are ours, chosen by error type; the location becomes a dotted path
+    without the leading ``body``.
+
+    Examples
+    --------
+    >>> envelope_problems([{"loc": ("body", "records", 0), "type": "dict_type", "msg": "..."}])
+    [{'row': 0, 'field': 'records[0]', 'reason': 'must be an object'}]
+    """
+    problems = []
+    for error in errors:
+        loc = [part for part in error.get("loc", ()) if part != "body"]
+        field = ""
+        row = None
+        for part in loc:
+            if isinstance(part, int):
+                field += f"[{part}]"
+                row = part if row is None else row
+            else:
+                field += f".{part}" if field else str(part)
+        kind = str(error.get("type", ""))
+        reason = _REASONS.get(kind)
+        if reason is None and kind == "value_error":
+            reason = _own_message(error)
+        problems.append({"row": row, "field": field or "body", "reason": reason or "is invalid"})
+    return problems
+
+
+def error_response(error: FlywheelError, *, request_id: str | None) -> tuple[int, dict[str, Any]]:
+    """The status and ``{"error": ...}`` body for a domain error.
+
+    4xx bodies carry our message and, when known, every bad field.  5xx bodies
+    carry the code and a generic message only (details go to the logs).
+
+    Examples
+    --------
+    >>> from flywheel.errors import ModelNotFoundError
+    >>> error_response(ModelNotFoundError("model 'x' is not served here"), request_id="r")
+    (404, {'error': {'code': 'model_not_found', 'message': "model 'x' is not served here", \
+'request_id': 'r'}})
+    """
+    status = http_status_for(error)
+    if status >= 500:
+        return internal_error_response(request_id=request_id, status=status, code=error.code)
+    body: dict[str, Any] = {"code": error.code, "message": error.message}
+    if request_id is not None:
+        body["request_id"] = request_id
+    problems = error.details.get("errors")
+    if problems:
+        body["errors"] = problems
+    elif error.field is not None and status in (400, 413, 422):
+        body["errors"] = [
+            {"row": error.details.get("row"), "field": error.field, "reason": error.message}
+        ]
+    return status, {"error": body}
+
+
+def internal_error_response(
+    *, request_id: str | None, status: int = 500, code: str = INTERNAL_ERROR_CODE
+) -> tuple[int, dict[str, Any]]:
+    """A 5xx body that says nothing about the cause.
+
+    Examples
+    --------
+    >>> internal_error_response(request_id="r")
+    (500, {'error': {'code': 'internal_error', 'message': 'internal error', 'request_id': 'r'}})
+    """
+    message = "the model is temporarily unavailable" if status == 503 else "internal error"
+    body: dict[str, Any] = {"code": code, "message": message}
+    if request_id is not None:
+        body["request_id"] = request_id
+    return status, {"error": body}
+
+
+def raised_before_service(error: FlywheelError) -> bool:
+    """Whether ``error`` was raised before the service saw the request.
+
+    The service reports its own outcomes; errors about the request itself
+    (:class:`InvalidRequestError`, or an oversized body from
+    :func:`parse_json_body`) must be counted by the HTTP adapter.
+
+    Examples
+    --------
+    >>> raised_before_service(InvalidRequestError("not JSON", field="body"))
+    True
+    >>> raised_before_service(PayloadTooLargeError("101 records", field="records"))
+    False
+    """
+    return isinstance(error, InvalidRequestError) or error.details.get("source") == "body"
+
+
+def _own_message(error: Mapping[str, Any]) -> str | None:
+    # Our model validators raise ValueError with our text; pydantic prefixes it.
+    message = str(error.get("msg", ""))
+    prefix = "Value error, "
+    return message.removeprefix(prefix) if message.startswith(prefix) else None

@@ -1,0 +1,478 @@
+"""The inference use case: pinned version → verified model → validate → predict → capture.
+
+One :class:`InferenceService` lives per execution environment (built once by the
+handler's cached composition root).  :meth:`InferenceService.start` resolves the
+pinned version in the registry, reads the ONNX bytes through the artifact store
+(SHA-256 checked there and again by :meth:`OnnxModel.load`), and opens one
+onnxruntime session per served version; every request then costs only
+validation, one ``session.run`` and a constant-time capture hand-off.
+
+Examples
+--------
+>>> from flywheel.serving.models import PredictRequest
+>>> service = InferenceService.start(settings, registry=reg, artifacts=store)  # doctest: +SKIP
+>>> body = PredictRequest(record={"age": 42})
+>>> service.predict("churn", body, request_id="r1").variant  # doctest: +SKIP
+<Variant.CHAMPION: 'champion'>
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from flywheel.clock import default_clock
+from flywheel.errors import (
+    ConfigError,
+    FlywheelError,
+    InvalidInputError,
+    ModelNotFoundError,
+    VersionNotFoundError,
+)
+from flywheel.registry.models import Alias
+from flywheel.serving.capture import CaptureEntry, CaptureWriter
+from flywheel.serving.metrics import MetricLabels, scores
+from flywheel.serving.models import PredictResponse, Variant
+from flywheel.serving.predictor import OnnxModel
+from flywheel.serving.routing import RoleTracker, assign_arm, role_of
+from flywheel.serving.validation import DEFAULT_MAX_RECORDS, RecordValidator
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, Sequence
+
+    from flywheel.artifacts.ports import ArtifactStore
+    from flywheel.registry.models import ModelVersion
+    from flywheel.registry.ports import ModelRegistry
+    from flywheel.serving.capture import CaptureSink
+    from flywheel.serving.metrics import ServingMetrics
+    from flywheel.serving.models import PredictRequest
+    from flywheel.serving.predictor import Prediction
+    from flywheel.serving.routing import AbTest
+    from flywheel.serving.settings import ServingSettings
+
+__all__ = ["InferenceService", "ServedModel", "resolve_version"]
+
+#: Shadow scorings allowed to wait; beyond this they are skipped (and counted).
+MAX_PENDING_SHADOW = 16
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """One model version ready to score: its registry record, session and validator.
+
+    Examples
+    --------
+    >>> served = ServedModel.load(registry, store, "churn", "3")  # doctest: +SKIP
+    >>> served.version.version  # doctest: +SKIP
+    3
+    """
+
+    version: ModelVersion
+    model: OnnxModel
+    validator: RecordValidator
+
+    @classmethod
+    def load(
+        cls,
+        registry: ModelRegistry,
+        artifacts: ArtifactStore,
+        name: str,
+        ref: str | int,
+        *,
+        max_records: int = DEFAULT_MAX_RECORDS,
+        intra_op_threads: int | None = None,
+    ) -> ServedModel:
+        """Resolve ``ref`` (number or alias), fetch and verify the artifact, open a session.
+
+        Raises
+        ------
+        ModelNotFoundError, VersionNotFoundError
+            No such model, version or alias.
+        ArtifactIntegrityError
+            The stored bytes do not match the registered SHA-256.
+        """
+        version = resolve_version(registry, name, ref)
+        data = artifacts.get(version.artifact)
+        model = OnnxModel.load(
+            data,
+            expected_sha256=version.artifact.sha256,
+            input_schema=version.input_schema,
+            output_schema=version.output_schema,
+            intra_op_threads=intra_op_threads,
+        )
+        return cls(version, model, RecordValidator(version.input_schema, max_records=max_records))
+
+
+def resolve_version(registry: ModelRegistry, name: str, ref: str | int) -> ModelVersion:
+    """A version of ``name`` by number (``3``, ``"3"``) or alias (``champion``, ``challenger``).
+
+    Examples
+    --------
+    >>> resolve_version(registry, "churn", "champion").version  # doctest: +SKIP
+    3
+    """
+    if isinstance(ref, int) or ref.isdigit():
+        return registry.get_version(name, int(ref))
+    alias = Alias(ref)
+    number = registry.get_model(name).aliases.get(alias)
+    if number is None:
+        raise VersionNotFoundError(f"model {name!r} has no {alias} yet", field="version")
+    return registry.get_version(name, number)
+
+
+class InferenceService:
+    """Score requests with one pinned model version (plus optional A/B arm and shadow).
+
+    Build it with :meth:`start`.  Thread-safe.
+
+    Parameters
+    ----------
+    primary
+        The pinned version.
+    metrics
+        Where request metrics go.
+    capture
+        The capture writer (``None``: capture off).
+    role
+        Tracks whether ``primary`` is the champion or the canary; ``None``
+        reports ``champion``.
+    ab
+        An A/B test and the model of its arm ``b``.
+    shadow
+        A version that scores copies of requests in the background.
+    """
+
+    def __init__(
+        self,
+        *,
+        primary: ServedModel,
+        metrics: ServingMetrics,
+        capture: CaptureWriter | None = None,
+        role: RoleTracker | None = None,
+        ab: tuple[AbTest, ServedModel] | None = None,
+        shadow: ServedModel | None = None,
+        timer: Callable[[], float] = time.perf_counter,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.primary = primary
+        self.name = primary.version.name
+        self.metrics = metrics
+        self.capture = capture
+        self.role = role
+        self.ab = ab
+        self.shadow = shadow
+        self._timer = timer
+        self._clock = clock
+        self._shadow_runner = _ShadowRunner(self) if shadow is not None else None
+
+    @classmethod
+    def start(
+        cls,
+        settings: ServingSettings,
+        *,
+        registry: ModelRegistry,
+        artifacts: ArtifactStore,
+        metrics: ServingMetrics,
+        sink: CaptureSink | None = None,
+        background: bool = True,
+    ) -> InferenceService:
+        """Resolve and load everything the settings pin; fail fast if anything is wrong.
+
+        Parameters
+        ----------
+        settings
+            The deployment's settings (``FLYWHEEL_MODEL_NAME`` is required).
+        registry, artifacts
+            Where versions and their ONNX bytes are.
+        metrics
+            Where request metrics go.
+        sink
+            Where capture objects go; ``None`` or ``capture_enabled=False``: no capture.
+        background
+            Run capture writes and role refreshes on background threads
+            (``False``: tests call :meth:`flush` themselves).
+
+        Raises
+        ------
+        ConfigError
+            No model name configured.
+        ModelNotFoundError, VersionNotFoundError, ArtifactError
+            The pinned model cannot be served.
+
+        Examples
+        --------
+        >>> InferenceService.start(  # doctest: +SKIP
+        ...     ServingSettings(model_name="churn", model_version="3"),
+        ...     registry=registry, artifacts=store, metrics=InMemoryServingMetrics(),
+        ... ).primary.version.version
+        3
+        """
+        name = settings.model_name
+        if not name:
+            raise ConfigError(
+                "FLYWHEEL_MODEL_NAME is not set: the function does not know its model",
+                field="model_name",
+            )
+
+        def load(ref: str | int) -> ServedModel:
+            return ServedModel.load(
+                registry,
+                artifacts,
+                name,
+                ref,
+                max_records=settings.max_batch_records,
+                intra_op_threads=settings.intra_op_threads,
+            )
+
+        primary = load(settings.model_version)
+        pinned = primary.version.version
+
+        def lookup() -> Variant:
+            model = registry.get_model(name)
+            return role_of(pinned, champion=model.champion, challenger=model.challenger)
+
+        role = RoleTracker(lookup, initial=lookup(), ttl_seconds=settings.role_refresh_seconds)
+        ab_test = settings.ab_test
+        ab = (ab_test, load(ab_test.challenger)) if ab_test is not None else None
+        shadow = load(settings.shadow_version) if settings.shadow_version is not None else None
+        capture = None
+        if sink is not None and settings.capture_enabled:
+            capture = CaptureWriter(
+                sink,
+                prefix=settings.capture_prefix,
+                max_rows=settings.capture_max_rows,
+                max_age_seconds=settings.capture_max_age_seconds,
+                background=background,
+            )
+        clock = default_clock()
+        return cls(
+            primary=primary,
+            metrics=metrics,
+            capture=capture,
+            role=role,
+            ab=ab,
+            shadow=shadow,
+            # Capture partitions follow the runtime's clock (simulated in the local runtime).
+            clock=lambda: clock.now().timestamp(),
+        )
+
+    # -- the use case ------------------------------------------------------------------------
+    def predict(self, name: str, request: PredictRequest, *, request_id: str) -> PredictResponse:
+        """Validate, score, capture and answer one request.
+
+        Raises
+        ------
+        ModelNotFoundError
+            ``name`` is not the model this service serves (HTTP 404).
+        PayloadTooLargeError
+            More records than the batch cap (HTTP 413).
+        InvalidRecordsError
+            Records that fail the input schema; every bad field listed (HTTP 422).
+        ArtifactError
+            The model failed at run time (HTTP 500).
+        """
+        started = self._timer()
+        served, variant = self._route(request.assignment_key)
+        labels = MetricLabels(self.name, served.version.version, variant)
+        if name != self.name:
+            self.metrics.request_rejected(labels, code=ModelNotFoundError.code)
+            raise ModelNotFoundError(f"model {name!r} is not served here", field="name")
+        rows = request.rows()
+        try:
+            matrix = served.validator.matrix(rows)
+        except InvalidInputError as err:
+            self.metrics.request_rejected(labels, code=err.code)
+            raise
+        try:
+            prediction = served.model.predict(matrix)
+        except FlywheelError as err:
+            self.metrics.request_failed(labels, code=err.code)
+            raise
+        response = _response(self.name, served, variant, request_id, prediction)
+        latency_ms = (self._timer() - started) * 1000.0
+        if self.capture is not None:
+            self.capture.submit(
+                CaptureEntry(
+                    request_id=request_id,
+                    model=self.name,
+                    version=served.version.version,
+                    variant=variant.value,
+                    timestamp=self._clock(),
+                    latency_ms=latency_ms,
+                    records=rows,
+                    prediction=prediction,
+                    entity_id=request.entity_id,
+                )
+            )
+        if self._shadow_runner is not None:
+            self._shadow_runner.submit(rows, request_id, request.entity_id)
+        self.metrics.request_served(
+            labels, rows=len(rows), latency_ms=latency_ms, scores=scores(prediction)
+        )
+        self._report_capture_losses(labels)
+        return response
+
+    def rejected(self, code: str) -> None:
+        """Count a request refused before it reached :meth:`predict` (e.g. malformed JSON)."""
+        labels = MetricLabels(self.name, self.primary.version.version, self.current_variant())
+        self.metrics.request_rejected(labels, code=code)
+
+    def failed(self, code: str) -> None:
+        """Count a request that failed outside :meth:`predict` with a 5xx."""
+        labels = MetricLabels(self.name, self.primary.version.version, self.current_variant())
+        self.metrics.request_failed(labels, code=code)
+
+    def current_variant(self) -> Variant:
+        """The role of the pinned version right now (``champion`` or ``canary``)."""
+        return self.role.current() if self.role is not None else Variant.CHAMPION
+
+    def flush(self) -> None:
+        """Finish background work now: shadow scorings, then capture writes (tests, shutdown)."""
+        if self._shadow_runner is not None:
+            self._shadow_runner.drain()
+        if self.capture is not None:
+            self.capture.flush()
+
+    def close(self) -> None:
+        """Flush and stop accepting capture entries."""
+        self.flush()
+        if self.capture is not None:
+            self.capture.close()
+
+    # -- internals ---------------------------------------------------------------------------
+    def _route(self, key: str | None) -> tuple[ServedModel, Variant]:
+        if self.ab is None:
+            return self.primary, self.current_variant()
+        test, arm_b = self.ab
+        arm = assign_arm(key, weight=test.weight, salt=test.salt)
+        return (arm_b if arm is Variant.B else self.primary), arm
+
+    def _report_capture_losses(self, labels: MetricLabels) -> None:
+        if self.capture is None:
+            return
+        lost = self.capture.take_failures()
+        if lost:
+            self.metrics.capture_failed(labels, rows=lost)
+
+
+def _response(
+    name: str, served: ServedModel, variant: Variant, request_id: str, prediction: Prediction
+) -> PredictResponse:
+    probabilities: list[dict[str, float]] | None = None
+    predictions: list[str] | list[float]
+    if prediction.values is not None:
+        predictions = prediction.values.tolist()
+    else:
+        predictions = list(prediction.labels)
+        if prediction.probabilities is not None:
+            classes = prediction.classes
+            probabilities = [
+                dict(zip(classes, row, strict=True)) for row in prediction.probabilities.tolist()
+            ]
+    # Every value here comes from the registry and the verified model: no re-validation.
+    return PredictResponse.model_construct(
+        model=name,
+        version=served.version.version,
+        variant=variant,
+        request_id=request_id,
+        predictions=predictions,
+        probabilities=probabilities,
+    )
+
+
+class _ShadowRunner:
+    """Scores copies of requests with the shadow version on one background thread.
+
+    Never raises into, waits for, or changes the caller's request: failures and
+    skips (more than :data:`MAX_PENDING_SHADOW` waiting) are counted.
+    """
+
+    def __init__(self, service: InferenceService) -> None:
+        self._service = service
+        self._pending = 0
+        self._lock = threading.Lock()
+        self._queue: list[tuple[Sequence[Mapping[str, Any]], str, str | None]] = []
+        self._wake = threading.Condition(self._lock)
+        self._idle = threading.Condition(self._lock)
+        self._thread: threading.Thread | None = None
+
+    def submit(
+        self, rows: Sequence[Mapping[str, Any]], request_id: str, entity: str | None
+    ) -> None:
+        with self._lock:
+            if self._pending >= MAX_PENDING_SHADOW:
+                skipped = True
+            else:
+                skipped = False
+                self._pending += 1
+                self._queue.append((rows, request_id, entity))
+                if self._thread is None:
+                    self._thread = threading.Thread(
+                        target=self._run, name="flywheel-shadow", daemon=True
+                    )
+                    self._thread.start()
+                self._wake.notify()
+        if skipped:
+            self._failed()
+
+    def drain(self, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while self._pending and time.monotonic() < deadline:
+                self._idle.wait(timeout=0.05)
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                while not self._queue:
+                    self._wake.wait()
+                rows, request_id, entity = self._queue.pop(0)
+            try:
+                self._score(rows, request_id, entity)
+            except Exception:
+                self._failed()
+            finally:
+                with self._lock:
+                    self._pending -= 1
+                    self._idle.notify_all()
+
+    def _score(
+        self, rows: Sequence[Mapping[str, Any]], request_id: str, entity: str | None
+    ) -> None:
+        service = self._service
+        shadow = service.shadow
+        assert shadow is not None
+        started = service._timer()
+        prediction = shadow.model.predict(shadow.validator.matrix(rows))
+        latency_ms = (service._timer() - started) * 1000.0
+        if service.capture is not None:
+            service.capture.submit(
+                CaptureEntry(
+                    request_id=request_id,
+                    model=service.name,
+                    version=shadow.version.version,
+                    variant=Variant.SHADOW.value,
+                    timestamp=service._clock(),
+                    latency_ms=latency_ms,
+                    records=rows,
+                    prediction=prediction,
+                    entity_id=entity,
+                )
+            )
+
+    def _failed(self) -> None:
+        service = self._service
+        assert service.shadow is not None
+        labels = MetricLabels(service.name, service.shadow.version.version, Variant.SHADOW.value)
+        # Metrics must never break the background thread.
+        with contextlib.suppress(Exception):
+            service.metrics.shadow_failed(labels)
+
+
+def new_request_id() -> str:
+    """A request id when the caller's event has none (local runs, direct invokes)."""
+    return str(uuid.uuid4())

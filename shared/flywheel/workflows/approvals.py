@@ -1,0 +1,491 @@
+"""Human approval: the paused training run, resumed by ``POST /v1/approvals/{id}``.
+
+``RequestApproval`` stores the Step Functions task token server-side, bound to the
+model, the version and the artifact's SHA-256, with an expiry and the requester. A
+decision then:
+
+1. finds the approval (unknown → 404), refuses a decided one (→ 409, a replay) or an
+   expired one (→ 410), the requester approving their own run (→ 403, configurable per
+   model) and an artifact that is not the one under approval (→ 409);
+2. writes the approval's new status, the version's status and the audit entry in one
+   transaction (two concurrent decisions: exactly one wins);
+3. resumes the workflow (``SendTaskSuccess``, or ``SendTaskFailure`` with
+   ``ApprovalRejected``) and, on approval, puts ``VersionApproved`` on the bus, which
+   starts the promotion workflow.
+
+Step 3 is recorded on the approval; if it was interrupted, a replayed request finishes
+it before answering 409, so the workflow is resumed at least once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+from datetime import timedelta
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from flywheel.audit.models import AuditAction, AuditDraft
+from flywheel.clock import isoformat
+from flywheel.errors import (
+    ApprovalAlreadyDecidedError,
+    ApprovalArtifactMismatchError,
+    ApprovalExpiredError,
+    ApprovalNotFoundError,
+    ApproverNotAllowedError,
+    ConcurrentModificationError,
+    IllegalTransitionError,
+    TaskTokenError,
+)
+from flywheel.registry.models import RecordWrite, VersionStatus
+from flywheel.workflows.records import (
+    ApprovalDoc,
+    ApprovalPointer,
+    ApprovalStatus,
+    approval_key,
+    approval_pointer_key,
+    read,
+    write,
+)
+
+if TYPE_CHECKING:
+    from flywheel.clock import Clock
+    from flywheel.registry.ports import RecordStore
+    from flywheel.registry.service import RegistryService
+    from flywheel.workflows.ports import EventPublisher, TaskTokens
+    from flywheel.workflows.state import ApprovalRequest
+
+#: Who the system acts as when an approval expires.
+APPROVALS_ACTOR = "flywheel:approvals"
+#: ``detail-type`` of the event that starts the promotion workflow.
+VERSION_APPROVED = "VersionApproved"
+#: Error sent with ``SendTaskFailure`` when a late decision finds the approval expired.
+APPROVAL_EXPIRED_ERROR = "ApprovalExpired"
+
+
+class Decision(StrEnum):
+    APPROVE = "approve"
+    REJECT = "reject"
+
+
+def same_identity(a: str, b: str) -> bool:
+    """Whether two principal identifiers name the same caller (case-insensitive).
+
+    Examples
+    --------
+    >>> same_identity("arn:aws:iam::1:user/Ana", "arn:aws:iam::1:user/ana ")
+    True
+    """
+    return a.strip().casefold() == b.strip().casefold()
+
+
+class ApprovalService:
+    """Request, look up and decide approvals.
+
+    Examples
+    --------
+    >>> service.decide("3f2a...", decision=Decision.APPROVE, approver="arn:...:user/bo",
+    ...                reason="metrics reviewed")  # doctest: +SKIP
+    ApprovalDoc(approval_id='3f2a...', ..., status=<ApprovalStatus.APPROVED: 'approved'>, ...)
+    """
+
+    def __init__(
+        self,
+        *,
+        registry: RegistryService,
+        records: RecordStore,
+        tokens: TaskTokens,
+        events: EventPublisher,
+        clock: Clock,
+        max_timeout_seconds: int,
+        rejected_error: str = "ApprovalRejected",
+    ) -> None:
+        self._registry = registry
+        self._records = records
+        self._tokens = tokens
+        self._events = events
+        self._clock = clock
+        self._max_timeout = max_timeout_seconds
+        self._rejected_error = rejected_error
+
+    # -- requesting ----------------------------------------------------------------------------
+    def request(self, request: ApprovalRequest) -> ApprovalDoc:
+        """Store the task token bound to the registered version; ``candidate → pending_approval``.
+
+        Idempotent for a retried step: the same execution gets its pending approval back
+        (with the new token if Step Functions issued another one).
+
+        Raises
+        ------
+        ApprovalArtifactMismatchError
+            The registered artifact is not the one this run trained.
+        """
+        registration = request.registration.payload
+        model, number = request.model_name, registration.version
+        existing = self.find_for_version(model, number)
+        if existing is not None:
+            doc, revision = existing
+            if (
+                doc.status is ApprovalStatus.PENDING
+                and doc.execution_id == request.run.execution_id
+                and doc.task_token != request.task_token
+            ):
+                doc = doc.model_copy(update={"task_token": request.task_token})
+                self._records.put_record(write(approval_key(doc.approval_id), doc, revision))
+            return doc
+        version = self._registry.get_version(model, number)
+        if version.artifact.sha256 != registration.artifact_sha256:
+            raise ApprovalArtifactMismatchError(
+                f"version {number} of {model!r} does not hold the artifact this run trained",
+                field="artifact_sha256",
+            )
+        now = self._clock.now()
+        timeout = min(registration.approval_timeout_seconds, self._max_timeout)
+        evaluation = request.evaluation.payload
+        gate = request.gate.payload
+        doc = ApprovalDoc(
+            approval_id=secrets.token_hex(16),
+            model=model,
+            version=number,
+            artifact_sha256=version.artifact.sha256,
+            artifact_uri=version.artifact.uri,
+            task_token=request.task_token,
+            execution_id=request.run.execution_id,
+            requested_by=registration.requested_by,
+            requested_at=now,
+            expires_at=now + timedelta(seconds=timeout),
+            require_distinct_approver=registration.require_distinct_approver,
+            summary={
+                "training_run_id": request.training.payload.run_id,
+                "candidate": evaluation.candidate.model_dump(mode="json"),
+                "champion": evaluation.champion.model_dump(mode="json")
+                if evaluation.champion
+                else None,
+                "gate": [c.model_dump(mode="json") for c in gate.checks],
+                "parity": request.training.payload.parity.model_dump(mode="json"),
+            },
+        )
+        self._registry.request_approval(
+            model,
+            number,
+            actor=request.run.actor,
+            records=(
+                write(approval_key(doc.approval_id), doc, None),
+                write(
+                    approval_pointer_key(model, number),
+                    ApprovalPointer(approval_id=doc.approval_id),
+                    None,
+                ),
+            ),
+            extra={
+                "approval_id": doc.approval_id,
+                "artifact_sha256": doc.artifact_sha256,
+                "requested_by": doc.requested_by,
+                "expires_at": isoformat(doc.expires_at),
+            },
+        )
+        return doc
+
+    # -- reading -------------------------------------------------------------------------------
+    def get(self, approval_id: str) -> ApprovalDoc:
+        """The approval ``approval_id``; raises :class:`ApprovalNotFoundError` (404)."""
+        return self._load(approval_id)[0]
+
+    def find_for_version(self, model: str, version: int) -> tuple[ApprovalDoc, int] | None:
+        """The approval of a version (and its revision), if one was requested."""
+        pointer = read(self._records, approval_pointer_key(model, version), ApprovalPointer)
+        if pointer is None:
+            return None
+        return read(self._records, approval_key(pointer[0].approval_id), ApprovalDoc)
+
+    def _load(self, approval_id: str) -> tuple[ApprovalDoc, int]:
+        found = read(self._records, approval_key(approval_id), ApprovalDoc)
+        if found is None:
+            raise ApprovalNotFoundError(
+                f"approval {approval_id!r} does not exist", field="approval_id"
+            )
+        return found
+
+    # -- deciding ------------------------------------------------------------------------------
+    def decide(
+        self,
+        approval_id: str,
+        *,
+        decision: Decision,
+        approver: str,
+        reason: str,
+        artifact_sha256: str | None = None,
+    ) -> ApprovalDoc:
+        """Approve or reject, then resume the workflow.
+
+        Parameters
+        ----------
+        approval_id
+            From the URL.
+        decision
+            ``approve`` or ``reject``.
+        approver
+            The authenticated caller (IAM user ARN or Cognito subject), never the body.
+        reason
+            Why; recorded in the audit trail.
+        artifact_sha256
+            Optional: the SHA-256 the approver reviewed; refused if it is not the bound one.
+
+        Raises
+        ------
+        ApprovalNotFoundError
+            404: no such approval.
+        ApprovalAlreadyDecidedError
+            409: already approved, rejected or cancelled (a replay or a second approver).
+        ApprovalExpiredError
+            410: the approval window closed (the version is rejected, the run resumed).
+        ApproverNotAllowedError
+            403: the approver requested the run and the model requires another person.
+        ApprovalArtifactMismatchError
+            409: the artifact differs from the one the approval is bound to.
+        """
+        doc, revision = self._load(approval_id)
+        if doc.status is not ApprovalStatus.PENDING:
+            self._notify(doc, revision)
+            raise self._decided_error(doc)
+        now = self._clock.now()
+        if now >= doc.expires_at:
+            self._expire(doc, revision, attempted_by=approver)
+            raise self._decided_error(doc.model_copy(update={"status": ApprovalStatus.EXPIRED}))
+        if doc.require_distinct_approver and same_identity(approver, doc.requested_by):
+            self._refuse(doc, approver, decision, "the approver requested this run")
+            raise ApproverNotAllowedError(
+                "the identity that requested this run cannot approve it; ask someone else",
+                field="approver",
+            )
+        if artifact_sha256 is not None and artifact_sha256.lower() != doc.artifact_sha256:
+            self._refuse(doc, approver, decision, "the reviewed artifact is not the bound one")
+            raise ApprovalArtifactMismatchError(
+                f"approval {approval_id} is bound to artifact {doc.artifact_sha256}, "
+                "not the one given",
+                field="artifact_sha256",
+            )
+        registered = self._registry.get_version(doc.model, doc.version).artifact.sha256
+        if registered != doc.artifact_sha256:
+            self._refuse(doc, approver, decision, "the version's artifact changed")
+            raise ApprovalArtifactMismatchError(
+                f"version {doc.version} of {doc.model!r} no longer holds the artifact this "
+                "approval is bound to",
+                field="artifact_sha256",
+            )
+
+        status = (
+            ApprovalStatus.APPROVED if decision is Decision.APPROVE else ApprovalStatus.REJECTED
+        )
+        decided = doc.model_copy(
+            update={
+                "status": status,
+                "decided_by": approver,
+                "decided_at": now,
+                "decision_reason": reason,
+            }
+        )
+        move = self._registry.approve if decision is Decision.APPROVE else self._registry.reject
+        try:
+            move(
+                doc.model,
+                doc.version,
+                actor=approver,
+                reason=reason,
+                records=(write(approval_key(approval_id), decided, revision),),
+                extra={
+                    "approval_id": approval_id,
+                    "artifact_sha256": doc.artifact_sha256,
+                    "requested_by": doc.requested_by,
+                },
+            )
+        except (ConcurrentModificationError, IllegalTransitionError):
+            current, _ = self._load(approval_id)
+            if current.status is not ApprovalStatus.PENDING:
+                raise self._decided_error(current) from None
+            raise
+        return self._notify(decided, revision + 1)
+
+    @staticmethod
+    def _decided_error(doc: ApprovalDoc) -> ApprovalAlreadyDecidedError | ApprovalExpiredError:
+        if doc.status is ApprovalStatus.EXPIRED:
+            return ApprovalExpiredError(
+                f"approval {doc.approval_id} expired at {isoformat(doc.expires_at)}; "
+                "the version was not approved",
+                field="approval_id",
+            )
+        when = f" at {isoformat(doc.decided_at)}" if doc.decided_at else ""
+        by = f" by {doc.decided_by}" if doc.decided_by else ""
+        return ApprovalAlreadyDecidedError(
+            f"approval {doc.approval_id} was already {doc.status}{by}{when}",
+            field="approval_id",
+            details={"status": str(doc.status)},
+        )
+
+    def _refuse(self, doc: ApprovalDoc, approver: str, decision: Decision, why: str) -> None:
+        self._registry.record(
+            AuditDraft(
+                model=doc.model,
+                action=AuditAction.APPROVAL_REFUSED,
+                actor=approver,
+                version=doc.version,
+                reason=why,
+                details={"approval_id": doc.approval_id, "decision": str(decision)},
+            )
+        )
+
+    def _expire(self, doc: ApprovalDoc, revision: int, *, attempted_by: str | None) -> None:
+        expired = doc.model_copy(
+            update={
+                "status": ApprovalStatus.EXPIRED,
+                "decided_by": APPROVALS_ACTOR,
+                "decided_at": self._clock.now(),
+                "decision_reason": f"no decision before {isoformat(doc.expires_at)}",
+            }
+        )
+        records = (write(approval_key(doc.approval_id), expired, revision),)
+        reason = f"approval {doc.approval_id} expired at {isoformat(doc.expires_at)}"
+        extra = {"approval_id": doc.approval_id, "attempted_by": attempted_by}
+        try:
+            status = self._registry.get_version(doc.model, doc.version).status
+            if status is VersionStatus.PENDING_APPROVAL:
+                self._registry.expire_approval(
+                    doc.model,
+                    doc.version,
+                    actor=APPROVALS_ACTOR,
+                    reason=reason,
+                    records=records,
+                    extra=extra,
+                )
+            else:
+                self._registry.record(
+                    AuditDraft(
+                        model=doc.model,
+                        action=AuditAction.APPROVAL_EXPIRED,
+                        actor=APPROVALS_ACTOR,
+                        version=doc.version,
+                        reason=reason,
+                        details=extra,
+                    ),
+                    records=records,
+                )
+        except (ConcurrentModificationError, IllegalTransitionError):
+            return  # someone else expired or decided it first; nothing left to do here
+        self._notify(expired, revision + 1)
+
+    # -- side effects after a decision ---------------------------------------------------------
+    def _notify(self, doc: ApprovalDoc, revision: int) -> ApprovalDoc:
+        """Resume the workflow and publish ``VersionApproved``, once each (recorded)."""
+        updates: dict[str, Any] = {}
+        if not doc.workflow_notified:
+            try:
+                if doc.status is ApprovalStatus.APPROVED:
+                    self._tokens.succeed(doc.task_token, self._task_output(doc))
+                elif doc.status is ApprovalStatus.REJECTED:
+                    self._tokens.fail(
+                        doc.task_token,
+                        error=self._rejected_error,
+                        cause=(doc.decision_reason or "rejected")[:256],
+                    )
+                elif doc.status is ApprovalStatus.EXPIRED:
+                    self._tokens.fail(
+                        doc.task_token,
+                        error=APPROVAL_EXPIRED_ERROR,
+                        cause=doc.decision_reason or "expired",
+                    )
+                updates["workflow_notified"] = True
+            except TaskTokenError as err:
+                # The task is gone (timed out, or its run failed): nothing can resume it.
+                updates.update(workflow_notified=True, workflow_error=err.message)
+        if doc.status is ApprovalStatus.APPROVED and not doc.event_published:
+            event_id = self._events.publish(VERSION_APPROVED, self._event_detail(doc))
+            updates.update(event_published=True, event_id=event_id)
+        if not updates:
+            return doc
+        updated = doc.model_copy(update=updates)
+        # A concurrent replay may have recorded the same side effects first.
+        with contextlib.suppress(ConcurrentModificationError):
+            self._records.put_record(write(approval_key(doc.approval_id), updated, revision))
+        return updated
+
+    @staticmethod
+    def _task_output(doc: ApprovalDoc) -> dict[str, Any]:
+        return {
+            "approval_id": doc.approval_id,
+            "decision": str(Decision.APPROVE),
+            "approver": doc.decided_by,
+            "reason": doc.decision_reason,
+            "version": doc.version,
+            "artifact_sha256": doc.artifact_sha256,
+            "decided_at": isoformat(doc.decided_at) if doc.decided_at else None,
+        }
+
+    @staticmethod
+    def _event_detail(doc: ApprovalDoc) -> dict[str, Any]:
+        return {
+            "model_name": doc.model,
+            "version": doc.version,
+            "approval_id": doc.approval_id,
+            "approver": doc.decided_by,
+            "reason": doc.decision_reason,
+            "artifact_sha256": doc.artifact_sha256,
+            "decided_at": isoformat(doc.decided_at) if doc.decided_at else None,
+        }
+
+    # -- a run that failed while its version waited ---------------------------------------------
+    def withdraw(
+        self, model: str, version: int, *, actor: str, reason: str, expired: bool
+    ) -> VersionStatus:
+        """Close what a failed training run leaves open: its approval and its candidate.
+
+        A pending approval becomes ``expired`` (the wait timed out) or ``cancelled``; a
+        ``candidate`` or ``pending_approval`` version becomes ``rejected``; both in one
+        transaction with the audit entry (``approval_expired`` or ``training_failed``).
+        A version already decided is left alone and the failure is only audited.
+
+        Returns
+        -------
+        VersionStatus
+            The version's status afterwards.
+        """
+        action = AuditAction.APPROVAL_EXPIRED if expired else AuditAction.TRAINING_FAILED
+        records: tuple[RecordWrite, ...] = ()
+        extra: dict[str, Any] = {}
+        found = self.find_for_version(model, version)
+        if found is not None and found[0].status is ApprovalStatus.PENDING:
+            doc, revision = found
+            closed = doc.model_copy(
+                update={
+                    "status": ApprovalStatus.EXPIRED if expired else ApprovalStatus.CANCELLED,
+                    "decided_by": actor,
+                    "decided_at": self._clock.now(),
+                    "decision_reason": reason,
+                    "workflow_notified": True,
+                }
+            )
+            records = (write(approval_key(doc.approval_id), closed, revision),)
+            extra["approval_id"] = doc.approval_id
+        status = self._registry.get_version(model, version).status
+        if status in (VersionStatus.CANDIDATE, VersionStatus.PENDING_APPROVAL):
+            withdrawn = self._registry.withdraw(
+                model,
+                version,
+                actor=actor,
+                reason=reason,
+                action=action,
+                records=records,
+                extra=extra,
+            )
+            return withdrawn.status
+        self._registry.record(
+            AuditDraft(
+                model=model,
+                action=AuditAction.TRAINING_FAILED,
+                actor=actor,
+                version=version,
+                reason=reason,
+                details={**extra, "version_status": str(status)},
+            ),
+            records=records,
+        )
+        return status

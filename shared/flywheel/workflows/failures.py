@@ -1,0 +1,106 @@
+"""``record_failure``: the last step of both workflows' failure paths.
+
+The training and promotion state machines share one ``record_failure`` function
+(``promotion_steps.handler.record_failure``). It tells the two apart by their state
+and leaves registry, alias and audit consistent:
+
+- training: the run lock is already released (``ReleaseRunLockAfterFailure``); a
+  candidate the run registered is rejected and its pending approval closed (expired
+  when the approval wait timed out), one transaction with the audit entry; without a
+  candidate only ``training_failed`` is audited. No half-registered version remains.
+- promotion: see :meth:`~flywheel.workflows.promotion.PromotionSteps.record_failure`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from flywheel.audit.models import AuditAction, AuditDraft
+from flywheel.workflows.state import (
+    FailureResult,
+    PromotionState,
+    TrainingState,
+    is_training_state,
+)
+
+if TYPE_CHECKING:
+    from flywheel.registry.service import RegistryService
+    from flywheel.workflows.approvals import ApprovalService
+    from flywheel.workflows.promotion import PromotionSteps
+
+#: The error Step Functions records when a task (here: the approval wait) times out.
+TASK_TIMEOUT = "States.Timeout"
+
+
+class WorkflowFailures:
+    """Dispatch a failed workflow's state to the right clean-up.
+
+    Examples
+    --------
+    >>> failures.record(state_dict).workflow  # doctest: +SKIP
+    'training'
+    """
+
+    def __init__(
+        self,
+        *,
+        registry: RegistryService,
+        approvals: ApprovalService,
+        promotion: PromotionSteps,
+    ) -> None:
+        self._registry = registry
+        self._approvals = approvals
+        self._promotion = promotion
+
+    def record(self, event: dict[str, Any]) -> FailureResult:
+        """Record the failure of whichever workflow ``event`` (its whole state) belongs to."""
+        if is_training_state(event):
+            return self.training(TrainingState.model_validate(event))
+        return self._promotion.record_failure(PromotionState.model_validate(event))
+
+    def training(self, state: TrainingState) -> FailureResult:
+        """Close a failed training run: reject its candidate, close its approval, audit why."""
+        name = state.model_name
+        step = state.failed_step
+        reason = f"{step} failed" + (f": {state.error.summary}" if state.error else "")
+        if state.cleanup_error is not None:
+            reason += f" (clean-up: {state.cleanup_error.summary})"
+        reason = reason[:2048]
+        version: int | None = None
+        status: str | None = None
+        if state.registration is not None:
+            version = state.registration.payload.version
+            expired = (
+                step == "RequestApproval"
+                and state.error is not None
+                and state.error.error == TASK_TIMEOUT
+            )
+            status = str(
+                self._approvals.withdraw(
+                    name, version, actor=state.run.actor, reason=reason, expired=expired
+                )
+            )
+        else:
+            self._registry.record(
+                AuditDraft(
+                    model=name,
+                    action=AuditAction.TRAINING_FAILED,
+                    actor=state.run.actor,
+                    reason=reason,
+                    details={
+                        "failed_step": step,
+                        "error": state.error.error if state.error else None,
+                        "execution_id": state.run.execution_id,
+                        "trigger": str(state.trigger.reason),
+                    },
+                )
+            )
+        head = self._registry.audit.head(name)
+        return FailureResult(
+            workflow="training",
+            reason=reason,
+            failed_step=step,
+            version=version,
+            version_status=status,
+            audit_seq=head.seq if head else 0,
+        )

@@ -1,0 +1,299 @@
+"""The promotion workflow's steps: publish, canary, check, promote all or roll back.
+
+Invariant kept by every step and restored by :meth:`PromotionSteps.record_failure`:
+alias ``live``'s primary version serves the registry's champion, and only the version
+on canary (the registry's ``challenger``) gets a weight. Moving traffic *to* a version
+writes the registry first and the alias second (``shift_alias``, ``promote_all``);
+moving traffic *away* does the opposite (``rollback``), so traffic never goes where the
+registry does not say. :class:`~flywheel.workflows.records.ServingDoc` records which
+Lambda version serves each promoted model version, so a failure between the two writes
+(or in any step) is repaired from the registry's point of view.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from flywheel.errors import (
+    ApprovalArtifactMismatchError,
+    IllegalTransitionError,
+    PromotionInProgressError,
+    ServingControlError,
+)
+from flywheel.registry.models import VersionStatus
+from flywheel.workflows.ports import AlarmState, AliasRouting
+from flywheel.workflows.records import SERVING, ServingDoc, model_key, read, write
+from flywheel.workflows.state import (
+    CanaryCheckResult,
+    CanaryShiftResult,
+    FailureResult,
+    PromotionResult,
+    PublishResult,
+    RollbackResult,
+)
+
+if TYPE_CHECKING:
+    from flywheel.registry.models import Model
+    from flywheel.registry.ports import RecordStore
+    from flywheel.registry.service import RegistryService
+    from flywheel.workflows.ports import CanaryHealth, ServingControl
+    from flywheel.workflows.state import PromotionState
+
+
+class PromotionSteps:
+    """The use cases behind ``promotion_steps.handler.<step>``.
+
+    Examples
+    --------
+    >>> steps.publish_version(state).lambda_version  # doctest: +SKIP
+    '7'
+    """
+
+    def __init__(
+        self,
+        *,
+        registry: RegistryService,
+        records: RecordStore,
+        serving: ServingControl,
+        health: CanaryHealth,
+        default_canary_weight: float,
+    ) -> None:
+        self._registry = registry
+        self._records = records
+        self._serving = serving
+        self._health = health
+        self._default_weight = default_canary_weight
+
+    # -- PublishVersion ------------------------------------------------------------------------
+    def publish_version(self, state: PromotionState) -> PublishResult:
+        """Publish a Lambda version pinned to the approved model version.
+
+        Raises
+        ------
+        IllegalTransitionError
+            The version is not approved.
+        ApprovalArtifactMismatchError
+            The approval event names another artifact than the registered one.
+        PromotionInProgressError
+            Another version of the model is on canary.
+        """
+        name, number = state.model_name, state.version
+        version = self._registry.get_version(name, number)
+        if version.status not in (VersionStatus.APPROVED, VersionStatus.CANARY):
+            raise IllegalTransitionError(
+                f"version {number} of {name!r} is {version.status}; only an approved version "
+                "can be promoted",
+                current=version.status,
+                target=VersionStatus.CANARY,
+            )
+        approved_sha = state.approval.get("artifact_sha256")
+        if approved_sha is not None and approved_sha != version.artifact.sha256:
+            raise ApprovalArtifactMismatchError(
+                f"the approval of version {number} names another artifact than the registry",
+                field="artifact_sha256",
+            )
+        self._check_no_other_canary(self._registry.get_model(name), number)
+        published = self._serving.publish(name, number)
+        return PublishResult(
+            function_name=published.function_name,
+            lambda_version=published.lambda_version,
+            model_version=number,
+        )
+
+    @staticmethod
+    def _check_no_other_canary(model: Model, number: int) -> None:
+        if model.challenger is not None and model.challenger != number:
+            raise PromotionInProgressError(
+                f"version {model.challenger} of {model.name!r} is on canary; promote or roll "
+                "it back first",
+                field="version",
+                details={"challenger": model.challenger},
+            )
+
+    # -- ShiftAlias ----------------------------------------------------------------------------
+    def shift_alias(self, state: PromotionState) -> CanaryShiftResult:
+        """Registry ``approved → canary`` (challenger), then route the canary weight to it."""
+        name, number = state.model_name, state.version
+        lambda_version = self._published(state)
+        weight = state.run.canary_weight or self._default_weight
+        self._check_no_other_canary(self._registry.get_model(name), number)
+        routing = self._serving.routing(name)
+        others = set(routing.weights) - {lambda_version}
+        if others:
+            raise PromotionInProgressError(
+                f"alias live of {name!r} already routes traffic to versions {sorted(others)}",
+                field="alias",
+            )
+        if self._registry.get_version(name, number).status is not VersionStatus.CANARY:
+            self._registry.start_canary(
+                name,
+                number,
+                actor=state.run.actor,
+                reason=f"canary at {weight:.0%} of live traffic",
+                extra={"lambda_version": lambda_version, "weight": weight},
+            )
+        self._serving.route(
+            name, AliasRouting(primary=routing.primary, weights={lambda_version: weight})
+        )
+        return CanaryShiftResult(
+            model_version=number,
+            lambda_version=lambda_version,
+            primary=routing.primary,
+            weight=weight,
+        )
+
+    @staticmethod
+    def _published(state: PromotionState) -> str:
+        if state.published is None:
+            raise IllegalTransitionError(
+                "no Lambda version was published for this promotion",
+                current="unpublished",
+                target="canary",
+            )
+        return state.published.payload.lambda_version
+
+    # -- CheckCanary ---------------------------------------------------------------------------
+    def check_canary(self, state: PromotionState) -> CanaryCheckResult:
+        """Healthy when every canary alarm exists and none is in ``ALARM``."""
+        alarms = self._health.alarm_states(state.model_name)
+        if not alarms:
+            return CanaryCheckResult(
+                healthy=False, reason="no canary alarms are configured for this model"
+            )
+        breached = tuple(
+            sorted(n for n, s in alarms.items() if s in (AlarmState.ALARM, AlarmState.MISSING))
+        )
+        if breached:
+            reason = "canary alarms breached or missing: " + ", ".join(
+                f"{n} ({alarms[n]})" for n in breached
+            )
+        else:
+            reason = f"{len(alarms)} canary alarms, none in ALARM"
+        return CanaryCheckResult(
+            healthy=not breached,
+            alarms={n: str(s) for n, s in sorted(alarms.items())},
+            breached=breached,
+            reason=reason,
+        )
+
+    # -- PromoteAll ----------------------------------------------------------------------------
+    def promote_all(self, state: PromotionState) -> PromotionResult:
+        """Registry ``canary → production`` (champion), then alias live → the new version alone."""
+        name, number = state.model_name, state.version
+        lambda_version = self._published(state)
+        model = self._registry.get_model(name)
+        previous = model.champion
+        version = self._registry.get_version(name, number)
+        if not (version.status is VersionStatus.PRODUCTION and model.champion == number):
+            found = read(self._records, model_key(name, SERVING), ServingDoc)
+            serving, revision = found if found else (ServingDoc(), None)
+            mapping = {**serving.lambda_versions, str(number): lambda_version}
+            check = state.canary_check.payload.reason if state.canary_check else "canary healthy"
+            self._registry.promote(
+                name,
+                number,
+                actor=state.run.actor,
+                reason=check,
+                records=(
+                    write(model_key(name, SERVING), ServingDoc(lambda_versions=mapping), revision),
+                ),
+                extra={"lambda_version": lambda_version},
+            )
+        self._serving.route(name, AliasRouting(primary=lambda_version))
+        return PromotionResult(
+            model_version=number,
+            lambda_version=lambda_version,
+            previous_champion=previous if previous != number else None,
+        )
+
+    # -- Rollback ------------------------------------------------------------------------------
+    def rollback(self, state: PromotionState) -> RollbackResult:
+        """Alias live → the champion alone, then registry ``canary → rolled_back``."""
+        name, number = state.model_name, state.version
+        reason = (
+            state.canary_check.payload.reason
+            if state.canary_check is not None
+            else "canary rolled back"
+        )
+        routing = self._restore_alias(name, number, self._lambda_version(state))
+        if self._registry.get_version(name, number).status is VersionStatus.CANARY:
+            self._registry.abort_canary(
+                name,
+                number,
+                actor=state.run.actor,
+                reason=reason,
+                extra={"restored_primary": routing.primary},
+            )
+        return RollbackResult(model_version=number, restored_primary=routing.primary, reason=reason)
+
+    @staticmethod
+    def _lambda_version(state: PromotionState) -> str | None:
+        return state.published.payload.lambda_version if state.published else None
+
+    def _restore_alias(self, name: str, number: int, published: str | None) -> AliasRouting:
+        """Make alias live serve the registry's champion alone (if this promotion touched it).
+
+        The champion's Lambda version comes from :class:`ServingDoc`; a champion never
+        promoted through this workflow (or none yet) keeps the alias's current primary,
+        which this workflow only changes after the registry names a new champion.
+        """
+        model = self._registry.get_model(name)
+        routing = self._serving.routing(name)
+        ours = published is not None and routing.routes_to(published)
+        if model.challenger not in (None, number) and not ours:
+            return routing  # another promotion owns the canary: leave it alone
+        found = read(self._records, model_key(name, SERVING), ServingDoc)
+        target = found[0].lambda_version(model.champion) if found else None
+        if target is None:
+            if published is not None and routing.primary == published:
+                raise ServingControlError(
+                    f"cannot tell which Lambda version serves the champion of {name!r}: "
+                    f"alias live's primary is this promotion's version {published}",
+                    field="alias",
+                )
+            target = routing.primary
+        restored = AliasRouting(primary=target)
+        if restored != routing:
+            self._serving.route(name, restored)
+        return restored
+
+    # -- RecordFailure -------------------------------------------------------------------------
+    def record_failure(self, state: PromotionState) -> FailureResult:
+        """Restore alias live to the champion alone, then audit ``promotion_failed``.
+
+        A version left on canary becomes ``rolled_back`` in the same transaction as the
+        audit entry; the champion never changes here.
+        """
+        name, number = state.model_name, state.version
+        step = state.failed_step
+        reason = f"{step} failed" + (f": {state.error.summary}" if state.error else "")
+        routing: AliasRouting | None = None
+        alias_error: str | None = None
+        try:
+            routing = self._restore_alias(name, number, self._lambda_version(state))
+        except ServingControlError as err:
+            alias_error = err.message
+        entry = self._registry.fail_promotion(
+            name,
+            number,
+            actor=state.run.actor,
+            reason=reason[:2048],
+            extra={
+                "failed_step": step,
+                "error": state.error.error if state.error else None,
+                "alias": routing.model_dump(mode="json") if routing else None,
+                "alias_error": alias_error,
+                "lambda_version": self._lambda_version(state),
+            },
+        )
+        if alias_error is not None:
+            raise ServingControlError(alias_error, field="alias")
+        return FailureResult(
+            workflow="promotion",
+            reason=reason,
+            failed_step=step,
+            version=number,
+            version_status=str(self._registry.get_version(name, number).status),
+            alias=routing,
+            audit_seq=entry.seq,
+        )

@@ -1,0 +1,172 @@
+"""The workflows' records, kept in the registry table next to the models they belong to.
+
+=====================================  ================================================
+key (``pk`` / ``sk``)                  record
+=====================================  ================================================
+``MODEL#<name>`` / ``CONFIG``          the model's :class:`~flywheel.workflows.config.ModelConfig`
+``MODEL#<name>`` / ``RUNLOCK``         :class:`RunLockDoc`: who trains now, cooldown, dedupe
+``MODEL#<name>`` / ``SERVING``         :class:`ServingDoc`: model version -> Lambda version
+``MODEL#<name>`` / ``APPROVAL#V<n>``   :class:`ApprovalPointer`: the approval of version n
+``APPROVAL#<id>`` / ``APPROVAL``       :class:`ApprovalDoc`: token, binding, decision
+=====================================  ================================================
+
+Each record is a JSON document with a revision; every write is conditional on the
+revision read, and may join a registry change (one transaction with the audit entry).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from pydantic import BaseModel, Field
+
+from flywheel.registry.models import Frozen, RecordKey, RecordWrite
+
+if TYPE_CHECKING:
+    from flywheel.registry.ports import RecordStore
+
+CONFIG = "CONFIG"
+RUN_LOCK = "RUNLOCK"
+SERVING = "SERVING"
+
+D = TypeVar("D", bound=BaseModel)
+
+
+def model_key(model: str, sort: str) -> RecordKey:
+    """A record of ``model``.
+
+    Examples
+    --------
+    >>> model_key("churn", RUN_LOCK)
+    RecordKey(partition='MODEL#churn', sort='RUNLOCK')
+    """
+    return RecordKey(partition=f"MODEL#{model}", sort=sort)
+
+
+def approval_key(approval_id: str) -> RecordKey:
+    """Where an approval lives: addressable by id alone (``POST /v1/approvals/{id}``).
+
+    Examples
+    --------
+    >>> approval_key("a1b2").partition
+    'APPROVAL#a1b2'
+    """
+    return RecordKey(partition=f"APPROVAL#{approval_id}", sort="APPROVAL")
+
+
+def approval_pointer_key(model: str, version: int) -> RecordKey:
+    """The pointer from a version to its approval (one approval per version).
+
+    Examples
+    --------
+    >>> approval_pointer_key("churn", 3).sort
+    'APPROVAL#V0000000003'
+    """
+    return model_key(model, f"APPROVAL#V{version:010d}")
+
+
+class RunLockDoc(Frozen):
+    """At most one training run per model, plus what cooldown and dedupe need."""
+
+    holder: str | None = None
+    run_id: str | None = None
+    trigger: str | None = None
+    event_id: str | None = None
+    acquired_at: datetime | None = None
+    expires_at: datetime | None = None
+    last_started_at: datetime | None = None
+    last_finished_at: datetime | None = None
+    last_outcome: str | None = None
+    #: Event ids of the latest runs (EventBridge delivers at least once).
+    recent_event_ids: tuple[str, ...] = ()
+
+
+class ApprovalStatus(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+    #: The training run failed while waiting; nobody can decide any more.
+    CANCELLED = "cancelled"
+
+
+class ApprovalDoc(Frozen):
+    """A pending or decided approval: the task token stays server-side, bound to its target.
+
+    The token is only valid for ``model`` version ``version`` whose artifact has SHA-256
+    ``artifact_sha256``; it expires at ``expires_at``.
+    """
+
+    approval_id: str
+    model: str
+    version: int = Field(ge=1)
+    artifact_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    artifact_uri: str
+    task_token: str = Field(repr=False)
+    execution_id: str
+    requested_by: str
+    requested_at: datetime
+    expires_at: datetime
+    require_distinct_approver: bool = True
+    status: ApprovalStatus = ApprovalStatus.PENDING
+    decided_by: str | None = None
+    decided_at: datetime | None = None
+    decision_reason: str | None = None
+    #: Side effects after the decision (retried on a replayed request until done).
+    workflow_notified: bool = False
+    workflow_error: str | None = None
+    event_published: bool = False
+    event_id: str | None = None
+    #: What the approver looks at: metrics, gate checks.
+    summary: dict[str, Any] = Field(default_factory=dict)
+
+    def public(self) -> dict[str, Any]:
+        """The approval as an API may show it: everything but the task token.
+
+        Examples
+        --------
+        >>> "task_token" in ApprovalDoc.model_construct(task_token="t").public()
+        False
+        """
+        return self.model_dump(mode="json", exclude={"task_token"})
+
+
+class ApprovalPointer(Frozen):
+    approval_id: str
+
+
+class ServingDoc(Frozen):
+    """Which Lambda version serves which model version (written with each promotion)."""
+
+    lambda_versions: dict[str, str] = Field(default_factory=dict)
+
+    def lambda_version(self, model_version: int | None) -> str | None:
+        if model_version is None:
+            return None
+        return self.lambda_versions.get(str(model_version))
+
+
+def read(records: RecordStore, key: RecordKey, doc_type: type[D]) -> tuple[D, int] | None:
+    """A typed record and its revision, or ``None``.
+
+    Examples
+    --------
+    >>> from flywheel.adapters.memory import InMemoryAuditLog, InMemoryModelRegistry
+    >>> store = InMemoryModelRegistry(InMemoryAuditLog())
+    >>> _ = store.put_record(write(model_key("m", SERVING), ServingDoc(), None))
+    >>> read(store, model_key("m", SERVING), ServingDoc)
+    (ServingDoc(lambda_versions={}), 1)
+    """
+    record = records.get_record(key)
+    if record is None:
+        return None
+    return doc_type.model_validate(record.doc), record.revision
+
+
+def write(key: RecordKey, doc: BaseModel, expected_revision: int | None) -> RecordWrite:
+    """A conditional write of a typed record."""
+    return RecordWrite(
+        key=key, doc=doc.model_dump(mode="json"), expected_revision=expected_revision
+    )

@@ -1,0 +1,513 @@
+"""The training workflow's steps: lock, validate, snapshot, train, evaluate, gate, register.
+
+Each method takes the workflow state (:class:`~flywheel.workflows.state.TrainingState`)
+and returns the step's result. Nothing but references crosses a state boundary: the
+training set, the ONNX model, the reference profile, the holdout (``.npy``, no pickle)
+and the version draft are artifacts with a SHA-256, re-verified by every later step.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from flywheel.artifacts.validation import validate_onnx
+from flywheel.audit.models import AuditAction, AuditDraft
+from flywheel.errors import ConflictError, DataValidationError, ModelNotFoundError
+from flywheel.registry.models import Task, VersionDraft
+from flywheel.training.config import DatasetConfig
+from flywheel.training.datasets import Dataset, load_dataset, parse_source
+from flywheel.training.trainer import train
+from flywheel.workflows.config import ModelConfigStore, parse_model_config
+from flywheel.workflows.evaluation import Holdout, score
+from flywheel.workflows.gate import evaluate_gate
+from flywheel.workflows.runs import RunLocks
+from flywheel.workflows.state import (
+    ApprovalRequestResult,
+    EvaluationResult,
+    GateResult,
+    HoldoutRefs,
+    LockResult,
+    RegistrationResult,
+    ReleaseResult,
+    TrainingSetResult,
+    TrainResult,
+    ValidationResult,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from numpy.typing import NDArray
+
+    from flywheel.artifacts.ports import ArtifactStore
+    from flywheel.clock import Clock
+    from flywheel.registry.models import ArtifactRef, ModelVersion
+    from flywheel.registry.ports import RecordStore
+    from flywheel.registry.service import RegistryService
+    from flywheel.workflows.approvals import ApprovalService
+    from flywheel.workflows.config import ModelConfig
+    from flywheel.workflows.state import ApprovalRequest, TrainingState
+
+CSV_CONTENT_TYPE = "text/csv"
+NPY_CONTENT_TYPE = "application/x-npy"
+
+
+def check_data(dataset: Dataset, config: ModelConfig) -> ValidationResult:
+    """Apply the model's data policy to a loaded dataset.
+
+    Raises
+    ------
+    DataValidationError
+        Too few rows, a class with too few rows, or a fairness group feature that the
+        data does not have; the message names the policy field.
+
+    Examples
+    --------
+    >>> from flywheel.workflows.config import parse_model_config
+    >>> config = parse_model_config({
+    ...     "name": "iris", "gate": {"metric": "accuracy"}, "data": {"min_rows": 500},
+    ...     "training": {"task": "classification", "dataset": {"source": "sklearn:iris"},
+    ...                  "estimator": "logistic_regression"},
+    ... })
+    >>> check_data(load_dataset("sklearn:iris"), config)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    flywheel.errors.DataValidationError: data.min_rows: the dataset has 150 rows; ...
+    """
+    policy = config.data
+    if dataset.n_rows < policy.min_rows:
+        raise DataValidationError(
+            f"data.min_rows: the dataset has {dataset.n_rows} rows; the policy needs "
+            f"{policy.min_rows}",
+            field="data.min_rows",
+        )
+    counts: dict[str, int] = {}
+    if dataset.task is Task.CLASSIFICATION:
+        codes = np.bincount(np.asarray(dataset.y, dtype=np.int64), minlength=len(dataset.classes))
+        counts = {name: int(n) for name, n in zip(dataset.classes, codes, strict=True)}
+        small = {name: n for name, n in counts.items() if n < policy.min_rows_per_class}
+        if small:
+            name, n = sorted(small.items())[0]
+            raise DataValidationError(
+                f"data.min_rows_per_class: class {name!r} has {n} rows; the policy needs "
+                f"{policy.min_rows_per_class}",
+                field="data.min_rows_per_class",
+            )
+    fairness = config.gate.fairness
+    if fairness is not None and fairness.group_feature not in dataset.feature_names:
+        raise DataValidationError(
+            f"gate.fairness.group_feature: the data has no feature {fairness.group_feature!r}",
+            field="gate.fairness.group_feature",
+        )
+    return ValidationResult(
+        rows=dataset.n_rows,
+        features=dataset.feature_names,
+        classes=dataset.classes,
+        class_counts=counts,
+        dataset_id=dataset.dataset_id,
+        dataset_sha256=dataset.sha256,
+    )
+
+
+def dataset_csv(dataset: Dataset) -> bytes:
+    """A dataset as CSV that :func:`load_dataset` reads back to the same arrays.
+
+    Floats are written with ``repr`` (shortest round-trip form), class codes as class
+    names; the target column is ``dataset.target``.
+
+    Examples
+    --------
+    >>> dataset_csv(load_dataset("sklearn:iris")).splitlines()[1]
+    b'5.1,3.5,1.4,0.2,setosa'
+    """
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow([*dataset.feature_names, dataset.target])
+    classification = dataset.task is Task.CLASSIFICATION
+    for row, target in zip(dataset.X.tolist(), dataset.y.tolist(), strict=True):
+        label = dataset.classes[int(target)] if classification else repr(float(target))
+        writer.writerow([*(repr(float(v)) for v in row), label])
+    return buffer.getvalue().encode("utf-8")
+
+
+def npy_bytes(array: NDArray[Any]) -> bytes:
+    """``np.save`` with ``allow_pickle=False``: numbers only, never code.
+
+    Examples
+    --------
+    >>> np.load(io.BytesIO(npy_bytes(np.arange(3))), allow_pickle=False).tolist()
+    [0, 1, 2]
+    """
+    buffer = io.BytesIO()
+    np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
+    return buffer.getvalue()
+
+
+def load_npy(data: bytes) -> NDArray[Any]:
+    """Read an array written by :func:`npy_bytes` (object arrays are refused)."""
+    array: NDArray[Any] = np.load(io.BytesIO(data), allow_pickle=False)
+    return array
+
+
+def _suffix(location: str) -> str:
+    suffix = Path(location.split("?", maxsplit=1)[0]).suffix.lower()
+    return suffix if suffix in (".csv", ".parquet", ".pq") else ".csv"
+
+
+class TrainingSteps:
+    """The use cases behind ``training_steps.handler.<step>``.
+
+    Examples
+    --------
+    >>> steps.acquire_run_lock(state).suppressed  # doctest: +SKIP
+    False
+    """
+
+    def __init__(
+        self,
+        *,
+        registry: RegistryService,
+        records: RecordStore,
+        artifacts: ArtifactStore,
+        approvals: ApprovalService,
+        fetch: Callable[[str], bytes],
+        clock: Clock,
+        lock_ttl_seconds: int,
+        max_approval_timeout_seconds: int,
+    ) -> None:
+        self._registry = registry
+        self._artifacts = artifacts
+        self._approvals = approvals
+        self._fetch = fetch
+        self.configs = ModelConfigStore(registry, records)
+        self.locks = RunLocks(registry, records, clock=clock, ttl_seconds=lock_ttl_seconds)
+        self._max_approval_timeout = max_approval_timeout_seconds
+
+    # -- AcquireRunLock ------------------------------------------------------------------------
+    def acquire_run_lock(self, state: TrainingState) -> LockResult:
+        """Take the model's run lock (or suppress the trigger) and snapshot its config.
+
+        Raises
+        ------
+        ModelConfigNotFoundError
+            The model has no workflow config.
+        """
+        stored = self.configs.get(state.model_name)
+        decision = self.locks.acquire(
+            state.model_name,
+            trigger=state.trigger,
+            run=state.run,
+            policy=stored.config.retraining,
+        )
+        return LockResult(
+            suppressed=not decision.acquire,
+            reason=decision.reason,
+            run_id=state.run.execution_name,
+            trigger=state.trigger.reason,
+            config=stored.config.model_dump(mode="json") if decision.acquire else None,
+            config_sha256=stored.sha256,
+            took_over=decision.took_over,
+        )
+
+    def _config(self, state: TrainingState) -> ModelConfig:
+        lock: LockResult = state.result("lock")
+        if lock.config is None:
+            raise ConflictError("this run was suppressed; it has no config", field="lock")
+        return parse_model_config(lock.config)
+
+    # -- ValidateData --------------------------------------------------------------------------
+    def validate_data(self, state: TrainingState) -> ValidationResult:
+        """Load the configured source and check it against the data policy."""
+        config = self._config(state)
+        dataset_config = config.training.dataset
+        dataset = load_dataset(
+            dataset_config.source,
+            target=dataset_config.target,
+            features=dataset_config.features,
+            task=config.training.task,
+            fetch=self._fetch,
+        )
+        return check_data(dataset, config)
+
+    # -- BuildTrainingSet ----------------------------------------------------------------------
+    def build_training_set(self, state: TrainingState) -> TrainingSetResult:
+        """Copy the source, as it is now, into the artifacts bucket: the run's only input.
+
+        Files and S3 objects are copied byte for byte; bundled scikit-learn datasets are
+        written as CSV. Later steps read the snapshot by SHA-256, so the run can be
+        repeated after the source changed.
+        """
+        config = self._config(state)
+        run_id = state.result("lock").run_id
+        dataset_config = config.training.dataset
+        kind, location, _ = parse_source(dataset_config.source)
+        if kind == "sklearn":
+            dataset = load_dataset(
+                dataset_config.source, features=dataset_config.features, task=config.training.task
+            )
+            data, suffix = dataset_csv(dataset), ".csv"
+        else:
+            data = self._fetch(location) if kind == "s3" else Path(location).read_bytes()
+            suffix = _suffix(location)
+            dataset = self._dataset(
+                data,
+                suffix=suffix,
+                target=dataset_config.target,
+                features=dataset_config.features,
+                task=config.training.task,
+                dataset_id=dataset_config.source,
+            )
+        check_data(dataset, config)
+        snapshot = self._artifacts.put(
+            f"training-sets/{config.name}/{run_id}/data{suffix}",
+            data,
+            content_type=CSV_CONTENT_TYPE if suffix == ".csv" else "application/octet-stream",
+        )
+        return TrainingSetResult(
+            snapshot=snapshot,
+            source=dataset_config.source,
+            rows=dataset.n_rows,
+            target=dataset.target,
+            features=dataset.feature_names,
+        )
+
+    @staticmethod
+    def _dataset(
+        data: bytes,
+        *,
+        suffix: str,
+        target: str | None,
+        features: tuple[str, ...] | None,
+        task: Task,
+        dataset_id: str,
+    ) -> Dataset:
+        with tempfile.TemporaryDirectory(prefix="flywheel-") as folder:
+            path = Path(folder) / f"data{suffix}"
+            path.write_bytes(data)
+            dataset = load_dataset(str(path), target=target, features=features, task=task)
+        return dataset.model_copy(update={"dataset_id": dataset_id})
+
+    # -- Train ---------------------------------------------------------------------------------
+    def train(self, state: TrainingState) -> TrainResult:
+        """Train on the snapshot, convert to ONNX (parity checked), validate, upload."""
+        config = self._config(state)
+        run_id = state.result("lock").run_id
+        snapshot: TrainingSetResult = state.result("training_set")
+        data = self._artifacts.get(snapshot.snapshot)
+        dataset = self._dataset(
+            data,
+            suffix=_suffix(snapshot.snapshot.uri),
+            target=snapshot.target,
+            features=snapshot.features,
+            task=config.training.task,
+            dataset_id=snapshot.snapshot.uri,
+        )
+        # Lineage names the snapshot, so `flywheel reproduce` re-trains on the same bytes.
+        try:
+            parse_source(snapshot.snapshot.uri)
+            source = snapshot.snapshot.uri
+        except ValueError:  # a store without s3:// URIs (in-memory): keep the original source
+            source = config.training.dataset.source
+        training_config = config.training.model_copy(
+            update={
+                "dataset": DatasetConfig(
+                    source=source, target=snapshot.target, features=snapshot.features
+                )
+            }
+        )
+        outcome = train(training_config, dataset, run_id=run_id)
+        validate_onnx(outcome.onnx_bytes, outcome.input_schema, outcome.output_schema)
+
+        prefix = f"models/{config.name}/{run_id}"
+        artifact = self._artifacts.put(f"{prefix}/model.onnx", outcome.onnx_bytes)
+        profile = self._artifacts.put_json(
+            f"{prefix}/reference_profile.json", outcome.profile.model_dump(mode="json")
+        )
+        holdout = HoldoutRefs(
+            x=self._artifacts.put(
+                f"{prefix}/holdout/X.npy",
+                npy_bytes(outcome.X_holdout),
+                content_type=NPY_CONTENT_TYPE,
+            ),
+            y=self._artifacts.put(
+                f"{prefix}/holdout/y.npy",
+                npy_bytes(outcome.y_holdout),
+                content_type=NPY_CONTENT_TYPE,
+            ),
+            feature_names=outcome.input_schema.feature_names,
+        )
+        draft = outcome.version_draft(
+            artifact,
+            reference_profile=profile,
+            tags={
+                "training_run_id": run_id,
+                "trigger": str(state.trigger.reason),
+                "training_set_sha256": snapshot.snapshot.sha256,
+            },
+        )
+        draft_ref = self._artifacts.put_json(
+            f"{prefix}/version_draft.json", draft.model_dump(mode="json")
+        )
+        return TrainResult(
+            run_id=run_id,
+            artifact=artifact,
+            reference_profile=profile,
+            draft=draft_ref,
+            holdout=holdout,
+            metrics=outcome.metrics,
+            parity=outcome.parity,
+            n_train=outcome.n_train,
+            n_holdout=outcome.n_holdout,
+            converter=outcome.converter,
+            timings=outcome.timings,
+        )
+
+    def _draft(self, ref: ArtifactRef) -> VersionDraft:
+        return VersionDraft.model_validate(self._artifacts.get_json(ref))
+
+    # -- Evaluate ------------------------------------------------------------------------------
+    def evaluate(self, state: TrainingState) -> EvaluationResult:
+        """Score the candidate and the current champion on the run's holdout (ONNX Runtime)."""
+        config = self._config(state)
+        trained: TrainResult = state.result("training")
+        draft = self._draft(trained.draft)
+        holdout = Holdout(
+            load_npy(self._artifacts.get(trained.holdout.x)),
+            load_npy(self._artifacts.get(trained.holdout.y)),
+            trained.holdout.feature_names,
+            draft.output_schema.task,
+            draft.output_schema.classes,
+        )
+        fairness = config.gate.fairness
+        candidate = score(
+            self._artifacts.get(draft.artifact),
+            sha256=draft.artifact.sha256,
+            input_schema=draft.input_schema,
+            output_schema=draft.output_schema,
+            holdout=holdout,
+            fairness=fairness,
+        )
+        champion = None
+        try:
+            number = self._registry.get_model(config.name).champion
+        except ModelNotFoundError:
+            number = None
+        if number is not None:
+            registered = self._registry.get_version(config.name, number)
+            champion = score(
+                self._artifacts.get(registered.artifact),
+                sha256=registered.artifact.sha256,
+                input_schema=registered.input_schema,
+                output_schema=registered.output_schema,
+                holdout=holdout,
+                version=number,
+                fairness=fairness,
+            )
+        report = {
+            "model": config.name,
+            "run_id": trained.run_id,
+            "holdout_rows": holdout.rows,
+            "candidate": candidate.model_dump(mode="json"),
+            "champion": champion.model_dump(mode="json") if champion else None,
+        }
+        report_ref = self._artifacts.put_json(
+            f"reports/{config.name}/{trained.run_id}/evaluation.json", report
+        )
+        return EvaluationResult(
+            candidate=candidate, champion=champion, holdout_rows=holdout.rows, report=report_ref
+        )
+
+    # -- Gate ----------------------------------------------------------------------------------
+    def gate(self, state: TrainingState) -> GateResult:
+        """Apply the gate policy; a rejection is audited with every failed check."""
+        config = self._config(state)
+        evaluation: EvaluationResult = state.result("evaluation")
+        trained: TrainResult = state.result("training")
+        verdict = evaluate_gate(config.gate, evaluation, trained.parity)
+        if not verdict.passed:
+            self._registry.record(
+                AuditDraft(
+                    model=config.name,
+                    action=AuditAction.GATE_REJECTED,
+                    actor=state.run.actor,
+                    reason="; ".join(verdict.reasons)[:2048],
+                    details={
+                        "run_id": trained.run_id,
+                        "artifact_sha256": trained.artifact.sha256,
+                        "metric": verdict.metric,
+                        "candidate_value": verdict.candidate_value,
+                        "champion_value": verdict.champion_value,
+                        "champion_version": evaluation.champion.version
+                        if evaluation.champion
+                        else None,
+                        "checks": [c.model_dump(mode="json") for c in verdict.checks],
+                        "report_uri": evaluation.report.uri,
+                    },
+                )
+            )
+        return verdict
+
+    # -- Register ------------------------------------------------------------------------------
+    def register(self, state: TrainingState) -> RegistrationResult:
+        """Register the candidate the gate passed (once, even if the step is retried)."""
+        config = self._config(state)
+        verdict: GateResult = state.result("gate")
+        if not verdict.passed:
+            raise ConflictError(
+                "the gate rejected this candidate; it cannot be registered", field="gate"
+            )
+        trained: TrainResult = state.result("training")
+        draft = self._draft(trained.draft)
+        registered = self._registered_by_this_run(config.name, trained.run_id)
+        if registered is None:
+            summary = ", ".join(c.detail for c in verdict.checks if c.name == "champion")
+            registered = self._registry.register(
+                draft, actor=state.run.actor, reason=f"gate passed: {summary}"[:2048]
+            )
+        return RegistrationResult(
+            version=registered.version,
+            status=str(registered.status),
+            artifact_sha256=registered.artifact.sha256,
+            artifact_uri=registered.artifact.uri,
+            requested_by=state.trigger.requested_by or state.run.actor,
+            approval_timeout_seconds=min(
+                config.approval.timeout_seconds, self._max_approval_timeout
+            ),
+            require_distinct_approver=config.approval.require_distinct_approver,
+        )
+
+    def _registered_by_this_run(self, name: str, run_id: str) -> ModelVersion | None:
+        try:
+            latest = self._registry.get_model(name).latest_version
+        except ModelNotFoundError:
+            return None
+        if latest == 0:
+            return None
+        version = self._registry.get_version(name, latest)
+        return version if version.lineage.training_run_id == run_id else None
+
+    # -- RequestApproval -----------------------------------------------------------------------
+    def request_approval(self, request: ApprovalRequest) -> ApprovalRequestResult:
+        """Store the task token server-side; the run waits for ``POST /v1/approvals/{id}``."""
+        doc = self._approvals.request(request)
+        return ApprovalRequestResult(
+            approval_id=doc.approval_id, version=doc.version, expires_at=doc.expires_at.isoformat()
+        )
+
+    # -- ReleaseRunLock ------------------------------------------------------------------------
+    def release_run_lock(self, state: TrainingState) -> ReleaseResult:
+        """Release the lock if this execution holds it (safe after any failure)."""
+        if state.error is not None:
+            outcome = "rejected" if state.error.error == "ApprovalRejected" else "failed"
+        elif state.gate is not None and not state.gate.payload.passed:
+            outcome = "gate_rejected"
+        else:
+            outcome = "approved"
+        released = self.locks.release(state.model_name, run=state.run, outcome=outcome)
+        return ReleaseResult(released=released)

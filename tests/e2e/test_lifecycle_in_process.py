@@ -1,0 +1,78 @@
+"""The synthesized workflows end to end on moto in this process, with the real handlers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from flywheel.local.lifecycle import APPROVER, MODEL, InProcessDriver, Lifecycle
+from flywheel.local.runtime import MOTO_CONFIG, LocalRuntime
+
+
+@pytest.fixture
+def lifecycle(aws_env: dict[str, str]) -> Iterator[Lifecycle]:
+    from moto import mock_aws
+
+    with mock_aws(config=MOTO_CONFIG), LocalRuntime() as runtime:
+        yield Lifecycle(InProcessDriver(runtime))
+
+
+def test_train_approve_promote_and_serve(lifecycle: Lifecycle) -> None:
+    records = lifecycle.seed()
+    arn, version, approval_id = lifecycle.train_until_approval(
+        lambda: lifecycle.put_event("flywheel.operator", "RetrainRequested", {"model_name": MODEL})
+    )
+    assert version == 1
+    status, body = lifecycle.approve(approval_id, "metrics reviewed")
+    assert status == 200, body
+    status, states = lifecycle.wait(arn)
+    assert status == "SUCCEEDED", states
+    assert states[:9] == [
+        "Initialize", "AcquireRunLock", "IsSuppressed", "ValidateData", "BuildTrainingSet",
+        "Train", "Evaluate", "Gate", "GatePassed",
+    ]  # fmt: skip
+    promotion = lifecycle.wait_for_new_execution("promotion", 0)
+    status, states = lifecycle.wait(promotion["executionArn"])
+    assert status == "SUCCEEDED", states
+    assert states == [
+        "Initialize", "PublishVersion", "ShiftAlias", "Bake", "CheckCanary", "CanaryHealthy",
+        "PromoteAll", "Promoted",
+    ]  # fmt: skip
+    status, body = lifecycle.predict(records[:5])
+    assert status == 200, body
+    assert body["version"] == 1
+    assert body["variant"] == "champion"
+    assert lifecycle.verify()
+    actors = {e["actor"] for e in lifecycle.run_record.audit}
+    assert APPROVER in actors
+
+
+def test_drift_triggers_exactly_one_retraining_run(lifecycle: Lifecycle) -> None:
+    # Given a champion in production serving traffic
+    records = lifecycle.seed()
+    arn, _, approval_id = lifecycle.train_until_approval(
+        lambda: lifecycle.put_event("flywheel.operator", "RetrainRequested", {"model_name": MODEL})
+    )
+    lifecycle.approve(approval_id, "metrics reviewed")
+    lifecycle.wait(arn)
+    promotion = lifecycle.wait_for_new_execution("promotion", 0)
+    lifecycle.wait(promotion["executionArn"])
+    # When drifted traffic arrives and the drift scorer's hourly schedule comes due
+    lifecycle.serve_traffic(records, requests=10, shift=1.0)
+    lifecycle.serve_traffic(records, requests=10, shift=1.8)
+    fired = lifecycle.driver.advance(3600 + 60)
+    assert fired.count("flywheel-dev-drift-scorer-schedule") == 1
+    # Then a drift retraining run starts and waits for approval with a new candidate
+    retrain = lifecycle.wait_for_new_execution("training", 1)
+    status, states = lifecycle.wait(retrain["executionArn"], until="RequestApproval")
+    assert status == "RUNNING", states
+    # And a second DriftDetected while that run is in progress is suppressed, and audited
+    lifecycle.put_event("flywheel.monitoring", "DriftDetected", {"model_name": MODEL})
+    second = lifecycle.wait_for_new_execution("training", 2)
+    status, states = lifecycle.wait(second["executionArn"])
+    assert (status, states[-1]) == ("SUCCEEDED", "Suppressed")
+    actions = lifecycle.audit_actions()
+    assert actions.count("retrain_triggered") == 2  # the manual run and the drift run
+    assert actions.count("retrain_suppressed") == 1
+    assert lifecycle.verify()

@@ -1,0 +1,44 @@
+"""docs/openapi.json is what the inference resolver generates; regenerate it when this fails.
+
+Regenerate: ``FLYWHEEL_UPDATE_OPENAPI=1 .venv/bin/pytest tests/integration/test_openapi.py``
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from flywheel.serving.http import OPENAPI_INFO
+
+SPEC = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
+
+
+def generated() -> dict:
+    from functions.inference import handler
+
+    return json.loads(handler.app.get_openapi_json_schema(**OPENAPI_INFO))
+
+
+@pytest.fixture
+def powertools_env(aws_env: dict[str, str]) -> None:
+    return None
+
+
+def test_the_committed_openapi_document_is_up_to_date(powertools_env):
+    spec = generated()
+    if os.environ.get("FLYWHEEL_UPDATE_OPENAPI") == "1":
+        SPEC.write_text(json.dumps(spec, indent=2, sort_keys=True) + "\n")
+    assert SPEC.exists(), "docs/openapi.json is missing; see this module's docstring"
+    assert json.loads(SPEC.read_text()) == spec, (
+        "docs/openapi.json is stale; regenerate it (see this module's docstring)"
+    )
+
+
+def test_the_document_describes_the_predict_contract(powertools_env):
+    operation = generated()["paths"]["/v1/models/{name}/predict"]["post"]
+    assert {"200", "400", "404", "413", "422", "500", "503"} <= set(operation["responses"])
+    error = operation["responses"]["422"]["content"]["application/json"]["schema"]["$ref"]
+    assert error.endswith("/ErrorBody")
