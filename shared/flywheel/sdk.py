@@ -299,14 +299,18 @@ class Flywheel:
         return self.registry.resolve(name, ref)
 
     def audit_entries(self, name: str) -> list[AuditEntry]:
-        self.registry.get_model(name)
-        return list(self.registry.audit.entries(name))
+        """The model's audit chain (it starts before the first version is registered)."""
+        entries = list(self.registry.audit.entries(name))
+        if not entries:
+            self.registry.get_model(name)  # unknown model: a clear ModelNotFoundError
+        return entries
 
     def audit_head(self, name: str) -> ChainHead | None:
         return self.registry.audit.head(name)
 
     def verify(self, name: str, *, anchor: ChainHead | None = None) -> VerifyReport:
-        self.registry.get_model(name)
+        if self.registry.audit.head(name) is None:
+            self.registry.get_model(name)  # unknown model: a clear ModelNotFoundError
         return self.registry.verify(name, anchor=anchor)
 
     # -- inference -----------------------------------------------------------------------------
