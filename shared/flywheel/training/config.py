@@ -215,7 +215,8 @@ class TrainingConfig(Frozen):
         return params
 
 
-def _format_errors(error: ValidationError) -> ConfigError:
+def config_error(error: ValidationError) -> ConfigError:
+    """One :class:`ConfigError` naming the first bad field; ``details`` lists them all."""
     problems: list[tuple[str, str]] = []
     for item in error.errors(include_url=False):
         loc = [str(part) for part in item["loc"]]
@@ -250,7 +251,7 @@ def parse_config(data: Mapping[str, Any]) -> TrainingConfig:
     try:
         return TrainingConfig.model_validate(dict(data))
     except ValidationError as err:
-        raise _format_errors(err) from None
+        raise config_error(err) from None
 
 
 def _read_mapping(path: Path) -> dict[str, Any]:

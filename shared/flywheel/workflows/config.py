@@ -42,7 +42,7 @@ from pydantic_core import PydanticCustomError
 from flywheel.audit.models import AuditAction, AuditDraft, canonical_json
 from flywheel.errors import ConfigError, ModelConfigNotFoundError
 from flywheel.registry.models import Frozen, RecordWrite, Task, validate_model_name
-from flywheel.training.config import TrainingConfig, _read_mapping
+from flywheel.training.config import TrainingConfig, _read_mapping, config_error
 from flywheel.training.datasets import parse_source
 from flywheel.training.metrics import CLASSIFICATION_METRICS, REGRESSION_METRICS
 from flywheel.workflows.records import CONFIG, model_key
@@ -280,21 +280,7 @@ def parse_model_config(data: Mapping[str, Any]) -> ModelConfig:
     try:
         return ModelConfig.model_validate(dict(data))
     except ValidationError as err:
-        problems: list[tuple[str, str]] = []
-        for item in err.errors(include_url=False):
-            loc = [str(part) for part in item["loc"]]
-            ctx = item.get("ctx") or {}
-            if "subfield" in ctx:
-                loc.append(str(ctx["subfield"]))
-            message = str(item["msg"]).removeprefix("Value error, ")
-            problems.append((".".join(loc) or "config", message))
-        field, message = problems[0]
-        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        raise ConfigError(
-            f"{field}: {message}{more}",
-            field=field,
-            details={"errors": [{"field": f, "message": m} for f, m in problems]},
-        ) from None
+        raise config_error(err) from None
 
 
 def load_model_config(path: str | Path, *, name: str | None = None) -> ModelConfig:
