@@ -69,8 +69,11 @@ class Flywheel:
         fetch: Callable[[str], bytes],
         actor: str,
         records: RecordStore | None = None,
+        serving: Callable[[str], object] | None = None,
     ) -> None:
         self.registry = registry
+        #: Points alias ``live`` at a model's champion (set when the deployment is known).
+        self.serving = serving
         self.artifacts = artifacts
         self.fetch = fetch
         self.actor = actor
@@ -123,12 +126,22 @@ class Flywheel:
             except s3.exceptions.NoSuchBucket as exc:
                 raise DatasetError(f"no bucket for {uri}", field="dataset.source") from exc
 
+        serving: Callable[[str], object] | None = None
+        if settings.inference_functions:
+            resolved = settings
+
+            def serving(name: str) -> object:
+                from flywheel.adapters.wiring import promotion_steps
+
+                return promotion_steps(resolved).serve_champion(name)
+
         return cls(
             registry=RegistryService(registry, audit),
             artifacts=artifacts,
             fetch=fetch,
             actor=actor or settings.actor or _caller_identity(session, settings, client_kwargs),
             records=registry,
+            serving=serving,
         )
 
     @classmethod
@@ -244,7 +257,16 @@ class Flywheel:
         return self.registry.promote(name, version, actor=self.actor, reason=reason)
 
     def rollback(self, name: str, *, reason: str) -> ModelVersion:
-        return self.registry.rollback(name, actor=self.actor, reason=reason)
+        """Champion back to the previous production version; alias ``live`` follows.
+
+        The registry change and its audit entry are one transaction; then, when this SDK
+        knows the serving deployment (``FLYWHEEL_INFERENCE_FUNCTIONS``), alias ``live`` is
+        pointed at the restored version's published Lambda version alone.
+        """
+        restored = self.registry.rollback(name, actor=self.actor, reason=reason)
+        if self.serving is not None:
+            self.serving(name)
+        return restored
 
     # -- workflow configuration ----------------------------------------------------------------
     def configure_model(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Literal
 
@@ -82,4 +83,7 @@ class Settings(BaseSettings):
         }
         if endpoint_url is not None:
             update["endpoint_url"] = endpoint_url
-        return self.model_copy(update=update)
+        for key, value in list(update.items()):
+            if isinstance(value, str) and value[:1] in "{[":
+                update[key] = json.loads(value)  # JSON-valued variables, as env parsing does
+        return type(self).model_validate({**self.model_dump(), **update})

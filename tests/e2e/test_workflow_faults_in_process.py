@@ -128,3 +128,31 @@ def test_a_candidate_that_fails_the_gate_is_never_registered(
     assert len(rejected) == 1
     assert "accuracy" in (rejected[0].reason or "") + str(rejected[0].details)
     assert "version_registered" not in [str(e.action) for e in entries]
+
+
+def test_rollback_moves_alias_live_back_with_the_registry(
+    setup: tuple[Lifecycle, LocalRuntime],
+) -> None:
+    life, _ = setup
+    _release(life, 0)
+    first = _live(life)
+    status, _ = _release(life, 1)
+    assert status == "SUCCEEDED"
+    assert _live(life) != first
+    # When an operator rolls back with one call
+    from flywheel.local.lifecycle import OPERATOR
+
+    restored = life.sdk(OPERATOR).rollback(MODEL, reason="latency regression after release")
+    # Then registry, alias live and audit agree on version 1
+    assert restored.version == 1
+    assert _live(life) == first
+    assert life.sdk(OPERATOR).get_model(MODEL).champion == 1
+    assert life.audit_actions()[-1] == "rolled_back"
+    status, body = life.predict([dict.fromkeys(_feature_names(), 1.0)])
+    assert (status, body["version"]) == (200, 1)
+
+
+def _feature_names() -> list[str]:
+    from sklearn.datasets import load_breast_cancer
+
+    return [str(n) for n in load_breast_cancer().feature_names]

@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
 LOCAL_ROLE = "flywheel-local-execution"
+#: Variables the CLI needs to move alias ``live`` (rollback), exported with the resources.
+SERVING_ENV = frozenset({"FLYWHEEL_INFERENCE_FUNCTIONS", "FLYWHEEL_LIVE_ALIAS"})
 
 _ARN_TEMPLATES = {
     "AWS::DynamoDB::Table": "arn:aws:dynamodb:{region}:{account}:table/{name}",
@@ -255,7 +257,9 @@ class LocalDeployment:
         env: dict[str, str] = {}
         for function in self.functions():
             for key, value in function.environment.items():
-                if key.startswith("FLYWHEEL_") and key.endswith(("_TABLE", "_BUCKET", "_BUS")):
+                if key in SERVING_ENV or (
+                    key.startswith("FLYWHEEL_") and key.endswith(("_TABLE", "_BUCKET", "_BUS"))
+                ):
                     env.setdefault(key, value)
         return env
 

@@ -143,7 +143,7 @@ class Lifecycle:
         return described["status"], states, described
 
     def wait(
-        self, arn: str, *, until: str | None = None, timeout: float = 120
+        self, arn: str, *, until: str | None = None, timeout: float = 300
     ) -> tuple[str, list[str]]:
         deadline = time.monotonic() + timeout
         while True:
@@ -154,7 +154,7 @@ class Lifecycle:
                 raise TimeoutError(f"{arn}: still {status} after {timeout}s in {states[-3:]}")
             time.sleep(0.05)
 
-    def wait_for_new_execution(self, key: str, known: int, timeout: float = 60) -> dict[str, Any]:
+    def wait_for_new_execution(self, key: str, known: int, timeout: float = 180) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while True:
             found = self.executions(key)
@@ -192,9 +192,10 @@ class Lifecycle:
         )
         if caller:
             event["requestContext"]["identity"]["userArn"] = caller
-        kwargs: dict[str, Any] = {"FunctionName": function, "Payload": json.dumps(event).encode()}
-        if qualifier:
-            kwargs["Qualifier"] = qualifier
+        # API Gateway invokes the alias ARN; a qualified name does the same (moto 5.2.5 drops
+        # the separate Qualifier parameter).
+        target = f"{function}:{qualifier}" if qualifier else function
+        kwargs: dict[str, Any] = {"FunctionName": target, "Payload": json.dumps(event).encode()}
         response = self.driver.client("lambda").invoke(**kwargs)
         payload = json.loads(response["Payload"].read())
         if response.get("FunctionError"):
@@ -227,7 +228,7 @@ class Lifecycle:
         approval_id = self._approval_id(version)
         return execution["executionArn"], version, approval_id
 
-    def _approval_id(self, version: int, timeout: float = 30) -> str:
+    def _approval_id(self, version: int, timeout: float = 120) -> str:
         from flywheel.adapters.wiring import approval_service
 
         service = approval_service(self.settings)

@@ -257,6 +257,28 @@ class PromotionSteps:
             self._serving.route(name, restored)
         return restored
 
+    def serve_champion(self, name: str) -> AliasRouting:
+        """Make alias live serve the registry's champion alone (after a registry rollback).
+
+        Raises
+        ------
+        ServingControlError
+            The champion was never published to alias live by the promotion workflow.
+        """
+        model = self._registry.get_model(name)
+        found = read(self._records, model_key(name, SERVING), ServingDoc)
+        target = found[0].lambda_version(model.champion) if found else None
+        if target is None:
+            raise ServingControlError(
+                f"version {model.champion} of {name!r} has no published Lambda version",
+                field="alias",
+            )
+        routing = self._serving.routing(name)
+        restored = AliasRouting(primary=target)
+        if restored != routing:
+            self._serving.route(name, restored)
+        return restored
+
     # -- RecordFailure -------------------------------------------------------------------------
     def record_failure(self, state: PromotionState) -> FailureResult:
         """Restore alias live to the champion alone, then audit ``promotion_failed``.
