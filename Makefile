@@ -25,7 +25,7 @@ format:
 	$(VENV)/bin/ruff format . && $(VENV)/bin/ruff check --fix .
 
 bench:
-	$(PY) -m bench
+	$(PY) bench/training_figures.py && $(PY) bench/serving.py && $(PY) bench/drift.py
 
 layers:
 	$(PY) layers/build.py
