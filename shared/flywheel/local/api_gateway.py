@@ -23,21 +23,21 @@ from __future__ import annotations
 import base64
 import importlib
 import json
-import os
 import random
 import re
 import sys
 import threading
 import time
 import uuid
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
+from flywheel.local.bridge import scoped_environment
+
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Mapping
+    from collections.abc import Callable, Mapping
     from pathlib import Path
 
 __all__ = [
@@ -162,7 +162,7 @@ class LocalApiGateway:
             "FLYWHEEL_MODEL_VERSION": str(target.version),
             **target.environment,
         }
-        with self._lock, _environment(environment):
+        with self._lock, scoped_environment(environment):
             try:
                 return self._load()(event, _Context(f"flywheel-{name}", target.version))
             except Exception:  # a crashed invocation is API Gateway's 502
@@ -342,17 +342,3 @@ def _json(status: int, code: str, message: str) -> Response:
 
 def _error_body(code: str, message: str) -> str:
     return json.dumps({"error": {"code": code, "message": message}})
-
-
-@contextmanager
-def _environment(values: Mapping[str, str]) -> Iterator[None]:
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update({k: str(v) for k, v in values.items()})
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value

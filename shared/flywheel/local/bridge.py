@@ -188,7 +188,7 @@ class LambdaBridge:
                 self.invocations.append(Invocation(name, resolved_qualifier, THROTTLE, request_id))
                 raise _throttle_error()
             try:
-                with _environment({**self.extra_env, **environment}):
+                with scoped_environment({**self.extra_env, **environment}):
                     if fault is not None:
                         raise (
                             fault if isinstance(fault, BaseException) else InjectedFaultError(fault)
@@ -251,7 +251,17 @@ def _throttle_error() -> Exception:
 
 
 @contextmanager
-def _environment(values: Mapping[str, str]) -> Iterator[None]:
+def scoped_environment(values: Mapping[str, str]) -> Iterator[None]:
+    """Set environment variables for the duration of one invocation, then restore them.
+
+    Examples
+    --------
+    >>> with scoped_environment({"FLYWHEEL_X": "1"}):
+    ...     os.environ["FLYWHEEL_X"]
+    '1'
+    >>> "FLYWHEEL_X" in os.environ
+    False
+    """
     saved = {k: os.environ.get(k) for k in values}
     os.environ.update({k: str(v) for k, v in values.items()})
     try:
