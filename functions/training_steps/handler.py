@@ -8,18 +8,16 @@ state machine's ``Retry``/``Catch`` match on.
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 
+from flywheel.adapters.lambda_steps import workflow_step
 from flywheel.settings import Settings
 from flywheel.workflows.state import ApprovalRequest, TrainingState
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
-    from aws_lambda_powertools.utilities.typing import LambdaContext
     from pydantic import BaseModel
 
     from flywheel.workflows.training import TrainingSteps
@@ -37,23 +35,7 @@ def _steps() -> TrainingSteps:
     return training_steps(Settings())
 
 
-def _step(run: Callable[[dict[str, Any]], BaseModel]) -> Callable[..., dict[str, Any]]:
-    @logger.inject_lambda_context(correlation_id_path="run.execution_name", clear_state=True)
-    @tracer.capture_lambda_handler(capture_response=False)
-    @metrics.log_metrics
-    @functools.wraps(run)
-    def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:  # noqa: ARG001
-        metrics.add_dimension("Step", run.__name__)
-        try:
-            result = run(event)
-        except Exception:
-            metrics.add_metric("StepFailed", MetricUnit.Count, 1)
-            raise
-        metrics.add_metric("StepSucceeded", MetricUnit.Count, 1)
-        logger.info("step done", extra={"step": run.__name__, "model": event.get("model_name")})
-        return result.model_dump(mode="json")
-
-    return cast("Callable[..., dict[str, Any]]", handler)
+_step = workflow_step(logger, tracer, metrics)
 
 
 @_step
