@@ -11,8 +11,12 @@ Latency (one process, warm, ``perf_counter`` around each call):
 - ``raw onnxruntime``: ``json.loads`` → ``records_to_matrix`` (the same
   type/NaN checks) → ``session.run`` → ``json.dumps``; no framework;
 - ``handler``: the deployed entry point, ``handler(event, context)``:
-  Powertools resolver with request validation, Logger, Tracer (disabled), EMF
-  metrics flush, schema validation, ONNX Runtime, capture hand-off, response;
+  Powertools resolver, Logger with correlation id, body parsed into a
+  ``PredictRequest``, schema validation, ONNX Runtime, capture hand-off, one EMF
+  document, response serialized by ``PredictResponse``;
+- ``Powertools floor``: that stack around a route answering a constant; the
+  ``validation middleware`` row is the same with Powertools' OpenAPI validation,
+  Tracer and Metrics decorators (the handler's stack before ADR 0013);
 - ``scikit-learn``: the raw path with ``predict_proba`` of the same fitted
   estimator in place of ONNX Runtime (a lower bound for any scikit-learn handler).
 
@@ -51,6 +55,9 @@ POWERTOOLS = {
     "AWS_DEFAULT_REGION": "us-east-1",
     "AWS_ACCESS_KEY_ID": "bench",
     "AWS_SECRET_ACCESS_KEY": "bench",
+    # The deployed inference function's memory (infra/catalog.py): its CPU share, and
+    # so its onnxruntime thread count (flywheel.serving.predictor.default_intra_op_threads).
+    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "1024",
 }
 
 
@@ -145,20 +152,25 @@ def latency(setup: dict[str, Any], repeat: int) -> list[tuple[str, int, float, f
     import onnxruntime as ort
 
     from flywheel.serving import records_to_matrix
+    from flywheel.serving.predictor import default_intra_op_threads
     from functions.inference import handler as lambda_handler
     from tests.serving_support import FakeContext, raw_event
 
     version = setup["version"]
     data = setup["sdk"].artifacts.get(version.artifact)
     options = ort.SessionOptions()
-    options.intra_op_num_threads = min(os.cpu_count() or 1, 2)
+    options.intra_op_num_threads = default_intra_op_threads()  # as the handler's session
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
     schema = version.input_schema
     classes = list(version.output_schema.classes)
     estimator = _estimator(setup["config"])
     context = FakeContext()
-    floor_handler = _floor_handler()
+    handlers = {
+        "handler": lambda_handler.handler,
+        "Powertools floor (same stack, no model)": _floor_handler(),
+        "floor with validation middleware + Tracer + Metrics": _validating_handler(),
+    }
     results = []
     for rows in (1, 100):
         records = _records(version, rows)
@@ -186,21 +198,19 @@ def latency(setup: dict[str, Any], repeat: int) -> list[tuple[str, int, float, f
         def sklearn_call(matrix: Any = matrix) -> None:
             estimator.predict_proba(matrix)
 
-        def floor(event: dict[str, Any] = event) -> None:
-            response = floor_handler(event, context)
-            assert response["statusCode"] == 200, response
+        def invoke(entry: Any, event: dict[str, Any] = event) -> Any:
+            def call() -> None:
+                response = entry(event, context)
+                assert response["statusCode"] == 200, response
 
-        def handler(event: dict[str, Any] = event) -> None:
-            response = lambda_handler.handler(event, context)
-            assert response["statusCode"] == 200, response
+            return call
 
         count = repeat if rows == 1 else max(repeat // 10, 100)
         sink = io.StringIO()
         with redirect_stdout(sink):  # EMF lines go to stdout, as in Lambda
             timed = (
                 ("raw onnxruntime", raw),
-                ("handler", handler),
-                ("Powertools floor (same stack, no model)", floor),
+                *((name, invoke(entry)) for name, entry in handlers.items()),
                 ("model call only: onnxruntime", ort_call),
             )
             for name, fn in timed:
@@ -215,8 +225,42 @@ def latency(setup: dict[str, Any], repeat: int) -> list[tuple[str, int, float, f
 
 
 def _floor_handler() -> Any:
-    """The deployed stack (resolver with validation, Logger, Tracer, Metrics) around a
-    route that only echoes a constant answer: what the framework alone costs."""
+    """The deployed stack (resolver, Logger with correlation id, body parsed into a
+    ``PredictRequest``) around a route that answers a constant: what the framework
+    alone costs."""
+    from aws_lambda_powertools import Logger
+    from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+
+    from flywheel.serving.http import parse_predict_request
+    from flywheel.serving.models import PredictResponse, Variant
+
+    app = APIGatewayRestResolver()
+    logger = Logger()
+
+    @app.post("/v1/models/<name>/predict")
+    def predict(name: str) -> Response[str]:
+        body = parse_predict_request(app.current_event.decoded_body)
+        answer = PredictResponse.model_construct(
+            model=name,
+            version=1,
+            variant=Variant.CHAMPION,
+            request_id="r",
+            predictions=["x"] * len(body.rows()),
+            probabilities=None,
+        )
+        return Response(200, "application/json", answer.model_dump_json())
+
+    @logger.inject_lambda_context
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        logger.set_correlation_id(event["requestContext"]["requestId"])
+        return app.resolve(event, context)
+
+    return handler
+
+
+def _validating_handler() -> Any:
+    """The same constant route on Powertools' OpenAPI validation middleware, with Tracer
+    and Metrics decorators: the stack the handler used before ADR 0013."""
     from aws_lambda_powertools import Logger, Metrics, Tracer
     from aws_lambda_powertools.event_handler import APIGatewayRestResolver
     from aws_lambda_powertools.logging import correlation_paths
@@ -304,6 +348,7 @@ def cold_start(setup: dict[str, Any], samples: int) -> list[tuple[str, float, st
         path.write_bytes(artifact)
         runs: dict[str, list[float]] = {"bare": [], "runtime": [], "handler": []}
         breakdown: list[tuple[float, float]] = []
+        snap: list[tuple[float, float]] = []
         for _ in range(samples):
             runs["bare"].append(_spawn(["-c", "import numpy, onnxruntime"], env)[0])
             runs["runtime"].append(
@@ -328,6 +373,16 @@ def cold_start(setup: dict[str, Any], samples: int) -> list[tuple[str, float, st
             marks = json.loads(stderr.strip().splitlines()[-1])
             breakdown.append((marks["imports"], marks["done"] - marks["imports"]))
             del started
+            # SnapStart: the init phase (imports + model load) runs when a version is
+            # published; a restored environment starts at the first request.
+            elapsed, stderr = _spawn(
+                ["-c", _COLD_HANDLER, json.dumps({"record": json.loads(record)}), MODEL],
+                {**env, "AWS_LAMBDA_INITIALIZATION_TYPE": "snap-start"},
+            )
+            marks = json.loads(stderr.strip().splitlines()[-1])
+            snap.append(
+                (elapsed - (marks["done"] - marks["imports"]), marks["done"] - marks["imports"])
+            )
     first_request = statistics.median(b[1] for b in breakdown) * 1000
     total = statistics.median(runs["handler"]) * 1000
     return [
@@ -342,6 +397,16 @@ def cold_start(setup: dict[str, Any], samples: int) -> list[tuple[str, float, st
             total,
             f"of which init + 1st request {first_request:.0f} ms, imports+interpreter "
             f"{total - first_request:.0f} ms",
+        ),
+        (
+            "SnapStart init at publish: imports + boto3 + registry + S3 + verify + session",
+            statistics.median(s[0] for s in snap) * 1000,
+            "runs once per published version, before the snapshot",
+        ),
+        (
+            "SnapStart first request after restore (restore itself: AWS, not measurable here)",
+            statistics.median(s[1] for s in snap) * 1000,
+            "what a resumed environment still does on its first request",
         ),
     ]
 
@@ -382,14 +447,13 @@ def main() -> None:
             for (name, rows_, value) in ((k[0], k[1], v) for k, v in by_key.items())
             if rows_ == n
         }
+        model_ratio = p50["model call only: scikit-learn"] / p50["model call only: onnxruntime"]
         print(
             f"- {n} row(s): handler / raw = {p50['handler'] / p50['raw onnxruntime']:.1f}x "
             f"(goal <= 2x at 1 row); Powertools floor / raw = "
             f"{p50['Powertools floor (same stack, no model)'] / p50['raw onnxruntime']:.1f}x; "
             f"scikit-learn path / handler = {p50['scikit-learn'] / p50['handler']:.1f}x; "
-            f"model call scikit-learn / onnxruntime = "
-            f"{p50['model call only: scikit-learn'] / p50['model call only: onnxruntime']:.0f}x "
-            "(goal >= 20x)"
+            f"model call scikit-learn / onnxruntime = {model_ratio:.0f}x (goal >= 20x)"
         )
     print("\n| cold start (fresh process, median) | ms | note |")
     print("|---|---:|---|")

@@ -68,6 +68,10 @@ class FunctionSpec:
     description: str
     per_model: bool = False
     image: str | None = None
+    #: Lambda SnapStart on published versions: the init phase (imports, model fetch,
+    #: SHA-256 check, ONNX session) runs once when a version is published, and new
+    #: execution environments resume from that snapshot.
+    snap_start: bool = False
 
 
 LAYERS: dict[str, LayerSpec] = {
@@ -133,6 +137,7 @@ def _functions() -> dict[str, FunctionSpec]:
             10,
             "Scores requests with one pinned model version (alias live)",
             per_model=True,
+            snap_start=True,
         ),
         FunctionSpec(
             "approval-api",

@@ -43,6 +43,7 @@ class ModelConfig(_Frozen):
     #: Scheduled retraining (EventBridge schedule expression, UTC) or ``None`` for none.
     training_schedule: ScheduleExpression | None = "cron(0 3 ? * MON *)"
     #: Provisioned concurrency on alias ``live`` (costs money at rest); ``0`` for none.
+    #: Without it, published versions use Lambda SnapStart (the two are exclusive).
     provisioned_concurrency: int = Field(default=0, ge=0)
 
 

@@ -77,6 +77,7 @@ class FlywheelFunction(Construct):
         reserved_concurrency: int | None = None,
         dead_letter_queue: sqs.IQueue | None = None,
         sync_only_reason: str | None = None,
+        snap_start: bool | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
@@ -127,6 +128,9 @@ class FlywheelFunction(Construct):
                 handler=spec.handler,
                 code=ctx.assets.function_code(stack),
                 layers=[layers[key] for key in spec.layers],
+                snap_start=lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS
+                if (spec.snap_start if snap_start is None else snap_start)
+                else None,
                 **common,
             )
             reason = (

@@ -57,6 +57,9 @@ class InferenceService(Construct):
             memory_mb=model.memory_mb,
             timeout_seconds=model.timeout_seconds,
             reserved_concurrency=model.reserved_concurrency,
+            # SnapStart and provisioned concurrency exclude each other; either one takes
+            # the model load off the first request.
+            snap_start=model.provisioned_concurrency == 0,
             environment={
                 "FLYWHEEL_MODEL_NAME": model.name,
                 "FLYWHEEL_MAX_BATCH_RECORDS": str(ctx.config.api.max_batch_records),

@@ -33,6 +33,10 @@ def test_each_model_gets_an_inference_function_with_reserved_concurrency(synth: 
         assert len(props["Layers"]) == 3  # domain + base + onnxruntime
         assert props["Environment"]["Variables"]["FLYWHEEL_MODEL_NAME"] == model.name
         assert props["Environment"]["Variables"]["FLYWHEEL_BACKEND"] == "aws"
+        # Published versions resume from a snapshot taken after the model loaded,
+        # unless provisioned concurrency (exclusive with SnapStart) keeps them warm.
+        expected = None if model.provisioned_concurrency else {"ApplyOn": "PublishedVersions"}
+        assert props.get("SnapStart") == expected
 
 
 def test_all_zip_functions_share_one_code_asset_and_one_domain_layer(synth: Synth) -> None:

