@@ -16,7 +16,7 @@ Latency (one process, warm, ``perf_counter`` around each call):
   document, response serialized by ``PredictResponse``;
 - ``Powertools floor``: that stack around a route answering a constant; the
   ``validation middleware`` row is the same with Powertools' OpenAPI validation,
-  Tracer and Metrics decorators (the handler's stack before ADR 0013);
+  Tracer and Metrics decorators (the handler's stack before ADR 0021);
 - ``scikit-learn``: the raw path with ``predict_proba`` of the same fitted
   estimator in place of ONNX Runtime (a lower bound for any scikit-learn handler).
 
@@ -224,6 +224,20 @@ def latency(setup: dict[str, Any], repeat: int) -> list[tuple[str, int, float, f
     return results
 
 
+def _constant_answer(name: str, body: Any) -> Any:
+    """What the framework-floor routes answer: no model, one label per record."""
+    from flywheel.serving.models import PredictResponse, Variant
+
+    return PredictResponse.model_construct(
+        model=name,
+        version=1,
+        variant=Variant.CHAMPION,
+        request_id="r",
+        predictions=["x"] * len(body.rows()),
+        probabilities=None,
+    )
+
+
 def _floor_handler() -> Any:
     """The deployed stack (resolver, Logger with correlation id, body parsed into a
     ``PredictRequest``) around a route that answers a constant: what the framework
@@ -232,7 +246,6 @@ def _floor_handler() -> Any:
     from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 
     from flywheel.serving.http import parse_predict_request
-    from flywheel.serving.models import PredictResponse, Variant
 
     app = APIGatewayRestResolver()
     logger = Logger()
@@ -240,15 +253,7 @@ def _floor_handler() -> Any:
     @app.post("/v1/models/<name>/predict")
     def predict(name: str) -> Response[str]:
         body = parse_predict_request(app.current_event.decoded_body)
-        answer = PredictResponse.model_construct(
-            model=name,
-            version=1,
-            variant=Variant.CHAMPION,
-            request_id="r",
-            predictions=["x"] * len(body.rows()),
-            probabilities=None,
-        )
-        return Response(200, "application/json", answer.model_dump_json())
+        return Response(200, "application/json", _constant_answer(name, body).model_dump_json())
 
     @logger.inject_lambda_context
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -260,26 +265,19 @@ def _floor_handler() -> Any:
 
 def _validating_handler() -> Any:
     """The same constant route on Powertools' OpenAPI validation middleware, with Tracer
-    and Metrics decorators: the stack the handler used before ADR 0013."""
+    and Metrics decorators: the stack the handler used before ADR 0021."""
     from aws_lambda_powertools import Logger, Metrics, Tracer
     from aws_lambda_powertools.event_handler import APIGatewayRestResolver
     from aws_lambda_powertools.logging import correlation_paths
 
-    from flywheel.serving.models import PredictRequest, PredictResponse, Variant
+    from flywheel.serving.models import PredictRequest, PredictResponse
 
     app = APIGatewayRestResolver(enable_validation=True)
     logger, tracer, metrics = Logger(), Tracer(), Metrics()
 
     def predict(name: str, body: PredictRequest) -> PredictResponse:
         metrics.add_metric(name="Latency", unit="Milliseconds", value=0.1)
-        return PredictResponse.model_construct(
-            model=name,
-            version=1,
-            variant=Variant.CHAMPION,
-            request_id="r",
-            predictions=["x"] * len(body.rows()),
-            probabilities=None,
-        )
+        return _constant_answer(name, body)
 
     # Real objects, not the strings of postponed annotations: Powertools reads them.
     predict.__annotations__ = {"name": str, "body": PredictRequest, "return": PredictResponse}

@@ -5,7 +5,7 @@ middleware: the body is parsed and validated once, by the same ``PredictRequest`
 model, in :func:`flywheel.serving.http.parse_predict_request` (pydantic-core's JSON
 parser), and the answer is serialized once by ``PredictResponse``.  The middleware
 would do the same work through generic machinery for ≈ 100 µs a request, more than
-validating and scoring a row (``bench/serving.py``; ADR 0013).  The OpenAPI
+validating and scoring a row (``bench/serving.py``; ADR 0021).  The OpenAPI
 document is still generated from a Powertools resolver: :func:`openapi_app` declares
 the same route with its typed body and answer, and a test keeps the two in step.
 """
@@ -89,7 +89,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 
 
 if os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") == "snap-start":
-    # SnapStart (ADR 0013): load and verify the pinned model during the init phase
+    # SnapStart (ADR 0021): load and verify the pinned model during the init phase
     # Lambda snapshots when the version is published, so environments resumed from
     # the snapshot answer their first request without fetching anything.  A failure
     # here is left for the first request to report (503, counted).

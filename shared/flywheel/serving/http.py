@@ -125,12 +125,7 @@ def parse_json_body(text: str) -> Any:
     ...
     flywheel.errors.InvalidRequestError: the body is nested too deeply
     """
-    if len(text) > MAX_BODY_BYTES:
-        raise PayloadTooLargeError(
-            f"the body is larger than {MAX_BODY_BYTES} bytes",
-            field="body",
-            details={"max_bytes": MAX_BODY_BYTES, "source": "body"},
-        )
+    _check_size(text)
     try:
         return json.loads(text)
     except RecursionError:
@@ -145,6 +140,15 @@ def parse_json_body(text: str) -> Any:
         raise InvalidRequestError(
             "the body holds a number too long to parse", field="body"
         ) from None
+
+
+def _check_size(text: str) -> None:
+    if len(text) > MAX_BODY_BYTES:
+        raise PayloadTooLargeError(
+            f"the body is larger than {MAX_BODY_BYTES} bytes",
+            field="body",
+            details={"max_bytes": MAX_BODY_BYTES, "source": "body"},
+        )
 
 
 def dumps(body: Mapping[str, Any]) -> str:
@@ -184,12 +188,7 @@ def parse_predict_request(text: str | None) -> PredictRequest:
     [{'row': None, 'field': 'records', 'reason': 'must not be empty'}]
     """
     text = text or ""
-    if len(text) > MAX_BODY_BYTES:
-        raise PayloadTooLargeError(
-            f"the body is larger than {MAX_BODY_BYTES} bytes",
-            field="body",
-            details={"max_bytes": MAX_BODY_BYTES, "source": "body"},
-        )
+    _check_size(text)
     try:
         return PredictRequest.model_validate_json(text)
     except ValidationError as err:
