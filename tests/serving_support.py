@@ -40,14 +40,21 @@ class TrainedModel:
 
 
 @functools.cache
-def trained_model() -> TrainedModel:
-    """Train once per test session (in memory, ~2 s) and reuse the artifact everywhere."""
+def trained_model(regularization: float | None = None) -> TrainedModel:
+    """Train once per test session (in memory, ~2 s) and reuse the artifact everywhere.
+
+    ``regularization`` replaces ``C``: a differently fitted model of the same schema,
+    whose answers differ from the default one on some records (shadow and A/B tests).
+    """
     from sklearn.datasets import load_breast_cancer
 
     from flywheel.sdk import Flywheel
 
     sdk = Flywheel.in_memory(actor="trainer@example.com")
-    version = sdk.train_from_dict(CONFIG).version
+    config = copy.deepcopy(CONFIG)
+    if regularization is not None:
+        config["hyperparameters"]["C"] = regularization
+    version = sdk.train_from_dict(config).version
     onnx = sdk.artifacts.get(version.artifact)
     draft = VersionDraft(**version.model_dump(include=set(VersionDraft.model_fields)))
     data = load_breast_cancer()
@@ -101,3 +108,10 @@ class FakeContext:
     @staticmethod
     def get_remaining_time_in_millis() -> int:
         return 10_000
+
+
+def call(module: Any, ev: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    """Invoke a Lambda handler module with an API Gateway event; status and parsed body."""
+    response = module.handler(ev, FakeContext())
+    assert response["multiValueHeaders"]["Content-Type"] == ["application/json"]
+    return response["statusCode"], json.loads(response["body"])

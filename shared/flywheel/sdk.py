@@ -18,10 +18,11 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from flywheel.errors import ArtifactNotFoundError, DatasetError, InvalidInputError
+from flywheel.errors import ArtifactNotFoundError, ConfigError, DatasetError, InvalidInputError
 from flywheel.registry.models import Alias, Model, ModelVersion, Page
 from flywheel.registry.service import RegistryService
 from flywheel.settings import Settings
@@ -31,6 +32,8 @@ if TYPE_CHECKING:
     from flywheel.audit.chain import VerifyReport
     from flywheel.audit.models import AuditEntry, ChainHead
     from flywheel.registry.ports import RecordStore
+    from flywheel.serving.capture import CaptureSource
+    from flywheel.serving.comparison import VariantComparison
     from flywheel.training.config import TrainingConfig
     from flywheel.training.reproduce import ReproduceReport
     from flywheel.workflows.config import ModelConfig, ModelConfigStore, StoredConfig
@@ -70,8 +73,11 @@ class Flywheel:
         actor: str,
         records: RecordStore | None = None,
         serving: Callable[[str], object] | None = None,
+        capture: CaptureSource | None = None,
     ) -> None:
         self.registry = registry
+        #: Where the inference functions' captured predictions are (the features bucket).
+        self.capture = capture
         #: Points alias ``live`` at a model's champion (set when the deployment is known).
         self.serving = serving
         self.artifacts = artifacts
@@ -90,6 +96,7 @@ class Flywheel:
 
         from flywheel.adapters.dynamodb import DynamoDbAuditLog, DynamoDbModelRegistry
         from flywheel.adapters.s3_artifacts import S3ArtifactStore
+        from flywheel.adapters.s3_capture import S3CaptureSink
 
         settings = settings or Settings()
         session_kwargs: dict[str, Any] = {"region_name": settings.region}
@@ -142,6 +149,7 @@ class Flywheel:
             actor=actor or settings.actor or _caller_identity(session, settings, client_kwargs),
             records=registry,
             serving=serving,
+            capture=S3CaptureSink(settings.features_bucket, client=s3),
         )
 
     @classmethod
@@ -336,6 +344,43 @@ class Flywheel:
         return self.registry.verify(name, anchor=anchor)
 
     # -- inference -----------------------------------------------------------------------------
+    def compare_variants(
+        self,
+        name: str,
+        *,
+        hours: int = 24,
+        expected_share_b: float | None = None,
+        labels: Mapping[tuple[str, int], Any] | None = None,
+        now: datetime | None = None,
+    ) -> VariantComparison:
+        """Compare what each variant served in the last ``hours`` (shadow agreement, A/B arms).
+
+        Reads the captured rows of every version of ``name`` partitioned in the window
+        (whole hours, UTC).  ``labels`` maps ``(request_id, row)`` to ground truth.
+
+        Raises
+        ------
+        ConfigError
+            This SDK has no capture store (built without a deployment).
+        InvalidInputError
+            ``hours`` is not positive.
+        """
+        from flywheel.serving.capture import decode_capture
+        from flywheel.serving.comparison import compare_variants, partition_hour
+
+        if self.capture is None:
+            raise ConfigError("no capture store: build the SDK with from_settings", field="capture")
+        if hours < 1:
+            raise InvalidInputError("hours must be at least 1", field="hours")
+        end = (now or datetime.now(UTC)).replace(minute=0, second=0, microsecond=0)
+        start = end - timedelta(hours=hours - 1)
+        rows: list[dict[str, Any]] = []
+        for key in self.capture.keys(f"capture/model={name}/"):
+            hour = partition_hour(key)
+            if hour is not None and start <= hour <= end:
+                rows.extend(decode_capture(self.capture.get(key)))
+        return compare_variants(name, rows, labels, expected_share_b=expected_share_b)
+
     def predict(
         self,
         name: str,

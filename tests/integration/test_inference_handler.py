@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
@@ -16,7 +15,7 @@ from tests.factories import corrupt_s3_version
 from tests.serving_support import (
     MODEL,
     POWERTOOLS_ENV,
-    FakeContext,
+    call,
     event,
     raw_event,
     register,
@@ -35,31 +34,6 @@ def sdk(local_names: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Flywhee
     sdk.promote(MODEL, 1, reason="launch")
     register(sdk, trained, description="challenger")
     return sdk
-
-
-@pytest.fixture
-def lambda_handler(sdk: Flywheel, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    """The deployed entry point, pinned to version 1 (as a published Lambda version is)."""
-    monkeypatch.setenv("FLYWHEEL_MODEL_NAME", MODEL)
-    monkeypatch.setenv("FLYWHEEL_MODEL_VERSION", "1")
-    from functions.inference import handler as module
-
-    module._service_for.cache_clear()
-    yield module
-    for service in _services(module):
-        service.close()
-    module._service_for.cache_clear()
-
-
-def _services(module: Any) -> list[Any]:
-    # functools.cache keeps no public view of its values; rebuild from the current pin
-    return [module._service()] if module._service_for.cache_info().currsize else []
-
-
-def call(module: Any, ev: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-    response = module.handler(ev, FakeContext())
-    assert response["multiValueHeaders"]["Content-Type"] == ["application/json"]
-    return response["statusCode"], json.loads(response["body"])
 
 
 def captured(local_names: dict[str, str]) -> list[dict[str, Any]]:

@@ -1,0 +1,103 @@
+"""Shadow and A/B comparisons read back from what the inference handler really captured."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from flywheel.sdk import Flywheel
+from flywheel.serving.predictor import OnnxModel, records_to_matrix
+from tests.serving_support import MODEL, POWERTOOLS_ENV, call, event, register, trained_model
+
+DIFFERENT_C = 1e-3  # answers differently from the champion on 22 of the 120 records
+
+
+@pytest.fixture
+def sdk(local_names: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Flywheel:
+    """Version 1 (champion) and version 2, a differently fitted model of the same schema."""
+    monkeypatch.setenv("FLYWHEEL_BACKEND", "aws")
+    for key, value in {**local_names, **POWERTOOLS_ENV}.items():
+        monkeypatch.setenv(key, value)
+    sdk = Flywheel.from_settings(actor="ops@example.com")
+    register(sdk, trained_model(), description="champion")
+    sdk.promote(MODEL, 1, reason="launch")
+    register(sdk, trained_model(DIFFERENT_C), description="challenger")
+    return sdk
+
+
+def labels_of(regularization: float | None) -> list[str]:
+    trained = trained_model(regularization)
+    model = OnnxModel.load(
+        trained.onnx,
+        expected_sha256=trained.draft.artifact.sha256,
+        input_schema=trained.draft.input_schema,
+        output_schema=trained.draft.output_schema,
+    )
+    return list(
+        model.predict(records_to_matrix(trained.records, trained.draft.input_schema)).labels
+    )
+
+
+def test_shadow_agreement_is_measured_on_what_was_served(lambda_handler, sdk, monkeypatch):
+    monkeypatch.setenv("FLYWHEEL_SHADOW_VERSION", "2")
+    records = trained_model().records
+    for start in range(0, len(records), 10):  # 12 batches of 10
+        status, _ = call(
+            lambda_handler, event("predict_batch.json", records=records[start : start + 10])
+        )
+        assert status == 200
+    lambda_handler._service().flush()
+
+    report = sdk.compare_variants(MODEL, hours=1)
+
+    champion, shadow = labels_of(None), labels_of(DIFFERENT_C)
+    expected = sum(a == b for a, b in zip(champion, shadow, strict=True)) / len(records)
+    assert report.shadow is not None
+    assert report.shadow.paired_rows == len(records)
+    assert report.shadow.agreement_rate == pytest.approx(expected)
+    assert 0 < expected < 1  # the two versions really disagree on some records
+    assert (report.shadow.served_versions, report.shadow.shadow_versions) == ((1,), (2,))
+    assert report.shadow.shadow_latency_p50_ms is not None
+    by_variant = {(s.variant, s.version): s for s in report.variants}
+    assert by_variant[("champion", 1)].requests == by_variant[("shadow", 2)].requests == 12
+
+
+def test_ab_arms_are_reported_with_their_split(lambda_handler, sdk, monkeypatch):
+    monkeypatch.setenv("FLYWHEEL_AB_CHALLENGER_VERSION", "2")
+    monkeypatch.setenv("FLYWHEEL_AB_WEIGHT", "0.5")
+    record = trained_model().records[0]
+    for i in range(60):
+        status, _ = call(lambda_handler, event(record=record, assignment_key=f"user-{i}"))
+        assert status == 200
+    lambda_handler._service().flush()
+
+    report = sdk.compare_variants(MODEL, hours=1, expected_share_b=0.5)
+
+    assert report.ab is not None
+    arms = report.ab.arms
+    assert (arms["a"].version, arms["b"].version) == (1, 2)
+    assert arms["a"].requests + arms["b"].requests == 60
+    assert not report.ab.sample_ratio_mismatch  # hash assignment of 60 keys at 50 %
+    assert report.ab.difference is None  # no labels yet
+
+
+def test_the_cli_prints_the_comparison(lambda_handler, sdk, monkeypatch):
+    from flywheel.cli.app import app
+
+    monkeypatch.setenv("FLYWHEEL_SHADOW_VERSION", "2")
+    records = trained_model().records[:20]
+    call(lambda_handler, event("predict_batch.json", records=records))
+    lambda_handler._service().flush()
+    runner = CliRunner()
+    result = runner.invoke(app, ["serving", "compare", MODEL, "--hours", "2"])
+    assert result.exit_code == 0, result.output
+    assert "agreement rate" in result.output
+    as_json: dict[str, Any] = json.loads(
+        runner.invoke(app, ["serving", "compare", MODEL, "--json"]).output
+    )
+    assert as_json["shadow"]["paired_rows"] == 20
+    bad = runner.invoke(app, ["serving", "compare", MODEL, "--hours", "0"])
+    assert bad.exit_code != 0
