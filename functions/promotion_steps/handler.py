@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 
+from flywheel.adapters.emf_metrics import emit_metric
 from flywheel.adapters.lambda_steps import workflow_step
 from flywheel.settings import Settings
 from flywheel.workflows.state import PromotionState
@@ -58,10 +59,21 @@ def shift_alias(event: dict[str, Any]) -> BaseModel:
 
 @_step
 def check_canary(event: dict[str, Any]) -> BaseModel:
-    result = _steps().check_canary(PromotionState.model_validate(event))
+    state = PromotionState.model_validate(event)
+    result = _steps().check_canary(state)
     metrics.add_metric(
         "CanaryHealthy" if result.healthy else "CanaryUnhealthy", MetricUnit.Count, 1
     )
+    if result.prediction_drift is not None:
+        # The canary dashboard's PredictionDrift (same namespace and dimensions as the
+        # inference function's metrics); check_canary has already judged it.
+        emit_metric(
+            str(metrics.namespace),
+            "PredictionDrift",
+            result.prediction_drift,
+            unit=MetricUnit.NoUnit,
+            dimensions={"Model": state.model_name, "Variant": "canary"},
+        )
     return result
 
 

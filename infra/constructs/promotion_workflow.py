@@ -72,6 +72,7 @@ class PromotionWorkflow(Construct):
             "FLYWHEEL_LIVE_ALIAS": LIVE_ALIAS,
             "FLYWHEEL_CANARY_WEIGHT": str(cfg.canary_weight),
             "FLYWHEEL_CANARY_ALARMS": json.dumps(alarms, sort_keys=True),
+            "FLYWHEEL_CANARY_PREDICTION_PSI": str(cfg.alarms.prediction_drift),
         }
         self.steps: dict[str, FlywheelFunction] = {}
         for step in PROMOTION_STEPS:
@@ -114,6 +115,8 @@ class PromotionWorkflow(Construct):
                 iam.Grant.add_to_principal(
                     grantee=grantee, actions=["cloudwatch:GetMetricData"], resource_arns=["*"]
                 )
+                # The prediction check reads the captured predictions of both versions.
+                data.features.grant_read(grantee, "capture/*")
 
         timeouts = {step: fn.spec.timeout_seconds for step, fn in self.steps.items()}
         self.workflow = WorkflowStateMachine(

@@ -57,6 +57,11 @@ class Settings(BaseSettings):
     canary_weight: float = Field(default=0.1, gt=0, lt=1)
     #: Model name -> canary alarm names (JSON in ``FLYWHEEL_CANARY_ALARMS``).
     canary_alarms: dict[str, list[str]] = Field(default_factory=dict)
+    #: Largest PSI of the canary's captured predictions against the champion's before
+    #: ``check_canary`` rolls back; ``None``: no prediction check.
+    canary_prediction_psi: float | None = Field(default=None, gt=0)
+    #: Captured rows each side needs before the prediction check gives a verdict.
+    canary_prediction_min_rows: int = Field(default=50, ge=1)
     #: A training run's lock expires after this (the training machine's timeout).
     run_lock_ttl_seconds: int = Field(default=78 * 3600, ge=60)
     #: Longest an approval may wait (the RequestApproval task's timeout).

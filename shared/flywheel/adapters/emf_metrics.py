@@ -16,7 +16,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
 if TYPE_CHECKING:
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
     from flywheel.serving.metrics import MetricLabels
 
-__all__ = ["DIMENSION_SETS", "EmfServingMetrics"]
+__all__ = ["DIMENSION_SETS", "EmfServingMetrics", "emit_metric"]
 
 #: Every request document carries both: ``[Model, Variant]`` is what the canary
 #: alarms select on, ``[Model, Version]`` compares a version with its predecessor.
@@ -44,6 +44,49 @@ _UNITS = {
 }
 
 
+def emit_metric(
+    namespace: str,
+    name: str,
+    value: float,
+    *,
+    unit: MetricUnit,
+    dimensions: dict[str, str],
+    write: Callable[[str], Any] | None = None,
+) -> None:
+    """One metric with exactly ``dimensions`` as one EMF document.
+
+    Powertools' ``single_metric`` adds the ``service`` dimension to every set, so an
+    alarm on ``[Model, Variant]`` would never see the value; this writes the set as given.
+
+    Examples
+    --------
+    >>> import io
+    >>> out = io.StringIO()
+    >>> emit_metric("Flywheel/dev", "PredictionDrift", 0.3, unit=MetricUnit.NoUnit,
+    ...             dimensions={"Model": "churn", "Variant": "canary"}, write=out.write)
+    >>> doc = json.loads(out.getvalue())
+    >>> doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"], doc["PredictionDrift"]
+    ([['Model', 'Variant']], 0.3)
+    """
+    if is_metrics_disabled():
+        return
+    document = {
+        "_aws": {
+            "Timestamp": int(time.time() * 1000),
+            "CloudWatchMetrics": [
+                {
+                    "Namespace": namespace,
+                    "Dimensions": [list(dimensions)],
+                    "Metrics": [{"Name": name, "Unit": unit.value}],
+                }
+            ],
+        },
+        **dimensions,
+        name: value,
+    }
+    (write or sys.stdout.write)(json.dumps(document, separators=(",", ":")) + "\n")
+
+
 class EmfServingMetrics:
     """The ``ServingMetrics`` port as EMF documents on stdout (CloudWatch Logs in Lambda).
 
@@ -52,8 +95,8 @@ class EmfServingMetrics:
     value per row, up to 100) when served, ``ValidationFailures`` for a 4xx,
     ``Errors`` for a 5xx, ``ValidationFailureRate`` 0 or 100 either way.  Lost
     capture rows (``CaptureFailures``) are counted in the document of the request
-    that noticed them.  Shadow failures happen on a background thread and use
-    Powertools ``single_metric``.
+    that noticed them.  Shadow failures happen on a background thread and are
+    written at once (:func:`emit_metric`, dimensions ``[Model, Version]``).
 
     Examples
     --------
@@ -110,14 +153,14 @@ class EmfServingMetrics:
     def shadow_failed(self, labels: MetricLabels) -> None:
         if self._disabled:
             return
-        with single_metric(
-            name="ShadowFailures",
+        emit_metric(
+            self.namespace,
+            "ShadowFailures",
+            1,
             unit=MetricUnit.Count,
-            value=1,
-            namespace=self._metrics.namespace,
-        ) as metric:
-            metric.add_dimension(name="Model", value=labels.model)
-            metric.add_dimension(name="Version", value=str(labels.version))
+            dimensions={"Model": labels.model, "Version": str(labels.version)},
+            write=self._write,
+        )
 
     def _emit(self, labels: MetricLabels, values: dict[str, Any], **metadata: str) -> None:
         if self._disabled:

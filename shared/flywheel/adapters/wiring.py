@@ -26,6 +26,7 @@ from flywheel.adapters.aws_workflows import (
 )
 from flywheel.adapters.dynamodb import DynamoDbAuditLog, DynamoDbModelRegistry
 from flywheel.adapters.s3_artifacts import S3ArtifactStore
+from flywheel.adapters.s3_capture import S3CaptureSink
 from flywheel.clock import Clock, default_clock
 from flywheel.errors import DatasetError
 from flywheel.registry.service import RegistryService
@@ -161,6 +162,9 @@ def _promotion(settings: Settings, clients: AwsClients, registry: _Registry) -> 
         ),
         health=CloudWatchCanaryHealth(settings.canary_alarms, client=clients.client("cloudwatch")),
         default_canary_weight=settings.canary_weight,
+        capture=S3CaptureSink(settings.features_bucket, client=clients.client("s3")),
+        prediction_psi=settings.canary_prediction_psi,
+        prediction_min_rows=settings.canary_prediction_min_rows,
     )
 
 

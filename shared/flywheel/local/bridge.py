@@ -34,6 +34,10 @@ if TYPE_CHECKING:
 Handler = Callable[[Any, Any], Any]
 
 THROTTLE = "Lambda.TooManyRequestsException"
+#: Held while :func:`scoped_environment` adds or removes variables.  Code that iterates
+#: ``os.environ`` on another thread (botocore does, creating a client) takes it too:
+#: iterating while a key disappears raises ``KeyError``.
+ENVIRONMENT_LOCK = threading.RLock()
 
 
 class InjectedFaultError(Exception):
@@ -262,13 +266,15 @@ def scoped_environment(values: Mapping[str, str]) -> Iterator[None]:
     >>> "FLYWHEEL_X" in os.environ
     False
     """
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update({k: str(v) for k, v in values.items()})
+    with ENVIRONMENT_LOCK:
+        saved = {k: os.environ.get(k) for k in values}
+        os.environ.update({k: str(v) for k, v in values.items()})
     try:
         yield
     finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+        with ENVIRONMENT_LOCK:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value

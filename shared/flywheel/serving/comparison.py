@@ -35,22 +35,24 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from flywheel.drift.statistics import chi2_sf, normal_sf
+from flywheel.drift.statistics import chi2_sf, normal_sf, psi
 from flywheel.errors import InvalidInputError
 from flywheel.monitoring.performance import classification_metrics, regression_metrics
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping, Sequence
+    from collections.abc import Iterable, Sequence
 
 __all__ = [
     "AbComparison",
     "ArmDifference",
+    "PredictionShift",
     "ShadowComparison",
     "VariantComparison",
     "VariantSummary",
@@ -58,6 +60,8 @@ __all__ = [
     "compare_shadow",
     "compare_variants",
     "partition_hour",
+    "prediction_shift",
+    "row_score",
     "summarize_variants",
 ]
 
@@ -509,3 +513,93 @@ def partition_hour(key: str) -> datetime | None:
     if found is None:
         return None
     return datetime.fromisoformat(f"{found.group(1)}T{found.group(2)}:00:00+00:00")
+
+
+class PredictionShift(_Frozen):
+    """How far one variant's predictions moved from another's on the same traffic."""
+
+    psi: float | None
+    reference_rows: int
+    current_rows: int
+    basis: str  # scores | labels | insufficient
+
+
+def row_score(row: Mapping[str, Any]) -> float | None:
+    """The number a row's prediction is judged by (as the ``PredictionScore`` metric).
+
+    Regressors: the value; binary classifiers: the probability of the second class;
+    multi-class: the top probability; without probabilities: ``None``.
+
+    Examples
+    --------
+    >>> row_score({"prediction": "yes", "probabilities": {"no": 0.3, "yes": 0.7}})
+    0.7
+    >>> row_score({"prediction": 2.5}) is None, row_score({"prediction": "x"}) is None
+    (False, True)
+    """
+    prediction = row.get("prediction")
+    if isinstance(prediction, int | float) and not isinstance(prediction, bool):
+        return float(prediction)
+    probabilities = row.get("probabilities")
+    if isinstance(probabilities, Mapping) and probabilities:
+        values = [float(v) for v in probabilities.values()]
+        return values[1] if len(values) == 2 else max(values)
+    return None
+
+
+def prediction_shift(
+    reference: Sequence[Mapping[str, Any]],
+    current: Sequence[Mapping[str, Any]],
+    *,
+    bins: int = 10,
+    min_rows: int = 50,
+) -> PredictionShift:
+    """PSI of ``current``'s predictions against ``reference``'s (e.g. canary vs champion).
+
+    Scores are binned on the reference's deciles (fewer bins when scores repeat);
+    classifiers without probabilities compare label shares.  Under ``min_rows`` on
+    either side there is no verdict (``psi`` is ``None``).
+
+    Examples
+    --------
+    >>> same = [{"prediction": float(i % 10)} for i in range(100)]
+    >>> prediction_shift(same, same).psi
+    0.0
+    >>> moved = [{"prediction": float(i % 10) + 5} for i in range(100)]
+    >>> prediction_shift(same, moved).psi > 1
+    True
+    """
+    if len(reference) < min_rows or len(current) < min_rows:
+        return PredictionShift(
+            psi=None, reference_rows=len(reference), current_rows=len(current), basis="insufficient"
+        )
+    ref_scores = [s for s in map(row_score, reference) if s is not None]
+    cur_scores = [s for s in map(row_score, current) if s is not None]
+    if len(ref_scores) >= min_rows and len(cur_scores) >= min_rows:
+        ref = np.asarray(ref_scores, dtype=np.float64)
+        cur = np.asarray(cur_scores, dtype=np.float64)
+        edges = np.unique(np.quantile(ref, np.linspace(0, 1, bins + 1)[1:-1]))
+        ref_counts = np.bincount(
+            np.searchsorted(edges, ref, side="right"), minlength=edges.size + 1
+        )
+        cur_counts = np.bincount(
+            np.searchsorted(edges, cur, side="right"), minlength=edges.size + 1
+        )
+        basis = "scores"
+    else:
+        labels = sorted({str(r.get("prediction")) for r in (*reference, *current)})
+        index = {label: i for i, label in enumerate(labels)}
+        ref_counts = np.bincount(
+            [index[str(r.get("prediction"))] for r in reference], minlength=len(labels)
+        )
+        cur_counts = np.bincount(
+            [index[str(r.get("prediction"))] for r in current], minlength=len(labels)
+        )
+        basis = "labels"
+    value = psi(ref_counts, cur_counts)
+    return PredictionShift(
+        psi=round(max(value, 0.0), 6),
+        reference_rows=len(reference),
+        current_rows=len(current),
+        basis=basis,
+    )

@@ -12,7 +12,8 @@ Lambda version serves each promoted model version, so a failure between the two 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from flywheel.errors import (
     ApprovalArtifactMismatchError,
@@ -21,6 +22,8 @@ from flywheel.errors import (
     ServingControlError,
 )
 from flywheel.registry.models import VersionStatus
+from flywheel.serving.capture import decode_capture
+from flywheel.serving.comparison import PredictionShift, partition_hour, prediction_shift
 from flywheel.workflows.ports import AlarmState, AliasRouting
 from flywheel.workflows.records import SERVING, ServingDoc, model_key, read, write
 from flywheel.workflows.state import (
@@ -36,8 +39,13 @@ if TYPE_CHECKING:
     from flywheel.registry.models import Model
     from flywheel.registry.ports import RecordStore
     from flywheel.registry.service import RegistryService
+    from flywheel.serving.capture import CaptureSource
     from flywheel.workflows.ports import CanaryHealth, ServingControl
     from flywheel.workflows.state import PromotionState
+
+
+#: What ``CanaryCheckResult.breached`` names when the canary's predictions moved.
+PREDICTION_DRIFT = "prediction-drift"
 
 
 class PromotionSteps:
@@ -57,12 +65,20 @@ class PromotionSteps:
         serving: ServingControl,
         health: CanaryHealth,
         default_canary_weight: float,
+        capture: CaptureSource | None = None,
+        prediction_psi: float | None = None,
+        prediction_min_rows: int = 50,
+        capture_prefix: str = "capture/",
     ) -> None:
         self._registry = registry
         self._records = records
         self._serving = serving
         self._health = health
         self._default_weight = default_canary_weight
+        self._capture = capture
+        self._prediction_psi = prediction_psi
+        self._prediction_min_rows = prediction_min_rows
+        self._capture_prefix = capture_prefix
 
     # -- PublishVersion ------------------------------------------------------------------------
     def publish_version(self, state: PromotionState) -> PublishResult:
@@ -154,27 +170,83 @@ class PromotionSteps:
 
     # -- CheckCanary ---------------------------------------------------------------------------
     def check_canary(self, state: PromotionState) -> CanaryCheckResult:
-        """Healthy when every canary alarm exists and none is in ``ALARM``."""
+        """Healthy when every canary alarm exists, none is in ``ALARM``, and the canary's
+        predictions have not moved away from the champion's on the same traffic.
+
+        The prediction check (when a capture store and a PSI limit are configured)
+        compares the canary's captured scores with the champion's captured since the
+        canary's first request: alias routing is random per invocation, so both saw the
+        same traffic mix and a large PSI means the canary answers differently.  Under
+        ``prediction_min_rows`` rows on either side it gives no verdict.
+        """
         alarms = self._health.alarm_states(state.model_name)
         if not alarms:
             return CanaryCheckResult(
                 healthy=False, reason="no canary alarms are configured for this model"
             )
-        breached = tuple(
-            sorted(n for n, s in alarms.items() if s in (AlarmState.ALARM, AlarmState.MISSING))
+        breached = sorted(
+            n for n, s in alarms.items() if s in (AlarmState.ALARM, AlarmState.MISSING)
         )
-        if breached:
-            reason = "canary alarms breached or missing: " + ", ".join(
-                f"{n} ({alarms[n]})" for n in breached
-            )
-        else:
-            reason = f"{len(alarms)} canary alarms, none in ALARM"
+        reasons = (
+            [
+                "canary alarms breached or missing: "
+                + ", ".join(f"{n} ({alarms[n]})" for n in breached)
+            ]
+            if breached
+            else [f"{len(alarms)} canary alarms, none in ALARM"]
+        )
+        shift = self._prediction_shift(state.model_name, state.version)
+        if shift is not None and self._prediction_psi is not None:
+            if shift.psi is None:
+                reasons.append(
+                    f"prediction drift not judged ({shift.current_rows} canary and "
+                    f"{shift.reference_rows} champion rows; {self._prediction_min_rows} needed)"
+                )
+            elif shift.psi > self._prediction_psi:
+                breached.append(PREDICTION_DRIFT)
+                reasons.append(
+                    f"canary predictions moved from the champion's: PSI {shift.psi:.3f} > "
+                    f"{self._prediction_psi}"
+                )
+            else:
+                reasons.append(f"prediction PSI {shift.psi:.3f} <= {self._prediction_psi}")
         return CanaryCheckResult(
             healthy=not breached,
             alarms={n: str(s) for n, s in sorted(alarms.items())},
-            breached=breached,
-            reason=reason,
+            breached=tuple(breached),
+            reason="; ".join(reasons),
+            prediction_drift=None if shift is None else shift.psi,
         )
+
+    def _prediction_shift(self, name: str, version: int) -> PredictionShift | None:
+        if self._capture is None or self._prediction_psi is None:
+            return None
+        base = f"{self._capture_prefix}model={name}/"
+        canary = [
+            row for row in self._rows(f"{base}version={version}/") if row.get("variant") == "canary"
+        ]
+        champion_version = self._registry.get_model(name).champion
+        if not canary or champion_version is None:
+            return prediction_shift([], canary, min_rows=self._prediction_min_rows)
+        start = min(str(row.get("timestamp")) for row in canary)
+        first_hour = datetime.fromisoformat(start.replace("Z", "+00:00")).replace(
+            minute=0, second=0, microsecond=0
+        )
+        champion = [
+            row
+            for row in self._rows(f"{base}version={champion_version}/", since=first_hour)
+            if row.get("variant") == "champion" and str(row.get("timestamp")) >= start
+        ]
+        return prediction_shift(champion, canary, min_rows=self._prediction_min_rows)
+
+    def _rows(self, prefix: str, since: datetime | None = None) -> list[dict[str, Any]]:
+        assert self._capture is not None
+        rows: list[dict[str, Any]] = []
+        for key in self._capture.keys(prefix):
+            hour = partition_hour(key)
+            if since is None or (hour is not None and hour >= since):
+                rows.extend(decode_capture(self._capture.get(key)))
+        return rows
 
     # -- PromoteAll ----------------------------------------------------------------------------
     def promote_all(self, state: PromotionState) -> PromotionResult:

@@ -278,6 +278,8 @@ class CanaryCheckResult(ResultModel):
     alarms: dict[str, str] = Field(default_factory=dict)
     breached: tuple[str, ...] = ()
     reason: str
+    #: PSI of the canary's captured predictions against the champion's (``None``: not judged).
+    prediction_drift: float | None = None
 
 
 class PromotionResult(ResultModel):
