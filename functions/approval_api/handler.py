@@ -8,25 +8,21 @@ requester, 404 unknown approval, 409 already decided or artifact mismatch, 410 e
 from __future__ import annotations
 
 import functools
-import uuid
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from aws_lambda_powertools.event_handler.openapi.params import Path
-from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from flywheel.errors import FlywheelError, InvalidRequestError, UnauthenticatedError
+from flywheel.adapters.lambda_entry import rest_handler
+from flywheel.errors import UnauthenticatedError
 from flywheel.serving import http
 from flywheel.settings import Settings
 from flywheel.workflows.approvals import Decision
 
 if TYPE_CHECKING:
-    from aws_lambda_powertools.utilities.typing import LambdaContext
-
     from flywheel.workflows.approvals import ApprovalService
 
 app = APIGatewayRestResolver(enable_validation=True, json_body_deserializer=http.parse_json_body)
@@ -100,51 +96,4 @@ def decide(approval_id: ApprovalId, body: DecisionRequest) -> DecisionResponse:
     )
 
 
-def _invalid_request(error: RequestValidationError) -> Response[Any]:
-    problems = http.envelope_problems(error.errors())
-    first = problems[0] if problems else {"field": "body", "reason": "is invalid"}
-    return _error(
-        InvalidRequestError(
-            f"{first['field']}: {first['reason']}",
-            field=str(first["field"]),
-            details={"errors": problems},
-        )
-    )
-
-
-def _error(error: FlywheelError) -> Response[Any]:
-    status, body = http.error_response(error, request_id=_request_id())
-    metrics.add_metric(f"Http{status // 100}xx", MetricUnit.Count, 1)
-    if status >= 500:
-        logger.error("request failed", extra={"code": error.code}, exc_info=error)
-    else:
-        logger.info("request refused", extra={"code": error.code, "status": status})
-    return Response(status_code=status, content_type="application/json", body=body)
-
-
-def _unexpected(_error: Exception) -> Response[Any]:
-    logger.exception("unexpected error")
-    metrics.add_metric("Http5xx", MetricUnit.Count, 1)
-    status, body = http.internal_error_response(request_id=_request_id())
-    return Response(status_code=status, content_type="application/json", body=body)
-
-
-# One table maps error codes to statuses (flywheel.errors.HTTP_STATUS_BY_CODE); the most
-# specific registered class wins, so library exceptions only ever reach `_unexpected`.
-app.exception_handler(RequestValidationError)(_invalid_request)
-app.exception_handler(FlywheelError)(_error)
-app.exception_handler(Exception)(_unexpected)
-
-
-def _request_id() -> str:
-    return app.current_event.request_context.request_id or str(uuid.uuid4())
-
-
-@logger.inject_lambda_context(
-    correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True
-)
-@tracer.capture_lambda_handler(capture_response=False)
-@metrics.log_metrics
-def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    metrics.add_dimension("Route", "decide")
-    return app.resolve(event, context)
+handler = rest_handler(app, logger=logger, tracer=tracer, metrics=metrics, route="decide")

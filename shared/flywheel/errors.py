@@ -93,8 +93,23 @@ class PayloadTooLargeError(InvalidInputError):
     code = "payload_too_large"
 
 
+class InvalidLabelsError(InvalidInputError):
+    """Well-formed feedback whose labels the model cannot have produced (unknown class, ...).
+
+    ``details["errors"]`` lists every bad label as ``{"row", "field", "reason"}``.
+    """
+
+    code = "invalid_labels"
+
+
 class ConflictError(FlywheelError):
     code = "conflict"
+
+
+class LabelConflictError(ConflictError):
+    """Feedback that gives an already labelled prediction a different label (nothing stored)."""
+
+    code = "label_conflict"
 
 
 class IllegalTransitionError(ConflictError):
@@ -258,6 +273,7 @@ HTTP_STATUS_BY_CODE: dict[str, int] = {
     InvalidRequestError.code: 400,
     InvalidRecordsError.code: 422,
     PayloadTooLargeError.code: 413,
+    InvalidLabelsError.code: 422,
     DatasetError.code: 400,
     ProfileMismatchError.code: 400,
     InvalidWindowError.code: 422,
@@ -265,6 +281,7 @@ HTTP_STATUS_BY_CODE: dict[str, int] = {
     IllegalTransitionError.code: 409,
     ConcurrentModificationError.code: 409,
     NoPreviousChampionError.code: 409,
+    LabelConflictError.code: 409,
     ArtifactError.code: 500,
     ModelUnavailableError.code: 503,
     ArtifactIntegrityError.code: 500,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -62,6 +63,23 @@ def test_demo_then_audit_verify_then_tampering_is_pinpointed(
     assert "audit chain intact" in demo.stdout
     report = (tmp_path / "reports" / "demo.json").read_text()
     assert '"RequestApproval"' in report  # every state visited is in the run report
+    facts = json.loads(report)["facts"]
+    assert facts["labels_stored"] == 400  # every served row labelled through the API
+    assert facts["labels_resent"] == [200, 409]  # the same label again; another label
+    assert "is in progress" in facts["performance_suppressed"]
+
+    # And the monitors' reports open from the CLI
+    listed = _flywheel(local_env, "monitor", "reports", DEMO_MODEL, cwd=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    assert "performance" in listed.stdout
+    assert "drift" in listed.stdout
+    page = tmp_path / "performance.html"
+    opened = _flywheel(
+        local_env, "monitor", "open", DEMO_MODEL, "--kind", "performance", "--no-browser",
+        "--output", str(page), cwd=tmp_path,
+    )  # fmt: skip
+    assert opened.returncode == 0, opened.stderr
+    assert "degraded: accuracy" in page.read_text()
 
     # When the audit trail is verified from a separate process, it is intact
     verify = _flywheel(local_env, "audit", "verify", DEMO_MODEL, cwd=tmp_path)

@@ -48,8 +48,8 @@ def test_train_approve_promote_and_serve(lifecycle: Lifecycle) -> None:
     assert APPROVER in actors
 
 
-def test_drift_triggers_exactly_one_retraining_run(lifecycle: Lifecycle) -> None:
-    # Given a champion in production serving traffic
+def champion_in_production(lifecycle: Lifecycle) -> list[dict[str, float]]:
+    """Seed, train (manual trigger), approve and promote v1; return the rows to score."""
     records = lifecycle.seed()
     arn, _, approval_id = lifecycle.train_until_approval(
         lambda: lifecycle.put_event("flywheel.operator", "RetrainRequested", {"model_name": MODEL})
@@ -58,6 +58,12 @@ def test_drift_triggers_exactly_one_retraining_run(lifecycle: Lifecycle) -> None
     lifecycle.wait(arn)
     promotion = lifecycle.wait_for_new_execution("promotion", 0)
     lifecycle.wait(promotion["executionArn"])
+    return records
+
+
+def test_drift_triggers_exactly_one_retraining_run(lifecycle: Lifecycle) -> None:
+    # Given a champion in production serving traffic
+    records = champion_in_production(lifecycle)
     # When drifted traffic arrives and the drift scorer's hourly schedule comes due
     lifecycle.serve_traffic(records, requests=10, shift=1.0)
     lifecycle.serve_traffic(records, requests=10, shift=1.8)
@@ -75,4 +81,49 @@ def test_drift_triggers_exactly_one_retraining_run(lifecycle: Lifecycle) -> None
     actions = lifecycle.audit_actions()
     assert actions.count("retrain_triggered") == 2  # the manual run and the drift run
     assert actions.count("retrain_suppressed") == 1
+    assert lifecycle.verify()
+
+
+def test_wrong_labels_degrade_performance_and_the_retrain_is_suppressed_and_audited(
+    lifecycle: Lifecycle,
+) -> None:
+    # Given a champion serving normal and then drifted traffic, and the drift run waiting
+    records = champion_in_production(lifecycle)
+    lifecycle.serve_traffic(records, requests=10, shift=1.0)
+    lifecycle.serve_traffic(records, requests=10, shift=1.8)
+    lifecycle.driver.advance(3600 + 60)
+    drift_run = lifecycle.wait_for_new_execution("training", 1, reason="drift")
+    lifecycle.wait(drift_run["executionArn"], until="RequestApproval")
+
+    # When the ground truth comes back through POST /v1/feedback: true for the normal
+    # traffic, wrong for every drifted prediction
+    answers = lifecycle.label_traffic(wrong_when_shifted=True)
+    assert {status for status, _ in answers} == {200}
+    assert sum(body["stored"] for _, body in answers) == 400
+    first = lifecycle.served[0]
+    status, body = lifecycle.feedback(
+        {"model": MODEL, "labels": [{"request_id": first.request_id, "row": 0, "label": "x"}]}
+    )
+    assert (status, body["error"]["code"]) == (422, "invalid_labels")
+
+    # And the six-hourly performance monitor comes due
+    known = len(lifecycle.executions("training"))
+    fired = lifecycle.driver.advance(5 * 3600)
+
+    # Then it ran once, reported the accuracy drop against the holdout, and published
+    # PerformanceDegraded, whose training run was suppressed (the drift run holds the lock)
+    assert fired.count("flywheel-dev-performance-monitor-schedule") == 1
+    performance = lifecycle.wait_for_new_execution("training", known, reason="performance")
+    status_text, states = lifecycle.wait(performance["executionArn"])
+    assert (status_text, states[-1]) == ("SUCCEEDED", "Suppressed")
+    [audited] = lifecycle.events_of("retrain_suppressed", "performance")
+    assert audited["reason"].startswith("run ")
+    assert "is in progress" in audited["reason"]
+    reports = lifecycle.monitoring_reports()
+    degraded = reports["performance"]
+    assert degraded["performance"]["verdict"] == "degraded"
+    window = degraded["performance"]["window"]
+    assert (window["predictions"], window["labelled"]) == (400, 400)
+    assert 0.4 < window["metrics"]["accuracy"] < 0.55  # right on normal rows, wrong on drifted
+    assert degraded["bias"]["attribute"] == "mean radius"
     assert lifecycle.verify()

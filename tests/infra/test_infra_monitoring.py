@@ -7,7 +7,7 @@ from typing import Any
 
 from infra.config import load_stage_config
 from infra.nag import flatten_reference
-from tests.infra.synth import Synth, role_statements
+from tests.infra.synth import Synth, actions_of, resources_text, role_statements
 
 MONITORING = "FlywheelMonitoring"
 
@@ -144,3 +144,42 @@ def test_one_dashboard_per_model(synth: Synth) -> None:
         assert f"{synth.prefix}-{model.name}-canary-errorrate" in body
         assert "ValidationFailureRate" in body
         assert "PredictionDrift" in body
+
+
+def _allowed(statements: list[dict[str, Any]], action: str, resource_part: str) -> bool:
+    return any(
+        s["Effect"] == "Allow"
+        and any(
+            a == action or (a.endswith("*") and action.startswith(a[:-1])) for a in actions_of(s)
+        )
+        and resource_part in resources_text(s)
+        for s in statements
+    )
+
+
+def test_feedback_writes_only_labels_and_claims_them_in_the_idempotency_table(
+    synth: Synth,
+) -> None:
+    statements = role_statements(synth, f"{synth.prefix}-feedback")
+    features = f"{synth.prefix}-features"
+
+    assert _allowed(statements, "s3:PutObject", f"{features}")
+    puts = [
+        resources_text(s) for s in statements
+        if any(a.startswith("s3:PutObject") for a in actions_of(s))
+    ]  # fmt: skip
+    assert puts
+    assert all("/labels/*" in text for text in puts)
+    for action in ("dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:BatchGetItem"):
+        assert _allowed(statements, action, "-IdempotencyTable"), action
+
+
+def test_the_performance_monitor_reads_capture_and_labels_and_writes_reports(
+    synth: Synth,
+) -> None:
+    statements = role_statements(synth, f"{synth.prefix}-performance-monitor")
+
+    for prefix in ("/capture/*", "/labels/*"):
+        assert _allowed(statements, "s3:GetObject", prefix), prefix
+    assert _allowed(statements, "s3:PutObject", "/reports/*")
+    assert _allowed(statements, "dynamodb:GetItem", "-RegistryTable")  # versions and model configs

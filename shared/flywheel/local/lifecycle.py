@@ -4,7 +4,10 @@ seed data → training workflow (as synthesized) → approval through the approv
 (actor + reason) → promotion with a canary on alias ``live`` → predictions served by
 the inference function → drifted traffic → scheduled drift scorer → ``DriftDetected``
 → a retraining run starts (a second trigger inside the cooldown is suppressed and
-audited) → the new candidate waits for approval → ``audit verify``.
+audited) → the new candidate waits for approval → delayed labels through
+``POST /v1/feedback`` (true ones for the normal traffic, wrong ones for the drifted
+traffic) → scheduled performance monitor → ``PerformanceDegraded`` → suppressed and
+audited, since the drift run is still in progress → ``audit verify``.
 
 Every AWS call goes through boto3 (to moto in this process, or to the local moto
 server); every Lambda runs its real handler through the local runtime's bridge.
@@ -93,6 +96,11 @@ def model_config(bucket: str) -> dict[str, Any]:
         "gate": {"metric": "roc_auc", "minimums": {"accuracy": 0.9}},
         "retraining": {"cooldown_minutes": 60},
         "approval": {"timeout_hours": 24, "require_distinct_approver": True},
+        "monitoring": {
+            "window_hours": 24,
+            "performance": {"metric": "accuracy", "max_relative_drop": 0.1, "min_labels": 100},
+            "bias": {"attribute": "mean radius", "threshold": 14, "favorable": "benign"},
+        },
     }
 
 
@@ -111,6 +119,24 @@ def dataset_csv() -> tuple[bytes, list[dict[str, float]]]:
     return out.getvalue().encode(), records
 
 
+def diagnoses() -> list[str]:
+    """The true class of each row of :func:`dataset_csv` (what feedback reports later)."""
+    from sklearn.datasets import load_breast_cancer
+
+    data = load_breast_cancer()
+    return [str(data.target_names[t]) for t in data.target]
+
+
+@dataclass
+class Served:
+    """One answered prediction request: which rows it scored and what came back."""
+
+    request_id: str
+    rows: list[int]
+    predictions: list[str]
+    shift: float
+
+
 class Lifecycle:
     """Drive the lifecycle step by step (tests call the steps; the demo calls :meth:`run`)."""
 
@@ -119,6 +145,7 @@ class Lifecycle:
         self.progress = progress
         self.settings = driver.settings
         self.run_record = LifecycleRun()
+        self.served: list[Served] = []
 
     # -- helpers -----
     def sdk(self, actor: str) -> Any:
@@ -154,15 +181,26 @@ class Lifecycle:
                 raise TimeoutError(f"{arn}: still {status} after {timeout}s in {states[-3:]}")
             time.sleep(0.05)
 
-    def wait_for_new_execution(self, key: str, known: int, timeout: float = 180) -> dict[str, Any]:
+    def wait_for_new_execution(
+        self, key: str, known: int, timeout: float = 180, *, reason: str | None = None
+    ) -> dict[str, Any]:
+        """The newest execution once there are more than ``known`` (started by a trigger
+        with ``reason``, when given)."""
         deadline = time.monotonic() + timeout
         while True:
-            found = self.executions(key)
-            if len(found) > known:
+            found = [e for e in self.executions(key)[known:] if self._started_by(e, reason)]
+            if found:
                 return found[-1]
             if time.monotonic() > deadline:
                 raise TimeoutError(f"no new {key} execution after {timeout}s")
             time.sleep(0.05)
+
+    def _started_by(self, execution: dict[str, Any], reason: str | None) -> bool:
+        if reason is None:
+            return True
+        _, _, described = self.history(execution["executionArn"])
+        trigger = json.loads(described.get("input") or "{}").get("trigger") or {}
+        return bool(trigger.get("reason") == reason)
 
     def put_event(self, source: str, detail_type: str, detail: dict[str, Any]) -> None:
         self.driver.client("events").put_events(
@@ -277,7 +315,70 @@ class Lifecycle:
             if status != 200:
                 raise RuntimeError(f"prediction failed with {status}: {body}")
             variants[body["variant"]] = variants.get(body["variant"], 0) + 1
+            self.served.append(
+                Served(
+                    request_id=body["request_id"],
+                    rows=list(range(start, start + len(chunk))),
+                    predictions=[str(p) for p in body["predictions"]],
+                    shift=shift,
+                )
+            )
         return variants
+
+    def feedback(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """``POST /v1/feedback`` through the feedback function (as API Gateway invokes it)."""
+        return self.invoke_api(
+            self.function_name("feedback"), "POST", "/v1/feedback", body, path_parameters={}
+        )
+
+    def label_traffic(self, *, wrong_when_shifted: bool = True) -> list[tuple[int, dict[str, Any]]]:
+        """Send the delayed ground truth of every served request, one batch per request.
+
+        Normal traffic gets its true diagnosis; with ``wrong_when_shifted`` the drifted
+        traffic gets the class the model did not predict (a concept shift: the model is
+        now wrong on all of it).
+        """
+        truth = diagnoses()
+        answers = []
+        for served in self.served:
+            labels = []
+            for row, (index, predicted) in enumerate(
+                zip(served.rows, served.predictions, strict=True)
+            ):
+                label = truth[index]
+                if wrong_when_shifted and served.shift != 1.0:
+                    label = "benign" if predicted == "malignant" else "malignant"
+                labels.append({"request_id": served.request_id, "row": row, "label": label})
+            answers.append(self.feedback({"model": MODEL, "labels": labels}))
+        return answers
+
+    def monitoring_reports(self) -> dict[str, Any]:
+        """The newest JSON result of each monitor (drift, performance) of the model."""
+        s3 = self.driver.client("s3")
+        newest: dict[str, Any] = {}
+        for kind in ("drift", "performance"):
+            listed = s3.list_objects_v2(
+                Bucket=self.settings.artifacts_bucket, Prefix=f"reports/{MODEL}/{kind}/"
+            )
+            keys = sorted(
+                o["Key"] for o in listed.get("Contents", []) if o["Key"].endswith(".json")
+            )
+            if keys:
+                body = s3.get_object(Bucket=self.settings.artifacts_bucket, Key=keys[-1])["Body"]
+                newest[kind] = json.loads(body.read())
+        return newest
+
+    @staticmethod
+    def one_label(served: Served, row: int, label: str) -> dict[str, Any]:
+        return {"model": MODEL, "request_id": served.request_id, "row": row, "label": label}
+
+    def events_of(self, action: str, trigger: str) -> list[dict[str, Any]]:
+        """Audit entries of ``action`` (``retrain_suppressed``, ...) for one trigger reason."""
+        return [
+            e.model_dump(mode="json")
+            for e in self.sdk(OPERATOR).audit_entries(MODEL)
+            if str(e.action) == action and e.details.get("trigger") == trigger
+        ]
 
     def audit_actions(self) -> list[str]:
         return [str(e.action) for e in self.sdk(OPERATOR).audit_entries(MODEL)]
@@ -310,11 +411,21 @@ class InProcessDriver:
         self.settings = Settings(backend="aws").with_resources(
             runtime.deployment.resource_environment()
         )
+        self._clients: dict[str, Any] = {}
 
     def client(self, service: str) -> Any:
+        """One client per service; created while no in-process invocation edits the
+        environment (handlers run on moto's execution threads)."""
         import boto3
 
-        return boto3.client(service, region_name="us-east-1")  # type: ignore[call-overload]
+        from flywheel.local.bridge import ENVIRONMENT_LOCK
+
+        if service not in self._clients:
+            with ENVIRONMENT_LOCK:
+                self._clients[service] = boto3.client(  # type: ignore[call-overload]
+                    service, region_name="us-east-1"
+                )
+        return self._clients[service]
 
     def advance(self, seconds: float) -> list[str]:
         return self.runtime.advance(seconds)
@@ -417,6 +528,7 @@ def run_demo(driver: Driver, *, progress: Callable[[str], None], report_dir: Pat
         second = life.wait_for_new_execution(TRAINING, 2)
         status_text, states = life.wait(second["executionArn"])
         notes.append(f"{status_text} at {states[-1]} (audited as retrain_suppressed)")
+    _labels_and_performance(life, run, progress)
     with run.stage("audit verify", progress) as notes:
         ok = life.verify()
         notes.append(f"{'OK' if ok else 'BROKEN'}: {len(run.audit)} entries")
@@ -434,6 +546,42 @@ def run_demo(driver: Driver, *, progress: Callable[[str], None], report_dir: Pat
     run.facts["total_seconds"] = time.perf_counter() - total
     write_report(run, report_dir)
     return run
+
+
+def _labels_and_performance(
+    life: Lifecycle, run: LifecycleRun, progress: Callable[[str], None]
+) -> None:
+    """Labels through the API → the performance monitor → ``PerformanceDegraded``, which the
+    run lock suppresses (the drift run still waits for approval), audited with its reason."""
+    with run.stage("delayed labels through POST /v1/feedback", progress) as notes:
+        answers = life.label_traffic(wrong_when_shifted=True)
+        stored = sum(body.get("stored", 0) for _, body in answers)
+        statuses = sorted({status for status, _ in answers})
+        first = life.served[0]
+        true_label = diagnoses()[first.rows[0]]
+        other = "benign" if true_label == "malignant" else "malignant"
+        resent = [life.feedback(life.one_label(first, 0, label)) for label in (true_label, other)]
+        run.facts["labels_stored"] = stored
+        run.facts["labels_resent"] = [status for status, _ in resent]
+        notes.append(
+            f"HTTP {statuses}: {stored} labels stored (true for the normal traffic, wrong for "
+            f"the drifted traffic); the same label again → HTTP {resent[0][0]} "
+            f"{resent[0][1]['results'][0]['status']}, another label → HTTP {resent[1][0]}"
+        )
+    with run.stage("performance monitor (6-hourly) → PerformanceDegraded", progress) as notes:
+        known = len(life.executions(TRAINING))
+        fired = life.driver.advance(5 * 3600)
+        performance_runs = [f for f in fired if f.endswith("performance-monitor-schedule")]
+        suppressed = life.wait_for_new_execution(TRAINING, known, reason="performance")
+        status_text, states = life.wait(suppressed["executionArn"])
+        [audited] = life.events_of("retrain_suppressed", "performance")
+        run.facts["performance_suppressed"] = audited["reason"]
+        result = life.monitoring_reports()["performance"]["performance"]
+        notes.append(
+            f"{len(performance_runs)} performance run: {result['metric']} {result['value']:.3f} "
+            f"vs holdout {result['baseline']:.3f} on {result['window']['labelled']} labels → "
+            f"{result['verdict']}; retraining {status_text} at {states[-1]}: {audited['reason']}"
+        )
 
 
 def write_report(run: LifecycleRun, report_dir: Path) -> Path:

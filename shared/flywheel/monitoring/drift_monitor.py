@@ -2,8 +2,9 @@
 
 One run per model: read the capture partitions of the window (by hour), score every
 feature against the reference profile stored with the version, store a JSON result
-and an HTML report, and publish ``DriftDetected`` with the evidence when the
-dataset-level verdict is drift. The training workflow's run lock turns that event
+and an HTML report (with the selection rates per group of the protected attribute,
+when the model's config names one), and publish ``DriftDetected`` with the evidence
+when the dataset-level verdict is drift. The training workflow's run lock turns that event
 into at most one retraining run (cooldown and dedupe are audited there).
 """
 
@@ -14,43 +15,42 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
 
 from flywheel.drift.profile import ReferenceProfile
 from flywheel.drift.report import render_html
 from flywheel.drift.scorer import DriftResult, observe_window, score_window
 from flywheel.drift.statistics import DriftPolicy
-from flywheel.errors import ModelNotFoundError
-from flywheel.serving.capture import DEFAULT_CAPTURE_PREFIX, decode_capture
+from flywheel.errors import InvalidInputError
+from flywheel.monitoring.feedback import hourly_prefixes
+from flywheel.monitoring.runs import (
+    MonitorRun,
+    champion_of,
+    report_run,
+    rows_under,
+)
+from flywheel.serving.capture import DEFAULT_CAPTURE_PREFIX
 
 if TYPE_CHECKING:
     from datetime import datetime
 
     from flywheel.artifacts.ports import ArtifactStore
     from flywheel.clock import Clock
+    from flywheel.drift.bias import BiasResult
     from flywheel.registry.service import RegistryService
     from flywheel.serving.capture import CaptureSource
+    from flywheel.workflows.config import ModelConfigStore
     from flywheel.workflows.ports import EventPublisher
 
 DRIFT_DETECTED = "DriftDetected"
 
 
-class DriftRun(BaseModel):
+class DriftRun(MonitorRun):
     """What one scoring run found and where its report is."""
 
-    model_config = ConfigDict(frozen=True)
-
-    model: str
-    version: int | None
-    status: str  # scored | skipped
-    reason: str | None = None
     rows: int = 0
     drift_detected: bool = False
     share_drifted: float = 0.0
     drifted: tuple[str, ...] = ()
-    report_json: str | None = None
-    report_html: str | None = None
-    event_id: str | None = None
     result: DriftResult | None = None
 
 
@@ -77,6 +77,7 @@ class DriftMonitor:
         capture_prefix: str = DEFAULT_CAPTURE_PREFIX,
         reports_prefix: str = "reports/",
         min_rows: int = 30,
+        configs: ModelConfigStore | None = None,
     ) -> None:
         self.registry = registry
         self.artifacts = artifacts
@@ -87,22 +88,17 @@ class DriftMonitor:
         self.capture_prefix = capture_prefix
         self.reports_prefix = reports_prefix
         self.min_rows = min_rows
+        self.configs = configs
 
     def partitions(self, model: str, version: int, now: datetime, hours: int) -> list[str]:
         """Capture prefixes of the window: the current hour and the ``hours`` before it."""
-        return [
-            f"{self.capture_prefix}model={model}/version={version}/"
-            f"date={moment:%Y-%m-%d}/hour={moment:%H}/"
-            for moment in (now - timedelta(hours=h) for h in range(hours, -1, -1))
-        ]
+        base = f"{self.capture_prefix}model={model}/version={version}/"
+        return hourly_prefixes(base, now - timedelta(hours=hours), now)
 
     def run(self, model: str, *, window_hours: int = 1) -> DriftRun:
-        try:
-            champion = self.registry.get_model(model).champion
-        except ModelNotFoundError:
-            return DriftRun(model=model, version=None, status="skipped", reason="not registered")
-        if champion is None:
-            return DriftRun(model=model, version=None, status="skipped", reason="no champion")
+        champion = champion_of(self.registry, model)
+        if isinstance(champion, str):
+            return DriftRun(model=model, version=None, status="skipped", reason=champion)
         version = self.registry.get_version(model, champion)
         if version.reference_profile is None:
             return DriftRun(
@@ -112,12 +108,7 @@ class DriftMonitor:
             self.artifacts.get_json(version.reference_profile)
         )
         now = self.clock.now()
-        rows = [
-            row
-            for prefix in self.partitions(model, champion, now, window_hours)
-            for key in self.capture.keys(prefix)
-            for row in decode_capture(self.capture.get(key))
-        ]
+        rows = rows_under(self.capture, self.partitions(model, champion, now, window_hours))
         if len(rows) < self.min_rows:
             return DriftRun(
                 model=model,
@@ -135,26 +126,30 @@ class DriftMonitor:
         window = observe_window(reference, columns)
         stamp = f"{now:%Y-%m-%dT%H%M%S}"
         base = f"{self.reports_prefix}{model}/drift/{stamp}"
-        json_ref = self.artifacts.put_json(f"{base}.json", result.model_dump(mode="json"))
-        html = render_html(result, reference, window, title=f"Drift: {model} v{champion}")
-        html_ref = self.artifacts.put(
-            f"{base}.html", html.encode("utf-8"), content_type="text/html; charset=utf-8"
+        html = render_html(
+            result,
+            reference,
+            window,
+            title=f"Drift: {model} v{champion}",
+            bias=self._bias(model, rows),
         )
         drifted = tuple(f.feature for f in result.features if f.drifted)
-        event_id = None
-        if result.drift_detected:
-            event_id = self.events.publish(
-                DRIFT_DETECTED,
-                {
-                    "model_name": model,
-                    "version": champion,
-                    "share_drifted": round(result.share_drifted, 4),
-                    "drifted_features": list(drifted),
-                    "rows": result.current_rows,
-                    "report": html_ref.uri,
-                    "result": json_ref.uri,
-                },
-            )
+        evidence = {
+            "model_name": model,
+            "version": champion,
+            "share_drifted": round(result.share_drifted, 4),
+            "drifted_features": list(drifted),
+            "rows": result.current_rows,
+        }
+        reported = report_run(
+            self.artifacts,
+            self.events,
+            base=base,
+            document=result.model_dump(mode="json"),
+            html=html,
+            detail_type=DRIFT_DETECTED,
+            evidence=evidence if result.drift_detected else None,
+        )
         return DriftRun(
             model=model,
             version=champion,
@@ -163,11 +158,21 @@ class DriftMonitor:
             drift_detected=result.drift_detected,
             share_drifted=result.share_drifted,
             drifted=drifted,
-            report_json=json_ref.uri,
-            report_html=html_ref.uri,
-            event_id=event_id,
             result=result,
+            **reported,
         )
+
+    def _bias(self, model: str, rows: list[dict[str, Any]]) -> BiasResult | None:
+        """Selection rates per group of the configured protected attribute (no labels here)."""
+        stored = self.configs.find(model) if self.configs is not None else None
+        attribute = stored.config.monitoring.bias if stored is not None else None
+        if attribute is None:
+            return None
+        values = [row["features"].get(attribute.attribute) for row in rows]
+        try:
+            return attribute.measure(values, [row.get("prediction") for row in rows])
+        except InvalidInputError:
+            return None
 
 
 def _number(value: Any) -> float:

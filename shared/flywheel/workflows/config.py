@@ -22,6 +22,9 @@ Example (YAML)::
     approval:
       timeout_hours: 72
       require_distinct_approver: true
+    monitoring:                  # see flywheel.monitoring.policy
+      window_hours: 24
+      performance: {metric: roc_auc, max_relative_drop: 0.05}
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from pydantic_core import PydanticCustomError
 
 from flywheel.audit.models import AuditAction, AuditDraft, canonical_json
 from flywheel.errors import ConfigError, ModelConfigNotFoundError
+from flywheel.monitoring.policy import BiasGatePolicy, MonitoringPolicy
 from flywheel.registry.models import Frozen, RecordWrite, Task, validate_model_name
 from flywheel.training.config import TrainingConfig, _read_mapping, config_error
 from flywheel.training.datasets import parse_source
@@ -139,6 +143,8 @@ class GatePolicy(Frozen):
     #: The ONNX model must have passed its parity check against scikit-learn.
     require_parity: bool = True
     fairness: FairnessPolicy | None = None
+    #: Group metrics of the candidate on the holdout must stay within limits (classification).
+    bias: BiasGatePolicy | None = None
     #: When the champion cannot be scored on the candidate's holdout (other features or
     #: classes): ``fail`` the gate, or ``ignore`` the comparison (absolute checks still apply).
     on_incomparable_champion: Literal["fail", "ignore"] = "fail"
@@ -220,6 +226,7 @@ class ModelConfig(Frozen):
     data: DataPolicy = Field(default_factory=DataPolicy)
     retraining: RetrainingPolicy = Field(default_factory=RetrainingPolicy)
     approval: ApprovalPolicy = Field(default_factory=ApprovalPolicy)
+    monitoring: MonitoringPolicy = Field(default_factory=MonitoringPolicy)
 
     @model_validator(mode="before")
     @classmethod
@@ -245,6 +252,8 @@ class ModelConfig(Frozen):
         named += [(f"gate.maximums.{m}", m) for m in self.gate.maximums]
         if self.gate.fairness is not None:
             named.append(("gate.fairness.metric", self.gate.fairness.metric))
+        if self.monitoring.performance is not None:
+            named.append(("monitoring.performance.metric", self.monitoring.performance.metric))
         for field, metric in named:
             if metric not in known:
                 raise _error(
@@ -252,6 +261,10 @@ class ModelConfig(Frozen):
                     f"unknown metric {metric!r} for {self.training.task}; "
                     f"use one of {', '.join(known)}",
                 )
+        protected = (("gate.bias", self.gate.bias), ("monitoring.bias", self.monitoring.bias))
+        for field, bias in protected:
+            if bias is not None and self.training.task is not Task.CLASSIFICATION:
+                raise _error(field, "group metrics need a classification model")
         return self
 
     @property

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from flywheel.errors import InvalidInputError
 from flywheel.registry.models import InputSchema, OutputSchema, Task
 from flywheel.serving.predictor import OnnxModel
 from flywheel.training.conversion import ModelOutputs
@@ -22,6 +23,8 @@ if TYPE_CHECKING:
 
     from numpy.typing import NDArray
 
+    from flywheel.drift.bias import BiasResult
+    from flywheel.monitoring.policy import ProtectedAttribute
     from flywheel.workflows.config import FairnessPolicy
 
 
@@ -83,8 +86,9 @@ def score(
     holdout: Holdout,
     version: int | None = None,
     fairness: FairnessPolicy | None = None,
+    bias: ProtectedAttribute | None = None,
 ) -> ModelScore:
-    """Holdout metrics (and the fairness gap, when asked) of one ONNX model.
+    """Holdout metrics (and the fairness gap and group metrics, when asked) of one ONNX model.
 
     A model that cannot be scored on this holdout (other task, features or classes) gets
     ``comparable=False`` and the reason, not an error.
@@ -109,7 +113,8 @@ def score(
     outputs = _outputs(model, holdout.columns(input_schema.feature_names))
     metrics = holdout_metrics(holdout.y, outputs, task=holdout.task, classes=holdout.classes)
     gap = _fairness_gap(outputs, holdout, fairness) if fairness is not None else None
-    return ModelScore(version=version, metrics=metrics, fairness_gap=gap)
+    groups = _bias(outputs, holdout, bias) if bias is not None else None
+    return ModelScore(version=version, metrics=metrics, fairness_gap=gap, bias=groups)
 
 
 def _outputs(model: OnnxModel, matrix: NDArray[np.float64]) -> ModelOutputs:
@@ -148,3 +153,19 @@ def _fairness_gap(outputs: ModelOutputs, holdout: Holdout, policy: FairnessPolic
             return None
         values.append(metrics[policy.metric])
     return abs(values[0] - values[1])
+
+
+def _bias(outputs: ModelOutputs, holdout: Holdout, policy: ProtectedAttribute) -> BiasResult | None:
+    """Group metrics of the predicted classes on the holdout; ``None`` if unmeasurable."""
+    if (
+        holdout.task is not Task.CLASSIFICATION
+        or outputs.labels is None
+        or policy.attribute not in holdout.feature_names
+    ):
+        return None
+    column = holdout.X[:, holdout.feature_names.index(policy.attribute)]
+    truth = np.asarray(holdout.classes, dtype=object)[np.asarray(holdout.y, dtype=np.intp)]
+    try:
+        return policy.measure(column, outputs.labels, truth)
+    except InvalidInputError:
+        return None

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from flywheel.drift.bias import fairness_regressions
 from flywheel.workflows.state import GateCheck, GateResult
 
 if TYPE_CHECKING:
+    from flywheel.monitoring.policy import BiasGatePolicy
     from flywheel.registry.models import ParityReport
     from flywheel.workflows.config import GatePolicy
     from flywheel.workflows.state import EvaluationResult
@@ -27,7 +29,8 @@ def evaluate_gate(
     """Apply ``policy`` to the candidate (and champion) scores.
 
     Checks, in order: ONNX parity; absolute minimums and maximums; beating the champion
-    by ``min_improvement`` on ``metric``; the fairness no-regression rule.
+    by ``min_improvement`` on ``metric``; the fairness no-regression rule; the bias
+    limits on a protected attribute (and no bias regression against the champion).
 
     Examples
     --------
@@ -126,6 +129,8 @@ def evaluate_gate(
 
     if policy.fairness is not None:
         checks.append(_fairness_check(policy, evaluation))
+    if policy.bias is not None:
+        checks.append(_bias_check(policy.bias, evaluation))
     return GateResult(
         passed=all(c.passed for c in checks),
         metric=policy.metric,
@@ -162,3 +167,41 @@ def _fairness_check(policy: GatePolicy, evaluation: EvaluationResult) -> GateChe
         detail=f"{fairness.metric} gap ({groups}) {_fmt(gap)} {'<=' if passed else '>'} "
         f"champion's {_fmt(baseline)} + {_fmt(fairness.max_gap_increase)}",
     )
+
+
+def _bias_check(policy: BiasGatePolicy, evaluation: EvaluationResult) -> GateCheck:
+    """The candidate's holdout group gaps within limits, and not worse than the champion's."""
+    result = evaluation.candidate.bias
+    if result is None:
+        return GateCheck(
+            name="bias",
+            passed=False,
+            detail=f"group metrics on {policy.attribute!r} could not be measured on the holdout",
+        )
+    gaps = (
+        f"demographic parity difference {_opt(result.demographic_parity_difference)}, "
+        f"disparate impact ratio {_opt(result.disparate_impact_ratio)}, "
+        f"equal opportunity difference {_opt(result.equal_opportunity_difference)}"
+    )
+    problems = list(result.violations)
+    champion = evaluation.champion
+    if (
+        policy.max_regression is not None
+        and champion is not None
+        and champion.comparable
+        and champion.bias is not None
+    ):
+        problems += [
+            f"{text} vs champion v{champion.version}"
+            for text in fairness_regressions(result, champion.bias, tolerance=policy.max_regression)
+        ]
+    return GateCheck(
+        name="bias",
+        passed=not problems,
+        detail=f"{policy.attribute} (favorable {policy.favorable}): "
+        + ("; ".join(problems) if problems else f"{gaps}: within limits"),
+    )
+
+
+def _opt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"

@@ -27,6 +27,7 @@ from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from flywheel.drift.bias import BiasResult
 from flywheel.registry.models import ArtifactRef, ParityReport
 from flywheel.workflows.ports import AliasRouting
 
@@ -195,6 +196,8 @@ class ModelScore(ResultModel):
     version: int | None = None
     metrics: dict[str, float] = Field(default_factory=dict)
     fairness_gap: float | None = None
+    #: Group metrics on the holdout, when the gate has a bias policy (``gate.bias``).
+    bias: BiasResult | None = None
     comparable: bool = True
     reason: str | None = None
 

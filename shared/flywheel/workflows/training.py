@@ -64,8 +64,8 @@ def check_data(dataset: Dataset, config: ModelConfig) -> ValidationResult:
     Raises
     ------
     DataValidationError
-        Too few rows, a class with too few rows, or a fairness group feature that the
-        data does not have; the message names the policy field.
+        Too few rows, a class with too few rows, or a fairness group feature or protected
+        attribute that the data does not have; the message names the policy field.
 
     Examples
     --------
@@ -105,6 +105,13 @@ def check_data(dataset: Dataset, config: ModelConfig) -> ValidationResult:
             f"gate.fairness.group_feature: the data has no feature {fairness.group_feature!r}",
             field="gate.fairness.group_feature",
         )
+    protected = (("gate.bias", config.gate.bias), ("monitoring.bias", config.monitoring.bias))
+    for field, bias in protected:
+        if bias is not None and bias.attribute not in dataset.feature_names:
+            raise DataValidationError(
+                f"{field}.attribute: the data has no feature {bias.attribute!r}",
+                field=f"{field}.attribute",
+            )
     return ValidationResult(
         rows=dataset.n_rows,
         features=dataset.feature_names,
@@ -385,6 +392,7 @@ class TrainingSteps:
             draft.output_schema.classes,
         )
         fairness = config.gate.fairness
+        bias = config.gate.bias
         candidate = score(
             self._artifacts.get(draft.artifact),
             sha256=draft.artifact.sha256,
@@ -392,6 +400,7 @@ class TrainingSteps:
             output_schema=draft.output_schema,
             holdout=holdout,
             fairness=fairness,
+            bias=bias,
         )
         champion = None
         try:
@@ -408,6 +417,7 @@ class TrainingSteps:
                 holdout=holdout,
                 version=number,
                 fairness=fairness,
+                bias=bias,
             )
         report = {
             "model": config.name,

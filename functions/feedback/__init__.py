@@ -1,0 +1,1 @@
+"""``POST /v1/feedback``: delayed ground-truth labels for captured predictions."""

@@ -1,0 +1,1 @@
+"""Scheduled performance monitor: captured predictions joined with delayed labels."""

@@ -1,0 +1,119 @@
+"""``flywheel monitor``: the drift and performance reports the scheduled monitors wrote.
+
+``flywheel monitor reports NAME`` lists them (newest first); ``flywheel monitor open
+NAME [--run ID]`` downloads one HTML report to a local file, prints its path and opens
+it in the browser (``--no-browser`` to skip).
+"""
+
+from __future__ import annotations
+
+import tempfile
+import webbrowser
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+import typer
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from flywheel.monitoring.reports import ReportIndex
+
+ModelName = Annotated[str, typer.Argument(help="Model name.")]
+monitor_app = typer.Typer(
+    help="Drift and performance reports of the monitors.", no_args_is_help=True
+)
+
+KindOption = Annotated[
+    Literal["drift", "performance"] | None,
+    typer.Option("--kind", help="Only drift or only performance reports."),
+]
+
+
+def _index() -> ReportIndex:
+    """Reports in the deployment's artifacts bucket (the local runtime's by default)."""
+    from flywheel.adapters.monitoring import report_index
+    from flywheel.monitoring.settings import MonitoringSettings
+
+    settings = MonitoringSettings()
+    if settings.backend == "local" and settings.endpoint_url is None:
+        from flywheel.local import server
+
+        endpoint = server.ensure_running(settings.local_port, settings.local_home)
+        resources = server.control(settings.local_port, "/resources")["environment"]
+        settings = MonitoringSettings.model_validate(
+            settings.with_resources(resources, endpoint_url=endpoint).model_dump()
+        )
+    return report_index(settings)
+
+
+def _cli(command: Callable[[], None]) -> None:
+    """Run ``command`` with the CLI's console and error handling (one line, exit 1).
+
+    ``flywheel.cli.app`` registers this module, so it is imported here, at run time.
+    """
+    from flywheel.cli.app import handle_errors
+
+    handle_errors(command)()
+
+
+def _print(*args: Any, **kwargs: Any) -> None:
+    from flywheel.cli.app import console
+
+    console.print(*args, **kwargs)
+
+
+@monitor_app.command("reports")
+def reports(
+    name: ModelName,
+    kind: KindOption = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="Show at most this many.")] = 20,
+) -> None:
+    """List a model's monitoring reports, newest first."""
+    _cli(lambda: _list(name, kind, limit))
+
+
+def _list(name: str, kind: Literal["drift", "performance"] | None, limit: int) -> None:
+    entries = _index().list(name, kind=kind)
+    if not entries:
+        _print(f"no monitoring reports for {name} yet")
+        return
+    table = Table("run", "kind", "html", "json", title=f"reports of {name}")
+    for entry in entries[:limit]:
+        table.add_row(entry.run_id, entry.kind, entry.html_key or "-", entry.json_key or "-")
+    _print(table)
+
+
+@monitor_app.command("open")
+def open_report(
+    name: ModelName,
+    run: Annotated[str | None, typer.Option("--run", help="Run id (default: the newest).")] = None,
+    kind: KindOption = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Where to save the HTML page.")
+    ] = None,
+    browser: Annotated[bool, typer.Option(help="Open the page in the web browser.")] = True,
+) -> None:
+    """Download a monitoring report's HTML page, print its path and open it."""
+    _cli(lambda: _open(name, run, kind, output, browser=browser))
+
+
+def _open(
+    name: str,
+    run: str | None,
+    kind: Literal["drift", "performance"] | None,
+    output: Path | None,
+    *,
+    browser: bool,
+) -> None:
+    index = _index()
+    entry = index.find(name, run_id=run, kind=kind)
+    page = index.html(entry)
+    if output is None:
+        output = Path(tempfile.gettempdir()) / f"flywheel-{name}-{entry.kind}-{entry.run_id}.html"
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_bytes(page)
+    _print(f"{entry.kind} report {entry.run_id} of {name}: {output}", highlight=False)
+    if browser:
+        webbrowser.open(output.resolve().as_uri())

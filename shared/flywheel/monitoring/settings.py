@@ -1,0 +1,29 @@
+"""Settings of the monitoring functions (feedback intake, drift scorer, performance monitor)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from flywheel.monitoring.feedback import DEFAULT_LABELS_PREFIX
+from flywheel.serving.capture import DEFAULT_CAPTURE_PREFIX
+from flywheel.settings import Settings
+
+__all__ = ["MonitoringSettings"]
+
+
+class MonitoringSettings(Settings):
+    """``FLYWHEEL_*`` variables the monitoring constructs set (``infra/constructs``).
+
+    Examples
+    --------
+    >>> MonitoringSettings(backend="aws", models=["churn"]).labels_prefix
+    'labels/'
+    """
+
+    #: Monitors put ``DriftDetected`` / ``PerformanceDegraded`` with this source.
+    event_source: str = "flywheel.monitoring"
+    #: The models a scheduled run covers (JSON in ``FLYWHEEL_MODELS``).
+    models: list[str] = Field(default_factory=list)
+    capture_prefix: str = DEFAULT_CAPTURE_PREFIX
+    labels_prefix: str = DEFAULT_LABELS_PREFIX
+    reports_prefix: str = "reports/"

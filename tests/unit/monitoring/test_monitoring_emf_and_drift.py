@@ -1,0 +1,74 @@
+"""Per-feature EMF documents, and the drift monitor's report with the protected attribute."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from flywheel.adapters.emf_monitoring import emf_documents, feature_drift_documents, write_documents
+from flywheel.drift.profile import build_profile
+from flywheel.drift.scorer import score_window
+from flywheel.monitoring.drift_monitor import DriftMonitor
+from tests.unit.monitoring.conftest import MODEL, Monitoring
+
+
+def test_more_than_100_metrics_are_split_into_documents_of_at_most_100() -> None:
+    metrics = {f"M{i}": (float(i), "Count") for i in range(230)}
+
+    documents = emf_documents("NS", {"Model": "m", "Feature": "x"}, metrics)
+
+    sizes = [len(d["_aws"]["CloudWatchMetrics"][0]["Metrics"]) for d in documents]
+    assert sizes == [100, 100, 30]
+    assert all(d["Feature"] == "x" for d in documents)
+    assert sum(len([k for k in d if k[1:].isdigit()]) for d in documents) == 230
+    with pytest.raises(ValueError, match="at most 30 dimensions"):
+        emf_documents("NS", {f"D{i}": "v" for i in range(31)}, metrics)
+
+
+def test_one_document_per_scored_feature_and_none_for_unscored_ones(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rng = np.random.default_rng(0)
+    reference = build_profile(rng.normal(size=(2000, 3)), ["a", "b", "c"])
+    window = {"a": rng.normal(1.0, size=500), "b": rng.normal(size=500), "c": np.full(500, np.nan)}
+    result = score_window(reference, window)
+
+    documents = feature_drift_documents("NS", MODEL, 3, result.features)
+
+    assert [(d["Feature"], d["FeatureDrifted"]) for d in documents] == [("a", 1), ("b", 0)]
+    assert documents[0]["Version"] == "3"
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "false")
+    assert write_documents(documents) == 2
+    lines = capsys.readouterr().out.splitlines()
+    assert [json.loads(line)["Feature"] for line in lines] == ["a", "b"]
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
+    assert write_documents(documents) == 0
+
+
+def test_the_drift_report_shows_selection_rates_of_the_protected_attribute(
+    world: Monitoring,
+) -> None:
+    # Given a champion trained on ages ~ N(40, 10) and a protected attribute on age
+    rng = np.random.default_rng(0)
+    training = np.column_stack([rng.normal(40, 10, 2000), rng.normal(1, 0.1, 2000)])
+    profile = world.artifacts.put_json(
+        "models/churn/profile.json",
+        build_profile(training, ["age", "income"]).model_dump(mode="json"),
+    )
+    world.champion(reference_profile=profile)
+    world.configure(bias={"attribute": "age", "threshold": 40, "favorable": "1"})
+    # And traffic where the young get "1" and the old "0"
+    ages = list(rng.normal(40, 10, 200))
+    world.serve(["1" if a <= 40 else "0" for a in ages], ages=ages)
+
+    run = DriftMonitor(
+        registry=world.registry, artifacts=world.artifacts, capture=world.capture,
+        events=world.events, clock=world.clock, configs=world.configs,
+    ).run(MODEL)  # fmt: skip
+
+    page = world.artifacts.text(run.report_html)
+    assert 'id="bias"' in page
+    assert "Bias: age (favorable: 1)" in page
+    assert "demographic parity difference 1.000" in page
