@@ -33,6 +33,7 @@ class AuditAction(StrEnum):
     APPROVAL_EXPIRED = "approval_expired"
     APPROVAL_REFUSED = "approval_refused"
     MODEL_CONFIGURED = "model_configured"
+    FEATURE_VIEW_REGISTERED = "feature_view_registered"
 
 
 REASON_REQUIRED: frozenset[AuditAction] = frozenset(

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from flywheel.cli import features as features_cli
 from flywheel.cli.monitor import monitor_app
 from flywheel.cli.serving import serving_app
 from flywheel.errors import FlywheelError, InvalidInputError
@@ -40,6 +41,7 @@ local_app = typer.Typer(help="The local AWS stand-in (moto server).", no_args_is
 app.add_typer(models_app, name="models")
 app.add_typer(audit_app, name="audit")
 app.add_typer(local_app, name="local")
+app.add_typer(features_cli.app, name="features")
 app.add_typer(serving_app, name="serving")
 app.add_typer(monitor_app, name="monitor")
 
