@@ -45,6 +45,10 @@ class ModelConfig(_Frozen):
     #: Provisioned concurrency on alias ``live`` (costs money at rest); ``0`` for none.
     #: Without it, published versions use Lambda SnapStart (the two are exclusive).
     provisioned_concurrency: int = Field(default=0, ge=0)
+    #: Online feature view that entity-only predict requests read (``None``: records only),
+    #: and its pinned version.
+    feature_view: str | None = None
+    feature_view_version: int | None = Field(default=None, ge=1)
 
 
 class CanaryAlarmConfig(_Frozen):

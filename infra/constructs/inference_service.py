@@ -64,6 +64,16 @@ class InferenceService(Construct):
                 "FLYWHEEL_MODEL_NAME": model.name,
                 "FLYWHEEL_MAX_BATCH_RECORDS": str(ctx.config.api.max_batch_records),
                 "FLYWHEEL_CAPTURE_PREFIX": "capture/",
+                **(
+                    {"FLYWHEEL_FEATURE_VIEW": model.feature_view}
+                    if model.feature_view is not None
+                    else {}
+                ),
+                **(
+                    {"FLYWHEEL_FEATURE_VIEW_VERSION": str(model.feature_view_version)}
+                    if model.feature_view_version is not None
+                    else {}
+                ),
             },
         )
         fn = self.handler.function

@@ -306,11 +306,18 @@ HTTP_STATUS_BY_CODE: dict[str, int] = {
 
 
 def http_status_for(error: FlywheelError) -> int:
-    """Map an error to its HTTP status (500 for codes without an entry).
+    """Map an error to its HTTP status: its code's, else its nearest base class's.
+
+    Errors defined next to their feature (``EntityNotFoundError`` is a
+    :class:`NotFoundError`) answer like their base without an entry here.
 
     Examples
     --------
     >>> http_status_for(VersionNotFoundError("no version 3"))
     404
     """
-    return HTTP_STATUS_BY_CODE.get(error.code, 500)
+    for cls in type(error).__mro__:
+        code = getattr(cls, "code", None)
+        if code in HTTP_STATUS_BY_CODE:
+            return HTTP_STATUS_BY_CODE[code]
+    return 500

@@ -8,15 +8,47 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from flywheel.errors import FlywheelError, ModelUnavailableError
+from flywheel.errors import ConfigError, FlywheelError, ModelUnavailableError
 from flywheel.serving.metrics import MetricLabels
 from flywheel.serving.service import InferenceService
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Any
+
     from flywheel.serving.metrics import ServingMetrics
+    from flywheel.serving.service import FeatureLookup
     from flywheel.serving.settings import ServingSettings
 
 __all__ = ["build_inference_service"]
+
+
+def _feature_lookup(settings: ServingSettings, service: InferenceService) -> FeatureLookup:
+    """Entity -> the served version's features from the online store (no pyarrow).
+
+    Raises
+    ------
+    ConfigError
+        The view lacks features the model needs (checked once, at start).
+    """
+    from flywheel.adapters.feature_wiring import feature_store
+
+    view, version = settings.feature_view, settings.feature_view_version
+    assert view is not None
+    store = feature_store(settings, offline=False)
+    available = set(store.view(view, version).view.feature_names)
+    needed = service.primary.version.input_schema.feature_names
+    missing = [name for name in needed if name not in available]
+    if missing:
+        raise ConfigError(
+            f"feature view {view!r} lacks feature(s) the model needs: {', '.join(missing)}",
+            field="feature_view",
+        )
+
+    def lookup(entity_id: str, names: Sequence[str]) -> Sequence[Any]:
+        return store.online_vector(view, entity_id, version=version, features=names)
+
+    return lookup
 
 
 def build_inference_service(
@@ -49,13 +81,16 @@ def build_inference_service(
     audit = DynamoDbAuditLog(settings.audit_table, client=clients.dynamodb)
     registry = DynamoDbModelRegistry(settings.registry_table, audit, client=clients.dynamodb)
     try:
-        return InferenceService.start(
+        service = InferenceService.start(
             settings,
             registry=registry,
             artifacts=S3ArtifactStore(settings.artifacts_bucket, client=clients.s3),
             metrics=metrics,
             sink=S3CaptureSink(settings.features_bucket, client=clients.s3),
         )
+        if settings.feature_view is not None:
+            service.features = _feature_lookup(settings, service)
+        return service
     except FlywheelError as err:
         pinned = settings.model_version
         labels = MetricLabels(

@@ -67,9 +67,12 @@ OPENAPI_INFO: dict[str, str] = {
 #: Documented error statuses of the predict route (the OpenAPI ``responses``).
 ERROR_RESPONSES: dict[int, str] = {
     400: "Malformed JSON or a body that is not a PredictRequest (every bad field listed)",
-    404: "No such model behind this endpoint",
+    404: "No such model behind this endpoint, or no online features for the entity",
     413: "More records than the batch cap",
-    422: "Records that fail the model's input schema (every bad field listed)",
+    422: (
+        "Records that fail the model's input schema (every bad field listed), or an "
+        "entity-only request to a deployment without a feature view"
+    ),
     500: "Internal error (no details)",
     503: "The model could not be loaded; retry later",
 }

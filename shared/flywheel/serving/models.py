@@ -71,10 +71,11 @@ class _Body(BaseModel):
 
 
 class PredictRequest(_Body):
-    """One record (``record``) or a batch (``records``) of feature values.
+    """One record (``record``) or a batch (``records``) of feature values, or an entity.
 
-    Give exactly one of ``record`` and ``records``.  Values are JSON numbers,
-    booleans or ``null``, keyed by feature name; the version's input schema
+    Give exactly one of ``record`` and ``records``, or only ``entity_id`` when the
+    deployment looks features up in the online feature store.  Values are JSON
+    numbers, booleans or ``null``, keyed by feature name; the version's input schema
     decides which are valid.
 
     Examples
@@ -102,14 +103,26 @@ class PredictRequest(_Body):
         default=None,
         min_length=1,
         max_length=MAX_KEY_LENGTH,
-        description="Caller's id for the scored entity; stored with the captured request.",
+        description=(
+            "Caller's id for the scored entity; stored with the captured request. Alone "
+            "(no record), the deployment's feature view supplies the entity's features."
+        ),
     )
 
     @model_validator(mode="after")
     def _exactly_one_payload(self) -> PredictRequest:
-        if (self.record is None) == (self.records is None):
+        if self.record is not None and self.records is not None:
             raise ValueError("give exactly one of 'record' and 'records'")
+        if self.record is None and self.records is None and self.entity_id is None:
+            raise ValueError(
+                "give exactly one of 'record' and 'records' (or an 'entity_id' to look up)"
+            )
         return self
+
+    @property
+    def lookup(self) -> bool:
+        """Whether the features must come from the online feature store (entity only)."""
+        return self.record is None and self.records is None
 
     def __repr_args__(self) -> list[tuple[str | None, Any]]:
         # Never feature values in logs or debug strings (and never O(records) work):
@@ -127,8 +140,7 @@ class PredictRequest(_Body):
         """
         if self.records is not None:
             return self.records
-        assert self.record is not None  # the validator guarantees one of the two
-        return [self.record]
+        return [self.record] if self.record is not None else []
 
 
 class PredictResponse(_Body):

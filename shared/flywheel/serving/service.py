@@ -30,7 +30,9 @@ from flywheel.errors import (
     ConfigError,
     FlywheelError,
     InvalidInputError,
+    InvalidRecordsError,
     ModelNotFoundError,
+    NotFoundError,
     VersionNotFoundError,
 )
 from flywheel.registry.models import Alias
@@ -43,6 +45,10 @@ from flywheel.serving.validation import DEFAULT_MAX_RECORDS, RecordValidator
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
+
+    #: ``(entity_id, feature names) -> values in that order`` from the online store;
+    #: raises a ``NotFoundError`` (``entity_not_found``) for unknown or expired entities.
+    FeatureLookup = Callable[[str, Sequence[str]], Sequence[Any]]
 
     from flywheel.artifacts.ports import ArtifactStore
     from flywheel.registry.models import ModelVersion
@@ -144,6 +150,8 @@ class InferenceService:
         An A/B test and the model of its arm ``b``.
     shadow
         A version that scores copies of requests in the background.
+    features
+        Online feature lookup for entity-only requests (``None``: records required).
     """
 
     def __init__(
@@ -155,10 +163,12 @@ class InferenceService:
         role: RoleTracker | None = None,
         ab: tuple[AbTest, ServedModel] | None = None,
         shadow: ServedModel | None = None,
+        features: FeatureLookup | None = None,
         timer: Callable[[], float] = time.perf_counter,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.primary = primary
+        self.features = features
         self.name = primary.version.name
         self.metrics = metrics
         self.capture = capture
@@ -179,6 +189,7 @@ class InferenceService:
         metrics: ServingMetrics,
         sink: CaptureSink | None = None,
         background: bool = True,
+        features: FeatureLookup | None = None,
     ) -> InferenceService:
         """Resolve and load everything the settings pin; fail fast if anything is wrong.
 
@@ -195,6 +206,8 @@ class InferenceService:
         background
             Run capture writes and role refreshes on background threads
             (``False``: tests call :meth:`flush` themselves).
+        features
+            Online feature lookup for entity-only requests.
 
         Raises
         ------
@@ -256,6 +269,7 @@ class InferenceService:
             role=role,
             ab=ab,
             shadow=shadow,
+            features=features,
             # Capture partitions follow the runtime's clock (simulated in the local runtime).
             clock=lambda: clock.now().timestamp(),
         )
@@ -276,7 +290,10 @@ class InferenceService:
         PayloadTooLargeError
             More records than the batch cap (HTTP 413).
         InvalidRecordsError
-            Records that fail the input schema; every bad field listed (HTTP 422).
+            Records that fail the input schema; every bad field listed (HTTP 422); or
+            an entity-only request to a deployment without a feature view.
+        NotFoundError
+            The entity has no (unexpired) online features (HTTP 404, ``entity_not_found``).
         ArtifactError
             The model failed at run time (HTTP 500).
         """
@@ -286,10 +303,14 @@ class InferenceService:
         if name != self.name:
             self.metrics.request_rejected(labels, code=ModelNotFoundError.code)
             raise ModelNotFoundError(f"model {name!r} is not served here", field="name")
-        rows = request.rows()
         try:
+            if request.lookup:
+                rows = [self._look_up(str(request.entity_id), served)]
+                body = None  # capture the looked-up features, not the entity-only body
+            else:
+                rows = request.rows()
             matrix = served.validator.matrix(rows)
-        except InvalidInputError as err:
+        except (InvalidInputError, NotFoundError) as err:
             self.metrics.request_rejected(labels, code=err.code)
             raise
         try:
@@ -353,6 +374,15 @@ class InferenceService:
             self.capture.close()
 
     # -- internals ---------------------------------------------------------------------------
+    def _look_up(self, entity_id: str, served: ServedModel) -> dict[str, Any]:
+        if self.features is None:
+            raise InvalidRecordsError(
+                "this deployment looks up no features: send 'record' or 'records'",
+                field="entity_id",
+            )
+        names = served.version.input_schema.feature_names
+        return dict(zip(names, self.features(entity_id, names), strict=True))
+
     def _route(self, key: str | None) -> tuple[ServedModel, Variant]:
         if self.ab is None:
             return self.primary, self.current_variant()

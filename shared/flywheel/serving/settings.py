@@ -53,6 +53,10 @@ class ServingSettings(Settings):
     ab_weight: float = Field(default=0.5, gt=0, lt=1)
     ab_salt: str = "ab"
     role_refresh_seconds: float = Field(default=30.0, gt=0)
+    #: Online feature view that entity-only requests read (``FLYWHEEL_FEATURE_VIEW``).
+    feature_view: str | None = None
+    #: Its version (``None``: the latest, re-read every minute; pin it in production).
+    feature_view_version: int | None = Field(default=None, ge=1)
     intra_op_threads: int | None = Field(default=None, ge=1)
 
     @model_validator(mode="after")
