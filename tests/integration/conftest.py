@@ -7,7 +7,18 @@ from typing import Any
 
 import pytest
 
-from tests.serving_support import MODEL
+from tests.serving_support import MODEL, POWERTOOLS_ENV
+
+
+@pytest.fixture
+def deployed_sdk(local_names: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Any:
+    """An SDK on the provisioned moto resources, with the inference function's environment."""
+    from flywheel.sdk import Flywheel
+
+    monkeypatch.setenv("FLYWHEEL_BACKEND", "aws")
+    for key, value in {**local_names, **POWERTOOLS_ENV}.items():
+        monkeypatch.setenv(key, value)
+    return Flywheel.from_settings(actor="ops@example.com")
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from flywheel.sdk import Flywheel
 from flywheel.serving.capture import decode_capture
 from flywheel.settings import Settings
 from tests.feature_support import T0, TRANSFORMS, customer_view, source_rows
-from tests.serving_support import POWERTOOLS_ENV, call, raw_event
+from tests.serving_support import call, raw_event
 
 MODEL = "churn"
 VIEW = "customer-orders"
@@ -48,11 +48,8 @@ def train_churn_model(sdk: Flywheel, folder: Path) -> None:
 
 
 @pytest.fixture
-def sdk(local_names: dict[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Flywheel:
-    monkeypatch.setenv("FLYWHEEL_BACKEND", "aws")
-    for key, value in {**local_names, **POWERTOOLS_ENV}.items():
-        monkeypatch.setenv(key, value)
-    sdk = Flywheel.from_settings(actor="ops@example.com")
+def sdk(deployed_sdk: Flywheel, tmp_path: Path) -> Flywheel:
+    sdk = deployed_sdk
     train_churn_model(sdk, tmp_path)
     return sdk
 

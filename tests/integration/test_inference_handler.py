@@ -14,7 +14,6 @@ from flywheel.serving.capture import decode_capture
 from tests.factories import corrupt_s3_version
 from tests.serving_support import (
     MODEL,
-    POWERTOOLS_ENV,
     call,
     event,
     raw_event,
@@ -24,11 +23,8 @@ from tests.serving_support import (
 
 
 @pytest.fixture
-def sdk(local_names: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Flywheel:
-    monkeypatch.setenv("FLYWHEEL_BACKEND", "aws")
-    for key, value in {**local_names, **POWERTOOLS_ENV}.items():
-        monkeypatch.setenv(key, value)
-    sdk = Flywheel.from_settings(actor="ops@example.com")
+def sdk(deployed_sdk: Flywheel) -> Flywheel:
+    sdk = deployed_sdk
     trained = trained_model()
     register(sdk, trained, description="champion")
     sdk.promote(MODEL, 1, reason="launch")

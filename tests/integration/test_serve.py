@@ -27,7 +27,7 @@ from flywheel.local.api_gateway import make_server
 from flywheel.local.serving import build_gateway
 from flywheel.sdk import Flywheel
 from flywheel.settings import Settings
-from tests.serving_support import MODEL, POWERTOOLS_ENV, register, trained_model
+from tests.serving_support import MODEL, register, trained_model
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = schemathesis.openapi.from_path(ROOT / "docs" / "openapi.json")
@@ -35,11 +35,8 @@ pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
 
 @pytest.fixture
-def sdk(local_names: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Flywheel:
-    monkeypatch.setenv("FLYWHEEL_BACKEND", "aws")
-    for key, value in {**local_names, **POWERTOOLS_ENV}.items():
-        monkeypatch.setenv(key, value)
-    sdk = Flywheel.from_settings(actor="ops@example.com")
+def sdk(deployed_sdk: Flywheel) -> Flywheel:
+    sdk = deployed_sdk
     trained = trained_model()
     register(sdk, trained)
     sdk.promote(MODEL, 1, reason="launch")

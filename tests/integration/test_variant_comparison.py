@@ -10,18 +10,15 @@ from typer.testing import CliRunner
 
 from flywheel.sdk import Flywheel
 from flywheel.serving.predictor import OnnxModel, records_to_matrix
-from tests.serving_support import MODEL, POWERTOOLS_ENV, call, event, register, trained_model
+from tests.serving_support import MODEL, call, event, register, trained_model
 
 DIFFERENT_C = 1e-3  # answers differently from the champion on 22 of the 120 records
 
 
 @pytest.fixture
-def sdk(local_names: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Flywheel:
+def sdk(deployed_sdk: Flywheel) -> Flywheel:
     """Version 1 (champion) and version 2, a differently fitted model of the same schema."""
-    monkeypatch.setenv("FLYWHEEL_BACKEND", "aws")
-    for key, value in {**local_names, **POWERTOOLS_ENV}.items():
-        monkeypatch.setenv(key, value)
-    sdk = Flywheel.from_settings(actor="ops@example.com")
+    sdk = deployed_sdk
     register(sdk, trained_model(), description="champion")
     sdk.promote(MODEL, 1, reason="launch")
     register(sdk, trained_model(DIFFERENT_C), description="challenger")
