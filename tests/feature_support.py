@@ -22,6 +22,8 @@ from flywheel.features import (
 from flywheel.features.transformations import Columns
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import pandas as pd
     import pyarrow as pa
 
@@ -169,3 +171,99 @@ def brute_force_reference(
         if column not in (key, "event_timestamp", "created_timestamp"):
             out[column] = best[column].reindex(out.index)
     return out.reset_index(drop=True)
+
+
+# -- training from a feature view ------------------------------------------------------------------
+#: Customers with one order each at T0 (spend 20, 25, ... 415).
+CUSTOMERS = 80
+
+
+def churned(spend: float) -> str:
+    """The label of the training-from-a-view tests: a function of the visible spend."""
+    return "yes" if spend > 200 else "no"
+
+
+def training_history() -> pa.Table:
+    """One order per customer at T0, a late order, and a customer first seen at T0+3d.
+
+    ``late`` ordered 900 at T0+1d, recorded only at T0+10d; ``newcomer`` has nothing
+    before T0+3d.
+    """
+    ids = [f"c{i}" for i in range(CUSTOMERS)] + ["late", "late", "newcomer"]
+    spend = [20.0 + 5.0 * i for i in range(CUSTOMERS)] + [30.0, 900.0, 500.0]
+    events = [T0] * CUSTOMERS + [T0, T0 + DAY, T0 + 3 * DAY]
+    created = [T0] * CUSTOMERS + [T0, T0 + 10 * DAY, T0 + 3 * DAY]
+    return source_rows(ids, events, spend, created=created)
+
+
+def training_entities() -> pa.Table:
+    """The entity table for :func:`training_history`: key, event time, label and a region.
+
+    ``late`` at T0+2d may only see the 30 known then, at T0+12d the 900; ``newcomer``
+    at T0+1d sees nothing (its row is dropped and counted).
+    """
+    import pyarrow as pa
+
+    rows = [(f"c{i}", T0 + DAY, churned(20.0 + 5.0 * i)) for i in range(CUSTOMERS)]
+    rows += [("late", T0 + 2 * DAY, "no"), ("late", T0 + 12 * DAY, "yes")]
+    rows += [("newcomer", T0 + DAY, "yes")]
+    ids, times, labels = zip(*rows, strict=True)
+    return pa.table(
+        {
+            "customer_id": list(ids),
+            "event_timestamp": pa.array(times, pa.timestamp("us", tz="UTC")),
+            "churned": list(labels),
+            "region": ["eu"] * len(ids),
+        }
+    )
+
+
+def snapshot_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """What a joined snapshot of :func:`training_entities` says about the special customers."""
+    return {
+        "late": [r["spend"] for r in rows if r["customer_id"] == "late"],
+        "newcomer": [r["spend"] for r in rows if r["customer_id"] == "newcomer"],
+        "rows": len(rows),
+        "regions": sorted({r["region"] for r in rows}),
+    }
+
+
+#: The late order is only in the later row, the newcomer is dropped, extra columns are kept.
+EXPECTED_SNAPSHOT = {
+    "late": [30.0, 900.0],
+    "newcomer": [],
+    "rows": CUSTOMERS + 2,
+    "regions": ["eu"],
+}
+
+#: ``lineage.feature_view`` (without ``entity_source``) of a version trained from the view.
+EXPECTED_VIEW_LINEAGE = {
+    "name": "customer-orders",
+    "version": 1,
+    "features": ("spend", "orders"),
+    "timestamp_column": "event_timestamp",
+    "entity_rows": CUSTOMERS + 3,
+    "rows_without_features": 1,
+}
+
+
+TRAINING_CONFIG = """\
+model: churn
+task: classification
+dataset:
+  source: entities.csv
+  target: churned
+  feature_view: {name: customer-orders, version: 1, features: [spend, orders]}
+estimator: logistic_regression
+hyperparameters: {max_iter: 500}
+seed: 3
+"""
+
+
+def write_training_config(folder: Path) -> Path:
+    """``churn.yaml`` (:data:`TRAINING_CONFIG`) next to its entity table as CSV."""
+    # ISO 8601 times in the CSV become timestamps when the entity table is read
+    training_entities().to_pandas().to_csv(folder / "entities.csv", index=False)
+    path = folder / "churn.yaml"
+    path.write_text(TRAINING_CONFIG)
+    return path

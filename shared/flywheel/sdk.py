@@ -23,7 +23,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from flywheel.errors import ArtifactNotFoundError, ConfigError, DatasetError, InvalidInputError
-from flywheel.registry.models import Alias, Model, ModelVersion, Page
+from flywheel.registry.models import (
+    Alias,
+    ArtifactRef,
+    FeatureViewLineage,
+    Model,
+    ModelVersion,
+    Page,
+)
 from flywheel.registry.service import RegistryService
 from flywheel.settings import Settings
 
@@ -31,10 +38,12 @@ if TYPE_CHECKING:
     from flywheel.artifacts.ports import ArtifactStore
     from flywheel.audit.chain import VerifyReport
     from flywheel.audit.models import AuditEntry, ChainHead
+    from flywheel.features.store import FeatureStore
     from flywheel.registry.ports import RecordStore
     from flywheel.serving.capture import CaptureSource
     from flywheel.serving.comparison import VariantComparison
     from flywheel.training.config import TrainingConfig
+    from flywheel.training.datasets import Dataset
     from flywheel.training.reproduce import ReproduceReport
     from flywheel.workflows.config import ModelConfig, ModelConfigStore, StoredConfig
 
@@ -51,6 +60,8 @@ class TrainReport:
 
     version: ModelVersion
     timings: dict[str, float] = field(default_factory=dict)
+    #: The stored training set, when it was joined from a feature view.
+    training_set: ArtifactRef | None = None
 
 
 @dataclass(frozen=True)
@@ -74,8 +85,11 @@ class Flywheel:
         records: RecordStore | None = None,
         serving: Callable[[str], object] | None = None,
         capture: CaptureSource | None = None,
+        features: FeatureStore | Callable[[], FeatureStore] | None = None,
     ) -> None:
         self.registry = registry
+        # Built on first use (training from a feature view), so other calls never pay for it.
+        self._features = features
         #: Where the inference functions' captured predictions are (the features bucket).
         self.capture = capture
         #: Points alias ``live`` at a model's champion (set when the deployment is known).
@@ -85,6 +99,13 @@ class Flywheel:
         self.actor = actor
         #: Workflow records (model configs, run locks, approvals) next to the registry.
         self.records: RecordStore | None = records
+
+    @property
+    def features(self) -> FeatureStore | None:
+        """The feature store (``None`` when this SDK has none), built on first use."""
+        if callable(self._features):
+            self._features = self._features()
+        return self._features
 
     # -- construction --------------------------------------------------------------------------
     @classmethod
@@ -133,9 +154,15 @@ class Flywheel:
             except s3.exceptions.NoSuchBucket as exc:
                 raise DatasetError(f"no bucket for {uri}", field="dataset.source") from exc
 
+        resolved = settings
+
+        def features() -> FeatureStore:
+            from flywheel.adapters.feature_wiring import feature_store
+
+            return feature_store(resolved, session=session)
+
         serving: Callable[[str], object] | None = None
         if settings.inference_functions:
-            resolved = settings
 
             def serving(name: str) -> object:
                 from flywheel.adapters.wiring import promotion_steps
@@ -150,6 +177,7 @@ class Flywheel:
             records=registry,
             serving=serving,
             capture=S3CaptureSink(settings.features_bucket, client=s3),
+            features=features,
         )
 
     @classmethod
@@ -158,8 +186,14 @@ class Flywheel:
         return cls.from_settings(settings, actor=actor)
 
     @classmethod
-    def in_memory(cls, *, actor: str = "local-user") -> Flywheel:
-        """Everything in process memory: for tests, notebooks and experiments."""
+    def in_memory(
+        cls, *, actor: str = "local-user", features: FeatureStore | None = None
+    ) -> Flywheel:
+        """Everything in process memory: for tests, notebooks and experiments.
+
+        ``features`` (e.g. ``FeatureStore.in_memory()``) lets :meth:`train` build
+        training sets from feature views.
+        """
         from flywheel.adapters.memory import InMemoryAuditLog, InMemoryModelRegistry
         from flywheel.artifacts.memory import InMemoryArtifactStore
 
@@ -176,6 +210,7 @@ class Flywheel:
             fetch=fetch,
             actor=actor,
             records=store,
+            features=features,
         )
 
     # -- training ------------------------------------------------------------------------------
@@ -188,12 +223,16 @@ class Flywheel:
     ) -> TrainReport:
         """Train, convert to ONNX (parity checked), validate, upload, register, ask for approval.
 
+        With ``dataset.feature_view`` the training set is the entity table joined with the
+        view's features point-in-time (see :mod:`flywheel.training.feature_sets`); it is
+        stored as a snapshot under ``training-sets/`` and the version's lineage names the
+        snapshot and the view, so ``flywheel reproduce`` re-trains on the same rows.
+
         Nothing is registered when any step fails.
         """
         from flywheel.artifacts.validation import validate_onnx
         from flywheel.training.config import TrainingConfig, load_config
-        from flywheel.training.datasets import load_dataset
-        from flywheel.training.trainer import train
+        from flywheel.training.trainer import load_configured_dataset, train
 
         timings: dict[str, float] = {}
         cfg = config if isinstance(config, TrainingConfig) else load_config(Path(config))
@@ -201,17 +240,15 @@ class Flywheel:
 
         started = time.perf_counter()
         progress(f"loading dataset {cfg.dataset.source}")
-        dataset = load_dataset(
-            cfg.dataset.source,
-            target=cfg.dataset.target,
-            features=cfg.dataset.features,
-            task=cfg.task,
-            fetch=self.fetch,
-        )
+        feature_view = snapshot = None
+        if cfg.dataset.feature_view is None:
+            dataset = load_configured_dataset(cfg, fetch=self.fetch)
+        else:
+            cfg, dataset, feature_view, snapshot = self._join_feature_view(cfg, run_id, progress)
         timings["load_data_s"] = time.perf_counter() - started
 
         progress(f"training {cfg.estimator}, converting to ONNX, checking parity")
-        outcome = train(cfg, dataset, run_id=run_id)
+        outcome = train(cfg, dataset, run_id=run_id, feature_view=feature_view)
 
         progress("validating the ONNX artifact")
         started = time.perf_counter()
@@ -236,7 +273,30 @@ class Flywheel:
         version = self.registry.request_approval(cfg.model, version.version, actor=self.actor)
         timings["register_s"] = time.perf_counter() - started
         timings.update({f"{k}_s": v for k, v in outcome.timings.items()})
-        return TrainReport(version=version, timings=timings)
+        return TrainReport(version=version, timings=timings, training_set=snapshot)
+
+    def _join_feature_view(
+        self, cfg: TrainingConfig, run_id: str, progress: Progress
+    ) -> tuple[TrainingConfig, Dataset, FeatureViewLineage, ArtifactRef]:
+        """The joined training set and its snapshot; the config lineage records (the snapshot)."""
+        from flywheel.training.feature_sets import PARQUET_CONTENT_TYPE, build_from_feature_view
+
+        assert cfg.dataset.feature_view is not None
+        progress(f"joining feature view {cfg.dataset.feature_view.name} point-in-time")
+        joined = build_from_feature_view(
+            self.features, cfg.dataset, task=cfg.task, fetch=self.fetch
+        )
+        snapshot = self.artifacts.put(
+            f"training-sets/{cfg.model}/{run_id}/data.parquet",
+            joined.data,
+            content_type=PARQUET_CONTENT_TYPE,
+        )
+        dataset = joined.dataset.model_copy(update={"dataset_id": snapshot.uri})
+        lineage_dataset = cfg.dataset.snapshot(
+            snapshot.uri, target=dataset.target, features=dataset.feature_names
+        )
+        config = cfg.model_copy(update={"dataset": lineage_dataset})
+        return config, dataset, joined.lineage, snapshot
 
     def train_from_dict(
         self, config: dict[str, Any], *, reason: str | None = None, progress: Progress = _quiet

@@ -245,3 +245,17 @@ def test_training_steps_write_only_their_own_prefixes(synth: Synth) -> None:
                     "dynamodb:DeleteItem",
                     "dynamodb:BatchWriteItem",
                 } & set(actions_of(statement)), resources_text(statement)
+
+
+def test_training_steps_that_build_training_sets_read_the_offline_feature_store(
+    synth: Synth,
+) -> None:
+    step = lambda s: f"{synth.prefix}-training-{s}"  # noqa: E731
+    offline = "featuresbucket-<AWS::AccountId>-<AWS::Region>/offline/*"
+    for name in ("validate-data", "build-training-set"):
+        # Parquet files under offline/ (and the listing that finds them), the view catalog
+        assert allowed(synth, step(name), "s3:GetObject", offline), name
+        assert allowed(synth, step(name), "s3:ListBucket", "featuresbucket"), name
+        assert allowed(synth, step(name), "dynamodb:GetItem", "RegistryTable"), name
+        assert not allowed(synth, step(name), "s3:PutObject", "featuresbucket"), name
+    assert not allowed(synth, step("train"), "s3:GetObject", offline)

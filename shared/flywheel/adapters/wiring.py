@@ -114,7 +114,12 @@ def approval_service(
 def training_steps(
     settings: Settings, *, session: boto3.Session | None = None, clock: Clock | None = None
 ) -> TrainingSteps:
-    """What ``training_steps.handler`` runs: DynamoDB, S3 (artifacts and dataset sources)."""
+    """What ``training_steps.handler`` runs: DynamoDB, S3 (artifacts and dataset sources).
+
+    The feature store (offline store in the features bucket, view catalog in the
+    registry table) builds training sets for configs with ``dataset.feature_view``.
+    """
+    from flywheel.adapters.feature_wiring import feature_store
     from flywheel.workflows.training import TrainingSteps
 
     clients = AwsClients.from_settings(settings, session)
@@ -139,6 +144,7 @@ def training_steps(
         clock=clock,
         lock_ttl_seconds=settings.run_lock_ttl_seconds,
         max_approval_timeout_seconds=settings.approval_timeout_seconds,
+        features=feature_store(settings, session=clients.session, clock=clock),
     )
 
 

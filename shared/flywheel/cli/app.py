@@ -42,8 +42,8 @@ app.add_typer(models_app, name="models")
 app.add_typer(audit_app, name="audit")
 app.add_typer(local_app, name="local")
 app.add_typer(features_cli.app, name="features")
-app.add_typer(serving_app, name="serving")
 app.add_typer(monitor_app, name="monitor")
+app.add_typer(serving_app, name="serving")
 
 console = Console()
 err_console = Console(stderr=True)
@@ -130,6 +130,13 @@ def train(
         f"registered [bold]{v.name}[/] version [bold]{v.version}[/] ({v.status}); "
         f"artifact sha256 {v.artifact.sha256[:12]}…, {v.artifact.size_bytes:,} bytes"
     )
+    view = v.lineage.feature_view
+    if view is not None:
+        console.print(
+            f"trained from feature view [bold]{view.name}[/] v{view.version} "
+            f"({', '.join(view.features)}): {view.rows_without_features:,} of "
+            f"{view.entity_rows:,} entity rows saw no feature value and were left out"
+        )
     _print_metrics(v.metrics, v.parity.model_dump() if v.parity else {})
 
 

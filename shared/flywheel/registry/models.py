@@ -163,8 +163,36 @@ class ParityReport(Frozen):
     passed: bool
 
 
+class FeatureViewLineage(Frozen):
+    """The feature view a version's training set was joined from, point-in-time.
+
+    ``entity_source`` is the entity table (keys, event times, labels) the view was
+    joined onto; rows that saw no feature value were left out and counted.
+
+    Examples
+    --------
+    >>> FeatureViewLineage(
+    ...     name="customer-orders", version=1, features=("spend",),
+    ...     entity_source="s3://data/entities.parquet", entity_rows=10, rows_without_features=1,
+    ... ).rows_without_features
+    1
+    """
+
+    name: str
+    version: int = Field(ge=1)
+    features: tuple[str, ...]
+    timestamp_column: str = "event_timestamp"
+    entity_source: str
+    entity_rows: int = Field(ge=0)
+    rows_without_features: int = Field(default=0, ge=0)
+
+
 class Lineage(Frozen):
-    """Everything needed to say where a version came from and to re-train it."""
+    """Everything needed to say where a version came from and to re-train it.
+
+    ``feature_view`` is set when the training set was built from a feature view;
+    ``dataset_id`` and ``training_config`` then name the joined snapshot.
+    """
 
     code_commit: str | None = None
     dataset_id: str
@@ -174,6 +202,7 @@ class Lineage(Frozen):
     random_seed: int
     training_run_id: str
     training_config: dict[str, Any] = Field(default_factory=dict)
+    feature_view: FeatureViewLineage | None = None
 
 
 class VersionDraft(Frozen):

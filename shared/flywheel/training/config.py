@@ -34,6 +34,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from flywheel.errors import ConfigError
+from flywheel.features.models import ResourceName
 from flywheel.registry.models import Frozen, Task, validate_model_name
 from flywheel.training.datasets import SKLEARN_DATASETS, parse_source
 from flywheel.training.estimators import (
@@ -55,6 +56,45 @@ def _error(field: str, message: str) -> PydanticCustomError:
     return PydanticCustomError("flywheel", "{message}", {"message": message, "subfield": field})
 
 
+def _duplicates(names: tuple[str, ...] | None) -> tuple[str, ...] | None:
+    if names is not None:
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"duplicate features {duplicates}")
+    return names
+
+
+class FeatureViewSource(Frozen):
+    """The feature view a training set is joined from (``dataset.feature_view``).
+
+    ``dataset.source`` is then the *entity table*: the view's join key, an event time
+    (``timestamp_column``) and the target label per row, plus any other columns.
+    Each row gets the view's feature values as they were known at its event time.
+    Rows that see no value at all (no row yet, expired by the TTL, or only rows
+    created later) are dropped and counted; more than ``max_unmatched_share`` of
+    them fails the build, since that almost always means a wrong view, version or
+    timestamp column rather than missing data.
+
+    Examples
+    --------
+    >>> FeatureViewSource(name="customer-orders", features=["spend", "orders"]).version is None
+    True
+    """
+
+    name: ResourceName
+    #: ``None``: the latest version when the training set is built (lineage records it).
+    version: int | None = Field(default=None, ge=1)
+    #: The model's input features, in order (default: every feature of the view).
+    features: tuple[str, ...] | None = Field(default=None, min_length=1)
+    timestamp_column: str = Field(default="event_timestamp", min_length=1)
+    max_unmatched_share: float = Field(default=0.5, ge=0, le=1)
+
+    @field_validator("features")
+    @classmethod
+    def _unique_features(cls, features: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        return _duplicates(features)
+
+
 class DatasetConfig(Frozen):
     """Where the training data comes from.
 
@@ -62,11 +102,19 @@ class DatasetConfig(Frozen):
     --------
     >>> DatasetConfig(source="data/churn.csv", target="churned").target
     'churned'
+    >>> DatasetConfig(
+    ...     source="s3://data/entities.parquet",
+    ...     target="churned",
+    ...     feature_view={"name": "customer-orders", "version": 1},
+    ... ).feature_view.version
+    1
     """
 
     source: str = Field(min_length=1)
     target: str | None = Field(default=None, min_length=1)
     features: tuple[str, ...] | None = Field(default=None, min_length=1)
+    #: Join the features from this view onto ``source`` (an entity table), point-in-time.
+    feature_view: FeatureViewSource | None = None
 
     @field_validator("source")
     @classmethod
@@ -80,11 +128,7 @@ class DatasetConfig(Frozen):
     @field_validator("features")
     @classmethod
     def _unique_features(cls, features: tuple[str, ...] | None) -> tuple[str, ...] | None:
-        if features is not None:
-            duplicates = sorted({f for f in features if features.count(f) > 1})
-            if duplicates:
-                raise ValueError(f"duplicate features {duplicates}")
-        return features
+        return _duplicates(features)
 
     @model_validator(mode="after")
     def _files_name_a_target(self) -> DatasetConfig:
@@ -92,7 +136,53 @@ class DatasetConfig(Frozen):
             raise _error("target", "name the target column of the file")
         if self.target is not None and self.features is not None and self.target in self.features:
             raise _error("features", f"the target {self.target!r} is also listed as a feature")
+        if self.feature_view is not None:
+            self._check_feature_view(self.feature_view)
         return self
+
+    def snapshot(self, uri: str, *, target: str, features: tuple[str, ...]) -> DatasetConfig:
+        """This dataset as re-read from its snapshot at ``uri``: what lineage records.
+
+        ``flywheel reproduce`` then re-trains on the snapshot's bytes (for a feature
+        view: the joined table). A ``uri`` that is no dataset source (an in-memory
+        store) keeps the original source; an entity table then keeps its feature view.
+
+        Examples
+        --------
+        >>> DatasetConfig(source="sklearn:iris").snapshot(
+        ...     "s3://bucket/training-sets/iris/run/data.csv", target="target", features=("a",)
+        ... ).source
+        's3://bucket/training-sets/iris/run/data.csv'
+        """
+        try:
+            parse_source(uri)
+        except ValueError:
+            if self.feature_view is not None:
+                return self
+            uri = self.source
+        return DatasetConfig(source=uri, target=target, features=features)
+
+    def _check_feature_view(self, view: FeatureViewSource) -> None:
+        if self.source.startswith("sklearn:"):
+            raise _error(
+                "feature_view",
+                "a feature view is joined onto an entity table: set dataset.source to a "
+                ".csv or .parquet file or an s3:// object, not a bundled dataset",
+            )
+        if self.features is not None:
+            raise _error(
+                "features",
+                "with a feature_view, list the model's features in dataset.feature_view.features",
+            )
+        if view.features is not None and self.target in view.features:
+            raise _error(
+                "feature_view.features", f"the target {self.target!r} is also listed as a feature"
+            )
+        if view.timestamp_column == self.target:
+            raise _error(
+                "feature_view.timestamp_column",
+                f"the target {self.target!r} cannot also be the event time column",
+            )
 
 
 class ParityTolerances(Frozen):

@@ -233,6 +233,53 @@ def load_dataset(
         raise DatasetError("dataset.target: name the target column", field="dataset.target")
     content = _read_bytes(kind, location, fetch)
     assert file_format is not None
+    return dataset_from_bytes(
+        content, file_format=file_format, source=source, target=target, features=features, task=task
+    )
+
+
+def read_source(source: str, *, fetch: Callable[[str], bytes] | None = None) -> bytes:
+    """The bytes of a file or ``s3://`` dataset source, as they are now.
+
+    Raises
+    ------
+    DatasetError
+        A bundled dataset (it has no bytes), or a source that cannot be read.
+
+    Examples
+    --------
+    >>> read_source("sklearn:iris")  # doctest: +IGNORE_EXCEPTION_DETAIL
+    Traceback (most recent call last):
+    flywheel.errors.DatasetError: dataset.source: sklearn:iris is not a file
+    """
+    try:
+        kind, location, _ = parse_source(source)
+    except ValueError as err:
+        raise DatasetError(f"dataset.source: {err}", field="dataset.source") from None
+    if kind == "sklearn":
+        raise DatasetError(f"dataset.source: {source} is not a file", field="dataset.source")
+    return _read_bytes(kind, location, fetch)
+
+
+def dataset_from_bytes(
+    content: bytes,
+    *,
+    file_format: Literal["csv", "parquet"],
+    source: str,
+    target: str,
+    features: Sequence[str] | None = None,
+    task: Task | None = None,
+) -> Dataset:
+    """A :class:`Dataset` from CSV or Parquet bytes (hashed as they are), named ``source``.
+
+    Examples
+    --------
+    >>> ds = dataset_from_bytes(
+    ...     b"x,y\\n1,a\\n2,b\\n", file_format="csv", source="mem.csv", target="y"
+    ... )
+    >>> (ds.feature_names, ds.classes)
+    (('x',), ('a', 'b'))
+    """
     columns = _read_csv(content) if file_format == "csv" else _read_parquet(content)
     return _assemble(
         columns,

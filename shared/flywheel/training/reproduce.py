@@ -26,12 +26,13 @@ from flywheel.errors import ArtifactIntegrityError, ArtifactNotFoundError, Flywh
 from flywheel.registry.models import Frozen, VersionDraft
 from flywheel.training.config import parse_config
 from flywheel.training.conversion import onnx_outputs
-from flywheel.training.datasets import Dataset, load_dataset
 from flywheel.training.lineage import dependency_lock_hash, library_versions
-from flywheel.training.trainer import TrainingOutcome, train
+from flywheel.training.trainer import TrainingOutcome, load_configured_dataset, train
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
+
+    from flywheel.training.datasets import Dataset
 
 DEFAULT_TOLERANCE = 1e-9
 
@@ -113,7 +114,8 @@ def reproduce(
     fetch
         Reads ``s3://`` datasets (and the artifact when ``onnx_bytes`` is not given).
     dataset
-        Use this data instead of loading ``lineage.training_config.dataset``.
+        Use this data instead of loading ``lineage.training_config.dataset`` (which,
+        for a version trained from a feature view, names the joined snapshot).
     tolerance
         Largest absolute difference accepted for each metric and ONNX output.
     run_id
@@ -165,14 +167,10 @@ def reproduce(
     lineage = version.lineage
     config = parse_config({**lineage.training_config, "seed": lineage.random_seed})
     if dataset is None:
-        dataset = load_dataset(
-            config.dataset.source,
-            target=config.dataset.target,
-            features=config.dataset.features,
-            task=config.task,
-            fetch=fetch,
-        )
-    outcome: TrainingOutcome = train(config, dataset, run_id=run_id)
+        dataset = load_configured_dataset(config, fetch=fetch)
+    outcome: TrainingOutcome = train(
+        config, dataset, run_id=run_id, feature_view=lineage.feature_view
+    )
 
     metric_diffs = _metric_diffs(version.metrics, outcome.metrics)
     metrics_match = all(_within(d.abs_diff, tolerance) for d in metric_diffs.values())

@@ -22,6 +22,7 @@ from flywheel.errors import ConfigError, DatasetError, TrainingError
 from flywheel.registry.models import (
     ArtifactRef,
     FeatureSpec,
+    FeatureViewLineage,
     InputSchema,
     Lineage,
     OutputSchema,
@@ -214,7 +215,11 @@ def _input_schema(config: TrainingConfig, dataset: Dataset, tensor_dtype: str) -
 
 
 def train(
-    config: TrainingConfig, dataset: Dataset, *, run_id: str | None = None
+    config: TrainingConfig,
+    dataset: Dataset,
+    *,
+    run_id: str | None = None,
+    feature_view: FeatureViewLineage | None = None,
 ) -> TrainingOutcome:
     """Fit, convert to ONNX, check parity and measure one model on a holdout.
 
@@ -227,6 +232,8 @@ def train(
         :func:`~flywheel.training.datasets.load_dataset`).
     run_id
         Identifier for lineage (default: a random UUID).
+    feature_view
+        The feature view ``dataset`` was joined from, recorded in the lineage.
 
     Raises
     ------
@@ -334,6 +341,7 @@ def train(
         random_seed=config.seed,
         training_run_id=run_id,
         training_config=config.model_dump(mode="json"),
+        feature_view=feature_view,
     )
     hyperparameters = _json_safe(model_step(estimator).get_params(deep=False))
     assert isinstance(hyperparameters, dict)
@@ -370,6 +378,42 @@ def train(
     )
 
 
+def load_configured_dataset(
+    config: TrainingConfig, *, fetch: Callable[[str], bytes] | None = None
+) -> Dataset:
+    """Load ``config.dataset``; a dataset built from a feature view needs the feature store.
+
+    Raises
+    ------
+    ConfigError
+        ``dataset.feature_view`` is set: build the training set with
+        :func:`~flywheel.training.feature_sets.build_from_feature_view` instead.
+
+    Examples
+    --------
+    >>> from flywheel.training.config import parse_config
+    >>> load_configured_dataset(parse_config({
+    ...     "model": "iris", "task": "classification",
+    ...     "dataset": {"source": "sklearn:iris"}, "estimator": "logistic_regression",
+    ... })).n_rows
+    150
+    """
+    dataset = config.dataset
+    if dataset.feature_view is not None:
+        raise ConfigError(
+            f"dataset.feature_view: {dataset.source} is an entity table; its training set is "
+            f"joined from feature view {dataset.feature_view.name!r} by the feature store",
+            field="dataset.feature_view",
+        )
+    return load_dataset(
+        dataset.source,
+        target=dataset.target,
+        features=dataset.features,
+        task=config.task,
+        fetch=fetch,
+    )
+
+
 def train_from_config(
     config: TrainingConfig,
     *,
@@ -388,11 +432,5 @@ def train_from_config(
     >>> outcome.output_schema.label_output
     'prediction'
     """
-    dataset = load_dataset(
-        config.dataset.source,
-        target=config.dataset.target,
-        features=config.dataset.features,
-        task=config.task,
-        fetch=fetch,
-    )
+    dataset = load_configured_dataset(config, fetch=fetch)
     return train(config, dataset, run_id=run_id)

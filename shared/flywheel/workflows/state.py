@@ -28,7 +28,7 @@ from typing import Any, ClassVar, Generic, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from flywheel.drift.bias import BiasResult
-from flywheel.registry.models import ArtifactRef, ParityReport
+from flywheel.registry.models import ArtifactRef, FeatureViewLineage, ParityReport
 from flywheel.workflows.ports import AliasRouting
 
 #: Longest error text kept from a failed task (audit entries stay small).
@@ -165,6 +165,8 @@ class TrainingSetResult(ResultModel):
     rows: int
     target: str
     features: tuple[str, ...]
+    #: Set when the snapshot was joined from a feature view (``dataset.feature_view``).
+    feature_view: FeatureViewLineage | None = None
 
 
 class HoldoutRefs(ResultModel):

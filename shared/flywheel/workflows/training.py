@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
-import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,8 +20,18 @@ from flywheel.artifacts.validation import validate_onnx
 from flywheel.audit.models import AuditAction, AuditDraft
 from flywheel.errors import ConflictError, DataValidationError, ModelNotFoundError
 from flywheel.registry.models import Task, VersionDraft
-from flywheel.training.config import DatasetConfig
-from flywheel.training.datasets import Dataset, load_dataset, parse_source
+from flywheel.training.datasets import (
+    Dataset,
+    dataset_from_bytes,
+    load_dataset,
+    parse_source,
+    read_source,
+)
+from flywheel.training.feature_sets import (
+    PARQUET,
+    PARQUET_CONTENT_TYPE,
+    build_from_feature_view,
+)
 from flywheel.training.trainer import train
 from flywheel.workflows.config import ModelConfigStore, parse_model_config
 from flywheel.workflows.evaluation import Holdout, score
@@ -47,7 +57,8 @@ if TYPE_CHECKING:
 
     from flywheel.artifacts.ports import ArtifactStore
     from flywheel.clock import Clock
-    from flywheel.registry.models import ArtifactRef, ModelVersion
+    from flywheel.features.store import FeatureStore
+    from flywheel.registry.models import ArtifactRef, FeatureViewLineage, ModelVersion
     from flywheel.registry.ports import RecordStore
     from flywheel.registry.service import RegistryService
     from flywheel.workflows.approvals import ApprovalService
@@ -162,6 +173,16 @@ def load_npy(data: bytes) -> NDArray[Any]:
     return array
 
 
+@dataclass(frozen=True)
+class _TrainingData:
+    """What BuildTrainingSet snapshots: the bytes, their suffix and the dataset they hold."""
+
+    data: bytes
+    suffix: str
+    dataset: Dataset
+    feature_view: FeatureViewLineage | None
+
+
 def _suffix(location: str) -> str:
     suffix = Path(location.split("?", maxsplit=1)[0]).suffix.lower()
     return suffix if suffix in (".csv", ".parquet", ".pq") else ".csv"
@@ -187,11 +208,14 @@ class TrainingSteps:
         clock: Clock,
         lock_ttl_seconds: int,
         max_approval_timeout_seconds: int,
+        features: FeatureStore | None = None,
     ) -> None:
         self._registry = registry
         self._artifacts = artifacts
         self._approvals = approvals
         self._fetch = fetch
+        #: Builds training sets from feature views (``dataset.feature_view``); optional.
+        self._features = features
         self.configs = ModelConfigStore(registry, records)
         self.locks = RunLocks(registry, records, clock=clock, ttl_seconds=lock_ttl_seconds)
         self._max_approval_timeout = max_approval_timeout_seconds
@@ -230,75 +254,65 @@ class TrainingSteps:
 
     # -- ValidateData --------------------------------------------------------------------------
     def validate_data(self, state: TrainingState) -> ValidationResult:
-        """Load the configured source and check it against the data policy."""
+        """Load the configured source (joined from its feature view, if any) and check it."""
         config = self._config(state)
+        return check_data(self._training_data(config).dataset, config)
+
+    def _training_data(self, config: ModelConfig) -> _TrainingData:
         dataset_config = config.training.dataset
-        dataset = load_dataset(
-            dataset_config.source,
+        task = config.training.task
+        if dataset_config.feature_view is not None:
+            joined = build_from_feature_view(
+                self._features, dataset_config, task=task, fetch=self._fetch
+            )
+            return _TrainingData(joined.data, PARQUET, joined.dataset, joined.lineage)
+        kind, location, file_format = parse_source(dataset_config.source)
+        if kind == "sklearn":
+            dataset = load_dataset(
+                dataset_config.source, features=dataset_config.features, task=task
+            )
+            return _TrainingData(dataset_csv(dataset), ".csv", dataset, None)
+        assert file_format is not None
+        assert dataset_config.target is not None
+        data = read_source(dataset_config.source, fetch=self._fetch)
+        dataset = dataset_from_bytes(
+            data,
+            file_format=file_format,
+            source=dataset_config.source,
             target=dataset_config.target,
             features=dataset_config.features,
-            task=config.training.task,
-            fetch=self._fetch,
+            task=task,
         )
-        return check_data(dataset, config)
+        return _TrainingData(data, _suffix(location), dataset, None)
 
     # -- BuildTrainingSet ----------------------------------------------------------------------
     def build_training_set(self, state: TrainingState) -> TrainingSetResult:
         """Copy the source, as it is now, into the artifacts bucket: the run's only input.
 
         Files and S3 objects are copied byte for byte; bundled scikit-learn datasets are
-        written as CSV. Later steps read the snapshot by SHA-256, so the run can be
-        repeated after the source changed.
+        written as CSV; an entity table with ``dataset.feature_view`` is joined with the
+        view's features point-in-time and written as Parquet (rows that see no feature
+        value are dropped and counted in ``feature_view.rows_without_features``). Later
+        steps read the snapshot by SHA-256, so the run can be repeated after the source
+        (or the feature store) changed.
         """
         config = self._config(state)
         run_id = state.result("lock").run_id
-        dataset_config = config.training.dataset
-        kind, location, _ = parse_source(dataset_config.source)
-        if kind == "sklearn":
-            dataset = load_dataset(
-                dataset_config.source, features=dataset_config.features, task=config.training.task
-            )
-            data, suffix = dataset_csv(dataset), ".csv"
-        else:
-            data = self._fetch(location) if kind == "s3" else Path(location).read_bytes()
-            suffix = _suffix(location)
-            dataset = self._dataset(
-                data,
-                suffix=suffix,
-                target=dataset_config.target,
-                features=dataset_config.features,
-                task=config.training.task,
-                dataset_id=dataset_config.source,
-            )
-        check_data(dataset, config)
+        source = self._training_data(config)
+        check_data(source.dataset, config)
         snapshot = self._artifacts.put(
-            f"training-sets/{config.name}/{run_id}/data{suffix}",
-            data,
-            content_type=CSV_CONTENT_TYPE if suffix == ".csv" else "application/octet-stream",
+            f"training-sets/{config.name}/{run_id}/data{source.suffix}",
+            source.data,
+            content_type=CSV_CONTENT_TYPE if source.suffix == ".csv" else PARQUET_CONTENT_TYPE,
         )
         return TrainingSetResult(
             snapshot=snapshot,
-            source=dataset_config.source,
-            rows=dataset.n_rows,
-            target=dataset.target,
-            features=dataset.feature_names,
+            source=config.training.dataset.source,
+            rows=source.dataset.n_rows,
+            target=source.dataset.target,
+            features=source.dataset.feature_names,
+            feature_view=source.feature_view,
         )
-
-    @staticmethod
-    def _dataset(
-        data: bytes,
-        *,
-        suffix: str,
-        target: str | None,
-        features: tuple[str, ...] | None,
-        task: Task,
-        dataset_id: str,
-    ) -> Dataset:
-        with tempfile.TemporaryDirectory(prefix="flywheel-") as folder:
-            path = Path(folder) / f"data{suffix}"
-            path.write_bytes(data)
-            dataset = load_dataset(str(path), target=target, features=features, task=task)
-        return dataset.model_copy(update={"dataset_id": dataset_id})
 
     # -- Train ---------------------------------------------------------------------------------
     def train(self, state: TrainingState) -> TrainResult:
@@ -306,29 +320,24 @@ class TrainingSteps:
         config = self._config(state)
         run_id = state.result("lock").run_id
         snapshot: TrainingSetResult = state.result("training_set")
-        data = self._artifacts.get(snapshot.snapshot)
-        dataset = self._dataset(
-            data,
-            suffix=_suffix(snapshot.snapshot.uri),
+        dataset = dataset_from_bytes(
+            self._artifacts.get(snapshot.snapshot),
+            file_format="csv" if _suffix(snapshot.snapshot.uri) == ".csv" else "parquet",
+            source=snapshot.snapshot.uri,
             target=snapshot.target,
             features=snapshot.features,
             task=config.training.task,
-            dataset_id=snapshot.snapshot.uri,
         )
-        # Lineage names the snapshot, so `flywheel reproduce` re-trains on the same bytes.
-        try:
-            parse_source(snapshot.snapshot.uri)
-            source = snapshot.snapshot.uri
-        except ValueError:  # a store without s3:// URIs (in-memory): keep the original source
-            source = config.training.dataset.source
+        # Lineage names the snapshot, so `flywheel reproduce` re-trains on the same bytes
+        # (for a feature view too: the joined table, not the entity table).
         training_config = config.training.model_copy(
             update={
-                "dataset": DatasetConfig(
-                    source=source, target=snapshot.target, features=snapshot.features
+                "dataset": config.training.dataset.snapshot(
+                    snapshot.snapshot.uri, target=snapshot.target, features=snapshot.features
                 )
             }
         )
-        outcome = train(training_config, dataset, run_id=run_id)
+        outcome = train(training_config, dataset, run_id=run_id, feature_view=snapshot.feature_view)
         validate_onnx(outcome.onnx_bytes, outcome.input_schema, outcome.output_schema)
 
         prefix = f"models/{config.name}/{run_id}"
