@@ -175,6 +175,16 @@ def _functions() -> dict[str, FunctionSpec]:
             300,
             "Scheduled: joins delayed labels; emits PerformanceDegraded",
         ),
+        FunctionSpec(
+            "feature-materializer",
+            "feature_materializer.handler.handler",
+            "image",  # reads the offline store's Parquet files: pyarrow, like training
+            (),
+            3008,
+            900,
+            "Scheduled: new offline feature rows to the online store (incremental, idempotent)",
+            image="training",
+        ),
     ]
     for step in TRAINING_STEPS:
         heavy = step in HEAVY_TRAINING_STEPS

@@ -135,6 +135,10 @@ class StageConfig(_Frozen):
     # Monitoring
     drift_schedule: ScheduleExpression = "rate(1 hour)"
     performance_schedule: ScheduleExpression = "rate(6 hours)"
+    #: How often new offline feature rows are materialized to the online store.
+    materialization_schedule: ScheduleExpression = "rate(15 minutes)"
+    #: Feature views to materialize (empty: every registered view, latest version).
+    feature_views: tuple[str, ...] = ()
     alarms: CanaryAlarmConfig = CanaryAlarmConfig()
     api: ApiConfig = ApiConfig()
 

@@ -11,6 +11,7 @@ from infra.catalog import CONTROL_LAYERS
 from infra.constructs.dashboards import ModelDashboards
 from infra.constructs.data_refs import DataRefs
 from infra.constructs.event_routing import EventRouting, dead_letter_queue
+from infra.constructs.feature_materialization import FeatureMaterialization
 from infra.constructs.function import SharedLayers
 from infra.constructs.model_monitors import ModelMonitors
 
@@ -34,6 +35,9 @@ class MonitoringStack(Stack):
         )
         self.monitors = ModelMonitors(
             self, "Monitors", ctx=ctx, data=data, layers=layers, dead_letter_queue=monitors_dlq
+        )
+        self.materialization = FeatureMaterialization(
+            self, "FeatureMaterialization", ctx=ctx, data=data, dead_letter_queue=monitors_dlq
         )
         self.routing = EventRouting(
             self,

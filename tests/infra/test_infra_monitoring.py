@@ -183,3 +183,24 @@ def test_the_performance_monitor_reads_capture_and_labels_and_writes_reports(
         assert _allowed(statements, "s3:GetObject", prefix), prefix
     assert _allowed(statements, "s3:PutObject", "/reports/*")
     assert _allowed(statements, "dynamodb:GetItem", "-RegistryTable")  # versions and model configs
+
+
+def test_feature_views_are_materialized_on_schedule_one_run_at_a_time(synth: Synth) -> None:
+    config = load_stage_config(synth.stage)
+    name = f"{synth.prefix}-feature-materializer"
+    assert rules(synth)[f"{name}-schedule"]["ScheduleExpression"] == (
+        config.materialization_schedule
+    )
+    function = next(
+        f for f in synth.resources("AWS::Lambda::Function", MONITORING).values()
+        if f["Properties"]["FunctionName"] == name
+    )  # fmt: skip
+    props = function["Properties"]
+    assert props["ReservedConcurrentExecutions"] == 1  # a slow run never races the next
+    assert props["PackageType"] == "Image"  # reads Parquet: pyarrow, from the training image
+    assert "TargetArn" in props["DeadLetterConfig"]
+    statements = role_statements(synth, name)
+    assert _allowed(statements, "s3:GetObject", "/offline/*")
+    assert not _allowed(statements, "s3:PutObject", "/offline/*")  # never edits the offline store
+    assert _allowed(statements, "dynamodb:PutItem", "-OnlineFeaturesTable")
+    assert _allowed(statements, "dynamodb:PutItem", "-RegistryTable")  # watermarks
