@@ -68,6 +68,7 @@ class PromotionSteps:
         capture: CaptureSource | None = None,
         prediction_psi: float | None = None,
         prediction_min_rows: int = 50,
+        prediction_max_rows: int = 20_000,
         capture_prefix: str = "capture/",
     ) -> None:
         self._registry = registry
@@ -78,6 +79,7 @@ class PromotionSteps:
         self._capture = capture
         self._prediction_psi = prediction_psi
         self._prediction_min_rows = prediction_min_rows
+        self._prediction_max_rows = prediction_max_rows
         self._capture_prefix = capture_prefix
 
     # -- PublishVersion ------------------------------------------------------------------------
@@ -240,12 +242,17 @@ class PromotionSteps:
         return prediction_shift(champion, canary, min_rows=self._prediction_min_rows)
 
     def _rows(self, prefix: str, since: datetime | None = None) -> list[dict[str, Any]]:
+        """Captured rows under ``prefix`` from the hour ``since`` on, oldest partitions first,
+        at most about ``prediction_max_rows`` (a busy champion captures far more than a
+        PSI needs, and the step has a minute)."""
         assert self._capture is not None
         rows: list[dict[str, Any]] = []
         for key in self._capture.keys(prefix):
             hour = partition_hour(key)
             if since is None or (hour is not None and hour >= since):
                 rows.extend(decode_capture(self._capture.get(key)))
+                if len(rows) >= self._prediction_max_rows:
+                    break
         return rows
 
     # -- PromoteAll ----------------------------------------------------------------------------

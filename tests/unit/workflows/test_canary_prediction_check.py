@@ -139,3 +139,34 @@ def test_champion_rows_from_before_the_canary_started_are_not_compared(canary_re
     execution = world.promote()
 
     assert execution.status == "SUCCEEDED", execution.state["canary_check"]
+
+
+def test_a_busy_champion_is_sampled_not_read_whole(canary_ready):
+    world, sink = canary_ready
+    rng = random.Random(4)
+    for part in range(5):  # 5 objects of 200 champion rows
+        rows = [
+            {
+                "request_id": f"p{part}-{i}",
+                "row": 0,
+                "timestamp": f"2026-01-01T12:{i % 60:02d}:00.000Z",
+                "variant": "champion",
+                "version": 1,
+                "prediction": "yes",
+                "probabilities": {"no": 0.5, "yes": rng.uniform(0.0, 1.0)},
+            }
+            for i in range(200)
+        ]
+        key = f"capture/model={MODEL}/version=1/date=2026-01-01/hour=12/p{part}.jsonl.gz"
+        sink.put(key, encode_rows(rows))
+    capture(sink, 2, "canary", [rng.uniform(0.0, 1.0) for _ in range(100)])
+    world.promotion._prediction_max_rows = 300
+    reads: list[str] = []
+    original = sink.get
+    sink.get = lambda key: reads.append(key) or original(key)  # type: ignore[method-assign]
+
+    execution = world.promote()
+
+    assert execution.status == "SUCCEEDED"
+    champion_reads = [k for k in reads if "version=1/" in k]
+    assert len(champion_reads) == 2  # 400 rows >= 300: the other 3 objects stay unread
