@@ -40,9 +40,13 @@ def feature_store(
     clock: Clock | None = None,
     offline: bool = True,
     write_workers: int = 8,
+    clients: AwsClients | None = None,
 ) -> FeatureStore:
-    """A :class:`FeatureStore` on the deployment's tables and features bucket."""
-    clients = AwsClients.from_settings(settings, session)
+    """A :class:`FeatureStore` on the deployment's tables and features bucket.
+
+    ``clients``: share a composition root's clients instead of making new ones.
+    """
+    clients = clients or AwsClients.from_settings(settings, session)
     clock = clock or default_clock()
     dynamodb = clients.client("dynamodb")
     audit = DynamoDbAuditLog(settings.audit_table, client=dynamodb, clock=clock)

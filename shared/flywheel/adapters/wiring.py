@@ -12,7 +12,7 @@ Examples
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -44,10 +44,16 @@ CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5})
 
 @dataclass(frozen=True)
 class AwsClients:
-    """Makes boto3 clients for one settings object (endpoint, region, local credentials)."""
+    """Makes boto3 clients for one settings object (endpoint, region, local credentials).
+
+    One client per service: a composition root that wires several adapters on the same
+    service (registry, approvals, feature store) creates it once (clients are
+    thread-safe; each creation costs milliseconds of a cold start).
+    """
 
     session: boto3.Session
     kwargs: dict[str, Any]
+    _made: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def from_settings(cls, settings: Settings, session: boto3.Session | None = None) -> AwsClients:
@@ -68,7 +74,9 @@ class AwsClients:
         return cls(session or boto3.Session(region_name=settings.region), kwargs)
 
     def client(self, service: str) -> Any:
-        return self.session.client(service, **self.kwargs)  # type: ignore[call-overload]
+        if service not in self._made:
+            self._made[service] = self.session.client(service, **self.kwargs)  # type: ignore[call-overload]
+        return self._made[service]
 
 
 @dataclass(frozen=True)
@@ -144,7 +152,7 @@ def training_steps(
         clock=clock,
         lock_ttl_seconds=settings.run_lock_ttl_seconds,
         max_approval_timeout_seconds=settings.approval_timeout_seconds,
-        features=feature_store(settings, session=clients.session, clock=clock),
+        features=feature_store(settings, clients=clients, clock=clock),
     )
 
 
