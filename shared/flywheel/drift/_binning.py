@@ -401,9 +401,12 @@ def _tail_cells(
     cells: NDArray[np.intp], centred: NDArray[np.float64]
 ) -> dict[int, tuple[int, float]]:
     """Tail cell -> (count, sum of ``centred``)."""
-    keys, inverse = np.unique(cells, return_inverse=True)
-    counts = np.bincount(inverse)
-    sums = np.bincount(inverse, weights=centred)
+    # Tail cells are small non-negative integers (at most ~1000 * TAIL_STEPS): count
+    # them directly rather than sorting for np.unique.
+    counts = np.bincount(cells)
+    keys = np.flatnonzero(counts)
+    sums = np.bincount(cells, weights=centred)[keys]
+    counts = counts[keys]
     return {
         key: (count, total)
         for key, count, total in zip(keys.tolist(), counts.tolist(), sums.tolist(), strict=True)

@@ -398,14 +398,19 @@ def _distances(
         assert ref.grid is not None
         grid = ref.grid.grid()
         f, g = ref.fine_cdf(), cur.fine_cdf()  # at the starts of cells 1 .. cells + 1
-        gap = f - g
+        # Both CDFs are 0 before the first occupied cell and 1 after the last, so the
+        # gap is zero outside [lo, hi); one zero on each side keeps the trapezoid's
+        # ends and sign changes exactly as over the whole grid.
+        lo = max(min(ref.fine_start, cur.fine_start) - 1, 0)
+        hi = max(ref.fine_start + len(ref.fine_counts), cur.fine_start + len(cur.fine_counts))
+        gap = f[lo : hi + 1] - g[lo : hi + 1]
         distance = np.abs(gap)
         interior = uniform_gap_area(gap, distance, 1.0 / grid.scale)
         p0, q0 = ref_fine[0] / ref.count, cur_fine[0] / cur.count
         low_area, low_gap = _tail_area(grid, ref, cur, p0, q0, upper=False)
         high_area, high_gap = _tail_area(grid, ref, cur, f[-1], g[-1], upper=True)
         edge_gap = _gap_at_extremes(grid, f, g, ref, cur)
-        d = max(float(distance.max()), low_gap, high_gap, edge_gap)
+        d = max(float(distance.max()) if distance.size else 0.0, low_gap, high_gap, edge_gap)
         return ref_fine, cur_fine, d, interior + low_area + high_area
     inner = np.asarray(ref.edges, dtype=np.float64)
     ref_counts = np.asarray(ref.counts, dtype=np.float64)
@@ -465,6 +470,10 @@ def _tail_area(
     (``∫F`` over a cell is ``F(start)·width + Σ(end - x)/n``), so the only error is
     where ``F - G`` changes sign inside one cell.
     """
+    if upper and not (ref.upper_tail or cur.upper_tail):
+        return 0.0, 0.0
+    if not upper and not (ref.lower_tail or cur.lower_tail):
+        return 0.0, 0.0
     ref_tail = ref.tail_arrays(upper=upper)
     cur_tail = cur.tail_arrays(upper=upper)
     size = max(int(t[0][-1]) + 1 if t[0].size else 0 for t in (ref_tail, cur_tail))

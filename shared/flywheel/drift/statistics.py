@@ -336,7 +336,7 @@ def kolmogorov_sf(x: float) -> float:
     for k in range(1, 101):
         term = math.exp(-2.0 * k * k * x * x)
         total += term if k % 2 else -term
-        if term < 1e-17 * total:
+        if term <= 1e-17 * total:  # also ends at once when exp underflows to 0
             break
     return min(max(2.0 * total, 0.0), 1.0)
 
