@@ -64,13 +64,18 @@ def check_canary(event: dict[str, Any]) -> BaseModel:
     metrics.add_metric(
         "CanaryHealthy" if result.healthy else "CanaryUnhealthy", MetricUnit.Count, 1
     )
-    if result.prediction_drift is not None:
+    judged = [
+        psi
+        for psi in (result.prediction_drift, result.reference_prediction_drift)
+        if psi is not None
+    ]
+    if judged:
         # The canary dashboard's PredictionDrift (same namespace and dimensions as the
-        # inference function's metrics); check_canary has already judged it.
+        # inference function's metrics): the larger of the two PSIs check_canary judged.
         emit_metric(
             str(metrics.namespace),
             "PredictionDrift",
-            result.prediction_drift,
+            max(judged),
             unit=MetricUnit.NoUnit,
             dimensions={"Model": state.model_name, "Variant": "canary"},
         )

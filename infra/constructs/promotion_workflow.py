@@ -115,8 +115,10 @@ class PromotionWorkflow(Construct):
                 iam.Grant.add_to_principal(
                     grantee=grantee, actions=["cloudwatch:GetMetricData"], resource_arns=["*"]
                 )
-                # The prediction check reads the captured predictions of both versions.
+                # The prediction checks read the captured predictions of both versions
+                # and the canary version's reference profile (its holdout scores).
                 data.features.grant_read(grantee, "capture/*")
+                data.artifacts.grant_read(grantee, "models/*")
 
         timeouts = {step: fn.spec.timeout_seconds for step, fn in self.steps.items()}
         self.workflow = WorkflowStateMachine(

@@ -258,6 +258,19 @@ def test_check_canary_is_told_exactly_these_alarms(synth: Synth) -> None:
     assert {n for alarms in listed.values() for n in alarms} == names
 
 
+def test_check_canary_reads_captured_predictions_and_reference_profiles_only(
+    synth: Synth,
+) -> None:
+    name = f"{synth.prefix}-promotion-check-canary"
+    assert allowed(synth, name, "s3:GetObject", "featuresbucket")
+    assert allowed(synth, name, "s3:GetObject", "/capture/*")
+    assert allowed(synth, name, "s3:GetObject", "artifactsbucket")
+    assert allowed(synth, name, "s3:GetObject", "/models/*")  # the holdout's score deciles
+    for action in ("s3:PutObject", "s3:DeleteObject"):
+        assert not allowed(synth, name, action, "artifactsbucket"), action
+        assert not allowed(synth, name, action, "featuresbucket"), action
+
+
 def test_every_log_group_has_a_retention(synth: Synth) -> None:
     days = load_stage_config(synth.stage).log_retention_days
     groups = synth.resources("AWS::Logs::LogGroup")

@@ -179,6 +179,7 @@ def _promotion(settings: Settings, clients: AwsClients, registry: _Registry) -> 
         capture=S3CaptureSink(settings.features_bucket, client=clients.client("s3")),
         prediction_psi=settings.canary_prediction_psi,
         prediction_min_rows=settings.canary_prediction_min_rows,
+        artifacts=S3ArtifactStore(settings.artifacts_bucket, client=clients.client("s3")),
     )
 
 

@@ -56,6 +56,8 @@ if TYPE_CHECKING:
     from flywheel.drift._binning import Scan
 
 DEFAULT_BINS = 100
+PREDICTION_BINS = 10
+"""Deciles for prediction scores: a canary check has a few hundred rows, not millions."""
 MIN_SNAPPED_SHARE = 0.95
 """Keep the grid only if snapping keeps this share of the distinct quantile edges."""
 
@@ -710,6 +712,12 @@ class ReferenceProfile(_Frozen):
     rows: int = Field(ge=0)
     numeric: dict[str, NumericProfile] = Field(default_factory=dict)
     categorical: dict[str, CategoricalProfile] = Field(default_factory=dict)
+    predictions: NumericProfile | None = None
+    """The model's scores on its holdout rows, in deciles (training sets it; windows
+    observed from features have none).  A score is what serving captures and
+    measures: the value (regression), P(second class) (binary), the top
+    probability (multi-class); see :func:`flywheel.serving.metrics.score_column`.
+    The canary check compares a canary's live scores with it."""
 
     @model_validator(mode="after")
     def _every_feature_once(self) -> ReferenceProfile:
@@ -843,6 +851,7 @@ def build_profile(
     *,
     bins: int = DEFAULT_BINS,
     cells: int = TARGET_CELLS,
+    predictions: ArrayLike | None = None,
 ) -> ReferenceProfile:
     """Profile a dataset: quantile histograms for numeric features, counts for categorical.
 
@@ -859,6 +868,9 @@ def build_profile(
         Quantile bins per numeric feature before de-duplication.
     cells
         Target number of fine grid cells per numeric feature (``0``: no grid).
+    predictions
+        The model's scores on its holdout rows (see :attr:`ReferenceProfile.predictions`),
+        profiled in :data:`PREDICTION_BINS` quantile bins.
 
     Examples
     --------
@@ -882,8 +894,17 @@ def build_profile(
             categories[name] = CategoricalProfile.build(matrix[:, j])
         else:
             numeric[name] = NumericProfile.build(matrix[:, j], bins=bins, cells=cells)
+    scores = None
+    if predictions is not None:
+        scores = NumericProfile.build(predictions, bins=PREDICTION_BINS, cells=0)
+        if scores.count == 0:
+            raise InvalidInputError("predictions hold no finite score", field="predictions")
     return ReferenceProfile(
-        features=names, rows=int(matrix.shape[0]), numeric=numeric, categorical=categories
+        features=names,
+        rows=int(matrix.shape[0]),
+        numeric=numeric,
+        categorical=categories,
+        predictions=scores,
     )
 
 
@@ -936,8 +957,24 @@ def merge(a: ReferenceProfile, b: ReferenceProfile) -> ReferenceProfile:
     numeric = {name: p.merge(b.numeric[name]) for name, p in a.numeric.items()}
     categorical = {name: p.merge(b.categorical[name]) for name, p in a.categorical.items()}
     return ReferenceProfile(
-        features=a.features, rows=a.rows + b.rows, numeric=numeric, categorical=categorical
+        features=a.features,
+        rows=a.rows + b.rows,
+        numeric=numeric,
+        categorical=categorical,
+        predictions=_merged_predictions([a, b]),
     )
+
+
+def _merged_predictions(profiles: Sequence[ReferenceProfile]) -> NumericProfile | None:
+    """The sum of the parts' prediction profiles when every part has one in the same bins."""
+    parts = [p.predictions for p in profiles]
+    if any(part is None for part in parts):
+        return None
+    first = parts[0]
+    assert first is not None
+    if any(part is None or part.edges != first.edges for part in parts):
+        return None
+    return _merge_numeric([part for part in parts if part is not None])
 
 
 def merge_all(profiles: Iterable[ReferenceProfile]) -> ReferenceProfile:
@@ -982,6 +1019,7 @@ def merge_all(profiles: Iterable[ReferenceProfile]) -> ReferenceProfile:
             for name in first.numeric
         },
         categorical=categorical,
+        predictions=_merged_predictions(shards),
     )
 
 

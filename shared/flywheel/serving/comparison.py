@@ -49,6 +49,8 @@ from flywheel.monitoring.performance import classification_metrics, regression_m
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
 
+    from flywheel.drift.profile import NumericProfile
+
 __all__ = [
     "AbComparison",
     "ArmDifference",
@@ -61,6 +63,7 @@ __all__ = [
     "compare_variants",
     "partition_hour",
     "prediction_shift",
+    "prediction_shift_from_reference",
     "row_score",
     "summarize_variants",
 ]
@@ -521,7 +524,7 @@ class PredictionShift(_Frozen):
     psi: float | None
     reference_rows: int
     current_rows: int
-    basis: str  # scores | labels | insufficient
+    basis: str  # scores | labels | reference | insufficient
 
 
 def row_score(row: Mapping[str, Any]) -> float | None:
@@ -602,4 +605,44 @@ def prediction_shift(
         reference_rows=len(reference),
         current_rows=len(current),
         basis=basis,
+    )
+
+
+def prediction_shift_from_reference(
+    reference: NumericProfile, current: Sequence[Mapping[str, Any]], *, min_rows: int = 50
+) -> PredictionShift:
+    """PSI of ``current``'s scores against a reference profile's prediction deciles.
+
+    ``reference`` is :attr:`ReferenceProfile.predictions
+    <flywheel.drift.profile.ReferenceProfile.predictions>`: the version's scores on
+    its holdout rows, profiled at training.  Rows without a score (classifiers
+    without probabilities) are left out; under ``min_rows`` scored rows there is no
+    verdict (``psi`` is ``None``).
+
+    Examples
+    --------
+    >>> from flywheel.drift.profile import NumericProfile
+    >>> holdout = NumericProfile.build(np.linspace(0, 1, 200), bins=10, cells=0)
+    >>> alike = [{"prediction": float(i % 100) / 100} for i in range(100)]
+    >>> prediction_shift_from_reference(holdout, alike).psi < 0.05
+    True
+    >>> high = [{"prediction": 0.95} for _ in range(100)]
+    >>> prediction_shift_from_reference(holdout, high).psi > 1
+    True
+    """
+    scores = [s for s in map(row_score, current) if s is not None]
+    if len(scores) < min_rows or reference.count < min_rows:
+        return PredictionShift(
+            psi=None,
+            reference_rows=reference.count,
+            current_rows=len(scores),
+            basis="insufficient",
+        )
+    counts = reference.histogram(np.asarray(scores, dtype=np.float64))
+    value = psi(np.asarray(reference.counts), counts)
+    return PredictionShift(
+        psi=round(max(value, 0.0), 6),
+        reference_rows=reference.count,
+        current_rows=len(scores),
+        basis="reference",
     )

@@ -32,16 +32,20 @@ Examples
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
 
 from flywheel.registry.models import Task
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from numpy.typing import NDArray
+
     from flywheel.serving.predictor import Prediction
 
-__all__ = ["MAX_SCORES_PER_REQUEST", "MetricLabels", "ServingMetrics", "scores"]
+__all__ = ["MAX_SCORES_PER_REQUEST", "MetricLabels", "ServingMetrics", "score_column", "scores"]
 
 #: CloudWatch EMF takes at most 100 values per metric in one record.
 MAX_SCORES_PER_REQUEST = 100
@@ -85,6 +89,24 @@ class ServingMetrics(Protocol):
         ...
 
 
+def score_column(probabilities: NDArray[np.floating[Any]]) -> NDArray[np.float64]:
+    """A classifier's score per row: P(second class) when binary, else the top probability.
+
+    The one definition behind captured scores, ``PredictionScore`` and the reference
+    profile's prediction deciles (training), so the canary check compares like with like.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> score_column(np.array([[0.25, 0.75], [0.9, 0.1]])).tolist()
+    [0.75, 0.1]
+    >>> score_column(np.array([[0.2, 0.5, 0.3]])).tolist()
+    [0.5]
+    """
+    matrix = np.asarray(probabilities, dtype=np.float64)
+    return matrix[:, 1] if matrix.shape[1] == 2 else matrix.max(axis=1)
+
+
 def scores(prediction: Prediction) -> list[float]:
     """One number per row, at most :data:`MAX_SCORES_PER_REQUEST`.
 
@@ -108,8 +130,6 @@ def scores(prediction: Prediction) -> list[float]:
         return prediction.values[:MAX_SCORES_PER_REQUEST].tolist()  # type: ignore[no-any-return]
     probabilities = prediction.probabilities
     if probabilities is not None:
-        head = probabilities[:MAX_SCORES_PER_REQUEST]
-        column = head[:, 1] if head.shape[1] == 2 else head.max(axis=1)
-        return column.tolist()  # type: ignore[no-any-return]
+        return score_column(probabilities[:MAX_SCORES_PER_REQUEST]).tolist()  # type: ignore[no-any-return]
     index = {c: float(i) for i, c in enumerate(prediction.classes)}
     return [index.get(label, -1.0) for label in prediction.labels[:MAX_SCORES_PER_REQUEST]]

@@ -30,8 +30,10 @@ from flywheel.registry.models import (
     Task,
     VersionDraft,
 )
+from flywheel.serving.metrics import score_column
 from flywheel.training.config import TrainingConfig
 from flywheel.training.conversion import (
+    ModelOutputs,
     check_parity,
     convert_to_onnx,
     measure_parity,
@@ -329,7 +331,9 @@ def train(
     timings["parity"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    profile = build_profile(x_train, dataset.feature_names)
+    profile = build_profile(
+        x_train, dataset.feature_names, predictions=_holdout_scores(from_onnx, config.task)
+    )
     timings["profile"] = time.perf_counter() - started
 
     lineage = Lineage(
@@ -434,3 +438,10 @@ def train_from_config(
     """
     dataset = load_configured_dataset(config, fetch=fetch)
     return train(config, dataset, run_id=run_id)
+
+
+def _holdout_scores(outputs: ModelOutputs, task: Task) -> NDArray[np.float64]:
+    """What serving will capture as each holdout row's score (the canary's reference)."""
+    if task is Task.REGRESSION:
+        return np.asarray(outputs.values, dtype=np.float64)
+    return score_column(outputs.values)

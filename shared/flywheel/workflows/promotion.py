@@ -15,6 +15,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from flywheel.drift.profile import NumericProfile, ReferenceProfile
 from flywheel.errors import (
     ApprovalArtifactMismatchError,
     IllegalTransitionError,
@@ -23,7 +24,12 @@ from flywheel.errors import (
 )
 from flywheel.registry.models import VersionStatus
 from flywheel.serving.capture import decode_capture
-from flywheel.serving.comparison import PredictionShift, partition_hour, prediction_shift
+from flywheel.serving.comparison import (
+    PredictionShift,
+    partition_hour,
+    prediction_shift,
+    prediction_shift_from_reference,
+)
 from flywheel.workflows.ports import AlarmState, AliasRouting
 from flywheel.workflows.records import SERVING, ServingDoc, model_key, read, write
 from flywheel.workflows.state import (
@@ -36,6 +42,7 @@ from flywheel.workflows.state import (
 )
 
 if TYPE_CHECKING:
+    from flywheel.artifacts.ports import ArtifactStore
     from flywheel.registry.models import Model
     from flywheel.registry.ports import RecordStore
     from flywheel.registry.service import RegistryService
@@ -44,8 +51,12 @@ if TYPE_CHECKING:
     from flywheel.workflows.state import PromotionState
 
 
-#: What ``CanaryCheckResult.breached`` names when the canary's predictions moved.
+#: What ``CanaryCheckResult.breached`` names when the canary's predictions moved from
+#: the champion's on the same traffic.
 PREDICTION_DRIFT = "prediction-drift"
+#: ... and when they moved from the canary version's own holdout scores (its reference
+#: profile's prediction deciles).
+REFERENCE_PREDICTION_DRIFT = "prediction-drift-vs-reference"
 
 
 class PromotionSteps:
@@ -70,8 +81,10 @@ class PromotionSteps:
         prediction_min_rows: int = 50,
         prediction_max_rows: int = 20_000,
         capture_prefix: str = "capture/",
+        artifacts: ArtifactStore | None = None,
     ) -> None:
         self._registry = registry
+        self._artifacts = artifacts
         self._records = records
         self._serving = serving
         self._health = health
@@ -173,13 +186,19 @@ class PromotionSteps:
     # -- CheckCanary ---------------------------------------------------------------------------
     def check_canary(self, state: PromotionState) -> CanaryCheckResult:
         """Healthy when every canary alarm exists, none is in ``ALARM``, and the canary's
-        predictions have not moved away from the champion's on the same traffic.
+        predictions have moved neither from the champion's nor from its own holdout's.
 
-        The prediction check (when a capture store and a PSI limit are configured)
-        compares the canary's captured scores with the champion's captured since the
-        canary's first request: alias routing is random per invocation, so both saw the
-        same traffic mix and a large PSI means the canary answers differently.  Under
-        ``prediction_min_rows`` rows on either side it gives no verdict.
+        Both prediction checks (when a capture store and a PSI limit are configured)
+        read the canary's captured scores:
+
+        * against the champion's captured since the canary's first request: alias
+          routing is random per invocation, so both saw the same traffic mix and a
+          large PSI means the canary answers differently;
+        * against the prediction deciles of the canary version's reference profile
+          (its scores on the holdout at training; needs an artifact store): a large
+          PSI means it scores live traffic unlike anything it was evaluated on.
+
+        Under ``prediction_min_rows`` rows on either side a check gives no verdict.
         """
         alarms = self._health.alarm_states(state.model_name)
         if not alarms:
@@ -197,36 +216,58 @@ class PromotionSteps:
             if breached
             else [f"{len(alarms)} canary alarms, none in ALARM"]
         )
-        shift = self._prediction_shift(state.model_name, state.version)
-        if shift is not None and self._prediction_psi is not None:
-            if shift.psi is None:
+        champion: PredictionShift | None = None
+        reference: PredictionShift | None = None
+        limit = self._prediction_psi
+        if self._capture is not None and limit is not None:
+            canary = self._canary_rows(state.model_name, state.version)
+            champion = self._champion_shift(state.model_name, canary)
+            reference = self._reference_shift(state.model_name, state.version, canary)
+            if champion.psi is None:
                 reasons.append(
-                    f"prediction drift not judged ({shift.current_rows} canary and "
-                    f"{shift.reference_rows} champion rows; {self._prediction_min_rows} needed)"
+                    f"prediction drift not judged ({champion.current_rows} canary and "
+                    f"{champion.reference_rows} champion rows; {self._prediction_min_rows} "
+                    "needed)"
                 )
-            elif shift.psi > self._prediction_psi:
+            elif champion.psi > limit:
                 breached.append(PREDICTION_DRIFT)
                 reasons.append(
-                    f"canary predictions moved from the champion's: PSI {shift.psi:.3f} > "
-                    f"{self._prediction_psi}"
+                    f"canary predictions moved from the champion's: PSI {champion.psi:.3f} > "
+                    f"{limit}"
                 )
             else:
-                reasons.append(f"prediction PSI {shift.psi:.3f} <= {self._prediction_psi}")
+                reasons.append(f"prediction PSI {champion.psi:.3f} <= {limit}")
+            if reference is None:
+                if self._artifacts is not None:
+                    reasons.append("no holdout prediction profile to compare with")
+            elif reference.psi is None:
+                reasons.append(
+                    f"drift from the holdout's predictions not judged ({reference.current_rows}"
+                    f" canary and {reference.reference_rows} holdout scores; "
+                    f"{self._prediction_min_rows} needed)"
+                )
+            elif reference.psi > limit:
+                breached.append(REFERENCE_PREDICTION_DRIFT)
+                reasons.append(
+                    f"canary predictions moved from its holdout's: PSI {reference.psi:.3f} > "
+                    f"{limit}"
+                )
+            else:
+                reasons.append(f"holdout prediction PSI {reference.psi:.3f} <= {limit}")
         return CanaryCheckResult(
             healthy=not breached,
             alarms={n: str(s) for n, s in sorted(alarms.items())},
             breached=tuple(breached),
             reason="; ".join(reasons),
-            prediction_drift=None if shift is None else shift.psi,
+            prediction_drift=None if champion is None else champion.psi,
+            reference_prediction_drift=None if reference is None else reference.psi,
         )
 
-    def _prediction_shift(self, name: str, version: int) -> PredictionShift | None:
-        if self._capture is None or self._prediction_psi is None:
-            return None
-        base = f"{self._capture_prefix}model={name}/"
-        canary = [
-            row for row in self._rows(f"{base}version={version}/") if row.get("variant") == "canary"
-        ]
+    def _canary_rows(self, name: str, version: int) -> list[dict[str, Any]]:
+        prefix = f"{self._capture_prefix}model={name}/version={version}/"
+        return [row for row in self._rows(prefix) if row.get("variant") == "canary"]
+
+    def _champion_shift(self, name: str, canary: list[dict[str, Any]]) -> PredictionShift:
         champion_version = self._registry.get_model(name).champion
         if not canary or champion_version is None:
             return prediction_shift([], canary, min_rows=self._prediction_min_rows)
@@ -236,10 +277,32 @@ class PromotionSteps:
         )
         champion = [
             row
-            for row in self._rows(f"{base}version={champion_version}/", since=first_hour)
+            for row in self._rows(
+                f"{self._capture_prefix}model={name}/version={champion_version}/",
+                since=first_hour,
+            )
             if row.get("variant") == "champion" and str(row.get("timestamp")) >= start
         ]
         return prediction_shift(champion, canary, min_rows=self._prediction_min_rows)
+
+    def _reference_shift(
+        self, name: str, version: int, canary: list[dict[str, Any]]
+    ) -> PredictionShift | None:
+        """``None`` without an artifact store or a holdout prediction profile (versions
+        trained before profiles carried one)."""
+        scores = self._holdout_scores(name, version)
+        if scores is None:
+            return None
+        return prediction_shift_from_reference(scores, canary, min_rows=self._prediction_min_rows)
+
+    def _holdout_scores(self, name: str, version: int) -> NumericProfile | None:
+        if self._artifacts is None:
+            return None
+        ref = self._registry.get_version(name, version).reference_profile
+        if ref is None:
+            return None
+        # Verified against the registry's SHA-256 like every artifact read.
+        return ReferenceProfile.model_validate(self._artifacts.get_json(ref)).predictions
 
     def _rows(self, prefix: str, since: datetime | None = None) -> list[dict[str, Any]]:
         """Captured rows under ``prefix`` from the hour ``since`` on, oldest partitions first,

@@ -285,6 +285,8 @@ class CanaryCheckResult(ResultModel):
     reason: str
     #: PSI of the canary's captured predictions against the champion's (``None``: not judged).
     prediction_drift: float | None = None
+    #: PSI of the canary's captured predictions against its holdout's prediction deciles.
+    reference_prediction_drift: float | None = None
 
 
 class PromotionResult(ResultModel):

@@ -19,6 +19,7 @@ from flywheel.drift.profile import (
     ReferenceProfile,
     build_profile,
     merge,
+    merge_all,
 )
 from flywheel.errors import InvalidInputError, ProfileMismatchError
 
@@ -196,3 +197,30 @@ def test_profile_module_needs_only_numpy() -> None:
     )
 
     assert result.stdout.strip() == "[]"
+
+
+def test_prediction_deciles_travel_with_the_reference_and_not_with_windows() -> None:
+    rng = np.random.default_rng(5)
+    features = rng.normal(size=(1_000, 2))
+    scores = rng.uniform(0, 1, 300)
+    ref = build_profile(features, ["a", "b"], predictions=scores)
+
+    assert ref.predictions is not None
+    assert ref.predictions.count == 300
+    assert len(ref.predictions.counts) == 10  # deciles
+    assert ReferenceProfile.from_json(ref.to_json()) == ref
+    # Profiles stored before predictions existed still load.
+    old = json.loads(ref.to_json())
+    del old["predictions"]
+    assert ReferenceProfile.model_validate(old).predictions is None
+    # Windows are observed from features only; merging them keeps none.
+    windows = [ref.observe(rng.normal(size=(50, 2))) for _ in range(3)]
+    assert merge_all(windows).predictions is None
+    assert merge(ref, windows[0]).predictions is None
+    # Two references in the same bins add up.
+    assert merge(ref, ref).predictions.count == 600  # type: ignore[union-attr]
+
+
+def test_predictions_without_a_finite_score_are_refused() -> None:
+    with pytest.raises(InvalidInputError, match="predictions"):
+        build_profile(np.ones((5, 1)), ["a"], predictions=[float("nan")] * 5)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pytest
 
+from flywheel.drift.profile import PREDICTION_BINS, NumericProfile
 from flywheel.errors import ConfigError, DatasetError, ParityError, TrainingError
 from flywheel.registry.models import ArtifactRef, Task
 from flywheel.training.conversion import onnx_outputs
@@ -356,3 +357,38 @@ def test_version_draft_checks_the_artifact_hash(
     assert draft.input_schema.tensor_dtype == "float64"
     with pytest.raises(TrainingError, match="does not match"):
         outcome.version_draft(ArtifactRef(sha256="0" * 64, **artifact))
+
+
+@pytest.mark.parametrize("source", ["sklearn:breast_cancer", "sklearn:wine", "sklearn:diabetes"])
+def test_the_reference_profile_holds_the_scores_serving_will_capture(
+    outcomes: dict[tuple[str, str, str], TrainingOutcome], source: str
+) -> None:
+    """The canary compares live scores with these deciles: both must mean the same number."""
+    from flywheel.serving import OnnxModel
+    from flywheel.serving.metrics import MAX_SCORES_PER_REQUEST, scores
+
+    outcome = outcomes[(source, "random_forest", "float64")]
+    served = OnnxModel.load(
+        outcome.onnx_bytes,
+        expected_sha256=outcome.onnx_sha256,
+        input_schema=outcome.input_schema,
+        output_schema=outcome.output_schema,
+    )
+    live = [
+        score
+        for start in range(0, outcome.n_holdout, MAX_SCORES_PER_REQUEST)
+        for score in scores(
+            served.predict(outcome.X_holdout[start : start + MAX_SCORES_PER_REQUEST])
+        )
+    ]
+    deciles = outcome.profile.predictions
+    from_live = NumericProfile.build(live, bins=PREDICTION_BINS, cells=0)
+
+    assert deciles is not None
+    assert deciles.count == outcome.n_holdout == len(live)
+    assert 2 <= len(deciles.counts) <= PREDICTION_BINS
+    # Equal up to the last bits (ONNX Runtime may add tree outputs in another order
+    # across threads, and decile edges are holdout values, so a row may sit on one).
+    np.testing.assert_allclose(deciles.edges, from_live.edges, rtol=1e-9)
+    counts = deciles.histogram(np.asarray(live))
+    assert np.abs(counts - np.asarray(deciles.counts)).max() <= 1
