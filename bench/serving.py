@@ -20,6 +20,11 @@ Latency (one process, warm, ``perf_counter`` around each call):
 - ``scikit-learn``: the raw path with ``predict_proba`` of the same fitted
   estimator in place of ONNX Runtime (a lower bound for any scikit-learn handler).
 
+Where a 1-row request goes: each stage of the handler timed on its own in the same
+process (the deployed service's objects, the same request), plus the capture
+writer's background batch cost per request; their sum against the whole handler
+shows what the stages cost together (cache and GIL interference).
+
 Cold start (a fresh interpreter per sample, spawn → first answer, median):
 
 - ``import numpy, onnxruntime``: the floor;
@@ -224,6 +229,128 @@ def latency(setup: dict[str, Any], repeat: int) -> list[tuple[str, int, float, f
     return results
 
 
+def breakdown(setup: dict[str, Any], repeat: int) -> list[tuple[str, float]]:
+    """Where one 1-row request's time goes: each stage of the handler timed on its own.
+
+    The stages run the deployed objects (the handler module's service, its model,
+    validator, metrics and capture writer) on the same request, after warm-up.
+    ``capture batch write`` is the background writer's cost per request: one batch
+    of ``capture_max_rows`` entries encoded, gzipped and put to S3, divided by its
+    size (it runs on another thread but holds the GIL while in Python).
+    """
+    from flywheel.serving import http
+    from flywheel.serving.capture import CaptureEntry, CaptureWriter
+    from flywheel.serving.metrics import MetricLabels, scores
+    from flywheel.serving.service import _response
+    from functions.inference import handler as lambda_handler
+    from tests.serving_support import FakeContext, raw_event
+
+    body = json.dumps({"records": _records(setup["version"], 1)})
+    event = raw_event(body, model=MODEL)
+    context = FakeContext()
+    stages: list[tuple[str, float]] = []
+    sink = io.StringIO()
+    with redirect_stdout(sink):
+        for _ in range(200):
+            lambda_handler.handler(event, context)
+        service = lambda_handler._service()
+        served = service.primary
+        request = http.parse_predict_request(body)
+        matrix = served.validator.matrix(request.rows())
+        prediction = served.model.predict(matrix)
+        variant = service.current_variant()
+        labels = MetricLabels(service.name, served.version.version, variant)
+        answer = _response(service.name, served, variant, "r", prediction)
+        entry = CaptureEntry(
+            request_id="r",
+            model=service.name,
+            version=served.version.version,
+            variant=variant.value,
+            timestamp=time.time(),
+            latency_ms=0.1,
+            records=request.rows(),
+            prediction=prediction,
+            body=body,
+        )
+        assert service.capture is not None
+        writer = CaptureWriter(
+            service.capture.sink, max_rows=service.capture.max_rows, background=False
+        )
+        batch = service.capture.max_rows
+
+        def write_batch() -> None:
+            for _ in range(batch):
+                writer.submit(entry)
+            writer.flush()
+
+        timed: list[tuple[str, Any, int]] = [
+            ("Powertools resolver + Logger (constant answer, no parsing)", _bare_handler(), 0),
+            ("parse the body (PredictRequest)", lambda: http.parse_predict_request(body), 1),
+            ("schema validation -> matrix", lambda: served.validator.matrix(request.rows()), 1),
+            ("model call + output checks (ONNX Runtime)", lambda: served.model.predict(matrix), 1),
+            (
+                "response: build + serialize",
+                lambda: _response(service.name, served, variant, "r", prediction).model_dump_json(),
+                1,
+            ),
+            (
+                "EMF document",
+                lambda: service.metrics.request_served(
+                    labels, rows=1, latency_ms=0.1, scores=scores(prediction), capture_lost=0
+                ),
+                1,
+            ),
+            ("capture hand-off (submit)", lambda: writer.submit(entry), 1),
+        ]
+        for name, fn, kind in timed:
+            if kind == 0:
+
+                def call(fn: Any = fn) -> None:
+                    fn(event, context)
+
+                stages.append((name, _time(call, repeat, warmup=100)[0]))
+            else:
+                stages.append((name, _time(fn, repeat, warmup=100)[0]))
+            sink.seek(0)
+            sink.truncate()
+            writer.flush()
+        write_batch()
+        started = time.perf_counter()
+        rounds = 5
+        for _ in range(rounds):
+            write_batch()
+        per_request = (time.perf_counter() - started) / (rounds * batch) * 1e6
+        stages.append((f"capture batch write ({batch} entries), per request", per_request))
+        stages.append(
+            (
+                "handler (whole)",
+                _time(lambda: lambda_handler.handler(event, context), repeat, warmup=100)[0],
+            )
+        )
+        del answer
+    return stages
+
+
+def _bare_handler() -> Any:
+    """The deployed Powertools stack around a route that answers a constant string."""
+    from aws_lambda_powertools import Logger
+    from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+
+    app = APIGatewayRestResolver()
+    logger = Logger()
+
+    @app.post("/v1/models/<name>/predict")
+    def predict(name: str) -> Response[str]:  # noqa: ARG001 - the route's parameter
+        return Response(200, "application/json", '{"predictions":["x"]}')
+
+    @logger.inject_lambda_context
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        logger.set_correlation_id(event["requestContext"]["requestId"])
+        return app.resolve(event, context)
+
+    return handler
+
+
 def _constant_answer(name: str, body: Any) -> Any:
     """What the framework-floor routes answer: no model, one label per record."""
     from flywheel.serving.models import PredictResponse, Variant
@@ -421,6 +548,7 @@ def main() -> None:
     setup = _setup(args.config)
     try:
         rows = latency(setup, args.repeat)
+        stages = breakdown(setup, args.repeat)
         colds = cold_start(setup, args.cold)
     finally:
         from flywheel.local import server as moto_server
@@ -453,6 +581,13 @@ def main() -> None:
             f"scikit-learn path / handler = {p50['scikit-learn'] / p50['handler']:.1f}x; "
             f"model call scikit-learn / onnxruntime = {model_ratio:.0f}x (goal >= 20x)"
         )
+    raw = by_key[("raw onnxruntime", 1)]
+    print("\n| where one 1-row request goes (each stage alone, p50) | µs | / raw |")
+    print("|---|---:|---:|")
+    for name, micros in stages:
+        print(f"| {name} | {micros:,.1f} | {micros / raw:.2f} |")
+    parts = sum(micros for name, micros in stages if name != "handler (whole)")
+    print(f"| sum of the stages | {parts:,.1f} | {parts / raw:.2f} |")
     print("\n| cold start (fresh process, median) | ms | note |")
     print("|---|---:|---|")
     for name, ms, note in colds:
