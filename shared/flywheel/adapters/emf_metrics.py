@@ -31,6 +31,8 @@ __all__ = ["DIMENSION_SETS", "EmfServingMetrics", "emit_metric"]
 #: Every request document carries both: ``[Model, Variant]`` is what the canary
 #: alarms select on, ``[Model, Version]`` compares a version with its predecessor.
 DIMENSION_SETS: list[list[str]] = [["Model", "Variant"], ["Model", "Version"]]
+# One encoder for every document (json.dumps with options builds a new one per call).
+_COMPACT = json.JSONEncoder(separators=(",", ":")).encode
 
 _UNITS = {
     "Requests": MetricUnit.Count.value,
@@ -179,15 +181,14 @@ class EmfServingMetrics:
                 separators=(",", ":"),
             )
             self._directives[names] = directive
-        members = json.dumps(
+        members = _COMPACT(
             {
                 "Model": labels.model,
                 "Variant": labels.variant,
                 "Version": str(labels.version),
                 **values,
                 **metadata,
-            },
-            separators=(",", ":"),
+            }
         )
         stamp = int(time.time() * 1000)
         self._write(

@@ -56,6 +56,7 @@ True
 from __future__ import annotations
 
 import atexit
+import functools
 import gzip
 import json
 import math
@@ -204,6 +205,8 @@ class CaptureEntry:
         return lines
 
     def _request_line(self, body: str) -> str:
+        # One line per request on the capture thread, which holds the GIL while it
+        # runs: the constant parts (classes, timestamps within a second) are cached.
         dumps = _DUMPS
         prediction = self.prediction
         if "\n" in body or "\r" in body:  # JSON strings never hold raw line breaks
@@ -212,16 +215,19 @@ class CaptureEntry:
             predictions, probabilities, classes = dumps(prediction.values.tolist()), "null", "null"
         else:
             predictions = dumps(list(prediction.labels))
-            classes = dumps(list(prediction.classes))
+            classes = _json_list(prediction.classes)
             probabilities = (
                 "null"
                 if prediction.probabilities is None
                 else dumps(prediction.probabilities.tolist())
             )
+        latency = round(self.latency_ms, 4)
+        latency_text = repr(latency) if math.isfinite(latency) else "null"
         return (
-            f'{{"request_id":{dumps(self.request_id)},"timestamp":{dumps(_iso(self.timestamp))},'
+            f'{{"request_id":{dumps(self.request_id)},"timestamp":"{_iso(self.timestamp)}",'
             f'"model":{dumps(self.model)},"version":{int(self.version)},'
-            f'"variant":{dumps(self.variant)},"latency_ms":{dumps(round(self.latency_ms, 4))},'
+            f'"variant":{dumps(self.variant)},'
+            f'"latency_ms":{latency_text},'
             f'"entity_id":{dumps(self.entity_id)},"rows":{len(self.records)},'
             f'"request":{body},"predictions":{predictions},"probabilities":{probabilities},'
             f'"classes":{classes}}}'
@@ -550,7 +556,7 @@ class CaptureWriter:
             except Exception:
                 self.stats.encode_errors += len(entry.records)
                 continue
-            hour = datetime.fromtimestamp(entry.timestamp, tz=UTC).strftime("%Y%m%d%H")
+            hour = _hour(math.floor(entry.timestamp / 3600))
             group = (entry.model, entry.version, hour)
             groups.setdefault(group, []).extend(rows)
             stamps.setdefault(group, entry.timestamp)
@@ -594,7 +600,38 @@ _DUMPS = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
 
 
 def _iso(timestamp: float) -> str:
-    return datetime.fromtimestamp(timestamp, tz=UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
+    """``YYYY-MM-DDTHH:MM:SS.mmmZ``, as ``datetime.fromtimestamp(...).isoformat`` with
+    milliseconds (microseconds rounded half-even, then truncated), the date part
+    formatted once per second.
+
+    Examples
+    --------
+    >>> _iso(1_700_000_000.9996), _iso(1_700_000_000.0)
+    ('2023-11-14T22:13:20.999Z', '2023-11-14T22:13:20.000Z')
+    """
+    fraction, whole = math.modf(timestamp)
+    micros = round(fraction * 1e6)
+    if micros >= 1_000_000:
+        whole, micros = whole + 1, micros - 1_000_000
+    elif micros < 0:  # before 1970
+        whole, micros = whole - 1, micros + 1_000_000
+    return f"{_second(int(whole))}.{micros // 1000:03d}Z"
+
+
+@functools.lru_cache(maxsize=8)
+def _second(seconds: int) -> str:
+    return datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+@functools.lru_cache(maxsize=64)
+def _json_list(values: tuple[str, ...]) -> str:
+    """A model's class list as JSON (the same tuple on every line of a model)."""
+    return _DUMPS(list(values))
+
+
+@functools.lru_cache(maxsize=8)
+def _hour(hours: int) -> str:
+    return datetime.fromtimestamp(hours * 3600, tz=UTC).strftime("%Y%m%d%H")
 
 
 def _json_safe(value: Any) -> Any:

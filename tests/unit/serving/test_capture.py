@@ -5,14 +5,18 @@ from __future__ import annotations
 import re
 import threading
 import time
+from datetime import UTC, datetime
 
 import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from flywheel.adapters.memory_capture import InMemoryCaptureSink
 from flywheel.registry.models import Task
 from flywheel.serving.capture import (
     CaptureEntry,
     CaptureWriter,
+    _iso,
     capture_key,
     decode_capture,
     read_capture,
@@ -127,3 +131,19 @@ def test_capture_key_is_partitioned_by_model_version_date_and_hour():
     key = capture_key("churn", 7, T0, prefix="capture/")
     assert KEY.match(key)
     assert key.startswith("capture/model=churn/version=7/date=2023-11-14/hour=22/")
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.one_of(
+        st.floats(min_value=-1e9, max_value=4e9, allow_nan=False),
+        # just below, at and above millisecond and second boundaries
+        st.tuples(
+            st.integers(0, 4_000_000_000),
+            st.sampled_from([0.0, 0.0005, 0.0004999, 0.9994999, 0.9995, 0.9999995, 0.99999949]),
+        ).map(sum),
+    )
+)
+def test_capture_timestamps_read_as_datetime_formats_them(timestamp: float) -> None:
+    expected = datetime.fromtimestamp(timestamp, tz=UTC).isoformat(timespec="milliseconds")
+    assert _iso(timestamp) == expected[:-6] + "Z"
