@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from flywheel.drift.statistics import chi2_sf, normal_sf, psi
+from flywheel.drift.statistics import chi2_sf, chi_square_homogeneity, normal_sf, psi
 from flywheel.errors import InvalidInputError
 from flywheel.monitoring.performance import classification_metrics, regression_metrics
 
@@ -525,6 +525,9 @@ class PredictionShift(_Frozen):
     reference_rows: int
     current_rows: int
     basis: str  # scores | labels | reference | insufficient
+    p_value: float | None = None
+    """χ² test that both sides' bin counts come from one distribution: a PSI above a
+    limit on a few dozen rows is often sampling noise, which this tells apart."""
 
 
 def row_score(row: Mapping[str, Any]) -> float | None:
@@ -605,6 +608,7 @@ def prediction_shift(
         reference_rows=len(reference),
         current_rows=len(current),
         basis=basis,
+        p_value=chi_square_homogeneity(ref_counts, cur_counts).p_value,
     )
 
 
@@ -639,10 +643,12 @@ def prediction_shift_from_reference(
             basis="insufficient",
         )
     counts = reference.histogram(np.asarray(scores, dtype=np.float64))
-    value = psi(np.asarray(reference.counts), counts)
+    holdout = np.asarray(reference.counts)
+    value = psi(holdout, counts)
     return PredictionShift(
         psi=round(max(value, 0.0), 6),
         reference_rows=reference.count,
         current_rows=len(scores),
         basis="reference",
+        p_value=chi_square_homogeneity(holdout, counts).p_value,
     )

@@ -57,6 +57,9 @@ PREDICTION_DRIFT = "prediction-drift"
 #: ... and when they moved from the canary version's own holdout scores (its reference
 #: profile's prediction deciles).
 REFERENCE_PREDICTION_DRIFT = "prediction-drift-vs-reference"
+#: A prediction check also needs the shift to be more than sampling noise: with 50
+#: canary rows, PSI over deciles exceeds 0.2 in most healthy canaries.
+PREDICTION_ALPHA = 0.01
 
 
 class PromotionSteps:
@@ -82,9 +85,11 @@ class PromotionSteps:
         prediction_max_rows: int = 20_000,
         capture_prefix: str = "capture/",
         artifacts: ArtifactStore | None = None,
+        prediction_alpha: float = PREDICTION_ALPHA,
     ) -> None:
         self._registry = registry
         self._artifacts = artifacts
+        self._prediction_alpha = prediction_alpha
         self._records = records
         self._serving = serving
         self._health = health
@@ -218,42 +223,20 @@ class PromotionSteps:
         )
         champion: PredictionShift | None = None
         reference: PredictionShift | None = None
-        limit = self._prediction_psi
-        if self._capture is not None and limit is not None:
+        if self._capture is not None and self._prediction_psi is not None:
             canary = self._canary_rows(state.model_name, state.version)
             champion = self._champion_shift(state.model_name, canary)
             reference = self._reference_shift(state.model_name, state.version, canary)
-            if champion.psi is None:
-                reasons.append(
-                    f"prediction drift not judged ({champion.current_rows} canary and "
-                    f"{champion.reference_rows} champion rows; {self._prediction_min_rows} "
-                    "needed)"
-                )
-            elif champion.psi > limit:
-                breached.append(PREDICTION_DRIFT)
-                reasons.append(
-                    f"canary predictions moved from the champion's: PSI {champion.psi:.3f} > "
-                    f"{limit}"
-                )
-            else:
-                reasons.append(f"prediction PSI {champion.psi:.3f} <= {limit}")
-            if reference is None:
-                if self._artifacts is not None:
-                    reasons.append("no holdout prediction profile to compare with")
-            elif reference.psi is None:
-                reasons.append(
-                    f"drift from the holdout's predictions not judged ({reference.current_rows}"
-                    f" canary and {reference.reference_rows} holdout scores; "
-                    f"{self._prediction_min_rows} needed)"
-                )
-            elif reference.psi > limit:
-                breached.append(REFERENCE_PREDICTION_DRIFT)
-                reasons.append(
-                    f"canary predictions moved from its holdout's: PSI {reference.psi:.3f} > "
-                    f"{limit}"
-                )
-            else:
-                reasons.append(f"holdout prediction PSI {reference.psi:.3f} <= {limit}")
+            judged = [(champion, "champion", PREDICTION_DRIFT)]
+            if reference is not None:
+                judged.append((reference, "holdout", REFERENCE_PREDICTION_DRIFT))
+            elif self._artifacts is not None:
+                reasons.append("no holdout prediction profile to compare with")
+            for shift, side, breach in judged:
+                moved, reason = self._judge(shift, side)
+                reasons.append(reason)
+                if moved:
+                    breached.append(breach)
         return CanaryCheckResult(
             healthy=not breached,
             alarms={n: str(s) for n, s in sorted(alarms.items())},
@@ -261,6 +244,33 @@ class PromotionSteps:
             reason="; ".join(reasons),
             prediction_drift=None if champion is None else champion.psi,
             reference_prediction_drift=None if reference is None else reference.psi,
+        )
+
+    def _judge(self, shift: PredictionShift, side: str) -> tuple[bool, str]:
+        """Whether the canary's scores moved from ``side``'s (champion or holdout), and why.
+
+        Moved means a PSI above the limit that is also more than sampling noise
+        (χ² homogeneity p-value below ``prediction_alpha``).
+        """
+        limit = self._prediction_psi
+        assert limit is not None
+        if shift.psi is None:
+            return False, (
+                f"prediction drift from the {side} not judged ({shift.current_rows} canary "
+                f"and {shift.reference_rows} {side} rows; {self._prediction_min_rows} needed)"
+            )
+        p_value = 1.0 if shift.p_value is None else shift.p_value
+        if shift.psi <= limit:
+            return False, f"{side} prediction PSI {shift.psi:.3f} <= {limit}"
+        if p_value >= self._prediction_alpha:
+            return False, (
+                f"{side} prediction PSI {shift.psi:.3f} > {limit} but within sampling noise "
+                f"(p {p_value:.2g} >= {self._prediction_alpha}; {shift.current_rows} canary "
+                f"and {shift.reference_rows} {side} rows)"
+            )
+        return True, (
+            f"canary predictions moved from the {side}'s: PSI {shift.psi:.3f} > {limit}, "
+            f"p {p_value:.2g}"
         )
 
     def _canary_rows(self, name: str, version: int) -> list[dict[str, Any]]:

@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import random
 
+import numpy as np
 import pytest
 from scipy import stats
 
+from flywheel.drift.profile import NumericProfile
 from flywheel.errors import InvalidInputError
-from flywheel.serving.comparison import compare_ab, compare_shadow, compare_variants
+from flywheel.serving.comparison import (
+    compare_ab,
+    compare_shadow,
+    compare_variants,
+    prediction_shift,
+    prediction_shift_from_reference,
+)
 
 
 def row(request: str, variant: str, version: int, prediction, *, index: int = 0, **extra):
@@ -138,3 +146,33 @@ def test_without_labels_the_arms_are_summarized_but_not_judged():
 def test_no_arm_rows_is_a_clear_error():
     with pytest.raises(InvalidInputError, match="no captured rows of A/B arms"):
         compare_ab([row("r", "champion", 1, "x")])
+
+
+@pytest.mark.parametrize("canary_rows", [50, 300])
+def test_prediction_shift_tells_sampling_noise_from_a_moved_distribution(canary_rows: int) -> None:
+    """PSI alone over deciles flags most small healthy samples; its p-value does not."""
+    rng = np.random.default_rng(canary_rows)
+    holdout = NumericProfile.build(rng.uniform(0, 1, 114), bins=10, cells=0)
+
+    def rows(values: np.ndarray) -> list[dict[str, float]]:
+        return [{"prediction": float(v)} for v in values]
+
+    same = [
+        (
+            prediction_shift(rows(rng.uniform(0, 1, 400)), rows(rng.uniform(0, 1, canary_rows))),
+            prediction_shift_from_reference(holdout, rows(rng.uniform(0, 1, canary_rows))),
+        )
+        for _ in range(100)
+    ]
+    moved = prediction_shift_from_reference(
+        holdout, rows(np.minimum(rng.uniform(0, 1, canary_rows) + 0.3, 1.0))
+    )
+
+    for side in (0, 1):
+        noisy = [pair[side] for pair in same]
+        flagged = sum(s.psi > 0.2 and s.p_value < 0.01 for s in noisy)
+        assert flagged <= 3
+        if canary_rows == 50:
+            assert sum(s.psi > 0.2 for s in noisy) >= 30  # PSI alone would roll back many
+    assert moved.psi > 0.2
+    assert moved.p_value < 0.01
