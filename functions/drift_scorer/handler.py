@@ -2,7 +2,9 @@
 
 Metrics: ``ShareDrifted``, ``DriftedFeatures`` and ``DriftWindowRows`` per model, and per
 feature (dimensions ``Model``, ``Feature``) ``DriftScore``, ``FeatureDrifted`` and the
-distances, one EMF document per feature (:mod:`flywheel.adapters.emf_monitoring`).
+distances, one EMF document per feature (:mod:`flywheel.adapters.emf_monitoring`);
+``PredictionDrift`` (``Model``, ``Variant=champion``): the PSI of the window's scores
+against the champion's holdout scores, when its reference profile has them.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import TYPE_CHECKING
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 
+from flywheel.adapters.emf_metrics import emit_metric
 from flywheel.adapters.emf_monitoring import feature_drift_documents, write_documents
 from flywheel.adapters.lambda_entry import scheduled_handler
 from flywheel.monitoring.settings import MonitoringSettings
@@ -44,6 +47,17 @@ def _emit(run: DriftRun) -> None:
     metrics.add_metric("DriftWindowRows", MetricUnit.Count, run.rows)
     namespace = metrics.namespace or "Flywheel"
     write_documents(feature_drift_documents(namespace, run.model, run.version, run.result.features))
+    predictions = run.result.prediction_drift
+    if predictions is not None:
+        # The dashboard's PredictionDrift line for the champion (the canary's comes from
+        # the promotion workflow's check): exactly the dimensions it plots.
+        emit_metric(
+            str(namespace),
+            "PredictionDrift",
+            predictions.psi,
+            unit=MetricUnit.NoUnit,
+            dimensions={"Model": run.model, "Variant": "champion"},
+        )
 
 
 handler = scheduled_handler(

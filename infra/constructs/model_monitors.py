@@ -51,6 +51,7 @@ class ModelMonitors(Construct):
             "FLYWHEEL_LABELS_PREFIX": "labels/",
             "FLYWHEEL_REPORTS_PREFIX": "reports/",
             "FLYWHEEL_EVENT_SOURCE": SOURCE_MONITORING,
+            "FLYWHEEL_PREDICTION_PSI": str(cfg.alarms.prediction_drift),
         }
         self.drift = FlywheelFunction(
             self,

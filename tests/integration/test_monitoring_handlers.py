@@ -101,7 +101,10 @@ def deployment(
     training = np.column_stack([rng.normal(40, 10, 3000), rng.normal(50, 5, 3000)])
     profile = artifacts.put_json(
         "models/churn/profile.json",
-        build_profile(training, ["age", "income"]).model_dump(mode="json"),
+        # holdout scores spread over [0, 1]; the served rows below all score 0.7
+        build_profile(training, ["age", "income"], predictions=rng.uniform(0, 1, 300)).model_dump(
+            mode="json"
+        ),
     )
     audit = DynamoDbAuditLog(local_names["FLYWHEEL_AUDIT_TABLE"], client=dynamodb)
     store = DynamoDbModelRegistry(local_names["FLYWHEEL_REGISTRY_TABLE"], audit, client=dynamodb)
@@ -182,7 +185,8 @@ def test_the_drift_scorer_emits_one_metric_document_per_feature(
     [run] = result["runs"]
     assert run["drift_detected"] is True
     assert run["drifted"] == ["age"]
-    per_feature = {doc["Feature"]: doc for doc in emf(capsys.readouterr().out) if "Feature" in doc}
+    documents = emf(capsys.readouterr().out)
+    per_feature = {doc["Feature"]: doc for doc in documents if "Feature" in doc}
     assert set(per_feature) == {"age", "income"}
     age = per_feature["age"]
     assert age["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["Model", "Feature"]]
@@ -192,3 +196,10 @@ def test_the_drift_scorer_emits_one_metric_document_per_feature(
     [drift] = deployment.events()
     assert drift["detail-type"] == "DriftDetected"
     assert drift["detail"]["drifted_features"] == ["age"]
+    # Every served row scores 0.7, nothing like the champion's holdout: prediction drift,
+    # on the dashboard's [Model, Variant=champion] line.
+    assert drift["detail"]["prediction_psi"] > 0.2
+    [predictions] = [d for d in documents if "PredictionDrift" in d]
+    assert predictions["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["Model", "Variant"]]
+    assert (predictions["Model"], predictions["Variant"]) == (MODEL, "champion")
+    assert predictions["PredictionDrift"] == drift["detail"]["prediction_psi"]

@@ -103,6 +103,7 @@ def drift_monitor(
         capture_prefix=settings.capture_prefix,
         reports_prefix=settings.reports_prefix,
         configs=ModelConfigStore(wired.registry, wired.store),
+        prediction_psi=settings.prediction_psi,
     )
 
 

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
     from flywheel.drift.bias import BiasResult
     from flywheel.drift.profile import CategoricalProfile, NumericProfile, ReferenceProfile
-    from flywheel.drift.scorer import DriftResult, FeatureDrift
+    from flywheel.drift.scorer import DriftResult, FeatureDrift, PredictionDrift
     from flywheel.monitoring.performance import PerformanceResult
 
 __all__ = ["render_html", "render_performance_html"]
@@ -117,6 +117,8 @@ def render_html(
         _policy_table(result),
         "</section>",
     ]
+    if result.prediction_drift is not None:
+        parts.append(_prediction_section(result.prediction_drift))
     if performance is not None:
         parts.append(_performance_section(performance))
     if bias is not None:
@@ -273,6 +275,19 @@ def _policy_table(result: DriftResult) -> str:
         items.append((f"Override: {feature}", ", ".join(bits) or "—"))
     rows = "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in items)
     return f"<table>{rows}</table>"
+
+
+def _prediction_section(drift: PredictionDrift) -> str:
+    verdict = "moved" if drift.drifted else "stable"
+    return (
+        '<section id="predictions"><h2>Predictions</h2>'
+        f'<p class="verdict {"drift" if drift.drifted else "no_drift"}">'
+        f"{verdict}: the window's scores against the holdout's, PSI {_num(drift.psi)} "
+        f"(limit {_num(drift.threshold)}), χ² p {drift.p_value:.2g} "
+        f"(moved needs p &lt; {drift.alpha:g})</p>"
+        f'<p class="meta">{drift.window_rows:,} scored rows in the window, '
+        f"{drift.holdout_rows:,} in the holdout</p></section>"
+    )
 
 
 def _performance_section(result: PerformanceResult) -> str:

@@ -57,6 +57,7 @@ __all__ = [
     "DriftResult",
     "FeatureDrift",
     "FeatureStatistics",
+    "PredictionDrift",
     "observe_window",
     "profile_from_parquet",
     "score_window",
@@ -125,6 +126,25 @@ class FeatureDrift(_Frozen):
     new_categories: tuple[str, ...] = ()
 
 
+class PredictionDrift(_Frozen):
+    """The model's scores in the window against its own holdout's (prediction drift).
+
+    ``psi`` compares the window's scores with the reference profile's prediction
+    deciles (:attr:`ReferenceProfile.predictions
+    <flywheel.drift.profile.ReferenceProfile.predictions>`); ``drifted`` needs both
+    ``psi > threshold`` and a χ² homogeneity ``p_value < alpha``, so a few dozen rows
+    of noise do not count as a shift.
+    """
+
+    psi: float = Field(ge=0)
+    p_value: float = Field(ge=0, le=1)
+    threshold: float = Field(gt=0)
+    alpha: float = Field(gt=0, lt=1)
+    drifted: bool
+    holdout_rows: int = Field(ge=0)
+    window_rows: int = Field(ge=0)
+
+
 class DriftResult(_Frozen):
     """Per-feature verdicts and the dataset verdict for one window.
 
@@ -152,6 +172,8 @@ class DriftResult(_Frozen):
     policy: DriftPolicy
     features: tuple[FeatureDrift, ...]
     labels: dict[str, str] = Field(default_factory=dict)
+    prediction_drift: PredictionDrift | None = None
+    """Set by the drift monitor when the reference profile has holdout scores."""
 
     @property
     def drifted(self) -> tuple[str, ...]:

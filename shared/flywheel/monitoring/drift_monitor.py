@@ -18,7 +18,7 @@ import numpy as np
 
 from flywheel.drift.profile import ReferenceProfile
 from flywheel.drift.report import render_html
-from flywheel.drift.scorer import DriftResult, observe_window, score_window
+from flywheel.drift.scorer import DriftResult, PredictionDrift, observe_window, score_window
 from flywheel.drift.statistics import DriftPolicy
 from flywheel.errors import InvalidInputError
 from flywheel.monitoring.feedback import hourly_prefixes
@@ -29,6 +29,7 @@ from flywheel.monitoring.runs import (
     rows_under,
 )
 from flywheel.serving.capture import DEFAULT_CAPTURE_PREFIX
+from flywheel.serving.comparison import PREDICTION_ALPHA, prediction_shift_from_reference
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from flywheel.artifacts.ports import ArtifactStore
     from flywheel.clock import Clock
     from flywheel.drift.bias import BiasResult
+    from flywheel.drift.profile import NumericProfile
     from flywheel.registry.service import RegistryService
     from flywheel.serving.capture import CaptureSource
     from flywheel.workflows.config import ModelConfigStore
@@ -78,6 +80,7 @@ class DriftMonitor:
         reports_prefix: str = "reports/",
         min_rows: int = 30,
         configs: ModelConfigStore | None = None,
+        prediction_psi: float = 0.2,
     ) -> None:
         self.registry = registry
         self.artifacts = artifacts
@@ -89,6 +92,7 @@ class DriftMonitor:
         self.reports_prefix = reports_prefix
         self.min_rows = min_rows
         self.configs = configs
+        self.prediction_psi = prediction_psi
 
     def partitions(self, model: str, version: int, now: datetime, hours: int) -> list[str]:
         """Capture prefixes of the window: the current hour and the ``hours`` before it."""
@@ -122,8 +126,11 @@ class DriftMonitor:
             for name in reference.features
         }
         labels = {"model": model, "version": str(champion), "window_end": now.isoformat()}
-        result = score_window(reference, columns, self.policy, labels=labels)
         window = observe_window(reference, columns)
+        result = score_window(reference, window, self.policy, labels=labels)
+        if reference.predictions is not None:
+            predictions = self._prediction_drift(reference.predictions, rows)
+            result = result.model_copy(update={"prediction_drift": predictions})
         stamp = f"{now:%Y-%m-%dT%H%M%S}"
         base = f"{self.reports_prefix}{model}/drift/{stamp}"
         html = render_html(
@@ -141,6 +148,8 @@ class DriftMonitor:
             "drifted_features": list(drifted),
             "rows": result.current_rows,
         }
+        if result.prediction_drift is not None:
+            evidence["prediction_psi"] = result.prediction_drift.psi
         reported = report_run(
             self.artifacts,
             self.events,
@@ -160,6 +169,23 @@ class DriftMonitor:
             drifted=drifted,
             result=result,
             **reported,
+        )
+
+    def _prediction_drift(
+        self, holdout: NumericProfile, rows: list[dict[str, Any]]
+    ) -> PredictionDrift | None:
+        """The window's scores against the holdout's deciles (``None``: too few scores)."""
+        shift = prediction_shift_from_reference(holdout, rows, min_rows=self.min_rows)
+        if shift.psi is None or shift.p_value is None:
+            return None
+        return PredictionDrift(
+            psi=shift.psi,
+            p_value=shift.p_value,
+            threshold=self.prediction_psi,
+            alpha=PREDICTION_ALPHA,
+            drifted=shift.psi > self.prediction_psi and shift.p_value < PREDICTION_ALPHA,
+            holdout_rows=shift.reference_rows,
+            window_rows=shift.current_rows,
         )
 
     def _bias(self, model: str, rows: list[dict[str, Any]]) -> BiasResult | None:

@@ -27,3 +27,5 @@ class MonitoringSettings(Settings):
     capture_prefix: str = DEFAULT_CAPTURE_PREFIX
     labels_prefix: str = DEFAULT_LABELS_PREFIX
     reports_prefix: str = "reports/"
+    #: PSI above which the champion's scores moved from its holdout's (with p < 0.01).
+    prediction_psi: float = Field(default=0.2, gt=0)

@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from flywheel.drift.profile import NumericProfile
 
 __all__ = [
+    "PREDICTION_ALPHA",
     "AbComparison",
     "ArmDifference",
     "PredictionShift",
@@ -516,6 +517,11 @@ def partition_hour(key: str) -> datetime | None:
     if found is None:
         return None
     return datetime.fromisoformat(f"{found.group(1)}T{found.group(2)}:00:00+00:00")
+
+
+#: A prediction shift counts only when its χ² p-value is below this: PSI over deciles
+#: on a few dozen rows exceeds the usual 0.2 limit in most samples that did not move.
+PREDICTION_ALPHA = 0.01
 
 
 class PredictionShift(_Frozen):

@@ -25,6 +25,7 @@ from flywheel.errors import (
 from flywheel.registry.models import VersionStatus
 from flywheel.serving.capture import decode_capture
 from flywheel.serving.comparison import (
+    PREDICTION_ALPHA,
     PredictionShift,
     partition_hour,
     prediction_shift,
@@ -57,9 +58,6 @@ PREDICTION_DRIFT = "prediction-drift"
 #: ... and when they moved from the canary version's own holdout scores (its reference
 #: profile's prediction deciles).
 REFERENCE_PREDICTION_DRIFT = "prediction-drift-vs-reference"
-#: A prediction check also needs the shift to be more than sampling noise: with 50
-#: canary rows, PSI over deciles exceeds 0.2 in most healthy canaries.
-PREDICTION_ALPHA = 0.01
 
 
 class PromotionSteps:

@@ -72,3 +72,58 @@ def test_the_drift_report_shows_selection_rates_of_the_protected_attribute(
     assert 'id="bias"' in page
     assert "Bias: age (favorable: 1)" in page
     assert "demographic parity difference 1.000" in page
+
+
+@pytest.mark.parametrize(
+    ("served", "moved"),
+    [(["1"] * 150 + ["0"] * 150, False), (["1"] * 300, True)],
+    ids=["like-the-holdout", "all-positive"],
+)
+def test_the_drift_report_judges_the_champions_scores_against_its_holdouts(
+    world: Monitoring, served: list[str], moved: bool
+) -> None:
+    # Given a champion whose holdout scored half its rows 0.2 and half 0.8
+    rng = np.random.default_rng(3)
+    training = np.column_stack([rng.normal(40, 10, 2000), rng.normal(1, 0.1, 2000)])
+    profile = build_profile(training, ["age", "income"], predictions=[0.2] * 100 + [0.8] * 100)
+    ref = world.artifacts.put_json("models/churn/profile.json", profile.model_dump(mode="json"))
+    world.champion(reference_profile=ref)
+    # And traffic scored 0.8 ("1") or 0.2 ("0"), features as in training
+    world.serve(served, ages=list(rng.normal(40, 10, len(served))))
+
+    run = DriftMonitor(
+        registry=world.registry, artifacts=world.artifacts, capture=world.capture,
+        events=world.events, clock=world.clock,
+    ).run(MODEL)  # fmt: skip
+
+    assert run.result is not None
+    predictions = run.result.prediction_drift
+    assert predictions is not None
+    assert (predictions.window_rows, predictions.holdout_rows) == (300, 200)
+    assert predictions.drifted is moved
+    assert (predictions.psi > 0.2) is moved
+    stored = world.artifacts.json(run.report_json)
+    assert stored["prediction_drift"]["drifted"] is moved
+    page = world.artifacts.text(run.report_html)
+    assert 'id="predictions"' in page
+    assert ("moved: the window's scores" in page) is moved
+
+
+def test_a_profile_without_holdout_scores_reports_no_prediction_drift(world: Monitoring) -> None:
+    rng = np.random.default_rng(4)
+    training = np.column_stack([rng.normal(40, 10, 500), rng.normal(1, 0.1, 500)])
+    ref = world.artifacts.put_json(
+        "models/churn/profile.json",
+        build_profile(training, ["age", "income"]).model_dump(mode="json"),
+    )
+    world.champion(reference_profile=ref)
+    world.serve(["1"] * 100)
+
+    run = DriftMonitor(
+        registry=world.registry, artifacts=world.artifacts, capture=world.capture,
+        events=world.events, clock=world.clock,
+    ).run(MODEL)  # fmt: skip
+
+    assert run.result is not None
+    assert run.result.prediction_drift is None
+    assert 'id="predictions"' not in world.artifacts.text(run.report_html)
