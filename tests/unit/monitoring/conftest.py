@@ -15,6 +15,7 @@ from flywheel.adapters.memory_labels import InMemoryLabelClaims
 from flywheel.adapters.memory_workflows import InMemoryEventPublisher
 from flywheel.artifacts.memory import InMemoryArtifactStore
 from flywheel.clock import FixedClock
+from flywheel.monitoring.drift_monitor import DriftMonitor
 from flywheel.monitoring.feedback import FeedbackRequest, FeedbackService
 from flywheel.monitoring.performance_monitor import PerformanceMonitor
 from flywheel.registry.models import ModelVersion, OutputSchema, Task
@@ -134,6 +135,16 @@ class Monitoring:
             labels=self.labels,
             events=self.events,
             clock=self.clock,
+        )
+
+    def drift_monitor(self) -> DriftMonitor:
+        return DriftMonitor(
+            registry=self.registry,
+            artifacts=self.artifacts,
+            capture=self.capture,
+            events=self.events,
+            clock=self.clock,
+            configs=self.configs,
         )
 
     def later(self, hours: float) -> None:

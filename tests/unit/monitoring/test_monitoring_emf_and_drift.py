@@ -10,7 +10,6 @@ import pytest
 from flywheel.adapters.emf_monitoring import emf_documents, feature_drift_documents, write_documents
 from flywheel.drift.profile import build_profile
 from flywheel.drift.scorer import score_window
-from flywheel.monitoring.drift_monitor import DriftMonitor
 from tests.unit.monitoring.conftest import MODEL, Monitoring
 
 
@@ -63,10 +62,7 @@ def test_the_drift_report_shows_selection_rates_of_the_protected_attribute(
     ages = list(rng.normal(40, 10, 200))
     world.serve(["1" if a <= 40 else "0" for a in ages], ages=ages)
 
-    run = DriftMonitor(
-        registry=world.registry, artifacts=world.artifacts, capture=world.capture,
-        events=world.events, clock=world.clock, configs=world.configs,
-    ).run(MODEL)  # fmt: skip
+    run = world.drift_monitor().run(MODEL)
 
     page = world.artifacts.text(run.report_html)
     assert 'id="bias"' in page
@@ -91,10 +87,7 @@ def test_the_drift_report_judges_the_champions_scores_against_its_holdouts(
     # And traffic scored 0.8 ("1") or 0.2 ("0"), features as in training
     world.serve(served, ages=list(rng.normal(40, 10, len(served))))
 
-    run = DriftMonitor(
-        registry=world.registry, artifacts=world.artifacts, capture=world.capture,
-        events=world.events, clock=world.clock,
-    ).run(MODEL)  # fmt: skip
+    run = world.drift_monitor().run(MODEL)
 
     assert run.result is not None
     predictions = run.result.prediction_drift
@@ -119,10 +112,7 @@ def test_a_profile_without_holdout_scores_reports_no_prediction_drift(world: Mon
     world.champion(reference_profile=ref)
     world.serve(["1"] * 100)
 
-    run = DriftMonitor(
-        registry=world.registry, artifacts=world.artifacts, capture=world.capture,
-        events=world.events, clock=world.clock,
-    ).run(MODEL)  # fmt: skip
+    run = world.drift_monitor().run(MODEL)
 
     assert run.result is not None
     assert run.result.prediction_drift is None
