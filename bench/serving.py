@@ -23,7 +23,8 @@ Latency (one process, warm, ``perf_counter`` around each call):
 Where a 1-row request goes: each stage of the handler timed on its own in the same
 process (the deployed service's objects, the same request), plus the capture
 writer's background batch cost per request; their sum against the whole handler
-shows what the stages cost together (cache and GIL interference).
+shows what the stages cost together (cache and GIL interference). The same stages
+are then timed inside running handler calls (wrapped in place) for comparison.
 
 Cold start (a fresh interpreter per sample, spawn → first answer, median):
 
@@ -229,7 +230,7 @@ def latency(setup: dict[str, Any], repeat: int) -> list[tuple[str, int, float, f
     return results
 
 
-def breakdown(setup: dict[str, Any], repeat: int) -> list[tuple[str, float]]:
+def breakdown(setup: dict[str, Any], repeat: int) -> list[tuple[str, float, float | None]]:
     """Where one 1-row request's time goes: each stage of the handler timed on its own.
 
     The stages run the deployed objects (the handler module's service, its model,
@@ -328,7 +329,48 @@ def breakdown(setup: dict[str, Any], repeat: int) -> list[tuple[str, float]]:
             )
         )
         del answer
-    return stages
+        inside = _in_handler(lambda: lambda_handler.handler(event, context), repeat, sink)
+    return [(name, alone, inside.get(name)) for name, alone in stages]
+
+
+def _in_handler(call: Any, repeat: int, sink: io.StringIO) -> dict[str, float]:
+    """p50 of the same stages timed inside running handler calls (wrapped in place)."""
+    from flywheel.adapters.emf_metrics import EmfServingMetrics
+    from flywheel.serving import http
+    from flywheel.serving.predictor import OnnxModel
+    from flywheel.serving.validation import RecordValidator
+
+    targets = {
+        "parse the body (PredictRequest)": (http, "parse_predict_request"),
+        "schema validation -> matrix": (RecordValidator, "matrix"),
+        "model call + output checks (ONNX Runtime)": (OnnxModel, "predict"),
+        "EMF document": (EmfServingMetrics, "request_served"),
+    }
+    samples: dict[str, list[float]] = {name: [] for name in targets}
+    originals = {name: getattr(owner, attr) for name, (owner, attr) in targets.items()}
+
+    def timed(name: str, original: Any) -> Any:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                samples[name].append(time.perf_counter() - started)
+
+        return wrapper
+
+    try:
+        for name, (owner, attr) in targets.items():
+            setattr(owner, attr, timed(name, originals[name]))
+        for i in range(repeat):
+            call()
+            if i % 200 == 0:
+                sink.seek(0)
+                sink.truncate()
+    finally:
+        for name, (owner, attr) in targets.items():
+            setattr(owner, attr, originals[name])
+    return {name: statistics.median(values) * 1e6 for name, values in samples.items()}
 
 
 def _bare_handler() -> Any:
@@ -582,12 +624,13 @@ def main() -> None:
             f"model call scikit-learn / onnxruntime = {model_ratio:.0f}x (goal >= 20x)"
         )
     raw = by_key[("raw onnxruntime", 1)]
-    print("\n| where one 1-row request goes (each stage alone, p50) | µs | / raw |")
-    print("|---|---:|---:|")
-    for name, micros in stages:
-        print(f"| {name} | {micros:,.1f} | {micros / raw:.2f} |")
-    parts = sum(micros for name, micros in stages if name != "handler (whole)")
-    print(f"| sum of the stages | {parts:,.1f} | {parts / raw:.2f} |")
+    print("\n| where one 1-row request goes (p50) | alone µs | / raw | inside the handler µs |")
+    print("|---|---:|---:|---:|")
+    for name, micros, inside in stages:
+        within = "" if inside is None else f"{inside:,.1f}"
+        print(f"| {name} | {micros:,.1f} | {micros / raw:.2f} | {within} |")
+    parts = sum(micros for name, micros, _ in stages if name != "handler (whole)")
+    print(f"| sum of the stages | {parts:,.1f} | {parts / raw:.2f} | |")
     print("\n| cold start (fresh process, median) | ms | note |")
     print("|---|---:|---|")
     for name, ms, note in colds:
