@@ -107,3 +107,13 @@ def test_demo_then_audit_verify_then_tampering_is_pinpointed(
     broken = _flywheel(local_env, "audit", "verify", DEMO_MODEL, cwd=tmp_path)
     assert broken.returncode == 3
     assert "entry 3: edited" in broken.stderr
+
+    # When the demo runs again on the same (tampered) local runtime
+    again = _flywheel(local_env, "demo", "--report-dir", str(tmp_path / "again"), cwd=tmp_path)
+
+    # Then it starts from a clean slate: a fresh runtime, a new model, an intact audit chain
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "restarting the running local runtime" in again.stdout
+    assert "audit chain intact" in again.stdout
+    fresh = _flywheel(local_env, "audit", "verify", DEMO_MODEL, cwd=tmp_path)
+    assert fresh.returncode == 0, fresh.stderr

@@ -69,7 +69,13 @@ def test_drift_triggers_exactly_one_retraining_run(lifecycle: Lifecycle) -> None
     lifecycle.serve_traffic(records, requests=10, shift=1.8)
     fired = lifecycle.driver.advance(3600 + 60)
     assert fired.count("flywheel-dev-drift-scorer-schedule") == 1
-    # Then a drift retraining run starts and waits for approval with a new candidate
+    # Then the drift report finds the features and the champion's scores moved (the
+    # deciles of its holdout scores came with its reference profile from training)
+    drift = lifecycle.monitoring_reports()["drift"]
+    assert drift["drift_detected"] is True
+    assert drift["prediction_drift"]["drifted"] is True
+    assert drift["prediction_drift"]["window_rows"] == 400
+    # And a drift retraining run starts and waits for approval with a new candidate
     retrain = lifecycle.wait_for_new_execution("training", 1)
     status, states = lifecycle.wait(retrain["executionArn"], until="RequestApproval")
     assert status == "RUNNING", states

@@ -493,7 +493,10 @@ def demo(
     ),
 ) -> None:
     """The whole lifecycle on the local runtime (no AWS account): train → approve → canary
-    → serve → drift → retrain, through the very workflows the CDK app synthesizes."""
+    → serve → drift → retrain, through the very workflows the CDK app synthesizes.
+
+    The demo starts from a clean slate: a local runtime already running (an earlier
+    demo, say) is restarted and its state discarded."""
     from flywheel.local import server
     from flywheel.local.lifecycle import MODEL, ServerDriver, run_demo
     from flywheel.settings import Settings
@@ -502,8 +505,13 @@ def demo(
     if settings.backend != "local":
         raise _fail("the demo runs on the local runtime; unset FLYWHEEL_BACKEND")
     started = time.perf_counter()
+    if server.is_running(settings.local_port):
+        console.print("restarting the running local runtime: the demo starts from a clean slate")
     with console.status("starting the local runtime (synthesize, provision)"):
-        server.ensure_running(settings.local_port, settings.local_home)
+        try:
+            server.restart(settings.local_port, settings.local_home)
+        except RuntimeError as err:
+            raise _fail(str(err)) from None
     console.print(
         f"[green]✓[/] local runtime on {server.endpoint(settings.local_port)} "
         f"[dim]({time.perf_counter() - started:.1f}s)[/]"

@@ -518,6 +518,7 @@ def run_demo(driver: Driver, *, progress: Callable[[str], None], report_dir: Pat
         life.serve_traffic(records, requests=10, shift=1.8)
         fired = driver.advance(3600 + 60)
         notes.append(f"schedules fired: {sorted(set(fired))}")
+        notes.extend(_drift_summary(life.monitoring_reports().get("drift")))
     with run.stage("DriftDetected → retraining run", progress) as notes:
         retrain = life.wait_for_new_execution(TRAINING, 1)
         status_text, states = life.wait(retrain["executionArn"], until="RequestApproval")
@@ -546,6 +547,24 @@ def run_demo(driver: Driver, *, progress: Callable[[str], None], report_dir: Pat
     run.facts["total_seconds"] = time.perf_counter() - total
     write_report(run, report_dir)
     return run
+
+
+def _drift_summary(drift: dict[str, Any] | None) -> list[str]:
+    """What the newest drift report found, in a line or two."""
+    if drift is None:
+        return []
+    drifted = [f["feature"] for f in drift["features"] if f["drifted"]]
+    notes = [
+        f"{len(drifted)} of {drift['scored_features']} features drifted "
+        f"({', '.join(drifted[:3])}{', ...' if len(drifted) > 3 else ''})"
+    ]
+    predictions = drift.get("prediction_drift")
+    if predictions is not None:
+        notes.append(
+            f"scores vs holdout: PSI {predictions['psi']:.2f}, "
+            f"{'moved' if predictions['drifted'] else 'stable'}"
+        )
+    return notes
 
 
 def _labels_and_performance(

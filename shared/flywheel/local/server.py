@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -70,6 +71,34 @@ def ensure_running(port: int, home: Path, *, wait_seconds: float = 180.0) -> str
     raise RuntimeError(
         f"the local moto server did not start on port {port}; see {home / 'moto-server.log'}"
     )
+
+
+def restart(port: int, home: Path, *, wait_seconds: float = 180.0) -> str:
+    """A fresh server for ``home``: stop the running one (its state is discarded), start anew.
+
+    Raises
+    ------
+    RuntimeError
+        When a server answers on ``port`` that ``home`` did not start, or it does not stop.
+    """
+    if is_running(port):
+        if not stop(home):
+            raise RuntimeError(
+                f"a local runtime answers on port {port} but was not started from {home}; "
+                "stop it, or set FLYWHEEL_LOCAL_PORT to another port"
+            )
+        deadline = time.monotonic() + 30.0
+        while _listening(port) or _listening(port + 1):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the local runtime on port {port} did not stop")
+            time.sleep(0.1)
+    return ensure_running(port, home, wait_seconds=wait_seconds)
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.settimeout(0.5)
+        return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
 def stop(home: Path) -> bool:
