@@ -424,6 +424,8 @@ class Flywheel:
             This SDK has no capture store (built without a deployment).
         InvalidInputError
             ``hours`` is not positive.
+        ModelNotFoundError
+            No model is registered under ``name``.
         """
         from flywheel.serving.capture import decode_capture
         from flywheel.serving.comparison import compare_variants, partition_hour
@@ -432,6 +434,7 @@ class Flywheel:
             raise ConfigError("no capture store: build the SDK with from_settings", field="capture")
         if hours < 1:
             raise InvalidInputError("hours must be at least 1", field="hours")
+        self.registry.get_model(name)  # a misspelt name is an error, not "nothing captured"
         end = (now or datetime.now(UTC)).replace(minute=0, second=0, microsecond=0)
         start = end - timedelta(hours=hours - 1)
         rows: list[dict[str, Any]] = []

@@ -8,8 +8,11 @@ import boto3
 import pytest
 from typer.testing import CliRunner
 
+from flywheel.adapters.dynamodb import DynamoDbAuditLog, DynamoDbModelRegistry
 from flywheel.cli import monitor
 from flywheel.cli.app import app
+from flywheel.registry.service import RegistryService
+from tests.factories import version_draft
 
 REPORTS = {
     "reports/churn/drift/2026-03-01T100000.html": b"<html>drift at ten</html>",
@@ -28,6 +31,11 @@ def reports(local_names: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> lis
     monkeypatch.setenv("FLYWHEEL_BACKEND", "aws")
     for env_var, name in local_names.items():
         monkeypatch.setenv(env_var, name)
+    dynamodb = boto3.client("dynamodb")
+    audit = DynamoDbAuditLog(local_names["FLYWHEEL_AUDIT_TABLE"], client=dynamodb)
+    store = DynamoDbModelRegistry(local_names["FLYWHEEL_REGISTRY_TABLE"], audit, client=dynamodb)
+    for name in ("churn", "other"):
+        RegistryService(store, audit).register(version_draft(name=name), actor="ci")
     s3 = boto3.client("s3")
     for key, body in REPORTS.items():
         s3.put_object(Bucket=local_names["FLYWHEEL_ARTIFACTS_BUCKET"], Key=key, Body=body)
@@ -82,3 +90,13 @@ def test_an_unknown_run_is_one_line_on_stderr_and_exit_1(reports: list[str]) -> 
     assert result.exit_code == 1
     assert "no monitoring report of model 'churn' for run '2020-01-01T000000'" in result.output
     assert "flywheel monitor reports churn" in result.output
+
+
+@pytest.mark.parametrize("command", [["reports"], ["open", "--no-browser"]])
+def test_an_unknown_model_is_an_error_not_an_empty_list(
+    reports: list[str], command: list[str]
+) -> None:
+    result = CliRunner().invoke(app, ["monitor", command[0], "chrun", *command[1:]])
+
+    assert result.exit_code == 1
+    assert "model 'chrun' does not exist" in result.output

@@ -98,3 +98,6 @@ def test_the_cli_prints_the_comparison(lambda_handler, sdk, monkeypatch):
     assert as_json["shadow"]["paired_rows"] == 20
     bad = runner.invoke(app, ["serving", "compare", MODEL, "--hours", "0"])
     assert bad.exit_code != 0
+    misspelt = runner.invoke(app, ["serving", "compare", MODEL + "x"])
+    assert misspelt.exit_code == 1
+    assert f"model '{MODEL}x' does not exist" in misspelt.output

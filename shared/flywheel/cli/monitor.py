@@ -74,7 +74,15 @@ def reports(
     _cli(lambda: _list(name, kind, limit))
 
 
+def _known(name: str) -> None:
+    """Fail (one line, exit 1) for a model the registry does not know."""
+    from flywheel.cli.app import _sdk
+
+    _sdk().get_model(name)
+
+
 def _list(name: str, kind: Literal["drift", "performance"] | None, limit: int) -> None:
+    _known(name)
     entries = _index().list(name, kind=kind)
     if not entries:
         _print(f"no monitoring reports for {name} yet")
@@ -107,6 +115,7 @@ def _open(
     *,
     browser: bool,
 ) -> None:
+    _known(name)
     index = _index()
     entry = index.find(name, run_id=run, kind=kind)
     page = index.html(entry)
