@@ -28,12 +28,13 @@ from flywheel.errors import ConfigError, InvalidInputError
 from flywheel.registry.models import Task
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Callable, Mapping, Sequence
 
     from numpy.typing import ArrayLike, NDArray
 
 __all__ = [
     "LOWER_IS_BETTER",
+    "MetricInterval",
     "PerformancePolicy",
     "PerformanceResult",
     "PerformanceVerdict",
@@ -244,6 +245,16 @@ def _sorted_union(a: NDArray[Any], b: NDArray[Any]) -> list[Any]:
 # --- windows -----------------------------------------------------------------------------
 
 
+class MetricInterval(_Frozen):
+    """A bootstrap percentile interval of one metric over the window's labelled rows."""
+
+    metric: str
+    low: float
+    high: float
+    confidence: float = Field(gt=0, lt=1)
+    resamples: int = Field(ge=1)
+
+
 class PerformanceWindow(_Frozen):
     """Metrics of one window, on its labelled rows.
 
@@ -259,6 +270,8 @@ class PerformanceWindow(_Frozen):
     labelled: int = Field(ge=0)
     label_coverage: float = Field(ge=0, le=1)
     metrics: dict[str, float] = Field(default_factory=dict)
+    interval: MetricInterval | None = None
+    """How far sampling alone could move the judged metric (see :func:`measure_window`)."""
 
 
 def join_labels(request_ids: ArrayLike, label_ids: ArrayLike, labels: ArrayLike) -> NDArray[Any]:
@@ -298,11 +311,19 @@ def measure_window(
     *,
     classes: Sequence[Any] | None = None,
     positive: Any = None,
+    interval_metric: str | None = None,
+    resamples: int = 200,
+    confidence: float = 0.9,
 ) -> PerformanceWindow:
     """Metrics on the labelled rows of a window (``None``/NaN labels are unlabelled).
 
     ``y_true``, ``y_pred`` and ``scores`` are aligned row by row, one row per
     prediction in the window (use :func:`join_labels` to align feedback).
+    With ``interval_metric``, the labelled rows are also resampled with replacement
+    ``resamples`` times (a fixed seed, so a window always gets the same answer) and
+    the metric's central ``confidence`` percentile interval is kept:
+    :func:`evaluate_performance` then calls a window degraded only when even the
+    interval's better end breaks the policy (with 0.9, a one-sided 95% bound).
 
     Examples
     --------
@@ -321,24 +342,77 @@ def measure_window(
     )
     labelled = int(np.count_nonzero(known))
     metrics: dict[str, float] = {}
+    interval = None
     if labelled:
         if task is Task.REGRESSION:
-            metrics = regression_metrics(truth[known].astype(np.float64), predicted[known])
+            y = truth[known].astype(np.float64)
+            guessed = predicted[known]
+
+            def measure(rows: NDArray[np.intp] | slice) -> dict[str, float]:
+                return regression_metrics(y[rows], guessed[rows])
+
         else:
+            labels = np.array([_key(v) for v in truth[known]])
+            guessed = predicted[known]
             score_rows = None if scores is None else np.asarray(scores, dtype=np.float64)[known]
-            metrics = classification_metrics(
-                np.array([_key(v) for v in truth[known]]),
-                predicted[known],
-                score_rows,
-                classes=classes,
-                positive=positive,
-            )
+
+            def measure(rows: NDArray[np.intp] | slice) -> dict[str, float]:
+                return classification_metrics(
+                    labels[rows],
+                    guessed[rows],
+                    None if score_rows is None else score_rows[rows],
+                    classes=classes,
+                    positive=positive,
+                )
+
+        metrics = measure(slice(None))
+        if interval_metric is not None and interval_metric in metrics and labelled > 1:
+            if interval_metric == "accuracy":
+                # A resampled share of hits is Binomial(n, share) / n: the same bootstrap
+                # distribution, without resampling rows.
+                hits = np.random.default_rng(0).binomial(
+                    labelled, metrics["accuracy"], size=resamples
+                )
+                interval = _interval(interval_metric, hits / labelled, confidence)
+            else:
+                interval = _bootstrap(measure, labelled, interval_metric, resamples, confidence)
     return PerformanceWindow(
         task=task,
         predictions=int(truth.size),
         labelled=labelled,
         label_coverage=labelled / truth.size if truth.size else 0.0,
         metrics=metrics,
+        interval=interval,
+    )
+
+
+def _bootstrap(
+    measure: Callable[[NDArray[np.intp]], dict[str, float]],
+    rows: int,
+    metric: str,
+    resamples: int,
+    confidence: float,
+) -> MetricInterval | None:
+    rng = np.random.default_rng(0)
+    values = []
+    for _ in range(resamples):
+        value = measure(rng.integers(0, rows, rows)).get(metric)
+        if value is not None and math.isfinite(value):
+            values.append(value)
+    if len(values) < resamples / 2:  # e.g. ROC AUC on resamples with one class
+        return None
+    return _interval(metric, np.asarray(values), confidence)
+
+
+def _interval(metric: str, values: NDArray[np.float64], confidence: float) -> MetricInterval:
+    tail = (1 - confidence) / 2
+    low, high = np.quantile(values, [tail, 1 - tail])
+    return MetricInterval(
+        metric=metric,
+        low=float(low),
+        high=float(high),
+        confidence=confidence,
+        resamples=int(values.size),
     )
 
 
@@ -450,23 +524,49 @@ def evaluate_performance(
             **common,
         )
     lower = policy.metric in LOWER_IS_BETTER
-    reasons: list[str] = []
-    drop = None
-    if base is not None:
-        drop = ((value - base) if lower else (base - value)) / max(abs(base), _EPS)
-    if policy.min_value is not None and value < policy.min_value:
-        reasons.append(f"{policy.metric} {value:.4g} < minimum {policy.min_value:.4g}")
-    if policy.max_value is not None and value > policy.max_value:
-        reasons.append(f"{policy.metric} {value:.4g} > maximum {policy.max_value:.4g}")
-    if (
-        policy.max_relative_drop is not None
-        and drop is not None
-        and drop > policy.max_relative_drop
-    ):
-        reasons.append(
-            f"{policy.metric} {value:.4g} is {drop:.1%} worse than the baseline {base:.4g} "
-            f"(allowed {policy.max_relative_drop:.1%})"
+
+    def relative_drop(at: float) -> float | None:
+        if base is None:
+            return None
+        return ((at - base) if lower else (base - at)) / max(abs(base), _EPS)
+
+    def violations(at: float) -> list[str]:
+        found = []
+        if policy.min_value is not None and at < policy.min_value:
+            found.append(f"{policy.metric} {at:.4g} < minimum {policy.min_value:.4g}")
+        if policy.max_value is not None and at > policy.max_value:
+            found.append(f"{policy.metric} {at:.4g} > maximum {policy.max_value:.4g}")
+        worse = relative_drop(at)
+        allowed = policy.max_relative_drop
+        if allowed is not None and worse is not None and worse > allowed:
+            found.append(
+                f"{policy.metric} {at:.4g} is {worse:.1%} worse than the baseline "
+                f"{base:.4g} (allowed {allowed:.1%})"
+            )
+        return found
+
+    drop = relative_drop(value)
+    reasons = violations(value)
+    interval = window.interval
+    if reasons and interval is not None and interval.metric == policy.metric:
+        # Degraded only when even the better end of the sampling interval breaks the
+        # policy: a noisy window of a healthy model must not trigger retraining.
+        noise = (
+            f"{interval.confidence:.0%} interval {interval.low:.4g} to {interval.high:.4g} "
+            f"over {window.labelled} labels"
         )
+        if violations(interval.low if lower else interval.high):
+            reasons.append(f"{noise}: worse than allowed even at its better end")
+        else:
+            return PerformanceResult(
+                verdict=PerformanceVerdict.OK,
+                degraded=False,
+                value=value,
+                baseline=base,
+                relative_drop=drop,
+                reasons=(f"{reasons[0]}, but within sampling noise ({noise})",),
+                **common,
+            )
     return PerformanceResult(
         verdict=PerformanceVerdict.DEGRADED if reasons else PerformanceVerdict.OK,
         degraded=bool(reasons),

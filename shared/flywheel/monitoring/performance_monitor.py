@@ -138,6 +138,7 @@ class PerformanceMonitor:
             predicted if schema.task is Task.CLASSIFICATION else predicted.astype(np.float64),
             _scores(rows, schema.classes) if schema.task is Task.CLASSIFICATION else None,
             classes=schema.classes or None,
+            interval_metric=rule.metric,
         )
         try:
             result = evaluate_performance(measured, version.metrics, rule)
