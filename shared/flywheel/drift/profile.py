@@ -39,17 +39,25 @@ from __future__ import annotations
 import functools
 import math
 from collections import Counter
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    field_serializer,
+    model_validator,
+)
 
 from flywheel.drift._binning import TARGET_CELLS, Accumulator, Grid, as_float_array, scan
 from flywheel.errors import InvalidInputError, InvalidWindowError, ProfileMismatchError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping, Sequence
+    from collections.abc import Iterable, Mapping
 
     from numpy.typing import ArrayLike, NDArray
 
@@ -147,7 +155,10 @@ TailCell = tuple[int, int, float]
 
 
 def _tail_tuple(tail: dict[int, tuple[int, float]]) -> tuple[TailCell, ...]:
-    return tuple((cell, count, total) for cell, (count, total) in sorted(tail.items()))
+    return tuple(
+        (cell, count, total if math.isfinite(total) else saturate(total))
+        for cell, (count, total) in sorted(tail.items())
+    )
 
 
 def _merge_tails(
@@ -161,6 +172,53 @@ def _merge_tails(
     return _tail_tuple(merged)
 
 
+class _CellCounts(Sequence[int]):
+    """Read-only fine-cell counts backed by the scan's array; a tuple only on demand.
+
+    A window's fine histogram has thousands of cells, and turning them into Python
+    ints costs more than all the statistics that read them (about 50 µs a feature).
+    Window profiles built from a scan hold this in ``fine_counts`` instead of a
+    tuple: it equals, hashes and serialises like the tuple of its values.
+    """
+
+    __slots__ = ("_array", "_tuple")
+
+    def __init__(self, array: NDArray[np.int64]) -> None:
+        array.flags.writeable = False
+        self._array = array
+        self._tuple: tuple[int, ...] | None = None
+
+    def as_tuple(self) -> tuple[int, ...]:
+        if self._tuple is None:
+            self._tuple = tuple(self._array.tolist())
+        return self._tuple
+
+    def __len__(self) -> int:
+        return int(self._array.size)
+
+    def __getitem__(self, index: Any) -> Any:
+        return self.as_tuple()[index]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.as_tuple())
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> NDArray[Any]:
+        return np.array(self._array, dtype=dtype, copy=True if copy else None)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, _CellCounts):
+            return bool(np.array_equal(self._array, other._array))
+        if isinstance(other, tuple):
+            return self.as_tuple() == other
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self.as_tuple())
+
+    def __repr__(self) -> str:
+        return repr(self.as_tuple())
+
+
 def _trim(fine: NDArray[np.int64]) -> tuple[int, tuple[int, ...]]:
     nonzero = np.flatnonzero(fine)
     if nonzero.size == 0:
@@ -172,15 +230,17 @@ def _trim(fine: NDArray[np.int64]) -> tuple[int, tuple[int, ...]]:
 class _ArrayCache:
     """A memo of derived numpy arrays, invisible to equality, hashing and JSON."""
 
-    __slots__ = ("cdf", "cdf_of", "counts", "fine", "key", "tail_keys", "tails")
+    __slots__ = ("bins", "bins_of", "cdf", "cdf_of", "counts", "fine", "key", "tail_keys", "tails")
 
     def __init__(self) -> None:
         self.key: tuple[Any, ...] | None = None
-        self.counts: tuple[int, ...] | None = None  # the very tuple the array was built from
+        self.counts: Sequence[int] | None = None  # the very tuple the array was built from
         self.fine: NDArray[np.int64] | None = None
         self.cdf: NDArray[np.float64] | None = None
         self.cdf_of: NDArray[np.int64] | None = None
         self.tail_keys: list[Any] = [None, None]
+        self.bins: NDArray[np.float64] | None = None
+        self.bins_of: tuple[int, ...] | None = None  # the counts tuple behind ``bins``
         self.tails: list[tuple[NDArray[Any], NDArray[Any], NDArray[Any]] | None] = [None, None]
 
     def __eq__(self, other: object) -> bool:
@@ -221,6 +281,10 @@ class NumericProfile(_Frozen):
     upper_tail: tuple[TailCell, ...] = ()
     """The same at or above the grid (see :meth:`Grid.tail_cells`)."""
     _arrays: _ArrayCache = PrivateAttr(default_factory=_ArrayCache)
+
+    @field_serializer("fine_counts")
+    def _fine_counts_tuple(self, value: Sequence[int]) -> tuple[int, ...]:
+        return value.as_tuple() if isinstance(value, _CellCounts) else tuple(value)
 
     @model_validator(mode="after")
     def _consistent(self) -> NumericProfile:
@@ -300,13 +364,20 @@ class NumericProfile(_Frozen):
 
     @property
     def mean(self) -> float:
-        return self.shift + self.sum / self.count if self.count else math.nan
+        """The mean; ``±inf`` when the sum overflowed float64 (see :func:`saturate`)."""
+        if not self.count:
+            return math.nan
+        if abs(self.sum) >= _FLOAT_MAX:
+            return math.copysign(math.inf, self.sum)
+        return self.shift + self.sum / self.count
 
     @property
     def variance(self) -> float:
-        """Population variance."""
+        """Population variance; ``inf`` when the sums overflowed float64."""
         if not self.count:
             return math.nan
+        if self.sum_sq >= _FLOAT_MAX or abs(self.sum) >= _FLOAT_MAX:
+            return math.inf
         centred = self.sum / self.count
         return max(self.sum_sq / self.count - centred * centred, 0.0)
 
@@ -319,6 +390,15 @@ class NumericProfile(_Frozen):
     def missing_rate(self) -> float:
         total = self.count + self.missing
         return self.missing / total if total else 0.0
+
+    def counts_array(self) -> NDArray[np.float64]:
+        """:attr:`counts` as a float array (memoised, read-only)."""
+        cache = self._arrays
+        if cache.bins is None or cache.bins_of is not self.counts:
+            bins = np.array(self.counts, dtype=np.float64)
+            bins.flags.writeable = False
+            cache.bins, cache.bins_of = bins, self.counts
+        return cache.bins
 
     def fine_histogram(self) -> NDArray[np.int64] | None:
         """Counts per grid cell (``grid.cells + 2`` entries, tails included), if gridded.
@@ -416,7 +496,14 @@ class NumericProfile(_Frozen):
 
     def from_scan(self, result: Scan, *, extra_missing: int = 0) -> NumericProfile:
         """The window profile an :meth:`accumulator` (or a scan) counted in these bins."""
-        start, fine = _trim(result.fine) if result.fine is not None else (0, ())
+        start, fine = 0, cast("Sequence[int]", ())
+        plan = _plan(self.edges, self.grid)
+        low, high = result.minimum, result.maximum
+        grid = plan.grid if plan is not None else None
+        if result.fine is not None and grid is not None and low is not None and high is not None:
+            # Occupied cells run from the smallest value's cell to the largest's.
+            start = grid.cell(low)
+            fine = _CellCounts(result.fine[start : grid.cell(high) + 1])
         # Built from our own counts, so skip re-validation (it costs more than the scan).
         profile = NumericProfile.model_construct(
             kind="numeric",
@@ -425,13 +512,13 @@ class NumericProfile(_Frozen):
             count=result.count,
             missing=result.missing + extra_missing,
             shift=self.shift,
-            sum=result.sum,
-            sum_sq=result.sum_sq,
+            sum=saturate(result.sum),
+            sum_sq=saturate(result.sum_sq, squares=True),
             minimum=result.minimum,
             maximum=result.maximum,
             grid=self.grid,
             fine_start=start,
-            fine_counts=fine,
+            fine_counts=cast("tuple[int, ...]", fine),  # a _CellCounts stands in for the tuple
             lower_tail=_tail_tuple(result.lower_tail),
             upper_tail=_tail_tuple(result.upper_tail),
         )
@@ -477,11 +564,29 @@ class NumericProfile(_Frozen):
             count=self.count + other.count,
             missing=self.missing + other.missing,
             shift=self.shift,
-            sum=self.sum + other_sum,
-            sum_sq=max(self.sum_sq + other_sum_sq, 0.0),
+            sum=saturate(self.sum + other_sum),
+            sum_sq=saturate(self.sum_sq + other_sum_sq, squares=True),
             minimum=_pick(min, self.minimum, other.minimum),
             maximum=_pick(max, self.maximum, other.maximum),
         )
+
+
+_FLOAT_MAX = float(np.finfo(np.float64).max)
+
+
+def saturate(total: float, *, squares: bool = False) -> float:
+    """A moment sum kept finite so that profiles stay valid JSON.
+
+    Values beyond about 1e154 overflow ``Σ(x - shift)²`` (and near 1e308, the sum);
+    JSON has no infinity, and a profile that cannot be read back would stop drift
+    monitoring for its model.  An overflowed sum is stored as the largest float
+    instead; :attr:`NumericProfile.mean` and :attr:`~NumericProfile.variance` read
+    it back as infinite.  A sum that is NaN (overflows of both signs) is unknown:
+    0 for ``Σ(x - shift)``, the largest float for the squares.
+    """
+    if math.isnan(total):
+        return _FLOAT_MAX if squares else 0.0
+    return max(min(total, _FLOAT_MAX), 0.0 if squares else -_FLOAT_MAX)
 
 
 def _pick(fn: Any, a: float | None, b: float | None) -> float | None:
@@ -588,16 +693,7 @@ class CategoricalProfile(_Frozen):
         counts: dict[str, int] = {}
         missing = 0
         if array.size:
-            low, high = int(array.min()), int(array.max())
-            if low < -1 or high >= n:
-                raise InvalidInputError(
-                    f"category codes must lie in [-1, {n - 1}], found [{low}, {high}]",
-                    field="codes",
-                )
-            shifted = low < 0
-            numbers = np.bincount(array + 1 if shifted else array, minlength=n + shifted)
-            if shifted:
-                missing, numbers = int(numbers[0]), numbers[1:]
+            numbers, missing = _code_counts(array, n)
             for value, number in zip(categories, numbers.tolist(), strict=True):
                 if not number:
                     continue
@@ -619,6 +715,29 @@ class CategoricalProfile(_Frozen):
 
 
 FeatureProfile = NumericProfile | CategoricalProfile
+
+
+def _code_counts(codes: NDArray[Any], n: int) -> tuple[NDArray[np.intp], int]:
+    """Counts of codes ``0 .. n - 1`` and the number of ``-1`` (missing) codes.
+
+    ``bincount`` checks the range itself (it refuses negatives; its length shows the
+    largest code), so valid codes without missing values take a single pass.
+    """
+    try:
+        numbers, missing = np.bincount(codes, minlength=n), 0
+    except ValueError:  # negative codes: only -1 (missing) is allowed
+        low = int(codes.min())
+        if low == -1:
+            shifted = np.bincount(codes + 1, minlength=n + 1)
+            numbers, missing = shifted[1:], int(shifted[0])
+        else:
+            numbers = np.empty(n + 1, dtype=np.intp)  # reported below
+    if numbers.size > n:
+        low, high = int(codes.min()), int(codes.max())
+        raise InvalidInputError(
+            f"category codes must lie in [-1, {n - 1}], found [{low}, {high}]", field="codes"
+        )
+    return numbers, missing
 
 
 @dataclass(frozen=True, slots=True)
@@ -1052,8 +1171,8 @@ def _merge_numeric(parts: list[NumericProfile]) -> NumericProfile:
         count=sum(p.count for p in parts),
         missing=sum(p.missing for p in parts),
         shift=first.shift,
-        sum=total,
-        sum_sq=max(total_sq, 0.0),
+        sum=saturate(total),
+        sum_sq=saturate(total_sq, squares=True),
         minimum=min(lows) if lows else None,
         maximum=max(highs) if highs else None,
         grid=grid,

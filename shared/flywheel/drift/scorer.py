@@ -18,6 +18,7 @@ import io
 import math
 from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
 import numpy as np
@@ -264,13 +265,19 @@ def score_window(
     policy = policy or DriftPolicy()
     window = observe_window(reference, current)
     features: list[FeatureDrift] = []
-    for name in reference.features:
-        if name in reference.numeric:
-            features.append(_numeric(name, reference.numeric[name], window.numeric[name], policy))
-        else:
-            features.append(
-                _categorical(name, reference.categorical[name], window.categorical[name], policy)
-            )
+    # Shares of zero meet logs and ratios in the statistics; each case is handled there.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for name in reference.features:
+            if name in reference.numeric:
+                features.append(
+                    _numeric(name, reference.numeric[name], window.numeric[name], policy)
+                )
+            else:
+                features.append(
+                    _categorical(
+                        name, reference.categorical[name], window.categorical[name], policy
+                    )
+                )
     scored = [f for f in features if f.verdict in (Verdict.DRIFT, Verdict.NO_DRIFT)]
     drifted = sum(f.drifted for f in scored)
     verdict = dataset_verdict(drifted, len(scored), policy.drift_share)
@@ -370,16 +377,16 @@ def _numeric(
         return FeatureDrift(verdict=Verdict.INSUFFICIENT_DATA, drifted=False, levels=0, **common)
 
     ref_cells, cur_cells, d, w1 = _distances(ref, cur)
-    occupied = (ref_cells + cur_cells) > 0
-    levels = int(np.count_nonzero(occupied))
+    both = ref_cells + cur_cells
+    levels = int(np.count_nonzero(both))
     wasserstein = w1 / max(ref.std, _STD_FLOOR)
 
     discrete = levels <= policy.max_discrete_levels
     if discrete:
+        occupied = both > 0
         ref_bins, cur_bins = ref_cells[occupied], cur_cells[occupied]
     else:
-        ref_bins = np.asarray(ref.counts, dtype=np.float64)
-        cur_bins = np.asarray(cur.counts, dtype=np.float64)
+        ref_bins, cur_bins = ref.counts_array(), cur.counts_array()
     shares = _bin_statistics(ref_bins, cur_bins, policy.psi_epsilon)
     stats = FeatureStatistics(
         psi=shares.psi,
@@ -501,30 +508,39 @@ def _tail_area(
     size = max(int(t[0][-1]) + 1 if t[0].size else 0 for t in (ref_tail, cur_tail))
     if size == 0:
         return 0.0, 0.0
+    near, far, width = _tail_bounds(grid, size)
+    origin = grid.high if upper else grid.low
+    sign = 1.0 if upper else -1.0
+    # Row 0 is the reference, row 1 the window: every step below runs on both at once.
+    counts = np.zeros((2, size))
+    sums = np.zeros((2, size))
+    for row, (cells, counts_at, sums_at) in enumerate((ref_tail, cur_tail)):
+        counts[row, cells] = counts_at
+        sums[row, cells] = sums_at
+    n = np.array([[ref.count], [cur.count]], dtype=np.float64)
+    offset = np.array([[ref.shift - origin], [cur.shift - origin]])
+    share = counts / n
+    distance_sum = sign * (sums + counts * offset)  # Σ distance from grid
+    inner = np.array([[f0], [g0]]) + sign * (np.cumsum(share, axis=1) - share)  # CDF, grid side
+    if upper:
+        integrals = inner * width + (counts * far - distance_sum) / n
+    else:
+        integrals = (inner - share) * width + (distance_sum - counts * near) / n
+    area = float(np.add.reduce(np.abs(integrals[0] - integrals[1])))
+    return area, float(np.max(np.abs(inner[0] - inner[1])))
+
+
+@lru_cache(maxsize=256)
+def _tail_bounds(
+    grid: Grid, size: int
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+    """Near and far distances of tail cells ``0 .. size - 1`` from the grid, and widths."""
     bounds = grid.tail_distances(np.arange(size + 1))
     near, far = bounds[:-1], bounds[1:]
     width = far - near
-    origin = grid.high if upper else grid.low
-    sign = 1.0 if upper else -1.0
-    inner_cdfs = []
-    integrals = []
-    for (cells, counts_at, sums_at), profile, start in ((ref_tail, ref, f0), (cur_tail, cur, g0)):
-        counts = np.zeros(size)
-        sums = np.zeros(size)
-        counts[cells] = counts_at
-        sums[cells] = sums_at
-        share = counts / profile.count
-        distance_sum = sign * (sums + counts * (profile.shift - origin))  # Σ distance from grid
-        inner = start + sign * (np.cumsum(share) - share)  # CDF at each cell's grid side
-        if upper:
-            integrals.append(inner * width + (counts * far - distance_sum) / profile.count)
-        else:
-            integrals.append(
-                (inner - share) * width + (distance_sum - counts * near) / profile.count
-            )
-        inner_cdfs.append(inner)
-    area = float(np.sum(np.abs(integrals[0] - integrals[1])))
-    return area, float(np.max(np.abs(inner_cdfs[0] - inner_cdfs[1])))
+    for array in (near, far, width):
+        array.flags.writeable = False
+    return near, far, width
 
 
 def _z_p_value(ref: NDArray[np.float64], cur: NDArray[np.float64]) -> float:

@@ -79,6 +79,33 @@ def test_fine_cells_and_tails_merge_exactly(
     assert [c[:2] for c in merged.lower_tail] == [c[:2] for c in whole.lower_tail]
 
 
+@settings(max_examples=100, deadline=None)
+@given(reference=samples, batch=batches)
+def test_window_profiles_keep_only_occupied_cells_and_round_trip_as_plain_json(
+    reference: np.ndarray, batch: np.ndarray
+) -> None:
+    profile = NumericProfile.build(reference, bins=20)
+    window = profile.observe(batch)  # fine counts straight from the scan's array
+
+    again = NumericProfile.model_validate_json(window.model_dump_json())  # re-validated
+
+    assert again == window
+    assert window == again
+    assert hash(again) == hash(window)
+    assert again.fine_counts == window.fine_counts
+    assert isinstance(again.fine_counts, tuple)
+    assert window.model_dump()["fine_counts"] == again.fine_counts
+    if window.count and profile.grid is not None:
+        counts = list(window.fine_counts)
+        assert counts[0] > 0
+        assert counts[-1] > 0
+        fine = window.fine_histogram()
+        assert fine is not None
+        assert int(fine.sum()) == window.count
+    else:
+        assert len(window.fine_counts) == 0
+
+
 def test_edges_stay_on_the_data_for_discrete_features() -> None:
     profile = NumericProfile.build(np.tile([-3.0, 0.0, 1.0, 2.5, 40.0], 200), bins=10)
 

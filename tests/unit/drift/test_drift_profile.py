@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -122,17 +122,33 @@ def test_variance_stays_accurate_for_large_offsets() -> None:
     assert profile.std == pytest.approx(np.std(data), rel=1e-6)
 
 
-def test_a_million_rows_bin_quickly() -> None:
+def test_a_million_rows_count_like_searchsorted() -> None:
     rng = np.random.default_rng(2)
     profile = build_profile(rng.normal(size=(10_000, 1)), ["x"])
     window = rng.normal(loc=0.3, size=1_000_000)
 
-    started = time.perf_counter()
     counts = profile.histogram("x", window)
-    elapsed = time.perf_counter() - started
 
-    assert counts.sum() == 1_000_000
-    assert elapsed < 1.0
+    edges = np.asarray(profile.numeric["x"].edges)
+    expected = np.bincount(np.searchsorted(edges, window, side="right"), minlength=edges.size + 1)
+    assert counts.tolist() == expected.tolist()
+
+
+@pytest.mark.parametrize("huge", [1e200, -1e200, 1e308, -1e308])
+def test_values_that_overflow_the_moments_still_give_a_readable_profile(huge: float) -> None:
+    training = np.column_stack([np.r_[np.arange(999.0), huge]])
+
+    reference = build_profile(training, ["x"])
+    window = reference.observe(np.column_stack([np.r_[np.arange(500.0), huge, -huge]]))
+
+    for profile in (reference, window, merge(reference, window)):
+        text = profile.to_json()
+        assert ReferenceProfile.from_json(text) == profile  # stored, and read back
+        assert '"sum_sq":null' not in text
+        assert '"sum":null' not in text
+        numeric = profile.numeric["x"]
+        assert math.isinf(numeric.variance)
+        assert numeric.count == profile.rows
 
 
 def test_profiles_with_different_edges_refuse_to_merge() -> None:
