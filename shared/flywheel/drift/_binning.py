@@ -421,7 +421,8 @@ _MINIMUM, _MAXIMUM = np.minimum.reduce, np.maximum.reduce
 _BLOCK = 8_192
 """Rows per BLAS dot product: OpenBLAS keeps a ``ddot`` of at most 10,000 values on the
 calling thread (a longer one wakes its thread pool, which stalls on a busy 2-vCPU box)."""
-_ONES = np.ones(_BLOCK)
+_ONES = np.ones((-(-CHUNK_ROWS // _BLOCK), _BLOCK))
+"""Row-matched ones: ``vecdot(rows, ones)`` is faster than broadcasting one row."""
 
 
 def _sums(x: NDArray[np.float64]) -> tuple[float, float]:
@@ -435,11 +436,12 @@ def _sums(x: NDArray[np.float64]) -> tuple[float, float]:
     total = total_sq = 0.0
     if full:
         rows = x[:full].reshape(-1, _BLOCK)
-        total = float(np.add.reduce(np.vecdot(rows, _ONES)))
+        ones = _ONES[: rows.shape[0]] if rows.shape[0] <= _ONES.shape[0] else _ONES[0]
+        total = float(np.add.reduce(np.vecdot(rows, ones)))
         total_sq = float(np.add.reduce(np.vecdot(rows, rows)))
     if full < n:
         rest = x[full:]
-        total += float(np.dot(rest, _ONES[: rest.size]))
+        total += float(np.dot(rest, _ONES[0, : rest.size]))
         total_sq += float(np.dot(rest, rest))
     return total, total_sq
 
@@ -466,24 +468,40 @@ def _count_cells(
     u: NDArray[np.float64],
     c: NDArray[np.intp],
 ) -> None:
-    """``acc += bincount(grid.cells_of(x))`` with the passes the chunk's range allows."""
-    scale, base, top = grid.scale, grid.base, grid.base + grid.cells + 1
+    """``acc += bincount(grid.cells_of(x))`` with the passes the chunk's range allows.
+
+    Most chunks are non-negative after scaling and end at most one grid's width
+    past it.  Then ``trunc`` is ``floor``, so one multiply-and-cast gives the raw
+    cells ``floor(x * scale)``, and ``bincount`` itself sorts out the tails: raw
+    cells below ``base + 1`` are the lower tail, those from ``top`` on the upper
+    one.  When ``base`` is small the raw cells are counted directly (no pass to
+    subtract it); otherwise it is subtracted.  Anything else takes the general
+    route: floor, clip to the tails, cast, subtract.
+    """
+    scale, base, size = grid.scale, grid.base, acc.size  # size = cells + 2
+    top = base + size - 1  # raw cell of the upper tail's start
     low, high = xmin * scale, xmax * scale
-    inside = math.isfinite(low) and math.isfinite(high) and base <= low and high < top + 1
-    if inside and low >= 0.0:
-        # floor == trunc for non-negative values: multiply and cast in one call.
+    if low >= 0.0 and high < top + size:  # NaN-safe; inf fails the second test
         np.multiply(x, scale, out=c, casting="unsafe")
-    else:
-        np.multiply(x, scale, out=u)
-        if not low >= 0.0:  # NaN-safe comparison
-            np.floor(u, out=u)
-        if not inside:
-            np.clip(u, float(base), float(top), out=u)
-        np.copyto(c, u, casting="unsafe")
-    if 0 <= base <= acc.size:
-        # A grid that starts near zero: count the raw cells and drop the first
-        # ``base`` counts (always zero) rather than spend a pass subtracting it.
-        acc += np.bincount(c, minlength=base + acc.size)[base:]
-        return
+        if 0 <= base <= 2 * size:
+            raw = np.bincount(c, minlength=base + size)
+            acc += raw[base : base + size]
+            if low < base:
+                acc[0] += raw[:base].sum()
+            if high >= top + 1:
+                acc[-1] += raw[base + size :].sum()
+            return
+        if low >= base:  # nothing below the grid: every cell is >= 0 after the shift
+            c -= base
+            counts = np.bincount(c, minlength=size)
+            acc += counts[:size]
+            if high >= top + 1:
+                acc[-1] += counts[size:].sum()
+            return
+    np.multiply(x, scale, out=u)
+    if not low >= 0.0:
+        np.floor(u, out=u)
+    np.clip(u, float(base), float(top), out=u)
+    np.copyto(c, u, casting="unsafe")
     c -= base
-    acc += np.bincount(c, minlength=acc.size)
+    acc += np.bincount(c, minlength=size)

@@ -106,6 +106,45 @@ def test_window_profiles_keep_only_occupied_cells_and_round_trip_as_plain_json(
         assert len(window.fine_counts) == 0
 
 
+@pytest.mark.parametrize(
+    ("centre", "spread"),
+    [
+        (5.0, 1.0),  # grid starts near zero: raw cells counted directly
+        (1e6, 1.0),  # far from zero: the grid's offset is subtracted
+        (0.0, 1.0),  # crosses zero: floor needed, general route
+        (-1e6, 1.0),  # negative: general route
+    ],
+)
+def test_every_counting_route_matches_the_cell_definition(centre: float, spread: float) -> None:
+    rng = np.random.default_rng(7)
+    profile = NumericProfile.build(centre + spread * rng.normal(size=5_000))
+    grid = profile.grid.grid() if profile.grid is not None else None
+    assert grid is not None
+    just_past = [grid.low - 1e-9 * abs(grid.low) - 1e-12, grid.high, grid.high * (1 + 1e-12)]
+    windows = {
+        "inside": centre + spread * rng.uniform(-1, 1, size=3 * CHUNK_ROWS),
+        "near tails": np.concatenate([centre + spread * rng.normal(size=50_000), just_past]),
+        "far tails": np.concatenate([centre + spread * rng.normal(size=1_000), [1e12, -1e12]]),
+        "one side far": np.concatenate(
+            [centre + spread * rng.normal(size=1_000), [centre * 3 + 1e4]]
+        ),
+        "a few cells out": np.concatenate(
+            [
+                centre + spread * rng.normal(size=1_000),
+                [grid.low - 3 / grid.scale, grid.high + 3 / grid.scale],
+            ]
+        ),
+        "above only": np.concatenate(
+            [centre + spread * rng.uniform(-1, 1, size=1_000), [grid.high + 3 / grid.scale]]
+        ),
+    }
+    for name, window in windows.items():
+        fine = profile.observe(window).fine_histogram()
+        expected = np.bincount(grid.cells_of(window), minlength=grid.cells + 2)
+        assert fine is not None
+        assert fine.tolist() == expected.tolist(), name
+
+
 def test_edges_stay_on_the_data_for_discrete_features() -> None:
     profile = NumericProfile.build(np.tile([-3.0, 0.0, 1.0, 2.5, 40.0], 200), bins=10)
 
