@@ -423,7 +423,7 @@ def _distances(
     the open tails are closed at the smallest and largest value seen.
     """
     ref_fine, cur_fine = ref.fine_histogram(), cur.fine_histogram()
-    if ref_fine is not None and cur_fine is not None and ref.grid == cur.grid:
+    if ref_fine is not None and cur_fine is not None and _same_grid(ref, cur):
         assert ref.grid is not None
         grid = ref.grid.grid()
         f, g = ref.fine_cdf(), cur.fine_cdf()  # at the starts of cells 1 .. cells + 1
