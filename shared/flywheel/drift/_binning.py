@@ -501,7 +501,8 @@ def _count_cells(
     np.multiply(x, scale, out=u)
     if not low >= 0.0:
         np.floor(u, out=u)
-    np.clip(u, float(base), float(top), out=u)
+    if not (base <= low and high < top + 1):  # NaN-safe: clip unless inside the grid
+        np.clip(u, float(base), float(top), out=u)
     np.copyto(c, u, casting="unsafe")
     c -= base
     acc += np.bincount(c, minlength=size)
