@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -170,6 +171,27 @@ def test_labels_through_the_api_make_the_monitor_report_a_degraded_model(
     assert by_metric["PerformanceValue"]["PerformanceValue"] == [0.0]
     assert by_metric["LabelCoverage"]["LabelCoverage"] == [100.0]
     assert by_metric["PerformanceDegraded"]["PerformanceDegraded"] == [1.0]
+
+
+@pytest.mark.parametrize(
+    "monitor", [performance_handler, drift_handler], ids=["performance", "drift"]
+)
+def test_a_monitor_run_with_nothing_to_score_says_why_without_a_metrics_warning(
+    deployment: Deployment, monitor: Any
+) -> None:
+    # Given a model that was never deployed (no champion, nothing captured)
+    # When the monitor's schedule asks for it
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = monitor.handler(
+            {"models": ["never-deployed"], "time": NOW.isoformat()}, FakeContext("monitor")
+        )
+
+    # Then the run says why it scored nothing, and no empty-metrics warning reaches the log
+    [run] = result["runs"]
+    assert (run["model"], run["status"]) == ("never-deployed", "skipped")
+    assert run["reason"]
+    assert [str(w.message) for w in caught if "metrics" in str(w.message)] == []
 
 
 def test_the_drift_scorer_emits_one_metric_document_per_feature(

@@ -17,6 +17,7 @@ that says nothing about its cause. Each answer counts ``Http4xx``/``Http5xx``.
 from __future__ import annotations
 
 import uuid
+import warnings
 from typing import TYPE_CHECKING, Any, cast
 
 from aws_lambda_powertools.event_handler import Response
@@ -130,7 +131,7 @@ def scheduled_handler(
     @logger.inject_lambda_context(log_event=False)
     @tracer.capture_lambda_handler
     @metrics.log_metrics
-    def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:  # noqa: ARG001
+    def monitor(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:  # noqa: ARG001
         return run_models(
             event.get("models") or models(),
             run(),
@@ -140,5 +141,13 @@ def scheduled_handler(
             emit=emit,
             exclude=exclude,
         )
+
+    def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        # A run with nothing to score (no labels yet, an empty window) emits no metrics,
+        # and is logged as such; Powertools would add a UserWarning to every such
+        # invocation's log.  Its documented way out is a warnings filter.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "No application metrics to publish", UserWarning)
+            return monitor(event, context)
 
     return cast("Handler", handler)
