@@ -143,11 +143,12 @@ def scheduled_handler(
         )
 
     def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-        # A run with nothing to score (no labels yet, an empty window) emits no metrics,
-        # and is logged as such; Powertools would add a UserWarning to every such
-        # invocation's log.  Its documented way out is a warnings filter.
+        # A run with nothing to score (no champion, an empty window) emits no metrics
+        # and is logged with its reason; Powertools would add a UserWarning to every
+        # such invocation's log.  Its documented way out is a warnings filter.
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", "No application metrics to publish", UserWarning)
-            return monitor(event, context)
+            answer: dict[str, Any] = monitor(event, context)
+        return answer
 
     return cast("Handler", handler)
