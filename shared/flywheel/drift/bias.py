@@ -18,12 +18,20 @@ The definitions are fairlearn's ``demographic_parity_difference``,
 ``demographic_parity_ratio`` and ``equal_opportunity_difference``.  Groups with
 fewer than ``min_group_rows`` rows are reported but left out of the gaps, so one
 rare group cannot fail a gate on noise.
+
+Each gap also gets a ``confidence`` (90%) interval from a parametric bootstrap of the
+groups' counts: with 57 rows a group, a fair model's demographic parity difference
+has a standard error near 0.09, so the 0.1 limit is within noise, and point estimates
+reject a perfectly fair model about 3 times in 10.  By default the limits are judged
+on the point estimates (fairlearn's numbers) and a violation whose interval reaches
+back inside the limit says so; ``judge="interval"`` breaks a limit only when even the
+interval's better end does.
 """
 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -55,6 +63,11 @@ class BiasPolicy(_Frozen):
     max_equal_opportunity_difference: float = Field(default=0.1, ge=0, le=1)
     min_group_rows: int = Field(default=30, ge=1)
     reference_group: str | None = None
+    confidence: float = Field(default=0.9, gt=0, lt=1)
+    """Level of the gaps' bootstrap intervals."""
+    judge: Literal["estimate", "interval"] = "estimate"
+    """``estimate``: a gap past its limit is a violation (fairlearn's numbers);
+    ``interval``: only when the better end of its interval is past the limit too."""
 
 
 class GroupMetrics(_Frozen):
@@ -85,6 +98,8 @@ class BiasResult(_Frozen):
     demographic_parity_difference: float | None = None
     disparate_impact_ratio: float | None = None
     equal_opportunity_difference: float | None = None
+    intervals: dict[str, tuple[float, float]] = Field(default_factory=dict)
+    """``policy.confidence`` bootstrap interval of each measured gap, by field name."""
     violations: tuple[str, ...] = ()
     passed: bool
     policy: BiasPolicy
@@ -208,7 +223,6 @@ def _assess(
             field="reference_group",
         )
     dpd = dir_ = eod = None
-    violations: list[str] = []
     if len(included) >= 2:
         rates = [m.selection_rate for m in included]
         dpd = max(rates) - min(rates)
@@ -221,20 +235,32 @@ def _assess(
         tprs = [m.true_positive_rate for m in included if m.true_positive_rate is not None]
         if len(tprs) >= 2:
             eod = max(tprs) - min(tprs)
-    if dpd is not None and dpd > policy.max_demographic_parity_difference:
-        violations.append(
-            f"demographic parity difference {dpd:.3f} > "
-            f"{policy.max_demographic_parity_difference:.3f}: selection rates differ by group"
-        )
-    if dir_ is not None and dir_ < policy.min_disparate_impact_ratio:
-        violations.append(
-            f"disparate impact ratio {dir_:.3f} < {policy.min_disparate_impact_ratio:.3f}"
-        )
-    if eod is not None and eod > policy.max_equal_opportunity_difference:
-        violations.append(
-            f"equal opportunity difference {eod:.3f} > "
-            f"{policy.max_equal_opportunity_difference:.3f}: true positive rates differ by group"
-        )
+    intervals = _intervals(included, policy) if dpd is not None else {}
+    judged = policy.judge == "interval"
+    violations: list[str] = []
+    checks = (
+        ("demographic parity difference", "demographic_parity_difference", dpd,
+         policy.max_demographic_parity_difference, 1.0, ": selection rates differ by group"),
+        ("disparate impact ratio", "disparate_impact_ratio", dir_,
+         policy.min_disparate_impact_ratio, -1.0, ""),
+        ("equal opportunity difference", "equal_opportunity_difference", eod,
+         policy.max_equal_opportunity_difference, 1.0, ": true positive rates differ by group"),
+    )  # fmt: skip
+    for label, field, value, limit, sign, why in checks:
+        if value is None or not sign * (value - limit) > 0:
+            continue
+        low, high = intervals.get(field, (value, value))
+        better = low if sign > 0 else high  # the end of the interval nearest the limit
+        noise = not sign * (better - limit) > 0
+        if judged and noise:
+            continue
+        text = f"{label} {value:.3f} {'>' if sign > 0 else '<'} {limit:.3f}{why}"
+        if noise:
+            text += (
+                f" ({policy.confidence:.0%} interval {low:.3f} to {high:.3f} reaches the limit: "
+                "within sampling noise)"
+            )
+        violations.append(text)
     return BiasResult(
         attribute=attribute,
         favorable=favorable,
@@ -245,6 +271,7 @@ def _assess(
         demographic_parity_difference=dpd,
         disparate_impact_ratio=dir_,
         equal_opportunity_difference=eod,
+        intervals=intervals,
         violations=tuple(violations),
         passed=not violations,
         policy=policy,
@@ -280,6 +307,43 @@ def fairness_regressions(
             verb = "rose" if direction > 0 else "fell"
             found.append(f"{label} {verb} from {old:.3f} to {new:.3f} (tolerance {tolerance})")
     return tuple(found)
+
+
+_RESAMPLES = 2000
+
+
+def _intervals(included: list[GroupMetrics], policy: BiasPolicy) -> dict[str, tuple[float, float]]:
+    """Bootstrap intervals of the gaps: each group's counts redrawn from a binomial with
+    its observed rate (fixed seed, so a report is reproducible)."""
+    rng = np.random.default_rng(0)
+    rows = np.array([m.rows for m in included], dtype=np.int64)
+    chosen = np.rint(np.array([m.selection_rate for m in included]) * rows).astype(np.int64)
+    rates = rng.binomial(rows, chosen / rows, size=(_RESAMPLES, rows.size)) / rows
+    gaps: dict[str, NDArray[np.float64]] = {
+        "demographic_parity_difference": rates.max(axis=1) - rates.min(axis=1)
+    }
+    if policy.reference_group is not None:
+        at = next(i for i, m in enumerate(included) if m.group == policy.reference_group)
+        base = rates[:, at : at + 1]
+        others = np.delete(rates, at, axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratios = np.where(base > 0, others / base, 1.0)
+        gaps["disparate_impact_ratio"] = ratios.min(axis=1)
+    else:
+        top = rates.max(axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            gaps["disparate_impact_ratio"] = np.where(top > 0, rates.min(axis=1) / top, 1.0)
+    labelled = [m for m in included if m.true_positive_rate is not None]
+    if len(labelled) >= 2:
+        positives = np.array([m.actual_positives for m in labelled], dtype=np.int64)
+        rate = np.array([m.true_positive_rate for m in labelled], dtype=np.float64)
+        tprs = rng.binomial(positives, rate, size=(_RESAMPLES, positives.size)) / positives
+        gaps["equal_opportunity_difference"] = tprs.max(axis=1) - tprs.min(axis=1)
+    tail = 50 * (1 - policy.confidence)
+    return {
+        name: (float(np.percentile(values, tail)), float(np.percentile(values, 100 - tail)))
+        for name, values in gaps.items()
+    }
 
 
 def _ratio(numerator: float, denominator: float) -> float:

@@ -322,10 +322,19 @@ def _bias_section(result: BiasResult) -> str:
         f"<td>{'yes' if g.included else 'too small'}</td></tr>"
         for g in result.groups
     )
-    gaps = (
-        f"demographic parity difference {_num(result.demographic_parity_difference)}, "
-        f"disparate impact ratio {_num(result.disparate_impact_ratio)}, "
-        f"equal opportunity difference {_num(result.equal_opportunity_difference)}"
+    level = f"{result.policy.confidence:.0%}"
+
+    def gap(label: str, field: str) -> str:
+        interval = result.intervals.get(field)
+        around = f" ({level} interval {interval[0]:.3f} to {interval[1]:.3f})" if interval else ""
+        return f"{label} {_num(getattr(result, field))}{around}"
+
+    gaps = ", ".join(
+        (
+            gap("demographic parity difference", "demographic_parity_difference"),
+            gap("disparate impact ratio", "disparate_impact_ratio"),
+            gap("equal opportunity difference", "equal_opportunity_difference"),
+        )
     )
     violations = "".join(f"<li>{_e(v)}</li>" for v in result.violations)
     return (

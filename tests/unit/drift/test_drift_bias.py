@@ -107,3 +107,59 @@ def test_string_labels_compare_as_text() -> None:
 
     assert [g.selection_rate for g in result.groups] == [0.75, 0.25]
     assert result.favorable == "approve"
+
+
+def _two_groups(rng: np.random.Generator, rates: tuple[float, float], n: int) -> tuple:
+    groups = np.array(["a"] * n + ["b"] * n)
+    predictions = np.r_[rng.uniform(size=n) < rates[0], rng.uniform(size=n) < rates[1]]
+    return groups, predictions.astype(int)
+
+
+def _rejected(rates: tuple[float, float], n: int, judge: str, windows: int = 200) -> float:
+    rng = np.random.default_rng(11)
+    policy = BiasPolicy(judge=judge)  # type: ignore[arg-type]
+    outcomes = [
+        bias_report(*_two_groups(rng, rates, n), policy=policy).passed for _ in range(windows)
+    ]
+    return 1 - sum(outcomes) / windows
+
+
+def test_point_estimates_reject_fair_models_on_small_groups_and_say_it_is_noise() -> None:
+    # A fair model (same selection rate in both groups), 57 rows a group: the standard
+    # error of the parity difference is ~0.09, so the 0.1 limit sits inside the noise.
+    assert _rejected((0.5, 0.5), 57, "estimate") > 0.2
+    assert _rejected((0.5, 0.5), 57, "interval") < 0.03
+
+    rng = np.random.default_rng(4)
+    while (result := bias_report(*_two_groups(rng, (0.5, 0.5), 57))).passed:
+        pass  # the first fair window that point estimates reject
+    assert all("within sampling noise" in text for text in result.violations)
+    low, high = result.intervals["demographic_parity_difference"]
+    assert low < BiasPolicy().max_demographic_parity_difference < high
+
+
+def test_judging_on_intervals_still_rejects_a_clear_bias() -> None:
+    assert _rejected((0.3, 0.7), 57, "interval") > 0.9
+    rng = np.random.default_rng(5)
+    big = bias_report(*_two_groups(rng, (0.4, 0.6), 2000), policy=BiasPolicy(judge="interval"))
+    assert not big.passed
+    assert not any("noise" in text for text in big.violations)
+
+
+def test_every_measured_gap_has_an_interval_around_it() -> None:
+    rng = np.random.default_rng(6)
+    groups, predictions = _two_groups(rng, (0.45, 0.55), 400)
+    labels = rng.integers(0, 2, size=groups.size)
+
+    result = bias_report(groups, predictions, labels)
+
+    assert set(result.intervals) == {
+        "demographic_parity_difference",
+        "disparate_impact_ratio",
+        "equal_opportunity_difference",
+    }
+    for field, (low, high) in result.intervals.items():
+        value = getattr(result, field)
+        assert low <= high
+        assert low - 0.02 <= value <= high + 0.02  # the bootstrap of max - min is biased up
+    assert bias_report(groups[:300], predictions[:300]).intervals == {}  # one group: no gaps

@@ -91,6 +91,7 @@ def test_verdicts_thresholds_and_the_result_json_are_in_the_page(page: str) -> N
     assert "drift if p &lt; 0.05" in page
     assert "drift if ≥ 0.1" in page
     assert 'id="bias"' in page
+    assert re.search(r"demographic parity difference [0-9.]+ \(90% interval [0-9.]+ to", page)
     assert 'id="performance"' in page
     payload = re.search(r'<script type="application/json" id="drift-result">(.*?)</script>', page)
     assert payload is not None
