@@ -155,10 +155,7 @@ TailCell = tuple[int, int, float]
 
 
 def _tail_tuple(tail: dict[int, tuple[int, float]]) -> tuple[TailCell, ...]:
-    return tuple(
-        (cell, count, total if math.isfinite(total) else saturate(total))
-        for cell, (count, total) in sorted(tail.items())
-    )
+    return tuple((cell, count, _saturate(total)) for cell, (count, total) in sorted(tail.items()))
 
 
 def _merge_tails(
@@ -371,7 +368,7 @@ class NumericProfile(_Frozen):
 
     @property
     def mean(self) -> float:
-        """The mean; ``±inf`` when the sum overflowed float64 (see :func:`saturate`)."""
+        """The mean; ``±inf`` when the sum overflowed float64 (see :func:`_saturate`)."""
         if not self.count:
             return math.nan
         if abs(self.sum) >= _FLOAT_MAX:
@@ -519,8 +516,8 @@ class NumericProfile(_Frozen):
             count=result.count,
             missing=result.missing + extra_missing,
             shift=self.shift,
-            sum=saturate(result.sum),
-            sum_sq=saturate(result.sum_sq, squares=True),
+            sum=_saturate(result.sum),
+            sum_sq=_saturate(result.sum_sq, squares=True),
             minimum=result.minimum,
             maximum=result.maximum,
             grid=self.grid,
@@ -570,8 +567,8 @@ class NumericProfile(_Frozen):
             count=self.count + other.count,
             missing=self.missing + other.missing,
             shift=self.shift,
-            sum=saturate(self.sum + other_sum),
-            sum_sq=saturate(self.sum_sq + other_sum_sq, squares=True),
+            sum=_saturate(self.sum + other_sum),
+            sum_sq=_saturate(self.sum_sq + other_sum_sq, squares=True),
             minimum=_pick(min, self.minimum, other.minimum),
             maximum=_pick(max, self.maximum, other.maximum),
         )
@@ -580,7 +577,7 @@ class NumericProfile(_Frozen):
 _FLOAT_MAX = float(np.finfo(np.float64).max)
 
 
-def saturate(total: float, *, squares: bool = False) -> float:
+def _saturate(total: float, *, squares: bool = False) -> float:
     """A moment sum kept finite so that profiles stay valid JSON.
 
     Values beyond about 1e154 overflow ``Σ(x - shift)²`` (and near 1e308, the sum);
@@ -1177,8 +1174,8 @@ def _merge_numeric(parts: list[NumericProfile]) -> NumericProfile:
         count=sum(p.count for p in parts),
         missing=sum(p.missing for p in parts),
         shift=first.shift,
-        sum=saturate(total),
-        sum_sq=saturate(total_sq, squares=True),
+        sum=_saturate(total),
+        sum_sq=_saturate(total_sq, squares=True),
         minimum=min(lows) if lows else None,
         maximum=max(highs) if highs else None,
         grid=grid,
