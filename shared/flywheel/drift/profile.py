@@ -720,6 +720,14 @@ class CategoricalProfile(_Frozen):
 FeatureProfile = NumericProfile | CategoricalProfile
 
 
+def _categorical_part(column: Any) -> CategoricalProfile:
+    """A categorical column's counts: from dictionary codes when it has them."""
+    codes = category_codes(column) or _integer_codes(column)
+    if codes is not None:
+        return CategoricalProfile.build([]).observe_codes(codes.codes, codes.categories)
+    return CategoricalProfile.build(np.asarray(column, dtype=object).ravel())
+
+
 def _code_counts(codes: NDArray[Any], n: int) -> tuple[NDArray[np.intp], int]:
     """Counts of codes ``0 .. n - 1`` and the number of ``-1`` (missing) codes.
 
@@ -909,38 +917,61 @@ class ReferenceProfile(_Frozen):
         >>> ref.observe_columns({"x": np.array([1.0, np.nan])}).numeric["x"].missing
         1
         """
-        missing = [name for name in self.features if name not in columns]
-        if missing:
-            raise InvalidWindowError(f"the window has no column for {missing}", field=missing[0])
-        numeric: dict[str, NumericProfile] = {}
-        categorical: dict[str, CategoricalProfile] = {}
-        lengths: set[int] = set()
-        for name in self.features:
-            column = columns[name]
-            if name in self.numeric:
-                values = as_float_array(column)
-                lengths.add(int(values.size))
-                numeric[name] = self.numeric[name].observe(values)
-                continue
-            codes = category_codes(column) or _integer_codes(column)
-            if codes is not None:
-                lengths.add(len(codes))
-                categorical[name] = CategoricalProfile.build([]).observe_codes(
-                    codes.codes, codes.categories
+        return self.observe_batches([columns])
+
+    def observe_batches(self, batches: Iterable[Mapping[str, Any]]) -> ReferenceProfile:
+        """:meth:`observe_columns` over a stream of column batches, one batch in memory.
+
+        Numeric columns are counted by one running :meth:`NumericProfile.accumulator`
+        each, categorical counts add up, so the result equals observing the batches'
+        concatenation (the drift monitor feeds capture files, Parquet row groups come
+        the same way).
+
+        Raises
+        ------
+        InvalidWindowError
+            When a batch lacks a feature or its columns differ in length.
+
+        Examples
+        --------
+        >>> ref = build_profile(np.arange(100.0).reshape(-1, 1), ["x"])
+        >>> halves = [{"x": np.arange(50.0)}, {"x": np.arange(50.0, 100.0)}]
+        >>> ref.observe_batches(halves) == ref.observe_columns({"x": np.arange(100.0)})
+        True
+        """
+        accumulators = {name: profile.accumulator() for name, profile in self.numeric.items()}
+        categorical = {name: CategoricalProfile(counts={}, missing=0) for name in self.categorical}
+        rows = 0
+        for columns in batches:
+            missing = [name for name in self.features if name not in columns]
+            if missing:
+                raise InvalidWindowError(
+                    f"the window has no column for {missing}", field=missing[0]
                 )
-            else:
-                values = np.asarray(column, dtype=object).ravel()
-                lengths.add(int(values.size))
-                categorical[name] = CategoricalProfile.build(values)
-        if len(lengths) > 1:
-            raise InvalidWindowError(
-                f"window columns differ in length: {sorted(lengths)}", field="columns"
-            )
+            lengths: set[int] = set()
+            for name in self.features:
+                column = columns[name]
+                if name in accumulators:
+                    values = as_float_array(column)
+                    lengths.add(int(values.size))
+                    accumulators[name].update(values)
+                    continue
+                part = _categorical_part(column)
+                lengths.add(part.count + part.missing)
+                categorical[name] = categorical[name].merge(part)
+            if len(lengths) > 1:
+                raise InvalidWindowError(
+                    f"window columns differ in length: {sorted(lengths)}", field="columns"
+                )
+            rows += lengths.pop() if lengths else 0
         # Every feature was profiled above from this profile's own bins: skip re-validation.
         return ReferenceProfile.model_construct(
             features=self.features,
-            rows=lengths.pop() if lengths else 0,
-            numeric=numeric,
+            rows=rows,
+            numeric={
+                name: self.numeric[name].from_scan(acc.result())
+                for name, acc in accumulators.items()
+            },
             categorical=categorical,
         )
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal
@@ -689,40 +689,32 @@ def profile_from_parquet(
         raise InvalidWindowError("the window is not a readable Parquet file") from None
     groups = parquet.num_row_groups
     columns = list(reference.features)
-    numeric = {name: p.accumulator() for name, p in reference.numeric.items()}
-    categorical = {name: CategoricalProfile(counts={}, missing=0) for name in reference.categorical}
-    rows = 0
-    # Decode the next row group in a thread (Arrow releases the GIL) while this one is counted.
-    with ThreadPoolExecutor(max_workers=1) as decoder:
 
-        def read(group: int) -> Future[Any]:
-            return decoder.submit(parquet.read_row_group, group, columns=columns, use_threads=True)
+    def row_groups() -> Iterator[dict[str, Any]]:
+        # Decode the next row group in a thread (Arrow releases the GIL) while this one
+        # is counted; only one decoded group is held at a time.
+        with ThreadPoolExecutor(max_workers=1) as decoder:
 
-        pending = read(0) if groups else None
-        for group in range(groups):
-            assert pending is not None
-            try:
-                table = pending.result()
-            except (pa.ArrowException, OSError, ValueError):
-                raise InvalidWindowError(
-                    f"row group {group} of the window cannot be decoded"
-                ) from None
-            pending = read(group + 1) if group + 1 < groups else None
-            rows += table.num_rows
-            for name, column in _arrow_columns(table, reference).items():
-                if name in numeric:
-                    numeric[name].update(column)
-                else:
-                    codes = column
-                    part = CategoricalProfile.build([]).observe_codes(codes.codes, codes.categories)
-                    categorical[name] = categorical[name].merge(part)
-            del table
-    return ReferenceProfile.model_construct(
-        features=reference.features,
-        rows=rows,
-        numeric={n: reference.numeric[n].from_scan(a.result()) for n, a in numeric.items()},
-        categorical=categorical,
-    )
+            def read(group: int) -> Future[Any]:
+                return decoder.submit(
+                    parquet.read_row_group, group, columns=columns, use_threads=True
+                )
+
+            pending = read(0) if groups else None
+            for group in range(groups):
+                assert pending is not None
+                try:
+                    table = pending.result()
+                except (pa.ArrowException, OSError, ValueError):
+                    raise InvalidWindowError(
+                        f"row group {group} of the window cannot be decoded"
+                    ) from None
+                pending = read(group + 1) if group + 1 < groups else None
+                batch = _arrow_columns(table, reference)
+                del table
+                yield batch
+
+    return reference.observe_batches(row_groups())
 
 
 def _arrow_columns(table: Any, reference: ReferenceProfile) -> dict[str, Any]:

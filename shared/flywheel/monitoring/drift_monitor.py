@@ -18,32 +18,33 @@ import numpy as np
 
 from flywheel.drift.profile import ReferenceProfile
 from flywheel.drift.report import render_html
-from flywheel.drift.scorer import DriftResult, PredictionDrift, observe_window, score_window
+from flywheel.drift.scorer import DriftResult, PredictionDrift, score_window
 from flywheel.drift.statistics import DriftPolicy
 from flywheel.errors import InvalidInputError
 from flywheel.monitoring.feedback import hourly_prefixes
-from flywheel.monitoring.runs import (
-    MonitorRun,
-    champion_of,
-    report_run,
-    rows_under,
-)
-from flywheel.serving.capture import DEFAULT_CAPTURE_PREFIX
-from flywheel.serving.comparison import PREDICTION_ALPHA, prediction_shift_from_reference
+from flywheel.monitoring.runs import MonitorRun, champion_of, report_run
+from flywheel.serving.capture import DEFAULT_CAPTURE_PREFIX, decode_capture
+from flywheel.serving.comparison import PREDICTION_ALPHA, prediction_shift_of_scores, row_score
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from datetime import datetime
+
+    from numpy.typing import NDArray
 
     from flywheel.artifacts.ports import ArtifactStore
     from flywheel.clock import Clock
     from flywheel.drift.bias import BiasResult
     from flywheel.drift.profile import NumericProfile
+    from flywheel.monitoring.policy import ProtectedAttribute
     from flywheel.registry.service import RegistryService
     from flywheel.serving.capture import CaptureSource
     from flywheel.workflows.config import ModelConfigStore
     from flywheel.workflows.ports import EventPublisher
 
 DRIFT_DETECTED = "DriftDetected"
+BATCH_ROWS = 50_000
+"""Captured rows decoded at a time: about 150 MB as Python objects for 30 features."""
 
 
 class DriftRun(MonitorRun):
@@ -81,6 +82,7 @@ class DriftMonitor:
         min_rows: int = 30,
         configs: ModelConfigStore | None = None,
         prediction_psi: float = 0.2,
+        batch_rows: int = BATCH_ROWS,
     ) -> None:
         self.registry = registry
         self.artifacts = artifacts
@@ -93,6 +95,7 @@ class DriftMonitor:
         self.min_rows = min_rows
         self.configs = configs
         self.prediction_psi = prediction_psi
+        self.batch_rows = batch_rows
 
     def partitions(self, model: str, version: int, now: datetime, hours: int) -> list[str]:
         """Capture prefixes of the window: the current hour and the ``hours`` before it."""
@@ -112,24 +115,26 @@ class DriftMonitor:
             self.artifacts.get_json(version.reference_profile)
         )
         now = self.clock.now()
-        rows = rows_under(self.capture, self.partitions(model, champion, now, window_hours))
-        if len(rows) < self.min_rows:
+        stream = _CaptureStream(
+            self.capture,
+            self.partitions(model, champion, now, window_hours),
+            reference.features,
+            self._protected(model),
+            self.batch_rows,
+        )
+        window = reference.observe_batches(stream.batches())
+        if window.rows < self.min_rows:
             return DriftRun(
                 model=model,
                 version=champion,
                 status="skipped",
-                reason=f"{len(rows)} captured rows; at least {self.min_rows} are needed",
-                rows=len(rows),
+                reason=f"{window.rows} captured rows; at least {self.min_rows} are needed",
+                rows=window.rows,
             )
-        columns = {
-            name: np.array([_number(row["features"].get(name)) for row in rows], dtype=np.float64)
-            for name in reference.features
-        }
         labels = {"model": model, "version": str(champion), "window_end": now.isoformat()}
-        window = observe_window(reference, columns)
         result = score_window(reference, window, self.policy, labels=labels)
         if reference.predictions is not None:
-            predictions = self._prediction_drift(reference.predictions, rows)
+            predictions = self._prediction_drift(reference.predictions, stream.scores)
             result = result.model_copy(update={"prediction_drift": predictions})
         stamp = f"{now:%Y-%m-%dT%H%M%S}"
         base = f"{self.reports_prefix}{model}/drift/{stamp}"
@@ -138,7 +143,7 @@ class DriftMonitor:
             reference,
             window,
             title=f"Drift: {model} v{champion}",
-            bias=self._bias(model, rows),
+            bias=self._bias(stream),
         )
         drifted = tuple(f.feature for f in result.features if f.drifted)
         evidence = {
@@ -172,10 +177,10 @@ class DriftMonitor:
         )
 
     def _prediction_drift(
-        self, holdout: NumericProfile, rows: list[dict[str, Any]]
+        self, holdout: NumericProfile, scores: list[float]
     ) -> PredictionDrift | None:
         """The window's scores against the holdout's deciles (``None``: too few scores)."""
-        shift = prediction_shift_from_reference(holdout, rows, min_rows=self.min_rows)
+        shift = prediction_shift_of_scores(holdout, scores, min_rows=self.min_rows)
         if shift.psi is None or shift.p_value is None:
             return None
         return PredictionDrift(
@@ -188,21 +193,77 @@ class DriftMonitor:
             window_rows=shift.current_rows,
         )
 
-    def _bias(self, model: str, rows: list[dict[str, Any]]) -> BiasResult | None:
-        """Selection rates per group of the configured protected attribute (no labels here)."""
+    def _protected(self, model: str) -> ProtectedAttribute | None:
         stored = self.configs.find(model) if self.configs is not None else None
-        attribute = stored.config.monitoring.bias if stored is not None else None
-        if attribute is None:
+        return stored.config.monitoring.bias if stored is not None else None
+
+    def _bias(self, stream: _CaptureStream) -> BiasResult | None:
+        """Selection rates per group of the configured protected attribute (no labels here)."""
+        if stream.attribute is None:
             return None
-        values = [row["features"].get(attribute.attribute) for row in rows]
         try:
-            return attribute.measure(values, [row.get("prediction") for row in rows])
+            return stream.attribute.measure(stream.groups, stream.predictions)
         except InvalidInputError:
             return None
 
 
+class _CaptureStream:
+    """A window's capture files as column batches of at most ``batch_rows`` rows.
+
+    Memory holds one batch of decoded rows (a row is a few kB as Python objects, so a
+    million-row window no longer needs gigabytes), plus one score per row and, with a
+    protected attribute, its value and the prediction.
+    """
+
+    def __init__(
+        self,
+        source: CaptureSource,
+        prefixes: list[str],
+        features: tuple[str, ...],
+        attribute: ProtectedAttribute | None,
+        batch_rows: int,
+    ) -> None:
+        self.source, self.prefixes, self.features = source, prefixes, features
+        self.attribute, self.batch_rows = attribute, batch_rows
+        self.scores: list[float] = []
+        self.groups: list[Any] = []
+        self.predictions: list[Any] = []
+
+    def batches(self) -> Iterator[dict[str, NDArray[np.float64]]]:
+        pending: list[dict[str, Any]] = []
+        for prefix in self.prefixes:
+            for key in self.source.keys(prefix):
+                rows = decode_capture(self.source.get(key))
+                self._collect(rows)
+                pending.extend(rows)
+                if len(pending) >= self.batch_rows:
+                    yield _columns(pending, self.features)
+                    pending = []
+        if pending:
+            yield _columns(pending, self.features)
+
+    def _collect(self, rows: list[dict[str, Any]]) -> None:
+        self.scores.extend(s for s in map(row_score, rows) if s is not None)
+        if self.attribute is not None:
+            name = self.attribute.attribute
+            self.groups.extend(row["features"].get(name) for row in rows)
+            self.predictions.extend(row.get("prediction") for row in rows)
+
+
+def _columns(rows: list[dict[str, Any]], names: tuple[str, ...]) -> dict[str, NDArray[np.float64]]:
+    """Feature columns of captured rows, as the model saw them: numbers, ``true`` as 1,
+    ``null`` as NaN (missing)."""
+    features = [row["features"] for row in rows]
+    try:
+        matrix = np.array([[f.get(n) for n in names] for f in features], dtype=np.float64)
+    except (TypeError, ValueError):  # a value that is no number (not from a validated request)
+        return {n: np.array([_number(f.get(n)) for f in features]) for n in names}
+    columns = np.ascontiguousarray(matrix.T)
+    return {n: columns[j] for j, n in enumerate(names)}
+
+
 def _number(value: Any) -> float:
-    if value is None or isinstance(value, bool | str):
+    if value is None or isinstance(value, str):
         return math.nan
     try:
         return float(value)

@@ -65,6 +65,7 @@ __all__ = [
     "partition_hour",
     "prediction_shift",
     "prediction_shift_from_reference",
+    "prediction_shift_of_scores",
     "row_score",
     "summarize_variants",
 ]
@@ -640,7 +641,15 @@ def prediction_shift_from_reference(
     >>> prediction_shift_from_reference(holdout, high).psi > 1
     True
     """
-    scores = [s for s in map(row_score, current) if s is not None]
+    return prediction_shift_of_scores(
+        reference, [s for s in map(row_score, current) if s is not None], min_rows=min_rows
+    )
+
+
+def prediction_shift_of_scores(
+    reference: NumericProfile, scores: Sequence[float], *, min_rows: int = 50
+) -> PredictionShift:
+    """:func:`prediction_shift_from_reference` for scores already taken from their rows."""
     if len(scores) < min_rows or reference.count < min_rows:
         return PredictionShift(
             psi=None,

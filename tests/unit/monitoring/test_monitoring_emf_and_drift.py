@@ -10,6 +10,7 @@ import pytest
 from flywheel.adapters.emf_monitoring import emf_documents, feature_drift_documents, write_documents
 from flywheel.drift.profile import build_profile
 from flywheel.drift.scorer import score_window
+from flywheel.serving.capture import capture_key, encode_rows
 from tests.unit.monitoring.conftest import MODEL, Monitoring
 
 
@@ -117,3 +118,71 @@ def test_a_profile_without_holdout_scores_reports_no_prediction_drift(world: Mon
     assert run.result is not None
     assert run.result.prediction_drift is None
     assert 'id="predictions"' not in world.artifacts.text(run.report_html)
+
+
+def _capture(world: Monitoring, features: list[dict[str, object]], request: int) -> None:
+    """One capture file: one request whose records are ``features``."""
+    when = world.clock.now().timestamp() + request  # distinct keys, same hour
+    rows = [
+        {
+            "request_id": f"req-{request}", "row": i, "timestamp": "", "model": MODEL,
+            "version": 1, "variant": "champion", "features": f, "prediction": "1",
+            "probabilities": {"0": 0.3, "1": 0.7}, "entity_id": None,
+        }
+        for i, f in enumerate(features)
+    ]  # fmt: skip
+    world.capture.put(capture_key(MODEL, 1, when), encode_rows(rows))
+
+
+def test_boolean_features_count_as_the_model_saw_them_not_as_missing(world: Monitoring) -> None:
+    # Given a model trained on a 0/1 feature (a bool in its input schema)
+    rng = np.random.default_rng(7)
+    training = np.column_stack([rng.integers(0, 2, 2000), rng.normal(40, 10, 2000)])
+    profile = build_profile(training, ["member", "age"])
+    ref = world.artifacts.put_json("models/churn/profile.json", profile.model_dump(mode="json"))
+    world.champion(reference_profile=ref)
+    # And traffic sending it as JSON true/false, in the same proportions
+    flags = rng.integers(0, 2, 400).astype(bool)
+    _capture(world, [{"member": bool(b), "age": 40.0 + i % 20} for i, b in enumerate(flags)], 0)
+
+    run = world.drift_monitor().run(MODEL)
+
+    assert run.result is not None
+    member = run.result.feature("member")
+    assert member.current_missing_rate == 0.0
+    assert member.current_rows == 400
+    assert member.current_mean == pytest.approx(flags.mean())
+    assert not member.drifted
+
+
+def test_a_window_read_in_small_batches_scores_like_one_read_whole(world: Monitoring) -> None:
+    # Given 12 capture files of 25 rows, ages moved up by half a standard deviation
+    rng = np.random.default_rng(8)
+    training = np.column_stack([rng.normal(40, 10, 3000), rng.normal(1, 0.1, 3000)])
+    profile = build_profile(training, ["age", "income"], predictions=[0.3] * 100 + [0.7] * 100)
+    ref = world.artifacts.put_json("models/churn/profile.json", profile.model_dump(mode="json"))
+    world.champion(reference_profile=ref)
+    for request in range(12):
+        ages = rng.normal(45, 10, 25)
+        _capture(world, [{"age": float(a), "income": 1.0} for a in ages], request)
+
+    whole = world.drift_monitor().run(MODEL)
+    monitor = world.drift_monitor()
+    monitor.batch_rows = 40  # at most 40 + 24 rows decoded at a time
+    batched = monitor.run(MODEL)
+
+    assert whole.result is not None
+    assert batched.result is not None
+    assert batched.rows == whole.rows == 300
+    assert batched.result.verdict == whole.result.verdict
+    assert batched.result.prediction_drift == whole.result.prediction_drift
+    # Counts are exact; sums differ only by float rounding of the batches' order.
+    for mine, theirs in zip(batched.result.features, whole.result.features, strict=True):
+        assert (mine.feature, mine.method, mine.drifted) == (
+            theirs.feature,
+            theirs.method,
+            theirs.drifted,
+        )
+        measured = {k: v for k, v in theirs.statistics.model_dump().items() if v is not None}
+        assert mine.statistics.model_dump(exclude_none=True) == pytest.approx(measured, rel=1e-9)
+        assert mine.current_mean == pytest.approx(theirs.current_mean, rel=1e-12)
