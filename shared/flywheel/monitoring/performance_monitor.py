@@ -35,14 +35,9 @@ from flywheel.monitoring.performance import (
     measure_window,
 )
 from flywheel.monitoring.policy import MonitoringPolicy
-from flywheel.monitoring.runs import (
-    MonitorRun,
-    champion_of,
-    report_run,
-    rows_under,
-)
+from flywheel.monitoring.runs import MonitorRun, champion_of, report_run
 from flywheel.registry.models import Task
-from flywheel.serving.capture import DEFAULT_CAPTURE_PREFIX
+from flywheel.serving.capture import DEFAULT_CAPTURE_PREFIX, decode_capture
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -128,7 +123,8 @@ class PerformanceMonitor:
         end = self.clock.now()
         start = end - timedelta(hours=policy.window_hours)
         window = {"window_start": start.isoformat(), "window_end": end.isoformat()}
-        rows = self._predictions(model, champion, start, end)
+        attribute = policy.bias.attribute if policy.bias is not None else None
+        rows = self._predictions(model, champion, start, end, attribute)
         truth = self._joined_labels(model, version, rows, start, end)
         predicted = np.array([row.get("prediction") for row in rows], dtype=object)
         schema = version.output_schema
@@ -211,14 +207,28 @@ class PerformanceMonitor:
         return stored.config.monitoring, stored.config.gate.metric
 
     def _predictions(
-        self, model: str, version: int, start: datetime, end: datetime
+        self, model: str, version: int, start: datetime, end: datetime, attribute: str | None
     ) -> list[dict[str, Any]]:
+        """The window's served predictions, one capture file at a time, each row cut down
+        to what the join, the metrics and the bias check read: a window of 6 to 24 hours
+        holds millions of rows, and a full row (every feature) is a few kB as objects."""
         base = f"{self.capture_prefix}model={model}/version={version}/"
-        return [
-            row
-            for row in rows_under(self.capture, hourly_prefixes(base, start, end))
-            if row.get("variant") != "shadow" and row.get("prediction") is not None
-        ]
+        kept: list[dict[str, Any]] = []
+        for prefix in hourly_prefixes(base, start, end):
+            for key in self.capture.keys(prefix):
+                for row in decode_capture(self.capture.get(key)):
+                    if row.get("variant") == "shadow" or row.get("prediction") is None:
+                        continue
+                    slim = {
+                        "request_id": row["request_id"],
+                        "row": row["row"],
+                        "prediction": row["prediction"],
+                        "probabilities": row.get("probabilities"),
+                    }
+                    if attribute is not None:
+                        slim["features"] = {attribute: (row.get("features") or {}).get(attribute)}
+                    kept.append(slim)
+        return kept
 
     def _joined_labels(
         self,
