@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from flywheel.serving.http import OPENAPI_INFO
+from tests.serving_support import POWERTOOLS_ENV
 
 SPEC = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
 
@@ -23,8 +25,20 @@ def generated() -> dict:
 
 
 @pytest.fixture
-def powertools_env(aws_env: dict[str, str]) -> None:
-    return None
+def powertools_env(local_names: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The inference function's environment on provisioned moto resources.
+
+    Resolving a request builds the inference service; with the default local backend
+    that would start a background moto server on the default port and leave it running.
+    """
+    from functions.inference import handler
+
+    monkeypatch.setenv("FLYWHEEL_BACKEND", "aws")
+    for key, value in {**local_names, **POWERTOOLS_ENV}.items():
+        monkeypatch.setenv(key, value)
+    handler._service_for.cache_clear()
+    yield
+    handler._service_for.cache_clear()
 
 
 def test_the_committed_openapi_document_is_up_to_date(powertools_env):
