@@ -15,6 +15,7 @@ from flywheel.adapters.memory_labels import InMemoryLabelClaims
 from flywheel.adapters.memory_workflows import InMemoryEventPublisher
 from flywheel.artifacts.memory import InMemoryArtifactStore
 from flywheel.clock import FixedClock
+from flywheel.drift.profile import ReferenceProfile
 from flywheel.monitoring.drift_monitor import DriftMonitor
 from flywheel.monitoring.feedback import FeedbackRequest, FeedbackService
 from flywheel.monitoring.performance_monitor import PerformanceMonitor
@@ -71,6 +72,11 @@ class Monitoring:
         self.registry.request_approval(MODEL, number, actor="ci")
         self.registry.approve(MODEL, number, actor="ana", reason="ok")
         return self.registry.promote(MODEL, number, actor="ana", reason="go")
+
+    def champion_with_profile(self, profile: ReferenceProfile) -> ModelVersion:
+        """A champion whose stored reference profile is ``profile``."""
+        ref = self.artifacts.put_json("models/churn/profile.json", profile.model_dump(mode="json"))
+        return self.champion(reference_profile=ref)
 
     def configure(self, **monitoring: Any) -> None:
         config = parse_model_config(

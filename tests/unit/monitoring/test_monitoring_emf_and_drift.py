@@ -53,11 +53,7 @@ def test_the_drift_report_shows_selection_rates_of_the_protected_attribute(
     # Given a champion trained on ages ~ N(40, 10) and a protected attribute on age
     rng = np.random.default_rng(0)
     training = np.column_stack([rng.normal(40, 10, 2000), rng.normal(1, 0.1, 2000)])
-    profile = world.artifacts.put_json(
-        "models/churn/profile.json",
-        build_profile(training, ["age", "income"]).model_dump(mode="json"),
-    )
-    world.champion(reference_profile=profile)
+    world.champion_with_profile(build_profile(training, ["age", "income"]))
     world.configure(bias={"attribute": "age", "threshold": 40, "favorable": "1"})
     # And traffic where the young get "1" and the old "0"
     ages = list(rng.normal(40, 10, 200))
@@ -83,8 +79,7 @@ def test_the_drift_report_judges_the_champions_scores_against_its_holdouts(
     rng = np.random.default_rng(3)
     training = np.column_stack([rng.normal(40, 10, 2000), rng.normal(1, 0.1, 2000)])
     profile = build_profile(training, ["age", "income"], predictions=[0.2] * 100 + [0.8] * 100)
-    ref = world.artifacts.put_json("models/churn/profile.json", profile.model_dump(mode="json"))
-    world.champion(reference_profile=ref)
+    world.champion_with_profile(profile)
     # And traffic scored 0.8 ("1") or 0.2 ("0"), features as in training
     world.serve(served, ages=list(rng.normal(40, 10, len(served))))
 
@@ -106,11 +101,7 @@ def test_the_drift_report_judges_the_champions_scores_against_its_holdouts(
 def test_a_profile_without_holdout_scores_reports_no_prediction_drift(world: Monitoring) -> None:
     rng = np.random.default_rng(4)
     training = np.column_stack([rng.normal(40, 10, 500), rng.normal(1, 0.1, 500)])
-    ref = world.artifacts.put_json(
-        "models/churn/profile.json",
-        build_profile(training, ["age", "income"]).model_dump(mode="json"),
-    )
-    world.champion(reference_profile=ref)
+    world.champion_with_profile(build_profile(training, ["age", "income"]))
     world.serve(["1"] * 100)
 
     run = world.drift_monitor().run(MODEL)
@@ -139,8 +130,7 @@ def test_boolean_features_count_as_the_model_saw_them_not_as_missing(world: Moni
     rng = np.random.default_rng(7)
     training = np.column_stack([rng.integers(0, 2, 2000), rng.normal(40, 10, 2000)])
     profile = build_profile(training, ["member", "age"])
-    ref = world.artifacts.put_json("models/churn/profile.json", profile.model_dump(mode="json"))
-    world.champion(reference_profile=ref)
+    world.champion_with_profile(profile)
     # And traffic sending it as JSON true/false, in the same proportions
     flags = rng.integers(0, 2, 400).astype(bool)
     _capture(world, [{"member": bool(b), "age": 40.0 + i % 20} for i, b in enumerate(flags)], 0)
@@ -160,8 +150,7 @@ def test_a_window_read_in_small_batches_scores_like_one_read_whole(world: Monito
     rng = np.random.default_rng(8)
     training = np.column_stack([rng.normal(40, 10, 3000), rng.normal(1, 0.1, 3000)])
     profile = build_profile(training, ["age", "income"], predictions=[0.3] * 100 + [0.7] * 100)
-    ref = world.artifacts.put_json("models/churn/profile.json", profile.model_dump(mode="json"))
-    world.champion(reference_profile=ref)
+    world.champion_with_profile(profile)
     for request in range(12):
         ages = rng.normal(45, 10, 25)
         _capture(world, [{"age": float(a), "income": 1.0} for a in ages], request)
