@@ -220,7 +220,9 @@ def _online_store(client: Any, table: str) -> tuple[Any, Any]:
         features=tuple(Feature(name=c.name) for c in columns),
         transformation=IDENTITY.ref,
     )
-    memory_store = FeatureStore.in_memory()
+    from flywheel.composition import InMemoryPlatform
+
+    memory_store = InMemoryPlatform().feature_store()
     memory_store.register(view, actor="bench")
     store = FeatureStore(
         registry=memory_store.registry,

@@ -121,7 +121,7 @@ def _setup(config_path: Path) -> dict[str, Any]:
         names,
     )
     config = load_config(config_path).model_copy(update={"model": MODEL})
-    sdk = Flywheel.from_settings(Settings(), actor="bench")
+    sdk = Flywheel.connect(Settings(), actor="bench")
     print(f"training {config.estimator} on {config.dataset.source} ...", file=sys.stderr)
     trained = sdk.train(config)
     version = trained.version

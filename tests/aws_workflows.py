@@ -21,10 +21,10 @@ from typing import Any
 import boto3
 import pytest
 
-from flywheel.adapters import wiring
 from flywheel.adapters.aws_workflows import LambdaServingControl
 from flywheel.adapters.dynamodb import DynamoDbAuditLog, DynamoDbModelRegistry
 from flywheel.clock import FixedClock
+from flywheel.composition import AwsPlatform
 from flywheel.registry.service import RegistryService
 from flywheel.settings import Settings
 from flywheel.workflows.ports import AliasRouting
@@ -258,16 +258,21 @@ def provision(
     clock = FixedClock(START)
     faults = Faults(session)
 
-    def root(build: Callable[..., Any]) -> Callable[[], Any]:
-        return functools.cache(lambda: build(Settings(), session=session, clock=clock))
+    def root(service: str) -> Callable[[], Any]:
+        @functools.cache
+        def build() -> Any:
+            platform = AwsPlatform(Settings(), session=session, clock=clock)
+            return getattr(platform, service)()
+
+        return build
 
     for module in (training_handler, promotion_handler, approval_handler):
         # Imported at collection, before the test's environment: name the namespace here.
         monkeypatch.setattr(module.metrics, "namespace", "FlywheelTests")
-    monkeypatch.setattr(training_handler, "_steps", root(wiring.training_steps))
-    monkeypatch.setattr(promotion_handler, "_steps", root(wiring.promotion_steps))
-    monkeypatch.setattr(promotion_handler, "_failures", root(wiring.workflow_failures))
-    monkeypatch.setattr(approval_handler, "_service", root(wiring.approval_service))
+    monkeypatch.setattr(training_handler, "_steps", root("training_steps"))
+    monkeypatch.setattr(promotion_handler, "_steps", root("promotion_steps"))
+    monkeypatch.setattr(promotion_handler, "_failures", root("workflow_failures"))
+    monkeypatch.setattr(approval_handler, "_service", root("approval_service"))
 
     dynamodb = boto3.client("dynamodb", region_name=region)
     audit = DynamoDbAuditLog(names["FLYWHEEL_AUDIT_TABLE"], client=dynamodb)

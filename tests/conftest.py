@@ -23,6 +23,16 @@ AWS_ENV = {
 }
 
 
+@pytest.fixture(autouse=True)
+def _fresh_clients() -> Iterator[None]:
+    """Each test makes its own boto3 clients (its own credentials, region and moto state)."""
+    from flywheel.composition.clients import ClientFactory
+
+    ClientFactory.forget()
+    yield
+    ClientFactory.forget()
+
+
 @pytest.fixture
 def aws_env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     for key, value in AWS_ENV.items():

@@ -17,6 +17,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from flywheel.adapters.lambda_entry import rest_handler
+from flywheel.composition import AwsPlatform, check_environment
 from flywheel.errors import UnauthenticatedError
 from flywheel.serving import http
 from flywheel.settings import Settings
@@ -53,12 +54,13 @@ class DecisionResponse(BaseModel):
     event_published: bool
 
 
+check_environment(Settings)
+
+
 @functools.cache
 def _service() -> ApprovalService:
-    """Composition root, built once per container from ``FLYWHEEL_*`` settings."""
-    from flywheel.adapters.wiring import approval_service
-
-    return approval_service(Settings())
+    """Composition root, built once per execution environment from ``FLYWHEEL_*`` settings."""
+    return AwsPlatform(Settings()).approval_service()
 
 
 def _approver() -> str:

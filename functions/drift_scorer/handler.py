@@ -18,6 +18,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from flywheel.adapters.emf_metrics import emit_metric
 from flywheel.adapters.emf_monitoring import feature_drift_documents, write_documents
 from flywheel.adapters.lambda_entry import scheduled_handler
+from flywheel.composition import AwsPlatform, check_environment
 from flywheel.monitoring.settings import MonitoringSettings
 
 if TYPE_CHECKING:
@@ -28,12 +29,13 @@ tracer = Tracer()
 metrics = Metrics()
 
 
+check_environment(MonitoringSettings)
+
+
 @functools.cache
 def _monitor() -> DriftMonitor:
     """Composition root, built once per execution environment."""
-    from flywheel.adapters.monitoring import drift_monitor
-
-    return drift_monitor(MonitoringSettings())
+    return AwsPlatform(MonitoringSettings()).drift_monitor()
 
 
 def _emit(run: DriftRun) -> None:

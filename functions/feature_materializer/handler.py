@@ -19,6 +19,7 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 
 from flywheel.adapters.emf_metrics import emit_metric
+from flywheel.composition import AwsPlatform, check_environment
 from flywheel.settings import Settings
 
 if TYPE_CHECKING:
@@ -31,12 +32,13 @@ tracer = Tracer()
 metrics = Metrics()
 
 
+check_environment(Settings)
+
+
 @functools.cache
 def _store() -> FeatureStore:
     """Composition root, built once per execution environment."""
-    from flywheel.adapters.feature_wiring import feature_store
-
-    return feature_store(Settings())
+    return AwsPlatform(Settings()).feature_store()
 
 
 def _views(event: dict[str, Any], store: FeatureStore) -> list[str]:

@@ -18,6 +18,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from aws_lambda_powertools.metrics import MetricUnit
 
 from flywheel.adapters.lambda_entry import rest_handler
+from flywheel.composition import AwsPlatform, check_environment
 
 # Runtime imports: Powertools reads the route's annotations to validate and document it.
 from flywheel.monitoring.feedback import FeedbackReceipt, FeedbackRequest  # noqa: TC001
@@ -33,12 +34,13 @@ tracer = Tracer()
 metrics = Metrics()
 
 
+check_environment(MonitoringSettings)
+
+
 @functools.cache
 def _service() -> FeedbackService:
     """Composition root, built once per execution environment from ``FLYWHEEL_*`` settings."""
-    from flywheel.adapters.monitoring import feedback_service
-
-    return feedback_service(MonitoringSettings())
+    return AwsPlatform(MonitoringSettings()).feedback_service()
 
 
 @app.post("/v1/feedback", summary="Label captured predictions")

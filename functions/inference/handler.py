@@ -22,9 +22,9 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 
 from flywheel.adapters.emf_metrics import EmfServingMetrics
+from flywheel.composition import AwsPlatform, check_environment
 from flywheel.errors import FlywheelError
 from flywheel.serving import http
-from flywheel.serving.bootstrap import build_inference_service
 from flywheel.serving.settings import ServingSettings, environment_pin
 
 if TYPE_CHECKING:
@@ -40,10 +40,14 @@ logger = Logger()
 metrics = Metrics()
 
 
+check_environment(ServingSettings)
+
+
 @functools.cache
 def _service_for(_pin: tuple[str | None, ...]) -> InferenceService:
     """Composition root: one service per pinned environment (in Lambda: exactly one)."""
-    return build_inference_service(ServingSettings(), metrics=EmfServingMetrics(metrics))
+    settings = ServingSettings()
+    return AwsPlatform(settings).inference_service(settings, metrics=EmfServingMetrics(metrics))
 
 
 def _service() -> InferenceService:

@@ -15,6 +15,7 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 
 from flywheel.adapters.lambda_entry import scheduled_handler
+from flywheel.composition import AwsPlatform, check_environment
 from flywheel.monitoring.settings import MonitoringSettings
 
 if TYPE_CHECKING:
@@ -31,12 +32,13 @@ _GAPS = (
 )
 
 
+check_environment(MonitoringSettings)
+
+
 @functools.cache
 def _monitor() -> PerformanceMonitor:
     """Composition root, built once per execution environment."""
-    from flywheel.adapters.monitoring import performance_monitor
-
-    return performance_monitor(MonitoringSettings())
+    return AwsPlatform(MonitoringSettings()).performance_monitor()
 
 
 def _dimensions(**values: str) -> None:

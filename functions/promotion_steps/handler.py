@@ -15,6 +15,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from flywheel.adapters.emf_metrics import emit_metric
 from flywheel.adapters.lambda_steps import workflow_step
+from flywheel.composition import AwsPlatform, check_environment
 from flywheel.settings import Settings
 from flywheel.workflows.state import PromotionState
 
@@ -29,19 +30,18 @@ tracer = Tracer()
 metrics = Metrics()
 
 
+check_environment(Settings)
+
+
 @functools.cache
 def _steps() -> PromotionSteps:
-    """Composition root, built once per container from ``FLYWHEEL_*`` settings."""
-    from flywheel.adapters.wiring import promotion_steps
-
-    return promotion_steps(Settings())
+    """Composition root, built once per execution environment from ``FLYWHEEL_*`` settings."""
+    return AwsPlatform(Settings()).promotion_steps()
 
 
 @functools.cache
 def _failures() -> WorkflowFailures:
-    from flywheel.adapters.wiring import workflow_failures
-
-    return workflow_failures(Settings())
+    return AwsPlatform(Settings()).workflow_failures()
 
 
 _step = workflow_step(logger, tracer, metrics)

@@ -14,6 +14,7 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 
 from flywheel.adapters.lambda_steps import workflow_step
+from flywheel.composition import AwsPlatform, check_environment
 from flywheel.settings import Settings
 from flywheel.workflows.state import ApprovalRequest, TrainingState
 
@@ -27,12 +28,13 @@ tracer = Tracer()
 metrics = Metrics()
 
 
+check_environment(Settings)
+
+
 @functools.cache
 def _steps() -> TrainingSteps:
-    """Composition root, built once per container from ``FLYWHEEL_*`` settings."""
-    from flywheel.adapters.wiring import training_steps
-
-    return training_steps(Settings())
+    """Composition root, built once per execution environment from ``FLYWHEEL_*`` settings."""
+    return AwsPlatform(Settings()).training_steps()
 
 
 _step = workflow_step(logger, tracer, metrics)

@@ -1,7 +1,4 @@
-"""The Python SDK: every CLI operation as a method, wired from :class:`Settings`.
-
-This module is a composition root: it builds boto3 clients and adapters and
-hands them to the domain services. Nothing is created at import time.
+"""The Python SDK: every CLI operation as a method, on a platform from the composition root.
 
 Examples
 --------
@@ -22,7 +19,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from flywheel.errors import ArtifactNotFoundError, ConfigError, DatasetError, InvalidInputError
+from flywheel.composition import AwsPlatform, InMemoryPlatform
+from flywheel.errors import ArtifactNotFoundError, ConfigError, InvalidInputError
 from flywheel.registry.models import (
     Alias,
     ArtifactRef,
@@ -31,15 +29,16 @@ from flywheel.registry.models import (
     ModelVersion,
     Page,
 )
-from flywheel.registry.service import RegistryService
 from flywheel.settings import Settings
 
 if TYPE_CHECKING:
     from flywheel.artifacts.ports import ArtifactStore
     from flywheel.audit.chain import VerifyReport
     from flywheel.audit.models import AuditEntry, ChainHead
+    from flywheel.composition import Platform
     from flywheel.features.store import FeatureStore
-    from flywheel.registry.ports import RecordStore
+    from flywheel.registry.ports import RegistryStorage
+    from flywheel.registry.service import RegistryService
     from flywheel.serving.capture import CaptureSource
     from flywheel.serving.comparison import VariantComparison
     from flywheel.training.config import TrainingConfig
@@ -73,145 +72,67 @@ class PredictResult:
 
 
 class Flywheel:
-    """Train, govern and use models. Build it with :meth:`from_settings` or :meth:`in_memory`."""
+    """Train, govern and use models. Build it with :meth:`connect` or :meth:`in_memory`."""
 
     def __init__(
         self,
+        platform: Platform,
         *,
-        registry: RegistryService,
-        artifacts: ArtifactStore,
-        fetch: Callable[[str], bytes],
         actor: str,
-        records: RecordStore | None = None,
-        serving: Callable[[str], object] | None = None,
-        capture: CaptureSource | None = None,
-        features: FeatureStore | Callable[[], FeatureStore] | None = None,
+        features: FeatureStore | None = None,
     ) -> None:
-        self.registry = registry
-        # Built on first use (training from a feature view), so other calls never pay for it.
-        self._features = features
-        #: Where the inference functions' captured predictions are (the features bucket).
-        self.capture = capture
-        #: Points alias ``live`` at a model's champion (set when the deployment is known).
-        self.serving = serving
-        self.artifacts = artifacts
-        self.fetch = fetch
-        self.actor = actor
+        self.platform = platform
+        self.registry: RegistryService = platform.registry
+        self.artifacts: ArtifactStore = platform.artifacts
         #: Workflow records (model configs, run locks, approvals) next to the registry.
-        self.records: RecordStore | None = records
+        self.records: RegistryStorage = platform.records
+        self.actor = actor
+        self._features = features
 
     @property
-    def features(self) -> FeatureStore | None:
-        """The feature store (``None`` when this SDK has none), built on first use."""
-        if callable(self._features):
-            self._features = self._features()
+    def features(self) -> FeatureStore:
+        """The feature store, built on first use (only training from a view needs it)."""
+        if self._features is None:
+            self._features = self.platform.feature_store()
         return self._features
+
+    @property
+    def capture(self) -> CaptureSource:
+        """Where the inference functions' captured predictions are (the features bucket)."""
+        return self.platform.capture
+
+    def fetch(self, uri: str) -> bytes:
+        """The bytes of a dataset source (``s3://bucket/key``)."""
+        return self.platform.fetch(uri)
 
     # -- construction --------------------------------------------------------------------------
     @classmethod
-    def from_settings(
-        cls, settings: Settings | None = None, *, actor: str | None = None
-    ) -> Flywheel:
-        """Wire DynamoDB, S3 and the audit log from settings (starting local moto if needed)."""
-        import boto3
+    def connect(cls, settings: Settings | None = None, *, actor: str | None = None) -> Flywheel:
+        """The SDK on a deployment (``backend="aws"``) or on the local runtime.
 
-        from flywheel.adapters.dynamodb import DynamoDbAuditLog, DynamoDbModelRegistry
-        from flywheel.adapters.s3_artifacts import S3ArtifactStore
-        from flywheel.adapters.s3_capture import S3CaptureSink
+        With ``backend="local"`` and no endpoint, the local runtime is started if it is
+        not running and its endpoint and resource names are used.
+        """
+        from flywheel.local.server import connect
 
-        settings = settings or Settings()
-        session_kwargs: dict[str, Any] = {"region_name": settings.region}
-        client_kwargs: dict[str, Any] = {}
-        if settings.backend == "local":
-            from flywheel.local import server
-
-            if settings.endpoint_url is None:
-                # The local server runs the synthesized app; use the names it provisioned.
-                endpoint = server.ensure_running(settings.local_port, settings.local_home)
-                resources = server.control(settings.local_port, "/resources")["environment"]
-                settings = settings.with_resources(resources, endpoint_url=endpoint)
-            client_kwargs["endpoint_url"] = settings.endpoint_url
-            session_kwargs.update(
-                aws_access_key_id=server.LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-                aws_secret_access_key=server.LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-                aws_session_token=server.LOCAL_CREDENTIALS["AWS_SESSION_TOKEN"],
-            )
-        elif settings.endpoint_url:
-            client_kwargs["endpoint_url"] = settings.endpoint_url
-        session = boto3.Session(**session_kwargs)
-        dynamodb = session.client("dynamodb", **client_kwargs)
-        s3 = session.client("s3", **client_kwargs)
-        audit = DynamoDbAuditLog(settings.audit_table, client=dynamodb)
-        registry = DynamoDbModelRegistry(settings.registry_table, audit, client=dynamodb)
-        artifacts = S3ArtifactStore(settings.artifacts_bucket, client=s3)
-
-        def fetch(uri: str) -> bytes:
-            bucket, _, key = uri.removeprefix("s3://").partition("/")
-            try:
-                return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-            except s3.exceptions.NoSuchKey as exc:
-                raise DatasetError(f"no object at {uri}", field="dataset.source") from exc
-            except s3.exceptions.NoSuchBucket as exc:
-                raise DatasetError(f"no bucket for {uri}", field="dataset.source") from exc
-
-        resolved = settings
-
-        def features() -> FeatureStore:
-            from flywheel.adapters.feature_wiring import feature_store
-
-            return feature_store(resolved, session=session)
-
-        serving: Callable[[str], object] | None = None
-        if settings.inference_functions:
-
-            def serving(name: str) -> object:
-                from flywheel.adapters.wiring import promotion_steps
-
-                return promotion_steps(resolved).serve_champion(name)
-
-        return cls(
-            registry=RegistryService(registry, audit),
-            artifacts=artifacts,
-            fetch=fetch,
-            actor=actor or settings.actor or _caller_identity(session, settings, client_kwargs),
-            records=registry,
-            serving=serving,
-            capture=S3CaptureSink(settings.features_bucket, client=s3),
-            features=features,
-        )
-
-    @classmethod
-    def for_deployment(cls, settings: Settings, *, actor: str) -> Flywheel:
-        """An SDK on already-resolved settings (no local server is started)."""
-        return cls.from_settings(settings, actor=actor)
+        settings = connect(settings or Settings())
+        platform = AwsPlatform(settings)
+        return cls(platform, actor=actor or settings.actor or _actor(platform))
 
     @classmethod
     def in_memory(
-        cls, *, actor: str = "local-user", features: FeatureStore | None = None
+        cls,
+        *,
+        actor: str = "local-user",
+        platform: InMemoryPlatform | None = None,
+        features: FeatureStore | None = None,
     ) -> Flywheel:
         """Everything in process memory: for tests, notebooks and experiments.
 
-        ``features`` (e.g. ``FeatureStore.in_memory()``) lets :meth:`train` build
-        training sets from feature views.
+        ``features`` (e.g. one built by ``platform.feature_store(...)`` with your own
+        transformations) lets :meth:`train` build training sets from feature views.
         """
-        from flywheel.adapters.memory import InMemoryAuditLog, InMemoryModelRegistry
-        from flywheel.artifacts.memory import InMemoryArtifactStore
-
-        audit = InMemoryAuditLog()
-        store = InMemoryModelRegistry(audit)
-        registry = RegistryService(store, audit)
-
-        def fetch(uri: str) -> bytes:
-            raise DatasetError(f"no object store for {uri} in memory", field="dataset.source")
-
-        return cls(
-            registry=registry,
-            artifacts=InMemoryArtifactStore(),
-            fetch=fetch,
-            actor=actor,
-            records=store,
-            features=features,
-        )
+        return cls(platform or InMemoryPlatform(), actor=actor, features=features)
 
     # -- training ------------------------------------------------------------------------------
     def train(
@@ -332,8 +253,8 @@ class Flywheel:
         pointed at the restored version's published Lambda version alone.
         """
         restored = self.registry.rollback(name, actor=self.actor, reason=reason)
-        if self.serving is not None:
-            self.serving(name)
+        if self.platform.settings.inference_functions:
+            self.platform.promotion_steps().serve_champion(name)
         return restored
 
     # -- workflow configuration ----------------------------------------------------------------
@@ -349,7 +270,6 @@ class Flywheel:
         >>> stored.revision  # doctest: +SKIP
         1
         """
-        from flywheel.errors import ConfigError
         from flywheel.workflows.config import ModelConfig, load_model_config
 
         if isinstance(config, ModelConfig):
@@ -367,11 +287,7 @@ class Flywheel:
         return self._configs().get(name)
 
     def _configs(self) -> ModelConfigStore:
-        from flywheel.workflows.config import ModelConfigStore
-
-        if self.records is None:
-            raise InvalidInputError("this Flywheel has no record store", field="records")
-        return ModelConfigStore(self.registry, self.records)
+        return self.platform.configs
 
     # -- reads ---------------------------------------------------------------------------------
     def list_models(self, *, limit: int = 50, page_token: str | None = None) -> Page[Model]:
@@ -430,8 +346,6 @@ class Flywheel:
         from flywheel.serving.capture import decode_capture
         from flywheel.serving.comparison import compare_variants, partition_hour
 
-        if self.capture is None:
-            raise ConfigError("no capture store: build the SDK with from_settings", field="capture")
         if hours < 1:
             raise InvalidInputError("hours must be at least 1", field="hours")
         self.registry.get_model(name)  # a misspelt name is an error, not "nothing captured"
@@ -487,27 +401,13 @@ class Flywheel:
         return self.artifacts.get_json(version.reference_profile)
 
 
-def local_resource_names(settings: Settings) -> dict[str, str]:
-    return {
-        "FLYWHEEL_REGISTRY_TABLE": settings.registry_table,
-        "FLYWHEEL_AUDIT_TABLE": settings.audit_table,
-        "FLYWHEEL_ONLINE_FEATURES_TABLE": settings.online_features_table,
-        "FLYWHEEL_IDEMPOTENCY_TABLE": settings.idempotency_table,
-        "FLYWHEEL_ARTIFACTS_BUCKET": settings.artifacts_bucket,
-        "FLYWHEEL_FEATURES_BUCKET": settings.features_bucket,
-    }
-
-
-def _caller_identity(session: Any, settings: Settings, client_kwargs: dict[str, Any]) -> str:
+def _actor(platform: Platform) -> str:
     """In AWS, the IAM principal making the calls; locally, the OS user."""
-    if settings.backend != "aws":
-        return _default_actor()
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    try:
-        return str(session.client("sts", **client_kwargs).get_caller_identity()["Arn"])
-    except (BotoCoreError, ClientError):
-        return _default_actor()
+    if platform.settings.backend == "aws":
+        principal = platform.caller_identity()
+        if principal:
+            return principal
+    return _default_actor()
 
 
 def _default_actor() -> str:

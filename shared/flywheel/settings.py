@@ -1,32 +1,57 @@
-"""Typed settings for the composition roots (CLI, SDK, Lambda handlers)."""
+"""Typed settings for the composition root, read from ``FLYWHEEL_*`` environment variables."""
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal, Self
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from flywheel.local.provision import default_names
+from flywheel.errors import ConfigError
+from flywheel.resources import BUCKETS, TABLES
 
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
-def _local(env_var: str) -> str:
-    return default_names()[env_var]
+__all__ = ["LOCAL_CREDENTIALS", "RESOURCE_VARIABLES", "Settings"]
+
+#: The credentials every client of the local runtime uses (moto accepts any).
+LOCAL_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "flywheel-local",
+    "AWS_SECRET_ACCESS_KEY": "flywheel-local",
+    "AWS_SESSION_TOKEN": "flywheel-local",
+}
+
+#: Settings field -> the environment variable that names the deployed resource.
+RESOURCE_VARIABLES: dict[str, str] = {
+    variable.removeprefix("FLYWHEEL_").lower(): variable
+    for variable in [t.env_var for t in TABLES] + [b.env_var for b in BUCKETS]
+}
+_BUCKET_FIELDS = frozenset(b.env_var.removeprefix("FLYWHEEL_").lower() for b in BUCKETS)
+_TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
+_BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
 
 class Settings(BaseSettings):
-    """Where Flywheel keeps its state, read from ``FLYWHEEL_*`` environment variables.
+    """Where Flywheel keeps its state and how it reaches it.
 
-    ``backend="local"`` (the default) runs everything against a moto server on
-    localhost that the CLI starts on demand: no AWS account needed.
-    ``backend="aws"`` uses the ambient AWS credentials and the deployed resources.
+    ``backend="aws"`` uses the ambient AWS credentials and needs every resource name
+    (``FLYWHEEL_REGISTRY_TABLE`` …): a missing or malformed one raises
+    :class:`~flywheel.errors.ConfigError` naming the variable, at construction.
+    ``backend="local"`` talks to the local runtime at ``endpoint_url``; the CLI and the
+    SDK fill in its endpoint and resource names from the runtime itself.
 
     Examples
     --------
-    >>> Settings(backend="aws", registry_table="t").registry_table
-    't'
+    >>> Settings(backend="local").registry_table is None
+    True
+    >>> Settings(backend="aws")
+    Traceback (most recent call last):
+    ...
+    flywheel.errors.ConfigError: FLYWHEEL_REGISTRY_TABLE is not set (FLYWHEEL_BACKEND=aws needs ...
     """
 
     model_config = SettingsConfigDict(env_prefix="FLYWHEEL_", extra="ignore")
@@ -34,15 +59,13 @@ class Settings(BaseSettings):
     backend: Literal["local", "aws"] = "local"
     region: str = "us-east-1"
     endpoint_url: str | None = None
-    registry_table: str = Field(default_factory=lambda: _local("FLYWHEEL_REGISTRY_TABLE"))
-    audit_table: str = Field(default_factory=lambda: _local("FLYWHEEL_AUDIT_TABLE"))
-    online_features_table: str = Field(
-        default_factory=lambda: _local("FLYWHEEL_ONLINE_FEATURES_TABLE")
-    )
-    idempotency_table: str = Field(default_factory=lambda: _local("FLYWHEEL_IDEMPOTENCY_TABLE"))
-    artifacts_bucket: str = Field(default_factory=lambda: _local("FLYWHEEL_ARTIFACTS_BUCKET"))
-    features_bucket: str = Field(default_factory=lambda: _local("FLYWHEEL_FEATURES_BUCKET"))
-    local_port: int = 5055
+    registry_table: str | None = None
+    audit_table: str | None = None
+    online_features_table: str | None = None
+    idempotency_table: str | None = None
+    artifacts_bucket: str | None = None
+    features_bucket: str | None = None
+    local_port: int = Field(default=5055, ge=1, le=65534)
     local_home: Path = Path(".flywheel")
     actor: str | None = None
 
@@ -70,25 +93,97 @@ class Settings(BaseSettings):
     #: Error name sent with SendTaskFailure on a rejection (the training ASL catches it).
     approval_rejected_error: str = "ApprovalRejected"
 
-    def with_resources(
-        self, environment: dict[str, str], *, endpoint_url: str | None = None
-    ) -> Settings:
-        """These settings with resource names from ``FLYWHEEL_*`` variables (a deployment's).
+    @model_validator(mode="after")
+    def _resource_names(self) -> Self:
+        for name, variable in RESOURCE_VARIABLES.items():
+            value = getattr(self, name)
+            if value is None:
+                if self.backend == "aws":
+                    raise ConfigError(
+                        f"{variable} is not set (FLYWHEEL_BACKEND=aws needs every resource "
+                        "name of the deployment)",
+                        field=variable,
+                    )
+                continue
+            pattern = _BUCKET_NAME if name in _BUCKET_FIELDS else _TABLE_NAME
+            if not pattern.fullmatch(value):
+                kind = "an S3 bucket" if name in _BUCKET_FIELDS else "a DynamoDB table"
+                raise ConfigError(f"{variable}={value!r} is not {kind} name", field=variable)
+        return self
+
+    def resource(self, name: str) -> str:
+        """The resource name in field ``name``; :class:`ConfigError` naming its variable if unset.
 
         Examples
         --------
-        >>> s = Settings(backend="aws").with_resources({"FLYWHEEL_AUDIT_TABLE": "a"})
-        >>> s.audit_table
-        'a'
+        >>> Settings(backend="local", audit_table="audit").resource("audit_table")
+        'audit'
+        >>> Settings(backend="local").resource("audit_table")
+        Traceback (most recent call last):
+        ...
+        flywheel.errors.ConfigError: FLYWHEEL_AUDIT_TABLE is not set ...
         """
-        update: dict[str, object] = {
-            key.removeprefix("FLYWHEEL_").lower(): value
-            for key, value in environment.items()
-            if key.removeprefix("FLYWHEEL_").lower() in type(self).model_fields
+        value: str | None = getattr(self, name)
+        if value is None:
+            raise ConfigError(
+                f"{RESOURCE_VARIABLES[name]} is not set (start the local runtime through the "
+                "CLI, or name the deployment's resources)",
+                field=RESOURCE_VARIABLES[name],
+            )
+        return value
+
+    def resource_environment(self) -> dict[str, str]:
+        """The ``FLYWHEEL_*`` resource variables these settings name (unset ones left out).
+
+        Examples
+        --------
+        >>> Settings(backend="local", audit_table="audit").resource_environment()
+        {'FLYWHEEL_AUDIT_TABLE': 'audit'}
+        """
+        return {
+            variable: value
+            for name, variable in RESOURCE_VARIABLES.items()
+            if (value := getattr(self, name)) is not None
         }
+
+    @classmethod
+    def of_deployment(cls, environment: Mapping[str, str], **values: Any) -> Self:
+        """Settings from a deployment's ``FLYWHEEL_*`` variables, plus ``values``.
+
+        Fields neither names are read from this process's environment as usual.
+
+        Examples
+        --------
+        >>> names = {"FLYWHEEL_REGISTRY_TABLE": "reg", "FLYWHEEL_AUDIT_TABLE": "aud",
+        ...          "FLYWHEEL_ONLINE_FEATURES_TABLE": "onl", "FLYWHEEL_IDEMPOTENCY_TABLE": "idm",
+        ...          "FLYWHEEL_ARTIFACTS_BUCKET": "art-1", "FLYWHEEL_FEATURES_BUCKET": "fea-1"}
+        >>> Settings.of_deployment(names, backend="aws").features_bucket
+        'fea-1'
+        """
+        return cls(**{**_fields(cls, environment), **values})
+
+    def with_resources(
+        self, environment: Mapping[str, str], *, endpoint_url: str | None = None
+    ) -> Self:
+        """These settings updated from ``FLYWHEEL_*`` variables (a deployment's names).
+
+        Examples
+        --------
+        >>> s = Settings(backend="local").with_resources({"FLYWHEEL_AUDIT_TABLE": "a-1"})
+        >>> s.audit_table
+        'a-1'
+        """
+        update = _fields(type(self), environment)
         if endpoint_url is not None:
             update["endpoint_url"] = endpoint_url
-        for key, value in list(update.items()):
-            if isinstance(value, str) and value[:1] in "{[":
-                update[key] = json.loads(value)  # JSON-valued variables, as env parsing does
         return type(self).model_validate({**self.model_dump(), **update})
+
+
+def _fields(settings_type: type[Settings], environment: Mapping[str, str]) -> dict[str, Any]:
+    """``FLYWHEEL_*`` variables as field values (JSON-valued ones decoded, as env parsing does)."""
+    fields: dict[str, Any] = {}
+    for key, value in environment.items():
+        name = key.removeprefix("FLYWHEEL_").lower()
+        if key.startswith("FLYWHEEL_") and name in settings_type.model_fields:
+            fields[name] = json.loads(value) if value[:1] in "{[" else value
+    return fields

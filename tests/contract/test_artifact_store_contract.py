@@ -16,8 +16,9 @@ import pytest
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.s3.models import s3_backends
 
+from flywheel.adapters.memory_artifacts import InMemoryArtifactStore
 from flywheel.adapters.s3_artifacts import S3ArtifactStore
-from flywheel.artifacts import ArtifactStore, InMemoryArtifactStore
+from flywheel.artifacts import ArtifactStore
 from flywheel.errors import (
     ArtifactIntegrityError,
     ArtifactNotFoundError,

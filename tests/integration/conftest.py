@@ -18,7 +18,7 @@ def deployed_sdk(local_names: dict[str, str], monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("FLYWHEEL_BACKEND", "aws")
     for key, value in {**local_names, **POWERTOOLS_ENV}.items():
         monkeypatch.setenv(key, value)
-    return Flywheel.from_settings(actor="ops@example.com")
+    return Flywheel.connect(actor="ops@example.com")
 
 
 @pytest.fixture

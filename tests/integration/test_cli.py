@@ -193,7 +193,7 @@ def test_reproduce_reports_a_changed_dataset(
     # A version whose recorded dataset hash differs from what the source now holds
     from flywheel.sdk import Flywheel
 
-    sdk = Flywheel.from_settings()
+    sdk = Flywheel.connect()
     original = sdk.get_version("cancer", 1)
     lineage = original.lineage.model_copy(update={"dataset_sha256": "0" * 64})
     draft = original.model_copy(update={"lineage": lineage})

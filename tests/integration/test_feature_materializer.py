@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from flywheel.adapters.feature_wiring import feature_store
 from flywheel.clock import FixedClock
+from flywheel.composition import AwsPlatform
 from flywheel.settings import Settings
 from tests.feature_support import T0, TRANSFORMS, customer_view, source_rows
 from tests.serving_support import POWERTOOLS_ENV, FakeContext
@@ -40,7 +40,9 @@ def run(module: Any, event: dict[str, Any] | None = None) -> tuple[dict[str, Any
 
 
 def test_every_registered_view_is_materialized_once(handler, local_names):
-    store = feature_store(Settings(backend="aws").with_resources(local_names), clock=FixedClock(T0))
+    store = AwsPlatform(
+        Settings.of_deployment(local_names, backend="aws"), clock=FixedClock(T0)
+    ).feature_store()
     store.transformations = TRANSFORMS
     store.register(customer_view(ttl=None), actor="ana@example.com")
     store.ingest(VIEW, source_rows(["c1", "c2", "c3"], [T0, T0, T0], [10.0, 200.0, 50.0]))

@@ -19,8 +19,8 @@ import pytest
 
 from flywheel.adapters.dynamodb import StorageError
 from flywheel.adapters.dynamodb_features import DynamoDbOnlineStore
-from flywheel.adapters.feature_wiring import feature_store
 from flywheel.clock import FixedClock
+from flywheel.composition import AwsPlatform, InMemoryPlatform
 from flywheel.features import FeatureStore
 from flywheel.features.models import FeatureType, OnlineRow, ViewKey, values_digest
 from flywheel.settings import Settings
@@ -32,8 +32,8 @@ VIEW = "customer-orders"
 
 
 def _aws_store(names: dict[str, str], clock: FixedClock, **kwargs: Any) -> FeatureStore:
-    settings = Settings(backend="aws").with_resources(names)
-    store = feature_store(settings, clock=clock, write_workers=1, **kwargs)
+    settings = Settings.of_deployment(names, backend="aws")
+    store = AwsPlatform(settings, clock=clock).feature_store(write_workers=1, **kwargs)
     store.transformations = TRANSFORMS
     store.chunk_rows = 250
     return store
@@ -43,7 +43,9 @@ def _aws_store(names: dict[str, str], clock: FixedClock, **kwargs: Any) -> Featu
 def any_store(request: pytest.FixtureRequest) -> FeatureStore:
     clock = FixedClock(NOW)
     if request.param == "memory":
-        store = FeatureStore.in_memory(clock=clock, transformations=TRANSFORMS, chunk_rows=250)
+        store = InMemoryPlatform(clock=clock).feature_store(
+            transformations=TRANSFORMS, chunk_rows=250
+        )
     else:
         store = _aws_store(request.getfixturevalue("local_names"), clock)
     store.register(customer_view(ttl=timedelta(days=10)), actor="ana@example.com")

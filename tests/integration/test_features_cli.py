@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from flywheel.adapters.feature_wiring import feature_store
 from flywheel.cli.app import app
 from flywheel.clock import FixedClock
+from flywheel.composition import AwsPlatform
 from flywheel.settings import Settings
 from tests.feature_support import T0, TRANSFORMS, customer_view, source_rows
 
@@ -29,7 +29,7 @@ def cli_env(local_names: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dic
 
 @pytest.fixture
 def ingested(cli_env: dict[str, str]) -> None:
-    store = feature_store(Settings(), clock=FixedClock(NOW))
+    store = AwsPlatform(Settings(), clock=FixedClock(NOW)).feature_store()
     store.transformations = TRANSFORMS
     store.register(customer_view(ttl=None), actor="ana@example.com", reason="first")
     store.ingest(

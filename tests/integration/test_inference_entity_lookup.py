@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from flywheel.adapters.feature_wiring import feature_store
 from flywheel.clock import FixedClock
+from flywheel.composition import AwsPlatform
 from flywheel.features import FeatureStore
 from flywheel.sdk import Flywheel
 from flywheel.serving.capture import decode_capture
@@ -57,8 +57,8 @@ def sdk(deployed_sdk: Flywheel, tmp_path: Path) -> Flywheel:
 @pytest.fixture
 def store(sdk: Flywheel, local_names: dict[str, str]) -> FeatureStore:
     """The view registered, three customers ingested and materialized."""
-    settings = Settings(backend="aws").with_resources(local_names)
-    store = feature_store(settings, clock=FixedClock(T0), write_workers=1)
+    settings = Settings.of_deployment(local_names, backend="aws")
+    store = AwsPlatform(settings, clock=FixedClock(T0)).feature_store(write_workers=1)
     store.transformations = TRANSFORMS
     store.register(customer_view(ttl=None), actor="ana@example.com")
     store.ingest(VIEW, source_rows(["c1", "c2", "c3"], [T0, T0, T0], [12.5, 250.0, 80.0]))

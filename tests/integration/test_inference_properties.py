@@ -36,7 +36,7 @@ def handler_module() -> Any:
     sdk = Flywheel.in_memory()
     register(sdk, trained_model())
     service = InferenceService.start(
-        ServingSettings(backend="aws", model_name=MODEL, model_version="1", max_batch_records=10),
+        ServingSettings(backend="local", model_name=MODEL, model_version="1", max_batch_records=10),
         registry=sdk.registry.registry,
         artifacts=sdk.artifacts,
         metrics=InMemoryServingMetrics(),

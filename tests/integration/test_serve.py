@@ -26,7 +26,6 @@ from schemathesis.checks import (
 from flywheel.local.api_gateway import make_server
 from flywheel.local.serving import build_gateway
 from flywheel.sdk import Flywheel
-from flywheel.settings import Settings
 from tests.serving_support import MODEL, register, trained_model
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,7 +56,7 @@ def _forget_services() -> None:
 def serve(sdk: Flywheel, **options: Any) -> Iterator[str]:
     _forget_services()
     gateway, _ = build_gateway(
-        sdk, functions_dir=ROOT / "functions", settings=Settings(), rng=random.Random(7), **options
+        sdk, functions_dir=ROOT / "functions", rng=random.Random(7), **options
     )
     server = make_server(gateway, port=0)
     thread = threading.Thread(target=server.serve_forever, daemon=True)

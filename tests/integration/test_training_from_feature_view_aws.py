@@ -18,9 +18,9 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from flywheel.adapters.feature_wiring import feature_store
 from flywheel.cli.app import app
 from flywheel.clock import FixedClock
+from flywheel.composition import AwsPlatform
 from flywheel.registry.models import VersionStatus
 from flywheel.sdk import Flywheel
 from flywheel.settings import Settings
@@ -48,10 +48,10 @@ VIEW = "customer-orders"
 def aws(local_names: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> AwsWorkflows:
     world = provision(local_names, monkeypatch, serving=False)
     # The feature team registered the view and ingested its history into the offline store
-    store = feature_store(
-        Settings(backend="aws").with_resources(local_names),
+    store = AwsPlatform(
+        Settings.of_deployment(local_names, backend="aws"),
         clock=FixedClock(T0 + timedelta(days=20)),
-    )
+    ).feature_store()
     store.transformations = TRANSFORMS
     store.register(customer_view(ttl=None), actor="ana@example.com")
     assert store.ingest(VIEW, training_history()).rows_rejected == 0
@@ -125,7 +125,7 @@ def test_the_workflow_trains_from_the_view_and_reproduces_from_the_snapshot(
     }
 
     # And `flywheel reproduce` re-trains it from the snapshot
-    report = Flywheel.for_deployment(Settings(), actor="ops").reproduce(MODEL, 1)
+    report = Flywheel.connect(Settings(), actor="ops").reproduce(MODEL, 1)
     assert report.reproduced
     assert report.dataset_sha256_match
 
@@ -149,7 +149,7 @@ def test_flywheel_train_and_reproduce_from_a_feature_view(
     monkeypatch.setenv("FLYWHEEL_ACTOR", "trainer@example.com")
     for env_var, name in local_names.items():
         monkeypatch.setenv(env_var, name)
-    store = feature_store(Settings(), clock=FixedClock(T0 + timedelta(days=20)))
+    store = AwsPlatform(Settings(), clock=FixedClock(T0 + timedelta(days=20))).feature_store()
     store.transformations = TRANSFORMS
     store.register(customer_view(ttl=None), actor="ana@example.com")
     store.ingest(VIEW, training_history())

@@ -2,14 +2,12 @@
 
 Examples
 --------
->>> from flywheel.artifacts import InMemoryArtifactStore
->>> store = InMemoryArtifactStore()
+>>> >>> store = InMemoryArtifactStore()
 >>> ref = store.put("models/churn/1/model.onnx", b"...")
 >>> store.get(ref)
 b'...'
 """
 
-from flywheel.artifacts.memory import InMemoryArtifactStore
 from flywheel.artifacts.ports import (
     ArtifactStore,
     BaseArtifactStore,
@@ -22,7 +20,6 @@ from flywheel.artifacts.validation import OnnxSummary, validate_onnx
 __all__ = [
     "ArtifactStore",
     "BaseArtifactStore",
-    "InMemoryArtifactStore",
     "OnnxSummary",
     "sha256_hex",
     "validate_key",

@@ -47,7 +47,7 @@ class ArtifactStore(Protocol):
 
     Examples
     --------
-    >>> from flywheel.artifacts.memory import InMemoryArtifactStore
+    >>> from flywheel.adapters.memory_artifacts import InMemoryArtifactStore
     >>> store: ArtifactStore = InMemoryArtifactStore()
     >>> ref = store.put("models/churn/1/model.onnx", b"onnx-bytes")
     >>> store.get(ref)
@@ -257,7 +257,7 @@ class BaseArtifactStore(ABC):
 
         Examples
         --------
-        >>> from flywheel.artifacts.memory import InMemoryArtifactStore
+        >>> from flywheel.adapters.memory_artifacts import InMemoryArtifactStore
         >>> ref = InMemoryArtifactStore().put("a/b.bin", b"xyz")
         >>> (ref.uri, ref.size_bytes)
         ('memory://a/b.bin', 3)
@@ -292,7 +292,7 @@ class BaseArtifactStore(ABC):
 
         Examples
         --------
-        >>> from flywheel.artifacts.memory import InMemoryArtifactStore
+        >>> from flywheel.adapters.memory_artifacts import InMemoryArtifactStore
         >>> store = InMemoryArtifactStore()
         >>> store.get(store.put("k", b"v1"))
         b'v1'
@@ -306,7 +306,7 @@ class BaseArtifactStore(ABC):
 
         Examples
         --------
-        >>> from flywheel.artifacts.memory import InMemoryArtifactStore
+        >>> from flywheel.adapters.memory_artifacts import InMemoryArtifactStore
         >>> store = InMemoryArtifactStore()
         >>> store.get_json(store.put_json("profiles/p.json", {"mean": 1.5}))
         {'mean': 1.5}
@@ -323,7 +323,7 @@ class BaseArtifactStore(ABC):
 
         Examples
         --------
-        >>> from flywheel.artifacts.memory import InMemoryArtifactStore
+        >>> from flywheel.adapters.memory_artifacts import InMemoryArtifactStore
         >>> store = InMemoryArtifactStore()
         >>> store.get_json(store.put_json("r.json", [1, 2]))
         [1, 2]

@@ -72,7 +72,7 @@ def _sdk() -> Flywheel:
     if STATE.sdk is None:
         from flywheel.sdk import Flywheel
 
-        STATE.sdk = Flywheel.from_settings(actor=STATE.actor)
+        STATE.sdk = Flywheel.connect(actor=STATE.actor)
     return STATE.sdk
 
 

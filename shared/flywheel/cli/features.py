@@ -22,7 +22,6 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
     from flywheel.features.store import FeatureStore
-    from flywheel.settings import Settings
 
 app = typer.Typer(
     help="Feature views: offline (S3) and online (DynamoDB) stores.", no_args_is_help=True
@@ -51,24 +50,13 @@ def _one_line_errors() -> Iterator[None]:
         raise typer.Exit(1) from None
 
 
-def _settings() -> Settings:
-    """Settings with the deployment's resource names (the local server's when local)."""
+def _store() -> FeatureStore:
+    """The feature store of the deployment (the local runtime's by default)."""
+    from flywheel.composition import AwsPlatform
+    from flywheel.local.server import connect
     from flywheel.settings import Settings
 
-    settings = Settings()
-    if settings.backend == "local" and settings.endpoint_url is None:
-        from flywheel.local import server
-
-        endpoint = server.ensure_running(settings.local_port, settings.local_home)
-        resources = server.control(settings.local_port, "/resources")["environment"]
-        settings = settings.with_resources(resources, endpoint_url=endpoint)
-    return settings
-
-
-def _store() -> FeatureStore:
-    from flywheel.adapters.feature_wiring import feature_store
-
-    return feature_store(_settings())
+    return AwsPlatform(connect(Settings())).feature_store()
 
 
 def _when(micros: int) -> str:

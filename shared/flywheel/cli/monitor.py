@@ -33,19 +33,12 @@ KindOption = Annotated[
 
 def _index() -> ReportIndex:
     """Reports in the deployment's artifacts bucket (the local runtime's by default)."""
-    from flywheel.adapters.monitoring import report_index
+    from flywheel.composition import AwsPlatform
+    from flywheel.local.server import connect
     from flywheel.monitoring.settings import MonitoringSettings
 
-    settings = MonitoringSettings()
-    if settings.backend == "local" and settings.endpoint_url is None:
-        from flywheel.local import server
-
-        endpoint = server.ensure_running(settings.local_port, settings.local_home)
-        resources = server.control(settings.local_port, "/resources")["environment"]
-        settings = MonitoringSettings.model_validate(
-            settings.with_resources(resources, endpoint_url=endpoint).model_dump()
-        )
-    return report_index(settings)
+    settings = connect(MonitoringSettings())
+    return AwsPlatform(settings).report_index(settings.reports_prefix)
 
 
 def _cli(command: Callable[[], None]) -> None:

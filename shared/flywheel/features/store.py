@@ -63,7 +63,8 @@ class FeatureStore:
     >>> import pyarrow as pa
     >>> from datetime import UTC, datetime, timedelta
     >>> from flywheel.features import IDENTITY, Column, Entity, Feature, FeatureView, Source
-    >>> store = FeatureStore.in_memory()
+    >>> from flywheel.composition import InMemoryPlatform
+    >>> store = InMemoryPlatform().feature_store()
     >>> view = FeatureView(
     ...     name="spend",
     ...     entity=Entity(name="customer", join_key="customer_id"),
@@ -112,33 +113,6 @@ class FeatureStore:
         self._versions: dict[tuple[str, int], RegisteredView] = {}
         self._latest: dict[str, tuple[float, int]] = {}
         self._offline: OfflineStore | None = None
-
-    @classmethod
-    def in_memory(
-        cls,
-        *,
-        clock: Clock | None = None,
-        chunk_rows: int = 10_000,
-        transformations: TransformationRegistry = TRANSFORMATIONS,
-    ) -> FeatureStore:
-        """Everything in process memory (tests, notebooks)."""
-        from flywheel.adapters.memory import InMemoryAuditLog, InMemoryModelRegistry
-        from flywheel.adapters.memory_features import InMemoryBlobStore, InMemoryOnlineStore
-        from flywheel.features.registry import FeatureRegistry
-        from flywheel.registry.service import RegistryService
-
-        clock = clock or SystemClock()
-        audit = InMemoryAuditLog(clock=clock)
-        records = InMemoryModelRegistry(audit, clock=clock)
-        return cls(
-            registry=FeatureRegistry(RegistryService(records, audit), records, clock=clock),
-            online=InMemoryOnlineStore(),
-            records=records,
-            blobs=InMemoryBlobStore(),
-            clock=clock,
-            transformations=transformations,
-            chunk_rows=chunk_rows,
-        )
 
     # -- definitions ----------------------------------------------------------------------------
     def register(

@@ -151,7 +151,7 @@ class Lifecycle:
     def sdk(self, actor: str) -> Any:
         from flywheel.sdk import Flywheel
 
-        return Flywheel.for_deployment(self.settings, actor=actor)
+        return Flywheel.connect(self.settings, actor=actor)
 
     def executions(self, key: str) -> list[dict[str, Any]]:
         sfn = self.driver.client("stepfunctions")
@@ -247,10 +247,10 @@ class Lifecycle:
     def seed(self) -> list[dict[str, float]]:
         body, records = dataset_csv()
         self.driver.client("s3").put_object(
-            Bucket=self.settings.features_bucket, Key=DATASET_KEY, Body=body
+            Bucket=self.settings.resource("features_bucket"), Key=DATASET_KEY, Body=body
         )
         self.sdk(OPERATOR).configure_model(
-            MODEL, _write_temp_config(model_config(self.settings.features_bucket)),
+            MODEL, _write_temp_config(model_config(self.settings.resource("features_bucket"))),
             reason="onboard breast-cancer",
         )  # fmt: skip
         return records
@@ -267,9 +267,9 @@ class Lifecycle:
         return execution["executionArn"], version, approval_id
 
     def _approval_id(self, version: int, timeout: float = 120) -> str:
-        from flywheel.adapters.wiring import approval_service
+        from flywheel.composition import AwsPlatform
 
-        service = approval_service(self.settings)
+        service = AwsPlatform(self.settings).approval_service()
         deadline = time.monotonic() + timeout
         while True:
             found = service.find_for_version(MODEL, version)
@@ -408,8 +408,8 @@ class InProcessDriver:
         from flywheel.settings import Settings
 
         self.runtime = runtime
-        self.settings = Settings(backend="aws").with_resources(
-            runtime.deployment.resource_environment()
+        self.settings = Settings.of_deployment(
+            runtime.deployment.resource_environment(), backend="aws"
         )
         self._clients: dict[str, Any] = {}
 
@@ -452,14 +452,17 @@ class ServerDriver:
 
         self.port = port
         self.resources = server.control(port, "/resources")
-        self.settings = Settings(backend="local", local_port=port).with_resources(
-            self.resources["environment"], endpoint_url=server.endpoint(port)
+        self.settings = Settings.of_deployment(
+            self.resources["environment"],
+            backend="local",
+            local_port=port,
+            endpoint_url=server.endpoint(port),
         )
 
     def client(self, service: str) -> Any:
-        from flywheel.adapters.wiring import AwsClients
+        from flywheel.composition.clients import ClientFactory
 
-        return AwsClients.from_settings(self.settings).client(service)
+        return ClientFactory.for_settings(self.settings).client(service)
 
     def advance(self, seconds: float) -> list[str]:
         from flywheel.local import server

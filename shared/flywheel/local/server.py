@@ -18,17 +18,19 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from flywheel.settings import LOCAL_CREDENTIALS
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
     from pathlib import Path
 
-LOCAL_CREDENTIALS = {
-    "AWS_ACCESS_KEY_ID": "flywheel-local",
-    "AWS_SECRET_ACCESS_KEY": "flywheel-local",
-    "AWS_SESSION_TOKEN": "flywheel-local",
-}
+    from flywheel.settings import Settings
+
+S = TypeVar("S", bound="Settings")
+
+__all__ = ["LOCAL_CREDENTIALS", "connect", "control", "endpoint", "ensure_running", "stop"]
 
 
 def endpoint(port: int) -> str:
@@ -71,6 +73,19 @@ def ensure_running(port: int, home: Path, *, wait_seconds: float = 180.0) -> str
     raise RuntimeError(
         f"the local moto server did not start on port {port}; see {home / 'moto-server.log'}"
     )
+
+
+def connect(settings: S) -> S:
+    """``settings`` on the local runtime: its endpoint and the resource names it provisioned.
+
+    The runtime on ``settings.local_port`` is started first if none answers there.
+    Settings for AWS, or with an endpoint already, come back unchanged.
+    """
+    if settings.backend != "local" or settings.endpoint_url is not None:
+        return settings
+    endpoint_url = ensure_running(settings.local_port, settings.local_home)
+    resources = control(settings.local_port, "/resources")["environment"]
+    return settings.with_resources(resources, endpoint_url=endpoint_url)
 
 
 def restart(port: int, home: Path, *, wait_seconds: float = 180.0) -> str:

@@ -6,12 +6,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from flywheel.local.api_gateway import LocalApiGateway, Target, targets_for
-from flywheel.settings import Settings
 
 if TYPE_CHECKING:
     import random
 
     from flywheel.sdk import Flywheel
+    from flywheel.settings import Settings
 
 __all__ = ["build_gateway", "default_functions_dir", "handler_environment"]
 
@@ -33,32 +33,31 @@ def default_functions_dir() -> Path:
 def handler_environment(settings: Settings) -> dict[str, str]:
     """What every local "Lambda version" gets: resource names, endpoint, Powertools.
 
+    ``settings`` must name the resources (resolved from the runtime, or a deployment's).
     Metrics are off locally (EMF lines would flood the terminal); logs stay on.
 
     Examples
     --------
-    >>> env = handler_environment(Settings(backend="aws", registry_table="t"))
-    >>> env["FLYWHEEL_REGISTRY_TABLE"], env["POWERTOOLS_METRICS_DISABLED"]
-    ('t', 'true')
+    >>> from flywheel.settings import Settings
+    >>> settings = Settings(backend="local", endpoint_url="http://127.0.0.1:5055",
+    ...                     registry_table="flywheel-dev-registry")
+    >>> env = handler_environment(settings)
+    >>> env["FLYWHEEL_REGISTRY_TABLE"], env["FLYWHEEL_BACKEND"], env["FLYWHEEL_ENDPOINT_URL"]
+    ('flywheel-dev-registry', 'aws', 'http://127.0.0.1:5055')
     """
-    from flywheel.sdk import local_resource_names
-
     env = {
-        **local_resource_names(settings),
-        "FLYWHEEL_BACKEND": settings.backend,
+        **settings.resource_environment(),
+        # The handlers reach the runtime through the endpoint, like deployed functions
+        # reach AWS: they run with the AWS backend and the runtime's names.
+        "FLYWHEEL_BACKEND": "aws",
         "FLYWHEEL_REGION": settings.region,
         "POWERTOOLS_SERVICE_NAME": "flywheel-inference",
         "POWERTOOLS_METRICS_NAMESPACE": "Flywheel/local",
         "POWERTOOLS_METRICS_DISABLED": "true",
         "POWERTOOLS_TRACE_DISABLED": "true",
     }
-    endpoint = settings.endpoint_url
-    if settings.backend == "local" and endpoint is None:
-        from flywheel.local import server
-
-        endpoint = server.ensure_running(settings.local_port, settings.local_home)
-    if endpoint:
-        env["FLYWHEEL_ENDPOINT_URL"] = endpoint
+    if settings.endpoint_url:
+        env["FLYWHEEL_ENDPOINT_URL"] = settings.endpoint_url
     return env
 
 
@@ -69,7 +68,6 @@ def build_gateway(
     canary_weight: float = 0.1,
     shadow: bool = False,
     functions_dir: Path | None = None,
-    settings: Settings | None = None,
     rng: random.Random | None = None,
 ) -> tuple[LocalApiGateway, dict[str, list[Target]]]:
     """A gateway serving each model's champion (+ challenger as canary or shadow).
@@ -85,7 +83,7 @@ def build_gateway(
 
     gateway = LocalApiGateway(
         functions_dir=functions_dir or default_functions_dir(),
-        environment=handler_environment(settings or Settings()),
+        environment=handler_environment(sdk.platform.settings),
         rng=rng,
     )
     names = models or [m.name for m in sdk.list_models(limit=100).items]

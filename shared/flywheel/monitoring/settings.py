@@ -16,7 +16,7 @@ class MonitoringSettings(Settings):
 
     Examples
     --------
-    >>> MonitoringSettings(backend="aws", models=["churn"]).labels_prefix
+    >>> MonitoringSettings(backend="local", models=["churn"]).labels_prefix
     'labels/'
     """
 

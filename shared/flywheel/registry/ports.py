@@ -68,3 +68,7 @@ class RecordStore(Protocol):
             it should not); re-read and decide again.
         """
         ...
+
+
+class RegistryStorage(ModelRegistry, RecordStore, Protocol):
+    """Versions, aliases and workflow records in one store (what the adapters implement)."""

@@ -83,6 +83,7 @@ __all__ = [
     "CaptureSink",
     "CaptureSource",
     "CaptureStats",
+    "CaptureStore",
     "CaptureWriter",
     "capture_key",
     "decode_capture",
@@ -121,6 +122,11 @@ class CaptureSource(Protocol):
     def get(self, key: str) -> bytes:
         """The object's bytes."""
         ...
+
+
+@runtime_checkable
+class CaptureStore(CaptureSink, CaptureSource, Protocol):
+    """Capture objects written and read back through one store (S3 in AWS)."""
 
 
 @dataclass(slots=True)

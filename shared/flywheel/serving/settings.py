@@ -32,7 +32,7 @@ class ServingSettings(Settings):
 
     Examples
     --------
-    >>> s = ServingSettings(model_name="churn", model_version="3", backend="aws")
+    >>> s = ServingSettings(model_name="churn", model_version="3", backend="local")
     >>> (s.model_name, s.model_version, s.max_batch_records)
     ('churn', '3', 100)
     """

@@ -6,7 +6,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from flywheel.artifacts import ArtifactStore, InMemoryArtifactStore
+from flywheel.adapters.memory_artifacts import InMemoryArtifactStore
+from flywheel.artifacts import ArtifactStore
 from flywheel.errors import ArtifactIntegrityError, ArtifactNotFoundError, InvalidInputError
 from flywheel.registry.models import ArtifactRef
 

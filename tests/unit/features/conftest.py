@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 
 from flywheel.clock import FixedClock
+from flywheel.composition import InMemoryPlatform
 from flywheel.features import FeatureStore, RegisteredView
 from tests.feature_support import T0, TRANSFORMS, customer_view
 
@@ -18,7 +19,7 @@ def clock() -> FixedClock:
 
 @pytest.fixture
 def store(clock: FixedClock) -> FeatureStore:
-    return FeatureStore.in_memory(clock=clock, transformations=TRANSFORMS, chunk_rows=1_000)
+    return InMemoryPlatform(clock=clock).feature_store(transformations=TRANSFORMS, chunk_rows=1_000)
 
 
 @pytest.fixture

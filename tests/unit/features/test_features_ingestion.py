@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from flywheel.clock import FixedClock
+from flywheel.composition import InMemoryPlatform
 from flywheel.errors import ConflictError, InvalidInputError
 from flywheel.features import FeatureStore, RegisteredView
 from flywheel.features.transformations import TransformationError, TransformationRegistry
@@ -110,7 +111,7 @@ def test_a_transformation_with_a_wrong_shape_is_refused(clock: FixedClock) -> No
     def broken(cols: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return {"spend": cols["spend"][:1]}
 
-    store = FeatureStore.in_memory(clock=clock, transformations=registry)
+    store = InMemoryPlatform(clock=clock).feature_store(transformations=registry)
     view = customer_view().model_copy(update={"transformation": broken.ref})
     store.register(view, actor="ana")
     with pytest.raises(TransformationError, match="shape"):
@@ -125,7 +126,7 @@ def test_a_failing_transformation_is_named_and_writes_nothing(clock: FixedClock)
     def needs_missing_column(cols: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return {"spend": cols["refunds"]}
 
-    store = FeatureStore.in_memory(clock=clock, transformations=registry)
+    store = InMemoryPlatform(clock=clock).feature_store(transformations=registry)
     view = customer_view().model_copy(update={"transformation": needs_missing_column.ref})
     store.register(view, actor="ana")
     with pytest.raises(TransformationError, match=r"needs_missing_column@v3 failed \(KeyError\)"):

@@ -10,6 +10,7 @@ import pytest
 
 from flywheel.adapters.memory_features import InMemoryOnlineStore
 from flywheel.clock import FixedClock
+from flywheel.composition import InMemoryPlatform
 from flywheel.features import FeatureStore, RegisteredView
 from flywheel.features.models import OnlineRow, ViewKey, WriteCounts
 from tests.feature_support import DAY, T0, TRANSFORMS, customer_view, random_history, source_rows
@@ -39,7 +40,7 @@ class CrashingOnlineStore(InMemoryOnlineStore):
 
 
 def _store(clock: FixedClock, online: InMemoryOnlineStore) -> FeatureStore:
-    store = FeatureStore.in_memory(clock=clock, transformations=TRANSFORMS, chunk_rows=500)
+    store = InMemoryPlatform(clock=clock).feature_store(transformations=TRANSFORMS, chunk_rows=500)
     store.online = online
     store.register(customer_view(ttl=None), actor="ana")
     return store

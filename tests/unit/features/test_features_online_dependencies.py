@@ -12,16 +12,15 @@ def test_online_reads_run_with_pyarrow_and_pandas_unavailable() -> None:
 import sys
 sys.modules["pyarrow"] = None
 sys.modules["pandas"] = None
-import flywheel.adapters.feature_wiring
+import flywheel.composition.clients
 from datetime import UTC, datetime
+from flywheel.composition import InMemoryPlatform
 from flywheel.clock import FixedClock
-from flywheel.features import FeatureStore
 from flywheel.features.models import OnlineRow, values_digest
 from tests.feature_support import TRANSFORMS, customer_view
 
-store = FeatureStore.in_memory(
-    clock=FixedClock(datetime(2026, 1, 2, tzinfo=UTC)), transformations=TRANSFORMS
-)
+platform = InMemoryPlatform(clock=FixedClock(datetime(2026, 1, 2, tzinfo=UTC)))
+store = platform.feature_store(offline=False, transformations=TRANSFORMS)
 registered = store.register(customer_view(), actor="ana")
 values = {"spend": 1.5, "log_spend": 0.9, "orders": 2, "big_spender": False,
           "segment": "basic", "discount": None}

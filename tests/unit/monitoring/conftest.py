@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 
 from flywheel.adapters.memory import InMemoryAuditLog, InMemoryModelRegistry
+from flywheel.adapters.memory_artifacts import InMemoryArtifactStore
 from flywheel.adapters.memory_capture import InMemoryCaptureSink
 from flywheel.adapters.memory_labels import InMemoryLabelClaims
 from flywheel.adapters.memory_workflows import InMemoryEventPublisher
-from flywheel.artifacts.memory import InMemoryArtifactStore
 from flywheel.clock import FixedClock
 from flywheel.drift.profile import ReferenceProfile
 from flywheel.monitoring.drift_monitor import DriftMonitor

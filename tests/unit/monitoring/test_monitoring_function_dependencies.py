@@ -19,9 +19,11 @@ NOT_IN_THE_LAYERS = ("sklearn", "scipy", "skl2onnx", "onnx", "pyarrow", "joblib"
 def test_feedback_and_monitor_functions_load_no_library_outside_their_layers() -> None:
     script = f"""
 import json, os, sys
+from flywheel.settings import RESOURCE_VARIABLES
 os.environ.update(AWS_DEFAULT_REGION="us-east-1", POWERTOOLS_SERVICE_NAME="t",
                   POWERTOOLS_METRICS_NAMESPACE="t", POWERTOOLS_TRACE_DISABLED="true",
                   FLYWHEEL_BACKEND="aws")
+os.environ.update({{k: "flywheel-test-x" for k in RESOURCE_VARIABLES.values()}})
 from functions.feedback import handler as feedback
 from functions.drift_scorer import handler as drift
 from functions.performance_monitor import handler as performance

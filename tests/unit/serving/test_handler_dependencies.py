@@ -24,8 +24,9 @@ SERVING_FILES = [
     *sorted((ROOT / "shared" / "flywheel" / "serving").glob("*.py")),
     *(
         ROOT / "shared" / "flywheel" / "adapters" / f"{name}.py"
-        for name in ("emf_metrics", "s3_capture", "memory_capture", "aws_clients")
+        for name in ("emf_metrics", "s3_capture", "s3_artifacts", "dynamodb", "memory_capture")
     ),
+    *sorted((ROOT / "shared" / "flywheel" / "composition").glob("*.py")),
 ]
 
 
@@ -54,7 +55,7 @@ os.environ.update(AWS_DEFAULT_REGION="us-east-1", POWERTOOLS_SERVICE_NAME="t",
 from flywheel.adapters.memory import InMemoryAuditLog, InMemoryModelRegistry
 from flywheel.adapters.memory_capture import InMemoryCaptureSink
 from flywheel.adapters.memory_metrics import InMemoryServingMetrics
-from flywheel.artifacts.memory import InMemoryArtifactStore
+from flywheel.adapters.memory_artifacts import InMemoryArtifactStore
 from flywheel.registry.models import VersionDraft
 from flywheel.serving.service import InferenceService
 from flywheel.serving.settings import ServingSettings
@@ -70,7 +71,7 @@ registry.create_version(draft.model_copy(update={{"artifact": ref}}), actor="t",
                         audit=__import__("flywheel.audit.models", fromlist=["x"]).AuditDraft(
                             model="cancer", action="version_registered", actor="t"))
 service = InferenceService.start(
-    ServingSettings(backend="aws", model_name="cancer", model_version="1"),
+    ServingSettings(backend="local", model_name="cancer", model_version="1"),
     registry=registry, artifacts=store, metrics=InMemoryServingMetrics(),
     sink=InMemoryCaptureSink(), background=False)
 handler._service_for = lambda pin: service

@@ -50,7 +50,7 @@ def start(
 ) -> tuple[InferenceService, InMemoryCaptureSink, InMemoryServingMetrics]:
     sink, metrics = InMemoryCaptureSink(), InMemoryServingMetrics()
     service = InferenceService.start(
-        ServingSettings(backend="aws", model_name=MODEL, **settings),
+        ServingSettings(backend="local", model_name=MODEL, **settings),
         registry=sdk.registry.registry,
         artifacts=sdk.artifacts,
         metrics=metrics,

@@ -9,8 +9,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from flywheel.clock import FixedClock
-from flywheel.errors import ConfigError
-from flywheel.features import FeatureStore
+from flywheel.composition import InMemoryPlatform
+from flywheel.features.registry import FeatureViewNotFoundError
 from flywheel.sdk import Flywheel
 from flywheel.training.config import load_config
 from tests.feature_support import (
@@ -30,7 +30,9 @@ def config_path(tmp_path: Path) -> Path:
 
 
 def test_flywheel_train_joins_the_view_and_records_it_in_lineage(config_path: Path) -> None:
-    store = FeatureStore.in_memory(clock=FixedClock(T0 + 20 * DAY), transformations=TRANSFORMS)
+    store = InMemoryPlatform(clock=FixedClock(T0 + 20 * DAY)).feature_store(
+        transformations=TRANSFORMS
+    )
     store.register(customer_view(ttl=None), actor="ana@example.com")
     store.ingest("customer-orders", training_history())
     fw = Flywheel.in_memory(actor="ana", features=store)
@@ -52,6 +54,8 @@ def test_flywheel_train_joins_the_view_and_records_it_in_lineage(config_path: Pa
     assert len(rows) == CUSTOMERS + 2
 
 
-def test_flywheel_train_without_a_feature_store_says_so(config_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"^dataset\.feature_view: no feature store"):
-        Flywheel.in_memory(actor="ana").train(load_config(config_path))
+def test_flywheel_train_from_an_unregistered_view_names_it(config_path: Path) -> None:
+    fw = Flywheel.in_memory(actor="ana")
+    with pytest.raises(FeatureViewNotFoundError, match=r"^dataset\.feature_view: .*customer"):
+        fw.train(load_config(config_path))
+    assert fw.list_models().items == []  # nothing registered

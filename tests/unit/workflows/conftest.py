@@ -9,13 +9,13 @@ from typing import Any
 import pytest
 
 from flywheel.adapters.memory import InMemoryAuditLog, InMemoryModelRegistry
+from flywheel.adapters.memory_artifacts import InMemoryArtifactStore
 from flywheel.adapters.memory_workflows import (
     InMemoryCanaryHealth,
     InMemoryEventPublisher,
     InMemoryServingControl,
     InMemoryTaskTokens,
 )
-from flywheel.artifacts.memory import InMemoryArtifactStore
 from flywheel.clock import FixedClock
 from flywheel.errors import DatasetError
 from flywheel.registry.service import RegistryService

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from flywheel.composition import InMemoryPlatform
 from flywheel.errors import ConfigError, ModelConfigNotFoundError
 from flywheel.registry.models import ArtifactRef, ParityReport
 from flywheel.sdk import Flywheel
@@ -62,13 +63,9 @@ def test_a_config_file_takes_its_name_from_the_command(tmp_path: Path) -> None:
 
 
 def test_configuring_a_model_is_stored_and_audited(world: World) -> None:
-    fw = Flywheel(
-        registry=world.registry,
-        artifacts=world.artifacts,
-        fetch=lambda uri: b"",
-        actor="ops@example.com",
-        records=world.store,
-    )
+    platform = InMemoryPlatform(clock=world.clock)
+    platform.audit, platform.records = world.audit, world.store  # the fixture's stores
+    fw = Flywheel(platform, actor="ops@example.com")
     stored = fw.configure_model(
         MODEL,
         parse_model_config(model_config(gate={"min_improvement": 0.01})),

@@ -10,6 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from flywheel.clock import FixedClock
+from flywheel.composition import InMemoryPlatform
 from flywheel.errors import ConfigError
 from flywheel.features import FeatureStore
 from flywheel.registry.models import ArtifactRef, VersionStatus
@@ -51,7 +52,9 @@ def view_dataset(entities: Path, **view: Any) -> dict[str, Any]:
 
 @pytest.fixture
 def store() -> FeatureStore:
-    store = FeatureStore.in_memory(clock=FixedClock(T0 + 20 * DAY), transformations=TRANSFORMS)
+    store = InMemoryPlatform(clock=FixedClock(T0 + 20 * DAY)).feature_store(
+        transformations=TRANSFORMS
+    )
     store.register(customer_view(ttl=None), actor="ana@example.com")
     assert store.ingest(VIEW, training_history()).rows_rejected == 0
     return store

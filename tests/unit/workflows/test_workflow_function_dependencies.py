@@ -18,16 +18,19 @@ TRAINING_ONLY = ("sklearn", "scipy", "skl2onnx", "onnx", "pyarrow", "joblib")
 def test_approval_and_promotion_functions_never_load_training_libraries() -> None:
     script = f"""
 import json, os, sys
+from flywheel.settings import RESOURCE_VARIABLES
 os.environ.update(AWS_DEFAULT_REGION="us-east-1", POWERTOOLS_SERVICE_NAME="t",
                   POWERTOOLS_METRICS_NAMESPACE="t", POWERTOOLS_TRACE_DISABLED="true",
                   FLYWHEEL_BACKEND="aws")
-from flywheel.adapters import wiring
+os.environ.update({{k: "flywheel-test-x" for k in RESOURCE_VARIABLES.values()}})
+from flywheel.composition import AwsPlatform
 from flywheel.settings import Settings
 from functions.approval_api import handler as approvals
 from functions.promotion_steps import handler as promotion
-wiring.approval_service(Settings())
-wiring.promotion_steps(Settings())
-wiring.workflow_failures(Settings())
+platform = AwsPlatform(Settings())
+platform.approval_service()
+platform.promotion_steps()
+platform.workflow_failures()
 print(json.dumps(sorted(m for m in {TRAINING_ONLY!r} if m in sys.modules)))
 """
     result = subprocess.run(

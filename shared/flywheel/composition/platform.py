@@ -1,0 +1,618 @@
+"""Every adapter and service of Flywheel, built on demand from settings.
+
+:class:`AwsPlatform` wires the AWS adapters (DynamoDB, S3, Step Functions, EventBridge,
+Lambda, CloudWatch, STS) with clients from :class:`~flywheel.composition.ClientFactory`;
+:class:`InMemoryPlatform` wires the in-memory adapters.  The services are built the
+same way on both.  Use-case modules are imported inside the methods, so building a
+service loads only what it needs (no scikit-learn in a serving or approval function).
+"""
+
+from __future__ import annotations
+
+import abc
+import os
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from flywheel.clock import default_clock
+from flywheel.errors import ConfigError, DatasetError, FlywheelError, ModelUnavailableError
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    import boto3
+
+    from flywheel.adapters.memory_workflows import InMemoryEventPublisher
+    from flywheel.artifacts.ports import ArtifactStore
+    from flywheel.audit.ports import AuditLog
+    from flywheel.clock import Clock
+    from flywheel.composition.clients import ClientFactory
+    from flywheel.features.ports import BlobStore, OnlineStore
+    from flywheel.features.store import FeatureStore
+    from flywheel.features.transformations import TransformationRegistry
+    from flywheel.monitoring.drift_monitor import DriftMonitor
+    from flywheel.monitoring.feedback import FeedbackService, LabelClaims
+    from flywheel.monitoring.performance_monitor import PerformanceMonitor
+    from flywheel.monitoring.reports import ReportIndex
+    from flywheel.monitoring.settings import MonitoringSettings
+    from flywheel.registry.ports import RegistryStorage
+    from flywheel.registry.service import RegistryService
+    from flywheel.serving.capture import CaptureStore
+    from flywheel.serving.metrics import ServingMetrics
+    from flywheel.serving.service import FeatureLookup, InferenceService
+    from flywheel.serving.settings import ServingSettings
+    from flywheel.settings import Settings
+    from flywheel.workflows.approvals import ApprovalService
+    from flywheel.workflows.config import ModelConfigStore
+    from flywheel.workflows.failures import WorkflowFailures
+    from flywheel.workflows.ports import CanaryHealth, EventPublisher, ServingControl, TaskTokens
+    from flywheel.workflows.promotion import PromotionSteps
+    from flywheel.workflows.training import TrainingSteps
+
+__all__ = ["AwsPlatform", "InMemoryPlatform", "Platform", "check_environment"]
+
+
+class Platform(abc.ABC):
+    """The composition root: adapters from the backend, services built on them.
+
+    Subclasses provide the adapters (the ``_make_*`` methods); every service below is
+    built from them the same way whatever the backend.
+    """
+
+    def __init__(self, settings: Settings, *, clock: Clock | None = None) -> None:
+        self.settings = settings
+        self.clock = clock or default_clock()
+
+    # -- adapters (one per platform) ---------------------------------------------------------
+    @cached_property
+    def audit(self) -> AuditLog:
+        return self._make_audit()
+
+    @cached_property
+    def records(self) -> RegistryStorage:
+        """Registry and workflow records (the registry table)."""
+        return self._make_records()
+
+    @cached_property
+    def registry(self) -> RegistryService:
+        from flywheel.registry.service import RegistryService
+
+        return RegistryService(self.records, self.audit)
+
+    @cached_property
+    def artifacts(self) -> ArtifactStore:
+        return self._make_artifacts()
+
+    @cached_property
+    def capture(self) -> CaptureStore:
+        """Captured predictions and labels (the features bucket)."""
+        return self._make_capture()
+
+    @cached_property
+    def reports(self) -> CaptureStore:
+        """The monitors' reports, read back by key (the artifacts bucket)."""
+        return self._make_reports()
+
+    @cached_property
+    def configs(self) -> ModelConfigStore:
+        from flywheel.workflows.config import ModelConfigStore
+
+        return ModelConfigStore(self.registry, self.records)
+
+    @cached_property
+    def tokens(self) -> TaskTokens:
+        """Step Functions task tokens (approvals resume the training run)."""
+        return self._make_tokens()
+
+    @cached_property
+    def serving_control(self) -> ServingControl:
+        """Published versions and alias ``live`` of each model's inference function."""
+        return self._make_serving_control()
+
+    @cached_property
+    def canary_health(self) -> CanaryHealth:
+        return self._make_canary_health()
+
+    @cached_property
+    def label_claims(self) -> LabelClaims:
+        return self._make_label_claims()
+
+    @cached_property
+    def blobs(self) -> BlobStore:
+        """The offline feature store's objects (the features bucket)."""
+        return self._make_blobs()
+
+    def events(self, source: str | None = None) -> EventPublisher:
+        """Publishes to the project bus with ``source`` (default: the settings')."""
+        return self._make_events(source or self.settings.event_source)
+
+    @abc.abstractmethod
+    def fetch(self, uri: str) -> bytes:
+        """The bytes of a dataset source (``s3://bucket/key``)."""
+
+    @abc.abstractmethod
+    def _make_audit(self) -> AuditLog: ...
+
+    @abc.abstractmethod
+    def _make_records(self) -> RegistryStorage: ...
+
+    @abc.abstractmethod
+    def _make_artifacts(self) -> ArtifactStore: ...
+
+    @abc.abstractmethod
+    def _make_capture(self) -> CaptureStore: ...
+
+    @abc.abstractmethod
+    def _make_reports(self) -> CaptureStore: ...
+
+    @abc.abstractmethod
+    def _make_events(self, source: str) -> EventPublisher: ...
+
+    @abc.abstractmethod
+    def _make_tokens(self) -> TaskTokens: ...
+
+    @abc.abstractmethod
+    def _make_serving_control(self) -> ServingControl: ...
+
+    @abc.abstractmethod
+    def _make_canary_health(self) -> CanaryHealth: ...
+
+    @abc.abstractmethod
+    def _make_label_claims(self) -> LabelClaims: ...
+
+    @abc.abstractmethod
+    def _make_online_store(self, write_workers: int) -> OnlineStore: ...
+
+    @abc.abstractmethod
+    def _make_blobs(self) -> BlobStore: ...
+
+    @abc.abstractmethod
+    def caller_identity(self) -> str | None:
+        """The authenticated principal these adapters act as (``None``: not known)."""
+
+    # -- workflows ---------------------------------------------------------------------------
+    def approval_service(self) -> ApprovalService:
+        """What ``approval_api.handler`` runs."""
+        from flywheel.workflows.approvals import ApprovalService
+
+        return ApprovalService(
+            registry=self.registry,
+            records=self.records,
+            tokens=self.tokens,
+            events=self.events(),
+            clock=self.clock,
+            max_timeout_seconds=self.settings.approval_timeout_seconds,
+            rejected_error=self.settings.approval_rejected_error,
+        )
+
+    def training_steps(self) -> TrainingSteps:
+        """What ``training_steps.handler`` runs (training sets from feature views too)."""
+        from flywheel.workflows.training import TrainingSteps
+
+        return TrainingSteps(
+            registry=self.registry,
+            records=self.records,
+            artifacts=self.artifacts,
+            approvals=self.approval_service(),
+            fetch=self.fetch,
+            clock=self.clock,
+            lock_ttl_seconds=self.settings.run_lock_ttl_seconds,
+            max_approval_timeout_seconds=self.settings.approval_timeout_seconds,
+            features=self.feature_store(),
+        )
+
+    def promotion_steps(self) -> PromotionSteps:
+        """What ``promotion_steps.handler`` runs."""
+        from flywheel.workflows.promotion import PromotionSteps
+
+        return PromotionSteps(
+            registry=self.registry,
+            records=self.records,
+            serving=self.serving_control,
+            health=self.canary_health,
+            default_canary_weight=self.settings.canary_weight,
+            capture=self.capture,
+            prediction_psi=self.settings.canary_prediction_psi,
+            prediction_min_rows=self.settings.canary_prediction_min_rows,
+            artifacts=self.artifacts,
+        )
+
+    def workflow_failures(self) -> WorkflowFailures:
+        """What ``record_failure`` runs (both workflows share the function)."""
+        from flywheel.workflows.failures import WorkflowFailures
+
+        return WorkflowFailures(
+            registry=self.registry,
+            approvals=self.approval_service(),
+            promotion=self.promotion_steps(),
+        )
+
+    # -- monitoring --------------------------------------------------------------------------
+    def _monitoring(self, settings: MonitoringSettings | None) -> MonitoringSettings:
+        from flywheel.monitoring.settings import MonitoringSettings
+
+        chosen = settings or self.settings
+        if not isinstance(chosen, MonitoringSettings):
+            raise ConfigError("monitoring services need MonitoringSettings", field="settings")
+        return chosen
+
+    def feedback_service(self, settings: MonitoringSettings | None = None) -> FeedbackService:
+        """What ``feedback.handler`` runs."""
+        from flywheel.monitoring.feedback import FeedbackService
+
+        settings = self._monitoring(settings)
+        return FeedbackService(
+            registry=self.registry,
+            claims=self.label_claims,
+            sink=self.capture,
+            clock=self.clock,
+            prefix=settings.labels_prefix,
+        )
+
+    def drift_monitor(self, settings: MonitoringSettings | None = None) -> DriftMonitor:
+        """What ``drift_scorer.handler`` runs."""
+        from flywheel.monitoring.drift_monitor import DriftMonitor
+
+        settings = self._monitoring(settings)
+        return DriftMonitor(
+            registry=self.registry,
+            artifacts=self.artifacts,
+            capture=self.capture,
+            events=self.events(settings.event_source),
+            clock=self.clock,
+            capture_prefix=settings.capture_prefix,
+            reports_prefix=settings.reports_prefix,
+            configs=self.configs,
+            prediction_psi=settings.prediction_psi,
+        )
+
+    def performance_monitor(self, settings: MonitoringSettings | None = None) -> PerformanceMonitor:
+        """What ``performance_monitor.handler`` runs."""
+        from flywheel.monitoring.performance_monitor import PerformanceMonitor
+
+        settings = self._monitoring(settings)
+        return PerformanceMonitor(
+            registry=self.registry,
+            configs=self.configs,
+            artifacts=self.artifacts,
+            capture=self.capture,
+            labels=self.capture,
+            events=self.events(settings.event_source),
+            clock=self.clock,
+            capture_prefix=settings.capture_prefix,
+            labels_prefix=settings.labels_prefix,
+            reports_prefix=settings.reports_prefix,
+        )
+
+    def report_index(self, reports_prefix: str = "reports/") -> ReportIndex:
+        """The monitors' reports (``flywheel monitor``)."""
+        from flywheel.monitoring.reports import ReportIndex
+
+        return ReportIndex(self.reports, prefix=reports_prefix)
+
+    # -- feature store -----------------------------------------------------------------------
+    def feature_store(
+        self,
+        *,
+        offline: bool = True,
+        write_workers: int = 8,
+        transformations: TransformationRegistry | None = None,
+        chunk_rows: int = 10_000,
+    ) -> FeatureStore:
+        """The feature store; ``offline=False``: online reads and writes only (no pyarrow).
+
+        ``transformations``: the registry of transformation functions (default: the
+        process-wide one); ``chunk_rows``: rows per materialization chunk.
+        """
+        from flywheel.features.registry import FeatureRegistry
+        from flywheel.features.store import FeatureStore
+        from flywheel.features.transformations import TRANSFORMATIONS
+
+        return FeatureStore(
+            registry=FeatureRegistry(self.registry, self.records, clock=self.clock),
+            online=self._make_online_store(write_workers),
+            records=self.records,
+            blobs=self.blobs if offline else None,
+            clock=self.clock,
+            transformations=TRANSFORMATIONS if transformations is None else transformations,
+            chunk_rows=chunk_rows,
+        )
+
+    # -- serving -----------------------------------------------------------------------------
+    def inference_service(
+        self, settings: ServingSettings, *, metrics: ServingMetrics
+    ) -> InferenceService:
+        """The inference function's service: registry (read-only), artifacts, capture.
+
+        Raises
+        ------
+        ModelUnavailableError
+            The pinned model could not be loaded (HTTP 503; counted as ``Errors`` with
+            ``Variant=unavailable``); the cause is chained and logged, never shown.
+        """
+        from flywheel.serving.metrics import MetricLabels
+        from flywheel.serving.service import InferenceService
+
+        try:
+            service = InferenceService.start(
+                settings,
+                registry=self.records,
+                artifacts=self.artifacts,
+                metrics=metrics,
+                sink=self.capture,
+            )
+            if settings.feature_view is not None:
+                service.features = self._feature_lookup(settings, service)
+        except FlywheelError as err:
+            pinned = settings.model_version
+            labels = MetricLabels(
+                settings.model_name or "unknown",
+                int(pinned) if pinned.isdigit() else 0,
+                "unavailable",
+            )
+            metrics.request_failed(labels, code=ModelUnavailableError.code)
+            raise ModelUnavailableError(
+                f"model {settings.model_name!r} version {settings.model_version} could not be "
+                f"loaded ({err.code})",
+                details={"cause": err.code},
+            ) from err
+        return service
+
+    def _feature_lookup(
+        self, settings: ServingSettings, service: InferenceService
+    ) -> FeatureLookup:
+        view, version = settings.feature_view, settings.feature_view_version
+        assert view is not None
+        store = self.feature_store(offline=False)
+        available = set(store.view(view, version).view.feature_names)
+        needed = service.primary.version.input_schema.feature_names
+        missing = [name for name in needed if name not in available]
+        if missing:
+            raise ConfigError(
+                f"feature view {view!r} lacks feature(s) the model needs: {', '.join(missing)}",
+                field="feature_view",
+            )
+
+        def lookup(entity_id: str, names: Sequence[str]) -> Sequence[Any]:
+            return store.online_vector(view, entity_id, version=version, features=names)
+
+        return lookup
+
+
+class AwsPlatform(Platform):
+    """The platform on AWS (or the local runtime's moto server, which speaks the same API).
+
+    Examples
+    --------
+    >>> from flywheel.settings import Settings
+    >>> platform = AwsPlatform(Settings(backend="local", endpoint_url="http://127.0.0.1:1",
+    ...                                 audit_table="flywheel-audit"))
+    >>> type(platform.audit).__name__
+    'DynamoDbAuditLog'
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        session: boto3.Session | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        super().__init__(settings, clock=clock)
+        self._session = session
+
+    @cached_property
+    def clients(self) -> ClientFactory:
+        from flywheel.composition.clients import ClientFactory
+
+        return ClientFactory.for_settings(self.settings, self._session)
+
+    def _make_audit(self) -> AuditLog:
+        from flywheel.adapters.dynamodb import DynamoDbAuditLog
+
+        return DynamoDbAuditLog(
+            self.settings.resource("audit_table"),
+            client=self.clients.client("dynamodb"),
+            clock=self.clock,
+        )
+
+    def _make_records(self) -> RegistryStorage:
+        from flywheel.adapters.dynamodb import DynamoDbAuditLog, DynamoDbModelRegistry
+
+        audit = self.audit
+        assert isinstance(audit, DynamoDbAuditLog)
+        return DynamoDbModelRegistry(
+            self.settings.resource("registry_table"),
+            audit,
+            client=self.clients.client("dynamodb"),
+            clock=self.clock,
+        )
+
+    def _make_artifacts(self) -> ArtifactStore:
+        from flywheel.adapters.s3_artifacts import S3ArtifactStore
+
+        return S3ArtifactStore(
+            self.settings.resource("artifacts_bucket"), client=self.clients.client("s3")
+        )
+
+    def _make_capture(self) -> CaptureStore:
+        from flywheel.adapters.s3_capture import S3CaptureSink
+
+        return S3CaptureSink(
+            self.settings.resource("features_bucket"), client=self.clients.client("s3")
+        )
+
+    def _make_reports(self) -> CaptureStore:
+        from flywheel.adapters.s3_capture import S3CaptureSink
+
+        return S3CaptureSink(
+            self.settings.resource("artifacts_bucket"), client=self.clients.client("s3")
+        )
+
+    def _make_events(self, source: str) -> EventPublisher:
+        from flywheel.adapters.aws_workflows import EventBridgePublisher
+
+        return EventBridgePublisher(
+            self.settings.event_bus or "default",
+            source=source,
+            client=self.clients.client("events"),
+        )
+
+    def _make_tokens(self) -> TaskTokens:
+        from flywheel.adapters.aws_workflows import StepFunctionsTaskTokens
+
+        return StepFunctionsTaskTokens(client=self.clients.client("stepfunctions"))
+
+    def _make_serving_control(self) -> ServingControl:
+        from flywheel.adapters.aws_workflows import LambdaServingControl
+
+        return LambdaServingControl(
+            self.settings.inference_functions,
+            alias=self.settings.live_alias,
+            client=self.clients.client("lambda"),
+        )
+
+    def _make_canary_health(self) -> CanaryHealth:
+        from flywheel.adapters.aws_workflows import CloudWatchCanaryHealth
+
+        return CloudWatchCanaryHealth(
+            self.settings.canary_alarms, client=self.clients.client("cloudwatch")
+        )
+
+    def _make_label_claims(self) -> LabelClaims:
+        from flywheel.adapters.dynamodb_labels import DynamoDbLabelClaims
+
+        return DynamoDbLabelClaims(
+            self.settings.resource("idempotency_table"), client=self.clients.client("dynamodb")
+        )
+
+    def _make_online_store(self, write_workers: int) -> OnlineStore:
+        from flywheel.adapters.dynamodb_features import DynamoDbOnlineStore
+
+        return DynamoDbOnlineStore(
+            self.settings.resource("online_features_table"),
+            client=self.clients.client("dynamodb"),
+            max_workers=write_workers,
+        )
+
+    def _make_blobs(self) -> BlobStore:
+        from flywheel.adapters.s3_features import S3BlobStore
+
+        return S3BlobStore(
+            self.settings.resource("features_bucket"), client=self.clients.client("s3")
+        )
+
+    def fetch(self, uri: str) -> bytes:
+        from flywheel.adapters.s3_objects import read_object
+
+        return read_object(self.clients.client("s3"), uri)
+
+    def caller_identity(self) -> str | None:
+        from flywheel.adapters.sts import caller_arn
+
+        return caller_arn(self.clients.client("sts"))
+
+
+class InMemoryPlatform(Platform):
+    """The platform in process memory: tests, notebooks and experiments.
+
+    Examples
+    --------
+    >>> platform = InMemoryPlatform()
+    >>> platform.registry.registry.list_models(limit=5).items
+    []
+    """
+
+    def __init__(self, settings: Settings | None = None, *, clock: Clock | None = None) -> None:
+        from flywheel.settings import Settings
+
+        super().__init__(settings or Settings(backend="local"), clock=clock)
+
+    def _make_audit(self) -> AuditLog:
+        from flywheel.adapters.memory import InMemoryAuditLog
+
+        return InMemoryAuditLog(clock=self.clock)
+
+    def _make_records(self) -> RegistryStorage:
+        from flywheel.adapters.memory import InMemoryAuditLog, InMemoryModelRegistry
+
+        audit = self.audit
+        assert isinstance(audit, InMemoryAuditLog)
+        return InMemoryModelRegistry(audit, clock=self.clock)
+
+    def _make_artifacts(self) -> ArtifactStore:
+        from flywheel.adapters.memory_artifacts import InMemoryArtifactStore
+
+        return InMemoryArtifactStore()
+
+    def _make_capture(self) -> CaptureStore:
+        from flywheel.adapters.memory_capture import InMemoryCaptureSink
+
+        return InMemoryCaptureSink()
+
+    def _make_reports(self) -> CaptureStore:
+        from flywheel.adapters.memory_capture import InMemoryCaptureSink
+
+        return InMemoryCaptureSink()
+
+    @cached_property
+    def published(self) -> InMemoryEventPublisher:
+        """Every event the services published, whatever its source."""
+        from flywheel.adapters.memory_workflows import InMemoryEventPublisher
+
+        return InMemoryEventPublisher()
+
+    def _make_events(self, source: str) -> EventPublisher:  # noqa: ARG002
+        return self.published
+
+    def _make_tokens(self) -> TaskTokens:
+        from flywheel.adapters.memory_workflows import InMemoryTaskTokens
+
+        return InMemoryTaskTokens()
+
+    def _make_serving_control(self) -> ServingControl:
+        from flywheel.adapters.memory_workflows import InMemoryServingControl
+
+        return InMemoryServingControl(self.settings.inference_functions)
+
+    def _make_canary_health(self) -> CanaryHealth:
+        from flywheel.adapters.memory_workflows import InMemoryCanaryHealth
+
+        return InMemoryCanaryHealth(self.settings.canary_alarms)
+
+    def _make_label_claims(self) -> LabelClaims:
+        from flywheel.adapters.memory_labels import InMemoryLabelClaims
+
+        return InMemoryLabelClaims()
+
+    @cached_property
+    def online_store(self) -> OnlineStore:
+        """The one online store of this platform (whatever ``write_workers`` asks)."""
+        from flywheel.adapters.memory_features import InMemoryOnlineStore
+
+        return InMemoryOnlineStore()
+
+    def _make_online_store(self, write_workers: int) -> OnlineStore:  # noqa: ARG002
+        return self.online_store
+
+    def _make_blobs(self) -> BlobStore:
+        from flywheel.adapters.memory_features import InMemoryBlobStore
+
+        return InMemoryBlobStore()
+
+    def fetch(self, uri: str) -> bytes:
+        raise DatasetError(f"no object store for {uri} in memory", field="dataset.source")
+
+    def caller_identity(self) -> str | None:
+        return None
+
+
+def check_environment(settings_type: type[Settings]) -> None:
+    """Inside Lambda, read ``settings_type`` from the environment now (the init phase).
+
+    A missing or malformed ``FLYWHEEL_*`` variable then stops the execution environment
+    before it serves anything, with one line naming the variable; outside Lambda this
+    does nothing (the CLI and tests build settings themselves).
+    """
+    if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
+        settings_type()
