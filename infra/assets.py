@@ -33,7 +33,7 @@ from aws_cdk import (
 from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_lambda as lambda_
 
-from infra.catalog import FUNCTIONS_DIR, IMAGES, LAYERS
+from infra.catalog import DOMAIN_EXCLUDES, FUNCTIONS_DIR, IMAGES, LAYERS
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LAYER_BUILD_DIR = REPO_ROOT / "layers" / "build"
@@ -52,6 +52,7 @@ IMAGE_CONTEXT_EXCLUDES = [
     "!shared/flywheel",
     "!layers/training",
     "!layers/build/training",
+    *(f"shared/flywheel/{name}" for name in DOMAIN_EXCLUDES),
     "**/__pycache__",
     "**/*.pyc",
     "**/tests",

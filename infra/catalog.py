@@ -30,6 +30,9 @@ IMAGE_LIMIT_BYTES = 10 * 1024 * 1024 * 1024
 #: Where the shared code asset and the domain package live, relative to the repo root.
 FUNCTIONS_DIR = "functions"
 DOMAIN_PACKAGE_DIR = "shared/flywheel"
+#: What of the domain package never ships to Lambda (layer or image): the developer
+#: toolkit (CLI, SDK, local runtime).  An import contract keeps handlers off them.
+DOMAIN_EXCLUDES = ("cli", "local", "sdk.py")
 #: Lambda's Python runtime; the layers are built for exactly this ABI.
 PYTHON_VERSION = "3.12"
 PIP_PLATFORMS = ("manylinux_2_28_x86_64", "manylinux2014_x86_64")

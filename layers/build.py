@@ -39,6 +39,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from infra.catalog import (  # noqa: E402 - the repo root must be importable first
+    DOMAIN_EXCLUDES,
     DOMAIN_PACKAGE_DIR,
     FUNCTIONS,
     FUNCTIONS_DIR,
@@ -157,17 +158,23 @@ def build_pip(key: str, requirements: str) -> Sized:
     return Sized(key, out, size)
 
 
-def build_domain() -> Sized:
-    out = BUILD_DIR / "domain"
+def build_domain(build_dir: Path = BUILD_DIR) -> Sized:
+    """Copy ``shared/flywheel`` without the developer toolkit (``DOMAIN_EXCLUDES``)."""
+    out = build_dir / "domain"
     shutil.rmtree(out, ignore_errors=True)
-    target = out / "python" / "flywheel"
-    shutil.copytree(
-        ROOT / DOMAIN_PACKAGE_DIR,
-        target,
-        ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo"),
-    )
+    source = ROOT / DOMAIN_PACKAGE_DIR
+    skipped = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo")
+
+    def ignore(directory: str, names: list[str]) -> set[str]:
+        excluded = set(DOMAIN_EXCLUDES) if Path(directory) == source else set()
+        return set(skipped(directory, names)) | (excluded & set(names))
+
+    shutil.copytree(source, out / "python" / "flywheel", ignore=ignore)
     size = tree_size(out)
-    print(f"built {'domain':<12} {size / MIB:8.1f} MiB (copy of {DOMAIN_PACKAGE_DIR})")
+    print(
+        f"built {'domain':<12} {size / MIB:8.1f} MiB (copy of {DOMAIN_PACKAGE_DIR} "
+        f"without {', '.join(DOMAIN_EXCLUDES)})"
+    )
     return Sized("domain", out, size)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import re
 import subprocess
 import sys
@@ -167,3 +168,71 @@ def test_shipped_versions_are_the_tested_versions() -> None:
         for name, version in pins(path.read_text()).items():
             if name in tested:
                 assert tested[name] == version, f"{path.name}: {name} {version} != {tested[name]}"
+
+
+def test_domain_layer_ships_the_domain_without_the_developer_toolkit(
+    build: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # When the domain layer is built
+    layer = build.build_domain(tmp_path)
+    shipped = {
+        p.relative_to(layer.path / "python").as_posix()
+        for p in (layer.path / "python").rglob("*.py")
+    }
+
+    # Then it holds every domain module but none of the CLI, the SDK or the local runtime
+    source = ROOT / "shared" / "flywheel"
+    expected = {
+        f"flywheel/{p.relative_to(source).as_posix()}"
+        for p in source.rglob("*.py")
+        if p.relative_to(source).parts[0] not in {"cli", "local", "sdk.py"}
+    }
+    assert shipped == expected
+    assert not any(name.startswith(("flywheel/cli/", "flywheel/local/")) for name in shipped)
+    assert "flywheel/sdk.py" not in shipped
+    assert {"flywheel/composition/platform.py", "flywheel/adapters/dynamodb.py"} <= shipped
+    # and its size is reported (well under a megabyte of the 250 MB budget)
+    assert "MiB (copy of shared/flywheel without cli, local, sdk.py)" in capsys.readouterr().out
+    assert layer.bytes < 2 * 1024 * 1024
+
+
+def test_every_handler_imports_from_the_domain_layer_alone(build: Any, tmp_path: Path) -> None:
+    # Given the domain layer and the functions/ asset as Lambda lays them out (/opt/python, task root)
+    layer = build.build_domain(tmp_path)
+    handlers = sorted({spec.handler.rsplit(".", 1)[0] for spec in FUNCTIONS.values()})
+    script = f"""
+import importlib, json, sys
+for name in {handlers!r}:
+    importlib.import_module(name)
+import flywheel
+assert flywheel.__file__.startswith({str(layer.path)!r}), flywheel.__file__
+missing = []
+for toolkit in ("flywheel.cli", "flywheel.sdk", "flywheel.local"):
+    try:
+        importlib.import_module(toolkit)
+    except ModuleNotFoundError:
+        missing.append(toolkit)
+print(json.dumps(missing))
+"""
+    # When each handler module is imported there, with the checkout's flywheel out of reach
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT / "functions",
+        env={
+            "PYTHONPATH": f"{layer.path / 'python'}:{ROOT / 'functions'}",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            "PATH": "/usr/bin:/bin",
+        },
+    )
+
+    # Then every handler loads, and the toolkit is not there to import
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == [
+        "flywheel.cli",
+        "flywheel.sdk",
+        "flywheel.local",
+    ]

@@ -6,7 +6,7 @@
   shared bins; :class:`~flywheel.drift.statistics.DriftPolicy` and the verdict rules.
 - :mod:`~flywheel.drift.scorer`: :func:`~flywheel.drift.scorer.score_window`, Parquet
   windows, the JSON-serialisable :class:`~flywheel.drift.scorer.DriftResult`.
-- :mod:`~flywheel.drift.report`: the self-contained HTML report.
+- :mod:`~flywheel.monitoring.report`: the self-contained HTML report.
 - :mod:`~flywheel.drift.bias`: group fairness gaps for a protected attribute.
 
 numpy only at runtime (pyarrow for Parquet windows); see docs/monitoring.md.

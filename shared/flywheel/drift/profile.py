@@ -846,7 +846,7 @@ class ReferenceProfile(_Frozen):
     """The model's scores on its holdout rows, in deciles (training sets it; windows
     observed from features have none).  A score is what serving captures and
     measures: the value (regression), P(second class) (binary), the top
-    probability (multi-class); see :func:`flywheel.serving.metrics.score_column`.
+    probability (multi-class); see :func:`score_column`.
     The canary check compares a canary's live scores with it."""
 
     @model_validator(mode="after")
@@ -1215,3 +1215,21 @@ def _merge_numeric(parts: list[NumericProfile]) -> NumericProfile:
         lower_tail=lower,
         upper_tail=upper,
     )
+
+
+def score_column(probabilities: NDArray[np.floating[Any]]) -> NDArray[np.float64]:
+    """A classifier's score per row: P(second class) when binary, else the top probability.
+
+    The one definition behind captured scores, ``PredictionScore`` and the reference
+    profile's prediction deciles (training), so the canary check compares like with like.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> score_column(np.array([[0.25, 0.75], [0.9, 0.1]])).tolist()
+    [0.75, 0.1]
+    >>> score_column(np.array([[0.2, 0.5, 0.3]])).tolist()
+    [0.5]
+    """
+    matrix = np.asarray(probabilities, dtype=np.float64)
+    return matrix[:, 1] if matrix.shape[1] == 2 else matrix.max(axis=1)

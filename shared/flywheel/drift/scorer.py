@@ -300,7 +300,7 @@ def observe_window(reference: ReferenceProfile, current: Window) -> ReferencePro
 
     Accepts everything :func:`score_window` does; keep the result to merge
     shards, store it next to the report, or draw charts with
-    :func:`flywheel.drift.report.render_html`.
+    :func:`flywheel.monitoring.report.render_html`.
 
     Raises
     ------

@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from flywheel.drift.profile import ReferenceProfile
-from flywheel.drift.report import render_html
 from flywheel.drift.scorer import DriftResult, PredictionDrift, score_window
 from flywheel.drift.statistics import DriftPolicy
 from flywheel.errors import InvalidInputError
 from flywheel.monitoring.feedback import hourly_prefixes
+from flywheel.monitoring.report import render_html
 from flywheel.monitoring.runs import MonitorRun, champion_of, report_run
 from flywheel.serving.capture import DEFAULT_CAPTURE_PREFIX, decode_capture
 from flywheel.serving.comparison import PREDICTION_ALPHA, prediction_shift_of_scores, row_score

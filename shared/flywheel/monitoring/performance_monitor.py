@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from flywheel.drift.bias import BiasResult  # noqa: TC001 (a field of a pydantic model)
-from flywheel.drift.report import render_performance_html
 from flywheel.errors import ConfigError, InvalidInputError
 from flywheel.monitoring.feedback import (
     DEFAULT_LABELS_PREFIX,
@@ -35,6 +34,7 @@ from flywheel.monitoring.performance import (
     measure_window,
 )
 from flywheel.monitoring.policy import MonitoringPolicy
+from flywheel.monitoring.report import render_performance_html
 from flywheel.monitoring.runs import MonitorRun, champion_of, report_run
 from flywheel.registry.models import Task
 from flywheel.serving.capture import DEFAULT_CAPTURE_PREFIX, decode_capture

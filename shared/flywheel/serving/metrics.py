@@ -32,20 +32,17 @@ Examples
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
-import numpy as np
-
+from flywheel.drift.profile import score_column
 from flywheel.registry.models import Task
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from numpy.typing import NDArray
-
     from flywheel.serving.predictor import Prediction
 
-__all__ = ["MAX_SCORES_PER_REQUEST", "MetricLabels", "ServingMetrics", "score_column", "scores"]
+__all__ = ["MAX_SCORES_PER_REQUEST", "MetricLabels", "ServingMetrics", "scores"]
 
 #: CloudWatch EMF takes at most 100 values per metric in one record.
 MAX_SCORES_PER_REQUEST = 100
@@ -87,24 +84,6 @@ class ServingMetrics(Protocol):
     def shadow_failed(self, labels: MetricLabels) -> None:
         """A shadow scoring failed or was skipped (called from a background thread)."""
         ...
-
-
-def score_column(probabilities: NDArray[np.floating[Any]]) -> NDArray[np.float64]:
-    """A classifier's score per row: P(second class) when binary, else the top probability.
-
-    The one definition behind captured scores, ``PredictionScore`` and the reference
-    profile's prediction deciles (training), so the canary check compares like with like.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> score_column(np.array([[0.25, 0.75], [0.9, 0.1]])).tolist()
-    [0.75, 0.1]
-    >>> score_column(np.array([[0.2, 0.5, 0.3]])).tolist()
-    [0.5]
-    """
-    matrix = np.asarray(probabilities, dtype=np.float64)
-    return matrix[:, 1] if matrix.shape[1] == 2 else matrix.max(axis=1)
 
 
 def scores(prediction: Prediction) -> list[float]:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
 
-from flywheel.drift.profile import ReferenceProfile, build_profile
+from flywheel.drift.profile import ReferenceProfile, build_profile, score_column
 from flywheel.errors import ConfigError, DatasetError, TrainingError
 from flywheel.registry.models import (
     ArtifactRef,
@@ -30,7 +30,6 @@ from flywheel.registry.models import (
     Task,
     VersionDraft,
 )
-from flywheel.serving.metrics import score_column
 from flywheel.training.config import TrainingConfig
 from flywheel.training.conversion import (
     ModelOutputs,

@@ -14,9 +14,9 @@ import pytest
 
 from flywheel.drift.bias import bias_report
 from flywheel.drift.profile import build_profile
-from flywheel.drift.report import render_html
 from flywheel.drift.scorer import observe_window, score_window
 from flywheel.monitoring.performance import PerformancePolicy, evaluate_performance, measure_window
+from flywheel.monitoring.report import render_html
 from flywheel.registry.models import Task
 
 CHROMIUM = shutil.which("chromium") or (
