@@ -197,7 +197,7 @@ def test_domain_layer_ships_the_domain_without_the_developer_toolkit(
 
 
 def test_every_handler_imports_from_the_domain_layer_alone(build: Any, tmp_path: Path) -> None:
-    # Given the domain layer and the functions/ asset as Lambda lays them out (/opt/python, task root)
+    # Given the domain layer and the functions/ asset laid out as Lambda does (/opt, task root)
     layer = build.build_domain(tmp_path)
     handlers = sorted({spec.handler.rsplit(".", 1)[0] for spec in FUNCTIONS.values()})
     script = f"""

@@ -2,10 +2,8 @@
 
 Examples
 --------
->>> >>> store = InMemoryArtifactStore()
->>> ref = store.put("models/churn/1/model.onnx", b"...")
->>> store.get(ref)
-b'...'
+>>> sha256_hex(b"model bytes")[:16]
+'9cb7487000bc86ac'
 """
 
 from flywheel.artifacts.ports import (

@@ -188,6 +188,7 @@ def champion_at(entries: Iterable[AuditEntry], when: datetime) -> int | None:
 
     Examples
     --------
+    >>> from datetime import datetime
     >>> champion_at([], datetime(2026, 1, 1))
     """
     cutoff = isoformat(when)

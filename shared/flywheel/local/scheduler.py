@@ -52,6 +52,7 @@ def next_fire(expression: str, after: datetime) -> datetime:
 
     Examples
     --------
+    >>> from datetime import UTC, datetime
     >>> start = datetime(2026, 1, 5, 2, 30, tzinfo=UTC)  # a Monday
     >>> next_fire("rate(1 hour)", start).isoformat()
     '2026-01-05T03:30:00+00:00'
