@@ -23,7 +23,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 
 from flywheel.adapters.emf_metrics import EmfServingMetrics
 from flywheel.composition import AwsPlatform, check_environment
-from flywheel.errors import FlywheelError
+from flywheel.errors import FlywheelError, NotFoundError
 from flywheel.serving import http
 from flywheel.serving.settings import ServingSettings, environment_pin
 
@@ -56,7 +56,7 @@ def _service() -> InferenceService:
 
 @app.post(PREDICT_ROUTE)
 def predict(name: str) -> Response[str]:
-    text = app.current_event.decoded_body
+    text = http.body_text(app.current_event)
     request = http.parse_predict_request(text)
     answer = _service().predict(name, request, request_id=_request_id(), body=text)
     return Response(status_code=200, content_type="application/json", body=answer.model_dump_json())
@@ -71,6 +71,12 @@ def _error(error: FlywheelError) -> Response[str]:
         with contextlib.suppress(FlywheelError):  # a model that cannot load is a 503 already
             _service().rejected(error.code)
     return Response(status_code=status, content_type="application/json", body=http.dumps(body))
+
+
+@app.not_found
+def _no_route(_missing: Exception) -> Response[str]:
+    event = app.current_event
+    return _error(NotFoundError(f"no route {event.http_method} {event.path}", field="path"))
 
 
 @app.exception_handler(Exception)

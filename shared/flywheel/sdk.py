@@ -64,6 +64,16 @@ class TrainReport:
 
 
 @dataclass(frozen=True)
+class ChangeResult:
+    """A promotion or rollback: the new champion and what alias ``live`` serves."""
+
+    version: ModelVersion
+    #: The Lambda version alias live serves alone; ``None``: no inference function is
+    #: deployed for the model (only the registry changed).
+    lambda_version: str | None
+
+
+@dataclass(frozen=True)
 class PredictResult:
     model: str
     version: int
@@ -242,20 +252,33 @@ class Flywheel:
     def reject(self, name: str, version: int, *, reason: str) -> ModelVersion:
         return self.registry.reject(name, version, actor=self.actor, reason=reason)
 
-    def promote(self, name: str, version: int, *, reason: str) -> ModelVersion:
-        return self.registry.promote(name, version, actor=self.actor, reason=reason)
+    def promote(self, name: str, version: int, *, reason: str) -> ChangeResult:
+        """Make approved ``version`` the champion; alias ``live`` follows, all or nothing.
 
-    def rollback(self, name: str, *, reason: str) -> ModelVersion:
-        """Champion back to the previous production version; alias ``live`` follows.
-
-        The registry change and its audit entry are one transaction; then, when this SDK
-        knows the serving deployment (``FLYWHEEL_INFERENCE_FUNCTIONS``), alias ``live`` is
-        pointed at the restored version's published Lambda version alone.
+        Where the platform serves ``name`` (its deployment record names an inference
+        function), alias live serves the version alone before the command returns; a
+        failure of either half leaves registry, audit trail and alias as they were.
         """
-        restored = self.registry.rollback(name, actor=self.actor, reason=reason)
-        if self.platform.settings.inference_functions:
-            self.platform.promotion_steps().serve_champion(name)
-        return restored
+        if not self.serves(name):
+            promoted = self.registry.promote(name, version, actor=self.actor, reason=reason)
+            return ChangeResult(promoted, lambda_version=None)
+        done = self.platform.promotion_steps().promote_now(
+            name, version, actor=self.actor, reason=reason
+        )
+        return ChangeResult(done.version, lambda_version=done.lambda_version)
+
+    def rollback(self, name: str, *, reason: str) -> ChangeResult:
+        """Champion back to the previous production version; alias ``live`` follows, all or
+        nothing (as :meth:`promote`)."""
+        if not self.serves(name):
+            restored = self.registry.rollback(name, actor=self.actor, reason=reason)
+            return ChangeResult(restored, lambda_version=None)
+        done = self.platform.promotion_steps().rollback_now(name, actor=self.actor, reason=reason)
+        return ChangeResult(done.version, lambda_version=done.lambda_version)
+
+    def serves(self, name: str) -> bool:
+        """Whether the platform deploys an inference function for ``name``."""
+        return name in self.platform.settings.inference_functions
 
     # -- workflow configuration ----------------------------------------------------------------
     def configure_model(

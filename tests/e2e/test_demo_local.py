@@ -7,8 +7,12 @@ import os
 import socket
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -53,6 +57,41 @@ def _flywheel(env: dict[str, str], *args: str, cwd: Path) -> subprocess.Complete
     )
 
 
+def _serve_and_post(env: dict[str, str], cwd: Path) -> tuple[int, dict[str, Any]]:
+    """Start `flywheel serve` in its own process and POST one record as curl would."""
+    port = _free_port()
+    record = json.loads((ROOT / "examples" / "record.json").read_text())
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "flywheel.cli", "serve", "--port", str(port)],
+        env=env,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{port}/v1/models/{DEMO_MODEL}/predict",
+                data=json.dumps({"record": record}).encode(),
+                headers={"Content-Type": "application/json"},
+                method="POST",
+            )
+            try:
+                with urllib.request.urlopen(request, timeout=30) as response:
+                    return response.status, json.loads(response.read())
+            except urllib.error.HTTPError as err:
+                return err.code, json.loads(err.read() or b"{}")
+            except (urllib.error.URLError, ConnectionError):
+                if serve.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError(f"flywheel serve did not answer: {serve.stdout}") from None
+                time.sleep(0.2)
+    finally:
+        serve.terminate()
+        serve.wait(timeout=30)
+
+
 def test_demo_then_audit_verify_then_tampering_is_pinpointed(
     local_env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -85,6 +124,13 @@ def test_demo_then_audit_verify_then_tampering_is_pinpointed(
     verify = _flywheel(local_env, "audit", "verify", DEMO_MODEL, cwd=tmp_path)
     assert verify.returncode == 0, verify.stderr
     assert "OK" in verify.stdout
+
+    # And `flywheel serve` answers the champion's predictions on localhost (the README's curl)
+    status, answer = _serve_and_post(local_env, tmp_path)
+    assert status == 200, answer
+    assert answer["model"] == DEMO_MODEL
+    assert answer["version"] >= 1
+    assert len(answer["predictions"]) == 1
 
     # When someone edits entry 3 directly in the table
     port = int(local_env["FLYWHEEL_LOCAL_PORT"])

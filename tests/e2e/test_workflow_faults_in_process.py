@@ -144,7 +144,8 @@ def test_rollback_moves_alias_live_back_with_the_registry(
 
     restored = life.sdk(OPERATOR).rollback(MODEL, reason="latency regression after release")
     # Then registry, alias live and audit agree on version 1
-    assert restored.version == 1
+    assert restored.version.version == 1
+    assert restored.lambda_version == first["primary"]
     assert _live(life) == first
     assert life.sdk(OPERATOR).get_model(MODEL).champion == 1
     assert life.audit_actions()[-1] == "rolled_back"

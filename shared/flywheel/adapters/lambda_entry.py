@@ -16,6 +16,7 @@ that says nothing about its cause. Each answer counts ``Http4xx``/``Http5xx``.
 
 from __future__ import annotations
 
+import binascii
 import uuid
 import warnings
 from typing import TYPE_CHECKING, Any, cast
@@ -25,7 +26,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 
-from flywheel.errors import FlywheelError, InvalidRequestError
+from flywheel.errors import FlywheelError, InvalidRequestError, NotFoundError
 from flywheel.serving import http
 
 if TYPE_CHECKING:
@@ -77,9 +78,18 @@ def register_error_handlers(
         status, body = http.internal_error_response(request_id=request_id())
         return Response(status_code=status, content_type="application/json", body=body)
 
+    def undecodable(_error: Exception) -> Response[Any]:
+        return refused(InvalidRequestError("body: is not valid UTF-8 text", field="body"))
+
+    def no_route(_error: Exception) -> Response[Any]:
+        event = app.current_event
+        return refused(NotFoundError(f"no route {event.http_method} {event.path}", field="path"))
+
     app.exception_handler(RequestValidationError)(invalid)
+    app.exception_handler([UnicodeDecodeError, binascii.Error])(undecodable)
     app.exception_handler(FlywheelError)(refused)
     app.exception_handler(Exception)(unexpected)
+    app.not_found(no_route)
 
 
 def rest_handler(

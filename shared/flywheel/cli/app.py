@@ -26,7 +26,7 @@ from flywheel.errors import FlywheelError, InvalidInputError
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from flywheel.sdk import Flywheel
+    from flywheel.sdk import ChangeResult, Flywheel
 
 app = typer.Typer(
     name="flywheel",
@@ -185,16 +185,23 @@ def reject(name: ModelName, version: VersionNumber, reason: Reason = None) -> No
 @handle_errors
 def promote(name: ModelName, version: VersionNumber, reason: Reason = None) -> None:
     """Make an approved version the champion (the previous champion is archived)."""
-    v = _sdk().promote(name, version, reason=reason or "")
-    console.print(f"{v.name} v{v.version} is now champion ({v.status})")
+    done = _sdk().promote(name, version, reason=reason or "")
+    status = done.version.status
+    console.print(f"{name} v{version} is now champion ({status}); {_live(name, done)}")
 
 
 @app.command()
 @handle_errors
 def rollback(name: ModelName, reason: Reason = None) -> None:
     """Point the champion back at the previous production version."""
-    v = _sdk().rollback(name, reason=reason or "")
-    console.print(f"{v.name} champion is v{v.version} again")
+    done = _sdk().rollback(name, reason=reason or "")
+    console.print(f"{name} champion is v{done.version.version} again; {_live(name, done)}")
+
+
+def _live(name: str, done: ChangeResult) -> str:
+    if done.lambda_version is None:
+        return f"no inference function is deployed for {name}: only the registry changed"
+    return f"alias live serves Lambda version {done.lambda_version} alone"
 
 
 # -- reads ---------------------------------------------------------------------------------------
@@ -542,5 +549,33 @@ def demo(
         raise typer.Exit(EXIT_FAILURE)
 
 
+def hoist_actor(argv: list[str]) -> list[str]:
+    """``argv`` with ``--actor X`` / ``--actor=X`` moved before the subcommand.
+
+    The option belongs to the ``flywheel`` group, so it works anywhere on the line.
+
+    Examples
+    --------
+    >>> hoist_actor(["approve", "churn", "3", "--actor", "ana", "-r", "ok"])
+    ['--actor', 'ana', 'approve', 'churn', '3', '-r', 'ok']
+    >>> hoist_actor(["models", "list", "--actor=ana"])
+    ['--actor=ana', 'models', 'list']
+    """
+    rest: list[str] = []
+    hoisted: list[str] = []
+    args = iter(argv)
+    for arg in args:
+        if arg == "--":
+            rest.extend(["--", *args])
+            break
+        if arg == "--actor":
+            hoisted.extend([arg, next(args, "")])
+        elif arg.startswith("--actor="):
+            hoisted.append(arg)
+        else:
+            rest.append(arg)
+    return hoisted + rest
+
+
 def main() -> None:
-    app()
+    app(args=hoist_actor(sys.argv[1:]), prog_name="flywheel")

@@ -129,22 +129,29 @@ class LocalApiGateway:
     def handle(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> Response:
         """Answer one HTTP request: ``(status, headers, body)``."""
         route, _, query = path.partition("?")
+        request_id = str(uuid.uuid4())
         match = _PREDICT_PATH.match(route)
         if match is None:
-            return _json(404, "not_found", f"no route {method} {route}")
+            return _json(404, "not_found", f"no route {method} {route}", request_id)
         if method != "POST":
-            return _json(405, "method_not_allowed", f"use POST on {route}")
+            return _json(405, "method_not_allowed", f"use POST on {route}", request_id)
         name = match.group("name")
         targets = self.routes.get(name)
         if targets is None:
-            return _json(404, "model_not_found", f"model {name!r} is not served here")
+            return _json(404, "model_not_found", f"model {name!r} is not served here", request_id)
         if len(body) > MAX_BODY_BYTES:
-            return _json(
-                413, "payload_too_large", f"the body is larger than {MAX_BODY_BYTES} bytes"
-            )
+            message = f"the body is larger than {MAX_BODY_BYTES} bytes"
+            return _json(413, "payload_too_large", message, request_id)
         target = self._choose(targets)
         event = rest_proxy_event(
-            method, route, query, headers, body, path_parameters={"name": name}, stage=self.stage
+            method,
+            route,
+            query,
+            headers,
+            body,
+            path_parameters={"name": name},
+            stage=self.stage,
+            request_id=request_id,
         )
         result = self._invoke(name, target, event)
         return _to_http(result, target)
@@ -166,7 +173,9 @@ class LocalApiGateway:
             try:
                 return self._load()(event, _Context(f"flywheel-{name}", target.version))
             except Exception:  # a crashed invocation is API Gateway's 502
-                return {"statusCode": 502, "body": _error_body("bad_gateway", "internal error")}
+                request_id = event["requestContext"]["requestId"]
+                body = _error_body("bad_gateway", "internal error", request_id)
+                return {"statusCode": 502, "body": body}
 
     def _load(self) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
         if self._handler_fn is None:
@@ -218,6 +227,7 @@ def rest_proxy_event(
     *,
     path_parameters: dict[str, str],
     stage: str = "local",
+    request_id: str | None = None,
 ) -> dict[str, Any]:
     """An API Gateway REST (v1) proxy event, as Lambda receives it.
 
@@ -240,7 +250,7 @@ def rest_proxy_event(
     for pair in filter(None, query.split("&")):
         key, _, value = pair.partition("=")
         params.setdefault(key, []).append(value)
-    request_id = str(uuid.uuid4())
+    request_id = request_id or str(uuid.uuid4())
     return {
         "resource": RESOURCE,
         "path": path,
@@ -294,9 +304,8 @@ def make_server(gateway: LocalApiGateway, host: str = "127.0.0.1", port: int = 8
         def _answer(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             if length > MAX_BODY_BYTES:
-                status, headers, body = _json(
-                    413, "payload_too_large", f"the body is larger than {MAX_BODY_BYTES} bytes"
-                )
+                message = f"the body is larger than {MAX_BODY_BYTES} bytes"
+                status, headers, body = _json(413, "payload_too_large", message, str(uuid.uuid4()))
                 self.close_connection = True
             else:
                 data = self.rfile.read(length) if length else b""
@@ -336,9 +345,10 @@ def _to_http(result: dict[str, Any], target: Target) -> Response:
     return int(result.get("statusCode", 502)), headers, body
 
 
-def _json(status: int, code: str, message: str) -> Response:
-    return status, {"Content-Type": "application/json"}, _error_body(code, message).encode()
+def _json(status: int, code: str, message: str, request_id: str) -> Response:
+    body = _error_body(code, message, request_id).encode()
+    return status, {"Content-Type": "application/json"}, body
 
 
-def _error_body(code: str, message: str) -> str:
-    return json.dumps({"error": {"code": code, "message": message}})
+def _error_body(code: str, message: str, request_id: str) -> str:
+    return json.dumps({"error": {"code": code, "message": message, "request_id": request_id}})

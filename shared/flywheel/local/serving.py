@@ -43,13 +43,11 @@ def handler_environment(settings: Settings) -> dict[str, str]:
     ...                     registry_table="flywheel-dev-registry")
     >>> env = handler_environment(settings)
     >>> env["FLYWHEEL_REGISTRY_TABLE"], env["FLYWHEEL_BACKEND"], env["FLYWHEEL_ENDPOINT_URL"]
-    ('flywheel-dev-registry', 'aws', 'http://127.0.0.1:5055')
+    ('flywheel-dev-registry', 'local', 'http://127.0.0.1:5055')
     """
     env = {
         **settings.resource_environment(),
-        # The handlers reach the runtime through the endpoint, like deployed functions
-        # reach AWS: they run with the AWS backend and the runtime's names.
-        "FLYWHEEL_BACKEND": "aws",
+        "FLYWHEEL_BACKEND": settings.backend,
         "FLYWHEEL_REGION": settings.region,
         "POWERTOOLS_SERVICE_NAME": "flywheel-inference",
         "POWERTOOLS_METRICS_NAMESPACE": "Flywheel/local",

@@ -343,8 +343,18 @@ class RegistryService:
         )
         return self.registry.get_version(name, version)
 
-    def rollback(self, name: str, *, actor: str, reason: str) -> ModelVersion:
-        """Point ``champion`` back at the previous production version, in one audited write."""
+    def rollback(
+        self,
+        name: str,
+        *,
+        actor: str,
+        reason: str,
+        records: tuple[RecordWrite, ...] = (),
+    ) -> ModelVersion:
+        """Point ``champion`` back at the previous production version, in one audited write.
+
+        ``records`` are written in the same transaction (the serving record, say).
+        """
         self._require_reason(AuditAction.ROLLED_BACK, reason)
         model = self.registry.get_model(name)
         current = model.champion
@@ -377,6 +387,7 @@ class RegistryService:
             ),
             aliases=(AliasChange(alias=Alias.CHAMPION, expected=current, target=previous),),
             champion_history=tuple(history),
+            records=records,
         )
         self._apply(
             change,

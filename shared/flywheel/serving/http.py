@@ -20,8 +20,9 @@ Examples
 
 from __future__ import annotations
 
+import binascii
 import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import ValidationError
 
@@ -102,6 +103,26 @@ _REASONS = {
     "json_invalid": "is not valid JSON",
     "json_type": "is not valid JSON",
 }
+
+
+class _ProxyEvent(Protocol):
+    @property
+    def decoded_body(self) -> str | None: ...
+
+
+def body_text(event: _ProxyEvent) -> str:
+    """The request body as text; a body that is not UTF-8 (or not base64 when flagged so) is a 400.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> body_text(SimpleNamespace(decoded_body='{"record": {}}'))
+    '{"record": {}}'
+    """
+    try:
+        return event.decoded_body or ""
+    except (UnicodeDecodeError, binascii.Error):
+        raise InvalidRequestError("body: is not valid UTF-8 text", field="body") from None
 
 
 def parse_json_body(text: str) -> Any:

@@ -12,6 +12,7 @@ Lambda version serves each promoted model version, so a failure between the two 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +20,7 @@ from flywheel.drift.profile import NumericProfile, ReferenceProfile
 from flywheel.errors import (
     ApprovalArtifactMismatchError,
     IllegalTransitionError,
+    NoPreviousChampionError,
     PromotionInProgressError,
     ServingControlError,
 )
@@ -43,13 +45,26 @@ from flywheel.workflows.state import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from flywheel.artifacts.ports import ArtifactStore
-    from flywheel.registry.models import Model
+    from flywheel.registry.models import Model, ModelVersion, RecordWrite
     from flywheel.registry.ports import RecordStore
     from flywheel.registry.service import RegistryService
     from flywheel.serving.capture import CaptureSource
     from flywheel.workflows.ports import CanaryHealth, ServingControl
     from flywheel.workflows.state import PromotionState
+
+
+@dataclass(frozen=True)
+class ServedChange:
+    """A registry change made by hand with alias live following it."""
+
+    version: ModelVersion
+    #: The Lambda version alias live now serves alone.
+    lambda_version: str
+    #: Whether the alias had to move (``False``: it already served that version).
+    routed: bool
 
 
 #: What ``CanaryCheckResult.breached`` names when the canary's predictions moved from
@@ -428,6 +443,107 @@ class PromotionSteps:
         if restored != routing:
             self._serving.route(name, restored)
         return restored
+
+    # -- by hand (flywheel promote / rollback) -------------------------------------------------
+    def promote_now(self, name: str, version: int, *, actor: str, reason: str) -> ServedChange:
+        """Make approved ``version`` the champion now, with alias live following, all or nothing.
+
+        The version's Lambda version is published (idempotent) and alias live pointed at
+        it alone; then the registry promotes it.  If the registry refuses, the alias is put
+        back as it was and the error is raised: nothing changed.
+
+        Raises
+        ------
+        PromotionInProgressError
+            A canary is running on alias live (finish or roll back it first).
+        ServingControlError
+            Publishing or routing failed (nothing changed), or the alias could not be put
+            back after the registry refused (``details["diverged"]``).
+        """
+        self._registry.resolve(name, version)  # unknown model or version: nothing to do
+        model = self._registry.get_model(name)
+        self._check_no_other_canary(model, version)
+        lambda_version = self._serving.publish(name, version).lambda_version
+
+        def promote(records: tuple[RecordWrite, ...]) -> ModelVersion:
+            return self._registry.promote(
+                name,
+                version,
+                actor=actor,
+                reason=reason,
+                records=records,
+                extra={"lambda_version": lambda_version},
+            )
+
+        return self._follow(name, version, lambda_version, promote)
+
+    def rollback_now(self, name: str, *, actor: str, reason: str) -> ServedChange:
+        """Champion back to the previous production version, alias live following, all or
+        nothing (the same order and guarantees as :meth:`promote_now`).
+
+        Raises
+        ------
+        NoPreviousChampionError
+            Nothing to roll back to (nothing changed).
+        PromotionInProgressError, ServingControlError
+            As for :meth:`promote_now`.
+        """
+        model = self._registry.get_model(name)
+        if model.champion is None or not model.champion_history:
+            raise NoPreviousChampionError(
+                f"model {name!r} has no previous champion to roll back to", field="name"
+            )
+        target = model.champion_history[-1]
+        self._check_no_other_canary(model, target)
+        found = read(self._records, model_key(name, SERVING), ServingDoc)
+        known = found[0].lambda_version(target) if found else None
+        lambda_version = known or self._serving.publish(name, target).lambda_version
+
+        def rollback(records: tuple[RecordWrite, ...]) -> ModelVersion:
+            return self._registry.rollback(name, actor=actor, reason=reason, records=records)
+
+        return self._follow(name, target, lambda_version, rollback)
+
+    def _follow(
+        self,
+        name: str,
+        version: int,
+        lambda_version: str,
+        change: Callable[[tuple[RecordWrite, ...]], ModelVersion],
+    ) -> ServedChange:
+        """Route alias live to ``lambda_version`` alone, then apply the registry ``change``
+        (recording the Lambda version); put the alias back if the registry refuses."""
+        before = self._serving.routing(name)
+        if before.weights:
+            raise PromotionInProgressError(
+                f"alias live of {name!r} is splitting traffic {before.weights}: a canary is "
+                "running; let the promotion workflow finish or roll it back first",
+                field="alias",
+            )
+        after = AliasRouting(primary=lambda_version)
+        if after != before:
+            self._serving.route(name, after)  # failure: raised, nothing changed
+        found = read(self._records, model_key(name, SERVING), ServingDoc)
+        serving, revision = found if found else (ServingDoc(), None)
+        mapping = {**serving.lambda_versions, str(version): lambda_version}
+        record = write(model_key(name, SERVING), ServingDoc(lambda_versions=mapping), revision)
+        try:
+            changed = change((record,))
+        except Exception as refused:
+            if after != before:
+                try:
+                    self._serving.route(name, before)
+                except ServingControlError as err:
+                    raise ServingControlError(
+                        f"the registry refused the change ({refused}) and alias live of "
+                        f"{name!r} could not be put back on Lambda version {before.primary}: "
+                        "it now serves a version the registry does not name; run the command "
+                        "again or point the alias back by hand",
+                        field="alias",
+                        details={"diverged": True, "alias_primary": lambda_version},
+                    ) from err
+            raise
+        return ServedChange(version=changed, lambda_version=lambda_version, routed=after != before)
 
     # -- RecordFailure -------------------------------------------------------------------------
     def record_failure(self, state: PromotionState) -> FailureResult:
