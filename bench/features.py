@@ -126,7 +126,7 @@ def online(reads: int) -> list[dict[str, Any]]:
     with mock_aws():
         names = default_names("bench")
         client = boto3.client("dynamodb")
-        provision(client, boto3.client("s3"), names)
+        provision(client, boto3.client("s3"), names, kms=boto3.client("kms"))
         table = names["FLYWHEEL_ONLINE_FEATURES_TABLE"]
         readers, view = _readers(client, table)
         seeder = DynamoDbOnlineStore(table, client=client)

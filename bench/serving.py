@@ -105,7 +105,8 @@ def _setup(config_path: Path) -> dict[str, Any]:
     env = {
         **POWERTOOLS,
         **names,
-        "FLYWHEEL_BACKEND": "aws",
+        # The local backend: the runtime's endpoint and credentials, any actor.
+        "FLYWHEEL_BACKEND": "local",
         "FLYWHEEL_ENDPOINT_URL": endpoint,
         "FLYWHEEL_MODEL_NAME": MODEL,
         "FLYWHEEL_MODEL_VERSION": "1",
@@ -115,10 +116,19 @@ def _setup(config_path: Path) -> dict[str, Any]:
 
     from flywheel.local.provision import provision
 
+    from flywheel.settings import LOCAL_CREDENTIALS
+
+    session = boto3.Session(
+        region_name="us-east-1",
+        aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        aws_session_token=LOCAL_CREDENTIALS["AWS_SESSION_TOKEN"],
+    )
     provision(
-        boto3.client("dynamodb", endpoint_url=endpoint),
-        boto3.client("s3", endpoint_url=endpoint),
+        session.client("dynamodb", endpoint_url=endpoint),
+        session.client("s3", endpoint_url=endpoint),
         names,
+        kms=session.client("kms", endpoint_url=endpoint),
     )
     config = load_config(config_path).model_copy(update={"model": MODEL})
     sdk = Flywheel.connect(Settings(), actor="bench")

@@ -121,6 +121,17 @@ class StageConfig(_Frozen):
     access_log_retention_days: int = Field(default=90, ge=1)
     noncurrent_version_retention_days: int = Field(default=90, ge=1)
 
+    # Evidence: write-once artifacts and anchors (S3 Object Lock)
+    #: COMPLIANCE: nobody, not even the root user, deletes a locked version before its
+    #: retention ends; GOVERNANCE: principals with s3:BypassGovernanceRetention can.
+    object_lock_mode: Literal["GOVERNANCE", "COMPLIANCE"] = "COMPLIANCE"
+    #: How long models, training sets and reports stay locked.
+    artifact_retention_days: int = Field(default=3 * 365, ge=1)
+    #: How long signed audit heads (anchors) stay locked.
+    anchor_retention_days: int = Field(default=7 * 365, ge=1)
+    #: How often the anchor job copies signed heads out of DynamoDB.
+    anchor_schedule: ScheduleExpression = "rate(1 hour)"
+
     # Workflows
     canary_weight: float = Field(default=0.1, gt=0, lt=1)
     bake_minutes: int = Field(default=10, ge=1, le=1440)
@@ -192,6 +203,9 @@ STAGES: dict[str, StageConfig] = {
         log_retention_days=14,
         access_log_retention_days=30,
         noncurrent_version_retention_days=7,
+        object_lock_mode="GOVERNANCE",
+        artifact_retention_days=1,
+        anchor_retention_days=1,
         canary_weight=0.2,
         bake_minutes=5,
         approval_timeout_hours=24,

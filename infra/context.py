@@ -70,6 +70,7 @@ class StageContext:
                 "FLYWHEEL_REGION": Aws.REGION,
                 "FLYWHEEL_STAGE": self.config.stage,
                 "FLYWHEEL_EVENT_BUS": self.naming.event_bus,
+                "FLYWHEEL_AUDIT_KEY": self.naming.audit_key_alias,
                 "POWERTOOLS_METRICS_NAMESPACE": self.metrics_namespace,
             }
         )

@@ -64,6 +64,11 @@ class Naming:
     def data_key_alias(self) -> str:
         return f"alias/{self.prefix}-data"
 
+    @property
+    def audit_key_alias(self) -> str:
+        """The audit writer's HMAC key, which signs audit chain heads."""
+        return f"alias/{self.prefix}-audit"
+
     def alarm(self, model: str, metric: str) -> str:
         return f"{self.prefix}-{model}-canary-{metric}"
 

@@ -56,7 +56,7 @@ def local_names(moto_aws: None) -> dict[str, str]:
     from flywheel.local.provision import default_names, provision
 
     names = default_names("test")
-    provision(boto3.client("dynamodb"), boto3.client("s3"), names)
+    provision(boto3.client("dynamodb"), boto3.client("s3"), names, kms=boto3.client("kms"))
     return names
 
 

@@ -9,10 +9,11 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from flywheel.resources import BUCKETS
+from flywheel.resources import ANCHORS_BUCKET, BUCKETS
 from infra.nag import acknowledge
 
 if TYPE_CHECKING:
+    from flywheel.resources import BucketDef
     from infra.context import StageContext
 
 
@@ -81,6 +82,23 @@ class ArtifactStore(Construct):
                     )
                 ],
                 removal_policy=ctx.removal_policy,
+                object_lock_enabled=bucket.object_lock or None,
+                object_lock_default_retention=self._retention(ctx, bucket),
             )
             created.node.default_child.override_logical_id(bucket.logical_id)  # type: ignore[union-attr]
             self.buckets[bucket.logical_id] = created
+
+    @staticmethod
+    def _retention(ctx: StageContext, bucket: BucketDef) -> s3.ObjectLockRetention | None:
+        """Write-once buckets lock every new object version by default (mode by stage)."""
+        if not bucket.object_lock:
+            return None
+        cfg = ctx.config
+        days = Duration.days(
+            cfg.anchor_retention_days
+            if bucket.logical_id == ANCHORS_BUCKET.logical_id
+            else cfg.artifact_retention_days
+        )
+        if cfg.object_lock_mode == "COMPLIANCE":
+            return s3.ObjectLockRetention.compliance(days)
+        return s3.ObjectLockRetention.governance(days)

@@ -38,3 +38,25 @@ class DataKey(Construct):
                 conditions={"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}},
             )
         )
+
+
+class AuditKey(Construct):
+    """The audit writer's HMAC-SHA256 key: it signs every audit chain head.
+
+    Verifiers (the CLI, the anchor job) need ``kms:VerifyMac``; only the audit writer is
+    granted ``kms:GenerateMac``.  HMAC keys cannot rotate automatically; a new key means
+    a new alias target, and anchors keep the old heads verifiable while it exists.
+    """
+
+    def __init__(self, scope: Construct, construct_id: str, *, ctx: StageContext) -> None:
+        super().__init__(scope, construct_id)
+        self.key = kms.Key(
+            self,
+            "Key",
+            alias=ctx.naming.audit_key_alias,
+            description=f"{ctx.config.prefix}: signs audit chain heads (audit writer only)",
+            key_spec=kms.KeySpec.HMAC_256,
+            key_usage=kms.KeyUsage.GENERATE_VERIFY_MAC,
+            pending_window=Duration.days(30 if ctx.config.retain_data else 7),
+            removal_policy=ctx.removal_policy,
+        )

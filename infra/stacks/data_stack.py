@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from aws_cdk import Stack
 
 from infra.constructs.artifact_store import ArtifactStore
-from infra.constructs.encryption import DataKey
+from infra.constructs.encryption import AuditKey, DataKey
 from infra.constructs.project_bus import ProjectBus
 from infra.constructs.registry_tables import RegistryTables
 
@@ -26,6 +26,7 @@ class DataStack(Stack):
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
         self.key = DataKey(self, "Encryption", ctx=ctx).key
+        self.audit_key = AuditKey(self, "AuditKey", ctx=ctx).key
         self.store = ArtifactStore(self, "ArtifactStore", ctx=ctx, key=self.key)
         self.tables = RegistryTables(self, "RegistryTables", ctx=ctx, key=self.key)
         self.bus = ProjectBus(self, "ProjectBus", ctx=ctx).bus

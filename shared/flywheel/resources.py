@@ -47,6 +47,8 @@ class TableDef:
 class BucketDef:
     logical_id: str
     env_var: str
+    #: Objects are write-once: Object Lock with a default retention (mode by stage).
+    object_lock: bool = False
 
 
 REGISTRY_TABLE = TableDef(
@@ -57,11 +59,15 @@ REGISTRY_TABLE = TableDef(
     indexes=(IndexDef("models-index", Key("gsi1pk"), Key("gsi1sk")),),
 )
 
+#: The audit table's sparse index: only chain heads carry its key, so it lists every chain.
+AUDIT_HEADS_INDEX = "heads-index"
+
 AUDIT_TABLE = TableDef(
     logical_id="AuditTable",
     env_var="FLYWHEEL_AUDIT_TABLE",
     partition_key=Key("pk"),
     sort_key=Key("seq", "N"),
+    indexes=(IndexDef(AUDIT_HEADS_INDEX, Key("head_index"), Key("pk")),),
 )
 
 ONLINE_FEATURES_TABLE = TableDef(
@@ -78,8 +84,14 @@ IDEMPOTENCY_TABLE = TableDef(
     ttl_attribute="expiration",
 )
 
-ARTIFACTS_BUCKET = BucketDef(logical_id="ArtifactsBucket", env_var="FLYWHEEL_ARTIFACTS_BUCKET")
+ARTIFACTS_BUCKET = BucketDef(
+    logical_id="ArtifactsBucket", env_var="FLYWHEEL_ARTIFACTS_BUCKET", object_lock=True
+)
 FEATURES_BUCKET = BucketDef(logical_id="FeaturesBucket", env_var="FLYWHEEL_FEATURES_BUCKET")
+#: Signed audit heads, copied out of DynamoDB by the anchor job (compliance-mode lock).
+ANCHORS_BUCKET = BucketDef(
+    logical_id="AnchorsBucket", env_var="FLYWHEEL_ANCHORS_BUCKET", object_lock=True
+)
 
 TABLES: tuple[TableDef, ...] = (
     REGISTRY_TABLE,
@@ -87,4 +99,4 @@ TABLES: tuple[TableDef, ...] = (
     ONLINE_FEATURES_TABLE,
     IDEMPOTENCY_TABLE,
 )
-BUCKETS: tuple[BucketDef, ...] = (ARTIFACTS_BUCKET, FEATURES_BUCKET)
+BUCKETS: tuple[BucketDef, ...] = (ARTIFACTS_BUCKET, FEATURES_BUCKET, ANCHORS_BUCKET)

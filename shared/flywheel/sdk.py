@@ -33,6 +33,7 @@ from flywheel.settings import Settings
 
 if TYPE_CHECKING:
     from flywheel.artifacts.ports import ArtifactStore
+    from flywheel.audit.anchoring import AnchorOutcome
     from flywheel.audit.chain import VerifyReport
     from flywheel.audit.models import AuditEntry, ChainHead
     from flywheel.composition import Platform
@@ -338,9 +339,21 @@ class Flywheel:
         return self.registry.audit.head(name)
 
     def verify(self, name: str, *, anchor: ChainHead | None = None) -> VerifyReport:
+        """Verify ``name``'s chain: links, the audit writer's signature on the head, every
+        anchor kept outside the database, and the registry's state against the chain."""
         if self.registry.audit.head(name) is None:
             self.registry.get_model(name)  # unknown model: a clear ModelNotFoundError
-        return self.registry.verify(name, anchor=anchor)
+        store = self.platform.anchor_store
+        return self.registry.verify(
+            name,
+            anchor=anchor,
+            verifier=self.platform.signer,
+            anchors=store.anchors(name) if store is not None else (),
+        )
+
+    def anchor(self) -> list[AnchorOutcome]:
+        """Anchor every chain now (what the scheduled anchor job does)."""
+        return self.platform.anchoring().run()
 
     # -- inference -----------------------------------------------------------------------------
     def compare_variants(

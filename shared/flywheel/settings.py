@@ -33,6 +33,10 @@ RESOURCE_VARIABLES: dict[str, str] = {
 _BUCKET_FIELDS = frozenset(b.env_var.removeprefix("FLYWHEEL_").lower() for b in BUCKETS)
 _TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
 _BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_KMS_KEY = re.compile(
+    r"^(alias/[A-Za-z0-9/_-]{1,250}|[0-9a-f-]{36}|mrk-[0-9a-f]{32}"
+    r"|arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(key/[A-Za-z0-9-]+|alias/[A-Za-z0-9/_-]+))$"
+)
 
 
 class Settings(BaseSettings):
@@ -65,6 +69,10 @@ class Settings(BaseSettings):
     idempotency_table: str | None = None
     artifacts_bucket: str | None = None
     features_bucket: str | None = None
+    anchors_bucket: str | None = None
+    #: The audit writer's KMS HMAC key (alias or ARN) that signs chain heads
+    #: (``FLYWHEEL_AUDIT_KEY``); required with ``backend="aws"``.
+    audit_key: str | None = None
     local_port: int = Field(default=5055, ge=1, le=65534)
     local_home: Path = Path(".flywheel")
     actor: str | None = None
@@ -109,6 +117,17 @@ class Settings(BaseSettings):
             if not pattern.fullmatch(value):
                 kind = "an S3 bucket" if name in _BUCKET_FIELDS else "a DynamoDB table"
                 raise ConfigError(f"{variable}={value!r} is not {kind} name", field=variable)
+        if self.audit_key is None and self.backend == "aws":
+            raise ConfigError(
+                "FLYWHEEL_AUDIT_KEY is not set (FLYWHEEL_BACKEND=aws signs every audit head "
+                "with the deployment's KMS key)",
+                field="FLYWHEEL_AUDIT_KEY",
+            )
+        if self.audit_key is not None and not _KMS_KEY.fullmatch(self.audit_key):
+            raise ConfigError(
+                f"FLYWHEEL_AUDIT_KEY={self.audit_key!r} is not a KMS key alias, id or ARN",
+                field="FLYWHEEL_AUDIT_KEY",
+            )
         return self
 
     def resource(self, name: str) -> str:

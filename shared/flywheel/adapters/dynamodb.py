@@ -41,12 +41,15 @@ from flywheel.registry.models import (
     VersionStatus,
 )
 from flywheel.registry.pagination import check_limit, decode_token, encode_token
+from flywheel.resources import AUDIT_HEADS_INDEX as HEADS_INDEX
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
     from mypy_boto3_dynamodb.client import DynamoDBClient
     from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
+
+    from flywheel.audit.ports import HeadSigner
 
 _SER = TypeSerializer()
 _DESER = TypeDeserializer()
@@ -84,6 +87,10 @@ def _backoff(attempt: int) -> None:
     time.sleep(random.uniform(0, min(0.2, 0.005 * 2**attempt)))
 
 
+#: The value of ``head_index`` on every head item.
+HEADS_INDEX_KEY = "HEAD"
+
+
 class DynamoDbAuditLog:
     """Audit chains in a table keyed ``(pk=model, seq)``; ``seq = 0`` holds the chain head.
 
@@ -103,11 +110,14 @@ class DynamoDbAuditLog:
         client: DynamoDBClient | None = None,
         clock: Clock | None = None,
         max_attempts: int = 60,
+        signer: HeadSigner | None = None,
     ) -> None:
         self.table_name = table_name
         self.client: DynamoDBClient = client or boto3.client("dynamodb")
         self._clock = clock or SystemClock()
         self._max_attempts = max_attempts
+        #: The audit writer's key: every new head is signed with it (``None``: unsigned).
+        self.signer = signer
 
     # -- transaction building (used by the registry adapter too) -----------------------------
     def prepare(self, draft: AuditDraft) -> tuple[AuditEntry, list[TransactWriteItemTypeDef]]:
@@ -124,13 +134,18 @@ class DynamoDbAuditLog:
                 "ConditionExpression": "attribute_not_exists(pk)",
             }
         }
-        head_values = {
+        head_values: dict[str, Any] = {
             "pk": entry.model,
             "seq": self.HEAD_SEQ,
             "head_seq": entry.seq,
             "head_hash": entry.hash,
             "updated_at": entry.timestamp,
+            # Only head items carry this attribute: the sparse index lists every chain.
+            "head_index": HEADS_INDEX_KEY,
         }
+        if self.signer is not None:
+            new_head = ChainHead(model=entry.model, seq=entry.seq, hash=entry.hash)
+            head_values["head_mac"] = self.signer.sign(new_head.message())
         put_head: TransactWriteItemTypeDef = {
             "Put": {
                 "TableName": self.table_name,
@@ -184,7 +199,31 @@ class DynamoDbAuditLog:
         if not item:
             return None
         values = _load(item)
-        return ChainHead(model=model, seq=int(values["head_seq"]), hash=str(values["head_hash"]))
+        mac = values.get("head_mac")
+        return ChainHead(
+            model=model,
+            seq=int(values["head_seq"]),
+            hash=str(values["head_hash"]),
+            mac=str(mac) if mac is not None else None,
+        )
+
+    def streams(self) -> Iterator[str]:
+        """Every chain in the table (from the sparse index of head items)."""
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "IndexName": HEADS_INDEX,
+            "KeyConditionExpression": "head_index = :h",
+            "ExpressionAttributeValues": {":h": {"S": HEADS_INDEX_KEY}},
+            "ProjectionExpression": "pk",
+        }
+        while True:
+            response = self.client.query(**kwargs)
+            for item in response.get("Items", []):
+                yield str(item["pk"]["S"])
+            last = response.get("LastEvaluatedKey")
+            if not last:
+                return
+            kwargs["ExclusiveStartKey"] = last
 
     def entries(self, model: str) -> Iterator[AuditEntry]:
         kwargs: dict[str, Any] = {

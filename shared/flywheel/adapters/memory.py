@@ -31,6 +31,8 @@ from flywheel.registry.pagination import check_limit, decode_token, encode_token
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+    from flywheel.audit.ports import HeadSigner
+
 
 class InMemoryAuditLog:
     """Hash-chained audit entries kept in a dict; thread-safe.
@@ -43,11 +45,19 @@ class InMemoryAuditLog:
     1
     """
 
-    def __init__(self, *, clock: Clock | None = None, lock: threading.RLock | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        clock: Clock | None = None,
+        lock: threading.RLock | None = None,
+        signer: HeadSigner | None = None,
+    ) -> None:
         self._clock = clock or SystemClock()
         self.lock = lock or threading.RLock()
         self.chains: dict[str, list[AuditEntry]] = {}
         self.heads: dict[str, ChainHead] = {}
+        #: The audit writer's key: every new head is signed with it (``None``: unsigned).
+        self.signer = signer
 
     def prepare(self, draft: AuditDraft) -> AuditEntry:
         head = self.heads.get(draft.model)
@@ -60,7 +70,10 @@ class InMemoryAuditLog:
         if (head.seq if head else 0) != entry.seq - 1:
             raise ConcurrentModificationError("audit chain moved on; retry")
         self.chains.setdefault(entry.model, []).append(entry)
-        self.heads[entry.model] = ChainHead(model=entry.model, seq=entry.seq, hash=entry.hash)
+        head = ChainHead(model=entry.model, seq=entry.seq, hash=entry.hash)
+        if self.signer is not None:
+            head = head.model_copy(update={"mac": self.signer.sign(head.message())})
+        self.heads[entry.model] = head
 
     def append(self, draft: AuditDraft) -> AuditEntry:
         with self.lock:
@@ -76,6 +89,12 @@ class InMemoryAuditLog:
     def head(self, model: str) -> ChainHead | None:
         with self.lock:
             return self.heads.get(model)
+
+    def streams(self) -> Iterator[str]:
+        """Every chain in the log."""
+        with self.lock:
+            names = sorted(self.heads)
+        yield from names
 
 
 class InMemoryModelRegistry:

@@ -7,12 +7,14 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict
 
-from flywheel.audit.models import GENESIS_HASH, AuditEntry, ChainHead
+from flywheel.audit.models import GENESIS_HASH, Anchor, AuditEntry, ChainHead
 from flywheel.clock import isoformat
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Sequence
     from datetime import datetime
+
+    from flywheel.audit.ports import HeadSigner
 
 
 class ProblemKind(StrEnum):
@@ -24,6 +26,10 @@ class ProblemKind(StrEnum):
     HEAD_MISMATCH = "head_mismatch"
     ANCHOR_MISMATCH = "anchor_mismatch"
     FOREIGN_ENTRY = "foreign_entry"
+    UNSIGNED_HEAD = "unsigned_head"
+    FORGED_HEAD = "forged_head"
+    FORGED_ANCHOR = "forged_anchor"
+    REGISTRY_MISMATCH = "registry_mismatch"
 
 
 class ChainProblem(BaseModel):
@@ -43,6 +49,11 @@ class VerifyReport(BaseModel):
     entries_checked: int
     head: ChainHead | None
     problems: tuple[ChainProblem, ...]
+    #: Whether the head's signature was checked (and found valid when ``ok``).
+    signature_checked: bool = False
+    #: The latest anchor the chain was checked against, if any.
+    anchor: ChainHead | None = None
+    anchors_checked: int = 0
 
     @property
     def ok(self) -> bool:
@@ -59,15 +70,17 @@ def verify_chain(
     *,
     recorded_head: ChainHead | None = None,
     anchor: ChainHead | None = None,
+    verifier: HeadSigner | None = None,
+    anchors: Sequence[Anchor] = (),
 ) -> VerifyReport:
-    """Check every link of a model's chain.
+    """Check every link of a model's chain, its signed head and its anchors.
 
-    Detects an edited entry (its hash no longer matches its content), a deleted
-    entry (a gap in sequence numbers and a broken ``prev_hash`` link), reordered
-    entries (sequence numbers out of order or links that do not follow), and a
-    truncated tail: the chain must reach ``recorded_head`` (the head item written
-    in the same transaction as every entry) and contain ``anchor`` (a head that
-    was recorded outside the table, e.g. printed by ``flywheel audit head``).
+    Detects an edited entry, a deleted entry, reordered entries and a truncated tail
+    (the chain must reach ``recorded_head`` and contain ``anchor``).  With a
+    ``verifier``, the recorded head must carry the audit writer's signature: a chain
+    rewritten and re-hashed by anyone else fails here.  Each of ``anchors`` (signed
+    heads copied outside the database) must be signed and every link it lists must be
+    in the chain unchanged: the first that differs is named.
 
     Examples
     --------
@@ -176,8 +189,78 @@ def verify_chain(
                     message=f"entry {anchor.seq} differs from the anchored hash",
                 )
             )
+    if verifier is not None and recorded_head is not None:
+        problems.extend(_signature_problems(recorded_head, verifier))
+    for anchored in anchors:
+        problems.extend(_anchor_problems(anchored, by_seq, verifier))
     head = ChainHead(model=model, seq=last_seq, hash=last_hash) if last else recorded_head
-    return VerifyReport(model=model, entries_checked=checked, head=head, problems=tuple(problems))
+    return VerifyReport(
+        model=model,
+        entries_checked=checked,
+        head=head,
+        problems=tuple(problems),
+        signature_checked=verifier is not None and recorded_head is not None,
+        anchor=anchors[-1].head if anchors else None,
+        anchors_checked=len(anchors),
+    )
+
+
+def _signature_problems(head: ChainHead, verifier: HeadSigner) -> list[ChainProblem]:
+    if head.mac is None:
+        return [
+            ChainProblem(
+                seq=head.seq,
+                kind=ProblemKind.UNSIGNED_HEAD,
+                message=f"the head ({head.seq}) carries no signature of the audit writer",
+            )
+        ]
+    if not verifier.verify(head.message(), head.mac):
+        return [
+            ChainProblem(
+                seq=head.seq,
+                kind=ProblemKind.FORGED_HEAD,
+                message=(
+                    f"the head ({head.seq}) is not signed by the audit writer: the chain was "
+                    "written or re-sealed outside it"
+                ),
+            )
+        ]
+    return []
+
+
+def _anchor_problems(
+    anchored: Anchor, by_seq: dict[int, str], verifier: HeadSigner | None
+) -> list[ChainProblem]:
+    head = anchored.head
+    if verifier is not None and (head.mac is None or not verifier.verify(head.message(), head.mac)):
+        return [
+            ChainProblem(
+                seq=head.seq,
+                kind=ProblemKind.FORGED_ANCHOR,
+                message=f"the anchor of entry {head.seq} is not signed by the audit writer",
+            )
+        ]
+    for seq, digest in (*anchored.links, (head.seq, head.hash)):
+        found = by_seq.get(seq)
+        if found is None:
+            return [
+                ChainProblem(
+                    seq=seq,
+                    kind=ProblemKind.TRUNCATED,
+                    message=f"entry {seq}, anchored at {anchored.anchored_at}, is gone",
+                )
+            ]
+        if found != digest:
+            return [
+                ChainProblem(
+                    seq=seq,
+                    kind=ProblemKind.ANCHOR_MISMATCH,
+                    message=(
+                        f"entry {seq} differs from what was anchored at {anchored.anchored_at}"
+                    ),
+                )
+            ]
+    return []
 
 
 def champion_at(entries: Iterable[AuditEntry], when: datetime) -> int | None:

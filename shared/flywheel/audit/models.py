@@ -107,6 +107,8 @@ class ChainHead(BaseModel):
     model: str
     seq: int = Field(ge=0)
     hash: str = Field(pattern=r"^[0-9a-f]{64}$")
+    #: The audit writer's HMAC of :meth:`message` (base64), when the chain is signed.
+    mac: str | None = None
 
     def __str__(self) -> str:
         return f"{self.seq}:{self.hash}"
@@ -115,6 +117,41 @@ class ChainHead(BaseModel):
     def parse(cls, text: str, model: str = "") -> ChainHead:
         seq, _, digest = text.partition(":")
         return cls(model=model, seq=int(seq), hash=digest)
+
+    def message(self) -> bytes:
+        """What the audit writer's key authenticates: model, sequence number and hash.
+
+        Examples
+        --------
+        >>> ChainHead(model="churn", seq=3, hash="a" * 64).message()[:14]
+        b'flywheel-head\\n'
+        """
+        return f"flywheel-head\n{self.model}\n{self.seq}\n{self.hash}".encode()
+
+
+class Anchor(BaseModel):
+    """A model's signed head copied outside the database, with every link since the last.
+
+    ``links`` are the ``(seq, hash)`` pairs of the entries after the previous anchor up to
+    ``head``, so a verifier names the first entry that differs from what was anchored.
+
+    Examples
+    --------
+    >>> head = ChainHead(model="churn", seq=2, hash="b" * 64, mac="bWFj")
+    >>> Anchor(head=head, links=((1, "a" * 64), (2, "b" * 64)), anchored_at="t").key
+    'anchors/churn/00000000000000000002.json'
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    head: ChainHead
+    links: tuple[tuple[int, str], ...] = ()
+    anchored_at: str
+
+    @property
+    def key(self) -> str:
+        """Where the anchor object lives: one per model and head (sorts by sequence)."""
+        return f"anchors/{self.head.model}/{self.head.seq:020d}.json"
 
 
 def canonical_json(value: Any) -> str:

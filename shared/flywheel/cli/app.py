@@ -345,12 +345,35 @@ def audit_verify(
         head = report.head
         console.print(
             f"[green]OK[/] {name}: {report.entries_checked} entries, chain intact"
-            + (f", head {head}" if head else "")
+            + (f", head {head}" if head else ""),
+            highlight=False,
         )
+        signed = "signed by the audit writer" if report.signature_checked else "not signed"
+        checked = report.anchor
+        against = (
+            f"checked against {report.anchors_checked} anchor(s), the latest at entry "
+            f"{checked.seq} ({checked.hash[:12]}…)"
+            if checked is not None
+            else "no anchor yet (the anchor job has not copied this chain)"
+        )
+        console.print(f"head {signed}; {against}; registry matches the trail", highlight=False)
         return
     for problem in report.problems:
         err_console.print(f"[red]BROKEN[/] entry {problem.seq}: {problem.kind}: {problem.message}")
     raise typer.Exit(EXIT_TAMPERED)
+
+
+@audit_app.command("anchor")
+@handle_errors
+def audit_anchor() -> None:
+    """Copy every chain's signed head to the anchors bucket now (the scheduled job's work)."""
+    outcomes = _sdk().anchor()
+    tampered = [o for o in outcomes if o.result == "tampered"]
+    for o in outcomes:
+        note = f" ({o.problem})" if o.problem else ""
+        console.print(f"{o.stream}: {o.result} at entry {o.seq}{note}", highlight=False)
+    if tampered:
+        raise typer.Exit(EXIT_TAMPERED)
 
 
 @audit_app.command("head")

@@ -24,7 +24,8 @@ if TYPE_CHECKING:
 
     from flywheel.adapters.memory_workflows import InMemoryEventPublisher
     from flywheel.artifacts.ports import ArtifactStore
-    from flywheel.audit.ports import AuditLog
+    from flywheel.audit.anchoring import Anchoring
+    from flywheel.audit.ports import AnchorStore, AuditLog, HeadSigner
     from flywheel.clock import Clock
     from flywheel.composition.clients import ClientFactory
     from flywheel.features.ports import BlobStore, OnlineStore
@@ -67,6 +68,16 @@ class Platform(abc.ABC):
     @cached_property
     def audit(self) -> AuditLog:
         return self._make_audit()
+
+    @cached_property
+    def signer(self) -> HeadSigner | None:
+        """The audit writer's key (signs and verifies chain heads), if the platform has one."""
+        return self._make_signer()
+
+    @cached_property
+    def anchor_store(self) -> AnchorStore | None:
+        """Signed heads kept outside the database, if the platform has an anchors bucket."""
+        return self._make_anchor_store()
 
     @cached_property
     def records(self) -> RegistryStorage:
@@ -134,6 +145,12 @@ class Platform(abc.ABC):
     def _make_audit(self) -> AuditLog: ...
 
     @abc.abstractmethod
+    def _make_signer(self) -> HeadSigner | None: ...
+
+    @abc.abstractmethod
+    def _make_anchor_store(self) -> AnchorStore | None: ...
+
+    @abc.abstractmethod
     def _make_records(self) -> RegistryStorage: ...
 
     @abc.abstractmethod
@@ -169,6 +186,16 @@ class Platform(abc.ABC):
     @abc.abstractmethod
     def caller_identity(self) -> str | None:
         """The authenticated principal these adapters act as (``None``: not known)."""
+
+    # -- audit -------------------------------------------------------------------------------
+    def anchoring(self) -> Anchoring:
+        """What the scheduled anchor job runs."""
+        from flywheel.audit.anchoring import Anchoring
+
+        store = self.anchor_store
+        if store is None:
+            raise ConfigError("FLYWHEEL_ANCHORS_BUCKET is not set", field="FLYWHEEL_ANCHORS_BUCKET")
+        return Anchoring(audit=self.audit, anchors=store, clock=self.clock, verifier=self.signer)
 
     # -- workflows ---------------------------------------------------------------------------
     def approval_service(self) -> ApprovalService:
@@ -414,7 +441,20 @@ class AwsPlatform(Platform):
             self.settings.resource("audit_table"),
             client=self.clients.client("dynamodb"),
             clock=self.clock,
+            signer=self.signer,
         )
+
+    def _make_signer(self) -> HeadSigner | None:
+        from flywheel.adapters.kms import KmsHeadSigner
+
+        key = self.settings.audit_key
+        return KmsHeadSigner(key, client=self.clients.client("kms")) if key else None
+
+    def _make_anchor_store(self) -> AnchorStore | None:
+        from flywheel.adapters.s3_anchors import S3AnchorStore
+
+        bucket = self.settings.anchors_bucket
+        return S3AnchorStore(bucket, client=self.clients.client("s3")) if bucket else None
 
     def _make_records(self) -> RegistryStorage:
         from flywheel.adapters.dynamodb import DynamoDbAuditLog, DynamoDbModelRegistry
@@ -531,7 +571,17 @@ class InMemoryPlatform(Platform):
     def _make_audit(self) -> AuditLog:
         from flywheel.adapters.memory import InMemoryAuditLog
 
-        return InMemoryAuditLog(clock=self.clock)
+        return InMemoryAuditLog(clock=self.clock, signer=self.signer)
+
+    def _make_signer(self) -> HeadSigner | None:
+        from flywheel.adapters.memory_audit import HmacHeadSigner
+
+        return HmacHeadSigner()
+
+    def _make_anchor_store(self) -> AnchorStore | None:
+        from flywheel.adapters.memory_audit import InMemoryAnchorStore
+
+        return InMemoryAnchorStore()
 
     def _make_records(self) -> RegistryStorage:
         from flywheel.adapters.memory import InMemoryAuditLog, InMemoryModelRegistry

@@ -258,7 +258,8 @@ class LocalDeployment:
         for function in self.functions():
             for key, value in function.environment.items():
                 if key in SERVING_ENV or (
-                    key.startswith("FLYWHEEL_") and key.endswith(("_TABLE", "_BUCKET", "_BUS"))
+                    key.startswith("FLYWHEEL_")
+                    and key.endswith(("_TABLE", "_BUCKET", "_BUS", "_KEY"))
                 ):
                     env.setdefault(key, value)
         return env
@@ -289,7 +290,7 @@ class LocalDeployment:
             "AWS::DynamoDB::Table", "AWS::S3::Bucket", "AWS::Events::EventBus",
             "AWS::Lambda::Function", "AWS::Lambda::Version", "AWS::Lambda::Alias",
             "AWS::StepFunctions::StateMachine", "AWS::Events::Rule", "AWS::CloudWatch::Alarm",
-            "AWS::SQS::Queue",
+            "AWS::SQS::Queue", "AWS::KMS::Alias",
         }  # fmt: skip
         for resource in self.resources.values():
             if resource.type not in handled:
@@ -307,13 +308,25 @@ class LocalDeployment:
                 )
             done.tables.append(r.name)
         for r in self.of_type("AWS::S3::Bucket"):
-            _ignore_exists(lambda r=r: s3.create_bucket(Bucket=r.name))
+            locked = bool(r.properties.get("ObjectLockEnabled"))
+            _ignore_exists(
+                lambda r=r, locked=locked: s3.create_bucket(
+                    Bucket=r.name, ObjectLockEnabledForBucket=locked
+                )
+            )
             status = (r.properties.get("VersioningConfiguration") or {}).get("Status")
             if status == "Enabled":
                 s3.put_bucket_versioning(
                     Bucket=r.name, VersioningConfiguration={"Status": "Enabled"}
                 )
+            lock = r.properties.get("ObjectLockConfiguration")
+            if locked and lock:
+                s3.put_object_lock_configuration(Bucket=r.name, ObjectLockConfiguration=lock)
             done.buckets.append(r.name)
+        for r in self.of_type("AWS::KMS::Alias"):
+            props = self.resolve_alias_target(r)
+            if props is not None:
+                _ensure_key(clients["kms"], self.resolve(r.properties["AliasName"], r.stack), props)
         for r in self.of_type("AWS::SQS::Queue"):
             clients["sqs"].create_queue(QueueName=r.name)
             done.queues.append(r.name)
@@ -399,6 +412,17 @@ class LocalDeployment:
                 )
         return done
 
+    def resolve_alias_target(self, alias: Resource) -> dict[str, Any] | None:
+        """The properties of the HMAC key an alias names (other keys have no local use)."""
+        target = alias.properties.get("TargetKeyId")
+        if not (isinstance(target, dict) and "Fn::GetAtt" in target):
+            return None
+        logical = target["Fn::GetAtt"][0]
+        key = self.resources.get((alias.stack, logical))
+        if key is None or key.properties.get("KeySpec", "").upper() != "HMAC_256":
+            return None
+        return dict(key.properties)
+
     def _table_spec(self, r: Resource) -> dict[str, Any]:
         props = self.resolve(r.properties, r.stack)
         spec: dict[str, Any] = {
@@ -464,3 +488,19 @@ def _stub_zip() -> bytes:
     with zipfile.ZipFile(buffer, "w") as archive:
         archive.writestr("README.txt", "Flywheel local runtime: handlers run in-process.\n")
     return buffer.getvalue()
+
+
+def _ensure_key(kms: Any, alias: str, props: Mapping[str, Any]) -> None:
+    """An HMAC key behind ``alias`` (moto picks the key id; the alias is the stable name)."""
+    try:
+        kms.describe_key(KeyId=alias)
+        return
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != "NotFoundException":
+            raise
+    key_id = kms.create_key(
+        KeySpec=props["KeySpec"],
+        KeyUsage=props.get("KeyUsage", "GENERATE_VERIFY_MAC"),
+        Description=str(props.get("Description", "")),
+    )["KeyMetadata"]["KeyId"]
+    kms.create_alias(AliasName=alias, TargetKeyId=key_id)

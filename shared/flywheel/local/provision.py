@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from mypy_boto3_dynamodb.client import DynamoDBClient
+    from mypy_boto3_kms.client import KMSClient
     from mypy_boto3_s3.client import S3Client
 
 
@@ -56,7 +57,12 @@ def default_names(prefix: str = "flywheel-local") -> dict[str, str]:
     """Resource names for a local environment, keyed by each resource's env var."""
     names = {t.env_var: f"{prefix}-{t.logical_id}" for t in TABLES}
     names.update({b.env_var: f"{prefix}-{b.logical_id.lower()}" for b in BUCKETS})
+    names[AUDIT_KEY_VARIABLE] = f"alias/{prefix}-audit"
     return names
+
+
+#: The audit writer's HMAC key (an alias), named like the other resources.
+AUDIT_KEY_VARIABLE = "FLYWHEEL_AUDIT_KEY"
 
 
 def provision(
@@ -66,8 +72,12 @@ def provision(
     *,
     tables: tuple[TableDef, ...] = TABLES,
     buckets: tuple[BucketDef, ...] = BUCKETS,
+    kms: KMSClient | None = None,
 ) -> None:
-    """Create every table and versioned bucket that does not exist yet (idempotent)."""
+    """Create every table, versioned bucket (write-once where the definition says so) and,
+    with ``kms``, the audit writer's HMAC key that does not exist yet (idempotent)."""
+    if kms is not None and AUDIT_KEY_VARIABLE in names:
+        ensure_hmac_key(kms, names[AUDIT_KEY_VARIABLE])
     for table in tables:
         try:
             dynamodb.create_table(**table_spec(table, names[table.env_var]))
@@ -82,7 +92,7 @@ def provision(
     for bucket in buckets:
         name = names[bucket.env_var]
         try:
-            s3.create_bucket(Bucket=name)
+            s3.create_bucket(Bucket=name, ObjectLockEnabledForBucket=bucket.object_lock)
         except ClientError as exc:
             if exc.response["Error"]["Code"] not in {
                 "BucketAlreadyOwnedByYou",
@@ -90,3 +100,27 @@ def provision(
             }:
                 raise
         s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+        if bucket.object_lock:
+            s3.put_object_lock_configuration(
+                Bucket=name,
+                ObjectLockConfiguration={
+                    "ObjectLockEnabled": "Enabled",
+                    "Rule": {"DefaultRetention": {"Mode": "GOVERNANCE", "Days": 1}},
+                },
+            )
+
+
+def ensure_hmac_key(kms: KMSClient, alias: str) -> str:
+    """The HMAC-SHA256 key behind ``alias``, created (with the alias) if there is none."""
+    try:
+        return kms.describe_key(KeyId=alias)["KeyMetadata"]["KeyId"]
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != "NotFoundException":
+            raise
+    key_id = kms.create_key(
+        KeySpec="HMAC_256",
+        KeyUsage="GENERATE_VERIFY_MAC",
+        Description="Flywheel audit writer: signs audit chain heads",
+    )["KeyMetadata"]["KeyId"]
+    kms.create_alias(AliasName=alias, TargetKeyId=key_id)
+    return key_id

@@ -6,7 +6,12 @@ from typing import TYPE_CHECKING, Any
 
 from flywheel.audit.chain import VerifyReport, champion_at, verify_chain
 from flywheel.audit.models import REASON_REQUIRED, AuditAction, AuditDraft, AuditEntry, ChainHead
-from flywheel.errors import IllegalTransitionError, NoPreviousChampionError, ReasonRequiredError
+from flywheel.errors import (
+    IllegalTransitionError,
+    ModelNotFoundError,
+    NoPreviousChampionError,
+    ReasonRequiredError,
+)
 from flywheel.registry.models import (
     Alias,
     AliasChange,
@@ -19,11 +24,14 @@ from flywheel.registry.models import (
     VersionStatus,
     is_allowed,
 )
+from flywheel.registry.reconcile import reconcile
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from datetime import datetime
 
-    from flywheel.audit.ports import AuditLog
+    from flywheel.audit.models import Anchor
+    from flywheel.audit.ports import AuditLog, HeadSigner
     from flywheel.registry.ports import ModelRegistry
 
 
@@ -432,10 +440,50 @@ class RegistryService:
             raise VersionNotFoundError(f"model {name!r} has no {alias} yet", field="version")
         return self.registry.get_version(name, number)
 
-    def verify(self, name: str, *, anchor: ChainHead | None = None) -> VerifyReport:
-        return verify_chain(
-            name, self.audit.entries(name), recorded_head=self.audit.head(name), anchor=anchor
+    def verify(
+        self,
+        name: str,
+        *,
+        anchor: ChainHead | None = None,
+        verifier: HeadSigner | None = None,
+        anchors: Sequence[Anchor] = (),
+    ) -> VerifyReport:
+        """Verify ``name``'s chain (links, signed head, anchors) and reconcile the registry.
+
+        Every status, alias and artifact digest the registry holds must be what the
+        chain's entries say; a difference is a ``registry_mismatch`` problem.
+        """
+        entries = list(self.audit.entries(name))
+        report = verify_chain(
+            name,
+            entries,
+            recorded_head=self.audit.head(name),
+            anchor=anchor,
+            verifier=verifier,
+            anchors=anchors,
         )
+        model = self._model_or_none(name)
+        versions = self._all_versions(name) if model is not None else []
+        mismatches = reconcile(entries, model, versions)
+        if not mismatches:
+            return report
+        return report.model_copy(update={"problems": (*report.problems, *mismatches)})
+
+    def _model_or_none(self, name: str) -> Model | None:
+        try:
+            return self.registry.get_model(name)
+        except ModelNotFoundError:
+            return None
+
+    def _all_versions(self, name: str) -> list[ModelVersion]:
+        found: list[ModelVersion] = []
+        token: str | None = None
+        while True:
+            page = self.registry.list_versions(name, limit=100, page_token=token)
+            found.extend(page.items)
+            token = page.next_token
+            if not token:
+                return found
 
     def champion_at(self, name: str, when: datetime) -> int | None:
         return champion_at(self.audit.entries(name), when)

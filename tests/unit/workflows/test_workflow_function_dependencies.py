@@ -23,6 +23,7 @@ os.environ.update(AWS_DEFAULT_REGION="us-east-1", POWERTOOLS_SERVICE_NAME="t",
                   POWERTOOLS_METRICS_NAMESPACE="t", POWERTOOLS_TRACE_DISABLED="true",
                   FLYWHEEL_BACKEND="aws")
 os.environ.update({{k: "flywheel-test-x" for k in RESOURCE_VARIABLES.values()}})
+os.environ["FLYWHEEL_AUDIT_KEY"] = "alias/flywheel-test-audit"
 from flywheel.composition import AwsPlatform
 from flywheel.settings import Settings
 from functions.approval_api import handler as approvals
