@@ -115,7 +115,6 @@ def _setup(config_path: Path) -> dict[str, Any]:
     import boto3
 
     from flywheel.local.provision import provision
-
     from flywheel.settings import LOCAL_CREDENTIALS
 
     session = boto3.Session(
