@@ -11,53 +11,13 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_wafv2 as wafv2
 from constructs import Construct
 
+from infra.api_schemas import REQUEST_MODELS, cdk_schema, request_schema
 from infra.nag import acknowledge
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from infra.context import StageContext
-
-S = apigw.JsonSchemaType
-
-#: Bodies are checked at the edge for shape; the handlers then validate against the
-#: model's registered input schema and answer with field-level errors.
-PREDICT_SCHEMA = apigw.JsonSchema(
-    schema=apigw.JsonSchemaVersion.DRAFT4,
-    title="PredictRequest",
-    type=S.OBJECT,
-    min_properties=1,
-    properties={
-        "record": apigw.JsonSchema(type=S.OBJECT),
-        "records": apigw.JsonSchema(
-            type=S.ARRAY, min_items=1, items=apigw.JsonSchema(type=S.OBJECT)
-        ),
-        "entity_id": apigw.JsonSchema(type=S.STRING, min_length=1, max_length=256),
-        "assignment_key": apigw.JsonSchema(type=S.STRING, min_length=1, max_length=256),
-    },
-)
-APPROVAL_SCHEMA = apigw.JsonSchema(
-    schema=apigw.JsonSchemaVersion.DRAFT4,
-    title="ApprovalDecision",
-    type=S.OBJECT,
-    required=["decision", "reason"],
-    properties={
-        "decision": apigw.JsonSchema(type=S.STRING, enum=["approve", "reject"]),
-        "reason": apigw.JsonSchema(type=S.STRING, min_length=1, max_length=2000),
-    },
-)
-FEEDBACK_SCHEMA = apigw.JsonSchema(
-    schema=apigw.JsonSchemaVersion.DRAFT4,
-    title="Feedback",
-    type=S.OBJECT,
-    min_properties=1,
-    properties={
-        "request_id": apigw.JsonSchema(type=S.STRING, min_length=1),
-        "labels": apigw.JsonSchema(
-            type=S.ARRAY, min_items=1, items=apigw.JsonSchema(type=S.OBJECT)
-        ),
-    },
-)
 
 #: Error bodies API Gateway itself returns: JSON, no internals. The validation message
 #: names the offending field (``$context.error.validationErrorString``).
@@ -92,7 +52,8 @@ class InferenceApi(Construct):
     - ``POST /v1/feedback`` -> the feedback function.
 
     Request validator on body and parameters, JSON-schema models registered for every
-    content type (``$default``, so a different Content-Type cannot skip validation),
+    content type (``$default``, so a different Content-Type cannot skip validation) and
+    generated from the handlers' pydantic models (:mod:`infra.api_schemas`),
     stage throttling, JSON access logs (no bodies; data trace off), X-Ray, a TLS 1.2+
     security policy on the endpoint, optional WAF.
     """
@@ -182,13 +143,17 @@ class InferenceApi(Construct):
             validate_request_parameters=True,
         )
 
-        def model(key: str, schema: apigw.JsonSchema) -> dict[str, apigw.IModel]:
+        def model(key: str) -> dict[str, apigw.IModel]:
+            """The body model ``key``: generated from the handler's pydantic model."""
             created = self.api.add_model(
-                key, content_type="application/json", model_name=key, schema=schema
+                key,
+                content_type="application/json",
+                model_name=key,
+                schema=cdk_schema(request_schema(REQUEST_MODELS[key])),
             )
             return {"application/json": created, "$default": created}
 
-        predict_models = model("PredictRequest", PREDICT_SCHEMA)
+        predict_models = model("PredictRequest")
         v1 = self.api.root.add_resource("v1")
         models = v1.add_resource("models")
         self.methods: list[apigw.Method] = []
@@ -212,7 +177,7 @@ class InferenceApi(Construct):
                 apigw.LambdaIntegration(approvals),
                 request_validator=validator,
                 request_parameters={"method.request.path.id": True},
-                request_models=model("ApprovalDecision", APPROVAL_SCHEMA),
+                request_models=model("ApprovalDecision"),
             )
         )
         self.methods.append(
@@ -220,7 +185,7 @@ class InferenceApi(Construct):
                 "POST",
                 apigw.LambdaIntegration(feedback),
                 request_validator=validator,
-                request_models=model("Feedback", FEEDBACK_SCHEMA),
+                request_models=model("Feedback"),
             )
         )
         if api_cfg.auth == "IAM":
