@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING
 
 from aws_cdk import aws_apigateway as apigw
@@ -19,27 +20,48 @@ if TYPE_CHECKING:
 
     from infra.context import StageContext
 
-#: Error bodies API Gateway itself returns: JSON, no internals. The validation message
-#: names the offending field (``$context.error.validationErrorString``).
+
+def gateway_error_body(code: str, message: str | None = None) -> str:
+    """A gateway response template: the Lambda error shape, valid JSON for any message.
+
+    Gateway response templates are not VTL: API Gateway substitutes ``$context``
+    variables as text, nothing else (no ``$util``). So the only message taken from API
+    Gateway is ``$context.error.messageString``, which it substitutes already quoted;
+    ``$context.error.message`` and ``validationErrorString`` may hold double quotes
+    (``[object has missing required properties (["reason"])]``) and never appear.
+    ``message`` (ours, static) replaces it when given.
+
+    Examples
+    --------
+    >>> gateway_error_body("throttled")
+    '{"error": {"code": "throttled", "message": $context.error.messageString, \
+"request_id": "$context.requestId"}}'
+    """
+    text = "$context.error.messageString" if message is None else json.dumps(message)
+    return (
+        f'{{"error": {{"code": {json.dumps(code)}, "message": {text}, '
+        '"request_id": "$context.requestId"}}'
+    )
+
+
+#: Error bodies API Gateway itself returns (response type -> status, template): the
+#: ``{"error": {"code", "message", "request_id"}}`` shape of the handlers' errors, no
+#: internals. A body the gateway's model refuses gets the handler's message for an
+#: invalid body; the handler itself names every bad field (the models are lenient so
+#: that it sees most bad bodies, see infra.api_schemas).
 GATEWAY_RESPONSES: dict[str, tuple[str | None, str]] = {
     "BAD_REQUEST_BODY": (
         "400",
-        '{"error": {"code": "invalid_request", '
-        '"message": "$util.escapeJavaScript($context.error.validationErrorString)"}}',
+        gateway_error_body("invalid_request", "the request body is invalid"),
     ),
     "BAD_REQUEST_PARAMETERS": (
         "400",
-        '{"error": {"code": "invalid_request", "message": "missing required parameters"}}',
+        gateway_error_body("invalid_request", "missing required parameters"),
     ),
-    "DEFAULT_4XX": (
-        None,
-        '{"error": {"code": "request_error", "message": "$context.error.messageString"}}',
-    ),
-    "DEFAULT_5XX": (
-        None,
-        '{"error": {"code": "internal_error", "message": "internal error", '
-        '"request_id": "$context.requestId"}}',
-    ),
+    "REQUEST_TOO_LARGE": ("413", gateway_error_body("payload_too_large")),
+    "THROTTLED": ("429", gateway_error_body("throttled")),
+    "DEFAULT_4XX": (None, gateway_error_body("request_error")),
+    "DEFAULT_5XX": (None, gateway_error_body("internal_error", "internal error")),
 }
 
 
@@ -233,8 +255,10 @@ class InferenceApi(Construct):
                         apigw.IntegrationResponse(
                             status_code="404",
                             response_templates={
-                                "application/json": '{"error": {"code": "model_not_found", '
-                                '"message": "no model is served under this name"}}'
+                                # A VTL template, with nothing to evaluate but the id.
+                                "application/json": gateway_error_body(
+                                    "model_not_found", "no model is served under this name"
+                                )
                             },
                         )
                     ],
