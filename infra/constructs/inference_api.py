@@ -12,11 +12,12 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_wafv2 as wafv2
 from constructs import Construct
 
+from flywheel.serving.http import MAX_BODY_BYTES
 from infra.api_schemas import REQUEST_MODELS, cdk_schema, request_schema
 from infra.nag import acknowledge
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Sequence
 
     from infra.context import StageContext
 
@@ -63,6 +64,43 @@ GATEWAY_RESPONSES: dict[str, tuple[str | None, str]] = {
     "DEFAULT_4XX": (None, gateway_error_body("request_error")),
     "DEFAULT_5XX": (None, gateway_error_body("internal_error", "internal error")),
 }
+
+#: The WAF's answer to a body over the documented limit: the handler's 413, without a
+#: request id (WAF custom response bodies are static text).
+PAYLOAD_TOO_LARGE_BODY = json.dumps(
+    {
+        "error": {
+            "code": "payload_too_large",
+            "message": f"the body is larger than {MAX_BODY_BYTES} bytes",
+        }
+    }
+)
+
+
+def decimal_above(limit: int) -> str:
+    """A regex matching exactly the decimal integers greater than ``limit`` (leading zeros too).
+
+    For a header such as ``Content-Length``: WAF compares text, not numbers. Only anchors,
+    groups, classes and counted repeats: the subset every engine (WAF's included) reads
+    alike.
+
+    Examples
+    --------
+    >>> decimal_above(6_291_456)
+    '^0*([1-9][0-9]{7,}|[7-9][0-9]{6}|6[3-9][0-9]{5}|629[2-9][0-9]{3}|6291[5-9][0-9]{2}|\
+62914[6-9][0-9]|629145[7-9])$'
+    """
+    digits = str(limit)
+    longer = f"[1-9][0-9]{{{len(digits)},}}"
+    same_length = []
+    for i, digit in enumerate(digits):
+        if digit == "9":
+            continue
+        rest = len(digits) - i - 1
+        tail = "[0-9]" * min(rest, 1) + (f"{{{rest}}}" if rest > 1 else "")
+        higher = str(int(digit) + 1) if digit == "8" else f"[{int(digit) + 1}-9]"
+        same_length.append(f"{digits[:i]}{higher}{tail}")
+    return f"^0*({'|'.join([longer, *same_length])})$"
 
 
 class InferenceApi(Construct):
@@ -277,19 +315,63 @@ class InferenceApi(Construct):
                 sampled_requests_enabled=True,
             )
 
-        def managed(priority: int, group: str) -> wafv2.CfnWebACL.RuleProperty:
+        def managed(
+            priority: int, group: str, *, count: Sequence[str] = ()
+        ) -> wafv2.CfnWebACL.RuleProperty:
             return wafv2.CfnWebACL.RuleProperty(
                 name=group,
                 priority=priority,
                 override_action=wafv2.CfnWebACL.OverrideActionProperty(none={}),
                 statement=wafv2.CfnWebACL.StatementProperty(
                     managed_rule_group_statement=wafv2.CfnWebACL.ManagedRuleGroupStatementProperty(
-                        vendor_name="AWS", name=group
+                        vendor_name="AWS",
+                        name=group,
+                        rule_action_overrides=[
+                            wafv2.CfnWebACL.RuleActionOverrideProperty(
+                                name=rule,
+                                action_to_use=wafv2.CfnWebACL.RuleActionProperty(count={}),
+                            )
+                            for rule in count
+                        ]
+                        or None,
                     )
                 ),
                 visibility_config=visibility(group),
             )
 
+        # Body size. WAF sees only the first 16 KB of a REST API body (64 KB at most, for
+        # a fee), so it cannot measure one: the common rule set's SizeRestrictions_BODY
+        # would block every body over 8 KB (a predict batch of 10 records). It only
+        # counts here, and the documented limit (MAX_BODY_BYTES, Lambda's own) is
+        # enforced on the declared Content-Length with the handler's 413 answer. A body
+        # without Content-Length still meets API Gateway's 10 MB and Lambda's 6 MB
+        # payload limits, and the handlers' 100-record/100-label caps. The body rules of
+        # the common set inspect the first 16 KB of larger bodies only; bodies are
+        # validated JSON, never executed or rendered.
+        too_large = "payload-too-large"
+        body_limit = wafv2.CfnWebACL.RuleProperty(
+            name="BodyOverApiLimit",
+            priority=0,
+            action=wafv2.CfnWebACL.RuleActionProperty(
+                block=wafv2.CfnWebACL.BlockActionProperty(
+                    custom_response=wafv2.CfnWebACL.CustomResponseProperty(
+                        response_code=413, custom_response_body_key=too_large
+                    )
+                )
+            ),
+            statement=wafv2.CfnWebACL.StatementProperty(
+                regex_match_statement=wafv2.CfnWebACL.RegexMatchStatementProperty(
+                    field_to_match=wafv2.CfnWebACL.FieldToMatchProperty(
+                        single_header={"Name": "content-length"}
+                    ),
+                    regex_string=decimal_above(MAX_BODY_BYTES),
+                    text_transformations=[
+                        wafv2.CfnWebACL.TextTransformationProperty(priority=0, type="NONE")
+                    ],
+                )
+            ),
+            visibility_config=visibility("BodyOverApiLimit"),
+        )
         acl = wafv2.CfnWebACL(
             self,
             "WebAcl",
@@ -297,12 +379,18 @@ class InferenceApi(Construct):
             scope="REGIONAL",
             default_action=wafv2.CfnWebACL.DefaultActionProperty(allow={}),
             visibility_config=visibility(f"{name}-acl"),
+            custom_response_bodies={
+                too_large: wafv2.CfnWebACL.CustomResponseBodyProperty(
+                    content_type="APPLICATION_JSON", content=PAYLOAD_TOO_LARGE_BODY
+                )
+            },
             rules=[
-                managed(0, "AWSManagedRulesCommonRuleSet"),
-                managed(1, "AWSManagedRulesKnownBadInputsRuleSet"),
+                body_limit,
+                managed(1, "AWSManagedRulesCommonRuleSet", count=["SizeRestrictions_BODY"]),
+                managed(2, "AWSManagedRulesKnownBadInputsRuleSet"),
                 wafv2.CfnWebACL.RuleProperty(
                     name="RateLimitPerIp",
-                    priority=2,
+                    priority=3,
                     action=wafv2.CfnWebACL.RuleActionProperty(block={}),
                     statement=wafv2.CfnWebACL.StatementProperty(
                         rate_based_statement=wafv2.CfnWebACL.RateBasedStatementProperty(
