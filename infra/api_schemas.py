@@ -140,9 +140,19 @@ def _convert(
     elif isinstance(additional, dict):
         out["additionalProperties"] = _convert(additional, defs, seen)
     out.update(_items(schema, defs, seen))
-    for key, target in (("anyOf", "anyOf"), ("oneOf", "anyOf"), ("allOf", "allOf")):
-        if key in schema:
-            out.setdefault(target, []).extend(_convert(s, defs, seen) for s in schema[key])
+    # oneOf becomes anyOf: widened branches may overlap where pydantic picks one.
+    unions = [
+        [_convert(s, defs, seen) for s in schema[key]]
+        for key in ("anyOf", "oneOf")
+        if key in schema
+    ]
+    every = [_convert(s, defs, seen) for s in schema.get("allOf", [])]
+    if len(unions) == 1:
+        out["anyOf"] = unions[0]
+    else:
+        every.extend({"anyOf": union} for union in unions)
+    if every:
+        out["allOf"] = every
     return out
 
 
