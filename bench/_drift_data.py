@@ -75,7 +75,8 @@ def current(rows: int) -> dict[str, Any]:
 def labels(columns: dict[str, Any], name: str) -> np.ndarray:
     """A categorical column as an object array of strings."""
     codes, categories = columns[name]
-    return np.asarray(categories, dtype=object)[codes]
+    picked: np.ndarray = np.asarray(categories, dtype=object)[codes]
+    return picked
 
 
 def reset_peak_memory() -> bool:

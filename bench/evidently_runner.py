@@ -41,7 +41,9 @@ def _method_name(label: str) -> str:
     return names.get(label, label)
 
 
-def _run(reference: Any, current: Any, numeric: list[str], categorical: list[str]) -> dict:
+def _run(
+    reference: Any, current: Any, numeric: list[str], categorical: list[str]
+) -> dict[str, Any]:
     from evidently import DataDefinition, Dataset, Report
     from evidently.presets import DataDriftPreset
 
@@ -87,7 +89,7 @@ def _frame(columns: dict[str, Any]) -> Any:
     return pd.DataFrame(frame)
 
 
-def time_mode(rows: int, repeat: int = 1) -> dict:
+def time_mode(rows: int, repeat: int = 1) -> dict[str, Any]:
     import statistics
 
     import evidently
@@ -113,7 +115,7 @@ def time_mode(rows: int, repeat: int = 1) -> dict:
     return result
 
 
-def verdicts_mode(path: str) -> dict:
+def verdicts_mode(path: str) -> dict[str, Any]:
     import numpy as np
     import pandas as pd
 

@@ -105,10 +105,14 @@ class Replay:
 
         def send(request: Any, **_: Any) -> AWSResponse:
             status, headers, body = self.responses[bytes(request.body or b"")]
-            return AWSResponse(request.url, status, headers, Raw(body))
+            # AWSResponse wraps any mapping in a HeadersDict (botocore passes urllib3's
+            # headers here); the stub narrows the argument to HTTPHeaders.
+            return AWSResponse(request.url, status, headers, Raw(body))  # type: ignore[arg-type]
 
         client = boto3.client("dynamodb", endpoint_url="http://replay.invalid")
-        client.meta.events.register("before-send.dynamodb.*", send)
+        # botocore sends the first response a before-send handler returns; the stub types
+        # every handler as returning None.
+        client.meta.events.register("before-send.dynamodb.*", send)  # type: ignore[arg-type]
         return client
 
 
@@ -187,7 +191,8 @@ class _BatchReader:
         self.store, self.client = store, client
 
     def read(self, ids: list[str]) -> dict[str, Any]:
-        return self.store.online_features("bench-view", ids).as_records()
+        records: dict[str, Any] = self.store.online_features("bench-view", ids).as_records()
+        return records
 
 
 def _readers(client: Any, table: str) -> tuple[list[tuple[tuple[str, str], Any, list[str]]], Any]:

@@ -47,7 +47,12 @@ import tempfile
 import time
 from contextlib import redirect_stdout
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+    from flywheel.serving.models import PredictResponse
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "shared")]
@@ -180,7 +185,8 @@ def latency(setup: dict[str, Any], repeat: int) -> list[tuple[str, int, float, f
     schema = version.input_schema
     classes = list(version.output_schema.classes)
     estimator = _estimator(setup["config"])
-    context = FakeContext()
+    # The attributes Powertools reads, not the runtime's class.
+    context = cast("LambdaContext", FakeContext())
     handlers = {
         "handler": lambda_handler.handler,
         "Powertools floor (same stack, no model)": _floor_handler(),
@@ -257,7 +263,8 @@ def breakdown(setup: dict[str, Any], repeat: int) -> list[tuple[str, float, floa
 
     body = json.dumps({"records": _records(setup["version"], 1)})
     event = raw_event(body, model=MODEL)
-    context = FakeContext()
+    # The attributes Powertools reads, not the runtime's class.
+    context = cast("LambdaContext", FakeContext())
     stages: list[tuple[str, float]] = []
     sink = io.StringIO()
     with redirect_stdout(sink):
@@ -402,7 +409,7 @@ def _bare_handler() -> Any:
     return handler
 
 
-def _constant_answer(name: str, body: Any) -> Any:
+def _constant_answer(name: str, body: Any) -> PredictResponse:
     """What the framework-floor routes answer: no model, one label per record."""
     from flywheel.serving.models import PredictResponse, Variant
 
@@ -619,17 +626,17 @@ def main() -> None:
         print(f"| {name} | {n} | {p50:,.0f} | {p99:,.0f} |")
     print()
     for n in (1, 100):
-        p50 = {
+        p50s = {
             name: value
             for (name, rows_, value) in ((k[0], k[1], v) for k, v in by_key.items())
             if rows_ == n
         }
-        model_ratio = p50["model call only: scikit-learn"] / p50["model call only: onnxruntime"]
+        model_ratio = p50s["model call only: scikit-learn"] / p50s["model call only: onnxruntime"]
         print(
-            f"- {n} row(s): handler / raw = {p50['handler'] / p50['raw onnxruntime']:.1f}x "
+            f"- {n} row(s): handler / raw = {p50s['handler'] / p50s['raw onnxruntime']:.1f}x "
             f"(goal <= 2x at 1 row); Powertools floor / raw = "
-            f"{p50['Powertools floor (same stack, no model)'] / p50['raw onnxruntime']:.1f}x; "
-            f"scikit-learn path / handler = {p50['scikit-learn'] / p50['handler']:.1f}x; "
+            f"{p50s['Powertools floor (same stack, no model)'] / p50s['raw onnxruntime']:.1f}x; "
+            f"scikit-learn path / handler = {p50s['scikit-learn'] / p50s['handler']:.1f}x; "
             f"model call scikit-learn / onnxruntime = {model_ratio:.0f}x (goal >= 20x)"
         )
     raw = by_key[("raw onnxruntime", 1)]

@@ -89,7 +89,8 @@ class ApiConfig(_Frozen):
         "SecurityPolicy_TLS13_1_2_PQ_2025_09",
         "SecurityPolicy_TLS13_1_3_2025_09",
     ] = "SecurityPolicy_TLS13_1_2_PFS_PQ_2025_09"
-    #: Attach a WAF web ACL (AWS managed common rules + a per-IP rate limit). ~7 USD/month.
+    #: Attach a WAF web ACL (AWS managed common and known-bad-inputs rules, a per-IP rate
+    #: limit, the documented body limit). ~9 USD/month.
     waf: bool = False
     waf_rate_limit_per_5min: int = Field(default=2000, ge=10)
     #: Let this app set the account-wide API Gateway CloudWatch role (needed for execution

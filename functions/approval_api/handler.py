@@ -14,14 +14,15 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from aws_lambda_powertools.event_handler.openapi.params import Path
 from aws_lambda_powertools.metrics import MetricUnit
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from flywheel.adapters.lambda_entry import rest_handler
 from flywheel.composition import AwsPlatform, check_environment
 from flywheel.errors import UnauthenticatedError
 from flywheel.serving import http
 from flywheel.settings import Settings
-from flywheel.workflows.approvals import Decision
+
+# Runtime import: Powertools reads the route's annotations to validate the body.
+from flywheel.workflows.approvals import DecisionRequest, DecisionResponse
 
 if TYPE_CHECKING:
     from flywheel.workflows.approvals import ApprovalService
@@ -31,27 +32,6 @@ logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
 ApprovalId = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_-]+$")]
-
-
-class DecisionRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    decision: Decision
-    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
-    #: Optional: the artifact the approver reviewed; refused unless it is the bound one.
-    artifact_sha256: Annotated[str, Field(pattern=r"^[0-9a-fA-F]{64}$")] | None = None
-
-
-class DecisionResponse(BaseModel):
-    approval_id: str
-    model_name: str
-    version: int
-    status: str
-    decided_by: str | None
-    decided_at: str | None
-    artifact_sha256: str
-    workflow_resumed: bool
-    event_published: bool
 
 
 check_environment(Settings)

@@ -16,7 +16,7 @@ import contextlib
 import functools
 import os
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
@@ -28,6 +28,7 @@ from flywheel.serving import http
 from flywheel.serving.settings import ServingSettings, environment_pin
 
 if TYPE_CHECKING:
+    from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
     from flywheel.serving.service import InferenceService
@@ -62,7 +63,6 @@ def predict(name: str) -> Response[str]:
     return Response(status_code=200, content_type="application/json", body=answer.model_dump_json())
 
 
-@app.exception_handler(FlywheelError)
 def _error(error: FlywheelError) -> Response[str]:
     status, body = http.error_response(error, request_id=_request_id())
     if status >= 500:
@@ -73,19 +73,22 @@ def _error(error: FlywheelError) -> Response[str]:
     return Response(status_code=status, content_type="application/json", body=http.dumps(body))
 
 
-@app.not_found
 def _no_route(_missing: Exception) -> Response[str]:
     event = app.current_event
     return _error(NotFoundError(f"no route {event.http_method} {event.path}", field="path"))
 
 
-@app.exception_handler(Exception)
 def _unexpected(_error: Exception) -> Response[str]:
     logger.exception("unexpected error")
     with contextlib.suppress(FlywheelError):
         _service().failed(http.INTERNAL_ERROR_CODE)
     status, body = http.internal_error_response(request_id=_request_id())
     return Response(status_code=status, content_type="application/json", body=http.dumps(body))
+
+
+app.exception_handler(FlywheelError)(_error)
+app.exception_handler(Exception)(_unexpected)
+app.not_found(_no_route)
 
 
 def _request_id() -> str:
@@ -126,7 +129,6 @@ def openapi_app() -> APIGatewayRestResolver:
         "return": PredictResponse,
     }
     predict_contract.__name__ = "predict"
-    documented.post(PREDICT_ROUTE, summary=PREDICT_SUMMARY, responses=http.PREDICT_RESPONSES)(
-        predict_contract
-    )
+    responses = cast("dict[int, OpenAPIResponse]", http.PREDICT_RESPONSES)
+    documented.post(PREDICT_ROUTE, summary=PREDICT_SUMMARY, responses=responses)(predict_contract)
     return documented

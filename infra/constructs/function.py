@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypedDict
 
 from aws_cdk import Annotations, Duration, Size, Stack
 from aws_cdk import aws_iam as iam
@@ -20,6 +20,25 @@ if TYPE_CHECKING:
     from infra.context import StageContext
 
 PYTHON_RUNTIME = lambda_.Runtime.PYTHON_3_12
+
+
+class _CommonProps(TypedDict):
+    """The keyword arguments zip and image functions share (checked against both)."""
+
+    function_name: str
+    description: str
+    role: iam.IRole
+    memory_size: int
+    timeout: Duration
+    architecture: lambda_.Architecture
+    tracing: lambda_.Tracing
+    log_group: logs.ILogGroup
+    logging_format: lambda_.LoggingFormat
+    application_log_level_v2: lambda_.ApplicationLogLevel
+    system_log_level_v2: lambda_.SystemLogLevel
+    environment: Mapping[str, str]
+    reserved_concurrent_executions: int | None
+    dead_letter_queue: sqs.IQueue | None
 
 
 class SharedLayers(Construct):
@@ -103,7 +122,7 @@ class FlywheelFunction(Construct):
             **ctx.resource_environment(),
             **(environment or {}),
         }
-        common = {
+        common: _CommonProps = {
             "function_name": self.function_name,
             "description": spec.description,
             "role": self.role,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING
 
 from aws_cdk import aws_apigateway as apigw
@@ -11,76 +12,95 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_wafv2 as wafv2
 from constructs import Construct
 
+from flywheel.serving.http import MAX_BODY_BYTES
+from infra.api_schemas import REQUEST_MODELS, cdk_schema, request_schema
 from infra.nag import acknowledge
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Sequence
 
     from infra.context import StageContext
 
-S = apigw.JsonSchemaType
 
-#: Bodies are checked at the edge for shape; the handlers then validate against the
-#: model's registered input schema and answer with field-level errors.
-PREDICT_SCHEMA = apigw.JsonSchema(
-    schema=apigw.JsonSchemaVersion.DRAFT4,
-    title="PredictRequest",
-    type=S.OBJECT,
-    min_properties=1,
-    properties={
-        "record": apigw.JsonSchema(type=S.OBJECT),
-        "records": apigw.JsonSchema(
-            type=S.ARRAY, min_items=1, items=apigw.JsonSchema(type=S.OBJECT)
-        ),
-        "entity_id": apigw.JsonSchema(type=S.STRING, min_length=1, max_length=256),
-        "assignment_key": apigw.JsonSchema(type=S.STRING, min_length=1, max_length=256),
-    },
-)
-APPROVAL_SCHEMA = apigw.JsonSchema(
-    schema=apigw.JsonSchemaVersion.DRAFT4,
-    title="ApprovalDecision",
-    type=S.OBJECT,
-    required=["decision", "reason"],
-    properties={
-        "decision": apigw.JsonSchema(type=S.STRING, enum=["approve", "reject"]),
-        "reason": apigw.JsonSchema(type=S.STRING, min_length=1, max_length=2000),
-    },
-)
-FEEDBACK_SCHEMA = apigw.JsonSchema(
-    schema=apigw.JsonSchemaVersion.DRAFT4,
-    title="Feedback",
-    type=S.OBJECT,
-    min_properties=1,
-    properties={
-        "request_id": apigw.JsonSchema(type=S.STRING, min_length=1),
-        "labels": apigw.JsonSchema(
-            type=S.ARRAY, min_items=1, items=apigw.JsonSchema(type=S.OBJECT)
-        ),
-    },
-)
+def gateway_error_body(code: str, message: str | None = None) -> str:
+    """A gateway response template: the Lambda error shape, valid JSON for any message.
 
-#: Error bodies API Gateway itself returns: JSON, no internals. The validation message
-#: names the offending field (``$context.error.validationErrorString``).
+    Gateway response templates are not VTL: API Gateway substitutes ``$context``
+    variables as text, nothing else (no ``$util``). So the only message taken from API
+    Gateway is ``$context.error.messageString``, which it substitutes already quoted;
+    ``$context.error.message`` and ``validationErrorString`` may hold double quotes
+    (``[object has missing required properties (["reason"])]``) and never appear.
+    ``message`` (ours, static) replaces it when given.
+
+    Examples
+    --------
+    >>> gateway_error_body("throttled")
+    '{"error": {"code": "throttled", "message": $context.error.messageString, \
+"request_id": "$context.requestId"}}'
+    """
+    text = "$context.error.messageString" if message is None else json.dumps(message)
+    return (
+        f'{{"error": {{"code": {json.dumps(code)}, "message": {text}, '
+        '"request_id": "$context.requestId"}}'
+    )
+
+
+#: Error bodies API Gateway itself returns (response type -> status, template): the
+#: ``{"error": {"code", "message", "request_id"}}`` shape of the handlers' errors, no
+#: internals. A body the gateway's model refuses gets the handler's message for an
+#: invalid body; the handler itself names every bad field (the models are lenient so
+#: that it sees most bad bodies, see infra.api_schemas).
 GATEWAY_RESPONSES: dict[str, tuple[str | None, str]] = {
     "BAD_REQUEST_BODY": (
         "400",
-        '{"error": {"code": "invalid_request", '
-        '"message": "$util.escapeJavaScript($context.error.validationErrorString)"}}',
+        gateway_error_body("invalid_request", "the request body is invalid"),
     ),
     "BAD_REQUEST_PARAMETERS": (
         "400",
-        '{"error": {"code": "invalid_request", "message": "missing required parameters"}}',
+        gateway_error_body("invalid_request", "missing required parameters"),
     ),
-    "DEFAULT_4XX": (
-        None,
-        '{"error": {"code": "request_error", "message": "$context.error.messageString"}}',
-    ),
-    "DEFAULT_5XX": (
-        None,
-        '{"error": {"code": "internal_error", "message": "internal error", '
-        '"request_id": "$context.requestId"}}',
-    ),
+    "REQUEST_TOO_LARGE": ("413", gateway_error_body("payload_too_large")),
+    "THROTTLED": ("429", gateway_error_body("throttled")),
+    "DEFAULT_4XX": (None, gateway_error_body("request_error")),
+    "DEFAULT_5XX": (None, gateway_error_body("internal_error", "internal error")),
 }
+
+#: The WAF's answer to a body over the documented limit: the handler's 413, without a
+#: request id (WAF custom response bodies are static text).
+PAYLOAD_TOO_LARGE_BODY = json.dumps(
+    {
+        "error": {
+            "code": "payload_too_large",
+            "message": f"the body is larger than {MAX_BODY_BYTES} bytes",
+        }
+    }
+)
+
+
+def decimal_above(limit: int) -> str:
+    """A regex matching exactly the decimal integers greater than ``limit`` (leading zeros too).
+
+    For a header such as ``Content-Length``: WAF compares text, not numbers. Only anchors,
+    groups, classes and counted repeats: the subset every engine (WAF's included) reads
+    alike.
+
+    Examples
+    --------
+    >>> decimal_above(6_291_456)
+    '^0*([1-9][0-9]{7,}|[7-9][0-9]{6}|6[3-9][0-9]{5}|629[2-9][0-9]{3}|6291[5-9][0-9]{2}|\
+62914[6-9][0-9]|629145[7-9])$'
+    """
+    digits = str(limit)
+    longer = f"[1-9][0-9]{{{len(digits)},}}"
+    same_length = []
+    for i, digit in enumerate(digits):
+        if digit == "9":
+            continue
+        rest = len(digits) - i - 1
+        tail = "[0-9]" * min(rest, 1) + (f"{{{rest}}}" if rest > 1 else "")
+        higher = str(int(digit) + 1) if digit == "8" else f"[{int(digit) + 1}-9]"
+        same_length.append(f"{digits[:i]}{higher}{tail}")
+    return f"^0*({'|'.join([longer, *same_length])})$"
 
 
 class InferenceApi(Construct):
@@ -92,7 +112,8 @@ class InferenceApi(Construct):
     - ``POST /v1/feedback`` -> the feedback function.
 
     Request validator on body and parameters, JSON-schema models registered for every
-    content type (``$default``, so a different Content-Type cannot skip validation),
+    content type (``$default``, so a different Content-Type cannot skip validation) and
+    generated from the handlers' pydantic models (:mod:`infra.api_schemas`),
     stage throttling, JSON access logs (no bodies; data trace off), X-Ray, a TLS 1.2+
     security policy on the endpoint, optional WAF.
     """
@@ -182,13 +203,17 @@ class InferenceApi(Construct):
             validate_request_parameters=True,
         )
 
-        def model(key: str, schema: apigw.JsonSchema) -> dict[str, apigw.IModel]:
+        def model(key: str) -> dict[str, apigw.IModel]:
+            """The body model ``key``: generated from the handler's pydantic model."""
             created = self.api.add_model(
-                key, content_type="application/json", model_name=key, schema=schema
+                key,
+                content_type="application/json",
+                model_name=key,
+                schema=cdk_schema(request_schema(REQUEST_MODELS[key])),
             )
             return {"application/json": created, "$default": created}
 
-        predict_models = model("PredictRequest", PREDICT_SCHEMA)
+        predict_models = model("PredictRequest")
         v1 = self.api.root.add_resource("v1")
         models = v1.add_resource("models")
         self.methods: list[apigw.Method] = []
@@ -212,7 +237,7 @@ class InferenceApi(Construct):
                 apigw.LambdaIntegration(approvals),
                 request_validator=validator,
                 request_parameters={"method.request.path.id": True},
-                request_models=model("ApprovalDecision", APPROVAL_SCHEMA),
+                request_models=model("ApprovalDecision"),
             )
         )
         self.methods.append(
@@ -220,7 +245,7 @@ class InferenceApi(Construct):
                 "POST",
                 apigw.LambdaIntegration(feedback),
                 request_validator=validator,
-                request_models=model("Feedback", FEEDBACK_SCHEMA),
+                request_models=model("Feedback"),
             )
         )
         if api_cfg.auth == "IAM":
@@ -268,8 +293,10 @@ class InferenceApi(Construct):
                         apigw.IntegrationResponse(
                             status_code="404",
                             response_templates={
-                                "application/json": '{"error": {"code": "model_not_found", '
-                                '"message": "no model is served under this name"}}'
+                                # A VTL template, with nothing to evaluate but the id.
+                                "application/json": gateway_error_body(
+                                    "model_not_found", "no model is served under this name"
+                                )
                             },
                         )
                     ],
@@ -288,19 +315,63 @@ class InferenceApi(Construct):
                 sampled_requests_enabled=True,
             )
 
-        def managed(priority: int, group: str) -> wafv2.CfnWebACL.RuleProperty:
+        def managed(
+            priority: int, group: str, *, count: Sequence[str] = ()
+        ) -> wafv2.CfnWebACL.RuleProperty:
             return wafv2.CfnWebACL.RuleProperty(
                 name=group,
                 priority=priority,
                 override_action=wafv2.CfnWebACL.OverrideActionProperty(none={}),
                 statement=wafv2.CfnWebACL.StatementProperty(
                     managed_rule_group_statement=wafv2.CfnWebACL.ManagedRuleGroupStatementProperty(
-                        vendor_name="AWS", name=group
+                        vendor_name="AWS",
+                        name=group,
+                        rule_action_overrides=[
+                            wafv2.CfnWebACL.RuleActionOverrideProperty(
+                                name=rule,
+                                action_to_use=wafv2.CfnWebACL.RuleActionProperty(count={}),
+                            )
+                            for rule in count
+                        ]
+                        or None,
                     )
                 ),
                 visibility_config=visibility(group),
             )
 
+        # Body size. WAF sees only the first 16 KB of a REST API body (64 KB at most, for
+        # a fee), so it cannot measure one: the common rule set's SizeRestrictions_BODY
+        # would block every body over 8 KB (a predict batch of 10 records). It only
+        # counts here, and the documented limit (MAX_BODY_BYTES, Lambda's own) is
+        # enforced on the declared Content-Length with the handler's 413 answer. A body
+        # without Content-Length still meets API Gateway's 10 MB and Lambda's 6 MB
+        # payload limits, and the handlers' 100-record/100-label caps. The body rules of
+        # the common set inspect the first 16 KB of larger bodies only; bodies are
+        # validated JSON, never executed or rendered.
+        too_large = "payload-too-large"
+        body_limit = wafv2.CfnWebACL.RuleProperty(
+            name="BodyOverApiLimit",
+            priority=0,
+            action=wafv2.CfnWebACL.RuleActionProperty(
+                block=wafv2.CfnWebACL.BlockActionProperty(
+                    custom_response=wafv2.CfnWebACL.CustomResponseProperty(
+                        response_code=413, custom_response_body_key=too_large
+                    )
+                )
+            ),
+            statement=wafv2.CfnWebACL.StatementProperty(
+                regex_match_statement=wafv2.CfnWebACL.RegexMatchStatementProperty(
+                    field_to_match=wafv2.CfnWebACL.FieldToMatchProperty(
+                        single_header={"Name": "content-length"}
+                    ),
+                    regex_string=decimal_above(MAX_BODY_BYTES),
+                    text_transformations=[
+                        wafv2.CfnWebACL.TextTransformationProperty(priority=0, type="NONE")
+                    ],
+                )
+            ),
+            visibility_config=visibility("BodyOverApiLimit"),
+        )
         acl = wafv2.CfnWebACL(
             self,
             "WebAcl",
@@ -308,12 +379,18 @@ class InferenceApi(Construct):
             scope="REGIONAL",
             default_action=wafv2.CfnWebACL.DefaultActionProperty(allow={}),
             visibility_config=visibility(f"{name}-acl"),
+            custom_response_bodies={
+                too_large: wafv2.CfnWebACL.CustomResponseBodyProperty(
+                    content_type="APPLICATION_JSON", content=PAYLOAD_TOO_LARGE_BODY
+                )
+            },
             rules=[
-                managed(0, "AWSManagedRulesCommonRuleSet"),
-                managed(1, "AWSManagedRulesKnownBadInputsRuleSet"),
+                body_limit,
+                managed(1, "AWSManagedRulesCommonRuleSet", count=["SizeRestrictions_BODY"]),
+                managed(2, "AWSManagedRulesKnownBadInputsRuleSet"),
                 wafv2.CfnWebACL.RuleProperty(
                     name="RateLimitPerIp",
-                    priority=2,
+                    priority=3,
                     action=wafv2.CfnWebACL.RuleActionProperty(block={}),
                     statement=wafv2.CfnWebACL.StatementProperty(
                         rate_based_statement=wafv2.CfnWebACL.RateBasedStatementProperty(

@@ -50,7 +50,8 @@ def state_machine_definition(
     resources = template["Resources"]
     definition = state_machines(template)[name]["Properties"]["DefinitionString"]
     if isinstance(definition, str):
-        return json.loads(definition)
+        parsed: dict[str, Any] = json.loads(definition)
+        return parsed
     delimiter, parts = definition["Fn::Join"]
     text = []
     for part in parts:
@@ -62,4 +63,5 @@ def state_machine_definition(
         if resource["Type"] != "AWS::Lambda::Function" or attribute != "Arn":
             raise ValueError(f"unexpected intrinsic in the definition: {part}")
         text.append(function_arn(resource["Properties"]["FunctionName"]))
-    return json.loads(delimiter.join(text))
+    resolved: dict[str, Any] = json.loads(delimiter.join(text))
+    return resolved

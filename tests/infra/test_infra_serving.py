@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
+import pytest
 from aws_cdk.assertions import Match
 
+from flywheel.serving.http import MAX_BODY_BYTES
+from flywheel.serving.models import ErrorBody
 from infra.config import load_stage_config
+from infra.constructs.inference_api import decimal_above
 from tests.infra.synth import Synth, actions_of, allowed, function_by_name, role_statements
 
 SERVING = "FlywheelServing"
+EVENTS = Path(__file__).parents[1] / "events"
 WRITE_ACTIONS = (
     "s3:PutObject",
     "s3:DeleteObject",
@@ -204,6 +211,86 @@ def test_waf_in_prod_only(dev: Synth, prod: Synth) -> None:
     )
     prod.template(SERVING).resource_count_is("AWS::WAFv2::WebACLAssociation", 1)
     dev.template(SERVING).resource_count_is("AWS::WAFv2::WebACL", 0)
+
+
+def _batch_body(event: str, key: str, count: int) -> bytes:
+    """A body of ``count`` items, repeating the first one of a sample event's body."""
+    sample = json.loads(json.loads((EVENTS / event).read_text())["body"])
+    return json.dumps({**sample, key: sample[key][:1] * count}).encode()
+
+
+def test_waf_lets_documented_batches_through_and_answers_413_above_the_limit(
+    prod: Synth,
+) -> None:
+    template = prod.template(SERVING)
+    # The common rule set's SizeRestrictions_BODY (any body over 8 KB) only counts.
+    template.has_resource_properties(
+        "AWS::WAFv2::WebACL",
+        {
+            "Rules": Match.array_with(
+                [
+                    Match.object_like(
+                        {
+                            "Name": "AWSManagedRulesCommonRuleSet",
+                            "OverrideAction": {"None": {}},
+                            "Statement": {
+                                "ManagedRuleGroupStatement": Match.object_like(
+                                    {
+                                        "Name": "AWSManagedRulesCommonRuleSet",
+                                        "RuleActionOverrides": [
+                                            {
+                                                "Name": "SizeRestrictions_BODY",
+                                                "ActionToUse": {"Count": {}},
+                                            }
+                                        ],
+                                    }
+                                )
+                            },
+                        }
+                    )
+                ]
+            )
+        },
+    )
+    (acl,) = (a["Properties"] for a in prod.resources("AWS::WAFv2::WebACL", SERVING).values())
+    assert "SizeConstraintStatement" not in json.dumps(acl)  # WAF sees 16 KB at most
+    (size_rule,) = [r for r in acl["Rules"] if "RegexMatchStatement" in r["Statement"]]
+    assert size_rule["Priority"] == min(r["Priority"] for r in acl["Rules"])
+    statement = size_rule["Statement"]["RegexMatchStatement"]
+    assert statement["FieldToMatch"] == {"SingleHeader": {"Name": "content-length"}}
+    assert statement["TextTransformations"] == [{"Priority": 0, "Type": "NONE"}]
+
+    def blocked(content_length: int) -> bool:
+        return re.search(statement["RegexString"], str(content_length)) is not None
+
+    # The documented limits pass: 100 records, 100 labels, anything up to 6 MB.
+    predict_100 = _batch_body("predict_batch.json", "records", 100)
+    feedback_100 = _batch_body("feedback_batch.json", "labels", 100)
+    assert len(predict_100) > 8192  # what SizeRestrictions_BODY alone would block
+    for size in (len(predict_100), len(feedback_100), 8193, 65_537, MAX_BODY_BYTES):
+        assert not blocked(size), size
+    for size in (MAX_BODY_BYTES + 1, 10 * 1024 * 1024, 10**12):
+        assert blocked(size), size
+    # Above it, the handler's own 413 answer.
+    response = size_rule["Action"]["Block"]["CustomResponse"]
+    assert response["ResponseCode"] == 413
+    body = acl["CustomResponseBodies"][response["CustomResponseBodyKey"]]
+    assert body["ContentType"] == "APPLICATION_JSON"
+    error = ErrorBody.model_validate_json(body["Content"]).error
+    assert (error.code, error.message) == (
+        "payload_too_large",
+        f"the body is larger than {MAX_BODY_BYTES} bytes",
+    )
+
+
+@pytest.mark.parametrize("limit", [0, 8, 9, 99, 100, 1999, 6_291_456])
+def test_decimal_above_matches_exactly_the_larger_numbers(limit: int) -> None:
+    pattern = re.compile(decimal_above(limit))
+    around = range(max(limit - 2000, 0), limit + 2000)
+    for n in (*around, limit * 10, limit * 10 + 9, 10**15):
+        assert (pattern.search(str(n)) is not None) == (n > limit), n
+        assert (pattern.search(f"00{n}") is not None) == (n > limit), n
+    assert pattern.search(f"{limit + 1}0x") is None
 
 
 def test_canary_alarms_judge_the_canarys_own_traffic(synth: Synth) -> None:

@@ -23,7 +23,9 @@ import contextlib
 import secrets
 from datetime import timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from flywheel.audit.models import AuditAction, AuditDraft
 from flywheel.clock import isoformat
@@ -66,6 +68,31 @@ APPROVAL_EXPIRED_ERROR = "ApprovalExpired"
 class Decision(StrEnum):
     APPROVE = "approve"
     REJECT = "reject"
+
+
+class DecisionRequest(BaseModel):
+    """The body of ``POST /v1/approvals/{id}`` (the API Gateway model is generated from it)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    decision: Decision
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+    #: Optional: the artifact the approver reviewed; refused unless it is the bound one.
+    artifact_sha256: Annotated[str, Field(pattern=r"^[0-9a-fA-F]{64}$")] | None = None
+
+
+class DecisionResponse(BaseModel):
+    """The answer of ``POST /v1/approvals/{id}``."""
+
+    approval_id: str
+    model_name: str
+    version: int
+    status: str
+    decided_by: str | None
+    decided_at: str | None
+    artifact_sha256: str
+    workflow_resumed: bool
+    event_published: bool
 
 
 def same_identity(a: str, b: str) -> bool:
