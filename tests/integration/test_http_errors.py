@@ -66,3 +66,16 @@ def test_an_unknown_path_is_a_404_with_the_request_id(route: str) -> None:
     assert body["error"]["code"] == "not_found"
     assert "/v1/nowhere" in body["error"]["message"]
     assert body["error"]["request_id"] == event(ROUTES[route][1])["requestContext"]["requestId"]
+
+
+@pytest.mark.parametrize("route", ["feedback", "approvals"])
+def test_a_list_holding_a_valid_body_is_a_400(route: str) -> None:
+    sample = event(ROUTES[route][1])
+    status, body = _call(route, body=f"[{sample['body']}]")
+
+    assert status == 400
+    assert body["error"]["errors"][0] == {
+        "row": None,
+        "field": "body",
+        "reason": "must be an object",
+    }

@@ -148,10 +148,14 @@ def parse_json_body(text: str) -> Any:
     Traceback (most recent call last):
     ...
     flywheel.errors.InvalidRequestError: the body is nested too deeply
+    >>> parse_json_body('[{"record": {"x": 1}}]')
+    Traceback (most recent call last):
+    ...
+    flywheel.errors.InvalidRequestError: the body must be a JSON object
     """
     _check_size(text)
     try:
-        return json.loads(text)
+        body = json.loads(text)
     except RecursionError:
         raise InvalidRequestError("the body is nested too deeply", field="body") from None
     except json.JSONDecodeError as err:
@@ -164,6 +168,14 @@ def parse_json_body(text: str) -> Any:
         raise InvalidRequestError(
             "the body holds a number too long to parse", field="body"
         ) from None
+    if not isinstance(body, dict):
+        # Powertools would validate the first element of a list as the whole body.
+        raise InvalidRequestError(
+            "the body must be a JSON object",
+            field="body",
+            details={"errors": [{"row": None, "field": "body", "reason": "must be an object"}]},
+        )
+    return body
 
 
 def _check_size(text: str) -> None:
