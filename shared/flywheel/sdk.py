@@ -340,15 +340,20 @@ class Flywheel:
 
     def verify(self, name: str, *, anchor: ChainHead | None = None) -> VerifyReport:
         """Verify ``name``'s chain: links, the audit writer's signature on the head, every
-        anchor kept outside the database, and the registry's state against the chain."""
+        anchor kept outside the database, the registry's state against the chain, and each
+        version's artifacts against their digests."""
         if self.registry.audit.head(name) is None:
             self.registry.get_model(name)  # unknown model: a clear ModelNotFoundError
+        from flywheel.workflows.evidence import verify_evidence
+
         store = self.platform.anchor_store
-        return self.registry.verify(
+        return verify_evidence(
+            self.registry,
             name,
-            anchor=anchor,
+            artifacts=self.artifacts,
             verifier=self.platform.signer,
             anchors=store.anchors(name) if store is not None else (),
+            anchor=anchor,
         )
 
     def anchor(self) -> list[AnchorOutcome]:

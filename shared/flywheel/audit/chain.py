@@ -30,6 +30,7 @@ class ProblemKind(StrEnum):
     FORGED_HEAD = "forged_head"
     FORGED_ANCHOR = "forged_anchor"
     REGISTRY_MISMATCH = "registry_mismatch"
+    ARTIFACT_ALTERED = "artifact_altered"
 
 
 class ChainProblem(BaseModel):
