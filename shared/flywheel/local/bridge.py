@@ -22,7 +22,7 @@ import sys
 import threading
 import traceback
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -65,14 +65,21 @@ class Invocation:
 
 
 class LambdaContext:
-    """The parts of Lambda's context object handlers and Powertools read."""
+    """The parts of Lambda's context object handlers and Powertools read.
 
-    def __init__(self, function: LocalFunction, qualifier: str | None) -> None:
+    ``invoked_as`` is the qualifier the caller named (an alias, say); the invoked ARN
+    carries it, as Lambda's does, while ``function_version`` is the version that ran.
+    """
+
+    def __init__(
+        self, function: LocalFunction, qualifier: str | None, invoked_as: str | None = None
+    ) -> None:
         self.function_name = function.name
         self.function_version = qualifier or "$LATEST"
+        named = invoked_as or qualifier
         self.invoked_function_arn = (
             f"arn:aws:lambda:us-east-1:123456789012:function:{function.name}"
-            + (f":{qualifier}" if qualifier else "")
+            + (f":{named}" if named else "")
         )
         self.memory_limit_in_mb = function.memory_mb
         self.aws_request_id = str(uuid.uuid4())
@@ -111,7 +118,9 @@ class LambdaBridge:
         self.invocations: list[Invocation] = []
         self._faults: dict[str, list[str | BaseException]] = {}
         self._lock = threading.RLock()
+        self._function_locks: dict[str, threading.Lock] = {}
         self._originals: list[tuple[type, str, Any]] = []
+        self._environ: ThreadEnvironment | None = None
 
     # -- configuration -----
     def register(self, function: LocalFunction) -> None:
@@ -160,22 +169,38 @@ class LambdaBridge:
                     return _original(
                         backend, function_name, qualifier, body, headers, response_headers
                     )
-                qualifier = qualifier or (parts[1] if len(parts) > 1 else None)
-                qualifier = bridge.route(backend, name, qualifier)
+                named = qualifier or (parts[1] if len(parts) > 1 else None)
+                qualifier = bridge.route(backend, name, named)
                 fn = backend.get_function(name, qualifier)
-                return bridge.dispatch(name, fn, qualifier, body, response_headers)
+                return bridge.dispatch(
+                    name, fn, qualifier, body, response_headers, invoked_as=named
+                )
 
             setattr(cls, "invoke", invoke)  # noqa: B010
+        self._environ = install_thread_environment()
 
     def uninstall(self) -> None:
         for cls, name, original in reversed(self._originals):
             setattr(cls, name, original)
         self._originals.clear()
+        if self._environ is not None:
+            uninstall_thread_environment(self._environ)
+            self._environ = None
 
     # -- invocation -----
     def dispatch(
-        self, name: str, moto_fn: Any, qualifier: str | None, body: Any, response_headers: Any
+        self,
+        name: str,
+        moto_fn: Any,
+        qualifier: str | None,
+        body: Any,
+        response_headers: Any,
+        *,
+        invoked_as: str | None = None,
     ) -> bytes:
+        """Run ``name``'s handler: one invocation of a function at a time, as one execution
+        environment does; other functions run alongside (a handler may invoke another),
+        each with its own environment variables (:func:`scoped_environment`)."""
         function = self.functions[name]
         environment = dict(function.environment)
         # A published version snapshots its own configuration (e.g. FLYWHEEL_MODEL_VERSION).
@@ -186,10 +211,13 @@ class LambdaBridge:
             environment["FLYWHEEL_NOW"] = self.now().isoformat()
         event = json.loads(body) if body else {}
         with self._lock:
-            fault = self._next_fault(name)
+            environment_lock = self._function_locks.setdefault(name, threading.Lock())
+        with environment_lock:
+            with self._lock:
+                fault = self._next_fault(name)
             request_id = str(uuid.uuid4())
             if fault == THROTTLE:
-                self.invocations.append(Invocation(name, resolved_qualifier, THROTTLE, request_id))
+                self._record(Invocation(name, resolved_qualifier, THROTTLE, request_id))
                 raise _throttle_error()
             try:
                 with scoped_environment({**self.extra_env, **environment}):
@@ -198,13 +226,14 @@ class LambdaBridge:
                             fault if isinstance(fault, BaseException) else InjectedFaultError(fault)
                         )
                     handler = self._load(function.handler)
-                    result = handler(event, LambdaContext(function, str(resolved_qualifier)))
+                    context = LambdaContext(function, str(resolved_qualifier), invoked_as)
+                    result = handler(event, context)
                 payload = json.dumps(result, default=str)
-                self.invocations.append(Invocation(name, resolved_qualifier, None, request_id))
+                self._record(Invocation(name, resolved_qualifier, None, request_id))
             except Exception as exc:
                 response_headers["x-amz-function-error"] = "Unhandled"
                 error_type = type(exc).__name__
-                self.invocations.append(
+                self._record(
                     Invocation(name, resolved_qualifier, error_type, request_id, str(exc)[:2000])
                 )
                 payload = json.dumps(
@@ -234,6 +263,10 @@ class LambdaBridge:
             return str(alias.function_version)
         return qualifier
 
+    def _record(self, invocation: Invocation) -> None:
+        with self._lock:
+            self.invocations.append(invocation)
+
     def _next_fault(self, name: str) -> str | BaseException | None:
         queue = self._faults.get(name)
         return queue.pop(0) if queue else None
@@ -254,9 +287,100 @@ def _throttle_error() -> Exception:
     return error
 
 
+class ThreadEnvironment(MutableMapping[str, str]):
+    """``os.environ`` with a per-thread overlay: what :func:`scoped_environment` sets is
+    seen by the calling thread only, so handlers of different functions can run at once
+    (and one can invoke another) each with its own variables.
+
+    Reads and writes outside a scope go to the process environment.
+
+    Examples
+    --------
+    >>> environ = ThreadEnvironment({"A": "1"})
+    >>> environ.push({"B": "2"})
+    >>> sorted(environ.items())
+    [('A', '1'), ('B', '2')]
+    >>> environ.pop_scope()
+    >>> "B" in environ
+    False
+    """
+
+    _DELETED = object()
+
+    def __init__(self, base: MutableMapping[str, str]) -> None:
+        self.base = base
+        self._local = threading.local()
+
+    def _scopes(self) -> list[dict[str, object]]:
+        scopes: list[dict[str, object]] = self._local.__dict__.setdefault("scopes", [])
+        return scopes
+
+    def push(self, values: Mapping[str, str]) -> None:
+        self._scopes().append(dict(values))
+
+    def pop_scope(self) -> None:
+        self._scopes().pop()
+
+    def __getitem__(self, key: str) -> str:
+        for scope in reversed(self._scopes()):
+            if key in scope:
+                value = scope[key]
+                if value is self._DELETED:
+                    raise KeyError(key)
+                return str(value)
+        return self.base[key]
+
+    def __setitem__(self, key: str, value: str) -> None:
+        scopes = self._scopes()
+        if scopes:
+            scopes[-1][key] = value
+        else:
+            self.base[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        scopes = self._scopes()
+        if scopes:
+            self[key]  # KeyError if absent, as os.environ does
+            scopes[-1][key] = self._DELETED
+        else:
+            del self.base[key]
+
+    def _view(self) -> dict[str, str]:
+        merged: dict[str, object] = dict(self.base)
+        for scope in self._scopes():
+            merged.update(scope)
+        return {k: str(v) for k, v in merged.items() if v is not self._DELETED}
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._view())
+
+    def __len__(self) -> int:
+        return len(self._view())
+
+    def copy(self) -> dict[str, str]:
+        return self._view()
+
+
+def install_thread_environment() -> ThreadEnvironment | None:
+    """Make ``os.environ`` a :class:`ThreadEnvironment` (once per process)."""
+    if isinstance(os.environ, ThreadEnvironment):
+        return None
+    environ = ThreadEnvironment(os.environ)
+    os.environ = environ  # type: ignore[assignment]  # noqa: B003 - replace the mapping, keep its contents
+    return environ
+
+
+def uninstall_thread_environment(environ: ThreadEnvironment) -> None:
+    if os.environ is environ:
+        os.environ = environ.base  # type: ignore[assignment]  # noqa: B003
+
+
 @contextmanager
 def scoped_environment(values: Mapping[str, str]) -> Iterator[None]:
     """Set environment variables for the duration of one invocation, then restore them.
+
+    Under the bridge (:func:`install_thread_environment`) they are set for this thread
+    only; elsewhere for the process, one scope at a time.
 
     Examples
     --------
@@ -266,6 +390,14 @@ def scoped_environment(values: Mapping[str, str]) -> Iterator[None]:
     >>> "FLYWHEEL_X" in os.environ
     False
     """
+    environ = os.environ
+    if isinstance(environ, ThreadEnvironment):
+        environ.push({k: str(v) for k, v in values.items()})
+        try:
+            yield
+        finally:
+            environ.pop_scope()
+        return
     with ENVIRONMENT_LOCK:
         saved = {k: os.environ.get(k) for k in values}
         os.environ.update({k: str(v) for k, v in values.items()})
