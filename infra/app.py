@@ -6,7 +6,8 @@ Layer assets: context ``flywheel:assets`` = ``build`` | ``stub`` | ``auto`` (see
 :mod:`infra.assets`). Nothing here calls AWS.
 
 Stacks (physical names ``<project>-<stage>-<key>``), deployed in this order:
-``FlywheelData`` -> ``FlywheelServing`` -> ``FlywheelWorkflows`` -> ``FlywheelMonitoring``.
+``FlywheelData`` -> ``FlywheelGovernance`` -> ``FlywheelServing`` -> ``FlywheelWorkflows`` ->
+``FlywheelMonitoring``.
 """
 
 from __future__ import annotations
@@ -27,13 +28,20 @@ from infra.context import StageContext
 from infra.nag import acknowledge_iam_wildcards, register_rule_packs
 from infra.naming import Naming
 from infra.stacks.data_stack import DataStack
+from infra.stacks.governance_stack import GovernanceStack
 from infra.stacks.monitoring_stack import MonitoringStack
 from infra.stacks.serving_stack import ServingStack
 from infra.stacks.workflows_stack import WorkflowsStack
 
 CDK_JSON = Path(__file__).resolve().parent.parent / "cdk.json"
 #: Construct ids of the stacks (template file names in cdk.out), in deployment order.
-STACK_IDS = ("FlywheelData", "FlywheelServing", "FlywheelWorkflows", "FlywheelMonitoring")
+STACK_IDS = (
+    "FlywheelData",
+    "FlywheelGovernance",
+    "FlywheelServing",
+    "FlywheelWorkflows",
+    "FlywheelMonitoring",
+)
 
 
 def feature_flags() -> dict[str, object]:
@@ -83,21 +91,25 @@ def build_app(
         termination_protection=config.termination_protection,
         **options("data", "KMS key, buckets, tables, event bus"),
     )  # fmt: skip
+    governance = GovernanceStack(
+        app, STACK_IDS[1], ctx=ctx, **options("governance", "records writer, audit anchoring")
+    )
     serving = ServingStack(
-        app, STACK_IDS[1], ctx=ctx, **options("serving", "inference, alarms, approvals, API")
+        app, STACK_IDS[2], ctx=ctx, **options("serving", "inference, alarms, approvals, API")
     )
     workflows = WorkflowsStack(
-        app, STACK_IDS[2], ctx=ctx, **options("workflows", "training and promotion workflows")
+        app, STACK_IDS[3], ctx=ctx, **options("workflows", "training and promotion workflows")
     )
     monitoring = MonitoringStack(
-        app, STACK_IDS[3], ctx=ctx, **options("monitoring", "monitors, triggers, dashboards")
+        app, STACK_IDS[4], ctx=ctx, **options("monitoring", "monitors, triggers, dashboards")
     )
     # Stacks refer to each other by name only, so state the order explicitly.
-    serving.add_stack_dependency(data)
+    governance.add_stack_dependency(data)
+    serving.add_stack_dependency(governance)
     workflows.add_stack_dependency(serving)
     monitoring.add_stack_dependency(workflows)
 
-    stacks: list[Stack] = [data, serving, workflows, monitoring]
+    stacks: list[Stack] = [data, governance, serving, workflows, monitoring]
     for stack in stacks:
         acknowledge_iam_wildcards(stack)
     if nag:

@@ -179,6 +179,24 @@ def _functions() -> dict[str, FunctionSpec]:
             "Scheduled: joins delayed labels; emits PerformanceDegraded",
         ),
         FunctionSpec(
+            "records-writer",
+            "records_writer.handler.handler",
+            "zip",
+            CONTROL_LAYERS,
+            512,
+            30,
+            "The only writer of the registry and the audit trail; signs audit heads",
+        ),
+        FunctionSpec(
+            "audit-anchor",
+            "audit_anchor.handler.handler",
+            "zip",
+            CONTROL_LAYERS,
+            512,
+            300,
+            "Scheduled: verifies each audit chain and copies its signed head to the anchors bucket",
+        ),
+        FunctionSpec(
             "feature-materializer",
             "feature_materializer.handler.handler",
             "image",  # reads the offline store's Parquet files: pyarrow, like training

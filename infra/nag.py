@@ -168,8 +168,8 @@ def _kms_by_alias(finding: str, statement: dict[str, Any]) -> bool:
 def _kms_by_alias_reason(_finding: str, statement: dict[str, Any]) -> str:
     alias = statement["Condition"]["ForAnyValue:StringEquals"]["kms:ResourceAliases"]
     return (
-        f"Only the key whose alias is {alias}: stacks address the stage's data key by "
-        "alias (condition kms:ResourceAliases), so they share no CloudFormation exports."
+        f"Only the key whose alias is {alias}: stacks address the stage's keys by alias "
+        "(condition kms:ResourceAliases), so they share no CloudFormation exports."
     )
 
 

@@ -44,6 +44,16 @@ class Naming:
     def function(self, key: str, model: str | None = None) -> str:
         return f"{self.prefix}-{key}" + (f"-{model}" if model else "")
 
+    def role_arn(self, key: str) -> str:
+        """The ARN of a role with a fixed name (``<prefix>-<key>``)."""
+        return f"arn:{Aws.PARTITION}:iam::{Aws.ACCOUNT_ID}:role/{self.prefix}-{key}"
+
+    def function_arn(self, key: str, qualifier: str | None = None) -> str:
+        return (
+            f"arn:{Aws.PARTITION}:lambda:{Aws.REGION}:{Aws.ACCOUNT_ID}:function:"
+            f"{self.function(key)}" + (f":{qualifier}" if qualifier else "")
+        )
+
     def layer(self, key: str) -> str:
         return f"{self.prefix}-{key}"
 

@@ -60,7 +60,7 @@ class ApprovalGate(Construct):
             },
         )
         fn = self.handler.function
-        data.grant_registry_write(fn)
+        data.grant_records_writer(fn, "approvals")
         grant_put_events(fn, data.bus, SOURCE_APPROVALS)
         training = sfn.StateMachine.from_state_machine_arn(self, "Training", training_arn)
         training.grant_task_response(fn)

@@ -14,10 +14,12 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from flywheel.resources import (
+    ANCHORS_BUCKET,
     ARTIFACTS_BUCKET,
     AUDIT_TABLE,
     FEATURES_BUCKET,
@@ -31,6 +33,8 @@ if TYPE_CHECKING:
     from infra.context import StageContext
 
 AUDIT_READ_ACTIONS = ("dynamodb:GetItem", "dynamodb:Query", "dynamodb:DescribeTable")
+#: The records writer's function key (``infra.catalog``) and fixed role name.
+RECORDS_WRITER = "records-writer"
 
 
 class DataRefs(Construct):
@@ -63,6 +67,17 @@ class DataRefs(Construct):
         self.online_features = tables[ONLINE_FEATURES_TABLE.logical_id]
         self.idempotency = tables[IDEMPOTENCY_TABLE.logical_id]
         self.bus = events.EventBus.from_event_bus_name(self, "Bus", ctx.naming.event_bus)
+        self.anchors = s3.Bucket.from_bucket_attributes(
+            self,
+            "Anchors",
+            bucket_name=ctx.naming.bucket(ANCHORS_BUCKET),
+            encryption_key=self.key,
+        )
+        #: The audit writer's HMAC key (signs audit heads; everyone else only verifies).
+        self.audit_key: kms.IKey = kms.Alias.from_alias_name(
+            self, "AuditKey", ctx.naming.audit_key_alias
+        )
+        self._naming = ctx.naming
 
     def grant_registry_read(self, grantee: iam.IGrantable) -> None:
         """Read models, versions, aliases and the audit trail."""
@@ -70,11 +85,28 @@ class DataRefs(Construct):
         self.audit.grant(grantee, *AUDIT_READ_ACTIONS)
         self.key.grant_decrypt(grantee)
 
-    def grant_registry_write(self, grantee: iam.IGrantable) -> None:
-        """Change the registry and append to the audit trail (one DynamoDB transaction).
+    def grant_verify(self, grantee: iam.IGrantable) -> None:
+        """Read the audit trail and check the writer's signatures on its heads."""
+        self.grant_registry_read(grantee)
+        self.audit_key.grant_verify_mac(grantee)
+
+    def grant_records_writer(self, fn: lambda_.Function, capability: str) -> None:
+        """Read the registry, and change it only through the records writer's ``capability``
+        alias (``FLYWHEEL_RECORDS_WRITER`` / ``FLYWHEEL_RECORDS_CAPABILITY``)."""
+        self.grant_registry_read(fn)
+        iam.Grant.add_to_principal(
+            grantee=fn,
+            actions=["lambda:InvokeFunction"],
+            resource_arns=[self._naming.function_arn(RECORDS_WRITER, capability)],
+        )
+        fn.add_environment("FLYWHEEL_RECORDS_WRITER", self._naming.function(RECORDS_WRITER))
+        fn.add_environment("FLYWHEEL_RECORDS_CAPABILITY", capability)
+
+    def grant_table_writes(self, grantee: iam.IGrantable) -> None:
+        """What only the records writer holds: the registry and the audit table.
 
         The audit table gets no UpdateItem, DeleteItem or BatchWriteItem: entries are only
-        ever added (conditional puts), and the hash chain exposes any overwrite.
+        ever added (conditional puts), and the signed hash chain exposes any overwrite.
         """
         self.registry.grant_read_write_data(grantee)
         self.audit.grant(grantee, *AUDIT_READ_ACTIONS, "dynamodb:PutItem")

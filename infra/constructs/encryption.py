@@ -60,3 +60,16 @@ class AuditKey(Construct):
             pending_window=Duration.days(30 if ctx.config.retain_data else 7),
             removal_policy=ctx.removal_policy,
         )
+        # Whatever IAM policies say elsewhere, only the records writer's role signs.
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="OnlyTheAuditWriterSigns",
+                effect=iam.Effect.DENY,
+                principals=[iam.AnyPrincipal()],
+                actions=["kms:GenerateMac"],
+                resources=["*"],
+                conditions={
+                    "ArnNotEquals": {"aws:PrincipalArn": ctx.naming.role_arn("records-writer")}
+                },
+            )
+        )

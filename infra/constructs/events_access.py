@@ -11,6 +11,7 @@ from aws_cdk import aws_iam as iam
 SOURCE_APPROVALS = "flywheel.approvals"
 SOURCE_MONITORING = "flywheel.monitoring"
 SOURCE_OPERATOR = "flywheel.operator"
+SOURCE_AUDIT = "flywheel.audit"
 
 
 def grant_put_events(grantee: iam.IGrantable, bus: events.IEventBus, source: str) -> iam.Grant:

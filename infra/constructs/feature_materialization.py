@@ -54,8 +54,7 @@ class FeatureMaterialization(Construct):
             dead_letter_queue=dead_letter_queue,
         )
         fn = self.handler.function
-        data.grant_registry_read(fn)  # view definitions
-        data.registry.grant_write_data(fn)  # watermarks
+        data.grant_records_writer(fn, "features")  # view definitions; watermarks
         data.features.grant_read(fn, f"{OFFLINE_PREFIX}*")
         data.online_features.grant_read_write_data(fn)
         events.Rule(

@@ -97,6 +97,7 @@ class FlywheelFunction(Construct):
         dead_letter_queue: sqs.IQueue | None = None,
         sync_only_reason: str | None = None,
         snap_start: bool | None = None,
+        fixed_role_name: bool = False,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
@@ -114,6 +115,8 @@ class FlywheelFunction(Construct):
             "Role",
             assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
             description=f"Execution role of {self.function_name} (this function only)",
+            # A fixed name lets policies elsewhere (a key policy) name the role up front.
+            role_name=self.function_name if fixed_role_name else None,
         )
         self.log_group.grant_write(self.role)
 

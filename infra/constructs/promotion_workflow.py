@@ -87,7 +87,7 @@ class PromotionWorkflow(Construct):
             self.steps[step] = fn
             grantee = fn.function
             if step in REGISTRY_WRITERS:
-                data.grant_registry_write(grantee)
+                data.grant_records_writer(grantee, "workflows")
             else:
                 data.grant_registry_read(grantee)
             if step == "publish_version":

@@ -107,11 +107,11 @@ class TrainingWorkflow(Construct):
         self.machine = self.workflow.machine
 
     @staticmethod
-    def _grant(step: str, fn: lambda_.IFunction, data: DataRefs) -> None:
+    def _grant(step: str, fn: lambda_.Function, data: DataRefs) -> None:
         access = ACCESS[step]
         buckets = {"artifacts": data.artifacts, "features": data.features}
         if access["registry"] == "write":
-            data.grant_registry_write(fn)
+            data.grant_records_writer(fn, "workflows")
         else:
             data.grant_registry_read(fn)
         for bucket, prefix in access.get("reads", []):  # type: ignore[attr-defined]

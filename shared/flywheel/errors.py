@@ -321,3 +321,46 @@ def http_status_for(error: FlywheelError) -> int:
         if code in HTTP_STATUS_BY_CODE:
             return HTTP_STATUS_BY_CODE[code]
     return 500
+
+
+class NotPermittedError(ForbiddenError):
+    """The caller may not make this change (a capability or a policy forbids it)."""
+
+    code = "not_permitted"
+
+
+def _subclasses(cls: type[FlywheelError]) -> list[type[FlywheelError]]:
+    found = [cls]
+    for sub in cls.__subclasses__():
+        found.extend(_subclasses(sub))
+    return found
+
+
+def error_from_dict(body: dict[str, Any]) -> FlywheelError:
+    """Rebuild the error :meth:`FlywheelError.to_dict` described (another process raised it).
+
+    The class is the most specific one with that ``code``; unknown codes give a plain
+    :class:`FlywheelError` carrying the code.
+
+    Examples
+    --------
+    >>> err = error_from_dict({"code": "illegal_transition", "message": "no",
+    ...                        "field": "status", "details": {"current": "a", "target": "b"}})
+    >>> type(err).__name__, err.field, err.current
+    ('IllegalTransitionError', 'status', 'a')
+    """
+    code = str(body.get("code", FlywheelError.code))
+    by_code = {c.code: c for c in _subclasses(FlywheelError)}
+    cls = by_code.get(code, FlywheelError)
+    error = cls.__new__(cls)
+    message = str(body.get("message", code))
+    Exception.__init__(error, message)
+    error.message = message
+    error.field = body.get("field")
+    error.details = dict(body.get("details") or {})
+    if isinstance(error, IllegalTransitionError):
+        error.current = str(error.details.get("current", ""))
+        error.target = str(error.details.get("target", ""))
+    if cls is FlywheelError and code != FlywheelError.code:
+        error.details.setdefault("code", code)
+    return error

@@ -73,6 +73,13 @@ class Settings(BaseSettings):
     #: The audit writer's KMS HMAC key (alias or ARN) that signs chain heads
     #: (``FLYWHEEL_AUDIT_KEY``); required with ``backend="aws"``.
     audit_key: str | None = None
+    #: The records writer function (``FLYWHEEL_RECORDS_WRITER``): when set, every registry
+    #: and audit write goes through it, using ``records_capability`` (its alias).
+    records_writer: str | None = None
+    records_capability: str = "operations"
+    #: The records writer takes the actor its callers name (the local runtime only, where
+    #: ``--actor`` is allowed); in AWS people prove who they are.
+    trust_asserted_actors: bool = False
     local_port: int = Field(default=5055, ge=1, le=65534)
     local_home: Path = Path(".flywheel")
     actor: str | None = None
@@ -175,7 +182,8 @@ class Settings(BaseSettings):
         --------
         >>> names = {"FLYWHEEL_REGISTRY_TABLE": "reg", "FLYWHEEL_AUDIT_TABLE": "aud",
         ...          "FLYWHEEL_ONLINE_FEATURES_TABLE": "onl", "FLYWHEEL_IDEMPOTENCY_TABLE": "idm",
-        ...          "FLYWHEEL_ARTIFACTS_BUCKET": "art-1", "FLYWHEEL_FEATURES_BUCKET": "fea-1"}
+        ...          "FLYWHEEL_ARTIFACTS_BUCKET": "art-1", "FLYWHEEL_FEATURES_BUCKET": "fea-1",
+        ...          "FLYWHEEL_ANCHORS_BUCKET": "anc-1", "FLYWHEEL_AUDIT_KEY": "alias/audit"}
         >>> Settings.of_deployment(names, backend="aws").features_bucket
         'fea-1'
         """

@@ -10,7 +10,9 @@ from typing import Any
 
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
-STACKS = ("FlywheelData", "FlywheelServing", "FlywheelWorkflows", "FlywheelMonitoring")
+from infra.app import STACK_IDS
+
+STACKS = STACK_IDS
 
 
 @dataclass

@@ -203,4 +203,6 @@ def test_feature_views_are_materialized_on_schedule_one_run_at_a_time(synth: Syn
     assert _allowed(statements, "s3:GetObject", "/offline/*")
     assert not _allowed(statements, "s3:PutObject", "/offline/*")  # never edits the offline store
     assert _allowed(statements, "dynamodb:PutItem", "-OnlineFeaturesTable")
-    assert _allowed(statements, "dynamodb:PutItem", "-RegistryTable")  # watermarks
+    # watermarks: through the records writer's features alias, never the table itself
+    assert not _allowed(statements, "dynamodb:PutItem", "-RegistryTable")
+    assert _allowed(statements, "lambda:InvokeFunction", "records-writer:features")

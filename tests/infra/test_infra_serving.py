@@ -109,7 +109,10 @@ def test_only_the_approval_function_can_resume_a_paused_training(synth: Synth) -
     assert approvers[0].startswith("ApprovalsHandlerRole")
     name = f"{synth.prefix}-approval-api"
     assert allowed(synth, name, "states:SendTaskSuccess", f"stateMachine:{synth.prefix}-training")
-    assert allowed(synth, name, "dynamodb:UpdateItem", "RegistryTable")
+    # Its decisions are recorded by the records writer, through the approvals alias only
+    assert not allowed(synth, name, "dynamodb:UpdateItem", "RegistryTable")
+    assert allowed(synth, name, "lambda:InvokeFunction", f"{synth.prefix}-records-writer:approvals")
+    assert not allowed(synth, name, "lambda:InvokeFunction", "records-writer:workflows")
     # It announces approvals, and only as the approvals source.
     put_events = [s for s in role_statements(synth, name) if "events:PutEvents" in actions_of(s)]
     assert put_events

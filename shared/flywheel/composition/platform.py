@@ -18,10 +18,12 @@ from flywheel.clock import default_clock
 from flywheel.errors import ConfigError, DatasetError, FlywheelError, ModelUnavailableError
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     import boto3
 
+    from flywheel.adapters.dynamodb import DynamoDbAuditLog, DynamoDbModelRegistry
+    from flywheel.adapters.lambda_records import LambdaRecordsWriter
     from flywheel.adapters.memory_workflows import InMemoryEventPublisher
     from flywheel.artifacts.ports import ArtifactStore
     from flywheel.audit.anchoring import Anchoring
@@ -49,6 +51,7 @@ if TYPE_CHECKING:
     from flywheel.workflows.ports import CanaryHealth, EventPublisher, ServingControl, TaskTokens
     from flywheel.workflows.promotion import PromotionSteps
     from flywheel.workflows.training import TrainingSteps
+    from flywheel.workflows.writer import RecordsWriter
 
 __all__ = ["AwsPlatform", "InMemoryPlatform", "Platform", "check_environment"]
 
@@ -434,14 +437,68 @@ class AwsPlatform(Platform):
 
         return ClientFactory.for_settings(self.settings, self._session)
 
-    def _make_audit(self) -> AuditLog:
+    def _table_audit(self, *, signed: bool) -> DynamoDbAuditLog:
         from flywheel.adapters.dynamodb import DynamoDbAuditLog
 
         return DynamoDbAuditLog(
             self.settings.resource("audit_table"),
             client=self.clients.client("dynamodb"),
             clock=self.clock,
-            signer=self.signer,
+            signer=self.signer if signed else None,
+        )
+
+    def _table_registry(self, audit: DynamoDbAuditLog) -> DynamoDbModelRegistry:
+        from flywheel.adapters.dynamodb import DynamoDbModelRegistry
+
+        return DynamoDbModelRegistry(
+            self.settings.resource("registry_table"),
+            audit,
+            client=self.clients.client("dynamodb"),
+            clock=self.clock,
+        )
+
+    @cached_property
+    def _writer_client(self) -> LambdaRecordsWriter | None:
+        """The records writer, when the settings route writes through it."""
+        from flywheel.adapters.lambda_records import LambdaRecordsWriter
+        from flywheel.adapters.sts import identity_proof
+
+        function = self.settings.records_writer
+        if function is None:
+            return None
+        capability = self.settings.records_capability
+        proof: Callable[[], str] | None = None
+        if capability == "operations" and self.settings.backend == "aws":
+            sts = self.clients.client("sts")
+            proof = lambda: identity_proof(sts)  # noqa: E731 - one request per write
+        return LambdaRecordsWriter(
+            function, capability, client=self.clients.client("lambda"), proof=proof
+        )
+
+    def _make_audit(self) -> AuditLog:
+        from flywheel.adapters.lambda_records import WriterAuditLog
+
+        writer = self._writer_client
+        if writer is None:
+            return self._table_audit(signed=True)
+        return WriterAuditLog(self._table_audit(signed=False), writer)
+
+    def records_writer(self) -> RecordsWriter:
+        """What the records writer function runs: direct, signed table writes."""
+        from flywheel.adapters.sts import StsIdentityVerifier
+        from flywheel.registry.service import RegistryService
+        from flywheel.workflows.config import ModelConfigStore
+        from flywheel.workflows.writer import RecordsWriter
+
+        audit = self._table_audit(signed=True)
+        store = self._table_registry(audit)
+        endpoints = [self.settings.endpoint_url] if self.settings.endpoint_url else []
+        return RecordsWriter(
+            store=store,
+            audit=audit,
+            configs=ModelConfigStore(RegistryService(store, audit), store),
+            identity=StsIdentityVerifier(endpoints=endpoints),
+            trust_asserted=self.settings.trust_asserted_actors,
         )
 
     def _make_signer(self) -> HeadSigner | None:
@@ -457,16 +514,15 @@ class AwsPlatform(Platform):
         return S3AnchorStore(bucket, client=self.clients.client("s3")) if bucket else None
 
     def _make_records(self) -> RegistryStorage:
-        from flywheel.adapters.dynamodb import DynamoDbAuditLog, DynamoDbModelRegistry
+        from flywheel.adapters.dynamodb import DynamoDbAuditLog
+        from flywheel.adapters.lambda_records import WriterRegistry
 
-        audit = self.audit
-        assert isinstance(audit, DynamoDbAuditLog)
-        return DynamoDbModelRegistry(
-            self.settings.resource("registry_table"),
-            audit,
-            client=self.clients.client("dynamodb"),
-            clock=self.clock,
-        )
+        writer = self._writer_client
+        if writer is None:
+            audit = self.audit
+            assert isinstance(audit, DynamoDbAuditLog)
+            return self._table_registry(audit)
+        return WriterRegistry(self._table_registry(self._table_audit(signed=False)), writer)
 
     def _make_artifacts(self) -> ArtifactStore:
         from flywheel.adapters.s3_artifacts import S3ArtifactStore

@@ -18,8 +18,6 @@ from pathlib import Path
 
 import flywheel
 
-STACK_IDS = ("FlywheelData", "FlywheelServing", "FlywheelWorkflows", "FlywheelMonitoring")
-
 _SYNTH = """
 import json, sys
 from infra.app import build_app
@@ -59,7 +57,7 @@ def templates(stage: str = "dev", *, cache_dir: Path | None = None) -> dict[str,
     """The synthesized CloudFormation templates of every stack, by stack id."""
     root = repo_root()
     cache = (cache_dir or root / ".flywheel" / "templates") / fingerprint(root, stage)
-    if not all((cache / f"{s}.template.json").is_file() for s in STACK_IDS):
+    if not (cache / "manifest.json").is_file():
         cache.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20"}
         env["PYTHONPATH"] = os.pathsep.join(
@@ -76,5 +74,15 @@ def templates(stage: str = "dev", *, cache_dir: Path | None = None) -> dict[str,
         if result.returncode != 0:
             raise RuntimeError(f"cdk synth failed:\n{result.stderr[-4000:]}")
     return {
-        stack: json.loads((cache / f"{stack}.template.json").read_text()) for stack in STACK_IDS
+        stack: json.loads((cache / f"{stack}.template.json").read_text()) for stack in stacks(cache)
     }
+
+
+def stacks(cache: Path) -> list[str]:
+    """The stack ids of a synthesized app, in the manifest's (deployment) order."""
+    manifest = json.loads((cache / "manifest.json").read_text())
+    return [
+        name
+        for name, artifact in manifest["artifacts"].items()
+        if artifact.get("type") == "aws:cloudformation:stack"
+    ]

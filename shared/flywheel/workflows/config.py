@@ -193,8 +193,18 @@ class ApprovalPolicy(Frozen):
     """
 
     timeout_hours: float = Field(default=72.0, gt=0, le=24 * 365)
-    #: The approver must not be the identity that requested the run (four-eyes rule).
+    #: The approver must not be the identity that requested the run, nor (for runs the
+    #: platform started itself) the one that last changed the model's config.
     require_distinct_approver: bool = True
+    #: Who may approve: IAM role or user ARNs (a role's assumed-role sessions count as the
+    #: role) or ``cognito:<user>``; empty: anyone the API's IAM policy lets call it.
+    approvers: tuple[str, ...] = ()
+    #: Sessions of one role count as different people (e.g. roles assumed per person
+    #: through IAM Identity Center, session name = user name).
+    distinct_sessions: bool = False
+    #: In AWS, a version no workflow waits on may be approved by hand (``flywheel
+    #: approve``); otherwise decisions go through the workflow's approval.
+    allow_direct_approval: bool = False
 
     @property
     def timeout_seconds(self) -> int:

@@ -116,3 +116,17 @@ class TaskTokens(Protocol):
     def fail(self, token: str, *, error: str, cause: str) -> None:
         """``SendTaskFailure``; raises :class:`~flywheel.errors.TaskTokenError` when refused."""
         ...
+
+
+class IdentityVerifier(Protocol):
+    """Establishes who a person is from a proof they sent (a presigned STS request in AWS)."""
+
+    def principal(self, proof: str) -> str:
+        """The authenticated principal's ARN.
+
+        Raises
+        ------
+        UnauthenticatedError
+            The proof is missing, forged, expired or not an STS request.
+        """
+        ...

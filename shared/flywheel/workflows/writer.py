@@ -1,0 +1,266 @@
+"""The records writer: the one principal that writes the registry and the audit trail.
+
+Every other function, and every person through the CLI, asks it for a change through one
+of its *capabilities* (a Lambda alias each, so IAM decides who may use which).  The
+writer checks that the change's audit action and records belong to the capability,
+establishes who acts, and applies the change with the audit entry in one transaction,
+signing the new head with the audit writer's key (ADR 61).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict
+
+from flywheel.audit.models import AuditAction, AuditDraft, AuditEntry
+from flywheel.errors import FlywheelError, InvalidRequestError, NotPermittedError
+from flywheel.registry.models import (
+    ModelVersion,
+    RecordWrite,
+    RegistryChange,
+    StoredRecord,
+    VersionDraft,
+)
+
+if TYPE_CHECKING:
+    from flywheel.audit.ports import AuditLog
+    from flywheel.registry.ports import RegistryStorage
+    from flywheel.workflows.config import ModelConfigStore
+    from flywheel.workflows.ports import IdentityVerifier
+
+T = TypeVar("T")
+
+__all__ = [
+    "Capability",
+    "RecordsWriter",
+    "WriteOp",
+    "WriteRequest",
+    "WriteResponse",
+    "capability_of",
+]
+
+
+class Capability(StrEnum):
+    """What a caller may change; each is one alias of the writer function."""
+
+    #: Training and promotion workflow steps (and their failure handling).
+    WORKFLOWS = "workflows"
+    #: The approval API: decisions on candidates.
+    APPROVALS = "approvals"
+    #: People through the CLI and SDK: configure, train, promote, roll back, feature views.
+    OPERATIONS = "operations"
+    #: The feature materializer: watermarks only.
+    FEATURES = "features"
+
+
+_DECISIONS = frozenset({AuditAction.APPROVED, AuditAction.REJECTED})
+_LIFECYCLE = frozenset(
+    {
+        AuditAction.VERSION_REGISTERED,
+        AuditAction.APPROVAL_REQUESTED,
+        AuditAction.CANARY_STARTED,
+        AuditAction.CANARY_ABORTED,
+        AuditAction.PROMOTED,
+        AuditAction.ROLLED_BACK,
+        AuditAction.ARCHIVED,
+        AuditAction.PROMOTION_FAILED,
+    }
+)
+#: The audit actions each capability may record.
+ACTIONS: dict[Capability, frozenset[AuditAction]] = {
+    Capability.WORKFLOWS: _LIFECYCLE
+    | {
+        AuditAction.RETRAIN_TRIGGERED,
+        AuditAction.RETRAIN_SUPPRESSED,
+        AuditAction.TRAINING_FAILED,
+        AuditAction.GATE_REJECTED,
+        AuditAction.APPROVAL_EXPIRED,
+    },
+    Capability.APPROVALS: _DECISIONS | {AuditAction.APPROVAL_REFUSED, AuditAction.APPROVAL_EXPIRED},
+    # Decisions only where the model's approval policy allows direct approval.
+    Capability.OPERATIONS: _LIFECYCLE
+    | _DECISIONS
+    | {AuditAction.MODEL_CONFIGURED, AuditAction.FEATURE_VIEW_REGISTERED},
+    Capability.FEATURES: frozenset(),
+}
+#: The auxiliary records each capability may write: (partition prefix, sort prefix).
+RECORDS: dict[Capability, frozenset[tuple[str, str]]] = {
+    Capability.WORKFLOWS: frozenset(
+        {
+            ("MODEL#", "RUNLOCK"),
+            ("MODEL#", "SERVING"),
+            ("MODEL#", "APPROVAL#V"),
+            ("APPROVAL#", "APPROVAL"),
+        }
+    ),
+    Capability.APPROVALS: frozenset({("APPROVAL#", "APPROVAL")}),
+    Capability.OPERATIONS: frozenset(
+        {
+            ("MODEL#", "CONFIG"),
+            ("MODEL#", "SERVING"),
+            ("FEATURE_VIEWS", "CATALOG"),
+            ("FEATURE_VIEW#", "VERSION#"),
+        }
+    ),
+    Capability.FEATURES: frozenset({("FEATURE_VIEW#", "WATERMARK#")}),
+}
+
+
+class WriteOp(StrEnum):
+    CREATE_VERSION = "create_version"
+    APPLY = "apply"
+    APPEND = "append"
+    PUT_RECORD = "put_record"
+
+
+class WriteRequest(BaseModel):
+    """One change, as the writer's callers send it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    op: WriteOp
+    #: The acting identity, asserted by a workflow function; ignored when a proof is given.
+    actor: str | None = None
+    #: For people (``operations``): a presigned ``sts:GetCallerIdentity`` request.
+    identity_proof: str | None = None
+    draft: VersionDraft | None = None
+    change: RegistryChange | None = None
+    audit: AuditDraft | None = None
+    record: RecordWrite | None = None
+
+
+class WriteResponse(BaseModel):
+    """The writer's answer: what was stored, or the domain error that refused it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    version: ModelVersion | None = None
+    entry: AuditEntry | None = None
+    record: StoredRecord | None = None
+    error: dict[str, Any] | None = None
+
+
+def capability_of(invoked_function_arn: str) -> Capability:
+    """The capability an invocation used: the alias in the ARN it was invoked with.
+
+    Examples
+    --------
+    >>> capability_of("arn:aws:lambda:eu-west-1:123456789012:function:fw-records-writer:approvals")
+    <Capability.APPROVALS: 'approvals'>
+    """
+    parts = invoked_function_arn.split(":")
+    alias = parts[7] if len(parts) > 7 else ""
+    try:
+        return Capability(alias)
+    except ValueError:
+        raise NotPermittedError(
+            "the records writer must be invoked through a capability alias "
+            f"({', '.join(c.value for c in Capability)}), not {alias or 'unqualified'}",
+            field="capability",
+        ) from None
+
+
+class RecordsWriter:
+    """Check one :class:`WriteRequest` against its capability and apply it.
+
+    Examples
+    --------
+    >>> from flywheel.composition import InMemoryPlatform
+    >>> platform = InMemoryPlatform()
+    >>> writer = RecordsWriter(store=platform.records, audit=platform.audit,
+    ...                        configs=platform.configs, identity=None, trust_asserted=True)
+    >>> request = WriteRequest(op=WriteOp.APPEND, audit=AuditDraft(
+    ...     model="churn", action=AuditAction.APPROVED, actor="ana", reason="ok"))
+    >>> writer.handle(request, Capability.WORKFLOWS).error["code"]
+    'not_permitted'
+    """
+
+    def __init__(
+        self,
+        *,
+        store: RegistryStorage,
+        audit: AuditLog,
+        configs: ModelConfigStore,
+        identity: IdentityVerifier | None,
+        trust_asserted: bool = False,
+    ) -> None:
+        self._store = store
+        self._audit = audit
+        self._configs = configs
+        self._identity = identity
+        self._trust_asserted = trust_asserted
+
+    def handle(self, request: WriteRequest, capability: Capability) -> WriteResponse:
+        """Apply ``request``; a refusal or a domain error comes back as ``error``."""
+        try:
+            return self._apply(request, capability)
+        except FlywheelError as err:
+            return WriteResponse(error=err.to_dict())
+
+    def _apply(self, request: WriteRequest, capability: Capability) -> WriteResponse:
+        audit = request.audit
+        if request.op is WriteOp.PUT_RECORD:
+            record = _required(request.record, "record")
+            self._check_record(record, capability)
+            return WriteResponse(record=self._store.put_record(record))
+        audit = _required(audit, "audit")
+        actor = self._actor(request, capability, audit)
+        audit = audit.model_copy(update={"actor": actor})
+        self._check_action(audit, capability)
+        if request.op is WriteOp.CREATE_VERSION:
+            draft = _required(request.draft, "draft")
+            if draft.name != audit.model:
+                raise InvalidRequestError("the draft and the audit entry name different models")
+            version, entry = self._store.create_version(draft, actor=actor, audit=audit)
+            return WriteResponse(version=version, entry=entry)
+        if request.op is WriteOp.APPLY:
+            change = _required(request.change, "change")
+            if change.model != audit.model:
+                raise InvalidRequestError("the change and the audit entry name different models")
+            for record in change.records:
+                self._check_record(record, capability)
+            return WriteResponse(entry=self._store.apply(change, actor=actor, audit=audit))
+        return WriteResponse(entry=self._audit.append(audit))
+
+    def _actor(self, request: WriteRequest, capability: Capability, audit: AuditDraft) -> str:
+        if capability is not Capability.OPERATIONS or self._trust_asserted:
+            return request.actor or audit.actor
+        if request.identity_proof is None or self._identity is None:
+            raise NotPermittedError(
+                "changes made by people need a proof of their AWS identity", field="identity"
+            )
+        return self._identity.principal(request.identity_proof)
+
+    def _check_action(self, audit: AuditDraft, capability: Capability) -> None:
+        if audit.action not in ACTIONS[capability]:
+            raise NotPermittedError(
+                f"the {capability} capability cannot record {audit.action!s}", field="action"
+            )
+        if capability is Capability.OPERATIONS and audit.action in _DECISIONS:
+            found = self._configs.find(audit.model)
+            if found is None or not found.config.approval.allow_direct_approval:
+                raise NotPermittedError(
+                    f"{audit.model!r} is decided through its training workflow's approval "
+                    "(POST /v1/approvals/{id}); its approval policy does not allow direct "
+                    "approval",
+                    field="action",
+                )
+
+    @staticmethod
+    def _check_record(record: RecordWrite, capability: Capability) -> None:
+        key = record.key
+        if not any(
+            key.partition.startswith(p) and key.sort.startswith(s) for p, s in RECORDS[capability]
+        ):
+            raise NotPermittedError(
+                f"the {capability} capability cannot write {key.partition}/{key.sort}",
+                field="record",
+            )
+
+
+def _required(value: T | None, name: str) -> T:
+    if value is None:
+        raise InvalidRequestError(f"{name}: required for this operation", field=name)
+    return value

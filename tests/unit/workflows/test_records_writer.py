@@ -1,0 +1,189 @@
+"""The records writer: each capability records only its own actions and records, people are
+who their proof says, and callers see the writer's refusals as the same domain errors."""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+import pytest
+
+from flywheel.adapters.lambda_records import LambdaRecordsWriter, WriterAuditLog, WriterRegistry
+from flywheel.adapters.memory import InMemoryAuditLog, InMemoryModelRegistry
+from flywheel.audit.models import AuditAction, AuditDraft
+from flywheel.errors import IllegalTransitionError, NotPermittedError, UnauthenticatedError
+from flywheel.registry.models import RecordKey, RecordWrite
+from flywheel.registry.service import RegistryService
+from flywheel.workflows.config import ModelConfigStore, parse_model_config
+from flywheel.workflows.writer import (
+    Capability,
+    RecordsWriter,
+    WriteOp,
+    WriteRequest,
+    capability_of,
+)
+from tests.factories import version_draft
+
+MODEL = "churn"
+ANA = "arn:aws:sts::123456789012:assumed-role/ml-engineer/ana"
+
+
+class FakeIdentity:
+    """Stands in for STS: a proof names whoever it says, unless it is "forged"."""
+
+    def principal(self, proof: str) -> str:
+        if proof == "forged":
+            raise UnauthenticatedError("STS did not accept the identity proof", field="identity")
+        return proof
+
+
+class FakeLambda:
+    """Invokes the writer in process, as Lambda does through an alias."""
+
+    def __init__(self, writer: RecordsWriter) -> None:
+        self.writer = writer
+        self.invoked: list[str] = []
+
+    def invoke(self, *, FunctionName: str, InvocationType: str, Payload: bytes) -> dict[str, Any]:  # noqa: N803
+        self.invoked.append(FunctionName)
+        arn = f"arn:aws:lambda:eu-west-1:123456789012:function:{FunctionName}"
+        request = WriteRequest.model_validate_json(Payload)
+        answer = self.writer.handle(request, capability_of(arn))
+        return {"Payload": io.BytesIO(answer.model_dump_json().encode()), "StatusCode": 200}
+
+
+@pytest.fixture
+def tables() -> tuple[InMemoryModelRegistry, InMemoryAuditLog]:
+    audit = InMemoryAuditLog()
+    return InMemoryModelRegistry(audit), audit
+
+
+def _writer(tables: tuple[InMemoryModelRegistry, InMemoryAuditLog], **kwargs: Any) -> RecordsWriter:
+    store, audit = tables
+    configs = ModelConfigStore(RegistryService(store, audit), store)
+    kwargs.setdefault("identity", FakeIdentity())
+    return RecordsWriter(store=store, audit=audit, configs=configs, **kwargs)
+
+
+def _service(
+    tables: tuple[InMemoryModelRegistry, InMemoryAuditLog],
+    capability: str,
+    *,
+    proof: str | None = None,
+    **kwargs: Any,
+) -> RegistryService:
+    """A RegistryService whose writes go through the writer's ``capability`` alias."""
+    store, audit = tables
+    client = FakeLambda(_writer(tables, **kwargs))
+    transport = LambdaRecordsWriter(
+        "fw-records-writer", capability, client=client, proof=(lambda: proof) if proof else None
+    )
+    return RegistryService(
+        WriterRegistry(store, transport),  # type: ignore[arg-type]
+        WriterAuditLog(audit, transport),  # type: ignore[arg-type]
+    )
+
+
+def _candidate(service: RegistryService) -> int:
+    number = service.register(version_draft(name=MODEL), actor="workflow:run-1").version
+    service.request_approval(MODEL, number, actor="workflow:run-1")
+    return number
+
+
+def test_workflows_run_the_lifecycle_but_cannot_approve(tables: Any) -> None:
+    workflows = _service(tables, "workflows")
+    number = _candidate(workflows)
+
+    with pytest.raises(NotPermittedError, match="workflows capability cannot record approved"):
+        workflows.approve(MODEL, number, actor="workflow:run-1", reason="self-approved")
+
+    approvals = _service(tables, "approvals")
+    approved = approvals.approve(MODEL, number, actor="arn:aws:iam::1:user/bo", reason="ok")
+    assert str(approved.status) == "approved"
+    assert list(tables[1].entries(MODEL))[-1].actor == "arn:aws:iam::1:user/bo"
+
+
+def test_the_writers_refusal_reaches_the_caller_as_the_same_error(tables: Any) -> None:
+    workflows = _service(tables, "workflows")
+    number = _candidate(workflows)
+
+    with pytest.raises(IllegalTransitionError) as refused:
+        workflows.promote(MODEL, number, actor="workflow:run-1", reason="skip approval")
+    assert refused.value.current == "pending_approval"
+
+
+def test_people_act_as_their_proven_identity_whatever_they_claim(tables: Any) -> None:
+    operations = _service(tables, "operations", proof=ANA)
+
+    operations.register(version_draft(name=MODEL), actor="someone-else@example.com")
+
+    assert list(tables[1].entries(MODEL))[-1].actor == ANA
+
+
+def test_people_without_a_valid_proof_change_nothing(tables: Any) -> None:
+    with pytest.raises(NotPermittedError, match="proof of their AWS identity"):
+        _service(tables, "operations").register(version_draft(name=MODEL), actor="ana")
+    with pytest.raises(UnauthenticatedError):
+        _service(tables, "operations", proof="forged").register(
+            version_draft(name=MODEL), actor="ana"
+        )
+    assert list(tables[1].entries(MODEL)) == []
+
+
+def test_people_approve_directly_only_where_the_policy_allows_it(tables: Any) -> None:
+    number = _candidate(_service(tables, "workflows"))
+    operations = _service(tables, "operations", proof=ANA)
+
+    with pytest.raises(NotPermittedError, match="does not allow direct approval"):
+        operations.approve(MODEL, number, actor=ANA, reason="looks fine")
+
+    config = {
+        "name": MODEL,
+        "training": {
+            "task": "classification",
+            "dataset": {"source": "sklearn:breast_cancer"},
+            "estimator": "logistic_regression",
+        },
+        "gate": {"metric": "accuracy"},
+        "approval": {"allow_direct_approval": True},
+    }
+    ModelConfigStore(operations, operations.registry).put(  # type: ignore[arg-type]
+        parse_model_config(config), actor=ANA
+    )
+    assert str(operations.approve(MODEL, number, actor=ANA, reason="ok").status) == "approved"
+
+
+def test_each_capability_writes_only_its_own_records(tables: Any) -> None:
+    writer = _writer(tables)
+    watermark = RecordWrite(
+        key=RecordKey(partition="FEATURE_VIEW#spend", sort="WATERMARK#0000000001"), doc={"t": 1}
+    )
+    config = RecordWrite(key=RecordKey(partition=f"MODEL#{MODEL}", sort="CONFIG"), doc={})
+
+    stored = writer.handle(
+        WriteRequest(op=WriteOp.PUT_RECORD, record=watermark), Capability.FEATURES
+    )
+    refused = writer.handle(WriteRequest(op=WriteOp.PUT_RECORD, record=config), Capability.FEATURES)
+
+    assert stored.record is not None
+    assert stored.record.revision == 1
+    assert refused.error is not None
+    assert refused.error["code"] == "not_permitted"
+    assert tables[0].get_record(config.key) is None
+
+
+def test_an_unqualified_invocation_has_no_capability() -> None:
+    with pytest.raises(NotPermittedError, match="capability alias"):
+        capability_of("arn:aws:lambda:eu-west-1:123456789012:function:fw-records-writer")
+
+
+def test_the_local_runtime_trusts_the_named_actor(tables: Any) -> None:
+    writer = _writer(tables, identity=None, trust_asserted=True)
+    draft = AuditDraft(model=MODEL, action=AuditAction.MODEL_CONFIGURED, actor="ana@local")
+
+    answer = writer.handle(WriteRequest(op=WriteOp.APPEND, audit=draft), Capability.OPERATIONS)
+
+    assert answer.entry is not None
+    assert answer.entry.actor == "ana@local"
+    assert json.loads(answer.model_dump_json())["error"] is None
