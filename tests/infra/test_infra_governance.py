@@ -9,7 +9,12 @@ from infra.config import load_stage_config
 from tests.infra.synth import Synth, actions_of, allowed, resources_text
 
 GOVERNANCE = "FlywheelGovernance"
-WRITES = {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"}
+WRITES = {
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:BatchWriteItem",
+}
 
 
 def _roles_allowed(synth: Synth, actions: set[str], resource_part: str) -> set[str]:
@@ -58,7 +63,7 @@ def test_the_writer_has_one_alias_per_capability_and_callers_get_only_theirs(
     for policy in synth.resources("AWS::IAM::Policy").values():
         for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
             if "lambda:InvokeFunction" in actions_of(statement):
-                assert f"function:{writer}\"" not in resources_text(statement)
+                assert f'function:{writer}"' not in resources_text(statement)
 
 
 def test_only_the_writer_can_sign_audit_heads(synth: Synth) -> None:
@@ -76,7 +81,8 @@ def test_only_the_writer_can_sign_audit_heads(synth: Synth) -> None:
     assert denies[0]["Principal"] == {"AWS": "*"}
     assert "role/" + f"{synth.prefix}-records-writer" in str(denies[0]["Condition"])
     signers = _roles_allowed(synth, {"kms:GenerateMac"}, "key/*")
-    assert signers and all(r.startswith(f"{GOVERNANCE}/RecordsWriterHandlerRole") for r in signers)
+    assert signers
+    assert all(r.startswith(f"{GOVERNANCE}/RecordsWriterHandlerRole") for r in signers)
     role = synth.resources("AWS::IAM::Role", GOVERNANCE)
     names = [r["Properties"].get("RoleName") for r in role.values()]
     assert f"{synth.prefix}-records-writer" in names
