@@ -2,24 +2,27 @@
 
 A prediction is addressed by the ``request_id`` the inference API returned and the
 ``row`` of the record in that request (0 for single-record requests), exactly the
-``request_id`` / ``row`` of its capture row (:mod:`flywheel.serving.capture`). A body
-carries one label or a batch::
+``request_id`` / ``row`` of its capture row (:mod:`flywheel.serving.capture`).  Labels
+are checked against the champion's output schema (a class it can predict, or a finite
+number for a regressor) and written as one gzip JSON Lines object per request,
+partitioned by the hour they arrived.  Each (model, request id, row) is claimed once in
+the idempotency table with its label: the same label again stores nothing and answers
+``duplicate``; a different label for a claimed prediction is a
+:class:`~flywheel.errors.LabelConflictError` (409) and nothing of that request is
+stored, so a batch is all or nothing on conflicts (ADR 41).
+
+Notes
+-----
+A body carries one label or a batch::
 
     {"model": "churn", "request_id": "7f1c…", "label": "yes"}
     {"model": "churn", "labels": [{"request_id": "7f1c…", "row": 0, "label": "yes"},
                                   {"request_id": "7f1c…", "row": 1, "label": "no"}]}
 
-Labels are checked against the champion's output schema (a class it can predict, or a
-finite number for a regressor) and written as one gzip JSON Lines object per request,
-partitioned by the hour they arrived::
+Stored objects and their lines::
 
     labels/model=<m>/date=YYYY-MM-DD/hour=HH/<uuid>.jsonl.gz
     {"request_id": "7f1c…", "row": 0, "label": "yes", "received_at": "…Z", "model": "churn"}
-
-Idempotency: each (model, request id, row) is claimed once in the idempotency table with
-its label. Sending the same label again stores nothing and answers ``duplicate``; a
-different label for a claimed prediction is a :class:`~flywheel.errors.LabelConflictError`
-(409) and nothing of that request is stored. A batch is all or nothing on conflicts.
 """
 
 from __future__ import annotations

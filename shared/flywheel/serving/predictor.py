@@ -364,8 +364,8 @@ class OnnxModel:
         The SHA-256 is checked before anything is parsed.  The session runs on
         the CPU provider with all graph optimizations, ``intra_op_threads``
         (default: :func:`default_intra_op_threads`), one inter-op thread and thread
-        spinning off (Lambda bills idle spins).  The session's input and
-        outputs are then checked against the schemas.
+        spinning off (ADR 21).  The session's input and outputs are then checked
+        against the schemas.
 
         Parameters
         ----------

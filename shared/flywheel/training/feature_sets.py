@@ -5,15 +5,10 @@ join key, an event time and the target label per row, plus any other columns). E
 row gets the view's feature values as they were known at its event time
 (:meth:`~flywheel.features.store.FeatureStore.training_set`: the latest value at or
 before the event, within the TTL, among rows already created then), so no value
-from the row's future reaches training.
-
-Rows that see no value at all are dropped and counted, never trained on with
-made-up values: a model must not learn that "no history" looks like whatever a
-fill value is. More than ``max_unmatched_share`` of them fails the build instead,
-because that is nearly always a wrong view, version or timestamp column.
-
-The joined table is written as Parquet: it is the run's snapshot, read back (and
-hashed) like any other Parquet dataset.
+from the row's future reaches training.  Rows that see no value at all are dropped
+and counted; more than ``max_unmatched_share`` of them fails the build (ADR 51).  The
+joined table is written as Parquet: it is the run's snapshot, read back (and hashed)
+like any other Parquet dataset.
 """
 
 from __future__ import annotations
