@@ -71,8 +71,29 @@ class Materializer:
 
     Examples
     --------
-    >>> Materializer(offline, online, records).run(registered).written  # doctest: +SKIP
-    1000
+    >>> import pyarrow as pa
+    >>> from datetime import UTC, datetime
+    >>> from flywheel.composition import InMemoryPlatform
+    >>> from flywheel.features import IDENTITY, Column, Entity, Feature, FeatureView, Source
+    >>> store = InMemoryPlatform().feature_store()
+    >>> view = FeatureView(
+    ...     name="spend",
+    ...     entity=Entity(name="customer", join_key="customer_id"),
+    ...     source=Source(name="orders", columns=(Column(name="total"),)),
+    ...     features=(Feature(name="total"),),
+    ...     transformation=IDENTITY.ref,
+    ... )
+    >>> _ = store.register(view, actor="ana")
+    >>> t = datetime(2026, 1, 1, tzinfo=UTC)
+    >>> _ = store.ingest("spend", pa.table({
+    ...     "customer_id": ["c1", "c2"], "event_timestamp": [t, t], "created_timestamp": [t, t],
+    ...     "total": [9.5, 3.0],
+    ... }))
+    >>> materializer = Materializer(store.offline, store.online, store.records)
+    >>> materializer.run(store.view("spend")).written
+    2
+    >>> materializer.run(store.view("spend")).written  # the watermark covers both rows now
+    0
     """
 
     def __init__(

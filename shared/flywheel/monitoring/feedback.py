@@ -280,15 +280,31 @@ class FeedbackService:
 
     Examples
     --------
-    >>> from flywheel.adapters.memory_capture import InMemoryCaptureSink
-    >>> from flywheel.adapters.memory_labels import InMemoryLabelClaims
-    >>> service = FeedbackService(registry=registry, claims=InMemoryLabelClaims(),
-    ...                           sink=InMemoryCaptureSink(), clock=clock)  # doctest: +SKIP
-    >>> request = FeedbackRequest(model="churn", request_id="r-1", label="yes")
-    >>> service.submit(request).results[0].status  # doctest: +SKIP
+    >>> from flywheel.composition import InMemoryPlatform
+    >>> from flywheel.training.config import parse_config
+    >>> from flywheel.training.trainer import train_from_config
+    >>> platform = InMemoryPlatform()
+    >>> registry = platform.registry
+    >>> outcome = train_from_config(parse_config({
+    ...     "model": "iris", "task": "classification",
+    ...     "dataset": {"source": "sklearn:iris"}, "estimator": "logistic_regression",
+    ... }))
+    >>> ref = platform.artifacts.put("models/iris/1/model.onnx", outcome.onnx_bytes)
+    >>> _ = registry.register(outcome.version_draft(ref), actor="ci")
+    >>> _ = registry.request_approval("iris", 1, actor="ci")
+    >>> _ = registry.approve("iris", 1, actor="ana", reason="holdout accuracy")
+    >>> _ = registry.promote("iris", 1, actor="ana", reason="first release")
+    >>> service = FeedbackService(registry=registry, claims=platform.label_claims,
+    ...                           sink=platform.capture, clock=platform.clock)
+    >>> request = FeedbackRequest(model="iris", request_id="r-1", label="setosa")
+    >>> service.submit(request).results[0].status
     'stored'
-    >>> service.submit(request).results[0].status  # doctest: +SKIP
+    >>> service.submit(request).results[0].status
     'duplicate'
+    >>> service.submit(FeedbackRequest(model="iris", request_id="r-1", label="virginica"))
+    Traceback (most recent call last):
+    ...
+    flywheel.errors.LabelConflictError: ...
     """
 
     def __init__(

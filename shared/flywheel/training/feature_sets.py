@@ -73,9 +73,40 @@ def build_from_feature_view(
 
     Examples
     --------
-    >>> joined = build_from_feature_view(store, config.dataset, task=config.task)  # doctest: +SKIP
-    >>> joined.lineage.rows_without_features  # doctest: +SKIP
-    3
+    >>> import pathlib, tempfile
+    >>> import pyarrow as pa
+    >>> from datetime import UTC, datetime
+    >>> from flywheel.composition import InMemoryPlatform
+    >>> from flywheel.features import IDENTITY, Column, Entity, Feature, FeatureView, Source
+    >>> from flywheel.registry.models import Task
+    >>> from flywheel.training.config import DatasetConfig
+    >>> store = InMemoryPlatform().feature_store()
+    >>> view = FeatureView(
+    ...     name="spend",
+    ...     entity=Entity(name="customer", join_key="customer_id"),
+    ...     source=Source(name="orders", columns=(Column(name="total"),)),
+    ...     features=(Feature(name="total"),),
+    ...     transformation=IDENTITY.ref,
+    ... )
+    >>> _ = store.register(view, actor="ana")
+    >>> t = datetime(2026, 1, 1, tzinfo=UTC)
+    >>> _ = store.ingest("spend", pa.table({
+    ...     "customer_id": ["c1", "c2"], "event_timestamp": [t, t], "created_timestamp": [t, t],
+    ...     "total": [9.5, 3.0],
+    ... }))
+    >>> entities = pathlib.Path(tempfile.mkdtemp()) / "entities.csv"
+    >>> _ = entities.write_text(
+    ...     "customer_id,event_timestamp,churned\\n"
+    ...     "c1,2026-01-02T00:00:00Z,yes\\n"
+    ...     "c2,2026-01-02T00:00:00Z,no\\n"
+    ...     "c3,2026-01-02T00:00:00Z,no\\n"
+    ... )
+    >>> config = DatasetConfig(
+    ...     source=str(entities), target="churned", feature_view={"name": "spend"}
+    ... )
+    >>> joined = build_from_feature_view(store, config, task=Task.CLASSIFICATION)
+    >>> joined.lineage.rows_without_features, joined.dataset.X.tolist()  # c3 has no features
+    (1, [[9.5], [3.0]])
     """
     view_source = config.feature_view
     if view_source is None or config.target is None:
