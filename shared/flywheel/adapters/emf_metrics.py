@@ -1,12 +1,10 @@
 """Serving metrics as CloudWatch embedded metric format: one EMF document per request.
 
-Why not ``Metrics.add_metric`` per value: on the 1-row hot path Powertools'
-four ``add_metric`` calls, two ``add_dimensions`` and the flush cost ≈ 60 µs, as much as
-parsing, validating and scoring the request together (``bench/serving.py``).  The
-document written here is the one Powertools would flush (same namespace, the
+The document written here is the one Powertools would flush (same namespace, the
 dimension sets the canary alarms select on, same units), built as one dict and
-serialized once.  Powertools ``Metrics`` still owns the namespace, the
-``POWERTOOLS_METRICS_DISABLED`` switch and everything off the request path.
+serialized once instead of through ``Metrics.add_metric`` per value (ADR 21).
+Powertools ``Metrics`` still owns the namespace, the ``POWERTOOLS_METRICS_DISABLED``
+switch and everything off the request path.
 """
 
 from __future__ import annotations

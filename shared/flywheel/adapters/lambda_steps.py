@@ -26,9 +26,28 @@ def workflow_step(logger: Logger, tracer: Tracer, metrics: Metrics) -> Callable[
 
     Examples
     --------
-    >>> step = workflow_step(logger, tracer, metrics)  # doctest: +SKIP
+    >>> import contextlib, io, json
+    >>> from types import SimpleNamespace
+    >>> from aws_lambda_powertools import Logger, Metrics, Tracer
+    >>> from flywheel.workflows.state import ReleaseResult
+    >>> logs = io.StringIO()
+    >>> step = workflow_step(Logger(service="training-release-run-lock", stream=logs), Tracer(),
+    ...                      Metrics(namespace="Flywheel/dev"))
     >>> @step
-    ... def validate_data(event): ...  # doctest: +SKIP
+    ... def release_run_lock(state):
+    ...     return ReleaseResult(released=True)
+    >>> context = SimpleNamespace(  # what Lambda passes
+    ...     function_name="flywheel-dev-release-run-lock", memory_limit_in_mb=512,
+    ...     invoked_function_arn="arn:aws:lambda:eu-west-1:123456789012:function:release",
+    ...     aws_request_id="c6af9ac6-7b61-11e6-9a41-93e812345678",
+    ... )
+    >>> with contextlib.redirect_stdout(io.StringIO()) as emf:
+    ...     result = release_run_lock({"model_name": "iris", "run": {"execution_name": "run-1"}},
+    ...                               context)
+    >>> result, json.loads(logs.getvalue())["correlation_id"]
+    ({'released': True}, 'run-1')
+    >>> json.loads(emf.getvalue())["StepSucceeded"]
+    [1.0]
     """
 
     def decorate(run: Step) -> Handler:

@@ -47,8 +47,8 @@ class S3ArtifactStore(BaseArtifactStore):
 
     Every upload sends a SHA-256 checksum that S3 verifies on receipt; every
     read asks S3 for that checksum back (``ChecksumMode=ENABLED``) and then
-    re-hashes the body in our code against the ref, because a ref's digest
-    is the one recorded at registration, not whatever the bucket now holds.
+    re-hashes the body against the ref's digest, the one recorded at registration
+    (not whatever the bucket now holds).
 
     Parameters
     ----------

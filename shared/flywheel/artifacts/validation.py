@@ -106,10 +106,19 @@ def validate_onnx(
 
     Examples
     --------
-    >>> summary = validate_onnx(onnx_bytes, input_schema, output_schema)  # doctest: +SKIP
-    >>> summary.output_names  # doctest: +SKIP
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from flywheel.registry.models import FeatureSpec
+    >>> from flywheel.training.conversion import convert_to_onnx
+    >>> fitted = LogisticRegression().fit([[0.0], [1.0], [2.0], [3.0]], ["no", "no", "yes", "yes"])
+    >>> onnx_bytes = convert_to_onnx(fitted, task=Task.CLASSIFICATION, n_features=1).onnx_bytes
+    >>> input_schema = InputSchema(features=(FeatureSpec(name="x"),))
+    >>> output_schema = OutputSchema(
+    ...     task=Task.CLASSIFICATION, probability_output="probabilities", classes=("no", "yes")
+    ... )
+    >>> summary = validate_onnx(onnx_bytes, input_schema, output_schema)
+    >>> summary.output_names
     ('label', 'probabilities')
-    >>> validate_onnx(b"garbage", input_schema, output_schema)  # doctest: +SKIP
+    >>> validate_onnx(b"garbage", input_schema, output_schema)
     Traceback (most recent call last):
     ...
     flywheel.errors.InvalidArtifactError: not an ONNX model: the bytes do not parse as a ModelProto

@@ -1,29 +1,13 @@
 """Counting kernel behind numeric profiles: one chunked pass per column (numpy only).
 
-A numeric profile's bins are ``(-inf, e0), [e0, e1), ..., [e_last, +inf)``.  Counting
-a million values into ~100 such bins with :func:`numpy.searchsorted` costs about
-50 ms per column (a branchy binary search per value), too slow for a 20-column
-window in 100 ms.  So new profiles also carry a :class:`Grid`: uniform cells of
-width ``1 / scale`` (a power of two) whose index is
-
-``cell(x) = clip(floor(x * scale) - base, 0, cells + 1)``
-
-Multiplying by a power of two and flooring are exact in float64, so a cell starts
-exactly at ``(k + base) / scale``; cell 0 and cell ``cells + 1`` are the open tails.
-Every bin edge of a gridded profile is a cell start (quantiles are snapped down to
-the start of their cell when the profile is built), so a bin is a run of whole
-cells: counting is ``bincount(cell(x))`` followed by a sum per run, and it agrees
-with ``searchsorted(edges, x, side="right")`` exactly (a property test checks it).
-The cell counts are kept: they are the fine histogram behind KS and Wasserstein.
-
-Monotonicity is what makes this exact even where float rounding bites: ``cell`` is
-non-decreasing in ``x`` and each edge is the *smallest* float in its cell, so
-``x >= edge`` if and only if ``cell(x) >= cell(edge)``.
-
-The two open tails (values beyond the grid, rare by construction) are split
-further into geometric *tail cells*, :data:`TAIL_STEPS` per doubling of the
-distance from the grid, each with its count and sum.  That keeps the
-Wasserstein integral over heavy tails accurate without widening the grid.
+A gridded profile carries a :class:`Grid`: uniform cells of width ``1 / scale`` (a power
+of two), ``cell(x) = clip(floor(x * scale) - base, 0, cells + 1)``, where cells 0 and
+``cells + 1`` are the open tails, split further into geometric tail cells
+(:data:`TAIL_STEPS` per doubling of the distance from the grid, each with its count and
+sum).  Every bin edge is a cell start, so counting a column is ``bincount(cell(x))``
+plus a sum per run of cells, and it agrees exactly with
+``searchsorted(edges, x, side="right")`` (a property test checks it).  The cell counts
+are the fine histogram behind KS and Wasserstein (ADR 40).
 """
 
 from __future__ import annotations

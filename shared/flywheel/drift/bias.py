@@ -1,10 +1,12 @@
 """Group fairness of a model's predictions on one window (numpy only).
 
-For a protected attribute (one value per row), :func:`bias_report` measures per
-group the selection rate (share of rows predicted *favorable*) and, where
-labels exist, the true and false positive rates, then the three gaps a
-promotion gate checks:
+:func:`bias_report` measures, per value of a protected attribute, the selection rate
+(share of rows predicted *favorable*) and, where labels exist, the true and false
+positive rates, then the three gaps a promotion gate checks, each with a ``confidence``
+(90%) bootstrap interval (ADR 42).
 
+Notes
+-----
 ===============================  ==============================================  =========
 Metric                           Definition                                      Default
 ===============================  ==============================================  =========
@@ -16,16 +18,10 @@ equal opportunity difference     max - min true positive rate (labelled rows)   
 
 The definitions are fairlearn's ``demographic_parity_difference``,
 ``demographic_parity_ratio`` and ``equal_opportunity_difference``.  Groups with
-fewer than ``min_group_rows`` rows are reported but left out of the gaps, so one
-rare group cannot fail a gate on noise.
-
-Each gap also gets a ``confidence`` (90%) interval from a parametric bootstrap of the
-groups' counts: with 57 rows a group, a fair model's demographic parity difference
-has a standard error near 0.09, so the 0.1 limit is within noise, and point estimates
-reject a perfectly fair model about 3 times in 10.  By default the limits are judged
-on the point estimates (fairlearn's numbers) and a violation whose interval reaches
-back inside the limit says so; ``judge="interval"`` breaks a limit only when even the
-interval's better end does.
+fewer than ``min_group_rows`` rows are reported but left out of the gaps.  By default
+the limits are judged on the point estimates (fairlearn's numbers) and a violation
+whose interval reaches back inside the limit says so; ``judge="interval"`` breaks a
+limit only when even the interval's better end does.
 """
 
 from __future__ import annotations

@@ -4,30 +4,7 @@ A profile is computed from the training data and stored next to the model.  Late
 production windows are counted into the *same* bins with
 :meth:`ReferenceProfile.observe`, shards are combined with :func:`merge`, and a
 drift scorer compares the histograms (PSI, KS, Wasserstein, JS, chi²).
-
-Numeric features
-    ``edges`` are the de-duplicated 1%..99% training quantiles (``bins - 1``
-    interior points, ``inverted_cdf``, so discrete features get edges at their
-    values).  With open tails the bins are ``(-inf, e0), [e0, e1), ...,
-    [e_last, +inf)``: every finite value lands in exactly one of
-    ``len(edges) + 1`` bins (``np.searchsorted(edges, x, side="right")``).
-    Only finite edges are stored, so the JSON needs no ``Infinity``;
-    :attr:`NumericProfile.bin_edges` adds the infinite ends.
-    NaN and ±inf count as missing.  Moments are stored as sums of ``x - shift``
-    and ``(x - shift)²`` (``shift`` is the training mean) so that merging is
-    addition and the variance does not cancel catastrophically.
-    Profiles built here also carry a fine :class:`Grid` (about 4,096 uniform
-    cells over three times the quantile span, widths a power of two) and the
-    counts per cell.  Each edge is snapped down to the start of its cell, so a
-    bin is a run of whole cells: one ``bincount`` counts a column (see
-    :mod:`flywheel.drift._binning`), and KS and Wasserstein use the fine cells.
-    Profiles without a grid (older JSON, or spans float64 cannot grid) work the
-    same, counted with ``searchsorted``.
-Categorical features
-    Counts per category (``str`` of the value; integral floats without ``.0``);
-    ``None``, NaN and ``""`` count as missing.  Dictionary-encoded columns
-    (:class:`CategoryCodes`, pandas categoricals, Arrow dictionaries) are counted
-    from their integer codes without building strings.
+:class:`NumericProfile` and :class:`CategoricalProfile` define the bins.
 
 Merging adds counts and sums; it requires identical features and edges and raises
 :class:`~flywheel.errors.ProfileMismatchError` otherwise.  Counts merge exactly;
@@ -248,6 +225,18 @@ class _ArrayCache:
 
 class NumericProfile(_Frozen):
     """Histogram and moments of one numeric feature.
+
+    ``edges`` are the de-duplicated 1%..99% training quantiles (``bins - 1`` interior points,
+    ``inverted_cdf``, so discrete features get edges at their values); the bins are
+    ``(-inf, e0), [e0, e1), ..., [e_last, +inf)``, one of ``len(edges) + 1`` for every
+    finite value (``np.searchsorted(edges, x, side="right")``).  Only finite edges are
+    stored (no ``Infinity`` in the JSON); :attr:`bin_edges` adds the infinite ends.  NaN
+    and ±inf count as missing.  Moments are sums of ``x - shift`` and ``(x - shift)²``
+    (``shift``: the training mean), so merging is addition and the variance does not
+    cancel catastrophically.  Built profiles also carry a :class:`FineGrid` (about 4,096
+    cells of power-of-two width, counts per cell, edges snapped down to cell starts);
+    profiles without one (older JSON, spans float64 cannot grid) count with
+    ``searchsorted`` (ADR 40).
 
     Examples
     --------
@@ -616,6 +605,11 @@ def _category(value: Any) -> str | None:
 
 class CategoricalProfile(_Frozen):
     """Category counts of one categorical feature.
+
+    Counts are kept per category (``str`` of the value; integral floats without ``.0``);
+    ``None``, NaN and ``""`` count as missing.  Dictionary-encoded columns
+    (:class:`CategoryCodes`, pandas categoricals, Arrow dictionaries) are counted from
+    their integer codes without building strings.
 
     Examples
     --------

@@ -3,7 +3,11 @@
 Every statistic here compares a reference histogram with a current one counted in
 the *same* bins (see :meth:`flywheel.drift.profile.ReferenceProfile.observe`), so
 scoring never needs the raw reference data and costs microseconds per feature.
+:class:`DriftPolicy` picks the statistic per feature and turns it into a verdict; by
+default "large sample" is judged on the *smaller* sample (ADR 40).
 
+Notes
+-----
 ============================  =====================================================
 Statistic                     Computed from
 ============================  =====================================================
@@ -24,7 +28,8 @@ Binning error: ``D`` and ``W1`` are exact for values that sit on bin boundaries
 one bin width times the CDF gap (``W1``); on a profile's fine grid (~4,000 cells)
 both stay well under 1e-3 of scipy's exact values (the property tests bound it).
 
-Defaults of :class:`DriftPolicy` next to Evidently 0.7's ``DataDriftPreset``:
+Defaults of :class:`DriftPolicy` next to Evidently 0.7's ``DataDriftPreset``
+(``DriftPolicy.evidently()`` reproduces Evidently's choice):
 
 =============================  ==================  ==================================
 Setting                        Flywheel            Evidently 0.7
@@ -42,13 +47,6 @@ PSI threshold (if chosen)      0.1                  0.1
 dataset drift                  share ≥ 0.5          share ≥ 0.5
 minimum rows to score          30                   none
 =============================  ==================  ==================================
-
-Why the smaller sample: a reference from training is nearly always over 1000
-rows, so Evidently's rule picks distances even for a 200-row window, where the
-noise floor of the Wasserstein distance approaches its threshold; a p-value
-test is calibrated there.  p-values only become over-sensitive when *both*
-samples are large, which is exactly when the smaller one is.
-``DriftPolicy.evidently()`` reproduces Evidently's choice.
 """
 
 from __future__ import annotations

@@ -1,19 +1,13 @@
 """Materialization: copy the latest offline values of each entity to the online store.
 
-Guarantees
-----------
-- **Incremental**: a run reads only files (and rows of a half-done file) that the
-  stored watermark does not cover. Files are tracked by ingestion, not event time,
-  so late-arriving rows are not missed, nor is a slow ingestion that finishes after
-  a later one.
-- **Bounded memory**: one file's bytes and one chunk of ``chunk_rows`` rows at a time.
-- **Idempotent**: online writes are conditional (:class:`~flywheel.features.ports.OnlineStore`);
-  an older value never replaces a newer one and re-writing a value is a no-op.
-- **Resumable**: the watermark advances (a conditional write on its revision)
-  after each chunk is online. A run that fails mid-way resumes at the last
-  completed chunk; the replayed chunk's writes are no-ops. Two concurrent runs
-  cannot both advance the watermark: the loser stops with
-  :class:`~flywheel.errors.ConcurrentModificationError`.
+A run reads only the files (and rows of a half-done file) that the stored watermark
+does not cover; files are tracked by ingestion, not event time (ADR 50).  It holds one
+file's bytes and one chunk of ``chunk_rows`` rows at a time.  Online writes are
+conditional (:class:`~flywheel.features.ports.OnlineStore`): an older value never
+replaces a newer one and re-writing a value is a no-op.  The watermark advances (a
+conditional write on its revision) after each chunk is online, so a run that fails
+mid-way resumes at the last completed chunk; of two concurrent runs, the loser stops
+with :class:`~flywheel.errors.ConcurrentModificationError`.
 """
 
 from __future__ import annotations
@@ -77,8 +71,29 @@ class Materializer:
 
     Examples
     --------
-    >>> Materializer(offline, online, records).run(registered).written  # doctest: +SKIP
-    1000
+    >>> import pyarrow as pa
+    >>> from datetime import UTC, datetime
+    >>> from flywheel.composition import InMemoryPlatform
+    >>> from flywheel.features import IDENTITY, Column, Entity, Feature, FeatureView, Source
+    >>> store = InMemoryPlatform().feature_store()
+    >>> view = FeatureView(
+    ...     name="spend",
+    ...     entity=Entity(name="customer", join_key="customer_id"),
+    ...     source=Source(name="orders", columns=(Column(name="total"),)),
+    ...     features=(Feature(name="total"),),
+    ...     transformation=IDENTITY.ref,
+    ... )
+    >>> _ = store.register(view, actor="ana")
+    >>> t = datetime(2026, 1, 1, tzinfo=UTC)
+    >>> _ = store.ingest("spend", pa.table({
+    ...     "customer_id": ["c1", "c2"], "event_timestamp": [t, t], "created_timestamp": [t, t],
+    ...     "total": [9.5, 3.0],
+    ... }))
+    >>> materializer = Materializer(store.offline, store.online, store.records)
+    >>> materializer.run(store.view("spend")).written
+    2
+    >>> materializer.run(store.view("spend")).written  # the watermark covers both rows now
+    0
     """
 
     def __init__(

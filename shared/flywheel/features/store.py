@@ -214,9 +214,29 @@ class FeatureStore:
 
         Examples
         --------
-        >>> result = store.online_features("customer-stats", ["c1", "c2"])  # doctest: +SKIP
-        >>> result.missing  # doctest: +SKIP
-        ('c2',)
+        >>> import pyarrow as pa
+        >>> from datetime import UTC, datetime
+        >>> from flywheel.composition import InMemoryPlatform
+        >>> from flywheel.features import IDENTITY, Column, Entity, Feature, FeatureView, Source
+        >>> store = InMemoryPlatform().feature_store()
+        >>> view = FeatureView(
+        ...     name="spend",
+        ...     entity=Entity(name="customer", join_key="customer_id"),
+        ...     source=Source(name="orders", columns=(Column(name="total"),)),
+        ...     features=(Feature(name="total"),),
+        ...     transformation=IDENTITY.ref,
+        ... )
+        >>> _ = store.register(view, actor="ana")
+        >>> t = datetime(2026, 1, 1, tzinfo=UTC)
+        >>> _ = store.ingest("spend", pa.table({
+        ...     "customer_id": ["c1", "c2"], "event_timestamp": [t, t], "created_timestamp": [t, t],
+        ...     "total": [9.5, 3.0],
+        ... }))
+        >>> store.materialize("spend").written
+        2
+        >>> result = store.online_features("spend", ["c1", "c3"])
+        >>> result.rows["c1"].values, result.missing
+        ({'total': 9.5}, ('c3',))
         """
         registered = self.view(name, version)
         view = registered.view

@@ -62,10 +62,38 @@ class DriftMonitor:
 
     Examples
     --------
-    >>> monitor = DriftMonitor(registry=..., artifacts=..., capture=..., events=...,
-    ...                        clock=...)  # doctest: +SKIP
-    >>> monitor.run("breast-cancer").drift_detected  # doctest: +SKIP
+    >>> from datetime import UTC, datetime, timedelta
+    >>> from flywheel.clock import FixedClock
+    >>> from flywheel.composition import InMemoryPlatform
+    >>> from flywheel.serving.capture import capture_key, encode_rows
+    >>> from flywheel.training.config import parse_config
+    >>> from flywheel.training.trainer import train_from_config
+    >>> platform = InMemoryPlatform(clock=FixedClock(datetime(2026, 3, 1, 12, tzinfo=UTC)))
+    >>> artifacts, registry, clock = platform.artifacts, platform.registry, platform.clock
+    >>> outcome = train_from_config(parse_config({
+    ...     "model": "iris", "task": "classification",
+    ...     "dataset": {"source": "sklearn:iris"}, "estimator": "logistic_regression",
+    ... }))
+    >>> model = artifacts.put("models/iris/1/model.onnx", outcome.onnx_bytes)
+    >>> profile = artifacts.put_json("models/iris/1/profile.json", outcome.profile.model_dump())
+    >>> _ = registry.register(outcome.version_draft(model, reference_profile=profile), actor="ci")
+    >>> _ = registry.request_approval("iris", 1, actor="ci")
+    >>> _ = registry.approve("iris", 1, actor="ana", reason="holdout accuracy")
+    >>> _ = registry.promote("iris", 1, actor="ana", reason="first release")
+    >>> def capture(rows):  # what serving writes: one row per scored record
+    ...     features = [dict(zip(outcome.input_schema.feature_names, row)) for row in rows]
+    ...     body = encode_rows([{"features": f, "prediction": "setosa"} for f in features])
+    ...     platform.capture.put(capture_key("iris", 1, clock.now().timestamp()), body)
+    >>> monitor = DriftMonitor(registry=registry, artifacts=artifacts, capture=platform.capture,
+    ...                        events=platform.events(), clock=clock)
+    >>> capture(outcome.X_holdout.tolist())  # traffic like the holdout
+    >>> monitor.run("iris").drift_detected
     False
+    >>> _ = clock.advance(timedelta(hours=2))
+    >>> capture((outcome.X_holdout * 1.5).tolist())  # every feature 50% larger
+    >>> run = monitor.run("iris")
+    >>> run.drift_detected, [detail_type for detail_type, _ in platform.published.events]
+    (True, ['DriftDetected'])
     """
 
     def __init__(

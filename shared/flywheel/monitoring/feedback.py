@@ -2,24 +2,27 @@
 
 A prediction is addressed by the ``request_id`` the inference API returned and the
 ``row`` of the record in that request (0 for single-record requests), exactly the
-``request_id`` / ``row`` of its capture row (:mod:`flywheel.serving.capture`). A body
-carries one label or a batch::
+``request_id`` / ``row`` of its capture row (:mod:`flywheel.serving.capture`).  Labels
+are checked against the champion's output schema (a class it can predict, or a finite
+number for a regressor) and written as one gzip JSON Lines object per request,
+partitioned by the hour they arrived.  Each (model, request id, row) is claimed once in
+the idempotency table with its label: the same label again stores nothing and answers
+``duplicate``; a different label for a claimed prediction is a
+:class:`~flywheel.errors.LabelConflictError` (409) and nothing of that request is
+stored, so a batch is all or nothing on conflicts (ADR 41).
+
+Notes
+-----
+A body carries one label or a batch::
 
     {"model": "churn", "request_id": "7f1c…", "label": "yes"}
     {"model": "churn", "labels": [{"request_id": "7f1c…", "row": 0, "label": "yes"},
                                   {"request_id": "7f1c…", "row": 1, "label": "no"}]}
 
-Labels are checked against the champion's output schema (a class it can predict, or a
-finite number for a regressor) and written as one gzip JSON Lines object per request,
-partitioned by the hour they arrived::
+Stored objects and their lines::
 
     labels/model=<m>/date=YYYY-MM-DD/hour=HH/<uuid>.jsonl.gz
     {"request_id": "7f1c…", "row": 0, "label": "yes", "received_at": "…Z", "model": "churn"}
-
-Idempotency: each (model, request id, row) is claimed once in the idempotency table with
-its label. Sending the same label again stores nothing and answers ``duplicate``; a
-different label for a claimed prediction is a :class:`~flywheel.errors.LabelConflictError`
-(409) and nothing of that request is stored. A batch is all or nothing on conflicts.
 """
 
 from __future__ import annotations
@@ -277,15 +280,31 @@ class FeedbackService:
 
     Examples
     --------
-    >>> from flywheel.adapters.memory_capture import InMemoryCaptureSink
-    >>> from flywheel.adapters.memory_labels import InMemoryLabelClaims
-    >>> service = FeedbackService(registry=registry, claims=InMemoryLabelClaims(),
-    ...                           sink=InMemoryCaptureSink(), clock=clock)  # doctest: +SKIP
-    >>> request = FeedbackRequest(model="churn", request_id="r-1", label="yes")
-    >>> service.submit(request).results[0].status  # doctest: +SKIP
+    >>> from flywheel.composition import InMemoryPlatform
+    >>> from flywheel.training.config import parse_config
+    >>> from flywheel.training.trainer import train_from_config
+    >>> platform = InMemoryPlatform()
+    >>> registry = platform.registry
+    >>> outcome = train_from_config(parse_config({
+    ...     "model": "iris", "task": "classification",
+    ...     "dataset": {"source": "sklearn:iris"}, "estimator": "logistic_regression",
+    ... }))
+    >>> ref = platform.artifacts.put("models/iris/1/model.onnx", outcome.onnx_bytes)
+    >>> _ = registry.register(outcome.version_draft(ref), actor="ci")
+    >>> _ = registry.request_approval("iris", 1, actor="ci")
+    >>> _ = registry.approve("iris", 1, actor="ana", reason="holdout accuracy")
+    >>> _ = registry.promote("iris", 1, actor="ana", reason="first release")
+    >>> service = FeedbackService(registry=registry, claims=platform.label_claims,
+    ...                           sink=platform.capture, clock=platform.clock)
+    >>> request = FeedbackRequest(model="iris", request_id="r-1", label="setosa")
+    >>> service.submit(request).results[0].status
     'stored'
-    >>> service.submit(request).results[0].status  # doctest: +SKIP
+    >>> service.submit(request).results[0].status
     'duplicate'
+    >>> service.submit(FeedbackRequest(model="iris", request_id="r-1", label="virginica"))
+    Traceback (most recent call last):
+    ...
+    flywheel.errors.LabelConflictError: ...
     """
 
     def __init__(

@@ -1,18 +1,15 @@
 """Performance of a model on a window of (prediction, label) pairs, against its baseline.
 
-Labels arrive late (``POST /v1/feedback``), so a window holds predictions of
-which only some are labelled.  :func:`measure_window` computes the metrics on
-the labelled rows and reports the label coverage; :func:`evaluate_performance`
-compares one metric with the version's holdout baseline under a
-:class:`PerformancePolicy` and says whether the model degraded.
-
-Metric names and definitions are the ones training stores as holdout metrics
-(:func:`flywheel.training.metrics.holdout_metrics`), so a window compares
-like for like: ``accuracy``, ``precision_macro``, ``recall_macro``,
-``f1_macro`` (zero division counts as 0), ``roc_auc`` (binary, or one-vs-rest
-macro; rank-based, ties averaged), ``log_loss``; binary tasks add
-``precision``, ``recall`` and ``f1`` of the positive class.  Regression: ``mae``,
-``rmse``, ``r2``.  Everything is numpy; scikit-learn is only used by the tests.
+:func:`measure_window` computes the metrics on the labelled rows of a window (labels
+arrive late, through ``POST /v1/feedback``) and reports the label coverage;
+:func:`evaluate_performance` compares one metric with the version's holdout baseline
+under a :class:`PerformancePolicy` and says whether the model degraded.  Metric names
+and definitions are those of :func:`flywheel.training.metrics.holdout_metrics`:
+``accuracy``, ``precision_macro``, ``recall_macro``, ``f1_macro`` (zero division counts
+as 0), ``roc_auc`` (binary, or one-vs-rest macro; rank-based, ties averaged),
+``log_loss``, plus ``precision``, ``recall`` and ``f1`` of the positive class for binary
+tasks; ``mae``, ``rmse``, ``r2`` for regression.  Everything is numpy; scikit-learn is
+only used by the tests.
 """
 
 from __future__ import annotations

@@ -82,10 +82,41 @@ class PerformanceMonitor:
 
     Examples
     --------
-    >>> monitor = PerformanceMonitor(registry=..., configs=..., artifacts=..., capture=...,
-    ...                              labels=..., events=..., clock=...)  # doctest: +SKIP
-    >>> monitor.run("breast-cancer").verdict  # doctest: +SKIP
-    'ok'
+    >>> from datetime import UTC, datetime
+    >>> from flywheel.clock import FixedClock
+    >>> from flywheel.composition import InMemoryPlatform
+    >>> from flywheel.monitoring.feedback import FeedbackRequest, FeedbackService
+    >>> from flywheel.serving.capture import capture_key, encode_rows
+    >>> from flywheel.training.config import parse_config
+    >>> from flywheel.training.datasets import load_dataset
+    >>> from flywheel.training.trainer import train_from_config
+    >>> platform = InMemoryPlatform(clock=FixedClock(datetime(2026, 3, 1, 12, tzinfo=UTC)))
+    >>> registry, clock = platform.registry, platform.clock
+    >>> outcome = train_from_config(parse_config({
+    ...     "model": "iris", "task": "classification",
+    ...     "dataset": {"source": "sklearn:iris"}, "estimator": "logistic_regression",
+    ... }))
+    >>> ref = platform.artifacts.put("models/iris/1/model.onnx", outcome.onnx_bytes)
+    >>> _ = registry.register(outcome.version_draft(ref), actor="ci")
+    >>> _ = registry.request_approval("iris", 1, actor="ci")
+    >>> _ = registry.approve("iris", 1, actor="ana", reason="holdout accuracy")
+    >>> _ = registry.promote("iris", 1, actor="ana", reason="first release")
+    >>> data = load_dataset("sklearn:iris")
+    >>> predicted = outcome.estimator.predict(data.X)  # what the champion answered
+    >>> rows = [{"request_id": f"r{i}", "row": 0, "prediction": p} for i, p in enumerate(predicted)]
+    >>> platform.capture.put(capture_key("iris", 1, clock.now().timestamp()), encode_rows(rows))
+    >>> feedback = FeedbackService(registry=registry, claims=platform.label_claims,
+    ...                            sink=platform.capture, clock=clock)
+    >>> truth = [{"request_id": f"r{i}", "label": data.classes[y]} for i, y in enumerate(data.y)]
+    >>> for start in range(0, len(truth), 100):  # at most 100 labels a request
+    ...     _ = feedback.submit(FeedbackRequest(model="iris", labels=truth[start:start + 100]))
+    >>> monitor = PerformanceMonitor(
+    ...     registry=registry, configs=None, artifacts=platform.artifacts, capture=platform.capture,
+    ...     labels=platform.capture, events=platform.events(), clock=clock,
+    ... )
+    >>> run = monitor.run("iris")
+    >>> run.verdict, run.labelled, run.metric, run.value
+    ('ok', 150, 'accuracy', 0.96)
     """
 
     def __init__(

@@ -1,21 +1,28 @@
 """What a model's monitors watch: the performance rule, the protected attribute, the window.
 
-Part of the model config (``monitoring:``), evaluated the same way locally and in AWS::
-
-    monitoring:
-      window_hours: 24              # predictions of the last 24 hours, labels received since
-      performance:                  # default: the gate metric, at most 10% worse than holdout
-        metric: accuracy
-        max_relative_drop: 0.05
-        min_labels: 100
-      bias:
-        attribute: age              # an input feature of the model
-        threshold: 40               # numeric attribute: groups "<= 40" and "> 40"
-        favorable: benign           # the predicted class that counts as the favorable outcome
-        limits: {max_demographic_parity_difference: 0.1, min_disparate_impact_ratio: 0.8}
-
+Part of the model config (``monitoring:``), evaluated the same way locally and in AWS.
 The same :class:`ProtectedAttribute` can gate a challenger (``gate.bias``): the
 candidate's group metrics on the holdout must stay within ``limits``.
+
+Examples
+--------
+>>> import yaml
+>>> config = yaml.safe_load('''
+... monitoring:
+...   window_hours: 24              # predictions of the last 24 hours, labels received since
+...   performance:                  # default: the gate metric, at most 10% worse than holdout
+...     metric: accuracy
+...     max_relative_drop: 0.05
+...     min_labels: 100
+...   bias:
+...     attribute: age              # an input feature of the model
+...     threshold: 40               # numeric attribute: groups "<= 40" and "> 40"
+...     favorable: benign           # the predicted class that counts as the favorable outcome
+...     limits: {max_demographic_parity_difference: 0.1, min_disparate_impact_ratio: 0.8}
+... ''')
+>>> policy = MonitoringPolicy.model_validate(config["monitoring"])
+>>> policy.performance.metric, policy.bias.groups([25.0, 41.0]).tolist()
+('accuracy', ['<= 40', '> 40'])
 """
 
 from __future__ import annotations

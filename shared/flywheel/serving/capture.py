@@ -1,15 +1,24 @@
 """Prediction capture: every scored row, batched into partitioned gzip JSON Lines objects.
 
-The request path only appends one :class:`CaptureEntry` per request to an
-in-memory buffer (constant time, never blocking, never raising).  A background
-thread turns entries into rows and writes one object per partition when the
-buffer holds ``max_rows`` rows or its oldest entry is ``max_age_seconds`` old::
+The request path only appends one :class:`CaptureEntry` per request to an in-memory
+buffer (constant time, never blocking, never raising).  A background thread
+(:class:`CaptureWriter`) turns entries into rows and writes one object per partition
+when the buffer holds ``max_rows`` rows or its oldest entry is ``max_age_seconds`` old
+(ADR 20).  Each line is one request, its body as received next to the predictions (ADR 21);
+:func:`decode_capture` expands it into one row per record.  Shadow predictions are rows
+of the *shadow* version with ``variant: "shadow"`` and the same ``request_id``, so both
+outputs join offline.  A write that fails is counted (:attr:`CaptureWriter.stats`, the
+``CaptureFailures`` metric) and its rows are dropped; so are entries arriving when
+``max_pending_rows`` rows already wait.  Capture never fails or delays a response.
+
+Notes
+-----
+Objects are written under::
 
     capture/model=<m>/version=<v>/date=YYYY-MM-DD/hour=HH/<uuid>.jsonl.gz
 
-Each line is one request: the body exactly as the client sent it (it passed
-validation, so it is what was scored) next to the predictions, like SageMaker's
-data capture::
+A line holds the body exactly as the client sent it (it passed validation, so it is
+what was scored) next to the predictions, like SageMaker's data capture::
 
     {"request_id": "...", "timestamp": "2025-01-31T12:00:00.123Z", "model": "churn",
      "version": 3, "variant": "champion", "latency_ms": 0.41, "entity_id": null,
@@ -17,28 +26,16 @@ data capture::
      "predictions": ["yes", "no"], "probabilities": [[0.2, 0.8], [0.7, 0.3]],
      "classes": ["no", "yes"]}
 
-Storing the received text costs no float formatting on the serving path (a
-30-feature row costs ≈ 15 µs to re-encode as JSON, more than scoring it).
-:func:`decode_capture` expands a line into one row per record::
+:func:`decode_capture` expands it into rows::
 
     {"request_id": "...", "row": 0, "timestamp": "...", "model": "churn",
      "version": 3, "variant": "champion", "latency_ms": 0.41,
      "features": {...}, "prediction": "yes", "probabilities": {"no": 0.2, "yes": 0.8},
      "entity_id": null}
 
-(A ``NaN`` sent for a nullable feature reads back as ``null``.)  Entries without
-the body text (scored through the SDK rather than HTTP) are written as such rows
-directly.
-
-Shadow predictions are rows of the *shadow* version with ``variant: "shadow"``
-and the same ``request_id``, so both outputs join offline.  JSON Lines + gzip
-needs nothing beyond the standard library on the serving path; the monitoring
-jobs read it with :func:`decode_capture`.
-
-A write that fails is counted (:attr:`CaptureWriter.stats`, the
-``CaptureFailures`` metric) and its rows are dropped; so are entries arriving
-when ``max_pending_rows`` rows already wait.  Capture never fails or delays a
-response.
+A ``NaN`` sent for a nullable feature reads back as ``null``.  Entries without the
+body text (scored through the SDK rather than HTTP) are written as such rows directly.
+The monitoring jobs read objects with :func:`decode_capture`.
 
 Examples
 --------

@@ -3,20 +3,8 @@
 Capture writes one row per scored record with its ``request_id``, ``row`` index,
 ``variant`` (``champion``/``canary``/``a``/``b``/``shadow``), ``version``,
 ``latency_ms``, ``prediction`` and ``probabilities`` (see
-:mod:`flywheel.serving.capture`).  From those rows:
-
-- :func:`compare_shadow` pairs each shadow row with the row the caller got
-  (same ``request_id`` and ``row``) and reports the **agreement rate** (same label;
-  for regressors, within ``tolerance``), the largest and mean probability or value
-  differences, and both sides' latency.  Rows without a partner are counted, not
-  guessed.  Shadow latency is the shadow model's own scoring time (it runs after
-  the answer), the served latency is validation + prediction + capture hand-off.
-- :func:`compare_ab` summarizes each arm (requests, rows, latency, prediction
-  mix), checks the traffic split against the configured weight (a sample-ratio
-  mismatch means assignment is broken and the comparison cannot be trusted), and
-  with delayed labels compares the arms' metrics: accuracy with a two-proportion
-  z-test for classifiers, mean absolute error with a z-test on the errors for
-  regressors.
+:mod:`flywheel.serving.capture`).  :func:`compare_shadow` measures how often the shadow
+agrees with the answers callers got; :func:`compare_ab` compares arms ``a`` and ``b``.
 
 Examples
 --------
@@ -251,6 +239,13 @@ def compare_shadow(
 ) -> ShadowComparison:
     """Pair shadow rows with the rows that answered callers and measure agreement.
 
+    Each shadow row is paired with the row the caller got (same ``request_id`` and
+    ``row``); the report gives the **agreement rate** (same label; for regressors,
+    within ``tolerance``), the largest and mean probability or value differences, and
+    both sides' latency.  Rows without a partner are counted, not guessed.  Shadow
+    latency is the shadow model's own scoring time (it runs after the answer); the
+    served latency is validation + prediction + capture hand-off.
+
     Parameters
     ----------
     rows
@@ -357,6 +352,12 @@ def compare_ab(
     alpha: float = 0.05,
 ) -> AbComparison:
     """Compare arms ``a`` and ``b``: split, latency, prediction mix, and metrics with labels.
+
+    Each arm is summarized (requests, rows, latency, prediction mix) and the traffic
+    split is checked against ``expected_share_b``: a sample-ratio mismatch means
+    assignment is broken and the comparison cannot be trusted.  With labels, the arms'
+    metrics are compared: accuracy with a two-proportion z-test for classifiers, mean
+    absolute error with a z-test on the errors for regressors.
 
     Parameters
     ----------

@@ -2,9 +2,11 @@
 
 Every request produces metrics labelled with the model, its version and the
 variant that answered, so a canary is compared with its champion and a version
-with its predecessor.  Names (CloudWatch, namespace ``Flywheel/<stage>``,
-dimension sets ``[Model, Variant]`` and ``[Model, Version]``):
+with its predecessor.  The metrics are listed under Notes (CloudWatch namespace
+``Flywheel/<stage>``, dimension sets ``[Model, Variant]`` and ``[Model, Version]``).
 
+Notes
+-----
 ==========================  =========  ================================================
 metric                      unit       meaning
 ==========================  =========  ================================================

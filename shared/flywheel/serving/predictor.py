@@ -286,11 +286,20 @@ class OnnxModel:
 
     Examples
     --------
-    >>> model = OnnxModel.load(  # doctest: +SKIP
-    ...     onnx_bytes, expected_sha256=ref.sha256,
-    ...     input_schema=version.input_schema, output_schema=version.output_schema,
+    >>> import hashlib
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from flywheel.registry.models import FeatureSpec
+    >>> from flywheel.training.conversion import convert_to_onnx
+    >>> X = [[20.0, 1.0], [30.0, 2.0], [40.0, 24.0], [50.0, 36.0]]  # age, tenure
+    >>> fitted = LogisticRegression().fit(X, ["churn", "churn", "stay", "stay"])
+    >>> onnx_bytes = convert_to_onnx(fitted, task=Task.CLASSIFICATION, n_features=2).onnx_bytes
+    >>> inputs = InputSchema(features=(FeatureSpec(name="age"), FeatureSpec(name="tenure")))
+    >>> outputs = OutputSchema(
+    ...     task=Task.CLASSIFICATION, probability_output="probabilities", classes=("churn", "stay")
     ... )
-    >>> model.predict_records([{"age": 42.0, "tenure": 3.0}]).labels  # doctest: +SKIP
+    >>> model = OnnxModel.load(onnx_bytes, expected_sha256=hashlib.sha256(onnx_bytes).hexdigest(),
+    ...                        input_schema=inputs, output_schema=outputs)
+    >>> model.predict_records([{"age": 42.0, "tenure": 3.0}]).labels
     ('churn',)
     """
 
@@ -364,8 +373,8 @@ class OnnxModel:
         The SHA-256 is checked before anything is parsed.  The session runs on
         the CPU provider with all graph optimizations, ``intra_op_threads``
         (default: :func:`default_intra_op_threads`), one inter-op thread and thread
-        spinning off (Lambda bills idle spins).  The session's input and
-        outputs are then checked against the schemas.
+        spinning off (ADR 21).  The session's input and outputs are then checked
+        against the schemas.
 
         Parameters
         ----------
@@ -387,10 +396,24 @@ class OnnxModel:
 
         Examples
         --------
-        >>> OnnxModel.load(  # doctest: +SKIP
-        ...     data, expected_sha256=ref.sha256, input_schema=ins, output_schema=outs
-        ... ).settings.intra_op_threads
-        2
+        >>> import hashlib
+        >>> from sklearn.ensemble import RandomForestRegressor
+        >>> from flywheel.registry.models import FeatureSpec
+        >>> from flywheel.training.conversion import convert_to_onnx
+        >>> fitted = RandomForestRegressor(n_estimators=1, bootstrap=False, random_state=0).fit(
+        ...     [[0.0], [1.0]], [1.0, 3.0]
+        ... )  # one tree: 1.0 for x <= 0.5, else 3.0
+        >>> data = convert_to_onnx(fitted, task=Task.REGRESSION, n_features=1).onnx_bytes
+        >>> ins = InputSchema(features=(FeatureSpec(name="x"),))
+        >>> outs = OutputSchema(task=Task.REGRESSION, label_output="prediction")
+        >>> model = OnnxModel.load(data, expected_sha256=hashlib.sha256(data).hexdigest(),
+        ...                        input_schema=ins, output_schema=outs, intra_op_threads=1)
+        >>> model.settings.intra_op_threads, model.settings.spinning
+        (1, False)
+        >>> OnnxModel.load(data, expected_sha256="0" * 64, input_schema=ins, output_schema=outs)
+        Traceback (most recent call last):
+        ...
+        flywheel.errors.ArtifactIntegrityError: model bytes do not match the registered SHA-256; ...
         """
         digest = hashlib.sha256(data).hexdigest()
         if not hmac.compare_digest(digest, expected_sha256.lower()):
@@ -454,8 +477,21 @@ class OnnxModel:
 
         Examples
         --------
-        >>> model.predict(np.array([[5.1, 3.5, 1.4, 0.2]])).labels  # doctest: +SKIP
-        ('0',)
+        >>> import hashlib
+        >>> from sklearn.ensemble import RandomForestRegressor
+        >>> from flywheel.registry.models import FeatureSpec
+        >>> from flywheel.training.conversion import convert_to_onnx
+        >>> fitted = RandomForestRegressor(n_estimators=1, bootstrap=False, random_state=0).fit(
+        ...     [[0.0], [1.0]], [1.0, 3.0]
+        ... )  # one tree: 1.0 for x <= 0.5, else 3.0
+        >>> data = convert_to_onnx(fitted, task=Task.REGRESSION, n_features=1).onnx_bytes
+        >>> model = OnnxModel.load(
+        ...     data, expected_sha256=hashlib.sha256(data).hexdigest(),
+        ...     input_schema=InputSchema(features=(FeatureSpec(name="x"),)),
+        ...     output_schema=OutputSchema(task=Task.REGRESSION, label_output="prediction"),
+        ... )
+        >>> model.predict(np.array([[0.2], [0.9]])).values.tolist()
+        [1.0, 3.0]
         """
         try:
             x = np.asarray(matrix, dtype=self._dtype)
@@ -490,7 +526,20 @@ class OnnxModel:
 
         Examples
         --------
-        >>> model.predict_records([{"x": 1.0}]).to_records()  # doctest: +SKIP
+        >>> import hashlib
+        >>> from sklearn.ensemble import RandomForestRegressor
+        >>> from flywheel.registry.models import FeatureSpec
+        >>> from flywheel.training.conversion import convert_to_onnx
+        >>> fitted = RandomForestRegressor(n_estimators=1, bootstrap=False, random_state=0).fit(
+        ...     [[0.0], [1.0]], [1.0, 3.0]
+        ... )  # one tree: 1.0 for x <= 0.5, else 3.0
+        >>> data = convert_to_onnx(fitted, task=Task.REGRESSION, n_features=1).onnx_bytes
+        >>> model = OnnxModel.load(
+        ...     data, expected_sha256=hashlib.sha256(data).hexdigest(),
+        ...     input_schema=InputSchema(features=(FeatureSpec(name="x"),)),
+        ...     output_schema=OutputSchema(task=Task.REGRESSION, label_output="prediction"),
+        ... )
+        >>> model.predict_records([{"x": 1.0}]).to_records()
         [{'value': 3.0}]
         """
         return self.predict(self._plan.build(records))

@@ -1,22 +1,15 @@
 """Which variant answers a request: canary role, sticky A/B arms, and the shadow.
 
-One mechanism per concern, so AWS and local behave the same:
-
-Canary
-    Traffic is split *outside* the function, by the weights of Lambda alias
-    ``live`` (set by the promotion workflow; locally by ``flywheel serve``).  A
-    function only has to know which role its pinned version plays: ``canary``
-    when it is the model's ``challenger``, ``champion`` otherwise.
-    :class:`RoleTracker` keeps that answer fresh without ever blocking a request.
-A/B
-    Sticky assignment needs to see the caller's key, so it happens *inside* the
-    function: :func:`assign_arm` hashes ``salt:key`` with SHA-256 to a number in
-    ``[0, 1)``; below ``weight`` is arm ``b`` (the challenger), the rest arm ``a``.
-    The same key always lands in the same arm, on every instance and after
-    restarts; changing the salt reshuffles.  Requests without a key go to ``a``.
-Shadow
-    The shadow version scores a copy of each request in the background; see
-    :class:`~flywheel.serving.service.InferenceService`.
+One mechanism per concern, the same in AWS and locally (ADR 20).  Canary traffic is
+split *outside* the function, by the weights of Lambda alias ``live`` (set by the
+promotion workflow; locally by ``flywheel serve``); :class:`RoleTracker` keeps the
+pinned version's role fresh (``canary`` when it is the model's ``challenger``,
+``champion`` otherwise) without ever blocking a request.  A/B arms are chosen *inside*
+the function: :func:`assign_arm` hashes ``salt:key`` with SHA-256 to a number in
+``[0, 1)``; below ``weight`` is arm ``b`` (the challenger), the rest arm ``a``.  The
+same key always lands in the same arm, on every instance and after restarts; changing
+the salt reshuffles; requests without a key go to ``a``.  The shadow version scores a
+copy of each request in the background (:class:`~flywheel.serving.service.InferenceService`).
 
 Examples
 --------

@@ -9,11 +9,28 @@ validation, one ``session.run`` and a constant-time capture hand-off.
 
 Examples
 --------
+>>> from flywheel.adapters.memory_metrics import InMemoryServingMetrics
+>>> from flywheel.composition import InMemoryPlatform
 >>> from flywheel.serving.models import PredictRequest
->>> service = InferenceService.start(settings, registry=reg, artifacts=store)  # doctest: +SKIP
->>> body = PredictRequest(record={"age": 42})
->>> service.predict("churn", body, request_id="r1").variant  # doctest: +SKIP
-<Variant.CHAMPION: 'champion'>
+>>> from flywheel.serving.settings import ServingSettings
+>>> from flywheel.training.config import parse_config
+>>> from flywheel.training.trainer import train_from_config
+>>> platform = InMemoryPlatform()
+>>> outcome = train_from_config(parse_config({
+...     "model": "iris", "task": "classification",
+...     "dataset": {"source": "sklearn:iris"}, "estimator": "logistic_regression",
+... }))
+>>> ref = platform.artifacts.put("models/iris/1/model.onnx", outcome.onnx_bytes)
+>>> platform.registry.register(outcome.version_draft(ref), actor="ci").version
+1
+>>> service = InferenceService.start(
+...     ServingSettings(model_name="iris", model_version="1"),
+...     registry=platform.records, artifacts=platform.artifacts, metrics=InMemoryServingMetrics(),
+... )
+>>> record = dict(zip(outcome.input_schema.feature_names, [5.1, 3.5, 1.4, 0.2]))
+>>> answer = service.predict("iris", PredictRequest(record=record), request_id="r1")
+>>> answer.variant, answer.predictions
+(<Variant.CHAMPION: 'champion'>, ['setosa'])
 """
 
 from __future__ import annotations
@@ -72,9 +89,20 @@ class ServedModel:
 
     Examples
     --------
-    >>> served = ServedModel.load(registry, store, "churn", "3")  # doctest: +SKIP
-    >>> served.version.version  # doctest: +SKIP
-    3
+    >>> from flywheel.composition import InMemoryPlatform
+    >>> from flywheel.training.config import parse_config
+    >>> from flywheel.training.trainer import train_from_config
+    >>> platform = InMemoryPlatform()
+    >>> outcome = train_from_config(parse_config({
+    ...     "model": "iris", "task": "classification",
+    ...     "dataset": {"source": "sklearn:iris"}, "estimator": "logistic_regression",
+    ... }))
+    >>> ref = platform.artifacts.put("models/iris/1/model.onnx", outcome.onnx_bytes)
+    >>> _ = platform.registry.register(outcome.version_draft(ref), actor="ci")
+    >>> served = ServedModel.load(platform.records, platform.artifacts, "iris", "1")
+    >>> record = dict(zip(served.version.input_schema.feature_names, [5.1, 3.5, 1.4, 0.2]))
+    >>> served.version.version, served.model.predict(served.validator.matrix([record])).labels
+    (1, ('setosa',))
     """
 
     version: ModelVersion
@@ -118,8 +146,26 @@ def resolve_version(registry: ModelRegistry, name: str, ref: str | int) -> Model
 
     Examples
     --------
-    >>> resolve_version(registry, "churn", "champion").version  # doctest: +SKIP
-    3
+    >>> from flywheel.composition import InMemoryPlatform
+    >>> from flywheel.training.config import parse_config
+    >>> from flywheel.training.trainer import train_from_config
+    >>> platform = InMemoryPlatform()
+    >>> registry = platform.registry
+    >>> outcome = train_from_config(parse_config({
+    ...     "model": "iris", "task": "classification",
+    ...     "dataset": {"source": "sklearn:iris"}, "estimator": "logistic_regression",
+    ... }))
+    >>> ref = platform.artifacts.put("models/iris/1/model.onnx", outcome.onnx_bytes)
+    >>> _ = registry.register(outcome.version_draft(ref), actor="ci")
+    >>> resolve_version(platform.records, "iris", "champion")
+    Traceback (most recent call last):
+    ...
+    flywheel.errors.VersionNotFoundError: model 'iris' has no champion yet
+    >>> _ = registry.request_approval("iris", 1, actor="ci")
+    >>> _ = registry.approve("iris", 1, actor="ana", reason="holdout accuracy")
+    >>> _ = registry.promote("iris", 1, actor="ana", reason="first release")
+    >>> resolve_version(platform.records, "iris", "champion").version
+    1
     """
     if isinstance(ref, int) or ref.isdigit():
         return registry.get_version(name, int(ref))
@@ -218,11 +264,20 @@ class InferenceService:
 
         Examples
         --------
-        >>> InferenceService.start(  # doctest: +SKIP
+        >>> from flywheel.adapters.memory_metrics import InMemoryServingMetrics
+        >>> from flywheel.composition import InMemoryPlatform
+        >>> from flywheel.serving.settings import ServingSettings
+        >>> platform = InMemoryPlatform()
+        >>> InferenceService.start(
         ...     ServingSettings(model_name="churn", model_version="3"),
-        ...     registry=registry, artifacts=store, metrics=InMemoryServingMetrics(),
-        ... ).primary.version.version
-        3
+        ...     registry=platform.records, artifacts=platform.artifacts,
+        ...     metrics=InMemoryServingMetrics(),
+        ... )
+        Traceback (most recent call last):
+        ...
+        flywheel.errors.ModelNotFoundError: model 'churn' does not exist
+
+        The module's example starts a service on a registered version.
         """
         name = settings.model_name
         if not name:

@@ -1,20 +1,18 @@
 """Check request records against a version's registered input schema.
 
-The rules, for every record and every feature of the schema:
+For every record and every feature of the schema:
 
 - the feature must be present, and no other field may be;
-- ``float`` features take JSON numbers, ``int`` features integers (``3.0`` is
-  fine), ``bool`` features ``true``/``false``;
-- a declared ``minimum``/``maximum`` is inclusive and enforced;
-- **NaN/Inf policy**: ``null`` (or a ``NaN`` literal) means *missing* and is
-  accepted only for ``nullable`` features, where the model sees NaN;
-  ``Infinity``/``-Infinity``, and numbers too large for the model's tensor type,
-  are always refused;
+- ``float`` features take JSON numbers, ``int`` features integers (``3.0`` is fine),
+  ``bool`` features ``true``/``false``; a declared ``minimum``/``maximum`` is inclusive
+  and enforced;
+- **NaN/Inf policy**: ``null`` (or a ``NaN`` literal) means *missing* and is accepted
+  only for ``nullable`` features, where the model sees NaN; ``Infinity``/``-Infinity``,
+  and numbers too large for the model's tensor type, are always refused;
 - a request carries at most ``max_records`` records (HTTP 413 beyond).
 
-The valid path is the fast one: one pass builds the model's matrix.  Only when
-that pass finds a problem does a second pass visit every value, so the error
-lists *each* bad field with its reason rather than the first one.
+The error lists *each* bad field with its reason (a second pass over every value runs
+only when the first, which builds the model's matrix, finds a problem).
 
 Examples
 --------

@@ -1,12 +1,13 @@
 """Write scikit-learn tree ensembles as one float64 ONNX ``TreeEnsemble`` (``ai.onnx.ml`` 5).
 
-skl2onnx 1.20 emits the older ``TreeEnsembleRegressor``/``TreeEnsembleClassifier``
-operators, whose outputs are float32 whatever the input type, and onnxruntime
-rejects the double-input graphs it builds for gradient boosting and random-forest
-regression.  ``TreeEnsemble`` (``ai.onnx.ml`` opset 5, onnxruntime >= 1.21) takes
-double thresholds, double leaf weights and returns doubles, so the graph below
-reproduces scikit-learn's arithmetic:
+``TreeEnsemble`` (``ai.onnx.ml`` opset 5, onnxruntime >= 1.21) takes double thresholds,
+double leaf weights and returns doubles, so the graph reproduces scikit-learn's
+arithmetic, which skl2onnx 1.20's float32 tree operators cannot (ADR 4).  Anything this
+module does not model (categorical splits, unknown losses, multi-output targets) raises
+:class:`UnsupportedTreeModelError`, and the caller falls back to skl2onnx in float32.
 
+Notes
+-----
 * Routing. ``RandomForest*`` and ``GradientBoosting*`` cast ``X`` to float32
   before comparing it with float64 thresholds (scikit-learn's ``DTYPE``), so the
   graph casts ``double -> float -> double`` first.  ``HistGradientBoosting*``
@@ -21,10 +22,6 @@ reproduces scikit-learn's arithmetic:
 ``TreeEnsemble`` leaves feed a single target each, so a multiclass random forest
 repeats every tree once per class (model size grows with the class count); a
 binary forest carries the positive class only and the graph computes ``1 - p``.
-
-Anything this module does not model (categorical splits, unknown losses,
-multi-output targets) raises :class:`UnsupportedTreeModelError`, and the caller
-falls back to skl2onnx in float32.
 """
 
 from __future__ import annotations

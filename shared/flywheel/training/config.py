@@ -6,14 +6,19 @@ Problems surface as :class:`~flywheel.errors.ConfigError` with a one-line messag
 that starts with the field, e.g. ``dataset.source: ...`` or
 ``hyperparameters.n_estimatorz: ...``.
 
-Example (YAML)::
-
-    model: churn
-    task: classification
-    dataset: {source: data/churn.csv, target: churned}
-    estimator: random_forest
-    hyperparameters: {n_estimators: 200, max_depth: 8}
-    seed: 42
+Examples
+--------
+>>> import yaml
+>>> config = parse_config(yaml.safe_load('''
+... model: churn
+... task: classification
+... dataset: {source: data/churn.csv, target: churned}
+... estimator: random_forest
+... hyperparameters: {n_estimators: 200, max_depth: 8}
+... seed: 42
+... '''))
+>>> config.estimator.value, config.hyperparameters["n_estimators"]
+('random_forest', 200)
 """
 
 from __future__ import annotations
@@ -186,17 +191,14 @@ class DatasetConfig(Frozen):
 
 
 class ParityTolerances(Frozen):
-    """How closely the ONNX model must reproduce scikit-learn on the holdout.
+    """How closely the ONNX model must reproduce scikit-learn on the holdout (ADR 4).
 
     * float64 models: ``max |Δ| <= float64_max_abs_diff`` (probabilities for
       classifiers, predictions for regressors).
     * float32 models: ``p99 |Δ| <= float32_p99_abs_diff`` and
       ``max |Δ| <= float32_max_abs_diff`` (``None`` switches the max check off).
       For regressors both limits are multiplied by ``1 + mean |y_hat|`` of
-      scikit-learn's holdout predictions, since float32 keeps about 7 significant
-      digits whatever the target's scale.  The max check is there because p99
-      alone lets a few misrouted rows through: float32 HistGradientBoosting on
-      diabetes measured p99 |Δ| 2e-5 but max |Δ| 2.8 (one row in a different leaf).
+      scikit-learn's holdout predictions.
     * classifiers: at least ``min_label_agreement`` of the rows whose top two
       scikit-learn probabilities differ by more than twice the probability
       tolerance get the same label (closer rows are ties within tolerance).

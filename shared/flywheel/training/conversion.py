@@ -1,55 +1,38 @@
 """Convert a fitted estimator to ONNX and prove on the holdout that nothing was lost.
 
-Precision
----------
 Every estimator Flywheel trains converts in float64 (``tensor(double)`` input and
-outputs), and reproduces scikit-learn to a few ulps (measured on the bundled
-datasets: max |Δ| <= 2e-16 in probability, <= 2e-12 in regression predictions):
+outputs): ``logistic_regression`` and ``linear_regression`` (``StandardScaler``
+pipelines) through skl2onnx with ``DoubleTensorType``; ``random_forest``,
+``gradient_boosting`` and ``hist_gradient_boosting`` through
+:mod:`flywheel.training._onnx_trees` (ADR 4).  ``precision="float32"`` (or a float64
+path that cannot model the estimator, e.g. categorical splits) uses skl2onnx with
+``FloatTensorType`` and records ``precision="float32"`` and the reason; the input
+schema's ``tensor_dtype`` must follow :attr:`OnnxConversion.precision`.  A parity check
+on the holdout (:class:`~flywheel.training.config.ParityTolerances`) raises
+:class:`~flywheel.errors.ParityError` carrying the figures; nothing is registered.
 
-* ``logistic_regression``, ``linear_regression`` (``StandardScaler`` pipelines):
-  skl2onnx with ``DoubleTensorType`` (``MatMul``/``Add``/``Sigmoid``/``Softmax``).
-* ``random_forest``, ``gradient_boosting``, ``hist_gradient_boosting``: written by
-  :mod:`flywheel.training._onnx_trees` as one ``ai.onnx.ml`` opset-5
-  ``TreeEnsemble`` (onnxruntime >= 1.21).  skl2onnx 1.20's tree converters emit
-  ``TreeEnsembleRegressor``/``Classifier``, whose outputs are float32, and
-  onnxruntime rejects the double graphs it builds for gradient boosting and
-  random-forest regression; in float32, ``HistGradientBoosting`` misroutes rows
-  whose value sits next to a float64 threshold (max |Δ| 0.20 in probability
-  measured earlier).
-
-``precision="float32"`` (or a float64 path that cannot model the estimator, e.g.
-categorical splits) uses skl2onnx with ``FloatTensorType``; the conversion then
-records ``precision="float32"`` and the reason.  The input schema's
-``tensor_dtype`` must follow :attr:`OnnxConversion.precision`.
-
-Outputs
--------
-Every model takes one input ``input`` of shape ``[N, n_features]``.  Classifiers
-are fitted on string labels and return ``label`` (string ``[N]``, one of
+Notes
+-----
+Outputs: every model takes one input ``input`` of shape ``[N, n_features]``.
+Classifiers are fitted on string labels and return ``label`` (string ``[N]``, one of
 ``OutputSchema.classes``) and ``probabilities`` (``[N, n_classes]``, columns in
 ``OutputSchema.classes`` order); regressors return ``prediction`` (``[N, 1]``).
 
-Parity
-------
-On the holdout, per row, ``|Δ|`` is the largest absolute difference between
-the ONNX and scikit-learn probabilities (classifiers) or predictions
-(regressors); the report gives the max and the 99th percentile over rows, and the
-share of rows with the same label.  Limits come from
-:class:`~flywheel.training.config.ParityTolerances`:
+Precision: float64 conversions reproduce scikit-learn to a few ulps (measured on the
+bundled datasets: max |Δ| <= 2e-16 in probability, <= 2e-12 in regression predictions).
+
+Parity: on the holdout, per row, ``|Δ|`` is the largest absolute difference between
+the ONNX and scikit-learn probabilities (classifiers) or predictions (regressors); the
+report gives the max and the 99th percentile over rows, and the share of rows with the
+same label.  Default limits:
 
 * float64: ``max |Δ| <= 1e-5``.
-* float32: ``p99 |Δ| <= 1e-4`` and ``max |Δ| <= 1e-3`` (rounding is ~1e-7;
-  the max catches the odd row that float32 sends down another branch, which
-  p99 does not see).  For regressors the float32 limits are scaled by
-  ``1 + mean |y_hat|`` (float32 keeps ~7 significant digits whatever the
-  target's unit); the report records the scaled, absolute limits.
-* labels: every row whose top two scikit-learn probabilities differ by more
-  than twice the probability limit must get the same label.  Closer rows are
-  ties within tolerance: they count in ``label_agreement`` but do not fail
-  parity (a random forest with an even number of trees produces exact ties).
-
-A failed check raises :class:`~flywheel.errors.ParityError` carrying the figures;
-nothing is registered.
+* float32: ``p99 |Δ| <= 1e-4`` and ``max |Δ| <= 1e-3``, scaled by ``1 + mean |y_hat|``
+  for regressors; the report records the scaled, absolute limits.
+* labels: every row whose top two scikit-learn probabilities differ by more than twice
+  the probability limit must get the same label.  Closer rows are ties within
+  tolerance: they count in ``label_agreement`` but do not fail parity (a random forest
+  with an even number of trees produces exact ties).
 """
 
 from __future__ import annotations

@@ -1,7 +1,12 @@
 """Load a training set into a :class:`Dataset` with a content hash for lineage.
 
-Sources
--------
+:func:`load_dataset` reads a dataset bundled with scikit-learn, a local CSV or Parquet
+file, or an ``s3://`` object, and checks it against the rules listed under Notes.
+
+Notes
+-----
+Sources:
+
 ``sklearn:<name>``
     A dataset bundled with scikit-learn (``breast_cancer``, ``iris``, ``wine``:
     classification; ``diabetes``: regression).  No network access.  The hash is
@@ -12,8 +17,8 @@ Sources
 ``s3://bucket/key.csv`` or ``.parquet``
     Read through the injected ``fetch(uri) -> bytes``; hashed like a local file.
 
-Rules
------
+Rules:
+
 * Features are numeric (CSV cells parse as floats; Parquet columns are integer,
   float or boolean); every cell is present.  The target has no missing values.
 * Classification targets become ``int64`` codes into :attr:`Dataset.classes`:

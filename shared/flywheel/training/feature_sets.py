@@ -5,15 +5,10 @@ join key, an event time and the target label per row, plus any other columns). E
 row gets the view's feature values as they were known at its event time
 (:meth:`~flywheel.features.store.FeatureStore.training_set`: the latest value at or
 before the event, within the TTL, among rows already created then), so no value
-from the row's future reaches training.
-
-Rows that see no value at all are dropped and counted, never trained on with
-made-up values: a model must not learn that "no history" looks like whatever a
-fill value is. More than ``max_unmatched_share`` of them fails the build instead,
-because that is nearly always a wrong view, version or timestamp column.
-
-The joined table is written as Parquet: it is the run's snapshot, read back (and
-hashed) like any other Parquet dataset.
+from the row's future reaches training.  Rows that see no value at all are dropped
+and counted; more than ``max_unmatched_share`` of them fails the build (ADR 51).  The
+joined table is written as Parquet: it is the run's snapshot, read back (and hashed)
+like any other Parquet dataset.
 """
 
 from __future__ import annotations
@@ -78,9 +73,40 @@ def build_from_feature_view(
 
     Examples
     --------
-    >>> joined = build_from_feature_view(store, config.dataset, task=config.task)  # doctest: +SKIP
-    >>> joined.lineage.rows_without_features  # doctest: +SKIP
-    3
+    >>> import pathlib, tempfile
+    >>> import pyarrow as pa
+    >>> from datetime import UTC, datetime
+    >>> from flywheel.composition import InMemoryPlatform
+    >>> from flywheel.features import IDENTITY, Column, Entity, Feature, FeatureView, Source
+    >>> from flywheel.registry.models import Task
+    >>> from flywheel.training.config import DatasetConfig
+    >>> store = InMemoryPlatform().feature_store()
+    >>> view = FeatureView(
+    ...     name="spend",
+    ...     entity=Entity(name="customer", join_key="customer_id"),
+    ...     source=Source(name="orders", columns=(Column(name="total"),)),
+    ...     features=(Feature(name="total"),),
+    ...     transformation=IDENTITY.ref,
+    ... )
+    >>> _ = store.register(view, actor="ana")
+    >>> t = datetime(2026, 1, 1, tzinfo=UTC)
+    >>> _ = store.ingest("spend", pa.table({
+    ...     "customer_id": ["c1", "c2"], "event_timestamp": [t, t], "created_timestamp": [t, t],
+    ...     "total": [9.5, 3.0],
+    ... }))
+    >>> entities = pathlib.Path(tempfile.mkdtemp()) / "entities.csv"
+    >>> _ = entities.write_text(
+    ...     "customer_id,event_timestamp,churned\\n"
+    ...     "c1,2026-01-02T00:00:00Z,yes\\n"
+    ...     "c2,2026-01-02T00:00:00Z,no\\n"
+    ...     "c3,2026-01-02T00:00:00Z,no\\n"
+    ... )
+    >>> config = DatasetConfig(
+    ...     source=str(entities), target="churned", feature_view={"name": "spend"}
+    ... )
+    >>> joined = build_from_feature_view(store, config, task=Task.CLASSIFICATION)
+    >>> joined.lineage.rows_without_features, joined.dataset.X.tolist()  # c3 has no features
+    (1, [[9.5], [3.0]])
     """
     view_source = config.feature_view
     if view_source is None or config.target is None:

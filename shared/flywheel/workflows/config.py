@@ -4,27 +4,32 @@ A model config is data, evaluated the same way locally and in AWS. It is stored 
 registry table (``flywheel models configure NAME FILE``) and snapshotted into each
 training run when the run starts, so a run never sees two versions of its policy.
 
-Example (YAML)::
-
-    name: breast-cancer
-    training:
-      task: classification
-      dataset: {source: "sklearn:breast_cancer"}
-      estimator: logistic_regression
-      seed: 42
-    gate:
-      metric: roc_auc            # higher is better (inferred; set higher_is_better to override)
-      min_improvement: 0.0       # the candidate must be at least this much better than the champion
-      minimums: {accuracy: 0.9}  # absolute floors, whatever the champion does
-    retraining:
-      cooldown_minutes: 60
-      triggers: [schedule, drift, performance, manual]
-    approval:
-      timeout_hours: 72
-      require_distinct_approver: true
-    monitoring:                  # see flywheel.monitoring.policy
-      window_hours: 24
-      performance: {metric: roc_auc, max_relative_drop: 0.05}
+Examples
+--------
+>>> import yaml
+>>> config = parse_model_config(yaml.safe_load('''
+... name: breast-cancer
+... training:
+...   task: classification
+...   dataset: {source: "sklearn:breast_cancer"}
+...   estimator: logistic_regression
+...   seed: 42
+... gate:
+...   metric: roc_auc            # higher is better (inferred; set higher_is_better to override)
+...   min_improvement: 0.0       # the candidate must be at least this much better than the champion
+...   minimums: {accuracy: 0.9}  # absolute floors, whatever the champion does
+... retraining:
+...   cooldown_minutes: 60
+...   triggers: [schedule, drift, performance, manual]
+... approval:
+...   timeout_hours: 72
+...   require_distinct_approver: true
+... monitoring:                  # see flywheel.monitoring.policy
+...   window_hours: 24
+...   performance: {metric: roc_auc, max_relative_drop: 0.05}
+... '''))
+>>> config.gate.metric, config.retraining.cooldown_minutes, config.monitoring.window_hours
+('roc_auc', 60.0, 24)
 """
 
 from __future__ import annotations

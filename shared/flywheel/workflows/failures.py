@@ -37,8 +37,24 @@ class WorkflowFailures:
 
     Examples
     --------
-    >>> failures.record(state_dict).workflow  # doctest: +SKIP
-    'training'
+    >>> from flywheel.composition import InMemoryPlatform
+    >>> failures = InMemoryPlatform().workflow_failures()
+    >>> run = {
+    ...     "execution_id": "arn:aws:states:eu-west-1:123456789012:execution:training:run-1",
+    ...     "execution_name": "run-1", "started_at": "2026-01-01T00:00:00Z",
+    ...     "state_machine": "training",
+    ... }
+    >>> lock = {"suppressed": False, "reason": "schedule trigger", "run_id": "run-1",
+    ...         "trigger": "schedule"}
+    >>> result = failures.record({
+    ...     "model_name": "iris", "trigger": {"reason": "schedule"}, "run": run,
+    ...     "lock": {"Payload": lock},
+    ...     "error": {"Error": "DataValidationError", "Cause": "data.min_rows: 150 rows"},
+    ... })
+    >>> result.workflow, result.failed_step
+    ('training', 'ValidateData')
+    >>> result.reason
+    'ValidateData failed: DataValidationError: data.min_rows: 150 rows'
     """
 
     def __init__(

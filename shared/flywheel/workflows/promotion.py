@@ -80,8 +80,29 @@ class PromotionSteps:
 
     Examples
     --------
-    >>> steps.publish_version(state).lambda_version  # doctest: +SKIP
-    '7'
+    >>> from flywheel.composition import InMemoryPlatform
+    >>> from flywheel.settings import Settings
+    >>> from flywheel.training.config import parse_config
+    >>> from flywheel.training.trainer import train_from_config
+    >>> from flywheel.workflows.state import PromotionState
+    >>> platform = InMemoryPlatform(Settings(inference_functions={"iris": "iris-inference"}))
+    >>> registry = platform.registry
+    >>> outcome = train_from_config(parse_config({
+    ...     "model": "iris", "task": "classification",
+    ...     "dataset": {"source": "sklearn:iris"}, "estimator": "logistic_regression",
+    ... }))
+    >>> ref = platform.artifacts.put("models/iris/1/model.onnx", outcome.onnx_bytes)
+    >>> _ = registry.register(outcome.version_draft(ref), actor="ci")
+    >>> _ = registry.request_approval("iris", 1, actor="ci")
+    >>> _ = registry.approve("iris", 1, actor="ana", reason="holdout accuracy")
+    >>> steps = platform.promotion_steps()
+    >>> state = PromotionState.model_validate({"model_name": "iris", "version": 1, "run": {
+    ...     "execution_id": "arn:aws:states:eu-west-1:123456789012:execution:promotion:p-1",
+    ...     "execution_name": "p-1", "started_at": "2026-01-01T00:00:00Z",
+    ...     "state_machine": "promotion",
+    ... }})
+    >>> steps.publish_version(state).lambda_version  # version 1 is the bootstrap version
+    '2'
     """
 
     def __init__(

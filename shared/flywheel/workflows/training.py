@@ -193,8 +193,31 @@ class TrainingSteps:
 
     Examples
     --------
-    >>> steps.acquire_run_lock(state).suppressed  # doctest: +SKIP
+    >>> from flywheel.composition import InMemoryPlatform
+    >>> from flywheel.workflows.config import parse_model_config
+    >>> from flywheel.workflows.state import TrainingState
+    >>> steps = InMemoryPlatform().training_steps()
+    >>> steps.configs.put(parse_model_config({
+    ...     "name": "iris", "gate": {"metric": "accuracy"},
+    ...     "training": {"task": "classification", "dataset": {"source": "sklearn:iris"},
+    ...                  "estimator": "logistic_regression"},
+    ... }), actor="ops").revision
+    1
+    >>> run = {
+    ...     "execution_id": "arn:aws:states:eu-west-1:123456789012:execution:training:run-1",
+    ...     "execution_name": "run-1", "started_at": "2026-01-01T00:00:00Z",
+    ...     "state_machine": "training",
+    ... }
+    >>> state = TrainingState.model_validate(
+    ...     {"model_name": "iris", "trigger": {"reason": "schedule"}, "run": run}
+    ... )
+    >>> steps.acquire_run_lock(state).suppressed
     False
+    >>> second = {**run, "execution_id": run["execution_id"][:-1] + "2", "execution_name": "run-2"}
+    >>> steps.acquire_run_lock(TrainingState.model_validate(
+    ...     {"model_name": "iris", "trigger": {"reason": "drift"}, "run": second}
+    ... )).reason
+    'run run-1 is in progress (lock held until ...)'
     """
 
     def __init__(
