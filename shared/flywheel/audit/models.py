@@ -7,7 +7,9 @@ import json
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from flywheel.models import Frozen
 
 GENESIS_HASH = "0" * 64
 
@@ -53,10 +55,8 @@ REASON_REQUIRED: frozenset[AuditAction] = frozenset(
 )
 
 
-class AuditDraft(BaseModel):
+class AuditDraft(Frozen):
     """An entry before it is sealed into the chain (no sequence, time or hashes yet)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     model: str
     action: AuditAction
@@ -93,7 +93,7 @@ class AuditEntry(AuditDraft):
         return chain_hash(self.body(), self.prev_hash)
 
 
-class ChainHead(BaseModel):
+class ChainHead(Frozen):
     """The last link of a chain: record it somewhere else to detect a truncated tail.
 
     Examples
@@ -101,8 +101,6 @@ class ChainHead(BaseModel):
     >>> ChainHead.parse("3:" + "a" * 64).seq
     3
     """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     model: str
     seq: int = Field(ge=0)

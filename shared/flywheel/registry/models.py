@@ -10,14 +10,9 @@ from typing import Any, Generic, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from flywheel.errors import ConcurrentModificationError, IllegalTransitionError
+from flywheel.models import Frozen
 
 MODEL_NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
-
-
-class Frozen(BaseModel):
-    """Base for immutable domain records."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 class VersionStatus(StrEnum):
