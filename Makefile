@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip -q
 
-.PHONY: setup demo test lint format bench layers synth clean
+.PHONY: setup demo test check unit lint format bench layers synth clean
 
 $(VENV)/bin/activate:
 	python3 -m venv $(VENV)
@@ -18,8 +18,16 @@ demo: $(VENV)/bin/activate
 test: setup
 	$(PY) -m pytest
 
-lint:
+# Static checks, the same as the pre-commit hooks (.pre-commit-config.yaml).
+check:
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/mypy && $(VENV)/bin/lint-imports
+
+# The quick tests: domain logic and the backend contracts (in memory, and DynamoDB/S3 on
+# in-process moto). No moto server, no CDK synth, no CLI processes: under a minute on 2 cores.
+unit:
+	$(PY) -m pytest tests/unit tests/contract
+
+lint: check
 
 format:
 	$(VENV)/bin/ruff format . && $(VENV)/bin/ruff check --fix .

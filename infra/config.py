@@ -16,7 +16,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from flywheel.models import Frozen
 
 #: CloudWatch Logs accepts only these retention periods (days).
 LOG_RETENTION_DAYS = frozenset(
@@ -27,11 +29,7 @@ ModelName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,27}[a-z0-9]$")]
 ScheduleExpression = Annotated[str, Field(pattern=r"^(rate|cron)\(.+\)$")]
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class ModelConfig(_Frozen):
+class ModelConfig(Frozen):
     """One served model: its own inference function, alias ``live``, alarms, dashboard."""
 
     name: ModelName
@@ -51,7 +49,7 @@ class ModelConfig(_Frozen):
     feature_view_version: int | None = Field(default=None, ge=1)
 
 
-class CanaryAlarmConfig(_Frozen):
+class CanaryAlarmConfig(Frozen):
     """Thresholds of the alarms that ``check_canary`` reads during the bake."""
 
     error_rate_percent: float = Field(default=2.0, gt=0, le=100)
@@ -70,7 +68,7 @@ class CanaryAlarmConfig(_Frozen):
         return self
 
 
-class ApiConfig(_Frozen):
+class ApiConfig(Frozen):
     """The REST API in front of inference, approvals and feedback."""
 
     #: Method authorization. ``NONE`` is deliberately not an option.
@@ -104,7 +102,7 @@ class ApiConfig(_Frozen):
         return self
 
 
-class StageConfig(_Frozen):
+class StageConfig(Frozen):
     """Everything that may differ between stages."""
 
     stage: Annotated[str, Field(pattern=r"^[a-z][a-z0-9]{1,9}$")]

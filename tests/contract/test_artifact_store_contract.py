@@ -11,7 +11,6 @@ import hashlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import boto3
 import pytest
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.s3.models import s3_backends
@@ -26,6 +25,7 @@ from flywheel.errors import (
     InvalidInputError,
 )
 from flywheel.registry.models import ArtifactRef
+from tests.contract.conftest import boto3_session
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -73,7 +73,7 @@ def _s3_tamper(ref: ArtifactRef, data: bytes) -> None:
 
 def _s3_kit() -> StoreKit:
     # moto is active (the shared ``moto_aws`` fixture: fake credentials, us-east-1).
-    client = boto3.client("s3")
+    client = boto3_session().client("s3")
     client.create_bucket(Bucket=BUCKET)
     client.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
     return StoreKit(

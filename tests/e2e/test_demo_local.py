@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,30 +17,17 @@ import pytest
 
 from flywheel.local import server
 from flywheel.local.lifecycle import MODEL as DEMO_MODEL
+from tests.local_support import free_port_pair
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
-def local_env(tmp_path: Path) -> Iterator[dict[str, str]]:
-    port = _free_port()
+def local_env(local_runtime: dict[str, str]) -> dict[str, str]:
+    """The CLI's environment: this test's runtime port and home (stopped afterwards)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "FLYWHEEL_"))}
-    env.update(
-        {
-            "FLYWHEEL_LOCAL_PORT": str(port),
-            "FLYWHEEL_LOCAL_HOME": str(tmp_path / ".flywheel"),
-            "FLYWHEEL_ACTOR": "trainer@example.com",
-            "OMP_NUM_THREADS": "1",
-        }
-    )
-    yield env
-    server.stop(tmp_path / ".flywheel")
+    env.update({**local_runtime, "FLYWHEEL_ACTOR": "trainer@example.com", "OMP_NUM_THREADS": "1"})
+    return env
 
 
 def _flywheel(env: dict[str, str], *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -59,7 +44,7 @@ def _flywheel(env: dict[str, str], *args: str, cwd: Path) -> subprocess.Complete
 
 def _serve_and_post(env: dict[str, str], cwd: Path) -> tuple[int, dict[str, Any]]:
     """Start `flywheel serve` in its own process and POST one record as curl would."""
-    port = _free_port()
+    port = free_port_pair()
     record = json.loads((ROOT / "examples" / "record.json").read_text())
     serve = subprocess.Popen(
         [sys.executable, "-m", "flywheel.cli", "serve", "--port", str(port)],

@@ -1,4 +1,5 @@
-"""Fixtures shared by the inference-handler tests (each module provides its own ``sdk``)."""
+"""Fixtures shared by the integration tests: each its own local runtime port and home;
+the inference handler (each module provides its own ``sdk``)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from tests.local_support import local_runtime  # noqa: F401 (autouse fixture: used by name)
 from tests.serving_support import MODEL, POWERTOOLS_ENV
 
 

@@ -24,7 +24,6 @@ from flywheel.clock import Clock, SystemClock, isoformat
 from flywheel.errors import (
     ConcurrentModificationError,
     FlywheelError,
-    IllegalTransitionError,
     ModelNotFoundError,
     VersionNotFoundError,
 )
@@ -465,12 +464,7 @@ class DynamoDbModelRegistry:
         for i, status in enumerate(change.statuses):
             if i in failed:
                 current = self.get_version(change.model, status.version).status
-                raise IllegalTransitionError(
-                    f"version {status.version} of {change.model!r} is {current}, "
-                    f"expected {status.expected}",
-                    current=current,
-                    target=status.target,
-                )
+                raise status.conflict(change.model, current)
         if has_meta and len(change.statuses) in failed:
             self.get_model(change.model)  # raises ModelNotFoundError when it is gone
             raise ConcurrentModificationError(
@@ -480,7 +474,7 @@ class DynamoDbModelRegistry:
         first_record = len(change.statuses) + (1 if has_meta else 0)
         for i, write in enumerate(change.records, start=first_record):
             if i in failed:
-                raise self._record_conflict(write)
+                raise write.conflict()
         # Otherwise the audit head moved: the caller retries with a fresh head.
 
     # -- auxiliary records -------------------------------------------------------------------
@@ -505,14 +499,6 @@ class DynamoDbModelRegistry:
         op: TransactWriteItemTypeDef = {"Put": put}  # type: ignore[typeddict-item]
         return op
 
-    @staticmethod
-    def _record_conflict(write: RecordWrite) -> ConcurrentModificationError:
-        return ConcurrentModificationError(
-            f"record {write.key.sort} of {write.key.partition} changed concurrently",
-            field="record",
-            details={"key": write.key.sort},
-        )
-
     def get_record(self, key: RecordKey) -> StoredRecord | None:
         response = self.client.get_item(
             TableName=self.table_name,
@@ -531,7 +517,7 @@ class DynamoDbModelRegistry:
             self.client.put_item(**op)
         except ClientError as exc:
             if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                raise self._record_conflict(write) from exc
+                raise write.conflict() from exc
             raise StorageError("could not write the record") from exc
         return StoredRecord(key=write.key, doc=write.doc, revision=write.next_revision)
 

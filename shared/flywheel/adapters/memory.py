@@ -10,7 +10,6 @@ from flywheel.audit.models import GENESIS_HASH, AuditDraft, AuditEntry, ChainHea
 from flywheel.clock import Clock, SystemClock, isoformat
 from flywheel.errors import (
     ConcurrentModificationError,
-    IllegalTransitionError,
     ModelNotFoundError,
     VersionNotFoundError,
 )
@@ -142,12 +141,7 @@ class InMemoryModelRegistry:
             for status in change.statuses:
                 current = self.get_version(change.model, status.version).status
                 if current != status.expected:
-                    raise IllegalTransitionError(
-                        f"version {status.version} of {change.model!r} is {current}, "
-                        f"expected {status.expected}",
-                        current=current,
-                        target=status.target,
-                    )
+                    raise status.conflict(change.model, current)
             for write in change.records:
                 self._check_record(write)
             aliases: dict[Alias, int] = dict(model.aliases) if model else {}
@@ -192,11 +186,7 @@ class InMemoryModelRegistry:
         current = self._records.get((write.key.partition, write.key.sort))
         revision = current.revision if current else None
         if revision != write.expected_revision:
-            raise ConcurrentModificationError(
-                f"record {write.key.sort} of {write.key.partition} changed concurrently",
-                field="record",
-                details={"key": write.key.sort},
-            )
+            raise write.conflict()
 
     def _store_record(self, write: RecordWrite) -> StoredRecord:
         # A JSON round trip, as DynamoDB stores it: no aliasing of the caller's dicts.

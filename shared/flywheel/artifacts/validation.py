@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Literal
 
 from flywheel.errors import ArtifactError, InvalidArtifactError, InvalidInputError
-from flywheel.registry.models import Frozen, InputSchema, OutputSchema, Task
+from flywheel.models import Frozen
+from flywheel.registry.models import InputSchema, OutputSchema, Task
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

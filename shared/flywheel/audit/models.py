@@ -7,7 +7,9 @@ import json
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from flywheel.models import Frozen
 
 GENESIS_HASH = "0" * 64
 
@@ -53,10 +55,8 @@ REASON_REQUIRED: frozenset[AuditAction] = frozenset(
 )
 
 
-class AuditDraft(BaseModel):
+class AuditDraft(Frozen):
     """An entry before it is sealed into the chain (no sequence, time or hashes yet)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     model: str
     action: AuditAction
@@ -93,7 +93,7 @@ class AuditEntry(AuditDraft):
         return chain_hash(self.body(), self.prev_hash)
 
 
-class ChainHead(BaseModel):
+class ChainHead(Frozen):
     """The last link of a chain: record it somewhere else to detect a truncated tail.
 
     Examples
@@ -101,8 +101,6 @@ class ChainHead(BaseModel):
     >>> ChainHead.parse("3:" + "a" * 64).seq
     3
     """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     model: str
     seq: int = Field(ge=0)
@@ -129,7 +127,7 @@ class ChainHead(BaseModel):
         return f"flywheel-head\n{self.model}\n{self.seq}\n{self.hash}".encode()
 
 
-class Anchor(BaseModel):
+class Anchor(Frozen):
     """A model's signed head copied outside the database, with every link since the last.
 
     ``links`` are the ``(seq, hash)`` pairs of the entries after the previous anchor up to
@@ -141,8 +139,6 @@ class Anchor(BaseModel):
     >>> Anchor(head=head, links=((1, "a" * 64), (2, "b" * 64)), anchored_at="t").key
     'anchors/churn/00000000000000000002.json'
     """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     head: ChainHead
     links: tuple[tuple[int, str], ...] = ()

@@ -30,10 +30,11 @@ import math
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from flywheel.drift.profile import category_codes
 from flywheel.errors import InvalidInputError
+from flywheel.models import Frozen
 
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike, NDArray
@@ -41,11 +42,7 @@ if TYPE_CHECKING:
 __all__ = ["BiasPolicy", "BiasResult", "GroupMetrics", "bias_report", "fairness_regressions"]
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class BiasPolicy(_Frozen):
+class BiasPolicy(Frozen):
     """Limits on the group gaps (see the module table).
 
     Examples
@@ -66,7 +63,7 @@ class BiasPolicy(_Frozen):
     ``interval``: only when the better end of its interval is past the limit too."""
 
 
-class GroupMetrics(_Frozen):
+class GroupMetrics(Frozen):
     """Rates for one group of the protected attribute."""
 
     group: str
@@ -79,7 +76,7 @@ class GroupMetrics(_Frozen):
     included: bool = True
 
 
-class BiasResult(_Frozen):
+class BiasResult(Frozen):
     """Group metrics, the gaps, and whether they pass the policy.
 
     ``passed`` is what a promotion gate reads; ``violations`` says why not.

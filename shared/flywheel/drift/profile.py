@@ -22,8 +22,6 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 
 import numpy as np
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     PrivateAttr,
     field_serializer,
@@ -32,6 +30,7 @@ from pydantic import (
 
 from flywheel.drift._binning import TARGET_CELLS, Accumulator, Grid, as_float_array, scan
 from flywheel.errors import InvalidInputError, InvalidWindowError, ProfileMismatchError
+from flywheel.models import Frozen
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
@@ -47,10 +46,6 @@ MIN_SNAPPED_SHARE = 0.95
 """Keep the grid only if snapping keeps this share of the distinct quantile edges."""
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
 def _finite(values: ArrayLike) -> tuple[NDArray[np.float64], int]:
     """Finite values as float64 and the number of missing (NaN, ±inf, None) ones."""
     array = _as_float(values)
@@ -62,7 +57,7 @@ def _as_float(values: ArrayLike) -> NDArray[np.float64]:
     return np.asarray(as_float_array(values), dtype=np.float64)
 
 
-class FineGrid(_Frozen):
+class FineGrid(Frozen):
     """Serialised :class:`~flywheel.drift._binning.Grid`: ``cell(x) = floor(x * scale) - base``.
 
     Examples
@@ -223,7 +218,7 @@ class _ArrayCache:
     __hash__ = None  # type: ignore[assignment]
 
 
-class NumericProfile(_Frozen):
+class NumericProfile(Frozen):
     """Histogram and moments of one numeric feature.
 
     ``edges`` are the de-duplicated 1%..99% training quantiles (``bins - 1`` interior points,
@@ -603,7 +598,7 @@ def _category(value: Any) -> str | None:
     return text or None
 
 
-class CategoricalProfile(_Frozen):
+class CategoricalProfile(Frozen):
     """Category counts of one categorical feature.
 
     Counts are kept per category (``str`` of the value; integral floats without ``.0``);
@@ -818,7 +813,7 @@ def category_codes(column: Any) -> CategoryCodes | None:
     return None
 
 
-class ReferenceProfile(_Frozen):
+class ReferenceProfile(Frozen):
     """Per-feature profiles of a dataset, in the model's feature order.
 
     Examples

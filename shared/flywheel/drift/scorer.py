@@ -22,7 +22,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from flywheel.drift.profile import (
     CategoricalProfile,
@@ -46,6 +46,7 @@ from flywheel.drift.statistics import (
     z_test,
 )
 from flywheel.errors import ConfigError, InvalidWindowError
+from flywheel.models import Frozen
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -68,11 +69,16 @@ MAX_NEW_CATEGORIES = 20
 _STD_FLOOR = 0.001  # Evidently's floor for the Wasserstein normaliser
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", ser_json_inf_nan="strings")
+class _DriftRecord(Frozen):
+    """:class:`~flywheel.models.Frozen`, and ±inf/NaN statistics go to JSON as strings.
+
+    A window can yield an infinite or undefined statistic; JSON has no such numbers.
+    """
+
+    model_config = ConfigDict(ser_json_inf_nan="strings")
 
 
-class FeatureStatistics(_Frozen):
+class FeatureStatistics(_DriftRecord):
     """Every statistic computed for one feature (``None`` where it does not apply).
 
     ``wasserstein`` is normalised by the reference standard deviation (floored at
@@ -91,7 +97,7 @@ class FeatureStatistics(_Frozen):
     z_p_value: float | None = None
 
 
-class FeatureDrift(_Frozen):
+class FeatureDrift(_DriftRecord):
     """The drift verdict for one feature, with the evidence behind it.
 
     ``score`` is the value compared with ``threshold``: a p-value for ``ks``,
@@ -127,7 +133,7 @@ class FeatureDrift(_Frozen):
     new_categories: tuple[str, ...] = ()
 
 
-class PredictionDrift(_Frozen):
+class PredictionDrift(_DriftRecord):
     """The model's scores in the window against its own holdout's (prediction drift).
 
     ``psi`` compares the window's scores with the reference profile's prediction
@@ -146,7 +152,7 @@ class PredictionDrift(_Frozen):
     window_rows: int = Field(ge=0)
 
 
-class DriftResult(_Frozen):
+class DriftResult(_DriftRecord):
     """Per-feature verdicts and the dataset verdict for one window.
 
     Examples

@@ -56,7 +56,9 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from flywheel.models import Frozen
 
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike, NDArray
@@ -600,11 +602,7 @@ class Verdict(StrEnum):
     DISABLED = "disabled"
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class FeatureOverride(_Frozen):
+class FeatureOverride(Frozen):
     """Per-feature exceptions to a :class:`DriftPolicy`.
 
     Examples
@@ -618,7 +616,7 @@ class FeatureOverride(_Frozen):
     enabled: bool = True
 
 
-class DriftPolicy(_Frozen):
+class DriftPolicy(Frozen):
     """Thresholds and method choice for one model's drift checks (see the module table).
 
     Examples

@@ -21,7 +21,8 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, Field, model_validator
 
 from flywheel.audit.models import canonical_json
-from flywheel.registry.models import Frozen, validate_model_name
+from flywheel.models import Frozen
+from flywheel.registry.models import validate_model_name
 
 COLUMN_NAME_PATTERN = re.compile(r"^[a-z_][a-z0-9_]{0,127}$")
 

@@ -33,7 +33,7 @@ import uuid
 from datetime import timedelta
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol, runtime_checkable
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import BeforeValidator, Field, field_validator
 
 from flywheel.errors import (
     FlywheelError,
@@ -42,6 +42,7 @@ from flywheel.errors import (
     LabelConflictError,
     PayloadTooLargeError,
 )
+from flywheel.models import Frozen
 from flywheel.monitoring.runs import rows_under
 from flywheel.registry.models import Task, validate_model_name
 from flywheel.serving.capture import encode_rows
@@ -110,11 +111,7 @@ LabelValue = Annotated[
 ]
 
 
-class _Body(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class LabelItem(_Body):
+class LabelItem(Frozen):
     """One label in a batch."""
 
     request_id: RequestId
@@ -122,7 +119,7 @@ class LabelItem(_Body):
     label: LabelValue
 
 
-class FeedbackRequest(_Body):
+class FeedbackRequest(Frozen):
     """The body of ``POST /v1/feedback``: one label (``request_id``, ``row``, ``label``) or
     a batch (``labels``), never both.
 
@@ -171,13 +168,13 @@ class FeedbackRequest(_Body):
         return [LabelItem(request_id=self.request_id, row=self.row or 0, label=self.label)]
 
 
-class LabelResult(_Body):
+class LabelResult(Frozen):
     request_id: str
     row: int
     status: Literal["stored", "duplicate"]
 
 
-class FeedbackReceipt(_Body):
+class FeedbackReceipt(Frozen):
     """What happened to each label of a request."""
 
     model: str

@@ -19,9 +19,10 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from flywheel.errors import ConfigError, InvalidInputError
+from flywheel.models import Frozen
 from flywheel.registry.models import Task
 
 if TYPE_CHECKING:
@@ -46,10 +47,6 @@ __all__ = [
 
 LOWER_IS_BETTER = frozenset({"mae", "rmse", "log_loss"})
 _EPS = float(np.finfo(np.float64).eps)  # scikit-learn's log-loss clip
-
-
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 # --- metrics -----------------------------------------------------------------------------
@@ -242,7 +239,7 @@ def _sorted_union(a: NDArray[Any], b: NDArray[Any]) -> list[Any]:
 # --- windows -----------------------------------------------------------------------------
 
 
-class MetricInterval(_Frozen):
+class MetricInterval(Frozen):
     """A bootstrap percentile interval of one metric over the window's labelled rows."""
 
     metric: str
@@ -252,7 +249,7 @@ class MetricInterval(_Frozen):
     resamples: int = Field(ge=1)
 
 
-class PerformanceWindow(_Frozen):
+class PerformanceWindow(Frozen):
     """Metrics of one window, on its labelled rows.
 
     Examples
@@ -416,7 +413,7 @@ def _interval(metric: str, values: NDArray[np.float64], confidence: float) -> Me
 # --- policy ------------------------------------------------------------------------------
 
 
-class PerformancePolicy(_Frozen):
+class PerformancePolicy(Frozen):
     """When a model counts as degraded on a window.
 
     Set ``min_value`` (metrics where higher is better), ``max_value`` (``mae``,
@@ -455,7 +452,7 @@ class PerformanceVerdict(StrEnum):
     INSUFFICIENT_LABELS = "insufficient_labels"
 
 
-class PerformanceResult(_Frozen):
+class PerformanceResult(Frozen):
     """The verdict on one window, with the numbers behind it."""
 
     verdict: PerformanceVerdict

@@ -35,8 +35,8 @@ from pydantic import Field
 
 from flywheel.drift.bias import BiasPolicy, BiasResult, bias_report
 from flywheel.errors import InvalidInputError
+from flywheel.models import Frozen
 from flywheel.monitoring.performance import PerformancePolicy
-from flywheel.registry.models import Frozen
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

@@ -9,13 +9,10 @@ from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from flywheel.errors import ConcurrentModificationError, IllegalTransitionError
+from flywheel.models import Frozen
+
 MODEL_NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
-
-
-class Frozen(BaseModel):
-    """Base for immutable domain records."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 class VersionStatus(StrEnum):
@@ -273,6 +270,14 @@ class StatusChange(Frozen):
     expected: VersionStatus
     target: VersionStatus
 
+    def conflict(self, model: str, current: VersionStatus) -> IllegalTransitionError:
+        """The error a store raises when the version is ``current``, not ``expected``."""
+        return IllegalTransitionError(
+            f"version {self.version} of {model!r} is {current}, expected {self.expected}",
+            current=current,
+            target=self.target,
+        )
+
 
 class AliasChange(Frozen):
     alias: Alias
@@ -330,6 +335,14 @@ class RecordWrite(Frozen):
     @property
     def next_revision(self) -> int:
         return (self.expected_revision or 0) + 1
+
+    def conflict(self) -> ConcurrentModificationError:
+        """The error a store raises when the record is not at ``expected_revision``."""
+        return ConcurrentModificationError(
+            f"record {self.key.sort} of {self.key.partition} changed concurrently",
+            field="record",
+            details={"key": self.key.sort},
+        )
 
 
 class RegistryChange(Frozen):

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, NamedTuple, TypedDict, Unpack
 
 from flywheel.audit.chain import VerifyReport, champion_at, verify_chain
 from flywheel.audit.models import REASON_REQUIRED, AuditAction, AuditDraft, AuditEntry, ChainHead
@@ -27,12 +28,69 @@ from flywheel.registry.models import (
 from flywheel.registry.reconcile import reconcile
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
     from datetime import datetime
 
     from flywheel.audit.models import Anchor
     from flywheel.audit.ports import AuditLog, HeadSigner
     from flywheel.registry.ports import ModelRegistry
+
+
+class Transition(NamedTuple):
+    """A status change of one version: the status it leads to and the action that audits it.
+
+    It starts from any status the lifecycle lets reach ``target``
+    (:data:`~flywheel.registry.models.ALLOWED_TRANSITIONS`); anything else is an
+    :class:`~flywheel.errors.IllegalTransitionError`. It needs a reason when ``action`` is
+    in :data:`~flywheel.audit.models.REASON_REQUIRED`. The audit entry's ``details`` hold
+    ``transitions`` (``[{version, from, to}]``) and the caller's ``extra``; no aliases.
+
+    Examples
+    --------
+    >>> sorted(TRANSITIONS["reject"].sources)
+    [<VersionStatus.CANDIDATE: 'candidate'>, <VersionStatus.PENDING_APPROVAL: 'pending_approval'>]
+    >>> TRANSITIONS["reject"].reason_required
+    True
+    """
+
+    target: VersionStatus
+    action: AuditAction
+
+    @property
+    def sources(self) -> frozenset[VersionStatus]:
+        """The statuses a version may have for this transition to apply."""
+        return frozenset(s for s in VersionStatus if is_allowed(s, self.target))
+
+    @property
+    def reason_required(self) -> bool:
+        return self.action in REASON_REQUIRED
+
+
+#: The one-version transitions of :class:`RegistryService`, by method name.
+TRANSITIONS: Mapping[str, Transition] = MappingProxyType(
+    {
+        "request_approval": Transition(
+            VersionStatus.PENDING_APPROVAL, AuditAction.APPROVAL_REQUESTED
+        ),
+        "approve": Transition(VersionStatus.APPROVED, AuditAction.APPROVED),
+        "reject": Transition(VersionStatus.REJECTED, AuditAction.REJECTED),
+        # withdraw(..., action=...) may audit it as another action (e.g. gate_rejected).
+        "withdraw": Transition(VersionStatus.REJECTED, AuditAction.TRAINING_FAILED),
+        "expire_approval": Transition(VersionStatus.REJECTED, AuditAction.APPROVAL_EXPIRED),
+        "archive": Transition(VersionStatus.ARCHIVED, AuditAction.ARCHIVED),
+    }
+)
+
+
+class Writes(TypedDict, total=False):
+    """What a transition may write besides the version: records and extra audit details.
+
+    ``records`` (an approval, a run lock) are written in the same transaction as the
+    status and the audit entry; ``extra`` is merged into the entry's ``details``.
+    """
+
+    records: tuple[RecordWrite, ...]
+    extra: dict[str, Any] | None
 
 
 class RegistryService:
@@ -79,64 +137,22 @@ class RegistryService:
         *,
         actor: str,
         reason: str | None = None,
-        records: tuple[RecordWrite, ...] = (),
-        extra: dict[str, Any] | None = None,
+        **writes: Unpack[Writes],
     ) -> ModelVersion:
         """``candidate → pending_approval``; ``records`` (e.g. the approval) join the write."""
-        return self._move(
-            name,
-            version,
-            VersionStatus.PENDING_APPROVAL,
-            AuditAction.APPROVAL_REQUESTED,
-            actor=actor,
-            reason=reason,
-            records=records,
-            extra=extra,
-        )
+        return self._move(name, version, TRANSITIONS["request_approval"], actor, reason, **writes)
 
     def approve(
-        self,
-        name: str,
-        version: int,
-        *,
-        actor: str,
-        reason: str,
-        records: tuple[RecordWrite, ...] = (),
-        extra: dict[str, Any] | None = None,
+        self, name: str, version: int, *, actor: str, reason: str, **writes: Unpack[Writes]
     ) -> ModelVersion:
         """``pending_approval → approved``, with ``records`` in the same transaction."""
-        return self._move(
-            name,
-            version,
-            VersionStatus.APPROVED,
-            AuditAction.APPROVED,
-            actor=actor,
-            reason=reason,
-            records=records,
-            extra=extra,
-        )
+        return self._move(name, version, TRANSITIONS["approve"], actor, reason, **writes)
 
     def reject(
-        self,
-        name: str,
-        version: int,
-        *,
-        actor: str,
-        reason: str,
-        records: tuple[RecordWrite, ...] = (),
-        extra: dict[str, Any] | None = None,
+        self, name: str, version: int, *, actor: str, reason: str, **writes: Unpack[Writes]
     ) -> ModelVersion:
         """``candidate|pending_approval → rejected``, with ``records`` in the same transaction."""
-        return self._move(
-            name,
-            version,
-            VersionStatus.REJECTED,
-            AuditAction.REJECTED,
-            actor=actor,
-            reason=reason,
-            records=records,
-            extra=extra,
-        )
+        return self._move(name, version, TRANSITIONS["reject"], actor, reason, **writes)
 
     def withdraw(
         self,
@@ -145,36 +161,24 @@ class RegistryService:
         *,
         actor: str,
         reason: str,
-        action: AuditAction = AuditAction.TRAINING_FAILED,
-        records: tuple[RecordWrite, ...] = (),
-        extra: dict[str, Any] | None = None,
+        action: AuditAction | None = None,
+        **writes: Unpack[Writes],
     ) -> ModelVersion:
-        """``candidate|pending_approval → rejected``: its workflow failed (audited as ``action``).
+        """``candidate|pending_approval → rejected``: its workflow failed.
+
+        Audited as ``action`` (default ``training_failed``).
 
         Examples
         --------
         >>> service.withdraw("churn", 2, actor="wf", reason="Train failed")  # doctest: +SKIP
         """
-        return self._move(
-            name,
-            version,
-            VersionStatus.REJECTED,
-            action,
-            actor=actor,
-            reason=reason,
-            records=records,
-            extra=extra,
-        )
+        transition = TRANSITIONS["withdraw"]
+        if action is not None:
+            transition = transition._replace(action=action)
+        return self._move(name, version, transition, actor, reason, **writes)
 
     def expire_approval(
-        self,
-        name: str,
-        version: int,
-        *,
-        actor: str,
-        reason: str,
-        records: tuple[RecordWrite, ...] = (),
-        extra: dict[str, Any] | None = None,
+        self, name: str, version: int, *, actor: str, reason: str, **writes: Unpack[Writes]
     ) -> ModelVersion:
         """``pending_approval → rejected`` because nobody decided in time (``approval_expired``).
 
@@ -182,23 +186,12 @@ class RegistryService:
         --------
         >>> service.expire_approval("churn", 1, actor="wf", reason="72 h passed")  # doctest: +SKIP
         """
-        return self._move(
-            name,
-            version,
-            VersionStatus.REJECTED,
-            AuditAction.APPROVAL_EXPIRED,
-            actor=actor,
-            reason=reason,
-            records=records,
-            extra=extra,
-        )
+        return self._move(name, version, TRANSITIONS["expire_approval"], actor, reason, **writes)
 
     def archive(
         self, name: str, version: int, *, actor: str, reason: str | None = None
     ) -> ModelVersion:
-        return self._move(
-            name, version, VersionStatus.ARCHIVED, AuditAction.ARCHIVED, actor=actor, reason=reason
-        )
+        return self._move(name, version, TRANSITIONS["archive"], actor, reason)
 
     def start_canary(
         self,
@@ -503,32 +496,22 @@ class RegistryService:
         self,
         name: str,
         version: int,
-        target: VersionStatus,
-        action: AuditAction,
-        *,
+        transition: Transition,
         actor: str,
         reason: str | None,
+        *,
         records: tuple[RecordWrite, ...] = (),
         extra: dict[str, Any] | None = None,
     ) -> ModelVersion:
-        self._require_reason(action, reason)
-        current = self._expect(name, version, target)
-        model = self.registry.get_model(name)
+        """Apply one row of :data:`TRANSITIONS` to ``version``, audited, with ``records``."""
+        self._require_reason(transition.action, reason)
+        current = self._expect(name, version, transition.target)
         change = RegistryChange(
             model=name,
-            statuses=(StatusChange(version=version, expected=current, target=target),),
+            statuses=(StatusChange(version=version, expected=current, target=transition.target),),
             records=records,
         )
-        self._apply(
-            change,
-            action,
-            actor,
-            reason,
-            version,
-            dict(model.aliases),
-            extra=extra,
-            with_aliases=False,
-        )
+        self._apply(change, transition.action, actor, reason, version, None, extra=extra)
         return self.registry.get_version(name, version)
 
     def _apply(
@@ -538,18 +521,18 @@ class RegistryService:
         actor: str,
         reason: str | None,
         version: int,
-        aliases: dict[Alias, int],
+        aliases: dict[Alias, int] | None,
         *,
         extra: dict[str, Any] | None = None,
-        with_aliases: bool = True,
     ) -> AuditEntry:
+        """Apply ``change`` with its audit entry, which records ``aliases`` unless ``None``."""
         details: dict[str, Any] = {
             "transitions": [
                 {"version": s.version, "from": str(s.expected), "to": str(s.target)}
                 for s in change.statuses
             ],
         }
-        if with_aliases:
+        if aliases is not None:
             details["aliases"] = {str(k): v for k, v in sorted(aliases.items())}
         if extra:
             details.update(extra)

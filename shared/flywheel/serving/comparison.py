@@ -28,10 +28,11 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from flywheel.drift.statistics import chi2_sf, chi_square_homogeneity, normal_sf, psi
 from flywheel.errors import InvalidInputError
+from flywheel.models import Frozen
 from flywheel.monitoring.performance import classification_metrics, regression_metrics
 
 if TYPE_CHECKING:
@@ -65,11 +66,7 @@ SHADOW = "shadow"
 SRM_P_VALUE = 0.001
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class VariantSummary(_Frozen):
+class VariantSummary(Frozen):
     """What one variant (and version) served in the window."""
 
     variant: str
@@ -88,7 +85,7 @@ class VariantSummary(_Frozen):
     metrics: dict[str, float] = Field(default_factory=dict)
 
 
-class ShadowComparison(_Frozen):
+class ShadowComparison(Frozen):
     """The served variant against the shadow version, row by row."""
 
     served_versions: tuple[int, ...]
@@ -109,7 +106,7 @@ class ShadowComparison(_Frozen):
     shadow_latency_p99_ms: float | None = None
 
 
-class ArmDifference(_Frozen):
+class ArmDifference(Frozen):
     """Arm ``b`` minus arm ``a`` on one metric, with a two-sided test."""
 
     metric: str
@@ -121,7 +118,7 @@ class ArmDifference(_Frozen):
     significant: bool
 
 
-class AbComparison(_Frozen):
+class AbComparison(Frozen):
     """The two arms of an A/B test, their split and (with labels) their metrics."""
 
     arms: dict[str, VariantSummary]
@@ -465,7 +462,7 @@ def _difference(
     )
 
 
-class VariantComparison(_Frozen):
+class VariantComparison(Frozen):
     """Everything :func:`compare_variants` found in a window of captured rows."""
 
     model: str
@@ -526,7 +523,7 @@ def partition_hour(key: str) -> datetime | None:
 PREDICTION_ALPHA = 0.01
 
 
-class PredictionShift(_Frozen):
+class PredictionShift(Frozen):
     """How far one variant's predictions moved from another's on the same traffic."""
 
     psi: float | None

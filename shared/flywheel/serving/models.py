@@ -20,7 +20,9 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from flywheel.models import Frozen
 
 if TYPE_CHECKING:
     from pydantic import GetJsonSchemaHandler
@@ -56,9 +58,7 @@ class Variant(StrEnum):
     B = "b"
 
 
-class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class _Body(Frozen):
     @classmethod
     def __get_pydantic_json_schema__(
         cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler

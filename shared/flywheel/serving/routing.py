@@ -27,8 +27,9 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from flywheel.models import Frozen
 from flywheel.serving.models import Variant
 
 if TYPE_CHECKING:
@@ -39,7 +40,7 @@ __all__ = ["AbTest", "RoleTracker", "arm_bucket", "assign_arm", "role_of"]
 _SCALE = float(2**64)
 
 
-class AbTest(BaseModel):
+class AbTest(Frozen):
     """A sticky A/B test: arm ``a`` is the pinned version, arm ``b`` the ``challenger``.
 
     Examples
@@ -47,8 +48,6 @@ class AbTest(BaseModel):
     >>> AbTest(challenger=4, weight=0.2, salt="spring-test").weight
     0.2
     """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     challenger: int = Field(ge=1, description="Version served to arm b.")
     weight: float = Field(default=0.5, gt=0, lt=1, description="Share of keys in arm b.")

@@ -40,7 +40,8 @@ from pydantic_core import PydanticCustomError
 
 from flywheel.errors import ConfigError
 from flywheel.features.models import ResourceName
-from flywheel.registry.models import Frozen, Task, validate_model_name
+from flywheel.models import Frozen
+from flywheel.registry.models import Task, validate_model_name
 from flywheel.training.datasets import SKLEARN_DATASETS, parse_source
 from flywheel.training.estimators import (
     RESERVED_PARAMS,

@@ -45,7 +45,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from flywheel.errors import ParityError, TrainingError
-from flywheel.registry.models import Frozen, ParityReport, Task
+from flywheel.models import Frozen
+from flywheel.registry.models import ParityReport, Task
 from flywheel.training import _onnx_trees
 
 if TYPE_CHECKING:

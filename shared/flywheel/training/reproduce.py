@@ -23,7 +23,7 @@ import numpy as np
 from pydantic import Field
 
 from flywheel.errors import ArtifactIntegrityError, ArtifactNotFoundError, FlywheelError
-from flywheel.registry.models import Frozen, VersionDraft
+from flywheel.models import Frozen
 from flywheel.training.config import parse_config
 from flywheel.training.conversion import onnx_outputs
 from flywheel.training.lineage import dependency_lock_hash, library_versions
@@ -32,6 +32,7 @@ from flywheel.training.trainer import TrainingOutcome, load_configured_dataset, 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
+    from flywheel.registry.models import VersionDraft
     from flywheel.training.datasets import Dataset
 
 DEFAULT_TOLERANCE = 1e-9

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from pydantic import Field
 
-from flywheel.registry.models import Frozen
+from flywheel.models import Frozen
 
 
 class AliasRouting(Frozen):

@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, Field
 
-from flywheel.registry.models import Frozen, RecordKey, RecordWrite
+from flywheel.models import Frozen
+from flywheel.registry.models import RecordKey, RecordWrite
 
 if TYPE_CHECKING:
     from flywheel.registry.ports import RecordStore
