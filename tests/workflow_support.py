@@ -141,6 +141,7 @@ def approval_request_for(
     token: str = "token-1",
     execution: str = "run-1",
     artifact_sha256: str | None = None,
+    **policy: Any,
 ) -> ApprovalRequest:
     """The ``RequestApproval`` payload for a registered version (stand-in training results)."""
     run = RunContext(
@@ -182,6 +183,7 @@ def approval_request_for(
                 requested_by=requested_by,
                 approval_timeout_seconds=timeout_seconds,
                 require_distinct_approver=distinct,
+                **policy,
             )
         ),
         task_token=token,

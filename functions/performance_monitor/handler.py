@@ -1,7 +1,7 @@
 """Scheduled performance monitor: each champion's predictions joined with delayed labels.
 
 Metrics per model: ``LabelledPredictions``, ``LabelCoverage``, ``PerformanceDegraded``
-(0/1) and the watched metric as ``PerformanceValue`` (dimensions ``Model``, ``Metric``);
+(0/1), ``BiasViolation`` (0/1, when the model has a bias policy) and the watched metric as ``PerformanceValue`` (dimensions ``Model``, ``Metric``);
 with a protected attribute, the three group gaps. ``PerformanceDegraded`` goes to the
 project bus (see :mod:`flywheel.monitoring.performance_monitor`).
 """
@@ -55,6 +55,7 @@ def _emit(run: PerformanceRun) -> None:
     metrics.add_metric("LabelCoverage", MetricUnit.Percent, 100 * run.label_coverage)
     metrics.add_metric("PerformanceDegraded", MetricUnit.Count, int(run.degraded))
     if run.bias is not None:
+        metrics.add_metric("BiasViolation", MetricUnit.Count, int(run.bias_violation))
         for name, field in _GAPS:
             value = getattr(run.bias, field)
             if value is not None:

@@ -55,6 +55,8 @@ if TYPE_CHECKING:
 __all__ = ["PERFORMANCE_DEGRADED", "PerformanceMonitor", "PerformanceRun"]
 
 PERFORMANCE_DEGRADED = "PerformanceDegraded"
+#: Published when a monitored window breaks the model's bias policy.
+BIAS_VIOLATION = "BiasViolation"
 #: The metric watched when a model has no config at all.
 DEFAULT_METRIC = {Task.CLASSIFICATION: "accuracy", Task.REGRESSION: "rmse"}
 
@@ -75,6 +77,9 @@ class PerformanceRun(MonitorRun):
     metrics: dict[str, float] = {}
     performance: PerformanceResult | None = None
     bias: BiasResult | None = None
+    #: The window broke the model's bias policy (``BiasViolation`` was published).
+    bias_violation: bool = False
+    bias_event_id: str | None = None
 
 
 class PerformanceMonitor:
@@ -212,10 +217,28 @@ class PerformanceMonitor:
             detail_type=PERFORMANCE_DEGRADED,
             evidence=evidence if result.degraded else None,
         )
+        bias_event_id = None
+        if bias is not None and not bias.passed:
+            bias_event_id = self.events.publish(
+                BIAS_VIOLATION,
+                {
+                    "model_name": model,
+                    "version": champion,
+                    "attribute": bias.attribute,
+                    "violations": list(bias.violations),
+                    "demographic_parity_difference": bias.demographic_parity_difference,
+                    "disparate_impact_ratio": bias.disparate_impact_ratio,
+                    "equal_opportunity_difference": bias.equal_opportunity_difference,
+                    "report": reported["report_html"],
+                    **window,
+                },
+            )
         return PerformanceRun(
             model=model,
             version=champion,
             status="scored",
+            bias_violation=bias is not None and not bias.passed,
+            bias_event_id=bias_event_id,
             **window,
             predictions=measured.predictions,
             labelled=measured.labelled,

@@ -40,6 +40,7 @@ from flywheel.errors import (
     TaskTokenError,
 )
 from flywheel.registry.models import RecordWrite, VersionStatus
+from flywheel.workflows.principals import is_listed, same_principal
 from flywheel.workflows.records import (
     ApprovalDoc,
     ApprovalPointer,
@@ -61,6 +62,8 @@ if TYPE_CHECKING:
 APPROVALS_ACTOR = "flywheel:approvals"
 #: ``detail-type`` of the event that starts the promotion workflow.
 VERSION_APPROVED = "VersionApproved"
+#: ``detail-type`` of the event that tells approvers a candidate waits for them.
+APPROVAL_REQUESTED = "ApprovalRequested"
 #: Error sent with ``SendTaskFailure`` when a late decision finds the approval expired.
 APPROVAL_EXPIRED_ERROR = "ApprovalExpired"
 
@@ -95,15 +98,77 @@ class DecisionResponse(BaseModel):
     event_published: bool
 
 
-def same_identity(a: str, b: str) -> bool:
-    """Whether two principal identifiers name the same caller (case-insensitive).
+def announcement(doc: ApprovalDoc) -> dict[str, Any]:
+    """The ``ApprovalRequested`` detail: what waits, since when, and how to decide it.
 
     Examples
     --------
-    >>> same_identity("arn:aws:iam::1:user/Ana", "arn:aws:iam::1:user/ana ")
-    True
+    >>> from datetime import UTC, datetime
+    >>> doc = ApprovalDoc(approval_id="a1", model="churn", version=3, artifact_sha256="0" * 64,
+    ...                   artifact_uri="s3://b/k", task_token="t", execution_id="e",
+    ...                   requested_by="workflow:e", requested_at=datetime(2026, 1, 1, tzinfo=UTC),
+    ...                   expires_at=datetime(2026, 1, 2, tzinfo=UTC))
+    >>> announcement(doc)["decide"]["cli"]
+    'flywheel approve churn 3 -r REASON   (or: flywheel reject churn 3 -r REASON)'
     """
-    return a.strip().casefold() == b.strip().casefold()
+    return {
+        "model_name": doc.model,
+        "version": doc.version,
+        "approval_id": doc.approval_id,
+        "requested_by": doc.requested_by,
+        "requested_at": isoformat(doc.requested_at),
+        "expires_at": isoformat(doc.expires_at),
+        "artifact_sha256": doc.artifact_sha256,
+        "approvers": list(doc.approvers),
+        "excluded": [doc.requested_by, *doc.excluded],
+        "evaluation": {
+            "candidate": doc.summary.get("candidate"),
+            "champion": doc.summary.get("champion"),
+            "gate": doc.summary.get("gate"),
+        },
+        "decide": {
+            "cli": (
+                f"flywheel approve {doc.model} {doc.version} -r REASON   "
+                f"(or: flywheel reject {doc.model} {doc.version} -r REASON)"
+            ),
+            "api": (
+                f"POST /v1/approvals/{doc.approval_id} "
+                '{"decision": "approve" | "reject", "reason": "..."}'
+            ),
+        },
+    }
+
+
+def refusal(
+    approver: str,
+    *,
+    requested_by: str,
+    excluded: tuple[str, ...] = (),
+    approvers: tuple[str, ...] = (),
+    require_distinct: bool = True,
+    distinct_sessions: bool = False,
+) -> str | None:
+    """Why ``approver`` may not decide (four eyes, the approver list), or ``None``.
+
+    Examples
+    --------
+    >>> refusal("arn:aws:sts::111111111111:assumed-role/ds/ana",
+    ...         requested_by="arn:aws:sts::111111111111:assumed-role/ds/bo")
+    'the approver is the principal that requested this run'
+    >>> refusal("arn:aws:iam::111111111111:user/cy", requested_by="ana",
+    ...         approvers=("arn:aws:iam::111111111111:role/approver",))
+    "the approver is not one of the model's approvers"
+    """
+    if approvers and not is_listed(approver, approvers, distinct_sessions=distinct_sessions):
+        return "the approver is not one of the model's approvers"
+    if not require_distinct:
+        return None
+    if same_principal(approver, requested_by, distinct_sessions=distinct_sessions):
+        return "the approver is the principal that requested this run"
+    for other in excluded:
+        if same_principal(approver, other, distinct_sessions=distinct_sessions):
+            return "the approver last changed this model's config, which started this run"
+    return None
 
 
 class ApprovalService:
@@ -158,7 +223,11 @@ class ApprovalService:
                 and doc.task_token != request.task_token
             ):
                 doc = doc.model_copy(update={"task_token": request.task_token})
-                self._records.put_record(write(approval_key(doc.approval_id), doc, revision))
+                revision = self._records.put_record(
+                    write(approval_key(doc.approval_id), doc, revision)
+                ).revision
+            if doc.status is ApprovalStatus.PENDING and not doc.announced:
+                doc = self._announce(doc, revision)
             return doc
         version = self._registry.get_version(model, number)
         if version.artifact.sha256 != registration.artifact_sha256:
@@ -182,6 +251,9 @@ class ApprovalService:
             requested_at=now,
             expires_at=now + timedelta(seconds=timeout),
             require_distinct_approver=registration.require_distinct_approver,
+            excluded=registration.excluded,
+            approvers=registration.approvers,
+            distinct_sessions=registration.distinct_sessions,
             summary={
                 "training_run_id": request.training.payload.run_id,
                 "candidate": evaluation.candidate.model_dump(mode="json"),
@@ -211,7 +283,15 @@ class ApprovalService:
                 "expires_at": isoformat(doc.expires_at),
             },
         )
-        return doc
+        return self._announce(doc, 1)
+
+    def _announce(self, doc: ApprovalDoc, revision: int) -> ApprovalDoc:
+        """Put ``ApprovalRequested`` on the bus (what notifies the approvers), once."""
+        self._events.publish(APPROVAL_REQUESTED, announcement(doc))
+        announced = doc.model_copy(update={"announced": True})
+        with contextlib.suppress(ConcurrentModificationError):  # decided meanwhile: fine
+            self._records.put_record(write(approval_key(doc.approval_id), announced, revision))
+        return announced
 
     # -- reading -------------------------------------------------------------------------------
     def get(self, approval_id: str) -> ApprovalDoc:
@@ -279,12 +359,17 @@ class ApprovalService:
         if now >= doc.expires_at:
             self._expire(doc, revision, attempted_by=approver)
             raise self._decided_error(doc.model_copy(update={"status": ApprovalStatus.EXPIRED}))
-        if doc.require_distinct_approver and same_identity(approver, doc.requested_by):
-            self._refuse(doc, approver, decision, "the approver requested this run")
-            raise ApproverNotAllowedError(
-                "the identity that requested this run cannot approve it; ask someone else",
-                field="approver",
-            )
+        why = refusal(
+            approver,
+            requested_by=doc.requested_by,
+            excluded=doc.excluded,
+            approvers=doc.approvers,
+            require_distinct=doc.require_distinct_approver,
+            distinct_sessions=doc.distinct_sessions,
+        )
+        if why is not None:
+            self._refuse(doc, approver, decision, why)
+            raise ApproverNotAllowedError(f"{why}; ask someone else", field="approver")
         if artifact_sha256 is not None and artifact_sha256.lower() != doc.artifact_sha256:
             self._refuse(doc, approver, decision, "the reviewed artifact is not the bound one")
             raise ApprovalArtifactMismatchError(

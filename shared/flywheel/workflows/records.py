@@ -111,6 +111,15 @@ class ApprovalDoc(Frozen):
     requested_at: datetime
     expires_at: datetime
     require_distinct_approver: bool = True
+    #: Principals who may not decide besides ``requested_by`` (the model config's last
+    #: author, for runs the platform started itself).
+    excluded: tuple[str, ...] = ()
+    #: Who may decide (the model's approval policy); empty: anyone IAM lets call the API.
+    approvers: tuple[str, ...] = ()
+    #: Sessions of one role count as different people.
+    distinct_sessions: bool = False
+    #: ``ApprovalRequested`` went out (retried by a retried step until it did).
+    announced: bool = False
     status: ApprovalStatus = ApprovalStatus.PENDING
     decided_by: str | None = None
     decided_at: datetime | None = None

@@ -240,6 +240,10 @@ class RegistrationResult(ResultModel):
     requested_by: str
     approval_timeout_seconds: int
     require_distinct_approver: bool
+    #: Who else may not approve: the config's last author for runs nobody asked for.
+    excluded: tuple[str, ...] = ()
+    approvers: tuple[str, ...] = ()
+    distinct_sessions: bool = False
 
 
 class ApprovalRequestResult(ResultModel):

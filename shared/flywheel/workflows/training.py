@@ -522,7 +522,19 @@ class TrainingSteps:
                 config.approval.timeout_seconds, self._max_approval_timeout
             ),
             require_distinct_approver=config.approval.require_distinct_approver,
+            excluded=self._responsible(config.name) if state.trigger.requested_by is None else (),
+            approvers=config.approval.approvers,
+            distinct_sessions=config.approval.distinct_sessions,
         )
+
+    def _responsible(self, name: str) -> tuple[str, ...]:
+        """Who a run nobody asked for answers to: the model config's last author."""
+        authors = [
+            e.actor
+            for e in self._registry.audit.entries(name)
+            if e.action is AuditAction.MODEL_CONFIGURED
+        ]
+        return (authors[-1],) if authors else ()
 
     def _registered_by_this_run(self, name: str, run_id: str) -> ModelVersion | None:
         try:

@@ -122,6 +122,29 @@ def test_group_metrics_of_the_protected_attribute_are_in_the_report(world: Monit
     page = world.artifacts.text(run.report_html)
     assert "Bias: age" in page
     assert "fails the bias policy" in page
+    # and the violation is announced, naming the gaps and the report
+    assert run.bias_violation
+    detail_type, detail = world.events.events[-1]
+    assert detail_type == "BiasViolation"
+    assert detail["model_name"] == MODEL
+    assert detail["attribute"] == "age"
+    assert detail["violations"] == list(run.bias.violations)
+    assert detail["report"] == run.report_html
+
+
+def test_a_fair_window_announces_no_bias_violation(world: Monitoring) -> None:
+    world.champion()
+    world.configure(bias={"attribute": "age", "threshold": 40, "favorable": "1"})
+    ages = [25.0] * 60 + [55.0] * 60
+    ids = world.serve(["1", "0"] * 60, ages=ages)
+    label(world, ids, "1")
+
+    run = world.monitor().run(MODEL)
+
+    assert run.bias is not None
+    assert run.bias.passed
+    assert not run.bias_violation
+    assert "BiasViolation" not in [t for t, _ in world.events.events]
 
 
 def test_models_without_a_champion_are_skipped(world: Monitoring) -> None:
