@@ -74,7 +74,8 @@ class Settings(BaseSettings):
     #: (``FLYWHEEL_AUDIT_KEY``); required with ``backend="aws"``.
     audit_key: str | None = None
     #: The records writer function (``FLYWHEEL_RECORDS_WRITER``): when set, every registry
-    #: and audit write goes through it, using ``records_capability`` (its alias).
+    #: and audit write goes through it, using ``records_capability`` (its alias; people:
+    #: ``training`` or ``operations``).
     records_writer: str | None = None
     records_capability: str = "operations"
     #: The records writer takes the actor its callers name (the local runtime only, where

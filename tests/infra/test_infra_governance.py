@@ -46,7 +46,7 @@ def test_the_writer_has_one_alias_per_capability_and_callers_get_only_theirs(
     aliases = {
         a["Properties"]["Name"] for a in synth.resources("AWS::Lambda::Alias", GOVERNANCE).values()
     }
-    assert aliases == {"workflows", "approvals", "operations", "features"}
+    assert aliases == {"workflows", "approvals", "training", "operations", "features"}
     writer = f"{synth.prefix}-records-writer"
     capability = {
         f"{synth.prefix}-approval-api": "approvals",

@@ -49,7 +49,10 @@ class Capability(StrEnum):
     WORKFLOWS = "workflows"
     #: The approval API: decisions on candidates.
     APPROVALS = "approvals"
-    #: People through the CLI and SDK: configure, train, promote, roll back, feature views.
+    #: People who train (data scientists): register candidates and ask for approval.
+    TRAINING = "training"
+    #: People who run the platform (ML engineers): configure, promote, roll back, archive,
+    #: feature views, and what ``training`` may.
     OPERATIONS = "operations"
     #: The feature materializer: watermarks only.
     FEATURES = "features"
@@ -96,6 +99,7 @@ RECORDS: dict[Capability, frozenset[tuple[str, str]]] = {
         }
     ),
     Capability.APPROVALS: frozenset({("APPROVAL#", "APPROVAL")}),
+    Capability.TRAINING: frozenset(),
     Capability.OPERATIONS: frozenset(
         {
             ("MODEL#", "CONFIG"),
@@ -106,6 +110,10 @@ RECORDS: dict[Capability, frozenset[tuple[str, str]]] = {
     ),
     Capability.FEATURES: frozenset({("FEATURE_VIEW#", "WATERMARK#")}),
 }
+
+
+#: Capabilities people use (through the CLI and SDK): they must prove who they are.
+_PEOPLE = frozenset({Capability.TRAINING, Capability.OPERATIONS})
 
 
 class WriteOp(StrEnum):
@@ -225,7 +233,7 @@ class RecordsWriter:
         return WriteResponse(entry=self._audit.append(audit))
 
     def _actor(self, request: WriteRequest, capability: Capability, audit: AuditDraft) -> str:
-        if capability is not Capability.OPERATIONS or self._trust_asserted:
+        if capability not in _PEOPLE or self._trust_asserted:
             return request.actor or audit.actor
         if request.identity_proof is None or self._identity is None:
             raise NotPermittedError(
