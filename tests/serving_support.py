@@ -70,7 +70,9 @@ def register(sdk: Any, trained: TrainedModel, *, description: str = "") -> Model
     draft = trained.draft.model_copy(update={"artifact": ref, "description": description})
     version = sdk.registry.register(draft, actor="trainer@example.com")
     sdk.registry.request_approval(MODEL, version.version, actor="trainer@example.com")
-    return sdk.approve(MODEL, version.version, reason="tests")
+    return sdk.registry.approve(
+        MODEL, version.version, actor="approver@example.com", reason="tests"
+    )
 
 
 def event(name: str = "predict_record.json", **body_updates: Any) -> dict[str, Any]:

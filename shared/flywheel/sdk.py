@@ -19,8 +19,17 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from flywheel.audit.models import AuditAction
 from flywheel.composition import AwsPlatform, InMemoryPlatform
-from flywheel.errors import ArtifactNotFoundError, ConfigError, InvalidInputError
+from flywheel.errors import (
+    ApproverNotAllowedError,
+    ArtifactNotFoundError,
+    ConfigError,
+    InvalidInputError,
+    NotPermittedError,
+    ReasonRequiredError,
+    UnauthenticatedError,
+)
 from flywheel.registry.models import (
     Alias,
     ArtifactRef,
@@ -128,7 +137,22 @@ class Flywheel:
 
         settings = connect(settings or Settings())
         platform = AwsPlatform(settings)
-        return cls(platform, actor=actor or settings.actor or _actor(platform))
+        if settings.backend != "aws":
+            return cls(platform, actor=actor or settings.actor or _default_actor())
+        if actor or settings.actor:
+            raise ConfigError(
+                "--actor and FLYWHEEL_ACTOR apply to the local runtime only: in AWS you act "
+                "as your AWS identity",
+                field="actor",
+            )
+        principal = platform.caller_identity()
+        if principal is None:
+            raise UnauthenticatedError(
+                "your AWS identity could not be established (sts:GetCallerIdentity failed); "
+                "check your credentials",
+                field="identity",
+            )
+        return cls(platform, actor=principal)
 
     @classmethod
     def in_memory(
@@ -248,10 +272,67 @@ class Flywheel:
 
     # -- governance ----------------------------------------------------------------------------
     def approve(self, name: str, version: int, *, reason: str) -> ModelVersion:
-        return self.registry.approve(name, version, actor=self.actor, reason=reason)
+        """Approve ``version``: through its training run's approval when one waits on it
+        (the API's path and checks, and the run resumes), else directly where allowed.
+
+        Raises
+        ------
+        NotPermittedError
+            In AWS, no run waits on the version and its policy allows no direct approval.
+        ApproverNotAllowedError
+            The four-eyes rule or the model's approver list refuses this actor.
+        """
+        return self._decide(name, version, "approve", reason)
 
     def reject(self, name: str, version: int, *, reason: str) -> ModelVersion:
-        return self.registry.reject(name, version, actor=self.actor, reason=reason)
+        """Reject ``version`` (the same paths and checks as :meth:`approve`)."""
+        return self._decide(name, version, "reject", reason)
+
+    def _decide(self, name: str, version: int, decision: str, reason: str) -> ModelVersion:
+        from flywheel.workflows.approvals import Decision
+        from flywheel.workflows.records import ApprovalStatus
+
+        action = AuditAction.APPROVED if decision == "approve" else AuditAction.REJECTED
+        if not (reason and reason.strip()):
+            raise ReasonRequiredError(f"a reason is required to record '{action}'", field="reason")
+        self.registry.get_version(name, version)  # unknown model or version: a clear error
+        service = self.platform.approval_service()
+        found = service.find_for_version(name, version)
+        if found is not None and found[0].status is ApprovalStatus.PENDING:
+            gateway = self.platform.approval_gateway(self.actor)
+            if gateway is not None:
+                gateway.decide(found[0].approval_id, decision=decision, reason=reason)
+            else:
+                service.decide(
+                    found[0].approval_id, decision=Decision(decision), approver=self.actor,
+                    reason=reason,
+                )  # fmt: skip
+            return self.registry.get_version(name, version)
+        self._check_direct_decision(name, version)
+        move = self.registry.approve if decision == "approve" else self.registry.reject
+        return move(name, version, actor=self.actor, reason=reason)
+
+    def _check_direct_decision(self, name: str, version: int) -> None:
+        from flywheel.workflows.approvals import refusal, requester_of
+        from flywheel.workflows.config import ApprovalPolicy
+
+        stored = self.platform.configs.find(name)
+        policy = stored.config.approval if stored is not None else ApprovalPolicy()
+        if self.platform.settings.backend == "aws" and not policy.allow_direct_approval:
+            raise NotPermittedError(
+                f"no training run waits on version {version} of {name!r}, and its approval "
+                "policy does not allow direct approval (approval.allow_direct_approval)",
+                field="version",
+            )
+        why = refusal(
+            self.actor,
+            requested_by=requester_of(self.registry.audit.entries(name), version) or "",
+            approvers=policy.approvers,
+            require_distinct=policy.require_distinct_approver,
+            distinct_sessions=policy.distinct_sessions,
+        )
+        if why is not None:
+            raise ApproverNotAllowedError(f"{why}; ask someone else", field="approver")
 
     def promote(self, name: str, version: int, *, reason: str) -> ChangeResult:
         """Make approved ``version`` the champion; alias ``live`` follows, all or nothing.
@@ -440,15 +521,6 @@ class Flywheel:
         if version.reference_profile is None:
             raise ArtifactNotFoundError(f"version {version.version} has no reference profile")
         return self.artifacts.get_json(version.reference_profile)
-
-
-def _actor(platform: Platform) -> str:
-    """In AWS, the IAM principal making the calls; locally, the OS user."""
-    if platform.settings.backend == "aws":
-        principal = platform.caller_identity()
-        if principal:
-            return principal
-    return _default_actor()
 
 
 def _default_actor() -> str:

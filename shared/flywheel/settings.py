@@ -81,6 +81,10 @@ class Settings(BaseSettings):
     #: The records writer takes the actor its callers name (the local runtime only, where
     #: ``--actor`` is allowed); in AWS people prove who they are.
     trust_asserted_actors: bool = False
+    #: The deployed REST API's invoke URL (people's approvals go through it in AWS).
+    api_url: str | None = None
+    #: The approval function (the local runtime's stand-in for the approvals route).
+    approval_function: str | None = None
     local_port: int = Field(default=5055, ge=1, le=65534)
     local_home: Path = Path(".flywheel")
     actor: str | None = None

@@ -15,12 +15,16 @@ from tests.serving_support import MODEL, POWERTOOLS_ENV
 @pytest.fixture
 def deployed_sdk(local_names: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Any:
     """An SDK on the provisioned moto resources, with the inference function's environment."""
+    from flywheel.composition import AwsPlatform
     from flywheel.sdk import Flywheel
+    from flywheel.settings import Settings
 
     monkeypatch.setenv("FLYWHEEL_BACKEND", "aws")
     for key, value in {**local_names, **POWERTOOLS_ENV}.items():
         monkeypatch.setenv(key, value)
-    return Flywheel.connect(actor="ops@example.com")
+    # The SDK's constructor takes the actor as given (Flywheel.connect would use the STS
+    # identity in AWS mode); the tables are written directly, as in a test account.
+    return Flywheel(AwsPlatform(Settings()), actor="ops@example.com")
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import boto3
 import pytest
 from typer.testing import CliRunner
 
@@ -102,7 +103,7 @@ def test_events_reach_the_bus_and_refused_tokens_are_told_apart(aws: AwsWorkflow
 def test_flywheel_models_configure_stores_an_audited_config(
     aws: AwsWorkflows, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("FLYWHEEL_ACTOR", "ops@example.com")
+    monkeypatch.delenv("FLYWHEEL_ACTOR", raising=False)  # in AWS mode, the STS identity acts
     config = tmp_path / "cancer.yaml"
     config.write_text(
         "training:\n  task: classification\n  dataset: {source: 'sklearn:breast_cancer'}\n"
@@ -128,7 +129,7 @@ def test_flywheel_models_configure_stores_an_audited_config(
     entry = aws.last_entry()
     assert (entry.action, entry.actor, entry.reason) == (
         "model_configured",
-        "ops@example.com",
+        boto3.client("sts").get_caller_identity()["Arn"],
         "first policy",
     )
     assert refused.exit_code == 1

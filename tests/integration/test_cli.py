@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from flywheel.cli.app import app
+from flywheel.composition.clients import ClientFactory
 from flywheel.registry.models import VersionStatus
 from tests.factories import corrupt_s3_version
 
@@ -25,12 +26,68 @@ seed: 3
 """
 
 
+WORKFLOW_CONFIG = """\
+name: cancer
+training:
+  task: classification
+  dataset: {source: "sklearn:breast_cancer"}
+  estimator: logistic_regression
+gate: {metric: roc_auc}
+approval: {allow_direct_approval: true}
+"""
+ACCOUNT = "123456789012"
+
+
+def role_session(role: str, session: str = "cli") -> str:
+    return f"arn:aws:sts::{ACCOUNT}:assumed-role/{role}/{session}"
+
+
+class Principals:
+    """People in the account: the CLI acts as whichever one's credentials are in the env."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self._monkeypatch = monkeypatch
+        self._iam = boto3.client("iam")
+        self._sts = boto3.client("sts")
+
+    def act_as(self, role: str) -> str:
+        try:
+            arn = self._iam.get_role(RoleName=role)["Role"]["Arn"]
+        except self._iam.exceptions.NoSuchEntityException:
+            arn = self._iam.create_role(RoleName=role, AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+        creds = self._sts.assume_role(RoleArn=arn, RoleSessionName="cli")["Credentials"]
+        self._monkeypatch.setenv("AWS_ACCESS_KEY_ID", creds["AccessKeyId"])
+        self._monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", creds["SecretAccessKey"])
+        self._monkeypatch.setenv("AWS_SESSION_TOKEN", creds["SessionToken"])
+        ClientFactory.forget()  # a new process, as far as clients go
+        return role_session(role)
+
+
 @pytest.fixture
-def cli_env(local_names: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+def people(moto_aws: None, monkeypatch: pytest.MonkeyPatch) -> Principals:
+    return Principals(monkeypatch)
+
+
+@pytest.fixture
+def cli_env(
+    local_names: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    people: Principals,
+    tmp_path: Path,
+    runner: CliRunner,
+) -> dict[str, str]:
+    """AWS mode on moto: an ML engineer configured ``cancer`` (direct approval allowed);
+    commands then run as a data scientist."""
     monkeypatch.setenv("FLYWHEEL_BACKEND", "aws")
-    monkeypatch.setenv("FLYWHEEL_ACTOR", "trainer@example.com")
+    monkeypatch.delenv("FLYWHEEL_ACTOR", raising=False)
     for env_var, name in local_names.items():
         monkeypatch.setenv(env_var, name)
+    people.act_as("ml-engineer")
+    workflow = tmp_path / "cancer.model.yaml"
+    workflow.write_text(WORKFLOW_CONFIG)
+    configured = invoke(runner, "models", "configure", "cancer", str(workflow), "-r", "onboard")
+    assert configured.exit_code == 0, configured.output
+    people.act_as("data-scientist")
     return local_names
 
 
@@ -65,7 +122,7 @@ def _record() -> dict[str, float]:
 
 
 def test_train_approve_promote_predict_verify(
-    trained: Path, runner: CliRunner, cli_env: dict[str, str]
+    trained: Path, runner: CliRunner, cli_env: dict[str, str], people: Principals
 ) -> None:
     shown = invoke(runner, "models", "show", "cancer", "--version", "1", "--json")
     version = json.loads(shown.stdout)
@@ -73,10 +130,10 @@ def test_train_approve_promote_predict_verify(
     assert version["parity"]["passed"] is True
     assert version["lineage"]["dataset_id"] == "sklearn:breast_cancer"
 
-    approved = invoke(
-        runner, "--actor", "ana@example.com", "approve", "cancer", "1", "-r", "looks good"
-    )
+    people.act_as("approver")
+    approved = invoke(runner, "approve", "cancer", "1", "-r", "looks good")
     assert approved.exit_code == 0, approved.output
+    people.act_as("ml-engineer")
     promoted = invoke(runner, "promote", "cancer", "1", "-r", "release")
     assert promoted.exit_code == 0, promoted.output
 
@@ -90,10 +147,11 @@ def test_train_approve_promote_predict_verify(
     trail = invoke(runner, "audit", "show", "cancer", "--json")
     entries = [json.loads(line) for line in trail.stdout.splitlines()]
     assert [(e["action"], e["actor"]) for e in entries] == [
-        ("version_registered", "trainer@example.com"),
-        ("approval_requested", "trainer@example.com"),
-        ("approved", "ana@example.com"),
-        ("promoted", "trainer@example.com"),
+        ("model_configured", role_session("ml-engineer")),
+        ("version_registered", role_session("data-scientist")),
+        ("approval_requested", role_session("data-scientist")),
+        ("approved", role_session("approver")),
+        ("promoted", role_session("ml-engineer")),
     ]
     verified = invoke(runner, "audit", "verify", "cancer")
     assert verified.exit_code == 0
@@ -145,7 +203,7 @@ def test_malformed_config_registers_nothing(
     assert expected in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert invoke(runner, "models", "list").stdout.count("cancer") == 0
-    assert _audit_count(cli_env) == 0
+    assert _audit_count(cli_env) == 1  # the fixture's config entry only
 
 
 def test_corrupted_artifact_is_refused_and_nothing_is_scored(
@@ -171,8 +229,9 @@ def test_predict_rejects_bad_json(trained: Path, runner: CliRunner) -> None:
 
 
 def test_rollback_without_history_is_refused(
-    trained: Path, runner: CliRunner, cli_env: dict[str, str]
+    trained: Path, runner: CliRunner, cli_env: dict[str, str], people: Principals
 ) -> None:
+    people.act_as("approver")
     invoke(runner, "approve", "cancer", "1", "-r", "ok")
     invoke(runner, "promote", "cancer", "1", "-r", "ok")
     result = invoke(runner, "rollback", "cancer", "-r", "oops")
@@ -194,6 +253,7 @@ def test_reproduce_reports_a_changed_dataset(
     from flywheel.sdk import Flywheel
 
     sdk = Flywheel.connect()
+    assert sdk.actor == role_session("data-scientist")
     original = sdk.get_version("cancer", 1)
     lineage = original.lineage.model_copy(update={"dataset_sha256": "0" * 64})
     draft = original.model_copy(update={"lineage": lineage})
@@ -207,23 +267,67 @@ def test_reproduce_reports_a_changed_dataset(
     assert "dataset_sha256_match" in result.stdout
 
 
-def test_in_aws_mode_the_actor_is_the_iam_caller(
-    cli_env: dict[str, str], runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_in_aws_mode_the_actor_is_the_iam_caller_and_cannot_be_overridden(
+    trained: Path, runner: CliRunner, cli_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.delenv("FLYWHEEL_ACTOR")
-    config = tmp_path / "cancer.yaml"
-    config.write_text(CONFIG)
-    assert invoke(runner, "train", str(config)).exit_code == 0
     entries = invoke(runner, "audit", "show", "cancer", "--json").stdout.splitlines()
-    actor = json.loads(entries[0])["actor"]
-    assert actor.startswith("arn:aws:")
+    assert json.loads(entries[-1])["actor"] == role_session("data-scientist")
+    before = _audit_count(cli_env)
+
+    claimed = invoke(runner, "--actor", "boss@example.com", "approve", "cancer", "1", "-r", "ok")
+    monkeypatch.setenv("FLYWHEEL_ACTOR", "boss@example.com")
+    from_env = invoke(runner, "approve", "cancer", "1", "-r", "ok")
+
+    for result in (claimed, from_env):
+        assert result.exit_code == 1
+        assert "apply to the local runtime only" in result.stderr
+    assert _audit_count(cli_env) == before
+
+
+def test_the_trainer_cannot_approve_their_own_candidate(
+    trained: Path, runner: CliRunner, cli_env: dict[str, str], people: Principals
+) -> None:
+    before = _audit_count(cli_env)
+    # Another session of the same role is the same principal
+    result = invoke(runner, "approve", "cancer", "1", "-r", "mine is fine")
+    assert result.exit_code == 1
+    assert "the approver is the principal that requested this run" in result.stderr
+    assert _audit_count(cli_env) == before
+
+
+def test_without_a_waiting_run_aws_refuses_direct_approval_unless_the_policy_allows(
+    runner: CliRunner, cli_env: dict[str, str], people: Principals, tmp_path: Path
+) -> None:
+    # Given a model whose policy keeps the default (decisions through the workflow)
+    people.act_as("ml-engineer")
+    workflow = tmp_path / "wine.model.yaml"
+    workflow.write_text(
+        WORKFLOW_CONFIG.replace("name: cancer", "name: wine")
+        .replace("breast_cancer", "wine")
+        .replace("approval: {allow_direct_approval: true}\n", "")
+    )
+    assert invoke(runner, "models", "configure", "wine", str(workflow), "-r", "x").exit_code == 0
+    people.act_as("data-scientist")
+    config = tmp_path / "wine.yaml"
+    config.write_text(
+        "model: wine\ntask: classification\ndataset: {source: 'sklearn:wine'}\n"
+        "estimator: logistic_regression\nhyperparameters: {max_iter: 500}\n"
+    )
+    assert invoke(runner, "train", str(config)).exit_code == 0
+    # When an approver approves it from the CLI
+    people.act_as("approver")
+    result = invoke(runner, "approve", "wine", "1", "-r", "looks good")
+    # Then it is refused: no run waits on it and direct approval is not allowed
+    assert result.exit_code == 1
+    assert "does not allow direct approval" in result.stderr
 
 
 def test_champion_at_a_time_from_the_trail(
-    trained: Path, runner: CliRunner, cli_env: dict[str, str]
+    trained: Path, runner: CliRunner, cli_env: dict[str, str], people: Principals
 ) -> None:
     before = invoke(runner, "audit", "champion-at", "cancer", "2000-01-01T00:00:00Z")
     assert before.stdout.strip() == "none"
+    people.act_as("approver")
     invoke(runner, "approve", "cancer", "1", "-r", "ok")
     invoke(runner, "promote", "cancer", "1", "-r", "ok")
     now = invoke(runner, "audit", "champion-at", "cancer", "2100-01-01T00:00:00Z")
@@ -279,4 +383,4 @@ def test_train_from_a_missing_s3_object_is_a_clear_error(
     result = invoke(runner, "train", str(config))
     assert result.exit_code == 1
     assert "s3://datasets/nope.csv" in result.stderr
-    assert _audit_count(cli_env) == 0
+    assert _audit_count(cli_env) == 1  # the fixture's config entry only

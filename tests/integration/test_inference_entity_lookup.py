@@ -43,7 +43,7 @@ def train_churn_model(sdk: Flywheel, folder: Path) -> None:
             "seed": 1,
         }
     ).version
-    sdk.approve(MODEL, version.version, reason="tests")
+    sdk.registry.approve(MODEL, version.version, actor="approver@example.com", reason="tests")
     sdk.promote(MODEL, version.version, reason="launch")
 
 

@@ -125,7 +125,7 @@ def test_the_workflow_trains_from_the_view_and_reproduces_from_the_snapshot(
     }
 
     # And `flywheel reproduce` re-trains it from the snapshot
-    report = Flywheel.connect(Settings(), actor="ops").reproduce(MODEL, 1)
+    report = Flywheel(AwsPlatform(Settings()), actor="ops").reproduce(MODEL, 1)
     assert report.reproduced
     assert report.dataset_sha256_match
 
@@ -146,7 +146,6 @@ def test_flywheel_train_and_reproduce_from_a_feature_view(
 ) -> None:
     # Given the deployment's feature store with the view, and a config naming it
     monkeypatch.setenv("FLYWHEEL_BACKEND", "aws")
-    monkeypatch.setenv("FLYWHEEL_ACTOR", "trainer@example.com")
     for env_var, name in local_names.items():
         monkeypatch.setenv(env_var, name)
     store = AwsPlatform(Settings(), clock=FixedClock(T0 + timedelta(days=20))).feature_store()

@@ -48,7 +48,13 @@ if TYPE_CHECKING:
     from flywheel.workflows.approvals import ApprovalService
     from flywheel.workflows.config import ModelConfigStore
     from flywheel.workflows.failures import WorkflowFailures
-    from flywheel.workflows.ports import CanaryHealth, EventPublisher, ServingControl, TaskTokens
+    from flywheel.workflows.ports import (
+        ApprovalGateway,
+        CanaryHealth,
+        EventPublisher,
+        ServingControl,
+        TaskTokens,
+    )
     from flywheel.workflows.promotion import PromotionSteps
     from flywheel.workflows.training import TrainingSteps
     from flywheel.workflows.writer import RecordsWriter
@@ -185,6 +191,10 @@ class Platform(abc.ABC):
 
     @abc.abstractmethod
     def _make_blobs(self) -> BlobStore: ...
+
+    def approval_gateway(self, actor: str) -> ApprovalGateway | None:  # noqa: ARG002
+        """How people decide approvals here (``None``: in process, through the service)."""
+        return None
 
     @abc.abstractmethod
     def caller_identity(self) -> str | None:
@@ -607,6 +617,20 @@ class AwsPlatform(Platform):
         from flywheel.adapters.sts import caller_arn
 
         return caller_arn(self.clients.client("sts"))
+
+    def approval_gateway(self, actor: str) -> ApprovalGateway | None:
+        """The deployed API (SigV4, in AWS) or the approval function (the local runtime)."""
+        from flywheel.adapters.approval_client import HttpApprovalGateway, LambdaApprovalGateway
+
+        if self.settings.backend == "aws" and self.settings.api_url:
+            return HttpApprovalGateway(
+                self.settings.api_url, session=self.clients.session, region=self.settings.region
+            )
+        if self.settings.approval_function:
+            return LambdaApprovalGateway(
+                self.settings.approval_function, actor=actor, client=self.clients.client("lambda")
+            )
+        return None
 
 
 class InMemoryPlatform(Platform):

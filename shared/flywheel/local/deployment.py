@@ -259,7 +259,7 @@ class LocalDeployment:
             for key, value in function.environment.items():
                 if key in SERVING_ENV or (
                     key.startswith("FLYWHEEL_")
-                    and key.endswith(("_TABLE", "_BUCKET", "_BUS", "_KEY"))
+                    and key.endswith(("_TABLE", "_BUCKET", "_BUS", "_KEY", "_WRITER"))
                 ):
                     env.setdefault(key, value)
         return env

@@ -149,9 +149,11 @@ class Lifecycle:
 
     # -- helpers -----
     def sdk(self, actor: str) -> Any:
+        """The SDK acting as ``actor`` (the local runtime lets the demo name its people)."""
+        from flywheel.composition import AwsPlatform
         from flywheel.sdk import Flywheel
 
-        return Flywheel.connect(self.settings, actor=actor)
+        return Flywheel(AwsPlatform(self.settings), actor=actor)
 
     def executions(self, key: str) -> list[dict[str, Any]]:
         sfn = self.driver.client("stepfunctions")
@@ -408,8 +410,11 @@ class InProcessDriver:
         from flywheel.settings import Settings
 
         self.runtime = runtime
+        approvals = [n for n in runtime.bridge.functions if n.endswith("-approval-api")]
         self.settings = Settings.of_deployment(
-            runtime.deployment.resource_environment(), backend="aws"
+            runtime.deployment.resource_environment(),
+            backend="aws",
+            approval_function=approvals[0] if approvals else None,
         )
         self._clients: dict[str, Any] = {}
 
@@ -452,11 +457,13 @@ class ServerDriver:
 
         self.port = port
         self.resources = server.control(port, "/resources")
+        approvals = [f for f in self.resources["functions"] if f.endswith("-approval-api")]
         self.settings = Settings.of_deployment(
             self.resources["environment"],
             backend="local",
             local_port=port,
             endpoint_url=server.endpoint(port),
+            approval_function=approvals[0] if approvals else None,
         )
 
     def client(self, service: str) -> Any:

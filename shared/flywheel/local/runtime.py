@@ -43,7 +43,13 @@ MOTO_VERSION = "5.2.5"
 MOTO_CONFIG = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
 #: Environment every handler gets locally: no X-Ray daemon here, and captured rows are
 #: written at once (a local "execution environment" lives as long as the process).
-LOCAL_FUNCTION_ENV = {"POWERTOOLS_TRACE_DISABLED": "true", "FLYWHEEL_CAPTURE_MAX_ROWS": "1"}
+#: Every bridged function: no X-Ray, capture flushed per request, and the records writer
+#: takes the actor callers name (the local runtime allows --actor).
+LOCAL_FUNCTION_ENV = {
+    "POWERTOOLS_TRACE_DISABLED": "true",
+    "FLYWHEEL_CAPTURE_MAX_ROWS": "1",
+    "FLYWHEEL_TRUST_ASSERTED_ACTORS": "true",
+}
 BRIDGED_TARGETS = frozenset({"states", "lambda"})
 CLIENTS = ("iam", "dynamodb", "s3", "lambda", "stepfunctions", "events", "cloudwatch", "sqs", "kms")
 

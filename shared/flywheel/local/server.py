@@ -84,7 +84,11 @@ def connect(settings: S) -> S:
     if settings.backend != "local" or settings.endpoint_url is not None:
         return settings
     endpoint_url = ensure_running(settings.local_port, settings.local_home)
-    resources = control(settings.local_port, "/resources")["environment"]
+    described = control(settings.local_port, "/resources")
+    resources = dict(described["environment"])
+    approvals = [f for f in described.get("functions", []) if f.endswith("-approval-api")]
+    if approvals:
+        resources["FLYWHEEL_APPROVAL_FUNCTION"] = approvals[0]
     return settings.with_resources(resources, endpoint_url=endpoint_url)
 
 

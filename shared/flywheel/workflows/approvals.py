@@ -52,6 +52,9 @@ from flywheel.workflows.records import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from flywheel.audit.models import AuditEntry
     from flywheel.clock import Clock
     from flywheel.registry.ports import RecordStore
     from flywheel.registry.service import RegistryService
@@ -137,6 +140,21 @@ def announcement(doc: ApprovalDoc) -> dict[str, Any]:
             ),
         },
     }
+
+
+def requester_of(entries: Iterable[AuditEntry], version: int) -> str | None:
+    """Who asked for ``version``'s approval: the actor of its ``approval_requested`` entry.
+
+    Examples
+    --------
+    >>> requester_of([], 3) is None
+    True
+    """
+    found = None
+    for entry in entries:
+        if entry.action is AuditAction.APPROVAL_REQUESTED and entry.version == version:
+            found = str(entry.details.get("requested_by") or entry.actor)
+    return found
 
 
 def refusal(

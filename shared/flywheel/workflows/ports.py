@@ -130,3 +130,17 @@ class IdentityVerifier(Protocol):
             The proof is missing, forged, expired or not an STS request.
         """
         ...
+
+
+class ApprovalGateway(Protocol):
+    """The approval API as a client sees it: a decision made by the authenticated caller."""
+
+    def decide(self, approval_id: str, *, decision: str, reason: str) -> dict[str, Any]:
+        """Approve or reject; the API's answer (``status``, ``decided_by``, …).
+
+        Raises
+        ------
+        FlywheelError
+            The API's refusal, as the same domain error (403, 404, 409, 410 …).
+        """
+        ...

@@ -15,7 +15,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from pydantic import BaseModel, ConfigDict
 
 from flywheel.audit.models import AuditAction, AuditDraft, AuditEntry
-from flywheel.errors import FlywheelError, InvalidRequestError, NotPermittedError
+from flywheel.errors import (
+    ApproverNotAllowedError,
+    FlywheelError,
+    InvalidRequestError,
+    NotPermittedError,
+)
 from flywheel.registry.models import (
     ModelVersion,
     RecordWrite,
@@ -23,6 +28,7 @@ from flywheel.registry.models import (
     StoredRecord,
     VersionDraft,
 )
+from flywheel.workflows.approvals import refusal, requester_of
 
 if TYPE_CHECKING:
     from flywheel.audit.ports import AuditLog
@@ -255,6 +261,17 @@ class RecordsWriter:
                     "approval",
                     field="action",
                 )
+            policy = found.config.approval
+            requester = requester_of(self._audit.entries(audit.model), audit.version or 0)
+            why = refusal(
+                audit.actor,
+                requested_by=requester or "",
+                approvers=policy.approvers,
+                require_distinct=policy.require_distinct_approver,
+                distinct_sessions=policy.distinct_sessions,
+            )
+            if why is not None:
+                raise ApproverNotAllowedError(f"{why}; ask someone else", field="approver")
 
     @staticmethod
     def _check_record(record: RecordWrite, capability: Capability) -> None:
