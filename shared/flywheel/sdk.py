@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from flywheel.audit.models import AuditAction
-from flywheel.composition import AwsPlatform, InMemoryPlatform
+from flywheel.composition import AwsPlatform, InMemoryPlatform, environment_settings
 from flywheel.errors import (
     ApproverNotAllowedError,
     ArtifactNotFoundError,
@@ -131,11 +131,12 @@ class Flywheel:
         """The SDK on a deployment (``backend="aws"``) or on the local runtime.
 
         With ``backend="local"`` and no endpoint, the local runtime is started if it is
-        not running and its endpoint and resource names are used.
+        not running and its endpoint and resource names are used.  In AWS, ``FLYWHEEL_STAGE``
+        alone is enough: the stage's record names the rest; you act as your AWS identity.
         """
         from flywheel.local.server import connect
 
-        settings = connect(settings or Settings())
+        settings = connect(settings or environment_settings(Settings))
         platform = AwsPlatform(settings)
         if settings.backend != "aws":
             return cls(platform, actor=actor or settings.actor or _default_actor())

@@ -384,3 +384,27 @@ def test_train_from_a_missing_s3_object_is_a_clear_error(
     assert result.exit_code == 1
     assert "s3://datasets/nope.csv" in result.stderr
     assert _audit_count(cli_env) == 1  # the fixture's config entry only
+
+
+def test_in_aws_the_stage_alone_finds_the_platform_through_its_record(
+    cli_env: dict[str, str], runner: CliRunner, monkeypatch: pytest.MonkeyPatch, trained: Path
+) -> None:
+    # Given the stage's record in SSM (the CDK app writes it) and no resource variables
+    record = {"stage": "test", "environment": dict(cli_env), "api_url": ""}
+    boto3.client("ssm").put_parameter(
+        Name="/flywheel/flywheel-test/platform", Value=json.dumps(record), Type="String"
+    )
+    for variable in cli_env:
+        monkeypatch.delenv(variable)
+    monkeypatch.setenv("FLYWHEEL_STAGE", "test")
+
+    listed = invoke(runner, "models", "list")
+
+    assert listed.exit_code == 0, listed.output
+    assert "cancer" in listed.stdout
+    # and a stage with no record is one line naming the parameter
+    monkeypatch.setenv("FLYWHEEL_STAGE", "nowhere")
+    missing = invoke(runner, "models", "list")
+    assert missing.exit_code == 1
+    assert "/flywheel/flywheel-nowhere/platform" in missing.stderr
+    assert len(missing.stderr.strip().splitlines()) == 1

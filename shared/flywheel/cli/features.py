@@ -52,11 +52,11 @@ def _one_line_errors() -> Iterator[None]:
 
 def _store() -> FeatureStore:
     """The feature store of the deployment (the local runtime's by default)."""
-    from flywheel.composition import AwsPlatform
+    from flywheel.composition import AwsPlatform, environment_settings
     from flywheel.local.server import connect
     from flywheel.settings import Settings
 
-    return AwsPlatform(connect(Settings())).feature_store()
+    return AwsPlatform(connect(environment_settings(Settings))).feature_store()
 
 
 def _when(micros: int) -> str:

@@ -33,11 +33,11 @@ KindOption = Annotated[
 
 def _index() -> ReportIndex:
     """Reports in the deployment's artifacts bucket (the local runtime's by default)."""
-    from flywheel.composition import AwsPlatform
+    from flywheel.composition import AwsPlatform, environment_settings
     from flywheel.local.server import connect
     from flywheel.monitoring.settings import MonitoringSettings
 
-    settings = connect(MonitoringSettings())
+    settings = connect(environment_settings(MonitoringSettings))
     return AwsPlatform(settings).report_index(settings.reports_prefix)
 
 

@@ -18,6 +18,13 @@ from flywheel.composition.platform import (
     InMemoryPlatform,
     Platform,
     check_environment,
+    environment_settings,
 )
 
-__all__ = ["AwsPlatform", "InMemoryPlatform", "Platform", "check_environment"]
+__all__ = [
+    "AwsPlatform",
+    "InMemoryPlatform",
+    "Platform",
+    "check_environment",
+    "environment_settings",
+]

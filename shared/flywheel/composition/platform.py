@@ -12,7 +12,7 @@ from __future__ import annotations
 import abc
 import os
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from flywheel.clock import default_clock
 from flywheel.errors import ConfigError, DatasetError, FlywheelError, ModelUnavailableError
@@ -59,7 +59,15 @@ if TYPE_CHECKING:
     from flywheel.workflows.training import TrainingSteps
     from flywheel.workflows.writer import RecordsWriter
 
-__all__ = ["AwsPlatform", "InMemoryPlatform", "Platform", "check_environment"]
+__all__ = [
+    "AwsPlatform",
+    "InMemoryPlatform",
+    "Platform",
+    "check_environment",
+    "environment_settings",
+]
+
+S = TypeVar("S", bound="Settings")
 
 
 class Platform(abc.ABC):
@@ -746,3 +754,38 @@ def check_environment(settings_type: type[Settings]) -> None:
     """
     if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
         settings_type()
+
+
+def environment_settings(settings_type: type[S]) -> S:
+    """Settings from this process's environment; in AWS, from the stage's own record too.
+
+    With ``FLYWHEEL_BACKEND=aws`` and ``FLYWHEEL_STAGE`` (and no resource names set), the
+    stage's record in SSM (``/flywheel/<project>-<stage>/platform``, written at deploy
+    time) supplies the resource names, the deployments and the API's URL, so people need
+    set nothing else.  Variables that are set win over the record.
+    """
+    backend = os.environ.get("FLYWHEEL_BACKEND", "local")
+    stage = os.environ.get("FLYWHEEL_STAGE")
+    if backend != "aws" or not stage or os.environ.get("FLYWHEEL_REGISTRY_TABLE"):
+        return settings_type()
+    import boto3
+
+    from flywheel.adapters.ssm import read_platform_record
+
+    project = os.environ.get("FLYWHEEL_PROJECT", "flywheel")
+    region = os.environ.get("FLYWHEEL_REGION") or None
+    client = boto3.Session(region_name=region).client("ssm", config=_client_config())
+    record = read_platform_record(client, f"{project}-{stage}")
+    values: dict[str, str] = dict(record.get("environment", {}))
+    if record.get("api_url"):
+        values.setdefault("FLYWHEEL_API_URL", str(record["api_url"]))
+    if record.get("region") and region is None:
+        values.setdefault("FLYWHEEL_REGION", str(record["region"]))
+    values.update({k: v for k, v in os.environ.items() if k.startswith("FLYWHEEL_")})
+    return settings_type.of_deployment(values)
+
+
+def _client_config() -> Any:
+    from flywheel.composition.clients import CLIENT_CONFIG
+
+    return CLIENT_CONFIG
