@@ -87,7 +87,9 @@ class PromotionWorkflow(Construct):
             self.steps[step] = fn
             grantee = fn.function
             if step in REGISTRY_WRITERS:
-                data.grant_records_writer(grantee, "workflows")
+                # record_failure cleans up after either workflow; the others only promote.
+                capability = "workflows" if step == "record_failure" else "promotion-runs"
+                data.grant_records_writer(grantee, capability)
             else:
                 data.grant_registry_read(grantee)
             if step == "publish_version":

@@ -111,7 +111,7 @@ class TrainingWorkflow(Construct):
         access = ACCESS[step]
         buckets = {"artifacts": data.artifacts, "features": data.features}
         if access["registry"] == "write":
-            data.grant_records_writer(fn, "workflows")
+            data.grant_records_writer(fn, "training-runs")
         else:
             data.grant_registry_read(fn)
         for bucket, prefix in access.get("reads", []):  # type: ignore[attr-defined]

@@ -3,10 +3,11 @@ anchors and artifacts (synthesized templates, both stages)."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from infra.config import load_stage_config
-from tests.infra.synth import Synth, actions_of, allowed, resources_text
+from tests.infra.synth import Synth, actions_of, allowed, resources_text, role_statements
 
 GOVERNANCE = "FlywheelGovernance"
 WRITES = {
@@ -46,19 +47,31 @@ def test_the_writer_has_one_alias_per_capability_and_callers_get_only_theirs(
     aliases = {
         a["Properties"]["Name"] for a in synth.resources("AWS::Lambda::Alias", GOVERNANCE).values()
     }
-    assert aliases == {"workflows", "approvals", "training", "operations", "features"}
+    assert aliases == {
+        "training-runs",
+        "promotion-runs",
+        "workflows",
+        "approvals",
+        "training",
+        "operations",
+        "features",
+    }
     writer = f"{synth.prefix}-records-writer"
     capability = {
         f"{synth.prefix}-approval-api": "approvals",
-        f"{synth.prefix}-training-register": "workflows",
-        f"{synth.prefix}-promotion-promote-all": "workflows",
+        f"{synth.prefix}-training-register": "training-runs",
+        f"{synth.prefix}-promotion-promote-all": "promotion-runs",
+        f"{synth.prefix}-promotion-record-failure": "workflows",
         f"{synth.prefix}-feature-materializer": "features",
     }
     for function, own in capability.items():
-        for other in aliases:
-            assert allowed(synth, function, "lambda:InvokeFunction", f"{writer}:{other}") is (
-                other == own
-            ), (function, other)
+        granted = {
+            alias
+            for statement in role_statements(synth, function)
+            if "lambda:InvokeFunction" in actions_of(statement)
+            for alias in re.findall(rf"{writer}:([a-z-]+)", resources_text(statement))
+        }
+        assert granted == {own}, (function, granted)
     # Nobody invokes the writer unqualified (no capability at all).
     for policy in synth.resources("AWS::IAM::Policy").values():
         for statement in policy["Properties"]["PolicyDocument"]["Statement"]:

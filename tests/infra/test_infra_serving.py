@@ -113,6 +113,7 @@ def test_only_the_approval_function_can_resume_a_paused_training(synth: Synth) -
     assert not allowed(synth, name, "dynamodb:UpdateItem", "RegistryTable")
     assert allowed(synth, name, "lambda:InvokeFunction", f"{synth.prefix}-records-writer:approvals")
     assert not allowed(synth, name, "lambda:InvokeFunction", "records-writer:workflows")
+    assert not allowed(synth, name, "lambda:InvokeFunction", "records-writer:promotion-runs")
     # It announces approvals, and only as the approvals source.
     put_events = [s for s in role_statements(synth, name) if "events:PutEvents" in actions_of(s)]
     assert put_events

@@ -236,7 +236,10 @@ def test_training_steps_write_only_their_own_prefixes(synth: Synth) -> None:
     # Registry changes go through the records writer's workflows alias, not the table
     assert not allowed(synth, step("register"), "dynamodb:PutItem", "RegistryTable")
     assert allowed(
-        synth, step("register"), "lambda:InvokeFunction", f"{synth.prefix}-records-writer:workflows"
+        synth,
+        step("register"),
+        "lambda:InvokeFunction",
+        f"{synth.prefix}-records-writer:training-runs",
     )
     # The audit trail is append-only for everyone: no updates, no deletes.
     for policy in synth.resources("AWS::IAM::Policy").values():

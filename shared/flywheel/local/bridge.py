@@ -119,6 +119,8 @@ class LambdaBridge:
         self._faults: dict[str, list[str | BaseException]] = {}
         self._lock = threading.RLock()
         self._function_locks: dict[str, threading.Lock] = {}
+        self._active = 0
+        self._idle = threading.Condition()
         self._originals: list[tuple[type, str, Any]] = []
         self._environ: ThreadEnvironment | None = None
 
@@ -212,6 +214,32 @@ class LambdaBridge:
         event = json.loads(body) if body else {}
         with self._lock:
             environment_lock = self._function_locks.setdefault(name, threading.Lock())
+        with self._idle:
+            self._active += 1
+        try:
+            return self._run(name, function, environment, event, resolved_qualifier, invoked_as,
+                             response_headers, environment_lock)  # fmt: skip
+        finally:
+            with self._idle:
+                self._active -= 1
+                self._idle.notify_all()
+
+    def drain(self, timeout: float) -> bool:
+        """Wait until no invocation is running (at most ``timeout`` seconds)."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._active == 0, timeout=timeout)
+
+    def _run(
+        self,
+        name: str,
+        function: LocalFunction,
+        environment: dict[str, str],
+        event: Any,
+        resolved_qualifier: str | None,
+        invoked_as: str | None,
+        response_headers: Any,
+        environment_lock: threading.Lock,
+    ) -> bytes:
         with environment_lock:
             with self._lock:
                 fault = self._next_fault(name)

@@ -17,6 +17,7 @@ Everything else (the interpreter, tables, buckets, task tokens, aliases) is moto
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -92,6 +93,7 @@ class LocalRuntime:
         self._patches: list[tuple[Any, str, Any]] = []
         self._next_fires: dict[str, datetime] = {}
         self._lock = threading.RLock()
+        self._stopping = False
 
     # -- lifecycle -----
     def start(self) -> LocalRuntime:
@@ -165,7 +167,30 @@ class LocalRuntime:
         self._patches.append((owner, name, getattr(owner, name)))
         setattr(owner, name, value)
 
-    def stop(self) -> None:
+    def stop(self, *, drain_seconds: float = 15.0) -> None:
+        """Stop every running execution and let in-flight handlers finish, then uninstall.
+
+        Executions left running would otherwise go on invoking functions and delivering
+        events through the next runtime of this process (moto's state and our patches are
+        process-wide).
+        """
+        self._stopping = True
+        sfn = _client("stepfunctions")
+        deadline = time.monotonic() + drain_seconds
+        for arn in self.deployment.state_machine_arns().values():
+            with contextlib.suppress(Exception):  # a machine that was never created
+                pages = sfn.get_paginator("list_executions").paginate(
+                    stateMachineArn=arn, statusFilter="RUNNING"
+                )
+                for page in pages:
+                    for execution in page["executions"]:
+                        with contextlib.suppress(Exception):
+                            sfn.stop_execution(
+                                executionArn=execution["executionArn"],
+                                error="RuntimeStopped",
+                                cause="the local runtime stopped",
+                            )
+        self.bridge.drain(max(0.0, deadline - time.monotonic()))
         for owner, name, original in reversed(self._patches):
             setattr(owner, name, original)
         self._patches.clear()
@@ -181,6 +206,9 @@ class LocalRuntime:
     def deliver(self, rule: Any, event: dict[str, Any]) -> None:
         """Send a matched event to the rule's Step Functions and Lambda targets."""
         from moto.stepfunctions.parser.asl.utils.boto_client import boto_client_for
+
+        if self._stopping:
+            return
 
         if isinstance(event.get("time"), int | float):
             # moto keeps a Unix timestamp; EventBridge delivers ISO 8601 (second precision).

@@ -179,9 +179,13 @@ def serve(port: int, *, stage: str = "dev") -> None:
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     signal.signal(signal.SIGINT, lambda *_: done.set())
     done.wait()
-    controller.shutdown()
-    runtime.stop()
-    server.stop()
+    # Executions and handlers may still be running on worker threads (a Wait state on the
+    # simulated clock, a capture flush); the state is discarded with the process, so exit
+    # at once instead of winding them down: a restart must find the ports free.
+    del controller, runtime, server
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def _configure_moto(port: int) -> None:

@@ -407,34 +407,40 @@ class ApprovalService:
         status = (
             ApprovalStatus.APPROVED if decision is Decision.APPROVE else ApprovalStatus.REJECTED
         )
-        decided = doc.model_copy(
-            update={
-                "status": status,
-                "decided_by": approver,
-                "decided_at": now,
-                "decision_reason": reason,
-            }
-        )
         move = self._registry.approve if decision is Decision.APPROVE else self._registry.reject
-        try:
-            move(
-                doc.model,
-                doc.version,
-                actor=approver,
-                reason=reason,
-                records=(write(approval_key(approval_id), decided, revision),),
-                extra={
-                    "approval_id": approval_id,
-                    "artifact_sha256": doc.artifact_sha256,
-                    "requested_by": doc.requested_by,
-                },
+        for attempt in range(3):
+            decided = doc.model_copy(
+                update={
+                    "status": status,
+                    "decided_by": approver,
+                    "decided_at": now,
+                    "decision_reason": reason,
+                }
             )
-        except (ConcurrentModificationError, IllegalTransitionError):
-            current, _ = self._load(approval_id)
-            if current.status is not ApprovalStatus.PENDING:
-                raise self._decided_error(current) from None
-            raise
-        return self._notify(decided, revision + 1)
+            try:
+                move(
+                    doc.model,
+                    doc.version,
+                    actor=approver,
+                    reason=reason,
+                    records=(write(approval_key(approval_id), decided, revision),),
+                    extra={
+                        "approval_id": approval_id,
+                        "artifact_sha256": doc.artifact_sha256,
+                        "requested_by": doc.requested_by,
+                    },
+                )
+            except (ConcurrentModificationError, IllegalTransitionError):
+                current, current_revision = self._load(approval_id)
+                if current.status is not ApprovalStatus.PENDING:
+                    raise self._decided_error(current) from None
+                if attempt == 2:
+                    raise
+                # Still pending: only its bookkeeping moved (announced, a new task token).
+                doc, revision = current, current_revision
+                continue
+            return self._notify(decided, revision + 1)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     @staticmethod
     def _decided_error(doc: ApprovalDoc) -> ApprovalAlreadyDecidedError | ApprovalExpiredError:

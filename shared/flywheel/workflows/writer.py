@@ -51,7 +51,11 @@ __all__ = [
 class Capability(StrEnum):
     """What a caller may change; each is one alias of the writer function."""
 
-    #: Training and promotion workflow steps (and their failure handling).
+    #: The training workflow's steps (they run from the training image).
+    TRAINING_RUNS = "training-runs"
+    #: The promotion workflow's steps.
+    PROMOTION_RUNS = "promotion-runs"
+    #: Failure handling shared by both workflows: what either may record.
     WORKFLOWS = "workflows"
     #: The approval API: decisions on candidates.
     APPROVALS = "approvals"
@@ -77,16 +81,32 @@ _LIFECYCLE = frozenset(
         AuditAction.PROMOTION_FAILED,
     }
 )
-#: The audit actions each capability may record.
-ACTIONS: dict[Capability, frozenset[AuditAction]] = {
-    Capability.WORKFLOWS: _LIFECYCLE
-    | {
+_TRAINING_RUNS = frozenset(
+    {
+        AuditAction.VERSION_REGISTERED,
+        AuditAction.APPROVAL_REQUESTED,
         AuditAction.RETRAIN_TRIGGERED,
         AuditAction.RETRAIN_SUPPRESSED,
         AuditAction.TRAINING_FAILED,
         AuditAction.GATE_REJECTED,
         AuditAction.APPROVAL_EXPIRED,
-    },
+    }
+)
+_PROMOTION_RUNS = frozenset(
+    {
+        AuditAction.CANARY_STARTED,
+        AuditAction.CANARY_ABORTED,
+        AuditAction.PROMOTED,
+        AuditAction.ROLLED_BACK,
+        AuditAction.ARCHIVED,
+        AuditAction.PROMOTION_FAILED,
+    }
+)
+#: The audit actions each capability may record.
+ACTIONS: dict[Capability, frozenset[AuditAction]] = {
+    Capability.TRAINING_RUNS: _TRAINING_RUNS,
+    Capability.PROMOTION_RUNS: _PROMOTION_RUNS,
+    Capability.WORKFLOWS: _TRAINING_RUNS | _PROMOTION_RUNS,
     Capability.APPROVALS: _DECISIONS | {AuditAction.APPROVAL_REFUSED, AuditAction.APPROVAL_EXPIRED},
     # Decisions only where the model's approval policy allows direct approval.
     Capability.OPERATIONS: _LIFECYCLE
@@ -94,16 +114,14 @@ ACTIONS: dict[Capability, frozenset[AuditAction]] = {
     | {AuditAction.MODEL_CONFIGURED, AuditAction.FEATURE_VIEW_REGISTERED},
     Capability.FEATURES: frozenset(),
 }
+_TRAINING_RECORDS = frozenset(
+    {("MODEL#", "RUNLOCK"), ("MODEL#", "APPROVAL#V"), ("APPROVAL#", "APPROVAL")}
+)
 #: The auxiliary records each capability may write: (partition prefix, sort prefix).
 RECORDS: dict[Capability, frozenset[tuple[str, str]]] = {
-    Capability.WORKFLOWS: frozenset(
-        {
-            ("MODEL#", "RUNLOCK"),
-            ("MODEL#", "SERVING"),
-            ("MODEL#", "APPROVAL#V"),
-            ("APPROVAL#", "APPROVAL"),
-        }
-    ),
+    Capability.TRAINING_RUNS: _TRAINING_RECORDS,
+    Capability.PROMOTION_RUNS: frozenset({("MODEL#", "SERVING")}),
+    Capability.WORKFLOWS: _TRAINING_RECORDS | {("MODEL#", "SERVING")},
     Capability.APPROVALS: frozenset({("APPROVAL#", "APPROVAL")}),
     Capability.TRAINING: frozenset(),
     Capability.OPERATIONS: frozenset(

@@ -246,3 +246,32 @@ def test_concurrent_decisions_have_exactly_one_winner(world: World) -> None:
 def approved_events(world: World) -> list[tuple[str, dict[str, object]]]:
     """The events that start a promotion (``ApprovalRequested`` only notifies people)."""
     return [e for e in world.events.events if e[0] == "VersionApproved"]
+
+
+def test_a_decision_racing_the_bookkeeping_of_its_approval_still_lands(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the approval's record changes (a new task token) just before the decision writes
+    doc = pending(world)
+    original = world.registry.approve
+    bumped: list[bool] = []
+
+    def bump_then_approve(*args: Any, **kwargs: Any) -> Any:
+        if not bumped:
+            bumped.append(True)
+            from flywheel.workflows.records import approval_key, read, write
+
+            current, revision = read(world.store, approval_key(doc.approval_id), ApprovalDoc)
+            moved = current.model_copy(update={"task_token": "token-2"})
+            world.store.put_record(write(approval_key(doc.approval_id), moved, revision))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(world.registry, "approve", bump_then_approve)
+
+    # When the reviewer approves
+    decided = decide(world, doc.approval_id)
+
+    # Then the decision lands on the fresh record, once
+    assert decided.status is ApprovalStatus.APPROVED
+    assert world.actions().count("approved") == 1
+    assert world.registry.get_version(MODEL, 1).status is VersionStatus.APPROVED

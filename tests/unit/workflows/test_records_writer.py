@@ -91,17 +91,23 @@ def _candidate(service: RegistryService) -> int:
     return number
 
 
-def test_workflows_run_the_lifecycle_but_cannot_approve(tables: Any) -> None:
-    workflows = _service(tables, "workflows")
+def test_training_runs_register_and_ask_but_cannot_approve_or_promote(tables: Any) -> None:
+    workflows = _service(tables, "training-runs")
     number = _candidate(workflows)
 
-    with pytest.raises(NotPermittedError, match="workflows capability cannot record approved"):
+    with pytest.raises(NotPermittedError, match="training-runs capability cannot record approved"):
         workflows.approve(MODEL, number, actor="workflow:run-1", reason="self-approved")
 
     approvals = _service(tables, "approvals")
     approved = approvals.approve(MODEL, number, actor="arn:aws:iam::1:user/bo", reason="ok")
     assert str(approved.status) == "approved"
     assert list(tables[1].entries(MODEL))[-1].actor == "arn:aws:iam::1:user/bo"
+    # the training image's capability cannot put an approved version into production
+    with pytest.raises(NotPermittedError, match="cannot record promoted"):
+        workflows.promote(MODEL, number, actor="workflow:run-1", reason="skip the canary")
+    promotion = _service(tables, "promotion-runs")
+    promoted = promotion.promote(MODEL, number, actor="workflow:promo-1", reason="healthy")
+    assert str(promoted.status) == "production"
 
 
 def test_the_writers_refusal_reaches_the_caller_as_the_same_error(tables: Any) -> None:
