@@ -1,8 +1,9 @@
 """Scheduled performance monitor: each champion's predictions joined with delayed labels.
 
 Metrics per model: ``LabelledPredictions``, ``LabelCoverage``, ``PerformanceDegraded``
-(0/1), ``BiasViolation`` (0/1, when the model has a bias policy) and the watched metric as ``PerformanceValue`` (dimensions ``Model``, ``Metric``);
-with a protected attribute, the three group gaps. ``PerformanceDegraded`` goes to the
+(0/1), ``BiasViolation`` (0/1, when the model has a bias policy) and the watched metric
+as ``PerformanceValue`` (dimensions ``Model``, ``Metric``); with a protected attribute,
+the three group gaps. ``PerformanceDegraded`` goes to the
 project bus (see :mod:`flywheel.monitoring.performance_monitor`).
 """
 
