@@ -108,6 +108,8 @@ class InferenceApi(Construct):
 
     - ``POST /v1/models/<name>/predict`` -> that model's alias ``live`` (one resource per
       configured model; any other name gets a 404 from a mock integration);
+    - ``POST /v1/models/{name}/retrain`` -> the retrain function (for any name: it answers
+      404 for models without a workflow config);
     - ``POST /v1/approvals/{id}`` -> the approval function;
     - ``POST /v1/feedback`` -> the feedback function.
 
@@ -127,6 +129,7 @@ class InferenceApi(Construct):
         predictors: Mapping[str, lambda_.IFunction],
         approvals: lambda_.IFunction,
         feedback: lambda_.IFunction,
+        retrain: lambda_.IFunction,
     ) -> None:
         super().__init__(scope, construct_id)
         cfg = ctx.config
@@ -214,21 +217,36 @@ class InferenceApi(Construct):
             return {"application/json": created, "$default": created}
 
         predict_models = model("PredictRequest")
+        retrain_models = model("RetrainRequest")
         v1 = self.api.root.add_resource("v1")
         models = v1.add_resource("models")
         self.methods: list[apigw.Method] = []
-        for model_name, target in predictors.items():
+
+        def add_retrain(resource: apigw.IResource) -> None:
             self.methods.append(
-                models.add_resource(model_name)
-                .add_resource("predict")
-                .add_method(
+                resource.add_resource("retrain").add_method(
+                    "POST",
+                    apigw.LambdaIntegration(retrain),
+                    request_validator=validator,
+                    request_models=retrain_models,
+                )
+            )
+
+        for model_name, target in predictors.items():
+            served = models.add_resource(model_name)
+            self.methods.append(
+                served.add_resource("predict").add_method(
                     "POST",
                     apigw.LambdaIntegration(target),
                     request_validator=validator,
                     request_models=predict_models,
                 )
             )
-        self.methods.append(self._unknown_model(models, validator))
+            # A served name is a static resource: API Gateway would not fall back to {name}.
+            add_retrain(served)
+        any_model = models.add_resource("{name}")
+        self.methods.append(self._unknown_model(any_model, validator))
+        add_retrain(any_model)
         self.methods.append(
             v1.add_resource("approvals")
             .add_resource("{id}")
@@ -278,33 +296,29 @@ class InferenceApi(Construct):
             )
 
     def _unknown_model(
-        self, models: apigw.Resource, validator: apigw.RequestValidator
+        self, any_model: apigw.Resource, validator: apigw.RequestValidator
     ) -> apigw.Method:
         """``POST /v1/models/{name}/predict`` for names that are not served: 404, no Lambda."""
-        return (
-            models.add_resource("{name}")
-            .add_resource("predict")
-            .add_method(
-                "POST",
-                apigw.MockIntegration(
-                    passthrough_behavior=apigw.PassthroughBehavior.NEVER,
-                    request_templates={"application/json": '{"statusCode": 404}'},
-                    integration_responses=[
-                        apigw.IntegrationResponse(
-                            status_code="404",
-                            response_templates={
-                                # A VTL template, with nothing to evaluate but the id.
-                                "application/json": gateway_error_body(
-                                    "model_not_found", "no model is served under this name"
-                                )
-                            },
-                        )
-                    ],
-                ),
-                method_responses=[apigw.MethodResponse(status_code="404")],
-                request_validator=validator,
-                request_parameters={"method.request.path.name": True},
-            )
+        return any_model.add_resource("predict").add_method(
+            "POST",
+            apigw.MockIntegration(
+                passthrough_behavior=apigw.PassthroughBehavior.NEVER,
+                request_templates={"application/json": '{"statusCode": 404}'},
+                integration_responses=[
+                    apigw.IntegrationResponse(
+                        status_code="404",
+                        response_templates={
+                            # A VTL template, with nothing to evaluate but the id.
+                            "application/json": gateway_error_body(
+                                "model_not_found", "no model is served under this name"
+                            )
+                        },
+                    )
+                ],
+            ),
+            method_responses=[apigw.MethodResponse(status_code="404")],
+            request_validator=validator,
+            request_parameters={"method.request.path.name": True},
         )
 
     def _web_acl(self, ctx: StageContext, name: str) -> None:

@@ -1,4 +1,5 @@
-"""Serving: inference per model (alias live), canary alarms, approvals, feedback, the REST API."""
+"""Serving: inference per model (alias live), canary alarms, approvals, feedback, retraining
+requests, the REST API."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from infra.constructs.feedback_intake import FeedbackIntake
 from infra.constructs.function import SharedLayers
 from infra.constructs.inference_api import InferenceApi
 from infra.constructs.inference_service import InferenceService
+from infra.constructs.retrain_requests import RetrainRequests
 
 if TYPE_CHECKING:
     from constructs import Construct
@@ -53,6 +55,7 @@ class ServingStack(Stack):
         }
         self.approvals = ApprovalGate(self, "Approvals", ctx=ctx, layers=layers, data=data)
         self.feedback = FeedbackIntake(self, "Feedback", ctx=ctx, layers=layers, data=data)
+        self.retrain = RetrainRequests(self, "Retrain", ctx=ctx, layers=layers, data=data)
         self.api = InferenceApi(
             self,
             "Api",
@@ -60,4 +63,5 @@ class ServingStack(Stack):
             predictors={name: service.alias for name, service in self.services.items()},
             approvals=self.approvals.handler.function,
             feedback=self.feedback.handler.function,
+            retrain=self.retrain.handler.function,
         )

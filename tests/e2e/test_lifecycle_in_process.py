@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
-from flywheel.local.lifecycle import APPROVER, MODEL, InProcessDriver, Lifecycle
+from flywheel.local.lifecycle import APPROVER, MODEL, OPERATOR, InProcessDriver, Lifecycle
 from flywheel.local.runtime import MOTO_CONFIG, LocalRuntime
 
 
@@ -20,10 +22,16 @@ def lifecycle(aws_env: dict[str, str]) -> Iterator[Lifecycle]:
 
 def test_train_approve_promote_and_serve(lifecycle: Lifecycle) -> None:
     records = lifecycle.seed()
+    asked: list[tuple[int, dict[str, Any]]] = []
     arn, version, approval_id = lifecycle.train_until_approval(
-        lambda: lifecycle.put_event("flywheel.operator", "RetrainRequested", {"model_name": MODEL})
+        lambda: asked.append(lifecycle.request_retrain("first model", caller=OPERATOR))
     )
     assert version == 1
+    [(status, receipt)] = asked
+    assert (status, receipt["requested_by"]) == (202, OPERATOR)
+    # The run knows who asked for it (and keeps them from approving it).
+    _, _, described = lifecycle.history(arn)
+    assert json.loads(described["input"])["trigger"]["detail"]["requested_by"] == OPERATOR
     status, body = lifecycle.approve(approval_id, "metrics reviewed")
     assert status == 200, body
     status, states = lifecycle.wait(arn)
