@@ -48,6 +48,12 @@ class Naming:
         """The ARN of a role with a fixed name (``<prefix>-<key>``)."""
         return f"arn:{Aws.PARTITION}:iam::{Aws.ACCOUNT_ID}:role/{self.prefix}-{key}"
 
+    def managed_policy(self, key: str) -> str:
+        return f"{self.prefix}-{key}"
+
+    def managed_policy_arn(self, key: str) -> str:
+        return f"arn:{Aws.PARTITION}:iam::{Aws.ACCOUNT_ID}:policy/{self.managed_policy(key)}"
+
     def function_arn(self, key: str, qualifier: str | None = None) -> str:
         return (
             f"arn:{Aws.PARTITION}:lambda:{Aws.REGION}:{Aws.ACCOUNT_ID}:function:"

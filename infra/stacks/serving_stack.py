@@ -15,6 +15,7 @@ from infra.constructs.feedback_intake import FeedbackIntake
 from infra.constructs.function import SharedLayers
 from infra.constructs.inference_api import InferenceApi
 from infra.constructs.inference_service import InferenceService
+from infra.constructs.promotion_workflow import PublishPolicy
 from infra.constructs.retrain_requests import RetrainRequests
 
 if TYPE_CHECKING:
@@ -65,3 +66,5 @@ class ServingStack(Stack):
             feedback=self.feedback.handler.function,
             retrain=self.retrain.handler.function,
         )
+        # What the promotion workflow's publish step may change on the inference functions.
+        self.publish = PublishPolicy(self, "PublishPolicy", ctx=ctx, layers=list(layers.values()))

@@ -79,7 +79,21 @@ def function_by_name(synth: Synth, function_name: str) -> tuple[str, dict[str, A
 def role_statements(synth: Synth, function_name: str) -> list[dict[str, Any]]:
     """Every IAM statement attached to the execution role of ``function_name``."""
     stack, function = function_by_name(synth, function_name)
-    role_id = function["Properties"]["Role"]["Fn::GetAtt"][0]
+    return statements_of_role(synth, stack, function["Properties"]["Role"]["Fn::GetAtt"][0])
+
+
+def role_named(synth: Synth, role_name: str) -> tuple[str, str]:
+    """(stack, logical id) of the role with this fixed name."""
+    for key, resource in synth.resources("AWS::IAM::Role").items():
+        if resource["Properties"].get("RoleName") == role_name:
+            stack, logical_id = key.split("/")
+            return stack, logical_id
+    raise KeyError(role_name)
+
+
+def statements_of_role(synth: Synth, stack: str, role_id: str) -> list[dict[str, Any]]:
+    """The role's inline policies, the policies attached to it and its managed policies
+    defined in any stack of the app (by ``Ref`` or by name)."""
     role = synth.templates[stack]["Resources"][role_id]
     statements = [
         s for p in role["Properties"].get("Policies", []) for s in p["PolicyDocument"]["Statement"]
@@ -87,7 +101,22 @@ def role_statements(synth: Synth, function_name: str) -> list[dict[str, Any]]:
     for policy in synth.resources("AWS::IAM::Policy", stack).values():
         if {"Ref": role_id} in policy["Properties"]["Roles"]:
             statements.extend(policy["Properties"]["PolicyDocument"]["Statement"])
+    for arn in role["Properties"].get("ManagedPolicyArns", []):
+        statements.extend(_managed_policy(synth, stack, arn)["PolicyDocument"]["Statement"])
     return statements
+
+
+def _managed_policy(synth: Synth, stack: str, arn: Any) -> dict[str, Any]:
+    if isinstance(arn, dict) and set(arn) == {"Ref"}:
+        properties: dict[str, Any] = synth.templates[stack]["Resources"][arn["Ref"]]["Properties"]
+        return properties
+    from infra.nag import flatten_reference
+
+    name = flatten_reference(arn).rsplit(":policy/", 1)[1]
+    for policy in synth.resources("AWS::IAM::ManagedPolicy").values():
+        if policy["Properties"]["ManagedPolicyName"] == name:
+            return dict(policy["Properties"])
+    raise KeyError(f"managed policy {name} is defined in no stack of the app")
 
 
 def actions_of(statement: dict[str, Any]) -> list[str]:
