@@ -54,6 +54,11 @@ class Naming:
     def managed_policy_arn(self, key: str) -> str:
         return f"arn:{Aws.PARTITION}:iam::{Aws.ACCOUNT_ID}:policy/{self.managed_policy(key)}"
 
+    @property
+    def platform_parameter(self) -> str:
+        """The SSM parameter that describes the deployed stage (``/flywheel/<prefix>/platform``)."""
+        return f"/flywheel/{self.prefix}/platform"
+
     def function_arn(self, key: str, qualifier: str | None = None) -> str:
         return (
             f"arn:{Aws.PARTITION}:lambda:{Aws.REGION}:{Aws.ACCOUNT_ID}:function:"

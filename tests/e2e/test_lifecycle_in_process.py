@@ -10,6 +10,9 @@ import pytest
 
 from flywheel.local.lifecycle import APPROVER, MODEL, OPERATOR, InProcessDriver, Lifecycle
 from flywheel.local.runtime import MOTO_CONFIG, LocalRuntime
+from flywheel.settings import Settings
+from infra.config import load_stage_config
+from infra.naming import Naming
 
 
 @pytest.fixture
@@ -54,6 +57,25 @@ def test_train_approve_promote_and_serve(lifecycle: Lifecycle) -> None:
     assert lifecycle.verify()
     actors = {e["actor"] for e in lifecycle.run_record.audit}
     assert APPROVER in actors
+
+
+def test_the_platform_record_is_provisioned_from_the_template(lifecycle: Lifecycle) -> None:
+    driver = lifecycle.driver
+    assert isinstance(driver, InProcessDriver)
+    name = Naming(load_stage_config("dev").prefix).platform_parameter
+    parameter = driver.client("ssm").get_parameter(Name=name)
+    record = json.loads(parameter["Parameter"]["Value"])
+
+    assert (record["stage"], record["region"]) == ("dev", "us-east-1")
+    assert record["api_url"] == ""  # no API Gateway here: handlers are invoked directly
+    assert set(record["state_machines"].values()) == set(
+        driver.runtime.provisioned.state_machines.values()  # type: ignore[union-attr]
+    )
+    # Its environment reaches the same resources the runtime hands the CLI and the SDK.
+    exported = driver.runtime.deployment.resource_environment()
+    assert {k: record["environment"][k] for k in exported} == exported
+    settings = Settings.of_deployment(record["environment"], backend="aws")
+    assert settings.records_writer == lifecycle.function_name("records-writer")
 
 
 def champion_in_production(lifecycle: Lifecycle) -> list[dict[str, float]]:

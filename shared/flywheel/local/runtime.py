@@ -45,7 +45,10 @@ MOTO_CONFIG = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use
 #: written at once (a local "execution environment" lives as long as the process).
 LOCAL_FUNCTION_ENV = {"POWERTOOLS_TRACE_DISABLED": "true", "FLYWHEEL_CAPTURE_MAX_ROWS": "1"}
 BRIDGED_TARGETS = frozenset({"states", "lambda"})
-CLIENTS = ("iam", "dynamodb", "s3", "lambda", "stepfunctions", "events", "cloudwatch", "sqs", "kms")
+CLIENTS = (
+    "iam", "dynamodb", "s3", "lambda", "stepfunctions", "events", "cloudwatch", "sqs", "kms",
+    "ssm",
+)  # fmt: skip
 
 
 @dataclass
