@@ -77,6 +77,13 @@ class Naming:
             f"stateMachine:{self.state_machine(key)}"
         )
 
+    def execution_arn(self, key: str, name: str = "*") -> str:
+        """Executions of state machine ``key`` (all of them by default)."""
+        return (
+            f"arn:{Aws.PARTITION}:states:{Aws.REGION}:{Aws.ACCOUNT_ID}:"
+            f"execution:{self.state_machine(key)}:{name}"
+        )
+
     @property
     def event_bus(self) -> str:
         return f"{self.prefix}-bus"

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_cognito as cognito
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_wafv2 as wafv2
@@ -14,6 +15,7 @@ from constructs import Construct
 
 from flywheel.serving.http import MAX_BODY_BYTES
 from infra.api_schemas import REQUEST_MODELS, cdk_schema, request_schema
+from infra.constructs.personas import approver_principals
 from infra.nag import acknowledge
 
 if TYPE_CHECKING:
@@ -65,6 +67,9 @@ GATEWAY_RESPONSES: dict[str, tuple[str | None, str]] = {
     "DEFAULT_5XX": (None, gateway_error_body("internal_error", "internal error")),
 }
 
+#: ``POST /v1/approvals/{id}`` in every stage of the API, as resource policies name routes.
+APPROVALS_ROUTE = "execute-api:/*/POST/v1/approvals/*"
+
 #: The WAF's answer to a body over the documented limit: the handler's 413, without a
 #: request id (WAF custom response bodies are static text).
 PAYLOAD_TOO_LARGE_BODY = json.dumps(
@@ -110,7 +115,8 @@ class InferenceApi(Construct):
       configured model; any other name gets a 404 from a mock integration);
     - ``POST /v1/models/{name}/retrain`` -> the retrain function (for any name: it answers
       404 for models without a workflow config);
-    - ``POST /v1/approvals/{id}`` -> the approval function;
+    - ``POST /v1/approvals/{id}`` -> the approval function; with IAM auth the API's
+      resource policy denies it to every principal but the stage's approvers;
     - ``POST /v1/feedback`` -> the feedback function.
 
     Request validator on body and parameters, JSON-schema models registered for every
@@ -186,6 +192,7 @@ class InferenceApi(Construct):
                 ),
                 authorizer=authorizer,
             ),
+            policy=self._resource_policy(ctx) if api_cfg.auth == "IAM" else None,
         )
         cfn_api: apigw.CfnRestApi = self.api.node.default_child  # type: ignore[assignment]
         cfn_api.security_policy = api_cfg.tls_security_policy
@@ -294,6 +301,26 @@ class InferenceApi(Construct):
                 "The AWS-managed policy is the documented way to let API Gateway write "
                 "execution logs (account-level setting, CloudWatch Logs actions only).",
             )
+
+    @staticmethod
+    def _resource_policy(ctx: StageContext) -> iam.PolicyDocument:
+        """Deny ``POST /v1/approvals/*`` to every principal but the stage's approvers.
+
+        Only a Deny: with IAM auth, same-account callers need an IAM allow and no deny,
+        so every other route stays as reachable as the callers' IAM policies make it.
+        """
+        return iam.PolicyDocument(
+            statements=[
+                iam.PolicyStatement(
+                    sid="OnlyApproversDecideApprovals",
+                    effect=iam.Effect.DENY,
+                    principals=[iam.AnyPrincipal()],
+                    actions=["execute-api:Invoke"],
+                    resources=[APPROVALS_ROUTE],
+                    conditions={"ArnNotLike": {"aws:PrincipalArn": approver_principals(ctx)}},
+                )
+            ]
+        )
 
     def _unknown_model(
         self, any_model: apigw.Resource, validator: apigw.RequestValidator

@@ -1,5 +1,5 @@
 """Serving: inference per model (alias live), canary alarms, approvals, feedback, retraining
-requests, the REST API and the stage's platform record."""
+requests, the REST API, the people's roles and the stage's platform record."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from infra.constructs.feedback_intake import FeedbackIntake
 from infra.constructs.function import SharedLayers
 from infra.constructs.inference_api import InferenceApi
 from infra.constructs.inference_service import InferenceService
+from infra.constructs.personas import Personas
 from infra.constructs.platform_record import PlatformRecord
 from infra.constructs.promotion_workflow import PublishPolicy
 from infra.constructs.retrain_requests import RetrainRequests
@@ -70,3 +71,6 @@ class ServingStack(Stack):
         # What the promotion workflow's publish step may change on the inference functions.
         self.publish = PublishPolicy(self, "PublishPolicy", ctx=ctx, layers=list(layers.values()))
         self.platform = PlatformRecord(self, "Platform", ctx=ctx, api=self.api.api)
+        self.personas = Personas(
+            self, "Personas", ctx=ctx, data=data, api=self.api.api, platform=self.platform.parameter
+        )

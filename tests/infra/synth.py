@@ -145,3 +145,34 @@ def allowed(synth: Synth, function_name: str, action: str, resource_part: str = 
         ) and resource_part in resources_text(statement):
             return True
     return False
+
+
+def can(statements: list[dict[str, Any]], action: str, resource: str) -> bool:
+    """Whether ``statements`` allow ``action`` on ``resource`` and deny neither.
+
+    ``resource`` is a flattened ARN (``<AWS::Partition>``, ``<Api>`` ...) matched the way
+    IAM matches ``*`` and ``?``; conditions are ignored, so an allow counts even if its
+    condition would not hold (a conservative answer for "cannot" assertions).
+    """
+    import fnmatch
+
+    def matches(statement: dict[str, Any]) -> bool:
+        resources = statement["Resource"]
+        resources = resources if isinstance(resources, list) else [resources]
+        patterns = [_unhashed(flatten(r)) for r in resources]
+        return any(fnmatch.fnmatchcase(action, a) for a in actions_of(statement)) and any(
+            fnmatch.fnmatchcase(resource, pattern) for pattern in patterns
+        )
+
+    from infra.nag import flatten_reference as flatten
+
+    if any(s["Effect"] == "Deny" and matches(s) for s in statements):
+        return False
+    return any(s["Effect"] == "Allow" and matches(s) for s in statements)
+
+
+def _unhashed(text: str) -> str:
+    """``<ApiCD79AAA0>`` -> ``<Api>``: tests name resources without their hashes."""
+    import re
+
+    return re.sub(r"<([A-Za-z0-9]+?)[0-9A-F]{8}((?:\.[A-Za-z]+)?)>", r"<\1\2>", text)

@@ -1,21 +1,265 @@
-"""Who may do what: the promotion's publish step, the platform record (synthesized
-templates, both stages)."""
+"""Who may do what: the personas, the API's resource policy, the publish step, the
+platform record (synthesized templates, both stages).
+
+Requests are written as flattened ARNs (``<AWS::AccountId>``, ``<Api>``) and judged the way
+IAM matches them (``tests.infra.synth.can``); resource policies are judged with the few
+condition operators they use (:func:`denied_by`).
+"""
 
 from __future__ import annotations
 
+import fnmatch
 import json
 from typing import Any
 
-from infra.config import load_stage_config
+from aws_cdk import Stack
+
+from infra.config import StageConfig, load_stage_config
 from infra.constructs.promotion_workflow import PUBLISH_ACTIONS
 from infra.nag import flatten_reference
-from tests.infra.synth import Synth, actions_of, role_statements
+from tests.infra.synth import (
+    Synth,
+    actions_of,
+    can,
+    role_named,
+    role_statements,
+    statements_of_role,
+)
 
 SERVING = "FlywheelServing"
+ACCOUNT = "arn:<AWS::Partition>:iam::<AWS::AccountId>"
+PERSONAS = ("data-scientist", "ml-engineer", "approver")
+
+
+def persona(synth: Synth, key: str) -> list[dict[str, Any]]:
+    return statements_of_role(synth, *role_named(synth, f"{synth.prefix}-{key}"))
 
 
 def arn(service: str, rest: str) -> str:
     return f"arn:<AWS::Partition>:{service}:<AWS::Region>:<AWS::AccountId>:{rest}"
+
+
+def route(synth: Synth, method: str, path: str) -> str:
+    return arn("execute-api", f"<Api>/{synth.stage}/{method}{path}")
+
+
+def writer(synth: Synth, capability: str) -> str:
+    return arn("lambda", f"function:{synth.prefix}-records-writer:{capability}")
+
+
+def artifact(synth: Synth, key: str) -> str:
+    bucket = f"{synth.prefix}-artifactsbucket-<AWS::AccountId>-<AWS::Region>"
+    return f"arn:<AWS::Partition>:s3:::{bucket}/{key}"
+
+
+def execution(synth: Synth, machine: str) -> str:
+    return arn("states", f"execution:{synth.prefix}-{machine}:run-1")
+
+
+def platform_parameter(synth: Synth) -> str:
+    return arn("ssm", "parameter<PlatformParameter>")
+
+
+# -- the personas -------------------------------------------------------------------------------
+def test_each_persona_is_a_role_with_a_managed_policy_of_the_same_name_and_mfa(
+    synth: Synth,
+) -> None:
+    for key in PERSONAS:
+        name = f"{synth.prefix}-{key}"
+        stack, role_id = role_named(synth, name)
+        role = synth.templates[stack]["Resources"][role_id]["Properties"]
+        [statement] = role["AssumeRolePolicyDocument"]["Statement"]
+        assert flatten_reference(statement["Principal"]["AWS"]) == f"{ACCOUNT}:root"
+        assert statement["Condition"] == {"Bool": {"aws:MultiFactorAuthPresent": "true"}}
+        assert role["MaxSessionDuration"] == 3600
+        assert "Policies" not in role  # everything is in the managed policy
+        [policy_ref] = role["ManagedPolicyArns"]
+        policy = synth.templates[stack]["Resources"][policy_ref["Ref"]]["Properties"]
+        # The same name lets an IAM Identity Center permission set reference the policy.
+        assert (policy["ManagedPolicyName"], policy["Path"]) == (name, "/")
+
+
+def test_everyone_reads_registry_audit_reports_and_the_platform_record(synth: Synth) -> None:
+    registry = arn("dynamodb", f"table/{synth.prefix}-RegistryTable")
+    audit = arn("dynamodb", f"table/{synth.prefix}-AuditTable")
+    for key in PERSONAS:
+        statements = persona(synth, key)
+        assert can(statements, "dynamodb:Query", registry), key
+        assert can(statements, "dynamodb:Query", audit), key
+        assert can(statements, "kms:VerifyMac", arn("kms", "key/audit")), key
+        assert can(statements, "s3:GetObject", artifact(synth, "reports/drift/r.json")), key
+        assert can(statements, "ssm:GetParameter", platform_parameter(synth)), key
+        # ... and writes none of it, nor signs, nor touches serving.
+        for action, resource in (
+            ("dynamodb:PutItem", registry),
+            ("dynamodb:UpdateItem", audit),
+            ("kms:GenerateMac", arn("kms", "key/audit")),
+            ("s3:PutObject", artifact(synth, "models/m/1/model.onnx")),
+            ("s3:GetObject", artifact(synth, "policies/p.json")),
+            ("events:PutEvents", arn("events", f"event-bus/{synth.prefix}-bus")),
+            ("states:StartExecution", arn("states", f"stateMachine:{synth.prefix}-training")),
+            ("states:SendTaskSuccess", arn("states", f"stateMachine:{synth.prefix}-training")),
+            ("lambda:UpdateFunctionConfiguration", arn("lambda", "function:x")),
+            ("lambda:UpdateAlias", arn("lambda", "function:x:live")),
+            ("lambda:InvokeFunction", writer(synth, "workflows")),
+            ("lambda:InvokeFunction", writer(synth, "approvals")),
+            ("lambda:InvokeFunction", writer(synth, "features")),
+            ("iam:PassRole", f"{ACCOUNT}:role/{synth.prefix}-records-writer"),
+        ):
+            assert not can(statements, action, resource), (key, action, resource)
+
+
+def test_the_data_scientist_trains_and_reads_runs_but_cannot_approve_promote_or_deploy(
+    synth: Synth,
+) -> None:
+    model = load_stage_config(synth.stage).models[0].name
+    ds = persona(synth, "data-scientist")
+    assert can(ds, "execute-api:Invoke", route(synth, "POST", f"/v1/models/{model}/retrain"))
+    assert can(ds, "execute-api:Invoke", route(synth, "POST", "/v1/models/new-model/retrain"))
+    assert can(ds, "lambda:InvokeFunction", writer(synth, "training"))
+    assert can(ds, "s3:GetObject", artifact(synth, f"models/{model}/3/model.onnx"))
+    assert can(ds, "s3:GetObject", artifact(synth, "training-sets/t.parquet"))
+    assert can(ds, "states:ListExecutions", arn("states", f"stateMachine:{synth.prefix}-training"))
+    assert can(ds, "states:DescribeExecution", execution(synth, "training"))
+
+    assert not can(ds, "execute-api:Invoke", route(synth, "POST", "/v1/approvals/a-1"))
+    assert not can(ds, "execute-api:Invoke", route(synth, "POST", f"/v1/models/{model}/predict"))
+    assert not can(ds, "lambda:InvokeFunction", writer(synth, "operations"))
+    assert not can(ds, "states:DescribeExecution", execution(synth, "promotion"))
+    # Histories carry the approval task tokens: describing a run is enough.
+    assert not can(ds, "states:GetExecutionHistory", execution(synth, "training"))
+    assert not can(ds, "sts:AssumeRole", f"{ACCOUNT}:role/cdk-hnb659fds-deploy-role-1-r")
+
+
+def test_the_ml_engineer_operates_and_deploys_but_cannot_approve(synth: Synth) -> None:
+    model = load_stage_config(synth.stage).models[0].name
+    mle = persona(synth, "ml-engineer")
+    assert can(mle, "lambda:InvokeFunction", writer(synth, "operations"))
+    assert can(mle, "execute-api:Invoke", route(synth, "POST", f"/v1/models/{model}/retrain"))
+    for machine in ("training", "promotion"):
+        assert can(mle, "states:DescribeExecution", execution(synth, machine))
+        assert can(mle, "states:GetExecutionHistory", execution(synth, machine))
+    deploy = f"{ACCOUNT}:role/cdk-hnb659fds-deploy-role-<AWS::AccountId>-<AWS::Region>"
+    assert can(mle, "sts:AssumeRole", deploy)
+    [assume] = [s for s in mle if "sts:AssumeRole" in actions_of(s)]
+    assert assume["Condition"] == {
+        "StringEquals": {
+            "iam:ResourceTag/aws-cdk:bootstrap-role": [
+                "deploy",
+                "lookup",
+                "file-publishing",
+                "image-publishing",
+            ]
+        }
+    }
+    assert not can(mle, "sts:AssumeRole", f"{ACCOUNT}:role/{synth.prefix}-records-writer")
+    assert not can(mle, "execute-api:Invoke", route(synth, "POST", "/v1/approvals/a-1"))
+    assert not can(mle, "lambda:InvokeFunction", writer(synth, "training"))
+
+
+def test_the_approver_decides_approvals_and_nothing_else(synth: Synth) -> None:
+    model = load_stage_config(synth.stage).models[0].name
+    approver = persona(synth, "approver")
+    assert can(approver, "execute-api:Invoke", route(synth, "POST", "/v1/approvals/a-1"))
+    for method, path in (
+        ("POST", f"/v1/models/{model}/predict"),
+        ("POST", f"/v1/models/{model}/retrain"),
+        ("POST", "/v1/feedback"),
+        ("GET", "/v1/approvals/a-1"),
+    ):
+        assert not can(approver, "execute-api:Invoke", route(synth, method, path)), path
+    for capability in ("training", "operations", "approvals", "workflows", "features"):
+        assert not can(approver, "lambda:InvokeFunction", writer(synth, capability))
+    assert not can(approver, "s3:GetObject", artifact(synth, f"models/{model}/1/model.onnx"))
+    assert not can(approver, "states:DescribeExecution", execution(synth, "training"))
+
+
+# -- resource policies --------------------------------------------------------------------------
+def _matches(value: str, patterns: Any) -> bool:
+    patterns = patterns if isinstance(patterns, list) else [patterns]
+    return any(fnmatch.fnmatchcase(value, flatten_reference(p)) for p in patterns)
+
+
+def denied_by(policy: dict[str, Any], action: str, resource: str, context: dict[str, Any]) -> bool:
+    """Whether a Deny of ``policy`` applies to the request (its conditions all hold)."""
+    operators = {
+        "ArnLike": lambda key, p: _matches(context[key], p),
+        "ArnNotLike": lambda key, p: not _matches(context[key], p),
+        "ArnNotEquals": lambda key, p: (
+            context[key] not in [flatten_reference(v) for v in p]
+            if isinstance(p, list)
+            else context[key] != flatten_reference(p)
+        ),
+        "ForAnyValue:StringLike": lambda key, p: any(_matches(v, p) for v in context[key]),
+        "ForAnyValue:StringEquals": lambda key, p: any(
+            v in (p if isinstance(p, list) else [p]) for v in context[key]
+        ),
+    }
+    for statement in policy["Statement"]:
+        assert statement["Effect"] == "Deny", "the resource policies only deny"
+        if action not in actions_of(statement) or not _matches(resource, statement["Resource"]):
+            continue
+        if all(
+            operators[op](key, pattern)
+            for op, keys in statement.get("Condition", {}).items()
+            for key, pattern in keys.items()
+        ):
+            return True
+    return False
+
+
+def api_policy(synth: Synth) -> dict[str, Any]:
+    [api] = synth.resources("AWS::ApiGateway::RestApi", SERVING).values()
+    policy: dict[str, Any] = api["Properties"]["Policy"]
+    return policy
+
+
+def test_only_approver_principals_get_through_to_the_approvals_route(synth: Synth) -> None:
+    policy = api_policy(synth)
+    model = load_stage_config(synth.stage).models[0].name
+
+    def denied(principal: str, method: str, path: str) -> bool:
+        resource = f"execute-api:/{synth.stage}/{method}{path}"
+        return denied_by(policy, "execute-api:Invoke", resource, {"aws:PrincipalArn": principal})
+
+    approver = f"{ACCOUNT}:role/{synth.prefix}-approver"
+    others = [
+        f"{ACCOUNT}:role/{synth.prefix}-data-scientist",
+        f"{ACCOUNT}:role/{synth.prefix}-ml-engineer",
+        f"{ACCOUNT}:role/Admin",  # execute-api:Invoke on "*" is not enough
+        f"{ACCOUNT}:user/ci",
+    ]
+    assert not denied(approver, "POST", "/v1/approvals/a-1")
+    for principal in others:
+        assert denied(principal, "POST", "/v1/approvals/a-1"), principal
+        # Every other route stays as reachable as the caller's own IAM policy makes it.
+        assert not denied(principal, "POST", f"/v1/models/{model}/predict"), principal
+        assert not denied(principal, "POST", f"/v1/models/{model}/retrain"), principal
+        assert not denied(principal, "POST", "/v1/feedback"), principal
+
+
+def test_approver_principals_come_from_the_stage_config(tmp_path: Any) -> None:
+    from infra.app import build_app
+
+    config = load_stage_config("dev").model_copy(
+        update={
+            "approver_principals": (
+                "role/aws-reserved/sso.amazonaws.com/*/AWSReservedSSO_Approver_*",
+                "arn:aws:iam::123456789012:user/ana",
+            )
+        }
+    )
+    StageConfig.model_validate(config.model_dump())  # what a stage definition goes through
+    app = build_app(config=config, assets="stub", outdir=str(tmp_path), nag=False)
+    stack = next(c for c in app.node.children if isinstance(c, Stack) and c.node.id == SERVING)
+    template = app.synth().get_stack_by_name(stack.stack_name).template
+    [api] = [r for r in template["Resources"].values() if r["Type"] == "AWS::ApiGateway::RestApi"]
+    [deny] = api["Properties"]["Policy"]["Statement"]
+    allowed = [flatten_reference(p) for p in deny["Condition"]["ArnNotLike"]["aws:PrincipalArn"]]
+    assert allowed == [
+        f"{ACCOUNT}:role/aws-reserved/sso.amazonaws.com/*/AWSReservedSSO_Approver_*",
+        "arn:aws:iam::123456789012:user/ana",
+    ]
 
 
 # -- the publish step ---------------------------------------------------------------------------
@@ -135,3 +379,15 @@ def test_the_platform_record_names_everything_the_functions_are_given(synth: Syn
     assert settings.inference_functions == {
         m.name: f"{synth.prefix}-inference-{m.name}" for m in load_stage_config(synth.stage).models
     }
+
+
+def test_only_the_personas_are_given_the_platform_record(synth: Synth) -> None:
+    for key in PERSONAS:
+        assert can(persona(synth, key), "ssm:GetParameter", platform_parameter(synth)), key
+    function_roles_reading_ssm = [
+        name
+        for name, policy in synth.resources("AWS::IAM::Policy").items()
+        for s in policy["Properties"]["PolicyDocument"]["Statement"]
+        if any(a.startswith("ssm:") for a in actions_of(s))
+    ]
+    assert function_roles_reading_ssm == []
