@@ -48,6 +48,10 @@ class Naming:
         """The ARN of a role with a fixed name (``<prefix>-<key>``)."""
         return f"arn:{Aws.PARTITION}:iam::{Aws.ACCOUNT_ID}:role/{self.prefix}-{key}"
 
+    def role_arn_like(self) -> str:
+        """The ARN pattern of every role of this stage (fixed names and generated ones)."""
+        return f"arn:{Aws.PARTITION}:iam::{Aws.ACCOUNT_ID}:role/{self.prefix}-*"
+
     def managed_policy(self, key: str) -> str:
         return f"{self.prefix}-{key}"
 
@@ -87,6 +91,12 @@ class Naming:
     @property
     def event_bus(self) -> str:
         return f"{self.prefix}-bus"
+
+    @property
+    def event_bus_arn(self) -> str:
+        return (
+            f"arn:{Aws.PARTITION}:events:{Aws.REGION}:{Aws.ACCOUNT_ID}:event-bus/{self.event_bus}"
+        )
 
     @property
     def data_key_alias(self) -> str:

@@ -12,9 +12,11 @@ from flywheel.workflows.retrain import OPERATOR_SOURCE
 #: function can start a promotion.
 SOURCE_APPROVALS = "flywheel.approvals"
 SOURCE_MONITORING = "flywheel.monitoring"
-#: ``RetrainRequested``: only the retrain API's role may put it.
+#: ``RetrainRequested``: only the retrain API's role may put it (the bus policy says so).
 SOURCE_OPERATOR = OPERATOR_SOURCE
 SOURCE_AUDIT = "flywheel.audit"
+#: What every Flywheel source starts with: the bus admits these from the stage's roles only.
+SOURCE_PREFIX = "flywheel."
 
 
 def grant_put_events(grantee: iam.IGrantable, bus: events.IEventBus, source: str) -> iam.Grant:

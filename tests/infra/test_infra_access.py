@@ -1,5 +1,5 @@
-"""Who may do what: the personas, the API's resource policy, the publish step, the
-platform record (synthesized templates, both stages).
+"""Who may do what: the personas, the API's and the bus's resource policies, the publish step,
+the platform record (synthesized templates, both stages).
 
 Requests are written as flattened ARNs (``<AWS::AccountId>``, ``<Api>``) and judged the way
 IAM matches them (``tests.infra.synth.can``); resource policies are judged with the few
@@ -27,6 +27,7 @@ from tests.infra.synth import (
 )
 
 SERVING = "FlywheelServing"
+DATA = "FlywheelData"
 ACCOUNT = "arn:<AWS::Partition>:iam::<AWS::AccountId>"
 PERSONAS = ("data-scientist", "ml-engineer", "approver")
 
@@ -260,6 +261,70 @@ def test_approver_principals_come_from_the_stage_config(tmp_path: Any) -> None:
         f"{ACCOUNT}:role/aws-reserved/sso.amazonaws.com/*/AWSReservedSSO_Approver_*",
         "arn:aws:iam::123456789012:user/ana",
     ]
+
+
+def bus_policy(synth: Synth) -> dict[str, Any]:
+    [bus] = synth.resources("AWS::Events::EventBus", DATA).values()
+    policy: dict[str, Any] = bus["Properties"]["Policy"]
+    return policy
+
+
+def test_only_the_stages_own_roles_put_flywheel_events(synth: Synth) -> None:
+    policy = bus_policy(synth)
+    bus = arn("events", f"event-bus/{synth.prefix}-bus")
+
+    def denied(principal: str, *sources: str) -> bool:
+        context = {"aws:PrincipalArn": principal, "events:source": list(sources)}
+        return denied_by(policy, "events:PutEvents", bus, context)
+
+    monitor = f"{ACCOUNT}:role/{synth.prefix}-monitoring-MonitorsDriftScorerRole-1A2B3C"
+    approvals = f"{ACCOUNT}:role/{synth.prefix}-serving-ApprovalsHandlerRole-4D5E6F"
+    retrain = f"{ACCOUNT}:role/{synth.prefix}-retrain-api"
+    assert not denied(monitor, "flywheel.monitoring")
+    assert not denied(approvals, "flywheel.approvals")
+    assert not denied(retrain, "flywheel.operator")
+    # People may not put VersionApproved or RetrainRequested themselves, even though their
+    # roles carry the stage's prefix: they ask through the API.
+    for key in PERSONAS:
+        person = f"{ACCOUNT}:role/{synth.prefix}-{key}"
+        assert denied(person, "flywheel.approvals"), key
+        assert denied(person, "flywheel.operator"), key
+    for outsider in (
+        f"{ACCOUNT}:role/Admin",
+        f"{ACCOUNT}:role/other-stage-retrain-api",
+        f"{ACCOUNT}:role/aws-reserved/sso.amazonaws.com/AWSReservedSSO_Admin_1",
+    ):
+        assert denied(outsider, "flywheel.approvals"), outsider
+    # Only the retrain API asks for manual runs; one foreign entry denies the whole call.
+    assert denied(monitor, "flywheel.operator")
+    assert denied(monitor, "flywheel.monitoring", "flywheel.operator")
+    # Other sources are IAM's business alone.
+    assert not denied(f"{ACCOUNT}:role/Admin", "com.example.orders")
+
+
+def test_every_role_of_the_stage_matches_the_bus_policy_prefix(synth: Synth) -> None:
+    stacks = {c.node.id: c.stack_name for c in synth.app.node.children if isinstance(c, Stack)}
+    assert all(name.startswith(f"{synth.prefix}-") for name in stacks.values())
+    for key, role in synth.resources("AWS::IAM::Role").items():
+        name = role["Properties"].get("RoleName")
+        # CloudFormation names a role <stack name>-<logical id>-<suffix> unless told.
+        assert name is None or name.startswith(f"{synth.prefix}-"), key
+
+
+def test_only_the_retrain_api_may_put_operator_events(synth: Synth) -> None:
+    producers = set()
+    for policy in synth.resources("AWS::IAM::Policy").values():
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            if "events:PutEvents" in actions_of(statement):
+                source = statement["Condition"]["StringEquals"]["events:source"]
+                if source == "flywheel.operator":
+                    producers |= {r["Ref"] for r in policy["Properties"]["Roles"]}
+    [producer] = producers
+    role = synth.templates[SERVING]["Resources"][producer]["Properties"]
+    assert role["RoleName"] == f"{synth.prefix}-retrain-api"
+    name = f"{synth.prefix}-retrain-api"
+    assert {s["Condition"]["StringEquals"]["events:source"] for s in role_statements(synth, name)
+            if "events:PutEvents" in actions_of(s)} == {"flywheel.operator"}  # fmt: skip
 
 
 # -- the publish step ---------------------------------------------------------------------------
