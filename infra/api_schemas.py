@@ -44,6 +44,7 @@ from aws_cdk import aws_apigateway as apigw
 from flywheel.monitoring.feedback import FeedbackRequest
 from flywheel.serving.models import PredictRequest
 from flywheel.workflows.approvals import DecisionRequest
+from flywheel.workflows.retrain import RetrainRequest
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -59,6 +60,7 @@ REQUEST_MODELS: dict[str, type[BaseModel]] = {
     "PredictRequest": PredictRequest,
     "ApprovalDecision": DecisionRequest,
     "Feedback": FeedbackRequest,
+    "RetrainRequest": RetrainRequest,
 }
 
 #: The JSON types pydantic's lax mode turns into each scalar type.

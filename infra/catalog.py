@@ -152,6 +152,15 @@ def _functions() -> dict[str, FunctionSpec]:
             "POST /v1/approvals/{id}: the only function allowed to approve a version",
         ),
         FunctionSpec(
+            "retrain-api",
+            "retrain_api.handler.handler",
+            "zip",
+            CONTROL_LAYERS,
+            512,
+            15,
+            "POST /v1/models/{name}/retrain: the only producer of RetrainRequested",
+        ),
+        FunctionSpec(
             "feedback",
             "feedback.handler.handler",
             "zip",

@@ -27,6 +27,15 @@ LOG_RETENTION_DAYS = frozenset(
 
 ModelName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,27}[a-z0-9]$")]
 ScheduleExpression = Annotated[str, Field(pattern=r"^(rate|cron)\(.+\)$")]
+#: An IAM role or user: a full ARN, or ``role/<path/name>`` / ``user/<name>`` in the stage's
+#: account. ``*`` may stand for part of the name (IAM Identity Center role names end in a
+#: random suffix), never for the account.
+IamPrincipal = Annotated[
+    str,
+    Field(
+        pattern=r"^(arn:aws[a-z-]*:iam::\d{12}:)?(role|user)/[A-Za-z0-9+=,.@_/*-]{1,512}$",
+    ),
+]
 
 
 class ModelConfig(Frozen):
@@ -152,6 +161,12 @@ class StageConfig(Frozen):
     alarms: CanaryAlarmConfig = CanaryAlarmConfig()
     api: ApiConfig = ApiConfig()
 
+    # People
+    #: Who may call ``POST /v1/approvals/{id}`` (the API's resource policy denies everyone
+    #: else, whatever their IAM policies allow). ``None``: the stage's approver persona
+    #: role ``<prefix>-approver``. Needs ``api.auth == "IAM"``.
+    approver_principals: tuple[IamPrincipal, ...] | None = None
+
     @model_validator(mode="after")
     def _checks(self) -> StageConfig:
         if self.log_retention_days not in LOG_RETENTION_DAYS:
@@ -159,7 +174,33 @@ class StageConfig(Frozen):
         names = [m.name for m in self.models]
         if len(set(names)) != len(names):
             raise ValueError("model names must be unique")
+        self._check_approvers()
         return self
+
+    def _check_approvers(self) -> None:
+        if self.approver_principals is None:
+            return
+        if not self.approver_principals:
+            raise ValueError(
+                "approver_principals must name at least one principal (leave it unset for "
+                "the approver persona role)"
+            )
+        if self.api.auth != "IAM":
+            raise ValueError(
+                "approver_principals needs api.auth=IAM: Cognito callers have no IAM principal"
+            )
+        for principal in self.approver_principals:
+            if principal.rsplit(":", 1)[-1].split("/", 1)[1].startswith("*"):
+                raise ValueError(
+                    f"approver_principals: {principal} starts its name with a wildcard "
+                    "(it would admit every role or user)"
+                )
+            account = principal.split(":")[4] if principal.startswith("arn:") else None
+            if account is not None and self.account is not None and account != self.account:
+                raise ValueError(
+                    f"approver_principals: {principal} is not in the stage's account "
+                    f"{self.account} (the API admits no other account)"
+                )
 
     @property
     def prefix(self) -> str:

@@ -130,6 +130,18 @@ _INDEX_ARN = re.compile(
 _LAMBDA_QUALIFIED = re.compile(rf"^Resource::arn:{_PARTITION}:lambda:.*:function:(?P<fn>[^:]+):\*$")
 _KMS_ANY_KEY = re.compile(rf"^Resource::arn:{_PARTITION}:kms:.+:key/\*$")
 _LOG_GROUP = re.compile(rf"^Resource::arn:{_PARTITION}:logs:.*:log-group:(?P<group>[^*]+):\*$")
+#: One route of a REST API: ``<api>/<stage>/<METHOD>/<path>``, ``*`` only for a path parameter.
+_API_ROUTE = re.compile(
+    rf"^Resource::arn:{_PARTITION}:execute-api:(<AWS::Region>|[a-z0-9-]+):"
+    r"(<AWS::AccountId>|\d{12}):[^/*]+/[a-z0-9]+/"
+    r"(?P<route>(GET|POST|PUT|DELETE|PATCH)(/[a-z0-9-]+|/\*)+)$"
+)
+_EXECUTIONS = re.compile(
+    rf"^Resource::arn:{_PARTITION}:states:.*:execution:(?P<machine>[^:*]+):\*$"
+)
+_CDK_ROLES = re.compile(
+    rf"^Resource::arn:{_PARTITION}:iam::<AWS::AccountId>:role/cdk-\*-<AWS::AccountId>-<AWS::Region>$"
+)
 
 
 def _object_arn_reason(finding: str, _statement: dict[str, Any]) -> str:
@@ -177,6 +189,41 @@ def _log_group_reason(_finding: str, _statement: dict[str, Any]) -> str:
     return "Log streams of one named log group (log-group:<name>:* is how streams are scoped)."
 
 
+def _api_route_reason(finding: str, _statement: dict[str, Any]) -> str:
+    match = _API_ROUTE.match(finding)
+    assert match is not None
+    return (
+        f"One route of this stage's API ({match['route']}): execute-api ARNs stand for "
+        "a path parameter ({id}, {name}) with a wildcard."
+    )
+
+
+def _executions_reason(finding: str, _statement: dict[str, Any]) -> str:
+    match = _EXECUTIONS.match(finding)
+    assert match is not None
+    return (
+        f"Executions of {match['machine']} only: execution ARNs end in a name chosen at run "
+        "time, so they cannot be listed in advance."
+    )
+
+
+def _cdk_roles(finding: str, statement: dict[str, Any]) -> bool:
+    tag = statement.get("Condition", {}).get("StringEquals", {})
+    return (
+        bool(_CDK_ROLES.match(finding))
+        and _actions(statement) == ["sts:AssumeRole"]
+        and "iam:ResourceTag/aws-cdk:bootstrap-role" in tag
+    )
+
+
+def _cdk_roles_reason(_finding: str, _statement: dict[str, Any]) -> str:
+    return (
+        "The CDK bootstrap roles of this account and region (their names carry the "
+        "bootstrap qualifier), and only those the bootstrap template tags "
+        "aws-cdk:bootstrap-role: assuming them is how a deployment is made."
+    )
+
+
 def _matching(pattern: re.Pattern[str]) -> Callable[[str, dict[str, Any]], bool]:
     def matches(finding: str, _statement: dict[str, Any]) -> bool:
         return bool(pattern.match(finding))
@@ -192,6 +239,9 @@ WILDCARD_JUSTIFICATIONS: tuple[WildcardJustification, ...] = (
     WildcardJustification("lambda-version-arns", _matching(_LAMBDA_QUALIFIED), _lambda_reason),
     WildcardJustification("kms-key-by-alias", _kms_by_alias, _kms_by_alias_reason),
     WildcardJustification("log-stream-arns", _matching(_LOG_GROUP), _log_group_reason),
+    WildcardJustification("api-route-arns", _matching(_API_ROUTE), _api_route_reason),
+    WildcardJustification("execution-arns", _matching(_EXECUTIONS), _executions_reason),
+    WildcardJustification("cdk-bootstrap-roles", _cdk_roles, _cdk_roles_reason),
 )
 
 
@@ -234,7 +284,7 @@ def statement_findings(statement: dict[str, Any]) -> list[str]:
 
 
 def acknowledge_iam_wildcards(stack: Stack) -> list[tuple[str, str]]:
-    """Acknowledge every justified IAM5 finding of every policy in ``stack``.
+    """Acknowledge every justified IAM5 finding of every policy (inline or managed) in ``stack``.
 
     A finding is acknowledged only if *every* statement that produces it matches a
     justification (two statements can yield the same finding). Call once all grants are
@@ -243,7 +293,7 @@ def acknowledge_iam_wildcards(stack: Stack) -> list[tuple[str, str]]:
     """
     unjustified: list[tuple[str, str]] = []
     for node in stack.node.find_all():
-        if not isinstance(node, iam.CfnPolicy):
+        if not isinstance(node, iam.CfnPolicy | iam.CfnManagedPolicy):
             continue
         document = stack.resolve(node.policy_document)
         reasons: dict[str, list[str | None]] = {}
@@ -267,11 +317,16 @@ def acknowledge_iam_wildcards(stack: Stack) -> list[tuple[str, str]]:
 # --- the reviewed list ------------------------------------------------------------------
 
 
+#: A reference to a resource in a flattened ARN (``<ApiCD79AAA0>``): its logical id's hash.
+_HASHED_REFERENCE = re.compile(r"<([A-Za-z0-9]+?)[0-9A-F]{8}((?:\.[A-Za-z]+)?)>")
+
+
 def collect_acknowledgements(app: App, *, prefix: str) -> list[dict[str, str]]:
     """Every acknowledgement in ``app``: construct path, full rule id, reason.
 
     ``prefix`` (the stage's resource prefix) is replaced by ``{prefix}`` so one reviewed
-    text serves every stage.
+    text serves every stage; references to resources lose their logical ids' hashes
+    (``<Api>``), which say nothing to a reviewer.
     """
     key = Validations.ACKNOWLEDGED_RULES_METADATA_KEY
     found: list[dict[str, str]] = []
@@ -283,9 +338,10 @@ def collect_acknowledgements(app: App, *, prefix: str) -> list[dict[str, str]]:
                 found.append(
                     {
                         "path": construct.node.path,
-                        "id": re.sub(r"^annotation::", "", rule_id, flags=re.IGNORECASE).replace(
-                            prefix, "{prefix}"
-                        ),
+                        "id": _HASHED_REFERENCE.sub(
+                            r"<\1\2>",
+                            re.sub(r"^annotation::", "", rule_id, flags=re.IGNORECASE),
+                        ).replace(prefix, "{prefix}"),
                         "reason": str(reason).replace(prefix, "{prefix}"),
                     }
                 )

@@ -48,6 +48,21 @@ class Naming:
         """The ARN of a role with a fixed name (``<prefix>-<key>``)."""
         return f"arn:{Aws.PARTITION}:iam::{Aws.ACCOUNT_ID}:role/{self.prefix}-{key}"
 
+    def role_arn_like(self) -> str:
+        """The ARN pattern of every role of this stage (fixed names and generated ones)."""
+        return f"arn:{Aws.PARTITION}:iam::{Aws.ACCOUNT_ID}:role/{self.prefix}-*"
+
+    def managed_policy(self, key: str) -> str:
+        return f"{self.prefix}-{key}"
+
+    def managed_policy_arn(self, key: str) -> str:
+        return f"arn:{Aws.PARTITION}:iam::{Aws.ACCOUNT_ID}:policy/{self.managed_policy(key)}"
+
+    @property
+    def platform_parameter(self) -> str:
+        """The SSM parameter that describes the deployed stage (``/flywheel/<prefix>/platform``)."""
+        return f"/flywheel/{self.prefix}/platform"
+
     def function_arn(self, key: str, qualifier: str | None = None) -> str:
         return (
             f"arn:{Aws.PARTITION}:lambda:{Aws.REGION}:{Aws.ACCOUNT_ID}:function:"
@@ -66,9 +81,22 @@ class Naming:
             f"stateMachine:{self.state_machine(key)}"
         )
 
+    def execution_arn(self, key: str, name: str = "*") -> str:
+        """Executions of state machine ``key`` (all of them by default)."""
+        return (
+            f"arn:{Aws.PARTITION}:states:{Aws.REGION}:{Aws.ACCOUNT_ID}:"
+            f"execution:{self.state_machine(key)}:{name}"
+        )
+
     @property
     def event_bus(self) -> str:
         return f"{self.prefix}-bus"
+
+    @property
+    def event_bus_arn(self) -> str:
+        return (
+            f"arn:{Aws.PARTITION}:events:{Aws.REGION}:{Aws.ACCOUNT_ID}:event-bus/{self.event_bus}"
+        )
 
     @property
     def data_key_alias(self) -> str:

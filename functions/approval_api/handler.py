@@ -15,9 +15,8 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from aws_lambda_powertools.event_handler.openapi.params import Path
 from aws_lambda_powertools.metrics import MetricUnit
 
-from flywheel.adapters.lambda_entry import rest_handler
+from flywheel.adapters.lambda_entry import caller_identity, rest_handler
 from flywheel.composition import AwsPlatform, check_environment
-from flywheel.errors import UnauthenticatedError
 from flywheel.serving import http
 from flywheel.settings import Settings
 
@@ -43,24 +42,12 @@ def _service() -> ApprovalService:
     return AwsPlatform(Settings()).approval_service()
 
 
-def _approver() -> str:
-    """The caller: IAM user ARN (``AWS_IAM`` auth) or the Cognito user (``COGNITO``)."""
-    context = app.current_event.request_context
-    if context.identity.user_arn:
-        return context.identity.user_arn
-    claims = context.authorizer.claims
-    for key in ("cognito:username", "username", "sub"):
-        if claims.get(key):
-            return f"cognito:{claims[key]}"
-    raise UnauthenticatedError("the request carries no caller identity", field="identity")
-
-
 @app.post("/v1/approvals/<approval_id>")
 def decide(approval_id: ApprovalId, body: DecisionRequest) -> DecisionResponse:
     doc = _service().decide(
         approval_id,
         decision=body.decision,
-        approver=_approver(),
+        approver=caller_identity(app),
         reason=body.reason,
         artifact_sha256=body.artifact_sha256,
     )

@@ -94,13 +94,17 @@ class DataRefs(Construct):
         """Read the registry, and change it only through the records writer's ``capability``
         alias (``FLYWHEEL_RECORDS_WRITER`` / ``FLYWHEEL_RECORDS_CAPABILITY``)."""
         self.grant_registry_read(fn)
+        self.grant_writer_capability(fn, capability)
+        fn.add_environment("FLYWHEEL_RECORDS_WRITER", self._naming.function(RECORDS_WRITER))
+        fn.add_environment("FLYWHEEL_RECORDS_CAPABILITY", capability)
+
+    def grant_writer_capability(self, grantee: iam.IGrantable, capability: str) -> None:
+        """``lambda:InvokeFunction`` on the records writer's ``capability`` alias only."""
         iam.Grant.add_to_principal(
-            grantee=fn,
+            grantee=grantee,
             actions=["lambda:InvokeFunction"],
             resource_arns=[self._naming.function_arn(RECORDS_WRITER, capability)],
         )
-        fn.add_environment("FLYWHEEL_RECORDS_WRITER", self._naming.function(RECORDS_WRITER))
-        fn.add_environment("FLYWHEEL_RECORDS_CAPABILITY", capability)
 
     def grant_table_writes(self, grantee: iam.IGrantable) -> None:
         """What only the records writer holds: the registry and the audit table.

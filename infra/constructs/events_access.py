@@ -5,13 +5,18 @@ from __future__ import annotations
 from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
 
+from flywheel.workflows.retrain import OPERATOR_SOURCE
+
 #: Event sources, one per producer. Rules match on source *and* detail-type, and each
 #: producer's role may only put events with its own source, so e.g. only the approval
 #: function can start a promotion.
 SOURCE_APPROVALS = "flywheel.approvals"
 SOURCE_MONITORING = "flywheel.monitoring"
-SOURCE_OPERATOR = "flywheel.operator"
+#: ``RetrainRequested``: only the retrain API's role may put it (the bus policy says so).
+SOURCE_OPERATOR = OPERATOR_SOURCE
 SOURCE_AUDIT = "flywheel.audit"
+#: What every Flywheel source starts with: the bus admits these from the stage's roles only.
+SOURCE_PREFIX = "flywheel."
 
 
 def grant_put_events(grantee: iam.IGrantable, bus: events.IEventBus, source: str) -> iam.Grant:

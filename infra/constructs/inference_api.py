@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_cognito as cognito
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_wafv2 as wafv2
@@ -14,6 +15,7 @@ from constructs import Construct
 
 from flywheel.serving.http import MAX_BODY_BYTES
 from infra.api_schemas import REQUEST_MODELS, cdk_schema, request_schema
+from infra.constructs.personas import approver_principals
 from infra.nag import acknowledge
 
 if TYPE_CHECKING:
@@ -65,6 +67,9 @@ GATEWAY_RESPONSES: dict[str, tuple[str | None, str]] = {
     "DEFAULT_5XX": (None, gateway_error_body("internal_error", "internal error")),
 }
 
+#: ``POST /v1/approvals/{id}`` in every stage of the API, as resource policies name routes.
+APPROVALS_ROUTE = "execute-api:/*/POST/v1/approvals/*"
+
 #: The WAF's answer to a body over the documented limit: the handler's 413, without a
 #: request id (WAF custom response bodies are static text).
 PAYLOAD_TOO_LARGE_BODY = json.dumps(
@@ -108,7 +113,10 @@ class InferenceApi(Construct):
 
     - ``POST /v1/models/<name>/predict`` -> that model's alias ``live`` (one resource per
       configured model; any other name gets a 404 from a mock integration);
-    - ``POST /v1/approvals/{id}`` -> the approval function;
+    - ``POST /v1/models/{name}/retrain`` -> the retrain function (for any name: it answers
+      404 for models without a workflow config);
+    - ``POST /v1/approvals/{id}`` -> the approval function; with IAM auth the API's
+      resource policy denies it to every principal but the stage's approvers;
     - ``POST /v1/feedback`` -> the feedback function.
 
     Request validator on body and parameters, JSON-schema models registered for every
@@ -127,6 +135,7 @@ class InferenceApi(Construct):
         predictors: Mapping[str, lambda_.IFunction],
         approvals: lambda_.IFunction,
         feedback: lambda_.IFunction,
+        retrain: lambda_.IFunction,
     ) -> None:
         super().__init__(scope, construct_id)
         cfg = ctx.config
@@ -183,6 +192,7 @@ class InferenceApi(Construct):
                 ),
                 authorizer=authorizer,
             ),
+            policy=self._resource_policy(ctx) if api_cfg.auth == "IAM" else None,
         )
         cfn_api: apigw.CfnRestApi = self.api.node.default_child  # type: ignore[assignment]
         cfn_api.security_policy = api_cfg.tls_security_policy
@@ -214,21 +224,36 @@ class InferenceApi(Construct):
             return {"application/json": created, "$default": created}
 
         predict_models = model("PredictRequest")
+        retrain_models = model("RetrainRequest")
         v1 = self.api.root.add_resource("v1")
         models = v1.add_resource("models")
         self.methods: list[apigw.Method] = []
-        for model_name, target in predictors.items():
+
+        def add_retrain(resource: apigw.IResource) -> None:
             self.methods.append(
-                models.add_resource(model_name)
-                .add_resource("predict")
-                .add_method(
+                resource.add_resource("retrain").add_method(
+                    "POST",
+                    apigw.LambdaIntegration(retrain),
+                    request_validator=validator,
+                    request_models=retrain_models,
+                )
+            )
+
+        for model_name, target in predictors.items():
+            served = models.add_resource(model_name)
+            self.methods.append(
+                served.add_resource("predict").add_method(
                     "POST",
                     apigw.LambdaIntegration(target),
                     request_validator=validator,
                     request_models=predict_models,
                 )
             )
-        self.methods.append(self._unknown_model(models, validator))
+            # A served name is a static resource: API Gateway would not fall back to {name}.
+            add_retrain(served)
+        any_model = models.add_resource("{name}")
+        self.methods.append(self._unknown_model(any_model, validator))
+        add_retrain(any_model)
         self.methods.append(
             v1.add_resource("approvals")
             .add_resource("{id}")
@@ -277,34 +302,50 @@ class InferenceApi(Construct):
                 "execution logs (account-level setting, CloudWatch Logs actions only).",
             )
 
+    @staticmethod
+    def _resource_policy(ctx: StageContext) -> iam.PolicyDocument:
+        """Deny ``POST /v1/approvals/*`` to every principal but the stage's approvers.
+
+        Only a Deny: with IAM auth, same-account callers need an IAM allow and no deny,
+        so every other route stays as reachable as the callers' IAM policies make it.
+        """
+        return iam.PolicyDocument(
+            statements=[
+                iam.PolicyStatement(
+                    sid="OnlyApproversDecideApprovals",
+                    effect=iam.Effect.DENY,
+                    principals=[iam.AnyPrincipal()],
+                    actions=["execute-api:Invoke"],
+                    resources=[APPROVALS_ROUTE],
+                    conditions={"ArnNotLike": {"aws:PrincipalArn": approver_principals(ctx)}},
+                )
+            ]
+        )
+
     def _unknown_model(
-        self, models: apigw.Resource, validator: apigw.RequestValidator
+        self, any_model: apigw.Resource, validator: apigw.RequestValidator
     ) -> apigw.Method:
         """``POST /v1/models/{name}/predict`` for names that are not served: 404, no Lambda."""
-        return (
-            models.add_resource("{name}")
-            .add_resource("predict")
-            .add_method(
-                "POST",
-                apigw.MockIntegration(
-                    passthrough_behavior=apigw.PassthroughBehavior.NEVER,
-                    request_templates={"application/json": '{"statusCode": 404}'},
-                    integration_responses=[
-                        apigw.IntegrationResponse(
-                            status_code="404",
-                            response_templates={
-                                # A VTL template, with nothing to evaluate but the id.
-                                "application/json": gateway_error_body(
-                                    "model_not_found", "no model is served under this name"
-                                )
-                            },
-                        )
-                    ],
-                ),
-                method_responses=[apigw.MethodResponse(status_code="404")],
-                request_validator=validator,
-                request_parameters={"method.request.path.name": True},
-            )
+        return any_model.add_resource("predict").add_method(
+            "POST",
+            apigw.MockIntegration(
+                passthrough_behavior=apigw.PassthroughBehavior.NEVER,
+                request_templates={"application/json": '{"statusCode": 404}'},
+                integration_responses=[
+                    apigw.IntegrationResponse(
+                        status_code="404",
+                        response_templates={
+                            # A VTL template, with nothing to evaluate but the id.
+                            "application/json": gateway_error_body(
+                                "model_not_found", "no model is served under this name"
+                            )
+                        },
+                    )
+                ],
+            ),
+            method_responses=[apigw.MethodResponse(status_code="404")],
+            request_validator=validator,
+            request_parameters={"method.request.path.name": True},
         )
 
     def _web_acl(self, ctx: StageContext, name: str) -> None:

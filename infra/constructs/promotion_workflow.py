@@ -18,24 +18,42 @@ from infra.constructs.state_machine import WorkflowStateMachine
 from infra.workflows.promotion import PromotionSettings, promotion_definition
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Sequence
 
     from infra.constructs.data_refs import DataRefs
     from infra.context import StageContext
 
-#: ``publish_version`` updates the inference function's configuration (to pin
-#: FLYWHEEL_MODEL_VERSION) and publishes: a Lambda version snapshots code + config.
+#: What ``publish_version`` calls (``LambdaServingControl.publish``): it reads the inference
+#: function, pins ``FLYWHEEL_MODEL_VERSION`` in its environment and publishes (a Lambda
+#: version snapshots code + config).
 PUBLISH_ACTIONS = (
-    "lambda:GetFunction",
     "lambda:GetFunctionConfiguration",
+    "lambda:ListVersionsByFunction",
     "lambda:UpdateFunctionConfiguration",
     "lambda:PublishVersion",
-    "lambda:ListVersionsByFunction",
 )
+#: The managed policy (``<prefix>-<key>``) that holds them; the serving stack defines it.
+PUBLISH_POLICY = "publish-model-versions"
 ALIAS_ACTIONS = ("lambda:GetAlias", "lambda:UpdateAlias")
 #: Steps that move alias ``live`` (record_failure restores it after a failure).
 ALIAS_STEPS = frozenset({"shift_alias", "promote_all", "rollback", "record_failure"})
 REGISTRY_WRITERS = frozenset({"shift_alias", "promote_all", "rollback", "record_failure"})
+
+
+def inference_functions(ctx: StageContext) -> dict[str, str]:
+    """Model name -> its inference function's name."""
+    return {m.name: ctx.naming.function("inference", m.name) for m in ctx.config.models}
+
+
+def serving_control_environment(ctx: StageContext) -> dict[str, str]:
+    """What moves alias ``live``: ``FLYWHEEL_INFERENCE_FUNCTIONS``, ``FLYWHEEL_LIVE_ALIAS``
+    and ``FLYWHEEL_CANARY_ALARMS`` (JSON by model)."""
+    alarms = {m.name: canary_alarm_names(ctx, m.name) for m in ctx.config.models}
+    return {
+        "FLYWHEEL_INFERENCE_FUNCTIONS": json.dumps(inference_functions(ctx), sort_keys=True),
+        "FLYWHEEL_LIVE_ALIAS": LIVE_ALIAS,
+        "FLYWHEEL_CANARY_ALARMS": json.dumps(alarms, sort_keys=True),
+    }
 
 
 def function_arn(name: str) -> str:
@@ -44,6 +62,46 @@ def function_arn(name: str) -> str:
 
 def alarm_arn(name: str) -> str:
     return f"arn:{Aws.PARTITION}:cloudwatch:{Aws.REGION}:{Aws.ACCOUNT_ID}:alarm:{name}"
+
+
+class PublishPolicy(Construct):
+    """``publish_version``'s rights on the inference functions, defined where they live.
+
+    The serving stack owns the functions and their layers, so only it can name the
+    layers' current version ARNs: ``UpdateFunctionConfiguration`` is allowed on the
+    functions' unqualified ARNs, and only with those layers (``lambda:Layer``); the
+    promotion step's role attaches the policy by name.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        ctx: StageContext,
+        layers: Sequence[lambda_.ILayerVersion],
+    ) -> None:
+        super().__init__(scope, construct_id)
+        functions = [function_arn(n) for n in inference_functions(ctx).values()]
+        reads = [a for a in PUBLISH_ACTIONS if a != "lambda:UpdateFunctionConfiguration"]
+        self.policy = iam.ManagedPolicy(
+            self,
+            "Policy",
+            managed_policy_name=ctx.naming.managed_policy(PUBLISH_POLICY),
+            description=f"{ctx.config.prefix}: pin a model version and publish (promotion)",
+            statements=[
+                iam.PolicyStatement(actions=reads, resources=functions),
+                iam.PolicyStatement(
+                    actions=["lambda:UpdateFunctionConfiguration"],
+                    resources=functions,
+                    conditions={
+                        "ForAllValues:StringEquals": {
+                            "lambda:Layer": [layer.layer_version_arn for layer in layers]
+                        }
+                    },
+                ),
+            ],
+        )
 
 
 class PromotionWorkflow(Construct):
@@ -65,13 +123,11 @@ class PromotionWorkflow(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         cfg = ctx.config
-        inference = {m.name: ctx.naming.function("inference", m.name) for m in cfg.models}
+        inference = inference_functions(ctx)
         alarms = {m.name: canary_alarm_names(ctx, m.name) for m in cfg.models}
         environment = {
-            "FLYWHEEL_INFERENCE_FUNCTIONS": json.dumps(inference, sort_keys=True),
-            "FLYWHEEL_LIVE_ALIAS": LIVE_ALIAS,
+            **serving_control_environment(ctx),
             "FLYWHEEL_CANARY_WEIGHT": str(cfg.canary_weight),
-            "FLYWHEEL_CANARY_ALARMS": json.dumps(alarms, sort_keys=True),
             "FLYWHEEL_CANARY_PREDICTION_PSI": str(cfg.alarms.prediction_drift),
         }
         self.steps: dict[str, FlywheelFunction] = {}
@@ -93,10 +149,10 @@ class PromotionWorkflow(Construct):
             else:
                 data.grant_registry_read(grantee)
             if step == "publish_version":
-                iam.Grant.add_to_principal(
-                    grantee=grantee,
-                    actions=list(PUBLISH_ACTIONS),
-                    resource_arns=[function_arn(n) for n in inference.values()],
+                fn.role.add_managed_policy(
+                    iam.ManagedPolicy.from_managed_policy_name(
+                        self, "PublishPolicy", ctx.naming.managed_policy(PUBLISH_POLICY)
+                    )
                 )
             if step in ALIAS_STEPS:
                 iam.Grant.add_to_principal(

@@ -1,4 +1,5 @@
-"""Serving: inference per model (alias live), canary alarms, approvals, feedback, the REST API."""
+"""Serving: inference per model (alias live), canary alarms, approvals, feedback, retraining
+requests, the REST API, the people's roles and the stage's platform record."""
 
 from __future__ import annotations
 
@@ -14,6 +15,10 @@ from infra.constructs.feedback_intake import FeedbackIntake
 from infra.constructs.function import SharedLayers
 from infra.constructs.inference_api import InferenceApi
 from infra.constructs.inference_service import InferenceService
+from infra.constructs.personas import Personas
+from infra.constructs.platform_record import PlatformRecord
+from infra.constructs.promotion_workflow import PublishPolicy
+from infra.constructs.retrain_requests import RetrainRequests
 
 if TYPE_CHECKING:
     from constructs import Construct
@@ -53,6 +58,7 @@ class ServingStack(Stack):
         }
         self.approvals = ApprovalGate(self, "Approvals", ctx=ctx, layers=layers, data=data)
         self.feedback = FeedbackIntake(self, "Feedback", ctx=ctx, layers=layers, data=data)
+        self.retrain = RetrainRequests(self, "Retrain", ctx=ctx, layers=layers, data=data)
         self.api = InferenceApi(
             self,
             "Api",
@@ -60,4 +66,11 @@ class ServingStack(Stack):
             predictors={name: service.alias for name, service in self.services.items()},
             approvals=self.approvals.handler.function,
             feedback=self.feedback.handler.function,
+            retrain=self.retrain.handler.function,
+        )
+        # What the promotion workflow's publish step may change on the inference functions.
+        self.publish = PublishPolicy(self, "PublishPolicy", ctx=ctx, layers=list(layers.values()))
+        self.platform = PlatformRecord(self, "Platform", ctx=ctx, api=self.api.api)
+        self.personas = Personas(
+            self, "Personas", ctx=ctx, data=data, api=self.api.api, platform=self.platform.parameter
         )

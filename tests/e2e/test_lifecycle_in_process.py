@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
-from flywheel.local.lifecycle import APPROVER, MODEL, InProcessDriver, Lifecycle
+from flywheel.local.lifecycle import APPROVER, MODEL, OPERATOR, InProcessDriver, Lifecycle
 from flywheel.local.runtime import MOTO_CONFIG, LocalRuntime
+from flywheel.settings import Settings
+from infra.config import load_stage_config
+from infra.naming import Naming
 
 
 @pytest.fixture
@@ -20,10 +25,16 @@ def lifecycle(aws_env: dict[str, str]) -> Iterator[Lifecycle]:
 
 def test_train_approve_promote_and_serve(lifecycle: Lifecycle) -> None:
     records = lifecycle.seed()
+    asked: list[tuple[int, dict[str, Any]]] = []
     arn, version, approval_id = lifecycle.train_until_approval(
-        lambda: lifecycle.put_event("flywheel.operator", "RetrainRequested", {"model_name": MODEL})
+        lambda: asked.append(lifecycle.request_retrain("first model", caller=OPERATOR))
     )
     assert version == 1
+    [(status, receipt)] = asked
+    assert (status, receipt["requested_by"]) == (202, OPERATOR)
+    # The run knows who asked for it (and keeps them from approving it).
+    _, _, described = lifecycle.history(arn)
+    assert json.loads(described["input"])["trigger"]["detail"]["requested_by"] == OPERATOR
     status, body = lifecycle.approve(approval_id, "metrics reviewed")
     assert status == 200, body
     status, states = lifecycle.wait(arn)
@@ -46,6 +57,25 @@ def test_train_approve_promote_and_serve(lifecycle: Lifecycle) -> None:
     assert lifecycle.verify()
     actors = {e["actor"] for e in lifecycle.run_record.audit}
     assert APPROVER in actors
+
+
+def test_the_platform_record_is_provisioned_from_the_template(lifecycle: Lifecycle) -> None:
+    driver = lifecycle.driver
+    assert isinstance(driver, InProcessDriver)
+    name = Naming(load_stage_config("dev").prefix).platform_parameter
+    parameter = driver.client("ssm").get_parameter(Name=name)
+    record = json.loads(parameter["Parameter"]["Value"])
+
+    assert (record["stage"], record["region"]) == ("dev", "us-east-1")
+    assert record["api_url"] == ""  # no API Gateway here: handlers are invoked directly
+    assert set(record["state_machines"].values()) == set(
+        driver.runtime.provisioned.state_machines.values()  # type: ignore[union-attr]
+    )
+    # Its environment reaches the same resources the runtime hands the CLI and the SDK.
+    exported = driver.runtime.deployment.resource_environment()
+    assert {k: record["environment"][k] for k in exported} == exported
+    settings = Settings.of_deployment(record["environment"], backend="aws")
+    assert settings.records_writer == lifecycle.function_name("records-writer")
 
 
 def champion_in_production(lifecycle: Lifecycle) -> list[dict[str, float]]:

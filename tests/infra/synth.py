@@ -79,7 +79,21 @@ def function_by_name(synth: Synth, function_name: str) -> tuple[str, dict[str, A
 def role_statements(synth: Synth, function_name: str) -> list[dict[str, Any]]:
     """Every IAM statement attached to the execution role of ``function_name``."""
     stack, function = function_by_name(synth, function_name)
-    role_id = function["Properties"]["Role"]["Fn::GetAtt"][0]
+    return statements_of_role(synth, stack, function["Properties"]["Role"]["Fn::GetAtt"][0])
+
+
+def role_named(synth: Synth, role_name: str) -> tuple[str, str]:
+    """(stack, logical id) of the role with this fixed name."""
+    for key, resource in synth.resources("AWS::IAM::Role").items():
+        if resource["Properties"].get("RoleName") == role_name:
+            stack, logical_id = key.split("/")
+            return stack, logical_id
+    raise KeyError(role_name)
+
+
+def statements_of_role(synth: Synth, stack: str, role_id: str) -> list[dict[str, Any]]:
+    """The role's inline policies, the policies attached to it and its managed policies
+    defined in any stack of the app (by ``Ref`` or by name)."""
     role = synth.templates[stack]["Resources"][role_id]
     statements = [
         s for p in role["Properties"].get("Policies", []) for s in p["PolicyDocument"]["Statement"]
@@ -87,7 +101,22 @@ def role_statements(synth: Synth, function_name: str) -> list[dict[str, Any]]:
     for policy in synth.resources("AWS::IAM::Policy", stack).values():
         if {"Ref": role_id} in policy["Properties"]["Roles"]:
             statements.extend(policy["Properties"]["PolicyDocument"]["Statement"])
+    for arn in role["Properties"].get("ManagedPolicyArns", []):
+        statements.extend(_managed_policy(synth, stack, arn)["PolicyDocument"]["Statement"])
     return statements
+
+
+def _managed_policy(synth: Synth, stack: str, arn: Any) -> dict[str, Any]:
+    if isinstance(arn, dict) and set(arn) == {"Ref"}:
+        properties: dict[str, Any] = synth.templates[stack]["Resources"][arn["Ref"]]["Properties"]
+        return properties
+    from infra.nag import flatten_reference
+
+    name = flatten_reference(arn).rsplit(":policy/", 1)[1]
+    for policy in synth.resources("AWS::IAM::ManagedPolicy").values():
+        if policy["Properties"]["ManagedPolicyName"] == name:
+            return dict(policy["Properties"])
+    raise KeyError(f"managed policy {name} is defined in no stack of the app")
 
 
 def actions_of(statement: dict[str, Any]) -> list[str]:
@@ -116,3 +145,34 @@ def allowed(synth: Synth, function_name: str, action: str, resource_part: str = 
         ) and resource_part in resources_text(statement):
             return True
     return False
+
+
+def can(statements: list[dict[str, Any]], action: str, resource: str) -> bool:
+    """Whether ``statements`` allow ``action`` on ``resource`` and deny neither.
+
+    ``resource`` is a flattened ARN (``<AWS::Partition>``, ``<Api>`` ...) matched the way
+    IAM matches ``*`` and ``?``; conditions are ignored, so an allow counts even if its
+    condition would not hold (a conservative answer for "cannot" assertions).
+    """
+    import fnmatch
+
+    def matches(statement: dict[str, Any]) -> bool:
+        resources = statement["Resource"]
+        resources = resources if isinstance(resources, list) else [resources]
+        patterns = [_unhashed(flatten(r)) for r in resources]
+        return any(fnmatch.fnmatchcase(action, a) for a in actions_of(statement)) and any(
+            fnmatch.fnmatchcase(resource, pattern) for pattern in patterns
+        )
+
+    from infra.nag import flatten_reference as flatten
+
+    if any(s["Effect"] == "Deny" and matches(s) for s in statements):
+        return False
+    return any(s["Effect"] == "Allow" and matches(s) for s in statements)
+
+
+def _unhashed(text: str) -> str:
+    """``<ApiCD79AAA0>`` -> ``<Api>``: tests name resources without their hashes."""
+    import re
+
+    return re.sub(r"<([A-Za-z0-9]+?)[0-9A-F]{8}((?:\.[A-Za-z]+)?)>", r"<\1\2>", text)

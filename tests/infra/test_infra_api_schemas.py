@@ -28,6 +28,7 @@ from flywheel.errors import FlywheelError
 from flywheel.monitoring.feedback import FeedbackRequest
 from flywheel.serving import http
 from flywheel.workflows.approvals import DecisionRequest
+from flywheel.workflows.retrain import RetrainRequest
 from infra.api_schemas import REQUEST_MODELS, draft4, portable_pattern, request_schema
 
 if TYPE_CHECKING:
@@ -71,8 +72,14 @@ HANDLER_ACCEPTS: dict[str, Callable[[Any], bool]] = {
     "PredictRequest": _predict_handler_accepts,
     "ApprovalDecision": _model_accepts(DecisionRequest),
     "Feedback": _model_accepts(FeedbackRequest),
+    "RetrainRequest": _model_accepts(RetrainRequest),
 }
-ROUTE_MODELS = {"predict": "PredictRequest", "{id}": "ApprovalDecision", "feedback": "Feedback"}
+ROUTE_MODELS = {
+    "predict": "PredictRequest",
+    "{id}": "ApprovalDecision",
+    "feedback": "Feedback",
+    "retrain": "RetrainRequest",
+}
 
 
 def _ascii_pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Any:
@@ -169,6 +176,7 @@ HANDLER_ACCEPTS_THESE = [
     ("Feedback", {"model": "churn", "request_id": "r-1", "row": True, "label": 2.5}),
     ("Feedback", {"model": "churn", "labels": [{"request_id": "r.1:a", "row": " 7 ", "label": 1}]}),
     ("Feedback", {"model": "churn", "labels": []}),  # the service refuses it, with its reason
+    ("RetrainRequest", {"reason": "  " + "r" * 2000 + "\t"}),  # stripped before measuring
 ]
 #: Bodies both refuse: the gateway filter is not vacuous.
 BOTH_REFUSE = [
@@ -188,6 +196,10 @@ BOTH_REFUSE = [
     ("Feedback", {"model": "churn", "labels": [{"request_id": "-bad", "label": "yes"}]}),
     ("Feedback", {"model": "churn", "labels": [{"request_id": "r-1", "row": -1, "label": 1}]}),
     ("Feedback", {"model": "churn", "request_id": "r-1", "label": [1]}),
+    ("RetrainRequest", {}),
+    ("RetrainRequest", {"reason": ""}),
+    ("RetrainRequest", {"reason": 7}),
+    ("RetrainRequest", {"reason": "drift", "requested_by": "someone-else"}),
 ]
 
 

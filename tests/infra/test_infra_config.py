@@ -64,3 +64,39 @@ def test_model_names_must_be_unique_and_dns_safe() -> None:
     base["models"] = [{"name": "a1"}, {"name": "a1"}]
     with pytest.raises(ValidationError, match="unique"):
         StageConfig.model_validate(base)
+
+
+def test_approvers_default_to_the_approver_persona() -> None:
+    assert all(config.approver_principals is None for config in STAGES.values())
+
+
+@pytest.mark.parametrize(
+    ("approvers", "extra", "message"),
+    [
+        ((), {}, "at least one principal"),
+        (("ana",), {}, "approver_principals"),  # neither an ARN nor role/... or user/...
+        (("role/*",), {}, "wildcard"),  # would admit every role
+        (("arn:aws:iam::*:role/approver",), {}, "approver_principals"),  # any account
+        (("arn:aws:iam::111111111111:role/approver",), {"account": "222222222222"}, "account"),
+        (("role/approver",), {"api": {"auth": "COGNITO", "cognito_user_pool_arn": "arn:p"}},
+         "api.auth=IAM"),
+    ],
+)  # fmt: skip
+def test_approver_principals_are_validated(
+    approvers: tuple[str, ...], extra: dict[str, object], message: str
+) -> None:
+    base = {**STAGES["dev"].model_dump(), **extra, "approver_principals": approvers}
+    with pytest.raises(ValidationError, match=message):
+        StageConfig.model_validate(base)
+
+
+def test_approver_principals_take_arns_and_names_in_the_stages_account() -> None:
+    base = {
+        **STAGES["dev"].model_dump(),
+        "account": "111111111111",
+        "approver_principals": (
+            "arn:aws:iam::111111111111:role/aws-reserved/sso.amazonaws.com/*/AWSReservedSSO_A_*",
+            "user/ana",
+        ),
+    }
+    assert len(StageConfig.model_validate(base).approver_principals or ()) == 2

@@ -129,5 +129,8 @@ def test_project_bus_is_named_for_the_stage(synth: Synth) -> None:
     synth.template(DATA).has_resource_properties(
         "AWS::Events::EventBus", {"Name": f"{synth.prefix}-bus"}
     )
-    # No resource policy: only IAM principals of this account can put events.
+    # Its policy only denies (tests/infra/test_infra_access.py): no other account may put
+    # events, and in this account IAM policies decide within what the bus denies.
     synth.template(DATA).resource_count_is("AWS::Events::EventBusPolicy", 0)
+    [bus] = synth.resources("AWS::Events::EventBus", DATA).values()
+    assert {s["Effect"] for s in bus["Properties"]["Policy"]["Statement"]} == {"Deny"}

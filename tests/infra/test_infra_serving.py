@@ -168,7 +168,18 @@ def test_routes(synth: Synth) -> None:
         for r in synth.resources("AWS::ApiGateway::Resource", SERVING).values()
     }
     models = {m.name for m in load_stage_config(synth.stage).models}
-    assert {"v1", "models", "predict", "approvals", "{id}", "feedback", "{name}"} | models <= paths
+    assert {
+        "v1", "models", "predict", "retrain", "approvals", "{id}", "feedback", "{name}"
+    } | models <= paths  # fmt: skip
+    # Retraining is reachable under every served name and under {name} alike: API Gateway
+    # picks a static segment and never falls back to {name} below it.
+    resources = synth.templates[SERVING]["Resources"]
+    parents_of_retrain = {
+        resources[r["Properties"]["ParentId"]["Ref"]]["Properties"]["PathPart"]
+        for r in synth.resources("AWS::ApiGateway::Resource", SERVING).values()
+        if r["Properties"]["PathPart"] == "retrain"
+    }
+    assert parents_of_retrain == models | {"{name}"}
 
 
 def test_stage_is_throttled_traced_and_logs_without_bodies(synth: Synth) -> None:

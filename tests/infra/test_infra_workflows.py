@@ -212,6 +212,8 @@ def test_promotion_steps_have_only_the_lambda_rights_they_need(synth: Synth) -> 
     assert allowed(synth, step("publish-version"), "lambda:UpdateFunctionConfiguration", inference)
     assert allowed(synth, step("publish-version"), "lambda:PublishVersion", inference)
     assert not allowed(synth, step("publish-version"), "lambda:UpdateAlias")
+    assert not allowed(synth, step("publish-version"), "lambda:UpdateFunctionCode")
+    assert not allowed(synth, step("publish-version"), "lambda:GetFunction")  # code location
     for name in ("shift-alias", "promote-all", "rollback", "record-failure"):
         assert allowed(synth, step(name), "lambda:UpdateAlias", f"{inference}:live"), name
         assert not allowed(synth, step(name), "lambda:UpdateFunctionConfiguration"), name

@@ -20,6 +20,14 @@ from flywheel.workflows.ports import AlarmState, AliasRouting
 from tests.aws_workflows import ALARMS, BUS, FUNCTION, AwsWorkflows, provision
 from tests.workflow_support import MODEL
 
+#: The Lambda operations the promotion's publish step is allowed, and nothing else.
+PUBLISH_OPERATIONS = {
+    "GetFunctionConfiguration",
+    "ListVersionsByFunction",
+    "UpdateFunctionConfiguration",
+    "PublishVersion",
+}
+
 
 @pytest.fixture
 def aws(local_names: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> AwsWorkflows:
@@ -36,6 +44,25 @@ def test_publishing_pins_the_model_version_and_is_idempotent(aws: AwsWorkflows) 
     assert (first.lambda_version, again.lambda_version, other.lambda_version) == ("2", "2", "3")
     assert aws.pinned_model_version("2") == 3
     assert aws.pinned_model_version("3") == 4
+
+
+def test_publishing_needs_only_the_publish_steps_rights_and_changes_only_the_environment(
+    aws: AwsWorkflows,
+) -> None:
+    serving = LambdaServingControl({MODEL: FUNCTION}, client=aws.session.client("lambda"))
+
+    serving.publish(MODEL, 3)
+    serving.publish(MODEL, 3)  # found again: nothing written
+
+    # Every Lambda call is one the publish step's policy allows (PUBLISH_ACTIONS in
+    # infra/constructs/promotion_workflow.py; tests/infra/test_infra_access.py) ...
+    called = {key.split(".", 1)[1] for key, _ in aws.faults.calls if key.startswith("lambda.")}
+    assert called <= PUBLISH_OPERATIONS
+    # ... and the one write sends no layers, handler or code: the policy's lambda:Layer
+    # condition never stands in the way, and the pin is the only change.
+    [update] = aws.faults.called("lambda.UpdateFunctionConfiguration")
+    assert set(update) <= {"FunctionName", "Environment", "RevisionId"}
+    assert update["Environment"]["Variables"]["FLYWHEEL_MODEL_VERSION"] == "3"
 
 
 def test_routing_moves_alias_live(aws: AwsWorkflows) -> None:

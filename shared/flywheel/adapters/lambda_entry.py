@@ -1,8 +1,8 @@
 """Lambda entry points built with Powertools, shared by the handlers.
 
-- :func:`rest_handler` (approvals, feedback): Logger with the API Gateway request id as
-  correlation id, Tracer, EMF metrics with a ``Route`` dimension, and one error mapping
-  (:func:`register_error_handlers`).
+- :func:`rest_handler` (approvals, feedback, retrain): Logger with the API Gateway request
+  id as correlation id, Tracer, EMF metrics with a ``Route`` dimension, and one error
+  mapping (:func:`register_error_handlers`); :func:`caller_identity` names the caller.
 - :func:`scheduled_handler` (drift scorer, performance monitor): one monitoring run per
   model, each logged, the scored ones' metrics emitted.
 
@@ -26,7 +26,12 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 
-from flywheel.errors import FlywheelError, InvalidRequestError, NotFoundError
+from flywheel.errors import (
+    FlywheelError,
+    InvalidRequestError,
+    NotFoundError,
+    UnauthenticatedError,
+)
 from flywheel.serving import http
 
 if TYPE_CHECKING:
@@ -40,7 +45,26 @@ if TYPE_CHECKING:
 
     Handler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
 
-__all__ = ["register_error_handlers", "rest_handler", "scheduled_handler"]
+__all__ = ["caller_identity", "register_error_handlers", "rest_handler", "scheduled_handler"]
+
+
+def caller_identity(app: APIGatewayRestResolver) -> str:
+    """The authenticated caller of the current request: the IAM ARN API Gateway verified
+    (``AWS_IAM`` auth, from the SigV4 signature) or ``cognito:<user>`` (``COGNITO``).
+
+    Raises
+    ------
+    UnauthenticatedError
+        The request carries neither (401).
+    """
+    context = app.current_event.request_context
+    if context.identity.user_arn:
+        return context.identity.user_arn
+    claims = context.authorizer.claims
+    for key in ("cognito:username", "username", "sub"):
+        if claims.get(key):
+            return f"cognito:{claims[key]}"
+    raise UnauthenticatedError("the request carries no caller identity", field="identity")
 
 
 def register_error_handlers(

@@ -56,6 +56,7 @@ if TYPE_CHECKING:
         TaskTokens,
     )
     from flywheel.workflows.promotion import PromotionSteps
+    from flywheel.workflows.retrain import RetrainRequests
     from flywheel.workflows.training import TrainingSteps
     from flywheel.workflows.writer import RecordsWriter
 
@@ -264,6 +265,12 @@ class Platform(abc.ABC):
             prediction_min_rows=self.settings.canary_prediction_min_rows,
             artifacts=self.artifacts,
         )
+
+    def retrain_requests(self) -> RetrainRequests:
+        """What ``retrain_api.handler`` runs: ``RetrainRequested`` as ``flywheel.operator``."""
+        from flywheel.workflows.retrain import OPERATOR_SOURCE, RetrainRequests
+
+        return RetrainRequests(configs=self.configs, events=self.events(OPERATOR_SOURCE))
 
     def workflow_failures(self) -> WorkflowFailures:
         """What ``record_failure`` runs (both workflows share the function)."""

@@ -4,14 +4,16 @@ Nothing here is a second copy of the infrastructure: tables, buckets, the event
 bus, rules and targets, Lambda functions (with their handler strings and resolved
 environments), the ``live`` aliases, CloudWatch alarms and the state machines
 (their ``DefinitionString`` with every Lambda ARN resolved) all come from the
-templates that ``cdk synth`` produces.  A small resolver evaluates the intrinsic
-functions those templates use (``Ref``, ``Fn::GetAtt``, ``Fn::Join``, ``Fn::Sub``,
-``Fn::Select``, ``Fn::Split``); resource types that have no local meaning (IAM
-policies, log groups, KMS keys, API Gateway, dashboards) are skipped.
+templates that ``cdk synth`` produces, and so do SSM String parameters.  A small
+resolver evaluates the intrinsic functions those templates use (``Ref``,
+``Fn::GetAtt``, ``Fn::Join``, ``Fn::Sub``, ``Fn::Select``, ``Fn::Split``); resource
+types that have no local meaning (IAM policies, log groups, KMS keys, API Gateway,
+dashboards) are skipped, and a JSON parameter's values that name one are left empty.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import re
@@ -45,6 +47,10 @@ _ARN_TEMPLATES = {
     "AWS::KMS::Key": "arn:aws:kms:{region}:{account}:key/{name}",
     "AWS::CloudWatch::Alarm": "arn:aws:cloudwatch:{region}:{account}:alarm:{name}",
 }
+#: What a reference to an API Gateway resource resolves to: nothing local stands for it.
+UNPROVISIONED = "<not-provisioned-locally>"
+_UNPROVISIONED_PREFIX = "AWS::ApiGateway::"
+
 _NAME_PROPERTY = {
     "AWS::DynamoDB::Table": "TableName",
     "AWS::S3::Bucket": "BucketName",
@@ -88,6 +94,7 @@ class Provisioned:
     schedules: list[ScheduledRule] = field(default_factory=list)
     alarms: list[str] = field(default_factory=list)
     queues: list[str] = field(default_factory=list)
+    parameters: list[str] = field(default_factory=list)
     skipped: dict[str, int] = field(default_factory=dict)
 
 
@@ -156,6 +163,8 @@ class LocalDeployment:
         if logical_id in parameters:
             return parameters[logical_id].get("Default", f"local-{logical_id}")
         resource = self._get(stack, logical_id)
+        if resource.type.startswith(_UNPROVISIONED_PREFIX):
+            return UNPROVISIONED
         if resource.type in {"AWS::StepFunctions::StateMachine", "AWS::Lambda::Alias"}:
             return self.get_att(stack, logical_id, "Arn")
         if resource.type == "AWS::Lambda::Version":
@@ -166,6 +175,8 @@ class LocalDeployment:
 
     def get_att(self, stack: str, logical_id: str, attribute: str) -> Any:
         resource = self._get(stack, logical_id)
+        if resource.type.startswith(_UNPROVISIONED_PREFIX):
+            return UNPROVISIONED
         if resource.type == "AWS::Lambda::Version":
             function = self.resolve(resource.properties["FunctionName"], stack)
             if attribute == "Version":
@@ -290,7 +301,7 @@ class LocalDeployment:
             "AWS::DynamoDB::Table", "AWS::S3::Bucket", "AWS::Events::EventBus",
             "AWS::Lambda::Function", "AWS::Lambda::Version", "AWS::Lambda::Alias",
             "AWS::StepFunctions::StateMachine", "AWS::Events::Rule", "AWS::CloudWatch::Alarm",
-            "AWS::SQS::Queue", "AWS::KMS::Alias",
+            "AWS::SQS::Queue", "AWS::KMS::Alias", "AWS::SSM::Parameter",
         }  # fmt: skip
         for resource in self.resources.values():
             if resource.type not in handled:
@@ -398,6 +409,16 @@ class LocalDeployment:
             if targets:
                 events.put_targets(Rule=r.name, EventBusName=bus, Targets=targets)
             done.rules.append(r.name)
+        for r in self.of_type("AWS::SSM::Parameter"):
+            name, value = self.parameter(r)
+            clients["ssm"].put_parameter(
+                Name=name,
+                Value=value,
+                Type=r.properties.get("Type", "String"),
+                Description=str(r.properties.get("Description", "")),
+                Overwrite=True,
+            )
+            done.parameters.append(name)
         cloudwatch = clients["cloudwatch"]
         for r in self.of_type("AWS::CloudWatch::Alarm"):
             props = self.resolve(r.properties, r.stack)
@@ -411,6 +432,19 @@ class LocalDeployment:
                     done.skipped.get("AWS::CloudWatch::Alarm (unsupported locally)", 0) + 1
                 )
         return done
+
+    def parameter(self, r: Resource) -> tuple[str, str]:
+        """An SSM parameter's name and resolved value.
+
+        A JSON value's strings that name a resource the runtime does not provision (an
+        API Gateway URL) become ``""``; any other value keeps the placeholder.
+        """
+        name = str(self.resolve(r.properties["Name"], r.stack))
+        value = str(self.resolve(r.properties["Value"], r.stack))
+        if UNPROVISIONED in value:
+            with contextlib.suppress(ValueError):  # not JSON: keep the placeholder
+                value = json.dumps(_without_unprovisioned(json.loads(value)), separators=(",", ":"))
+        return name, value
 
     def resolve_alias_target(self, alias: Resource) -> dict[str, Any] | None:
         """The properties of the HMAC key an alias names (other keys have no local use)."""
@@ -445,6 +479,16 @@ _ALARM_ARGS = {
     "ExtendedStatistic", "Dimensions", "Period", "Unit", "EvaluationPeriods", "DatapointsToAlarm",
     "Threshold", "ComparisonOperator", "TreatMissingData", "Metrics",
 }  # fmt: skip
+
+
+def _without_unprovisioned(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_unprovisioned(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_unprovisioned(v) for v in value]
+    if isinstance(value, str) and UNPROVISIONED in value:
+        return ""
+    return value
 
 
 def _ensure_role(iam: Any) -> str:

@@ -257,7 +257,7 @@ class Lifecycle:
         )  # fmt: skip
         return records
 
-    def train_until_approval(self, trigger: Callable[[], None]) -> tuple[str, int, str]:
+    def train_until_approval(self, trigger: Callable[[], object]) -> tuple[str, int, str]:
         known = len(self.executions(TRAINING))
         trigger()
         execution = self.wait_for_new_execution(TRAINING, known)
@@ -289,6 +289,17 @@ class Lifecycle:
             {"decision": "approve", "reason": reason},
             path_parameters={"approval_id": approval_id},
             caller=APPROVER,
+        )
+
+    def request_retrain(self, reason: str, *, caller: str = OPERATOR) -> tuple[int, dict[str, Any]]:
+        """``POST /v1/models/{name}/retrain`` through the retrain function, as ``caller``."""
+        return self.invoke_api(
+            self.function_name("retrain-api"),
+            "POST",
+            f"/v1/models/{MODEL}/retrain",
+            {"reason": reason},
+            path_parameters={"name": MODEL},
+            caller=caller,
         )
 
     def predict(self, records: list[dict[str, float]]) -> tuple[int, dict[str, Any]]:
@@ -504,9 +515,9 @@ def run_demo(driver: Driver, *, progress: Callable[[str], None], report_dir: Pat
     with run.stage("seed data and onboard the model", progress) as notes:
         records = life.seed()
         notes.append(f"{len(records)} rows in s3://{life.settings.features_bucket}/{DATASET_KEY}")
-    with run.stage("training workflow (manual trigger)", progress) as notes:
+    with run.stage("training workflow (POST /v1/models/{name}/retrain)", progress) as notes:
         arn, version, approval_id = life.train_until_approval(
-            lambda: life.put_event("flywheel.operator", "RetrainRequested", {"model_name": MODEL})
+            lambda: life.request_retrain("first model of breast-cancer")
         )
         candidate = life.sdk(OPERATOR).get_version(MODEL, version)
         notes.append(

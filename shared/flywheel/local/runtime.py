@@ -52,7 +52,10 @@ LOCAL_FUNCTION_ENV = {
     "FLYWHEEL_TRUST_ASSERTED_ACTORS": "true",
 }
 BRIDGED_TARGETS = frozenset({"states", "lambda"})
-CLIENTS = ("iam", "dynamodb", "s3", "lambda", "stepfunctions", "events", "cloudwatch", "sqs", "kms")
+CLIENTS = (
+    "iam", "dynamodb", "s3", "lambda", "stepfunctions", "events", "cloudwatch", "sqs", "kms",
+    "ssm",
+)  # fmt: skip
 
 
 @dataclass

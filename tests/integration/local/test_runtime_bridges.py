@@ -118,6 +118,28 @@ def _template(calls_file: str) -> dict[str, Any]:
                     "Targets": [{"Id": "fn", "Arn": {"Fn::GetAtt": ["Recorder", "Arn"]}}],
                 },
             },
+            "Api": {"Type": "AWS::ApiGateway::RestApi", "Properties": {"Name": "t-api"}},
+            "Record": {
+                "Type": "AWS::SSM::Parameter",
+                "Properties": {
+                    "Name": "/t/record",
+                    "Type": "String",
+                    "Value": {
+                        "Fn::Join": [
+                            "",
+                            [
+                                '{"bus":"',
+                                {"Ref": "Bus"},
+                                '","region":"',
+                                {"Ref": "AWS::Region"},
+                                '","api_url":"https://',
+                                {"Ref": "Api"},
+                                '.execute-api.example/t/"}',
+                            ],
+                        ]
+                    },
+                },
+            },
         }
     }
 
@@ -206,3 +228,14 @@ def test_schedules_fire_from_the_simulated_clock(runtime: LocalRuntime) -> None:
     lines = runtime.calls_file.read_text().splitlines()  # type: ignore[attr-defined]
     assert len(lines) == 2
     assert "Scheduled Event" in lines[0]
+
+
+def test_parameters_hold_their_resolved_value_and_no_unprovisioned_api(
+    runtime: LocalRuntime,
+) -> None:
+    value = boto3.client("ssm").get_parameter(Name="/t/record")["Parameter"]["Value"]
+
+    # The local runtime serves no REST API: a value naming one is left empty.
+    assert json.loads(value) == {"bus": "t-bus", "region": "us-east-1", "api_url": ""}
+    assert runtime.provisioned is not None
+    assert runtime.provisioned.parameters == ["/t/record"]

@@ -1,0 +1,1 @@
+"""``POST /v1/models/{name}/retrain``: ask for a training run, as the authenticated caller."""

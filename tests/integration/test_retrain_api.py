@@ -1,0 +1,160 @@
+"""``POST /v1/models/{name}/retrain`` on moto: the handler, the model configs, the project bus.
+
+The bus gets the training rule's pattern (the synthesized one, checked in
+tests/infra/test_infra_monitoring.py) with a queue as its target, so an event that reaches
+the queue is one the rule would start the training workflow with.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+
+from flywheel.composition import AwsPlatform
+from flywheel.settings import Settings
+from flywheel.workflows.config import parse_model_config
+from functions.retrain_api import handler as retrain_handler
+from tests.asl_walker import FakeContext
+from tests.workflow_support import event, model_config
+
+MODEL = "breast-cancer"
+BUS = "flywheel-test-bus"
+CALLER = "arn:aws:sts::123456789012:assumed-role/flywheel-prod-data-scientist/bo"
+TRAINING_RULE_PATTERN = {"source": ["flywheel.operator"], "detail-type": ["RetrainRequested"]}
+LIBRARY_WORDS = ("pydantic", "Traceback", "botocore", "validation error", "Input should")
+
+
+@pytest.fixture
+def queue(local_names: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The handler's settings, a configured ``breast-cancer``, and the training rule's queue."""
+    monkeypatch.setenv("FLYWHEEL_BACKEND", "aws")
+    monkeypatch.setenv("FLYWHEEL_EVENT_BUS", BUS)
+    for env_var, name in local_names.items():
+        monkeypatch.setenv(env_var, name)
+    events, sqs = boto3.client("events"), boto3.client("sqs")
+    events.create_event_bus(Name=BUS)
+    url = sqs.create_queue(QueueName="training-triggers")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    events.put_rule(
+        Name="training-on-RetrainRequested",
+        EventBusName=BUS,
+        EventPattern=json.dumps(TRAINING_RULE_PATTERN),
+    )
+    events.put_targets(
+        Rule="training-on-RetrainRequested",
+        EventBusName=BUS,
+        Targets=[{"Id": "queue", "Arn": arn}],
+    )
+    AwsPlatform(Settings()).configs.put(
+        parse_model_config(model_config(name=MODEL)), actor="ops", reason="onboard"
+    )
+    # Imported at collection, before the test's environment: name the namespace here.
+    monkeypatch.setattr(retrain_handler.metrics, "namespace", "FlywheelTests")
+    retrain_handler._service.cache_clear()
+    yield url
+    retrain_handler._service.cache_clear()
+
+
+def post(body: Any = None, *, name: str = MODEL, **identity: Any) -> tuple[int, dict[str, Any]]:
+    """The sample request (tests/events/retrain_request.json) with its parts replaced."""
+    request = event("retrain_request.json")
+    request["path"] = f"/v1/models/{name}/retrain"
+    request["pathParameters"] = {"name": name}
+    if body is not None:
+        request["body"] = body if isinstance(body, str) else json.dumps(body)
+    request["requestContext"]["identity"].update(identity)
+    response = retrain_handler.handler(request, FakeContext("retrain-api"))
+    return response["statusCode"], json.loads(response["body"])
+
+
+def delivered(queue: str) -> list[dict[str, Any]]:
+    messages = boto3.client("sqs").receive_message(QueueUrl=queue, MaxNumberOfMessages=10)
+    return [json.loads(m["Body"]) for m in messages.get("Messages", [])]
+
+
+def test_a_request_puts_retrain_requested_naming_the_signed_caller(queue: str) -> None:
+    status, body = post()  # tests/events/retrain_request.json as API Gateway sends it
+
+    assert status == 202
+    assert body == {
+        "model_name": MODEL,
+        "requested_by": CALLER,
+        "reason": "new labels for January",
+        "event_id": body["event_id"],
+    }
+    [sent] = delivered(queue)
+    assert (sent["source"], sent["detail-type"], sent["id"]) == (
+        "flywheel.operator",
+        "RetrainRequested",
+        body["event_id"],
+    )
+    assert sent["detail"] == {
+        "model_name": MODEL,
+        "requested_by": CALLER,
+        "reason": "new labels for January",
+    }
+
+
+def test_the_requester_comes_from_the_signature_never_from_the_body(queue: str) -> None:
+    status, body = post({"reason": "retrain", "requested_by": "someone-else"})
+
+    assert status == 400
+    assert body["error"]["code"] == "invalid_request"
+    assert delivered(queue) == []
+    status, body = post(userArn="arn:aws:iam::123456789012:user/cy")
+    assert (status, body["requested_by"]) == (202, "arn:aws:iam::123456789012:user/cy")
+
+
+@pytest.mark.parametrize("bad", [{}, {"reason": ""}, {"reason": "   "}, "not json", "[]", "null"])
+def test_a_missing_or_empty_reason_is_400_and_nothing_is_sent(queue: str, bad: Any) -> None:
+    status, body = post(bad)
+
+    assert status == 400
+    assert body["error"]["code"] == "invalid_request"
+    assert not any(word in json.dumps(body) for word in LIBRARY_WORDS)
+    assert delivered(queue) == []
+
+
+def test_an_unknown_model_is_404_and_nothing_is_sent(queue: str) -> None:
+    status, body = post(name="churn")
+
+    assert status == 404
+    assert body["error"]["code"] == "model_not_found"
+    assert body["error"]["message"] == "model 'churn' is not configured for training"
+    assert delivered(queue) == []
+
+
+def test_a_request_without_a_caller_identity_is_401(queue: str) -> None:
+    status, body = post(userArn=None)
+
+    assert status == 401
+    assert body["error"]["code"] == "unauthenticated"
+    assert delivered(queue) == []
+
+
+def test_a_bus_that_refuses_the_event_is_502_without_internals(
+    queue: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FLYWHEEL_EVENT_BUS", "no-such-bus")
+    retrain_handler._service.cache_clear()
+
+    status, body = post()
+
+    assert status == 502
+    assert body["error"]["code"] == "event_publish_failed"
+    assert "ResourceNotFound" not in json.dumps(body)
+    assert delivered(queue) == []
+
+
+def test_a_malformed_model_name_is_400(queue: str) -> None:
+    status, body = post(name="Breast_Cancer")
+
+    assert status == 400
+    assert body["error"]["code"] == "invalid_request"
+    assert delivered(queue) == []
