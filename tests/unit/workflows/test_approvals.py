@@ -19,7 +19,7 @@ from flywheel.errors import (
 )
 from flywheel.registry.models import VersionStatus
 from flywheel.workflows.approvals import Decision
-from flywheel.workflows.records import ApprovalDoc, ApprovalStatus
+from flywheel.workflows.records import ApprovalDoc, ApprovalStatus, approval_key, write
 from tests.unit.workflows.conftest import REQUESTER, REVIEWER, World, approval_request
 from tests.workflow_support import MODEL
 
@@ -241,6 +241,36 @@ def test_concurrent_decisions_have_exactly_one_winner(world: World) -> None:
     assert sorted(outcomes) == ["409"] * 5 + ["won"]
     assert len(world.tokens.sent) == 1
     assert world.registry.verify(MODEL).ok
+
+
+def test_a_decision_survives_a_change_of_the_pending_approval_under_it(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the request step rewrites the pending approval (its announcement, a new token)
+    # after the approver's decision read it and before the decision is written
+    doc = pending(world)
+    read_version = world.registry.get_version
+    rewrites: list[int] = []
+
+    def get_version(model: str, version: int) -> Any:
+        if not rewrites:
+            current, revision = world.approvals.find_for_version(model, version) or (doc, 0)
+            changed = current.model_copy(update={"task_token": "token-2"})
+            rewrites.append(world.store.put_record(
+                write(approval_key(current.approval_id), changed, revision)
+            ).revision)  # fmt: skip
+        return read_version(model, version)
+
+    monkeypatch.setattr(world.registry, "get_version", get_version)
+
+    # When the approver decides, Then the decision is taken (not a 409) on the new revision
+    decided = decide(world, doc.approval_id)
+
+    assert rewrites
+    assert decided.status is ApprovalStatus.APPROVED
+    [(kind, token, _)] = world.tokens.sent  # the run resumes once, with the newer token
+    assert (kind, token) == ("success", "token-2")
+    assert world.actions().count("approved") == 1
 
 
 def approved_events(world: World) -> list[tuple[str, dict[str, object]]]:
