@@ -44,6 +44,7 @@ _ARN_TEMPLATES = {
     "AWS::Logs::LogGroup": "arn:aws:logs:{region}:{account}:log-group:{name}",
     "AWS::KMS::Key": "arn:aws:kms:{region}:{account}:key/{name}",
     "AWS::CloudWatch::Alarm": "arn:aws:cloudwatch:{region}:{account}:alarm:{name}",
+    "AWS::SNS::Topic": "arn:aws:sns:{region}:{account}:{name}",
 }
 _NAME_PROPERTY = {
     "AWS::DynamoDB::Table": "TableName",
@@ -56,6 +57,7 @@ _NAME_PROPERTY = {
     "AWS::IAM::Role": "RoleName",
     "AWS::Logs::LogGroup": "LogGroupName",
     "AWS::CloudWatch::Alarm": "AlarmName",
+    "AWS::SNS::Topic": "TopicName",
 }
 
 
@@ -156,7 +158,9 @@ class LocalDeployment:
         if logical_id in parameters:
             return parameters[logical_id].get("Default", f"local-{logical_id}")
         resource = self._get(stack, logical_id)
-        if resource.type in {"AWS::StepFunctions::StateMachine", "AWS::Lambda::Alias"}:
+        if resource.type in {
+            "AWS::StepFunctions::StateMachine", "AWS::Lambda::Alias", "AWS::SNS::Topic",
+        }:  # fmt: skip
             return self.get_att(stack, logical_id, "Arn")
         if resource.type == "AWS::Lambda::Version":
             return self.get_att(stack, logical_id, "Arn")
