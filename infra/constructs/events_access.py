@@ -12,6 +12,8 @@ SOURCE_APPROVALS = "flywheel.approvals"
 SOURCE_MONITORING = "flywheel.monitoring"
 SOURCE_OPERATOR = "flywheel.operator"
 SOURCE_AUDIT = "flywheel.audit"
+#: The training workflow's own announcements (``ApprovalRequested``).
+SOURCE_WORKFLOWS = "flywheel.workflows"
 
 
 def grant_put_events(grantee: iam.IGrantable, bus: events.IEventBus, source: str) -> iam.Grant:
