@@ -8,11 +8,11 @@ gives every CloudWatch alarm of the app the topic as alarm and OK action.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import jsii
-from aws_cdk import Annotations, Aws, Duration, IAspect, Stack, Token
+from aws_cdk import Aws, Duration, IAspect, Stack, Token
 from aws_cdk import aws_chatbot as chatbot
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_events as events
@@ -53,7 +53,7 @@ class Notice:
     detail_type: str
     source: str
     paths: Mapping[str, str]
-    lines: tuple[str, ...] = field(default_factory=tuple)
+    lines: tuple[str, ...]
 
     @property
     def template(self) -> str:
@@ -270,8 +270,12 @@ class AlarmNotifications:
         node.add_alarm_action(action)
         node.add_ok_action(action)
         name = node.node.default_child.alarm_name  # type: ignore[union-attr]
-        if name and not Token.is_unresolved(name) and not name.startswith(self._naming.prefix):
-            Annotations.of(node).add_error(
+        if (
+            name
+            and not Token.is_unresolved(name)
+            and not name.startswith(f"{self._naming.prefix}-")
+        ):
+            raise ValueError(
                 f"alarm {name} must be named {self._naming.prefix}-...: the notifications "
                 "topic accepts only this stage's alarms"
             )

@@ -6,6 +6,8 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
+
 from flywheel.audit.anchoring import AnchorOutcome
 from flywheel.local.runtime import readable, render_template
 from flywheel.workflows.approvals import announcement
@@ -343,3 +345,27 @@ def test_the_data_key_grants_sns_nothing_without_subscriptions(synth: Synth) -> 
         if "KeySpec" not in k["Properties"]
     ]  # fmt: skip
     assert "sns.amazonaws.com" not in json.dumps(key["Properties"]["KeyPolicy"])
+
+
+def test_an_alarm_named_outside_the_stage_fails_synthesis() -> None:
+    # The topic accepts CloudWatch only for alarm:<prefix>-*: such an alarm would never
+    # reach anyone, so the aspect refuses it.
+    from aws_cdk import App, Aspects, Duration, Stack
+    from aws_cdk import aws_cloudwatch as cw
+
+    from infra.constructs.notifications import AlarmNotifications
+    from infra.naming import Naming
+
+    app = App()
+    stack = Stack(app, "Other")
+    cw.Alarm(
+        stack,
+        "Foreign",
+        alarm_name="someone-else-errors",
+        metric=cw.Metric(namespace="X", metric_name="Errors", period=Duration.minutes(5)),
+        threshold=1,
+        evaluation_periods=1,
+    )
+    Aspects.of(app).add(AlarmNotifications(Naming("flywheel-dev")))
+    with pytest.raises(Exception, match="must be named flywheel-dev-"):
+        app.synth()
