@@ -20,10 +20,11 @@ os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 import json
 from pathlib import Path
 
-from aws_cdk import App, Environment, Stack
+from aws_cdk import App, Aspects, Environment, Stack
 
 from infra.assets import CONTEXT_KEY, Assets, resolve_mode
 from infra.config import StageConfig, load_stage_config
+from infra.constructs.notifications import AlarmNotifications
 from infra.context import StageContext
 from infra.nag import acknowledge_iam_wildcards, register_rule_packs
 from infra.naming import Naming
@@ -92,8 +93,9 @@ def build_app(
         **options("data", "KMS key, buckets, tables, event bus"),
     )  # fmt: skip
     governance = GovernanceStack(
-        app, STACK_IDS[1], ctx=ctx, **options("governance", "records writer, audit anchoring")
-    )
+        app, STACK_IDS[1], ctx=ctx,
+        **options("governance", "records writer, audit anchoring, notifications"),
+    )  # fmt: skip
     serving = ServingStack(
         app, STACK_IDS[2], ctx=ctx, **options("serving", "inference, alarms, approvals, API")
     )
@@ -109,6 +111,8 @@ def build_app(
     workflows.add_stack_dependency(serving)
     monitoring.add_stack_dependency(workflows)
 
+    # Every alarm of every stack notifies the stage's topic (fires and clears).
+    Aspects.of(app).add(AlarmNotifications(ctx.naming, governance.notifications.topic))
     stacks: list[Stack] = [data, governance, serving, workflows, monitoring]
     for stack in stacks:
         acknowledge_iam_wildcards(stack)

@@ -111,6 +111,33 @@ class ApiConfig(Frozen):
         return self
 
 
+#: An address SNS can deliver to (one ``@``, a dotted domain; SNS confirms it by email).
+EmailAddress = Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$", max_length=254)]
+
+
+class SlackChannel(Frozen):
+    """A Slack channel that AWS Chatbot posts to (the workspace is authorized once, in the
+    Chatbot console; its id and the channel's id are what CloudFormation needs)."""
+
+    workspace_id: Annotated[str, Field(pattern=r"^[0-9A-Z]{1,255}$")]
+    channel_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9]{1,256}$")]
+
+
+class NotificationsConfig(Frozen):
+    """Who the stage's notifications topic reaches: alarms, approvals, bias, tampering."""
+
+    #: Email subscriptions (each address confirms its subscription once).
+    emails: tuple[EmailAddress, ...] = ()
+    slack: SlackChannel | None = None
+
+    @model_validator(mode="after")
+    def _unique(self) -> NotificationsConfig:
+        lowered = [e.lower() for e in self.emails]
+        if len(set(lowered)) != len(lowered):
+            raise ValueError("emails must be unique")
+        return self
+
+
 class StageConfig(Frozen):
     """Everything that may differ between stages."""
 
@@ -160,6 +187,7 @@ class StageConfig(Frozen):
     feature_views: tuple[str, ...] = ()
     alarms: CanaryAlarmConfig = CanaryAlarmConfig()
     api: ApiConfig = ApiConfig()
+    notifications: NotificationsConfig = NotificationsConfig()
 
     # People
     #: Who may call ``POST /v1/approvals/{id}`` (the API's resource policy denies everyone

@@ -16,6 +16,8 @@ Examples
 'flywheel-dev-RegistryTable'
 >>> Naming("flywheel-dev").function("approval-api")
 'flywheel-dev-approval-api'
+>>> Naming("flywheel-dev").topic("notifications")
+'flywheel-dev-notifications'
 """
 
 from __future__ import annotations
@@ -109,6 +111,13 @@ class Naming:
 
     def alarm(self, model: str, metric: str) -> str:
         return f"{self.prefix}-{model}-canary-{metric}"
+
+    def topic(self, key: str) -> str:
+        return f"{self.prefix}-{key}"
+
+    def topic_arn(self, key: str) -> str:
+        """The ARN of a topic with a fixed name (``<prefix>-<key>``)."""
+        return f"arn:{Aws.PARTITION}:sns:{Aws.REGION}:{Aws.ACCOUNT_ID}:{self.topic(key)}"
 
     def stack(self, key: str) -> str:
         return f"{self.prefix}-{key}"

@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from aws_cdk import Duration
+from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from constructs import Construct
 
 from infra.catalog import FUNCTIONS
 from infra.constructs.events_access import SOURCE_AUDIT, grant_put_events
-from infra.constructs.function import FlywheelFunction
+from infra.constructs.function import FlywheelFunction, powertools_dimensions
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -29,7 +30,8 @@ class AuditAnchoring(Construct):
     Its role is the only one that writes the anchors bucket (Object Lock, compliance mode
     in prod) and holds no registry write: it reads the audit table, checks each chain and
     its signature (``kms:VerifyMac``), anchors the signed head, and puts
-    ``AuditTamperDetected`` on the bus for a chain that fails.
+    ``AuditTamperDetected`` on the bus for a chain that fails; its ``ChainsTampered``
+    metric has an alarm.
     """
 
     def __init__(
@@ -76,4 +78,25 @@ class AuditAnchoring(Construct):
                     dead_letter_queue=dead_letter_queue,
                 )
             ],
+        )
+        self.tampered = cw.Alarm(
+            self,
+            "ChainsTampered",
+            alarm_name=f"{cfg.prefix}-audit-chain-tampered",
+            alarm_description=(
+                "An audit chain failed verification and was not anchored "
+                "(see the AuditTamperDetected notification; flywheel audit verify <model>)"
+            ),
+            metric=cw.Metric(
+                namespace=ctx.metrics_namespace,
+                metric_name="ChainsTampered",
+                dimensions_map=powertools_dimensions(self.handler.spec),
+                statistic="Maximum",
+                period=Duration.hours(1),
+            ),
+            threshold=1,
+            comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            evaluation_periods=1,
+            # Every anchor run reports (0 when intact): between runs the state holds.
+            treat_missing_data=cw.TreatMissingData.IGNORE,
         )

@@ -1,4 +1,4 @@
-"""The stage's customer-managed KMS key for data at rest (buckets, tables, queues)."""
+"""The stage's customer-managed KMS key for data at rest (buckets, tables, queues, topic)."""
 
 from __future__ import annotations
 
@@ -38,6 +38,31 @@ class DataKey(Construct):
                 conditions={"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}},
             )
         )
+        # The notifications topic is encrypted with this key: alarms (CloudWatch) and
+        # rules (EventBridge) of this account publish to it.
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="NotificationsTopicPublishers",
+                principals=[
+                    iam.ServicePrincipal("cloudwatch.amazonaws.com"),
+                    iam.ServicePrincipal("events.amazonaws.com"),
+                ],
+                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                resources=["*"],
+                conditions={"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}},
+            )
+        )
+        if ctx.config.notifications.emails:
+            # Email subscriptions keep undeliverable messages in an encrypted queue.
+            self.key.add_to_resource_policy(
+                iam.PolicyStatement(
+                    sid="NotificationsDeadLetters",
+                    principals=[iam.ServicePrincipal("sns.amazonaws.com")],
+                    actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                    resources=["*"],
+                    conditions={"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}},
+                )
+            )
 
 
 class AuditKey(Construct):

@@ -17,6 +17,8 @@ SOURCE_OPERATOR = OPERATOR_SOURCE
 SOURCE_AUDIT = "flywheel.audit"
 #: What every Flywheel source starts with: the bus admits these from the stage's roles only.
 SOURCE_PREFIX = "flywheel."
+#: The training workflow's own announcements (``ApprovalRequested``).
+SOURCE_WORKFLOWS = "flywheel.workflows"
 
 
 def grant_put_events(grantee: iam.IGrantable, bus: events.IEventBus, source: str) -> iam.Grant:

@@ -22,6 +22,12 @@ if TYPE_CHECKING:
 PYTHON_RUNTIME = lambda_.Runtime.PYTHON_3_12
 
 
+def powertools_dimensions(spec: FunctionSpec, **dimensions: str) -> dict[str, str]:
+    """The dimensions of a metric a function emits through Powertools ``Metrics``: the
+    ones it adds, plus ``service`` (its ``POWERTOOLS_SERVICE_NAME``, the function key)."""
+    return {**dimensions, "service": spec.key}
+
+
 class _CommonProps(TypedDict):
     """The keyword arguments zip and image functions share (checked against both)."""
 

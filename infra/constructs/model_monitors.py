@@ -6,6 +6,7 @@ import json
 from typing import TYPE_CHECKING
 
 from aws_cdk import Duration
+from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_lambda as lambda_
@@ -14,7 +15,7 @@ from constructs import Construct
 
 from infra.catalog import FUNCTIONS
 from infra.constructs.events_access import SOURCE_MONITORING, grant_put_events
-from infra.constructs.function import FlywheelFunction
+from infra.constructs.function import FlywheelFunction, powertools_dimensions
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -30,7 +31,8 @@ class ModelMonitors(Construct):
     function have a retry policy and the (KMS-encrypted, TLS-only) dead-letter queue.
     They read captured predictions and delayed labels, write reports under
     ``reports/``, emit EMF metrics and put ``DriftDetected`` / ``PerformanceDegraded``
-    (source ``flywheel.monitoring``) on the project bus.
+    (source ``flywheel.monitoring``) on the project bus.  Each model's ``BiasViolation``
+    metric (1 when a window breaks its bias policy) has an alarm.
     """
 
     def __init__(
@@ -105,3 +107,28 @@ class ModelMonitors(Construct):
                     )
                 ],
             )
+
+        self.bias_alarms = {
+            model.name: cw.Alarm(
+                self,
+                "BiasViolation" + "".join(p.title() for p in model.name.split("-")),
+                alarm_name=f"{cfg.prefix}-{model.name}-bias-violation",
+                alarm_description=(
+                    f"{model.name}: the last monitoring window broke the bias policy "
+                    "(see the BiasViolation notification and its report)"
+                ),
+                metric=cw.Metric(
+                    namespace=ctx.metrics_namespace,
+                    metric_name="BiasViolation",
+                    dimensions_map=powertools_dimensions(self.performance.spec, Model=model.name),
+                    statistic="Maximum",
+                    period=Duration.hours(1),
+                ),
+                threshold=1,
+                comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                evaluation_periods=1,
+                # Windows are hours apart: the state holds until the next window is judged.
+                treat_missing_data=cw.TreatMissingData.IGNORE,
+            )
+            for model in cfg.models
+        }

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from constructs import Construct
 
 from infra.catalog import FUNCTIONS, TRAINING_STEPS, training_function_key
+from infra.constructs.events_access import SOURCE_WORKFLOWS, grant_put_events
 from infra.constructs.function import FlywheelFunction
 from infra.constructs.state_machine import WorkflowStateMachine
 from infra.workflows.training import TrainingTimeouts, training_definition
@@ -46,6 +47,11 @@ ACCESS: dict[str, dict[str, object]] = {
     "request_approval": {"registry": "write"},
     "release_run_lock": {"registry": "write"},
 }
+#: Steps that put events on the project bus, with their own source (only this one:
+#: ``ApprovalRequested``, which notifies the approvers).
+ANNOUNCES: dict[str, dict[str, str]] = {
+    "request_approval": {"FLYWHEEL_EVENT_SOURCE": SOURCE_WORKFLOWS},
+}
 
 
 class TrainingWorkflow(Construct):
@@ -79,6 +85,7 @@ class TrainingWorkflow(Construct):
                 environment={
                     "FLYWHEEL_RUN_LOCK_TTL_SECONDS": str(cfg.training_workflow_timeout_seconds),
                     "FLYWHEEL_APPROVAL_TIMEOUT_SECONDS": str(cfg.approval_timeout_seconds),
+                    **(ANNOUNCES.get(step) or {}),
                 },
             )
             self._grant(step, fn.function, data)
@@ -120,3 +127,5 @@ class TrainingWorkflow(Construct):
             buckets[bucket].grant_put(fn, f"{prefix}*")
         if access.get("online_features"):
             data.online_features.grant_read_data(fn)
+        if step in ANNOUNCES:
+            grant_put_events(fn, data.bus, ANNOUNCES[step]["FLYWHEEL_EVENT_SOURCE"])

@@ -1,4 +1,5 @@
-"""Governance: the records writer (the only writer of registry and audit) and the anchor job."""
+"""Governance: the records writer (the only writer of registry and audit), the anchor job,
+and the notifications topic."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from infra.constructs.audit_anchoring import AuditAnchoring
 from infra.constructs.data_refs import DataRefs
 from infra.constructs.event_routing import dead_letter_queue
 from infra.constructs.function import SharedLayers
+from infra.constructs.notifications import Notifications
 from infra.constructs.records_writer import RecordsWriter
 
 if TYPE_CHECKING:
@@ -37,3 +39,4 @@ class GovernanceStack(Stack):
         self.anchoring = AuditAnchoring(
             self, "AuditAnchoring", ctx=ctx, layers=layers, data=data, dead_letter_queue=anchor_dlq
         )
+        self.notifications = Notifications(self, "Notifications", ctx=ctx, data=data)

@@ -91,6 +91,18 @@ def test_demo_then_audit_verify_then_tampering_is_pinpointed(
     assert facts["labels_stored"] == 400  # every served row labelled through the API
     assert facts["labels_resent"] == [200, 409]  # the same label again; another label
     assert "is in progress" in facts["performance_suppressed"]
+    # and the approvers were told what waits and how to decide it (the rule's message)
+    assert "approvers notified: Flywheel: breast-cancer version 1 waits for approval" in (
+        demo.stdout
+    )
+    notice = facts["approval_notification"]
+    assert notice["topic"] == "flywheel-dev-notifications"
+    assert f"flywheel approve {DEMO_MODEL} 1 -r REASON" in notice["text"]
+    assert "POST /v1/approvals/" in notice["text"]
+    assert "waits for approval" in (tmp_path / "reports" / "demo.html").read_text()
+    told = _flywheel(local_env, "local", "notifications", cwd=tmp_path)
+    assert told.returncode == 0, told.stderr
+    assert f"flywheel approve {DEMO_MODEL} 1 -r REASON" in told.stdout
 
     # And the monitors' reports open from the CLI
     listed = _flywheel(local_env, "monitor", "reports", DEMO_MODEL, cwd=tmp_path)

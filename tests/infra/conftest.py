@@ -25,6 +25,23 @@ def prod(tmp_path_factory: pytest.TempPathFactory) -> Synth:
     return synthesize("prod", tmp_path_factory.mktemp("cdk-prod"))
 
 
+@pytest.fixture(scope="session")
+def subscribed(tmp_path_factory: pytest.TempPathFactory) -> Synth:
+    """Prod with people to notify: two email addresses and a Slack channel."""
+    from infra.config import StageConfig, load_stage_config
+
+    config = StageConfig.model_validate(
+        {
+            **load_stage_config("prod").model_dump(),
+            "notifications": {
+                "emails": ["ana@example.com", "ops@example.com"],
+                "slack": {"workspace_id": "T0123ABCD", "channel_id": "C0123ABCD"},
+            },
+        }
+    )
+    return synthesize("prod", tmp_path_factory.mktemp("cdk-subscribed"), config)
+
+
 @pytest.fixture(scope="session", params=["dev", "prod"])
 def synth(request: pytest.FixtureRequest) -> Synth:
     """Each stage in turn."""

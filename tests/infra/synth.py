@@ -50,17 +50,19 @@ class Synth:
         return json.loads((self.outdir / "validation-report.json").read_text())
 
 
-def synthesize(stage: str, outdir: Path) -> Synth:
+def synthesize(stage: str, outdir: Path, config: Any = None) -> Synth:
+    """The stage as configured, or ``config`` (a ``StageConfig`` variant of it)."""
     from infra.app import STACK_IDS, build_app
     from infra.config import load_stage_config
 
-    app = build_app(stage=stage, assets="stub", outdir=str(outdir))
+    config = config or load_stage_config(stage)
+    app = build_app(config=config, assets="stub", outdir=str(outdir))
     error = None
     try:
         app.synth()
     except Exception as exc:
         error = str(exc)
-    synth = Synth(stage, load_stage_config(stage).prefix, outdir, app, error)
+    synth = Synth(stage, config.prefix, outdir, app, error)
     for stack in STACK_IDS:
         path = outdir / f"{stack}.template.json"
         if path.exists():

@@ -100,3 +100,32 @@ def test_approver_principals_take_arns_and_names_in_the_stages_account() -> None
         ),
     }
     assert len(StageConfig.model_validate(base).approver_principals or ()) == 2
+
+
+@pytest.mark.parametrize(
+    ("notifications", "field"),
+    [
+        ({"emails": ["ops@example"]}, "notifications.emails.0"),
+        ({"emails": ["ops@example.com", "Ops@Example.com"]}, "emails must be unique"),
+        (
+            {"slack": {"workspace_id": "t01", "channel_id": "C01"}},
+            "notifications.slack.workspace_id",
+        ),
+        (
+            {"slack": {"workspace_id": "T01", "channel_id": "#ops"}},
+            "notifications.slack.channel_id",
+        ),
+    ],
+)
+def test_bad_notification_targets_are_rejected_naming_the_field(
+    notifications: dict[str, object], field: str
+) -> None:
+    base = STAGES["dev"].model_dump()
+    base["notifications"] = notifications
+    with pytest.raises(ValidationError, match=field):
+        StageConfig.model_validate(base)
+    base["notifications"] = {
+        "emails": ["ops@example.com"],
+        "slack": {"workspace_id": "T01", "channel_id": "C01"},
+    }
+    assert StageConfig.model_validate(base).notifications.emails == ("ops@example.com",)

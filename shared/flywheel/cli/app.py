@@ -515,6 +515,36 @@ def local_stop() -> None:
     console.print("stopped" if stopped else "no local server was running")
 
 
+@local_app.command("notifications")
+@handle_errors
+def local_notifications(
+    as_json: Annotated[
+        bool, typer.Option("--json", help="The records as the runtime keeps them.")
+    ] = False,
+) -> None:
+    """What the stage's notifications topic received (alarm and event notifications):
+    the local runtime records each message, since moto sends no email."""
+    from flywheel.local import server
+    from flywheel.local.runtime import readable
+    from flywheel.settings import Settings
+
+    settings = Settings()
+    if settings.backend != "local":
+        raise _fail("notifications are recorded by the local runtime; unset FLYWHEEL_BACKEND")
+    if not server.is_running(settings.local_port):
+        raise _fail(f"no local runtime answers on port {settings.local_port}; run flywheel demo")
+    found = server.control(settings.local_port, "/notifications")["notifications"]
+    if as_json:
+        console.print_json(data=found)
+        return
+    if not found:
+        console.print("no notifications yet")
+    for notice in found:
+        console.rule(f"{notice['time']}  {notice['topic']}  {notice['detail_type']}", align="left")
+        # soft_wrap: a long command stays one line, ready to copy
+        console.print(readable(notice["message"]), highlight=False, markup=False, soft_wrap=True)
+
+
 @app.command()
 @handle_errors
 def demo(

@@ -15,6 +15,7 @@ handler error) to test retries and failure paths.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import json
 import os
 import random
@@ -28,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import types
     from datetime import datetime
     from pathlib import Path
 
@@ -123,6 +125,7 @@ class LambdaBridge:
         self._idle = threading.Condition()
         self._originals: list[tuple[type, str, Any]] = []
         self._environ: ThreadEnvironment | None = None
+        self._modules: dict[str, types.ModuleType] = {}
 
     # -- configuration -----
     def register(self, function: LocalFunction) -> None:
@@ -253,7 +256,7 @@ class LambdaBridge:
                         raise (
                             fault if isinstance(fault, BaseException) else InjectedFaultError(fault)
                         )
-                    handler = self._load(function.handler)
+                    handler = self._load(function)
                     context = LambdaContext(function, str(resolved_qualifier), invoked_as)
                     result = handler(event, context)
                 payload = json.dumps(result, default=str)
@@ -299,12 +302,33 @@ class LambdaBridge:
         queue = self._faults.get(name)
         return queue.pop(0) if queue else None
 
-    @staticmethod
-    def _load(handler: str) -> Handler:
-        module_name, _, attribute = handler.rpartition(".")
-        module = importlib.import_module(module_name)
+    def _load(self, function: LocalFunction) -> Handler:
+        """``function``'s handler, from its own instance of the handler module, executed in
+        its environment: what a module caches (settings, clients, Powertools' ``service``)
+        belongs to one function, as in Lambda, even where functions share a module."""
+        module_name, _, attribute = function.handler.rpartition(".")
+        with self._lock:
+            module = self._modules.get(function.name)
+        if module is None:
+            module = _module_instance(module_name, f"{module_name}[{function.name}]")
+            with self._lock:
+                module = self._modules.setdefault(function.name, module)
         fn: Handler = getattr(module, attribute)
         return fn
+
+
+def _module_instance(module_name: str, instance_name: str) -> types.ModuleType:
+    """A new instance of ``module_name``, registered (and named) as ``instance_name``."""
+    found = importlib.util.find_spec(module_name)
+    if found is None or found.origin is None:
+        raise ModuleNotFoundError(f"no handler module {module_name!r}")
+    spec = importlib.util.spec_from_file_location(instance_name, found.origin)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[instance_name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def _throttle_error() -> Exception:

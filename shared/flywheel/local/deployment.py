@@ -46,6 +46,7 @@ _ARN_TEMPLATES = {
     "AWS::Logs::LogGroup": "arn:aws:logs:{region}:{account}:log-group:{name}",
     "AWS::KMS::Key": "arn:aws:kms:{region}:{account}:key/{name}",
     "AWS::CloudWatch::Alarm": "arn:aws:cloudwatch:{region}:{account}:alarm:{name}",
+    "AWS::SNS::Topic": "arn:aws:sns:{region}:{account}:{name}",
 }
 #: What a reference to an API Gateway resource resolves to: nothing local stands for it.
 UNPROVISIONED = "<not-provisioned-locally>"
@@ -62,6 +63,7 @@ _NAME_PROPERTY = {
     "AWS::IAM::Role": "RoleName",
     "AWS::Logs::LogGroup": "LogGroupName",
     "AWS::CloudWatch::Alarm": "AlarmName",
+    "AWS::SNS::Topic": "TopicName",
 }
 
 
@@ -165,7 +167,9 @@ class LocalDeployment:
         resource = self._get(stack, logical_id)
         if resource.type.startswith(_UNPROVISIONED_PREFIX):
             return UNPROVISIONED
-        if resource.type in {"AWS::StepFunctions::StateMachine", "AWS::Lambda::Alias"}:
+        if resource.type in {
+            "AWS::StepFunctions::StateMachine", "AWS::Lambda::Alias", "AWS::SNS::Topic",
+        }:  # fmt: skip
             return self.get_att(stack, logical_id, "Arn")
         if resource.type == "AWS::Lambda::Version":
             return self.get_att(stack, logical_id, "Arn")

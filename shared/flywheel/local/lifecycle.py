@@ -1,7 +1,8 @@
 """The whole model lifecycle on the local runtime: what ``flywheel demo`` runs.
 
-seed data → training workflow (as synthesized) → approval through the approval API
-(actor + reason) → promotion with a canary on alias ``live`` → predictions served by
+seed data → training workflow (as synthesized) → the approvers' notification (the
+``ApprovalRequested`` rule's message to the stage's topic) → approval through the
+approval API (actor + reason) → promotion with a canary on alias ``live`` → predictions served by
 the inference function → drifted traffic → scheduled drift scorer → ``DriftDetected``
 → a retraining run starts (a second trigger inside the cooldown is suppressed and
 audited) → the new candidate waits for approval → delayed labels through
@@ -24,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from flywheel.audit.chain import verify_chain
+from flywheel.local.runtime import readable
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -54,6 +56,8 @@ class Driver(Protocol):
     def state_machine_arn(self, key: str) -> str: ...
 
     def function_name(self, suffix: str) -> str: ...
+
+    def notifications(self) -> list[dict[str, Any]]: ...
 
 
 @dataclass
@@ -244,6 +248,17 @@ class Lifecycle:
 
     def function_name(self, suffix: str) -> str:
         return self.driver.function_name(suffix)
+
+    def notification(self, detail_type: str, mentions: str, timeout: float = 60) -> dict[str, Any]:
+        """The first notification of ``detail_type`` whose message mentions ``mentions``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for notice in self.driver.notifications():
+                if notice["detail_type"] == detail_type and mentions in notice["message"]:
+                    return notice
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no {detail_type} notification mentions {mentions!r}")
+            time.sleep(0.05)
 
     # -- steps -----
     def seed(self) -> list[dict[str, float]]:
@@ -458,6 +473,9 @@ class InProcessDriver:
             raise KeyError(f"no single function ending in {suffix!r}: {matches}")
         return matches[0]
 
+    def notifications(self) -> list[dict[str, Any]]:
+        return self.runtime.notifications()
+
 
 class ServerDriver:
     """The lifecycle against the local moto server (``flywheel local start``)."""
@@ -506,6 +524,12 @@ class ServerDriver:
             raise KeyError(f"no single function ending in {suffix!r}: {matches}")
         return str(matches[0])
 
+    def notifications(self) -> list[dict[str, Any]]:
+        from flywheel.local import server
+
+        found: list[dict[str, Any]] = server.control(self.port, "/notifications")["notifications"]
+        return found
+
 
 def run_demo(driver: Driver, *, progress: Callable[[str], None], report_dir: Path) -> LifecycleRun:
     """The whole loop, as ``flywheel demo`` shows it; returns what happened."""
@@ -524,6 +548,10 @@ def run_demo(driver: Driver, *, progress: Callable[[str], None], report_dir: Pat
             f"v{version} waits for approval; roc_auc {candidate.metrics.get('roc_auc', 0):.4f}, "
             f"parity max|Δ| {candidate.parity.max_abs_diff if candidate.parity else 0:.1e}"
         )
+    notice = life.notification("ApprovalRequested", approval_id)
+    text = readable(notice["message"])
+    run.facts["approval_notification"] = {**notice, "text": text}
+    progress(f"✓ approvers notified: {text.splitlines()[0]}")
     with run.stage("approval through POST /v1/approvals/{id}", progress) as notes:
         status, body = life.approve(approval_id, "holdout metrics and parity reviewed")
         notes.append(f"HTTP {status}: {body.get('status')} by {body.get('decided_by')}")
@@ -565,6 +593,9 @@ def run_demo(driver: Driver, *, progress: Callable[[str], None], report_dir: Pat
                     "states": states,
                 }
             )
+    run.facts["notifications"] = [
+        {**n, "text": readable(n["message"])} for n in driver.notifications()
+    ]
     run.facts["total_seconds"] = time.perf_counter() - total
     write_report(run, report_dir)
     return run
@@ -652,6 +683,11 @@ def write_report(run: LifecycleRun, report_dir: Path) -> Path:
         f"<td>{e(' → '.join(x['states']))}</td></tr>"
         for x in run.executions
     )
+    notifications = "".join(
+        f"<tr><td>{e(n['time'])}</td><td>{e(n['topic'])}</td><td>{e(str(n['detail_type']))}</td>"
+        f"<td><pre>{e(n['text'])}</pre></td></tr>"
+        for n in run.facts.get("notifications", [])
+    )
     audit = "".join(
         f"<tr><td>{a['seq']}</td><td>{e(a['timestamp'])}</td><td>{e(a['actor'])}</td>"
         f"<td>{e(a['action'])}</td><td>{a.get('version') or ''}</td>"
@@ -667,6 +703,9 @@ vertical-align:top}}</style></head><body>
 <p>Audit chain: <strong>{"intact" if run.verified else "BROKEN"}</strong>;
 total {run.facts.get("total_seconds", 0):.1f}s.</p>
 <h2>Stages</h2><table><tr><th>stage</th><th>seconds</th><th>result</th></tr>{stages}</table>
+<h2>Notifications (what the stage's topic received)</h2>
+<table><tr><th>time</th><th>topic</th><th>event</th><th>message</th></tr>
+{notifications}</table>
 <h2>Workflow executions (every state visited)</h2>
 <table><tr><th>workflow</th><th>execution</th><th>status</th><th>states</th></tr>
 {executions}</table>

@@ -8,7 +8,7 @@ back-offs.  :class:`LocalRuntime` bridges exactly those gaps, narrowly:
 - Lambda invocations of the app's functions run the real handlers in-process
   (:mod:`flywheel.local.bridge`);
 - events put on a bus reach their rules' ``states`` and ``lambda`` targets, with the
-  rule's input transformer applied;
+  rule's input transformer applied; what ``sns`` targets would publish is recorded;
 - schedules fire from a :class:`~flywheel.local.clock.SimulatedClock`, and ``Wait``
   states and retry back-offs advance that clock instead of sleeping.
 
@@ -51,7 +51,7 @@ LOCAL_FUNCTION_ENV = {
     "FLYWHEEL_CAPTURE_MAX_ROWS": "1",
     "FLYWHEEL_TRUST_ASSERTED_ACTORS": "true",
 }
-BRIDGED_TARGETS = frozenset({"states", "lambda"})
+BRIDGED_TARGETS = frozenset({"states", "lambda", "sns"})
 CLIENTS = (
     "iam", "dynamodb", "s3", "lambda", "stepfunctions", "events", "cloudwatch", "sqs", "kms",
     "ssm",
@@ -95,6 +95,7 @@ class LocalRuntime:
         self.provisioned: Provisioned | None = None
         self._patches: list[tuple[Any, str, Any]] = []
         self._next_fires: dict[str, datetime] = {}
+        self._notifications: list[dict[str, Any]] = []
         self._lock = threading.RLock()
         self._stopping = False
 
@@ -207,7 +208,8 @@ class LocalRuntime:
 
     # -- EventBridge -----
     def deliver(self, rule: Any, event: dict[str, Any]) -> None:
-        """Send a matched event to the rule's Step Functions and Lambda targets."""
+        """Send a matched event to the rule's Step Functions and Lambda targets; record
+        what its SNS targets would publish."""
         from moto.stepfunctions.parser.asl.utils.boto_client import boto_client_for
 
         if self._stopping:
@@ -221,6 +223,9 @@ class LocalRuntime:
             arn: str = target["Arn"]
             service = _service(arn)
             if service not in BRIDGED_TARGETS:
+                continue
+            if service == "sns":
+                self._record_notification(target, event)
                 continue
             if "Input" in target:
                 payload = json.loads(target["Input"])
@@ -244,6 +249,32 @@ class LocalRuntime:
                 lam.invoke(
                     FunctionName=arn, InvocationType="Event", Payload=json.dumps(payload).encode()
                 )
+
+    def _record_notification(self, target: dict[str, Any], event: dict[str, Any]) -> None:
+        if "Input" in target:
+            message = str(target["Input"])
+        elif "InputTransformer" in target:
+            transformer = target["InputTransformer"]
+            message = render_template(
+                transformer["InputTemplate"], transformer.get("InputPathsMap", {}), event
+            )
+        else:
+            message = json.dumps(event)
+        with self._lock:
+            self._notifications.append(
+                {
+                    "topic": str(target["Arn"]).rsplit(":", 1)[-1],
+                    "detail_type": event.get("detail-type"),
+                    "message": message,
+                    "time": isoformat(self.clock.now()),
+                }
+            )
+
+    def notifications(self) -> list[dict[str, Any]]:
+        """What the rules published to SNS topics, oldest first: ``topic`` (name),
+        ``detail_type``, ``message`` (as the topic received it) and ``time`` (runtime clock)."""
+        with self._lock:
+            return [dict(n) for n in self._notifications]
 
     def put_event(self, detail_type: str, source: str, detail: dict[str, Any]) -> str:
         """Put one event on the project bus (what monitors and operators do)."""
@@ -429,6 +460,71 @@ def transform_input(template: str | None, paths: dict[str, str], event: dict[str
     return json.loads("".join(out))
 
 
+def render_template(template: str, paths: dict[str, str], event: dict[str, Any]) -> str:
+    r"""What a target receives from an input transformer, as EventBridge renders it.
+
+    ``<name>`` takes the value at ``paths[name]``: inside a quoted string its raw text
+    (EventBridge does not escape it), elsewhere its JSON. A path the event lacks leaves
+    its placeholder as written. The template is not parsed: text templates (one JSON
+    string per line) come back as the text they render to.
+
+    Examples
+    --------
+    >>> render_template('"model <m> v<v>"\n<cli>', {"m": "$.detail.m", "v": "$.detail.v",
+    ...     "cli": "$.detail.cli"}, {"detail": {"m": "churn", "v": 3, "cli": 'say "hi"'}})
+    '"model churn v3"\n"say \\"hi\\""'
+    """
+    from jsonpath_ng.ext import parse  # type: ignore[attr-defined]
+
+    values: dict[str, Any] = {}
+    for name, path in paths.items():
+        matches = parse(path).find(event)
+        if matches:
+            values[name] = matches[0].value
+    out: list[str] = []
+    in_string = False
+    i = 0
+    while i < len(template):
+        char = template[i]
+        if char == "\\" and in_string:
+            out.append(template[i : i + 2])
+            i += 2
+            continue
+        if char == '"':
+            in_string = not in_string
+        elif char == "<":
+            close = template.find(">", i)
+            name = template[i + 1 : close] if close > i else ""
+            if name in values:
+                value = values[name]
+                raw = value if isinstance(value, str) else json.dumps(value)
+                out.append(raw if in_string else json.dumps(value))
+                i = close + 1
+                continue
+        out.append(char)
+        i += 1
+    return "".join(out)
+
+
+def readable(message: str) -> str:
+    r"""A notification as people read it: each line that is a JSON string, unquoted.
+
+    Examples
+    --------
+    >>> print(readable('"Model churn waits"\n"run: flywheel approve \\"churn\\""'))
+    Model churn waits
+    run: flywheel approve "churn"
+    """
+    lines = []
+    for line in message.splitlines():
+        try:
+            decoded = json.loads(line)
+        except ValueError:
+            decoded = None
+        lines.append(decoded if isinstance(decoded, str) else line)
+    return "\n".join(lines)
+
+
 def _client(name: str) -> Any:
     return boto3.client(name, region_name="us-east-1")  # type: ignore[call-overload]
 
@@ -447,4 +543,4 @@ def _check_moto_version() -> None:
         )
 
 
-__all__ = ["MOTO_CONFIG", "ExecutionReport", "LocalRuntime"]
+__all__ = ["MOTO_CONFIG", "ExecutionReport", "LocalRuntime", "readable", "render_template"]

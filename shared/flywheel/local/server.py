@@ -135,7 +135,8 @@ def stop(home: Path) -> bool:
 
 
 def control_endpoint(port: int) -> str:
-    """The local runtime's control API (resources, clock, faults) listens next to moto."""
+    """The local runtime's control API (resources, clock, faults, notifications) listens
+    next to moto."""
     return f"http://127.0.0.1:{port + 1}"
 
 
@@ -226,6 +227,8 @@ def _control_server(port: int, runtime: Any) -> Any:
                         "now": runtime.clock.now().isoformat(),
                     },
                 )
+            elif self.path == "/notifications":
+                self._reply(200, {"notifications": runtime.notifications()})
             else:
                 self._reply(404, {"error": "unknown path"})
 

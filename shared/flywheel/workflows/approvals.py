@@ -20,6 +20,7 @@ it before answering 409, so the workflow is resumed at least once.
 from __future__ import annotations
 
 import contextlib
+import functools
 import secrets
 from datetime import timedelta
 from enum import StrEnum
@@ -67,6 +68,8 @@ APPROVALS_ACTOR = "flywheel:approvals"
 VERSION_APPROVED = "VersionApproved"
 #: ``detail-type`` of the event that tells approvers a candidate waits for them.
 APPROVAL_REQUESTED = "ApprovalRequested"
+#: How often a decision is tried when the pending approval changed under it.
+DECIDE_ATTEMPTS = 3
 #: Error sent with ``SendTaskFailure`` when a late decision finds the approval expired.
 APPROVAL_EXPIRED_ERROR = "ApprovalExpired"
 
@@ -369,6 +372,30 @@ class ApprovalService:
         ApprovalArtifactMismatchError
             409: the artifact differs from the one the approval is bound to.
         """
+        attempt = functools.partial(
+            self._decide_once,
+            approval_id,
+            decision=decision,
+            approver=approver,
+            reason=reason,
+            artifact_sha256=artifact_sha256,
+        )
+        for _ in range(DECIDE_ATTEMPTS - 1):
+            # A pending approval that changed meanwhile (a new token, the announcement)
+            # is read again; a decided one ends in _decided_error below.
+            with contextlib.suppress(ConcurrentModificationError):
+                return attempt()
+        return attempt()
+
+    def _decide_once(
+        self,
+        approval_id: str,
+        *,
+        decision: Decision,
+        approver: str,
+        reason: str,
+        artifact_sha256: str | None,
+    ) -> ApprovalDoc:
         doc, revision = self._load(approval_id)
         if doc.status is not ApprovalStatus.PENDING:
             self._notify(doc, revision)

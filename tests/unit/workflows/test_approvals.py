@@ -19,7 +19,7 @@ from flywheel.errors import (
 )
 from flywheel.registry.models import VersionStatus
 from flywheel.workflows.approvals import Decision
-from flywheel.workflows.records import ApprovalDoc, ApprovalStatus
+from flywheel.workflows.records import ApprovalDoc, ApprovalStatus, approval_key, write
 from tests.unit.workflows.conftest import REQUESTER, REVIEWER, World, approval_request
 from tests.workflow_support import MODEL
 
@@ -243,35 +243,36 @@ def test_concurrent_decisions_have_exactly_one_winner(world: World) -> None:
     assert world.registry.verify(MODEL).ok
 
 
+def test_a_decision_survives_a_change_of_the_pending_approval_under_it(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the request step rewrites the pending approval (its announcement, a new token)
+    # after the approver's decision read it and before the decision is written
+    doc = pending(world)
+    read_version = world.registry.get_version
+    rewrites: list[int] = []
+
+    def get_version(model: str, version: int) -> Any:
+        if not rewrites:
+            current, revision = world.approvals.find_for_version(model, version) or (doc, 0)
+            changed = current.model_copy(update={"task_token": "token-2"})
+            rewrites.append(world.store.put_record(
+                write(approval_key(current.approval_id), changed, revision)
+            ).revision)  # fmt: skip
+        return read_version(model, version)
+
+    monkeypatch.setattr(world.registry, "get_version", get_version)
+
+    # When the approver decides, Then the decision is taken (not a 409) on the new revision
+    decided = decide(world, doc.approval_id)
+
+    assert rewrites
+    assert decided.status is ApprovalStatus.APPROVED
+    [(kind, token, _)] = world.tokens.sent  # the run resumes once, with the newer token
+    assert (kind, token) == ("success", "token-2")
+    assert world.actions().count("approved") == 1
+
+
 def approved_events(world: World) -> list[tuple[str, dict[str, object]]]:
     """The events that start a promotion (``ApprovalRequested`` only notifies people)."""
     return [e for e in world.events.events if e[0] == "VersionApproved"]
-
-
-def test_a_decision_racing_the_bookkeeping_of_its_approval_still_lands(
-    world: World, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Given the approval's record changes (a new task token) just before the decision writes
-    doc = pending(world)
-    original = world.registry.approve
-    bumped: list[bool] = []
-
-    def bump_then_approve(*args: Any, **kwargs: Any) -> Any:
-        if not bumped:
-            bumped.append(True)
-            from flywheel.workflows.records import approval_key, read, write
-
-            current, revision = read(world.store, approval_key(doc.approval_id), ApprovalDoc)
-            moved = current.model_copy(update={"task_token": "token-2"})
-            world.store.put_record(write(approval_key(doc.approval_id), moved, revision))
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(world.registry, "approve", bump_then_approve)
-
-    # When the reviewer approves
-    decided = decide(world, doc.approval_id)
-
-    # Then the decision lands on the fresh record, once
-    assert decided.status is ApprovalStatus.APPROVED
-    assert world.actions().count("approved") == 1
-    assert world.registry.get_version(MODEL, 1).status is VersionStatus.APPROVED
