@@ -131,3 +131,45 @@ def test_docstrings_keep_their_prose_short() -> None:
     )
     fixed = sorted(PROSE_ALLOWED - found.keys())
     assert not fixed, f"within the limit now, remove from PROSE_ALLOWED: {fixed}"
+
+
+# -- docs/security.md names the tests that hold each claim: they must exist ----------------------
+def _cited_tests(text: str) -> set[tuple[str | None, str]]:
+    """``(file, test)`` for every backticked ``path::test`` or bare ``test_...`` name."""
+    import re
+
+    cited: set[tuple[str | None, str]] = set()
+    for match in re.finditer(r"`(?:(tests/[\w/]+\.py)::)?(test_\w+)`", text):
+        cited.add((match.group(1), match.group(2)))
+    return cited
+
+
+def _defined_tests() -> dict[str, set[str]]:
+    found: dict[str, set[str]] = {}
+    for path in (ROOT / "tests").rglob("test_*.py"):
+        tree = ast.parse(path.read_text())
+        names = {
+            node.name
+            for node in ast.walk(tree)
+            if isinstance(node, ast.FunctionDef) and node.name.startswith("test_")
+        }
+        found[path.relative_to(ROOT).as_posix()] = names
+    return found
+
+
+def test_every_test_the_threat_model_cites_exists() -> None:
+    cited = _cited_tests((ROOT / "docs" / "security.md").read_text())
+    defined = _defined_tests()
+    everywhere = set().union(*defined.values())
+    assert len(cited) > 30
+    missing = sorted(
+        f"{file or '*'}::{name}"
+        for file, name in cited
+        if (name not in defined.get(file, set()) if file else name not in everywhere)
+    )
+    assert not missing, missing
+
+
+def test_a_renamed_test_is_caught() -> None:
+    cited = _cited_tests("`tests/unit/x.py::test_gone` and `test_never_written`")
+    assert cited == {("tests/unit/x.py", "test_gone"), (None, "test_never_written")}

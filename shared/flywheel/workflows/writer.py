@@ -10,7 +10,7 @@ signing the new head with the audit writer's key (ADR 61).
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -22,11 +22,14 @@ from flywheel.errors import (
     NotPermittedError,
 )
 from flywheel.registry.models import (
+    Alias,
     ModelVersion,
     RecordWrite,
     RegistryChange,
     StoredRecord,
     VersionDraft,
+    VersionStatus,
+    is_allowed,
 )
 from flywheel.workflows.approvals import refusal, requester_of
 
@@ -39,12 +42,15 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 __all__ = [
+    "EFFECTS",
     "Capability",
+    "Effects",
     "RecordsWriter",
     "WriteOp",
     "WriteRequest",
     "WriteResponse",
     "capability_of",
+    "check_effects",
 ]
 
 
@@ -134,6 +140,108 @@ RECORDS: dict[Capability, frozenset[tuple[str, str]]] = {
     ),
     Capability.FEATURES: frozenset({("FEATURE_VIEW#", "WATERMARK#")}),
 }
+
+
+class Effects(NamedTuple):
+    """What a change audited as one action may do to versions and aliases."""
+
+    #: Statuses a version may be moved to (from one the lifecycle allows).
+    targets: frozenset[VersionStatus] = frozenset()
+    #: Aliases the change may point or clear.
+    aliases: frozenset[Alias] = frozenset()
+    #: Whether the change rewrites the champion history (rollback's memory).
+    history: bool = False
+
+
+_REJECT = Effects(targets=frozenset({VersionStatus.REJECTED}))
+#: The registry effects each audit action allows; an action not listed changes no version.
+#: Without this an action a capability may record (``approval_requested`` for the
+#: training image) could carry any status or alias change with it.
+EFFECTS: dict[AuditAction, Effects] = {
+    AuditAction.APPROVAL_REQUESTED: Effects(targets=frozenset({VersionStatus.PENDING_APPROVAL})),
+    AuditAction.APPROVED: Effects(targets=frozenset({VersionStatus.APPROVED})),
+    AuditAction.REJECTED: _REJECT,
+    AuditAction.GATE_REJECTED: _REJECT,
+    AuditAction.TRAINING_FAILED: _REJECT,
+    AuditAction.APPROVAL_EXPIRED: _REJECT,
+    AuditAction.ARCHIVED: Effects(targets=frozenset({VersionStatus.ARCHIVED})),
+    AuditAction.CANARY_STARTED: Effects(
+        targets=frozenset({VersionStatus.CANARY}), aliases=frozenset({Alias.CHALLENGER})
+    ),
+    AuditAction.CANARY_ABORTED: Effects(
+        targets=frozenset({VersionStatus.ROLLED_BACK}), aliases=frozenset({Alias.CHALLENGER})
+    ),
+    AuditAction.PROMOTION_FAILED: Effects(
+        targets=frozenset({VersionStatus.ROLLED_BACK}), aliases=frozenset({Alias.CHALLENGER})
+    ),
+    AuditAction.PROMOTED: Effects(
+        targets=frozenset({VersionStatus.PRODUCTION, VersionStatus.ARCHIVED}),
+        aliases=frozenset({Alias.CHAMPION, Alias.CHALLENGER}),
+        history=True,
+    ),
+    AuditAction.ROLLED_BACK: Effects(
+        targets=frozenset({VersionStatus.PRODUCTION, VersionStatus.ROLLED_BACK}),
+        aliases=frozenset({Alias.CHAMPION}),
+        history=True,
+    ),
+}
+#: Statuses only the audited version itself may reach in a change (never a bystander).
+_OWN_TARGETS = frozenset(
+    {
+        VersionStatus.APPROVED,
+        VersionStatus.PENDING_APPROVAL,
+        VersionStatus.CANARY,
+        VersionStatus.PRODUCTION,
+    }
+)
+
+
+def check_effects(change: RegistryChange, audit: AuditDraft) -> None:
+    """Refuse a change that does more to versions and aliases than its audit action says.
+
+    Examples
+    --------
+    >>> from flywheel.registry.models import StatusChange
+    >>> change = RegistryChange(model="churn", statuses=(StatusChange(
+    ...     version=3, expected=VersionStatus.PENDING_APPROVAL, target=VersionStatus.APPROVED),))
+    >>> draft = AuditDraft(model="churn", action=AuditAction.APPROVAL_REQUESTED, actor="wf",
+    ...                    version=3)
+    >>> check_effects(change, draft)
+    Traceback (most recent call last):
+    ...
+    flywheel.errors.NotPermittedError: approval_requested cannot move a version to approved
+    """
+    effects = EFFECTS.get(audit.action, Effects())
+    for status in change.statuses:
+        if status.target not in effects.targets:
+            raise NotPermittedError(
+                f"{audit.action!s} cannot move a version to {status.target!s}", field="change"
+            )
+        if not is_allowed(status.expected, status.target):
+            raise NotPermittedError(
+                f"the lifecycle does not lead from {status.expected!s} to {status.target!s}",
+                field="change",
+            )
+        if status.target in _OWN_TARGETS and status.version != audit.version:
+            raise NotPermittedError(
+                f"{audit.action!s} of version {audit.version} cannot move version {status.version}",
+                field="change",
+            )
+    for alias in change.aliases:
+        if alias.alias not in effects.aliases:
+            raise NotPermittedError(
+                f"{audit.action!s} cannot change the {alias.alias!s} alias", field="change"
+            )
+        if alias.target is not None and alias.target != audit.version:
+            raise NotPermittedError(
+                f"{audit.action!s} of version {audit.version} cannot point "
+                f"{alias.alias!s} at version {alias.target}",
+                field="change",
+            )
+    if change.champion_history is not None and not effects.history:
+        raise NotPermittedError(
+            f"{audit.action!s} cannot rewrite the champion history", field="change"
+        )
 
 
 #: Capabilities people use (through the CLI and SDK): they must prove who they are.
@@ -253,6 +361,7 @@ class RecordsWriter:
                 raise InvalidRequestError("the change and the audit entry name different models")
             for record in change.records:
                 self._check_record(record, capability)
+            check_effects(change, audit)
             return WriteResponse(entry=self._store.apply(change, actor=actor, audit=audit))
         return WriteResponse(entry=self._audit.append(audit))
 

@@ -110,6 +110,57 @@ def test_training_runs_register_and_ask_but_cannot_approve_or_promote(tables: An
     assert str(promoted.status) == "production"
 
 
+@pytest.mark.parametrize(
+    ("statuses", "aliases", "refused"),
+    [
+        # approval_requested carrying the approval itself
+        ([("pending_approval", "approved")], [], "cannot move a version to approved"),
+        # ... or pointing the champion at the candidate
+        ([("candidate", "pending_approval")], [("champion", None)], "cannot change the champion"),
+        # ... or asking for another version than the one it audits
+        ([("candidate", "pending_approval")], [], "cannot move version 1"),
+        # ... or a move the lifecycle has no arrow for
+        ([("rejected", "pending_approval")], [], "does not lead from rejected"),
+    ],
+)
+def test_a_change_does_no_more_than_its_audit_action_says(
+    tables: Any, statuses: list[tuple[str, str]], aliases: list[tuple[str, Any]], refused: str
+) -> None:
+    """The training image records ``approval_requested``; it cannot smuggle an approval
+    or a new champion into the same change (the writer checks the effects, not only the
+    action)."""
+    from flywheel.registry.models import AliasChange, RegistryChange, StatusChange
+
+    workflows = _service(tables, "training-runs")
+    first = workflows.register(version_draft(name=MODEL), actor="workflow:run-1").version
+    second = workflows.register(version_draft(name=MODEL), actor="workflow:run-1").version
+    store, audit = tables
+    target = first if "version 1" in refused else second
+    change = RegistryChange(
+        model=MODEL,
+        statuses=tuple(StatusChange(version=target, expected=e, target=t) for e, t in statuses),
+        aliases=tuple(AliasChange(alias=a, expected=x, target=second) for a, x in aliases),
+    )
+    request = WriteRequest(
+        op=WriteOp.APPLY,
+        actor="workflow:run-1",
+        change=change,
+        audit=AuditDraft(
+            model=MODEL, action=AuditAction.APPROVAL_REQUESTED, actor="x", version=second
+        ),
+    )
+    before = list(audit.entries(MODEL))
+
+    answer = _writer(tables).handle(request, Capability.TRAINING_RUNS)
+
+    assert answer.error is not None
+    assert answer.error["code"] == "not_permitted"
+    assert refused in answer.error["message"]
+    assert list(audit.entries(MODEL)) == before
+    assert str(store.get_version(MODEL, second).status) == "candidate"
+    assert store.get_model(MODEL).champion is None
+
+
 def test_the_writers_refusal_reaches_the_caller_as_the_same_error(tables: Any) -> None:
     workflows = _service(tables, "workflows")
     number = _candidate(workflows)
