@@ -272,6 +272,35 @@ class Flywheel:
         return reproduce(registered, onnx_bytes, fetch=self.fetch)
 
     # -- governance ----------------------------------------------------------------------------
+    def retrain(self, name: str, *, reason: str) -> dict[str, Any]:
+        """Ask for a training run of a configured model, as yourself.
+
+        The request goes through the API's retrain route (SigV4 in AWS; its function on the
+        local runtime), so the run's requester is who the API says you are, and you will
+        not be able to approve its candidate. Returns the API's receipt (``model_name``,
+        ``requested_by``, ``reason``, ``event_id``); the run starts asynchronously.
+
+        Raises
+        ------
+        ReasonRequiredError
+            ``reason`` is empty.
+        ConfigError
+            No API here (an in-memory SDK).
+        ModelNotFoundError
+            The model has no workflow config (``flywheel models configure``).
+        """
+        if not (reason and reason.strip()):
+            raise ReasonRequiredError("a reason is required to ask for a training run",
+                                      field="reason")  # fmt: skip
+        api = self.platform.api(self.actor)
+        if api is None:
+            raise ConfigError(
+                "training runs are asked for through the platform's API: connect to the local "
+                "runtime or a deployed stage",
+                field="backend",
+            )
+        return api.request_retrain(name, reason=reason)
+
     def approve(self, name: str, version: int, *, reason: str) -> ModelVersion:
         """Approve ``version``: through its training run's approval when one waits on it
         (the API's path and checks, and the run resumes), else directly where allowed.
@@ -300,9 +329,9 @@ class Flywheel:
         service = self.platform.approval_service()
         found = service.find_for_version(name, version)
         if found is not None and found[0].status is ApprovalStatus.PENDING:
-            gateway = self.platform.approval_gateway(self.actor)
-            if gateway is not None:
-                gateway.decide(found[0].approval_id, decision=decision, reason=reason)
+            api = self.platform.api(self.actor)
+            if api is not None:
+                api.decide(found[0].approval_id, decision=decision, reason=reason)
             else:
                 service.decide(
                     found[0].approval_id, decision=Decision(decision), approver=self.actor,

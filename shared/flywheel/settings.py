@@ -85,6 +85,8 @@ class Settings(BaseSettings):
     api_url: str | None = None
     #: The approval function (the local runtime's stand-in for the approvals route).
     approval_function: str | None = None
+    #: The retrain function (the local runtime's stand-in for the retrain route).
+    retrain_function: str | None = None
     local_port: int = Field(default=5055, ge=1, le=65534)
     local_home: Path = Path(".flywheel")
     actor: str | None = None

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from flywheel.errors import ApproverNotAllowedError
+from flywheel.errors import ApproverNotAllowedError, ModelNotFoundError, ReasonRequiredError
 from flywheel.local.lifecycle import APPROVER, MODEL, OPERATOR, InProcessDriver, Lifecycle
 from flywheel.local.runtime import MOTO_CONFIG, LocalRuntime
 from flywheel.registry.models import VersionStatus
@@ -26,10 +26,15 @@ def life(aws_env: dict[str, str]) -> Iterator[Lifecycle]:
 
 
 def _retrain(life: Lifecycle, requested_by: str | None = None) -> tuple[str, int]:
-    detail = {"model_name": MODEL, **({"requested_by": requested_by} if requested_by else {})}
-    arn, version, _ = life.train_until_approval(
-        lambda: life.put_event("flywheel.operator", "RetrainRequested", detail)
-    )
+    """A run ``requested_by`` someone through the retrain route (as `flywheel retrain`
+    calls it), or one nobody asked for (as the schedule starts it)."""
+
+    def start() -> object:
+        if requested_by is None:
+            return life.put_event("flywheel.operator", "RetrainRequested", {"model_name": MODEL})
+        return life.sdk(requested_by).retrain(MODEL, reason="new labels")
+
+    arn, version, _ = life.train_until_approval(start)
     return arn, version
 
 
@@ -42,6 +47,17 @@ def test_the_requester_is_refused_by_the_cli_as_by_the_api(life: Lifecycle) -> N
     assert life.sdk(OPERATOR).get_version(MODEL, version).status is (VersionStatus.PENDING_APPROVAL)
     assert life.audit_actions()[-1] == "approval_refused"
     assert life.history(arn)[0] == "RUNNING"  # still waiting for someone else
+
+
+def test_retrain_names_the_caller_as_the_runs_requester(life: Lifecycle) -> None:
+    receipt = life.sdk(DATA_SCIENTIST).retrain(MODEL, reason="new labels")
+
+    assert receipt["requested_by"] == DATA_SCIENTIST
+    assert receipt["model_name"] == MODEL
+    with pytest.raises(ModelNotFoundError):
+        life.sdk(DATA_SCIENTIST).retrain("never-configured", reason="try")
+    with pytest.raises(ReasonRequiredError):
+        life.sdk(DATA_SCIENTIST).retrain(MODEL, reason=" ")
 
 
 def test_the_configs_author_cannot_approve_a_run_nobody_asked_for(life: Lifecycle) -> None:

@@ -77,6 +77,26 @@ def _serve_and_post(env: dict[str, str], cwd: Path) -> tuple[int, dict[str, Any]
         serve.wait(timeout=30)
 
 
+def _assert_verified_against_anchors(env: dict[str, str], cwd: Path) -> None:
+    """`flywheel audit verify` in its own process: intact, signed, and anchored."""
+    verify = _flywheel(env, "audit", "verify", DEMO_MODEL, cwd=cwd)
+    assert verify.returncode == 0, verify.stderr
+    assert "OK" in verify.stdout
+    said = " ".join(verify.stdout.split())
+    assert "head signed by the audit writer; checked against" in said
+    assert "anchor(s), the latest at entry" in said
+
+
+def _assert_retrain_names_the_caller(env: dict[str, str], cwd: Path) -> None:
+    """`flywheel retrain` goes through the retrain route: the caller is the requester."""
+    asked = _flywheel(env, "retrain", DEMO_MODEL, "-r", "new labels", cwd=cwd)
+    assert asked.returncode == 0, asked.stderr
+    assert "requested by trainer@example.com" in " ".join(asked.stdout.split())
+    unknown = _flywheel(env, "retrain", "never-configured", "-r", "x", cwd=cwd)
+    assert unknown.returncode == 1
+    assert "never-configured" in unknown.stderr
+
+
 def test_demo_then_audit_verify_then_tampering_is_pinpointed(
     local_env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -85,6 +105,8 @@ def test_demo_then_audit_verify_then_tampering_is_pinpointed(
     assert demo.returncode == 0, demo.stdout + demo.stderr
     assert (tmp_path / "reports" / "demo.html").is_file()
     assert "audit chain intact" in demo.stdout
+    # the demo's own check is the full one: a signed head and the scheduled job's anchors
+    assert "head signed by the audit writer; checked against" in " ".join(demo.stdout.split())
     report = (tmp_path / "reports" / "demo.json").read_text()
     assert '"RequestApproval"' in report  # every state visited is in the run report
     facts = json.loads(report)["facts"]
@@ -118,9 +140,8 @@ def test_demo_then_audit_verify_then_tampering_is_pinpointed(
     assert "degraded: accuracy" in page.read_text()
 
     # When the audit trail is verified from a separate process, it is intact
-    verify = _flywheel(local_env, "audit", "verify", DEMO_MODEL, cwd=tmp_path)
-    assert verify.returncode == 0, verify.stderr
-    assert "OK" in verify.stdout
+    _assert_verified_against_anchors(local_env, tmp_path)
+    _assert_retrain_names_the_caller(local_env, tmp_path)
 
     # And `flywheel serve` answers the champion's predictions on localhost (the README's curl)
     status, answer = _serve_and_post(local_env, tmp_path)

@@ -54,7 +54,7 @@ def test_train_approve_promote_and_serve(lifecycle: Lifecycle) -> None:
     assert status == 200, body
     assert body["version"] == 1
     assert body["variant"] == "champion"
-    assert lifecycle.verify()
+    assert lifecycle.verify().ok
     actors = {e["actor"] for e in lifecycle.run_record.audit}
     assert APPROVER in actors
 
@@ -117,7 +117,7 @@ def test_drift_triggers_exactly_one_retraining_run(lifecycle: Lifecycle) -> None
     actions = lifecycle.audit_actions()
     assert actions.count("retrain_triggered") == 2  # the manual run and the drift run
     assert actions.count("retrain_suppressed") == 1
-    assert lifecycle.verify()
+    assert lifecycle.verify().ok
 
 
 def test_wrong_labels_degrade_performance_and_the_retrain_is_suppressed_and_audited(
@@ -162,4 +162,4 @@ def test_wrong_labels_degrade_performance_and_the_retrain_is_suppressed_and_audi
     assert (window["predictions"], window["labelled"]) == (400, 400)
     assert 0.4 < window["metrics"]["accuracy"] < 0.55  # right on normal rows, wrong on drifted
     assert degraded["bias"]["attribute"] == "mean radius"
-    assert lifecycle.verify()
+    assert lifecycle.verify().ok

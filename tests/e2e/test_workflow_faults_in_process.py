@@ -82,7 +82,7 @@ def test_an_alarming_canary_is_rolled_back_and_audited(
     assert sdk.get_model(MODEL).champion == 1
     assert sdk.get_version(MODEL, 2).status is VersionStatus.ROLLED_BACK
     assert "canary_aborted" in life.audit_actions()
-    assert life.verify()
+    assert life.verify().ok
 
 
 def test_a_failed_promotion_step_leaves_alias_registry_and_audit_consistent(
@@ -102,7 +102,7 @@ def test_a_failed_promotion_step_leaves_alias_registry_and_audit_consistent(
     assert _live(life) == champion_routing
     assert life.sdk("test").get_model(MODEL).champion == 1
     assert "promotion_failed" in life.audit_actions()
-    assert life.verify()
+    assert life.verify().ok
 
 
 def test_a_candidate_that_fails_the_gate_is_never_registered(

@@ -64,6 +64,24 @@ class VerifyReport(BaseModel):
     def first_problem(self) -> ChainProblem | None:
         return self.problems[0] if self.problems else None
 
+    @property
+    def evidence(self) -> str:
+        """What the chain was checked against, in one line (the CLI and the demo print it).
+
+        Examples
+        --------
+        >>> VerifyReport(model="m", entries_checked=0, head=None, problems=()).evidence
+        'head not signed; no anchor yet (the anchor job has not copied this chain)'
+        """
+        signed = "signed by the audit writer" if self.signature_checked else "not signed"
+        against = (
+            f"checked against {self.anchors_checked} anchor(s), the latest at entry "
+            f"{self.anchor.seq} ({self.anchor.hash[:12]}…)"
+            if self.anchor is not None
+            else "no anchor yet (the anchor job has not copied this chain)"
+        )
+        return f"head {signed}; {against}"
+
 
 def verify_chain(
     model: str,

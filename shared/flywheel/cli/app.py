@@ -167,6 +167,20 @@ def reproduce(name: ModelName, version: VersionNumber) -> None:
 # -- governance ----------------------------------------------------------------------------------
 @app.command()
 @handle_errors
+def retrain(name: ModelName, reason: Reason = None) -> None:
+    """Ask for a training run of a configured model (you will not approve its candidate)."""
+    receipt = _sdk().retrain(name, reason=reason or "")
+    console.print(
+        f"training of {receipt.get('model_name', name)} requested by "
+        f"{receipt.get('requested_by', '?')} (event {receipt.get('event_id', '?')}); "
+        "the candidate will wait for another approver",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+@app.command()
+@handle_errors
 def approve(name: ModelName, version: VersionNumber, reason: Reason = None) -> None:
     """Approve a version that is pending approval."""
     v = _sdk().approve(name, version, reason=reason or "")
@@ -348,15 +362,7 @@ def audit_verify(
             + (f", head {head}" if head else ""),
             highlight=False,
         )
-        signed = "signed by the audit writer" if report.signature_checked else "not signed"
-        checked = report.anchor
-        against = (
-            f"checked against {report.anchors_checked} anchor(s), the latest at entry "
-            f"{checked.seq} ({checked.hash[:12]}…)"
-            if checked is not None
-            else "no anchor yet (the anchor job has not copied this chain)"
-        )
-        console.print(f"head {signed}; {against}; registry matches the trail", highlight=False)
+        console.print(f"{report.evidence}; registry matches the trail", highlight=False)
         return
     for problem in report.problems:
         err_console.print(f"[red]BROKEN[/] entry {problem.seq}: {problem.kind}: {problem.message}")
@@ -593,6 +599,8 @@ def demo(
     console.print(
         f"total {total:.1f}s; run report {report_dir / 'demo.html'}; audit chain "
         + ("[green]intact[/]" if run.verified else "[red]BROKEN[/]")
+        + f" ({run.facts.get('audit_evidence', 'not checked')})",
+        highlight=False,
     )
     console.print(
         f"next: [bold]flywheel models show {MODEL}[/], [bold]flywheel audit show {MODEL}[/], "

@@ -49,9 +49,9 @@ if TYPE_CHECKING:
     from flywheel.workflows.config import ModelConfigStore
     from flywheel.workflows.failures import WorkflowFailures
     from flywheel.workflows.ports import (
-        ApprovalGateway,
         CanaryHealth,
         EventPublisher,
+        PlatformApi,
         ServingControl,
         TaskTokens,
     )
@@ -201,8 +201,8 @@ class Platform(abc.ABC):
     @abc.abstractmethod
     def _make_blobs(self) -> BlobStore: ...
 
-    def approval_gateway(self, actor: str) -> ApprovalGateway | None:  # noqa: ARG002
-        """How people decide approvals here (``None``: in process, through the service)."""
+    def api(self, actor: str) -> PlatformApi | None:  # noqa: ARG002
+        """The platform's API as ``actor`` calls it (``None``: no API, in process only)."""
         return None
 
     @abc.abstractmethod
@@ -633,18 +633,24 @@ class AwsPlatform(Platform):
 
         return caller_arn(self.clients.client("sts"))
 
-    def approval_gateway(self, actor: str) -> ApprovalGateway | None:
-        """The deployed API (SigV4, in AWS) or the approval function (the local runtime)."""
-        from flywheel.adapters.approval_client import HttpApprovalGateway, LambdaApprovalGateway
+    def api(self, actor: str) -> PlatformApi | None:
+        """The deployed API (SigV4, in AWS) or its functions (the local runtime)."""
+        from flywheel.adapters.api_client import APPROVALS, RETRAIN, HttpApi, LambdaApi
 
         if self.settings.backend == "aws" and self.settings.api_url:
-            return HttpApprovalGateway(
+            return HttpApi(
                 self.settings.api_url, session=self.clients.session, region=self.settings.region
             )
-        if self.settings.approval_function:
-            return LambdaApprovalGateway(
-                self.settings.approval_function, actor=actor, client=self.clients.client("lambda")
+        functions = {
+            route: function
+            for route, function in (
+                (APPROVALS, self.settings.approval_function),
+                (RETRAIN, self.settings.retrain_function),
             )
+            if function
+        }
+        if functions:
+            return LambdaApi(functions, actor=actor, client=self.clients.client("lambda"))
         return None
 
 

@@ -24,13 +24,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from flywheel.audit.chain import verify_chain
 from flywheel.local.runtime import readable
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable, Iterable, Iterator
     from pathlib import Path
 
+    from flywheel.audit.chain import VerifyReport
     from flywheel.local.runtime import LocalRuntime
     from flywheel.settings import Settings
 
@@ -411,13 +411,14 @@ class Lifecycle:
     def audit_actions(self) -> list[str]:
         return [str(e.action) for e in self.sdk(OPERATOR).audit_entries(MODEL)]
 
-    def verify(self) -> bool:
+    def verify(self) -> VerifyReport:
+        """What ``flywheel audit verify`` checks: links, the signed head, the anchors the
+        scheduled anchor job wrote, the registry against the trail and the artifacts."""
         sdk = self.sdk(OPERATOR)
-        entries = sdk.audit_entries(MODEL)
-        self.run_record.audit = [e.model_dump(mode="json") for e in entries]
-        report = verify_chain(MODEL, entries, recorded_head=sdk.audit_head(MODEL))
+        self.run_record.audit = [e.model_dump(mode="json") for e in sdk.audit_entries(MODEL)]
+        report: VerifyReport = sdk.verify(MODEL)
         self.run_record.verified = report.ok
-        return report.ok
+        return report
 
 
 def _write_temp_config(config: dict[str, Any]) -> Path:
@@ -429,6 +430,17 @@ def _write_temp_config(config: dict[str, Any]) -> Path:
     return path
 
 
+def _api_functions(functions: Iterable[str]) -> dict[str, str]:
+    """The API's functions the SDK calls as people would call the routes."""
+    found: dict[str, str] = {}
+    for name in functions:
+        if name.endswith("-approval-api"):
+            found["approval_function"] = name
+        elif name.endswith("-retrain-api"):
+            found["retrain_function"] = name
+    return found
+
+
 class InProcessDriver:
     """The lifecycle on moto in this process (inside ``mock_aws(config=MOTO_CONFIG)``)."""
 
@@ -436,11 +448,10 @@ class InProcessDriver:
         from flywheel.settings import Settings
 
         self.runtime = runtime
-        approvals = [n for n in runtime.bridge.functions if n.endswith("-approval-api")]
         self.settings = Settings.of_deployment(
             runtime.deployment.resource_environment(),
             backend="aws",
-            approval_function=approvals[0] if approvals else None,
+            **_api_functions(runtime.bridge.functions),
         )
         self._clients: dict[str, Any] = {}
 
@@ -486,13 +497,12 @@ class ServerDriver:
 
         self.port = port
         self.resources = server.control(port, "/resources")
-        approvals = [f for f in self.resources["functions"] if f.endswith("-approval-api")]
         self.settings = Settings.of_deployment(
             self.resources["environment"],
             backend="local",
             local_port=port,
             endpoint_url=server.endpoint(port),
-            approval_function=approvals[0] if approvals else None,
+            **_api_functions(self.resources["functions"]),
         )
 
     def client(self, service: str) -> Any:
@@ -579,9 +589,7 @@ def run_demo(driver: Driver, *, progress: Callable[[str], None], report_dir: Pat
         status_text, states = life.wait(second["executionArn"])
         notes.append(f"{status_text} at {states[-1]} (audited as retrain_suppressed)")
     _labels_and_performance(life, run, progress)
-    with run.stage("audit verify", progress) as notes:
-        ok = life.verify()
-        notes.append(f"{'OK' if ok else 'BROKEN'}: {len(run.audit)} entries")
+    _verify(life, run, progress)
     for key in (TRAINING, PROMOTION):
         for execution in life.executions(key):
             status_text, states, _ = life.history(execution["executionArn"])
@@ -599,6 +607,15 @@ def run_demo(driver: Driver, *, progress: Callable[[str], None], report_dir: Pat
     run.facts["total_seconds"] = time.perf_counter() - total
     write_report(run, report_dir)
     return run
+
+
+def _verify(life: Lifecycle, run: LifecycleRun, progress: Callable[[str], None]) -> None:
+    """The last stage: the full check ``flywheel audit verify`` makes."""
+    with run.stage("audit verify (signed head, anchors)", progress) as notes:
+        report = life.verify()
+        notes.append(f"{'OK' if report.ok else 'BROKEN'}: {len(run.audit)} entries")
+        notes.append(report.evidence)
+        run.facts["audit_evidence"] = report.evidence
 
 
 def _drift_summary(drift: dict[str, Any] | None) -> list[str]:

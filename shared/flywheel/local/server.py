@@ -86,9 +86,10 @@ def connect(settings: S) -> S:
     endpoint_url = ensure_running(settings.local_port, settings.local_home)
     described = control(settings.local_port, "/resources")
     resources = dict(described["environment"])
-    approvals = [f for f in described.get("functions", []) if f.endswith("-approval-api")]
-    if approvals:
-        resources["FLYWHEEL_APPROVAL_FUNCTION"] = approvals[0]
+    for route, suffix in (("APPROVAL", "-approval-api"), ("RETRAIN", "-retrain-api")):
+        found = [f for f in described.get("functions", []) if f.endswith(suffix)]
+        if found:
+            resources[f"FLYWHEEL_{route}_FUNCTION"] = found[0]
     return settings.with_resources(resources, endpoint_url=endpoint_url)
 
 

@@ -132,8 +132,8 @@ class IdentityVerifier(Protocol):
         ...
 
 
-class ApprovalGateway(Protocol):
-    """The approval API as a client sees it: a decision made by the authenticated caller."""
+class PlatformApi(Protocol):
+    """The platform's API as a client sees it: what people do as the authenticated caller."""
 
     def decide(self, approval_id: str, *, decision: str, reason: str) -> dict[str, Any]:
         """Approve or reject; the API's answer (``status``, ``decided_by``, …).
@@ -142,5 +142,15 @@ class ApprovalGateway(Protocol):
         ------
         FlywheelError
             The API's refusal, as the same domain error (403, 404, 409, 410 …).
+        """
+        ...
+
+    def request_retrain(self, model: str, *, reason: str) -> dict[str, Any]:
+        """Ask for a training run; the API's receipt (``requested_by``, ``event_id``).
+
+        Raises
+        ------
+        FlywheelError
+            The API's refusal (400 no reason, 404 model not configured, …).
         """
         ...

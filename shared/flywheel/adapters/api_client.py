@@ -1,0 +1,171 @@
+"""The platform's API as the CLI and SDK call it: decisions and retrain requests are made
+by the API's functions, never in-process.
+
+In AWS a call is a SigV4-signed request to the stage's REST API (the caller's IAM
+identity is who acts); on the local runtime the route's function is invoked with the REST
+event API Gateway would send, carrying the named actor as the caller.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import TYPE_CHECKING, Any
+
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.exceptions import BotoCoreError, ClientError
+
+from flywheel.errors import FlywheelError, UnauthenticatedError, error_from_dict
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    import boto3
+    from mypy_boto3_lambda import LambdaClient
+
+__all__ = ["APPROVALS", "RETRAIN", "HttpApi", "LambdaApi", "PlatformApiError"]
+
+#: The routes the clients call: API Gateway's resource paths.
+APPROVALS = "/v1/approvals/{id}"
+RETRAIN = "/v1/models/{name}/retrain"
+
+
+class PlatformApiError(FlywheelError):
+    code = "platform_api_unavailable"
+
+
+def _answer(status: int, body: bytes) -> dict[str, Any]:
+    try:
+        payload: dict[str, Any] = json.loads(body or b"{}")
+    except ValueError:
+        payload = {}
+    if status >= 400:
+        error = payload.get("error") or {
+            "code": PlatformApiError.code,
+            "message": f"the platform's API answered {status}",
+        }
+        raise error_from_dict(error)
+    return payload
+
+
+def _path(resource: str, parameters: Mapping[str, str]) -> str:
+    """``resource`` with its ``{name}`` parts filled in, each URL-quoted.
+
+    Examples
+    --------
+    >>> _path("/v1/models/{name}/retrain", {"name": "churn"})
+    '/v1/models/churn/retrain'
+    """
+    path = resource
+    for key, value in parameters.items():
+        path = path.replace("{" + key + "}", urllib.parse.quote(value, safe=""))
+    return path
+
+
+class _Routes:
+    """What the platform's API offers a client; ``post`` is the transport."""
+
+    def post(
+        self, resource: str, parameters: Mapping[str, str], body: dict[str, Any]
+    ) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def decide(self, approval_id: str, *, decision: str, reason: str) -> dict[str, Any]:
+        """``POST /v1/approvals/{id}``: approve or reject as the caller."""
+        return self.post(APPROVALS, {"id": approval_id}, {"decision": decision, "reason": reason})
+
+    def request_retrain(self, model: str, *, reason: str) -> dict[str, Any]:
+        """``POST /v1/models/{name}/retrain``: ask for a training run as the caller."""
+        return self.post(RETRAIN, {"name": model}, {"reason": reason})
+
+
+class HttpApi(_Routes):
+    """The stage's REST API, each request signed with the caller's AWS credentials.
+
+    Examples
+    --------
+    >>> api = HttpApi("https://abc.execute-api.eu-west-1.amazonaws.com/prod",
+    ...               session=boto3.Session(), region="eu-west-1")  # doctest: +SKIP
+    >>> api.decide("9a1f…", decision="approve", reason="reviewed")["status"]  # doctest: +SKIP
+    'approved'
+    """
+
+    def __init__(self, api_url: str, *, session: boto3.Session, region: str) -> None:
+        self._url = api_url.rstrip("/")
+        self._session = session
+        self._region = region
+
+    def post(
+        self, resource: str, parameters: Mapping[str, str], body: dict[str, Any]
+    ) -> dict[str, Any]:
+        credentials = self._session.get_credentials()
+        if credentials is None:
+            raise UnauthenticatedError("no AWS credentials to sign the request with")
+        data = json.dumps(body).encode()
+        request = AWSRequest(
+            method="POST",
+            url=f"{self._url}{_path(resource, parameters)}",
+            data=data,
+            headers={"Content-Type": "application/json"},
+        )
+        SigV4Auth(credentials.get_frozen_credentials(), "execute-api", self._region).add_auth(
+            request
+        )
+        prepared = urllib.request.Request(
+            str(request.url), data=data, headers=dict(request.headers.items()), method="POST"
+        )
+        try:
+            with urllib.request.urlopen(prepared, timeout=30) as answer:
+                return _answer(answer.status, answer.read())
+        except urllib.error.HTTPError as err:
+            return _answer(err.code, err.read())
+        except (urllib.error.URLError, OSError) as err:
+            raise PlatformApiError(f"the platform's API at {self._url} is unreachable") from err
+
+
+class LambdaApi(_Routes):
+    """The local runtime's stand-in for API Gateway: invoke the route's function with the
+    REST proxy event, the actor as the caller's IAM identity.
+
+    ``functions`` maps each route (:data:`APPROVALS`, :data:`RETRAIN`) to its function.
+    """
+
+    def __init__(self, functions: Mapping[str, str], *, actor: str, client: LambdaClient) -> None:
+        self._functions = dict(functions)
+        self._actor = actor
+        self._client = client
+
+    def post(
+        self, resource: str, parameters: Mapping[str, str], body: dict[str, Any]
+    ) -> dict[str, Any]:
+        function = self._functions.get(resource)
+        if function is None:
+            raise PlatformApiError(f"the local runtime has no function for {resource}")
+        path = _path(resource, parameters)
+        event = {
+            "resource": resource,
+            "path": path,
+            "httpMethod": "POST",
+            "headers": {"Content-Type": "application/json"},
+            "pathParameters": dict(parameters),
+            "body": json.dumps(body),
+            "isBase64Encoded": False,
+            "requestContext": {
+                "resourcePath": resource,
+                "httpMethod": "POST",
+                "path": path,
+                "requestId": f"local-{path.strip('/').replace('/', '-')}",
+                "identity": {"userArn": self._actor},
+            },
+        }
+        try:
+            answer = self._client.invoke(FunctionName=function, Payload=json.dumps(event).encode())
+            payload = json.loads(answer["Payload"].read() or b"{}")
+        except (ClientError, BotoCoreError, ValueError) as err:
+            raise PlatformApiError(f"{function} could not be invoked") from err
+        if answer.get("FunctionError"):
+            raise PlatformApiError(f"{function} failed")
+        return _answer(int(payload.get("statusCode", 500)), str(payload.get("body", "")).encode())
