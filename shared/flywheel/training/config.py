@@ -41,7 +41,7 @@ from pydantic_core import PydanticCustomError
 from flywheel.errors import ConfigError
 from flywheel.features.models import ResourceName
 from flywheel.models import Frozen
-from flywheel.registry.models import Task, validate_model_name
+from flywheel.registry.models import FeatureType, Task, validate_model_name
 from flywheel.training.datasets import SKLEARN_DATASETS, parse_source
 from flywheel.training.estimators import (
     RESERVED_PARAMS,
@@ -50,6 +50,7 @@ from flywheel.training.estimators import (
     supports,
     unknown_params,
 )
+from flywheel.training.preprocessing import ColumnOptions
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -229,6 +230,25 @@ class FeatureRange(Frozen):
         return self
 
 
+class FeatureConfig(ColumnOptions):
+    """A feature's declared type and preprocessing (``features.<name>`` in the config).
+
+    ``type`` left out means inferred from the data (``flywheel schema infer`` prints
+    what would be). ``unknown`` says what serving does with a category the model never
+    saw: ``error`` (HTTP 422 naming the feature) or ``other`` (scored as none of the
+    known ones). ``max_length`` caps a text feature's characters in requests.
+
+    Examples
+    --------
+    >>> FeatureConfig(type="text", text={"analyzer": "char", "ngram_range": [2, 4]}).max_length
+    1000
+    """
+
+    type: FeatureType | None = None
+    unknown: Literal["error", "other"] = "error"
+    max_length: int = Field(default=1000, ge=1, le=100_000)
+
+
 class TrainingConfig(Frozen):
     """Everything needed to train, convert and (later) reproduce one model version.
 
@@ -261,7 +281,13 @@ class TrainingConfig(Frozen):
     precision: Precision = "float64"
     parity: ParityTolerances = Field(default_factory=ParityTolerances)
     feature_ranges: dict[str, FeatureRange] = Field(default_factory=dict)
+    #: Declared feature types and preprocessing, by feature name (others are inferred).
+    features: dict[str, FeatureConfig] = Field(default_factory=dict)
     description: str | None = Field(default=None, max_length=2000)
+
+    @property
+    def declared_types(self) -> dict[str, FeatureType]:
+        return {name: f.type for name, f in self.features.items() if f.type is not None}
 
     @field_validator("model")
     @classmethod
