@@ -10,6 +10,7 @@ into at most one retraining run (cooldown and dedupe are audited there).
 
 from __future__ import annotations
 
+import json
 import math
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -149,6 +150,7 @@ class DriftMonitor:
             reference.features,
             self._protected(model),
             self.batch_rows,
+            categorical=frozenset(reference.categorical),
         )
         window = reference.observe_batches(stream.batches())
         if window.rows < self.min_rows:
@@ -187,7 +189,7 @@ class DriftMonitor:
             self.artifacts,
             self.events,
             base=base,
-            document=result.model_dump(mode="json"),
+            document=json.loads(result.model_dump_json()),  # inf as "Infinity"
             html=html,
             detail_type=DRIFT_DETECTED,
             evidence=evidence if result.drift_detected else None,
@@ -250,14 +252,17 @@ class _CaptureStream:
         features: tuple[str, ...],
         attribute: ProtectedAttribute | None,
         batch_rows: int,
+        *,
+        categorical: frozenset[str] = frozenset(),
     ) -> None:
         self.source, self.prefixes, self.features = source, prefixes, features
+        self.categorical = categorical
         self.attribute, self.batch_rows = attribute, batch_rows
         self.scores: list[float] = []
         self.groups: list[Any] = []
         self.predictions: list[Any] = []
 
-    def batches(self) -> Iterator[dict[str, NDArray[np.float64]]]:
+    def batches(self) -> Iterator[dict[str, NDArray[Any]]]:
         pending: list[dict[str, Any]] = []
         for prefix in self.prefixes:
             for key in self.source.keys(prefix):
@@ -265,10 +270,10 @@ class _CaptureStream:
                 self._collect(rows)
                 pending.extend(rows)
                 if len(pending) >= self.batch_rows:
-                    yield _columns(pending, self.features)
+                    yield _columns(pending, self.features, self.categorical)
                     pending = []
         if pending:
-            yield _columns(pending, self.features)
+            yield _columns(pending, self.features, self.categorical)
 
     def _collect(self, rows: list[dict[str, Any]]) -> None:
         self.scores.extend(s for s in map(row_score, rows) if s is not None)
@@ -278,16 +283,29 @@ class _CaptureStream:
             self.predictions.extend(row.get("prediction") for row in rows)
 
 
-def _columns(rows: list[dict[str, Any]], names: tuple[str, ...]) -> dict[str, NDArray[np.float64]]:
+def _columns(
+    rows: list[dict[str, Any]], names: tuple[str, ...], categorical: frozenset[str] = frozenset()
+) -> dict[str, NDArray[Any]]:
     """Feature columns of captured rows, as the model saw them: numbers, ``true`` as 1,
-    ``null`` as NaN (missing)."""
+    ``null`` as NaN (missing); categorical features as their values (``None``: missing)."""
     features = [row["features"] for row in rows]
+    categories = {
+        n: np.array([_category(f.get(n)) for f in features], dtype=object)
+        for n in names
+        if n in categorical
+    }
+    numeric = tuple(n for n in names if n not in categorical)
     try:
-        matrix = np.array([[f.get(n) for n in names] for f in features], dtype=np.float64)
+        matrix = np.array([[f.get(n) for n in numeric] for f in features], dtype=np.float64)
     except (TypeError, ValueError):  # a value that is no number (not from a validated request)
-        return {n: np.array([_number(f.get(n)) for f in features]) for n in names}
-    columns = np.ascontiguousarray(matrix.T)
-    return {n: columns[j] for j, n in enumerate(names)}
+        return {**{n: np.array([_number(f.get(n)) for f in features]) for n in numeric},
+                **categories}  # fmt: skip
+    columns = np.ascontiguousarray(matrix.reshape(len(features), len(numeric)).T)
+    return {**{n: columns[j] for j, n in enumerate(numeric)}, **categories}
+
+
+def _category(value: Any) -> str | None:
+    return None if value is None or value == "" else str(value)
 
 
 def _number(value: Any) -> float:

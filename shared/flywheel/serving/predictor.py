@@ -322,13 +322,12 @@ def split_typed(
     ([[1.0, nan]], [['a']])
     """
     rows = matrix.shape[0]
-    numbers = np.empty((rows, len(numeric_idx)), dtype=np.float64)
-    for k, j in enumerate(numeric_idx):
-        column = matrix[:, j]
-        try:
-            numbers[:, k] = column
-        except (TypeError, ValueError):
-            numbers[:, k] = [math.nan if v is None else float(v) for v in column]
+    try:
+        numbers = np.array(matrix[:, numeric_idx], dtype=np.float64)
+    except (TypeError, ValueError):
+        numbers = np.empty((rows, len(numeric_idx)), dtype=np.float64)
+        for k, j in enumerate(numeric_idx):
+            numbers[:, k] = [math.nan if v is None else float(v) for v in matrix[:, j]]
     strings = np.empty((rows, len(string_idx)), dtype=object)
     for k, j in enumerate(string_idx):
         strings[:, k] = ["" if v is None else str(v) for v in matrix[:, j]]

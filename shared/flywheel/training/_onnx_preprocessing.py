@@ -55,16 +55,19 @@ class _Builder:
         return out
 
 
-def _numeric(b: _Builder, step: NumericStep) -> list[str]:
-    column = b.node("Gather", [NUMERIC_INPUT, b.const("idx", [step.column], np.int64)], "col",
-                    axis=1)  # fmt: skip
-    missing = b.node("IsNaN", [column], "isnan")
-    filled = b.node("Where", [missing, b.const("fill", step.fill, np.float64), column], "fill")
-    if not step.indicator:
-        return [filled]
+def _numeric(b: _Builder, steps: list[NumericStep]) -> list[str]:
+    """All numbers at once: gaps filled, then the flagged columns' missing indicators."""
     from onnx import TensorProto
 
-    return [filled, b.node("Cast", [missing], "flag", to=TensorProto.DOUBLE)]
+    missing = b.node("IsNaN", [NUMERIC_INPUT], "isnan")
+    fills = b.const("fills", [[s.fill for s in steps]], np.float64)
+    out = [b.node("Where", [missing, fills, NUMERIC_INPUT], "filled")]
+    flagged = [s.column for s in steps if s.indicator]
+    if flagged:
+        picked = b.node("Gather", [missing, b.const("flagged", flagged, np.int64)], "flags",
+                        axis=1)  # fmt: skip
+        out.append(b.node("Cast", [picked], "flag", to=TensorProto.DOUBLE))
+    return out
 
 
 def _categorical(b: _Builder, step: CategoricalStep) -> list[str]:
@@ -134,11 +137,12 @@ def prepend(pre: Preprocessor, model: onnx.ModelProto) -> onnx.ModelProto:
             if name == NUMERIC_INPUT:
                 node.input[i] = _FEATURES
     b = _Builder()
-    columns: list[str] = []
+    numeric = pre.numeric_steps
+    columns: list[str] = _numeric(b, numeric) if numeric else []
     for step in pre.steps:
         if isinstance(step, NumericStep):
-            columns.extend(_numeric(b, step))
-        elif isinstance(step, CategoricalStep):
+            continue
+        if isinstance(step, CategoricalStep):
             columns.extend(_categorical(b, step))
         else:
             columns.extend(_text(b, step))

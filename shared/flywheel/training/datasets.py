@@ -518,7 +518,7 @@ def infer_types(columns: Mapping[str, Any]) -> dict[str, FeatureType]:
         ):
             kinds[name] = "bool"
         elif column.text and all(_parses_as_float(v) for v in present):
-            kinds[name] = "float"
+            kinds[name] = "float"  # declare `int` to refuse fractions at serving time
         else:
             texts = [str(v) for v in present]
             distinct = len(set(texts))

@@ -172,9 +172,17 @@ class Preprocessor(Frozen):
     string_features: tuple[str, ...] = ()
 
     @property
+    def numeric_steps(self) -> list[NumericStep]:
+        return [s for s in self.steps if isinstance(s, NumericStep)]
+
+    @property
     def output_names(self) -> list[str]:
-        """The columns the estimator sees, in order (``plan=pro``, ``note:great``, …)."""
-        return [name for step in self.steps for name in step.outputs]
+        """The columns the estimator sees, in order: the numbers (gaps filled), their
+        missing flags, then each categorical and text feature's columns
+        (``plan=pro``, ``note:great``, …)."""
+        numeric = self.numeric_steps
+        names = [s.name for s in numeric] + [f"{s.name}__missing" for s in numeric if s.indicator]
+        return names + [n for s in self.steps if not isinstance(s, NumericStep) for n in s.outputs]
 
     @property
     def width(self) -> int:
@@ -226,14 +234,18 @@ class Preprocessor(Frozen):
         """
         numbers, strings = self.split(rows)
         blocks: list[NDArray[np.float64]] = []
+        numeric = self.numeric_steps
+        if numeric:
+            missing = np.isnan(numbers)
+            fills = np.array([[s.fill for s in numeric]], dtype=np.float64)
+            blocks.append(np.where(missing, fills, numbers))
+            flagged = [s.column for s in numeric if s.indicator]
+            if flagged:
+                blocks.append(missing[:, flagged].astype(np.float64))
         for step in self.steps:
             if isinstance(step, NumericStep):
-                column = numbers[:, step.column]
-                missing = np.isnan(column)
-                blocks.append(np.where(missing, step.fill, column)[:, None])
-                if step.indicator:
-                    blocks.append(missing.astype(np.float64)[:, None])
-            elif isinstance(step, CategoricalStep):
+                continue
+            if isinstance(step, CategoricalStep):
                 values = strings[:, step.column]
                 onehot = np.stack([values == c for c in step.categories], axis=1).astype(np.float64)
                 if step.encoding == "onehot":

@@ -175,3 +175,29 @@ def test_a_window_read_in_small_batches_scores_like_one_read_whole(world: Monito
         measured = {k: v for k, v in theirs.statistics.model_dump().items() if v is not None}
         assert mine.statistics.model_dump(exclude_none=True) == pytest.approx(measured, rel=1e-9)
         assert mine.current_mean == pytest.approx(theirs.current_mean, rel=1e-12)
+
+
+def test_categorical_and_text_features_of_a_typed_model_are_scored_or_left_out(
+    world: Monitoring,
+) -> None:
+    # Given a model trained on a plan category, a note (text) and an age with gaps
+    rng = np.random.default_rng(9)
+    plans = rng.choice(["basic", "pro", "team"], 3000, p=[0.6, 0.3, 0.1]).astype(object)
+    training = np.empty((3000, 2), dtype=object)
+    training[:, 0] = plans
+    training[:, 1] = rng.normal(40, 10, 3000)
+    world.champion_with_profile(build_profile(training, ["plan", "age"], ["plan"]))
+    # And traffic that moved to "team" and brings a plan the model never saw
+    served = rng.choice(["basic", "team", "gold"], 500, p=[0.3, 0.5, 0.2])
+    _capture(world, [{"plan": str(p), "age": 40.0, "note": "cancel please"} for p in served], 0)
+
+    run = world.drift_monitor().run(MODEL)
+
+    assert run.result is not None
+    plan = run.result.feature("plan")
+    assert plan.kind == "categorical"
+    assert plan.drifted
+    assert plan.current_rows == 500
+    assert plan.current_missing_rate == 0.0  # strings counted as categories, not as gaps
+    assert "gold" in (plan.new_categories or ())
+    assert [f.feature for f in run.result.features] == ["plan", "age"]  # the note is text
