@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from flywheel.drift.profile import ReferenceProfile
+from flywheel.drift.profile import ReferenceProfile, text_columns
 from flywheel.drift.scorer import DriftResult, PredictionDrift, score_window
 from flywheel.drift.statistics import DriftPolicy
 from flywheel.errors import InvalidInputError
@@ -28,7 +28,7 @@ from flywheel.serving.capture import DEFAULT_CAPTURE_PREFIX, decode_capture
 from flywheel.serving.comparison import PREDICTION_ALPHA, prediction_shift_of_scores, row_score
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Mapping
     from datetime import datetime
 
     from numpy.typing import NDArray
@@ -151,6 +151,7 @@ class DriftMonitor:
             self._protected(model),
             self.batch_rows,
             categorical=frozenset(reference.categorical),
+            text=reference.text,
         )
         window = reference.observe_batches(stream.batches())
         if window.rows < self.min_rows:
@@ -254,9 +255,11 @@ class _CaptureStream:
         batch_rows: int,
         *,
         categorical: frozenset[str] = frozenset(),
+        text: Mapping[str, tuple[str, ...]] | None = None,
     ) -> None:
         self.source, self.prefixes, self.features = source, prefixes, features
         self.categorical = categorical
+        self.text = dict(text or {})
         self.attribute, self.batch_rows = attribute, batch_rows
         self.scores: list[float] = []
         self.groups: list[Any] = []
@@ -270,10 +273,10 @@ class _CaptureStream:
                 self._collect(rows)
                 pending.extend(rows)
                 if len(pending) >= self.batch_rows:
-                    yield _columns(pending, self.features, self.categorical)
+                    yield _columns(pending, self.features, self.categorical, self.text)
                     pending = []
         if pending:
-            yield _columns(pending, self.features, self.categorical)
+            yield _columns(pending, self.features, self.categorical, self.text)
 
     def _collect(self, rows: list[dict[str, Any]]) -> None:
         self.scores.extend(s for s in map(row_score, rows) if s is not None)
@@ -284,11 +287,19 @@ class _CaptureStream:
 
 
 def _columns(
-    rows: list[dict[str, Any]], names: tuple[str, ...], categorical: frozenset[str] = frozenset()
+    rows: list[dict[str, Any]],
+    names: tuple[str, ...],
+    categorical: frozenset[str] = frozenset(),
+    text: Mapping[str, tuple[str, ...]] | None = None,
 ) -> dict[str, NDArray[Any]]:
     """Feature columns of captured rows, as the model saw them: numbers, ``true`` as 1,
-    ``null`` as NaN (missing); categorical features as their values (``None``: missing)."""
+    ``null`` as NaN (missing); categorical features as their values (``None``: missing);
+    text features as their length and share of known words."""
     features = [row["features"] for row in rows]
+    derived: dict[str, NDArray[Any]] = {}
+    for name, vocabulary in (text or {}).items():
+        derived.update(text_columns(name, [f.get(name) for f in features], vocabulary))
+    names = tuple(n for n in names if n not in derived)
     categories = {
         n: np.array([_category(f.get(n)) for f in features], dtype=object)
         for n in names
@@ -299,9 +310,9 @@ def _columns(
         matrix = np.array([[f.get(n) for n in numeric] for f in features], dtype=np.float64)
     except (TypeError, ValueError):  # a value that is no number (not from a validated request)
         return {**{n: np.array([_number(f.get(n)) for f in features]) for n in numeric},
-                **categories}  # fmt: skip
+                **categories, **derived}  # fmt: skip
     columns = np.ascontiguousarray(matrix.reshape(len(features), len(numeric)).T)
-    return {**{n: columns[j] for j, n in enumerate(numeric)}, **categories}
+    return {**{n: columns[j] for j, n in enumerate(numeric)}, **categories, **derived}
 
 
 def _category(value: Any) -> str | None:

@@ -17,7 +17,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
 
-from flywheel.drift.profile import ReferenceProfile, build_profile, score_column
+from flywheel.drift.profile import (
+    ReferenceProfile,
+    build_profile,
+    score_column,
+    text_columns,
+    text_vocabulary,
+)
 from flywheel.errors import ConfigError, DatasetError, TrainingError
 from flywheel.registry.models import (
     ArtifactRef,
@@ -215,15 +221,31 @@ def _with_preprocessing(
 
 
 def _profile(dataset: Dataset, x_train: Any, scores: NDArray[np.float64]) -> ReferenceProfile:
-    """The training split's reference profile: numbers and categories (text is left out)."""
+    """The training split's reference profile: numbers, categories, and each text feature
+    as its length and its share of known words (:func:`~flywheel.drift.profile.text_columns`)."""
     kinds = dict(zip(dataset.feature_names, dataset.feature_dtypes, strict=True))
-    profiled = [i for i, name in enumerate(dataset.feature_names) if kinds[name] != "text"]
-    names = [dataset.feature_names[i] for i in profiled]
-    categorical = [n for n in names if kinds[n] == "categorical"]
-    columns = x_train[:, profiled]
-    if not categorical:
-        columns = np.asarray(columns, dtype=np.float64)
-    return build_profile(columns, names, categorical, predictions=scores)
+    names: list[str] = []
+    columns: list[Any] = []
+    vocabularies: dict[str, tuple[str, ...]] = {}
+    for i, name in enumerate(dataset.feature_names):
+        if kinds[name] == "text":
+            values = list(x_train[:, i])
+            vocabularies[name] = text_vocabulary(values)
+            for derived, column in text_columns(name, values, vocabularies[name]).items():
+                names.append(derived)
+                columns.append(column)
+        else:
+            names.append(name)
+            columns.append(x_train[:, i])
+    categorical = [n for n in names if kinds.get(n) == "categorical"]
+    if categorical:
+        matrix = np.empty((len(x_train), len(columns)), dtype=object)
+        for j, column in enumerate(columns):
+            matrix[:, j] = column
+    else:
+        matrix = np.column_stack([np.asarray(c, dtype=np.float64) for c in columns])
+    profile = build_profile(matrix, names, categorical, predictions=scores)
+    return profile.model_copy(update={"text": vocabularies}) if vocabularies else profile
 
 
 def _input_schema(
