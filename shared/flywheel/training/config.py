@@ -44,8 +44,10 @@ from flywheel.models import Frozen
 from flywheel.registry.models import FeatureType, Task, validate_model_name
 from flywheel.training.datasets import SKLEARN_DATASETS, parse_source
 from flywheel.training.estimators import (
+    FLOAT64_ONLY,
     RESERVED_PARAMS,
     Estimator,
+    conflicting_params,
     invalid_params,
     supports,
     unknown_params,
@@ -331,7 +333,19 @@ class TrainingConfig(Frozen):
         if invalid:
             name = invalid[0]
             raise _error(name, f"invalid value {params[name]!r} for {estimator} ({task})")
+        conflicts = conflicting_params(estimator, params)
+        if conflicts:
+            name, reason = next(iter(conflicts.items()))
+            raise _error(name, reason)
         return params
+
+    @field_validator("precision")
+    @classmethod
+    def _precision_fits_estimator(cls, precision: Precision, info: ValidationInfo) -> Precision:
+        estimator = info.data.get("estimator")
+        if precision == "float32" and estimator in FLOAT64_ONLY:
+            raise ValueError(f"{estimator} converts in float64 only (ADR 5)")
+        return precision
 
 
 def config_error(error: ValidationError) -> ConfigError:
