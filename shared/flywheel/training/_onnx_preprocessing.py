@@ -1,6 +1,6 @@
 """Write a :class:`~flywheel.training.preprocessing.Preprocessor` as ONNX nodes in front of
 an estimator's graph (standard operators in double precision; text through
-``com.microsoft.Tokenizer`` and ``TfIdfVectorizer``, which computes in float32)."""
+``com.microsoft.Tokenizer`` and ``TfIdfVectorizer`` counts, weighted in double)."""
 
 from __future__ import annotations
 
@@ -103,20 +103,21 @@ def _text(b: _Builder, step: TextStep) -> list[str]:
         by_n[len(gram)].append(i)
     pool: list[str] = []
     indexes: list[int] = []
-    weights: list[float] = []
     counts: list[int] = []
     for n in range(1, high + 1):
         counts.append(len(pool))
         for i in by_n[n]:
             pool.extend(step.vocabulary[i])
             indexes.append(i)
-            weights.append(step.idf[i])
-    tfidf = b.node(
-        "TfIdfVectorizer", [toks], "tfidf", mode="TFIDF", min_gram_length=low,
+    # Counts (exact in float32), then the idf weights and the norm in double precision.
+    tf = b.node(
+        "TfIdfVectorizer", [toks], "tf", mode="TF", min_gram_length=low,
         max_gram_length=high, max_skip_count=0, ngram_counts=counts, ngram_indexes=indexes,
-        pool_strings=pool, weights=weights,
+        pool_strings=pool,
     )  # fmt: skip
-    wide = b.node("Cast", [tfidf], "tfidf64", to=TensorProto.DOUBLE)
+    counts64 = b.node("Cast", [tf], "tf64", to=TensorProto.DOUBLE)
+    idf = b.const("idf", [list(step.idf)], np.float64)
+    wide = b.node("Mul", [counts64, idf], "tfidf")
     squares = b.node("Mul", [wide, wide], "sq")
     total = b.node("ReduceSum", [squares, b.const("axis", [1], np.int64)], "ss", keepdims=1)
     norm = b.node("Sqrt", [total], "norm")
@@ -176,7 +177,7 @@ def prepend(pre: Preprocessor, model: onnx.ModelProto) -> onnx.ModelProto:
     graph.input.extend([*inputs, *kept])
     opsets = {o.domain: o.version for o in out.opset_import}
     opsets[""] = max(opsets.get("", 0), PREPROCESSING_OPSET)
-    if pre.float32_only:
+    if pre.uses_tokenizer:
         opsets[_CONTRIB] = 1
     del out.opset_import[:]
     out.opset_import.extend(helper.make_opsetid(d, v) for d, v in sorted(opsets.items()))

@@ -18,8 +18,8 @@ Notes
   policy, missing) is all zeros, or code -1.
 * Text: TF-IDF as scikit-learn computes it by default (smooth idf, l2 norm, raw counts)
   over word n-grams (``\\w\\w+`` tokens of the text with ASCII letters lowercased) or
-  character n-grams (every character). ONNX's ``TfIdfVectorizer`` computes in float32,
-  so a model with text features is parity-checked with the float32 tolerances.
+  character n-grams (every character). ONNX's ``TfIdfVectorizer`` counts the n-grams
+  (exact in its float32 output); the idf weights and the norm are applied in double.
 """
 
 from __future__ import annotations
@@ -189,8 +189,8 @@ class Preprocessor(Frozen):
         return len(self.output_names)
 
     @property
-    def float32_only(self) -> bool:
-        """Whether an operator computes in float32 (TF-IDF does)."""
+    def uses_tokenizer(self) -> bool:
+        """Whether the graph needs onnxruntime's ``Tokenizer`` (text features do)."""
         return any(isinstance(s, TextStep) for s in self.steps)
 
     def split(self, rows: NDArray[Any]) -> tuple[NDArray[np.float64], NDArray[Any]]:

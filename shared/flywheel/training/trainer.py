@@ -410,9 +410,6 @@ def train(
     note = conversion.fallback_reason
     if preprocessor is not None:
         onnx_bytes = _with_preprocessing(preprocessor, onnx_bytes, metadata, conversion.precision)
-        if preprocessor.float32_only:
-            parity_precision = "float32"
-            note = "text features: ONNX TfIdfVectorizer computes in float32"
     timings["convert"] = time.perf_counter() - started
 
     started = time.perf_counter()
