@@ -236,3 +236,52 @@ def test_bad_feature_declarations_are_refused_naming_the_field(tmp_path: Path) -
         train_from_config(_config(source, "random_forest", nope={"type": "float"}))
     with pytest.raises(DatasetError, match="column 'plan' is declared float but holds"):
         train_from_config(_config(source, "random_forest", plan={"type": "float"}))
+
+
+def _regression_table(path: Path, n: int = 400) -> Path:
+    rng = np.random.default_rng(5)
+    lines = ["size,plan,note,price"]
+    for _ in range(n):
+        plan = str(rng.choice(["basic", "pro", "team"]))
+        note = str(rng.choice(NOTES)).replace("\n", " ")
+        size = "" if rng.random() < 0.1 else f"{rng.uniform(10, 100):.1f}"
+        price = 3 * float(size or 50) + {"basic": 0, "pro": 40, "team": 90}[plan]
+        lines.append(f'{size},{plan},"{note}",{price + rng.normal(0, 5):.2f}')
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.mark.parametrize(
+    "estimator",
+    [
+        "linear_regression",
+        "ridge",
+        "lasso",
+        "elastic_net",
+        "random_forest",
+        "gradient_boosting",
+        "hist_gradient_boosting",
+        "lightgbm",
+        "xgboost",
+    ],
+)
+def test_every_regressor_reproduces_its_reference_on_raw_rows(
+    tmp_path: Path, estimator: str
+) -> None:
+    config = parse_config(
+        {
+            "model": "price",
+            "task": "regression",
+            "estimator": estimator,
+            "seed": 3,
+            "dataset": {"source": str(_regression_table(tmp_path / "r.csv")), "target": "price"},
+            "features": {"note": {"type": "text", "text": {"ngram_range": [1, 2]}}},
+        }
+    )
+
+    outcome = train_from_config(config)
+
+    assert outcome.parity.passed
+    assert outcome.parity.precision == "float64"
+    assert outcome.parity.max_abs_diff <= 1e-9 * (1 + float(np.abs(outcome.y_holdout).mean()))
+    assert outcome.metrics["r2"] > 0.8
