@@ -48,11 +48,13 @@ def test_the_challenger_is_the_canary_and_everything_else_serves_as_champion():
 
 
 def test_a_stale_role_is_refreshed_in_the_background_without_blocking():
-    # Given a registry lookup that takes 300 ms and now says "canary"
+    # Given a registry lookup that waits until released and now says "canary"
     release = threading.Event()
+    finished = threading.Event()
 
     def slow_lookup() -> Variant:
-        release.wait(1)
+        release.wait(5)
+        finished.set()
         return Variant.CANARY
 
     now = [0.0]
@@ -61,11 +63,11 @@ def test_a_stale_role_is_refreshed_in_the_background_without_blocking():
     )
     # When the TTL has passed and the role is asked for
     now[0] = 31.0
-    started = time.perf_counter()
     answer = tracker.current()
-    # Then the cached answer comes back at once, and the new one after the lookup
+    # Then the cached answer comes back while the lookup is still running (it did not
+    # wait for it), and the new one after the lookup
     assert answer is Variant.CHAMPION
-    assert time.perf_counter() - started < 0.05
+    assert not finished.is_set()
     release.set()
     deadline = time.monotonic() + 2
     while tracker.current() is not Variant.CANARY and time.monotonic() < deadline:
