@@ -74,6 +74,14 @@ class TrainReport:
 
 
 @dataclass(frozen=True)
+class ImportReport:
+    """What :meth:`Flywheel.register_onnx` did: the version and how long each step took."""
+
+    version: ModelVersion
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class ChangeResult:
     """A promotion or rollback: the new champion and what alias ``live`` serves."""
 
@@ -204,7 +212,7 @@ class Flywheel:
             cfg, dataset, feature_view, snapshot = self._join_feature_view(cfg, run_id, progress)
         timings["load_data_s"] = time.perf_counter() - started
 
-        progress(f"training {cfg.estimator}, converting to ONNX, checking parity")
+        progress(f"training {cfg.entrypoint or cfg.estimator}, converting to ONNX, checking parity")
         outcome = train(cfg, dataset, run_id=run_id, feature_view=feature_view)
 
         progress("validating the ONNX artifact")
@@ -262,6 +270,81 @@ class Flywheel:
         from flywheel.training.config import parse_config
 
         return self.train(parse_config(config), reason=reason, progress=progress)
+
+    def register_onnx(
+        self,
+        name: str,
+        onnx: str | Path,
+        *,
+        schema: str | Path | Mapping[str, Any],
+        reference: str | Path,
+        expected: str | Path | None = None,
+        reason: str | None = None,
+        progress: Progress = _quiet,
+    ) -> ImportReport:
+        """Register an ONNX model trained elsewhere, through the same gate as a trained one.
+
+        Validates the graph against ``schema``, runs it on the ``reference`` sample
+        (CSV or Parquet), compares ``expected`` outputs when given, profiles the sample
+        for drift, uploads the model and profile, registers a candidate whose lineage
+        says it is not reproducible, and asks for approval. Nothing is registered when
+        any step fails (see :func:`~flywheel.training.byo.import_onnx`).
+
+        Examples
+        --------
+        >>> fw = Flywheel.in_memory(actor="ana")
+        >>> fw.register_onnx(
+        ...     "iris", "model.onnx", schema="schema.yaml", reference="sample.csv"
+        ... ).version.status  # doctest: +SKIP
+        <VersionStatus.PENDING_APPROVAL: 'pending_approval'>
+        """
+        from flywheel.registry.models import validate_model_name
+        from flywheel.training.byo import import_onnx, load_schema, load_schema_file, read_file
+
+        try:
+            validate_model_name(name)
+        except ValueError as err:
+            raise ConfigError(f"name: {err}", field="name") from None
+        timings: dict[str, float] = {}
+        started = time.perf_counter()
+        parsed = load_schema_file(schema) if isinstance(schema, str | Path) else load_schema(schema)
+        onnx_bytes = read_file(onnx, field="onnx")
+        sample = read_file(reference, field="reference")
+        outputs = None if expected is None else read_file(expected, field="expected")
+        run_id = f"{name}-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
+
+        progress("validating the ONNX model and running it on the reference sample")
+        imported = import_onnx(
+            name,
+            onnx_bytes,
+            parsed,
+            reference=sample,
+            reference_name=Path(reference).name,
+            expected=outputs,
+            expected_name=None if expected is None else Path(expected).name,
+            artifact_name=Path(onnx).name,
+            run_id=run_id,
+        )
+        timings["check_s"] = time.perf_counter() - started
+
+        progress("uploading artifact and reference profile")
+        started = time.perf_counter()
+        prefix = f"models/{name}/{run_id}"
+        artifact = self.artifacts.put(
+            f"{prefix}/model.onnx", imported.onnx_bytes, content_type="application/octet-stream"
+        )
+        profile_ref = self.artifacts.put_json(
+            f"{prefix}/reference_profile.json", imported.profile.model_dump(mode="json")
+        )
+        timings["upload_s"] = time.perf_counter() - started
+
+        progress("registering the candidate and requesting approval")
+        started = time.perf_counter()
+        draft = imported.version_draft(artifact, reference_profile=profile_ref)
+        version = self.registry.register(draft, actor=self.actor, reason=reason)
+        version = self.registry.request_approval(name, version.version, actor=self.actor)
+        timings["register_s"] = time.perf_counter() - started
+        return ImportReport(version=version, timings=timings)
 
     def reproduce(self, name: str, version: int | str) -> ReproduceReport:
         """Re-train a registered version from its lineage and compare the results."""

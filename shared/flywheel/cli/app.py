@@ -154,6 +154,51 @@ def _print_metrics(metrics: dict[str, float], parity: dict[str, Any]) -> None:
 
 @app.command()
 @handle_errors
+def register(
+    name: ModelName,
+    onnx: Annotated[Path, typer.Option("--onnx", help="The ONNX model file.")],
+    schema: Annotated[
+        Path, typer.Option("--schema", help="Features, task, outputs and classes (YAML/JSON).")
+    ],
+    reference: Annotated[
+        Path, typer.Option("--reference", help="A sample of inputs (CSV or Parquet).")
+    ],
+    expected: Annotated[
+        Path | None,
+        typer.Option("--expected", help="The model's outputs on the sample, to check parity."),
+    ] = None,
+    reason: Annotated[str | None, typer.Option("--reason", "-r")] = None,
+) -> None:
+    """Register an ONNX model trained elsewhere: validate, run, profile, request approval."""
+    with console.status("checking") as status:
+        report = _sdk().register_onnx(
+            name,
+            onnx,
+            schema=schema,
+            reference=reference,
+            expected=expected,
+            reason=reason,
+            progress=status.update,
+        )
+    v = report.version
+    imported = v.lineage.imported
+    console.print(
+        f"registered [bold]{v.name}[/] version [bold]{v.version}[/] ({v.status}); "
+        f"artifact sha256 {v.artifact.sha256[:12]}…, {v.artifact.size_bytes:,} bytes"
+    )
+    rows = imported.reference_rows if imported is not None else 0
+    checked = "parity checked" if v.parity is not None else "no expected outputs: parity unchecked"
+    console.print(
+        f"imported: reference profile from {rows:,} sample rows, {checked}; "
+        "training data, code and seed unknown (not reproducible)",
+        highlight=False,
+    )
+    if v.parity is not None:
+        _print_metrics(v.metrics, v.parity.model_dump())
+
+
+@app.command()
+@handle_errors
 def reproduce(name: ModelName, version: VersionNumber) -> None:
     """Re-train a version from its lineage and report whether results match."""
     with console.status(f"re-training {name} v{version}"):

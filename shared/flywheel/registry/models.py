@@ -228,22 +228,81 @@ class FeatureViewLineage(Frozen):
     rows_without_features: int = Field(default=0, ge=0)
 
 
+class EntrypointLineage(Frozen):
+    """The user's callable that built the model (``entrypoint:`` in the training config).
+
+    ``package``/``package_version`` name the installed distribution that provides the
+    module, when there is one; ``source_sha256`` is the SHA-256 of the module's file.
+
+    Examples
+    --------
+    >>> EntrypointLineage(spec="mypkg.models:build", package="mypkg", package_version="1.0").spec
+    'mypkg.models:build'
+    """
+
+    spec: str
+    package: str | None = None
+    package_version: str | None = None
+    source_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+
+
+class ImportedLineage(Frozen):
+    """What is known about an ONNX model trained outside Flywheel (``flywheel register``).
+
+    The checks ran on the reference sample (and the expected outputs, when given);
+    what the model was trained on, with which code and seed, is not known.
+
+    Examples
+    --------
+    >>> ImportedLineage(
+    ...     artifact_name="model.onnx", reference_name="sample.csv",
+    ...     reference_sha256="0" * 64, reference_rows=10,
+    ... ).unknown
+    ('training data', 'training code', 'training config', 'random seed')
+    """
+
+    artifact_name: str
+    producer: str = ""
+    opsets: dict[str, int] = Field(default_factory=dict)
+    reference_name: str
+    reference_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    reference_rows: int = Field(ge=1)
+    expected_name: str | None = None
+    expected_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    unknown: tuple[str, ...] = ("training data", "training code", "training config", "random seed")
+
+
 class Lineage(Frozen):
     """Everything needed to say where a version came from and to re-train it.
 
     ``feature_view`` is set when the training set was built from a feature view;
     ``dataset_id`` and ``training_config`` then name the joined snapshot.
+    ``entrypoint`` names the user's callable that built the model; ``imported``
+    describes an ONNX model trained elsewhere, whose dataset, code commit and seed
+    are ``None`` and which is not ``reproducible``.
     """
 
     code_commit: str | None = None
-    dataset_id: str
-    dataset_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    dataset_id: str | None = None
+    dataset_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
     dependency_lock_hash: str
     library_versions: dict[str, str] = Field(default_factory=dict)
-    random_seed: int
+    random_seed: int | None = None
     training_run_id: str
     training_config: dict[str, Any] = Field(default_factory=dict)
     feature_view: FeatureViewLineage | None = None
+    entrypoint: EntrypointLineage | None = None
+    imported: ImportedLineage | None = None
+    #: Whether ``flywheel reproduce`` can re-train the version from this record.
+    reproducible: bool = True
+
+    @model_validator(mode="after")
+    def _imported_is_not_reproducible(self) -> Lineage:
+        if self.imported is not None and self.reproducible:
+            raise ValueError("an imported model cannot be re-trained: reproducible is false")
+        if self.reproducible and (self.dataset_sha256 is None or self.random_seed is None):
+            raise ValueError("a reproducible version records its dataset hash and seed")
+        return self
 
 
 class VersionDraft(Frozen):

@@ -24,6 +24,7 @@ Examples
 from __future__ import annotations
 
 import json
+import re
 import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -58,6 +59,9 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
 Precision = Literal["float64", "float32"]
+
+#: ``package.module:callable`` (the callable may be dotted: ``module:Class.build``).
+ENTRYPOINT_PATTERN = r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*$"
 
 
 def _error(field: str, message: str) -> PydanticCustomError:
@@ -276,7 +280,9 @@ class TrainingConfig(Frozen):
     model: str
     task: Task
     dataset: DatasetConfig
-    estimator: Estimator
+    estimator: Estimator | None = None
+    #: ``package.module:callable`` returning an unfitted estimator (instead of ``estimator``).
+    entrypoint: str | None = None
     hyperparameters: dict[str, JsonValue] = Field(default_factory=dict)
     seed: int = Field(default=0, ge=0, le=2**32 - 1)
     test_size: float = Field(default=0.25, gt=0, lt=0.9)
@@ -309,11 +315,20 @@ class TrainingConfig(Frozen):
 
     @field_validator("estimator")
     @classmethod
-    def _estimator_fits_task(cls, estimator: Estimator, info: ValidationInfo) -> Estimator:
+    def _estimator_fits_task(
+        cls, estimator: Estimator | None, info: ValidationInfo
+    ) -> Estimator | None:
         task = info.data.get("task")
-        if task is not None and not supports(estimator, task):
+        if estimator is not None and task is not None and not supports(estimator, task):
             raise ValueError(f"{estimator} does not do {task}")
         return estimator
+
+    @field_validator("entrypoint")
+    @classmethod
+    def _entrypoint_form(cls, entrypoint: str | None) -> str | None:
+        if entrypoint is not None and not re.fullmatch(ENTRYPOINT_PATTERN, entrypoint):
+            raise ValueError(f"{entrypoint!r} is not of the form package.module:callable")
+        return entrypoint
 
     @field_validator("hyperparameters")
     @classmethod
@@ -346,6 +361,14 @@ class TrainingConfig(Frozen):
         if precision == "float32" and estimator in FLOAT64_ONLY:
             raise ValueError(f"{estimator} converts in float64 only (ADR 5)")
         return precision
+
+    @model_validator(mode="after")
+    def _one_way_to_build(self) -> TrainingConfig:
+        if self.estimator is None and self.entrypoint is None:
+            raise _error("estimator", "name an estimator, or an entrypoint (package.module:build)")
+        if self.estimator is not None and self.entrypoint is not None:
+            raise _error("entrypoint", "give either estimator or entrypoint, not both")
+        return self
 
 
 def config_error(error: ValidationError) -> ConfigError:

@@ -21,7 +21,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 from pydantic import Field
 
-from flywheel.errors import ArtifactIntegrityError, ArtifactNotFoundError, FlywheelError
+from flywheel.errors import (
+    ArtifactIntegrityError,
+    ArtifactNotFoundError,
+    FlywheelError,
+    TrainingError,
+)
 from flywheel.models import Frozen
 from flywheel.training.config import parse_config
 from flywheel.training.conversion import onnx_outputs
@@ -131,6 +136,8 @@ def reproduce(
         The re-trained model fails its own parity check.
     ConfigError
         The stored training config no longer validates.
+    TrainingError
+        The version was imported as ONNX: there is nothing to re-train.
 
     Examples
     --------
@@ -150,6 +157,14 @@ def reproduce(
     >>> (report.reproduced, report.onnx_sha256_match, report.max_prediction_diff)
     (True, True, 0.0)
     """
+    lineage = version.lineage
+    if not lineage.reproducible:
+        raise TrainingError(
+            f"lineage: version {getattr(version, 'version', '?')} of {version.name!r} was "
+            "imported as ONNX (flywheel register): its training data, code and seed are "
+            "unknown, so it cannot be re-trained",
+            field="lineage",
+        )
     if onnx_bytes is None:
         if fetch is None:
             raise ArtifactNotFoundError(
@@ -164,7 +179,6 @@ def reproduce(
             "onnx_bytes: the bytes do not match the registered artifact's SHA-256",
             field="onnx_bytes",
         )
-    lineage = version.lineage
     config = parse_config({**lineage.training_config, "seed": lineage.random_seed})
     if dataset is None:
         dataset = load_configured_dataset(config, fetch=fetch)

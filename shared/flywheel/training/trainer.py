@@ -40,14 +40,19 @@ from flywheel.training.config import TrainingConfig
 from flywheel.training.conversion import (
     ModelOutputs,
     check_parity,
-    convert_to_onnx,
     measure_parity,
     onnx_outputs,
     onnx_session,
     sklearn_outputs,
 )
 from flywheel.training.datasets import Dataset, load_dataset
-from flywheel.training.estimators import build_estimator, model_step
+from flywheel.training.entrypoints import (
+    build_model,
+    convert_model,
+    entrypoint_lineage,
+    fit_error,
+)
+from flywheel.training.estimators import model_step
 from flywheel.training.lineage import code_commit, dependency_lock_hash, library_versions
 from flywheel.training.metrics import holdout_metrics
 from flywheel.training.preprocessing import CategoricalStep, Preprocessor, fit_preprocessor
@@ -330,14 +335,14 @@ def train(
     Raises
     ------
     ConfigError
-        The dataset's task differs from the config's, or ``feature_ranges`` names
-        an unknown feature.
+        The dataset's task differs from the config's, ``feature_ranges`` names
+        an unknown feature, or the ``entrypoint`` cannot be imported or called.
     DatasetError
         Too few rows to split.
     ParityError
         The ONNX model does not reproduce scikit-learn within the tolerances.
     TrainingError
-        Conversion failed.
+        Fitting or conversion failed.
 
     Examples
     --------
@@ -372,20 +377,14 @@ def train(
     y_fit: NDArray[Any] = y_train
     if config.task is Task.CLASSIFICATION:
         y_fit = np.asarray(dataset.classes, dtype=object)[y_train]
-    estimator = build_estimator(
-        config.estimator, config.task, dict(config.hyperparameters), seed=config.seed
-    )
+    estimator = build_model(config)
     started = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
             estimator.fit(fit_x, y_fit)
-        except ValueError as err:
-            raise TrainingError(
-                f"estimator: {config.estimator} failed to fit; check the combination of "
-                "hyperparameters and the data",
-                field="estimator",
-            ) from err
+        except Exception as err:  # the model's own failure, named in one line
+            raise fit_error(config, err) from err
     timings = {"fit": time.perf_counter() - started}
     fit_warnings = tuple(
         dict.fromkeys(f"{w.category.__name__}: {str(w.message)[:200]}" for w in caught)
@@ -398,11 +397,10 @@ def train(
         "flywheel.classes": json.dumps(list(dataset.classes)),
     }
     started = time.perf_counter()
-    conversion = convert_to_onnx(
+    conversion = convert_model(
         estimator,
-        task=config.task,
+        config=config,
         n_features=preprocessor.width if preprocessor is not None else dataset.n_features,
-        precision=config.precision,
         metadata=metadata,
     )
     onnx_bytes = conversion.onnx_bytes
@@ -443,6 +441,7 @@ def train(
         training_run_id=run_id,
         training_config=config.model_dump(mode="json"),
         feature_view=feature_view,
+        entrypoint=entrypoint_lineage(config),
     )
     hyperparameters = _json_safe(model_step(estimator).get_params(deep=False))
     assert isinstance(hyperparameters, dict)

@@ -184,7 +184,7 @@ def test_several_problems_are_all_listed_in_details() -> None:
 def test_a_missing_required_field_is_named() -> None:
     data = {k: v for k, v in VALID.items() if k != "estimator"}
 
-    with pytest.raises(ConfigError, match=r"^estimator: Field required$"):
+    with pytest.raises(ConfigError, match=r"^estimator: name an estimator, or an entrypoint"):
         parse_config(data)
 
 
