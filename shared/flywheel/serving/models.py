@@ -75,8 +75,8 @@ class PredictRequest(_Body):
 
     Give exactly one of ``record`` and ``records``, or only ``entity_id`` when the
     deployment looks features up in the online feature store.  Values are JSON
-    numbers, booleans or ``null``, keyed by feature name; the version's input schema
-    decides which are valid.
+    numbers, booleans, strings (categorical and text features) or ``null``, keyed by
+    feature name; the version's input schema decides which are valid.
 
     Examples
     --------
