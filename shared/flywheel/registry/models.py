@@ -200,6 +200,8 @@ class Lineage(Frozen):
     training_run_id: str
     training_config: dict[str, Any] = Field(default_factory=dict)
     feature_view: FeatureViewLineage | None = None
+    #: The hyperparameter search behind the fitted parameters: space, budget, winner, scores.
+    search: dict[str, Any] | None = None
 
 
 class VersionDraft(Frozen):

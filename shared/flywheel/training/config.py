@@ -50,6 +50,7 @@ from flywheel.training.estimators import (
     supports,
     unknown_params,
 )
+from flywheel.training.search_space import SearchConfig, check_space
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -256,6 +257,8 @@ class TrainingConfig(Frozen):
     dataset: DatasetConfig
     estimator: Estimator
     hyperparameters: dict[str, JsonValue] = Field(default_factory=dict)
+    #: Tune named hyperparameters by cross-validation on the training split.
+    search: SearchConfig | None = None
     seed: int = Field(default=0, ge=0, le=2**32 - 1)
     test_size: float = Field(default=0.25, gt=0, lt=0.9)
     precision: Precision = "float64"
@@ -306,6 +309,20 @@ class TrainingConfig(Frozen):
             name = invalid[0]
             raise _error(name, f"invalid value {params[name]!r} for {estimator} ({task})")
         return params
+
+    @field_validator("search")
+    @classmethod
+    def _known_search_space(
+        cls, search: SearchConfig | None, info: ValidationInfo
+    ) -> SearchConfig | None:
+        task, estimator = info.data.get("task"), info.data.get("estimator")
+        if search is None or task is None or estimator is None:
+            return search
+        fixed = info.data.get("hyperparameters") or {}
+        problem = check_space(search, estimator=estimator, task=task, fixed=fixed)
+        if problem is not None:
+            raise _error(*problem)
+        return search
 
 
 def config_error(error: ValidationError) -> ConfigError:

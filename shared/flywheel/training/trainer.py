@@ -44,6 +44,7 @@ from flywheel.training.datasets import Dataset, load_dataset
 from flywheel.training.estimators import build_estimator, model_step
 from flywheel.training.lineage import code_commit, dependency_lock_hash, library_versions
 from flywheel.training.metrics import holdout_metrics
+from flywheel.training.search import SearchReport, run_search
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -85,6 +86,8 @@ class TrainingOutcome(BaseModel):
     n_train: int
     n_holdout: int
     warnings: tuple[str, ...] = ()
+    #: The hyperparameter search whose winner was fitted (``search:`` in the config).
+    search: SearchReport | None = None
     estimator: Any = Field(exclude=True, repr=False)
     X_holdout: np.ndarray[Any, np.dtype[np.float64]] = Field(exclude=True, repr=False)
     y_holdout: np.ndarray[Any, np.dtype[Any]] = Field(exclude=True, repr=False)
@@ -279,9 +282,12 @@ def train(
     y_fit: NDArray[Any] = y_train
     if config.task is Task.CLASSIFICATION:
         y_fit = np.asarray(dataset.classes, dtype=object)[y_train]
-    estimator = build_estimator(
-        config.estimator, config.task, dict(config.hyperparameters), seed=config.seed
-    )
+    # The search sees the training split only; its winner is fitted on all of it below.
+    params, search = dict(config.hyperparameters), None
+    if config.search is not None:
+        search = run_search(config, x_train, y_train)
+        params.update(search.best.params)
+    estimator = build_estimator(config.estimator, config.task, params, seed=config.seed)
     started = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -294,6 +300,8 @@ def train(
                 field="estimator",
             ) from err
     timings = {"fit": time.perf_counter() - started}
+    if search is not None:
+        timings["search"] = search.seconds
     fit_warnings = tuple(
         dict.fromkeys(f"{w.category.__name__}: {str(w.message)[:200]}" for w in caught)
     )
@@ -345,6 +353,7 @@ def train(
         training_run_id=run_id,
         training_config=config.model_dump(mode="json"),
         feature_view=feature_view,
+        search=search.summary() if search is not None else None,
     )
     hyperparameters = _json_safe(model_step(estimator).get_params(deep=False))
     assert isinstance(hyperparameters, dict)
@@ -375,6 +384,7 @@ def train(
         n_train=len(train_idx),
         n_holdout=len(test_idx),
         warnings=fit_warnings,
+        search=search,
         estimator=estimator,
         X_holdout=x_holdout,
         y_holdout=y_holdout,
