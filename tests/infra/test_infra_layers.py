@@ -117,7 +117,7 @@ def test_requirements_are_fully_pinned() -> None:
     serving = (ROOT / "layers/base/requirements.txt").read_text() + (
         ROOT / "layers/onnxruntime/requirements.txt"
     ).read_text()
-    for heavy in ("scikit-learn", "scipy", "skl2onnx", "pandas"):
+    for heavy in ("scikit-learn", "scipy", "skl2onnx", "pandas", "lightgbm", "xgboost"):
         assert heavy not in serving  # the serving path ships no training libraries
 
 

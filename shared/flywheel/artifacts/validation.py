@@ -21,6 +21,9 @@ __all__ = ["ALLOWED_DOMAINS", "DEFAULT_MAX_BYTES", "OnnxSummary", "validate_onnx
 DEFAULT_MAX_BYTES = 200 * 1024 * 1024
 #: Operator domains a model may use: the standard ONNX and ONNX-ML operator sets.
 ALLOWED_DOMAINS = frozenset({"", "ai.onnx", "ai.onnx.ml"})
+#: Operators outside those sets that a model may still use: onnxruntime's tokenizer,
+#: which text features need (``flywheel.training.preprocessing``).
+ALLOWED_CONTRIB_OPS = frozenset({("com.microsoft", "Tokenizer")})
 
 # onnx.TensorProto.DataType values, so the module needs no onnx import to load.
 _FLOAT, _INT32, _STRING, _INT64, _DOUBLE = 1, 6, 8, 7, 11
@@ -235,8 +238,9 @@ def _refuse_external_data(onnx: ModuleType, graphs: list[Any]) -> None:
 
 def _check_domains(model: Any, graphs: list[Any]) -> dict[str, int]:
     opsets: dict[str, int] = {}
+    contrib = {domain for domain, _ in ALLOWED_CONTRIB_OPS}
     for opset in model.opset_import:
-        if opset.domain not in ALLOWED_DOMAINS:
+        if opset.domain not in ALLOWED_DOMAINS | contrib:
             raise InvalidArtifactError(
                 f"opset domain {opset.domain!r} is not allowed "
                 "(only '' / 'ai.onnx' and 'ai.onnx.ml')",
@@ -246,7 +250,9 @@ def _check_domains(model: Any, graphs: list[Any]) -> dict[str, int]:
         opsets[name] = max(opsets.get(name, 0), int(opset.version))
     for graph in graphs:
         for node in graph.node:
-            if node.domain not in ALLOWED_DOMAINS:
+            if node.domain not in ALLOWED_DOMAINS and (
+                (node.domain, node.op_type) not in ALLOWED_CONTRIB_OPS
+            ):
                 raise InvalidArtifactError(
                     f"node {node.name or '(unnamed)'!r} uses operator {node.op_type!r} from "
                     f"domain {node.domain!r}; only '' / 'ai.onnx' and 'ai.onnx.ml' are allowed",
@@ -272,7 +278,41 @@ def _elem_name(elem_type: int) -> str:
     return _DTYPE_NAMES.get(elem_type, f"type {elem_type}")
 
 
+def _check_typed_inputs(graph: Any, schema: InputSchema) -> int:
+    """A model with preprocessing: ``input`` (numbers, if any) and ``strings``."""
+    initializers = {t.name for t in graph.initializer}
+    inputs = {i.name: i for i in graph.input if i.name not in initializers}
+    expected = {schema.string_tensor_name: (_STRING, len(schema.string_features))}
+    if schema.numeric_features:
+        expected[schema.tensor_name] = (
+            _ELEM_BY_DTYPE[schema.tensor_dtype],
+            len(schema.numeric_features),
+        )
+    if set(inputs) != set(expected):
+        raise InvalidArtifactError(
+            f"the model takes inputs {sorted(inputs)}, the schema declares {sorted(expected)}",
+            field="input",
+        )
+    for name, (elem, width) in expected.items():
+        tensor = inputs[name].type.tensor_type
+        dims = list(tensor.shape.dim) if tensor.HasField("shape") else []
+        ok_width = len(dims) == 2 and dims[1].WhichOneof("value") == "dim_value"
+        if tensor.elem_type != elem or not ok_width or dims[1].dim_value != width:
+            raise InvalidArtifactError(
+                f"input {name!r} does not match the schema ({_elem_name(elem)} [batch, {width}])",
+                field=f"input.{name}",
+            )
+        if dims[0].WhichOneof("value") == "dim_value":
+            raise InvalidArtifactError(
+                f"input {name!r} has a fixed batch size; the batch dimension must be dynamic",
+                field="input.shape",
+            )
+    return len(schema.features)
+
+
 def _check_input(graph: Any, schema: InputSchema) -> int:
+    if schema.typed:
+        return _check_typed_inputs(graph, schema)
     initializers = {t.name for t in graph.initializer}
     inputs = [i for i in graph.input if i.name not in initializers]
     names = [i.name for i in inputs]

@@ -39,9 +39,11 @@ app = typer.Typer(
 models_app = typer.Typer(help="Registered models and versions.", no_args_is_help=True)
 audit_app = typer.Typer(help="The tamper-evident audit trail.", no_args_is_help=True)
 local_app = typer.Typer(help="The local AWS stand-in (moto server).", no_args_is_help=True)
+schema_app = typer.Typer(help="Feature schemas of training data.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 app.add_typer(audit_app, name="audit")
 app.add_typer(local_app, name="local")
+app.add_typer(schema_app, name="schema")
 app.add_typer(features_cli.app, name="features")
 app.add_typer(monitor_app, name="monitor")
 app.add_typer(serving_app, name="serving")
@@ -173,6 +175,23 @@ def reproduce(name: ModelName, version: VersionNumber) -> None:
     console.print(table)
     if not report.reproduced:
         raise typer.Exit(EXIT_FAILURE)
+
+
+# -- schemas -------------------------------------------------------------------------------------
+@schema_app.command("infer")
+@handle_errors
+def schema_infer(
+    source: Annotated[str, typer.Argument(help="A .csv or .parquet file, or s3://bucket/key.")],
+    target: Annotated[
+        str | None, typer.Option("--target", "-t", help="The label column (left out).")
+    ] = None,
+) -> None:
+    """Print the features: block training would infer from a table, for review."""
+    from flywheel.training.schema_inference import features_yaml, summarize
+
+    fetch = (lambda uri: _sdk().fetch(uri)) if source.startswith("s3://") else None
+    summaries = summarize(source, target=target, fetch=fetch)
+    typer.echo(features_yaml(summaries, source=source), nl=False)
 
 
 # -- governance ----------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import math
+import re
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -813,6 +814,55 @@ def category_codes(column: Any) -> CategoryCodes | None:
     return None
 
 
+#: Suffixes of the two numbers a text feature is profiled as.
+TEXT_LENGTH = ":length"
+TEXT_KNOWN_WORDS = ":known_words"
+#: Words kept per text feature in :attr:`ReferenceProfile.text`.
+TEXT_VOCABULARY_SIZE = 1000
+_WORDS = re.compile(r"\w\w+")
+
+
+def text_vocabulary(values: Sequence[Any], size: int = TEXT_VOCABULARY_SIZE) -> tuple[str, ...]:
+    """The ``size`` words most rows use (lowercased), for :func:`text_columns`.
+
+    Examples
+    --------
+    >>> text_vocabulary(["Great service", "great food", None], size=2)
+    ('great', 'food')
+    """
+    documents: Counter[str] = Counter()
+    for value in values:
+        if isinstance(value, str):
+            documents.update(set(_WORDS.findall(value.lower())))
+    return tuple(w for w, _ in sorted(documents.items(), key=lambda kv: (-kv[1], kv[0]))[:size])
+
+
+def text_columns(
+    name: str, values: Sequence[Any], vocabulary: Sequence[str]
+) -> dict[str, NDArray[np.float64]]:
+    """A text feature as two numeric columns: its length and its share of known words.
+
+    A missing value (``None``) is missing in both; a text without words has no share.
+
+    Examples
+    --------
+    >>> cols = text_columns("note", ["great food", "zzz great", None], ("great", "food"))
+    >>> cols["note:length"].tolist(), cols["note:known_words"].tolist()
+    ([10.0, 9.0, nan], [1.0, 0.5, nan])
+    """
+    known = frozenset(vocabulary)
+    lengths = np.full(len(values), np.nan)
+    shares = np.full(len(values), np.nan)
+    for i, value in enumerate(values):
+        if not isinstance(value, str):
+            continue
+        lengths[i] = len(value)
+        words = _WORDS.findall(value.lower())
+        if words:
+            shares[i] = sum(w in known for w in words) / len(words)
+    return {f"{name}{TEXT_LENGTH}": lengths, f"{name}{TEXT_KNOWN_WORDS}": shares}
+
+
 class ReferenceProfile(Frozen):
     """Per-feature profiles of a dataset, in the model's feature order.
 
@@ -831,6 +881,10 @@ class ReferenceProfile(Frozen):
     rows: int = Field(ge=0)
     numeric: dict[str, NumericProfile] = Field(default_factory=dict)
     categorical: dict[str, CategoricalProfile] = Field(default_factory=dict)
+    text: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+    """Each text feature's vocabulary (its most common training words). A text feature is
+    profiled as two numbers, ``<name>:length`` (characters) and ``<name>:known_words``
+    (the share of a row's words in that vocabulary): see :func:`text_columns`."""
     predictions: NumericProfile | None = None
     """The model's scores on its holdout rows, in deciles (training sets it; windows
     observed from features have none).  A score is what serving captures and

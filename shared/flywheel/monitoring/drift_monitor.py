@@ -10,13 +10,14 @@ into at most one retraining run (cooldown and dedupe are audited there).
 
 from __future__ import annotations
 
+import json
 import math
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from flywheel.drift.profile import ReferenceProfile
+from flywheel.drift.profile import ReferenceProfile, text_columns
 from flywheel.drift.scorer import DriftResult, PredictionDrift, score_window
 from flywheel.drift.statistics import DriftPolicy
 from flywheel.errors import InvalidInputError
@@ -27,7 +28,7 @@ from flywheel.serving.capture import DEFAULT_CAPTURE_PREFIX, decode_capture
 from flywheel.serving.comparison import PREDICTION_ALPHA, prediction_shift_of_scores, row_score
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Mapping
     from datetime import datetime
 
     from numpy.typing import NDArray
@@ -149,6 +150,8 @@ class DriftMonitor:
             reference.features,
             self._protected(model),
             self.batch_rows,
+            categorical=frozenset(reference.categorical),
+            text=reference.text,
         )
         window = reference.observe_batches(stream.batches())
         if window.rows < self.min_rows:
@@ -187,7 +190,7 @@ class DriftMonitor:
             self.artifacts,
             self.events,
             base=base,
-            document=result.model_dump(mode="json"),
+            document=json.loads(result.model_dump_json()),  # inf as "Infinity"
             html=html,
             detail_type=DRIFT_DETECTED,
             evidence=evidence if result.drift_detected else None,
@@ -250,14 +253,19 @@ class _CaptureStream:
         features: tuple[str, ...],
         attribute: ProtectedAttribute | None,
         batch_rows: int,
+        *,
+        categorical: frozenset[str] = frozenset(),
+        text: Mapping[str, tuple[str, ...]] | None = None,
     ) -> None:
         self.source, self.prefixes, self.features = source, prefixes, features
+        self.categorical = categorical
+        self.text = dict(text or {})
         self.attribute, self.batch_rows = attribute, batch_rows
         self.scores: list[float] = []
         self.groups: list[Any] = []
         self.predictions: list[Any] = []
 
-    def batches(self) -> Iterator[dict[str, NDArray[np.float64]]]:
+    def batches(self) -> Iterator[dict[str, NDArray[Any]]]:
         pending: list[dict[str, Any]] = []
         for prefix in self.prefixes:
             for key in self.source.keys(prefix):
@@ -265,10 +273,10 @@ class _CaptureStream:
                 self._collect(rows)
                 pending.extend(rows)
                 if len(pending) >= self.batch_rows:
-                    yield _columns(pending, self.features)
+                    yield _columns(pending, self.features, self.categorical, self.text)
                     pending = []
         if pending:
-            yield _columns(pending, self.features)
+            yield _columns(pending, self.features, self.categorical, self.text)
 
     def _collect(self, rows: list[dict[str, Any]]) -> None:
         self.scores.extend(s for s in map(row_score, rows) if s is not None)
@@ -278,16 +286,37 @@ class _CaptureStream:
             self.predictions.extend(row.get("prediction") for row in rows)
 
 
-def _columns(rows: list[dict[str, Any]], names: tuple[str, ...]) -> dict[str, NDArray[np.float64]]:
+def _columns(
+    rows: list[dict[str, Any]],
+    names: tuple[str, ...],
+    categorical: frozenset[str] = frozenset(),
+    text: Mapping[str, tuple[str, ...]] | None = None,
+) -> dict[str, NDArray[Any]]:
     """Feature columns of captured rows, as the model saw them: numbers, ``true`` as 1,
-    ``null`` as NaN (missing)."""
+    ``null`` as NaN (missing); categorical features as their values (``None``: missing);
+    text features as their length and share of known words."""
     features = [row["features"] for row in rows]
+    derived: dict[str, NDArray[Any]] = {}
+    for name, vocabulary in (text or {}).items():
+        derived.update(text_columns(name, [f.get(name) for f in features], vocabulary))
+    names = tuple(n for n in names if n not in derived)
+    categories = {
+        n: np.array([_category(f.get(n)) for f in features], dtype=object)
+        for n in names
+        if n in categorical
+    }
+    numeric = tuple(n for n in names if n not in categorical)
     try:
-        matrix = np.array([[f.get(n) for n in names] for f in features], dtype=np.float64)
+        matrix = np.array([[f.get(n) for n in numeric] for f in features], dtype=np.float64)
     except (TypeError, ValueError):  # a value that is no number (not from a validated request)
-        return {n: np.array([_number(f.get(n)) for f in features]) for n in names}
-    columns = np.ascontiguousarray(matrix.T)
-    return {n: columns[j] for j, n in enumerate(names)}
+        return {**{n: np.array([_number(f.get(n)) for f in features]) for n in numeric},
+                **categories, **derived}  # fmt: skip
+    columns = np.ascontiguousarray(matrix.reshape(len(features), len(numeric)).T)
+    return {**{n: columns[j] for j, n in enumerate(numeric)}, **categories, **derived}
+
+
+def _category(value: Any) -> str | None:
+    return None if value is None or value == "" else str(value)
 
 
 def _number(value: Any) -> float:

@@ -77,20 +77,35 @@ class Task(StrEnum):
     REGRESSION = "regression"
 
 
+#: Feature types: numbers (``float``, ``int``), ``bool``, and strings (``categorical``,
+#: ``text``), which a model with preprocessing takes in its ``strings`` input.
+FeatureType = Literal["float", "int", "bool", "categorical", "text"]
+STRING_TYPES: frozenset[str] = frozenset({"categorical", "text"})
+
+
 class FeatureSpec(Frozen):
-    """One input feature: name, type and optional declared range.
+    """One input feature: name, type and what serving accepts for it.
+
+    ``categorical`` features list the categories the model was trained on; a request with
+    another one is refused (``unknown="error"``, HTTP 422) or scored as none of them
+    (``"other"``). ``text`` features take strings up to ``max_length`` characters.
 
     Examples
     --------
     >>> FeatureSpec(name="age", dtype="float", minimum=0, maximum=130).dtype
     'float'
+    >>> FeatureSpec(name="plan", dtype="categorical", categories=("basic", "pro")).unknown
+    'error'
     """
 
     name: str = Field(min_length=1, max_length=128)
-    dtype: Literal["float", "int", "bool"] = "float"
+    dtype: FeatureType = "float"
     minimum: float | None = None
     maximum: float | None = None
     nullable: bool = False
+    categories: tuple[str, ...] = ()
+    unknown: Literal["error", "other"] = "error"
+    max_length: int | None = Field(default=None, ge=1, le=100_000)
 
     @model_validator(mode="after")
     def _range_is_ordered(self) -> FeatureSpec:
@@ -98,15 +113,29 @@ class FeatureSpec(Frozen):
             raise ValueError(
                 f"feature {self.name!r}: minimum {self.minimum} > maximum {self.maximum}"
             )
+        if self.dtype == "categorical" and not self.categories:
+            raise ValueError(f"feature {self.name!r}: a categorical feature lists its categories")
+        if self.dtype != "categorical" and self.categories:
+            raise ValueError(f"feature {self.name!r}: only categorical features have categories")
         return self
+
+    @property
+    def is_string(self) -> bool:
+        return self.dtype in STRING_TYPES
 
 
 class InputSchema(Frozen):
-    """Ordered features the model takes, and the ONNX input tensor that carries them."""
+    """Ordered features the model takes, and the ONNX input tensors that carry them.
+
+    Numbers and booleans travel in ``tensor_name`` (``[N, numeric features]``); a model
+    with categorical or text features also takes ``string_tensor_name`` (``[N, string
+    features]``), each in schema order.
+    """
 
     features: tuple[FeatureSpec, ...] = Field(min_length=1)
     tensor_name: str = "input"
     tensor_dtype: Literal["float32", "float64"] = "float64"
+    string_tensor_name: str = "strings"
 
     @field_validator("features")
     @classmethod
@@ -120,6 +149,19 @@ class InputSchema(Frozen):
     @property
     def feature_names(self) -> list[str]:
         return [f.name for f in self.features]
+
+    @property
+    def numeric_features(self) -> tuple[FeatureSpec, ...]:
+        return tuple(f for f in self.features if not f.is_string)
+
+    @property
+    def string_features(self) -> tuple[FeatureSpec, ...]:
+        return tuple(f for f in self.features if f.is_string)
+
+    @property
+    def typed(self) -> bool:
+        """Whether the model takes strings (and so two inputs)."""
+        return any(f.is_string for f in self.features)
 
 
 class OutputSchema(Frozen):
@@ -158,6 +200,8 @@ class ParityReport(Frozen):
     max_abs_diff_limit: float | None = None
     p99_abs_diff_limit: float | None = None
     passed: bool
+    #: Why the check ran at this precision, when the model is not float64 throughout.
+    note: str | None = None
 
 
 class FeatureViewLineage(Frozen):

@@ -23,7 +23,7 @@ from flywheel.errors import (
     InvalidArtifactError,
     InvalidInputError,
 )
-from flywheel.registry.models import InputSchema, OutputSchema, Task
+from flywheel.registry.models import FeatureSpec, InputSchema, OutputSchema, Task
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -35,6 +35,8 @@ __all__ = [
     "RuntimeSettings",
     "default_intra_op_threads",
     "records_to_matrix",
+    "split_typed",
+    "string_problem",
 ]
 
 #: Lambda gives at most a few vCPUs to small functions; more threads only contend.
@@ -148,18 +150,67 @@ class RuntimeSettings:
     providers: tuple[str, ...]
 
 
+def string_problem(spec: FeatureSpec, value: Any) -> str | None:
+    """Why ``value`` is not acceptable for a categorical or text ``spec`` (``None``: it is).
+
+    Examples
+    --------
+    >>> plan = FeatureSpec(name="plan", dtype="categorical", categories=("basic", "pro"))
+    >>> print(string_problem(plan, "team"))
+    is not a known category (basic, pro)
+    >>> string_problem(FeatureSpec(name="note", dtype="text", max_length=3), "long")
+    'is longer than 3 characters'
+    """
+    if value is None:
+        return None if spec.nullable else "must not be null"
+    if type(value) is not str:
+        if spec.dtype == "categorical" and type(value) is int:
+            value = str(value)
+        else:
+            return f"must be a string, got {_type_name(value)}"
+    if spec.dtype == "categorical":
+        if spec.unknown == "error" and value not in spec.categories:
+            known = ", ".join(spec.categories[:10]) + (", ..." if len(spec.categories) > 10 else "")
+            return f"is not a known category ({known})"
+    elif spec.max_length is not None and len(value) > spec.max_length:
+        return f"is longer than {spec.max_length} characters"
+    return None
+
+
 class _MatrixPlan:
     """Precomputed per-schema facts that make ``records → matrix`` cheap."""
 
-    __slots__ = ("dtype", "fast_types", "kinds", "n", "names", "nullable")
+    __slots__ = (
+        "dtype",
+        "fast_types",
+        "kinds",
+        "n",
+        "names",
+        "nullable",
+        "numeric_idx",
+        "specs",
+        "string_idx",
+        "typed",
+    )
 
     def __init__(self, schema: InputSchema) -> None:
+        self.specs = schema.features
         self.names = tuple(f.name for f in schema.features)
         self.kinds = tuple(f.dtype for f in schema.features)
         self.nullable = tuple(f.nullable for f in schema.features)
         self.n = len(self.names)
-        self.dtype = _NUMPY_DTYPES[schema.tensor_dtype]
-        accepted = {"float": frozenset({float, int}), "int": frozenset({int}), "bool": {bool}}
+        self.typed = schema.typed
+        self.dtype: Any = object if self.typed else _NUMPY_DTYPES[schema.tensor_dtype]
+        self.numeric_idx = [i for i, f in enumerate(schema.features) if not f.is_string]
+        self.string_idx = [i for i, f in enumerate(schema.features) if f.is_string]
+        accepted: dict[str, frozenset[type]] = {
+            "float": frozenset({float, int}),
+            "int": frozenset({int}),
+            "bool": frozenset({bool}),
+            # Strings are checked after the fast pass (categories, lengths).
+            "categorical": frozenset(),
+            "text": frozenset(),
+        }
         self.fast_types = tuple(accepted[kind] for kind in self.kinds)
 
     def build(self, records: Sequence[Mapping[str, Any]]) -> NDArray[np.floating[Any]]:
@@ -186,6 +237,8 @@ class _MatrixPlan:
                 if type(value) not in fast_types[j]:
                     row[j] = self._convert(i, j, value)
             rows.append(row)
+        if self.typed:
+            return self._typed_matrix(rows)
         try:
             if self.dtype is np.float32:
                 # Values beyond float32 become inf and are refused just below.
@@ -199,8 +252,27 @@ class _MatrixPlan:
             self._refuse_non_finite(matrix)
         return matrix
 
-    def _convert(self, i: int, j: int, value: Any) -> float | int | bool:
+    def _typed_matrix(self, rows: list[list[Any]]) -> NDArray[Any]:
+        matrix = np.empty((len(rows), self.n), dtype=object)
+        matrix[:] = rows
+        if self.numeric_idx:
+            numbers = np.asarray(matrix[:, self.numeric_idx], dtype=np.float64)
+            if not np.isfinite(numbers).all():
+                for k, j in enumerate(self.numeric_idx):
+                    column = numbers[:, k]
+                    bad = np.isinf(column) if self.nullable[j] else ~np.isfinite(column)
+                    if bad.any():
+                        raise _feature_error(int(np.argmax(bad)), self.names[j],
+                                             "must be a finite number")  # fmt: skip
+        return matrix
+
+    def _convert(self, i: int, j: int, value: Any) -> Any:
         name, kind = self.names[j], self.kinds[j]
+        if kind in ("categorical", "text"):
+            reason = string_problem(self.specs[j], value)
+            if reason is not None:
+                raise _feature_error(i, name, reason)
+            return "" if value is None else str(value)
         if value is None:
             if self.nullable[j]:
                 return math.nan
@@ -234,6 +306,32 @@ def _feature_error(row: int, name: str, reason: str) -> InvalidInputError:
 
 def _type_name(value: Any) -> str:
     return "null" if value is None else type(value).__name__
+
+
+def split_typed(
+    matrix: NDArray[Any], numeric_idx: Sequence[int], string_idx: Sequence[int]
+) -> tuple[NDArray[np.float64], NDArray[Any]]:
+    """A typed model's two inputs from ``[rows, features]`` in schema order.
+
+    Missing numbers (``None``) become NaN and missing strings ``""``.
+
+    Examples
+    --------
+    >>> numbers, strings = split_typed(np.array([[1, None, "a"]], dtype=object), [0, 1], [2])
+    >>> numbers.tolist(), strings.tolist()
+    ([[1.0, nan]], [['a']])
+    """
+    rows = matrix.shape[0]
+    try:
+        numbers = np.array(matrix[:, numeric_idx], dtype=np.float64)
+    except (TypeError, ValueError):
+        numbers = np.empty((rows, len(numeric_idx)), dtype=np.float64)
+        for k, j in enumerate(numeric_idx):
+            numbers[:, k] = [math.nan if v is None else float(v) for v in matrix[:, j]]
+    strings = np.empty((rows, len(string_idx)), dtype=object)
+    for k, j in enumerate(string_idx):
+        strings[:, k] = ["" if v is None else str(v) for v in matrix[:, j]]
+    return numbers, strings
 
 
 def records_to_matrix(
@@ -317,6 +415,7 @@ class OnnxModel:
         "_session",
         "_settings",
         "_sha256",
+        "_string_input",
         "_string_labels",
         "_task",
     )
@@ -340,7 +439,7 @@ class OnnxModel:
         self._task = output_schema.task
         self._classes = output_schema.classes
         self._class_set = frozenset(output_schema.classes)
-        self._input_name = _check_session_input(session, input_schema)
+        self._input_name, self._string_input = _check_session_inputs(session, input_schema)
         label_type = _check_session_outputs(session, output_schema)
         self._output_names = [output_schema.label_output]
         if output_schema.probability_output is not None:
@@ -494,7 +593,7 @@ class OnnxModel:
         [1.0, 3.0]
         """
         try:
-            x = np.asarray(matrix, dtype=self._dtype)
+            x = np.asarray(matrix, dtype=object if self._plan.typed else self._dtype)
         except (TypeError, ValueError):
             raise InvalidInputError("the input matrix must be numeric", field="matrix") from None
         if x.ndim != 2 or x.shape[1] != self._n_features or x.shape[0] == 0:
@@ -503,10 +602,9 @@ class OnnxModel:
                 f"got {list(x.shape)}",
                 field="matrix",
             )
-        if not x.flags.c_contiguous:
-            x = np.ascontiguousarray(x)
+        feed = self._feed(x)
         try:
-            outputs = self._session.run(self._output_names, {self._input_name: x})
+            outputs = self._session.run(self._output_names, feed)
         except Exception as err:
             raise ArtifactError(
                 "the model failed to run on this input", details={"reason": "inference_failed"}
@@ -520,6 +618,20 @@ class OnnxModel:
             probabilities=self._probabilities(outputs[1], rows) if len(outputs) > 1 else None,
             classes=self._classes,
         )
+
+    def _feed(self, x: NDArray[Any]) -> dict[str, NDArray[Any]]:
+        if not self._plan.typed:
+            return {self._input_name: x if x.flags.c_contiguous else np.ascontiguousarray(x)}
+        try:
+            numbers, strings = split_typed(x, self._plan.numeric_idx, self._plan.string_idx)
+        except (TypeError, ValueError):
+            raise InvalidInputError(
+                "the input matrix holds a string where a number belongs", field="matrix"
+            ) from None
+        feed: dict[str, NDArray[Any]] = {self._string_input: strings}
+        if self._plan.numeric_idx:
+            feed[self._input_name] = numbers.astype(self._dtype, copy=False)
+        return feed
 
     def predict_records(self, records: Sequence[Mapping[str, Any]]) -> Prediction:
         """:func:`records_to_matrix` then :meth:`predict`.
@@ -581,6 +693,34 @@ class OnnxModel:
         values = values.reshape(rows)
         values.flags.writeable = False
         return values
+
+
+def _check_session_inputs(session: Any, schema: InputSchema) -> tuple[str, str]:
+    """The numeric and string input names, once they match the schema."""
+    if not schema.typed:
+        return _check_session_input(session, schema), schema.string_tensor_name
+    inputs = {i.name: i for i in session.get_inputs()}
+    expected = {schema.string_tensor_name: ("tensor(string)", len(schema.string_features))}
+    if schema.numeric_features:
+        expected[schema.tensor_name] = (
+            _ORT_INPUT_TYPES[schema.tensor_dtype],
+            len(schema.numeric_features),
+        )
+    if set(inputs) != set(expected):
+        raise InvalidArtifactError(
+            f"the model takes inputs {sorted(inputs)}, the schema declares {sorted(expected)}",
+            field="input",
+        )
+    for name, (kind, width) in expected.items():
+        arg = inputs[name]
+        shape = list(arg.shape)
+        if arg.type != kind or len(shape) != 2 or shape[1] != width:
+            raise InvalidArtifactError(
+                f"input {name!r} is {arg.type} {shape}, the schema declares {kind} "
+                f"[batch, {width}]",
+                field=f"input.{name}",
+            )
+    return schema.tensor_name, schema.string_tensor_name
 
 
 def _check_session_input(session: Any, schema: InputSchema) -> str:

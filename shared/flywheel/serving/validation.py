@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from flywheel.errors import InvalidInputError, InvalidRecordsError, PayloadTooLargeError
-from flywheel.serving.predictor import _MatrixPlan
+from flywheel.serving.predictor import _MatrixPlan, string_problem
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -85,7 +85,7 @@ class RecordValidator:
         self.max_records = max_records
         self._plan = _MatrixPlan(schema)
         self._features = schema.features
-        dtype = self._plan.dtype
+        dtype = np.float64 if self._plan.typed else self._plan.dtype
         # Bounds in the tensor dtype: casting is monotonic, so a value within its
         # declared range never fails the check after the cast.
         self._low = np.array(
@@ -128,8 +128,14 @@ class RecordValidator:
             self._raise_problems(records)
             raise  # pragma: no cover - _raise_problems always raises when build does
         if self._has_ranges:
+            numbers = matrix
+            low, high = self._low, self._high
+            if self._plan.typed:
+                idx = self._plan.numeric_idx
+                numbers = np.asarray(matrix[:, idx], dtype=np.float64)
+                low, high = low[idx], high[idx]
             with np.errstate(invalid="ignore"):
-                outside = (matrix < self._low) | (matrix > self._high)
+                outside = (numbers < low) | (numbers > high)
             if outside.any():
                 self._raise_problems(records)
         return matrix
@@ -191,6 +197,8 @@ class RecordValidator:
 
 def _value_problem(spec: FeatureSpec, value: Any, *, f32: bool) -> str | None:
     """Why ``value`` is not acceptable for ``spec`` (``None`` when it is)."""
+    if spec.is_string:
+        return string_problem(spec, value)
     if value is None:
         return None if spec.nullable else "must not be null"
     if isinstance(value, np.generic):

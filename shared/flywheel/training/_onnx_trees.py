@@ -1,4 +1,7 @@
-"""Write scikit-learn tree ensembles as one float64 ONNX ``TreeEnsemble`` (``ai.onnx.ml`` 5).
+"""Write tree ensembles as one ONNX ``TreeEnsemble`` (``ai.onnx.ml`` 5) with double outputs.
+
+scikit-learn's forests and boosters and LightGBM are written in float64; XGBoost in its
+own float32 arithmetic, replayed to the bit (ADR 5).
 
 ``TreeEnsemble`` (``ai.onnx.ml`` opset 5, onnxruntime >= 1.21) takes double thresholds,
 double leaf weights and returns doubles, so the graph reproduces scikit-learn's
@@ -52,6 +55,10 @@ class _Ensemble:
     """Flat ``TreeEnsemble`` attributes, appended tree by tree."""
 
     n_targets: int
+    #: ``nodes_modes`` of every node: 0 is ``x <= split``, 1 is ``x < split``.
+    mode: int = 0
+    #: Type of the splits, the leaf weights and so of the ensemble's input and output.
+    dtype: type[np.floating[Any]] = np.float64
     featureids: list[NDArray[np.int64]] = field(default_factory=list)
     splits: list[NDArray[np.float64]] = field(default_factory=list)
     missing_true: list[NDArray[np.int64]] = field(default_factory=list)
@@ -132,8 +139,8 @@ class _Ensemble:
         def ints(parts: list[NDArray[np.int64]]) -> list[int]:
             return [int(v) for v in np.concatenate(parts).tolist()]
 
-        splits = np.concatenate(self.splits).astype(np.float64)
-        weights = np.concatenate(self.leaf_weights).astype(np.float64)
+        splits = np.concatenate(self.splits).astype(self.dtype)
+        weights = np.concatenate(self.leaf_weights).astype(self.dtype)
         return helper.make_node(
             "TreeEnsemble",
             [input_name],
@@ -147,7 +154,7 @@ class _Ensemble:
             nodes_featureids=ints(self.featureids),
             nodes_splits=numpy_helper.from_array(splits, "nodes_splits"),
             nodes_modes=helper.make_tensor(
-                "nodes_modes", TensorProto.UINT8, [self.n_nodes], [0] * self.n_nodes
+                "nodes_modes", TensorProto.UINT8, [self.n_nodes], [self.mode] * self.n_nodes
             ),
             nodes_missing_value_tracks_true=ints(self.missing_true),
             nodes_truenodeids=ints(self.truenodeids),
@@ -298,12 +305,230 @@ def _hist_gradient_boosting(estimator: Any) -> tuple[_Ensemble, NDArray[np.float
     return ensemble, baseline, link
 
 
+#: LightGBM objectives (the first word of the booster's ``objective``) and their links.
+_LIGHTGBM_LINKS = {
+    "binary": "logit",
+    "multiclass": "softmax",
+    "regression": "identity",
+    "regression_l1": "identity",
+    "huber": "identity",
+    "fair": "identity",
+    "quantile": "identity",
+    "mape": "identity",
+    "poisson": "exp",
+    "gamma": "exp",
+    "tweedie": "exp",
+}
+
+
+def _lightgbm_tree(root: dict[str, Any]) -> dict[str, NDArray[Any]]:
+    """A LightGBM ``tree_structure`` as parallel arrays, nodes numbered depth first.
+
+    LightGBM sends ``NaN`` to ``default_left`` when the node's ``missing_type`` is
+    ``NaN``; otherwise it reads ``NaN`` as ``0.0``, so ``NaN`` goes where zero goes.
+    """
+    left: list[int] = []
+    right: list[int] = []
+    feature: list[int] = []
+    threshold: list[float] = []
+    missing_left: list[int] = []
+    values: list[float] = []
+
+    def visit(node: dict[str, Any]) -> int:
+        index = len(left)
+        for column in (left, right, feature, missing_left):
+            column.append(-1)
+        threshold.append(0.0)
+        values.append(float(node.get("leaf_value", 0.0)))
+        if "split_index" not in node:
+            return index
+        if node["decision_type"] != "<=":
+            raise UnsupportedTreeModelError("categorical splits")
+        split = float(node["threshold"])
+        missing = str(node["missing_type"])
+        if missing == "NaN":
+            goes_left = bool(node["default_left"])
+        elif missing == "None" or bool(node["default_left"]) == (split >= 0.0):
+            goes_left = split >= 0.0
+        else:  # zero_as_missing sending zero against its comparison
+            raise UnsupportedTreeModelError("zero as missing")
+        feature[index], threshold[index], missing_left[index] = (
+            int(node["split_feature"]),
+            split,
+            int(goes_left),
+        )
+        left[index] = visit(node["left_child"])
+        right[index] = visit(node["right_child"])
+        return index
+
+    visit(root)
+    return {
+        "left": np.array(left, np.int64),
+        "right": np.array(right, np.int64),
+        "feature": np.array(feature, np.int64),
+        "threshold": np.array(threshold, np.float64),
+        "missing_left": np.array(missing_left, np.int64),
+        "leaf_values": np.array(values, np.float64),
+    }
+
+
+def _lightgbm(estimator: Any) -> tuple[_Ensemble, NDArray[np.float64], str]:
+    """LightGBM: ``sum(leaf value)`` per class in float64; leaves carry the shrinkage.
+
+    The booster's dump gives thresholds and leaf values with 17 significant digits,
+    so they are LightGBM's doubles; ``boost_from_average`` lives in the first tree.
+    """
+    dump = estimator.booster_.dump_model()
+    if dump.get("average_output"):
+        raise UnsupportedTreeModelError("boosting_type 'rf'")
+    if any(t.get("is_linear") for t in dump["tree_info"]):
+        raise UnsupportedTreeModelError("linear trees")
+    objective, *options = str(dump["objective"]).split()
+    link = _LIGHTGBM_LINKS.get(objective)
+    if link is None:
+        raise UnsupportedTreeModelError(f"objective {objective!r}")
+    if link == "logit" and "sigmoid:1" not in options:
+        raise UnsupportedTreeModelError("a sigmoid other than 1")
+    n_per_iter = int(dump["num_tree_per_iteration"])
+    ensemble = _Ensemble(n_targets=n_per_iter)
+    for position, tree in enumerate(dump["tree_info"]):
+        arrays = _lightgbm_tree(tree["tree_structure"])
+        ensemble.add_tree(**arrays, target=position % n_per_iter)
+    return ensemble, np.zeros(n_per_iter), link
+
+
+#: XGBoost objectives and their links; XGBoost adds its intercept as a margin.
+_XGBOOST_LINKS = {
+    "binary:logistic": "logit",
+    "multi:softprob": "softmax",
+    "reg:squarederror": "identity",
+    "reg:absoluteerror": "identity",
+    "reg:pseudohubererror": "identity",
+    "count:poisson": "exp",
+    "reg:gamma": "exp",
+    "reg:tweedie": "exp",
+}
+
+
+def _xgboost_intercept(learner: dict[str, Any], link: str) -> NDArray[np.float32]:
+    """XGBoost's ``base_score`` as a float32 margin, computed as XGBoost computes it."""
+    text = str(learner["learner_model_param"]["base_score"]).strip("[]")
+    base = np.array([float(v) for v in text.split(",")], dtype=np.float32)
+    one = np.float32(1.0)
+    if link == "logit":
+        return np.array(-np.log(one / base - one, dtype=np.float64), dtype=np.float32)
+    if link == "exp":
+        return np.array(np.log(base, dtype=np.float64), dtype=np.float32)
+    return base
+
+
+def _xgboost(estimator: Any) -> tuple[_Ensemble, NDArray[np.float64], str]:
+    """XGBoost: float32 inputs, ``x < split``, leaves summed in float32 in tree order.
+
+    XGBoost starts each class's sum at its intercept, so the intercept is folded into
+    that class's first tree (``float32(base + leaf)``, XGBoost's first addition) and
+    the float32 ``TreeEnsemble`` reproduces XGBoost's margins to the bit.
+    """
+    import json
+
+    booster = estimator.get_booster()
+    learner = json.loads(bytes(booster.save_raw(raw_format="json")))["learner"]
+    objective = str(learner["objective"]["name"])
+    link = _XGBOOST_LINKS.get(objective)
+    if link is None:
+        raise UnsupportedTreeModelError(f"objective {objective!r}")
+    gbm = learner["gradient_booster"]
+    if gbm["name"] != "gbtree":
+        raise UnsupportedTreeModelError(f"booster {gbm['name']!r}")
+    trees, groups = gbm["model"]["trees"], gbm["model"]["tree_info"]
+    if int(learner["learner_model_param"].get("num_target", "1")) != 1:
+        raise UnsupportedTreeModelError("multi-output targets")
+    n_targets = max(1, int(learner["learner_model_param"]["num_class"]))
+    intercept = np.broadcast_to(_xgboost_intercept(learner, link), (n_targets,))
+    ensemble = _Ensemble(n_targets=n_targets, mode=1, dtype=np.float32)
+    started: set[int] = set()
+    for tree, group in zip(trees, groups, strict=True):
+        if any(int(t) != 0 for t in tree["split_type"]):
+            raise UnsupportedTreeModelError("categorical splits")
+        left = np.asarray(tree["left_children"], dtype=np.int64)
+        conditions = np.asarray(tree["split_conditions"], dtype=np.float32)
+        is_leaf = left < 0
+        leaves = np.where(is_leaf, conditions, np.float32(0.0))
+        if group not in started:
+            leaves = np.where(is_leaf, intercept[group] + leaves, leaves)
+            started.add(group)
+        ensemble.add_tree(
+            left=np.where(is_leaf, -1, left),
+            right=np.asarray(tree["right_children"], dtype=np.int64),
+            feature=np.asarray(tree["split_indices"], dtype=np.int64),
+            threshold=conditions.astype(np.float64),
+            missing_left=np.asarray(tree["default_left"], dtype=np.int64),
+            leaf_values=leaves.astype(np.float64),
+            target=int(group),
+        )
+    return ensemble, np.zeros(n_targets), link
+
+
+def _float32_link(g: _Graph, margin: str, link: str, *, classifier: bool) -> str:
+    """XGBoost's float32 link on float32 margins; returns the double output.
+
+    ``exp`` runs in double and is rounded to float32 (``expf`` is correctly rounded
+    but for rare last-bit cases); additions and divisions are float32, as in XGBoost.
+    """
+    from onnx import TensorProto
+
+    def expf(name: str, out: str) -> str:
+        wide = g.add("Cast", [name], f"{out}_wide", to=TensorProto.DOUBLE)
+        return g.add("Cast", [g.add("Exp", [wide], f"{out}_exp")], out, to=TensorProto.FLOAT)
+
+    one = g.constant("one_float32", np.array(1.0, dtype=np.float32))
+    if link == "logit":
+        # 1 / (1 + expf(min(-x, 88.7))); predict_proba's 1 - p is float32 too.
+        limit = g.constant("exp_limit", np.array(88.7, dtype=np.float32))
+        clipped = g.add("Min", [g.add("Neg", [margin], "neg_margin"), limit], "neg_margin_clip")
+        denominator = g.add("Add", [expf(clipped, "exp_neg_margin"), one], "denominator")
+        positive = g.add("Reciprocal", [denominator], "p_positive")
+        negative = g.add("Sub", [one, positive], "p_negative")
+        result = g.add("Concat", [negative, positive], "proba_float32", axis=1)
+    elif link == "softmax":
+        # exps of (x - max) in float32, their sum in double, the quotient in float32.
+        axes = g.constant("class_axis", np.array([1], dtype=np.int64))
+        peak = g.add("ReduceMax", [margin, axes], "margin_max", keepdims=1)
+        exps = expf(g.add("Sub", [margin, peak], "margin_shift"), "exps")
+        wide = g.add("Cast", [exps], "exps_double", to=TensorProto.DOUBLE)
+        total = g.add("ReduceSum", [wide, axes], "exps_sum", keepdims=1)
+        total32 = g.add("Cast", [total], "exps_sum_float32", to=TensorProto.FLOAT)
+        result = g.add("Div", [exps, total32], "proba_float32")
+    elif link == "exp":
+        result = expf(margin, "prediction_float32")
+    elif link == "identity":
+        result = margin
+    else:
+        raise UnsupportedTreeModelError(f"float32 link {link!r}")
+    if not classifier and link in ("logit", "softmax"):
+        raise UnsupportedTreeModelError(f"link {link!r} for a regressor")
+    return g.add("Cast", [result], "score", to=TensorProto.DOUBLE)
+
+
 def _family(estimator: Any) -> str:
+    bases = {cls.__name__ for cls in type(estimator).__mro__}
+    for family in ("LGBMModel", "XGBModel"):
+        if family in bases:
+            return family
     name = type(estimator).__name__
     for family in ("RandomForest", "HistGradientBoosting", "GradientBoosting"):
         if name.startswith(family):
             return family
     raise UnsupportedTreeModelError(f"estimator {name}")
+
+
+_EXTRACTORS = {
+    "RandomForest": _forest,
+    "GradientBoosting": _gradient_boosting,
+    "HistGradientBoosting": _hist_gradient_boosting,
+    "LGBMModel": _lightgbm,
+    "XGBModel": _xgboost,
+}
 
 
 def is_tree_ensemble(estimator: Any) -> bool:
@@ -330,12 +555,7 @@ def tree_ensemble_to_onnx(estimator: Any, *, n_features: int) -> onnx.ModelProto
     from onnx import TensorProto, helper
 
     family = _family(estimator)
-    if family == "RandomForest":
-        ensemble, baseline, link = _forest(estimator)
-    elif family == "GradientBoosting":
-        ensemble, baseline, link = _gradient_boosting(estimator)
-    else:
-        ensemble, baseline, link = _hist_gradient_boosting(estimator)
+    ensemble, baseline, link = _EXTRACTORS[family](estimator)
 
     g = _Graph()
     x = INPUT_NAME
@@ -343,9 +563,15 @@ def tree_ensemble_to_onnx(estimator: Any, *, n_features: int) -> onnx.ModelProto
         # scikit-learn trees compare float32(x) with float64 thresholds.
         x = g.add("Cast", [x], "x_float32", to=TensorProto.FLOAT)
         x = g.add("Cast", [x], "x_rounded", to=TensorProto.DOUBLE)
+    elif family == "XGBModel":
+        # XGBoost reads X as float32 and sums its float32 leaves in float32.
+        x = g.add("Cast", [x], "x_float32", to=TensorProto.FLOAT)
     raw_name = "raw_sum"
     g.nodes.append(ensemble.node(x, raw_name))
     score = raw_name
+    if ensemble.dtype == np.float32:
+        score = _float32_link(g, score, link, classifier=_is_classifier(estimator))
+        link = "done"
     if link == "mean":
         n_trees = np.array(len(estimator.estimators_), dtype=np.float64)
         score = g.add("Div", [score, g.constant("n_trees", n_trees)], "score")
@@ -357,7 +583,7 @@ def tree_ensemble_to_onnx(estimator: Any, *, n_features: int) -> onnx.ModelProto
         n_classes = len(estimator.classes_)
         if link == "softmax":
             proba = g.add("Softmax", [score], PROBABILITY_OUTPUT, axis=1)
-        elif link == "mean" and n_classes > 2:
+        elif link == "done" or (link == "mean" and n_classes > 2):
             proba = g.add("Identity", [score], PROBABILITY_OUTPUT)
         else:
             if link == "logit":

@@ -41,15 +41,18 @@ from pydantic_core import PydanticCustomError
 from flywheel.errors import ConfigError
 from flywheel.features.models import ResourceName
 from flywheel.models import Frozen
-from flywheel.registry.models import Task, validate_model_name
+from flywheel.registry.models import FeatureType, Task, validate_model_name
 from flywheel.training.datasets import SKLEARN_DATASETS, parse_source
 from flywheel.training.estimators import (
+    FLOAT64_ONLY,
     RESERVED_PARAMS,
     Estimator,
+    conflicting_params,
     invalid_params,
     supports,
     unknown_params,
 )
+from flywheel.training.preprocessing import ColumnOptions
 from flywheel.training.search_space import SearchConfig, check_space
 
 if TYPE_CHECKING:
@@ -230,6 +233,25 @@ class FeatureRange(Frozen):
         return self
 
 
+class FeatureConfig(ColumnOptions):
+    """A feature's declared type and preprocessing (``features.<name>`` in the config).
+
+    ``type`` left out means inferred from the data (``flywheel schema infer`` prints
+    what would be). ``unknown`` says what serving does with a category the model never
+    saw: ``error`` (HTTP 422 naming the feature) or ``other`` (scored as none of the
+    known ones). ``max_length`` caps a text feature's characters in requests.
+
+    Examples
+    --------
+    >>> FeatureConfig(type="text", text={"analyzer": "char", "ngram_range": [2, 4]}).max_length
+    1000
+    """
+
+    type: FeatureType | None = None
+    unknown: Literal["error", "other"] = "error"
+    max_length: int = Field(default=1000, ge=1, le=100_000)
+
+
 class TrainingConfig(Frozen):
     """Everything needed to train, convert and (later) reproduce one model version.
 
@@ -264,7 +286,13 @@ class TrainingConfig(Frozen):
     precision: Precision = "float64"
     parity: ParityTolerances = Field(default_factory=ParityTolerances)
     feature_ranges: dict[str, FeatureRange] = Field(default_factory=dict)
+    #: Declared feature types and preprocessing, by feature name (others are inferred).
+    features: dict[str, FeatureConfig] = Field(default_factory=dict)
     description: str | None = Field(default=None, max_length=2000)
+
+    @property
+    def declared_types(self) -> dict[str, FeatureType]:
+        return {name: f.type for name, f in self.features.items() if f.type is not None}
 
     @field_validator("model")
     @classmethod
@@ -308,6 +336,10 @@ class TrainingConfig(Frozen):
         if invalid:
             name = invalid[0]
             raise _error(name, f"invalid value {params[name]!r} for {estimator} ({task})")
+        conflicts = conflicting_params(estimator, params)
+        if conflicts:
+            name, reason = next(iter(conflicts.items()))
+            raise _error(name, reason)
         return params
 
     @field_validator("search")
@@ -323,6 +355,14 @@ class TrainingConfig(Frozen):
         if problem is not None:
             raise _error(*problem)
         return search
+
+    @field_validator("precision")
+    @classmethod
+    def _precision_fits_estimator(cls, precision: Precision, info: ValidationInfo) -> Precision:
+        estimator = info.data.get("estimator")
+        if precision == "float32" and estimator in FLOAT64_ONLY:
+            raise ValueError(f"{estimator} converts in float64 only (ADR 5)")
+        return precision
 
 
 def config_error(error: ValidationError) -> ConfigError:

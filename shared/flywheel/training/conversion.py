@@ -50,7 +50,7 @@ from flywheel.registry.models import ParityReport, Task
 from flywheel.training import _onnx_trees
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
     import onnx
     from numpy.typing import NDArray
@@ -220,7 +220,7 @@ def convert_to_onnx(
                     f"estimator: skl2onnx cannot convert {type(step).__name__}",
                     field="estimator",
                 ) from err32
-    _stamp(model, final, metadata or {})
+    stamp(model, final, metadata or {})
     try:
         onnx.checker.check_model(model, full_check=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as err:
@@ -238,7 +238,7 @@ def convert_to_onnx(
     )
 
 
-def _stamp(model: onnx.ModelProto, precision: Precision, metadata: Mapping[str, str]) -> None:
+def stamp(model: onnx.ModelProto, precision: Precision, metadata: Mapping[str, str]) -> None:
     """Deterministic provenance in the model (no run ids or clocks: bytes stay stable)."""
     del model.metadata_props[:]
     for key, value in sorted({**metadata, "flywheel.precision": precision}.items()):
@@ -269,13 +269,15 @@ def onnx_session(onnx_bytes: bytes) -> Any:
 
 def onnx_outputs(
     model: bytes | Any,
-    X: NDArray[np.float64],  # noqa: N803
+    X: NDArray[Any],  # noqa: N803
     *,
     task: Task,
+    split: Callable[[NDArray[Any]], tuple[NDArray[np.float64], NDArray[Any]]] | None = None,
 ) -> ModelOutputs:
     """Run an ONNX model (bytes or a session from :func:`onnx_session`) on ``X``.
 
-    The input is cast to the model's input type (float64 or float32).
+    The input is cast to the model's input type (float64 or float32). A model with
+    preprocessing takes raw rows; ``split`` turns them into its ``input`` and ``strings``.
 
     Examples
     --------
@@ -286,9 +288,15 @@ def onnx_outputs(
     array([5.])
     """
     session = onnx_session(model) if isinstance(model, bytes) else model
-    model_input = session.get_inputs()[0]
-    dtype = np.float64 if model_input.type == "tensor(double)" else np.float32
-    feed = {model_input.name: np.ascontiguousarray(X, dtype=dtype)}
+    feed: dict[str, NDArray[Any]]
+    if split is not None:
+        numbers, strings = split(X)
+        names = {i.name for i in session.get_inputs()}
+        feed = {n: v for n, v in (("input", numbers), ("strings", strings)) if n in names}
+    else:
+        model_input = session.get_inputs()[0]
+        dtype = np.float64 if model_input.type == "tensor(double)" else np.float32
+        feed = {model_input.name: np.ascontiguousarray(X, dtype=dtype)}
     if task is Task.CLASSIFICATION:
         labels, proba = session.run([LABEL_OUTPUT, PROBABILITY_OUTPUT], feed)
         return ModelOutputs(

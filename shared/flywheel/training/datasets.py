@@ -19,8 +19,11 @@ Sources:
 
 Rules:
 
-* Features are numeric (CSV cells parse as floats; Parquet columns are integer,
-  float or boolean); every cell is present.  The target has no missing values.
+* Features have a type (:data:`~flywheel.registry.models.FeatureType`): declared in the
+  config (``features:``) or inferred (:func:`infer_types`). Numbers may be missing (NaN),
+  as may booleans and categories (``None``); the model imputes them. A dataset with
+  categorical or text features has an object ``X`` (numbers, booleans, strings, ``None``);
+  an all-numeric one a float64 ``X``.  The target has no missing values.
 * Classification targets become ``int64`` codes into :attr:`Dataset.classes`:
   the labels as strings, sorted the way scikit-learn sorts ``classes_`` for
   string targets (code-point order, so ``"10" < "2"``).  Training fits on those
@@ -44,14 +47,17 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from flywheel.errors import DatasetError, FlywheelError
-from flywheel.registry.models import Task
+from flywheel.registry.models import STRING_TYPES, FeatureType, Task
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Mapping, Sequence
 
     from numpy.typing import NDArray
 
-FeatureDtype = Literal["float", "int", "bool"]
+FeatureDtype = FeatureType
+#: A string column with at most this many distinct values (and short values) is inferred
+#: categorical; otherwise text.
+MAX_INFERRED_CATEGORIES = 50
 
 #: Bundled scikit-learn datasets and their natural task.
 SKLEARN_DATASETS: dict[str, Task] = {
@@ -123,10 +129,12 @@ class Dataset(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
 
-    X: np.ndarray[Any, np.dtype[np.float64]]
+    X: np.ndarray[Any, np.dtype[Any]]
     y: np.ndarray[Any, np.dtype[Any]]
     feature_names: tuple[str, ...]
     feature_dtypes: tuple[FeatureDtype, ...]
+    #: Per feature: whether the training data has missing values in it.
+    nullable: tuple[bool, ...] = ()
     target: str
     task: Task
     classes: tuple[str, ...] = ()
@@ -135,12 +143,12 @@ class Dataset(BaseModel):
 
     @field_validator("X")
     @classmethod
-    def _x_is_float64_matrix(
+    def _x_is_a_matrix(
         cls,
-        X: np.ndarray[Any, np.dtype[np.float64]],  # noqa: N803
-    ) -> np.ndarray[Any, np.dtype[np.float64]]:
-        if X.ndim != 2 or X.dtype != np.float64:
-            raise ValueError("X must be a 2-D float64 array")
+        X: np.ndarray[Any, np.dtype[Any]],  # noqa: N803
+    ) -> np.ndarray[Any, np.dtype[Any]]:
+        if X.ndim != 2 or X.dtype not in (np.float64, np.dtype(object)):
+            raise ValueError("X must be a 2-D float64 (or object, with strings) array")
         return _read_only(X)
 
     @field_validator("y")
@@ -157,6 +165,11 @@ class Dataset(BaseModel):
     @property
     def n_features(self) -> int:
         return int(self.X.shape[1])
+
+    @property
+    def typed(self) -> bool:
+        """Whether the model needs preprocessing: strings or missing values."""
+        return any(d in STRING_TYPES for d in self.feature_dtypes) or any(self.nullable)
 
 
 def array_sha256(
@@ -198,6 +211,7 @@ def load_dataset(
     features: Sequence[str] | None = None,
     task: Task | None = None,
     fetch: Callable[[str], bytes] | None = None,
+    types: Mapping[str, FeatureType] | None = None,
 ) -> Dataset:
     """Load a dataset from a bundled name, a local file or S3.
 
@@ -216,6 +230,8 @@ def load_dataset(
         target column is not numeric, else regression.
     fetch
         Reads ``s3://`` URIs (injected so this module never imports boto3).
+    types
+        Declared feature types; the others are inferred (:func:`infer_types`).
 
     Raises
     ------
@@ -239,8 +255,9 @@ def load_dataset(
     content = _read_bytes(kind, location, fetch)
     assert file_format is not None
     return dataset_from_bytes(
-        content, file_format=file_format, source=source, target=target, features=features, task=task
-    )
+        content, file_format=file_format, source=source, target=target, features=features,
+        task=task, types=types,
+    )  # fmt: skip
 
 
 def read_source(source: str, *, fetch: Callable[[str], bytes] | None = None) -> bytes:
@@ -274,6 +291,7 @@ def dataset_from_bytes(
     target: str,
     features: Sequence[str] | None = None,
     task: Task | None = None,
+    types: Mapping[str, FeatureType] | None = None,
 ) -> Dataset:
     """A :class:`Dataset` from CSV or Parquet bytes (hashed as they are), named ``source``.
 
@@ -293,7 +311,14 @@ def dataset_from_bytes(
         target=target,
         features=features,
         task=task,
+        types=types,
     )
+
+
+def read_columns(content: bytes, *, file_format: Literal["csv", "parquet"]) -> dict[str, Any]:
+    """Raw columns of CSV or Parquet bytes, for schema inference (``None`` where missing)."""
+    columns = _read_csv(content) if file_format == "csv" else _read_parquet(content)
+    return dict(columns)
 
 
 def _read_bytes(kind: SourceKind, location: str, fetch: Callable[[str], bytes] | None) -> bytes:
@@ -409,32 +434,98 @@ def _is_missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
-def _feature_array(name: str, column: _Column) -> NDArray[np.float64]:
-    missing = sum(1 for v in column.values if _is_missing(v))
-    if missing:
-        raise DatasetError(
-            f"dataset.features: column {name!r} has {missing} missing value(s)",
-            field=f"dataset.features.{name}",
-        )
+def _typed_array(
+    name: str, column: _Column, kind: FeatureType
+) -> tuple[NDArray[Any], NDArray[np.bool_]]:
+    """The column as ``kind`` (float64 with NaN, or objects with ``None``) and its gaps."""
+    missing = np.fromiter((_is_missing(v) for v in column.values), dtype=bool,
+                          count=len(column.values))  # fmt: skip
+    field = f"dataset.features.{name}"
+    if kind in STRING_TYPES:
+        values = np.empty(len(column.values), dtype=object)
+        values[:] = [None if m else _label_text(v) for v, m in zip(column.values, missing,
+                                                                 strict=True)]  # fmt: skip
+        return values, missing
+    if kind == "bool":
+        try:
+            parsed = [math.nan if m else _boolean(v) for v, m in zip(column.values, missing,
+                                                                      strict=True)]  # fmt: skip
+        except ValueError as err:
+            raise DatasetError(f"dataset.features: column {name!r} {err}", field=field) from None
+        return np.asarray(parsed, dtype=np.float64), missing
     if column.dtype is None and not column.text:
         raise DatasetError(
-            f"dataset.features: column {name!r} is not numeric",
-            field=f"dataset.features.{name}",
+            f"dataset.features: column {name!r} is declared {kind} but holds strings", field=field
         )
     try:
-        array = np.asarray(column.values, dtype=np.float64)
+        array = np.asarray([math.nan if m else v for v, m in zip(column.values, missing,
+                                                                  strict=True)],
+                           dtype=np.float64)  # fmt: skip
     except (TypeError, ValueError):
-        bad = next(v for v in column.values if not _parses_as_float(v))
+        bad = next(v for v in column.values if not _is_missing(v) and not _parses_as_float(v))
         raise DatasetError(
-            f"dataset.features: column {name!r} is not numeric (value {str(bad)[:40]!r})",
-            field=f"dataset.features.{name}",
+            f"dataset.features: column {name!r} is declared {kind} but holds {str(bad)[:40]!r}",
+            field=field,
         ) from None
-    if not np.all(np.isfinite(array)):
-        raise DatasetError(
-            f"dataset.features: column {name!r} has non-finite values",
-            field=f"dataset.features.{name}",
-        )
-    return array
+    if np.isinf(array).any():
+        raise DatasetError(f"dataset.features: column {name!r} has non-finite values", field=field)
+    if kind == "int" and not np.all(np.isnan(array) | (array == np.round(array))):
+        raise DatasetError(f"dataset.features: column {name!r} is declared int but holds "
+                           "fractions", field=field)  # fmt: skip
+    return array, missing
+
+
+_TRUE = frozenset({"true", "1", "yes"})
+_FALSE = frozenset({"false", "0", "no"})
+
+
+def _boolean(value: Any) -> float:
+    if isinstance(value, bool | np.bool_):
+        return 1.0 if value else 0.0
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return 1.0
+    if text in _FALSE:
+        return 0.0
+    raise ValueError(f"is declared bool but holds {str(value)[:40]!r}")
+
+
+def infer_types(columns: Mapping[str, Any]) -> dict[str, FeatureType]:
+    """Each column's feature type, as training infers it when the config declares none.
+
+    Numbers are ``float`` (``int`` for Parquet integer columns); ``true``/``false`` (and
+    Parquet booleans) are ``bool``; strings are ``categorical`` when they have at most
+    :data:`MAX_INFERRED_CATEGORIES` distinct values, at most half the rows, and at most
+    three words on average; other strings are ``text``.
+
+    Examples
+    --------
+    >>> cols = read_columns(b"a,b,c\\n1,x,true\\n2,y,false\\n3,x,true\\n", file_format="csv")
+    >>> infer_types(cols)
+    {'a': 'float', 'b': 'categorical', 'c': 'bool'}
+    """
+    kinds: dict[str, FeatureType] = {}
+    for name, column in columns.items():
+        present = [v for v in column.values if not _is_missing(v)]
+        if column.dtype is not None:
+            kinds[name] = column.dtype
+        elif (
+            present
+            and all(
+                isinstance(v, bool) or str(v).strip().lower() in _TRUE | _FALSE for v in present
+            )
+            and any(str(v).strip().lower() in ("true", "false") for v in present)
+        ):
+            kinds[name] = "bool"
+        elif column.text and all(_parses_as_float(v) for v in present):
+            kinds[name] = "float"  # declare `int` to refuse fractions at serving time
+        else:
+            texts = [str(v) for v in present]
+            distinct = len(set(texts))
+            words = sum(len(t.split()) for t in texts) / max(len(texts), 1)
+            few = distinct <= min(MAX_INFERRED_CATEGORIES, max(2, len(texts) // 2))
+            kinds[name] = "categorical" if few and words <= 3 else "text"
+    return kinds
 
 
 def _parses_as_float(value: Any) -> bool:
@@ -467,6 +558,7 @@ def _assemble(
     target: str,
     features: Sequence[str] | None,
     task: Task | None,
+    types: Mapping[str, FeatureType] | None = None,
 ) -> Dataset:
     if target not in columns:
         raise DatasetError(
@@ -499,7 +591,25 @@ def _assemble(
     if task is None:
         task = Task.REGRESSION if _target_is_numeric(target_column) else Task.CLASSIFICATION
 
-    matrix = np.column_stack([_feature_array(name, columns[name]) for name in names])
+    declared = dict(types or {})
+    undeclared = sorted(set(declared) - set(names))
+    if undeclared:
+        raise DatasetError(
+            f"features.{undeclared[0]}: not a feature column of the dataset",
+            field=f"features.{undeclared[0]}",
+        )
+    inferred = infer_types({n: columns[n] for n in names if n not in declared})
+    kinds = [declared.get(n) or inferred[n] for n in names]
+    arrays = [
+        _typed_array(name, columns[name], kind) for name, kind in zip(names, kinds, strict=True)
+    ]
+    nullable = tuple(bool(missing.any()) for _, missing in arrays)
+    if any(k in STRING_TYPES for k in kinds):
+        matrix = np.empty((n_rows, len(names)), dtype=object)
+        for j, (values, _) in enumerate(arrays):
+            matrix[:, j] = values
+    else:
+        matrix = np.column_stack([values for values, _ in arrays]).astype(np.float64)
     classes: tuple[str, ...] = ()
     y: NDArray[Any]
     if task is Task.CLASSIFICATION:
@@ -524,12 +634,12 @@ def _assemble(
                 f"dataset.target: column {target!r} has non-finite values",
                 field="dataset.target",
             )
-    dtypes = tuple(columns[name].dtype or "float" for name in names)
     return Dataset(
         X=matrix,
         y=y,
         feature_names=tuple(names),
-        feature_dtypes=dtypes,
+        feature_dtypes=tuple(kinds),
+        nullable=nullable,
         target=target,
         task=task,
         classes=classes,

@@ -9,13 +9,16 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
-#: Distributions whose versions go into every lineage record (name -> key).
-TRACKED_DISTRIBUTIONS: dict[str, str] = {
-    "scikit-learn": "sklearn",
-    "skl2onnx": "skl2onnx",
-    "onnx": "onnx",
-    "onnxruntime": "onnxruntime",
-    "numpy": "numpy",
+#: Libraries whose versions go into every lineage record: key -> the distributions
+#: that provide it (XGBoost ships as ``xgboost`` or as the CPU-only ``xgboost-cpu``).
+TRACKED_DISTRIBUTIONS: dict[str, tuple[str, ...]] = {
+    "sklearn": ("scikit-learn",),
+    "skl2onnx": ("skl2onnx",),
+    "onnx": ("onnx",),
+    "onnxruntime": ("onnxruntime",),
+    "numpy": ("numpy",),
+    "lightgbm": ("lightgbm",),
+    "xgboost": ("xgboost", "xgboost-cpu"),
 }
 
 COMMIT_ENV_VAR = "FLYWHEEL_CODE_COMMIT"
@@ -29,14 +32,17 @@ def library_versions() -> dict[str, str]:
     Examples
     --------
     >>> sorted(library_versions())
-    ['numpy', 'onnx', 'onnxruntime', 'python', 'skl2onnx', 'sklearn']
+    ['lightgbm', 'numpy', 'onnx', 'onnxruntime', 'python', 'skl2onnx', 'sklearn', 'xgboost']
     """
     versions: dict[str, str] = {}
-    for distribution, key in TRACKED_DISTRIBUTIONS.items():
-        try:
-            versions[key] = metadata.version(distribution)
-        except metadata.PackageNotFoundError:
-            versions[key] = "not installed"
+    for key, distributions in TRACKED_DISTRIBUTIONS.items():
+        versions[key] = "not installed"
+        for distribution in distributions:
+            try:
+                versions[key] = metadata.version(distribution)
+            except metadata.PackageNotFoundError:
+                continue
+            break
     versions["python"] = platform.python_version()
     return versions
 

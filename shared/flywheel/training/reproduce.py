@@ -3,9 +3,8 @@
 Byte stability (measured with scikit-learn 1.9.1, skl2onnx 1.20.0, onnx 1.23.2,
 onnxruntime 1.32.0, numpy 2.4.6, on breast_cancer, wine and diabetes, two runs
 per estimator and precision): the ONNX bytes are identical across runs for every
-estimator in both precisions — logistic/linear regression, random forest,
-gradient boosting and histogram gradient boosting.  Two things make that so:
-skl2onnx names its graph with a random UUID, which
+estimator and precision, LightGBM 4.7.0 and XGBoost 3.2.0 (one thread) included.
+Two things make that so: skl2onnx names its graph with a random UUID, which
 :func:`~flywheel.training.conversion.convert_to_onnx` replaces with a fixed
 name, and the ONNX metadata carries no run id or clock.  The same seed, data and
 library set therefore give the same ``onnx_sha256``; a different library set can

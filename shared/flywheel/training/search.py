@@ -182,21 +182,36 @@ def _folds(
     return list(splitter.split(x, y))
 
 
-def _score(
-    config: TrainingConfig,
-    params: dict[str, JsonValue],
+#: One fold as the trials see it: training rows and labels, validation rows and labels.
+Fold = tuple["NDArray[Any]", "NDArray[Any]", "NDArray[Any]", "NDArray[Any]"]
+
+
+def _prepared(
     x: NDArray[Any],
     y: NDArray[Any],
     splits: list[tuple[NDArray[Any], NDArray[Any]]],
-    scorer: Any,
+    prepare: Callable[[NDArray[Any]], Callable[[NDArray[Any]], NDArray[Any]]] | None,
+) -> list[Fold]:
+    folds: list[Fold] = []
+    for train_rows, test_rows in splits:
+        fit_x, check_x = x[train_rows], x[test_rows]
+        if prepare is not None:
+            transform = prepare(fit_x)
+            fit_x, check_x = transform(fit_x), transform(check_x)
+        folds.append((fit_x, y[train_rows], check_x, y[test_rows]))
+    return folds
+
+
+def _score(
+    config: TrainingConfig, params: dict[str, JsonValue], folds: list[Fold], scorer: Any
 ) -> tuple[float, ...]:
     scores = []
-    for train_rows, test_rows in splits:
+    for fit_x, fit_y, check_x, check_y in folds:
         model = build_estimator(
             config.estimator, config.task, {**config.hyperparameters, **params}, seed=config.seed
         )
-        model.fit(x[train_rows], y[train_rows])
-        scores.append(float(scorer(model, x[test_rows], y[test_rows])))
+        model.fit(fit_x, fit_y)
+        scores.append(float(scorer(model, check_x, check_y)))
     return tuple(scores)
 
 
@@ -205,13 +220,15 @@ def run_search(
     x: NDArray[Any],
     y: NDArray[Any],
     *,
+    prepare: Callable[[NDArray[Any]], Callable[[NDArray[Any]], NDArray[Any]]] | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> SearchReport:
     """Cross-validate the candidates of ``config.search`` on ``x``, ``y`` within the budget.
 
-    ``y`` holds class codes for classification. No trial starts once ``max_minutes``
-    have passed (the first always runs); a candidate scikit-learn refuses is kept as
-    a failed trial.
+    ``y`` holds class codes for classification. ``prepare`` fits preprocessing on a
+    fold's training rows and returns its transform (typed features). No trial starts
+    once ``max_minutes`` have passed (the first always runs); a candidate scikit-learn
+    refuses is kept as a failed trial.
 
     Raises
     ------
@@ -246,6 +263,7 @@ def run_search(
         name = "roc_auc_ovr"
     scorer = get_scorer(name)
     splits = _folds(x, y, task=config.task, folds=search.folds, seed=config.seed)
+    folds = _prepared(x, y, splits, prepare)
     planned = candidates(search, seed=config.seed)
     trials: list[Trial] = []
     stopped: Stop = "max_trials" if len(planned) == search.max_trials else "completed"
@@ -258,7 +276,7 @@ def run_search(
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                scores = _score(config, params, x, y, splits, scorer)
+                scores = _score(config, params, folds, scorer)
         except (ValueError, TypeError) as err:
             trials.append(
                 Trial(

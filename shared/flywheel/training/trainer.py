@@ -17,7 +17,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
 
-from flywheel.drift.profile import ReferenceProfile, build_profile, score_column
+from flywheel.drift.profile import (
+    ReferenceProfile,
+    build_profile,
+    score_column,
+    text_columns,
+    text_vocabulary,
+)
 from flywheel.errors import ConfigError, DatasetError, TrainingError
 from flywheel.registry.models import (
     ArtifactRef,
@@ -44,6 +50,7 @@ from flywheel.training.datasets import Dataset, load_dataset
 from flywheel.training.estimators import build_estimator, model_step
 from flywheel.training.lineage import code_commit, dependency_lock_hash, library_versions
 from flywheel.training.metrics import holdout_metrics
+from flywheel.training.preprocessing import CategoricalStep, Preprocessor, fit_preprocessor
 from flywheel.training.search import SearchReport, run_search
 
 if TYPE_CHECKING:
@@ -185,13 +192,97 @@ def split_indices(
     return np.asarray(train_idx, dtype=np.int64), np.asarray(test_idx, dtype=np.int64)
 
 
-def _input_schema(config: TrainingConfig, dataset: Dataset, tensor_dtype: str) -> InputSchema:
+def _searched(
+    config: TrainingConfig, dataset: Dataset, x_train: Any, y_train: NDArray[Any]
+) -> tuple[dict[str, Any], SearchReport | None]:
+    """The hyperparameters to fit: the config's, plus its search's winner (if it searches)."""
+    params = dict(config.hyperparameters)
+    if config.search is None:
+        return params, None
+    prepare = None
+    if dataset.typed:
+        prepare = lambda rows: _fit_preprocessor(config, dataset, rows).transform  # noqa: E731
+    search = run_search(config, x_train, y_train, prepare=prepare)
+    return {**params, **search.best.params}, search
+
+
+def _fit_preprocessor(config: TrainingConfig, dataset: Dataset, x_train: Any) -> Preprocessor:
+    kinds = dict(zip(dataset.feature_names, dataset.feature_dtypes, strict=True))
+    unknown = sorted(set(config.features) - set(dataset.feature_names))
+    if unknown:
+        raise ConfigError(
+            f"features.{unknown[0]}: not a feature of the dataset", field=f"features.{unknown[0]}"
+        )
+    return fit_preprocessor(x_train, dataset.feature_names, kinds, dict(config.features))
+
+
+def _with_preprocessing(
+    preprocessor: Preprocessor, onnx_bytes: bytes, metadata: dict[str, str], precision: str
+) -> bytes:
+    """The estimator's ONNX model behind its preprocessing, stamped and checked."""
+    import onnx
+
+    from flywheel.training.conversion import stamp
+
+    model = preprocessor.prepend_to(onnx.load_from_string(onnx_bytes))
+    stamp(model, "float64" if precision == "float64" else "float32", metadata)
+    try:
+        onnx.checker.check_model(model, full_check=True)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as err:
+        raise TrainingError(
+            "estimator: the model with its preprocessing fails the ONNX checker",
+            field="estimator",
+        ) from err
+    serialized: bytes = model.SerializeToString()
+    return serialized
+
+
+def _profile(dataset: Dataset, x_train: Any, scores: NDArray[np.float64]) -> ReferenceProfile:
+    """The training split's reference profile: numbers, categories, and each text feature
+    as its length and its share of known words (:func:`~flywheel.drift.profile.text_columns`)."""
+    kinds = dict(zip(dataset.feature_names, dataset.feature_dtypes, strict=True))
+    names: list[str] = []
+    columns: list[Any] = []
+    vocabularies: dict[str, tuple[str, ...]] = {}
+    for i, name in enumerate(dataset.feature_names):
+        if kinds[name] == "text":
+            values = list(x_train[:, i])
+            vocabularies[name] = text_vocabulary(values)
+            for derived, column in text_columns(name, values, vocabularies[name]).items():
+                names.append(derived)
+                columns.append(column)
+        else:
+            names.append(name)
+            columns.append(x_train[:, i])
+    categorical = [n for n in names if kinds.get(n) == "categorical"]
+    if categorical:
+        matrix = np.empty((len(x_train), len(columns)), dtype=object)
+        for j, column in enumerate(columns):
+            matrix[:, j] = column
+    else:
+        matrix = np.column_stack([np.asarray(c, dtype=np.float64) for c in columns])
+    profile = build_profile(matrix, names, categorical, predictions=scores)
+    return profile.model_copy(update={"text": vocabularies}) if vocabularies else profile
+
+
+def _input_schema(
+    config: TrainingConfig,
+    dataset: Dataset,
+    tensor_dtype: str,
+    preprocessor: Preprocessor | None = None,
+) -> InputSchema:
     unknown = sorted(set(config.feature_ranges) - set(dataset.feature_names))
     if unknown:
         raise ConfigError(
             f"feature_ranges.{unknown[0]}: not a feature of the dataset",
             field=f"feature_ranges.{unknown[0]}",
         )
+    categories = {
+        step.name: step.categories
+        for step in (preprocessor.steps if preprocessor is not None else ())
+        if isinstance(step, CategoricalStep)
+    }
+    nullable = dataset.nullable or (False,) * dataset.n_features
     try:
         features = tuple(
             FeatureSpec(
@@ -203,12 +294,26 @@ def _input_schema(config: TrainingConfig, dataset: Dataset, tensor_dtype: str) -
                 maximum=config.feature_ranges[name].maximum
                 if name in config.feature_ranges
                 else None,
+                # With preprocessing inside the model, a missing value is imputed.
+                nullable=preprocessor is not None and (missing or dtype == "text"),
+                categories=categories.get(name, ()),
+                unknown=config.features[name].unknown if name in config.features else "error",
+                max_length=(
+                    (config.features[name].max_length if name in config.features else 1000)
+                    if dtype == "text"
+                    else None
+                ),
             )
-            for name, dtype in zip(dataset.feature_names, dataset.feature_dtypes, strict=True)
+            for name, dtype, missing in zip(
+                dataset.feature_names, dataset.feature_dtypes, nullable, strict=True
+            )
         )
         return InputSchema(
             features=features,
-            tensor_dtype="float64" if tensor_dtype == "float64" else "float32",
+            # A model with preprocessing takes its numbers in double precision.
+            tensor_dtype="float64"
+            if tensor_dtype == "float64" or preprocessor is not None
+            else "float32",
         )
     except ValidationError as err:
         first = err.errors(include_url=False)[0]
@@ -272,6 +377,8 @@ def train(
     )
     x_train, y_train = dataset.X[train_idx], dataset.y[train_idx]
     x_holdout, y_holdout = dataset.X[test_idx], dataset.y[test_idx]
+    preprocessor = _fit_preprocessor(config, dataset, x_train) if dataset.typed else None
+    fit_x = preprocessor.transform(x_train) if preprocessor is not None else x_train
     if config.task is Task.CLASSIFICATION and len(np.unique(y_train)) < len(dataset.classes):
         raise DatasetError(
             "dataset.target: the training split lacks a class", field="dataset.target"
@@ -283,16 +390,13 @@ def train(
     if config.task is Task.CLASSIFICATION:
         y_fit = np.asarray(dataset.classes, dtype=object)[y_train]
     # The search sees the training split only; its winner is fitted on all of it below.
-    params, search = dict(config.hyperparameters), None
-    if config.search is not None:
-        search = run_search(config, x_train, y_train)
-        params.update(search.best.params)
+    params, search = _searched(config, dataset, x_train, y_train)
     estimator = build_estimator(config.estimator, config.task, params, seed=config.seed)
     started = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            estimator.fit(x_train, y_fit)
+            estimator.fit(fit_x, y_fit)
         except ValueError as err:
             raise TrainingError(
                 f"estimator: {config.estimator} failed to fit; check the combination of "
@@ -316,31 +420,36 @@ def train(
     conversion = convert_to_onnx(
         estimator,
         task=config.task,
-        n_features=dataset.n_features,
+        n_features=preprocessor.width if preprocessor is not None else dataset.n_features,
         precision=config.precision,
         metadata=metadata,
     )
+    onnx_bytes = conversion.onnx_bytes
+    parity_precision = conversion.precision
+    note = conversion.fallback_reason
+    if preprocessor is not None:
+        onnx_bytes = _with_preprocessing(preprocessor, onnx_bytes, metadata, conversion.precision)
     timings["convert"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    session = onnx_session(conversion.onnx_bytes)
-    from_onnx = onnx_outputs(session, x_holdout, task=config.task)
-    from_sklearn = sklearn_outputs(estimator, x_holdout, task=config.task)
+    session = onnx_session(onnx_bytes)
+    split = preprocessor.split if preprocessor is not None else None
+    from_onnx = onnx_outputs(session, x_holdout, task=config.task, split=split)
+    holdout_x = preprocessor.transform(x_holdout) if preprocessor is not None else x_holdout
+    from_sklearn = sklearn_outputs(estimator, holdout_x, task=config.task)
     parity = check_parity(
         measure_parity(
             from_sklearn,
             from_onnx,
             task=config.task,
-            precision=conversion.precision,
+            precision=parity_precision,
             tolerances=config.parity,
-        )
+        ).model_copy(update={"note": note})
     )
     timings["parity"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    profile = build_profile(
-        x_train, dataset.feature_names, predictions=_holdout_scores(from_onnx, config.task)
-    )
+    profile = _profile(dataset, x_train, _holdout_scores(from_onnx, config.task))
     timings["profile"] = time.perf_counter() - started
 
     lineage = Lineage(
@@ -360,11 +469,11 @@ def train(
     return TrainingOutcome(
         run_id=run_id,
         config=config,
-        onnx_bytes=conversion.onnx_bytes,
-        onnx_sha256=hashlib.sha256(conversion.onnx_bytes).hexdigest(),
+        onnx_bytes=onnx_bytes,
+        onnx_sha256=hashlib.sha256(onnx_bytes).hexdigest(),
         converter=conversion.converter,
         fallback_reason=conversion.fallback_reason,
-        input_schema=_input_schema(config, dataset, conversion.precision),
+        input_schema=_input_schema(config, dataset, conversion.precision, preprocessor),
         output_schema=OutputSchema(
             task=config.task,
             label_output=conversion.label_output,
@@ -424,6 +533,7 @@ def load_configured_dataset(
         features=dataset.features,
         task=config.task,
         fetch=fetch,
+        types=config.declared_types,
     )
 
 

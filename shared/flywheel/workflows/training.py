@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -159,18 +161,45 @@ def dataset_csv(dataset: Dataset) -> bytes:
 def npy_bytes(array: NDArray[Any]) -> bytes:
     """``np.save`` with ``allow_pickle=False``: numbers only, never code.
 
+    A table with strings (a model with categorical or text features) is written as
+    JSON instead: ``{"rows": [[...], ...]}`` with ``null`` for missing values.
+
     Examples
     --------
     >>> np.load(io.BytesIO(npy_bytes(np.arange(3))), allow_pickle=False).tolist()
     [0, 1, 2]
+    >>> npy_bytes(np.array([[1.5, "a"], [np.nan, None]], dtype=object))
+    b'{"rows":[[1.5,"a"],[null,null]]}'
     """
+    if array.dtype == object:
+        rows = [[_json_cell(v) for v in row] for row in array.tolist()]
+        return json.dumps({"rows": rows}, separators=(",", ":")).encode()
     buffer = io.BytesIO()
     np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
     return buffer.getvalue()
 
 
+def _json_cell(value: Any) -> Any:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
 def load_npy(data: bytes) -> NDArray[Any]:
-    """Read an array written by :func:`npy_bytes` (object arrays are refused)."""
+    """Read an array written by :func:`npy_bytes` (object arrays are never unpickled).
+
+    Examples
+    --------
+    >>> load_npy(b'{"rows":[[1.5,"a"],[null,null]]}').tolist()
+    [[1.5, 'a'], [None, None]]
+    """
+    if data[:1] == b"{":
+        rows = json.loads(data)["rows"]
+        table = np.empty((len(rows), len(rows[0]) if rows else 0), dtype=object)
+        table[:] = rows
+        return table
     array: NDArray[Any] = np.load(io.BytesIO(data), allow_pickle=False)
     return array
 
@@ -297,7 +326,7 @@ class TrainingSteps:
         if kind == "sklearn":
             dataset = load_dataset(
                 dataset_config.source, features=dataset_config.features, task=task
-            )
+            )  # bundled datasets are all numbers
             return _TrainingData(dataset_csv(dataset), ".csv", dataset, None)
         assert file_format is not None
         assert dataset_config.target is not None
@@ -309,6 +338,7 @@ class TrainingSteps:
             target=dataset_config.target,
             features=dataset_config.features,
             task=task,
+            types=config.training.declared_types,
         )
         return _TrainingData(data, _suffix(location), dataset, None)
 
@@ -354,6 +384,7 @@ class TrainingSteps:
             target=snapshot.target,
             features=snapshot.features,
             task=config.training.task,
+            types=config.training.declared_types,
         )
         # Lineage names the snapshot, so `flywheel reproduce` re-trains on the same bytes
         # (for a feature view too: the joined table, not the entity table).
@@ -376,9 +407,11 @@ class TrainingSteps:
         )
         holdout = HoldoutRefs(
             x=self._artifacts.put(
-                f"{prefix}/holdout/X.npy",
+                f"{prefix}/holdout/X.{'json' if outcome.X_holdout.dtype == object else 'npy'}",
                 npy_bytes(outcome.X_holdout),
-                content_type=NPY_CONTENT_TYPE,
+                content_type="application/json"
+                if outcome.X_holdout.dtype == object
+                else NPY_CONTENT_TYPE,
             ),
             y=self._artifacts.put(
                 f"{prefix}/holdout/y.npy",

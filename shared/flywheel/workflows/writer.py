@@ -386,15 +386,22 @@ class RecordsWriter:
                 f"the {capability} capability cannot record {audit.action!s}", field="action"
             )
         if capability is Capability.OPERATIONS and audit.action in _DECISIONS:
+            from flywheel.workflows.config import ApprovalPolicy
+
             found = self._configs.find(audit.model)
-            if found is None or not found.config.approval.allow_direct_approval:
+            # The local runtime lets people approve a version they trained by hand (no
+            # workflow config): the SDK's rule there; the four-eyes rule still applies.
+            unconfigured_here = found is None and self._trust_asserted
+            if not unconfigured_here and (
+                found is None or not found.config.approval.allow_direct_approval
+            ):
                 raise NotPermittedError(
                     f"{audit.model!r} is decided through its training workflow's approval "
                     "(POST /v1/approvals/{id}); its approval policy does not allow direct "
                     "approval",
                     field="action",
                 )
-            policy = found.config.approval
+            policy = found.config.approval if found is not None else ApprovalPolicy()
             requester = requester_of(self._audit.entries(audit.model), audit.version or 0)
             why = refusal(
                 audit.actor,

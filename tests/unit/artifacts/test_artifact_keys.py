@@ -94,6 +94,9 @@ def test_pydantic_models_are_encoded_as_json():
         "minimum": None,
         "maximum": None,
         "nullable": False,
+        "categories": [],
+        "unknown": "error",
+        "max_length": None,
     }
 
 

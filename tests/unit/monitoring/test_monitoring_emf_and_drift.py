@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from flywheel.adapters.emf_monitoring import emf_documents, feature_drift_documents, write_documents
-from flywheel.drift.profile import build_profile
+from flywheel.drift.profile import build_profile, text_columns, text_vocabulary
 from flywheel.drift.scorer import score_window
 from flywheel.serving.capture import capture_key, encode_rows
 from tests.unit.monitoring.conftest import MODEL, Monitoring
@@ -175,3 +175,44 @@ def test_a_window_read_in_small_batches_scores_like_one_read_whole(world: Monito
         measured = {k: v for k, v in theirs.statistics.model_dump().items() if v is not None}
         assert mine.statistics.model_dump(exclude_none=True) == pytest.approx(measured, rel=1e-9)
         assert mine.current_mean == pytest.approx(theirs.current_mean, rel=1e-12)
+
+
+def test_categorical_and_text_features_of_a_typed_model_are_scored(world: Monitoring) -> None:
+    # Given a model trained on a plan category, a support note (text) and an age
+    rng = np.random.default_rng(9)
+    plans = rng.choice(["basic", "pro", "team"], 3000, p=[0.6, 0.3, 0.1]).astype(object)
+    notes = list(rng.choice(["love the product", "billing question", "great support"], 3000))
+    vocabulary = text_vocabulary(notes)
+    text = text_columns("note", notes, vocabulary)
+    training = np.empty((3000, 4), dtype=object)
+    training[:, 0] = plans
+    training[:, 1] = rng.normal(40, 10, 3000)
+    training[:, 2] = text["note:length"]
+    training[:, 3] = text["note:known_words"]
+    profile = build_profile(
+        training, ["plan", "age", "note:length", "note:known_words"], ["plan"]
+    ).model_copy(update={"text": {"note": vocabulary}})
+    world.champion_with_profile(profile)
+    # And traffic that moved to "team", brings a plan the model never saw, and words it
+    # never read (the same lengths)
+    served = rng.choice(["basic", "team", "gold"], 500, p=[0.3, 0.5, 0.2])
+    said = rng.choice(["love the product", "refund the invoice"], 500)
+    _capture(
+        world,
+        [{"plan": str(p), "age": 40.0, "note": str(n)} for p, n in zip(served, said, strict=True)],
+        0,
+    )
+
+    run = world.drift_monitor().run(MODEL)
+
+    assert run.result is not None
+    plan = run.result.feature("plan")
+    assert plan.kind == "categorical"
+    assert plan.drifted
+    assert plan.current_rows == 500
+    assert plan.current_missing_rate == 0.0  # strings counted as categories, not as gaps
+    assert "gold" in plan.new_categories
+    known = run.result.feature("note:known_words")
+    assert known.drifted
+    assert known.current_mean == pytest.approx(0.5 * 1 + 0.5 * (1 / 3), abs=0.05)  # "the" is known
+    assert run.result.feature("note:length").current_rows == 500

@@ -13,7 +13,17 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[3]
-NOT_IN_THE_LAYERS = ("sklearn", "scipy", "skl2onnx", "onnx", "pyarrow", "joblib", "pandas")
+NOT_IN_THE_LAYERS = (
+    "sklearn",
+    "scipy",
+    "skl2onnx",
+    "onnx",
+    "pyarrow",
+    "joblib",
+    "pandas",
+    "lightgbm",
+    "xgboost",
+)
 
 
 def test_feedback_and_monitor_functions_load_no_library_outside_their_layers() -> None:

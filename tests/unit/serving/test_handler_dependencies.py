@@ -16,7 +16,17 @@ from tests.serving_support import trained_model
 
 ROOT = Path(__file__).resolve().parents[3]
 HANDLER = ROOT / "functions" / "inference" / "handler.py"
-TRAINING_ONLY = ("sklearn", "scipy", "pandas", "onnx", "skl2onnx", "joblib", "pyarrow")
+TRAINING_ONLY = (
+    "sklearn",
+    "scipy",
+    "pandas",
+    "onnx",
+    "skl2onnx",
+    "joblib",
+    "pyarrow",
+    "lightgbm",
+    "xgboost",
+)
 #: Never named by serving code (numpy itself imports the module, so only the AST check applies).
 UNSAFE = ("pickle", "cloudpickle", "dill")
 SERVING_FILES = [

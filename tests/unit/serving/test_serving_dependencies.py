@@ -10,7 +10,18 @@ from pathlib import Path
 import flywheel.serving
 
 SERVING = Path(flywheel.serving.__file__).parent
-FORBIDDEN = {"onnx", "sklearn", "skl2onnx", "pickle", "joblib", "cloudpickle", "boto3", "botocore"}
+FORBIDDEN = {
+    "onnx",
+    "sklearn",
+    "skl2onnx",
+    "lightgbm",
+    "xgboost",
+    "pickle",
+    "joblib",
+    "cloudpickle",
+    "boto3",
+    "botocore",
+}
 
 
 def _imported_roots(path: Path) -> set[str]:

@@ -122,7 +122,7 @@ def _error_for(**changes: Any) -> ConfigError:
         ),
         ({"dataset": {"source": "sklearn:diabetes"}}, "dataset.source", "regression dataset"),
         ({"estimator": "linear_regression"}, "estimator", "does not do classification"),
-        ({"estimator": "xgboost"}, "estimator", "Input should be"),
+        ({"estimator": "catboost"}, "estimator", "Input should be"),
         ({"task": "ranking"}, "task", "Input should be"),
         (
             {"hyperparameters": {"n_estimatorz": 10}},

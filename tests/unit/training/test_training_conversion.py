@@ -227,7 +227,8 @@ def test_importing_the_training_modules_loads_no_ml_library() -> None:
         "import flywheel.training.config, flywheel.training.conversion\n"
         "import flywheel.training.datasets, flywheel.training.reproduce\n"
         "import flywheel.training.trainer, flywheel.training.lineage\n"
-        "heavy = {'sklearn', 'skl2onnx', 'onnx', 'onnxruntime', 'pyarrow', 'boto3'}\n"
+        "heavy = {'sklearn', 'skl2onnx', 'onnx', 'onnxruntime', 'pyarrow', 'boto3',\n"
+        "         'lightgbm', 'xgboost'}\n"
         "print(sorted(heavy & set(sys.modules)))\n"
     )
 

@@ -194,8 +194,6 @@ def _csv(tmp_path: Path, text: str) -> str:
     ("text", "target", "field", "fragment"),
     [
         ("a,b\n1,2\n", "y", "dataset.target", "column 'y' not found"),
-        ("a,y\n1,yes\nfoo,no\n", "y", "dataset.features.a", "column 'a' is not numeric"),
-        ("a,y\n1,yes\n,no\n", "y", "dataset.features.a", "1 missing value"),
         ("a,y\n1,2\n2,\n", "y", "dataset.target", "column 'y' has 1 missing value"),
         ("a,y\n1,nan\n2,3\n", "y", "dataset.target", "non-finite"),
         ("a,y\n", "y", "dataset.source", "no rows"),
@@ -220,12 +218,31 @@ def test_regression_on_a_text_target_is_refused(tmp_path: Path) -> None:
         load_dataset(_csv(tmp_path, "a,y\n1,yes\n2,no\n"), target="y", task=Task.REGRESSION)
 
 
-def test_a_non_numeric_parquet_column_is_refused(tmp_path: Path) -> None:
+def test_a_string_parquet_column_is_a_category_unless_declared_a_number(tmp_path: Path) -> None:
     path = tmp_path / "d.parquet"
-    pq.write_table(pa.table({"city": ["paris", "oslo"], "y": [1.0, 2.0]}), path)
+    pq.write_table(pa.table({"city": ["paris", "oslo", "paris"], "y": [1.0, 2.0, 3.0]}), path)
 
-    with pytest.raises(DatasetError, match="column 'city' is not numeric"):
-        load_dataset(str(path), target="y")
+    assert load_dataset(str(path), target="y").feature_dtypes == ("categorical",)
+    with pytest.raises(DatasetError, match="column 'city' is declared float but holds strings"):
+        load_dataset(str(path), target="y", types={"city": "float"})
+
+
+def test_a_declared_number_that_holds_text_is_refused_naming_the_column(tmp_path: Path) -> None:
+    with pytest.raises(DatasetError) as caught:
+        load_dataset(_csv(tmp_path, "a,y\n1,yes\nfoo,no\n"), target="y", types={"a": "float"})
+
+    assert caught.value.field == "dataset.features.a"
+    assert "column 'a' is declared float but holds 'foo'" in str(caught.value)
+
+
+def test_missing_values_are_kept_as_gaps_for_the_model_to_impute(tmp_path: Path) -> None:
+    data = load_dataset(_csv(tmp_path, "a,c,y\n1,x,yes\n,,no\n3,x,no\n"), target="y")
+
+    assert data.feature_dtypes == ("float", "categorical")
+    assert data.nullable == (True, True)
+    assert data.typed
+    assert np.isnan(data.X[1, 0])
+    assert data.X[1, 1] is None
 
 
 def test_missing_files_and_unknown_columns_are_dataset_errors(tmp_path: Path) -> None:

@@ -18,7 +18,17 @@ def test_library_versions_name_the_numeric_stack() -> None:
     assert versions["sklearn"] == metadata.version("scikit-learn")
     assert versions["onnxruntime"] == metadata.version("onnxruntime")
     assert re.fullmatch(r"3\.\d+\.\d+", versions["python"])
-    assert set(versions) == {"sklearn", "skl2onnx", "onnx", "onnxruntime", "numpy", "python"}
+    assert set(versions) == {
+        "sklearn",
+        "skl2onnx",
+        "onnx",
+        "onnxruntime",
+        "numpy",
+        "lightgbm",
+        "xgboost",
+        "python",
+    }
+    assert versions["lightgbm"] == metadata.version("lightgbm")
 
 
 def test_the_lock_hash_is_stable_and_covers_every_distribution(

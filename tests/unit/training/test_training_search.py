@@ -17,7 +17,7 @@ from flywheel.training.estimators import model_step
 from flywheel.training.reproduce import reproduce
 from flywheel.training.search import candidates, run_search
 from flywheel.training.search_space import SearchConfig
-from flywheel.training.trainer import split_indices, train
+from flywheel.training.trainer import split_indices, train, train_from_config
 
 CANCER: dict[str, Any] = {
     "model": "cancer",
@@ -296,3 +296,43 @@ def test_reproduce_repeats_the_recorded_trials_whatever_the_time_budget(cancer: 
 
     assert report.reproduced
     assert report.onnx_sha256_match
+
+
+def test_preprocessing_is_fitted_on_each_folds_training_rows_only(cancer: Dataset) -> None:
+    config = _config({"space": LOG_C, "max_trials": 2, "folds": 3})
+    x, y = _train_split(config, cancer)
+    fitted_on: list[int] = []
+
+    def prepare(rows: Any) -> Any:
+        fitted_on.append(len(rows))
+        return lambda data: data
+
+    report = run_search(config, x, y, prepare=prepare)
+
+    # once per fold (not per trial), each time on the other two folds' rows
+    assert len(fitted_on) == 3
+    assert sum(fitted_on) == 2 * len(x)
+    assert len(report.trials) == 2
+
+
+def test_typed_features_are_tuned_with_their_preprocessing(tmp_path: Any) -> None:
+    from tests.unit.training.test_training_typed_features import _table
+
+    config = parse_config(
+        {
+            "model": "churn",
+            "task": "classification",
+            "estimator": "logistic_regression",
+            "hyperparameters": {"max_iter": 2000},
+            "seed": 3,
+            "dataset": {"source": str(_table(tmp_path / "churn.csv")), "target": "label"},
+            "features": {"note": {"type": "text"}},
+            "search": {"method": "grid", "space": {"C": [0.01, 1.0]}, "folds": 3},
+        }
+    )
+
+    outcome = train_from_config(config)
+
+    assert outcome.search is not None
+    assert all(t.error is None for t in outcome.search.trials)
+    assert outcome.parity.passed

@@ -12,7 +12,12 @@ import pytest
 from flywheel.adapters.lambda_records import LambdaRecordsWriter, WriterAuditLog, WriterRegistry
 from flywheel.adapters.memory import InMemoryAuditLog, InMemoryModelRegistry
 from flywheel.audit.models import AuditAction, AuditDraft
-from flywheel.errors import IllegalTransitionError, NotPermittedError, UnauthenticatedError
+from flywheel.errors import (
+    ApproverNotAllowedError,
+    IllegalTransitionError,
+    NotPermittedError,
+    UnauthenticatedError,
+)
 from flywheel.registry.models import RecordKey, RecordWrite
 from flywheel.registry.service import RegistryService
 from flywheel.workflows.config import ModelConfigStore, parse_model_config
@@ -209,6 +214,20 @@ def test_people_approve_directly_only_where_the_policy_allows_it(tables: Any) ->
         parse_model_config(config), actor=ANA
     )
     assert str(operations.approve(MODEL, number, actor=ANA, reason="ok").status) == "approved"
+
+
+def test_the_local_runtime_approves_a_model_trained_by_hand_with_four_eyes(tables: Any) -> None:
+    """No workflow config (``flywheel train`` on the local runtime): people decide directly,
+    but never the one who registered it; in AWS that stays refused (test above)."""
+    operations = _service(tables, "operations", trust_asserted=True)
+    number = operations.register(version_draft(name=MODEL), actor="dee@example.com").version
+    operations.request_approval(MODEL, number, actor="dee@example.com")
+
+    with pytest.raises(ApproverNotAllowedError):
+        operations.approve(MODEL, number, actor="dee@example.com", reason="mine")
+    approved = operations.approve(MODEL, number, actor="ana@example.com", reason="reviewed")
+
+    assert str(approved.status) == "approved"
 
 
 def test_each_capability_writes_only_its_own_records(tables: Any) -> None:

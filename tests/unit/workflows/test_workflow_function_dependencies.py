@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[3]
-TRAINING_ONLY = ("sklearn", "scipy", "skl2onnx", "onnx", "pyarrow", "joblib")
+TRAINING_ONLY = ("sklearn", "scipy", "skl2onnx", "onnx", "pyarrow", "joblib", "lightgbm", "xgboost")
 
 
 def test_approval_and_promotion_functions_never_load_training_libraries() -> None:
