@@ -33,7 +33,8 @@ ACCESS: dict[str, dict[str, object]] = {
         "online_features": True,
     },
     "train": {
-        "registry": "read",
+        # It records the run (``MODEL#<name>`` / ``RUN#<run id>``) through the writer.
+        "registry": "write",
         "reads": [("artifacts", "training-sets/")],
         "writes": [("artifacts", "models/")],
     },

@@ -49,6 +49,8 @@ if TYPE_CHECKING:
     from flywheel.features.store import FeatureStore
     from flywheel.registry.ports import RegistryStorage
     from flywheel.registry.service import RegistryService
+    from flywheel.runs.log import RunLog
+    from flywheel.runs.models import Run, RunComparison
     from flywheel.serving.capture import CaptureSource
     from flywheel.serving.comparison import VariantComparison
     from flywheel.training.config import TrainingConfig
@@ -71,6 +73,8 @@ class TrainReport:
     timings: dict[str, float] = field(default_factory=dict)
     #: The stored training set, when it was joined from a feature view.
     training_set: ArtifactRef | None = None
+    #: The run recorded for this training (``flywheel runs list NAME``).
+    run: Run | None = None
 
 
 @dataclass(frozen=True)
@@ -196,6 +200,7 @@ class Flywheel:
         Nothing is registered when any step fails.
         """
         from flywheel.artifacts.validation import validate_onnx
+        from flywheel.runs.log import training_runs
         from flywheel.training.config import TrainingConfig, load_config
         from flywheel.training.trainer import load_configured_dataset, train
 
@@ -213,7 +218,9 @@ class Flywheel:
         timings["load_data_s"] = time.perf_counter() - started
 
         progress(f"training {cfg.entrypoint or cfg.estimator}, converting to ONNX, checking parity")
+        started_at, started = self.platform.clock.now(), time.perf_counter()
         outcome = train(cfg, dataset, run_id=run_id, feature_view=feature_view)
+        duration = time.perf_counter() - started
 
         progress("validating the ONNX artifact")
         started = time.perf_counter()
@@ -237,8 +244,12 @@ class Flywheel:
         version = self.registry.register(draft, actor=self.actor, reason=reason)
         version = self.registry.request_approval(cfg.model, version.version, actor=self.actor)
         timings["register_s"] = time.perf_counter() - started
+        run, trials = training_runs(
+            outcome, actor=self.actor, started_at=started_at, duration_seconds=duration
+        )
+        run = self.run_log.record(run.model_copy(update={"version": version.version}), trials)
         timings.update({f"{k}_s": v for k, v in outcome.timings.items()})
-        return TrainReport(version=version, timings=timings, training_set=snapshot)
+        return TrainReport(version=version, timings=timings, training_set=snapshot, run=run)
 
     def _join_feature_view(
         self, cfg: TrainingConfig, run_id: str, progress: Progress
@@ -262,6 +273,36 @@ class Flywheel:
         )
         config = cfg.model_copy(update={"dataset": lineage_dataset})
         return config, dataset, joined.lineage, snapshot
+
+    # -- experiment runs -----------------------------------------------------------------------
+    @property
+    def run_log(self) -> RunLog:
+        """Every training and search trial of every model (``flywheel runs``)."""
+        return self.platform.run_log()
+
+    def runs(self, name: str, *, trials: bool = False) -> list[Run]:
+        """The runs of ``name``, newest first; ``trials``: each search's trials after its run.
+
+        Examples
+        --------
+        >>> Flywheel.in_memory().runs("churn")
+        []
+        """
+        return self.run_log.runs(name, trials=trials)
+
+    def compare_runs(self, *run_ids: str, model: str | None = None) -> RunComparison:
+        """Runs side by side: parameters and metrics, one value per run.
+
+        Raises
+        ------
+        RunNotFoundError
+            Naming the first run id that no model (or ``model``) has.
+        InvalidInputError
+            Fewer than two run ids.
+        """
+        if len(run_ids) < 2:
+            raise InvalidInputError("runs: name at least two runs to compare", field="runs")
+        return self.run_log.compare(run_ids, model=model)
 
     def train_from_dict(
         self, config: dict[str, Any], *, reason: str | None = None, progress: Progress = _quiet

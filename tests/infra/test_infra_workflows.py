@@ -234,6 +234,13 @@ def test_training_steps_write_only_their_own_prefixes(synth: Synth) -> None:
         "artifactsbucket-<AWS::AccountId>-<AWS::Region>/models/*",
     )
     assert not allowed(synth, step("train"), "dynamodb:PutItem", "RegistryTable")
+    # ... and records its run (and nothing its capability does not allow) through the writer
+    assert allowed(
+        synth,
+        step("train"),
+        "lambda:InvokeFunction",
+        f"{synth.prefix}-records-writer:training-runs",
+    )
     assert not allowed(synth, step("validate-data"), "s3:PutObject")
     # Registry changes go through the records writer's workflows alias, not the table
     assert not allowed(synth, step("register"), "dynamodb:PutItem", "RegistryTable")

@@ -408,3 +408,52 @@ def test_in_aws_the_stage_alone_finds_the_platform_through_its_record(
     assert missing.exit_code == 1
     assert "/flywheel/flywheel-nowhere/platform" in missing.stderr
     assert len(missing.stderr.strip().splitlines()) == 1
+
+
+SEARCH_CONFIG = CONFIG.replace(
+    "hyperparameters: {C: 0.5, max_iter: 500}",
+    "hyperparameters: {max_iter: 500}\nsearch: {method: grid, space: {C: [0.05, 0.5]}, folds: 3}",
+)
+
+
+def test_runs_list_and_compare_show_the_training_and_its_trials(
+    cli_env: dict[str, str], runner: CliRunner, tmp_path: Path
+) -> None:
+    config = tmp_path / "search.yaml"
+    config.write_text(SEARCH_CONFIG)
+    trained = invoke(runner, "train", str(config), "-r", "tuned")
+    assert trained.exit_code == 0, trained.output
+    assert "grid search: 2 trial(s) of 3-fold cross-validation" in trained.stdout
+
+    listed = json.loads(invoke(runner, "runs", "list", "cancer", "--trials", "--json").stdout)
+    run, first, second = listed
+    assert (run["kind"], run["version"], run["search"]["trials"]) == ("training", 1, 2)
+    assert [first["run_id"], second["run_id"]] == [f"{run['run_id']}.t001", f"{run['run_id']}.t002"]
+    assert [first["parameters"]["C"], second["parameters"]["C"]] == [0.05, 0.5]
+    table = invoke(runner, "runs", "list", "cancer")
+    assert table.exit_code == 0
+    assert run["run_id"] in table.stdout
+    assert "cancer: 1 run(s), newest first" in table.stdout
+
+    ids = [first["run_id"], second["run_id"], run["run_id"]]
+    compared = json.loads(invoke(runner, "runs", "compare", *ids, "--json").stdout)
+    assert compared["parameters"]["C"] == [0.05, 0.5, run["parameters"]["C"]]
+    assert compared["metrics"]["cv_roc_auc"][:2] == [
+        first["metrics"]["cv_roc_auc"],
+        second["metrics"]["cv_roc_auc"],
+    ]
+    shown = invoke(runner, "runs", "compare", *ids)
+    assert shown.exit_code == 0
+    assert "cv_roc_auc" in shown.stdout
+    assert "0.05" in shown.stdout
+
+
+def test_comparing_an_unknown_run_is_one_line_and_exit_1(
+    trained: Path, runner: CliRunner, cli_env: dict[str, str]
+) -> None:
+    (run,) = json.loads(invoke(runner, "runs", "list", "cancer", "--json").stdout)
+
+    result = invoke(runner, "runs", "compare", run["run_id"], "cancer-20990101T000000-deadbeef")
+
+    assert result.exit_code == 1
+    assert result.stderr.strip() == "error: run 'cancer-20990101T000000-deadbeef' not found"

@@ -511,6 +511,33 @@ class DynamoDbModelRegistry:
         values = _load(item)
         return StoredRecord(key=key, doc=json.loads(values["doc"]), revision=int(values["rev"]))
 
+    def list_records(
+        self, partition: str, sort_prefix: str, *, limit: int = 50, page_token: str | None = None
+    ) -> Page[StoredRecord]:
+        check_limit(limit)
+        scope = f"records:{partition}:{sort_prefix}"
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
+            "ExpressionAttributeValues": {
+                ":pk": {"S": partition},
+                ":prefix": {"S": sort_prefix},
+            },
+            "Limit": limit,
+            "ConsistentRead": True,
+        }
+        if page_token:
+            kwargs["ExclusiveStartKey"] = self._start_key(scope, page_token)
+        response = self.client.query(**kwargs)
+        items = []
+        for item in response.get("Items", []):
+            values = _load(item)
+            key = RecordKey(partition=values["pk"], sort=values["sk"])
+            items.append(
+                StoredRecord(key=key, doc=json.loads(values["doc"]), revision=int(values["rev"]))
+            )
+        return Page[StoredRecord](items=items, next_token=self._token(scope, response))
+
     def put_record(self, write: RecordWrite) -> StoredRecord:
         op = self._record_put(write, isoformat(self._clock.now()))["Put"]
         try:

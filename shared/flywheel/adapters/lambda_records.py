@@ -118,6 +118,11 @@ class WriterRegistry:
     def get_record(self, key: RecordKey) -> StoredRecord | None:
         return self._reads.get_record(key)
 
+    def list_records(
+        self, partition: str, sort_prefix: str, *, limit: int = 50, page_token: str | None = None
+    ) -> Page[StoredRecord]:
+        return self._reads.list_records(partition, sort_prefix, limit=limit, page_token=page_token)
+
     def get_model(self, name: str) -> Model:
         return self._reads.get_model(name)
 

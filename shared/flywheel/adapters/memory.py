@@ -177,6 +177,22 @@ class InMemoryModelRegistry:
         with self._lock:
             return self._records.get((key.partition, key.sort))
 
+    def list_records(
+        self, partition: str, sort_prefix: str, *, limit: int = 50, page_token: str | None = None
+    ) -> Page[StoredRecord]:
+        check_limit(limit)
+        scope = f"records:{partition}:{sort_prefix}"
+        after = str(decode_token(scope, page_token)["after"]) if page_token else ""
+        with self._lock:
+            keys = sorted(
+                sort
+                for part, sort in self._records
+                if part == partition and sort.startswith(sort_prefix) and sort > after
+            )
+            items = [self._records[(partition, sort)] for sort in keys[:limit]]
+        token = encode_token(scope, {"after": keys[limit - 1]}) if len(keys) > limit else None
+        return Page[StoredRecord](items=items, next_token=token)
+
     def put_record(self, write: RecordWrite) -> StoredRecord:
         with self._lock:
             self._check_record(write)

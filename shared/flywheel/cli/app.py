@@ -20,6 +20,7 @@ from rich.table import Table
 
 from flywheel.cli import features as features_cli
 from flywheel.cli.monitor import monitor_app
+from flywheel.cli.runs import runs_app
 from flywheel.cli.serving import serving_app
 from flywheel.errors import FlywheelError, InvalidInputError
 
@@ -46,6 +47,7 @@ app.add_typer(schema_app, name="schema")
 app.add_typer(features_cli.app, name="features")
 app.add_typer(monitor_app, name="monitor")
 app.add_typer(serving_app, name="serving")
+app.add_typer(runs_app, name="runs")
 
 console = Console()
 err_console = Console(stderr=True)
@@ -139,6 +141,15 @@ def train(
             f"({', '.join(view.features)}): {view.rows_without_features:,} of "
             f"{view.entity_rows:,} entity rows saw no feature value and were left out"
         )
+    search = v.lineage.search
+    if search is not None:
+        console.print(
+            f"{search['method']} search: {search['trials']} trial(s) of {search['folds']}-fold "
+            f"cross-validation ({search['stopped']}); best trial {search['best_trial']}, "
+            f"{search['metric']} {search['best_mean_score']:.4f}, {search['best_params']}"
+        )
+    if report.run is not None:
+        console.print(f"run [bold]{report.run.run_id}[/] (flywheel runs list {v.name})")
     _print_metrics(v.metrics, v.parity.model_dump() if v.parity else {})
 
 

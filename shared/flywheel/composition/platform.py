@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from flywheel.monitoring.settings import MonitoringSettings
     from flywheel.registry.ports import RegistryStorage
     from flywheel.registry.service import RegistryService
+    from flywheel.runs.log import RunLog
     from flywheel.serving.capture import CaptureStore
     from flywheel.serving.metrics import ServingMetrics
     from flywheel.serving.service import FeatureLookup, InferenceService
@@ -265,6 +266,12 @@ class Platform(abc.ABC):
             prediction_min_rows=self.settings.canary_prediction_min_rows,
             artifacts=self.artifacts,
         )
+
+    def run_log(self) -> RunLog:
+        """Experiment runs (``flywheel runs``): records next to the registry, trials as JSON."""
+        from flywheel.runs.log import RunLog
+
+        return RunLog(self.records, self.artifacts, models=self.records)
 
     def retrain_requests(self) -> RetrainRequests:
         """What ``retrain_api.handler`` runs: ``RetrainRequested`` as ``flywheel.operator``."""

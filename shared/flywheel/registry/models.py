@@ -304,6 +304,9 @@ class Lineage(Frozen):
             raise ValueError("a reproducible version records its dataset hash and seed")
         return self
 
+    #: The hyperparameter search behind the fitted parameters: space, budget, winner, scores.
+    search: dict[str, Any] | None = None
+
 
 class VersionDraft(Frozen):
     """What a caller registers; the registry adds number, status and timestamps."""

@@ -58,6 +58,12 @@ class RecordStore(Protocol):
         """The record at ``key`` (strongly consistent), or ``None``."""
         ...
 
+    def list_records(
+        self, partition: str, sort_prefix: str, *, limit: int = 50, page_token: str | None = None
+    ) -> Page[StoredRecord]:
+        """The records of ``partition`` whose sort key starts with ``sort_prefix``, by sort key."""
+        ...
+
     def put_record(self, write: RecordWrite) -> StoredRecord:
         """Write one record on its own (no audit entry).
 

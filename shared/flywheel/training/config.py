@@ -54,6 +54,7 @@ from flywheel.training.estimators import (
     unknown_params,
 )
 from flywheel.training.preprocessing import ColumnOptions
+from flywheel.training.search_space import SearchConfig, check_space
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -284,6 +285,8 @@ class TrainingConfig(Frozen):
     #: ``package.module:callable`` returning an unfitted estimator (instead of ``estimator``).
     entrypoint: str | None = None
     hyperparameters: dict[str, JsonValue] = Field(default_factory=dict)
+    #: Tune named hyperparameters by cross-validation on the training split.
+    search: SearchConfig | None = None
     seed: int = Field(default=0, ge=0, le=2**32 - 1)
     test_size: float = Field(default=0.25, gt=0, lt=0.9)
     precision: Precision = "float64"
@@ -353,6 +356,20 @@ class TrainingConfig(Frozen):
             name, reason = next(iter(conflicts.items()))
             raise _error(name, reason)
         return params
+
+    @field_validator("search")
+    @classmethod
+    def _known_search_space(
+        cls, search: SearchConfig | None, info: ValidationInfo
+    ) -> SearchConfig | None:
+        task, estimator = info.data.get("task"), info.data.get("estimator")
+        if search is None or task is None or estimator is None:
+            return search
+        fixed = info.data.get("hyperparameters") or {}
+        problem = check_space(search, estimator=estimator, task=task, fixed=fixed)
+        if problem is not None:
+            raise _error(*problem)
+        return search
 
     @field_validator("precision")
     @classmethod

@@ -180,6 +180,10 @@ def reproduce(
             field="onnx_bytes",
         )
     config = parse_config({**lineage.training_config, "seed": lineage.random_seed})
+    if config.search is not None and lineage.search is not None:
+        # The same trials as recorded, whatever the time budget allows today.
+        pinned = {"max_trials": int(lineage.search["trials"]), "max_minutes": None}
+        config = config.model_copy(update={"search": config.search.model_copy(update=pinned)})
     if dataset is None:
         dataset = load_configured_dataset(config, fetch=fetch)
     outcome: TrainingOutcome = train(

@@ -56,6 +56,7 @@ from flywheel.training.estimators import model_step
 from flywheel.training.lineage import code_commit, dependency_lock_hash, library_versions
 from flywheel.training.metrics import holdout_metrics
 from flywheel.training.preprocessing import CategoricalStep, Preprocessor, fit_preprocessor
+from flywheel.training.search import SearchReport, run_search
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -97,6 +98,8 @@ class TrainingOutcome(BaseModel):
     n_train: int
     n_holdout: int
     warnings: tuple[str, ...] = ()
+    #: The hyperparameter search whose winner was fitted (``search:`` in the config).
+    search: SearchReport | None = None
     estimator: Any = Field(exclude=True, repr=False)
     X_holdout: np.ndarray[Any, np.dtype[np.float64]] = Field(exclude=True, repr=False)
     y_holdout: np.ndarray[Any, np.dtype[Any]] = Field(exclude=True, repr=False)
@@ -192,6 +195,20 @@ def split_indices(
             field="test_size",
         ) from None
     return np.asarray(train_idx, dtype=np.int64), np.asarray(test_idx, dtype=np.int64)
+
+
+def _searched(
+    config: TrainingConfig, dataset: Dataset, x_train: Any, y_train: NDArray[Any]
+) -> tuple[dict[str, Any], SearchReport | None]:
+    """The hyperparameters to fit: the config's, plus its search's winner (if it searches)."""
+    params = dict(config.hyperparameters)
+    if config.search is None:
+        return params, None
+    prepare = None
+    if dataset.typed:
+        prepare = lambda rows: _fit_preprocessor(config, dataset, rows).transform  # noqa: E731
+    search = run_search(config, x_train, y_train, prepare=prepare)
+    return {**params, **search.best.params}, search
 
 
 def _fit_preprocessor(config: TrainingConfig, dataset: Dataset, x_train: Any) -> Preprocessor:
@@ -377,7 +394,9 @@ def train(
     y_fit: NDArray[Any] = y_train
     if config.task is Task.CLASSIFICATION:
         y_fit = np.asarray(dataset.classes, dtype=object)[y_train]
-    estimator = build_model(config)
+    # The search sees the training split only; its winner is fitted on all of it below.
+    params, search = _searched(config, dataset, x_train, y_train)
+    estimator = build_model(config.model_copy(update={"hyperparameters": params}))
     started = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -386,6 +405,8 @@ def train(
         except Exception as err:  # the model's own failure, named in one line
             raise fit_error(config, err) from err
     timings = {"fit": time.perf_counter() - started}
+    if search is not None:
+        timings["search"] = search.seconds
     fit_warnings = tuple(
         dict.fromkeys(f"{w.category.__name__}: {str(w.message)[:200]}" for w in caught)
     )
@@ -442,6 +463,7 @@ def train(
         training_config=config.model_dump(mode="json"),
         feature_view=feature_view,
         entrypoint=entrypoint_lineage(config),
+        search=search.summary() if search is not None else None,
     )
     hyperparameters = _json_safe(model_step(estimator).get_params(deep=False))
     assert isinstance(hyperparameters, dict)
@@ -472,6 +494,7 @@ def train(
         n_train=len(train_idx),
         n_holdout=len(test_idx),
         warnings=fit_warnings,
+        search=search,
         estimator=estimator,
         X_holdout=x_holdout,
         y_holdout=y_holdout,

@@ -12,6 +12,7 @@ import csv
 import io
 import json
 import math
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,6 +23,7 @@ from flywheel.artifacts.validation import validate_onnx
 from flywheel.audit.models import AuditAction, AuditDraft
 from flywheel.errors import ConflictError, DataValidationError, ModelNotFoundError
 from flywheel.registry.models import Task, VersionDraft
+from flywheel.runs.log import RunLog, training_runs
 from flywheel.training.datasets import (
     Dataset,
     dataset_from_bytes,
@@ -270,6 +272,8 @@ class TrainingSteps:
         self._features = features
         self.configs = ModelConfigStore(registry, records)
         self.locks = RunLocks(registry, records, clock=clock, ttl_seconds=lock_ttl_seconds)
+        self.run_log = RunLog(records, artifacts)
+        self._clock = clock
         self._max_approval_timeout = max_approval_timeout_seconds
 
     # -- AcquireRunLock ------------------------------------------------------------------------
@@ -391,7 +395,9 @@ class TrainingSteps:
                 )
             }
         )
+        started_at, started = self._clock.now(), time.perf_counter()
         outcome = train(training_config, dataset, run_id=run_id, feature_view=snapshot.feature_view)
+        duration = time.perf_counter() - started
         validate_onnx(outcome.onnx_bytes, outcome.input_schema, outcome.output_schema)
 
         prefix = f"models/{config.name}/{run_id}"
@@ -426,6 +432,14 @@ class TrainingSteps:
         draft_ref = self._artifacts.put_json(
             f"{prefix}/version_draft.json", draft.model_dump(mode="json")
         )
+        run, trials = training_runs(
+            outcome,
+            actor=state.run.actor,
+            started_at=started_at,
+            duration_seconds=duration,
+            trigger=str(state.trigger.reason),
+        )
+        self.run_log.record(run, trials)
         return TrainResult(
             run_id=run_id,
             artifact=artifact,
@@ -545,6 +559,7 @@ class TrainingSteps:
             registered = self._registry.register(
                 draft, actor=state.run.actor, reason=f"gate passed: {summary}"[:2048]
             )
+        self.run_log.link_version(config.name, trained.run_id, registered.version)
         return RegistrationResult(
             version=registered.version,
             status=str(registered.status),

@@ -114,6 +114,9 @@ ACTIONS: dict[Capability, frozenset[AuditAction]] = {
     Capability.PROMOTION_RUNS: _PROMOTION_RUNS,
     Capability.WORKFLOWS: _TRAINING_RUNS | _PROMOTION_RUNS,
     Capability.APPROVALS: _DECISIONS | {AuditAction.APPROVAL_REFUSED, AuditAction.APPROVAL_EXPIRED},
+    Capability.TRAINING: frozenset(
+        {AuditAction.VERSION_REGISTERED, AuditAction.APPROVAL_REQUESTED}
+    ),
     # Decisions only where the model's approval policy allows direct approval.
     Capability.OPERATIONS: _LIFECYCLE
     | _DECISIONS
@@ -123,15 +126,18 @@ ACTIONS: dict[Capability, frozenset[AuditAction]] = {
 _TRAINING_RECORDS = frozenset(
     {("MODEL#", "RUNLOCK"), ("MODEL#", "APPROVAL#V"), ("APPROVAL#", "APPROVAL")}
 )
+#: Experiment runs (``flywheel runs``): whoever trains records them.
+_RUNS = ("MODEL#", "RUN#")
 #: The auxiliary records each capability may write: (partition prefix, sort prefix).
 RECORDS: dict[Capability, frozenset[tuple[str, str]]] = {
-    Capability.TRAINING_RUNS: _TRAINING_RECORDS,
+    Capability.TRAINING_RUNS: _TRAINING_RECORDS | {_RUNS},
     Capability.PROMOTION_RUNS: frozenset({("MODEL#", "SERVING")}),
     Capability.WORKFLOWS: _TRAINING_RECORDS | {("MODEL#", "SERVING")},
     Capability.APPROVALS: frozenset({("APPROVAL#", "APPROVAL")}),
-    Capability.TRAINING: frozenset(),
+    Capability.TRAINING: frozenset({_RUNS}),
     Capability.OPERATIONS: frozenset(
         {
+            _RUNS,
             ("MODEL#", "CONFIG"),
             ("MODEL#", "SERVING"),
             ("FEATURE_VIEWS", "CATALOG"),

@@ -263,3 +263,63 @@ def test_the_local_runtime_trusts_the_named_actor(tables: Any) -> None:
     assert answer.entry is not None
     assert answer.entry.actor == "ana@local"
     assert json.loads(answer.model_dump_json())["error"] is None
+
+
+def _run_record(sort: str = "RUN#churn-20260101T120000-0a1b2c3d") -> RecordWrite:
+    return RecordWrite(key=RecordKey(partition=f"MODEL#{MODEL}", sort=sort), doc={"run": 1})
+
+
+@pytest.mark.parametrize("capability", ["training-runs", "training", "operations"])
+def test_whoever_trains_records_runs(tables: Any, capability: str) -> None:
+    writer = _writer(tables, identity=None, trust_asserted=True)
+
+    stored = writer.handle(
+        WriteRequest(op=WriteOp.PUT_RECORD, record=_run_record()), Capability(capability)
+    )
+
+    assert stored.error is None
+    assert tables[0].get_record(_run_record().key) is not None
+
+
+@pytest.mark.parametrize("capability", ["promotion-runs", "approvals", "features", "workflows"])
+def test_other_capabilities_cannot_record_runs(tables: Any, capability: str) -> None:
+    writer = _writer(tables)
+
+    refused = writer.handle(
+        WriteRequest(op=WriteOp.PUT_RECORD, record=_run_record()), Capability(capability)
+    )
+
+    assert refused.error is not None
+    assert refused.error["code"] == "not_permitted"
+    assert tables[0].get_record(_run_record().key) is None
+
+
+@pytest.mark.parametrize(
+    ("partition", "sort"),
+    [
+        (f"MODEL#{MODEL}", "CONFIG"),  # the model's workflow config
+        (f"MODEL#{MODEL}", "SERVING"),  # what serves
+        (f"MODEL#{MODEL}", "RUNX#1"),  # not a run, whatever it starts with
+        ("FEATURE_VIEW#spend", "RUN#1"),  # a run key outside a model
+    ],
+)
+def test_run_recorders_write_runs_and_nothing_else(tables: Any, partition: str, sort: str) -> None:
+    writer = _writer(tables, identity=None, trust_asserted=True)
+    record = RecordWrite(key=RecordKey(partition=partition, sort=sort), doc={})
+
+    for capability in (Capability.TRAINING_RUNS, Capability.TRAINING):
+        refused = writer.handle(WriteRequest(op=WriteOp.PUT_RECORD, record=record), capability)
+        assert refused.error is not None, capability
+        assert refused.error["code"] == "not_permitted"
+    assert tables[0].get_record(record.key) is None
+
+
+def test_people_who_train_register_and_ask_for_approval_but_decide_nothing(tables: Any) -> None:
+    data_scientist = _service(tables, "training", proof=ANA)
+
+    number = _candidate(data_scientist)
+
+    assert str(data_scientist.get_version(MODEL, number).status) == "pending_approval"
+    assert [e.actor for e in tables[1].entries(MODEL)] == [ANA, ANA]
+    with pytest.raises(NotPermittedError, match="training capability cannot record approved"):
+        data_scientist.approve(MODEL, number, actor=ANA, reason="mine")
