@@ -140,7 +140,7 @@ def _schema_with(exported: dict[str, Path], tmp_path: Path, **changes: Any) -> P
         ({"classes": ["a", "b", "c"]}, InvalidArtifactError, "schema.classes: "),
         ({"outputs": {"label": "output_label"}}, InvalidArtifactError, "schema.outputs: "),
         ({"input": {"dtype": "float64"}}, InvalidArtifactError, "schema.input.dtype: "),
-        ({"features": [{"name": "x", "dtype": "colour"}]}, ConfigError, "schema.features.0.dtype: "),
+        ({"features": [{"name": "x", "dtype": "rgb"}]}, ConfigError, "schema.features.0.dtype: "),
         ({"classes": ["only"]}, ConfigError, "schema.classes: "),
         ({"task": "regression"}, ConfigError, "schema.classes: a regressor declares no classes"),
     ],
