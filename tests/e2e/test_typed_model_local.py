@@ -101,6 +101,11 @@ def test_a_mixed_type_table_trains_registers_and_serves_raw_records(
     kinds = {f["name"]: f["dtype"] for f in version["input_schema"]["features"]}
     assert kinds["plan"] == "categorical"
     assert kinds["support_note"] == "text"
+    # And the run and its search's trials are listed
+    runs = _flywheel(env, tmp_path, "runs", "list", "churn", "--trials", "--json")
+    assert runs.returncode == 0, runs.stderr
+    listed = json.loads(runs.stdout)
+    assert sum(1 for r in listed if ".t" in r["run_id"]) == 4
     for actor, command in (("ana@example.com", "approve"), ("sam@example.com", "promote")):
         done = _flywheel(env, tmp_path, "--actor", actor, command, "churn", "1", "-r", "ok")
         assert done.returncode == 0, done.stderr
