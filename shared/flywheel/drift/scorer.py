@@ -131,6 +131,8 @@ class FeatureDrift(_DriftRecord):
     current_mean: float | None = None
     current_std: float | None = None
     new_categories: tuple[str, ...] = ()
+    #: The share of missing values moved by more than the policy's ``missing_rate_change``.
+    missing_rate_drifted: bool = False
 
 
 class PredictionDrift(_DriftRecord):
@@ -284,6 +286,7 @@ def score_window(
                         name, reference.categorical[name], window.categorical[name], policy
                     )
                 )
+    features = [_missing_rate_check(f, policy) for f in features]
     scored = [f for f in features if f.verdict in (Verdict.DRIFT, Verdict.NO_DRIFT)]
     drifted = sum(f.drifted for f in scored)
     verdict = dataset_verdict(drifted, len(scored), policy.drift_share)
@@ -357,6 +360,18 @@ def _empty_columns(reference: ReferenceProfile) -> dict[str, Any]:
         )
         for name in reference.features
     }
+
+
+def _missing_rate_check(feature: FeatureDrift, policy: DriftPolicy) -> FeatureDrift:
+    """``feature`` drifted also when its missing share moved beyond the policy's limit."""
+    limit = policy.missing_rate_change
+    if limit is None or feature.verdict not in (Verdict.DRIFT, Verdict.NO_DRIFT):
+        return feature
+    if abs(feature.current_missing_rate - feature.reference_missing_rate) <= limit:
+        return feature
+    return feature.model_copy(
+        update={"missing_rate_drifted": True, "drifted": True, "verdict": Verdict.DRIFT}
+    )
 
 
 # --- numeric ---------------------------------------------------------------------------

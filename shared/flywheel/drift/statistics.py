@@ -643,6 +643,10 @@ class DriftPolicy(Frozen):
     drift_share: float = Field(default=0.5, gt=0, le=1)
     min_rows: int = Field(default=30, ge=1)
     psi_epsilon: float = Field(default=1e-4, gt=0, lt=1)
+    #: A feature whose share of missing values moved by more than this (absolute, either
+    #: way) has drifted, whatever its distribution test says: a pipeline that started
+    #: sending nulls. ``None`` switches the check off.
+    missing_rate_change: float | None = Field(default=0.1, gt=0, le=1)
 
     @classmethod
     def evidently(cls, **overrides: object) -> DriftPolicy:
@@ -650,6 +654,7 @@ class DriftPolicy(Frozen):
         settings: dict[str, object] = {
             "sample_size_basis": SampleSizeBasis.REFERENCE,
             "min_rows": 1,
+            "missing_rate_change": None,  # Evidently judges distributions only
         }
         settings.update(overrides)
         return cls.model_validate(settings)

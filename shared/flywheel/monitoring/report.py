@@ -240,8 +240,9 @@ def _feature_table(result: DriftResult) -> str:
             f'<td class="num">{_num(s.wasserstein)}</td>'
             f'<td class="num">{_num(s.jensen_shannon)}</td>'
             f'<td class="num">{f.reference_rows:,} / {f.current_rows:,}</td>'
-            f'<td class="num">{f.reference_missing_rate:.1%} / {f.current_missing_rate:.1%}</td>'
-            "</tr>"
+            f'<td class="num">{f.reference_missing_rate:.1%} / {f.current_missing_rate:.1%}'
+            + (' <span class="verdict drift">gaps moved</span>' if f.missing_rate_drifted else "")
+            + "</td></tr>"
         )
     return f"<table>{head}{''.join(rows)}</table>"
 

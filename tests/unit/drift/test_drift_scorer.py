@@ -309,3 +309,30 @@ def test_dataframes_are_read_by_codes_and_nullable_numbers(reference) -> None:
     columns["n0"] = np.where(np.arange(2_000) < 10, np.nan, columns["n0"])
     assert from_frame == score_window(reference, columns)
     assert from_frame.feature("n0").current_missing_rate == pytest.approx(10 / 2_000)
+
+
+def test_a_feature_that_starts_arriving_empty_drifts_whatever_its_distribution() -> None:
+    # Given a reference with 2% missing values
+    rng = np.random.default_rng(21)
+    training = rng.normal(size=(20_000, 2))
+    training[rng.random(20_000) < 0.02, 0] = np.nan
+    reference = build_profile(training, ["a", "b"])
+    # When the window's values come from the same distribution but 30% are missing
+    window = rng.normal(size=(5_000, 2))
+    window[rng.random(5_000) < 0.30, 0] = np.nan
+
+    result = score_window(reference, {"a": window[:, 0], "b": window[:, 1]})
+
+    # Then "a" drifted because of its gaps, "b" did not
+    a, b = result.feature("a"), result.feature("b")
+    assert a.drifted
+    assert a.missing_rate_drifted
+    assert a.current_missing_rate == pytest.approx(0.30, abs=0.02)
+    assert not b.drifted
+    assert not b.missing_rate_drifted
+    # And Evidently's policy judges distributions only
+    assert (
+        not score_window(reference, {"a": window[:, 0], "b": window[:, 1]}, DriftPolicy.evidently())
+        .feature("a")
+        .missing_rate_drifted
+    )
