@@ -45,6 +45,7 @@ from flywheel.training.estimators import build_estimator, model_step
 from flywheel.training.lineage import code_commit, dependency_lock_hash, library_versions
 from flywheel.training.metrics import holdout_metrics
 from flywheel.training.preprocessing import CategoricalStep, Preprocessor, fit_preprocessor
+from flywheel.training.validation import label_profile
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -223,7 +224,10 @@ def _profile(dataset: Dataset, x_train: Any, scores: NDArray[np.float64]) -> Ref
     columns = x_train[:, profiled]
     if not categorical:
         columns = np.asarray(columns, dtype=np.float64)
-    return build_profile(columns, names, categorical, predictions=scores)
+    profile = build_profile(columns, names, categorical, predictions=scores)
+    return profile.model_copy(
+        update={"dataset_rows": dataset.n_rows, "labels": label_profile(dataset)}
+    )
 
 
 def _input_schema(
