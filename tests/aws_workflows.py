@@ -85,11 +85,16 @@ class Faults:
         self.pending.setdefault(f"{service}.{operation}", []).extend([(code, status)] * times)
 
     def fail_call(
-        self, service: str, operation: str, number: int, code: str = "ServiceException"
+        self,
+        service: str,
+        operation: str,
+        number: int,
+        code: str = "ServiceException",
+        status: int = 500,
     ) -> None:
         """Fail only the ``number``-th call of the operation from now on (HTTP 500)."""
         key = f"{service}.{operation}"
-        self.scheduled.setdefault(key, {})[self.counts.get(key, 0) + number] = (code, 500)
+        self.scheduled.setdefault(key, {})[self.counts.get(key, 0) + number] = (code, status)
 
     @staticmethod
     def _key(model: Any) -> str:

@@ -24,12 +24,13 @@ ACCESS: dict[str, dict[str, object]] = {
     "acquire_run_lock": {"registry": "write", "reads": [("artifacts", "policies/")]},
     "validate_data": {
         "registry": "read",
-        "reads": [("features", "offline/"), ("artifacts", "policies/")],
+        "reads": [("features", "offline/"), ("artifacts", "policies/"), ("artifacts", "models/")],
+        "writes": [("artifacts", "reports/")],
     },
     "build_training_set": {
         "registry": "read",
-        "reads": [("features", "offline/")],
-        "writes": [("artifacts", "training-sets/")],
+        "reads": [("features", "offline/"), ("artifacts", "models/")],
+        "writes": [("artifacts", "training-sets/"), ("artifacts", "reports/")],
         "online_features": True,
     },
     "train": {

@@ -241,7 +241,11 @@ def test_training_steps_write_only_their_own_prefixes(synth: Synth) -> None:
         "lambda:InvokeFunction",
         f"{synth.prefix}-records-writer:training-runs",
     )
-    assert not allowed(synth, step("validate-data"), "s3:PutObject")
+    # ValidateData writes its data report under reports/, and nothing else
+    bucket = "artifactsbucket-<AWS::AccountId>-<AWS::Region>"
+    assert allowed(synth, step("validate-data"), "s3:PutObject", f"{bucket}/reports/*")
+    for prefix in ("models/*", "training-sets/*", "policies/*"):
+        assert not allowed(synth, step("validate-data"), "s3:PutObject", f"{bucket}/{prefix}")
     # Registry changes go through the records writer's workflows alias, not the table
     assert not allowed(synth, step("register"), "dynamodb:PutItem", "RegistryTable")
     assert allowed(

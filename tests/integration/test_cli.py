@@ -457,3 +457,33 @@ def test_comparing_an_unknown_run_is_one_line_and_exit_1(
 
     assert result.exit_code == 1
     assert result.stderr.strip() == "error: run 'cancer-20990101T000000-deadbeef' not found"
+
+
+def test_data_validate_compares_an_extract_with_the_registered_version(
+    trained: Path, runner: CliRunner, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    from flywheel.training.datasets import load_dataset
+    from flywheel.workflows.training import dataset_csv
+
+    # Given version 1 trained on breast cancer, and a new extract of its first 150 rows
+    lines = dataset_csv(load_dataset("sklearn:breast_cancer")).decode().splitlines()
+    (tmp_path / "extract.csv").write_text("\n".join(lines[:151]) + "\n")
+    workflow = tmp_path / "cancer.model.yaml"
+    workflow.write_text(
+        WORKFLOW_CONFIG.replace(
+            '{source: "sklearn:breast_cancer"}', '{source: "sklearn:breast_cancer", target: target}'
+        )
+    )
+
+    same = invoke(runner, "data", "validate", str(workflow))
+    fewer = invoke(
+        runner, "data", "validate", str(workflow), "--data", str(tmp_path / "extract.csv"), "--json"
+    )
+
+    assert same.exit_code == 0, same.output
+    assert "reference: latest version v1" in same.output
+    assert fewer.exit_code == 1
+    report = json.loads(fewer.stdout)
+    assert report["reference"] == "latest version v1"
+    failed = [r["check"] for r in report["results"] if r["status"] == "failed"]
+    assert "row_count" in failed

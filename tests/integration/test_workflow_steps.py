@@ -158,7 +158,8 @@ def test_cooldown_and_duplicate_triggers_are_suppressed_and_audited(aws: AwsWork
 
 
 def test_a_failed_training_step_releases_the_lock_and_is_audited(aws: AwsWorkflows) -> None:
-    aws.faults.fail("s3", "PutObject", code="AccessDenied", status=403)
+    # ValidateData writes its report (two objects); the snapshot's upload is refused
+    aws.faults.fail_call("s3", "PutObject", 3, code="AccessDenied", status=403)
 
     execution = aws.start_training("schedule")
 
@@ -271,3 +272,40 @@ def test_the_real_composition_root_reads_its_settings(
     assert result["healthy"] is True
     assert sorted(result["alarms"]) == sorted(ALARMS)
     ORIGINAL_ROOT.cache_clear()
+
+
+def test_a_training_set_failing_its_expectations_stops_before_train(aws: AwsWorkflows) -> None:
+    # Given an extract in S3 with a column that is the label in disguise
+    from flywheel.training.datasets import load_dataset
+    from flywheel.workflows.training import dataset_csv
+
+    lines = dataset_csv(load_dataset("sklearn:breast_cancer")).decode().splitlines()
+    rows = [f"{int(line.endswith('malignant'))},{line}" for line in lines[1:]]
+    bucket = aws.names["FLYWHEEL_ARTIFACTS_BUCKET"]
+    body = "\n".join([f"outcome_flag,{lines[0]}", *rows]) + "\n"
+    boto3.client("s3").put_object(Bucket=bucket, Key="extracts/cancer.csv", Body=body.encode())
+    source = f"s3://{bucket}/extracts/cancer.csv"
+    configure(aws, training={"dataset": {"source": source, "target": "target"}})
+
+    execution = aws.start_training("schedule")
+
+    # Then the run fails at ValidateData, the lock is free and the failure is audited
+    assert execution.visited[-4:] == [
+        "ValidateData",
+        "ReleaseRunLockAfterFailure",
+        "RecordFailure",
+        "TrainingFailed",
+    ]
+    assert "Train" not in execution.visited
+    assert execution.state["lock_release"]["Payload"] == {"released": True}
+    entry = aws.last_entry()
+    assert str(entry.action) == "data_validation_failed"
+    assert "failed: leakage.outcome_flag; report s3://" in entry.reason
+    # The report is in the artifacts bucket next to the other reports, JSON and HTML
+    key = entry.details["report"]
+    report = json.loads(boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
+    assert report["passed"] is False
+    assert [r["feature"] for r in report["results"] if r["status"] == "failed"] == ["outcome_flag"]
+    html = boto3.client("s3").get_object(Bucket=bucket, Key=key.replace(".json", ".html"))
+    assert b"leakage.outcome_flag" in html["Body"].read()
+    assert aws.registry.verify(MODEL).ok

@@ -30,6 +30,7 @@ class AuditAction(StrEnum):
     RETRAIN_TRIGGERED = "retrain_triggered"
     RETRAIN_SUPPRESSED = "retrain_suppressed"
     TRAINING_FAILED = "training_failed"
+    DATA_VALIDATION_FAILED = "data_validation_failed"
     ANCHOR_RECORDED = "anchor_recorded"
     GATE_REJECTED = "gate_rejected"
     APPROVAL_EXPIRED = "approval_expired"
@@ -51,6 +52,7 @@ REASON_REQUIRED: frozenset[AuditAction] = frozenset(
         AuditAction.APPROVAL_REFUSED,
         AuditAction.PROMOTION_FAILED,
         AuditAction.TRAINING_FAILED,
+        AuditAction.DATA_VALIDATION_FAILED,
     }
 )
 

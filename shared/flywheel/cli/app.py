@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from flywheel.cli import features as features_cli
+from flywheel.cli.data import data_app
 from flywheel.cli.monitor import monitor_app
 from flywheel.cli.runs import runs_app
 from flywheel.cli.serving import serving_app
@@ -45,6 +46,7 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(local_app, name="local")
 app.add_typer(schema_app, name="schema")
 app.add_typer(features_cli.app, name="features")
+app.add_typer(data_app, name="data")
 app.add_typer(monitor_app, name="monitor")
 app.add_typer(serving_app, name="serving")
 app.add_typer(runs_app, name="runs")

@@ -1,4 +1,4 @@
-"""``flywheel monitor``: the drift and performance reports the scheduled monitors wrote.
+"""``flywheel monitor``: the reports the monitors and the training runs' data checks wrote.
 
 ``flywheel monitor reports NAME`` lists them (newest first); ``flywheel monitor open
 NAME [--run ID]`` downloads one HTML report to a local file, prints its path and opens
@@ -26,8 +26,8 @@ monitor_app = typer.Typer(
 )
 
 KindOption = Annotated[
-    Literal["drift", "performance"] | None,
-    typer.Option("--kind", help="Only drift or only performance reports."),
+    Literal["drift", "performance", "data"] | None,
+    typer.Option("--kind", help="Only drift, performance or data validation reports."),
 ]
 
 
@@ -74,7 +74,7 @@ def _known(name: str) -> None:
     _sdk().get_model(name)
 
 
-def _list(name: str, kind: Literal["drift", "performance"] | None, limit: int) -> None:
+def _list(name: str, kind: Literal["drift", "performance", "data"] | None, limit: int) -> None:
     _known(name)
     entries = _index().list(name, kind=kind)
     if not entries:
@@ -103,7 +103,7 @@ def open_report(
 def _open(
     name: str,
     run: str | None,
-    kind: Literal["drift", "performance"] | None,
+    kind: Literal["drift", "performance", "data"] | None,
     output: Path | None,
     *,
     browser: bool,

@@ -891,6 +891,12 @@ class ReferenceProfile(Frozen):
     measures: the value (regression), P(second class) (binary), the top
     probability (multi-class); see :func:`score_column`.
     The canary check compares a canary's live scores with it."""
+    dataset_rows: int | None = Field(default=None, ge=0)
+    """Rows of the whole training set (split and holdout); training sets it, and data
+    validation compares the next training set's size with it."""
+    labels: CategoricalProfile | NumericProfile | None = Field(default=None, discriminator="kind")
+    """The target over the whole training set: counts by class name (classification) or
+    a numeric profile (regression); data validation compares label shares with it."""
 
     @model_validator(mode="after")
     def _every_feature_once(self) -> ReferenceProfile:

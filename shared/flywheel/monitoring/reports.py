@@ -1,11 +1,14 @@
 """The monitors' reports in the artifacts bucket: list them, fetch one.
 
-Both monitors write a JSON result and an HTML page per run::
+Both monitors, and the training workflow's data validation, write a JSON result and an
+HTML page per run::
 
     reports/<model>/drift/<YYYY-MM-DDTHHMMSS>.{json,html}
     reports/<model>/performance/<YYYY-MM-DDTHHMMSS>.{json,html}
+    reports/<model>/data/<YYYY-MM-DDTHHMMSS>-<execution>.{json,html}
 
-The run id is the timestamp (UTC) of the window's end, so ids sort by time.
+A monitor's run id is the timestamp (UTC) of the window's end, a training run's the time
+it started and its execution name, so ids sort by time.
 """
 
 from __future__ import annotations
@@ -21,8 +24,8 @@ if TYPE_CHECKING:
 
 __all__ = ["KINDS", "ReportEntry", "ReportIndex"]
 
-Kind = Literal["drift", "performance"]
-KINDS: tuple[Kind, ...] = ("drift", "performance")
+Kind = Literal["drift", "performance", "data"]
+KINDS: tuple[Kind, ...] = ("drift", "performance", "data")
 
 
 class ReportEntry(BaseModel):

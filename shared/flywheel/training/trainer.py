@@ -57,6 +57,7 @@ from flywheel.training.lineage import code_commit, dependency_lock_hash, library
 from flywheel.training.metrics import holdout_metrics
 from flywheel.training.preprocessing import CategoricalStep, Preprocessor, fit_preprocessor
 from flywheel.training.search import SearchReport, run_search
+from flywheel.training.validation import label_profile
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -267,7 +268,13 @@ def _profile(dataset: Dataset, x_train: Any, scores: NDArray[np.float64]) -> Ref
     else:
         matrix = np.column_stack([np.asarray(c, dtype=np.float64) for c in columns])
     profile = build_profile(matrix, names, categorical, predictions=scores)
-    return profile.model_copy(update={"text": vocabularies}) if vocabularies else profile
+    return profile.model_copy(
+        update={
+            "text": vocabularies,
+            "dataset_rows": dataset.n_rows,
+            "labels": label_profile(dataset),
+        }
+    )
 
 
 def _input_schema(

@@ -55,6 +55,7 @@ from flywheel.registry.models import RecordWrite, Task, validate_model_name
 from flywheel.training.config import TrainingConfig, _read_mapping, config_error
 from flywheel.training.datasets import parse_source
 from flywheel.training.metrics import CLASSIFICATION_METRICS, REGRESSION_METRICS
+from flywheel.training.validation import DataExpectations
 from flywheel.workflows.records import CONFIG, model_key
 from flywheel.workflows.state import TriggerReason
 
@@ -100,13 +101,15 @@ class DataPolicy(Frozen):
 
     Examples
     --------
-    >>> DataPolicy().min_rows
-    50
+    >>> DataPolicy().min_rows, DataPolicy().expectations.max_null_rate_increase
+    (50, 0.1)
     """
 
     min_rows: int = Field(default=50, ge=2)
     #: Classification only: every class needs at least this many rows.
     min_rows_per_class: int = Field(default=10, ge=1)
+    #: Checks against the declared schema and the previous training set's profile.
+    expectations: DataExpectations = Field(default_factory=DataExpectations)
 
 
 class FairnessPolicy(Frozen):

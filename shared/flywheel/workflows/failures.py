@@ -7,7 +7,8 @@ and leaves registry, alias and audit consistent:
 - training: the run lock is already released (``ReleaseRunLockAfterFailure``); a
   candidate the run registered is rejected and its pending approval closed (expired
   when the approval wait timed out), one transaction with the audit entry; without a
-  candidate only ``training_failed`` is audited. No half-registered version remains.
+  candidate only ``training_failed`` is audited (``data_validation_failed`` when the data
+  failed its expectations, with the report). No half-registered version remains.
 - promotion: see :meth:`~flywheel.workflows.promotion.PromotionSteps.record_failure`.
 """
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from flywheel.audit.models import AuditAction, AuditDraft
+from flywheel.workflows.data_checks import report_base
 from flywheel.workflows.state import (
     FailureResult,
     PromotionState,
@@ -30,6 +32,8 @@ if TYPE_CHECKING:
 
 #: The error Step Functions records when a task (here: the approval wait) times out.
 TASK_TIMEOUT = "States.Timeout"
+#: The error a data check raises (``DataValidationError``'s class name).
+DATA_VALIDATION_ERROR = "DataValidationError"
 
 
 class WorkflowFailures:
@@ -38,7 +42,8 @@ class WorkflowFailures:
     Examples
     --------
     >>> from flywheel.composition import InMemoryPlatform
-    >>> failures = InMemoryPlatform().workflow_failures()
+    >>> platform = InMemoryPlatform()
+    >>> failures = platform.workflow_failures()
     >>> run = {
     ...     "execution_id": "arn:aws:states:eu-west-1:123456789012:execution:training:run-1",
     ...     "execution_name": "run-1", "started_at": "2026-01-01T00:00:00Z",
@@ -55,6 +60,8 @@ class WorkflowFailures:
     ('training', 'ValidateData')
     >>> result.reason
     'ValidateData failed: DataValidationError: data.min_rows: 150 rows'
+    >>> [str(e.action) for e in platform.registry.audit.entries("iris")]
+    ['data_validation_failed']
     """
 
     def __init__(
@@ -97,18 +104,24 @@ class WorkflowFailures:
                 )
             )
         else:
+            details = {
+                "failed_step": step,
+                "error": state.error.error if state.error else None,
+                "execution_id": state.run.execution_id,
+                "trigger": str(state.trigger.reason),
+            }
+            action = AuditAction.TRAINING_FAILED
+            if state.error is not None and state.error.error == DATA_VALIDATION_ERROR:
+                # No version exists yet: the entry changes nothing (writer.EFFECTS).
+                action = AuditAction.DATA_VALIDATION_FAILED
+                details["report"] = f"{report_base(name, state.run)}.json"
             self._registry.record(
                 AuditDraft(
                     model=name,
-                    action=AuditAction.TRAINING_FAILED,
+                    action=action,
                     actor=state.run.actor,
                     reason=reason,
-                    details={
-                        "failed_step": step,
-                        "error": state.error.error if state.error else None,
-                        "execution_id": state.run.execution_id,
-                        "trigger": str(state.trigger.reason),
-                    },
+                    details=details,
                 )
             )
         head = self._registry.audit.head(name)

@@ -155,6 +155,13 @@ class ValidationResult(ResultModel):
     class_counts: dict[str, int] = Field(default_factory=dict)
     dataset_id: str
     dataset_sha256: str
+    #: The previous training set the data was checked against, or why there was none.
+    reference: str | None = None
+    #: Expectations that failed as warnings (reported; the run went on).
+    warnings: tuple[str, ...] = ()
+    #: The data validation report (``reports/<model>/data/...``).
+    report_json: ArtifactRef | None = None
+    report_html: ArtifactRef | None = None
 
 
 class TrainingSetResult(ResultModel):

@@ -37,7 +37,14 @@ from flywheel.training.feature_sets import (
     build_from_feature_view,
 )
 from flywheel.training.trainer import train
+from flywheel.training.validation import class_counts, load_checked
 from flywheel.workflows.config import ModelConfigStore, parse_model_config
+from flywheel.workflows.data_checks import (
+    previous_reference,
+    report_base,
+    store_report,
+    validate_for_model,
+)
 from flywheel.workflows.evaluation import Holdout, score
 from flywheel.workflows.gate import evaluate_gate
 from flywheel.workflows.runs import RunLocks
@@ -212,6 +219,8 @@ class _TrainingData:
     suffix: str
     dataset: Dataset
     feature_view: FeatureViewLineage | None
+    #: Columns that do not hold their declared type (loaded as inferred), with why.
+    type_problems: dict[str, str] | None = None
 
 
 def _suffix(location: str) -> str:
@@ -310,9 +319,46 @@ class TrainingSteps:
 
     # -- ValidateData --------------------------------------------------------------------------
     def validate_data(self, state: TrainingState) -> ValidationResult:
-        """Load the configured source (joined from its feature view, if any) and check it."""
+        """Load the configured source (joined from its feature view, if any) and check it.
+
+        The data policy's expectations run against the previous training set's reference
+        profile; the report is stored under ``reports/<model>/data/``.
+
+        Raises
+        ------
+        DataValidationError
+            An expectation that is not a warning failed; the message names each one.
+        """
         config = self._config(state)
-        return check_data(self._training_data(config).dataset, config)
+        return self._validate(config, self._training_data(config), state)
+
+    def _validate(
+        self, config: ModelConfig, source: _TrainingData, state: TrainingState
+    ) -> ValidationResult:
+        reference = previous_reference(self._registry, self._artifacts, config.name)
+        report = validate_for_model(
+            source.dataset, config, reference, type_problems=source.type_problems
+        )
+        report_json, report_html = store_report(
+            self._artifacts, report_base(config.name, state.run), report
+        )
+        if not report.passed:
+            raise DataValidationError(
+                f"{report.summary()}; report {report_html.uri}", field="data.expectations"
+            )
+        dataset = source.dataset
+        return ValidationResult(
+            rows=dataset.n_rows,
+            features=dataset.feature_names,
+            classes=dataset.classes,
+            class_counts=class_counts(dataset),
+            dataset_id=dataset.dataset_id,
+            dataset_sha256=dataset.sha256,
+            reference=reference.label,
+            warnings=tuple(r.name for r in report.warnings),
+            report_json=report_json,
+            report_html=report_html,
+        )
 
     def _training_data(self, config: ModelConfig) -> _TrainingData:
         dataset_config = config.training.dataset
@@ -331,7 +377,7 @@ class TrainingSteps:
         assert file_format is not None
         assert dataset_config.target is not None
         data = read_source(dataset_config.source, fetch=self._fetch)
-        dataset = dataset_from_bytes(
+        dataset, problems = load_checked(
             data,
             file_format=file_format,
             source=dataset_config.source,
@@ -340,7 +386,7 @@ class TrainingSteps:
             task=task,
             types=config.training.declared_types,
         )
-        return _TrainingData(data, _suffix(location), dataset, None)
+        return _TrainingData(data, _suffix(location), dataset, None, problems)
 
     # -- BuildTrainingSet ----------------------------------------------------------------------
     def build_training_set(self, state: TrainingState) -> TrainingSetResult:
@@ -351,12 +397,15 @@ class TrainingSteps:
         view's features point-in-time and written as Parquet (rows that see no feature
         value are dropped and counted in ``feature_view.rows_without_features``). Later
         steps read the snapshot by SHA-256, so the run can be repeated after the source
-        (or the feature store) changed.
+        (or the feature store) changed. A source that changed since ValidateData is
+        validated again.
         """
         config = self._config(state)
         run_id = state.result("lock").run_id
         source = self._training_data(config)
-        check_data(source.dataset, config)
+        validated: ValidationResult = state.result("validation")
+        if source.dataset.sha256 != validated.dataset_sha256:
+            self._validate(config, source, state)
         snapshot = self._artifacts.put(
             f"training-sets/{config.name}/{run_id}/data{source.suffix}",
             source.data,

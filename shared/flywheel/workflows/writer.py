@@ -94,6 +94,7 @@ _TRAINING_RUNS = frozenset(
         AuditAction.RETRAIN_TRIGGERED,
         AuditAction.RETRAIN_SUPPRESSED,
         AuditAction.TRAINING_FAILED,
+        AuditAction.DATA_VALIDATION_FAILED,
         AuditAction.GATE_REJECTED,
         AuditAction.APPROVAL_EXPIRED,
     }

@@ -134,8 +134,8 @@ def test_a_gate_rejection_registers_nothing_and_audits_why(world: World) -> None
 
 
 def test_a_failed_step_releases_the_lock_and_audits_training_failed(world: World) -> None:
-    # Given data that fails the data policy
-    world.configure(data={"min_rows": 10_000})
+    # Given a source that cannot be read
+    world.configure(training={"dataset": {"source": "/nowhere/churn.csv", "target": "churned"}})
 
     execution = world.start_training("schedule")
 
@@ -150,7 +150,7 @@ def test_a_failed_step_releases_the_lock_and_audits_training_failed(world: World
     entry = list(world.audit.entries(MODEL))[-1]
     assert str(entry.action) == "training_failed"
     assert entry.reason is not None
-    assert entry.reason.startswith("ValidateData failed: DataValidationError: data.min_rows")
+    assert entry.reason.startswith("ValidateData failed: DatasetError: dataset.source")
     assert execution.state["lock_release"]["Payload"]["released"] is True
 
 
