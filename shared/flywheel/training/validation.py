@@ -26,7 +26,12 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from pydantic import Field, model_validator
 
-from flywheel.drift.profile import CategoricalProfile, NumericProfile
+from flywheel.drift.profile import (
+    TEXT_KNOWN_WORDS,
+    TEXT_LENGTH,
+    CategoricalProfile,
+    NumericProfile,
+)
 from flywheel.errors import DatasetError
 from flywheel.models import Frozen
 from flywheel.registry.models import STRING_TYPES, Task
@@ -503,9 +508,16 @@ def _profiled(dataset: Dataset) -> list[str]:
     return [name for name in dataset.feature_names if kinds[name] != "text"]
 
 
+def _reference_features(reference: Any) -> set[str]:
+    """The reference's input features: a text feature is profiled as two derived ones."""
+    text = set(getattr(reference, "text", {}) or {})
+    derived = {f"{t}{TEXT_LENGTH}" for t in text} | {f"{t}{TEXT_KNOWN_WORDS}" for t in text}
+    return (set(reference.features) - derived) | text
+
+
 def _features(run: _Run, dataset: Dataset, reference: Any, *_: Any) -> None:
-    ours = set(_profiled(dataset))
-    theirs = set(reference.features)
+    ours = set(dataset.feature_names)
+    theirs = _reference_features(reference)
     gone, new = sorted(theirs - ours), sorted(ours - theirs)
     field = "data.expectations.features"
     for name in gone:

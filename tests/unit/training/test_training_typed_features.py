@@ -285,3 +285,24 @@ def test_every_regressor_reproduces_its_reference_on_raw_rows(
     assert outcome.parity.precision == "float64"
     assert outcome.parity.max_abs_diff <= 1e-9 * (1 + float(np.abs(outcome.y_holdout).mean()))
     assert outcome.metrics["r2"] > 0.8
+
+
+def test_data_validation_against_a_typed_models_profile_sees_the_same_features(
+    tmp_path: Path,
+) -> None:
+    """The reference profiles a text feature as two derived numbers; validating the same
+    table again must not call the text feature new nor the derived ones missing."""
+    from flywheel.training.datasets import load_dataset
+    from flywheel.training.validation import DataExpectations, validate_dataset
+
+    source = _table(tmp_path / "t.csv")
+    config = _config(source, "random_forest")
+    outcome = train_from_config(config)
+    again = load_dataset(str(source), target="label", types=config.declared_types)
+
+    report = validate_dataset(again, DataExpectations(), reference=outcome.profile)
+
+    features = next(r for r in report.results if r.check == "features")
+    assert features.observed == "4 features as in the reference"
+    assert report.passed
+    assert not report.warnings
