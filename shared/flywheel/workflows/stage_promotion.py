@@ -507,9 +507,7 @@ def verify_promotions(name: str, *, source: StageRef, target: StageRef) -> Promo
         registration = origin.get("registration") or {}
         held = src_by_seq.get(int(registration.get("seq", 0)))
         if held is None or held.hash != registration.get("hash") or held.version != number:
-            problems.append(
-                f"{here}: {source.name}'s trail does not hold the registration it names"
-            )
+            problems.append(f"{here}: {source.name}'s trail lacks the registration it names")
         elif held.details.get("artifact_sha256") != entry.details.get("artifact_sha256"):
             problems.append(f"{here}: the digest differs from the one {source.name} registered")
         head = origin.get("head") or {}

@@ -152,7 +152,10 @@ def test_a_production_version_in_dev_arrives_in_prod_as_a_candidate_waiting_for_
     assert (landed.lineage, landed.metrics, landed.parity) == (
         source.lineage, source.metrics, source.parity,
     )  # fmt: skip
-    assert (landed.input_schema, landed.output_schema) == (source.input_schema, source.output_schema)
+    assert (landed.input_schema, landed.output_schema) == (
+        source.input_schema,
+        source.output_schema,
+    )
     assert landed.tags == {"team": "growth", PROMOTED_FROM_TAG: f"dev/{MODEL}/{number}"}
     assert [e.action for e in prod.entries()] == [
         AuditAction.VERSION_REGISTERED,
@@ -298,7 +301,7 @@ def test_verify_names_an_unfinished_promotion_and_a_reference_the_other_trail_la
     other.registry.record(AuditDraft(model=MODEL, action=AuditAction.ANCHOR_RECORDED, actor="x"))
     _approved_in(other)
     forged = verify_promotions(MODEL, source=other.ref(), target=prod.ref())
-    assert any("lacks the registration it names" in p for p in forged.problems)
+    assert any("lacks the registration it names" in p for p in forged.problems), forged
     assert any("does not hold the head it names" in p for p in forged.problems)
 
 
