@@ -188,26 +188,33 @@ class Flywheel:
         from flywheel.composition.stages import PROMOTIONS_CAPABILITY, stage_platform
         from flywheel.local.server import connect
 
-        base = connect(settings or Settings())
-        local = base.backend != "aws"
-        if not local and actor:
+        if settings is None and os.environ.get("FLYWHEEL_BACKEND") == "aws":
+            # Only where and how to reach AWS: the stage's record names everything else.
+            settings = Settings(
+                backend="local",
+                region=os.environ.get("FLYWHEEL_REGION", "us-east-1"),
+                endpoint_url=os.environ.get("FLYWHEEL_ENDPOINT_URL"),
+            ).model_copy(update={"backend": "aws"})
+        base = settings if settings is not None else Settings()
+        if base.backend != "aws":
+            base = connect(base)
+        if base.backend == "aws" and (actor or os.environ.get("FLYWHEEL_ACTOR")):
             raise ConfigError(
                 "--actor and FLYWHEEL_ACTOR apply to the local runtime only: in AWS you act "
                 "as your AWS identity",
                 field="actor",
             )
-        person = actor or base.actor or _default_actor()
-        principal = person if local else (AwsPlatform(base).caller_identity() or person)
         platform = stage_platform(
             stage,
-            base=base,
+            backend=base.backend,
+            region=base.region,
+            endpoint_url=base.endpoint_url,
             project=os.environ.get("FLYWHEEL_PROJECT", "flywheel"),
             role_arn=role_arn,
-            principal=principal,
             capability=PROMOTIONS_CAPABILITY if target else None,
         )
-        if local:
-            return cls(platform, actor=person)
+        if base.backend != "aws":
+            return cls(platform, actor=actor or base.actor or _default_actor())
         proven = platform.caller_identity()
         if proven is None:
             raise UnauthenticatedError(

@@ -21,6 +21,7 @@ from rich.table import Table
 from flywheel.cli import features as features_cli
 from flywheel.cli.monitor import monitor_app
 from flywheel.cli.serving import serving_app
+from flywheel.cli.stage import stage_app
 from flywheel.errors import FlywheelError, InvalidInputError
 
 if TYPE_CHECKING:
@@ -46,6 +47,7 @@ app.add_typer(schema_app, name="schema")
 app.add_typer(features_cli.app, name="features")
 app.add_typer(monitor_app, name="monitor")
 app.add_typer(serving_app, name="serving")
+app.add_typer(stage_app, name="stage")
 
 console = Console()
 err_console = Console(stderr=True)

@@ -7,17 +7,15 @@ for, and another one, possibly in another account through an assumed role.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+from typing import Literal
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from flywheel.composition.clients import CLIENT_CONFIG, ClientFactory
+from flywheel.composition.clients import CLIENT_CONFIG
 from flywheel.composition.platform import AwsPlatform
 from flywheel.errors import ConfigError, InvalidInputError, UnauthenticatedError
-
-if TYPE_CHECKING:
-    from flywheel.settings import Settings
+from flywheel.settings import LOCAL_CREDENTIALS, Settings
 
 __all__ = ["PROMOTIONS_CAPABILITY", "ROLE_ARN", "session_name", "stage_platform"]
 
@@ -45,16 +43,17 @@ def session_name(principal: str) -> str:
 def stage_platform(
     stage: str,
     *,
-    base: Settings,
+    backend: Literal["local", "aws"],
+    region: str,
+    endpoint_url: str | None = None,
     project: str = "flywheel",
     role_arn: str | None = None,
-    principal: str = "flywheel",
     capability: str | None = None,
 ) -> AwsPlatform:
-    """The platform of ``stage``, named by its SSM record, reached as ``base`` reaches AWS.
+    """The platform of ``stage``, named by its SSM record (on AWS or the local runtime).
 
-    ``role_arn``: assume it first (session named after ``principal``) and read the record
-    and every resource with its credentials; ``capability``: the writer alias to use.
+    ``role_arn``: assume it first (the session named after who you are) and read the
+    record and every resource with its credentials; ``capability``: the writer alias.
 
     Raises
     ------
@@ -67,46 +66,55 @@ def stage_platform(
 
     Examples
     --------
-    >>> from flywheel.settings import Settings
-    >>> stage_platform("Prod!", base=Settings(backend="local"))
+    >>> stage_platform("Prod!", backend="local", region="us-east-1")
     Traceback (most recent call last):
     ...
-    flywheel.errors.InvalidInputError: to: 'Prod!' is not a stage name (lowercase letters, ...
+    flywheel.errors.InvalidInputError: stage: 'Prod!' is not a stage name (lowercase letters, ...
     """
     from flywheel.adapters.ssm import read_platform_record
 
     if not _STAGE.fullmatch(stage):
         raise InvalidInputError(
-            f"to: {stage!r} is not a stage name (lowercase letters, digits, dashes)", field="to"
+            f"stage: {stage!r} is not a stage name (lowercase letters, digits, dashes)",
+            field="stage",
         )
     if role_arn is not None and not ROLE_ARN.fullmatch(role_arn):
         raise InvalidInputError(f"to-role-arn: {role_arn!r} is not an IAM role ARN",
                                 field="to-role-arn")  # fmt: skip
-    factory = ClientFactory.for_settings(base)
-    session: boto3.Session | None = None
+    session = _session(backend, region)
     if role_arn is not None:
-        session = _assumed(factory, role_arn, principal, base.region)
-    reader = (session or factory.session).client(
-        "ssm", endpoint_url=base.endpoint_url, config=CLIENT_CONFIG
-    )
+        session = _assumed(session, role_arn, endpoint_url, region)
+    reader = session.client("ssm", endpoint_url=endpoint_url, config=CLIENT_CONFIG)
     record = read_platform_record(reader, f"{project}-{stage}")
-    settings = base.with_resources(dict(record.get("environment", {})))
-    update: dict[str, object] = {}
+    values: dict[str, object] = {"backend": backend, "endpoint_url": endpoint_url}
+    values["region"] = str(record.get("region") or region) if backend == "aws" else region
     if capability is not None:
-        update["records_capability"] = capability
+        values["records_capability"] = capability
     if record.get("api_url"):
-        update["api_url"] = str(record["api_url"])
-    if base.backend == "aws" and record.get("region"):
-        update["region"] = str(record["region"])
-    settings = type(settings).model_validate({**settings.model_dump(), **update})
+        values["api_url"] = str(record["api_url"])
+    settings = Settings.of_deployment(dict(record.get("environment", {})), **values)
     return AwsPlatform(settings, session=session)
 
 
-def _assumed(factory: ClientFactory, role_arn: str, principal: str, region: str) -> boto3.Session:
-    sts = factory.client("sts")
+def _session(backend: str, region: str) -> boto3.Session:
+    if backend == "aws":
+        return boto3.Session(region_name=region)
+    return boto3.Session(
+        region_name=region,
+        aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        aws_session_token=LOCAL_CREDENTIALS["AWS_SESSION_TOKEN"],
+    )
+
+
+def _assumed(
+    session: boto3.Session, role_arn: str, endpoint_url: str | None, region: str
+) -> boto3.Session:
+    sts = session.client("sts", endpoint_url=endpoint_url, config=CLIENT_CONFIG)
     try:
+        me = str(sts.get_caller_identity()["Arn"])
         credentials = sts.assume_role(
-            RoleArn=role_arn, RoleSessionName=session_name(principal), DurationSeconds=3600
+            RoleArn=role_arn, RoleSessionName=session_name(me), DurationSeconds=3600
         )["Credentials"]
     except (ClientError, BotoCoreError) as err:
         raise UnauthenticatedError(
