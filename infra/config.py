@@ -19,6 +19,7 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 
 from flywheel.models import Frozen
+from infra.promotion_sources import PromotionSource
 
 #: CloudWatch Logs accepts only these retention periods (days).
 LOG_RETENTION_DAYS = frozenset(
@@ -194,6 +195,9 @@ class StageConfig(Frozen):
     #: else, whatever their IAM policies allow). ``None``: the stage's approver persona
     #: role ``<prefix>-approver``. Needs ``api.auth == "IAM"``.
     approver_principals: tuple[IamPrincipal, ...] | None = None
+    #: Stages whose ML engineers may promote model versions into this one, each
+    #: ``{stage, account}`` (``flywheel stage promote``, ADR 65); none by default.
+    promotion_sources: tuple[PromotionSource, ...] = ()
 
     @model_validator(mode="after")
     def _checks(self) -> StageConfig:

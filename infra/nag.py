@@ -224,6 +224,23 @@ def _cdk_roles_reason(_finding: str, _statement: dict[str, Any]) -> str:
     )
 
 
+_PROMOTION_ROLES = re.compile(
+    rf"^Resource::arn:{_PARTITION}:iam::\*:role/[a-z][a-z0-9]*-\*-stage-promotion$"
+)
+
+
+def _promotion_roles(finding: str, statement: dict[str, Any]) -> bool:
+    return bool(_PROMOTION_ROLES.match(finding)) and _actions(statement) == ["sts:AssumeRole"]
+
+
+def _promotion_roles_reason(_finding: str, _statement: dict[str, Any]) -> str:
+    return (
+        "The stage-promotion roles of this project's other stages, in whichever accounts "
+        "they are deployed (a source stage does not know its targets); each role's trust "
+        "names the source account and its ML engineer role, so that decides (ADR 65)."
+    )
+
+
 def _matching(pattern: re.Pattern[str]) -> Callable[[str, dict[str, Any]], bool]:
     def matches(finding: str, _statement: dict[str, Any]) -> bool:
         return bool(pattern.match(finding))
@@ -242,6 +259,7 @@ WILDCARD_JUSTIFICATIONS: tuple[WildcardJustification, ...] = (
     WildcardJustification("api-route-arns", _matching(_API_ROUTE), _api_route_reason),
     WildcardJustification("execution-arns", _matching(_EXECUTIONS), _executions_reason),
     WildcardJustification("cdk-bootstrap-roles", _cdk_roles, _cdk_roles_reason),
+    WildcardJustification("stage-promotion-roles", _promotion_roles, _promotion_roles_reason),
 )
 
 

@@ -136,6 +136,16 @@ class Personas(Construct):
             },
         )
 
+        # Promoting a version into another stage: assume its promotion role (ADR 65);
+        # that role's trust decides which source stages may.
+        from infra.constructs.stage_promotion import promotion_role_pattern
+
+        iam.Grant.add_to_principal(
+            grantee=engineer,
+            actions=["sts:AssumeRole"],
+            resource_arns=[promotion_role_pattern(ctx.config.project)],
+        )
+
         self._invoke(grantees[APPROVER], api, stage, "/v1/approvals/*")
 
     @staticmethod

@@ -14,6 +14,7 @@ from infra.constructs.event_routing import dead_letter_queue
 from infra.constructs.function import SharedLayers
 from infra.constructs.notifications import Notifications
 from infra.constructs.records_writer import RecordsWriter
+from infra.constructs.stage_promotion import StagePromotionRole
 
 if TYPE_CHECKING:
     from constructs import Construct
@@ -40,3 +41,8 @@ class GovernanceStack(Stack):
             self, "AuditAnchoring", ctx=ctx, layers=layers, data=data, dead_letter_queue=anchor_dlq
         )
         self.notifications = Notifications(self, "Notifications", ctx=ctx, data=data)
+        sources = ctx.config.promotion_sources
+        if sources:
+            self.promotion = StagePromotionRole(
+                self, "StagePromotionRole", ctx=ctx, data=data, sources=sources
+            )

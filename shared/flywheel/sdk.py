@@ -57,6 +57,7 @@ if TYPE_CHECKING:
     from flywheel.training.datasets import Dataset
     from flywheel.training.reproduce import ReproduceReport
     from flywheel.workflows.config import ModelConfig, ModelConfigStore, StoredConfig
+    from flywheel.workflows.stage_promotion import PromotionCheck, PromotionOutcome, StageRef
 
 Progress = Callable[[str], None]
 
@@ -166,6 +167,66 @@ class Flywheel:
                 field="identity",
             )
         return cls(platform, actor=principal)
+
+    @classmethod
+    def for_stage(
+        cls,
+        stage: str,
+        *,
+        role_arn: str | None = None,
+        actor: str | None = None,
+        target: bool = False,
+        settings: Settings | None = None,
+    ) -> Flywheel:
+        """The SDK on ``stage``, found through its SSM record (local runtime or AWS).
+
+        ``target=True``: write through the stage's ``promotions`` capability (what a stage
+        promotion into it needs); ``role_arn``: assume that role first (the target
+        stage's promotion role, in another account).
+
+        Examples
+        --------
+        >>> role = "arn:aws:iam::222222222222:role/flywheel-prod-stage-promotion"
+        >>> prod = Flywheel.for_stage("prod", role_arn=role, target=True)  # doctest: +SKIP
+        """
+        from flywheel.composition.stages import PROMOTIONS_CAPABILITY, stage_platform
+        from flywheel.local.server import connect
+
+        if settings is None and os.environ.get("FLYWHEEL_BACKEND") == "aws":
+            # Only where and how to reach AWS: the stage's record names everything else.
+            settings = Settings(
+                backend="local",
+                region=os.environ.get("FLYWHEEL_REGION", "us-east-1"),
+                endpoint_url=os.environ.get("FLYWHEEL_ENDPOINT_URL"),
+            ).model_copy(update={"backend": "aws"})
+        base = settings if settings is not None else Settings()
+        if base.backend != "aws":
+            base = connect(base)
+        if base.backend == "aws" and (actor or os.environ.get("FLYWHEEL_ACTOR")):
+            raise ConfigError(
+                "--actor and FLYWHEEL_ACTOR apply to the local runtime only: in AWS you act "
+                "as your AWS identity",
+                field="actor",
+            )
+        platform = stage_platform(
+            stage,
+            backend=base.backend,
+            region=base.region,
+            endpoint_url=base.endpoint_url,
+            project=os.environ.get("FLYWHEEL_PROJECT", "flywheel"),
+            role_arn=role_arn,
+            capability=PROMOTIONS_CAPABILITY if target else None,
+        )
+        if base.backend != "aws":
+            return cls(platform, actor=actor or base.actor or _default_actor())
+        proven = platform.caller_identity()
+        if proven is None:
+            raise UnauthenticatedError(
+                f"your AWS identity in {stage} could not be established "
+                "(sts:GetCallerIdentity failed); check your credentials",
+                field="identity",
+            )
+        return cls(platform, actor=proven)
 
     @classmethod
     def in_memory(
@@ -515,6 +576,63 @@ class Flywheel:
     def serves(self, name: str) -> bool:
         """Whether the platform deploys an inference function for ``name``."""
         return name in self.platform.settings.inference_functions
+
+    # -- stages --------------------------------------------------------------------------------
+    def promote_to_stage(
+        self,
+        name: str,
+        version: int,
+        *,
+        target: Flywheel,
+        from_stage: str,
+        to_stage: str,
+        reason: str | None = None,
+    ) -> PromotionOutcome:
+        """Copy ``version`` of ``name`` from this stage into ``target``'s registry (ADR 65).
+
+        The bytes are copied and re-verified in the target, which registers a new
+        candidate and asks for its approval; both trails record the promotion and name
+        each other's entry. A failure says what is done; the same call finishes it.
+
+        Examples
+        --------
+        >>> dev, prod = Flywheel.in_memory(actor="ana"), Flywheel.in_memory(actor="ana")
+        >>> dev.promote_to_stage("churn", 3, target=prod, from_stage="dev",
+        ...                      to_stage="prod")  # doctest: +SKIP
+        """
+        from flywheel.artifacts.validation import validate_onnx
+        from flywheel.workflows.stage_promotion import StagePromotion
+
+        promotion = StagePromotion(
+            source=self._stage(from_stage),
+            target=target._stage(to_stage),
+            actor=self.actor,
+            target_actor=target.actor,
+            validate=validate_onnx,
+        )
+        return promotion.promote(name, version, reason=reason)
+
+    def verify_promotions(
+        self, name: str, *, target: Flywheel, from_stage: str, to_stage: str
+    ) -> PromotionCheck:
+        """Follow ``name``'s promotions from this stage to ``target`` through both trails.
+
+        Examples
+        --------
+        >>> dev, prod = Flywheel.in_memory(), Flywheel.in_memory()
+        >>> dev.verify_promotions("churn", target=prod, from_stage="dev", to_stage="prod").ok
+        True
+        """
+        from flywheel.workflows.stage_promotion import verify_promotions
+
+        return verify_promotions(
+            name, source=self._stage(from_stage), target=target._stage(to_stage)
+        )
+
+    def _stage(self, stage: str) -> StageRef:
+        from flywheel.workflows.stage_promotion import StageRef
+
+        return StageRef(stage, self.registry, self.records, self.artifacts)
 
     # -- workflow configuration ----------------------------------------------------------------
     def configure_model(

@@ -55,6 +55,7 @@ def test_the_writer_has_one_alias_per_capability_and_callers_get_only_theirs(
         "training",
         "operations",
         "features",
+        "promotions",
     }
     writer = f"{synth.prefix}-records-writer"
     capability = {

@@ -37,6 +37,10 @@ class AuditAction(StrEnum):
     APPROVAL_REFUSED = "approval_refused"
     MODEL_CONFIGURED = "model_configured"
     FEATURE_VIEW_REGISTERED = "feature_view_registered"
+    #: A version copied in from another stage's registry (ADR 65).
+    STAGE_PROMOTED_IN = "stage_promoted_in"
+    #: A version copied out to another stage's registry (ADR 65).
+    STAGE_PROMOTED_OUT = "stage_promoted_out"
 
 
 REASON_REQUIRED: frozenset[AuditAction] = frozenset(

@@ -23,6 +23,7 @@ from flywheel.cli.data import data_app
 from flywheel.cli.monitor import monitor_app
 from flywheel.cli.runs import runs_app
 from flywheel.cli.serving import serving_app
+from flywheel.cli.stage import stage_app
 from flywheel.errors import FlywheelError, InvalidInputError
 
 if TYPE_CHECKING:
@@ -50,6 +51,7 @@ app.add_typer(data_app, name="data")
 app.add_typer(monitor_app, name="monitor")
 app.add_typer(serving_app, name="serving")
 app.add_typer(runs_app, name="runs")
+app.add_typer(stage_app, name="stage")
 
 console = Console()
 err_console = Console(stderr=True)

@@ -500,7 +500,10 @@ class AwsPlatform(Platform):
             return None
         capability = self.settings.records_capability
         proof: Callable[[], str] | None = None
-        if capability in {"training", "operations"} and self.settings.backend == "aws":
+        if (
+            capability in {"training", "operations", "promotions"}
+            and self.settings.backend == "aws"
+        ):
             sts = self.clients.client("sts")
             proof = lambda: identity_proof(sts)  # noqa: E731 - one request per write
         return LambdaRecordsWriter(

@@ -111,9 +111,17 @@ class RegistryService:
 
     # -- writes ------------------------------------------------------------------------------
     def register(
-        self, draft: VersionDraft, *, actor: str, reason: str | None = None
+        self,
+        draft: VersionDraft,
+        *,
+        actor: str,
+        reason: str | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> ModelVersion:
-        """Store a new candidate version (number allocated atomically) and audit it."""
+        """Store a new candidate version (number allocated atomically) and audit it.
+
+        ``extra`` is merged into the entry's ``details`` (a promotion names its origin).
+        """
         audit = AuditDraft(
             model=draft.name,
             action=AuditAction.VERSION_REGISTERED,
@@ -125,6 +133,7 @@ class RegistryService:
                 "metrics": draft.metrics,
                 "dataset_sha256": draft.lineage.dataset_sha256,
                 "training_run_id": draft.lineage.training_run_id,
+                **(extra or {}),
             },
         )
         version, _ = self.registry.create_version(draft, actor=actor, audit=audit)

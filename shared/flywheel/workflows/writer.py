@@ -72,6 +72,9 @@ class Capability(StrEnum):
     OPERATIONS = "operations"
     #: The feature materializer: watermarks only.
     FEATURES = "features"
+    #: People promoting a version in from another stage (ADR 65): register it, ask for
+    #: its approval and record where it came from; nothing else.
+    PROMOTIONS = "promotions"
 
 
 _DECISIONS = frozenset({AuditAction.APPROVED, AuditAction.REJECTED})
@@ -121,8 +124,19 @@ ACTIONS: dict[Capability, frozenset[AuditAction]] = {
     # Decisions only where the model's approval policy allows direct approval.
     Capability.OPERATIONS: _LIFECYCLE
     | _DECISIONS
-    | {AuditAction.MODEL_CONFIGURED, AuditAction.FEATURE_VIEW_REGISTERED},
+    | {
+        AuditAction.MODEL_CONFIGURED,
+        AuditAction.FEATURE_VIEW_REGISTERED,
+        AuditAction.STAGE_PROMOTED_OUT,
+    },
     Capability.FEATURES: frozenset(),
+    Capability.PROMOTIONS: frozenset(
+        {
+            AuditAction.VERSION_REGISTERED,
+            AuditAction.APPROVAL_REQUESTED,
+            AuditAction.STAGE_PROMOTED_IN,
+        }
+    ),
 }
 _TRAINING_RECORDS = frozenset(
     {("MODEL#", "RUNLOCK"), ("MODEL#", "APPROVAL#V"), ("APPROVAL#", "APPROVAL")}
@@ -146,6 +160,7 @@ RECORDS: dict[Capability, frozenset[tuple[str, str]]] = {
         }
     ),
     Capability.FEATURES: frozenset({("FEATURE_VIEW#", "WATERMARK#")}),
+    Capability.PROMOTIONS: frozenset({("MODEL#", "PROMOTED_IN#")}),
 }
 
 
@@ -252,7 +267,7 @@ def check_effects(change: RegistryChange, audit: AuditDraft) -> None:
 
 
 #: Capabilities people use (through the CLI and SDK): they must prove who they are.
-_PEOPLE = frozenset({Capability.TRAINING, Capability.OPERATIONS})
+_PEOPLE = frozenset({Capability.TRAINING, Capability.OPERATIONS, Capability.PROMOTIONS})
 
 
 class WriteOp(StrEnum):
