@@ -186,7 +186,12 @@ class Notifications(Construct):
 
         # Imported, so the targets add no policy of their own (CDK's would let any rule
         # publish); the statement below names the rules.
-        publish_to = sns.Topic.from_topic_arn(self, "PublishTo", self.topic.topic_arn)
+        # By name, in this stack's own environment (a pinned one stays resolved).
+        publish_to = sns.Topic.from_topic_arn(
+            self,
+            "PublishTo",
+            Stack.of(self).format_arn(service="sns", resource=ctx.naming.topic(NOTIFICATIONS)),
+        )
         self.rules: dict[str, events.Rule] = {}
         for notice in NOTICES:
             self.rules[notice.detail_type] = events.Rule(
