@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import jsii
-from aws_cdk import Aws, Duration, IAspect, Stack, Token
+from aws_cdk import Annotations, Aws, Duration, IAspect, Stack, Token
 from aws_cdk import aws_chatbot as chatbot
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_events as events
@@ -186,12 +186,7 @@ class Notifications(Construct):
 
         # Imported, so the targets add no policy of their own (CDK's would let any rule
         # publish); the statement below names the rules.
-        # By name, in this stack's own environment (a pinned one stays resolved).
-        publish_to = sns.Topic.from_topic_arn(
-            self,
-            "PublishTo",
-            Stack.of(self).format_arn(service="sns", resource=ctx.naming.topic(NOTIFICATIONS)),
-        )
+        publish_to = sns.Topic.from_topic_arn(self, "PublishTo", self.topic.topic_arn)
         self.rules: dict[str, events.Rule] = {}
         for notice in NOTICES:
             self.rules[notice.detail_type] = events.Rule(
@@ -212,6 +207,12 @@ class Notifications(Construct):
                         max_event_age=Duration.hours(4),
                     )
                 ],
+            )
+            # The topic is this stack's own; its imported ARN is a token, so CDK cannot tell
+            # that the rule and its target share the (pinned) environment.
+            Annotations.of(self.rules[notice.detail_type]).acknowledge_warning(
+                "@aws-cdk/aws-events:ruleUnresolvedEnvironment",
+                "target: this stack's own notifications topic",
             )
         self.topic.add_to_resource_policy(
             iam.PolicyStatement(
