@@ -8,8 +8,8 @@ Examples
 >>> import pathlib, tempfile
 >>> folder = pathlib.Path(tempfile.mkdtemp()) / "acme"
 >>> written = scaffold(folder, Scaffold(project="acme", model="iris"))
->>> sorted(p.relative_to(folder).as_posix() for p in written)[:3]
-['README.md', 'cdk.json', 'flywheel.yaml']
+>>> sorted(p.relative_to(folder).as_posix() for p in written)[:4]
+['.gitignore', 'README.md', 'cdk.json', 'flywheel.yaml']
 """
 
 from __future__ import annotations
