@@ -1,7 +1,9 @@
 """The Flywheel CDK app.
 
 ``npx cdk synth`` / ``npx cdk deploy --all -c stage=prod`` run ``python -m infra.app``
-(see ``cdk.json``). Stage: context ``stage`` (default ``dev``) or ``FLYWHEEL_STAGE``.
+(see ``cdk.json``). Project file: context ``project`` or ``FLYWHEEL_PROJECT`` (default:
+Flywheel's example project, :data:`infra.config.DEFAULT_PROJECT`). Stage: context
+``stage`` (default ``dev``) or ``FLYWHEEL_STAGE``.
 Layer assets: context ``flywheel:assets`` = ``build`` | ``stub`` | ``auto`` (see
 :mod:`infra.assets`). Nothing here calls AWS.
 
@@ -18,12 +20,14 @@ import os
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
 import json
+import sys
 from pathlib import Path
 
 from aws_cdk import App, Aspects, Environment, Stack
 
+from flywheel.project import ProjectError, load_project
 from infra.assets import CONTEXT_KEY, Assets, resolve_mode
-from infra.config import StageConfig, load_stage_config
+from infra.config import DEFAULT_PROJECT, StageConfig, load_stage_config
 from infra.constructs.notifications import AlarmNotifications
 from infra.context import StageContext
 from infra.nag import acknowledge_iam_wildcards, register_rule_packs
@@ -34,7 +38,9 @@ from infra.stacks.monitoring_stack import MonitoringStack
 from infra.stacks.serving_stack import ServingStack
 from infra.stacks.workflows_stack import WorkflowsStack
 
-CDK_JSON = Path(__file__).resolve().parent.parent / "cdk.json"
+#: The ``@aws-cdk/*`` feature flags this app is built and tested with; they ship with the
+#: app, so a team's own cdk.json names only the app and its project file.
+FEATURE_FLAGS = Path(__file__).resolve().parent / "feature_flags.json"
 #: Construct ids of the stacks (template file names in cdk.out), in deployment order.
 STACK_IDS = (
     "FlywheelData",
@@ -46,14 +52,24 @@ STACK_IDS = (
 
 
 def feature_flags() -> dict[str, object]:
-    """The ``@aws-cdk/*`` flags from cdk.json, so tests build exactly what the CLI builds."""
-    context = json.loads(CDK_JSON.read_text())["context"]
-    return {k: v for k, v in context.items() if k.startswith("@aws-cdk")}
+    """The ``@aws-cdk/*`` flags the app is built with (tests build exactly what the CLI builds)."""
+    flags: dict[str, object] = json.loads(FEATURE_FLAGS.read_text())
+    return flags
+
+
+def project_file(app: App | None = None) -> Path:
+    """The project file to build: context ``project``, ``FLYWHEEL_PROJECT``, else the
+    example project. Relative paths are relative to the working directory (cdk.json's)."""
+    named = (app.node.try_get_context("project") if app else None) or os.environ.get(
+        "FLYWHEEL_PROJECT"
+    )
+    return Path(named) if named else DEFAULT_PROJECT
 
 
 def build_app(
     *,
     stage: str | None = None,
+    project: str | Path | None = None,
     assets: str | None = None,
     outdir: str | None = None,
     nag: bool = True,
@@ -61,12 +77,15 @@ def build_app(
 ) -> App:
     """Build the whole app for one stage (every stack), with the cdk-nag packs registered.
 
-    ``config`` overrides the named stage's configuration (tests use it for variants).
+    ``project`` is the project file (default: :func:`project_file`); ``config``
+    overrides the named stage's configuration (tests use it for variants).
     """
     app = App(outdir=outdir, context=feature_flags())
     if config is None:
         stage = stage or app.node.try_get_context("stage") or os.environ.get("FLYWHEEL_STAGE")
-        config = load_stage_config(stage or "dev")
+        path = Path(project) if project else project_file(app)
+        loaded = None if path == DEFAULT_PROJECT else load_project(path)
+        config = load_stage_config(stage or "dev", loaded)
     ctx = StageContext(
         config=config,
         naming=Naming(config.prefix),
@@ -122,7 +141,14 @@ def build_app(
 
 
 def main() -> None:
-    build_app().synth()
+    """``cdk synth``'s entry point: a bad project file is one line on stderr, exit 1."""
+    try:
+        app = build_app()
+    except (ProjectError, KeyError) as err:
+        message = err.args[0] if isinstance(err, KeyError) else str(err)
+        print(f"error: {message}", file=sys.stderr)
+        raise SystemExit(1) from None
+    app.synth()
 
 
 if __name__ == "__main__":

@@ -35,9 +35,14 @@ from aws_cdk import aws_lambda as lambda_
 
 from infra.catalog import DOMAIN_EXCLUDES, FUNCTIONS_DIR, IMAGES, LAYERS
 
+#: The checkout, or the site-packages folder of an installed Flywheel (``functions/`` sits
+#: next to ``infra/`` in both).
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LAYER_BUILD_DIR = REPO_ROOT / "layers" / "build"
-STUB_LAYER_DIR = REPO_ROOT / "layers" / "stub"
+STUB_ASSETS_DIR = Path(__file__).resolve().parent / "stub_assets"
+STUB_LAYER_DIR = STUB_ASSETS_DIR / "layer"
+#: An installed Flywheel has no image build context; stub synths stage this placeholder.
+STUB_IMAGE_DIR = STUB_ASSETS_DIR / "image"
 
 AssetMode = Literal["build", "stub", "auto"]
 CONTEXT_KEY = "flywheel:assets"
@@ -116,6 +121,10 @@ class Assets:
         """Container image code; staged at synth, built by ``cdk deploy`` (needs Docker then)."""
         spec = IMAGES[image]
         self.guard(scope)
+        if self.is_stub and not (self.root / spec.dockerfile).is_file():
+            return lambda_.DockerImageCode.from_image_asset(
+                str(STUB_IMAGE_DIR), cmd=[handler], platform=ecr_assets.Platform.LINUX_AMD64
+            )
         return lambda_.DockerImageCode.from_image_asset(
             str(self.root),
             file=spec.dockerfile,

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import jsii
-from aws_cdk import Aws, Duration, IAspect, Stack, Token
+from aws_cdk import Annotations, Aws, Duration, IAspect, Stack, Token
 from aws_cdk import aws_chatbot as chatbot
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_events as events
@@ -207,6 +207,12 @@ class Notifications(Construct):
                         max_event_age=Duration.hours(4),
                     )
                 ],
+            )
+            # The topic is this stack's own; its imported ARN is a token, so CDK cannot tell
+            # that the rule and its target share the (pinned) environment.
+            Annotations.of(self.rules[notice.detail_type]).acknowledge_warning(
+                "@aws-cdk/aws-events:ruleUnresolvedEnvironment",
+                "target: this stack's own notifications topic",
             )
         self.topic.add_to_resource_policy(
             iam.PolicyStatement(

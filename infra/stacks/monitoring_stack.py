@@ -45,11 +45,12 @@ class MonitoringStack(Stack):
             ctx=ctx,
             bus=data.bus,
             key=data.key,
-            training=sfn.StateMachine.from_state_machine_arn(
-                self, "Training", ctx.naming.state_machine_arn("training")
+            # By name: the ARN is the stack's own (a pinned environment stays resolved).
+            training=sfn.StateMachine.from_state_machine_name(
+                self, "Training", ctx.naming.state_machine("training")
             ),
-            promotion=sfn.StateMachine.from_state_machine_arn(
-                self, "Promotion", ctx.naming.state_machine_arn("promotion")
+            promotion=sfn.StateMachine.from_state_machine_name(
+                self, "Promotion", ctx.naming.state_machine("promotion")
             ),
         )
         self.dashboards = ModelDashboards(self, "Dashboards", ctx=ctx)

@@ -42,10 +42,12 @@ models_app = typer.Typer(help="Registered models and versions.", no_args_is_help
 audit_app = typer.Typer(help="The tamper-evident audit trail.", no_args_is_help=True)
 local_app = typer.Typer(help="The local AWS stand-in (moto server).", no_args_is_help=True)
 schema_app = typer.Typer(help="Feature schemas of training data.", no_args_is_help=True)
+project_app = typer.Typer(help="A team's project file (flywheel.yaml).", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 app.add_typer(audit_app, name="audit")
 app.add_typer(local_app, name="local")
 app.add_typer(schema_app, name="schema")
+app.add_typer(project_app, name="project")
 app.add_typer(features_cli.app, name="features")
 app.add_typer(data_app, name="data")
 app.add_typer(monitor_app, name="monitor")
@@ -630,18 +632,74 @@ def local_notifications(
         console.print(readable(notice["message"]), highlight=False, markup=False, soft_wrap=True)
 
 
+# -- projects ------------------------------------------------------------------------------------
+ProjectFile = Annotated[Path, typer.Argument(help="The project file.")]
+
+
+@project_app.command("check")
+@handle_errors
+def project_check(path: ProjectFile = Path("flywheel.yaml")) -> None:
+    """Validate a project file and every model config it names (what synth checks)."""
+    from flywheel.project import load_project
+
+    project = load_project(path).project
+    stages = ", ".join(
+        f"{s.name} ({len(project.models_in(s.name))} model(s))" for s in project.stages
+    )
+    console.print(f"{path}: project {project.project} is valid; stages {stages}", highlight=False)
+
+
+@app.command()
+@handle_errors
+def init(
+    folder: Annotated[Path, typer.Argument(help="A new (or empty) folder for the project.")],
+    name: Annotated[
+        str | None, typer.Option("--name", help="Project name (default: the folder's name).")
+    ] = None,
+    model: Annotated[str, typer.Option(help="The first model's name.")] = "iris",
+) -> None:
+    """Scaffold a project a team owns: flywheel.yaml, a model, cdk.json, tests, README."""
+    from flywheel.project.scaffold import Scaffold, scaffold
+
+    project = name or folder.resolve().name.lower().replace("-", "")[:12]
+    written = scaffold(
+        folder, Scaffold(project=project, model=model, flywheel_requirement=_requirement())
+    )
+    console.print(f"wrote {len(written)} files to {folder}; next: see {folder / 'README.md'}")
+
+
+def _requirement() -> str:
+    """How this Flywheel was installed, as a requirement line (a path, a URL, a wheel)."""
+    from importlib import metadata
+
+    try:
+        direct = metadata.distribution("flywheel-mlops").read_text("direct_url.json")
+    except metadata.PackageNotFoundError:
+        direct = None
+    url = json.loads(direct).get("url") if direct else None
+    return f"flywheel-mlops[local] @ {url}" if url else "flywheel-mlops[local]"
+
+
 @app.command()
 @handle_errors
 def demo(
     report_dir: Annotated[Path, typer.Option(help="Where to write the run report.")] = Path(
         "reports"
     ),
+    project: Annotated[
+        Path | None,
+        typer.Option(help="A team's project file: run its own models instead of the example."),
+    ] = None,
+    stage: Annotated[str, typer.Option(help="The project's stage to run locally.")] = "dev",
 ) -> None:
     """The whole lifecycle on the local runtime (no AWS account): train → approve → canary
     → serve → drift → retrain, through the very workflows the CDK app synthesizes.
 
-    The demo starts from a clean slate: a local runtime already running (an earlier
-    demo, say) is restarted and its state discarded."""
+    With ``--project``, the project's own models: onboard → train → approve → promote →
+    predict → audit verify. The demo starts from a clean slate: a local runtime already
+    running (an earlier demo, say) is restarted and its state discarded."""
+    import os
+
     from flywheel.local import server
     from flywheel.local.lifecycle import MODEL, ServerDriver, run_demo
     from flywheel.settings import Settings
@@ -649,6 +707,18 @@ def demo(
     settings = Settings()
     if settings.backend != "local":
         raise _fail("the demo runs on the local runtime; unset FLYWHEEL_BACKEND")
+    if project is not None:
+        from flywheel.project import load_project
+
+        loaded = load_project(project)
+        try:
+            loaded.project.stage(stage)
+        except KeyError as err:
+            raise _fail(f"stage: {err.args[0]}") from None
+        os.environ["FLYWHEEL_PROJECT"] = str(project.resolve())
+        os.environ["FLYWHEEL_LOCAL_STAGE"] = stage
+        _project_demo(settings, loaded, stage)
+        return
     started = time.perf_counter()
     if server.is_running(settings.local_port):
         console.print("restarting the running local runtime: the demo starts from a clean slate")
@@ -671,8 +741,8 @@ def demo(
 
         run = run_demo(ServerDriver(settings.local_port), progress=progress, report_dir=report_dir)
     table = Table("stage", "seconds", "result", title=f"flywheel demo: {MODEL}")
-    for stage in run.stages:
-        table.add_row(stage.name, f"{stage.seconds:.2f}", stage.result)
+    for step in run.stages:
+        table.add_row(step.name, f"{step.seconds:.2f}", step.result)
     console.print(table)
     total = time.perf_counter() - started
     console.print(
@@ -684,6 +754,38 @@ def demo(
     console.print(
         f"next: [bold]flywheel models show {MODEL}[/], [bold]flywheel audit show {MODEL}[/], "
         f"[bold]flywheel audit verify {MODEL}[/], [bold]flywheel local stop[/]"
+    )
+    if not run.verified:
+        raise typer.Exit(EXIT_FAILURE)
+
+
+def _project_demo(settings: Any, project: Any, stage: str) -> None:
+    from flywheel.local import server
+    from flywheel.local.lifecycle import ServerDriver
+    from flywheel.local.project_demo import run_project_demo
+
+    started = time.perf_counter()
+    with console.status("starting the local runtime (synthesize the project, provision)"):
+        try:
+            server.restart(settings.local_port, settings.local_home)
+        except RuntimeError as err:
+            raise _fail(str(err)) from None
+    console.print(f"[green]✓[/] local runtime on {server.endpoint(settings.local_port)}")
+    with console.status("running") as status:
+
+        def progress(message: str) -> None:
+            if message.startswith("✓"):
+                console.print(f"[green]✓[/]{message[1:]}", highlight=False)
+            else:
+                status.update(message)
+
+        driver = ServerDriver(settings.local_port)
+        run = run_project_demo(driver, project, stage=stage, progress=progress)
+    console.print(
+        f"project {project.project.project} ({stage}): {len(run.stages)} steps in "
+        f"{time.perf_counter() - started:.1f}s; audit "
+        + ("[green]intact[/]" if run.verified else "[red]BROKEN[/]"),
+        highlight=False,
     )
     if not run.verified:
         raise typer.Exit(EXIT_FAILURE)

@@ -144,8 +144,12 @@ class Served:
 class Lifecycle:
     """Drive the lifecycle step by step (tests call the steps; the demo calls :meth:`run`)."""
 
-    def __init__(self, driver: Driver, *, progress: Callable[[str], None] = lambda _: None):
+    def __init__(
+        self, driver: Driver, *, progress: Callable[[str], None] = lambda _: None,
+        model: str = MODEL,
+    ) -> None:  # fmt: skip
         self.driver = driver
+        self.model = model
         self.progress = progress
         self.settings = driver.settings
         self.run_record = LifecycleRun()
@@ -279,7 +283,7 @@ class Lifecycle:
         status, states = self.wait(execution["executionArn"], until="RequestApproval")
         if status != "RUNNING":
             raise RuntimeError(f"training ended {status} before approval: {states}")
-        version = self.sdk(OPERATOR).get_model(MODEL).latest_version
+        version = self.sdk(OPERATOR).get_model(self.model).latest_version
         approval_id = self._approval_id(version)
         return execution["executionArn"], version, approval_id
 
@@ -289,7 +293,7 @@ class Lifecycle:
         service = AwsPlatform(self.settings).approval_service()
         deadline = time.monotonic() + timeout
         while True:
-            found = service.find_for_version(MODEL, version)
+            found = service.find_for_version(self.model, version)
             if found is not None:
                 return found[0].approval_id
             if time.monotonic() > deadline:
@@ -311,19 +315,19 @@ class Lifecycle:
         return self.invoke_api(
             self.function_name("retrain-api"),
             "POST",
-            f"/v1/models/{MODEL}/retrain",
+            f"/v1/models/{self.model}/retrain",
             {"reason": reason},
-            path_parameters={"name": MODEL},
+            path_parameters={"name": self.model},
             caller=caller,
         )
 
     def predict(self, records: list[dict[str, float]]) -> tuple[int, dict[str, Any]]:
         return self.invoke_api(
-            self.function_name(f"inference-{MODEL}"),
+            self.function_name(f"inference-{self.model}"),
             "POST",
-            f"/v1/models/{MODEL}/predict",
+            f"/v1/models/{self.model}/predict",
             {"records": records},
-            path_parameters={"name": MODEL},
+            path_parameters={"name": self.model},
             qualifier="live",
         )
 
@@ -415,8 +419,8 @@ class Lifecycle:
         """What ``flywheel audit verify`` checks: links, the signed head, the anchors the
         scheduled anchor job wrote, the registry against the trail and the artifacts."""
         sdk = self.sdk(OPERATOR)
-        self.run_record.audit = [e.model_dump(mode="json") for e in sdk.audit_entries(MODEL)]
-        report: VerifyReport = sdk.verify(MODEL)
+        self.run_record.audit = [e.model_dump(mode="json") for e in sdk.audit_entries(self.model)]
+        report: VerifyReport = sdk.verify(self.model)
         self.run_record.verified = report.ok
         return report
 

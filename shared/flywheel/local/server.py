@@ -250,7 +250,8 @@ def _control_server(port: int, runtime: Any) -> Any:
 def main() -> None:
     parser = argparse.ArgumentParser(description="Flywheel's local AWS stand-in (moto)")
     parser.add_argument("--port", type=int, default=5055)
-    serve(parser.parse_args().port)
+    # `flywheel demo --project --stage` names the project's stage to run.
+    serve(parser.parse_args().port, stage=os.environ.get("FLYWHEEL_LOCAL_STAGE", "dev"))
 
 
 if __name__ == "__main__":

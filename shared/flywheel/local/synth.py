@@ -3,8 +3,10 @@
 The local runtime runs the very resources the CDK app defines: this module runs
 ``infra.app.build_app`` (stub assets, no cdk-nag) in a subprocess and caches the
 CloudFormation templates under ``.flywheel/templates/<hash>/``, keyed by a hash of
-everything that shapes them (``infra/``, ``cdk.json``, the domain's resource
-definitions and the stage).
+everything that shapes them (``infra/``, its feature flags, the domain's resource
+definitions, the project file and the stage). The project file is ``FLYWHEEL_PROJECT``
+(``flywheel demo --project``) or the CDK app's example project; its stage is synthesized
+environment-agnostic, since the runtime plays its own account and region.
 """
 
 from __future__ import annotations
@@ -19,17 +21,27 @@ from pathlib import Path
 import flywheel
 
 _SYNTH = """
-import json, sys
+import sys
+from flywheel.project import ProjectError, load_project
 from infra.app import build_app
-app = build_app(stage=sys.argv[1], assets="stub", outdir=sys.argv[2], nag=False)
-app.synth()
+from infra.config import load_stage_config
+try:
+    project = load_project(sys.argv[3]) if sys.argv[3] else None
+    config = load_stage_config(sys.argv[1], project)
+except (ProjectError, KeyError) as err:
+    sys.exit(str(err.args[0]))
+config = config.model_copy(update={"account": None, "region": None})
+build_app(config=config, assets="stub", outdir=sys.argv[2], nag=False).synth()
 """
 
 
 def repo_root() -> Path:
     """The checkout this package runs from (the runtime needs ``infra/`` and ``functions/``)."""
     configured = os.environ.get("FLYWHEEL_REPO_ROOT")
-    root = Path(configured) if configured else Path(flywheel.__file__).resolve().parents[2]
+    package = Path(flywheel.__file__).resolve().parent
+    # A checkout (shared/flywheel), else an installed wheel (site-packages/flywheel).
+    found = [p for p in (package.parents[1], package.parent) if (p / "infra" / "app.py").is_file()]
+    root = Path(configured) if configured else (found or [package.parents[1]])[0]
     if not (root / "infra" / "app.py").is_file() or not (root / "functions").is_dir():
         raise RuntimeError(
             f"the local runtime needs a Flywheel checkout (infra/ and functions/); not found at "
@@ -38,17 +50,25 @@ def repo_root() -> Path:
     return root
 
 
-def fingerprint(root: Path, stage: str) -> str:
+def project_file() -> Path | None:
+    """The project file the runtime runs (``FLYWHEEL_PROJECT``), or ``None`` for the
+    CDK app's example project."""
+    configured = os.environ.get("FLYWHEEL_PROJECT")
+    return Path(configured).resolve() if configured else None
+
+
+def fingerprint(root: Path, stage: str, project: Path | None = None) -> str:
     digest = hashlib.sha256(stage.encode())
+    infra = root / "infra"
     paths = [
-        *sorted((root / "infra").rglob("*.py")),
-        root / "cdk.json",
-        root / "shared" / "flywheel" / "resources.py",
+        *sorted(p for p in infra.rglob("*") if p.suffix in {".py", ".json", ".yaml"}),
+        Path(flywheel.__file__).resolve().parent / "resources.py",
+        *([project] if project else []),
     ]
     for path in paths:
         if "__pycache__" in path.parts:
             continue
-        digest.update(str(path.relative_to(root)).encode())
+        digest.update(str(path.relative_to(root) if path.is_relative_to(root) else path).encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
 
@@ -56,7 +76,10 @@ def fingerprint(root: Path, stage: str) -> str:
 def templates(stage: str = "dev", *, cache_dir: Path | None = None) -> dict[str, dict[str, object]]:
     """The synthesized CloudFormation templates of every stack, by stack id."""
     root = repo_root()
-    cache = (cache_dir or root / ".flywheel" / "templates") / fingerprint(root, stage)
+    project = project_file()
+    # A checkout keeps the cache; an installed Flywheel keeps it in the working directory.
+    home = root if (root / "shared").is_dir() else Path.cwd()
+    cache = (cache_dir or home / ".flywheel" / "templates") / fingerprint(root, stage, project)
     if not (cache / "manifest.json").is_file():
         cache.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20"}
@@ -64,7 +87,7 @@ def templates(stage: str = "dev", *, cache_dir: Path | None = None) -> dict[str,
             [str(root), *([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])]
         )
         result = subprocess.run(
-            [sys.executable, "-c", _SYNTH, stage, str(cache)],
+            [sys.executable, "-c", _SYNTH, stage, str(cache.resolve()), str(project or "")],
             cwd=root,
             env=env,
             capture_output=True,
@@ -72,6 +95,9 @@ def templates(stage: str = "dev", *, cache_dir: Path | None = None) -> dict[str,
             check=False,
         )
         if result.returncode != 0:
+            last = result.stderr.strip().splitlines()[-1:] or ["no output"]
+            if project is not None and last[0].startswith(str(project)):
+                raise RuntimeError(last[0])  # a bad project file: its one line
             raise RuntimeError(f"cdk synth failed:\n{result.stderr[-4000:]}")
     return {
         stack: json.loads((cache / f"{stack}.template.json").read_text()) for stack in stacks(cache)

@@ -1,0 +1,24 @@
+"""A team's project: its stages and models, in a file the team owns (``flywheel.yaml``).
+
+Pure pydantic models and a loader that keeps line numbers; the CDK app (``infra``), the
+CLI (``flywheel project check``, ``flywheel init``) and the local runtime read it.
+
+Examples
+--------
+>>> from flywheel.project import Project
+>>> sorted(Project.model_fields)
+['models', 'project', 'stages']
+"""
+
+from flywheel.project.loader import LoadedProject, ProjectError, load_project
+from flywheel.project.models import ModelOverride, Project, ProjectModel, Stage
+
+__all__ = [
+    "LoadedProject",
+    "ModelOverride",
+    "Project",
+    "ProjectError",
+    "ProjectModel",
+    "Stage",
+    "load_project",
+]
