@@ -138,6 +138,28 @@ class NotificationsConfig(Frozen):
         return self
 
 
+class CiConfig(Frozen):
+    """GitHub Actions' access to this stage (``FlywheelCiAccess``, deployed by an admin)."""
+
+    #: ``owner/repo`` whose workflows may assume the deploy role.
+    github_repository: Annotated[str, Field(pattern=r"^[A-Za-z0-9-]{1,39}/[A-Za-z0-9._-]{1,100}$")]
+    #: The branch whose pushes deploy (``sub`` = ``repo:<repo>:ref:refs/heads/<branch>``).
+    branch: Annotated[str, Field(pattern=r"^[A-Za-z0-9._/-]{1,200}$")] = "main"
+    #: Trust jobs of this GitHub environment instead of the branch
+    #: (``repo:<repo>:environment:<name>``): its protection rules gate every use of the role.
+    environment: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,255}$")] | None = None
+    #: The account's existing GitHub OIDC provider (one per account); ``None`` creates it.
+    oidc_provider_arn: (
+        Annotated[
+            str,
+            Field(
+                pattern=r"^arn:aws[a-z-]*:iam::\d{12}:oidc-provider/token\.actions\.githubusercontent\.com$"
+            ),
+        ]
+        | None
+    ) = None
+
+
 class StageConfig(Frozen):
     """Everything that may differ between stages."""
 
@@ -194,6 +216,10 @@ class StageConfig(Frozen):
     #: else, whatever their IAM policies allow). ``None``: the stage's approver persona
     #: role ``<prefix>-approver``. Needs ``api.auth == "IAM"``.
     approver_principals: tuple[IamPrincipal, ...] | None = None
+
+    # CI/CD
+    #: GitHub Actions deploy access (``-c ci=true`` adds ``FlywheelCiAccess``); default off.
+    ci: CiConfig | None = None
 
     @model_validator(mode="after")
     def _checks(self) -> StageConfig:

@@ -396,9 +396,7 @@ class Flywheel:
         return reproduce(registered, onnx_bytes, fetch=self.fetch)
 
     # -- governance ----------------------------------------------------------------------------
-    def retrain(
-        self, name: str, *, reason: str, code_version: str | None = None
-    ) -> dict[str, Any]:
+    def retrain(self, name: str, *, reason: str, code_version: str | None = None) -> dict[str, Any]:
         """Ask for a training run of a configured model, as yourself (``code_version``: the
         git commit the run is for, recorded in its lineage; CI passes the deployed commit).
 

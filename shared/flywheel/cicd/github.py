@@ -57,7 +57,9 @@ class DeployStage(Frozen):
     account: Annotated[str, Field(pattern=r"^\d{12}$")]
     region: Annotated[str, Field(pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")]
     #: The stage's ``GitHubDeployAccess`` role (``infra/constructs/github_oidc.py``).
-    deploy_role_arn: Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$")]
+    deploy_role_arn: Annotated[
+        str, Field(pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$")
+    ]
 
     @model_validator(mode="after")
     def _same_account(self) -> DeployStage:
@@ -107,19 +109,23 @@ def _setup(layout: ProjectLayout, *, fetch_depth: int = 1) -> list[dict[str, Any
     depth = {"fetch-depth": fetch_depth} if fetch_depth != 1 else {}
     return [
         {"name": "Check out", **_uses("checkout", **depth, **{"persist-credentials": False})},
-        {"name": "Set up Python", **_uses("setup-python", **{"python-version": layout.python_version})},
+        {
+            "name": "Set up Python",
+            **_uses("setup-python", **{"python-version": layout.python_version}),
+        },
         {"name": "Set up Node.js", **_uses("setup-node", **{"node-version": layout.node_version})},
         {
             "name": "Install (a virtual environment first on PATH; cdk.json runs .venv/bin/python)",
-            "run": f'python -m venv .venv\n.venv/bin/{layout.install}\nnpm ci\n'
+            "run": f"python -m venv .venv\n.venv/bin/{layout.install}\nnpm ci\n"
             'echo "$PWD/.venv/bin" >> "$GITHUB_PATH"',
         },
-    ]  # fmt: skip
+    ]
 
 
 def _credentials(stage: DeployStage) -> dict[str, Any]:
-    step = _uses("aws-credentials", **{"role-to-assume": stage.deploy_role_arn,
-                                       "aws-region": stage.region})  # fmt: skip
+    step = _uses(
+        "aws-credentials", **{"role-to-assume": stage.deploy_role_arn, "aws-region": stage.region}
+    )
     return {"name": f"AWS credentials ({stage.name}, OIDC)", **step}
 
 
@@ -132,8 +138,11 @@ def _pr_workflow(stages: Sequence[DeployStage], layout: ProjectLayout) -> dict[s
 git worktree add --detach ../base "origin/$BASE_REF"
 ln -s "$PWD/.venv" ../base/.venv && (cd ../base && npm ci --silent)
 for stage in {" ".join(s.name for s in stages)}; do
-  (cd ../base && npx cdk synth -q -c stage="$stage" -c flywheel:assets=stub -o "$PWD/../cdk.base/$stage") \\
-    || {{ echo "The base branch does not synthesize for $stage: no diff." >> "$GITHUB_STEP_SUMMARY"; continue; }}
+  out="$PWD/../cdk.base/$stage"
+  if ! (cd ../base && npx cdk synth -q -c stage="$stage" -c flywheel:assets=stub -o "$out"); then
+    echo "The base branch does not synthesize for $stage: no diff." >> "$GITHUB_STEP_SUMMARY"
+    continue
+  fi
   {{
     echo "### cdk diff: $stage (this pull request against $BASE_REF)"
     echo '```'
@@ -333,11 +342,15 @@ def main(argv: list[str] | None = None) -> int:
     [--stage prod,...] --out DIR``: write the workflows under ``DIR``."""
     parser = argparse.ArgumentParser(description="Write Flywheel's GitHub Actions workflows.")
     parser.add_argument("--project", required=True)
-    parser.add_argument("--stage", action="append", required=True,
-                        help="name,account,region,deploy role ARN (in deployment order)")
+    parser.add_argument(
+        "--stage",
+        action="append",
+        required=True,
+        help="name,account,region,deploy role ARN (in deployment order)",
+    )
     parser.add_argument("--branch", default="main")
     parser.add_argument("--out", type=Path, default=Path())
-    args = parser.parse_args(argv)  # fmt: skip
+    args = parser.parse_args(argv)
     stages = []
     for spec in args.stage:
         name, account, region, role = spec.split(",", 3)
