@@ -9,7 +9,8 @@ Layer assets: context ``flywheel:assets`` = ``build`` | ``stub`` | ``auto`` (see
 
 Stacks (physical names ``<project>-<stage>-<key>``), deployed in this order:
 ``FlywheelData`` -> ``FlywheelGovernance`` -> ``FlywheelServing`` -> ``FlywheelWorkflows`` ->
-``FlywheelMonitoring``.
+``FlywheelMonitoring``. With ``-c ci=true`` and a stage's ``ci`` set, also ``FlywheelCiAccess``
+(GitHub Actions' deploy role; an admin deploys it once).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from infra.constructs.notifications import AlarmNotifications
 from infra.context import StageContext
 from infra.nag import acknowledge_iam_wildcards, register_rule_packs
 from infra.naming import Naming
+from infra.stacks.ci_access_stack import CI_ACCESS_STACK_ID, CiAccessStack
 from infra.stacks.data_stack import DataStack
 from infra.stacks.governance_stack import GovernanceStack
 from infra.stacks.monitoring_stack import MonitoringStack
@@ -74,11 +76,13 @@ def build_app(
     outdir: str | None = None,
     nag: bool = True,
     config: StageConfig | None = None,
+    ci: bool = False,
 ) -> App:
     """Build the whole app for one stage (every stack), with the cdk-nag packs registered.
 
     ``project`` is the project file (default: :func:`project_file`); ``config``
-    overrides the named stage's configuration (tests use it for variants).
+    overrides the named stage's configuration (tests use it for variants); ``ci`` (or
+    context ``ci=true``) adds ``FlywheelCiAccess`` when the stage configures ``ci``.
     """
     app = App(outdir=outdir, context=feature_flags())
     if config is None:
@@ -133,6 +137,11 @@ def build_app(
     # Every alarm of every stack notifies the stage's topic (fires and clears).
     Aspects.of(app).add(AlarmNotifications(ctx.naming, governance.notifications.topic))
     stacks: list[Stack] = [data, governance, serving, workflows, monitoring]
+    if config.ci is not None and (ci or str(app.node.try_get_context("ci")).lower() == "true"):
+        ci_options = options("ci-access", "GitHub Actions deploy role")
+        stacks.append(
+            CiAccessStack(app, CI_ACCESS_STACK_ID, ci=config.ci, prefix=config.prefix, **ci_options)
+        )
     for stack in stacks:
         acknowledge_iam_wildcards(stack)
     if nag:

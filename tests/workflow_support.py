@@ -95,6 +95,7 @@ def training_input(
     event_id: str | None = None,
     requested_by: str | None = None,
     model: str = MODEL,
+    code_version: str | None = None,
 ) -> dict[str, Any]:
     """What the EventBridge rules put in a training execution's input."""
     data = event("training_input.json", model_name=model)
@@ -103,6 +104,8 @@ def training_input(
     data["trigger"]["event_id"] = event_id or str(uuid.uuid4())
     if requested_by is not None:
         data["trigger"]["detail"] = {"model_name": model, "requested_by": requested_by}
+    if code_version is not None:
+        data["trigger"]["detail"]["code_version"] = code_version
     return data
 
 

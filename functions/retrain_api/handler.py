@@ -1,7 +1,8 @@
 """``POST /v1/models/{name}/retrain``: ask for a training run of a configured model.
 
-Body ``{"reason": "..."}``. Puts ``RetrainRequested`` (source ``flywheel.operator``) on the
-project bus with ``detail`` ``{"model_name", "requested_by", "reason"}``; the requester is
+Body ``{"reason": "...", "code_version": "<git sha>"?}``. Puts ``RetrainRequested`` (source
+``flywheel.operator``) on the project bus with ``detail`` ``{"model_name", "requested_by",
+"reason"}`` (plus ``code_version`` when given); the requester is
 the authenticated caller (IAM ``userArn`` or Cognito claims), never a field of the body.
 Answers 202 with the event id: the training workflow starts asynchronously. Errors: 400
 invalid body or name, 401 no identity, 404 model not configured, 502 bus unavailable.
@@ -46,7 +47,12 @@ def _service() -> RetrainRequests:
 
 @app.post("/v1/models/<model_name>/retrain", summary="Ask for a training run")
 def retrain(model_name: ModelName, body: RetrainRequest) -> tuple[RetrainReceipt, int]:
-    receipt = _service().request(model_name, requested_by=caller_identity(app), reason=body.reason)
+    receipt = _service().request(
+        model_name,
+        requested_by=caller_identity(app),
+        reason=body.reason,
+        code_version=body.code_version,
+    )
     metrics.add_dimension("Model", receipt.model_name)
     metrics.add_metric("RetrainRequested", MetricUnit.Count, 1)
     return receipt, 202

@@ -457,8 +457,9 @@ class Flywheel:
         return reproduce(registered, onnx_bytes, fetch=self.fetch)
 
     # -- governance ----------------------------------------------------------------------------
-    def retrain(self, name: str, *, reason: str) -> dict[str, Any]:
-        """Ask for a training run of a configured model, as yourself.
+    def retrain(self, name: str, *, reason: str, code_version: str | None = None) -> dict[str, Any]:
+        """Ask for a training run of a configured model, as yourself (``code_version``: the
+        git commit the run is for, recorded in its lineage; CI passes the deployed commit).
 
         The request goes through the API's retrain route (SigV4 in AWS; its function on the
         local runtime), so the run's requester is who the API says you are, and you will
@@ -484,7 +485,7 @@ class Flywheel:
                 "runtime or a deployed stage",
                 field="backend",
             )
-        return api.request_retrain(name, reason=reason)
+        return api.request_retrain(name, reason=reason, code_version=code_version)
 
     def approve(self, name: str, version: int, *, reason: str) -> ModelVersion:
         """Approve ``version``: through its training run's approval when one waits on it

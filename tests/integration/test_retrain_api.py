@@ -87,6 +87,7 @@ def test_a_request_puts_retrain_requested_naming_the_signed_caller(queue: str) -
         "requested_by": CALLER,
         "reason": "new labels for January",
         "event_id": body["event_id"],
+        "code_version": None,
     }
     [sent] = delivered(queue)
     assert (sent["source"], sent["detail-type"], sent["id"]) == (
@@ -154,6 +155,25 @@ def test_a_bus_that_refuses_the_event_is_502_without_internals(
 
 def test_a_malformed_model_name_is_400(queue: str) -> None:
     status, body = post(name="Breast_Cancer")
+
+    assert status == 400
+    assert body["error"]["code"] == "invalid_request"
+    assert delivered(queue) == []
+
+
+def test_a_commit_in_the_body_travels_in_the_event_for_the_runs_lineage(queue: str) -> None:
+    commit = "3f2a9c1d0b7e6a5f4c3b2a1d0e9f8a7b6c5d4e3f"
+
+    status, body = post({"reason": "models/breast-cancer changed", "code_version": commit})
+
+    assert (status, body["code_version"]) == (202, commit)
+    [sent] = delivered(queue)
+    assert sent["detail"]["code_version"] == commit
+
+
+@pytest.mark.parametrize("bad", ["main", "ABCDEF1", "abc", "3f2a9c1d; rm -rf /"])
+def test_a_code_version_that_is_no_commit_sha_is_400(queue: str, bad: str) -> None:
+    status, body = post({"reason": "ci", "code_version": bad})
 
     assert status == 400
     assert body["error"]["code"] == "invalid_request"

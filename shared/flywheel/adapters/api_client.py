@@ -77,9 +77,14 @@ class _Routes:
         """``POST /v1/approvals/{id}``: approve or reject as the caller."""
         return self.post(APPROVALS, {"id": approval_id}, {"decision": decision, "reason": reason})
 
-    def request_retrain(self, model: str, *, reason: str) -> dict[str, Any]:
+    def request_retrain(
+        self, model: str, *, reason: str, code_version: str | None = None
+    ) -> dict[str, Any]:
         """``POST /v1/models/{name}/retrain``: ask for a training run as the caller."""
-        return self.post(RETRAIN, {"name": model}, {"reason": reason})
+        body = {"reason": reason}
+        if code_version is not None:
+            body["code_version"] = code_version
+        return self.post(RETRAIN, {"name": model}, body)
 
 
 class HttpApi(_Routes):

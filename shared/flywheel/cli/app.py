@@ -248,9 +248,16 @@ def schema_infer(
 # -- governance ----------------------------------------------------------------------------------
 @app.command()
 @handle_errors
-def retrain(name: ModelName, reason: Reason = None) -> None:
+def retrain(
+    name: ModelName,
+    reason: Reason = None,
+    code_version: Annotated[
+        str | None,
+        typer.Option("--code-version", help="The git commit the run is for (its lineage)."),
+    ] = None,
+) -> None:
     """Ask for a training run of a configured model (you will not approve its candidate)."""
-    receipt = _sdk().retrain(name, reason=reason or "")
+    receipt = _sdk().retrain(name, reason=reason or "", code_version=code_version)
     console.print(
         f"training of {receipt.get('model_name', name)} requested by "
         f"{receipt.get('requested_by', '?')} (event {receipt.get('event_id', '?')}); "

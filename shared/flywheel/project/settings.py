@@ -151,6 +151,28 @@ class PromotionSource(Frozen):
     account: Annotated[str, Field(pattern=r"^\d{12}$")]
 
 
+class CiConfig(Frozen):
+    """GitHub Actions' access to this stage (``FlywheelCiAccess``, deployed by an admin)."""
+
+    #: ``owner/repo`` whose workflows may assume the deploy role.
+    github_repository: Annotated[str, Field(pattern=r"^[A-Za-z0-9-]{1,39}/[A-Za-z0-9._-]{1,100}$")]
+    #: The branch whose pushes deploy (``sub`` = ``repo:<repo>:ref:refs/heads/<branch>``).
+    branch: Annotated[str, Field(pattern=r"^[A-Za-z0-9._/-]{1,200}$")] = "main"
+    #: Trust jobs of this GitHub environment instead of the branch
+    #: (``repo:<repo>:environment:<name>``): its protection rules gate every use of the role.
+    environment: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,255}$")] | None = None
+    #: The account's existing GitHub OIDC provider (one per account); ``None`` creates it.
+    oidc_provider_arn: (
+        Annotated[
+            str,
+            Field(
+                pattern=r"^arn:aws[a-z-]*:iam::\d{12}:oidc-provider/token\.actions\.githubusercontent\.com$"
+            ),
+        ]
+        | None
+    ) = None
+
+
 class StageSettings(Frozen):
     """Everything about a stage that is not its models: safety, evidence, workflows, people."""
 
@@ -207,6 +229,10 @@ class StageSettings(Frozen):
     #: Stages whose ML engineers may promote model versions into this one, each
     #: ``{stage, account}`` (``flywheel stage promote``, ADR 65); none by default.
     promotion_sources: tuple[PromotionSource, ...] = ()
+
+    # CI/CD
+    #: GitHub Actions deploy access (``-c ci=true`` adds ``FlywheelCiAccess``); default off.
+    ci: CiConfig | None = None
 
     @model_validator(mode="after")
     def _checks(self) -> StageSettings:

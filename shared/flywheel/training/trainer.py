@@ -341,6 +341,7 @@ def train(
     *,
     run_id: str | None = None,
     feature_view: FeatureViewLineage | None = None,
+    code_version: str | None = None,
 ) -> TrainingOutcome:
     """Fit, convert to ONNX, check parity and measure one model on a holdout.
 
@@ -355,6 +356,9 @@ def train(
         Identifier for lineage (default: a random UUID).
     feature_view
         The feature view ``dataset`` was joined from, recorded in the lineage.
+    code_version
+        The commit the run was asked for, recorded as the lineage's ``code_commit``
+        (default: :func:`~flywheel.training.lineage.code_commit` of this process).
 
     Raises
     ------
@@ -460,7 +464,7 @@ def train(
     timings["profile"] = time.perf_counter() - started
 
     lineage = Lineage(
-        code_commit=code_commit(),
+        code_commit=code_version or code_commit(),
         dataset_id=dataset.dataset_id,
         dataset_sha256=dataset.sha256,
         dependency_lock_hash=dependency_lock_hash(),

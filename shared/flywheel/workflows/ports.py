@@ -145,8 +145,10 @@ class PlatformApi(Protocol):
         """
         ...
 
-    def request_retrain(self, model: str, *, reason: str) -> dict[str, Any]:
-        """Ask for a training run; the API's receipt (``requested_by``, ``event_id``).
+    def request_retrain(
+        self, model: str, *, reason: str, code_version: str | None = None
+    ) -> dict[str, Any]:
+        """Ask for a training run (at commit ``code_version``); the API's receipt.
 
         Raises
         ------

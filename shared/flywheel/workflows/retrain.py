@@ -8,6 +8,8 @@ Examples
 --------
 >>> RetrainRequest.model_validate({"reason": "  new labels  "}).reason
 'new labels'
+>>> RetrainRequest.model_validate({"reason": "ci", "code_version": "0a1b2c3"}).code_version
+'0a1b2c3'
 """
 
 from __future__ import annotations
@@ -43,6 +45,9 @@ class RetrainRequest(BaseModel):
 
     #: Why a run is needed now; recorded with the run and shown to its approvers.
     reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+    #: The git commit the run is for (CI sends the commit it just deployed); the run's
+    #: lineage records it as ``code_commit``.
+    code_version: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{7,40}$")] | None = None
 
 
 class RetrainReceipt(BaseModel):
@@ -52,6 +57,7 @@ class RetrainReceipt(BaseModel):
     requested_by: str
     reason: str
     event_id: str
+    code_version: str | None = None
 
 
 class RetrainRequests:
@@ -69,8 +75,10 @@ class RetrainRequests:
         self._configs = configs
         self._events = events
 
-    def request(self, model_name: str, *, requested_by: str, reason: str) -> RetrainReceipt:
-        """Ask for a training run of ``model_name``.
+    def request(
+        self, model_name: str, *, requested_by: str, reason: str, code_version: str | None = None
+    ) -> RetrainReceipt:
+        """Ask for a training run of ``model_name`` (at ``code_version``, if given).
 
         Raises
         ------
@@ -84,5 +92,7 @@ class RetrainRequests:
                 f"model {model_name!r} is not configured for training", field="model_name"
             )
         detail = {"model_name": model_name, "requested_by": requested_by, "reason": reason}
+        if code_version is not None:
+            detail["code_version"] = code_version
         event_id = self._events.publish(RETRAIN_REQUESTED, detail)
         return RetrainReceipt(event_id=event_id, **detail)

@@ -111,6 +111,12 @@ class Trigger(StateModel):
         value = self.detail.get("requested_by")
         return str(value) if value else None
 
+    @property
+    def code_version(self) -> str | None:
+        """The commit a manual run was asked for (``detail.code_version``), if any."""
+        value = self.detail.get("code_version")
+        return str(value) if value else None
+
 
 class RunContext(StateModel):
     """``$.run``: the execution's identity (plus the promotion's canary settings)."""

@@ -445,7 +445,13 @@ class TrainingSteps:
             }
         )
         started_at, started = self._clock.now(), time.perf_counter()
-        outcome = train(training_config, dataset, run_id=run_id, feature_view=snapshot.feature_view)
+        outcome = train(
+            training_config,
+            dataset,
+            run_id=run_id,
+            feature_view=snapshot.feature_view,
+            code_version=state.trigger.code_version,
+        )
         duration = time.perf_counter() - started
         validate_onnx(outcome.onnx_bytes, outcome.input_schema, outcome.output_schema)
 

@@ -205,3 +205,27 @@ def _hours(n: int) -> timedelta:
 def approved_events(world: World) -> list[tuple[str, dict[str, object]]]:
     """The events that start a promotion (``ApprovalRequested`` only notifies people)."""
     return [e for e in world.events.events if e[0] == "VersionApproved"]
+
+
+def test_a_run_asked_for_at_a_commit_records_that_commit_as_its_code_version(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a step that knows no commit of its own (Lambda: no git checkout, no variable)
+    monkeypatch.setattr("flywheel.training.trainer.code_commit", lambda: None)
+
+    # When CI asks for a run at the commit it just deployed
+    commit = "3f2a9c1d0b7e6a5f4c3b2a1d0e9f8a7b6c5d4e3f"
+    world.start_training("manual", requested_by=REQUESTER, code_version=commit)
+
+    # Then the registered candidate's lineage names that commit
+    assert world.registry.get_version(MODEL, 1).lineage.code_commit == commit
+
+
+def test_a_run_nobody_pinned_to_a_commit_names_none_in_lambda(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("flywheel.training.trainer.code_commit", lambda: None)
+
+    world.start_training("schedule")
+
+    assert world.registry.get_version(MODEL, 1).lineage.code_commit is None
