@@ -90,6 +90,7 @@ def main() -> None:
             )
         )
         data = outcome.explainer_bytes
+        assert data is not None
         ours = Explainer.from_bytes(data, expected_sha256=hashlib.sha256(data).hexdigest())
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

@@ -63,9 +63,9 @@ def _linear(fitted: Any, task: Task) -> LinearShap | None:
     steps = list(getattr(fitted, "steps", [])[:-1])
     coef = np.atleast_2d(np.asarray(coef, dtype=np.float64))
     intercept = np.atleast_1d(np.asarray(intercept, dtype=np.float64))
-    for _, transform in steps:  # only a StandardScaler is folded; anything else samples
-        if type(transform).__name__ != "StandardScaler":
-            return None
+    if any(type(transform).__name__ != "StandardScaler" for _, transform in steps):
+        return None  # only scalers fold into the coefficients; anything else samples
+    for _, transform in reversed(steps):
         mean = np.asarray(transform.mean_ if transform.with_mean else 0.0, dtype=np.float64)
         scale = np.asarray(transform.scale_ if transform.with_std else 1.0, dtype=np.float64)
         coef = coef / scale
