@@ -33,7 +33,7 @@ format:
 	$(VENV)/bin/ruff format . && $(VENV)/bin/ruff check --fix .
 
 bench:
-	$(PY) bench/training_figures.py && $(PY) bench/typed_features.py && $(PY) bench/serving.py && $(PY) bench/drift.py && $(PY) bench/features.py
+	$(PY) bench/training_figures.py && $(PY) bench/typed_features.py && $(PY) bench/explain.py && $(PY) bench/serving.py && $(PY) bench/drift.py && $(PY) bench/features.py
 
 layers:
 	$(PY) layers/build.py

@@ -37,6 +37,8 @@ class TrainedModel:
     onnx: bytes
     draft: VersionDraft
     records: list[dict[str, float]]
+    #: The explainer artifact registered with it (ADR 71).
+    explainer: bytes | None = None
 
 
 @functools.cache
@@ -56,18 +58,24 @@ def trained_model(regularization: float | None = None) -> TrainedModel:
         config["hyperparameters"]["C"] = regularization
     version = sdk.train_from_dict(config).version
     onnx = sdk.artifacts.get(version.artifact)
+    explainer = sdk.artifacts.get(version.explainer) if version.explainer is not None else None
     draft = VersionDraft(**version.model_dump(include=set(VersionDraft.model_fields)))
     data = load_breast_cancer()
     names = [str(n) for n in data.feature_names]
     records = [dict(zip(names, row, strict=True)) for row in data.data[:120].tolist()]
-    return TrainedModel(onnx=onnx, draft=draft, records=records)
+    return TrainedModel(onnx=onnx, draft=draft, records=records, explainer=explainer)
 
 
 def register(sdk: Any, trained: TrainedModel, *, description: str = "") -> ModelVersion:
     """Upload the artifact through the SDK's store and register + approve a new version."""
     key = f"models/{MODEL}/{uuid.uuid4().hex}/model.onnx"
     ref = sdk.artifacts.put(key, trained.onnx)
-    draft = trained.draft.model_copy(update={"artifact": ref, "description": description})
+    explainer = None
+    if trained.explainer is not None:
+        explainer = sdk.artifacts.put(key.replace("model.onnx", "explainer.npz"), trained.explainer)
+    draft = trained.draft.model_copy(
+        update={"artifact": ref, "explainer": explainer, "description": description}
+    )
     version = sdk.registry.register(draft, actor="trainer@example.com")
     sdk.registry.request_approval(MODEL, version.version, actor="trainer@example.com")
     return sdk.registry.approve(

@@ -87,6 +87,12 @@ class InvalidRecordsError(InvalidInputError):
     code = "invalid_records"
 
 
+class NotExplainableError(InvalidInputError):
+    """Explanations asked of a model version that was registered without an explainer."""
+
+    code = "not_explainable"
+
+
 class PayloadTooLargeError(InvalidInputError):
     """A batch with more records, or a body with more bytes, than the API accepts."""
 
@@ -272,6 +278,7 @@ HTTP_STATUS_BY_CODE: dict[str, int] = {
     ConfigError.code: 400,
     InvalidRequestError.code: 400,
     InvalidRecordsError.code: 422,
+    NotExplainableError.code: 422,
     PayloadTooLargeError.code: 413,
     InvalidLabelsError.code: 422,
     DatasetError.code: 400,

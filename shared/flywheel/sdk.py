@@ -297,11 +297,20 @@ class Flywheel:
         profile_ref = self.artifacts.put_json(
             f"{prefix}/reference_profile.json", outcome.profile.model_dump(mode="json")
         )
+        explainer_ref = None
+        if outcome.explainer_bytes is not None:
+            explainer_ref = self.artifacts.put(
+                f"{prefix}/explainer.npz",
+                outcome.explainer_bytes,
+                content_type="application/octet-stream",
+            )
         timings["upload_s"] = time.perf_counter() - started
 
         progress("registering the candidate and requesting approval")
         started = time.perf_counter()
-        draft = outcome.version_draft(artifact, reference_profile=profile_ref)
+        draft = outcome.version_draft(
+            artifact, reference_profile=profile_ref, explainer=explainer_ref
+        )
         version = self.registry.register(draft, actor=self.actor, reason=reason)
         version = self.registry.request_approval(cfg.model, version.version, actor=self.actor)
         timings["register_s"] = time.perf_counter() - started

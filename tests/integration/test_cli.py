@@ -129,6 +129,12 @@ def test_train_approve_promote_predict_verify(
     assert version["status"] == VersionStatus.PENDING_APPROVAL
     assert version["parity"]["passed"] is True
     assert version["lineage"]["dataset_id"] == "sklearn:breast_cancer"
+    # Global importance (mean |SHAP| on the holdout) is stored and the table shows the top ones
+    top_feature = next(iter(version["importance"]))
+    assert version["explainer"]["sha256"]
+    listing = invoke(runner, "models", "show", "cancer")
+    assert "top" in listing.stdout  # the column (rich wraps it at 80 columns)
+    assert top_feature.split()[0] in listing.stdout
 
     people.act_as("approver")
     approved = invoke(runner, "approve", "cancer", "1", "-r", "looks good")

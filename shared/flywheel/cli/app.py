@@ -361,16 +361,21 @@ def models_show(
             + "\n"
         )
         return
-    table = Table("version", "status", "metrics", "parity", "created", "by", title=name)
+    table = Table(
+        "version", "status", "metrics", "parity", "top features", "created", "by", title=name
+    )
     for v in versions:
         marks = [str(a) for a, n in model.aliases.items() if n == v.version]
         metrics = ", ".join(f"{k}={val:.3f}" for k, val in sorted(v.metrics.items())[:3])
         parity = f"{v.parity.precision} max|Δ|={v.parity.max_abs_diff:.1e}" if v.parity else "-"
+        # Global importance: mean |SHAP| on the holdout, largest first (ADR 71).
+        top = ", ".join(f"{k} {val:.3g}" for k, val in list(v.importance.items())[:3]) or "-"
         table.add_row(
             f"{v.version} {' '.join(marks)}".strip(),
             str(v.status),
             metrics,
             parity,
+            top,
             v.created_at.strftime("%Y-%m-%d %H:%M:%S"),
             v.created_by,
         )

@@ -319,6 +319,10 @@ class VersionDraft(Frozen):
     hyperparameters: dict[str, Any] = Field(default_factory=dict)
     parity: ParityReport | None = None
     reference_profile: ArtifactRef | None = None
+    #: The explainer artifact (ADR 71): exact SHAP for trees and linear models.
+    explainer: ArtifactRef | None = None
+    #: Global importance: mean |SHAP| per input feature on the holdout, largest first.
+    importance: dict[str, float] = Field(default_factory=dict)
     lineage: Lineage
     description: str = ""
     tags: dict[str, str] = Field(default_factory=dict)

@@ -72,7 +72,8 @@ ERROR_RESPONSES: dict[int, str] = {
     413: "More records than the batch cap",
     422: (
         "Records that fail the model's input schema (every bad field listed), or an "
-        "entity-only request to a deployment without a feature view"
+        "entity-only request to a deployment without a feature view, or explanations "
+        "asked of a version registered without an explainer (not_explainable)"
     ),
     500: "Internal error (no details)",
     503: "The model could not be loaded; retry later",
@@ -95,6 +96,7 @@ _REASONS = {
     "model_attributes_type": "must be an object",
     "list_type": "must be an array",
     "string_type": "must be a string",
+    "bool_type": "must be true or false",
     "missing": "is required",
     "extra_forbidden": "is not a known field",
     "too_short": "must not be empty",

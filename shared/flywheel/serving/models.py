@@ -20,7 +20,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from pydantic import Field, model_validator
+from pydantic import Field, StrictBool, model_validator
 
 from flywheel.models import Frozen
 
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ErrorBody",
     "ErrorDetail",
+    "ExplanationBody",
     "FieldProblem",
     "PredictRequest",
     "PredictResponse",
@@ -109,6 +110,14 @@ class PredictRequest(_Body):
         ),
     )
 
+    explain: StrictBool = Field(
+        default=False,
+        description=(
+            "Also return SHAP attributions per record (exact for trees and linear models, "
+            "labelled approximate otherwise); 422 not_explainable without an explainer."
+        ),
+    )
+
     @model_validator(mode="after")
     def _exactly_one_payload(self) -> PredictRequest:
         if self.record is not None and self.records is not None:
@@ -128,7 +137,11 @@ class PredictRequest(_Body):
         # Never feature values in logs or debug strings (and never O(records) work):
         # Powertools formats route arguments into a debug message on every request.
         count = len(self.records) if self.records is not None else 1
-        return [("records", f"<{count}>"), ("assignment_key", self.assignment_key is not None)]
+        return [
+            ("records", f"<{count}>"),
+            ("assignment_key", self.assignment_key is not None),
+            ("explain", self.explain),
+        ]
 
     def rows(self) -> list[dict[str, Any]]:
         """The records to score, as a list (a single ``record`` becomes a list of one).
@@ -141,6 +154,42 @@ class PredictRequest(_Body):
         if self.records is not None:
             return self.records
         return [self.record] if self.record is not None else []
+
+
+class ExplanationBody(_Body):
+    """One record's attributions: ``base_value[k] + Σ attributions[f][k]`` is output ``k``.
+
+    Examples
+    --------
+    >>> ExplanationBody(
+    ...     space="log_odds", outputs=["yes"], base_value=[0.5],
+    ...     attributions={"age": [0.25]}, method="tree_shap",
+    ... ).attributions["age"]
+    [0.25]
+    """
+
+    space: str = Field(
+        description=(
+            "Where the sum lands: log_odds (binary boosted trees, logistic regression), "
+            "margin (multiclass, before softmax), probability (random forest classifiers, "
+            "sampled classifiers), value (regressors), log_value (log-link regressors)."
+        )
+    )
+    outputs: list[str] = Field(
+        description="The explained outputs: the positive class, every class, or 'value'."
+    )
+    base_value: list[float] = Field(description="Expected output, one per explained output.")
+    attributions: dict[str, list[float]] = Field(
+        description="Input feature to its SHAP value, one per explained output."
+    )
+    method: str = Field(description="tree_shap, linear_shap or permutation_shap.")
+    approximate: bool = Field(
+        default=False, description="True for sampled (permutation) estimates."
+    )
+    error_bound: float | None = Field(
+        default=None,
+        description="Approximate only: three standard errors of the largest attribution.",
+    )
 
 
 class PredictResponse(_Body):
@@ -165,6 +214,9 @@ class PredictResponse(_Body):
     probabilities: list[dict[str, float]] | None = Field(
         default=None,
         description="Classifiers with probabilities: one {class: probability} per record.",
+    )
+    explanations: list[ExplanationBody] | None = Field(
+        default=None, description="With explain: true, one explanation per record."
     )
 
 

@@ -46,16 +46,19 @@ from flywheel.clock import default_clock
 from flywheel.errors import (
     ConfigError,
     FlywheelError,
+    InvalidArtifactError,
     InvalidInputError,
     InvalidRecordsError,
     ModelNotFoundError,
+    NotExplainableError,
     NotFoundError,
     VersionNotFoundError,
 )
+from flywheel.explain.artifact import Explainer, ExplainerError
 from flywheel.registry.models import Alias
 from flywheel.serving.capture import CaptureEntry, CaptureWriter
 from flywheel.serving.metrics import MetricLabels, scores
-from flywheel.serving.models import PredictResponse, Variant
+from flywheel.serving.models import ExplanationBody, PredictResponse, Variant
 from flywheel.serving.predictor import OnnxModel
 from flywheel.serving.routing import RoleTracker, assign_arm, role_of
 from flywheel.serving.validation import DEFAULT_MAX_RECORDS, RecordValidator
@@ -108,6 +111,8 @@ class ServedModel:
     version: ModelVersion
     model: OnnxModel
     validator: RecordValidator
+    #: The verified explainer artifact, when the version registered one (ADR 71).
+    explainer: Explainer | None = None
 
     @classmethod
     def load(
@@ -128,6 +133,8 @@ class ServedModel:
             No such model, version or alias.
         ArtifactIntegrityError
             The stored bytes do not match the registered SHA-256.
+        InvalidArtifactError
+            The explainer artifact does not match its digest or cannot be read.
         """
         version = resolve_version(registry, name, ref)
         data = artifacts.get(version.artifact)
@@ -138,7 +145,18 @@ class ServedModel:
             output_schema=version.output_schema,
             intra_op_threads=intra_op_threads,
         )
-        return cls(version, model, RecordValidator(version.input_schema, max_records=max_records))
+        explainer = None
+        if version.explainer is not None:
+            try:
+                explainer = Explainer.from_bytes(
+                    artifacts.get(version.explainer), expected_sha256=version.explainer.sha256
+                )
+            except ExplainerError as err:
+                raise InvalidArtifactError(
+                    f"the explainer artifact cannot be used: {err}", field="explainer"
+                ) from None
+        validator = RecordValidator(version.input_schema, max_records=max_records)
+        return cls(version, model, validator, explainer)
 
 
 def resolve_version(registry: ModelRegistry, name: str, ref: str | int) -> ModelVersion:
@@ -359,6 +377,12 @@ class InferenceService:
             self.metrics.request_rejected(labels, code=ModelNotFoundError.code)
             raise ModelNotFoundError(f"model {name!r} is not served here", field="name")
         try:
+            if request.explain and served.explainer is None:
+                raise NotExplainableError(
+                    f"version {served.version.version} of {self.name!r} was registered without "
+                    "an explainer: retrain it to explain its predictions",
+                    field="explain",
+                )
             if request.lookup:
                 rows = [self._look_up(str(request.entity_id), served)]
                 body = None  # capture the looked-up features, not the entity-only body
@@ -374,6 +398,8 @@ class InferenceService:
             self.metrics.request_failed(labels, code=err.code)
             raise
         response = _response(self.name, served, variant, request_id, prediction)
+        if request.explain:
+            response = _explained(response, served, matrix)
         latency_ms = (self._timer() - started) * 1000.0
         if self.capture is not None:
             self.capture.submit(
@@ -469,6 +495,51 @@ def _response(
         predictions=predictions,
         probabilities=probabilities,
     )
+
+
+def _explained(response: PredictResponse, served: ServedModel, matrix: Any) -> PredictResponse:
+    """``response`` with one :class:`ExplanationBody` per row of ``matrix``."""
+    explainer = served.explainer
+    assert explainer is not None
+    model = _model_outputs(served) if explainer.approximate else None
+    try:
+        explanation = explainer.explain(matrix, model=model)
+    except FlywheelError:
+        raise
+    except Exception as err:
+        raise InvalidArtifactError("the explainer failed on this input", field="explainer") from err
+    features, outputs = explanation.features, list(explanation.outputs)
+    base = explanation.base_values.tolist()
+    bodies = [
+        ExplanationBody.model_construct(
+            space=explanation.space,
+            outputs=outputs,
+            base_value=base,
+            attributions=dict(zip(features, row, strict=True)),
+            method=explanation.method,
+            approximate=explanation.approximate,
+            error_bound=explanation.error_bound,
+        )
+        for row in explanation.values.tolist()
+    ]
+    return response.model_copy(update={"explanations": bodies})
+
+
+def _model_outputs(served: ServedModel) -> Callable[[Any], Any]:
+    """The served model as ``X -> [rows, explained outputs]`` (probabilities or values)."""
+    import numpy as np
+
+    classes = served.version.output_schema.classes
+    keep = [1] if len(classes) == 2 else list(range(len(classes)))
+
+    def run(x: Any) -> Any:
+        prediction = served.model.predict(x)
+        if prediction.values is not None:
+            return prediction.values.reshape(-1, 1)
+        assert prediction.probabilities is not None
+        return np.asarray(prediction.probabilities)[:, keep]
+
+    return run
 
 
 class _ShadowRunner:

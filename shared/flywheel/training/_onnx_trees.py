@@ -38,6 +38,8 @@ if TYPE_CHECKING:
     import onnx
     from numpy.typing import NDArray
 
+    from flywheel.explain.trees import TreeArrays
+
 IR_VERSION = 10
 OPSETS = {"": 21, "ai.onnx.ml": 5}
 INPUT_NAME = "input"
@@ -68,6 +70,10 @@ class _Ensemble:
     falseleafs: list[NDArray[np.int64]] = field(default_factory=list)
     leaf_targetids: list[NDArray[np.int64]] = field(default_factory=list)
     leaf_weights: list[NDArray[np.float64]] = field(default_factory=list)
+    #: Training cover (sample weight, count or hessian sum) of every node and leaf,
+    #: in the same numbering: what TreeSHAP needs and ONNX does not store.
+    node_covers: list[NDArray[np.float64]] = field(default_factory=list)
+    leaf_covers: list[NDArray[np.float64]] = field(default_factory=list)
     roots: list[int] = field(default_factory=list)
     n_nodes: int = 0
     n_leaves: int = 0
@@ -82,12 +88,14 @@ class _Ensemble:
         missing_left: NDArray[np.int64],
         leaf_values: NDArray[np.float64],
         target: int,
+        cover: NDArray[np.float64] | None = None,
     ) -> None:
         """Append one binary tree given as scikit-learn-style parallel arrays.
 
         ``left[i] < 0`` marks node ``i`` as a leaf; node 0 is the root.
         """
         is_leaf = left < 0
+        covers = np.ones(left.shape[0]) if cover is None else np.asarray(cover, np.float64)
         interior = np.flatnonzero(~is_leaf)
         leaves = np.flatnonzero(is_leaf)
         if interior.size == 0:
@@ -101,8 +109,9 @@ class _Ensemble:
                 trueleafs=np.ones(1, np.int64),
                 falsenodeids=np.array([self.n_leaves], np.int64),
                 falseleafs=np.ones(1, np.int64),
+                node_covers=covers[leaves[:1]],
             )
-            self._append_leaves(leaf_values[leaves[:1]], target)
+            self._append_leaves(leaf_values[leaves[:1]], target, covers[leaves[:1]])
             return
         if interior[0] != 0:
             raise UnsupportedTreeModelError("tree root is not node 0")
@@ -120,16 +129,20 @@ class _Ensemble:
             trueleafs=is_leaf[true_child].astype(np.int64),
             falsenodeids=position[false_child],
             falseleafs=is_leaf[false_child].astype(np.int64),
+            node_covers=covers[interior],
         )
-        self._append_leaves(leaf_values[leaves], target)
+        self._append_leaves(leaf_values[leaves], target, covers[leaves])
 
     def _append_nodes(self, **arrays: NDArray[Any]) -> None:
         for name, values in arrays.items():
             getattr(self, name).append(values)
         self.n_nodes += int(arrays["featureids"].shape[0])
 
-    def _append_leaves(self, weights: NDArray[np.float64], target: int) -> None:
+    def _append_leaves(
+        self, weights: NDArray[np.float64], target: int, covers: NDArray[np.float64]
+    ) -> None:
         self.leaf_weights.append(np.asarray(weights, dtype=np.float64))
+        self.leaf_covers.append(np.asarray(covers, dtype=np.float64))
         self.leaf_targetids.append(np.full(weights.shape[0], target, dtype=np.int64))
         self.n_leaves += int(weights.shape[0])
 
@@ -203,6 +216,7 @@ def _sklearn_tree_arrays(tree: Any) -> dict[str, NDArray[Any]]:
             if missing is None
             else np.asarray(missing, dtype=np.int64)
         ),
+        "cover": np.asarray(tree.weighted_n_node_samples, dtype=np.float64),
     }
 
 
@@ -284,6 +298,7 @@ def _hist_gradient_boosting(estimator: Any) -> tuple[_Ensemble, NDArray[np.float
                 missing_left=nodes["missing_go_to_left"].astype(np.int64),
                 leaf_values=nodes["value"].astype(np.float64),
                 target=k,
+                cover=nodes["count"].astype(np.float64),
             )
     baseline = np.asarray(estimator._baseline_prediction, dtype=np.float64).ravel()
     if _is_classifier(estimator):
@@ -333,6 +348,7 @@ def _lightgbm_tree(root: dict[str, Any]) -> dict[str, NDArray[Any]]:
     threshold: list[float] = []
     missing_left: list[int] = []
     values: list[float] = []
+    cover: list[float] = []
 
     def visit(node: dict[str, Any]) -> int:
         index = len(left)
@@ -340,6 +356,7 @@ def _lightgbm_tree(root: dict[str, Any]) -> dict[str, NDArray[Any]]:
             column.append(-1)
         threshold.append(0.0)
         values.append(float(node.get("leaf_value", 0.0)))
+        cover.append(float(node.get("internal_count", node.get("leaf_count", 1))))
         if "split_index" not in node:
             return index
         if node["decision_type"] != "<=":
@@ -369,6 +386,7 @@ def _lightgbm_tree(root: dict[str, Any]) -> dict[str, NDArray[Any]]:
         "threshold": np.array(threshold, np.float64),
         "missing_left": np.array(missing_left, np.int64),
         "leaf_values": np.array(values, np.float64),
+        "cover": np.array(cover, np.float64),
     }
 
 
@@ -465,6 +483,7 @@ def _xgboost(estimator: Any) -> tuple[_Ensemble, NDArray[np.float64], str]:
             missing_left=np.asarray(tree["default_left"], dtype=np.int64),
             leaf_values=leaves.astype(np.float64),
             target=int(group),
+            cover=np.asarray(tree["sum_hessian"], dtype=np.float64),
         )
     return ensemble, np.zeros(n_targets), link
 
@@ -624,3 +643,61 @@ def tree_ensemble_to_onnx(estimator: Any, *, n_features: int) -> onnx.ModelProto
         ir_version=IR_VERSION,
         producer_name="flywheel",
     )
+
+
+#: The space a tree ensemble's explanation adds up in, by link (ADR 71).
+_SPACES = {
+    "logit": "log_odds",
+    "logit2": "margin",
+    "softmax": "margin",
+    "identity": "value",
+    "exp": "log_value",
+}
+
+
+def tree_ensemble_arrays(estimator: Any, *, n_features: int) -> tuple[TreeArrays, str]:
+    """The ensemble :func:`tree_ensemble_to_onnx` writes, as TreeSHAP input, and its space.
+
+    The node and leaf arrays are the ``TreeEnsemble`` node's, in its numbering, plus
+    every node's training cover.  The space is ``probability`` (forest classifiers),
+    ``value`` (identity regressors), ``log_odds``, ``margin`` or ``log_value``.
+
+    Raises
+    ------
+    UnsupportedTreeModelError
+        When the estimator uses something the writer does not model.
+    """
+    from flywheel.explain.trees import TreeArrays
+
+    family = _family(estimator)
+    ensemble, baseline, link = _EXTRACTORS[family](estimator)
+
+    def cat(parts: list[NDArray[Any]], dtype: Any) -> NDArray[Any]:
+        return np.concatenate(parts).astype(dtype)
+
+    scale = 1.0
+    if link == "mean":
+        scale = 1.0 / len(estimator.estimators_)
+        space = "probability" if _is_classifier(estimator) else "value"
+    else:
+        space = _SPACES[link]
+    arrays = TreeArrays(
+        featureids=cat(ensemble.featureids, np.int64),
+        splits=cat(ensemble.splits, np.float64),
+        missing_true=cat(ensemble.missing_true, np.int64),
+        truenodeids=cat(ensemble.truenodeids, np.int64),
+        trueleafs=cat(ensemble.trueleafs, np.int64),
+        falsenodeids=cat(ensemble.falsenodeids, np.int64),
+        falseleafs=cat(ensemble.falseleafs, np.int64),
+        node_covers=cat(ensemble.node_covers, np.float64),
+        leaf_targetids=cat(ensemble.leaf_targetids, np.int64),
+        leaf_weights=cat(ensemble.leaf_weights, np.float64),
+        leaf_covers=cat(ensemble.leaf_covers, np.float64),
+        roots=np.asarray(ensemble.roots, dtype=np.int64),
+        baseline=np.asarray(baseline, dtype=np.float64),
+        n_features=n_features,
+        mode=ensemble.mode,
+        float32_inputs=family in ("RandomForest", "GradientBoosting", "XGBModel"),
+        scale=scale,
+    )
+    return arrays, space

@@ -53,6 +53,7 @@ from flywheel.training.entrypoints import (
     fit_error,
 )
 from flywheel.training.estimators import model_step
+from flywheel.training.explainers import build_explainer, model_output_function
 from flywheel.training.lineage import code_commit, dependency_lock_hash, library_versions
 from flywheel.training.metrics import holdout_metrics
 from flywheel.training.preprocessing import CategoricalStep, Preprocessor, fit_preprocessor
@@ -71,7 +72,7 @@ class TrainingOutcome(BaseModel):
     ``metrics`` are computed from the ONNX model's outputs (what serving will
     return); ``sklearn_metrics`` from the fitted estimator, for comparison.
     ``profile`` is the reference profile of the training split.  ``timings`` holds
-    wall-clock seconds for ``fit``, ``convert``, ``parity`` and ``profile``.
+    wall-clock seconds for ``fit``, ``convert``, ``parity``, ``profile`` and ``explain``.
     ``estimator``, ``X_holdout`` and ``y_holdout`` are for tests and evaluation and
     are left out of :meth:`model_dump`.
     """
@@ -101,6 +102,10 @@ class TrainingOutcome(BaseModel):
     warnings: tuple[str, ...] = ()
     #: The hyperparameter search whose winner was fitted (``search:`` in the config).
     search: SearchReport | None = None
+    #: The explainer artifact (ADR 71); ``None`` for models with preprocessing in the graph.
+    explainer_bytes: bytes | None = Field(default=None, repr=False)
+    #: Mean |SHAP| per input feature on the holdout, largest first.
+    importance: dict[str, float] = Field(default_factory=dict)
     estimator: Any = Field(exclude=True, repr=False)
     X_holdout: np.ndarray[Any, np.dtype[np.float64]] = Field(exclude=True, repr=False)
     y_holdout: np.ndarray[Any, np.dtype[Any]] = Field(exclude=True, repr=False)
@@ -111,17 +116,28 @@ class TrainingOutcome(BaseModel):
         *,
         reference_profile: ArtifactRef | None = None,
         tags: dict[str, str] | None = None,
+        explainer: ArtifactRef | None = None,
     ) -> VersionDraft:
         """The registry record for this run, once the ONNX bytes are stored as ``artifact``.
+
+        ``explainer`` is where :attr:`explainer_bytes` were stored, if they were.
 
         Raises
         ------
         TrainingError
-            When the artifact's SHA-256 is not the SHA-256 of :attr:`onnx_bytes`.
+            When the artifact's SHA-256 is not the SHA-256 of :attr:`onnx_bytes` (or
+            the explainer's of :attr:`explainer_bytes`).
         """
         if artifact.sha256 != self.onnx_sha256:
             raise TrainingError(
                 "artifact.sha256 does not match the trained ONNX model", field="artifact"
+            )
+        if explainer is not None and (
+            self.explainer_bytes is None
+            or explainer.sha256 != hashlib.sha256(self.explainer_bytes).hexdigest()
+        ):
+            raise TrainingError(
+                "explainer.sha256 does not match the trained explainer", field="explainer"
             )
         return VersionDraft(
             name=self.config.model,
@@ -132,6 +148,8 @@ class TrainingOutcome(BaseModel):
             hyperparameters=dict(self.hyperparameters),
             parity=self.parity,
             reference_profile=reference_profile,
+            explainer=explainer,
+            importance=self.importance,
             lineage=self.lineage,
             description=self.config.description or "",
             tags=tags or {},
@@ -506,10 +524,43 @@ def train(
         n_holdout=len(test_idx),
         warnings=fit_warnings,
         search=search,
+        **_explanation(
+            estimator, config, dataset, session, (x_train, x_holdout), conversion, timings
+        )
+        if preprocessor is None
+        else {},
         estimator=estimator,
         X_holdout=x_holdout,
         y_holdout=y_holdout,
     )
+
+
+def _explanation(
+    estimator: Any,
+    config: TrainingConfig,
+    dataset: Dataset,
+    session: Any,
+    splits: tuple[NDArray[Any], NDArray[Any]],
+    conversion: Any,
+    timings: dict[str, float],
+) -> dict[str, Any]:
+    """The explainer artifact's bytes and the holdout's global importance (ADR 71)."""
+    started = time.perf_counter()
+    x_train, x_holdout = splits
+    explainer = build_explainer(
+        estimator,
+        task=config.task,
+        classes=dataset.classes,
+        feature_names=dataset.feature_names,
+        x_train=x_train,
+        converter=conversion.converter,
+        seed=config.seed,
+    )
+    model = model_output_function(session, task=config.task, classes=dataset.classes)
+    importance = explainer.importance(x_holdout, model=model, seed=config.seed)
+    explainer_bytes = explainer.to_bytes()
+    timings["explain"] = time.perf_counter() - started
+    return {"explainer_bytes": explainer_bytes, "importance": importance}
 
 
 def load_configured_dataset(

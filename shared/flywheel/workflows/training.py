@@ -475,9 +475,19 @@ class TrainingSteps:
             ),
             feature_names=outcome.input_schema.feature_names,
         )
+        explainer = (
+            self._artifacts.put(
+                f"{prefix}/explainer.npz",
+                outcome.explainer_bytes,
+                content_type="application/octet-stream",
+            )
+            if outcome.explainer_bytes is not None
+            else None
+        )
         draft = outcome.version_draft(
             artifact,
             reference_profile=profile,
+            explainer=explainer,
             tags={
                 "training_run_id": run_id,
                 "trigger": str(state.trigger.reason),

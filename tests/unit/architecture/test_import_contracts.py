@@ -47,6 +47,9 @@ CASES = [
      "import flywheel.local.server", "functions.inference.handler"),
     ("runtime-without-infra", "shared/flywheel/serving/http.py", "import infra.catalog",
      "flywheel.serving.http"),
+    # the explanation algorithms (loaded by serving) reaching for shap
+    ("explain-numpy-only", "shared/flywheel/explain/trees.py", "import shap",
+     "flywheel.explain.trees"),
 ]  # fmt: skip
 
 

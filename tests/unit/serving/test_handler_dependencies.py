@@ -26,6 +26,8 @@ TRAINING_ONLY = (
     "pyarrow",
     "lightgbm",
     "xgboost",
+    "shap",
+    "numba",
 )
 #: Never named by serving code (numpy itself imports the module, so only the AST check applies).
 UNSAFE = ("pickle", "cloudpickle", "dill")
@@ -76,8 +78,11 @@ store = InMemoryArtifactStore()
 audit = InMemoryAuditLog()
 registry = InMemoryModelRegistry(audit)
 ref = store.put("models/cancer/model.onnx", sys.stdin.buffer.read())
+explainer = store.put("models/cancer/explainer.npz",
+                      bytes.fromhex({(trained.explainer or b"").hex()!r}))
 draft = VersionDraft.model_validate_json({trained.draft.model_dump_json()!r})
-registry.create_version(draft.model_copy(update={{"artifact": ref}}), actor="t",
+registry.create_version(draft.model_copy(update={{"artifact": ref, "explainer": explainer}}),
+                        actor="t",
                         audit=__import__("flywheel.audit.models", fromlist=["x"]).AuditDraft(
                             model="cancer", action="version_registered", actor="t"))
 service = InferenceService.start(
@@ -87,6 +92,10 @@ service = InferenceService.start(
 handler._service_for = lambda pin: service
 response = handler.handler(raw_event(json.dumps({{"record": {json.dumps(trained.records[0])}}})),
                            FakeContext())
+explained = handler.handler(
+    raw_event(json.dumps({{"record": {json.dumps(trained.records[0])}, "explain": True}})),
+    FakeContext())
+assert explained["statusCode"] == 200 and "attributions" in explained["body"], explained
 print(response["statusCode"])
 print(json.dumps(sorted(m for m in {list(TRAINING_ONLY)!r} if m in sys.modules)))
 """

@@ -182,7 +182,7 @@ def test_outcome_records_hyperparameters_versions_lineage_and_profile(
     profile = outcome.profile
     assert profile.features == dataset.feature_names
     assert profile.rows == outcome.n_train == dataset.n_rows - outcome.n_holdout
-    assert set(outcome.timings) == {"fit", "convert", "parity", "profile"}
+    assert set(outcome.timings) == {"fit", "convert", "parity", "profile", "explain"}
     assert all(seconds > 0 for seconds in outcome.timings.values())
     dumped = outcome.model_dump(mode="json")
     assert "estimator" not in dumped

@@ -1,0 +1,1 @@
+"""Explanations: exact SHAP for trees and linear models, sampled SHAP for the rest."""
