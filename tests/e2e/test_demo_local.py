@@ -77,6 +77,14 @@ def _serve_and_post(env: dict[str, str], cwd: Path) -> tuple[int, dict[str, Any]
         serve.wait(timeout=30)
 
 
+def _assert_one_prediction_was_explained(report: Path) -> None:
+    """The demo explained one prediction: exact attributions, in log-odds, per feature."""
+    explained = json.loads(report.read_text())["facts"]["explanation"]
+    assert explained["method"] == "linear_shap"
+    assert explained["space"] == "log_odds"
+    assert len(explained["attributions"]) == 30
+
+
 def _assert_verified_against_anchors(env: dict[str, str], cwd: Path) -> None:
     """`flywheel audit verify` in its own process: intact, signed, and anchored."""
     verify = _flywheel(env, "audit", "verify", DEMO_MODEL, cwd=cwd)
@@ -105,6 +113,7 @@ def test_demo_then_audit_verify_then_tampering_is_pinpointed(
     assert demo.returncode == 0, demo.stdout + demo.stderr
     assert (tmp_path / "reports" / "demo.html").is_file()
     assert "audit chain intact" in demo.stdout
+    _assert_one_prediction_was_explained(tmp_path / "reports" / "demo.json")
     # the demo's own check is the full one: a signed head and the scheduled job's anchors
     assert "head signed by the audit writer; checked against" in " ".join(demo.stdout.split())
     report = (tmp_path / "reports" / "demo.json").read_text()

@@ -321,12 +321,17 @@ class Lifecycle:
             caller=caller,
         )
 
-    def predict(self, records: list[dict[str, float]]) -> tuple[int, dict[str, Any]]:
+    def predict(
+        self, records: list[dict[str, float]], *, explain: bool = False
+    ) -> tuple[int, dict[str, Any]]:
+        body: dict[str, Any] = {"records": records}
+        if explain:
+            body["explain"] = True
         return self.invoke_api(
             self.function_name(f"inference-{self.model}"),
             "POST",
             f"/v1/models/{self.model}/predict",
-            {"records": records},
+            body,
             path_parameters={"name": self.model},
             qualifier="live",
         )
@@ -577,6 +582,8 @@ def run_demo(driver: Driver, *, progress: Callable[[str], None], report_dir: Pat
     with run.stage("predictions served on alias live", progress) as notes:
         variants = life.serve_traffic(records, requests=10, shift=1.0)
         notes.append(f"10 requests x 20 rows → {variants}")
+    with run.stage("an explained prediction (explain: true)", progress) as notes:
+        notes.append(_explained(life, records[0], run))
     with run.stage("drifted traffic, hourly drift scorer", progress) as notes:
         life.serve_traffic(records, requests=10, shift=1.8)
         fired = driver.advance(3600 + 60)
@@ -611,6 +618,21 @@ def run_demo(driver: Driver, *, progress: Callable[[str], None], report_dir: Pat
     run.facts["total_seconds"] = time.perf_counter() - total
     write_report(run, report_dir)
     return run
+
+
+def _explained(life: Lifecycle, record: dict[str, float], run: LifecycleRun) -> str:
+    """One record scored with ``explain: true``: its label and its three largest SHAP values."""
+    status, body = life.predict([record], explain=True)
+    if status != 200 or not body.get("explanations"):
+        return f"HTTP {status}: {body.get('error', {}).get('message', 'no explanation')}"
+    explanation = body["explanations"][0]
+    top = sorted(explanation["attributions"].items(), key=lambda kv: -abs(kv[1][0]))[:3]
+    run.facts["explanation"] = {"prediction": body["predictions"][0], **explanation}
+    shown = ", ".join(f"{name} {values[0]:+.2f}" for name, values in top)
+    return (
+        f"{body['predictions'][0]}; {explanation['method']} in {explanation['space']} "
+        f"(base {explanation['base_value'][0]:+.2f}): {shown}"
+    )
 
 
 def _verify(life: Lifecycle, run: LifecycleRun, progress: Callable[[str], None]) -> None:
