@@ -214,15 +214,23 @@ for toolkit in ("flywheel.cli", "flywheel.sdk", "flywheel.local"):
         missing.append(toolkit)
 print(json.dumps(missing))
 """
-    # When each handler module is imported there, with the checkout's flywheel out of reach
+    # When each handler module is imported there, with the checkout's flywheel out of reach:
+    # -S skips site-packages' .pth files (an editable install's import finder would
+    # otherwise serve flywheel.* from the checkout), and the third-party packages are
+    # put back on the path by hand, after the layer, as Lambda orders /opt and the runtime.
+    import sysconfig
+
+    packages = dict.fromkeys([sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]])
     result = subprocess.run(
-        [sys.executable, "-c", script],
+        [sys.executable, "-S", "-c", script],
         capture_output=True,
         text=True,
         check=False,
         cwd=ROOT / "functions",
         env={
-            "PYTHONPATH": f"{layer.path / 'python'}:{ROOT / 'functions'}",
+            "PYTHONPATH": ":".join(
+                [str(layer.path / "python"), str(ROOT / "functions"), *packages]
+            ),
             "AWS_DEFAULT_REGION": "us-east-1",
             "POWERTOOLS_TRACE_DISABLED": "true",
             "PATH": "/usr/bin:/bin",
