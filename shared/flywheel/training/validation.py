@@ -21,7 +21,7 @@ from __future__ import annotations
 import html
 import math
 import time
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import numpy as np
 from pydantic import Field, model_validator
@@ -73,19 +73,7 @@ Check = Literal[
     "leakage",
 ]
 #: Every check, in the order reports list them.
-CHECKS: tuple[Check, ...] = (
-    "min_rows",
-    "min_rows_per_class",
-    "features",
-    "types",
-    "ranges",
-    "null_rates",
-    "categories",
-    "row_count",
-    "label_shift",
-    "duplicates",
-    "leakage",
-)
+CHECKS: tuple[Check, ...] = get_args(Check)
 _NEEDS_REFERENCE = frozenset({"features", "categories", "row_count", "label_shift"})
 _NUMERIC = frozenset({"float", "int", "bool"})
 
