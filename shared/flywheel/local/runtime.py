@@ -424,14 +424,47 @@ def transform_input(template: str | None, paths: dict[str, str], event: dict[str
     ...                 {"m": "$.detail.m", "d": "$.detail"}, {"detail": {"m": "x"}})
     {'m': 'x', 'd': {'m': 'x'}, 's': 'model x'}
     """
-    from jsonpath_ng.ext import parse  # type: ignore[attr-defined]
-
     if template is None:
         return event
+    values = _path_values(paths, event)
+    for name in paths:
+        values.setdefault(name, None)  # a path the event lacks renders as null
+    return json.loads(_substitute(template, values, escape_in_strings=True))
+
+
+def render_template(template: str, paths: dict[str, str], event: dict[str, Any]) -> str:
+    r"""What a target receives from an input transformer, as EventBridge renders it.
+
+    ``<name>`` takes the value at ``paths[name]``: inside a quoted string its raw text
+    (EventBridge does not escape it), elsewhere its JSON. A path the event lacks leaves
+    its placeholder as written. The template is not parsed: text templates (one JSON
+    string per line) come back as the text they render to.
+
+    Examples
+    --------
+    >>> render_template('"model <m> v<v>"\n<cli>', {"m": "$.detail.m", "v": "$.detail.v",
+    ...     "cli": "$.detail.cli"}, {"detail": {"m": "churn", "v": 3, "cli": 'say "hi"'}})
+    '"model churn v3"\n"say \\"hi\\""'
+    """
+    return _substitute(template, _path_values(paths, event), escape_in_strings=False)
+
+
+def _path_values(paths: dict[str, str], event: dict[str, Any]) -> dict[str, Any]:
+    """Each input path's value in ``event`` (paths the event lacks are left out)."""
+    from jsonpath_ng.ext import parse  # type: ignore[attr-defined]
+
     values: dict[str, Any] = {}
     for name, path in paths.items():
         matches = parse(path).find(event)
-        values[name] = matches[0].value if matches else None
+        if matches:
+            values[name] = matches[0].value
+    return values
+
+
+def _substitute(template: str, values: dict[str, Any], *, escape_in_strings: bool) -> str:
+    """``template`` with each ``<name>`` of ``values`` replaced: as JSON outside quoted
+    strings; inside them as the value's text, JSON-escaped when ``escape_in_strings``
+    (what keeps a JSON template valid) or raw (as EventBridge renders text templates)."""
     out: list[str] = []
     in_string = False
     i = 0
@@ -450,55 +483,9 @@ def transform_input(template: str | None, paths: dict[str, str], event: dict[str
                 value = values[name]
                 if in_string:
                     text = value if isinstance(value, str) else json.dumps(value)
-                    out.append(json.dumps(text)[1:-1])
+                    out.append(json.dumps(text)[1:-1] if escape_in_strings else text)
                 else:
                     out.append(json.dumps(value))
-                i = close + 1
-                continue
-        out.append(char)
-        i += 1
-    return json.loads("".join(out))
-
-
-def render_template(template: str, paths: dict[str, str], event: dict[str, Any]) -> str:
-    r"""What a target receives from an input transformer, as EventBridge renders it.
-
-    ``<name>`` takes the value at ``paths[name]``: inside a quoted string its raw text
-    (EventBridge does not escape it), elsewhere its JSON. A path the event lacks leaves
-    its placeholder as written. The template is not parsed: text templates (one JSON
-    string per line) come back as the text they render to.
-
-    Examples
-    --------
-    >>> render_template('"model <m> v<v>"\n<cli>', {"m": "$.detail.m", "v": "$.detail.v",
-    ...     "cli": "$.detail.cli"}, {"detail": {"m": "churn", "v": 3, "cli": 'say "hi"'}})
-    '"model churn v3"\n"say \\"hi\\""'
-    """
-    from jsonpath_ng.ext import parse  # type: ignore[attr-defined]
-
-    values: dict[str, Any] = {}
-    for name, path in paths.items():
-        matches = parse(path).find(event)
-        if matches:
-            values[name] = matches[0].value
-    out: list[str] = []
-    in_string = False
-    i = 0
-    while i < len(template):
-        char = template[i]
-        if char == "\\" and in_string:
-            out.append(template[i : i + 2])
-            i += 2
-            continue
-        if char == '"':
-            in_string = not in_string
-        elif char == "<":
-            close = template.find(">", i)
-            name = template[i + 1 : close] if close > i else ""
-            if name in values:
-                value = values[name]
-                raw = value if isinstance(value, str) else json.dumps(value)
-                out.append(raw if in_string else json.dumps(value))
                 i = close + 1
                 continue
         out.append(char)
