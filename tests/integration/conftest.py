@@ -3,6 +3,7 @@ the inference handler (each module provides its own ``sdk``)."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from typing import Any
 
@@ -29,18 +30,24 @@ def deployed_sdk(local_names: dict[str, str], monkeypatch: pytest.MonkeyPatch) -
 
 @pytest.fixture
 def lambda_handler(sdk: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    """The deployed entry point, pinned to version 1 (as a published Lambda version is)."""
+    """The deployed entry point, pinned to version 1 (as a published Lambda version is).
+
+    Every service the module builds during the test is closed at its end, including those a
+    test dropped with ``_service_for.cache_clear()``: a dropped service's capture thread would
+    otherwise flush its buffer later, into the next test's runtime."""
     monkeypatch.setenv("FLYWHEEL_MODEL_NAME", MODEL)
     monkeypatch.setenv("FLYWHEEL_MODEL_VERSION", "1")
     from functions.inference import handler as module
 
-    module._service_for.cache_clear()
+    build = module._service_for.__wrapped__
+    built: list[Any] = []
+
+    def tracked(pin: tuple[str | None, ...]) -> Any:
+        service = build(pin)
+        built.append(service)
+        return service
+
+    monkeypatch.setattr(module, "_service_for", functools.cache(tracked))
     yield module
-    for service in _services(module):
+    for service in built:
         service.close()
-    module._service_for.cache_clear()
-
-
-def _services(module: Any) -> list[Any]:
-    # functools.cache keeps no public view of its values; rebuild from the current pin
-    return [module._service()] if module._service_for.cache_info().currsize else []
