@@ -7,8 +7,10 @@ real pipeline on breast_cancer (30 features). For 1, 100 and 1,000 rows (the dat
 tiled) the table gives the median time per row of the explainer call alone:
 ``Explainer.explain`` (the verified artifact, what ``explain`` adds to a request) and
 ``shap.TreeExplainer(model).shap_values`` on the scikit-learn model (the anchor).
-Then ``InferenceService.predict`` for one record, in process, without and with
-``explain: true`` (p50 over warm calls): what the flag costs on the serving path.
+Then a 1-record request without and with ``explain: true`` (p50 and p99 over warm
+calls), twice: ``InferenceService.predict`` in process, and the deployed entry point
+``handler(event, context)`` (Powertools resolver, body parsing, validation, the service,
+one EMF document, the response serialized) over the same verified artifacts.
 """
 
 from __future__ import annotations
@@ -33,13 +35,53 @@ MODELS = {
 }
 
 
-def _median_seconds(call: Any, repeats: int) -> float:
+def _times(call: Any, repeats: int) -> list[float]:
     times = []
     for _ in range(repeats):
         started = time.perf_counter()
         call()
         times.append(time.perf_counter() - started)
-    return statistics.median(times)
+    return times
+
+
+def _median_seconds(call: Any, repeats: int) -> float:
+    return statistics.median(_times(call, repeats))
+
+
+def _p50_p99_ms(call: Any, repeats: int) -> tuple[float, float]:
+    times = sorted(_times(call, repeats))
+    return statistics.median(times) * 1e3, times[min(len(times) - 1, len(times) * 99 // 100)] * 1e3
+
+
+def _through_handler(service: Any, record: dict[str, Any], repeats: int) -> list[float]:
+    """p50/p99 ms of the deployed entry point for one record, without and with explain."""
+    import io
+    import json
+    from contextlib import redirect_stdout
+
+    from functions.inference import handler as module
+    from tests.serving_support import POWERTOOLS_ENV, FakeContext, raw_event
+
+    os.environ.update(POWERTOOLS_ENV)
+    original = module._service_for
+    module._service_for = lambda _pin: service  # type: ignore[assignment]
+    context: Any = FakeContext()  # the attributes Powertools reads
+    figures: list[float] = []
+    try:
+        for explain in (False, True):
+            event = raw_event(json.dumps({"record": record, "explain": explain}), model="bench")
+
+            def call(event: dict[str, Any] = event) -> None:
+                response = module.handler(event, context)
+                assert response["statusCode"] == 200, response
+
+            with redirect_stdout(io.StringIO()):  # EMF documents go to stdout, as in Lambda
+                for _ in range(100):
+                    call()
+                figures.extend(_p50_p99_ms(call, repeats))
+    finally:
+        module._service_for = original
+    return figures
 
 
 def _service(outcome: Any) -> Any:
@@ -77,6 +119,7 @@ def main() -> None:
     print("| model | rows | Flywheel µs/row | shap µs/row | shap / Flywheel |")
     print("|---|---:|---:|---:|---:|")
     served: list[tuple[str, float, float]] = []
+    handled: list[tuple[str, list[float]]] = []
     for label, (estimator, params) in MODELS.items():
         outcome = train_from_config(
             parse_config(
@@ -120,11 +163,17 @@ def main() -> None:
             lambda s=service, b=explained: s.predict("bench", b, request_id="r"), repeats * 10
         )
         served.append((label, p50_plain * 1e3, p50_explained * 1e3))
+        handled.append((label, _through_handler(service, record, repeats * 100)))
     print()
     print("| model | predict, 1 record p50 ms | with explain: true p50 ms |")
     print("|---|---:|---:|")
     for label, plain_ms, explained_ms in served:
         print(f"| {label} | {plain_ms:.3f} | {explained_ms:.3f} |")
+    print()
+    print("| model | handler, 1 record p50 / p99 ms | with explain: true p50 / p99 ms |")
+    print("|---|---:|---:|")
+    for label, (p50, p99, p50_x, p99_x) in handled:
+        print(f"| {label} | {p50:.3f} / {p99:.3f} | {p50_x:.3f} / {p99_x:.3f} |")
 
 
 if __name__ == "__main__":
