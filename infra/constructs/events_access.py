@@ -5,6 +5,7 @@ from __future__ import annotations
 from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
 
+from flywheel.workflows.approvals import ANNOUNCEMENT_SOURCE
 from flywheel.workflows.retrain import OPERATOR_SOURCE
 
 #: Event sources, one per producer. Rules match on source *and* detail-type, and each
@@ -18,7 +19,7 @@ SOURCE_AUDIT = "flywheel.audit"
 #: What every Flywheel source starts with: the bus admits these from the stage's roles only.
 SOURCE_PREFIX = "flywheel."
 #: The training workflow's own announcements (``ApprovalRequested``).
-SOURCE_WORKFLOWS = "flywheel.workflows"
+SOURCE_WORKFLOWS = ANNOUNCEMENT_SOURCE
 
 
 def grant_put_events(grantee: iam.IGrantable, bus: events.IEventBus, source: str) -> iam.Grant:

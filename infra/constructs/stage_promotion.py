@@ -3,7 +3,8 @@
 ``<prefix>-stage-promotion`` (ADR 65) may read this stage's record, registry and trail,
 put and read back objects under ``models/`` in the artifacts bucket, and invoke the
 records writer's ``promotions`` alias, which registers a candidate, asks for its
-approval and records ``stage_promoted_in``, nothing else. Only the ML engineer persona
+approval and records ``stage_promoted_in``, nothing else, and announce that approval
+request (``ApprovalRequested``) on the project bus. Only the ML engineer persona
 role of each configured source stage (``promotion_sources``) may assume it.
 """
 
@@ -15,6 +16,8 @@ from aws_cdk import Aws, Duration
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
+from flywheel.workflows.approvals import APPROVAL_REQUESTED
+from infra.constructs.events_access import SOURCE_WORKFLOWS
 from infra.constructs.personas import ML_ENGINEER
 
 if TYPE_CHECKING:
@@ -102,6 +105,21 @@ class StagePromotionRole(Construct):
                     f"{ctx.naming.platform_parameter}"
                 ],
             ),
+        )
+        # The approvers' notification of the promoted candidate (as the training
+        # workflow announces its own): that one detail-type, with the workflows' source.
+        policy.add_statements(
+            iam.PolicyStatement(
+                sid="AnnounceTheApprovalRequest",
+                actions=["events:PutEvents"],
+                resources=[data.bus.event_bus_arn],
+                conditions={
+                    "StringEquals": {
+                        "events:source": SOURCE_WORKFLOWS,
+                        "events:detail-type": APPROVAL_REQUESTED,
+                    }
+                },
+            )
         )
         data.key.grant(self.role, "kms:Decrypt", "kms:GenerateDataKey")
         data.grant_verify(self.role)

@@ -640,9 +640,17 @@ class Flywheel:
         )
 
     def _stage(self, stage: str) -> StageRef:
+        from flywheel.workflows.approvals import ANNOUNCEMENT_SOURCE
         from flywheel.workflows.stage_promotion import StageRef
 
-        return StageRef(stage, self.registry, self.records, self.artifacts)
+        return StageRef(
+            stage,
+            self.registry,
+            self.records,
+            self.artifacts,
+            approvals=self.platform.approval_service(source=ANNOUNCEMENT_SOURCE),
+            configs=self.platform.configs,
+        )
 
     # -- workflow configuration ----------------------------------------------------------------
     def configure_model(

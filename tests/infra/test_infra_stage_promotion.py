@@ -90,7 +90,14 @@ def test_it_can_do_nothing_else(promoting: Synth) -> None:
     writes = ("dynamodb:Put", "dynamodb:Update", "dynamodb:Delete", "dynamodb:BatchWrite")
     assert not {a for a in actions if a.startswith(writes)}
     assert "kms:GenerateMac" not in actions
-    assert not {a for a in actions if a.startswith(("iam:", "sts:", "states:", "events:"))}
+    assert not {a for a in actions if a.startswith(("iam:", "sts:", "states:"))}
+    events = [s for s in role if "events:PutEvents" in actions_of(s)]
+    assert {a for a in actions if a.startswith("events:")} == {"events:PutEvents"}
+    # only the approvers' announcement: no VersionApproved (which starts a promotion)
+    assert [s["Condition"] for s in events] == [
+        {"StringEquals": {"events:source": "flywheel.workflows",
+                          "events:detail-type": "ApprovalRequested"}}
+    ]  # fmt: skip
     assert not can(role, "execute-api:Invoke", arn("execute-api", "<Api>/prod/POST/v1/approvals/1"))
 
 

@@ -100,6 +100,24 @@ def test_promote_copies_registers_and_both_trails_name_each_other(
     assert "dev version 1 → prod version 1" in verified.stdout
 
 
+def test_someone_else_approves_the_promoted_candidate_in_prod_without_direct_approval(
+    stages: dict[str, Any], people: Principals, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runner = CliRunner()
+    assert _promote(runner).exit_code == 0
+    monkeypatch.setenv("FLYWHEEL_STAGE", "prod")
+    approver = people.act_as("approver")
+
+    approved = invoke(runner, "approve", MODEL, "1", "-r", "reviewed in dev, canary next")
+
+    assert approved.exit_code == 0, approved.output
+    prod = Flywheel.for_stage("prod")
+    assert prod.get_version(MODEL, 1).status == "approved"
+    decided = _trail("prod")[-1]
+    assert (decided["action"], decided["actor"]) == ("approved", approver)
+    assert decided["details"]["approval_id"]
+
+
 def test_the_same_command_again_changes_nothing(stages: dict[str, Any]) -> None:
     runner = CliRunner()
     assert _promote(runner).exit_code == 0

@@ -221,15 +221,16 @@ class Platform(abc.ABC):
         return Anchoring(audit=self.audit, anchors=store, clock=self.clock, verifier=self.signer)
 
     # -- workflows ---------------------------------------------------------------------------
-    def approval_service(self) -> ApprovalService:
-        """What ``approval_api.handler`` runs."""
+    def approval_service(self, *, source: str | None = None) -> ApprovalService:
+        """What ``approval_api.handler`` runs; its events carry ``source`` (default: the
+        settings')."""
         from flywheel.workflows.approvals import ApprovalService
 
         return ApprovalService(
             registry=self.registry,
             records=self.records,
             tokens=self.tokens,
-            events=self.events(),
+            events=self.events(source),
             clock=self.clock,
             max_timeout_seconds=self.settings.approval_timeout_seconds,
             rejected_error=self.settings.approval_rejected_error,

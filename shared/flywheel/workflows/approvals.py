@@ -59,6 +59,7 @@ if TYPE_CHECKING:
     from flywheel.clock import Clock
     from flywheel.registry.ports import RecordStore
     from flywheel.registry.service import RegistryService
+    from flywheel.workflows.config import ApprovalPolicy
     from flywheel.workflows.ports import EventPublisher, TaskTokens
     from flywheel.workflows.state import ApprovalRequest
 
@@ -68,6 +69,8 @@ APPROVALS_ACTOR = "flywheel:approvals"
 VERSION_APPROVED = "VersionApproved"
 #: ``detail-type`` of the event that tells approvers a candidate waits for them.
 APPROVAL_REQUESTED = "ApprovalRequested"
+#: The ``source`` of ``ApprovalRequested`` (what the approvers' notification matches).
+ANNOUNCEMENT_SOURCE = "flywheel.workflows"
 #: How often a decision is tried when the pending approval changed under it.
 DECIDE_ATTEMPTS = 3
 #: Error sent with ``SendTaskFailure`` when a late decision finds the approval expired.
@@ -285,14 +288,66 @@ class ApprovalService:
                 "parity": request.training.payload.parity.model_dump(mode="json"),
             },
         )
+        return self._store(doc, actor=request.run.actor)
+
+    def request_promoted(
+        self,
+        model: str,
+        version: int,
+        *,
+        requested_by: str,
+        policy: ApprovalPolicy,
+        origin: str,
+        reason: str | None = None,
+        summary: dict[str, Any] | None = None,
+    ) -> ApprovalDoc:
+        """A pending approval no workflow waits on, for a version promoted in from another
+        stage (ADR 65): ``candidate → pending_approval`` with the approval in one transaction.
+
+        The target's ``policy`` decides who may approve; the promoter is the requester, so
+        the four-eyes rule applies. Idempotent: a pending approval of the version is
+        announced if it was not yet, and returned.
+        """
+        existing = self.find_for_version(model, version)
+        if existing is not None:
+            doc, revision = existing
+            if doc.status is ApprovalStatus.PENDING and not doc.announced:
+                doc = self._announce(doc, revision)
+            return doc
+        found = self._registry.get_version(model, version)
+        now = self._clock.now()
+        timeout = min(policy.timeout_seconds, self._max_timeout)
+        doc = ApprovalDoc(
+            approval_id=secrets.token_hex(16),
+            model=model,
+            version=version,
+            artifact_sha256=found.artifact.sha256,
+            artifact_uri=found.artifact.uri,
+            task_token=None,
+            execution_id=f"stage-promotion:{origin}",
+            requested_by=requested_by,
+            requested_at=now,
+            expires_at=now + timedelta(seconds=timeout),
+            require_distinct_approver=policy.require_distinct_approver,
+            approvers=policy.approvers,
+            distinct_sessions=policy.distinct_sessions,
+            summary={"promoted_from": origin, **(summary or {})},
+        )
+        return self._store(doc, actor=requested_by, reason=reason, promoted_from=origin)
+
+    def _store(self, doc: ApprovalDoc, *, actor: str, reason: str | None = None,
+               **extra: Any) -> ApprovalDoc:  # fmt: skip
+        """``candidate → pending_approval`` with the approval and its pointer in one
+        transaction, then the announcement."""
         self._registry.request_approval(
-            model,
-            number,
-            actor=request.run.actor,
+            doc.model,
+            doc.version,
+            actor=actor,
+            reason=reason,
             records=(
                 write(approval_key(doc.approval_id), doc, None),
                 write(
-                    approval_pointer_key(model, number),
+                    approval_pointer_key(doc.model, doc.version),
                     ApprovalPointer(approval_id=doc.approval_id),
                     None,
                 ),
@@ -302,6 +357,7 @@ class ApprovalService:
                 "artifact_sha256": doc.artifact_sha256,
                 "requested_by": doc.requested_by,
                 "expires_at": isoformat(doc.expires_at),
+                **extra,
             },
         )
         return self._announce(doc, 1)
@@ -540,7 +596,10 @@ class ApprovalService:
     def _notify(self, doc: ApprovalDoc, revision: int) -> ApprovalDoc:
         """Resume the workflow and publish ``VersionApproved``, once each (recorded)."""
         updates: dict[str, Any] = {}
-        if not doc.workflow_notified:
+        if not doc.workflow_notified and doc.task_token is None:
+            updates["workflow_notified"] = True  # no workflow waits on this approval
+        elif not doc.workflow_notified:
+            assert doc.task_token is not None
             try:
                 if doc.status is ApprovalStatus.APPROVED:
                     self._tokens.succeed(doc.task_token, self._task_output(doc))

@@ -105,7 +105,10 @@ class ApprovalDoc(Frozen):
     version: int = Field(ge=1)
     artifact_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     artifact_uri: str
-    task_token: str = Field(repr=False)
+    #: The workflow task waiting on the decision; ``None`` when none waits (a version
+    #: promoted in from another stage: approving it publishes ``VersionApproved`` only).
+    task_token: str | None = Field(default=None, repr=False)
+    #: The training run's execution, or ``stage-promotion:<stage>/<name>/<version>``.
     execution_id: str
     requested_by: str
     requested_at: datetime

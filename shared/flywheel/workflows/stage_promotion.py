@@ -11,7 +11,7 @@ import hmac
 import re
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from flywheel.artifacts.ports import sha256_hex
 from flywheel.audit.models import AuditAction, AuditDraft, AuditEntry
@@ -38,6 +38,8 @@ if TYPE_CHECKING:
     from flywheel.registry.models import InputSchema, OutputSchema
     from flywheel.registry.ports import RecordStore
     from flywheel.registry.service import RegistryService
+    from flywheel.workflows.approvals import ApprovalService
+    from flywheel.workflows.config import ApprovalPolicy, ModelConfigStore
 
 __all__ = [
     "PROMOTED_FROM_TAG",
@@ -93,6 +95,52 @@ class StageRef:
     registry: RegistryService
     records: RecordStore
     artifacts: ArtifactStore
+    #: The stage's approvals (a promoted candidate's approval request and its
+    #: ``ApprovalRequested``); ``None``: one on ``registry`` and ``records`` that announces
+    #: nothing.
+    approvals: ApprovalService | None = None
+    #: The stage's model configs: their approval policy governs a promoted candidate.
+    configs: ModelConfigStore | None = None
+
+    def approval_service(self) -> ApprovalService:
+        """:attr:`approvals`, or one that stores approvals and announces nothing."""
+        if self.approvals is not None:
+            return self.approvals
+        from flywheel.clock import SystemClock
+        from flywheel.workflows.approvals import ApprovalService
+
+        return ApprovalService(
+            registry=self.registry,
+            records=self.records,
+            tokens=_NoTasks(),
+            events=_Unannounced(),
+            clock=SystemClock(),
+            max_timeout_seconds=365 * 24 * 3600,
+        )
+
+    def approval_policy(self, name: str) -> ApprovalPolicy:
+        """The stage's approval policy for ``name`` (the default one when unconfigured)."""
+        from flywheel.workflows.config import ApprovalPolicy
+
+        stored = self.configs.find(name) if self.configs is not None else None
+        return stored.config.approval if stored is not None else ApprovalPolicy()
+
+
+class _NoTasks:
+    """Task tokens of a stage where no workflow waits on promoted versions' approvals."""
+
+    def succeed(self, token: str, output: dict[str, Any]) -> None:  # noqa: ARG002
+        raise AssertionError("a promoted version's approval resumes no workflow")
+
+    def fail(self, token: str, *, error: str, cause: str) -> None:  # noqa: ARG002
+        raise AssertionError("a promoted version's approval resumes no workflow")
+
+
+class _Unannounced:
+    """Events of a stage without a bus (tests, doctests): nothing is announced."""
+
+    def publish(self, detail_type: str, detail: dict[str, Any]) -> str:  # noqa: ARG002
+        return "unannounced"
 
 
 @dataclass(frozen=True)
@@ -139,6 +187,14 @@ def promotion_key(name: str, source_stage: str, source_version: int) -> RecordKe
 
 def _link(entry: AuditEntry) -> dict[str, Any]:
     return {"seq": entry.seq, "hash": entry.hash}
+
+
+class _Copied(NamedTuple):
+    """A version's artifacts as stored, read back and re-hashed in the target."""
+
+    artifact: ArtifactRef
+    profile: ArtifactRef | None
+    explainer: ArtifactRef | None
 
 
 class StagePromotion:
@@ -206,17 +262,15 @@ class StagePromotion:
             if in_entry is None:
                 target_version = self._find_target_version(name, version)
                 if target_version is None:
-                    artifact, profile = self._copy(source_version)
+                    copied = self._copy(source_version)
                     done.append(step)
                     step = PromotionStep.REGISTER
-                    target_version = self._register(source_version, artifact, profile, reason)
+                    target_version = self._register(source_version, copied, reason)
                     done.append(step)
                 step = PromotionStep.REQUEST_APPROVAL
                 if target_version.status is VersionStatus.CANDIDATE:
-                    target_version = self.target.registry.request_approval(
-                        name, target_version.version, actor=self.target_actor, reason=reason,
-                        extra={"promoted_from": self._origin(name, version)},
-                    )  # fmt: skip
+                    self._request_approval(source_version, target_version, reason)
+                    target_version = self.target.registry.get_version(name, target_version.version)
                     done.append(step)
                 step = PromotionStep.RECORD_IN
                 in_entry = self._record_in(source_version, registration, target_version, reason)
@@ -269,10 +323,29 @@ class StagePromotion:
             )
         return found, registration
 
+    def _request_approval(
+        self, source: ModelVersion, target: ModelVersion, reason: str | None
+    ) -> None:
+        """A pending approval in the target, under the target's policy; the promoter is the
+        requester (the four-eyes rule applies) and approving it starts the target's
+        promotion workflow (``VersionApproved``), as for a trained version."""
+        self.target.approval_service().request_promoted(
+            target.name,
+            target.version,
+            requested_by=self.target_actor,
+            policy=self.target.approval_policy(target.name),
+            origin=f"{self.source.name}/{source.name}/{source.version}",
+            reason=reason,
+            summary={
+                "candidate": {"version": target.version, "metrics": source.metrics},
+                "parity": source.parity.model_dump(mode="json") if source.parity else None,
+            },
+        )
+
     def _origin(self, name: str, version: int) -> dict[str, Any]:
         return {"stage": self.source.name, "model": name, "version": version}
 
-    def _copy(self, version: ModelVersion) -> tuple[ArtifactRef, ArtifactRef | None]:
+    def _copy(self, version: ModelVersion) -> _Copied:
         """Each artifact into the target, read back there and hashed from those bytes."""
         prefix = f"models/{version.name}/promoted-{self.source.name}-v{version.version}"
         artifact = self._copy_one(version.artifact, f"{prefix}/model.onnx")
@@ -282,7 +355,10 @@ class StagePromotion:
         profile = None
         if version.reference_profile is not None:
             profile = self._copy_one(version.reference_profile, f"{prefix}/reference_profile.json")
-        return artifact, profile
+        explainer = None
+        if version.explainer is not None:
+            explainer = self._copy_one(version.explainer, f"{prefix}/explainer.npz")
+        return _Copied(artifact, profile, explainer)
 
     def _copy_one(self, ref: ArtifactRef, key: str) -> ArtifactRef:
         data = self.source.artifacts.get(ref)
@@ -313,17 +389,12 @@ class StagePromotion:
             if not token:
                 return None
 
-    def _register(
-        self,
-        source: ModelVersion,
-        artifact: ArtifactRef,
-        profile: ArtifactRef | None,
-        reason: str | None,
-    ) -> ModelVersion:
+    def _register(self, source: ModelVersion, copied: _Copied, reason: str | None) -> ModelVersion:
         fields = source.model_dump(include=set(VersionDraft.model_fields))
         fields.update(
-            artifact=artifact,
-            reference_profile=profile,
+            artifact=copied.artifact,
+            reference_profile=copied.profile,
+            explainer=copied.explainer,
             tags={**source.tags, PROMOTED_FROM_TAG: f"{self.source.name}/{source.name}/"
                   f"{source.version}"},
         )  # fmt: skip

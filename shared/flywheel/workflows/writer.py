@@ -160,7 +160,9 @@ RECORDS: dict[Capability, frozenset[tuple[str, str]]] = {
         }
     ),
     Capability.FEATURES: frozenset({("FEATURE_VIEW#", "WATERMARK#")}),
-    Capability.PROMOTIONS: frozenset({("MODEL#", "PROMOTED_IN#")}),
+    Capability.PROMOTIONS: frozenset(
+        {("MODEL#", "PROMOTED_IN#"), ("MODEL#", "APPROVAL#V"), ("APPROVAL#", "APPROVAL")}
+    ),
 }
 
 
@@ -439,6 +441,13 @@ class RecordsWriter:
                 f"the {capability} capability cannot write {key.partition}/{key.sort}",
                 field="record",
             )
+        if capability is Capability.PROMOTIONS and key.partition.startswith("APPROVAL#"):
+            doc = record.doc
+            if doc.get("status") != "pending" or doc.get("task_token") or doc.get("decided_by"):
+                raise NotPermittedError(
+                    "the promotions capability may ask for an approval, never decide one",
+                    field="record",
+                )
 
 
 def _required(value: T | None, name: str) -> T:

@@ -8,9 +8,12 @@ from typing import Any
 import pytest
 
 from flywheel.adapters.memory_artifacts import InMemoryArtifactStore
+from flywheel.adapters.memory_workflows import InMemoryEventPublisher, InMemoryTaskTokens
 from flywheel.audit.models import AuditAction, AuditDraft, AuditEntry
+from flywheel.clock import SystemClock
 from flywheel.composition import InMemoryPlatform
 from flywheel.errors import (
+    ApproverNotAllowedError,
     ConcurrentModificationError,
     IllegalTransitionError,
     InvalidInputError,
@@ -23,6 +26,16 @@ from flywheel.registry.models import (
     VersionStatus,
 )
 from flywheel.registry.service import RegistryService
+from flywheel.workflows.approvals import (
+    ANNOUNCEMENT_SOURCE,
+    APPROVAL_REQUESTED,
+    VERSION_APPROVED,
+    ApprovalService,
+    ApprovalStatus,
+    Decision,
+)
+from flywheel.workflows.config import parse_model_config
+from flywheel.workflows.records import approval_key
 from flywheel.workflows.stage_promotion import (
     PROMOTED_FROM_TAG,
     PromotionStep,
@@ -47,12 +60,21 @@ class Stage:
         self.platform = InMemoryPlatform()
         self.failing: set[AuditAction] = set()
         self.artifacts: InMemoryArtifactStore = self.platform.artifacts  # type: ignore[assignment]
+        self.events = InMemoryEventPublisher()
+        self.tokens = InMemoryTaskTokens()
 
     def ref(self) -> StageRef:
         records = _Failing(self.platform.records, self.failing)
         audit = _Failing(self.platform.audit, self.failing)
         registry = RegistryService(records, audit)
-        return StageRef(self.name, registry, records, self.artifacts)
+        approvals = ApprovalService(
+            registry=registry, records=records, tokens=self.tokens, events=self.events,
+            clock=SystemClock(), max_timeout_seconds=7 * 24 * 3600,
+        )  # fmt: skip
+        return StageRef(
+            self.name, registry, records, self.artifacts, approvals=approvals,
+            configs=self.platform.configs,
+        )  # fmt: skip
 
     @property
     def registry(self) -> RegistryService:
@@ -99,13 +121,16 @@ class _CorruptingStore(InMemoryArtifactStore):
         return super()._write(key, data[:-1] + b"!", content_type=content_type, sha256=sha256)
 
 
-def _approved_in(stage: Stage, *, promote: bool = False) -> int:
+def _approved_in(stage: Stage, *, promote: bool = False, explainer: bytes | None = None) -> int:
     artifact = stage.artifacts.put(f"models/{MODEL}/run-1/model.onnx", ONNX)
     profile = stage.artifacts.put_json(f"models/{MODEL}/run-1/reference_profile.json", PROFILE)
     draft = version_draft(
         name=MODEL,
         artifact=artifact,
         reference_profile=profile,
+        explainer=None
+        if explainer is None
+        else stage.artifacts.put(f"models/{MODEL}/run-1/explainer.npz", explainer),
         parity=ParityReport(rows=10, precision="float64", max_abs_diff=0.0, p99_abs_diff=0.0,
                             passed=True),
         tags={"team": "growth"},
@@ -163,6 +188,68 @@ def test_a_production_version_in_dev_arrives_in_prod_as_a_candidate_waiting_for_
         AuditAction.STAGE_PROMOTED_IN,
     ]
     assert done.done == tuple(PromotionStep)[1:]
+
+
+def test_the_promoted_candidate_is_approved_by_someone_else_under_the_targets_policy(
+    dev: Stage, prod: Stage
+) -> None:
+    # prod's policy lists its approvers; the promotion needs no allow_direct_approval
+    prod.platform.configs.put(
+        parse_model_config({
+            "name": MODEL,
+            "training": {"task": "classification", "dataset": {"source": "sklearn:iris"},
+                         "estimator": "logistic_regression"},
+            "gate": {"metric": "accuracy"},
+            "approval": {"approvers": ["arn:aws:iam::2:user/bo"]},
+        }),
+        actor="admin",
+    )  # fmt: skip
+    number = _approved_in(dev)
+
+    landed = _promotion(dev, prod).promote(MODEL, number, reason="release").version
+
+    pending = prod.ref().approval_service().find_for_version(MODEL, landed.version)
+    assert pending is not None
+    doc = pending[0]
+    assert (doc.status, doc.requested_by, doc.task_token) == (ApprovalStatus.PENDING, "ana", None)
+    assert doc.approvers == ("arn:aws:iam::2:user/bo",)
+    assert doc.artifact_sha256 == landed.artifact.sha256
+    assert doc.summary["promoted_from"] == f"dev/{MODEL}/{number}"
+    assert [t for t, _ in prod.events.events] == [APPROVAL_REQUESTED]
+    approvals = prod.ref().approval_service()
+    with pytest.raises(ApproverNotAllowedError):  # the promoter is the requester
+        approvals.decide(doc.approval_id, decision=Decision.APPROVE, approver="ana", reason="x")
+    with pytest.raises(ApproverNotAllowedError):  # not on prod's list
+        approvals.decide(
+            doc.approval_id, decision=Decision.APPROVE, approver="arn:aws:iam::2:user/cy",
+            reason="x",
+        )  # fmt: skip
+
+    decided = approvals.decide(
+        doc.approval_id, decision=Decision.APPROVE, approver="arn:aws:iam::2:user/bo",
+        reason="holdout reviewed in dev, canary next",
+    )  # fmt: skip
+
+    assert decided.status is ApprovalStatus.APPROVED and decided.workflow_notified
+    assert prod.registry.get_version(MODEL, landed.version).status is VersionStatus.APPROVED
+    assert [t for t, _ in prod.events.events] == [APPROVAL_REQUESTED, VERSION_APPROVED]
+    assert prod.tokens.sent == []  # no workflow waited on it
+    assert ANNOUNCEMENT_SOURCE == "flywheel.workflows"  # what the approvers' rule matches
+
+
+def test_the_explainer_travels_with_the_version_and_is_reverified(
+    dev: Stage, prod: Stage
+) -> None:
+    number = _approved_in(dev, explainer=b"npz" * 50)
+    source = dev.registry.get_version(MODEL, number).explainer
+    assert source is not None
+
+    landed = _promotion(dev, prod).promote(MODEL, number).version
+
+    assert landed.explainer is not None
+    assert landed.explainer.uri.startswith(f"memory://models/{MODEL}/promoted-dev-v{number}/")
+    assert landed.explainer.sha256 == source.sha256
+    assert prod.artifacts.get(landed.explainer) == b"npz" * 50
 
 
 def test_each_trail_names_the_others_entry_and_both_verify(dev: Stage, prod: Stage) -> None:
@@ -342,6 +429,18 @@ def test_the_promotions_capability_registers_asks_and_records_but_decides_nothin
     assert refused(AuditAction.STAGE_PROMOTED_OUT) == "not_permitted"
     config = RecordWrite(key=promotion_config_key(), doc={"x": 1})
     assert refused(AuditAction.STAGE_PROMOTED_IN, records=(config,)) == "not_permitted"
+    for forged in ({"status": "approved"}, {"status": "pending", "task_token": "t"}):
+        decided = RecordWrite(key=approval_key("a1"), doc={"approval_id": "a1", **forged})
+        answer = writer.handle(
+            WriteRequest(op=WriteOp.PUT_RECORD, actor="ana", record=decided),
+            Capability.PROMOTIONS,
+        )
+        assert answer.error is not None and answer.error["code"] == "not_permitted"
+    asked = RecordWrite(key=approval_key("a2"), doc={"approval_id": "a2", "status": "pending"})
+    answer = writer.handle(
+        WriteRequest(op=WriteOp.PUT_RECORD, actor="ana", record=asked), Capability.PROMOTIONS
+    )
+    assert answer.error is None
     assert platform.registry.get_version(MODEL, 1).status is VersionStatus.PENDING_APPROVAL
 
 
