@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from flywheel.audit.models import AuditEntry, ChainHead
     from flywheel.composition import Platform
     from flywheel.features.store import FeatureStore
+    from flywheel.project.loader import LoadedProject
     from flywheel.registry.ports import RegistryStorage
     from flywheel.registry.service import RegistryService
     from flywheel.runs.log import RunLog
@@ -84,6 +85,18 @@ class ImportReport:
 
     version: ModelVersion
     timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ConfigChange:
+    """What :meth:`Flywheel.apply_project` did to one model's stored workflow config."""
+
+    model: str
+    #: ``configured`` (new), ``changed``, ``unchanged``, or ``retired`` (stored, but the
+    #: project no longer names the model in this stage: left as it is).
+    action: str
+    revision: int | None
+    sha256: str | None
 
 
 @dataclass(frozen=True)
@@ -676,6 +689,40 @@ class Flywheel:
         else:
             parsed = load_model_config(Path(config), name=name)
         return self._configs().put(parsed, actor=self.actor, reason=reason)
+
+    def apply_project(
+        self, project: LoadedProject, stage: str, *, reason: str, dry_run: bool = False
+    ) -> list[ConfigChange]:
+        """Store the workflow config of every model ``project`` serves in ``stage`` whose
+        stored config differs from the file's (what CI runs after a deploy); audited.
+
+        Every config was validated when ``project`` was loaded, before anything is
+        stored. Models already up to date are left alone, so a run that stopped halfway
+        is finished by running it again. Registered models the project no longer names
+        keep their config (listed as ``retired``): their versions and trail stay governed.
+        """
+        if not (reason and reason.strip()):
+            raise ReasonRequiredError("a reason is required to apply a project", field="reason")
+        wanted = {m.name: project.model_configs[m.name] for m in project.project.models_in(stage)}
+        changes: list[ConfigChange] = []
+        for name, config in wanted.items():
+            stored = self._configs().find(name)
+            if stored is not None and stored.sha256 == config.sha256:
+                changes.append(ConfigChange(name, "unchanged", stored.revision, config.sha256))
+                continue
+            action = "configured" if stored is None else "changed"
+            revision = (stored.revision if stored else 0) + 1
+            if not dry_run:
+                revision = self._configs().put(config, actor=self.actor, reason=reason).revision
+            changes.append(ConfigChange(name, action, revision, config.sha256))
+        token: str | None = None
+        while True:
+            page = self.list_models(limit=100, page_token=token)
+            for model in page.items:
+                if model.name not in wanted and self._configs().find(model.name) is not None:
+                    changes.append(ConfigChange(model.name, "retired", None, None))
+            if (token := page.next_token) is None:
+                return changes
 
     def model_config(self, name: str) -> StoredConfig:
         """The stored workflow config of ``name`` (``ModelConfigNotFoundError`` if none)."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -661,6 +662,38 @@ def project_check(path: ProjectFile = Path("flywheel.yaml")) -> None:
     console.print(f"{path}: project {project.project} is valid; stages {stages}", highlight=False)
 
 
+@project_app.command("apply")
+@handle_errors
+def project_apply(
+    path: ProjectFile = Path("flywheel.yaml"),
+    stage: Annotated[str, typer.Option(help="The stage whose models' configs to store.")] = "dev",
+    reason: Reason = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Say what would change; store nothing.")
+    ] = False,
+) -> None:
+    """Store the workflow config of each model the project serves in a stage (what CI runs
+    after a deploy): only those that changed; audited as ``model_configured``."""
+    from flywheel.project import load_project
+    from flywheel.sdk import Flywheel
+
+    loaded = load_project(path)
+    try:
+        loaded.project.stage(stage)
+    except KeyError as err:
+        raise _fail(f"stage: {err.args[0]}") from None
+    aws = os.environ.get("FLYWHEEL_BACKEND") == "aws"
+    sdk = Flywheel.for_stage(stage) if aws else _sdk()
+    changes = sdk.apply_project(loaded, stage, reason=reason or "", dry_run=dry_run)
+    for change in changes:
+        digest = f" sha256 {change.sha256[:12]}…" if change.sha256 else ""
+        revision = f" revision {change.revision}" if change.revision is not None else ""
+        console.print(f"{change.model}: {change.action}{revision}{digest}", highlight=False)
+    stored = sum(c.action in ("configured", "changed") for c in changes)
+    verb = "would store" if dry_run else "stored"
+    console.print(f"{stage}: {verb} {stored} config(s) of {len(changes)}", highlight=False)
+
+
 @app.command()
 @handle_errors
 def init(
@@ -710,7 +743,6 @@ def demo(
     With ``--project``, the project's own models: onboard → train → approve → promote →
     predict → audit verify. The demo starts from a clean slate: a local runtime already
     running (an earlier demo, say) is restarted and its state discarded."""
-    import os
 
     from flywheel.local import server
     from flywheel.local.lifecycle import MODEL, ServerDriver, run_demo
