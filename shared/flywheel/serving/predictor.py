@@ -678,6 +678,19 @@ class OnnxFeatures:
     The graph comes from a verified explainer artifact (ADR 71); it takes what the
     model takes (``input``, ``strings``) and returns ``features``, double ``[rows,
     width]``: the matrix exact explanations need.  Create with :meth:`load`.
+
+    Examples
+    --------
+    >>> from flywheel.training.preprocessing import fit_preprocessor
+    >>> pre = fit_preprocessor(np.array([[1.0, "a"], [np.nan, "b"]], dtype=object),
+    ...                        ["x", "c"], {"x": "float", "c": "categorical"})
+    >>> schema = InputSchema(features=(
+    ...     FeatureSpec(name="x", nullable=True),
+    ...     FeatureSpec(name="c", dtype="categorical", categories=("a", "b"))))
+    >>> features = OnnxFeatures.load(pre.features_graph().SerializeToString(),
+    ...                              input_schema=schema, width=3, intra_op_threads=1)
+    >>> features.transform(np.array([[None, "b"]], dtype=object)).tolist()
+    [[1.0, 0.0, 1.0]]
     """
 
     __slots__ = ("_dtype", "_input_name", "_plan", "_session", "_string_input", "_width")

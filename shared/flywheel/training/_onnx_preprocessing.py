@@ -217,7 +217,7 @@ def prepend(pre: Preprocessor, model: onnx.ModelProto) -> onnx.ModelProto:
     return out
 
 
-def features_model(pre: Preprocessor, model: onnx.ModelProto) -> onnx.ModelProto:
+def features_model(pre: Preprocessor, model: onnx.ModelProto | None = None) -> onnx.ModelProto:
     """The preprocessing alone: raw inputs → ``features``, the matrix ``model`` reads.
 
     The nodes are :func:`prepend`'s, so onnxruntime computes the same values; a
@@ -226,7 +226,7 @@ def features_model(pre: Preprocessor, model: onnx.ModelProto) -> onnx.ModelProto
     from onnx import TensorProto, helper
 
     b, columns = _columns(pre)
-    float32 = _estimator_input_is_float32(model)
+    float32 = model is not None and _estimator_input_is_float32(model)
     _concat(b, columns, _FEATURES, float32=float32)
     if float32:
         b.nodes.append(

@@ -200,6 +200,15 @@ def features_function(
     """Raw rows → the estimator's columns, by the explainer's preprocessing graph.
 
     What serving runs before an exact explainer of a model with preprocessing.
+
+    Examples
+    --------
+    >>> from flywheel.training.preprocessing import fit_preprocessor
+    >>> pre = fit_preprocessor(np.array([[1.0, "a"], [np.nan, "b"]], dtype=object),
+    ...                        ["x", "c"], {"x": "float", "c": "categorical"})
+    >>> expand = features_function(pre.features_graph().SerializeToString(), pre.split)
+    >>> expand(np.array([[None, "a"]], dtype=object)).tolist()
+    [[1.0, 1.0, 0.0]]
     """
     from flywheel.training.conversion import onnx_session
 

@@ -286,11 +286,22 @@ class Preprocessor(Frozen):
 
         return _onnx_preprocessing.prepend(self, model)
 
-    def features_graph(self, model: onnx.ModelProto) -> onnx.ModelProto:
+    def features_graph(self, model: onnx.ModelProto | None = None) -> onnx.ModelProto:
         """These steps alone, as :meth:`prepend_to` writes them in front of ``model``.
 
         Takes the raw ``input`` (and ``strings``) tensors and returns ``features``:
-        the double ``[N, width]`` matrix ``model`` reads (what explanations need).
+        the double ``[N, width]`` matrix ``model`` reads (what explanations need);
+        without ``model``, the matrix of an estimator that reads doubles.
+
+        Examples
+        --------
+        >>> import onnxruntime as ort
+        >>> pre = fit_preprocessor(np.array([[1.0, "a"], [np.nan, "b"]], dtype=object),
+        ...                        ["x", "c"], {"x": "float", "c": "categorical"})
+        >>> graph = ort.InferenceSession(pre.features_graph().SerializeToString())
+        >>> numbers, strings = pre.split(np.array([[None, "b"]], dtype=object))
+        >>> graph.run(["features"], {"input": numbers, "strings": strings})[0].tolist()
+        [[1.0, 0.0, 1.0]]
         """
         from flywheel.training import _onnx_preprocessing
 
