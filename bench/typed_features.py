@@ -13,6 +13,10 @@ takes, for 1 and 100 records, warm, ``perf_counter`` around each call:
 - ``handler``: the deployed entry point, ``handler(event, context)``, with the model
   registered on a local moto server (as bench/serving.py sets it up), one fresh
   process per model: what a request costs (the issue's goal: typed within 2x).
+
+Then the typed model's explanations (ADR 71): ``InferenceService.predict`` in process
+without ``explain``, with ``explain: true`` and with ``explain: "expanded"`` (p50),
+and what the explainer adds at load (opening its preprocessing graph's session).
 """
 
 from __future__ import annotations
@@ -150,6 +154,53 @@ def _handler_latency(kind: str, folder: Path, repeat: int) -> None:
     print(json.dumps({str(k): v for k, v in timings.items()}))
 
 
+def _explanations(outcome: Any, repeat: int) -> None:
+    """The typed model's explained predictions on the service path, and the load cost."""
+    import json
+
+    from flywheel.adapters.memory_metrics import InMemoryServingMetrics
+    from flywheel.composition import InMemoryPlatform
+    from flywheel.explain.artifact import Explainer
+    from flywheel.serving.http import parse_predict_request
+    from flywheel.serving.predictor import OnnxFeatures
+    from flywheel.serving.service import InferenceService
+    from flywheel.serving.settings import ServingSettings
+
+    platform = InMemoryPlatform()
+    model = platform.artifacts.put("models/bench/1/model.onnx", outcome.onnx_bytes)
+    explainer = platform.artifacts.put("models/bench/1/explainer.npz", outcome.explainer_bytes)
+    platform.registry.register(outcome.version_draft(model, explainer=explainer), actor="bench")
+    service = InferenceService.start(
+        ServingSettings(model_name="bench", model_version="1", intra_op_threads=1),
+        registry=platform.records, artifacts=platform.artifacts, metrics=InMemoryServingMetrics(),
+    )  # fmt: skip
+    loaded = Explainer.from_bytes(outcome.explainer_bytes, expected_sha256=explainer.sha256)
+    assert loaded.preprocessing is not None
+    graph = loaded.preprocessing
+    opened = _time(
+        lambda: OnnxFeatures.load(graph, input_schema=outcome.input_schema,
+                                  width=len(loaded.columns), intra_op_threads=1),
+        max(repeat // 50, 20),
+    )  # fmt: skip
+    print(
+        f"\ntyped explanations ({loaded.kind}, {len(loaded.columns)} columns; explainer "
+        f"{len(outcome.explainer_bytes):,} bytes, preprocessing graph {len(graph):,} bytes, "
+        f"its session opens in {opened[0] / 1000:.1f} ms at load)"
+    )
+    print(f"{'rows':>5} {'explain':>10} {'service p50 µs':>15} {'service p99 µs':>15}")
+    for rows in (1, 100):
+        records = _records(outcome, rows)
+        for flag in (False, True, "expanded"):
+            request = parse_predict_request(json.dumps({"records": records, "explain": flag}))
+
+            def call(request: Any = request) -> None:
+                service.predict("bench", request, request_id="r")
+
+            p50, p99 = _time(call, repeat if rows == 1 else max(repeat // 10, 100))
+            print(f"{rows:>5} {json.dumps(flag):>10} {p50:>15.1f} {p99:>15.1f}")
+    service.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repetitions")
@@ -180,7 +231,7 @@ def main() -> None:
             for rows, (p50, p99) in json.loads(child.stdout.strip().splitlines()[-1]).items():
                 handler[(label, int(rows))] = (p50, p99)
         for label, source, typed in (("numeric", numeric_csv, False), ("typed", typed_csv, True)):
-            outcome = _train(source, typed)
+            outcome = typed_outcome = _train(source, typed)
             model = OnnxModel.load(
                 outcome.onnx_bytes, input_schema=outcome.input_schema,
                 output_schema=outcome.output_schema,
@@ -202,6 +253,7 @@ def main() -> None:
         print(
             f"{label:<9} {rows:>5} {p50:>12.1f} {p99:>12.1f} {h50:>15.1f} {h99:>15.1f} {size:>11,}"
         )
+    _explanations(typed_outcome, repeat)
     by = {(label, rows): p50 for label, rows, p50, _, _ in results}
     for rows in (1, 100):
         path = by[("typed", rows)] / by[("numeric", rows)]

@@ -4,6 +4,7 @@ inference of its schema to a served prediction, through the CLI on the local run
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -70,6 +71,22 @@ def _serving(env: dict[str, str], cwd: Path) -> tuple[subprocess.Popen[str], int
             time.sleep(0.2)
 
 
+def _assert_explained(port: int, record: dict[str, Any]) -> None:
+    """Explained exactly, per input feature and, on request, per model column."""
+    status, answer = _post(port, {"record": record, "explain": "expanded"})
+    assert status == 200, answer
+    (explained,) = answer["explanations"]
+    assert (explained["method"], explained["space"]) == ("tree_shap", "log_odds")
+    assert set(explained["attributions"]) == set(record)
+    assert {"plan=basic", "age__missing"} <= set(explained["expanded"])
+    p = answer["probabilities"][0]["yes"]
+    total = explained["base_value"][0] + sum(v[0] for v in explained["expanded"].values())
+    assert abs(total - (math.log(p) - math.log1p(-p))) <= 1e-9
+    status, refused = _post(port, {"record": record, "explain": "all"})
+    assert status == 400
+    assert _fields(refused) == ["explain"]
+
+
 def test_a_mixed_type_table_trains_registers_and_serves_raw_records(
     local_runtime: dict[str, str], tmp_path: Path
 ) -> None:
@@ -130,6 +147,7 @@ def test_a_mixed_type_table_trains_registers_and_serves_raw_records(
         status, refused = _post(port, {"record": {**record, "tenure_months": "three"}})
         assert status == 422
         assert _fields(refused) == ["tenure_months"]
+        _assert_explained(port, record)
     finally:
         serve.terminate()
         serve.wait(timeout=30)

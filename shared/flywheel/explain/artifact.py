@@ -4,7 +4,10 @@ An ``.npz`` archive (numpy arrays only, read with ``allow_pickle=False``) holdin
 JSON header and the arrays of one of three kinds: ``tree`` (the ``TreeEnsemble``
 node arrays in ONNX numbering plus node covers), ``linear`` (coefficients and
 reference means) or ``sampling`` (a seeded background sample for the ONNX model).
-Its SHA-256 is registered on the version and checked before anything is parsed.
+A model with preprocessing in its graph adds that preprocessing as its own ONNX
+graph (``preprocessing.onnx``, bytes), which turns raw records into the columns
+the ``tree`` and ``linear`` kinds explain.  Its SHA-256 is registered on the
+version and checked before anything is parsed.
 """
 
 from __future__ import annotations
@@ -97,6 +100,10 @@ class Explainer:
         self._grouped = group.size != len(self.features) or bool(
             np.any(group != np.arange(group.size))
         )
+        if "preprocessing.onnx" in arrays and (
+            self.kind == "sampling" or arrays["preprocessing.onnx"].dtype != np.uint8
+        ):
+            raise ExplainerError("only tree and linear explainers carry a preprocessing graph")
         self._tree: TreeShap | None = None
         self._linear: LinearShap | None = None
         self._sampling: PermutationShap | None = None
@@ -124,7 +131,7 @@ class Explainer:
             )
         else:
             self._sampling = PermutationShap(
-                background=arrays["sampling.background"],
+                background=_background(arrays, header.get("string_columns", [])),
                 permutations=int(header["permutations"]),
                 seed=int(header["seed"]),
             )
@@ -177,11 +184,49 @@ class Explainer:
         columns: Sequence[str],
         outputs: Sequence[str],
         space: str,
+        records: bool = False,
+        string_columns: Sequence[int] = (),
     ) -> Explainer:
-        """An approximate explainer that samples orderings against a background."""
-        arrays = {"sampling.background": np.asarray(sampler.background, np.float64)}
-        extra = {"permutations": sampler.permutations, "seed": sampler.seed}
+        """An approximate explainer that samples orderings against a background.
+
+        ``records``: the background holds raw records of a model with preprocessing
+        (``string_columns`` hold strings or ``None``), stored as numbers plus an array
+        of strings; explanations are then per input feature only.
+        """
+        background = np.asarray(sampler.background)
+        extra: dict[str, Any] = {"permutations": sampler.permutations, "seed": sampler.seed}
+        if records:
+            extra["records"] = True
+        if not string_columns:
+            arrays: dict[str, NDArray[Any]] = {
+                "sampling.background": np.asarray(background, np.float64)
+            }
+            return cls._build("sampling", arrays, columns, outputs, space, None, None, extra)
+        strings = sorted(set(string_columns))
+        numbers = np.full(background.shape, np.nan)
+        for j in range(background.shape[1]):
+            if j not in strings:
+                numbers[:, j] = [np.nan if v is None else float(v) for v in background[:, j]]
+        text = [["" if v is None else str(v) for v in background[:, j]] for j in strings]
+        arrays = {
+            "sampling.background": numbers,
+            "sampling.strings": np.array(text, dtype=np.str_).T.reshape(len(background), -1),
+        }
+        extra["string_columns"] = strings
         return cls._build("sampling", arrays, columns, outputs, space, None, None, extra)
+
+    def with_preprocessing(self, graph: bytes) -> Explainer:
+        """This explainer plus the ONNX graph that turns raw records into its columns.
+
+        Examples
+        --------
+        >>> linear = LinearShap(np.array([[1.0]]), np.zeros(1), np.zeros(1))
+        >>> plain = Explainer.linear(linear, columns=("x",), outputs=("y",), space="value")
+        >>> plain.preprocessing is None, plain.with_preprocessing(b"graph").preprocessing
+        (True, b'graph')
+        """
+        arrays = {**self.arrays, "preprocessing.onnx": np.frombuffer(graph, dtype=np.uint8)}
+        return type(self)(self.header, arrays)
 
     @classmethod
     def _build(
@@ -256,6 +301,18 @@ class Explainer:
 
     # -- explaining ----------------------------------------------------------------------------
     @property
+    def preprocessing(self) -> bytes | None:
+        """The ONNX graph from raw records to :attr:`columns`, when the model has one."""
+        graph = self.arrays.get("preprocessing.onnx")
+        return None if graph is None else graph.tobytes()
+
+    @property
+    def records(self) -> bool:
+        """Whether it explains raw records (a sampler for a model with preprocessing), so
+        that it has no attributions per model column."""
+        return bool(self.header.get("records", False))
+
+    @property
     def approximate(self) -> bool:
         return self.kind == "sampling"
 
@@ -274,8 +331,9 @@ class Explainer:
     ) -> Explanation:
         """Attributions for model-input rows ``x`` (``[rows, columns]``).
 
-        ``model`` (the ONNX model's outputs in :attr:`space`) is needed by the
-        ``sampling`` kind only.
+        With a :attr:`preprocessing` graph, ``x`` is that graph's output for the raw
+        records. ``model`` (the ONNX model's outputs in :attr:`space`) is needed by
+        the ``sampling`` kind only.
         """
         bound: float | None = None
         if self._tree is not None:
@@ -325,7 +383,9 @@ class Explainer:
         ...     np.array([[1.0, 1.0], [-1.0, 1.0]]))
         {'b': 3.0, 'a': 1.0}
         """
-        x = np.asarray(x, dtype=np.float64)
+        x = np.asarray(x)
+        if x.dtype != object:  # raw records (strings) stay objects for the sampler
+            x = np.asarray(x, dtype=np.float64)
         limit = min(max_rows, 50) if self.approximate else max_rows
         if x.shape[0] > limit:
             rows = np.random.default_rng(seed).choice(x.shape[0], size=limit, replace=False)
@@ -336,3 +396,16 @@ class Explainer:
         totals = np.abs(values).mean(axis=0).sum(axis=1)
         ranked = sorted(zip(self.features, totals.tolist(), strict=True), key=lambda kv: -kv[1])
         return {name: float(v) for name, v in ranked}
+
+
+def _background(arrays: Mapping[str, NDArray[Any]], strings: Sequence[int]) -> NDArray[Any]:
+    """The sampling background: numbers, or raw records when some columns hold strings."""
+    numbers = np.asarray(arrays["sampling.background"], dtype=np.float64)
+    if not strings:
+        return numbers
+    text = np.asarray(arrays["sampling.strings"])
+    if text.dtype.kind != "U" or text.shape != (numbers.shape[0], len(strings)):
+        raise ExplainerError("the sampling background's strings do not fit its rows")
+    rows: NDArray[Any] = numbers.astype(object)
+    rows[:, list(strings)] = text.astype(object)
+    return rows

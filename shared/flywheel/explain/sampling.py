@@ -47,17 +47,20 @@ class PermutationShap:
     ([3.0, 3.0], True)
     """
 
-    background: NDArray[np.float64]  # [rows, features]
+    #: ``[rows, features]``: numbers, or objects (raw records with strings) for a model
+    #: that takes them; the explained rows are then objects too.
+    background: NDArray[Any]
     permutations: int = 10
     seed: int = 0
 
     def explain(
-        self, model: Callable[[NDArray[np.float64]], NDArray[Any]], x: NDArray[Any]
+        self, model: Callable[[NDArray[Any]], NDArray[Any]], x: NDArray[Any]
     ) -> SampledValues:
         """Estimate the SHAP values of every row of ``x`` (``[rows, features]``)."""
-        x = np.asarray(x, dtype=np.float64)
+        dtype: Any = object if np.asarray(self.background).dtype == object else np.float64
+        x = np.asarray(x, dtype=dtype)
         rows, m = x.shape
-        background = np.asarray(self.background, dtype=np.float64)
+        background = np.asarray(self.background, dtype=dtype)
         base = np.asarray(model(background), dtype=np.float64).reshape(background.shape[0], -1)
         base_values = base.mean(axis=0)
         k = base_values.shape[0]

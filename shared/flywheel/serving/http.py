@@ -73,7 +73,8 @@ ERROR_RESPONSES: dict[int, str] = {
     422: (
         "Records that fail the model's input schema (every bad field listed), or an "
         "entity-only request to a deployment without a feature view, or explanations "
-        "asked of a version registered without an explainer (not_explainable)"
+        "asked of a version registered without an explainer, or expanded ones of a "
+        "version explained by sampling its input features (not_explainable)"
     ),
     500: "Internal error (no details)",
     503: "The model could not be loaded; retry later",

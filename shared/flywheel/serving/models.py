@@ -18,9 +18,16 @@ Examples
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import Field, StrictBool, model_validator
+from pydantic import (
+    Field,
+    StrictBool,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+    model_validator,
+)
 
 from flywheel.models import Frozen
 
@@ -110,13 +117,23 @@ class PredictRequest(_Body):
         ),
     )
 
-    explain: StrictBool = Field(
+    explain: StrictBool | Literal["expanded"] = Field(
         default=False,
         description=(
             "Also return SHAP attributions per record (exact for trees and linear models, "
-            "labelled approximate otherwise); 422 not_explainable without an explainer."
+            'labelled approximate otherwise), one per input feature; "expanded" adds '
+            "them per model column too (plan=pro, note:refund). 422 not_explainable "
+            "without an explainer."
         ),
     )
+
+    @field_validator("explain", mode="wrap")
+    @classmethod
+    def _explain_values(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        try:
+            return handler(value)
+        except ValidationError:
+            raise ValueError('must be true, false or "expanded"') from None
 
     @model_validator(mode="after")
     def _exactly_one_payload(self) -> PredictRequest:
@@ -127,6 +144,17 @@ class PredictRequest(_Body):
                 "give exactly one of 'record' and 'records' (or an 'entity_id' to look up)"
             )
         return self
+
+    @property
+    def expanded(self) -> bool:
+        """Whether explanations per model column were asked for (``"explain": "expanded"``).
+
+        Examples
+        --------
+        >>> PredictRequest(record={"x": 1}, explain="expanded").expanded
+        True
+        """
+        return self.explain == "expanded"
 
     @property
     def lookup(self) -> bool:
@@ -189,6 +217,14 @@ class ExplanationBody(_Body):
     error_bound: float | None = Field(
         default=None,
         description="Approximate only: three standard errors of the largest attribution.",
+    )
+    expanded: dict[str, list[float]] | None = Field(
+        default=None,
+        description=(
+            'With explain: "expanded", the attributions per model column (a one-hot '
+            "category plan=pro, a text n-gram note:refund, a missing flag age__missing); "
+            "each input feature's attribution is the sum of its columns'."
+        ),
     )
 
 

@@ -29,7 +29,9 @@ if TYPE_CHECKING:
     from numpy.typing import NDArray
 
 __all__ = [
+    "FEATURES_OUTPUT",
     "MAX_DEFAULT_INTRA_OP_THREADS",
+    "OnnxFeatures",
     "OnnxModel",
     "Prediction",
     "RuntimeSettings",
@@ -39,6 +41,8 @@ __all__ = [
     "string_problem",
 ]
 
+#: The output of a preprocessing graph (an explainer's ``preprocessing.onnx``).
+FEATURES_OUTPUT = "features"
 #: Lambda gives at most a few vCPUs to small functions; more threads only contend.
 MAX_DEFAULT_INTRA_OP_THREADS = 2
 #: Lambda allocates CPU in proportion to memory: one full vCPU per 1,769 MB.
@@ -525,25 +529,7 @@ class OnnxModel:
         if intra_op_threads < 1:
             raise InvalidInputError("intra_op_threads must be at least 1", field="intra_op_threads")
 
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.intra_op_num_threads = intra_op_threads
-        options.inter_op_num_threads = 1
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        options.add_session_config_entry("session.inter_op.allow_spinning", "0")
-        options.log_severity_level = 3
-        try:
-            session = ort.InferenceSession(
-                data, sess_options=options, providers=["CPUExecutionProvider"]
-            )
-        except Exception as err:
-            raise InvalidArtifactError(
-                "onnxruntime could not load the model", field="artifact"
-            ) from err
-
+        session = _open_session(data, intra_op_threads, field="artifact")
         return cls(session, sha256=digest, input_schema=input_schema, output_schema=output_schema)
 
     @property
@@ -622,16 +608,7 @@ class OnnxModel:
     def _feed(self, x: NDArray[Any]) -> dict[str, NDArray[Any]]:
         if not self._plan.typed:
             return {self._input_name: x if x.flags.c_contiguous else np.ascontiguousarray(x)}
-        try:
-            numbers, strings = split_typed(x, self._plan.numeric_idx, self._plan.string_idx)
-        except (TypeError, ValueError):
-            raise InvalidInputError(
-                "the input matrix holds a string where a number belongs", field="matrix"
-            ) from None
-        feed: dict[str, NDArray[Any]] = {self._string_input: strings}
-        if self._plan.numeric_idx:
-            feed[self._input_name] = numbers.astype(self._dtype, copy=False)
-        return feed
+        return _typed_feed(self._plan, self._dtype, self._input_name, self._string_input, x)
 
     def predict_records(self, records: Sequence[Mapping[str, Any]]) -> Prediction:
         """:func:`records_to_matrix` then :meth:`predict`.
@@ -693,6 +670,134 @@ class OnnxModel:
         values = values.reshape(rows)
         values.flags.writeable = False
         return values
+
+
+class OnnxFeatures:
+    """A typed model's preprocessing on its own: the model's inputs → the estimator's columns.
+
+    The graph comes from a verified explainer artifact (ADR 71); it takes what the
+    model takes (``input``, ``strings``) and returns ``features``, double ``[rows,
+    width]``: the matrix exact explanations need.  Create with :meth:`load`.
+
+    Examples
+    --------
+    >>> from flywheel.training.preprocessing import fit_preprocessor
+    >>> pre = fit_preprocessor(np.array([[1.0, "a"], [np.nan, "b"]], dtype=object),
+    ...                        ["x", "c"], {"x": "float", "c": "categorical"})
+    >>> schema = InputSchema(features=(
+    ...     FeatureSpec(name="x", nullable=True),
+    ...     FeatureSpec(name="c", dtype="categorical", categories=("a", "b"))))
+    >>> features = OnnxFeatures.load(pre.features_graph().SerializeToString(),
+    ...                              input_schema=schema, width=3, intra_op_threads=1)
+    >>> features.transform(np.array([[None, "b"]], dtype=object)).tolist()
+    [[1.0, 0.0, 1.0]]
+    """
+
+    __slots__ = ("_dtype", "_input_name", "_plan", "_session", "_string_input", "_width")
+
+    def __init__(self, session: Any, *, input_schema: InputSchema, width: int) -> None:
+        # Private: build with OnnxFeatures.load, which checks the graph against the schema.
+        self._session = session
+        self._plan = _MatrixPlan(input_schema)
+        self._dtype = _NUMPY_DTYPES[input_schema.tensor_dtype]
+        self._width = width
+        self._input_name, self._string_input = _check_session_inputs(session, input_schema)
+        outputs = session.get_outputs()
+        shape = list(outputs[0].shape) if len(outputs) == 1 else []
+        if (
+            len(outputs) != 1
+            or outputs[0].name != FEATURES_OUTPUT
+            or outputs[0].type != "tensor(double)"
+            or len(shape) != 2
+            or shape[1] != width
+        ):
+            raise InvalidArtifactError(
+                f"the preprocessing graph must return {FEATURES_OUTPUT!r} as double "
+                f"[batch, {width}]",
+                field="explainer",
+            )
+
+    @classmethod
+    def load(
+        cls,
+        graph: bytes,
+        *,
+        input_schema: InputSchema,
+        width: int,
+        intra_op_threads: int | None = None,
+    ) -> OnnxFeatures:
+        """Open a session on ``graph`` (bytes of an already verified artifact).
+
+        Raises
+        ------
+        InvalidArtifactError
+            onnxruntime cannot load it, or its inputs and output do not fit.
+        """
+        threads = default_intra_op_threads() if intra_op_threads is None else intra_op_threads
+        session = _open_session(graph, max(1, threads), field="explainer")
+        return cls(session, input_schema=input_schema, width=width)
+
+    def transform(self, matrix: NDArray[Any]) -> NDArray[np.float64]:
+        """``[rows, width]`` float64 for a validated ``[rows, features]`` matrix.
+
+        Raises
+        ------
+        ArtifactError
+            The graph failed at run time or answered another shape.
+        """
+        x = np.asarray(matrix, dtype=object if self._plan.typed else self._dtype)
+        if self._plan.typed:
+            feed = _typed_feed(self._plan, self._dtype, self._input_name, self._string_input, x)
+        else:
+            feed = {self._input_name: np.ascontiguousarray(x)}
+        try:
+            (features,) = self._session.run([FEATURES_OUTPUT], feed)
+        except Exception as err:
+            raise ArtifactError(
+                "the preprocessing graph failed to run on this input",
+                details={"reason": "inference_failed"},
+            ) from err
+        out = np.asarray(features, dtype=np.float64)
+        if out.shape != (x.shape[0], self._width):
+            raise ArtifactError(
+                f"the preprocessing graph returned shape {list(out.shape)}",
+                details={"reason": "bad_output_shape"},
+            )
+        return out
+
+
+def _open_session(data: bytes, intra_op_threads: int, *, field: str) -> Any:
+    """An onnxruntime CPU session tuned for Lambda (ADR 21); ``field`` names a failure."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.intra_op_num_threads = intra_op_threads
+    options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    options.log_severity_level = 3
+    try:
+        return ort.InferenceSession(data, sess_options=options, providers=["CPUExecutionProvider"])
+    except Exception as err:
+        what = "the model" if field == "artifact" else f"the {field}'s graph"
+        raise InvalidArtifactError(f"onnxruntime could not load {what}", field=field) from err
+
+
+def _typed_feed(
+    plan: _MatrixPlan, dtype: Any, input_name: str, string_input: str, x: NDArray[Any]
+) -> dict[str, NDArray[Any]]:
+    try:
+        numbers, strings = split_typed(x, plan.numeric_idx, plan.string_idx)
+    except (TypeError, ValueError):
+        raise InvalidInputError(
+            "the input matrix holds a string where a number belongs", field="matrix"
+        ) from None
+    feed: dict[str, NDArray[Any]] = {string_input: strings}
+    if plan.numeric_idx:
+        feed[input_name] = numbers.astype(dtype, copy=False)
+    return feed
 
 
 def _check_session_inputs(session: Any, schema: InputSchema) -> tuple[str, str]:

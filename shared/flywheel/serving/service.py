@@ -59,7 +59,7 @@ from flywheel.registry.models import Alias
 from flywheel.serving.capture import CaptureEntry, CaptureWriter
 from flywheel.serving.metrics import MetricLabels, scores
 from flywheel.serving.models import ExplanationBody, PredictResponse, Variant
-from flywheel.serving.predictor import OnnxModel
+from flywheel.serving.predictor import OnnxFeatures, OnnxModel
 from flywheel.serving.routing import RoleTracker, assign_arm, role_of
 from flywheel.serving.validation import DEFAULT_MAX_RECORDS, RecordValidator
 
@@ -113,6 +113,8 @@ class ServedModel:
     validator: RecordValidator
     #: The verified explainer artifact, when the version registered one (ADR 71).
     explainer: Explainer | None = None
+    #: The explainer's preprocessing graph, for a model with preprocessing inside.
+    features: OnnxFeatures | None = None
 
     @classmethod
     def load(
@@ -145,18 +147,26 @@ class ServedModel:
             output_schema=version.output_schema,
             intra_op_threads=intra_op_threads,
         )
-        explainer = None
+        explainer = features = None
         if version.explainer is not None:
             try:
                 explainer = Explainer.from_bytes(
                     artifacts.get(version.explainer), expected_sha256=version.explainer.sha256
                 )
-            except ExplainerError as err:
+                if explainer.preprocessing is not None:
+                    features = OnnxFeatures.load(
+                        explainer.preprocessing,
+                        input_schema=version.input_schema,
+                        width=len(explainer.columns),
+                        intra_op_threads=intra_op_threads,
+                    )
+            except (ExplainerError, InvalidArtifactError) as err:
+                reason = err.message if isinstance(err, InvalidArtifactError) else str(err)
                 raise InvalidArtifactError(
-                    f"the explainer artifact cannot be used: {err}", field="explainer"
+                    f"the explainer artifact cannot be used: {reason}", field="explainer"
                 ) from None
         validator = RecordValidator(version.input_schema, max_records=max_records)
-        return cls(version, model, validator, explainer)
+        return cls(version, model, validator, explainer, features)
 
 
 def resolve_version(registry: ModelRegistry, name: str, ref: str | int) -> ModelVersion:
@@ -377,12 +387,8 @@ class InferenceService:
             self.metrics.request_rejected(labels, code=ModelNotFoundError.code)
             raise ModelNotFoundError(f"model {name!r} is not served here", field="name")
         try:
-            if request.explain and served.explainer is None:
-                raise NotExplainableError(
-                    f"version {served.version.version} of {self.name!r} was registered without "
-                    "an explainer: retrain it to explain its predictions",
-                    field="explain",
-                )
+            if request.explain:
+                _check_explainable(self.name, served, expanded=request.expanded)
             if request.lookup:
                 rows = [self._look_up(str(request.entity_id), served)]
                 body = None  # capture the looked-up features, not the entity-only body
@@ -399,7 +405,7 @@ class InferenceService:
             raise
         response = _response(self.name, served, variant, request_id, prediction)
         if request.explain:
-            response = _explained(response, served, matrix)
+            response = _explained(response, served, matrix, expanded=request.expanded)
         latency_ms = (self._timer() - started) * 1000.0
         if self.capture is not None:
             self.capture.submit(
@@ -497,19 +503,47 @@ def _response(
     )
 
 
-def _explained(response: PredictResponse, served: ServedModel, matrix: Any) -> PredictResponse:
-    """``response`` with one :class:`ExplanationBody` per row of ``matrix``."""
+def _check_explainable(name: str, served: ServedModel, *, expanded: bool) -> None:
+    """Refuse (422 ``not_explainable``) what this version's explainer cannot answer."""
+    explainer, number = served.explainer, served.version.version
+    if explainer is None:
+        if served.version.lineage.imported is not None:
+            reason = "was registered from an ONNX file, which brings no explainer"
+        else:
+            reason = "was registered without an explainer: retrain it to explain its predictions"
+        raise NotExplainableError(f"version {number} of {name!r} {reason}", field="explain")
+    if expanded and explainer.records:
+        raise NotExplainableError(
+            f"version {number} of {name!r} is explained by sampling its input features, "
+            'not per model column: ask for "explain": true',
+            field="explain",
+        )
+
+
+def _explained(
+    response: PredictResponse, served: ServedModel, matrix: Any, *, expanded: bool
+) -> PredictResponse:
+    """``response`` with one :class:`ExplanationBody` per row of ``matrix``.
+
+    An exact explainer of a model with preprocessing explains the estimator's columns,
+    computed from the validated records by the explainer's own preprocessing graph.
+    """
     explainer = served.explainer
     assert explainer is not None
     model = _model_outputs(served) if explainer.approximate else None
     try:
-        explanation = explainer.explain(matrix, model=model)
+        x = served.features.transform(matrix) if served.features is not None else matrix
+        explanation = explainer.explain(x, model=model, expanded=expanded)
     except FlywheelError:
         raise
     except Exception as err:
         raise InvalidArtifactError("the explainer failed on this input", field="explainer") from err
     features, outputs = explanation.features, list(explanation.outputs)
     base = explanation.base_values.tolist()
+    per_column: list[dict[str, list[float]] | None] = [None] * len(explanation.values)
+    if explanation.expanded is not None:
+        names = explanation.columns
+        per_column = [dict(zip(names, row, strict=True)) for row in explanation.expanded.tolist()]
     bodies = [
         ExplanationBody.model_construct(
             space=explanation.space,
@@ -519,8 +553,9 @@ def _explained(response: PredictResponse, served: ServedModel, matrix: Any) -> P
             method=explanation.method,
             approximate=explanation.approximate,
             error_bound=explanation.error_bound,
+            expanded=columns,
         )
-        for row in explanation.values.tolist()
+        for row, columns in zip(explanation.values.tolist(), per_column, strict=True)
     ]
     return response.model_copy(update={"explanations": bodies})
 

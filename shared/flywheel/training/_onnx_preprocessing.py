@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 
 #: What the estimator's graph reads once preprocessing feeds it.
 _FEATURES = "flywheel_features"
+#: The output of :func:`features_model`: that matrix in double precision.
+FEATURES_OUTPUT = "features"
 _MIN_IR_VERSION = 9
 
 
@@ -125,18 +127,8 @@ def _text(b: _Builder, step: TextStep) -> list[str]:
     return [b.node("Div", [wide, safe], "l2")]
 
 
-def prepend(pre: Preprocessor, model: onnx.ModelProto) -> onnx.ModelProto:
-    """A copy of ``model`` whose ``input`` is computed from the raw inputs by ``pre``."""
-    import onnx
-    from onnx import TensorProto, helper
-
-    out = onnx.ModelProto()
-    out.CopyFrom(model)
-    graph = out.graph
-    for node in graph.node:
-        for i, name in enumerate(node.input):
-            if name == NUMERIC_INPUT:
-                node.input[i] = _FEATURES
+def _columns(pre: Preprocessor) -> tuple[_Builder, list[str]]:
+    """The preprocessing nodes and the estimator matrix's column blocks, in order."""
     b = _Builder()
     numeric = pre.numeric_steps
     columns: list[str] = _numeric(b, numeric) if numeric else []
@@ -147,19 +139,13 @@ def prepend(pre: Preprocessor, model: onnx.ModelProto) -> onnx.ModelProto:
             columns.extend(_categorical(b, step))
         else:
             columns.extend(_text(b, step))
-    original = next(i for i in graph.input if i.name == NUMERIC_INPUT)
-    if original.type.tensor_type.elem_type == TensorProto.FLOAT:  # a float32 estimator
-        wide = b.name("features64")
-        b.nodes.append(helper.make_node("Concat", columns, [wide], name=wide, axis=1))
-        b.nodes.append(
-            helper.make_node("Cast", [wide], [_FEATURES], name=_FEATURES, to=TensorProto.FLOAT)
-        )
-    else:
-        b.nodes.append(helper.make_node("Concat", columns, [_FEATURES], name=_FEATURES, axis=1))
-    existing = list(graph.node)
-    del graph.node[:]
-    graph.node.extend([*b.nodes, *existing])
-    graph.initializer.extend(b.initializers)
+    return b, columns
+
+
+def _raw_inputs(pre: Preprocessor) -> list[Any]:
+    """The value infos of the raw ``input`` (double) and ``strings`` tensors."""
+    from onnx import TensorProto, helper
+
     n_numeric = len(pre.features) - len(pre.string_features)
     inputs = []
     if n_numeric:
@@ -172,14 +158,90 @@ def prepend(pre: Preprocessor, model: onnx.ModelProto) -> onnx.ModelProto:
                 STRING_INPUT, TensorProto.STRING, [None, len(pre.string_features)]
             )
         )
-    kept = [i for i in graph.input if i.name != NUMERIC_INPUT]
-    del graph.input[:]
-    graph.input.extend([*inputs, *kept])
-    opsets = {o.domain: o.version for o in out.opset_import}
+    return inputs
+
+
+def _estimator_input_is_float32(model: onnx.ModelProto) -> bool:
+    from onnx import TensorProto
+
+    original = next(i for i in model.graph.input if i.name == NUMERIC_INPUT)
+    return bool(original.type.tensor_type.elem_type == TensorProto.FLOAT)
+
+
+def _concat(b: _Builder, columns: list[str], out: str, *, float32: bool) -> None:
+    """``out``: the blocks side by side, cast to float32 when the estimator reads float32."""
+    from onnx import TensorProto, helper
+
+    if float32:
+        wide = b.name("features64")
+        b.nodes.append(helper.make_node("Concat", columns, [wide], name=wide, axis=1))
+        b.nodes.append(helper.make_node("Cast", [wide], [out], name=out, to=TensorProto.FLOAT))
+    else:
+        b.nodes.append(helper.make_node("Concat", columns, [out], name=out, axis=1))
+
+
+def _opsets(pre: Preprocessor, existing: dict[str, int]) -> list[Any]:
+    from onnx import helper
+
+    opsets = dict(existing)
     opsets[""] = max(opsets.get("", 0), PREPROCESSING_OPSET)
     if pre.uses_tokenizer:
         opsets[_CONTRIB] = 1
+    return [helper.make_opsetid(d, v) for d, v in sorted(opsets.items())]
+
+
+def prepend(pre: Preprocessor, model: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy of ``model`` whose ``input`` is computed from the raw inputs by ``pre``."""
+    import onnx
+
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    graph = out.graph
+    for node in graph.node:
+        for i, name in enumerate(node.input):
+            if name == NUMERIC_INPUT:
+                node.input[i] = _FEATURES
+    b, columns = _columns(pre)
+    _concat(b, columns, _FEATURES, float32=_estimator_input_is_float32(model))
+    existing = list(graph.node)
+    del graph.node[:]
+    graph.node.extend([*b.nodes, *existing])
+    graph.initializer.extend(b.initializers)
+    kept = [i for i in graph.input if i.name != NUMERIC_INPUT]
+    del graph.input[:]
+    graph.input.extend([*_raw_inputs(pre), *kept])
+    opsets = _opsets(pre, {o.domain: o.version for o in out.opset_import})
     del out.opset_import[:]
-    out.opset_import.extend(helper.make_opsetid(d, v) for d, v in sorted(opsets.items()))
+    out.opset_import.extend(opsets)
     out.ir_version = max(out.ir_version, _MIN_IR_VERSION)
     return out
+
+
+def features_model(pre: Preprocessor, model: onnx.ModelProto | None = None) -> onnx.ModelProto:
+    """The preprocessing alone: raw inputs → ``features``, the matrix ``model`` reads.
+
+    The nodes are :func:`prepend`'s, so onnxruntime computes the same values; a
+    float32 estimator's matrix is rounded to float32 and widened back to double.
+    """
+    from onnx import TensorProto, helper
+
+    b, columns = _columns(pre)
+    float32 = model is not None and _estimator_input_is_float32(model)
+    _concat(b, columns, _FEATURES, float32=float32)
+    if float32:
+        b.nodes.append(
+            helper.make_node("Cast", [_FEATURES], [FEATURES_OUTPUT], name=FEATURES_OUTPUT,
+                             to=TensorProto.DOUBLE)
+        )  # fmt: skip
+    else:
+        b.nodes.append(
+            helper.make_node("Identity", [_FEATURES], [FEATURES_OUTPUT], name=FEATURES_OUTPUT)
+        )
+    output = helper.make_tensor_value_info(FEATURES_OUTPUT, TensorProto.DOUBLE, [None, pre.width])
+    graph = helper.make_graph(
+        b.nodes, "flywheel_preprocessing", _raw_inputs(pre), [output], b.initializers
+    )
+    return helper.make_model(
+        graph, opset_imports=_opsets(pre, {}), ir_version=_MIN_IR_VERSION,
+        producer_name="flywheel",
+    )  # fmt: skip

@@ -174,6 +174,13 @@ class ModelSchema(Frozen):
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ValueError(f"duplicate features {duplicates}")
+        for i, spec in enumerate(features):
+            if spec.is_string:  # the sample is read as numbers; Flywheel trains typed models
+                raise _error(
+                    f"{i}.dtype",
+                    f"{spec.dtype} features are not supported for an imported model (numbers "
+                    "and booleans only): train it with Flywheel to keep its preprocessing",
+                )
         return features
 
     @model_validator(mode="after")

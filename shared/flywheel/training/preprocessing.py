@@ -185,6 +185,25 @@ class Preprocessor(Frozen):
         return names + [n for s in self.steps if not isinstance(s, NumericStep) for n in s.outputs]
 
     @property
+    def column_features(self) -> list[int]:
+        """For each of :attr:`output_names`, the index of the raw feature it comes from.
+
+        Examples
+        --------
+        >>> pre = fit_preprocessor(np.array([[1.0, "a"], [np.nan, "b"]], dtype=object),
+        ...                        ["x", "c"], {"x": "float", "c": "categorical"})
+        >>> pre.output_names, pre.column_features
+        (['x', 'c=a', 'c=b'], [0, 1, 1])
+        """
+        index = {name: i for i, name in enumerate(self.features)}
+        numeric = self.numeric_steps
+        owners = [index[s.name] for s in numeric] + [index[s.name] for s in numeric if s.indicator]
+        for step in self.steps:
+            if not isinstance(step, NumericStep):
+                owners.extend([index[step.name]] * len(step.outputs))
+        return owners
+
+    @property
     def width(self) -> int:
         return len(self.output_names)
 
@@ -266,6 +285,27 @@ class Preprocessor(Frozen):
         from flywheel.training import _onnx_preprocessing
 
         return _onnx_preprocessing.prepend(self, model)
+
+    def features_graph(self, model: onnx.ModelProto | None = None) -> onnx.ModelProto:
+        """These steps alone, as :meth:`prepend_to` writes them in front of ``model``.
+
+        Takes the raw ``input`` (and ``strings``) tensors and returns ``features``:
+        the double ``[N, width]`` matrix ``model`` reads (what explanations need);
+        without ``model``, the matrix of an estimator that reads doubles.
+
+        Examples
+        --------
+        >>> import onnxruntime as ort
+        >>> pre = fit_preprocessor(np.array([[1.0, "a"], [np.nan, "b"]], dtype=object),
+        ...                        ["x", "c"], {"x": "float", "c": "categorical"})
+        >>> graph = ort.InferenceSession(pre.features_graph().SerializeToString())
+        >>> numbers, strings = pre.split(np.array([[None, "b"]], dtype=object))
+        >>> graph.run(["features"], {"input": numbers, "strings": strings})[0].tolist()
+        [[1.0, 0.0, 1.0]]
+        """
+        from flywheel.training import _onnx_preprocessing
+
+        return _onnx_preprocessing.features_model(self, model)
 
 
 def _number(value: Any) -> float:

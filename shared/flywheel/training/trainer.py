@@ -53,7 +53,11 @@ from flywheel.training.entrypoints import (
     fit_error,
 )
 from flywheel.training.estimators import model_step
-from flywheel.training.explainers import build_explainer, model_output_function
+from flywheel.training.explainers import (
+    build_explainer,
+    features_function,
+    model_output_function,
+)
 from flywheel.training.lineage import code_commit, dependency_lock_hash, library_versions
 from flywheel.training.metrics import holdout_metrics
 from flywheel.training.preprocessing import CategoricalStep, Preprocessor, fit_preprocessor
@@ -102,7 +106,7 @@ class TrainingOutcome(BaseModel):
     warnings: tuple[str, ...] = ()
     #: The hyperparameter search whose winner was fitted (``search:`` in the config).
     search: SearchReport | None = None
-    #: The explainer artifact (ADR 71); ``None`` for models with preprocessing in the graph.
+    #: The explainer artifact (ADR 71).
     explainer_bytes: bytes | None = Field(default=None, repr=False)
     #: Mean |SHAP| per input feature on the holdout, largest first.
     importance: dict[str, float] = Field(default_factory=dict)
@@ -525,10 +529,15 @@ def train(
         warnings=fit_warnings,
         search=search,
         **_explanation(
-            estimator, config, dataset, session, (x_train, x_holdout), conversion, timings
-        )
-        if preprocessor is None
-        else {},
+            estimator,
+            config,
+            dataset,
+            session,
+            (x_train, x_holdout),
+            conversion,
+            timings,
+            preprocessor,
+        ),
         estimator=estimator,
         X_holdout=x_holdout,
         y_holdout=y_holdout,
@@ -543,8 +552,13 @@ def _explanation(
     splits: tuple[NDArray[Any], NDArray[Any]],
     conversion: Any,
     timings: dict[str, float],
+    preprocessor: Preprocessor | None,
 ) -> dict[str, Any]:
-    """The explainer artifact's bytes and the holdout's global importance (ADR 71)."""
+    """The explainer artifact's bytes and the holdout's global importance (ADR 71).
+
+    With preprocessing, the holdout is explained through the artifact's own
+    preprocessing graph, as serving does.
+    """
     started = time.perf_counter()
     x_train, x_holdout = splits
     explainer = build_explainer(
@@ -555,8 +569,13 @@ def _explanation(
         x_train=x_train,
         converter=conversion.converter,
         seed=config.seed,
+        preprocessor=preprocessor,
+        estimator_onnx=conversion.onnx_bytes,
     )
-    model = model_output_function(session, task=config.task, classes=dataset.classes)
+    split = preprocessor.split if preprocessor is not None else None
+    model = model_output_function(session, task=config.task, classes=dataset.classes, split=split)
+    if explainer.preprocessing is not None and split is not None:
+        x_holdout = features_function(explainer.preprocessing, split)(x_holdout)
     importance = explainer.importance(x_holdout, model=model, seed=config.seed)
     explainer_bytes = explainer.to_bytes()
     timings["explain"] = time.perf_counter() - started

@@ -6,6 +6,7 @@ Attributions match ``shap.TreeExplainer`` / ``shap.LinearExplainer`` to 1e-6, an
 
 from __future__ import annotations
 
+import hashlib
 import os
 import warnings
 
@@ -134,3 +135,82 @@ def test_attributions_match_shap_and_add_up_to_the_served_output(source, estimat
     if estimator == "xgboost":  # shap returns XGBoost's attributions in float32
         limit = 1e-6 * max(1.0, float(np.abs(reference).max()) * 8)
     assert np.abs(ours - reference).max() <= limit
+
+
+# -- typed features: preprocessing inside the graph ---------------------------------------------
+TYPED = [
+    ("classification", "random_forest"),
+    ("classification", "gradient_boosting"),
+    ("classification", "hist_gradient_boosting"),
+    ("classification", "lightgbm"),
+    ("classification", "xgboost"),
+    ("classification", "logistic_regression"),
+    ("regression", "hist_gradient_boosting"),
+    ("regression", "ridge"),
+]
+
+
+def _typed_case(task: str, estimator: str):
+    """The churn table trained with ``estimator``, its explainer, and its fitted preprocessing."""
+    from flywheel.explain.artifact import Explainer
+    from flywheel.training.preprocessing import fit_preprocessor
+    from flywheel.training.trainer import load_configured_dataset, split_indices
+    from tests.typed_support import churn_config, trained_churn
+
+    outcome = trained_churn(estimator, task=task)
+    config = parse_config(churn_config(estimator, task=task))
+    dataset = load_configured_dataset(config)
+    train_idx, _ = split_indices(
+        dataset.y, task=config.task, test_size=config.test_size, seed=config.seed
+    )
+    kinds = dict(zip(dataset.feature_names, dataset.feature_dtypes, strict=True))
+    pre = fit_preprocessor(
+        dataset.X[train_idx], dataset.feature_names, kinds, dict(config.features)
+    )
+    data = outcome.explainer_bytes
+    assert data is not None
+    explainer = Explainer.from_bytes(data, expected_sha256=hashlib.sha256(data).hexdigest())
+    return outcome, explainer, pre, pre.transform(dataset.X[train_idx])
+
+
+@pytest.mark.parametrize(("task", "estimator"), TYPED)
+def test_typed_models_are_explained_exactly_per_column_and_per_input_feature(task, estimator):
+    from flywheel.training.explainers import features_function
+
+    # Given a model trained on categories, text, gaps and booleans
+    outcome, explainer, pre, x_train = _typed_case(task, estimator)
+    raw = outcome.X_holdout[:40]
+    assert explainer.kind == ("linear" if estimator in ("logistic_regression", "ridge") else "tree")
+    assert explainer.preprocessing is not None
+    # When the artifact's own preprocessing graph expands the raw records
+    x = features_function(explainer.preprocessing, pre.split)(raw)
+    # Then it is the matrix the estimator was trained on
+    assert np.abs(x - pre.transform(raw)).max() <= 1e-12
+    explanation = explainer.explain(x, expanded=True)
+    # And base + Σφ over the columns is the served output in the documented space
+    total = explanation.base_values + explanation.expanded.sum(axis=1)
+    served = _model_output(outcome, x, explanation.space)
+    tolerance = 1e-9 if estimator != "xgboost" else 1e-6
+    assert np.abs(total - served).max() <= tolerance * max(1.0, np.abs(served).max())
+    # And each input feature's attribution is the sum of its columns (one-hot, n-grams, flags)
+    owners = np.asarray(pre.column_features)
+    for f, name in enumerate(explanation.features):
+        summed = explanation.expanded[:, owners == f, :].sum(axis=1)
+        assert np.abs(explanation.values[:, f, :] - summed).max() <= 1e-12, name
+    assert list(explanation.features) == list(outcome.input_schema.feature_names)
+    assert "plan=basic" in explanation.columns
+    assert "age__missing" in explanation.columns
+    assert any(c.startswith("support_note:") for c in explanation.columns)
+    assert set(outcome.importance) == set(explanation.features)
+    # And the per-column attributions are shap's on the expanded matrix
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        reference = _reference(estimator, outcome.estimator, x_train, x)
+    if reference.ndim == 2:
+        reference = reference[:, :, None]
+    if reference.shape[2] != explanation.expanded.shape[2]:
+        reference = reference[:, :, -explanation.expanded.shape[2] :]
+    limit = 1e-6
+    if estimator == "xgboost":
+        limit = 1e-6 * max(1.0, float(np.abs(reference).max()) * 8)
+    assert np.abs(explanation.expanded - reference).max() <= limit

@@ -106,14 +106,26 @@ def test_requests_without_the_flag_carry_no_explanations():
     assert "explanations" not in answer.model_dump_json(exclude_none=True)
 
 
-def test_explain_that_is_not_a_boolean_is_a_400_naming_it():
+@pytest.mark.parametrize("value", ['"yes"', "1", "null", '"Expanded"', "[]", '{"expanded": true}'])
+def test_explain_that_is_not_a_boolean_or_expanded_is_a_400_naming_it(value):
     with pytest.raises(InvalidRequestError) as caught:
-        parse_predict_request('{"record": {"x": 1}, "explain": "yes"}')
+        parse_predict_request(f'{{"record": {{"x": 1}}, "explain": {value}}}')
     status, body = error_response(caught.value, request_id="r1")
     assert status == 400
     assert body["error"]["errors"] == [
-        {"row": None, "field": "explain", "reason": "must be true or false"}
+        {"row": None, "field": "explain", "reason": 'must be true, false or "expanded"'}
     ]
+
+
+def test_expanded_on_a_model_without_preprocessing_lists_its_input_features_as_columns():
+    service, records, _ = _serve("hist_gradient_boosting")
+    request = parse_predict_request(
+        PredictRequest(records=records).model_dump_json(exclude_none=True)[:-1]
+        + ', "explain": "expanded"}'
+    )
+    answer = service.predict("cancer", request, request_id="r1")
+    for explanation in answer.explanations or []:
+        assert explanation.expanded == explanation.attributions
 
 
 def test_a_version_without_an_explainer_answers_422_not_explainable():
