@@ -80,7 +80,7 @@ if TYPE_CHECKING:
     from flywheel.serving.routing import AbTest
     from flywheel.serving.settings import ServingSettings
 
-__all__ = ["InferenceService", "ServedModel", "resolve_version"]
+__all__ = ["InferenceService", "ServedModel", "model_outputs", "resolve_version"]
 
 #: Shadow scorings allowed to wait; beyond this they are skipped (and counted).
 MAX_PENDING_SHADOW = 16
@@ -501,7 +501,7 @@ def _explained(response: PredictResponse, served: ServedModel, matrix: Any) -> P
     """``response`` with one :class:`ExplanationBody` per row of ``matrix``."""
     explainer = served.explainer
     assert explainer is not None
-    model = _model_outputs(served) if explainer.approximate else None
+    model = model_outputs(served) if explainer.approximate else None
     try:
         explanation = explainer.explain(matrix, model=model)
     except FlywheelError:
@@ -525,8 +525,11 @@ def _explained(response: PredictResponse, served: ServedModel, matrix: Any) -> P
     return response.model_copy(update={"explanations": bodies})
 
 
-def _model_outputs(served: ServedModel) -> Callable[[Any], Any]:
-    """The served model as ``X -> [rows, explained outputs]`` (probabilities or values)."""
+def model_outputs(served: ServedModel) -> Callable[[Any], Any]:
+    """The served model as ``X -> [rows, explained outputs]`` (probabilities or values).
+
+    What a sampling (approximate) explainer evaluates: the outputs it explains.
+    """
     import numpy as np
 
     classes = served.version.output_schema.classes
