@@ -19,7 +19,7 @@ import math
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from flywheel.models import Frozen
 
@@ -60,6 +60,16 @@ class AttributionPolicy(Frozen):
     #: Fewer explained rows than this: no verdict (the estimate is too noisy).
     min_rows: int = Field(default=100, ge=1)
     seed: int = Field(default=0, ge=0)
+
+    @model_validator(mode="after")
+    def _enough_rows_to_judge(self) -> AttributionPolicy:
+        for field in ("sample_rows", "approximate_rows"):
+            if getattr(self, field) < self.min_rows:
+                raise ValueError(
+                    f"{field} ({getattr(self, field)}) is below min_rows ({self.min_rows}): "
+                    "no window could be judged"
+                )
+        return self
 
     def rows_for(self, *, approximate: bool) -> int:
         """How many sampled rows to explain with an exact or an approximate explainer."""

@@ -272,16 +272,21 @@ class DriftMonitor:
         self, model: str, version: int, stream: _CaptureStream, policy: AttributionPolicy
     ) -> AttributionDrift:
         """Explain the window's sample with the version's verified explainer (ADR 73)."""
-        assert stream.sample is not None
+        sample = stream.sample
+        assert sample is not None
+        if sample.seen < policy.min_rows:
+            return AttributionDrift.skipped(
+                f"{sample.seen} captured rows; at least {policy.min_rows} are needed"
+            )
         try:
             served = ServedModel.load(
                 self.registry.registry,
                 self.artifacts,
                 model,
                 version,
-                max_records=max(policy.sample_rows, 1),
+                max_records=policy.sample_rows,
             )
-            return measure_attribution_drift(served, stream.sample, policy)
+            return measure_attribution_drift(served, sample, policy)
         except FlywheelError as err:  # a failed artifact check must not stop drift scoring
             return AttributionDrift.skipped(f"not measured: {err.message}")
 

@@ -148,3 +148,11 @@ def test_no_verdict_without_enough_rows_or_a_baseline_ranking(
     assert (drift.status, drift.drifted, drift.ndcg) == ("skipped", False, None)
     assert drift.reason is not None
     assert reason in drift.reason
+
+
+def test_a_policy_that_could_never_judge_a_window_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"sample_rows \(50\) is below min_rows \(100\)"):
+        AttributionPolicy(sample_rows=50)
+    with pytest.raises(ValueError, match=r"approximate_rows \(100\) is below min_rows \(200\)"):
+        AttributionPolicy(min_rows=200)
+    assert AttributionPolicy(sample_rows=50, approximate_rows=50, min_rows=50).min_rows == 50

@@ -14,6 +14,7 @@ import pytest
 from flywheel.clock import FixedClock
 from flywheel.composition import InMemoryPlatform
 from flywheel.drift.attribution import AttributionPolicy
+from flywheel.errors import ConfigError
 from flywheel.explain.artifact import Explainer
 from flywheel.explain.linear import LinearShap
 from flywheel.monitoring.attribution import (
@@ -210,6 +211,23 @@ def test_a_version_without_an_explainer_is_scored_and_says_why_attribution_was_s
     assert "not measured: version 1 was registered without an explainer" in page
     assert run.result is not None
     assert "attribution_ndcg" not in run.result.metrics()
+
+
+def test_a_window_too_small_to_judge_skips_attribution_without_loading_the_champion() -> None:
+    world = World()
+    world.serve(60)
+
+    run = world.run()
+
+    assert (run.status, run.attribution_ndcg) == ("scored", None)
+    document, _ = world.report(run)
+    assert document["attribution_drift"]["reason"] == "60 captured rows; at least 100 are needed"
+
+
+def test_a_model_config_with_a_policy_that_cannot_judge_is_refused_naming_the_field() -> None:
+    with pytest.raises(ConfigError, match=r"monitoring\.attribution") as caught:
+        World(sample_rows=50)
+    assert "sample_rows (50) is below min_rows (100)" in str(caught.value)
 
 
 def test_attribution_drift_can_be_turned_off_per_model() -> None:
