@@ -173,7 +173,7 @@ def _functions() -> dict[str, FunctionSpec]:
             "drift-scorer",
             "drift_scorer.handler.handler",
             "zip",
-            CONTROL_LAYERS,
+            RUNTIME_LAYERS,  # attribution drift loads the verified champion (ADR 73)
             2048,
             900,
             "Scheduled: captured window vs reference profile; emits DriftDetected",

@@ -4,7 +4,9 @@ Metrics: ``ShareDrifted``, ``DriftedFeatures`` and ``DriftWindowRows`` per model
 feature (dimensions ``Model``, ``Feature``) ``DriftScore``, ``FeatureDrifted`` and the
 distances, one EMF document per feature (:mod:`flywheel.adapters.emf_monitoring`);
 ``PredictionDrift`` (``Model``, ``Variant=champion``): the PSI of the window's scores
-against the champion's holdout scores, when its reference profile has them.
+against the champion's holdout scores, when its reference profile has them;
+``AttributionDrift`` (``Model``): the NDCG of the window's feature-importance ranking
+against training's (1 = unchanged), when it was measured (ADR 73).
 """
 
 from __future__ import annotations
@@ -47,6 +49,8 @@ def _emit(run: DriftRun) -> None:
     metrics.add_metric("ShareDrifted", MetricUnit.Percent, 100 * run.share_drifted)
     metrics.add_metric("DriftedFeatures", MetricUnit.Count, len(run.drifted))
     metrics.add_metric("DriftWindowRows", MetricUnit.Count, run.rows)
+    if run.attribution_ndcg is not None:
+        metrics.add_metric("AttributionDrift", MetricUnit.NoUnit, run.attribution_ndcg)
     namespace = metrics.namespace or "Flywheel"
     write_documents(feature_drift_documents(namespace, run.model, run.version, run.result.features))
     predictions = run.result.prediction_drift

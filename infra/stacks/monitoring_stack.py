@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from aws_cdk import Stack
 from aws_cdk import aws_stepfunctions as sfn
 
-from infra.catalog import CONTROL_LAYERS
+from infra.catalog import RUNTIME_LAYERS
 from infra.constructs.dashboards import ModelDashboards
 from infra.constructs.data_refs import DataRefs
 from infra.constructs.event_routing import EventRouting, dead_letter_queue
@@ -27,8 +27,9 @@ class MonitoringStack(Stack):
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
         data = DataRefs(self, "Data", ctx=ctx)
+        # The drift scorer loads the champion with ONNX Runtime (attribution drift, ADR 73).
         layers = SharedLayers(
-            self, "Layers", ctx=ctx, keys=CONTROL_LAYERS, stack_key="monitoring"
+            self, "Layers", ctx=ctx, keys=RUNTIME_LAYERS, stack_key="monitoring"
         ).layers
         monitors_dlq = dead_letter_queue(
             self, "MonitorsDlq", ctx=ctx, key=data.key, name="monitors-dlq"

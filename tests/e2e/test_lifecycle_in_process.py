@@ -105,6 +105,12 @@ def test_drift_triggers_exactly_one_retraining_run(lifecycle: Lifecycle) -> None
     assert drift["drift_detected"] is True
     assert drift["prediction_drift"]["drifted"] is True
     assert drift["prediction_drift"]["window_rows"] == 400
+    # And it explained the whole 400-row window with the champion's verified explainer,
+    # in the space its training importance was measured in (ADR 73)
+    attribution = drift["attribution_drift"]
+    assert (attribution["status"], attribution["sample_rows"]) == ("scored", 400)
+    assert (attribution["method"], attribution["space"]) == ("linear_shap", "log_odds")
+    assert 0 < attribution["ndcg"] <= 1
     # And a drift retraining run starts and waits for approval with a new candidate
     retrain = lifecycle.wait_for_new_execution("training", 1)
     status, states = lifecycle.wait(retrain["executionArn"], until="RequestApproval")

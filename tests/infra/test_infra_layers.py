@@ -244,3 +244,11 @@ print(json.dumps(missing))
         "flywheel.sdk",
         "flywheel.local",
     ]
+
+
+def test_the_drift_scorer_ships_the_serving_runtime_for_the_champion_it_explains() -> None:
+    # Attribution drift loads the champion as serving does (an ONNX Runtime session and
+    # the verified explainer; a sampling explainer runs the model), so the function
+    # carries the serving runtime's layers (ADR 73).
+    assert FUNCTIONS["drift-scorer"].layers == FUNCTIONS["inference"].layers
+    assert "onnxruntime" in FUNCTIONS["drift-scorer"].layers

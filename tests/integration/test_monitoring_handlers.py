@@ -21,6 +21,7 @@ from flywheel.serving.capture import capture_key, encode_rows
 from functions.drift_scorer import handler as drift_handler
 from functions.feedback import handler as feedback_handler
 from functions.performance_monitor import handler as performance_handler
+from tests import attribution_support as attribution
 from tests.asl_walker import FakeContext
 from tests.factories import version_draft
 from tests.workflow_support import event
@@ -225,3 +226,46 @@ def test_the_drift_scorer_emits_one_metric_document_per_feature(
     assert predictions["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["Model", "Variant"]]
     assert (predictions["Model"], predictions["Variant"]) == (MODEL, "champion")
     assert predictions["PredictionDrift"] == drift["detail"]["prediction_psi"]
+
+
+def test_the_drift_scorer_measures_attribution_drift_on_the_verified_champion(
+    deployment: Deployment, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given an explainable champion in S3 and DynamoDB, and captured traffic in which its
+    # most important feature is stuck at the training mean (ADR 73)
+    s3, dynamodb = boto3.client("s3"), boto3.client("dynamodb")
+    artifacts = S3ArtifactStore(deployment.names["FLYWHEEL_ARTIFACTS_BUCKET"], client=s3)
+    audit = DynamoDbAuditLog(deployment.names["FLYWHEEL_AUDIT_TABLE"], client=dynamodb)
+    store = DynamoDbModelRegistry(
+        deployment.names["FLYWHEEL_REGISTRY_TABLE"], audit, client=dynamodb
+    )
+    attribution.register_champion(RegistryService(store, audit), artifacts)
+    s3.put_object(
+        Bucket=deployment.names["FLYWHEEL_FEATURES_BUCKET"],
+        Key=capture_key(attribution.MODEL, 1, NOW.timestamp()),
+        Body=attribution.captured(attribution.records(2500, stuck=True), NOW),
+    )
+
+    # When the drift scorer's schedule runs for that model
+    capsys.readouterr()
+    result = drift_handler.handler({"models": [attribution.MODEL]}, FakeContext("drift-scorer"))
+
+    # Then the ranking broke though only one feature of four drifted
+    [run] = result["runs"]
+    assert (run["status"], run["drifted"], run["attribution_drifted"]) == (
+        "scored", [attribution.TOP], True,
+    )  # fmt: skip
+    assert run["attribution_ndcg"] < 0.9
+    # And the AttributionDrift metric is in the model's EMF document
+    [model_document] = [d for d in emf(capsys.readouterr().out) if "AttributionDrift" in d]
+    assert model_document["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["Model"]]
+    assert model_document["Model"] == attribution.MODEL
+    assert model_document["AttributionDrift"] == [run["attribution_ndcg"]]
+    # And DriftDetected reached the bus with the attribution evidence
+    [drift] = deployment.events()
+    assert drift["detail-type"] == "DriftDetected"
+    assert drift["detail"]["model_name"] == attribution.MODEL
+    assert drift["detail"]["attribution_ndcg"] == round(run["attribution_ndcg"], 4)
+    assert drift["detail"]["reasons"] == [
+        f"attribution drift: NDCG {run['attribution_ndcg']:.3f} < 0.9"
+    ]

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 import numpy as np
 from pydantic import ConfigDict, Field
 
+from flywheel.drift.attribution import AttributionDrift
 from flywheel.drift.profile import (
     CategoricalProfile,
     CategoryCodes,
@@ -183,6 +184,8 @@ class DriftResult(_DriftRecord):
     labels: dict[str, str] = Field(default_factory=dict)
     prediction_drift: PredictionDrift | None = None
     """Set by the drift monitor when the reference profile has holdout scores."""
+    attribution_drift: AttributionDrift | None = None
+    """Set by the drift monitor: the live importance ranking against training's, or why not."""
 
     @property
     def drifted(self) -> tuple[str, ...]:
@@ -199,13 +202,16 @@ class DriftResult(_DriftRecord):
     def metrics(self) -> dict[str, float]:
         """Flat numbers for dashboards and alarms (e.g. CloudWatch EMF).
 
-        ``share_drifted``, ``drifted_features``, then per feature ``<name>.score``
-        and ``<name>.drifted`` (0/1) for every scored feature.
+        ``share_drifted``, ``drifted_features``, ``attribution_ndcg`` when measured, then
+        per feature ``<name>.score`` and ``<name>.drifted`` (0/1) for every scored feature.
         """
         values: dict[str, float] = {
             "share_drifted": self.share_drifted,
             "drifted_features": float(self.drifted_features),
         }
+        attribution = self.attribution_drift
+        if attribution is not None and attribution.ndcg is not None:
+            values["attribution_ndcg"] = attribution.ndcg
         for item in self.features:
             if item.score is not None and math.isfinite(item.score):
                 values[f"{item.feature}.score"] = item.score

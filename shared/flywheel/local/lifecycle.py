@@ -659,6 +659,15 @@ def _drift_summary(drift: dict[str, Any] | None) -> list[str]:
             f"scores vs holdout: PSI {predictions['psi']:.2f}, "
             f"{'moved' if predictions['drifted'] else 'stable'}"
         )
+    attribution = drift.get("attribution_drift")
+    if attribution is not None and attribution.get("ndcg") is not None:
+        notes.append(
+            f"importance ranking vs training: NDCG {attribution['ndcg']:.3f} over "
+            f"{attribution['sample_rows']} explained rows, "
+            f"{'changed' if attribution['drifted'] else 'stable'}"
+        )
+    elif attribution is not None:
+        notes.append(f"importance ranking not compared: {attribution.get('reason')}")
     return notes
 
 

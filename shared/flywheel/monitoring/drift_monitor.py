@@ -1,11 +1,13 @@
 """Scheduled drift scoring: the champion's captured traffic against its reference profile.
 
 One run per model: read the capture partitions of the window (by hour), score every
-feature against the reference profile stored with the version, store a JSON result
-and an HTML report (with the selection rates per group of the protected attribute,
-when the model's config names one), and publish ``DriftDetected`` with the evidence
-when the dataset-level verdict is drift. The training workflow's run lock turns that event
-into at most one retraining run (cooldown and dedupe are audited there).
+feature against the reference profile stored with the version, measure attribution
+drift on a seeded sample of the window (ADR 73), store a JSON result and an HTML report
+(with the selection rates per group of the protected attribute, when the model's config
+names one), and publish ``DriftDetected`` with the evidence when the dataset-level
+verdict is drift or the importance ranking broke the model's ``min_ndcg``. The training
+workflow's run lock turns that event into at most one retraining run (cooldown and
+dedupe are audited there).
 """
 
 from __future__ import annotations
@@ -17,15 +19,18 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from flywheel.drift.attribution import AttributionDrift, AttributionPolicy
 from flywheel.drift.profile import ReferenceProfile, text_columns
 from flywheel.drift.scorer import DriftResult, PredictionDrift, score_window
 from flywheel.drift.statistics import DriftPolicy
-from flywheel.errors import InvalidInputError
+from flywheel.errors import FlywheelError, InvalidInputError
+from flywheel.monitoring.attribution import RecordSample, measure_attribution_drift
 from flywheel.monitoring.feedback import hourly_prefixes
 from flywheel.monitoring.report import render_html
 from flywheel.monitoring.runs import MonitorRun, champion_of, report_run
 from flywheel.serving.capture import DEFAULT_CAPTURE_PREFIX, decode_capture
 from flywheel.serving.comparison import PREDICTION_ALPHA, prediction_shift_of_scores, row_score
+from flywheel.serving.service import ServedModel
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
@@ -38,6 +43,7 @@ if TYPE_CHECKING:
     from flywheel.drift.bias import BiasResult
     from flywheel.drift.profile import NumericProfile
     from flywheel.monitoring.policy import ProtectedAttribute
+    from flywheel.registry.models import ModelVersion
     from flywheel.registry.service import RegistryService
     from flywheel.serving.capture import CaptureSource
     from flywheel.workflows.config import ModelConfigStore
@@ -49,12 +55,19 @@ BATCH_ROWS = 50_000
 
 
 class DriftRun(MonitorRun):
-    """What one scoring run found and where its report is."""
+    """What one scoring run found and where its report is.
+
+    ``drift_detected``: the run published ``DriftDetected`` (dataset drift, attribution
+    drift, or both).
+    """
 
     rows: int = 0
     drift_detected: bool = False
     share_drifted: float = 0.0
     drifted: tuple[str, ...] = ()
+    #: NDCG of the window's importance ranking (``None``: not measured; see the report).
+    attribution_ndcg: float | None = None
+    attribution_drifted: bool = False
     result: DriftResult | None = None
 
 
@@ -112,6 +125,7 @@ class DriftMonitor:
         configs: ModelConfigStore | None = None,
         prediction_psi: float = 0.2,
         batch_rows: int = BATCH_ROWS,
+        attribution: AttributionPolicy | None = None,
     ) -> None:
         self.registry = registry
         self.artifacts = artifacts
@@ -125,6 +139,8 @@ class DriftMonitor:
         self.configs = configs
         self.prediction_psi = prediction_psi
         self.batch_rows = batch_rows
+        #: For models without a stored config (theirs is ``monitoring.attribution``).
+        self.attribution = attribution or AttributionPolicy()
 
     def partitions(self, model: str, version: int, now: datetime, hours: int) -> list[str]:
         """Capture prefixes of the window: the current hour and the ``hours`` before it."""
@@ -144,6 +160,8 @@ class DriftMonitor:
             self.artifacts.get_json(version.reference_profile)
         )
         now = self.clock.now()
+        attribution = self._attribution_policy(model)
+        not_measured = _attribution_unavailable(version, attribution)
         stream = _CaptureStream(
             self.capture,
             self.partitions(model, champion, now, window_hours),
@@ -152,6 +170,11 @@ class DriftMonitor:
             self.batch_rows,
             categorical=frozenset(reference.categorical),
             text=reference.text,
+            sample=(
+                RecordSample(attribution.sample_rows, attribution.seed)
+                if not_measured is None
+                else None
+            ),
         )
         window = reference.observe_batches(stream.batches())
         if window.rows < self.min_rows:
@@ -167,6 +190,13 @@ class DriftMonitor:
         if reference.predictions is not None:
             predictions = self._prediction_drift(reference.predictions, stream.scores)
             result = result.model_copy(update={"prediction_drift": predictions})
+        attributions = (
+            AttributionDrift.skipped(not_measured)
+            if not_measured is not None
+            else self._attribution_drift(model, champion, stream, attribution)
+        )
+        result = result.model_copy(update={"attribution_drift": attributions})
+        detected = result.drift_detected or attributions.drifted
         stamp = f"{now:%Y-%m-%dT%H%M%S}"
         base = f"{self.reports_prefix}{model}/drift/{stamp}"
         html = render_html(
@@ -186,6 +216,10 @@ class DriftMonitor:
         }
         if result.prediction_drift is not None:
             evidence["prediction_psi"] = result.prediction_drift.psi
+        if attributions.ndcg is not None:
+            evidence["attribution_ndcg"] = round(attributions.ndcg, 4)
+            evidence["attribution_min_ndcg"] = attributions.threshold
+        evidence["reasons"] = _reasons(result, attributions)
         reported = report_run(
             self.artifacts,
             self.events,
@@ -193,16 +227,18 @@ class DriftMonitor:
             document=json.loads(result.model_dump_json()),  # inf as "Infinity"
             html=html,
             detail_type=DRIFT_DETECTED,
-            evidence=evidence if result.drift_detected else None,
+            evidence=evidence if detected else None,
         )
         return DriftRun(
             model=model,
             version=champion,
             status="scored",
             rows=result.current_rows,
-            drift_detected=result.drift_detected,
+            drift_detected=detected,
             share_drifted=result.share_drifted,
             drifted=drifted,
+            attribution_ndcg=attributions.ndcg,
+            attribution_drifted=attributions.drifted,
             result=result,
             **reported,
         )
@@ -228,6 +264,32 @@ class DriftMonitor:
         stored = self.configs.find(model) if self.configs is not None else None
         return stored.config.monitoring.bias if stored is not None else None
 
+    def _attribution_policy(self, model: str) -> AttributionPolicy:
+        stored = self.configs.find(model) if self.configs is not None else None
+        return stored.config.monitoring.attribution if stored is not None else self.attribution
+
+    def _attribution_drift(
+        self, model: str, version: int, stream: _CaptureStream, policy: AttributionPolicy
+    ) -> AttributionDrift:
+        """Explain the window's sample with the version's verified explainer (ADR 73)."""
+        sample = stream.sample
+        assert sample is not None
+        if sample.seen < policy.min_rows:
+            return AttributionDrift.skipped(
+                f"{sample.seen} captured rows; at least {policy.min_rows} are needed"
+            )
+        try:
+            served = ServedModel.load(
+                self.registry.registry,
+                self.artifacts,
+                model,
+                version,
+                max_records=policy.sample_rows,
+            )
+            return measure_attribution_drift(served, sample, policy)
+        except FlywheelError as err:  # a failed artifact check must not stop drift scoring
+            return AttributionDrift.skipped(f"not measured: {err.message}")
+
     def _bias(self, stream: _CaptureStream) -> BiasResult | None:
         """Selection rates per group of the configured protected attribute (no labels here)."""
         if stream.attribute is None:
@@ -238,12 +300,39 @@ class DriftMonitor:
             return None
 
 
+def _attribution_unavailable(version: ModelVersion, policy: AttributionPolicy) -> str | None:
+    """Why attribution drift cannot be measured for ``version`` (``None``: it can)."""
+    if not policy.enabled:
+        return "turned off in the model's config (monitoring.attribution.enabled)"
+    if version.explainer is None:
+        return f"version {version.version} was registered without an explainer"
+    if not version.importance:
+        return f"version {version.version} has no training importance to compare with"
+    return None
+
+
+def _reasons(result: DriftResult, attributions: AttributionDrift) -> list[str]:
+    """Why the window counts as drift, one line per signal that breached."""
+    reasons = []
+    if result.drift_detected:
+        reasons.append(
+            f"dataset drift: {result.drifted_features} of {result.scored_features} features "
+            f"drifted (threshold {result.policy.drift_share:.0%})"
+        )
+    if attributions.drifted and attributions.ndcg is not None:
+        reasons.append(
+            f"attribution drift: NDCG {attributions.ndcg:.3f} < {attributions.threshold:g}"
+        )
+    return reasons
+
+
 class _CaptureStream:
     """A window's capture files as column batches of at most ``batch_rows`` rows.
 
     Memory holds one batch of decoded rows (a row is a few kB as Python objects, so a
-    million-row window no longer needs gigabytes), plus one score per row and, with a
-    protected attribute, its value and the prediction.
+    million-row window no longer needs gigabytes), plus one score per row, with a
+    protected attribute its value and the prediction, and with attribution drift a
+    sample of at most ``sample.size`` records.
     """
 
     def __init__(
@@ -256,8 +345,10 @@ class _CaptureStream:
         *,
         categorical: frozenset[str] = frozenset(),
         text: Mapping[str, tuple[str, ...]] | None = None,
+        sample: RecordSample | None = None,
     ) -> None:
         self.source, self.prefixes, self.features = source, prefixes, features
+        self.sample = sample
         self.categorical = categorical
         self.text = dict(text or {})
         self.attribute, self.batch_rows = attribute, batch_rows
@@ -280,6 +371,8 @@ class _CaptureStream:
 
     def _collect(self, rows: list[dict[str, Any]]) -> None:
         self.scores.extend(s for s in map(row_score, rows) if s is not None)
+        if self.sample is not None:
+            self.sample.offer([row["features"] for row in rows])
         if self.attribute is not None:
             name = self.attribute.attribute
             self.groups.extend(row["features"].get(name) for row in rows)

@@ -19,10 +19,15 @@ Examples
 ...     threshold: 40               # numeric attribute: groups "<= 40" and "> 40"
 ...     favorable: benign           # the predicted class that counts as the favorable outcome
 ...     limits: {max_demographic_parity_difference: 0.1, min_disparate_impact_ratio: 0.8}
+...   attribution:                  # the drift scorer's attribution drift (ADR 73)
+...     min_ndcg: 0.9               # drift when the live ranking's NDCG falls below
+...     sample_rows: 2000           # captured rows of the window explained (seeded)
 ... ''')
 >>> policy = MonitoringPolicy.model_validate(config["monitoring"])
 >>> policy.performance.metric, policy.bias.groups([25.0, 41.0]).tolist()
 ('accuracy', ['<= 40', '> 40'])
+>>> policy.attribution.min_ndcg, policy.attribution.seed
+(0.9, 0)
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from pydantic import Field
 
+from flywheel.drift.attribution import AttributionPolicy
 from flywheel.drift.bias import BiasPolicy, BiasResult, bias_report
 from flywheel.errors import InvalidInputError
 from flywheel.models import Frozen
@@ -142,6 +148,8 @@ class MonitoringPolicy(Frozen):
     window_hours: int = Field(default=24, ge=1, le=24 * 31)
     performance: PerformancePolicy | None = None
     bias: ProtectedAttribute | None = None
+    #: Attribution drift in the drift scorer's runs (on by default).
+    attribution: AttributionPolicy = Field(default_factory=AttributionPolicy)
 
     def performance_rule(self, gate_metric: str) -> PerformancePolicy:
         """The configured rule, or: ``gate_metric`` at most 10% worse than the holdout."""

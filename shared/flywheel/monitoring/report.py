@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
     from numpy.typing import NDArray
 
+    from flywheel.drift.attribution import AttributionDrift
     from flywheel.drift.bias import BiasResult
     from flywheel.drift.profile import CategoricalProfile, NumericProfile, ReferenceProfile
     from flywheel.drift.scorer import DriftResult, FeatureDrift, PredictionDrift
@@ -69,6 +70,7 @@ svg{display:block;max-width:100%;height:auto}
 .legend span{display:inline-block;width:10px;height:10px;margin:0 4px 0 10px;border-radius:2px}
 dl{display:grid;grid-template-columns:max-content auto;gap:2px 12px;margin:8px 0 20px}
 dt{color:#57606a}dd{margin:0}
+.bar{display:block;height:6px;margin:1px 0;border-radius:2px;min-width:1px}
 """
 
 
@@ -108,6 +110,7 @@ def render_html(
     parts = [
         *_document_start(heading),
         _summary_line(result),
+        _attribution_line(result.attribution_drift),
         _labels(result.labels),
         "</header><main>",
         '<section id="summary"><h2>Features</h2>',
@@ -119,6 +122,8 @@ def render_html(
     ]
     if result.prediction_drift is not None:
         parts.append(_prediction_section(result.prediction_drift))
+    if result.attribution_drift is not None:
+        parts.append(_attribution_section(result.attribution_drift))
     if performance is not None:
         parts.append(_performance_section(performance))
     if bias is not None:
@@ -288,6 +293,55 @@ def _prediction_section(drift: PredictionDrift) -> str:
         f"(moved needs p &lt; {drift.alpha:g})</p>"
         f'<p class="meta">{drift.window_rows:,} scored rows in the window, '
         f"{drift.holdout_rows:,} in the holdout</p></section>"
+    )
+
+
+def _attribution_line(drift: AttributionDrift | None) -> str:
+    if drift is None or drift.ndcg is None:
+        return ""
+    text = (
+        f"{'Attribution drift' if drift.drifted else 'No attribution drift'}: importance "
+        f"ranking NDCG {drift.ndcg:.3f} (drift if < {drift.threshold:g})."
+    )
+    verdict = "drift" if drift.drifted else "no_drift"
+    return f'<p class="verdict {verdict}" id="attribution-verdict">{_e(text)}</p>'
+
+
+def _attribution_section(drift: AttributionDrift) -> str:
+    """The live importance ranking against training's, feature by feature (ADR 73)."""
+    head = '<section id="attributions"><h2>Attributions</h2>'
+    if drift.ndcg is None:
+        return (
+            f'{head}<p class="verdict insufficient_data">not measured: '
+            f"{_e(drift.reason or 'no reason given')}</p></section>"
+        )
+    verdict = "changed" if drift.drifted else "stable"
+    how = f"{drift.method}, mean |SHAP| in {drift.space}"
+    if drift.approximate and drift.error_bound is not None:
+        how += f", sampled: each value within ±{_num(drift.error_bound)}"
+    top = max([max(f.baseline, f.live) for f in drift.features] + [1e-300])
+    rows = "".join(
+        f"<tr><td>{_e(f.feature)}</td>"
+        f'<td class="num">{f.baseline_rank} → {f.live_rank}</td>'
+        f'<td class="num">{_num(f.baseline)}</td><td class="num">{_num(f.live)}</td>'
+        f'<td class="num">{"+" if f.change > 0 else ""}{_num(f.change)}</td>'
+        f'<td style="width:30%"><span class="bar" style="width:{100 * f.baseline / top:.1f}%;'
+        f'background:{_REF_COLOUR}"></span><span class="bar" style="width:'
+        f"{100 * f.live / top:.1f}%;background:"
+        f'{_DRIFT_COLOUR if drift.drifted else _CUR_COLOUR}"></span></td></tr>'
+        for f in drift.features
+    )
+    return (
+        f"{head}"
+        f'<p class="verdict {"drift" if drift.drifted else "no_drift"}">'
+        f"{verdict}: the window's importance ranking against training's, NDCG "
+        f"{drift.ndcg:.3f} (drift if &lt; {drift.threshold:g})</p>"
+        f'<p class="meta">{drift.sample_rows:,} of {drift.window_rows:,} captured rows '
+        f"explained (seed {drift.seed}; {_e(how)}); gains are the training importance, "
+        "ranked by the window's</p>"
+        "<table><tr><th>Feature</th><th>Rank (training → window)</th>"
+        "<th>Mean |SHAP|, training</th><th>Mean |SHAP|, window</th><th>Change</th>"
+        f"<th>training / window</th></tr>{rows}</table></section>"
     )
 
 

@@ -80,7 +80,7 @@ if TYPE_CHECKING:
     from flywheel.serving.routing import AbTest
     from flywheel.serving.settings import ServingSettings
 
-__all__ = ["InferenceService", "ServedModel", "resolve_version"]
+__all__ = ["InferenceService", "ServedModel", "model_outputs", "resolve_version"]
 
 #: Shadow scorings allowed to wait; beyond this they are skipped (and counted).
 MAX_PENDING_SHADOW = 16
@@ -530,7 +530,7 @@ def _explained(
     """
     explainer = served.explainer
     assert explainer is not None
-    model = _model_outputs(served) if explainer.approximate else None
+    model = model_outputs(served) if explainer.approximate else None
     try:
         x = served.features.transform(matrix) if served.features is not None else matrix
         explanation = explainer.explain(x, model=model, expanded=expanded)
@@ -560,8 +560,11 @@ def _explained(
     return response.model_copy(update={"explanations": bodies})
 
 
-def _model_outputs(served: ServedModel) -> Callable[[Any], Any]:
-    """The served model as ``X -> [rows, explained outputs]`` (probabilities or values)."""
+def model_outputs(served: ServedModel) -> Callable[[Any], Any]:
+    """The served model as ``X -> [rows, explained outputs]`` (probabilities or values).
+
+    What a sampling (approximate) explainer evaluates: the outputs it explains.
+    """
     import numpy as np
 
     classes = served.version.output_schema.classes

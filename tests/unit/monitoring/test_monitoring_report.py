@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from flywheel.drift.attribution import compare_attributions
 from flywheel.drift.bias import bias_report
 from flywheel.drift.profile import build_profile
 from flywheel.drift.scorer import observe_window, score_window
@@ -58,6 +59,15 @@ def page() -> str:
     ).astype(object)
     window = observe_window(reference, current)
     result = score_window(reference, window, labels={"model": "churn", "version": "3"})
+    attribution = compare_attributions(
+        {"amount": 0.9, HOSTILE: 0.4, "tier": 0.2, "region": 0.1},
+        {"amount": 0.1, HOSTILE: 0.5, "tier": 0.2, "region": 0.3},
+        sample_rows=600,
+        window_rows=600,
+        method="tree_shap",
+        space="log_odds",
+    )
+    result = result.model_copy(update={"attribution_drift": attribution})
     bias = bias_report(current[:, 3], rng.integers(0, 2, size=600), attribute="region")
     performance = evaluate_performance(
         measure_window(Task.CLASSIFICATION, rng.integers(0, 2, 600), rng.integers(0, 2, 600)),
@@ -86,6 +96,21 @@ def test_the_page_is_self_contained_and_escapes_names(page: str) -> None:
     assert "&lt;script&gt;alert" in page
 
 
+def test_the_attribution_section_ranks_every_feature_against_training(page: str) -> None:
+    section = page[page.index('<section id="attributions">') :]
+    section = section[: section.index("</section>")]
+
+    assert "changed: the window's importance ranking against training's, NDCG 0." in section
+    assert "drift if &lt; 0.9" in section
+    assert "600 of 600 captured rows explained (seed 0; tree_shap, mean |SHAP| in log_odds)" in (
+        section
+    )
+    ranks = re.findall(r'<td class="num">(\d) → (\d)</td>', section)
+    assert ranks == [("1", "4"), ("2", "1"), ("3", "3"), ("4", "2")]
+    assert "&lt;script&gt;alert" in section
+    assert 'id="attribution-verdict"' in page
+
+
 def test_verdicts_thresholds_and_the_result_json_are_in_the_page(page: str) -> None:
     assert 'id="dataset-verdict"' in page
     assert "drift if p &lt; 0.05" in page
@@ -98,6 +123,7 @@ def test_verdicts_thresholds_and_the_result_json_are_in_the_page(page: str) -> N
     document = json.loads(payload.group(1))
     assert document["verdict"] == "drift"
     assert document["features"][1]["feature"] == HOSTILE
+    assert document["attribution_drift"]["drifted"] is True
 
 
 @pytest.mark.chromium
@@ -147,6 +173,9 @@ def test_the_report_renders_in_headless_chromium_without_console_errors(
     assert dom.stdout.count("<svg") == 4
     assert dom.stdout.count("<rect") > 40
     assert "<polyline" in dom.stdout
+    # The attribution table: one row per feature, two bars each (training and window).
+    attributions = dom.stdout[dom.stdout.index('<section id="attributions">') :]
+    assert attributions[: attributions.index("</section>")].count('class="bar"') == 8
     # No console messages at all (errors, CSP violations, failed loads) from the page.
     console = [line for line in dom.stderr.splitlines() if "CONSOLE" in line]
     assert console == []
