@@ -22,6 +22,8 @@ class AuditAction(StrEnum):
     APPROVED = "approved"
     REJECTED = "rejected"
     CANARY_STARTED = "canary_started"
+    #: The next step of a multi-step canary: a larger share of traffic after a healthy check.
+    CANARY_ADVANCED = "canary_advanced"
     CANARY_ABORTED = "canary_aborted"
     PROMOTED = "promoted"
     ROLLED_BACK = "rolled_back"

@@ -261,6 +261,7 @@ class Platform(abc.ABC):
             serving=self.serving_control,
             health=self.canary_health,
             default_canary_weight=self.settings.canary_weight,
+            canary_steps=self.settings.canary_steps,
             capture=self.capture,
             prediction_psi=self.settings.canary_prediction_psi,
             prediction_min_rows=self.settings.canary_prediction_min_rows,

@@ -83,6 +83,7 @@ _LIFECYCLE = frozenset(
         AuditAction.VERSION_REGISTERED,
         AuditAction.APPROVAL_REQUESTED,
         AuditAction.CANARY_STARTED,
+        AuditAction.CANARY_ADVANCED,
         AuditAction.CANARY_ABORTED,
         AuditAction.PROMOTED,
         AuditAction.ROLLED_BACK,
@@ -105,6 +106,7 @@ _TRAINING_RUNS = frozenset(
 _PROMOTION_RUNS = frozenset(
     {
         AuditAction.CANARY_STARTED,
+        AuditAction.CANARY_ADVANCED,
         AuditAction.CANARY_ABORTED,
         AuditAction.PROMOTED,
         AuditAction.ROLLED_BACK,
@@ -146,7 +148,7 @@ _RUNS = ("MODEL#", "RUN#")
 #: The auxiliary records each capability may write: (partition prefix, sort prefix).
 RECORDS: dict[Capability, frozenset[tuple[str, str]]] = {
     Capability.TRAINING_RUNS: _TRAINING_RECORDS | {_RUNS},
-    Capability.PROMOTION_RUNS: frozenset({("MODEL#", "SERVING")}),
+    Capability.PROMOTION_RUNS: frozenset({("MODEL#", "SERVING"), ("MODEL#", "CANARY")}),
     Capability.WORKFLOWS: _TRAINING_RECORDS | {("MODEL#", "SERVING")},
     Capability.APPROVALS: frozenset({("APPROVAL#", "APPROVAL")}),
     Capability.TRAINING: frozenset({_RUNS}),
