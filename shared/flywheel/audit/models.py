@@ -43,6 +43,9 @@ class AuditAction(StrEnum):
     STAGE_PROMOTED_IN = "stage_promoted_in"
     #: A version copied out to another stage's registry (ADR 65).
     STAGE_PROMOTED_OUT = "stage_promoted_out"
+    #: A shadow or A/B experiment began, or ended (ADR 75).
+    EXPERIMENT_STARTED = "experiment_started"
+    EXPERIMENT_STOPPED = "experiment_stopped"
 
 
 REASON_REQUIRED: frozenset[AuditAction] = frozenset(
@@ -59,6 +62,7 @@ REASON_REQUIRED: frozenset[AuditAction] = frozenset(
         AuditAction.PROMOTION_FAILED,
         AuditAction.TRAINING_FAILED,
         AuditAction.DATA_VALIDATION_FAILED,
+        AuditAction.EXPERIMENT_STOPPED,
     }
 )
 

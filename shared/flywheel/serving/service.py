@@ -57,6 +57,7 @@ from flywheel.errors import (
 from flywheel.explain.artifact import Explainer, ExplainerError
 from flywheel.registry.models import Alias
 from flywheel.serving.capture import CaptureEntry, CaptureWriter
+from flywheel.serving.experiments import ExperimentKind, read_experiment
 from flywheel.serving.metrics import MetricLabels, scores
 from flywheel.serving.models import ExplanationBody, PredictResponse, Variant
 from flywheel.serving.predictor import OnnxModel
@@ -72,7 +73,7 @@ if TYPE_CHECKING:
 
     from flywheel.artifacts.ports import ArtifactStore
     from flywheel.registry.models import ModelVersion
-    from flywheel.registry.ports import ModelRegistry
+    from flywheel.registry.ports import ModelRegistry, RegistryStorage
     from flywheel.serving.capture import CaptureSink
     from flywheel.serving.metrics import ServingMetrics
     from flywheel.serving.models import PredictRequest
@@ -80,7 +81,7 @@ if TYPE_CHECKING:
     from flywheel.serving.routing import AbTest
     from flywheel.serving.settings import ServingSettings
 
-__all__ = ["InferenceService", "ServedModel", "resolve_version"]
+__all__ = ["InferenceService", "ServedModel", "ServingPlan", "resolve_version"]
 
 #: Shadow scorings allowed to wait; beyond this they are skipped (and counted).
 MAX_PENDING_SHADOW = 16
@@ -159,6 +160,21 @@ class ServedModel:
         return cls(version, model, validator, explainer)
 
 
+@dataclass(frozen=True)
+class ServingPlan:
+    """What the pinned version does now: its role, and the registry's experiment on it.
+
+    Refreshed in the background (:class:`~flywheel.serving.routing.RoleTracker`); a
+    request reads the latest plan and never waits for the registry.
+    """
+
+    role: Variant = Variant.CHAMPION
+    ab: tuple[AbTest, ServedModel] | None = None
+    shadow: ServedModel | None = None
+    #: The running experiment's id (``None``: none applies to this version).
+    experiment: str | None = None
+
+
 def resolve_version(registry: ModelRegistry, name: str, ref: str | int) -> ModelVersion:
     """A version of ``name`` by number (``3``, ``"3"``) or alias (``champion``, ``challenger``).
 
@@ -208,12 +224,11 @@ class InferenceService:
     capture
         The capture writer (``None``: capture off).
     role
-        Tracks whether ``primary`` is the champion or the canary; ``None``
-        reports ``champion``.
-    ab
-        An A/B test and the model of its arm ``b``.
-    shadow
-        A version that scores copies of requests in the background.
+        Tracks the :class:`ServingPlan`: whether ``primary`` is the champion or the
+        canary, and the registry's experiment on it; ``None`` reports ``champion``.
+    ab, shadow
+        A fixed A/B test (and the model of arm ``b``) or shadow version, set by the
+        deployment's variables: they replace the registry's experiments.
     features
         Online feature lookup for entity-only requests (``None``: records required).
     """
@@ -224,7 +239,7 @@ class InferenceService:
         primary: ServedModel,
         metrics: ServingMetrics,
         capture: CaptureWriter | None = None,
-        role: RoleTracker | None = None,
+        role: RoleTracker[ServingPlan] | None = None,
         ab: tuple[AbTest, ServedModel] | None = None,
         shadow: ServedModel | None = None,
         features: FeatureLookup | None = None,
@@ -241,14 +256,14 @@ class InferenceService:
         self.shadow = shadow
         self._timer = timer
         self._clock = clock
-        self._shadow_runner = _ShadowRunner(self) if shadow is not None else None
+        self._shadow_runner = _ShadowRunner(self)
 
     @classmethod
     def start(
         cls,
         settings: ServingSettings,
         *,
-        registry: ModelRegistry,
+        registry: RegistryStorage,
         artifacts: ArtifactStore,
         metrics: ServingMetrics,
         sink: CaptureSink | None = None,
@@ -257,12 +272,16 @@ class InferenceService:
     ) -> InferenceService:
         """Resolve and load everything the settings pin; fail fast if anything is wrong.
 
+        A running experiment of the registry (:mod:`flywheel.serving.experiments`) is
+        loaded now and picked up, or dropped, by the background refresh; a version that
+        fails to load is left out (counted as ``ShadowFailures``) and tried again then.
+
         Parameters
         ----------
         settings
             The deployment's settings (``FLYWHEEL_MODEL_NAME`` is required).
         registry, artifacts
-            Where versions and their ONNX bytes are.
+            Where versions, the experiment record and the ONNX bytes are.
         metrics
             Where request metrics go.
         sink
@@ -316,15 +335,41 @@ class InferenceService:
 
         primary = load(settings.model_version)
         pinned = primary.version.version
-
-        def lookup() -> Variant:
-            model = registry.get_model(name)
-            return role_of(pinned, champion=model.champion, challenger=model.challenger)
-
-        role = RoleTracker(lookup, initial=lookup(), ttl_seconds=settings.role_refresh_seconds)
         ab_test = settings.ab_test
         ab = (ab_test, load(ab_test.challenger)) if ab_test is not None else None
         shadow = load(settings.shadow_version) if settings.shadow_version is not None else None
+        fixed = ab is not None or shadow is not None
+        loaded: dict[int, ServedModel] = {}
+
+        def experiment_model(version: int) -> ServedModel | None:
+            if version not in loaded:
+                try:
+                    loaded.clear()  # one experiment at a time: drop the last one's session
+                    loaded[version] = load(version)
+                except FlywheelError:
+                    metrics.shadow_failed(MetricLabels(name, version, Variant.SHADOW.value))
+                    return None
+            return loaded[version]
+
+        def lookup() -> ServingPlan:
+            model = registry.get_model(name)
+            role = role_of(pinned, champion=model.champion, challenger=model.challenger)
+            found = None if fixed else read_experiment(registry, name)
+            experiment = found[0] if found is not None else None
+            if experiment is None or not experiment.running or experiment.control != pinned:
+                return ServingPlan(role=role)
+            served = experiment_model(experiment.version)
+            if served is None:
+                return ServingPlan(role=role)
+            test = experiment.ab_test()
+            return ServingPlan(
+                role=role,
+                ab=(test, served) if test is not None else None,
+                shadow=served if experiment.kind is ExperimentKind.SHADOW else None,
+                experiment=experiment.id,
+            )
+
+        role = RoleTracker(lookup, initial=lookup(), ttl_seconds=settings.role_refresh_seconds)
         capture = None
         if sink is not None and settings.capture_enabled:
             capture = CaptureWriter(
@@ -416,8 +461,9 @@ class InferenceService:
                     body=body,
                 )
             )
-        if self._shadow_runner is not None:
-            self._shadow_runner.submit(rows, request_id, request.entity_id, body)
+        shadow = self._variants()[1]
+        if shadow is not None:
+            self._shadow_runner.submit(shadow, rows, request_id, request.entity_id, body)
         self.metrics.request_served(
             labels,
             rows=len(rows),
@@ -439,12 +485,22 @@ class InferenceService:
 
     def current_variant(self) -> Variant:
         """The role of the pinned version right now (``champion`` or ``canary``)."""
-        return self.role.current() if self.role is not None else Variant.CHAMPION
+        return self.plan().role
+
+    def plan(self) -> ServingPlan:
+        """What the pinned version does now (the last refresh's answer; never waits)."""
+        return self.role.current() if self.role is not None else ServingPlan()
+
+    def _variants(self) -> tuple[tuple[AbTest, ServedModel] | None, ServedModel | None]:
+        """The A/B arm and the shadow to apply: the deployment's own, else the registry's."""
+        if self.ab is not None or self.shadow is not None:
+            return self.ab, self.shadow
+        plan = self.plan()
+        return plan.ab, plan.shadow
 
     def flush(self) -> None:
         """Finish background work now: shadow scorings, then capture writes (tests, shutdown)."""
-        if self._shadow_runner is not None:
-            self._shadow_runner.drain()
+        self._shadow_runner.drain()
         if self.capture is not None:
             self.capture.flush()
 
@@ -465,9 +521,10 @@ class InferenceService:
         return dict(zip(names, self.features(entity_id, names), strict=True))
 
     def _route(self, key: str | None) -> tuple[ServedModel, Variant]:
-        if self.ab is None:
+        ab = self._variants()[0]
+        if ab is None:
             return self.primary, self.current_variant()
-        test, arm_b = self.ab
+        test, arm_b = ab
         arm = assign_arm(key, weight=test.weight, salt=test.salt)
         return (arm_b if arm is Variant.B else self.primary), arm
 
@@ -553,13 +610,16 @@ class _ShadowRunner:
         self._service = service
         self._pending = 0
         self._lock = threading.Lock()
-        self._queue: list[tuple[Sequence[Mapping[str, Any]], str, str | None, str | None]] = []
+        self._queue: list[
+            tuple[ServedModel, Sequence[Mapping[str, Any]], str, str | None, str | None]
+        ] = []
         self._wake = threading.Condition(self._lock)
         self._idle = threading.Condition(self._lock)
         self._thread: threading.Thread | None = None
 
     def submit(
         self,
+        shadow: ServedModel,
         rows: Sequence[Mapping[str, Any]],
         request_id: str,
         entity: str | None,
@@ -571,7 +631,7 @@ class _ShadowRunner:
             else:
                 skipped = False
                 self._pending += 1
-                self._queue.append((rows, request_id, entity, body))
+                self._queue.append((shadow, rows, request_id, entity, body))
                 if self._thread is None:
                     self._thread = threading.Thread(
                         target=self._run, name="flywheel-shadow", daemon=True
@@ -579,7 +639,7 @@ class _ShadowRunner:
                     self._thread.start()
                 self._wake.notify()
         if skipped:
-            self._failed()
+            self._failed(shadow)
 
     def drain(self, timeout: float = 10.0) -> None:
         deadline = time.monotonic() + timeout
@@ -592,11 +652,11 @@ class _ShadowRunner:
             with self._lock:
                 while not self._queue:
                     self._wake.wait()
-                rows, request_id, entity, body = self._queue.pop(0)
+                shadow, rows, request_id, entity, body = self._queue.pop(0)
             try:
-                self._score(rows, request_id, entity, body)
+                self._score(shadow, rows, request_id, entity, body)
             except Exception:
-                self._failed()
+                self._failed(shadow)
             finally:
                 with self._lock:
                     self._pending -= 1
@@ -604,14 +664,13 @@ class _ShadowRunner:
 
     def _score(
         self,
+        shadow: ServedModel,
         rows: Sequence[Mapping[str, Any]],
         request_id: str,
         entity: str | None,
         body: str | None = None,
     ) -> None:
         service = self._service
-        shadow = service.shadow
-        assert shadow is not None
         started = service._timer()
         prediction = shadow.model.predict(shadow.validator.matrix(rows))
         latency_ms = (service._timer() - started) * 1000.0
@@ -631,10 +690,9 @@ class _ShadowRunner:
                 )
             )
 
-    def _failed(self) -> None:
+    def _failed(self, shadow: ServedModel) -> None:
         service = self._service
-        assert service.shadow is not None
-        labels = MetricLabels(service.name, service.shadow.version.version, Variant.SHADOW.value)
+        labels = MetricLabels(service.name, shadow.version.version, Variant.SHADOW.value)
         # Metrics must never break the background thread.
         with contextlib.suppress(Exception):
             service.metrics.shadow_failed(labels)

@@ -20,6 +20,7 @@ from flywheel.audit.models import AuditAction, AuditDraft
 from flywheel.drift.profile import NumericProfile, ReferenceProfile
 from flywheel.errors import (
     ApprovalArtifactMismatchError,
+    ExperimentInProgressError,
     IllegalTransitionError,
     NoPreviousChampionError,
     PromotionInProgressError,
@@ -34,6 +35,7 @@ from flywheel.serving.comparison import (
     prediction_shift,
     prediction_shift_from_reference,
 )
+from flywheel.serving.experiments import read_experiment
 from flywheel.workflows.ports import AlarmState, AliasRouting
 from flywheel.workflows.records import (
     CANARY,
@@ -175,6 +177,8 @@ class PromotionSteps:
             The approval event names another artifact than the registered one.
         PromotionInProgressError
             Another version of the model is on canary.
+        ExperimentInProgressError
+            The model runs a shadow or A/B experiment.
         """
         name, number = state.model_name, state.version
         version = self._registry.get_version(name, number)
@@ -192,6 +196,8 @@ class PromotionSteps:
                 field="artifact_sha256",
             )
         self._check_no_other_canary(self._registry.get_model(name), number)
+        if version.status is VersionStatus.APPROVED:
+            self._check_no_experiment(name)
         published = self._serving.publish(name, number)
         return PublishResult(
             function_name=published.function_name,
@@ -207,6 +213,19 @@ class PromotionSteps:
                 "it back first",
                 field="version",
                 details={"challenger": model.challenger},
+            )
+
+    def _check_no_experiment(self, name: str) -> None:
+        """A canary would mix its traffic into a running experiment's comparison."""
+        found = read_experiment(self._records, name)
+        if found is not None and found[0].running:
+            experiment = found[0]
+            raise ExperimentInProgressError(
+                f"{name!r} runs the {experiment.kind} experiment {experiment.id} of version "
+                f"{experiment.version}: stop it (flywheel experiment stop) or promote its "
+                "winner (flywheel experiment promote-winner) first",
+                field="experiment",
+                details={"experiment": experiment.id},
             )
 
     # -- ShiftAlias ----------------------------------------------------------------------------
@@ -246,6 +265,7 @@ class PromotionSteps:
         status = self._registry.get_version(name, number).status
         if step.number == 1:
             if status is not VersionStatus.CANARY:
+                self._check_no_experiment(name)
                 self._registry.start_canary(
                     name,
                     number,
@@ -597,6 +617,8 @@ class PromotionSteps:
         ------
         PromotionInProgressError
             A canary is running on alias live (finish or roll back it first).
+        ExperimentInProgressError
+            An experiment runs (stop it, or promote its winner through the workflow).
         ServingControlError
             Publishing or routing failed (nothing changed), or the alias could not be put
             back after the registry refused (``details["diverged"]``).
@@ -604,6 +626,7 @@ class PromotionSteps:
         self._registry.resolve(name, version)  # unknown model or version: nothing to do
         model = self._registry.get_model(name)
         self._check_no_other_canary(model, version)
+        self._check_no_experiment(name)
         lambda_version = self._serving.publish(name, version).lambda_version
 
         def promote(records: tuple[RecordWrite, ...]) -> ModelVersion:

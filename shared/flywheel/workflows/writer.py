@@ -130,6 +130,8 @@ ACTIONS: dict[Capability, frozenset[AuditAction]] = {
         AuditAction.MODEL_CONFIGURED,
         AuditAction.FEATURE_VIEW_REGISTERED,
         AuditAction.STAGE_PROMOTED_OUT,
+        AuditAction.EXPERIMENT_STARTED,
+        AuditAction.EXPERIMENT_STOPPED,
     },
     Capability.FEATURES: frozenset(),
     Capability.PROMOTIONS: frozenset(
@@ -157,6 +159,7 @@ RECORDS: dict[Capability, frozenset[tuple[str, str]]] = {
             _RUNS,
             ("MODEL#", "CONFIG"),
             ("MODEL#", "SERVING"),
+            ("MODEL#", "EXPERIMENT"),
             ("FEATURE_VIEWS", "CATALOG"),
             ("FEATURE_VIEW#", "VERSION#"),
         }
