@@ -416,7 +416,9 @@ class InferenceService:
             The model failed at run time (HTTP 500).
         """
         started = self._timer()
-        served, variant = self._route(request.assignment_key)
+        plan = self.plan()  # read once: a refresh may swap it during the request
+        ab, shadow = (self.ab, self.shadow) if self._fixed else (plan.ab, plan.shadow)
+        served, variant = self._route(request.assignment_key, ab, plan.role)
         labels = MetricLabels(self.name, served.version.version, variant)
         if name != self.name:
             self.metrics.request_rejected(labels, code=ModelNotFoundError.code)
@@ -461,7 +463,6 @@ class InferenceService:
                     body=body,
                 )
             )
-        shadow = self._variants()[1]
         if shadow is not None:
             self._shadow_runner.submit(shadow, rows, request_id, request.entity_id, body)
         self.metrics.request_served(
@@ -491,12 +492,10 @@ class InferenceService:
         """What the pinned version does now (the last refresh's answer; never waits)."""
         return self.role.current() if self.role is not None else ServingPlan()
 
-    def _variants(self) -> tuple[tuple[AbTest, ServedModel] | None, ServedModel | None]:
-        """The A/B arm and the shadow to apply: the deployment's own, else the registry's."""
-        if self.ab is not None or self.shadow is not None:
-            return self.ab, self.shadow
-        plan = self.plan()
-        return plan.ab, plan.shadow
+    @property
+    def _fixed(self) -> bool:
+        """Whether the deployment's variables fix the A/B test or the shadow."""
+        return self.ab is not None or self.shadow is not None
 
     def flush(self) -> None:
         """Finish background work now: shadow scorings, then capture writes (tests, shutdown)."""
@@ -520,10 +519,11 @@ class InferenceService:
         names = served.version.input_schema.feature_names
         return dict(zip(names, self.features(entity_id, names), strict=True))
 
-    def _route(self, key: str | None) -> tuple[ServedModel, Variant]:
-        ab = self._variants()[0]
+    def _route(
+        self, key: str | None, ab: tuple[AbTest, ServedModel] | None, role: Variant
+    ) -> tuple[ServedModel, Variant]:
         if ab is None:
-            return self.primary, self.current_variant()
+            return self.primary, role
         test, arm_b = ab
         arm = assign_arm(key, weight=test.weight, salt=test.salt)
         return (arm_b if arm is Variant.B else self.primary), arm
