@@ -365,3 +365,25 @@ def test_a_step_that_fails_is_named_and_repaired(stepped: World) -> None:
     assert stepped.registry.get_version(MODEL, 2).status is VersionStatus.ROLLED_BACK
     assert stepped.actions()[-3:] == ["canary_started", "canary_advanced", "promotion_failed"]
     assert stepped.registry.verify(MODEL).ok
+
+
+def test_a_check_that_fails_at_a_later_step_is_named_as_the_check(stepped: World) -> None:
+    approve_new_version(stepped, "run-2")
+    original = stepped.health.alarm_states
+    checks = 0
+
+    def unreachable_at_the_second_check(model: str) -> dict[str, AlarmState]:
+        nonlocal checks
+        checks += 1
+        if checks == 2:
+            stepped.health.fail = True  # CloudWatch cannot be read during step 2's check
+        return original(model)
+
+    stepped.health.alarm_states = unreachable_at_the_second_check  # type: ignore[method-assign]
+
+    execution = stepped.promote()
+
+    assert execution.error == "PromotionFailed"
+    assert execution.state["failure"]["Payload"]["failed_step"] == "CheckCanary"
+    assert served(stepped) == (AliasRouting(primary="2"), 1)
+    assert stepped.registry.get_version(MODEL, 2).status is VersionStatus.ROLLED_BACK
