@@ -44,6 +44,7 @@ from aws_cdk import aws_apigateway as apigw
 from flywheel.monitoring.feedback import FeedbackRequest
 from flywheel.serving.models import PredictRequest
 from flywheel.workflows.approvals import DecisionRequest
+from flywheel.workflows.promotion_requests import PromotionRequest
 from flywheel.workflows.retrain import RetrainRequest
 
 if TYPE_CHECKING:
@@ -61,6 +62,7 @@ REQUEST_MODELS: dict[str, type[BaseModel]] = {
     "ApprovalDecision": DecisionRequest,
     "Feedback": FeedbackRequest,
     "RetrainRequest": RetrainRequest,
+    "PromotionRequest": PromotionRequest,
 }
 
 #: The JSON types pydantic's lax mode turns into each scalar type.

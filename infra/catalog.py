@@ -158,7 +158,7 @@ def _functions() -> dict[str, FunctionSpec]:
             CONTROL_LAYERS,
             512,
             15,
-            "POST /v1/models/{name}/retrain: the only producer of RetrainRequested",
+            "POST /v1/models/{name}/retrain and /promotions: RetrainRequested, PromotionRequested",
         ),
         FunctionSpec(
             "feedback",

@@ -38,6 +38,7 @@ from flywheel.project.settings import (
 
 if TYPE_CHECKING:
     from flywheel.project import LoadedProject
+    from flywheel.settings import CanaryStep
 
 __all__ = [
     "DEFAULT_PROJECT",
@@ -106,8 +107,15 @@ class StageConfig(StageSettings):
         return self.training_timeout_hours * 3600 + self.approval_timeout_seconds
 
     @property
+    def canary_plans(self) -> dict[str, tuple[CanaryStep, ...]]:
+        """Each model's canary steps (its own, or one step of the stage's defaults)."""
+        return {m.name: self.canary_steps(m) for m in self.models}
+
+    @property
     def promotion_workflow_timeout_seconds(self) -> int:
-        return self.bake_seconds + 3600
+        """The longest canary's bakes plus an hour for its steps' tasks."""
+        bakes = [sum(s.bake_seconds for s in plan) for plan in self.canary_plans.values()]
+        return max(bakes) + 3600
 
 
 def stage_configs(project: LoadedProject) -> dict[str, StageConfig]:

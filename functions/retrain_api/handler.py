@@ -1,10 +1,12 @@
-"""``POST /v1/models/{name}/retrain``: ask for a training run of a configured model.
+"""The operator's requests: the only producer of ``flywheel.operator`` events.
 
-Body ``{"reason": "...", "code_version": "<git sha>"?}``. Puts ``RetrainRequested`` (source
-``flywheel.operator``) on the project bus with ``detail`` ``{"model_name", "requested_by",
-"reason"}`` (plus ``code_version`` when given); the requester is
-the authenticated caller (IAM ``userArn`` or Cognito claims), never a field of the body.
-Answers 202 with the event id: the training workflow starts asynchronously. Errors: 400
+``POST /v1/models/{name}/retrain`` (body ``{"reason", "code_version"?}``) puts
+``RetrainRequested``: a training run of a configured model. ``POST
+/v1/models/{name}/promotions`` (body ``{"version", "reason"}``) puts
+``PromotionRequested``: the promotion workflow for an approved version (404 unknown
+version, 409 not approved, or a canary or experiment running). The requester is the
+authenticated caller (IAM ``userArn`` or Cognito claims), never a field of the body.
+Both answer 202 with the event id (the workflows start asynchronously). Errors: 400
 invalid body or name, 401 no identity, 404 model not configured, 502 bus unavailable.
 """
 
@@ -23,10 +25,15 @@ from flywheel.composition import AwsPlatform, check_environment
 from flywheel.serving import http
 from flywheel.settings import Settings
 
-# Runtime import: Powertools reads the route's annotations to validate the body.
+# Runtime imports: Powertools reads the routes' annotations to validate the bodies.
+from flywheel.workflows.promotion_requests import (  # noqa: TC001
+    PromotionReceipt,
+    PromotionRequest,
+)
 from flywheel.workflows.retrain import RetrainReceipt, RetrainRequest  # noqa: TC001
 
 if TYPE_CHECKING:
+    from flywheel.workflows.promotion_requests import PromotionRequests
     from flywheel.workflows.retrain import RetrainRequests
 
 app = APIGatewayRestResolver(enable_validation=True, json_body_deserializer=http.parse_json_body)
@@ -45,6 +52,12 @@ def _service() -> RetrainRequests:
     return AwsPlatform(Settings()).retrain_requests()
 
 
+@functools.cache
+def _promotions() -> PromotionRequests:
+    """Composition root of the promotions route (the same platform settings)."""
+    return AwsPlatform(Settings()).promotion_requests()
+
+
 @app.post("/v1/models/<model_name>/retrain", summary="Ask for a training run")
 def retrain(model_name: ModelName, body: RetrainRequest) -> tuple[RetrainReceipt, int]:
     receipt = _service().request(
@@ -55,6 +68,16 @@ def retrain(model_name: ModelName, body: RetrainRequest) -> tuple[RetrainReceipt
     )
     metrics.add_dimension("Model", receipt.model_name)
     metrics.add_metric("RetrainRequested", MetricUnit.Count, 1)
+    return receipt, 202
+
+
+@app.post("/v1/models/<model_name>/promotions", summary="Ask for a version's promotion")
+def promotions(model_name: ModelName, body: PromotionRequest) -> tuple[PromotionReceipt, int]:
+    receipt = _promotions().request(
+        model_name, version=body.version, requested_by=caller_identity(app), reason=body.reason
+    )
+    metrics.add_dimension("Model", receipt.model_name)
+    metrics.add_metric("PromotionRequested", MetricUnit.Count, 1)
     return receipt, 202
 
 

@@ -67,7 +67,7 @@ def dead_letter_queue(
 
 class EventRouting(Construct):
     """Schedule, DriftDetected, PerformanceDegraded, RetrainRequested -> training;
-    VersionApproved -> promotion.
+    VersionApproved, PromotionRequested -> promotion.
 
     Rules on the project bus match ``source`` and ``detail-type``; producers' roles may
     only emit their own source (``events_access``). Input transformers hand the workflows
@@ -155,29 +155,39 @@ class EventRouting(Construct):
                 ],
             )
 
-        self.rules["VersionApproved"] = events.Rule(
-            self,
-            "VersionApproved",
-            rule_name=f"{prefix}-promotion-on-VersionApproved",
-            description="VersionApproved -> promotion workflow (canary)",
-            event_bus=bus,
-            event_pattern=events.EventPattern(
-                source=[SOURCE_APPROVALS], detail_type=["VersionApproved"]
+        def to_promotion() -> targets.SfnStateMachine:
+            return targets.SfnStateMachine(
+                promotion,
+                input=events.RuleTargetInput.from_object(
+                    {
+                        "model_name": E.from_path("$.detail.model_name"),
+                        "version": E.from_path("$.detail.version"),
+                        "event_id": E.event_id,
+                        "approval": E.from_path("$.detail"),
+                    }
+                ),
+                dead_letter_queue=self.promotion_dlq,
+                retry_attempts=8,
+                max_event_age=Duration.hours(1),
+            )
+
+        # detail-type -> the only source it starts a promotion from: the approval function,
+        # or the operator's promotions route (an approved version, e.g. an experiment's
+        # winner; flywheel.workflows.promotion_requests).
+        for detail_type, source, description in (
+            ("VersionApproved", SOURCE_APPROVALS, "VersionApproved -> promotion workflow (canary)"),
+            (
+                "PromotionRequested",
+                SOURCE_OPERATOR,
+                "PromotionRequested -> promotion workflow (canary) for an approved version",
             ),
-            targets=[
-                targets.SfnStateMachine(
-                    promotion,
-                    input=events.RuleTargetInput.from_object(
-                        {
-                            "model_name": E.from_path("$.detail.model_name"),
-                            "version": E.from_path("$.detail.version"),
-                            "event_id": E.event_id,
-                            "approval": E.from_path("$.detail"),
-                        }
-                    ),
-                    dead_letter_queue=self.promotion_dlq,
-                    retry_attempts=8,
-                    max_event_age=Duration.hours(1),
-                )
-            ],
-        )
+        ):
+            self.rules[detail_type] = events.Rule(
+                self,
+                detail_type,
+                rule_name=f"{prefix}-promotion-on-{detail_type}",
+                description=description,
+                event_bus=bus,
+                event_pattern=events.EventPattern(source=[source], detail_type=[detail_type]),
+                targets=[to_promotion()],
+            )

@@ -115,6 +115,8 @@ class InferenceApi(Construct):
       configured model; any other name gets a 404 from a mock integration);
     - ``POST /v1/models/{name}/retrain`` -> the retrain function (for any name: it answers
       404 for models without a workflow config);
+    - ``POST /v1/models/{name}/promotions`` -> the same function (the operator's requests):
+      the promotion workflow for an approved version;
     - ``POST /v1/approvals/{id}`` -> the approval function; with IAM auth the API's
       resource policy denies it to every principal but the stage's approvers;
     - ``POST /v1/feedback`` -> the feedback function.
@@ -225,19 +227,22 @@ class InferenceApi(Construct):
 
         predict_models = model("PredictRequest")
         retrain_models = model("RetrainRequest")
+        promotion_models = model("PromotionRequest")
         v1 = self.api.root.add_resource("v1")
         models = v1.add_resource("models")
         self.methods: list[apigw.Method] = []
 
         def add_retrain(resource: apigw.IResource) -> None:
-            self.methods.append(
-                resource.add_resource("retrain").add_method(
-                    "POST",
-                    apigw.LambdaIntegration(retrain),
-                    request_validator=validator,
-                    request_models=retrain_models,
+            """The operator's routes on a model resource: retrain, promotions."""
+            for path, models_ in (("retrain", retrain_models), ("promotions", promotion_models)):
+                self.methods.append(
+                    resource.add_resource(path).add_method(
+                        "POST",
+                        apigw.LambdaIntegration(retrain),
+                        request_validator=validator,
+                        request_models=models_,
+                    )
                 )
-            )
 
         for model_name, target in predictors.items():
             served = models.add_resource(model_name)

@@ -122,6 +122,8 @@ class Personas(Construct):
 
         engineer = grantees[ML_ENGINEER]
         data.grant_writer_capability(engineer, "operations")
+        # An experiment's winner (an approved version) goes to the promotion workflow.
+        self._invoke(engineer, api, stage, "/v1/models/*/promotions")
         self._read_runs(engineer, ctx, "promotion", history=True)
         iam.Grant.add_to_principal(
             grantee=engineer,

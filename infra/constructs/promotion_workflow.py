@@ -56,6 +56,17 @@ def serving_control_environment(ctx: StageContext) -> dict[str, str]:
     }
 
 
+def canary_steps_environment(ctx: StageContext) -> str:
+    """``FLYWHEEL_CANARY_STEPS``: the canary steps of models that set their own (JSON by
+    model name); the others take the stage's one step from the workflow's input."""
+    plans = {
+        m.name: [step.model_dump(mode="json") for step in m.canary.steps]
+        for m in ctx.config.models
+        if m.canary is not None
+    }
+    return json.dumps(plans, sort_keys=True, separators=(",", ":"))
+
+
 def function_arn(name: str) -> str:
     return f"arn:{Aws.PARTITION}:lambda:{Aws.REGION}:{Aws.ACCOUNT_ID}:function:{name}"
 
@@ -128,6 +139,7 @@ class PromotionWorkflow(Construct):
         environment = {
             **serving_control_environment(ctx),
             "FLYWHEEL_CANARY_WEIGHT": str(cfg.canary_weight),
+            "FLYWHEEL_CANARY_STEPS": canary_steps_environment(ctx),
             "FLYWHEEL_CANARY_PREDICTION_PSI": str(cfg.alarms.prediction_drift),
         }
         self.steps: dict[str, FlywheelFunction] = {}

@@ -3,9 +3,15 @@
 ::
 
     Initialize -> PublishVersion -> ShiftAlias -> Bake (Wait) -> CheckCanary -> Healthy?
-        yes -> PromoteAll -> Promoted (Succeed)
+        yes -> LastStep? yes -> PromoteAll -> Promoted (Succeed)
+                         no  -> ShiftAlias (the next step's weight)
         no  -> Rollback -> RolledBack (Fail: CanaryRolledBack)
     any task error -> RecordFailure -> PromotionFailed (Fail)
+
+The canary walks the model's steps (``FLYWHEEL_CANARY_STEPS`` of the promotion
+functions, from the project file): ``shift_alias`` returns the step it set, its bake
+(``Bake`` waits ``$.canary.Payload.bake_seconds``) and whether it is the last; the next
+``shift_alias`` reads the previous step from ``$.canary``. No variables, no JSONata.
 
 Started by an EventBridge rule on ``VersionApproved`` (never by a nested
 ``startExecution``). ``record_failure`` also restores alias ``live`` to the champion
@@ -40,6 +46,7 @@ REQUIRED_FUNCTIONS = frozenset([*(fn for fn, _, _ in STEPS.values()), "record_fa
 @dataclass(frozen=True)
 class PromotionSettings:
     machine_timeout: int
+    #: The stage's one-step canary, for models that name no steps of their own.
     bake_seconds: int
     canary_weight: float
     function_timeouts: Mapping[str, int]
@@ -70,8 +77,8 @@ def promotion_definition(functions: Mapping[str, str], settings: PromotionSettin
         )
     states["Bake"] = {
         "Type": "Wait",
-        "Comment": "Let the canary take its share of live traffic before judging it.",
-        "Seconds": settings.bake_seconds,
+        "Comment": "Let the canary take this step's share of live traffic before judging it.",
+        "SecondsPath": "$.canary.Payload.bake_seconds",
         "Next": "CheckCanary",
     }
     states["CanaryHealthy"] = {
@@ -81,10 +88,18 @@ def promotion_definition(functions: Mapping[str, str], settings: PromotionSettin
             {
                 "Variable": "$.canary_check.Payload.healthy",
                 "BooleanEquals": True,
-                "Next": "PromoteAll",
+                "Next": "LastStep",
             }
         ],
         "Default": "Rollback",
+    }
+    states["LastStep"] = {
+        "Type": "Choice",
+        "Comment": "Promote after the last step; otherwise shift_alias sets the next weight.",
+        "Choices": [
+            {"Variable": "$.canary.Payload.last", "BooleanEquals": True, "Next": "PromoteAll"}
+        ],
+        "Default": "ShiftAlias",
     }
     states["Promoted"] = succeed("The new version serves all traffic and is the champion.")
     states["RolledBack"] = fail(
@@ -104,11 +119,12 @@ def promotion_definition(functions: Mapping[str, str], settings: PromotionSettin
     # Keep the natural reading order in the definition.
     order = [
         "Initialize", "PublishVersion", "ShiftAlias", "Bake", "CheckCanary", "CanaryHealthy",
-        "PromoteAll", "Promoted", "Rollback", "RolledBack", "RecordFailure", "PromotionFailed",
+        "LastStep", "PromoteAll", "Promoted", "Rollback", "RolledBack", "RecordFailure",
+        "PromotionFailed",
     ]  # fmt: skip
     return {
-        "Comment": "Flywheel promotion: publish a pinned version, canary on alias live, bake, "
-        "check alarms, promote or roll back.",
+        "Comment": "Flywheel promotion: publish a pinned version, canary on alias live step by "
+        "step (bake, check alarms), promote or roll back.",
         "StartAt": "Initialize",
         "TimeoutSeconds": settings.machine_timeout,
         "States": {name: states[name] for name in order},

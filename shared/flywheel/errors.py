@@ -234,6 +234,24 @@ class PromotionInProgressError(ConflictError):
     code = "promotion_in_progress"
 
 
+class ExperimentInProgressError(ConflictError):
+    """The model already runs a shadow or A/B experiment (one at a time)."""
+
+    code = "experiment_in_progress"
+
+
+class ExperimentRefusedError(ConflictError):
+    """An experiment cannot start or end that way (no champion, a version not approved, ...)."""
+
+    code = "experiment_refused"
+
+
+class ExperimentNotFoundError(NotFoundError):
+    """No experiment is running for the model."""
+
+    code = "experiment_not_found"
+
+
 class GoneError(FlywheelError):
     code = "gone"
 
@@ -303,6 +321,9 @@ HTTP_STATUS_BY_CODE: dict[str, int] = {
     ApprovalAlreadyDecidedError.code: 409,
     ApprovalArtifactMismatchError.code: 409,
     PromotionInProgressError.code: 409,
+    ExperimentInProgressError.code: 409,
+    ExperimentRefusedError.code: 409,
+    ExperimentNotFoundError.code: 404,
     GoneError.code: 410,
     ApprovalExpiredError.code: 410,
     DataValidationError.code: 422,

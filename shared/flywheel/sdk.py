@@ -54,10 +54,12 @@ if TYPE_CHECKING:
     from flywheel.runs.models import Run, RunComparison
     from flywheel.serving.capture import CaptureSource
     from flywheel.serving.comparison import VariantComparison
+    from flywheel.serving.experiments import Experiment
     from flywheel.training.config import TrainingConfig
     from flywheel.training.datasets import Dataset
     from flywheel.training.reproduce import ReproduceReport
     from flywheel.workflows.config import ModelConfig, ModelConfigStore, StoredConfig
+    from flywheel.workflows.experiments import ExperimentReport
     from flywheel.workflows.stage_promotion import PromotionCheck, PromotionOutcome, StageRef
 
 Progress = Callable[[str], None]
@@ -107,6 +109,16 @@ class ChangeResult:
     #: The Lambda version alias live serves alone; ``None``: no inference function is
     #: deployed for the model (only the registry changed).
     lambda_version: str | None
+
+
+@dataclass(frozen=True)
+class WinnerResult:
+    """What :meth:`Flywheel.promote_winner` did: the stopped experiment, its winner, and
+    the promotion request (``None`` when the champion won and nothing is promoted)."""
+
+    experiment: Experiment
+    winner: int
+    promotion: dict[str, Any] | None
 
 
 @dataclass(frozen=True)
@@ -595,6 +607,122 @@ class Flywheel:
             return ChangeResult(restored, lambda_version=None)
         done = self.platform.promotion_steps().rollback_now(name, actor=self.actor, reason=reason)
         return ChangeResult(done.version, lambda_version=done.lambda_version)
+
+    # -- experiments ---------------------------------------------------------------------------
+    def start_experiment(
+        self,
+        name: str,
+        *,
+        shadow: int | None = None,
+        ab: int | None = None,
+        weight: float | None = None,
+        salt: str | None = None,
+        reason: str | None = None,
+    ) -> Experiment:
+        """Start a shadow (``shadow=N``) or A/B (``ab=N``, ``weight``, ``salt``) experiment of
+        version N against the champion; the inference function picks it up from the registry.
+
+        Raises
+        ------
+        InvalidInputError
+            Neither or both of ``shadow`` and ``ab``; ``weight`` or ``salt`` for a shadow.
+        ExperimentInProgressError, PromotionInProgressError, ExperimentRefusedError
+            Another experiment or a canary is running; the version cannot take part.
+        """
+        from flywheel.serving.experiments import ExperimentKind
+
+        if (shadow is None) == (ab is None):
+            raise InvalidInputError("name one version: --shadow VERSION or --ab VERSION",
+                                    field="version")  # fmt: skip
+        if shadow is not None and (weight is not None or salt is not None):
+            raise InvalidInputError("--weight and --salt belong to an A/B experiment",
+                                    field="weight" if weight is not None else "salt")  # fmt: skip
+        kind = ExperimentKind.SHADOW if shadow is not None else ExperimentKind.AB
+        version = shadow if shadow is not None else ab
+        assert version is not None
+        return self.platform.experiments().start(
+            name, kind=kind, version=version, weight=weight, salt=salt, actor=self.actor,
+            reason=reason,
+        )  # fmt: skip
+
+    def stop_experiment(self, name: str, *, reason: str) -> Experiment:
+        """Stop ``name``'s running experiment (audited with ``reason``); serving drops it."""
+        return self.platform.experiments().stop(name, actor=self.actor, reason=reason)
+
+    def experiment_report(self, name: str) -> ExperimentReport:
+        """``name``'s latest experiment and the comparison of what its variants answered
+        since it started (shadow agreement, or A/B arms with their split and, once labels
+        came back, their metrics)."""
+        return self.platform.experiments().report(name)
+
+    def promote_winner(self, name: str, *, reason: str, version: int | None = None) -> WinnerResult:
+        """Stop ``name``'s experiment and have the promotion workflow roll its winner out.
+
+        The winner is ``version`` when given, the shadow version, or the A/B arm that is
+        significantly better on the delayed labels. It must be approved (the approval
+        policy decided it); the request goes through the API's promotions route, so the
+        canary steps, checks and audit are the promotion workflow's. A champion that
+        wins is kept, and nothing is promoted. A stopped experiment whose promotion was
+        not requested (the API failed) is finished by the same call.
+
+        Raises
+        ------
+        ExperimentNotFoundError
+            No experiment runs (or waits for its winner's promotion).
+        ExperimentRefusedError
+            An A/B test without a verdict (name the winner), or a winner not approved.
+        ConfigError
+            No platform API to ask (the in-memory SDK).
+        """
+        from flywheel.registry.models import VersionStatus
+
+        if not (reason and reason.strip()):
+            raise ReasonRequiredError("a reason is required to promote a winner", field="reason")
+        service = self.platform.experiments()
+        current = service.current(name)
+        if current is not None and current.running:
+            winner = service.winner(service.report(name), version)
+            if winner == current.control:
+                kept = service.stop(
+                    name, actor=self.actor, reason=reason, winner=winner, outcome="champion kept"
+                )
+                return WinnerResult(kept, winner, None)
+            self._check_promotable(name, winner)
+            stopped = service.stop(
+                name, actor=self.actor, reason=reason, winner=winner, outcome="promotion requested"
+            )
+        elif (
+            current is not None
+            and current.outcome == "promotion requested"
+            and current.winner is not None
+            and self.registry.get_version(name, current.winner).status is VersionStatus.APPROVED
+            and version in (None, current.winner)
+        ):
+            stopped, winner = current, current.winner  # stopped; the request did not get through
+        else:
+            service.running(name)  # raises: nothing runs
+            raise AssertionError("unreachable")  # pragma: no cover
+        api = self.platform.api(self.actor)
+        if api is None:
+            raise ConfigError(
+                "promotions are asked for through the platform's API: connect to the local "
+                "runtime or a deployed stage",
+                field="backend",
+            )
+        receipt = api.request_promotion(name, version=winner, reason=reason)
+        return WinnerResult(stopped, winner, receipt)
+
+    def _check_promotable(self, name: str, version: int) -> None:
+        from flywheel.errors import ExperimentRefusedError
+        from flywheel.registry.models import VersionStatus
+
+        status = self.registry.get_version(name, version).status
+        if status is not VersionStatus.APPROVED:
+            raise ExperimentRefusedError(
+                f"version {version} of {name!r} won but is {status}: it must be approved first "
+                "(flywheel approve, by someone its approval policy allows), then promoted",
+                field="version",
+            )
 
     def serves(self, name: str) -> bool:
         """Whether the platform deploys an inference function for ``name``."""

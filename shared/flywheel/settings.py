@@ -2,21 +2,69 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Self
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Self
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from flywheel.errors import ConfigError
+from flywheel.models import Frozen
 from flywheel.resources import BUCKETS, TABLES
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-__all__ = ["LOCAL_CREDENTIALS", "RESOURCE_VARIABLES", "Settings"]
+__all__ = [
+    "LOCAL_CREDENTIALS",
+    "MAX_CANARY_STEPS",
+    "RESOURCE_VARIABLES",
+    "CanaryPlan",
+    "CanaryStep",
+    "Settings",
+]
+
+#: Most steps a canary may take (each costs a bake and a check).
+MAX_CANARY_STEPS = 10
+
+
+class CanaryStep(Frozen):
+    """One step of a canary: the share of live traffic the new version gets, and how long.
+
+    Examples
+    --------
+    >>> CanaryStep(weight=0.05, bake_minutes=10).bake_seconds
+    600
+    """
+
+    weight: float = Field(gt=0, lt=1, description="Share of alias live's traffic.")
+    bake_minutes: int = Field(ge=1, le=1440, description="Wait before the step is judged.")
+
+    @property
+    def bake_seconds(self) -> int:
+        return self.bake_minutes * 60
+
+
+def _ordered(steps: tuple[CanaryStep, ...]) -> tuple[CanaryStep, ...]:
+    for number, (before, after) in enumerate(itertools.pairwise(steps), start=2):
+        if after.weight <= before.weight:
+            raise ValueError(
+                f"weights must increase from step to step: step {number} has {after.weight}, "
+                f"step {number - 1} {before.weight}"
+            )
+    return steps
+
+
+#: A canary's steps, in order: 1 to :data:`MAX_CANARY_STEPS`, weights strictly increasing.
+#: After the last step is judged healthy the version takes all traffic.
+CanaryPlan = Annotated[
+    tuple[CanaryStep, ...],
+    Field(min_length=1, max_length=MAX_CANARY_STEPS),
+    AfterValidator(_ordered),
+]
 
 #: The credentials every client of the local runtime uses (moto accepts any).
 LOCAL_CREDENTIALS = {
@@ -100,6 +148,9 @@ class Settings(BaseSettings):
     inference_functions: dict[str, str] = Field(default_factory=dict)
     live_alias: str = "live"
     canary_weight: float = Field(default=0.1, gt=0, lt=1)
+    #: Model name -> its canary steps (JSON in ``FLYWHEEL_CANARY_STEPS``); a model not
+    #: listed takes one step of ``canary_weight`` (baked as long as the workflow says).
+    canary_steps: dict[str, CanaryPlan] = Field(default_factory=dict)
     #: Model name -> canary alarm names (JSON in ``FLYWHEEL_CANARY_ALARMS``).
     canary_alarms: dict[str, list[str]] = Field(default_factory=dict)
     #: Largest PSI of the canary's captured predictions against the champion's before

@@ -46,10 +46,15 @@ def test_train_approve_promote_and_serve(lifecycle: Lifecycle) -> None:
     promotion = lifecycle.wait_for_new_execution("promotion", 0)
     status, states = lifecycle.wait(promotion["executionArn"])
     assert status == "SUCCEEDED", states
-    assert states == [
-        "Initialize", "PublishVersion", "ShiftAlias", "Bake", "CheckCanary", "CanaryHealthy",
-        "PromoteAll", "Promoted",
-    ]  # fmt: skip
+    # The example project's breast-cancer canary takes three steps, each baked and judged.
+    step = ["ShiftAlias", "Bake", "CheckCanary", "CanaryHealthy", "LastStep"]
+    assert states == ["Initialize", "PublishVersion", *step * 3, "PromoteAll", "Promoted"]
+    steps = [
+        (str(e.action), e.details.get("weight"))
+        for e in lifecycle.sdk(OPERATOR).audit_entries(MODEL)
+        if str(e.action) in ("canary_started", "canary_advanced")
+    ]
+    assert steps == [("canary_started", 0.1), ("canary_advanced", 0.25), ("canary_advanced", 0.5)]
     status, body = lifecycle.predict(records[:5])
     assert status == 200, body
     assert body["version"] == 1

@@ -85,6 +85,47 @@ def test_an_alarming_canary_is_rolled_back_and_audited(
     assert life.verify().ok
 
 
+def test_an_alarm_during_the_second_step_rolls_the_whole_canary_back(
+    setup: tuple[Lifecycle, LocalRuntime], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flywheel.adapters.aws_workflows import CloudWatchCanaryHealth
+
+    life, _ = setup
+    _release(life, 0)
+    champion_routing = _live(life)
+    # Given the canary's error-rate alarm fires while step 2 of 3 bakes
+    alarm = f"flywheel-dev-{MODEL}-canary-errorrate"
+    original = CloudWatchCanaryHealth.alarm_states
+    checks: list[str] = []
+
+    def fires_during_step_two(health: CloudWatchCanaryHealth, model: str) -> Any:
+        checks.append(model)
+        if len(checks) == 2:
+            boto3.client("cloudwatch").set_alarm_state(
+                AlarmName=alarm, StateValue="ALARM", StateReason="step 2 breached"
+            )
+        return original(health, model)
+
+    monkeypatch.setattr(CloudWatchCanaryHealth, "alarm_states", fires_during_step_two)
+    # When version 2 is released
+    status, states = _release(life, 1)
+    # Then the synthesized machine walked step 1, was judged unhealthy at step 2 and
+    # rolled back: all of the canary's traffic, not just the last step's
+    assert status == "FAILED"
+    assert states.count("ShiftAlias") == 2
+    assert states[-3:] == ["CanaryHealthy", "Rollback", "RolledBack"]
+    assert _live(life) == champion_routing
+    sdk = life.sdk("test")
+    assert sdk.get_model(MODEL).champion == 1
+    assert sdk.get_version(MODEL, 2).status is VersionStatus.ROLLED_BACK
+    trail = [e for e in sdk.audit_entries(MODEL) if e.version == 2]
+    assert [str(e.action) for e in trail][-3:] == [
+        "canary_started", "canary_advanced", "canary_aborted",
+    ]  # fmt: skip
+    assert (trail[-1].details["step"], trail[-1].details["steps"]) == (2, 3)
+    assert life.verify().ok
+
+
 def test_a_failed_promotion_step_leaves_alias_registry_and_audit_consistent(
     setup: tuple[Lifecycle, LocalRuntime],
 ) -> None:

@@ -125,6 +125,8 @@ def test_the_data_scientist_trains_and_reads_runs_but_cannot_approve_promote_or_
 
     assert not can(ds, "execute-api:Invoke", route(synth, "POST", "/v1/approvals/a-1"))
     assert not can(ds, "execute-api:Invoke", route(synth, "POST", f"/v1/models/{model}/predict"))
+    # Asking the promotion workflow for a version (an experiment's winner) is operations'.
+    assert not can(ds, "execute-api:Invoke", route(synth, "POST", f"/v1/models/{model}/promotions"))
     assert not can(ds, "lambda:InvokeFunction", writer(synth, "operations"))
     assert not can(ds, "states:DescribeExecution", execution(synth, "promotion"))
     # Histories carry the approval task tokens: describing a run is enough.
@@ -137,6 +139,7 @@ def test_the_ml_engineer_operates_and_deploys_but_cannot_approve(synth: Synth) -
     mle = persona(synth, "ml-engineer")
     assert can(mle, "lambda:InvokeFunction", writer(synth, "operations"))
     assert can(mle, "execute-api:Invoke", route(synth, "POST", f"/v1/models/{model}/retrain"))
+    assert can(mle, "execute-api:Invoke", route(synth, "POST", f"/v1/models/{model}/promotions"))
     for machine in ("training", "promotion"):
         assert can(mle, "states:DescribeExecution", execution(synth, machine))
         assert can(mle, "states:GetExecutionHistory", execution(synth, machine))
@@ -165,6 +168,7 @@ def test_the_approver_decides_approvals_and_nothing_else(synth: Synth) -> None:
     for method, path in (
         ("POST", f"/v1/models/{model}/predict"),
         ("POST", f"/v1/models/{model}/retrain"),
+        ("POST", f"/v1/models/{model}/promotions"),
         ("POST", "/v1/feedback"),
         ("GET", "/v1/approvals/a-1"),
     ):

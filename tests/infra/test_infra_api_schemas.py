@@ -28,6 +28,7 @@ from flywheel.errors import FlywheelError
 from flywheel.monitoring.feedback import FeedbackRequest
 from flywheel.serving import http
 from flywheel.workflows.approvals import DecisionRequest
+from flywheel.workflows.promotion_requests import PromotionRequest
 from flywheel.workflows.retrain import RetrainRequest
 from infra.api_schemas import REQUEST_MODELS, draft4, portable_pattern, request_schema
 
@@ -73,12 +74,14 @@ HANDLER_ACCEPTS: dict[str, Callable[[Any], bool]] = {
     "ApprovalDecision": _model_accepts(DecisionRequest),
     "Feedback": _model_accepts(FeedbackRequest),
     "RetrainRequest": _model_accepts(RetrainRequest),
+    "PromotionRequest": _model_accepts(PromotionRequest),
 }
 ROUTE_MODELS = {
     "predict": "PredictRequest",
     "{id}": "ApprovalDecision",
     "feedback": "Feedback",
     "retrain": "RetrainRequest",
+    "promotions": "PromotionRequest",
 }
 
 
@@ -177,6 +180,8 @@ HANDLER_ACCEPTS_THESE = [
     ("Feedback", {"model": "churn", "labels": [{"request_id": "r.1:a", "row": " 7 ", "label": 1}]}),
     ("Feedback", {"model": "churn", "labels": []}),  # the service refuses it, with its reason
     ("RetrainRequest", {"reason": "  " + "r" * 2000 + "\t"}),  # stripped before measuring
+    ("PromotionRequest", {"version": "4", "reason": " won "}),
+    ("PromotionRequest", {"version": 4.0, "reason": "r" * 2000}),
 ]
 #: Bodies both refuse: the gateway filter is not vacuous.
 BOTH_REFUSE = [
@@ -200,6 +205,10 @@ BOTH_REFUSE = [
     ("RetrainRequest", {"reason": ""}),
     ("RetrainRequest", {"reason": 7}),
     ("RetrainRequest", {"reason": "drift", "requested_by": "someone-else"}),
+    ("PromotionRequest", {"version": 4}),
+    ("PromotionRequest", {"version": 0, "reason": "won"}),
+    ("PromotionRequest", {"reason": "won"}),
+    ("PromotionRequest", {"version": 4, "reason": "won", "requested_by": "someone-else"}),
 ]
 
 

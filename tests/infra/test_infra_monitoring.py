@@ -83,6 +83,23 @@ def test_version_approved_starts_the_promotion_workflow(synth: Synth) -> None:
     assert target["InputTransformer"]["InputPathsMap"]["detail-version"] == "$.detail.version"
 
 
+def test_a_requested_promotion_starts_the_same_workflow_from_the_operator_source_only(
+    synth: Synth,
+) -> None:
+    approved = rules(synth)[f"{synth.prefix}-promotion-on-VersionApproved"]
+    rule = rules(synth)[f"{synth.prefix}-promotion-on-PromotionRequested"]
+    # Only the retrain API's role may emit flywheel.operator (the bus policy says so).
+    assert rule["EventPattern"] == {
+        "source": ["flywheel.operator"],
+        "detail-type": ["PromotionRequested"],
+    }
+    (target,) = rule["Targets"]
+    (same,) = approved["Targets"]
+    assert target_arn(target) == target_arn(same)
+    assert target["InputTransformer"] == same["InputTransformer"]
+    assert target["DeadLetterConfig"] == same["DeadLetterConfig"]
+
+
 def test_dead_letter_queues_are_encrypted_and_tls_only(synth: Synth) -> None:
     queues = synth.resources("AWS::SQS::Queue", MONITORING)
     assert len(queues) == 3

@@ -174,12 +174,13 @@ def test_routes(synth: Synth) -> None:
     # Retraining is reachable under every served name and under {name} alike: API Gateway
     # picks a static segment and never falls back to {name} below it.
     resources = synth.templates[SERVING]["Resources"]
-    parents_of_retrain = {
-        resources[r["Properties"]["ParentId"]["Ref"]]["Properties"]["PathPart"]
-        for r in synth.resources("AWS::ApiGateway::Resource", SERVING).values()
-        if r["Properties"]["PathPart"] == "retrain"
-    }
-    assert parents_of_retrain == models | {"{name}"}
+    for operator_route in ("retrain", "promotions"):
+        parents = {
+            resources[r["Properties"]["ParentId"]["Ref"]]["Properties"]["PathPart"]
+            for r in synth.resources("AWS::ApiGateway::Resource", SERVING).values()
+            if r["Properties"]["PathPart"] == operator_route
+        }
+        assert parents == models | {"{name}"}, operator_route
 
 
 def test_stage_is_throttled_traced_and_logs_without_bodies(synth: Synth) -> None:

@@ -142,21 +142,47 @@ def test_promotion_machine_flow(synth: Synth) -> None:
     asl = definition(synth, "promotion")
     states = asl["States"]
     assert states["Initialize"]["Parameters"]["canary_weight"] == config.canary_weight
+    assert states["Initialize"]["Parameters"]["bake_seconds"] == config.bake_seconds
     assert [states[n]["Next"] for n in ("PublishVersion", "ShiftAlias", "Bake", "CheckCanary")] == [
         "ShiftAlias", "Bake", "CheckCanary", "CanaryHealthy",
     ]  # fmt: skip
+    # Each step bakes as long as shift_alias says (the model's step, from the project file).
     assert states["Bake"] == {
-        "Type": "Wait", "Comment": states["Bake"]["Comment"], "Seconds": config.bake_seconds,
-        "Next": "CheckCanary",
+        "Type": "Wait", "Comment": states["Bake"]["Comment"],
+        "SecondsPath": "$.canary.Payload.bake_seconds", "Next": "CheckCanary",
     }  # fmt: skip
     choice = states["CanaryHealthy"]
     assert choice["Choices"][0]["Variable"] == "$.canary_check.Payload.healthy"
-    assert (choice["Choices"][0]["Next"], choice["Default"]) == ("PromoteAll", "Rollback")
+    assert (choice["Choices"][0]["Next"], choice["Default"]) == ("LastStep", "Rollback")
+    # The loop: a healthy step that is not the last goes back to ShiftAlias for the next one.
+    last = states["LastStep"]
+    assert last["Choices"] == [
+        {"Variable": "$.canary.Payload.last", "BooleanEquals": True, "Next": "PromoteAll"}
+    ]
+    assert last["Default"] == "ShiftAlias"
     for name, state in states.items():
         if state["Type"] == "Task" and name != "RecordFailure":
             assert state["Catch"][0]["Next"] == "RecordFailure", name
     assert states["RecordFailure"]["Next"] == "PromotionFailed"
     assert asl["TimeoutSeconds"] == config.promotion_workflow_timeout_seconds
+    assert not any("Assign" in state or "QueryLanguage" in state for state in states.values())
+
+
+def test_the_promotion_steps_get_each_models_canary_steps(synth: Synth) -> None:
+    config = load_stage_config(synth.stage)
+    expected = {
+        m.name: [{"weight": s.weight, "bake_minutes": s.bake_minutes} for s in m.canary.steps]
+        for m in config.models
+        if m.canary is not None
+    }
+    assert expected  # the example project's breast-cancer canary takes three steps
+    for step in ("shift-alias", "check-canary"):
+        _, function = function_by_name(synth, f"{synth.prefix}-promotion-{step}")
+        variables = function["Properties"]["Environment"]["Variables"]
+        assert json.loads(variables["FLYWHEEL_CANARY_STEPS"]) == expected
+    # The machine outlives the slowest canary: all its bakes, plus an hour for the tasks.
+    slowest = max(sum(s.bake_seconds for s in plan) for plan in config.canary_plans.values())
+    assert definition(synth, "promotion")["TimeoutSeconds"] == slowest + 3600
 
 
 @pytest.mark.parametrize("key", ["training", "promotion"])

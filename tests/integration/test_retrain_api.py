@@ -178,3 +178,81 @@ def test_a_code_version_that_is_no_commit_sha_is_400(queue: str, bad: str) -> No
     assert status == 400
     assert body["error"]["code"] == "invalid_request"
     assert delivered(queue) == []
+
+
+# -- POST /v1/models/{name}/promotions: the same function, the promotion rule's event -----------
+PROMOTION_RULE_PATTERN = {"source": ["flywheel.operator"], "detail-type": ["PromotionRequested"]}
+ENGINEER = "arn:aws:sts::123456789012:assumed-role/flywheel-prod-ml-engineer/bo"
+
+
+@pytest.fixture
+def promotions(queue: str) -> Iterator[str]:
+    """Versions 1 (approved) and 2 (pending approval) of ``breast-cancer``, and a queue
+    behind the promotion rule's pattern."""
+    from tests.factories import version_draft
+
+    events, sqs = boto3.client("events"), boto3.client("sqs")
+    url = sqs.create_queue(QueueName="promotion-triggers")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    events.put_rule(
+        Name="promotion-on-PromotionRequested",
+        EventBusName=BUS,
+        EventPattern=json.dumps(PROMOTION_RULE_PATTERN),
+    )
+    events.put_targets(
+        Rule="promotion-on-PromotionRequested",
+        EventBusName=BUS,
+        Targets=[{"Id": "queue", "Arn": arn}],
+    )
+    registry = AwsPlatform(Settings()).registry
+    for seed in (1, 2):
+        registry.register(version_draft(name=MODEL, seed=seed), actor="ci")
+        registry.request_approval(MODEL, seed, actor="ci")
+    registry.approve(MODEL, 1, actor="ana", reason="ok")
+    retrain_handler._promotions.cache_clear()
+    yield url
+    retrain_handler._promotions.cache_clear()
+
+
+def ask(body: Any, *, name: str = MODEL) -> tuple[int, dict[str, Any]]:
+    """The sample request (tests/events/promotion_request.json) with its body replaced."""
+    request = event("promotion_request.json")
+    request["path"] = f"/v1/models/{name}/promotions"
+    request["pathParameters"] = {"name": name}
+    request["body"] = json.dumps(body)
+    response = retrain_handler.handler(request, FakeContext("retrain-api"))
+    return response["statusCode"], json.loads(response["body"])
+
+
+def test_an_approved_version_is_asked_for_naming_the_signed_caller(promotions: str) -> None:
+    status, body = ask({"version": 1, "reason": "won the A/B test"})
+
+    assert status == 202, body
+    assert (body["requested_by"], body["version"]) == (ENGINEER, 1)
+    [sent] = delivered(promotions)
+    assert (sent["source"], sent["detail-type"]) == ("flywheel.operator", "PromotionRequested")
+    registry = AwsPlatform(Settings()).registry
+    assert sent["detail"]["artifact_sha256"] == registry.get_version(MODEL, 1).artifact.sha256
+    assert sent["detail"]["requested_by"] == ENGINEER
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        ({"version": 2, "reason": "won"}, 409, "illegal_transition"),
+        ({"version": 9, "reason": "won"}, 404, "version_not_found"),
+        ({"version": 1}, 400, "invalid_request"),
+        ({"version": 1, "reason": "won", "requested_by": "me"}, 400, "invalid_request"),
+    ],
+    ids=["pending approval", "unknown version", "no reason", "requester in the body"],
+)
+def test_what_cannot_be_promoted_is_refused_and_nothing_is_sent(
+    promotions: str, body: dict[str, Any], status: int, code: str
+) -> None:
+    answered, answer = ask(body)
+
+    assert (answered, answer["error"]["code"]) == (status, code)
+    assert not any(word in json.dumps(answer) for word in LIBRARY_WORDS)
+    assert delivered(promotions) == []

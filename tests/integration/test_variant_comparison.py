@@ -101,3 +101,72 @@ def test_the_cli_prints_the_comparison(lambda_handler, sdk, monkeypatch):
     misspelt = runner.invoke(app, ["serving", "compare", MODEL + "x"])
     assert misspelt.exit_code == 1
     assert f"model '{MODEL}x' does not exist" in misspelt.output
+
+
+# -- experiments started in the registry, not by environment variables --------------------------
+def _served_rows(lambda_handler: Any) -> None:
+    records = trained_model().records
+    for start in range(0, 60, 10):
+        status, _ = call(
+            lambda_handler, event("predict_batch.json", records=records[start : start + 10])
+        )
+        assert status == 200
+    lambda_handler._service().flush()
+
+
+def test_a_shadow_experiment_reaches_the_function_through_the_registry(
+    lambda_handler: Any, sdk: Flywheel
+) -> None:
+    # Given an operator started a shadow experiment of version 2 (no variable is set)
+    started = sdk.start_experiment(MODEL, shadow=2, reason="candidate in shadow")
+    # When the function serves traffic
+    _served_rows(lambda_handler)
+    # Then version 2 scored a copy of every request, and the report pairs them
+    report = sdk.experiment_report(MODEL)
+    assert report.experiment == started
+    assert report.comparison.shadow is not None
+    assert report.comparison.shadow.paired_rows == 60
+    assert lambda_handler._service().plan().experiment == started.id
+    # When the experiment is stopped, the next refresh drops it
+    sdk.stop_experiment(MODEL, reason="seen enough")
+    lambda_handler._service().role.refresh()
+    assert lambda_handler._service().plan().shadow is None
+    _served_rows(lambda_handler)
+    after = sdk.compare_variants(MODEL, hours=1)
+    assert after.shadow is not None
+    assert after.shadow.paired_rows == 60  # none added after the stop
+
+
+def test_a_running_function_picks_up_an_ab_experiment_at_its_next_refresh(
+    lambda_handler: Any, sdk: Flywheel
+) -> None:
+    record = trained_model().records[0]
+    status, body = call(lambda_handler, event(record=record, assignment_key="user-1"))
+    assert (status, body["variant"]) == (200, "champion")
+    started = sdk.start_experiment(MODEL, ab=2, weight=0.5, salt="spring")
+    # The background refresh (every FLYWHEEL_ROLE_REFRESH_SECONDS) reads the registry.
+    lambda_handler._service().role.refresh()
+    arms = {}
+    for i in range(60):
+        status, body = call(lambda_handler, event(record=record, assignment_key=f"user-{i}"))
+        assert status == 200
+        arms.setdefault(body["variant"], set()).add(body["version"])
+        again = call(lambda_handler, event(record=record, assignment_key=f"user-{i}"))[1]
+        assert (again["variant"], again["version"]) == (body["variant"], body["version"])
+    assert arms == {"a": {1}, "b": {2}}
+    lambda_handler._service().flush()
+    report = sdk.experiment_report(MODEL)
+    assert report.experiment.salt == started.salt == "spring"
+    assert report.comparison.ab is not None
+    assert report.comparison.ab.expected_share_b == 0.5
+    assert report.comparison.ab.arms["a"].requests + report.comparison.ab.arms["b"].requests == 120
+
+
+def test_variables_still_override_the_registry_locally(
+    lambda_handler: Any, sdk: Flywheel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sdk.start_experiment(MODEL, ab=2, weight=0.5)
+    monkeypatch.setenv("FLYWHEEL_SHADOW_VERSION", "2")
+    record = trained_model().records[0]
+    status, body = call(lambda_handler, event(record=record, assignment_key="user-7"))
+    assert (status, body["variant"]) == (200, "champion")  # the variable's shadow, no A/B

@@ -26,11 +26,12 @@ if TYPE_CHECKING:
     import boto3
     from mypy_boto3_lambda import LambdaClient
 
-__all__ = ["APPROVALS", "RETRAIN", "HttpApi", "LambdaApi", "PlatformApiError"]
+__all__ = ["APPROVALS", "PROMOTIONS", "RETRAIN", "HttpApi", "LambdaApi", "PlatformApiError"]
 
 #: The routes the clients call: API Gateway's resource paths.
 APPROVALS = "/v1/approvals/{id}"
 RETRAIN = "/v1/models/{name}/retrain"
+PROMOTIONS = "/v1/models/{name}/promotions"
 
 
 class PlatformApiError(FlywheelError):
@@ -85,6 +86,10 @@ class _Routes:
         if code_version is not None:
             body["code_version"] = code_version
         return self.post(RETRAIN, {"name": model}, body)
+
+    def request_promotion(self, model: str, *, version: int, reason: str) -> dict[str, Any]:
+        """``POST /v1/models/{name}/promotions``: ask the promotion workflow for ``version``."""
+        return self.post(PROMOTIONS, {"name": model}, {"version": version, "reason": reason})
 
 
 class HttpApi(_Routes):

@@ -22,6 +22,8 @@ class AuditAction(StrEnum):
     APPROVED = "approved"
     REJECTED = "rejected"
     CANARY_STARTED = "canary_started"
+    #: The next step of a multi-step canary: a larger share of traffic after a healthy check.
+    CANARY_ADVANCED = "canary_advanced"
     CANARY_ABORTED = "canary_aborted"
     PROMOTED = "promoted"
     ROLLED_BACK = "rolled_back"
@@ -41,6 +43,9 @@ class AuditAction(StrEnum):
     STAGE_PROMOTED_IN = "stage_promoted_in"
     #: A version copied out to another stage's registry (ADR 65).
     STAGE_PROMOTED_OUT = "stage_promoted_out"
+    #: A shadow or A/B experiment began, or ended (ADR 75).
+    EXPERIMENT_STARTED = "experiment_started"
+    EXPERIMENT_STOPPED = "experiment_stopped"
 
 
 REASON_REQUIRED: frozenset[AuditAction] = frozenset(
@@ -57,6 +62,7 @@ REASON_REQUIRED: frozenset[AuditAction] = frozenset(
         AuditAction.PROMOTION_FAILED,
         AuditAction.TRAINING_FAILED,
         AuditAction.DATA_VALIDATION_FAILED,
+        AuditAction.EXPERIMENT_STOPPED,
     }
 )
 

@@ -21,6 +21,7 @@ from rich.table import Table
 
 from flywheel.cli import features as features_cli
 from flywheel.cli.data import data_app
+from flywheel.cli.experiment import experiment_app
 from flywheel.cli.monitor import monitor_app
 from flywheel.cli.runs import runs_app
 from flywheel.cli.serving import serving_app
@@ -53,6 +54,7 @@ app.add_typer(features_cli.app, name="features")
 app.add_typer(data_app, name="data")
 app.add_typer(monitor_app, name="monitor")
 app.add_typer(serving_app, name="serving")
+app.add_typer(experiment_app, name="experiment")
 app.add_typer(runs_app, name="runs")
 app.add_typer(stage_app, name="stage")
 
@@ -556,7 +558,8 @@ def serve(
     """Serve POST /v1/models/{name}/predict on localhost through the real Lambda handler.
 
     Each model's champion takes the traffic, the challenger (if any) a canary share
-    (alias weights, as in AWS), or a shadow copy of every request with --shadow.
+    (alias weights, as in AWS), or a shadow copy of every request with --shadow. A
+    running experiment (flywheel experiment start) applies as it does in AWS.
     """
     from flywheel.local.api_gateway import make_server
     from flywheel.local.serving import build_gateway
@@ -572,11 +575,18 @@ def serve(
         raise _fail("no model has a champion yet: promote a version first")
     server = make_server(gateway, host, port)
     address = f"http://{host}:{server.server_address[1]}"
+    experiments = _sdk().platform.experiments()
     for name, targets in routes.items():
         split = ", ".join(
             f"v{t.version} {t.weight:.0%}" + (" +shadow" if t.environment else "") for t in targets
         )
-        console.print(f"POST {address}/v1/models/{name}/predict  ({split})")
+        found = experiments.current(name)
+        running = (
+            f"; experiment {found.id}: {found.kind} of v{found.version}"
+            if found is not None and found.running
+            else ""
+        )
+        console.print(f"POST {address}/v1/models/{name}/predict  ({split}{running})")
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from flywheel.settings import Settings
     from flywheel.workflows.approvals import ApprovalService
     from flywheel.workflows.config import ModelConfigStore
+    from flywheel.workflows.experiments import ExperimentService
     from flywheel.workflows.failures import WorkflowFailures
     from flywheel.workflows.ports import (
         CanaryHealth,
@@ -57,6 +58,7 @@ if TYPE_CHECKING:
         TaskTokens,
     )
     from flywheel.workflows.promotion import PromotionSteps
+    from flywheel.workflows.promotion_requests import PromotionRequests
     from flywheel.workflows.retrain import RetrainRequests
     from flywheel.workflows.training import TrainingSteps
     from flywheel.workflows.writer import RecordsWriter
@@ -262,6 +264,7 @@ class Platform(abc.ABC):
             serving=self.serving_control,
             health=self.canary_health,
             default_canary_weight=self.settings.canary_weight,
+            canary_steps=self.settings.canary_steps,
             capture=self.capture,
             prediction_psi=self.settings.canary_prediction_psi,
             prediction_min_rows=self.settings.canary_prediction_min_rows,
@@ -279,6 +282,23 @@ class Platform(abc.ABC):
         from flywheel.workflows.retrain import OPERATOR_SOURCE, RetrainRequests
 
         return RetrainRequests(configs=self.configs, events=self.events(OPERATOR_SOURCE))
+
+    def promotion_requests(self) -> PromotionRequests:
+        """What the ``promotions`` route runs: ``PromotionRequested`` as ``flywheel.operator``."""
+        from flywheel.workflows.promotion_requests import PromotionRequests
+        from flywheel.workflows.retrain import OPERATOR_SOURCE
+
+        return PromotionRequests(
+            registry=self.registry, records=self.records, events=self.events(OPERATOR_SOURCE)
+        )
+
+    def experiments(self) -> ExperimentService:
+        """Shadow and A/B experiments (``flywheel experiment``), with their comparison."""
+        from flywheel.workflows.experiments import ExperimentService
+
+        return ExperimentService(
+            registry=self.registry, records=self.records, clock=self.clock, capture=self.capture
+        )
 
     def workflow_failures(self) -> WorkflowFailures:
         """What ``record_failure`` runs (both workflows share the function)."""
@@ -646,7 +666,13 @@ class AwsPlatform(Platform):
 
     def api(self, actor: str) -> PlatformApi | None:
         """The deployed API (SigV4, in AWS) or its functions (the local runtime)."""
-        from flywheel.adapters.api_client import APPROVALS, RETRAIN, HttpApi, LambdaApi
+        from flywheel.adapters.api_client import (
+            APPROVALS,
+            PROMOTIONS,
+            RETRAIN,
+            HttpApi,
+            LambdaApi,
+        )
 
         if self.settings.backend == "aws" and self.settings.api_url:
             return HttpApi(
@@ -657,6 +683,8 @@ class AwsPlatform(Platform):
             for route, function in (
                 (APPROVALS, self.settings.approval_function),
                 (RETRAIN, self.settings.retrain_function),
+                # One function answers both operator routes (the operator source's producer).
+                (PROMOTIONS, self.settings.retrain_function),
             )
             if function
         }

@@ -18,7 +18,7 @@ from typing import Annotated, Any
 from pydantic import Field, model_validator
 
 from flywheel.models import Frozen
-from flywheel.project.settings import ModelName, ModelSettings, StageSettings
+from flywheel.project.settings import CanarySettings, ModelName, ModelSettings, StageSettings
 
 StageName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9]{1,9}$")]
 ProjectName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9]{1,11}$")]
@@ -49,6 +49,7 @@ class ModelOverride(Frozen):
     provisioned_concurrency: int | None = None
     feature_view: str | None = None
     feature_view_version: int | None = None
+    canary: CanarySettings | None = None
 
 
 class ProjectModel(ModelSettings):

@@ -20,6 +20,7 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 
 from flywheel.models import Frozen
+from flywheel.settings import CanaryPlan, CanaryStep
 
 #: CloudWatch Logs accepts only these retention periods (days).
 LOG_RETENTION_DAYS = frozenset(
@@ -39,6 +40,21 @@ IamPrincipal = Annotated[
 ]
 
 
+class CanarySettings(Frozen):
+    """How the promotion workflow rolls a new version out: step by step, each judged.
+
+    Examples
+    --------
+    >>> steps = [{"weight": 0.05, "bake_minutes": 10}, {"weight": 0.25, "bake_minutes": 30}]
+    >>> [s.weight for s in CanarySettings.model_validate({"steps": steps}).steps]
+    [0.05, 0.25]
+    """
+
+    #: Each step sets alias ``live``'s weight, bakes, then is judged (alarms, predictions);
+    #: any breach rolls the whole canary back, a healthy last step promotes.
+    steps: CanaryPlan
+
+
 class ModelSettings(Frozen):
     """How one model is served and retrained: its inference function, schedule, features."""
 
@@ -56,6 +72,9 @@ class ModelSettings(Frozen):
     #: and its pinned version.
     feature_view: str | None = None
     feature_view_version: int | None = Field(default=None, ge=1)
+    #: The model's canary steps; ``None``: one step of the stage's ``canary_weight`` for
+    #: its ``bake_minutes``.
+    canary: CanarySettings | None = None
 
 
 class CanaryAlarmConfig(Frozen):
@@ -200,7 +219,9 @@ class StageSettings(Frozen):
     anchor_schedule: ScheduleExpression = "rate(1 hour)"
 
     # Workflows
+    #: The canary of models that set no ``canary.steps``: one step of this weight ...
     canary_weight: float = Field(default=0.1, gt=0, lt=1)
+    #: ... judged after this long.
     bake_minutes: int = Field(default=10, ge=1, le=1440)
     approval_timeout_hours: int = Field(default=72, ge=1, le=24 * 30)
     training_timeout_hours: int = Field(default=6, ge=1, le=24)
@@ -233,6 +254,18 @@ class StageSettings(Frozen):
     # CI/CD
     #: GitHub Actions deploy access (``-c ci=true`` adds ``FlywheelCiAccess``); default off.
     ci: CiConfig | None = None
+
+    def canary_steps(self, model: ModelSettings) -> tuple[CanaryStep, ...]:
+        """``model``'s canary steps: its own, else one step of the stage's defaults.
+
+        Examples
+        --------
+        >>> [(s.weight, s.bake_minutes) for s in StageSettings().canary_steps(ModelSettings())]
+        [(0.1, 10)]
+        """
+        if model.canary is not None:
+            return model.canary.steps
+        return (CanaryStep(weight=self.canary_weight, bake_minutes=self.bake_minutes),)
 
     @model_validator(mode="after")
     def _checks(self) -> StageSettings:

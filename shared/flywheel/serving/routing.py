@@ -25,7 +25,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from pydantic import Field
 
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 __all__ = ["AbTest", "RoleTracker", "arm_bucket", "assign_arm", "role_of"]
 
 _SCALE = float(2**64)
+T = TypeVar("T")
 
 
 class AbTest(Frozen):
@@ -96,12 +97,14 @@ def role_of(version: int, *, champion: int | None, challenger: int | None) -> Va
     return Variant.CANARY if challenger == version else Variant.CHAMPION
 
 
-class RoleTracker:
+class RoleTracker(Generic[T]):
     """The pinned version's role, refreshed in the background every ``ttl_seconds``.
 
     :meth:`current` never waits on I/O: when the cached answer is older than the
     TTL it starts one background refresh and returns the cached answer.  A
     failed refresh keeps the last known role (and is retried after the TTL).
+    The role may be any value: the inference service tracks a
+    :class:`~flywheel.serving.service.ServingPlan` (role plus the registry's experiment).
 
     Parameters
     ----------
@@ -123,9 +126,9 @@ class RoleTracker:
 
     def __init__(
         self,
-        lookup: Callable[[], Variant],
+        lookup: Callable[[], T],
         *,
-        initial: Variant,
+        initial: T,
         ttl_seconds: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -138,13 +141,13 @@ class RoleTracker:
         self._refreshing = False
         self.failures = 0
 
-    def current(self) -> Variant:
+    def current(self) -> T:
         """The role to report now (never blocks on the registry)."""
         if self._clock() - self._checked >= self._ttl and not self._refreshing:
             self._start_refresh()
         return self._role
 
-    def refresh(self) -> Variant:
+    def refresh(self) -> T:
         """Look the role up now, synchronously (start-up, tests)."""
         try:
             self._role = self._lookup()

@@ -57,6 +57,7 @@ from flywheel.errors import (
 from flywheel.explain.artifact import Explainer, ExplainerError
 from flywheel.registry.models import Alias
 from flywheel.serving.capture import CaptureEntry, CaptureWriter
+from flywheel.serving.experiments import ExperimentKind, read_experiment
 from flywheel.serving.metrics import MetricLabels, scores
 from flywheel.serving.models import ExplanationBody, PredictResponse, Variant
 from flywheel.serving.predictor import OnnxFeatures, OnnxModel
@@ -72,7 +73,7 @@ if TYPE_CHECKING:
 
     from flywheel.artifacts.ports import ArtifactStore
     from flywheel.registry.models import ModelVersion
-    from flywheel.registry.ports import ModelRegistry
+    from flywheel.registry.ports import ModelRegistry, RegistryStorage
     from flywheel.serving.capture import CaptureSink
     from flywheel.serving.metrics import ServingMetrics
     from flywheel.serving.models import PredictRequest
@@ -80,7 +81,7 @@ if TYPE_CHECKING:
     from flywheel.serving.routing import AbTest
     from flywheel.serving.settings import ServingSettings
 
-__all__ = ["InferenceService", "ServedModel", "model_outputs", "resolve_version"]
+__all__ = ["InferenceService", "ServedModel", "ServingPlan", "model_outputs", "resolve_version"]
 
 #: Shadow scorings allowed to wait; beyond this they are skipped (and counted).
 MAX_PENDING_SHADOW = 16
@@ -169,6 +170,21 @@ class ServedModel:
         return cls(version, model, validator, explainer, features)
 
 
+@dataclass(frozen=True)
+class ServingPlan:
+    """What the pinned version does now: its role, and the registry's experiment on it.
+
+    Refreshed in the background (:class:`~flywheel.serving.routing.RoleTracker`); a
+    request reads the latest plan and never waits for the registry.
+    """
+
+    role: Variant = Variant.CHAMPION
+    ab: tuple[AbTest, ServedModel] | None = None
+    shadow: ServedModel | None = None
+    #: The running experiment's id (``None``: none applies to this version).
+    experiment: str | None = None
+
+
 def resolve_version(registry: ModelRegistry, name: str, ref: str | int) -> ModelVersion:
     """A version of ``name`` by number (``3``, ``"3"``) or alias (``champion``, ``challenger``).
 
@@ -218,12 +234,11 @@ class InferenceService:
     capture
         The capture writer (``None``: capture off).
     role
-        Tracks whether ``primary`` is the champion or the canary; ``None``
-        reports ``champion``.
-    ab
-        An A/B test and the model of its arm ``b``.
-    shadow
-        A version that scores copies of requests in the background.
+        Tracks the :class:`ServingPlan`: whether ``primary`` is the champion or the
+        canary, and the registry's experiment on it; ``None`` reports ``champion``.
+    ab, shadow
+        A fixed A/B test (and the model of arm ``b``) or shadow version, set by the
+        deployment's variables: they replace the registry's experiments.
     features
         Online feature lookup for entity-only requests (``None``: records required).
     """
@@ -234,7 +249,7 @@ class InferenceService:
         primary: ServedModel,
         metrics: ServingMetrics,
         capture: CaptureWriter | None = None,
-        role: RoleTracker | None = None,
+        role: RoleTracker[ServingPlan] | None = None,
         ab: tuple[AbTest, ServedModel] | None = None,
         shadow: ServedModel | None = None,
         features: FeatureLookup | None = None,
@@ -251,14 +266,14 @@ class InferenceService:
         self.shadow = shadow
         self._timer = timer
         self._clock = clock
-        self._shadow_runner = _ShadowRunner(self) if shadow is not None else None
+        self._shadow_runner = _ShadowRunner(self)
 
     @classmethod
     def start(
         cls,
         settings: ServingSettings,
         *,
-        registry: ModelRegistry,
+        registry: RegistryStorage,
         artifacts: ArtifactStore,
         metrics: ServingMetrics,
         sink: CaptureSink | None = None,
@@ -267,12 +282,16 @@ class InferenceService:
     ) -> InferenceService:
         """Resolve and load everything the settings pin; fail fast if anything is wrong.
 
+        A running experiment of the registry (:mod:`flywheel.serving.experiments`) is
+        loaded now and picked up, or dropped, by the background refresh; a version that
+        fails to load is left out (counted as ``ShadowFailures``) and tried again then.
+
         Parameters
         ----------
         settings
             The deployment's settings (``FLYWHEEL_MODEL_NAME`` is required).
         registry, artifacts
-            Where versions and their ONNX bytes are.
+            Where versions, the experiment record and the ONNX bytes are.
         metrics
             Where request metrics go.
         sink
@@ -326,15 +345,41 @@ class InferenceService:
 
         primary = load(settings.model_version)
         pinned = primary.version.version
-
-        def lookup() -> Variant:
-            model = registry.get_model(name)
-            return role_of(pinned, champion=model.champion, challenger=model.challenger)
-
-        role = RoleTracker(lookup, initial=lookup(), ttl_seconds=settings.role_refresh_seconds)
         ab_test = settings.ab_test
         ab = (ab_test, load(ab_test.challenger)) if ab_test is not None else None
         shadow = load(settings.shadow_version) if settings.shadow_version is not None else None
+        fixed = ab is not None or shadow is not None
+        loaded: dict[int, ServedModel] = {}
+
+        def experiment_model(version: int) -> ServedModel | None:
+            if version not in loaded:
+                try:
+                    loaded.clear()  # one experiment at a time: drop the last one's session
+                    loaded[version] = load(version)
+                except FlywheelError:
+                    metrics.shadow_failed(MetricLabels(name, version, Variant.SHADOW.value))
+                    return None
+            return loaded[version]
+
+        def lookup() -> ServingPlan:
+            model = registry.get_model(name)
+            role = role_of(pinned, champion=model.champion, challenger=model.challenger)
+            found = None if fixed else read_experiment(registry, name)
+            experiment = found[0] if found is not None else None
+            if experiment is None or not experiment.running or experiment.control != pinned:
+                return ServingPlan(role=role)
+            served = experiment_model(experiment.version)
+            if served is None:
+                return ServingPlan(role=role)
+            test = experiment.ab_test()
+            return ServingPlan(
+                role=role,
+                ab=(test, served) if test is not None else None,
+                shadow=served if experiment.kind is ExperimentKind.SHADOW else None,
+                experiment=experiment.id,
+            )
+
+        role = RoleTracker(lookup, initial=lookup(), ttl_seconds=settings.role_refresh_seconds)
         capture = None
         if sink is not None and settings.capture_enabled:
             capture = CaptureWriter(
@@ -381,7 +426,9 @@ class InferenceService:
             The model failed at run time (HTTP 500).
         """
         started = self._timer()
-        served, variant = self._route(request.assignment_key)
+        plan = self.plan()  # read once: a refresh may swap it during the request
+        ab, shadow = (self.ab, self.shadow) if self._fixed else (plan.ab, plan.shadow)
+        served, variant = self._route(request.assignment_key, ab, plan.role)
         labels = MetricLabels(self.name, served.version.version, variant)
         if name != self.name:
             self.metrics.request_rejected(labels, code=ModelNotFoundError.code)
@@ -422,8 +469,8 @@ class InferenceService:
                     body=body,
                 )
             )
-        if self._shadow_runner is not None:
-            self._shadow_runner.submit(rows, request_id, request.entity_id, body)
+        if shadow is not None:
+            self._shadow_runner.submit(shadow, rows, request_id, request.entity_id, body)
         self.metrics.request_served(
             labels,
             rows=len(rows),
@@ -445,12 +492,20 @@ class InferenceService:
 
     def current_variant(self) -> Variant:
         """The role of the pinned version right now (``champion`` or ``canary``)."""
-        return self.role.current() if self.role is not None else Variant.CHAMPION
+        return self.plan().role
+
+    def plan(self) -> ServingPlan:
+        """What the pinned version does now (the last refresh's answer; never waits)."""
+        return self.role.current() if self.role is not None else ServingPlan()
+
+    @property
+    def _fixed(self) -> bool:
+        """Whether the deployment's variables fix the A/B test or the shadow."""
+        return self.ab is not None or self.shadow is not None
 
     def flush(self) -> None:
         """Finish background work now: shadow scorings, then capture writes (tests, shutdown)."""
-        if self._shadow_runner is not None:
-            self._shadow_runner.drain()
+        self._shadow_runner.drain()
         if self.capture is not None:
             self.capture.flush()
 
@@ -470,10 +525,12 @@ class InferenceService:
         names = served.version.input_schema.feature_names
         return dict(zip(names, self.features(entity_id, names), strict=True))
 
-    def _route(self, key: str | None) -> tuple[ServedModel, Variant]:
-        if self.ab is None:
-            return self.primary, self.current_variant()
-        test, arm_b = self.ab
+    def _route(
+        self, key: str | None, ab: tuple[AbTest, ServedModel] | None, role: Variant
+    ) -> tuple[ServedModel, Variant]:
+        if ab is None:
+            return self.primary, role
+        test, arm_b = ab
         arm = assign_arm(key, weight=test.weight, salt=test.salt)
         return (arm_b if arm is Variant.B else self.primary), arm
 
@@ -591,13 +648,16 @@ class _ShadowRunner:
         self._service = service
         self._pending = 0
         self._lock = threading.Lock()
-        self._queue: list[tuple[Sequence[Mapping[str, Any]], str, str | None, str | None]] = []
+        self._queue: list[
+            tuple[ServedModel, Sequence[Mapping[str, Any]], str, str | None, str | None]
+        ] = []
         self._wake = threading.Condition(self._lock)
         self._idle = threading.Condition(self._lock)
         self._thread: threading.Thread | None = None
 
     def submit(
         self,
+        shadow: ServedModel,
         rows: Sequence[Mapping[str, Any]],
         request_id: str,
         entity: str | None,
@@ -609,7 +669,7 @@ class _ShadowRunner:
             else:
                 skipped = False
                 self._pending += 1
-                self._queue.append((rows, request_id, entity, body))
+                self._queue.append((shadow, rows, request_id, entity, body))
                 if self._thread is None:
                     self._thread = threading.Thread(
                         target=self._run, name="flywheel-shadow", daemon=True
@@ -617,7 +677,7 @@ class _ShadowRunner:
                     self._thread.start()
                 self._wake.notify()
         if skipped:
-            self._failed()
+            self._failed(shadow)
 
     def drain(self, timeout: float = 10.0) -> None:
         deadline = time.monotonic() + timeout
@@ -630,11 +690,11 @@ class _ShadowRunner:
             with self._lock:
                 while not self._queue:
                     self._wake.wait()
-                rows, request_id, entity, body = self._queue.pop(0)
+                shadow, rows, request_id, entity, body = self._queue.pop(0)
             try:
-                self._score(rows, request_id, entity, body)
+                self._score(shadow, rows, request_id, entity, body)
             except Exception:
-                self._failed()
+                self._failed(shadow)
             finally:
                 with self._lock:
                     self._pending -= 1
@@ -642,14 +702,13 @@ class _ShadowRunner:
 
     def _score(
         self,
+        shadow: ServedModel,
         rows: Sequence[Mapping[str, Any]],
         request_id: str,
         entity: str | None,
         body: str | None = None,
     ) -> None:
         service = self._service
-        shadow = service.shadow
-        assert shadow is not None
         started = service._timer()
         prediction = shadow.model.predict(shadow.validator.matrix(rows))
         latency_ms = (service._timer() - started) * 1000.0
@@ -669,10 +728,9 @@ class _ShadowRunner:
                 )
             )
 
-    def _failed(self) -> None:
+    def _failed(self, shadow: ServedModel) -> None:
         service = self._service
-        assert service.shadow is not None
-        labels = MetricLabels(service.name, service.shadow.version.version, Variant.SHADOW.value)
+        labels = MetricLabels(service.name, shadow.version.version, Variant.SHADOW.value)
         # Metrics must never break the background thread.
         with contextlib.suppress(Exception):
             service.metrics.shadow_failed(labels)

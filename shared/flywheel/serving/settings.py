@@ -48,6 +48,8 @@ class ServingSettings(Settings):
     capture_prefix: str = DEFAULT_CAPTURE_PREFIX
     capture_max_rows: int = Field(default=500, ge=1)
     capture_max_age_seconds: float = Field(default=30.0, gt=0)
+    #: A fixed shadow version or A/B test: a local override (``flywheel serve``, tests)
+    #: that replaces the registry's experiments (``flywheel experiment``, ADR 75).
     shadow_version: int | None = Field(default=None, ge=1)
     ab_challenger_version: int | None = Field(default=None, ge=1)
     ab_weight: float = Field(default=0.5, gt=0, lt=1)

@@ -156,3 +156,13 @@ class PlatformApi(Protocol):
             The API's refusal (400 no reason, 404 model not configured, …).
         """
         ...
+
+    def request_promotion(self, model: str, *, version: int, reason: str) -> dict[str, Any]:
+        """Ask the promotion workflow to roll approved ``version`` out; the API's receipt.
+
+        Raises
+        ------
+        FlywheelError
+            The API's refusal (404 no such version, 409 not approved or a canary running, …).
+        """
+        ...

@@ -16,9 +16,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from flywheel.audit.models import AuditAction, AuditDraft
 from flywheel.drift.profile import NumericProfile, ReferenceProfile
 from flywheel.errors import (
     ApprovalArtifactMismatchError,
+    ExperimentInProgressError,
     IllegalTransitionError,
     NoPreviousChampionError,
     PromotionInProgressError,
@@ -33,8 +35,17 @@ from flywheel.serving.comparison import (
     prediction_shift,
     prediction_shift_from_reference,
 )
+from flywheel.serving.experiments import read_experiment
 from flywheel.workflows.ports import AlarmState, AliasRouting
-from flywheel.workflows.records import SERVING, ServingDoc, model_key, read, write
+from flywheel.workflows.records import (
+    CANARY,
+    SERVING,
+    CanaryDoc,
+    ServingDoc,
+    model_key,
+    read,
+    write,
+)
 from flywheel.workflows.state import (
     CanaryCheckResult,
     CanaryShiftResult,
@@ -45,15 +56,33 @@ from flywheel.workflows.state import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping, Sequence
 
     from flywheel.artifacts.ports import ArtifactStore
     from flywheel.registry.models import Model, ModelVersion, RecordWrite
     from flywheel.registry.ports import RecordStore
     from flywheel.registry.service import RegistryService
     from flywheel.serving.capture import CaptureSource
+    from flywheel.settings import CanaryStep
     from flywheel.workflows.ports import CanaryHealth, ServingControl
     from flywheel.workflows.state import PromotionState
+
+#: How long a step bakes when neither the model's steps nor the workflow say (seconds).
+DEFAULT_BAKE_SECONDS = 600
+
+
+@dataclass(frozen=True)
+class _Step:
+    """One step of the canary being run: ``number`` of ``steps``."""
+
+    number: int
+    steps: int
+    weight: float
+    bake_seconds: int
+
+    @property
+    def last(self) -> bool:
+        return self.number == self.steps
 
 
 @dataclass(frozen=True)
@@ -113,6 +142,7 @@ class PromotionSteps:
         serving: ServingControl,
         health: CanaryHealth,
         default_canary_weight: float,
+        canary_steps: Mapping[str, Sequence[CanaryStep]] | None = None,
         capture: CaptureSource | None = None,
         prediction_psi: float | None = None,
         prediction_min_rows: int = 50,
@@ -128,6 +158,7 @@ class PromotionSteps:
         self._serving = serving
         self._health = health
         self._default_weight = default_canary_weight
+        self._canary_steps = dict(canary_steps or {})
         self._capture = capture
         self._prediction_psi = prediction_psi
         self._prediction_min_rows = prediction_min_rows
@@ -146,6 +177,8 @@ class PromotionSteps:
             The approval event names another artifact than the registered one.
         PromotionInProgressError
             Another version of the model is on canary.
+        ExperimentInProgressError
+            The model runs a shadow or A/B experiment.
         """
         name, number = state.model_name, state.version
         version = self._registry.get_version(name, number)
@@ -163,6 +196,8 @@ class PromotionSteps:
                 field="artifact_sha256",
             )
         self._check_no_other_canary(self._registry.get_model(name), number)
+        if version.status is VersionStatus.APPROVED:
+            self._check_no_experiment(name)
         published = self._serving.publish(name, number)
         return PublishResult(
             function_name=published.function_name,
@@ -180,12 +215,38 @@ class PromotionSteps:
                 details={"challenger": model.challenger},
             )
 
+    def _check_no_experiment(self, name: str) -> None:
+        """A canary would mix its traffic into a running experiment's comparison."""
+        found = read_experiment(self._records, name)
+        if found is not None and found[0].running:
+            experiment = found[0]
+            raise ExperimentInProgressError(
+                f"{name!r} runs the {experiment.kind} experiment {experiment.id} of version "
+                f"{experiment.version}: stop it (flywheel experiment stop) or promote its "
+                "winner (flywheel experiment promote-winner) first",
+                field="experiment",
+                details={"experiment": experiment.id},
+            )
+
     # -- ShiftAlias ----------------------------------------------------------------------------
     def shift_alias(self, state: PromotionState) -> CanaryShiftResult:
-        """Registry ``approved → canary`` (challenger), then route the canary weight to it."""
+        """Route the next canary step's weight to the new version.
+
+        Step 1 moves the registry ``approved → canary`` (challenger) first; each later
+        step (after a healthy check) is audited as ``canary_advanced``, then routed.
+        The steps are the model's (``canary_steps``), else one of the workflow's
+        ``canary_weight`` and ``bake_seconds``.
+
+        Raises
+        ------
+        PromotionInProgressError
+            Another version is on canary, or alias live routes to other versions.
+        IllegalTransitionError
+            A later step of a version that is no longer on canary.
+        """
         name, number = state.model_name, state.version
         lambda_version = self._published(state)
-        weight = state.run.canary_weight or self._default_weight
+        step = self._next_step(state)
         self._check_no_other_canary(self._registry.get_model(name), number)
         routing = self._serving.routing(name)
         others = set(routing.weights) - {lambda_version}
@@ -194,22 +255,99 @@ class PromotionSteps:
                 f"alias live of {name!r} already routes traffic to versions {sorted(others)}",
                 field="alias",
             )
-        if self._registry.get_version(name, number).status is not VersionStatus.CANARY:
-            self._registry.start_canary(
-                name,
-                number,
-                actor=state.run.actor,
-                reason=f"canary at {weight:.0%} of live traffic",
-                extra={"lambda_version": lambda_version, "weight": weight},
-            )
+        details = {
+            "lambda_version": lambda_version,
+            "weight": step.weight,
+            "step": step.number,
+            "steps": step.steps,
+            "bake_seconds": step.bake_seconds,
+        }
+        status = self._registry.get_version(name, number).status
+        if step.number == 1:
+            if status is not VersionStatus.CANARY:
+                self._check_no_experiment(name)
+                self._registry.start_canary(
+                    name,
+                    number,
+                    actor=state.run.actor,
+                    reason=f"canary at {step.weight:.0%} of live traffic" + _of(step),
+                    extra=details,
+                )
+        else:
+            self._advance(state, step, status, details)
         self._serving.route(
-            name, AliasRouting(primary=routing.primary, weights={lambda_version: weight})
+            name, AliasRouting(primary=routing.primary, weights={lambda_version: step.weight})
         )
         return CanaryShiftResult(
             model_version=number,
             lambda_version=lambda_version,
             primary=routing.primary,
-            weight=weight,
+            weight=step.weight,
+            step=step.number,
+            steps=step.steps,
+            bake_seconds=step.bake_seconds,
+            last=step.last,
+        )
+
+    def _plan(self, state: PromotionState) -> list[_Step]:
+        """The steps this promotion walks: the model's, else one from the workflow input."""
+        configured = self._canary_steps.get(state.model_name)
+        if configured:
+            return [
+                _Step(i, len(configured), s.weight, s.bake_seconds)
+                for i, s in enumerate(configured, start=1)
+            ]
+        bake = state.run.bake_seconds
+        return [
+            _Step(
+                1,
+                1,
+                state.run.canary_weight or self._default_weight,
+                DEFAULT_BAKE_SECONDS if bake is None else bake,
+            )
+        ]
+
+    def _next_step(self, state: PromotionState) -> _Step:
+        """Step 1, or the one after the step ``$.canary`` holds (a retried step gets the same)."""
+        plan = self._plan(state)
+        number = 1 if state.canary is None else state.canary.payload.step + 1
+        if number > len(plan):
+            raise IllegalTransitionError(
+                f"the canary of version {state.version} of {state.model_name!r} has "
+                f"{len(plan)} step(s); there is no step {number}",
+                current=f"step {number - 1}",
+                target=f"step {number}",
+            )
+        return plan[number - 1]
+
+    def _advance(
+        self, state: PromotionState, step: _Step, status: VersionStatus, details: dict[str, Any]
+    ) -> None:
+        """Audit ``canary_advanced`` once per step (the ``CANARY`` record remembers it)."""
+        name, number = state.model_name, state.version
+        model = self._registry.get_model(name)
+        if status is not VersionStatus.CANARY or model.challenger != number:
+            raise IllegalTransitionError(
+                f"version {number} of {name!r} is {status}, not on canary: cannot take "
+                f"step {step.number}",
+                current=status,
+                target=VersionStatus.CANARY,
+            )
+        found = read(self._records, model_key(name, CANARY), CanaryDoc)
+        if found is not None and found[0].version == number and found[0].step >= step.number:
+            return  # recorded by an earlier attempt of this step
+        check = state.canary_check.payload.reason if state.canary_check else None
+        doc = CanaryDoc(version=number, step=step.number, steps=step.steps, weight=step.weight)
+        self._registry.record(
+            AuditDraft(
+                model=name,
+                action=AuditAction.CANARY_ADVANCED,
+                actor=state.run.actor,
+                version=number,
+                reason=f"canary at {step.weight:.0%} of live traffic" + _of(step),
+                details={**details, "previous_check": check},
+            ),
+            records=(write(model_key(name, CANARY), doc, found[1] if found else None),),
         )
 
     @staticmethod
@@ -239,10 +377,11 @@ class PromotionSteps:
 
         Under ``prediction_min_rows`` rows on either side a check gives no verdict.
         """
+        step = state.canary.payload.step if state.canary is not None else 1
         alarms = self._health.alarm_states(state.model_name)
         if not alarms:
             return CanaryCheckResult(
-                healthy=False, reason="no canary alarms are configured for this model"
+                healthy=False, reason="no canary alarms are configured for this model", step=step
             )
         breached = sorted(
             n for n, s in alarms.items() if s in (AlarmState.ALARM, AlarmState.MISSING)
@@ -278,6 +417,7 @@ class PromotionSteps:
             reason="; ".join(reasons),
             prediction_drift=None if champion is None else champion.psi,
             reference_prediction_drift=None if reference is None else reference.psi,
+            step=step,
         )
 
     def _judge(self, shift: PredictionShift, side: str) -> tuple[bool, str]:
@@ -383,7 +523,7 @@ class PromotionSteps:
                 records=(
                     write(model_key(name, SERVING), ServingDoc(lambda_versions=mapping), revision),
                 ),
-                extra={"lambda_version": lambda_version},
+                extra={"lambda_version": lambda_version, **_steps_of(state)},
             )
         self._serving.route(name, AliasRouting(primary=lambda_version))
         return PromotionResult(
@@ -408,7 +548,7 @@ class PromotionSteps:
                 number,
                 actor=state.run.actor,
                 reason=reason,
-                extra={"restored_primary": routing.primary},
+                extra={"restored_primary": routing.primary, **_steps_of(state)},
             )
         return RollbackResult(model_version=number, restored_primary=routing.primary, reason=reason)
 
@@ -477,6 +617,8 @@ class PromotionSteps:
         ------
         PromotionInProgressError
             A canary is running on alias live (finish or roll back it first).
+        ExperimentInProgressError
+            An experiment runs (stop it, or promote its winner through the workflow).
         ServingControlError
             Publishing or routing failed (nothing changed), or the alias could not be put
             back after the registry refused (``details["diverged"]``).
@@ -484,6 +626,7 @@ class PromotionSteps:
         self._registry.resolve(name, version)  # unknown model or version: nothing to do
         model = self._registry.get_model(name)
         self._check_no_other_canary(model, version)
+        self._check_no_experiment(name)
         lambda_version = self._serving.publish(name, version).lambda_version
 
         def promote(records: tuple[RecordWrite, ...]) -> ModelVersion:
@@ -606,3 +749,15 @@ class PromotionSteps:
             alias=routing,
             audit_seq=entry.seq,
         )
+
+
+def _of(step: _Step) -> str:
+    return f" (step {step.number} of {step.steps})" if step.steps > 1 else ""
+
+
+def _steps_of(state: PromotionState) -> dict[str, int]:
+    """The canary step a promotion or rollback ended on, for its audit entry."""
+    if state.canary is None:
+        return {}
+    shift = state.canary.payload
+    return {"step": shift.step, "steps": shift.steps}

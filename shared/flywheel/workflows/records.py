@@ -1,4 +1,5 @@
-"""The workflows' records, kept in the registry table next to the models they belong to.
+"""The workflows' records, in the registry table next to their models; each a JSON
+document with a revision that writes are conditional on (and may join a registry change).
 
 =====================================  ================================================
 key (``pk`` / ``sk``)                  record
@@ -6,12 +7,10 @@ key (``pk`` / ``sk``)                  record
 ``MODEL#<name>`` / ``CONFIG``          the model's :class:`~flywheel.workflows.config.ModelConfig`
 ``MODEL#<name>`` / ``RUNLOCK``         :class:`RunLockDoc`: who trains now, cooldown, dedupe
 ``MODEL#<name>`` / ``SERVING``         :class:`ServingDoc`: model version -> Lambda version
+``MODEL#<name>`` / ``CANARY``          :class:`CanaryDoc`: the last canary step recorded
 ``MODEL#<name>`` / ``APPROVAL#V<n>``   :class:`ApprovalPointer`: the approval of version n
 ``APPROVAL#<id>`` / ``APPROVAL``       :class:`ApprovalDoc`: token, binding, decision
 =====================================  ================================================
-
-Each record is a JSON document with a revision; every write is conditional on the
-revision read, and may join a registry change (one transaction with the audit entry).
 """
 
 from __future__ import annotations
@@ -31,6 +30,7 @@ if TYPE_CHECKING:
 CONFIG = "CONFIG"
 RUN_LOCK = "RUNLOCK"
 SERVING = "SERVING"
+CANARY = "CANARY"
 
 D = TypeVar("D", bound=BaseModel)
 
@@ -159,6 +159,16 @@ class ServingDoc(Frozen):
         if model_version is None:
             return None
         return self.lambda_versions.get(str(model_version))
+
+
+class CanaryDoc(Frozen):
+    """The last step of a multi-step canary the workflow recorded (a retried step
+    finds it and records nothing twice)."""
+
+    version: int = Field(ge=1)
+    step: int = Field(ge=1)
+    steps: int = Field(ge=1)
+    weight: float = Field(gt=0, lt=1)
 
 
 def read(records: RecordStore, key: RecordKey, doc_type: type[D]) -> tuple[D, int] | None:

@@ -289,10 +289,19 @@ class PublishResult(ResultModel):
 
 
 class CanaryShiftResult(ResultModel):
+    """One canary step: its weight on alias live and how long it bakes."""
+
     model_version: int
     lambda_version: str
     primary: str
     weight: float
+    #: This step's number (1-based) and how many the canary takes.
+    step: int = 1
+    steps: int = 1
+    #: The Bake state waits this long (``SecondsPath``).
+    bake_seconds: int = 0
+    #: Whether a healthy check after this step promotes (the LastStep choice reads it).
+    last: bool = True
 
 
 class CanaryCheckResult(ResultModel):
@@ -304,6 +313,8 @@ class CanaryCheckResult(ResultModel):
     prediction_drift: float | None = None
     #: PSI of the canary's captured predictions against its holdout's prediction deciles.
     reference_prediction_drift: float | None = None
+    #: The canary step judged (1-based).
+    step: int = 1
 
 
 class PromotionResult(ResultModel):
@@ -400,6 +411,12 @@ class PromotionState(StateModel):
 
     @property
     def failed_step(self) -> str:
+        """Where the promotion stopped, read from the results so far.
+
+        A multi-step canary overwrites ``canary`` and ``canary_check`` at each step: a
+        check of an earlier step than the last shift means CheckCanary failed, a
+        healthy check of a step that is not the last means the next ShiftAlias did.
+        """
         for key, state in (
             ("published", "PublishVersion"),
             ("canary", "ShiftAlias"),
@@ -407,9 +424,14 @@ class PromotionState(StateModel):
         ):
             if getattr(self, key) is None:
                 return state
-        if self.canary_check is not None and not self.canary_check.payload.healthy:
+        assert self.canary is not None
+        assert self.canary_check is not None
+        shift, check = self.canary.payload, self.canary_check.payload
+        if check.step != shift.step:
+            return "CheckCanary"
+        if not check.healthy:
             return "Rollback"
-        return "PromoteAll"
+        return "PromoteAll" if shift.last else "ShiftAlias"
 
 
 def is_training_state(event: dict[str, Any]) -> bool:

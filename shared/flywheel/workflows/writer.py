@@ -83,6 +83,7 @@ _LIFECYCLE = frozenset(
         AuditAction.VERSION_REGISTERED,
         AuditAction.APPROVAL_REQUESTED,
         AuditAction.CANARY_STARTED,
+        AuditAction.CANARY_ADVANCED,
         AuditAction.CANARY_ABORTED,
         AuditAction.PROMOTED,
         AuditAction.ROLLED_BACK,
@@ -105,6 +106,7 @@ _TRAINING_RUNS = frozenset(
 _PROMOTION_RUNS = frozenset(
     {
         AuditAction.CANARY_STARTED,
+        AuditAction.CANARY_ADVANCED,
         AuditAction.CANARY_ABORTED,
         AuditAction.PROMOTED,
         AuditAction.ROLLED_BACK,
@@ -128,6 +130,8 @@ ACTIONS: dict[Capability, frozenset[AuditAction]] = {
         AuditAction.MODEL_CONFIGURED,
         AuditAction.FEATURE_VIEW_REGISTERED,
         AuditAction.STAGE_PROMOTED_OUT,
+        AuditAction.EXPERIMENT_STARTED,
+        AuditAction.EXPERIMENT_STOPPED,
     },
     Capability.FEATURES: frozenset(),
     Capability.PROMOTIONS: frozenset(
@@ -146,7 +150,7 @@ _RUNS = ("MODEL#", "RUN#")
 #: The auxiliary records each capability may write: (partition prefix, sort prefix).
 RECORDS: dict[Capability, frozenset[tuple[str, str]]] = {
     Capability.TRAINING_RUNS: _TRAINING_RECORDS | {_RUNS},
-    Capability.PROMOTION_RUNS: frozenset({("MODEL#", "SERVING")}),
+    Capability.PROMOTION_RUNS: frozenset({("MODEL#", "SERVING"), ("MODEL#", "CANARY")}),
     Capability.WORKFLOWS: _TRAINING_RECORDS | {("MODEL#", "SERVING")},
     Capability.APPROVALS: frozenset({("APPROVAL#", "APPROVAL")}),
     Capability.TRAINING: frozenset({_RUNS}),
@@ -155,6 +159,7 @@ RECORDS: dict[Capability, frozenset[tuple[str, str]]] = {
             _RUNS,
             ("MODEL#", "CONFIG"),
             ("MODEL#", "SERVING"),
+            ("MODEL#", "EXPERIMENT"),
             ("FEATURE_VIEWS", "CATALOG"),
             ("FEATURE_VIEW#", "VERSION#"),
         }

@@ -90,3 +90,73 @@ def test_project_check_prints_one_line_and_fails_on_a_bad_file(tmp_path: Path) -
     bad = CliRunner().invoke(app, ["project", "check", str(path)])
     assert bad.exit_code == 1
     assert "flywheel.yaml:11: models[0].memory: unknown field" in bad.output
+
+
+CANARY = PROJECT.replace(
+    "    memory_mb: 1024\n",
+    "    memory_mb: 1024\n"
+    "    canary:\n"
+    "      steps:\n"
+    "        - {weight: 0.05, bake_minutes: 10}\n"
+    "        - {weight: 0.25, bake_minutes: 30}\n",
+)
+
+
+def test_a_models_canary_steps_reach_its_stages_and_the_default_is_one_step(
+    tmp_path: Path,
+) -> None:
+    from infra.config import stage_configs
+
+    loaded = load_project(_write(tmp_path, CANARY))
+    configs = stage_configs(loaded)
+    assert [(s.weight, s.bake_minutes) for s in configs["dev"].canary_plans["churn"]] == [
+        (0.05, 10),
+        (0.25, 30),
+    ]
+    # A model without steps keeps today's single step: the stage's weight and bake.
+    (tmp_path / "plain").mkdir()
+    plain = stage_configs(load_project(_write(tmp_path / "plain", PROJECT)))["prod"]
+    assert [(s.weight, s.bake_minutes) for s in plain.canary_plans["churn"]] == [(0.1, 10)]
+    # The state machine outlives the longest canary: every bake plus an hour.
+    assert configs["dev"].promotion_workflow_timeout_seconds == 40 * 60 + 3600
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (("weight: 0.25", "weight: 0.05"), ":13: models[0].canary.steps: weights must increase"),
+        (("weight: 0.25", "weight: 1.0"), ":15: models[0].canary.steps[1].weight: Input should"),
+        (("bake_minutes: 10", "bake_minutes: 0"), ":14: models[0].canary.steps[0].bake_minutes:"),
+        (("- {weight: 0.05", "- {weigth: 0.05"), ":14: models[0].canary.steps[0].weight: Field"),
+        (
+            (
+                "        - {weight: 0.25, bake_minutes: 30}\n",
+                "".join(
+                    f"        - {{weight: 0.{i:02d}, bake_minutes: 1}}\n" for i in range(6, 16)
+                ),
+            ),
+            ":13: models[0].canary.steps: Tuple should have at most 10 items",
+        ),
+        (
+            (
+                "steps:\n        - {weight: 0.05, bake_minutes: 10}\n        - {weight: 0.25, "
+                "bake_minutes: 30}\n",
+                "steps: []\n",
+            ),
+            ":13: models[0].canary.steps: Tuple should have at least 1",
+        ),
+        (
+            ("prod: {memory_mb: 2048}", "prod: {canary: {steps: [{weight: 0, bake_minutes: 5}]}}"),
+            ":17: models[0].overrides.prod.canary.steps[0].weight: Input should be greater than 0",
+        ),
+    ],
+)
+def test_bad_canary_steps_are_refused_naming_the_field(
+    tmp_path: Path, edit: tuple[str, str], expected: str
+) -> None:
+    path = _write(tmp_path, CANARY.replace(*edit))
+    with pytest.raises(ProjectError) as raised:
+        load_project(path)
+    message = str(raised.value)
+    assert "\n" not in message
+    assert message.startswith(f"{path}{expected}"), message

@@ -7,9 +7,13 @@ from collections.abc import Callable
 import pytest
 
 from flywheel.registry.models import Alias, VersionStatus
+from flywheel.settings import CanaryStep
 from flywheel.workflows.approvals import Decision
+from flywheel.workflows.failures import WorkflowFailures
 from flywheel.workflows.ports import AlarmState, AliasRouting
+from flywheel.workflows.promotion import PromotionSteps
 from flywheel.workflows.records import SERVING, ServingDoc, model_key, read
+from flywheel.workflows.state import PromotionState
 from tests.asl_walker import Execution
 from tests.unit.workflows.conftest import REVIEWER, World, approval_request
 from tests.workflow_support import CANARY_WEIGHT, MODEL
@@ -21,6 +25,7 @@ PROMOTED = [
     "Bake",
     "CheckCanary",
     "CanaryHealthy",
+    "LastStep",
     "PromoteAll",
     "Promoted",
 ]
@@ -201,3 +206,184 @@ def test_a_second_promotion_never_disturbs_the_canary_in_progress(champion: Worl
     assert champion.serving.routing(MODEL) == AliasRouting(primary="2", weights={"3": 0.2})
     assert champion.registry.get_version(MODEL, 2).status is VersionStatus.CANARY
     assert champion.registry.get_version(MODEL, 3).status is VersionStatus.APPROVED
+
+
+# -- multi-step canaries ------------------------------------------------------------------------
+STEPS = (
+    CanaryStep(weight=0.05, bake_minutes=10),
+    CanaryStep(weight=0.25, bake_minutes=30),
+    CanaryStep(weight=0.5, bake_minutes=30),
+)
+STEP_STATES = ["ShiftAlias", "Bake", "CheckCanary", "CanaryHealthy", "LastStep"]
+
+
+@pytest.fixture
+def stepped(champion: World) -> World:
+    """Version 1 is champion; the model's canary now takes three steps (the project file's)."""
+    champion.promotion = PromotionSteps(
+        registry=champion.registry,
+        records=champion.store,
+        serving=champion.serving,
+        health=champion.health,
+        default_canary_weight=0.1,
+        canary_steps={MODEL: STEPS},
+    )
+    champion.failures = WorkflowFailures(
+        registry=champion.registry, approvals=champion.approvals, promotion=champion.promotion
+    )
+    return champion
+
+
+def record_routes(world: World) -> list[AliasRouting]:
+    """Every routing the promotion sets on alias live, in order."""
+    routes: list[AliasRouting] = []
+    original = world.serving.route
+
+    def route(model: str, routing: AliasRouting) -> None:
+        original(model, routing)
+        routes.append(routing)
+
+    world.serving.route = route  # type: ignore[method-assign]
+    return routes
+
+
+def test_a_three_step_canary_walks_every_step_then_promotes(stepped: World) -> None:
+    approve_new_version(stepped, "run-2")
+    routes = record_routes(stepped)
+    shifts: list[dict[str, object]] = []
+    original = stepped.promotion.shift_alias
+
+    def shift(state: PromotionState) -> object:
+        result = original(state)
+        shifts.append(result.model_dump())
+        return result
+
+    stepped.promotion.shift_alias = shift  # type: ignore[method-assign,assignment]
+
+    execution = stepped.promote()
+
+    assert execution.status == "SUCCEEDED", execution.state.get("error")
+    assert execution.visited == [
+        "Initialize", "PublishVersion", *STEP_STATES * 3, "PromoteAll", "Promoted",
+    ]  # fmt: skip
+    # Each step routed a larger share to the new version (Lambda version 3), baked as
+    # long as its step says, and only then did the new version take all traffic.
+    assert [r.weights for r in routes] == [{"3": 0.05}, {"3": 0.25}, {"3": 0.5}, {}]
+    assert routes[-1].primary == "3"
+    assert [(s["step"], s["bake_seconds"], s["last"]) for s in shifts] == [
+        (1, 600, False), (2, 1800, False), (3, 1800, True),
+    ]  # fmt: skip
+    assert stepped.registry.get_model(MODEL).champion == 2
+    # The trail records each step with its weight and the check that let it happen.
+    entries = [e for e in stepped.audit.entries(MODEL) if e.version == 2][-4:]
+    assert [str(e.action) for e in entries] == [
+        "canary_started", "canary_advanced", "canary_advanced", "promoted",
+    ]  # fmt: skip
+    assert [(e.details.get("step"), e.details.get("weight")) for e in entries[:3]] == [
+        (1, 0.05), (2, 0.25), (3, 0.5),
+    ]  # fmt: skip
+    assert entries[1].reason == "canary at 25% of live traffic (step 2 of 3)"
+    assert entries[1].details["previous_check"] == "3 canary alarms, none in ALARM"
+    assert (entries[3].details["step"], entries[3].details["steps"]) == (3, 3)
+    assert stepped.registry.verify(MODEL).ok
+
+
+def test_a_breach_at_step_two_rolls_the_whole_canary_back(stepped: World) -> None:
+    approve_new_version(stepped, "run-2")
+    routes = record_routes(stepped)
+    checks = 0
+    original = stepped.health.alarm_states
+
+    def alarm_at_the_second_check(model: str) -> dict[str, AlarmState]:
+        nonlocal checks
+        checks += 1
+        if checks == 2:
+            stepped.health.set(MODEL, "latency", AlarmState.ALARM)
+        return original(model)
+
+    stepped.health.alarm_states = alarm_at_the_second_check  # type: ignore[method-assign]
+
+    execution = stepped.promote()
+
+    assert execution.error == "CanaryRolledBack"
+    assert execution.visited == [
+        "Initialize", "PublishVersion", *STEP_STATES, *STEP_STATES[:4], "Rollback", "RolledBack",
+    ]  # fmt: skip
+    # Traffic went to 5 %, then 25 %, then back to the champion alone: all or nothing.
+    assert [r.weights for r in routes] == [{"3": 0.05}, {"3": 0.25}, {}]
+    assert served(stepped) == (AliasRouting(primary="2"), 1)
+    assert stepped.registry.get_version(MODEL, 2).status is VersionStatus.ROLLED_BACK
+    model = stepped.registry.get_model(MODEL)
+    assert (model.champion, model.challenger) == (1, None)
+    aborted = list(stepped.audit.entries(MODEL))[-1]
+    assert str(aborted.action) == "canary_aborted"
+    assert aborted.reason == "canary alarms breached or missing: latency (ALARM)"
+    assert (aborted.details["step"], aborted.details["steps"]) == (2, 3)
+    assert stepped.registry.verify(MODEL).ok
+
+
+def test_a_retried_step_is_audited_once(stepped: World) -> None:
+    approve_new_version(stepped, "run-2")
+    original = stepped.promotion.shift_alias
+
+    def answer_lost_then_retried(state: PromotionState) -> object:
+        if state.canary is not None:
+            original(state)  # the first attempt did its work, but its answer was lost
+        return original(state)
+
+    stepped.promotion.shift_alias = answer_lost_then_retried  # type: ignore[method-assign,assignment]
+
+    execution = stepped.promote()
+
+    assert execution.status == "SUCCEEDED", execution.state.get("error")
+    advanced = [e.details["step"] for e in stepped.audit.entries(MODEL)
+                if str(e.action) == "canary_advanced"]  # fmt: skip
+    assert advanced == [2, 3]
+    assert stepped.registry.verify(MODEL).ok
+
+
+def test_a_step_that_fails_is_named_and_repaired(stepped: World) -> None:
+    approve_new_version(stepped, "run-2")
+    original = stepped.promotion.shift_alias
+    calls = 0
+
+    def fail_the_second_shift(state: PromotionState) -> object:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            stepped.serving.fail_next.add("route")  # after step 2 is audited
+        return original(state)
+
+    stepped.promotion.shift_alias = fail_the_second_shift  # type: ignore[method-assign,assignment]
+
+    execution = stepped.promote()
+
+    assert execution.error == "PromotionFailed"
+    failure = execution.state["failure"]["Payload"]
+    assert failure["failed_step"] == "ShiftAlias"
+    assert served(stepped) == (AliasRouting(primary="2"), 1)
+    assert stepped.registry.get_version(MODEL, 2).status is VersionStatus.ROLLED_BACK
+    assert stepped.actions()[-3:] == ["canary_started", "canary_advanced", "promotion_failed"]
+    assert stepped.registry.verify(MODEL).ok
+
+
+def test_a_check_that_fails_at_a_later_step_is_named_as_the_check(stepped: World) -> None:
+    approve_new_version(stepped, "run-2")
+    original = stepped.health.alarm_states
+    checks = 0
+
+    def unreachable_at_the_second_check(model: str) -> dict[str, AlarmState]:
+        nonlocal checks
+        checks += 1
+        if checks == 2:
+            stepped.health.fail = True  # CloudWatch cannot be read during step 2's check
+        return original(model)
+
+    stepped.health.alarm_states = unreachable_at_the_second_check  # type: ignore[method-assign]
+
+    execution = stepped.promote()
+
+    assert execution.error == "PromotionFailed"
+    assert execution.state["failure"]["Payload"]["failed_step"] == "CheckCanary"
+    assert served(stepped) == (AliasRouting(primary="2"), 1)
+    assert stepped.registry.get_version(MODEL, 2).status is VersionStatus.ROLLED_BACK
