@@ -375,8 +375,8 @@ Models of the `{spec.project}` project, trained, approved and served by Flywheel
 - `flywheel project check`: validate both before a commit.
 - `requirements.txt` pins Flywheel; CI installs it from there, so pin a URL CI can reach
   (`flywheel-mlops[local] @ git+https://<host>/<flywheel>@<tag>`, or a wheel's URL).
-- Deploy by hand (Node 20+, `npm install -g aws-cdk@{team.CDK_CLI_VERSION}`, AWS credentials):
-  {deploy}.
+- Deploy by hand (Node 20+, `npm install -g aws-cdk@{team.CDK_CLI_VERSION}`, AWS credentials,
+  `.venv` activated: cdk.json runs `python -m infra.app`): {deploy}.
 {_ci_readme(spec)}
 Adding, changing or retiring a model is a change to this repository only.
 """
