@@ -393,7 +393,7 @@ def _pip_step(
     digest = _sha256(requirements)
     if not force and built.get(key) == digest and (build_dir / key / "python").is_dir():
         sized = measure(key, build_dir)
-        print(f"up to date {key:<7} {sized.bytes / MIB:8.1f} MiB (same requirements)")
+        print(f"kept  {key:<12} {sized.bytes / MIB:8.1f} MiB (requirements unchanged)")
         return sized
     built.pop(key, None)
     sized = build_pip(key, requirements, build_dir)

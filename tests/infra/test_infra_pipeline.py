@@ -137,7 +137,7 @@ def test_synth_installs_from_requirements_tests_builds_assets_synthesizes_and_li
     assert spec["phases"]["install"]["runtime-versions"] == {"python": "3.12", "nodejs": "20"}
     assert spec["phases"]["install"]["commands"] == [team.INSTALL, team.INSTALL_CDK]
     assert spec["phases"]["build"]["commands"] == [
-        "flywheel project check && flywheel project ci --check",
+        team.CHECK_PROJECT,
         'python -m pytest -q -m "not deployed"',
         "python -m infra.build_assets",
         "cdk synth -q -c project=flywheel.yaml -c flywheel:assets=build -c pipeline=true",

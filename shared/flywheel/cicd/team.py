@@ -34,7 +34,8 @@ SMOKE_MODEL = "no-such-model"
 
 INSTALL = "pip install -r requirements.txt"
 INSTALL_CDK = f"npm install --global --no-fund --no-audit aws-cdk@{CDK_CLI_VERSION}"
-CHECK_PROJECT = "flywheel project check && flywheel project ci --check"
+#: ``python -m``: CodeBuild's pyenv may not have a shim for a console script pip just added.
+CHECK_PROJECT = "python -m flywheel.cli project check && python -m flywheel.cli project ci --check"
 UNIT_TESTS = f'python -m pytest -q -m "not {DEPLOYED_MARKER}"'
 BUILD_ASSETS = "python -m infra.build_assets"
 SMOKE_TESTS = f"python -m pytest -q -m {DEPLOYED_MARKER}"

@@ -116,7 +116,8 @@ def test_the_team_workflows_run_flywheel_from_requirements_and_the_project_file(
     assert set(cdk.values()) == {"synth", "diff", "deploy"}
     assert all("-c project=flywheel.yaml" in line for line in cdk), cdk
     # and pull requests check the project file, the CI files and every template.
-    assert "flywheel project check && flywheel project ci --check" in runs
+    assert team.CHECK_PROJECT in runs
+    assert "project ci --check" in team.CHECK_PROJECT
     assert "python -m infra.template_lint cdk.out/prod --regions eu-west-1" in runs
     deploy = _load(files[DEPLOY_WORKFLOW])["jobs"]
     assert deploy["deploy-prod"]["environment"] == "prod"
