@@ -72,11 +72,10 @@ class PipelineStack(Stack):
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
         self.project = project
-        self.stages = stages
-        self.repository: codecommit.IRepository | None = None
         self.first = stages[0]
+        self.repository: codecommit.IRepository | None = None
         artifacts = self._artifact_bucket()
-        self.source = source = self._source(ci)
+        self.source = self._source(ci)
         self.pipeline = pipelines.CodePipeline(
             self,
             "Pipeline",
@@ -109,7 +108,7 @@ class PipelineStack(Stack):
             asset_publishing_code_build_defaults=_medium(),
             synth=pipelines.ShellStep(
                 "Synth",
-                input=source,
+                input=self.source,
                 install_commands=[team.INSTALL, team.INSTALL_CDK],
                 commands=synth_commands(stages),
                 primary_output_directory=CLOUD_ASSEMBLY,
