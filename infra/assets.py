@@ -3,20 +3,25 @@
 Modes (context ``flywheel:assets`` or env ``FLYWHEEL_ASSETS``):
 
 ``build``
-    Layers from ``layers/build/<layer>`` (made by ``layers/build.py``); fails if missing.
+    Layers and the training image's context from the build directory (made by
+    ``python -m infra.build_assets``; context ``flywheel:assets_dir`` or env
+    ``FLYWHEEL_ASSETS_DIR``, see :func:`infra.build_assets.default_build_dir`). Fails
+    when it is missing, or was built from other code or requirements than these.
 ``stub``
-    A tiny placeholder for every layer, so synth needs neither pip nor network (the infra
-    tests use this). Stub templates get a CloudFormation rule that fails any deployment.
+    A tiny placeholder for every layer and the image, so synth needs neither pip nor
+    network (the infra tests use this). Stub templates get a CloudFormation rule that
+    fails any deployment.
 ``auto`` (default)
-    ``build`` when every layer has been built, ``stub`` otherwise (with a warning).
+    ``build`` when a fresh build exists, ``stub`` otherwise (with a warning).
 
 No mode needs Docker at synth time: the training image is only staged as a build context;
-``cdk deploy`` builds it.
+``cdk deploy`` (or a pipeline's asset publishing) builds it.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -27,60 +32,66 @@ from aws_cdk import (
     CfnRule,
     CfnRuleAssertion,
     Fn,
-    IgnoreMode,
     Stack,
 )
 from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_lambda as lambda_
 
-from infra.catalog import DOMAIN_EXCLUDES, FUNCTIONS_DIR, IMAGES, LAYERS
+from infra.build_assets import AssetsError, Sources, build_problems, default_build_dir
 
-#: The checkout, or the site-packages folder of an installed Flywheel (``functions/`` sits
-#: next to ``infra/`` in both).
-REPO_ROOT = Path(__file__).resolve().parent.parent
-LAYER_BUILD_DIR = REPO_ROOT / "layers" / "build"
 STUB_ASSETS_DIR = Path(__file__).resolve().parent / "stub_assets"
 STUB_LAYER_DIR = STUB_ASSETS_DIR / "layer"
-#: An installed Flywheel has no image build context; stub synths stage this placeholder.
+#: The placeholder build context stub synths stage for the training image.
 STUB_IMAGE_DIR = STUB_ASSETS_DIR / "image"
 
 AssetMode = Literal["build", "stub", "auto"]
 CONTEXT_KEY = "flywheel:assets"
+DIR_CONTEXT_KEY = "flywheel:assets_dir"
 ENV_VAR = "FLYWHEEL_ASSETS"
 
 #: Never shipped with the function code.
 CODE_EXCLUDES = ["**/__pycache__", "**/*.pyc", "**/tests", "**/.pytest_cache"]
-#: The training image's build context is the repo root; the image may see only these.
-IMAGE_CONTEXT_EXCLUDES = [
-    "*",
-    "!functions",
-    "!shared/flywheel",
-    "!layers/training",
-    "!layers/build/training",
-    *(f"shared/flywheel/{name}" for name in DOMAIN_EXCLUDES),
-    "**/__pycache__",
-    "**/*.pyc",
-    "**/tests",
-]
-#: Stub synths stage the image context without the (large) built dependencies.
-STUB_IMAGE_CONTEXT_EXCLUDES = [p for p in IMAGE_CONTEXT_EXCLUDES if p != "!layers/build/training"]
+BUILD_COMMAND = "python -m infra.build_assets"
 
 
-def resolve_mode(requested: str | None) -> Literal["build", "stub"]:
-    """Turn the requested mode into ``build`` or ``stub`` (``auto`` looks for a build)."""
+def resolve_mode(
+    requested: str | None, build_dir: Path | None = None, sources: Sources | None = None
+) -> Literal["build", "stub"]:
+    """Turn the requested mode into ``build`` or ``stub`` (``auto`` looks for a fresh build).
+
+    Raises
+    ------
+    AssetsError
+        ``build`` requested and the build is missing or stale (the message says why and
+        what to run).
+    """
     mode = (requested or os.environ.get(ENV_VAR) or "auto").lower()
     if mode not in ("build", "stub", "auto"):
-        raise ValueError(f"{CONTEXT_KEY} must be build, stub or auto, not {mode!r}")
-    built = all((LAYER_BUILD_DIR / key / "python").is_dir() for key in LAYERS)
-    if mode == "build" and not built:
-        missing = [k for k in LAYERS if not (LAYER_BUILD_DIR / k / "python").is_dir()]
-        raise FileNotFoundError(
-            f"layers not built ({', '.join(missing)}): run `.venv/bin/python layers/build.py` "
-            f"or synthesize with `-c {CONTEXT_KEY}=stub`"
+        raise AssetsError(f"{CONTEXT_KEY} must be build, stub or auto, not {mode!r}")
+    if mode == "stub":
+        return "stub"
+    sources = sources or Sources.located()
+    build_dir = build_dir or default_build_dir(sources)
+    problems = build_problems(build_dir, sources)
+    if not problems:
+        return "build"
+    command = (
+        BUILD_COMMAND
+        if build_dir == default_build_dir(sources)
+        else (f"{BUILD_COMMAND} --out {build_dir}")
+    )
+    if mode == "build":
+        raise AssetsError(
+            f"assets in {build_dir} cannot be deployed ({'; '.join(problems)}): run "
+            f"`{command}`, or synthesize with `-c {CONTEXT_KEY}=stub`"
         )
-    if mode == "auto":
-        return "build" if built else "stub"
-    return mode  # type: ignore[return-value]
+    if (build_dir / "domain").is_dir():
+        warnings.warn(
+            f"stub assets: the build in {build_dir} is stale ({'; '.join(problems)}); "
+            f"run `{command}`",
+            stacklevel=2,
+        )
+    return "stub"
 
 
 @dataclass
@@ -88,7 +99,9 @@ class Assets:
     """Code assets for one app; creates one ``Code`` object per stack (CDK requires it)."""
 
     mode: Literal["build", "stub"]
-    root: Path = REPO_ROOT
+    #: Where ``python -m infra.build_assets`` built the layers and the image context.
+    build_dir: Path = field(default_factory=default_build_dir)
+    sources: Sources = field(default_factory=Sources.located)
     _code: dict[str, lambda_.Code] = field(default_factory=dict)
     _guarded: set[str] = field(default_factory=set)
 
@@ -100,11 +113,7 @@ class Assets:
         """The one code asset every zip function shares: the ``functions/`` directory."""
         key = f"code:{scope.node.path}"
         if key not in self._code:
-            path = self.root / FUNCTIONS_DIR
-            if not path.is_dir():
-                if not self.is_stub:
-                    raise FileNotFoundError(f"{path} does not exist")
-                path = STUB_LAYER_DIR  # only before the handlers exist; stub mode only
+            path = self.sources.functions
             self._code[key] = lambda_.Code.from_asset(str(path), exclude=CODE_EXCLUDES)
         self.guard(scope)
         return self._code[key]
@@ -112,26 +121,24 @@ class Assets:
     def layer_code(self, scope: Stack, layer: str) -> lambda_.Code:
         key = f"layer:{layer}:{scope.node.path}"
         if key not in self._code:
-            path = STUB_LAYER_DIR if self.is_stub else LAYER_BUILD_DIR / layer
+            path = STUB_LAYER_DIR if self.is_stub else self.build_dir / layer
             self._code[key] = lambda_.Code.from_asset(str(path))
         self.guard(scope)
         return self._code[key]
 
     def image_code(self, scope: Stack, image: str, handler: str) -> lambda_.DockerImageCode:
-        """Container image code; staged at synth, built by ``cdk deploy`` (needs Docker then)."""
-        spec = IMAGES[image]
+        """Container image code; staged at synth, built by ``cdk deploy`` (needs Docker then).
+
+        The context is ``<build>/<image>`` (Dockerfile, pinned wheels, code copies), or the
+        stub placeholder.
+        """
         self.guard(scope)
-        if self.is_stub and not (self.root / spec.dockerfile).is_file():
-            return lambda_.DockerImageCode.from_image_asset(
-                str(STUB_IMAGE_DIR), cmd=[handler], platform=ecr_assets.Platform.LINUX_AMD64
-            )
+        context = STUB_IMAGE_DIR if self.is_stub else self.build_dir / image
         return lambda_.DockerImageCode.from_image_asset(
-            str(self.root),
-            file=spec.dockerfile,
+            str(context),
             cmd=[handler],
             platform=ecr_assets.Platform.LINUX_AMD64,
-            exclude=STUB_IMAGE_CONTEXT_EXCLUDES if self.is_stub else IMAGE_CONTEXT_EXCLUDES,
-            ignore_mode=IgnoreMode.DOCKER,
+            exclude=CODE_EXCLUDES,
         )
 
     def guard(self, scope: Stack) -> None:
@@ -145,7 +152,7 @@ class Assets:
             type="String",
             default="stub",
             allowed_values=["stub"],
-            description="Synthesized with stub layers; run layers/build.py before deploying.",
+            description=f"Synthesized with stub layers; run {BUILD_COMMAND} before deploying.",
         )
         CfnRule(
             scope,
@@ -155,7 +162,7 @@ class Assets:
                     assert_=Fn.condition_not(Fn.condition_equals(marker.value_as_string, "stub")),
                     assert_description=(
                         "This template was synthesized with stub Lambda layers "
-                        "(flywheel:assets=stub). Run `.venv/bin/python layers/build.py`, "
+                        f"(flywheel:assets=stub). Run `{BUILD_COMMAND}`, "
                         "synthesize again, then deploy."
                     ),
                 )

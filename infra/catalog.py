@@ -1,13 +1,13 @@
 """What gets deployed as code: every function, its handler, packaging and layers.
 
-Plain data with no CDK import, shared by the CDK constructs and by ``layers/build.py``
-(which checks every function plus its layers against Lambda's size limit), so the two
-can never disagree about which function carries which dependencies.
+Plain data with no CDK import, shared by the CDK constructs and by
+``infra/build_assets.py`` (which checks every function plus its layers against Lambda's
+size limit), so the two can never disagree about which function carries which dependencies.
 
 All zip functions share one code asset, the ``functions/`` directory; the domain package
 ``flywheel`` ships once, as the ``domain`` layer. Training steps need scikit-learn,
 SciPy, skl2onnx, ONNX and ONNX Runtime together, which does not fit in 250 MB
-unzipped (measured by ``layers/build.py``), so they run from one container image.
+unzipped (measured by ``infra/build_assets.py``), so they run from one container image.
 
 Examples
 --------
@@ -27,9 +27,6 @@ ZIP_UNZIPPED_LIMIT_BYTES = 250 * 1024 * 1024
 #: Lambda's limit on a container image (uncompressed).
 IMAGE_LIMIT_BYTES = 10 * 1024 * 1024 * 1024
 
-#: Where the shared code asset and the domain package live, relative to the repo root.
-FUNCTIONS_DIR = "functions"
-DOMAIN_PACKAGE_DIR = "shared/flywheel"
 #: What of the domain package never ships to Lambda (layer or image): the developer
 #: toolkit (CLI, SDK, local runtime).  An import contract keeps handlers off them.
 DOMAIN_EXCLUDES = ("cli", "local", "sdk.py")
@@ -40,18 +37,19 @@ PIP_PLATFORMS = ("manylinux_2_28_x86_64", "manylinux2014_x86_64")
 
 @dataclass(frozen=True)
 class LayerSpec:
-    """A Lambda layer built by ``layers/build.py`` into ``layers/build/<key>/python``."""
+    """A Lambda layer built by ``infra/build_assets.py`` into ``<build>/<key>/python``."""
 
     key: str
     description: str
-    #: Pinned, complete requirements (installed with ``--no-deps``); ``None`` for the
-    #: domain layer, which is a copy of ``shared/flywheel``.
+    #: Pinned, complete requirements (installed with ``--no-deps``), relative to the
+    #: ``infra`` package; ``None`` for the domain layer, a copy of the ``flywheel`` package.
     requirements: str | None
 
 
 @dataclass(frozen=True)
 class ImageSpec:
-    """A container image for functions whose dependencies exceed the zip limit."""
+    """A container image for functions whose dependencies exceed the zip limit (paths
+    relative to the ``infra`` package)."""
 
     key: str
     dockerfile: str
@@ -78,7 +76,7 @@ class FunctionSpec:
 
 
 LAYERS: dict[str, LayerSpec] = {
-    "domain": LayerSpec("domain", "The flywheel domain package (shared/flywheel)", None),
+    "domain": LayerSpec("domain", "The flywheel domain package", None),
     "base": LayerSpec(
         "base",
         "numpy, pydantic, pydantic-settings, Powertools (tracer), PyYAML",

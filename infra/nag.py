@@ -23,7 +23,7 @@ from aws_cdk import aws_iam as iam
 from cdk_nag import AwsSolutionsChecks, ServerlessChecks
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Callable, Iterable, Sequence
 
     from constructs import IConstruct
 
@@ -88,6 +88,8 @@ class WildcardJustification:
     name: str
     matches: Callable[[str, dict[str, Any]], bool]
     reason: Callable[[str, dict[str, Any]], str]
+    #: Only for policies whose construct path matches (``None``: any policy).
+    where: re.Pattern[str] | None = None
 
 
 def _actions(statement: dict[str, Any]) -> list[str]:
@@ -224,6 +226,69 @@ def _cdk_roles_reason(_finding: str, _statement: dict[str, Any]) -> str:
     )
 
 
+#: Objects of a bucket defined in the same stack (its ARN is a reference): ``<Bucket.Arn>/*``.
+_REFERENCED_OBJECTS = re.compile(r"^Resource::<(?P<bucket>[A-Za-z0-9]+?)[0-9A-F]{8}\.Arn>/\*$")
+
+
+def _referenced_objects(finding: str, statement: dict[str, Any]) -> bool:
+    return bool(_REFERENCED_OBJECTS.match(finding)) and all(
+        a.startswith("s3:") for a in _actions(statement)
+    )
+
+
+def _referenced_objects_reason(finding: str, _statement: dict[str, Any]) -> str:
+    match = _REFERENCED_OBJECTS.match(finding)
+    assert match is not None
+    return (
+        f"Objects of bucket {match['bucket']} only (defined in this stack): S3 object ARNs "
+        "need a wildcard for the key."
+    )
+
+
+#: A CodeBuild project's own test report groups (CDK grants ``report-group/<project>-*``).
+_REPORT_GROUPS = re.compile(
+    rf"^Resource::arn:{_PARTITION}:codebuild:[^:]+:[^:]+:report-group/<(?P<project>[A-Za-z0-9]+?)"
+    r"[0-9A-F]{8}>-\*$"
+)
+
+
+def _report_groups_reason(finding: str, _statement: dict[str, Any]) -> str:
+    match = _REPORT_GROUPS.match(finding)
+    assert match is not None
+    return (
+        f"Test report groups of CodeBuild project {match['project']} only: CDK grants a "
+        "project report-group/<project>-*, the names its reports get at run time."
+    )
+
+
+#: ``sts:AssumeRole`` on any role of one account, narrowed by the bootstrap-role tag.
+_TAGGED_ACCOUNT_ROLES = re.compile(rf"^Resource::arn:(\*|{_PARTITION}):iam::\d{{12}}:role/\*$")
+
+
+def _bootstrap_roles_by_tag(finding: str, statement: dict[str, Any]) -> bool:
+    condition = statement.get("Condition", {})
+    tags = {
+        key
+        for operator in ("StringEquals", "ForAnyValue:StringEquals")
+        for key in condition.get(operator, {})
+    }
+    return (
+        bool(_TAGGED_ACCOUNT_ROLES.match(finding))
+        and _actions(statement) == ["sts:AssumeRole"]
+        and "iam:ResourceTag/aws-cdk:bootstrap-role" in tags
+    )
+
+
+def _bootstrap_roles_by_tag_reason(_finding: str, statement: dict[str, Any]) -> str:
+    condition = statement["Condition"]
+    operator = next(o for o in ("StringEquals", "ForAnyValue:StringEquals") if o in condition)
+    roles = ", ".join(sorted(condition[operator]["iam:ResourceTag/aws-cdk:bootstrap-role"]))
+    return (
+        f"Only the CDK bootstrap roles ({roles}) of this account: the condition requires "
+        "their aws-cdk:bootstrap-role tag, and assuming them is how cdk deploy works."
+    )
+
+
 _PROMOTION_ROLES = re.compile(
     rf"^Resource::arn:{_PARTITION}:iam::\*:role/[a-z][a-z0-9]*-\*-stage-promotion$"
 )
@@ -260,6 +325,15 @@ WILDCARD_JUSTIFICATIONS: tuple[WildcardJustification, ...] = (
     WildcardJustification("execution-arns", _matching(_EXECUTIONS), _executions_reason),
     WildcardJustification("cdk-bootstrap-roles", _cdk_roles, _cdk_roles_reason),
     WildcardJustification("stage-promotion-roles", _promotion_roles, _promotion_roles_reason),
+    WildcardJustification(
+        "referenced-bucket-objects", _referenced_objects, _referenced_objects_reason
+    ),
+    WildcardJustification(
+        "codebuild-report-groups", _matching(_REPORT_GROUPS), _report_groups_reason
+    ),
+    WildcardJustification(
+        "bootstrap-roles-by-tag", _bootstrap_roles_by_tag, _bootstrap_roles_by_tag_reason
+    ),
 )
 
 
@@ -301,25 +375,31 @@ def statement_findings(statement: dict[str, Any]) -> list[str]:
     return findings
 
 
-def acknowledge_iam_wildcards(stack: Stack) -> list[tuple[str, str]]:
+def acknowledge_iam_wildcards(
+    stack: Stack, justifications: Sequence[WildcardJustification] = ()
+) -> list[tuple[str, str]]:
     """Acknowledge every justified IAM5 finding of every policy (inline or managed) in ``stack``.
 
     A finding is acknowledged only if *every* statement that produces it matches a
-    justification (two statements can yield the same finding). Call once all grants are
-    made (``infra.app`` does it after building every stack). Returns the ``(path,
-    finding)`` pairs left unjustified: they stay findings and fail the nag check.
+    justification (``justifications`` first, then :data:`WILDCARD_JUSTIFICATIONS`; two
+    statements can yield the same finding). Call once all grants are made. Returns the
+    ``(path, finding)`` pairs left unjustified: they stay findings and fail the nag check.
     """
     unjustified: list[tuple[str, str]] = []
     for node in stack.node.find_all():
         if not isinstance(node, iam.CfnPolicy | iam.CfnManagedPolicy):
             continue
         document = stack.resolve(node.policy_document)
+        path = node.node.path
+        candidates = [
+            j
+            for j in (*justifications, *WILDCARD_JUSTIFICATIONS)
+            if j.where is None or j.where.search(path)
+        ]
         reasons: dict[str, list[str | None]] = {}
         for statement in document.get("Statement", []):
             for finding in statement_findings(statement):
-                justification = next(
-                    (j for j in WILDCARD_JUSTIFICATIONS if j.matches(finding, statement)), None
-                )
+                justification = next((j for j in candidates if j.matches(finding, statement)), None)
                 reasons.setdefault(finding, []).append(
                     justification.reason(finding, statement) if justification else None
                 )

@@ -14,6 +14,8 @@ from aws_cdk import Aws, Duration
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
+from flywheel.cicd.github import deploy_role_name
+
 if TYPE_CHECKING:
     from infra.config import CiConfig
 
@@ -53,7 +55,7 @@ class GitHubDeployAccess(Construct):
         self.role = iam.Role(
             self,
             "DeployRole",
-            role_name=f"{prefix}-github-deploy",
+            role_name=deploy_role_name(prefix),
             description=f"GitHub Actions ({github_subject(ci)}) deploys {prefix} and asks for runs",
             max_session_duration=Duration.hours(1),
             assumed_by=iam.WebIdentityPrincipal(

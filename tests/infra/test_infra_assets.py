@@ -27,27 +27,23 @@ def test_stub_synth_carries_a_rule_that_fails_any_deployment(dev: Synth) -> None
         assert template["Parameters"]["FlywheelAssetsMode"]["AllowedValues"] == ["stub"]
 
 
-def test_build_mode_refuses_missing_layers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(assets, "LAYER_BUILD_DIR", tmp_path)
-    with pytest.raises(FileNotFoundError, match=r"layers/build\.py"):
-        assets.resolve_mode("build")
-    assert assets.resolve_mode("auto") == "stub"
-    for key in assets.LAYERS:
-        (tmp_path / key / "python").mkdir(parents=True)
-    assert assets.resolve_mode("auto") == "build"
-    with pytest.raises(ValueError, match="build, stub or auto"):
-        assets.resolve_mode("docker")
+def test_build_mode_refuses_a_missing_build_and_auto_falls_back_to_stubs(tmp_path: Path) -> None:
+    sources = assets.Sources.located()
+    with pytest.raises(assets.AssetsError, match=r"python -m infra\.build_assets --out") as refused:
+        assets.resolve_mode("build", tmp_path, sources)
+    assert "layer domain is not built" in str(refused.value)
+    assert assets.resolve_mode("auto", tmp_path, sources) == "stub"
+    assert assets.resolve_mode("stub", tmp_path, sources) == "stub"
+    with pytest.raises(assets.AssetsError, match="build, stub or auto"):
+        assets.resolve_mode("docker", tmp_path, sources)
 
 
-def test_training_image_context_excludes_everything_but_code_and_domain(dev: Synth) -> None:
+def test_a_stub_synth_stages_the_placeholder_image_not_the_code(dev: Synth) -> None:
     manifest = json.loads((dev.outdir / "FlywheelWorkflows.assets.json").read_text())
     (image,) = manifest["dockerImages"].values()
-    assert image["source"]["dockerFile"] == "layers/training/Dockerfile"
     staged = dev.outdir / image["source"]["directory"]
-    top = {p.name for p in staged.iterdir()}
-    assert top <= {"functions", "shared", "layers"}
-    assert not (staged / "layers" / "build").exists()  # stub: no 400 MB of wheels
-    assert not list(staged.rglob("__pycache__"))
+    assert {p.name for p in staged.iterdir()} == {"Dockerfile"}
+    assert (staged / "Dockerfile").read_text() == (assets.STUB_IMAGE_DIR / "Dockerfile").read_text()
 
 
 def test_cognito_authorization_is_a_stage_option(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -124,3 +125,51 @@ def test_cdk_nag_and_cfn_lint_pass(created: Any) -> None:
         assert [v.rule_name for v in report.violations] == [], pack.name
     matches = lint(json.dumps(template), regions=["us-east-1", "eu-west-1"])
     assert [f"{m.rule.id} {m.message}" for m in matches] == []
+
+
+def test_each_stage_role_trusts_the_token_its_generated_jobs_present(tmp_path: Path) -> None:
+    import shutil
+
+    import yaml
+
+    from flywheel.cicd.github import DEPLOY_WORKFLOW
+    from flywheel.project import load_project
+    from flywheel.project.ci import ci_files
+    from infra.app import build_app
+    from infra.constructs.github_oidc import github_subject
+
+    # Given a team project deployed by GitHub Actions (no stage sets its own access)
+    team = tmp_path / "team"
+    shutil.copytree(Path(__file__).with_name("team_project"), team)
+    text = (team / "flywheel.yaml").read_text()
+    github = f"ci:\n  provider: github\n  repository: {REPO}\n"
+    (team / "flywheel.yaml").write_text(re.sub(r"ci:\n(  .*\n)+", github, text))
+    project = load_project(team / "flywheel.yaml").project
+    jobs = yaml.safe_load(ci_files(project)[DEPLOY_WORKFLOW])["jobs"]
+    # Then every job presents the subject its stage's role trusts (GitHub puts the
+    # environment in the token's sub when a job has one, the branch otherwise)
+    for stage in project.stages:
+        trusted = github_subject(project.github_access(stage.name))
+        assuming = [
+            job
+            for job in jobs.values()
+            for step in job["steps"]
+            if f"::{stage.account}:role/" in step.get("with", {}).get("role-to-assume", "")
+        ]
+        assert assuming, stage.name
+        for job in assuming:
+            presented = (
+                f"repo:{REPO}:environment:{job['environment']}"
+                if "environment" in job
+                else f"repo:{REPO}:ref:refs/heads/main"
+            )
+            assert presented == trusted, (stage.name, job["name"])
+    # And the prod role FlywheelCiAccess creates from the project file says the same.
+    build_app(project=team / "flywheel.yaml", stage="prod", assets="stub",
+              outdir=str(tmp_path / "out"), ci=True, nag=False).synth()  # fmt: skip
+    template = json.loads((tmp_path / "out" / f"{STACK}.template.json").read_text())
+    [role] = _of_type(template, "AWS::IAM::Role")
+    [statement] = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    sub = statement["Condition"]["StringEquals"]["token.actions.githubusercontent.com:sub"]
+    assert sub == f"repo:{REPO}:environment:prod"
+    assert role["Properties"]["RoleName"] == "acme-prod-github-deploy"

@@ -1,8 +1,7 @@
-"""The layer build (layers/build.py) and the function catalogue, without pip or network."""
+"""The layer build (infra/build_assets.py) and the function catalogue, without pip or network."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import subprocess
@@ -12,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from infra import build_assets
 from infra.catalog import (
     FUNCTIONS,
     IMAGES,
@@ -22,17 +22,12 @@ from infra.catalog import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
+INFRA = ROOT / "infra"
 
 
 @pytest.fixture(scope="module")
 def build() -> Any:
-    spec = importlib.util.spec_from_file_location("layer_build", ROOT / "layers" / "build.py")
-    assert spec
-    assert spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["layer_build"] = module  # dataclasses resolve annotations through it
-    spec.loader.exec_module(module)
-    return module
+    return build_assets
 
 
 def test_pip_targets_lambdas_platform_and_python_with_wheels_only(
@@ -40,7 +35,7 @@ def test_pip_targets_lambdas_platform_and_python_with_wheels_only(
 ) -> None:
     calls: list[list[str]] = []
     monkeypatch.setattr(subprocess, "run", lambda cmd, check: calls.append(cmd))
-    build.pip_install(ROOT / "layers/base/requirements.txt", tmp_path)
+    build.pip_install(INFRA / "layers/base/requirements.txt", tmp_path)
     (cmd,) = calls
     joined = " ".join(cmd)
     assert "--only-binary=:all:" in cmd
@@ -90,7 +85,7 @@ def test_size_check_fails_when_a_function_and_its_layers_exceed_250_mb(
     layers = {"domain": sized("domain", 1 * mib), "base": sized("base", 60 * mib),
               "onnxruntime": sized("onnxruntime", 70 * mib)}  # fmt: skip
     images = {"training": sized("training", 430 * mib)}
-    rows, ok = build.report(layers, images)
+    rows, ok = build.report(layers, images, ROOT / "functions")
     assert ok
     inference = next(r for r in rows if r["function"] == "inference")
     assert inference["layers"] == ["domain", "base", "onnxruntime"]
@@ -101,7 +96,7 @@ def test_size_check_fails_when_a_function_and_its_layers_exceed_250_mb(
     assert "does not fit in 250 MiB" in out
 
     layers["onnxruntime"] = sized("onnxruntime", 200 * mib)
-    _, ok = build.report(layers, images)
+    _, ok = build.report(layers, images, ROOT / "functions")
     assert not ok
     assert "OVER" in capsys.readouterr().out
 
@@ -109,23 +104,23 @@ def test_size_check_fails_when_a_function_and_its_layers_exceed_250_mb(
 def test_requirements_are_fully_pinned() -> None:
     files = [layer.requirements for layer in LAYERS.values() if layer.requirements]
     files += [image.requirements for image in IMAGES.values()]
-    for path in (ROOT / f for f in files):
+    for path in (INFRA / f for f in files):
         lines = [line.strip() for line in path.read_text().splitlines()]
         requirements = [line for line in lines if line and not line.startswith("#")]
         assert requirements, path
         assert all("==" in line for line in requirements), path
-    serving = (ROOT / "layers/base/requirements.txt").read_text() + (
-        ROOT / "layers/onnxruntime/requirements.txt"
+    serving = (INFRA / "layers/base/requirements.txt").read_text() + (
+        INFRA / "layers/onnxruntime/requirements.txt"
     ).read_text()
     for heavy in ("scikit-learn", "scipy", "skl2onnx", "pandas", "lightgbm", "xgboost"):
         assert heavy not in serving  # the serving path ships no training libraries
 
 
 def test_training_image_copies_the_built_dependencies_instead_of_installing() -> None:
-    dockerfile = (ROOT / IMAGES["training"].dockerfile).read_text()
+    dockerfile = (INFRA / IMAGES["training"].dockerfile).read_text()
     assert "FROM public.ecr.aws/lambda/python:3.12" in dockerfile
-    assert "COPY layers/build/training/python/" in dockerfile
-    assert "COPY shared/flywheel/ ${LAMBDA_TASK_ROOT}/flywheel/" in dockerfile
+    assert "COPY python/ ${LAMBDA_TASK_ROOT}/" in dockerfile
+    assert "COPY flywheel/ ${LAMBDA_TASK_ROOT}/flywheel/" in dockerfile
     assert "pip install" not in dockerfile
 
 
@@ -164,7 +159,7 @@ def test_shipped_versions_are_the_tested_versions() -> None:
     tested = pins(constraints.read_text())
     files = [layer.requirements for layer in LAYERS.values() if layer.requirements]
     files += [image.requirements for image in IMAGES.values()]
-    for path in (ROOT / f for f in files):
+    for path in (INFRA / f for f in files):
         for name, version in pins(path.read_text()).items():
             if name in tested:
                 assert tested[name] == version, f"{path.name}: {name} {version} != {tested[name]}"
@@ -192,7 +187,9 @@ def test_domain_layer_ships_the_domain_without_the_developer_toolkit(
     assert "flywheel/sdk.py" not in shipped
     assert {"flywheel/composition/platform.py", "flywheel/adapters/dynamodb.py"} <= shipped
     # and its size is reported (well under a megabyte of the 250 MB budget)
-    assert "MiB (copy of shared/flywheel without cli, local, sdk.py)" in capsys.readouterr().out
+    assert (
+        "MiB (copy of the flywheel package without cli, local, sdk.py)" in capsys.readouterr().out
+    )
     assert layer.bytes < 2 * 1024 * 1024
 
 

@@ -4,7 +4,9 @@
 (tests, ``cdk synth`` with cdk-nag, a ``cdk diff`` against the base branch in the job
 summary; no AWS credentials) and ``flywheel-deploy.yml`` (push to the default branch:
 the first stage, its smoke tests, retraining of models whose directory changed, then
-each later stage behind a GitHub environment of the same name). AWS access is OIDC only.
+each later stage and its smoke tests in one job behind a GitHub environment of the same
+name). AWS access is OIDC only. :data:`TEAM_LAYOUT` is a team's repository, which
+installs Flywheel from its ``requirements.txt``; the default layout is Flywheel's own.
 
 Examples
 --------
@@ -26,12 +28,21 @@ from typing import TYPE_CHECKING, Annotated, Any
 import yaml
 from pydantic import Field, model_validator
 
+from flywheel.cicd import team
 from flywheel.models import Frozen
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-__all__ = ["ACTIONS", "DeployStage", "ProjectLayout", "github_workflows", "main"]
+__all__ = [
+    "ACTIONS",
+    "TEAM_LAYOUT",
+    "DeployStage",
+    "ProjectLayout",
+    "deploy_role_name",
+    "github_workflows",
+    "main",
+]
 
 #: Every action the workflows use, pinned to a release's full commit SHA (tags can move).
 ACTIONS: dict[str, tuple[str, str]] = {
@@ -47,6 +58,17 @@ ACTIONS: dict[str, tuple[str, str]] = {
 PR_WORKFLOW = ".github/workflows/flywheel-pr.yml"
 DEPLOY_WORKFLOW = ".github/workflows/flywheel-deploy.yml"
 StageName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9]{1,9}$")]
+
+
+def deploy_role_name(prefix: str) -> str:
+    """The name of a stage's GitHub deploy role (``FlywheelCiAccess``).
+
+    Examples
+    --------
+    >>> deploy_role_name("acme-dev")
+    'acme-dev-github-deploy'
+    """
+    return f"{prefix}-github-deploy"
 
 
 class DeployStage(Frozen):
@@ -69,17 +91,54 @@ class DeployStage(Frozen):
 
 
 class ProjectLayout(Frozen):
-    """Where things are in the project, and how CI installs it."""
+    """Where things are in the project, and how CI installs, checks, builds and deploys it.
+    The defaults are Flywheel's own repository; :data:`TEAM_LAYOUT` is a team's."""
 
     #: One directory per model; a change under ``<models_dir>/<name>/`` retrains ``name``.
     models_dir: str = "models"
     #: The model's workflow config inside its directory (only models that have one retrain).
     config_file: str = "model.yaml"
+    #: Run as ``.venv/bin/<install>`` in a fresh virtual environment.
     install: str = "pip install -c constraints.txt -e '.[dev]'"
+    #: Installs the CDK CLI (``npm ci``: the repository's package-lock.json pins it).
+    node_install: str = "npm ci"
+    #: Prepares the base branch's checkout for its synth (the diff); empty for nothing.
+    base_prepare: str = "npm ci --silent"
+    cdk: str = "npx cdk"
+    #: Builds the Lambda layers and the training image's context.
+    build_assets: str = "python layers/build.py"
+    #: ``-c project=<file>`` on every cdk command, when the repository names its project.
+    project_file: str | None = None
+    #: Commands before the tests (the project file's own checks).
+    checks: tuple[str, ...] = ()
+    #: cfn-lint every synthesized template (``python -m infra.template_lint``).
+    lint_templates: bool = False
     #: Marker of the smoke tests that run against a deployed stage.
     deployed_marker: str = "deployed"
     python_version: Annotated[str, Field(pattern=r"^3\.\d{1,2}$")] = "3.11"
     node_version: Annotated[str, Field(pattern=r"^\d{2}$")] = "20"
+
+    def cdk_command(self, command: str, *options: str) -> str:
+        """``<cdk> <command> [-c project=<file>] <options>``."""
+        project = [f"-c project={self.project_file}"] if self.project_file else []
+        return " ".join([self.cdk, command, *project, *options])
+
+
+#: A team's repository: Flywheel pinned in requirements.txt, the CDK CLI pinned here, the
+#: assets built from the installed package, the project file named on every cdk command.
+TEAM_LAYOUT = ProjectLayout(
+    install=team.INSTALL,
+    node_install=team.INSTALL_CDK,
+    base_prepare="",
+    cdk="cdk",
+    build_assets=team.BUILD_ASSETS,
+    project_file=team.PROJECT_FILE,
+    checks=(team.CHECK_PROJECT,),
+    lint_templates=True,
+    deployed_marker=team.DEPLOYED_MARKER,
+    python_version=team.PYTHON_VERSION,
+    node_version=team.NODE_VERSION,
+)
 
 
 class _Dumper(yaml.SafeDumper):
@@ -116,7 +175,7 @@ def _setup(layout: ProjectLayout, *, fetch_depth: int = 1) -> list[dict[str, Any
         {"name": "Set up Node.js", **_uses("setup-node", **{"node-version": layout.node_version})},
         {
             "name": "Install (a virtual environment first on PATH; cdk.json runs .venv/bin/python)",
-            "run": f"python -m venv .venv\n.venv/bin/{layout.install}\nnpm ci\n"
+            "run": f"python -m venv .venv\n.venv/bin/{layout.install}\n{layout.node_install}\n"
             'echo "$PWD/.venv/bin" >> "$GITHUB_PATH"',
         },
     ]
@@ -130,16 +189,28 @@ def _credentials(stage: DeployStage) -> dict[str, Any]:
 
 
 def _pr_workflow(stages: Sequence[DeployStage], layout: ProjectLayout) -> dict[str, Any]:
+    regions = " ".join(sorted({s.region for s in stages}))
     synth = "\n".join(
-        f"npx cdk synth -q -c stage={s.name} -c flywheel:assets=stub -o cdk.out/{s.name}"
+        layout.cdk_command(
+            "synth", "-q", f"-c stage={s.name}", "-c flywheel:assets=stub", f"-o cdk.out/{s.name}"
+        )
+        + (f"\npython -m infra.template_lint cdk.out/{s.name} --regions {regions}"
+           if layout.lint_templates else "")
         for s in stages
+    )  # fmt: skip
+    prepare = f" && (cd ../base && {layout.base_prepare})" if layout.base_prepare else ""
+    base_synth = layout.cdk_command(
+        "synth", "-q", '-c stage="$stage"', "-c flywheel:assets=stub", '-o "$out"'
+    )
+    diff_command = layout.cdk_command(
+        "diff", '--app "cdk.out/$stage"', '--template "$base"', '"$stack"'
     )
     diff = f"""\
 git worktree add --detach ../base "origin/$BASE_REF"
-ln -s "$PWD/.venv" ../base/.venv && (cd ../base && npm ci --silent)
+ln -s "$PWD/.venv" ../base/.venv{prepare}
 for stage in {" ".join(s.name for s in stages)}; do
   out="$PWD/../cdk.base/$stage"
-  if ! (cd ../base && npx cdk synth -q -c stage="$stage" -c flywheel:assets=stub -o "$out"); then
+  if ! (cd ../base && {base_synth}); then
     echo "The base branch does not synthesize for $stage: no diff." >> "$GITHUB_STEP_SUMMARY"
     continue
   fi
@@ -150,7 +221,7 @@ for stage in {" ".join(s.name for s in stages)}; do
       stack=$(basename "$template" .template.json)
       base="../cdk.base/$stage/$stack.template.json"
       if [ -f "$base" ]; then
-        npx cdk diff --app "cdk.out/$stage" --template "$base" "$stack" 2>&1
+        {diff_command} 2>&1
       else
         echo "new stack $stack"
       fi
@@ -158,6 +229,8 @@ for stage in {" ".join(s.name for s in stages)}; do
     echo '```'
   }} >> "$GITHUB_STEP_SUMMARY"
 done"""
+    checks = [{"name": "Project file and CI files", "run": c} for c in layout.checks]
+    lint = " and cfn-lint" if layout.lint_templates else ""
     return {
         "name": "Flywheel: pull request",
         "on": {"pull_request": {}},
@@ -170,11 +243,12 @@ done"""
                 "timeout-minutes": 45,
                 "steps": [
                     *_setup(layout, fetch_depth=0),
+                    *checks,
                     {
                         "name": "Unit, integration and infra tests (cdk-nag, cfn-lint)",
                         "run": f'python -m pytest -q -m "not {layout.deployed_marker}"',
                     },
-                    {"name": "cdk synth (cdk-nag runs at synth)", "run": synth},
+                    {"name": f"cdk synth (cdk-nag runs at synth){lint}", "run": synth},
                     {
                         "name": "cdk diff against the base branch (job summary)",
                         "env": {"BASE_REF": "${{ github.base_ref }}"},
@@ -210,6 +284,15 @@ def _stage_env(project: str, stage: DeployStage) -> dict[str, str]:
     }
 
 
+def _smoke_step(project: str, stage: DeployStage, layout: ProjectLayout) -> dict[str, Any]:
+    # Step-level env: the CDK app reads FLYWHEEL_PROJECT as a project *file* (a name here).
+    return {
+        "name": f"Deployed-stack smoke tests ({stage.name})",
+        "env": _stage_env(project, stage),
+        "run": f"python -m pytest -q -m {layout.deployed_marker}",
+    }
+
+
 def _deploy_workflow(
     project: str, stages: Sequence[DeployStage], layout: ProjectLayout
 ) -> dict[str, Any]:
@@ -226,52 +309,54 @@ def _deploy_workflow(
         if previous:
             deploy["needs"] = previous
         if index > 0:
-            # The environment's protection rules (required reviewers) are the approval.
+            # The environment's protection rules (required reviewers) are the approval. A
+            # job in an environment gets the token subject repo:<r>:environment:<name>,
+            # which is what this stage's role trusts, so its smoke tests run in this job.
             deploy["environment"] = stage.name
         deploy["steps"] = [
             *_setup(layout),
-            {"name": "Build the Lambda layers", "run": "python layers/build.py"},
+            {"name": "Build the Lambda layers and the training image", "run": layout.build_assets},
             _credentials(stage),
             {
                 "name": f"cdk deploy ({stage.name})",
-                "run": f"npx cdk deploy --all -c stage={stage.name} -c flywheel:assets=build "
-                "--require-approval never",
+                "run": layout.cdk_command(
+                    "deploy",
+                    "--all",
+                    f"-c stage={stage.name}",
+                    "-c flywheel:assets=build",
+                    "--require-approval never",
+                ),
             },
         ]
         jobs[f"deploy-{stage.name}"] = deploy
+        if index > 0:
+            deploy["steps"].append(_smoke_step(project, stage, layout))
+            previous = f"deploy-{stage.name}"
+            continue
         jobs[f"smoke-{stage.name}"] = {
             "name": f"Smoke tests ({stage.name})",
             "needs": f"deploy-{stage.name}",
             "runs-on": "ubuntu-latest",
             "timeout-minutes": 20,
             "permissions": oidc,
-            "env": _stage_env(project, stage),
+            "steps": [*_setup(layout), _credentials(stage), _smoke_step(project, stage, layout)],
+        }
+        jobs[f"retrain-{stage.name}"] = {
+            "name": f"Continuous training ({stage.name})",
+            "needs": f"smoke-{stage.name}",
+            "runs-on": "ubuntu-latest",
+            "timeout-minutes": 15,
+            "permissions": oidc,
+            "env": {**_stage_env(project, stage), "BEFORE": "${{ github.event.before }}"},
             "steps": [
-                *_setup(layout),
+                *_setup(layout, fetch_depth=0),
                 _credentials(stage),
                 {
-                    "name": "Deployed-stack smoke tests",
-                    "run": f"python -m pytest -q -m {layout.deployed_marker}",
+                    "name": "Ask for training runs of the models that changed",
+                    "run": _retrain_script(stage, layout),
                 },
             ],
         }
-        if index == 0:
-            jobs[f"retrain-{stage.name}"] = {
-                "name": f"Continuous training ({stage.name})",
-                "needs": f"smoke-{stage.name}",
-                "runs-on": "ubuntu-latest",
-                "timeout-minutes": 15,
-                "permissions": oidc,
-                "env": {**_stage_env(project, stage), "BEFORE": "${{ github.event.before }}"},
-                "steps": [
-                    *_setup(layout, fetch_depth=0),
-                    _credentials(stage),
-                    {
-                        "name": "Ask for training runs of the models that changed",
-                        "run": _retrain_script(stage, layout),
-                    },
-                ],
-            }
         previous = f"smoke-{stage.name}"
     return {
         "name": "Flywheel: deploy",

@@ -704,6 +704,37 @@ def project_apply(
     console.print(f"{stage}: {verb} {stored} config(s) of {len(changes)}", highlight=False)
 
 
+@project_app.command("ci")
+@handle_errors
+def project_ci(
+    path: ProjectFile = Path("flywheel.yaml"),
+    check: Annotated[
+        bool, typer.Option("--check", help="Write nothing; exit 1 if a CI file is out of date.")
+    ] = False,
+) -> None:
+    """Write the CI files the project file's `ci` asks for (GitHub Actions workflows)."""
+    from flywheel.project import load_project
+    from flywheel.project.ci import stale_files, write_ci_files
+
+    project = load_project(path).project
+    root = path.parent
+    if project.ci is not None and project.ci.provider == "codepipeline":
+        console.print(
+            "ci: codepipeline: FlywheelPipeline is synthesized from this file and updates "
+            "itself; no CI files to write",
+            highlight=False,
+        )
+        return
+    if check:
+        stale = stale_files(project, root)
+        if stale:
+            raise _fail(f"{', '.join(stale)} out of date with {path}: run `flywheel project ci`")
+        console.print(f"CI files are up to date with {path}", highlight=False)
+        return
+    for written in write_ci_files(project, root):
+        console.print(f"wrote {written}", highlight=False)
+
+
 @app.command()
 @handle_errors
 def init(
@@ -712,13 +743,25 @@ def init(
         str | None, typer.Option("--name", help="Project name (default: the folder's name).")
     ] = None,
     model: Annotated[str, typer.Option(help="The first model's name.")] = "iris",
+    ci: Annotated[
+        str,
+        typer.Option(
+            "--ci", help="CI/CD: github (Actions workflows), codepipeline (CDK Pipelines), none."
+        ),
+    ] = "github",
 ) -> None:
-    """Scaffold a project a team owns: flywheel.yaml, a model, cdk.json, tests, README."""
+    """Scaffold a project a team owns: flywheel.yaml, a model, cdk.json, tests, CI, README."""
     from flywheel.project.scaffold import Scaffold, scaffold
 
     project = name or folder.resolve().name.lower().replace("-", "")[:12]
     written = scaffold(
-        folder, Scaffold(project=project, model=model, flywheel_requirement=_requirement())
+        folder,
+        Scaffold(
+            project=project,
+            model=model,
+            flywheel_requirement=_requirement(),
+            ci=ci,  # type: ignore[arg-type]  # scaffold() refuses anything else, in one line
+        ),
     )
     console.print(f"wrote {len(written)} files to {folder}; next: see {folder / 'README.md'}")
 

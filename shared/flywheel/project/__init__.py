@@ -7,13 +7,22 @@ Examples
 --------
 >>> from flywheel.project import Project
 >>> sorted(Project.model_fields)
-['models', 'project', 'stages']
+['ci', 'models', 'project', 'stages']
 """
 
 from flywheel.project.loader import LoadedProject, ProjectError, load_project
-from flywheel.project.models import ModelOverride, Project, ProjectModel, Stage
+from flywheel.project.models import (
+    CodePipelineCi,
+    GitHubActionsCi,
+    ModelOverride,
+    Project,
+    ProjectModel,
+    Stage,
+)
 
 __all__ = [
+    "CodePipelineCi",
+    "GitHubActionsCi",
     "LoadedProject",
     "ModelOverride",
     "Project",

@@ -120,6 +120,8 @@ def _model_config(
 
 def _error(path: Path, lines: dict[Loc, int], loc: tuple[Any, ...], message: str) -> ProjectError:
     loc = tuple(p for p in loc if not (isinstance(p, str) and p.startswith("function-")))
+    if loc[:1] == ("ci",) and loc[1:2] in (("github",), ("codepipeline",)):
+        loc = ("ci", *loc[2:])  # the union's tag is not a key of the file
     message = message.removeprefix("Value error, ")
     named = re.match(r"^([a-z_]+): (.*)$", message)
     if named and named.group(1) not in {str(p) for p in loc}:
@@ -148,6 +150,12 @@ def _message(error: Any) -> str:
         return f"{error['input']!r} is not a 12-digit AWS account id"
     if error["type"] == "extra_forbidden":
         return "unknown field"
+    if error["type"] == "union_tag_invalid":
+        context = error.get("ctx", {})
+        return (
+            f"{context.get('discriminator', 'kind').strip(chr(39))}: {context.get('tag')!r} is "
+            f"not one of {context.get('expected_tags', 'the known kinds')}"
+        )
     return str(error["msg"])
 
 

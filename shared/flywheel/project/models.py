@@ -13,15 +13,33 @@ Examples
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import re
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
 from flywheel.models import Frozen
-from flywheel.project.settings import CanarySettings, ModelName, ModelSettings, StageSettings
+from flywheel.project.settings import (
+    BranchName,
+    CanarySettings,
+    CiConfig,
+    GitHubRepository,
+    ModelName,
+    ModelSettings,
+    StageSettings,
+)
 
 StageName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9]{1,9}$")]
 ProjectName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9]{1,11}$")]
+#: A CodeConnections (formerly CodeStar Connections) connection to GitHub, GitLab or Bitbucket.
+ConnectionArn = Annotated[
+    str,
+    Field(
+        pattern=r"^arn:aws[a-z-]*:(codeconnections|codestar-connections):"
+        r"[a-z]{2}(-[a-z]+)+-\d:\d{12}:connection/[A-Za-z0-9-]{1,64}$"
+    ),
+]
+CODECOMMIT_NAME = r"^[A-Za-z0-9._-]{1,100}$"
 
 
 class Stage(StageSettings):
@@ -37,6 +55,51 @@ class Stage(StageSettings):
         if self.deployable and self.account is None:
             raise ValueError("account: a deployable stage needs its 12-digit AWS account id")
         return self
+
+
+class GitHubActionsCi(Frozen):
+    """CI/CD on GitHub Actions: ``flywheel project ci`` writes the workflows from this file,
+    and each stage's deploy role (``FlywheelCiAccess``) trusts this repository: the first
+    stage its ``branch``, every later stage the GitHub environment of the stage's name."""
+
+    provider: Literal["github"]
+    repository: GitHubRepository
+    branch: BranchName = "main"
+
+
+class CodePipelineCi(Frozen):
+    """CI/CD on AWS CodePipeline: the self-mutating ``FlywheelPipeline`` stack (``-c
+    pipeline=true``), in the first stage's account and region.
+
+    The source is ``repository`` (``owner/repo``) through the CodeConnections connection
+    ``connection_arn``, or, without one, the CodeCommit repository of that name.
+    """
+
+    provider: Literal["codepipeline"]
+    repository: Annotated[str, Field(min_length=1, max_length=140)]
+    branch: BranchName = "main"
+    connection_arn: ConnectionArn | None = None
+
+    @model_validator(mode="after")
+    def _source(self) -> CodePipelineCi:
+        if self.connection_arn is not None and "/" not in self.repository:
+            raise ValueError("repository: owner/repo of the connection's provider")
+        if self.connection_arn is None and not re.fullmatch(CODECOMMIT_NAME, self.repository):
+            raise ValueError(
+                "repository: a CodeCommit repository name (or set connection_arn for owner/repo)"
+            )
+        return self
+
+    @property
+    def connection_account_region(self) -> tuple[str, str] | None:
+        """The connection's account and region (a pipeline can only use its own)."""
+        if self.connection_arn is None:
+            return None
+        parts = self.connection_arn.split(":")
+        return parts[4], parts[3]
+
+
+ProjectCi = Annotated[GitHubActionsCi | CodePipelineCi, Field(discriminator="provider")]
 
 
 class ModelOverride(Frozen):
@@ -70,6 +133,8 @@ class Project(Frozen):
     project: ProjectName
     stages: tuple[Stage, ...] = Field(min_length=1)
     models: tuple[ProjectModel, ...] = Field(min_length=1)
+    #: How the project's repository deploys it (``None``: by hand).
+    ci: ProjectCi | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> Project:
@@ -87,7 +152,33 @@ class Project(Frozen):
         for stage in stages:
             if not self.models_in(stage):
                 raise ValueError(f"stages: {stage} serves no model")
+        if self.ci is not None:
+            self._check_ci()
         return self
+
+    def _check_ci(self) -> None:
+        for stage in self.stages:
+            if not stage.deployable or stage.account is None or stage.region is None:
+                raise ValueError(
+                    f"ci: stage {stage.name} needs deployable: true, its account and its "
+                    "region to be deployed by CI"
+                )
+        if isinstance(self.ci, CodePipelineCi):
+            self._check_pipeline(self.ci)
+
+    def _check_pipeline(self, ci: CodePipelineCi) -> None:
+        home = self.stages[0]
+        if ci.connection_account_region not in (None, (home.account, home.region)):
+            raise ValueError(
+                f"ci: connection_arn must be a connection of the pipeline's account and "
+                f"region ({home.account}, {home.region}: the first stage's)"
+            )
+        for stage in self.stages[1:]:
+            if stage.region != home.region:
+                raise ValueError(
+                    f"ci: the pipeline deploys within its own region ({home.region}, the first "
+                    f"stage's); stage {stage.name} is in {stage.region}"
+                )
 
     def stage(self, name: str) -> Stage:
         """The stage called ``name``.
@@ -112,6 +203,27 @@ class Project(Frozen):
         found = next(m for m in self.models if m.name == model)
         return found.config or f"models/{model}/model.yaml"
 
+    def github_access(self, stage: str) -> CiConfig:
+        """The GitHub deploy role's trust for ``stage``: the stage's own ``ci``, else the
+        project's repository with its branch (first stage) or the stage's environment.
+
+        Raises
+        ------
+        ValueError
+            The project does not deploy with GitHub Actions and the stage sets no ``ci``.
+        """
+        own = self.stage(stage).ci
+        if own is not None:
+            return own
+        if not isinstance(self.ci, GitHubActionsCi):
+            raise ValueError(f"ci: stage {stage} has no GitHub access (ci.provider is not github)")
+        first = self.stages[0].name == stage
+        return CiConfig(
+            github_repository=self.ci.repository,
+            branch=self.ci.branch,
+            environment=None if first else stage,
+        )
+
     def model_settings(self, model: str, stage: str) -> ModelSettings:
         """``model``'s settings in ``stage``: its own, then the stage's overrides."""
         found = next(m for m in self.models if m.name == model)
@@ -120,6 +232,8 @@ class Project(Frozen):
     def stage_config_data(self, stage: str) -> dict[str, Any]:
         """What the CDK app's ``StageConfig`` is built from (a plain mapping)."""
         settings = self.stage(stage).model_dump(exclude={"name", "deployable"})
+        if settings["ci"] is None and isinstance(self.ci, GitHubActionsCi):
+            settings["ci"] = self.github_access(stage).model_dump()
         models = [
             {"name": m.name, **self.model_settings(m.name, stage).model_dump()}
             for m in self.models_in(stage)

@@ -170,13 +170,18 @@ class PromotionSource(Frozen):
     account: Annotated[str, Field(pattern=r"^\d{12}$")]
 
 
+GitHubRepository = Annotated[str, Field(pattern=r"^[A-Za-z0-9-]{1,39}/[A-Za-z0-9._-]{1,100}$")]
+BranchName = Annotated[str, Field(pattern=r"^[A-Za-z0-9._/-]{1,200}$")]
+
+
 class CiConfig(Frozen):
-    """GitHub Actions' access to this stage (``FlywheelCiAccess``, deployed by an admin)."""
+    """GitHub Actions' access to this stage (``FlywheelCiAccess``, deployed by an admin);
+    derived from the project's ``ci`` when that is GitHub Actions and this is unset."""
 
     #: ``owner/repo`` whose workflows may assume the deploy role.
-    github_repository: Annotated[str, Field(pattern=r"^[A-Za-z0-9-]{1,39}/[A-Za-z0-9._-]{1,100}$")]
+    github_repository: GitHubRepository
     #: The branch whose pushes deploy (``sub`` = ``repo:<repo>:ref:refs/heads/<branch>``).
-    branch: Annotated[str, Field(pattern=r"^[A-Za-z0-9._/-]{1,200}$")] = "main"
+    branch: BranchName = "main"
     #: Trust jobs of this GitHub environment instead of the branch
     #: (``repo:<repo>:environment:<name>``): its protection rules gate every use of the role.
     environment: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,255}$")] | None = None

@@ -88,16 +88,45 @@ def test_deploys_run_dev_then_smoke_tests_then_prod_behind_its_environment(
     jobs = workflow["jobs"]
 
     assert workflow["on"] == {"push": {"branches": ["main"]}}
-    assert list(jobs) == ["deploy-dev", "smoke-dev", "retrain-dev", "deploy-prod", "smoke-prod"]
+    assert list(jobs) == ["deploy-dev", "smoke-dev", "retrain-dev", "deploy-prod"]
     assert "needs" not in jobs["deploy-dev"]
     assert jobs["smoke-dev"]["needs"] == "deploy-dev"
     assert jobs["retrain-dev"]["needs"] == "smoke-dev"
     assert jobs["deploy-prod"]["needs"] == "smoke-dev"
     assert jobs["deploy-prod"]["environment"] == "prod"
     assert "environment" not in jobs["deploy-dev"]
-    assert "-m deployed" in jobs["smoke-dev"]["steps"][-1]["run"]
-    assert jobs["smoke-dev"]["env"]["FLYWHEEL_STAGE"] == "dev"
-    assert jobs["smoke-dev"]["env"]["FLYWHEEL_BACKEND"] == "aws"
+    smoke = jobs["smoke-dev"]["steps"][-1]
+    assert "-m deployed" in smoke["run"]
+    assert smoke["env"]["FLYWHEEL_STAGE"] == "dev"
+    assert smoke["env"]["FLYWHEEL_BACKEND"] == "aws"
+    # prod's smoke tests run after its deploy, in the same job (the same environment).
+    steps = jobs["deploy-prod"]["steps"]
+    assert [s["name"] for s in steps[-2:]] == [
+        "cdk deploy (prod)",
+        "Deployed-stack smoke tests (prod)",
+    ]
+    assert steps[-1]["env"]["FLYWHEEL_STAGE"] == "prod"
+
+
+def test_every_job_that_assumes_a_later_stages_role_runs_in_its_environment() -> None:
+    # GitHub's token says repo:<r>:environment:<name> in a job with an environment, and
+    # repo:<r>:ref:refs/heads/<branch> otherwise: a stage's role trusts exactly one of them.
+    staging = DEV.model_copy(
+        update={"name": "staging", "deploy_role_arn": DEV.deploy_role_arn.replace("dev", "st")}
+    )
+    jobs = _load(github_workflows(project="acme", stages=[DEV, staging, PROD])[DEPLOY_WORKFLOW])[
+        "jobs"
+    ]
+    assert jobs["deploy-staging"]["needs"] == "smoke-dev"
+    assert jobs["deploy-prod"]["needs"] == "deploy-staging"
+    for name, job in jobs.items():
+        [role] = [
+            s["with"]["role-to-assume"]
+            for s in job["steps"]
+            if "configure-aws-credentials" in s.get("uses", "")
+        ]
+        stage = next(s for s in (DEV, staging, PROD) if s.deploy_role_arn == role)
+        assert job.get("environment") == (None if stage is DEV else stage.name), name
 
 
 def test_each_job_assumes_its_stages_role_by_oidc_and_holds_no_keys(files: dict[str, str]) -> None:
