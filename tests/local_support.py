@@ -1,9 +1,10 @@
 """A local runtime port of each test's own, so tests never meet another runtime.
 
-The local runtime serves moto on ``FLYWHEEL_LOCAL_PORT`` (default 5055) and its control
-API on the next port. A test that starts one (``flywheel demo``, or any command that
-falls back to the local backend) must not take 5055: a user's demo may be running
-there, and parallel workers (``pytest -n``) would share one runtime.
+The local runtime serves moto on ``FLYWHEEL_LOCAL_PORT`` (default 5055), its control
+API on the next port and the stage's REST API on the one after. A test that starts one
+(``flywheel demo``, or any command that falls back to the local backend) must not take
+5055: a user's demo may be running there, and parallel workers (``pytest -n``) would
+share one runtime.
 """
 
 from __future__ import annotations
@@ -34,20 +35,21 @@ def _free(port: int) -> bool:
 
 
 def free_port_pair() -> int:
-    """A port ``p`` such that ``p`` (moto) and ``p + 1`` (control API) are both free.
+    """A port ``p`` such that ``p`` (moto), ``p + 1`` (control API) and ``p + 2`` (REST API)
+    are free.
 
     Examples
     --------
     >>> port = free_port_pair()
-    >>> _free(port) and _free(port + 1)
+    >>> _free(port) and _free(port + 1) and _free(port + 2)
     True
     """
     rng = random.SystemRandom()
     for _ in range(200):
-        port = rng.randrange(_LOW, _HIGH)
-        if _free(port) and _free(port + 1):
+        port = rng.randrange(_LOW, _HIGH - 1)
+        if all(_free(p) for p in (port, port + 1, port + 2)):
             return port
-    raise RuntimeError(f"no two consecutive free ports between {_LOW} and {_HIGH}")
+    raise RuntimeError(f"no three consecutive free ports between {_LOW} and {_HIGH}")
 
 
 @pytest.fixture(autouse=True)

@@ -21,16 +21,25 @@ from botocore.exceptions import BotoCoreError, ClientError
 from flywheel.errors import FlywheelError, UnauthenticatedError, error_from_dict
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Sequence
 
     import boto3
     from mypy_boto3_lambda import LambdaClient
 
-__all__ = ["APPROVALS", "PROMOTIONS", "RETRAIN", "HttpApi", "LambdaApi", "PlatformApiError"]
+__all__ = [
+    "APPROVALS",
+    "PREDICT",
+    "PROMOTIONS",
+    "RETRAIN",
+    "HttpApi",
+    "LambdaApi",
+    "PlatformApiError",
+]
 
 #: The routes the clients call: API Gateway's resource paths.
 APPROVALS = "/v1/approvals/{id}"
 RETRAIN = "/v1/models/{name}/retrain"
+PREDICT = "/v1/models/{name}/predict"
 PROMOTIONS = "/v1/models/{name}/promotions"
 
 
@@ -90,6 +99,16 @@ class _Routes:
     def request_promotion(self, model: str, *, version: int, reason: str) -> dict[str, Any]:
         """``POST /v1/models/{name}/promotions``: ask the promotion workflow for ``version``."""
         return self.post(PROMOTIONS, {"name": model}, {"version": version, "reason": reason})
+
+    def predict(
+        self, model: str, records: Sequence[Mapping[str, Any]], *, explain: bool = False
+    ) -> dict[str, Any]:
+        """``POST /v1/models/{name}/predict``: score ``records`` on the model's alias ``live``
+        (the answer names the ``version`` that scored them)."""
+        body: dict[str, Any] = {"records": [dict(r) for r in records]}
+        if explain:
+            body["explain"] = True
+        return self.post(PREDICT, {"name": model}, body)
 
 
 class HttpApi(_Routes):

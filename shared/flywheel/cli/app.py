@@ -613,6 +613,9 @@ def local_start() -> None:
     console.print(
         f"moto server at {server.ensure_running(settings.local_port, settings.local_home)}"
     )
+    api_url = server.control(settings.local_port, "/resources").get("api_url")
+    if api_url:
+        console.print(f"REST API at {api_url} (SigV4 with credentials from the local IAM/STS)")
 
 
 @local_app.command("stop")

@@ -32,7 +32,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from flywheel.local.bridge import scoped_environment
 
@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_HANDLER",
     "MAX_BODY_BYTES",
+    "HttpGateway",
     "LocalApiGateway",
     "Target",
     "make_server",
@@ -57,6 +58,14 @@ RESOURCE = "/v1/models/{name}/predict"
 _PREDICT_PATH = re.compile(r"^/v1/models/(?P<name>[^/]+)/predict/?$")
 
 Response = tuple[int, dict[str, str], bytes]
+
+
+class HttpGateway(Protocol):
+    """What :func:`make_server` serves: one HTTP request in, ``(status, headers, body)`` out."""
+
+    def handle(
+        self, method: str, path: str, headers: Mapping[str, str], body: bytes
+    ) -> Response: ...
 
 
 @dataclass(frozen=True)
@@ -228,8 +237,14 @@ def rest_proxy_event(
     path_parameters: dict[str, str],
     stage: str = "local",
     request_id: str | None = None,
+    resource: str = RESOURCE,
+    identity: Mapping[str, str | None] | None = None,
+    account_id: str = "123456789012",
 ) -> dict[str, Any]:
     """An API Gateway REST (v1) proxy event, as Lambda receives it.
+
+    ``resource`` is the route's resource path; ``identity`` adds the caller's fields to
+    ``requestContext.identity`` (what IAM auth fills in: ``userArn``, ``caller``, ...).
 
     Examples
     --------
@@ -252,7 +267,7 @@ def rest_proxy_event(
         params.setdefault(key, []).append(value)
     request_id = request_id or str(uuid.uuid4())
     return {
-        "resource": RESOURCE,
+        "resource": resource,
         "path": path,
         "httpMethod": method,
         "headers": dict(headers),
@@ -262,10 +277,10 @@ def rest_proxy_event(
         "pathParameters": path_parameters,
         "stageVariables": None,
         "requestContext": {
-            "accountId": "123456789012",
+            "accountId": account_id,
             "apiId": "local",
             "resourceId": "local",
-            "resourcePath": RESOURCE,
+            "resourcePath": resource,
             "httpMethod": method,
             "requestId": request_id,
             "extendedRequestId": request_id,
@@ -278,6 +293,7 @@ def rest_proxy_event(
             "identity": {
                 "sourceIp": "127.0.0.1",
                 "userAgent": headers.get("User-Agent", headers.get("user-agent", "")),
+                **(identity or {}),
             },
         },
         "body": text,
@@ -285,7 +301,7 @@ def rest_proxy_event(
     }
 
 
-def make_server(gateway: LocalApiGateway, host: str = "127.0.0.1", port: int = 8080) -> Any:
+def make_server(gateway: HttpGateway, host: str = "127.0.0.1", port: int = 8080) -> Any:
     """A threaded HTTP server in front of ``gateway`` (call ``serve_forever()``).
 
     Examples

@@ -39,6 +39,8 @@ from flywheel.local.synth import repo_root, templates
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from flywheel.local.rest_api import LocalRestApi
+
 #: The moto release whose internals the bridge patches (checked at install).
 MOTO_VERSION = "5.2.5"
 MOTO_CONFIG = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
@@ -199,6 +201,48 @@ class LocalRuntime:
             setattr(owner, name, original)
         self._patches.clear()
         self.bridge.uninstall()
+
+    # -- the REST API -----
+    def rest_api(self) -> LocalRestApi | None:
+        """The app's REST API, answering as API Gateway does (``None``: the app has none).
+
+        Requests are authenticated with SigV4 against the credentials moto's IAM and STS
+        issued; integrations invoke the functions through moto (so through the bridge).
+        """
+        from flywheel.local.iam_auth import MotoCredentials, SigV4Verifier
+        from flywheel.local.rest_api import LocalRestApi, RestApiDefinition, lambda_invoker
+
+        definition = RestApiDefinition.from_deployment(self.deployment)
+        if definition is None:
+            return None
+        return LocalRestApi(
+            definition,
+            invoke=lambda_invoker(_client("lambda")),
+            verifier=SigV4Verifier(MotoCredentials(), region=self.deployment.region),
+            account=self.deployment.account,
+            region=self.deployment.region,
+        )
+
+    def publish_api_url(self, url: str) -> list[str]:
+        """Write ``url`` as ``api_url`` into the stage's platform record(s), as a deployed
+        stage's record names its API; returns the parameters updated."""
+        assert self.provisioned is not None
+        ssm = _client("ssm")
+        updated = []
+        for name in self.provisioned.parameters:
+            parameter = ssm.get_parameter(Name=name)["Parameter"]
+            try:
+                record = json.loads(parameter["Value"])
+            except ValueError:
+                continue
+            if isinstance(record, dict) and "api_url" in record:
+                record["api_url"] = url
+                ssm.put_parameter(
+                    Name=name, Value=json.dumps(record, separators=(",", ":")),
+                    Type=parameter["Type"], Overwrite=True,
+                )  # fmt: skip
+                updated.append(name)
+        return updated
 
     def __enter__(self) -> LocalRuntime:
         return self.start()

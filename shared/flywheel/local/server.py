@@ -2,7 +2,10 @@
 
 ``flywheel`` commands in local mode talk to it over HTTP, so state (tables,
 buckets, executions) persists from one command to the next until
-``flywheel local stop``.  Run directly: ``python -m flywheel.local.server --port 5055``.
+``flywheel local stop``.  Next to moto (``--port``) listen the runtime's control API
+(port + 1) and the stage's REST API (port + 2, SigV4-authenticated; its URL is the
+``api_url`` of the stage's platform record, as in a deployed stage).
+Run directly: ``python -m flywheel.local.server --port 5055``.
 """
 
 from __future__ import annotations
@@ -30,11 +33,24 @@ if TYPE_CHECKING:
 
 S = TypeVar("S", bound="Settings")
 
-__all__ = ["LOCAL_CREDENTIALS", "connect", "control", "endpoint", "ensure_running", "stop"]
+__all__ = [
+    "LOCAL_CREDENTIALS",
+    "api_endpoint",
+    "connect",
+    "control",
+    "endpoint",
+    "ensure_running",
+    "stop",
+]
 
 
 def endpoint(port: int) -> str:
     return f"http://127.0.0.1:{port}"
+
+
+def api_endpoint(port: int) -> str:
+    """Where the stage's REST API listens: two ports above moto (the control API is next)."""
+    return f"http://127.0.0.1:{port + 2}"
 
 
 def is_running(port: int) -> bool:
@@ -108,7 +124,7 @@ def restart(port: int, home: Path, *, wait_seconds: float = 180.0) -> str:
                 "stop it, or set FLYWHEEL_LOCAL_PORT to another port"
             )
         deadline = time.monotonic() + 30.0
-        while _listening(port) or _listening(port + 1):
+        while any(_listening(p) for p in (port, port + 1, port + 2)):
             if time.monotonic() > deadline:
                 raise RuntimeError(f"the local runtime on port {port} did not stop")
             time.sleep(0.1)
@@ -175,7 +191,17 @@ def serve(port: int, *, stage: str = "dev") -> None:
     server.start()
     _configure_moto(port)
     runtime = LocalRuntime(stage=stage).start()
-    controller = _control_server(port + 1, runtime)
+    api = runtime.rest_api()
+    api_url = None
+    if api is not None:
+        # The stage's REST API, found as a deployed stage's is: through its platform record.
+        from flywheel.local.api_gateway import make_server
+
+        api_server = make_server(api, port=port + 2)
+        threading.Thread(target=api_server.serve_forever, daemon=True).start()
+        api_url = f"{api_endpoint(port)}/{api.stage}/"
+        runtime.publish_api_url(api_url)
+    controller = _control_server(port + 1, runtime, api_url=api_url)
     threading.Thread(target=controller.serve_forever, daemon=True).start()
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
@@ -184,7 +210,7 @@ def serve(port: int, *, stage: str = "dev") -> None:
     # Executions and handlers may still be running on worker threads (a Wait state on the
     # simulated clock, a capture flush); the state is discarded with the process, so exit
     # at once instead of winding them down: a restart must find the ports free.
-    del controller, runtime, server
+    del controller, runtime, server, api
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)
@@ -202,7 +228,7 @@ def _configure_moto(port: int) -> None:
         pass
 
 
-def _control_server(port: int, runtime: Any) -> Any:
+def _control_server(port: int, runtime: Any, *, api_url: str | None = None) -> Any:
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
     class Control(BaseHTTPRequestHandler):
@@ -225,6 +251,7 @@ def _control_server(port: int, runtime: Any) -> Any:
                         "environment": runtime.deployment.resource_environment(),
                         "state_machines": runtime.deployment.state_machine_arns(),
                         "functions": sorted(runtime.bridge.functions),
+                        "api_url": api_url,
                         "now": runtime.clock.now().isoformat(),
                     },
                 )

@@ -97,5 +97,6 @@ def test_the_cli_refuses_an_unknown_stage_in_one_line(project: Path) -> None:
         app, ["project", "apply", str(project), "--stage", "qa", "-r", "deploy"]
     )
     assert refused.exit_code == 1
-    assert "stage:" in refused.stderr and "qa" in refused.stderr
+    assert "stage:" in refused.stderr
+    assert "qa" in refused.stderr
     assert len(refused.stderr.strip().splitlines()) == 1

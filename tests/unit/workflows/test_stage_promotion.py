@@ -230,16 +230,15 @@ def test_the_promoted_candidate_is_approved_by_someone_else_under_the_targets_po
         reason="holdout reviewed in dev, canary next",
     )  # fmt: skip
 
-    assert decided.status is ApprovalStatus.APPROVED and decided.workflow_notified
+    assert decided.status is ApprovalStatus.APPROVED
+    assert decided.workflow_notified
     assert prod.registry.get_version(MODEL, landed.version).status is VersionStatus.APPROVED
     assert [t for t, _ in prod.events.events] == [APPROVAL_REQUESTED, VERSION_APPROVED]
     assert prod.tokens.sent == []  # no workflow waited on it
     assert ANNOUNCEMENT_SOURCE == "flywheel.workflows"  # what the approvers' rule matches
 
 
-def test_the_explainer_travels_with_the_version_and_is_reverified(
-    dev: Stage, prod: Stage
-) -> None:
+def test_the_explainer_travels_with_the_version_and_is_reverified(dev: Stage, prod: Stage) -> None:
     number = _approved_in(dev, explainer=b"npz" * 50)
     source = dev.registry.get_version(MODEL, number).explainer
     assert source is not None
@@ -435,7 +434,8 @@ def test_the_promotions_capability_registers_asks_and_records_but_decides_nothin
             WriteRequest(op=WriteOp.PUT_RECORD, actor="ana", record=decided),
             Capability.PROMOTIONS,
         )
-        assert answer.error is not None and answer.error["code"] == "not_permitted"
+        assert answer.error is not None
+        assert answer.error["code"] == "not_permitted"
     asked = RecordWrite(key=approval_key("a2"), doc={"approval_id": "a2", "status": "pending"})
     answer = writer.handle(
         WriteRequest(op=WriteOp.PUT_RECORD, actor="ana", record=asked), Capability.PROMOTIONS

@@ -1,0 +1,224 @@
+"""The model lifecycle on a stage, through the stage's outputs only: what CI runs after
+each deploy (``pytest -m deployed``).
+
+Everything is found from the stage's platform record and reached as its people: CI (the
+ambient credentials) asks for training runs through the retrain route, an approver (a
+second principal, ``FLYWHEEL_TEST_APPROVER_ROLE_ARN``) decides through the approvals
+route, an ML engineer (``FLYWHEEL_TEST_OPERATOR_ROLE_ARN``) configures, scores over the
+API with SigV4, rolls back and verifies. Here it runs against the local runtime
+(``conftest.py``); with ``FLYWHEEL_BACKEND=aws FLYWHEEL_STAGE=dev``, against that stage,
+where it touches no model but its own (``FLYWHEEL_TEST_MODEL``, named ``smoke-*``).
+Each asynchronous step is polled for at most ``FLYWHEEL_TEST_WAIT_SECONDS`` (a deployed
+promotion bakes for the stage's ``bake_minutes``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import boto3
+import pytest
+
+from flywheel.adapters.api_client import HttpApi
+from flywheel.errors import FlywheelError, ModelNotFoundError
+from flywheel.registry.models import VersionStatus
+from flywheel.sdk import Flywheel
+
+if TYPE_CHECKING:
+    from tests.deployed.conftest import StageUnderTest
+
+pytestmark = pytest.mark.deployed
+
+MODEL = os.environ.get("FLYWHEEL_TEST_MODEL", "smoke-lifecycle")
+CONFIG = Path(__file__).parent / "project" / "models" / "smoke-lifecycle" / "model.yaml"
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class People:
+    """The stage's people, each with their own credentials."""
+
+    requester: Flywheel
+    approver: Flywheel
+    operator: Flywheel
+    #: The ML engineer's credentials, for the API and the workflow's executions.
+    operator_session: boto3.Session
+
+
+def _wait_seconds() -> float:
+    return float(os.environ.get("FLYWHEEL_TEST_WAIT_SECONDS", "1800"))
+
+
+def _until(what: str, check: Callable[[], T | None], *, describe: Callable[[], str]) -> T:
+    """Poll ``check`` until it returns something, backing off from 0.1 s to 5 s."""
+    timeout = _wait_seconds()
+    deadline = time.monotonic() + timeout
+    delay = 0.1
+    while True:
+        found = check()
+        if found is not None and found is not False:
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not after {timeout:.0f}s; {describe()}")
+        time.sleep(delay)
+        delay = min(delay * 1.5, 5.0)
+
+
+def _assumed(role_arn: str, region: str) -> boto3.Session:
+    sts: Any = boto3.client("sts", region_name=region)
+    credentials = sts.assume_role(RoleArn=role_arn, RoleSessionName="deployed-suite")["Credentials"]
+    return boto3.Session(
+        aws_access_key_id=credentials["AccessKeyId"],
+        aws_secret_access_key=credentials["SecretAccessKey"],
+        aws_session_token=credentials["SessionToken"],
+        region_name=region,
+    )
+
+
+@pytest.fixture
+def people(stage: StageUnderTest, record: dict[str, Any]) -> People:
+    roles = {
+        name: os.environ.get(name)
+        for name in ("FLYWHEEL_TEST_APPROVER_ROLE_ARN", "FLYWHEEL_TEST_OPERATOR_ROLE_ARN")
+    }
+    missing = sorted(name for name, value in roles.items() if not value)
+    if missing:
+        pytest.skip(f"needs {' and '.join(missing)} (the roles the suite approves and operates as)")
+    if not MODEL.startswith("smoke-"):
+        pytest.fail(f"FLYWHEEL_TEST_MODEL={MODEL!r}: the suite only trains models named smoke-*")
+    approver, operator = roles.values()
+    assert approver is not None
+    assert operator is not None
+    return People(
+        requester=Flywheel.for_stage(stage.name),
+        approver=Flywheel.for_stage(stage.name, role_arn=approver),
+        operator=Flywheel.for_stage(stage.name, role_arn=operator),
+        operator_session=_assumed(operator, record["region"]),
+    )
+
+
+def _records(rows: int) -> list[dict[str, float]]:
+    from sklearn.datasets import load_breast_cancer
+
+    data = load_breast_cancer()
+    return [
+        {str(name): float(value) for name, value in zip(data.feature_names, row, strict=True)}
+        for row in data.data[:rows]
+    ]
+
+
+def _latest(sdk: Flywheel) -> int:
+    try:
+        return sdk.get_model(MODEL).latest_version
+    except ModelNotFoundError:
+        return 0
+
+
+def _trail(sdk: Flywheel) -> str:
+    entries = sdk.audit_entries(MODEL)[-4:]
+    return "last audit entries: " + "; ".join(
+        f"{e.action} v{e.version} by {e.actor}: {e.reason or ''}" for e in entries
+    )
+
+
+def _pending(sdk: Flywheel, version: int) -> str | None:
+    """The id of the approval waiting on ``version``, if one waits."""
+    found = sdk.platform.approval_service().find_for_version(MODEL, version)
+    return found[0].approval_id if found and str(found[0].status) == "pending" else None
+
+
+def _clear_leftovers(people: People) -> None:
+    """Reject what an interrupted earlier run left waiting (a deployed stage keeps it)."""
+    latest = _latest(people.operator)
+    if latest and _pending(people.operator, latest):
+        people.approver.reject(MODEL, latest, reason="deployed suite: left by an earlier run")
+
+
+def _train(people: People, reason: str) -> int:
+    """Ask for a run as CI; the new version, once its approval waits."""
+    before = _latest(people.operator)
+    receipt = people.requester.retrain(MODEL, reason=reason)
+    # The route named the caller from the signature: CI is the run's requester.
+    assert receipt["requested_by"] == people.requester.actor
+
+    def waiting() -> int | None:
+        latest = _latest(people.operator)
+        return latest if latest > before and _pending(people.operator, latest) else None
+
+    version = _until(
+        "a new version waiting for approval", waiting, describe=lambda: _trail(people.operator)
+    )
+    assert people.operator.get_version(MODEL, version).status is VersionStatus.PENDING_APPROVAL
+    return version
+
+
+def _promoted(people: People, record: dict[str, Any], version: int) -> None:
+    """Wait for the promotion workflow of ``version`` (canary, bake, checks) to finish."""
+    sfn: Any = people.operator_session.client("stepfunctions")
+    machine = record["state_machines"]["promotion"]
+
+    def finished() -> str | None:
+        for execution in sfn.list_executions(stateMachineArn=machine, maxResults=20)["executions"]:
+            described = sfn.describe_execution(executionArn=execution["executionArn"])
+            payload = json.loads(described.get("input") or "{}")
+            if payload.get("model_name") == MODEL and payload.get("version") == version:
+                return None if described["status"] == "RUNNING" else str(described["status"])
+        return None
+
+    status = _until(
+        f"the promotion of version {version}", finished, describe=lambda: _trail(people.operator)
+    )
+    assert status == "SUCCEEDED", _trail(people.operator)
+    assert people.operator.get_model(MODEL).champion == version
+
+
+def test_a_model_is_trained_approved_promoted_served_rolled_back_and_verified(
+    stage: StageUnderTest, record: dict[str, Any], people: People
+) -> None:
+    api = HttpApi(record["api_url"], session=people.operator_session, region=record["region"])
+    rows = _records(5)
+    # Given the suite's model, configured by the ML engineer, with nothing left waiting;
+    people.operator.configure_model(MODEL, CONFIG, reason="deployed suite: lifecycle")
+    _clear_leftovers(people)
+
+    # When CI asks for a first version and the approver approves it through the API,
+    first = _train(people, "deployed suite: first version")
+    waiting = _pending(people.operator, first)
+    assert waiting is not None
+    as_ci = HttpApi(record["api_url"], session=boto3.Session(), region=record["region"])
+    with pytest.raises(FlywheelError, match="not authorized"):  # CI is no approver
+        as_ci.decide(waiting, decision="approve", reason="my own run")
+    assert people.operator.get_version(MODEL, first).status is VersionStatus.PENDING_APPROVAL
+    people.approver.approve(MODEL, first, reason="deployed suite: metrics reviewed")
+
+    # Then the promotion workflow makes it the champion, and the API serves it: the
+    # registered model's own predictions (its ONNX artifact, checked against its SHA-256).
+    _promoted(people, record, first)
+    served = api.predict(MODEL, rows)
+    assert served["version"] == first
+    assert served["predictions"] == people.operator.predict(MODEL, rows, version=first).predictions
+
+    # When a second version goes the same way, then the ML engineer rolls back,
+    second = _train(people, "deployed suite: second version")
+    people.approver.approve(MODEL, second, reason="deployed suite: metrics reviewed")
+    _promoted(people, record, second)
+    assert api.predict(MODEL, rows)["version"] == second
+    rolled = people.operator.rollback(MODEL, reason="deployed suite: rollback drill")
+
+    # Then the first version is the champion again and alias live serves it at once;
+    assert rolled.version.version == first
+    assert people.operator.get_model(MODEL).champion == first
+    assert api.predict(MODEL, rows)["version"] == first
+    # And the audit trail verifies, and names who approved and who rolled back.
+    report = people.operator.verify(MODEL)
+    assert report.ok, report.problems
+    decisions = [(str(e.action), e.actor, e.version) for e in people.operator.audit_entries(MODEL)]
+    assert ("approved", people.approver.actor, first) in decisions
+    assert ("approved", people.approver.actor, second) in decisions
+    assert ("rolled_back", people.operator.actor, first) in decisions
