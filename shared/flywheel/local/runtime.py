@@ -10,7 +10,9 @@ back-offs.  :class:`LocalRuntime` bridges exactly those gaps, narrowly:
 - events put on a bus reach their rules' ``states`` and ``lambda`` targets, with the
   rule's input transformer applied; what ``sns`` targets would publish is recorded;
 - schedules fire from a :class:`~flywheel.local.clock.SimulatedClock`, and ``Wait``
-  states and retry back-offs advance that clock instead of sleeping.
+  states and retry back-offs advance that clock instead of sleeping;
+- Amazon Bedrock's ``Converse`` is answered by the local stand-in
+  (:mod:`flywheel.local.bedrock`; moto's ``bedrock-runtime`` has no Converse).
 
 Everything else (the interpreter, tables, buckets, task tokens, aliases) is moto.
 """
@@ -29,7 +31,9 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 
+from flywheel.adapters.local_llm import LocalConverse
 from flywheel.clock import isoformat
+from flywheel.local.bedrock import install_converse, uninstall_converse
 from flywheel.local.bridge import LambdaBridge
 from flywheel.local.clock import SimulatedClock
 from flywheel.local.deployment import LocalDeployment, Provisioned, ScheduledRule
@@ -92,6 +96,8 @@ class LocalRuntime:
             extra_env={**LOCAL_FUNCTION_ENV, **(extra_env or {})},
             now=self.clock.now,
         )
+        #: What answers Bedrock ``Converse`` calls here (inject faults on it).
+        self.llm = LocalConverse()
         self.provisioned: Provisioned | None = None
         self._patches: list[tuple[Any, str, Any]] = []
         self._next_fires: dict[str, datetime] = {}
@@ -121,6 +127,7 @@ class LocalRuntime:
         )
 
         self.bridge.install()
+        install_converse(self.llm)
         runtime = self
         original_send = Rule.send_to_targets
 
@@ -198,6 +205,7 @@ class LocalRuntime:
         for owner, name, original in reversed(self._patches):
             setattr(owner, name, original)
         self._patches.clear()
+        uninstall_converse()
         self.bridge.uninstall()
 
     def __enter__(self) -> LocalRuntime:

@@ -239,3 +239,28 @@ def test_parameters_hold_their_resolved_value_and_no_unprovisioned_api(
     assert json.loads(value) == {"bus": "t-bus", "region": "us-east-1", "api_url": ""}
     assert runtime.provisioned is not None
     assert runtime.provisioned.parameters == ["/t/record"]
+
+
+def test_bedrock_converse_is_answered_by_the_local_stand_in(runtime: LocalRuntime) -> None:
+    from botocore.config import Config
+    from botocore.exceptions import ClientError
+
+    client = boto3.client(
+        "bedrock-runtime", config=Config(retries={"mode": "standard", "total_max_attempts": 1})
+    )
+    request: dict[str, Any] = {
+        "modelId": "anthropic.claude-3-haiku-20240307-v1:0",
+        "messages": [{"role": "user", "content": [{"text": "one two three four"}]}],
+        "inferenceConfig": {"maxTokens": 3},
+    }
+
+    answer = client.converse(**request)
+    runtime.llm.inject("ThrottlingException")
+    with pytest.raises(ClientError) as caught:
+        client.converse(**request)
+
+    assert answer["output"]["message"]["content"] == [{"text": "one two three"}]
+    assert answer["stopReason"] == "max_tokens"
+    assert answer["usage"] == {"inputTokens": 4, "outputTokens": 3, "totalTokens": 7}
+    assert caught.value.response["Error"]["Code"] == "ThrottlingException"
+    assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 429
