@@ -2,19 +2,15 @@
 
 moto runs Amazon States Language (``execute_state_machine``) but, without Docker,
 no Lambda code; it never delivers EventBridge events to state machines or Lambda
-functions, never fires schedules, and really sleeps in ``Wait`` states and retry
-back-offs.  :class:`LocalRuntime` bridges exactly those gaps, narrowly:
+functions, never fires schedules, really sleeps in ``Wait`` states and retry back-offs,
+and has no Bedrock ``Converse``. :class:`LocalRuntime` bridges exactly those gaps:
 
 - Lambda invocations of the app's functions run the real handlers in-process
   (:mod:`flywheel.local.bridge`);
-- events put on a bus reach their rules' ``states`` and ``lambda`` targets, with the
-  rule's input transformer applied; what ``sns`` targets would publish is recorded;
-- schedules fire from a :class:`~flywheel.local.clock.SimulatedClock`, and ``Wait``
-  states and retry back-offs advance that clock instead of sleeping;
-- Amazon Bedrock's ``Converse`` is answered by the local stand-in
-  (:mod:`flywheel.local.bedrock`; moto's ``bedrock-runtime`` has no Converse).
-
-Everything else (the interpreter, tables, buckets, task tokens, aliases) is moto.
+- events put on a bus reach their rules' ``states``, ``lambda`` and (recorded) ``sns``
+  targets, with the rule's input transformer applied;
+- schedules, ``Wait`` states and back-offs use a :class:`~flywheel.local.clock.SimulatedClock`;
+- ``Converse`` is answered by the local stand-in (:mod:`flywheel.local.bedrock`).
 """
 
 from __future__ import annotations

@@ -207,3 +207,26 @@ def test_unknown_prompts_and_versions_are_named(platform: InMemoryPlatform) -> N
         ana.prompt(NAME)
     with pytest.raises(Exception, match="has no version 9"):
         ana.diff_prompts(NAME, 1, 9)
+
+
+def test_models_are_never_trained_or_imported_for_generation() -> None:
+    from flywheel.training.byo import load_schema
+    from flywheel.training.config import parse_config
+
+    with pytest.raises(ConfigError, match="task: 'generation' is what prompts do"):
+        parse_config(
+            {
+                "model": "m",
+                "task": "generation",
+                "dataset": {"source": "sklearn:iris"},
+                "estimator": "logistic_regression",
+            }
+        )
+    with pytest.raises(ConfigError, match="task: 'generation' is what prompts do"):
+        load_schema({"task": "generation", "features": [{"name": "x"}]})
+    with pytest.raises(ValueError, match="a prompt version's task is generation"):
+        version_draft(
+            output_schema=version_draft().output_schema.model_copy(
+                update={"task": Task.GENERATION}
+            )
+        )
