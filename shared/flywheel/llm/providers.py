@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Protocol
 from pydantic import Field, JsonValue
 
 from flywheel.errors import ProviderError, ProviderThrottledError
-from flywheel.llm.prompts import Guardrail, InferenceParameters, Provider
+from flywheel.llm.prompts import Guardrail, InferenceParameters
 from flywheel.models import Frozen
 
 if TYPE_CHECKING:
@@ -200,7 +200,3 @@ class RetryingProvider:
                 self._sleep(delay)
                 continue
             return completion.model_copy(update={"attempts": attempt})
-
-
-#: Who answers each provider's prompts, for the composition root's map.
-PROVIDERS: tuple[Provider, ...] = tuple(Provider)

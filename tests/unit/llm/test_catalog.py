@@ -226,7 +226,5 @@ def test_models_are_never_trained_or_imported_for_generation() -> None:
         load_schema({"task": "generation", "features": [{"name": "x"}]})
     with pytest.raises(ValueError, match="a prompt version's task is generation"):
         version_draft(
-            output_schema=version_draft().output_schema.model_copy(
-                update={"task": Task.GENERATION}
-            )
+            output_schema=version_draft().output_schema.model_copy(update={"task": Task.GENERATION})
         )
