@@ -681,6 +681,19 @@ class Flywheel:
         """The registered prompts, by name."""
         return self.prompts.list_prompts(limit=limit, page_token=page_token)
 
+    def get_prompt(self, name: str) -> Model:
+        """Prompt ``name``'s registry record (version counter, aliases).
+
+        Raises
+        ------
+        ModelNotFoundError
+            No prompt of that name.
+        RegistryKindError
+            The name holds model versions.
+        """
+        self._expect_prompt(name)
+        return self.registry.get_model(name)
+
     def prompt(self, name: str, ref: int | str = Alias.CHAMPION) -> PromptVersion:
         """Version ``ref`` of prompt ``name`` with its spec (SHA-256 verified)."""
         return self.prompts.get(name, ref)

@@ -127,8 +127,7 @@ def prompts_show(
             sys.stdout.write(yaml.dump(spec, Dumper=_BlockDumper, sort_keys=False,
                                        allow_unicode=True))  # fmt: skip
             return
-        sdk._expect_prompt(name)
-        model = sdk.get_model(name)
+        model = sdk.get_prompt(name)
         versions = sdk.list_versions(name, limit=100).items
         if as_json:
             sys.stdout.write(
