@@ -69,3 +69,27 @@ def corrupt_s3_version(uri: str, version_id: str | None) -> None:
     data[len(data) // 2] ^= 0xFF
     stored.value = bytes(data)
     stored.checksum_value = base64.b64encode(hashlib.sha256(bytes(data)).digest()).decode()
+
+
+def prompt_data(name: str = "ticket-summary", **overrides: Any) -> dict[str, Any]:
+    """A valid prompt spec as its author writes it (a mapping), with ``overrides``."""
+    values: dict[str, Any] = {
+        "name": name,
+        "description": "Summarize a support ticket.",
+        "owner": "support@example.com",
+        "provider": "local",
+        "model_id": "local.stand-in",
+        "system": "You are brief.",
+        "template": "Customer {{ customer }} wrote:\n\n{{ ticket }}",
+        "variables": {"customer": {"max_length": 50}, "ticket": {"max_length": 2000}},
+        "parameters": {"max_tokens": 64, "temperature": 0.2},
+    }
+    values.update(overrides)
+    return values
+
+
+def prompt_spec(name: str = "ticket-summary", **overrides: Any) -> Any:
+    """:func:`prompt_data`, validated (a :class:`~flywheel.llm.prompts.PromptSpec`)."""
+    from flywheel.llm.prompts import parse_prompt
+
+    return parse_prompt(prompt_data(name, **overrides))

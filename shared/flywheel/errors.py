@@ -129,6 +129,27 @@ class IllegalTransitionError(ConflictError):
         self.target = target
 
 
+class RegistryKindError(ConflictError):
+    """A version of one kind registered under a name that holds the other (model, prompt)."""
+
+    code = "registry_kind_mismatch"
+
+    @classmethod
+    def of(cls, name: str, held: str, wanted: str) -> RegistryKindError:
+        """The error for ``name``, which holds ``held`` versions, given a ``wanted`` one.
+
+        Examples
+        --------
+        >>> str(RegistryKindError.of("churn", "model", "prompt"))
+        "'churn' holds model versions, not prompt versions; choose another name"
+        """
+        return cls(
+            f"{name!r} holds {held} versions, not {wanted} versions; choose another name",
+            field="name",
+            details={"kind": held},
+        )
+
+
 class ConcurrentModificationError(ConflictError):
     """Someone else changed the same record first; re-read and try again."""
 
@@ -284,6 +305,38 @@ class TaskTokenError(FlywheelError):
     code = "task_token_rejected"
 
 
+# -- LLM applications: prompts and providers -----------------------------------------------------
+class PromptVariablesError(InvalidInputError):
+    """Variables that do not fit a prompt's input schema (missing, unknown, too long, ...).
+
+    ``field`` names the first variable at fault (``variables.<name>``); ``details["errors"]``
+    lists every problem as ``{"field", "reason"}``.
+    """
+
+    code = "invalid_variables"
+
+
+class ProviderError(FlywheelError):
+    """The model provider failed to answer (an error it reported, or an unreadable answer).
+
+    ``details["retryable"]`` says whether a retry may succeed (the provider was unavailable).
+    """
+
+    code = "provider_error"
+
+
+class ProviderThrottledError(ProviderError):
+    """The provider refused the call for its rate limits (retried with backoff first)."""
+
+    code = "provider_throttled"
+
+
+class ProviderTimeoutError(ProviderError):
+    """The provider did not answer within the timeout."""
+
+    code = "provider_timeout"
+
+
 HTTP_STATUS_BY_CODE: dict[str, int] = {
     FlywheelError.code: 500,
     NotFoundError.code: 404,
@@ -305,6 +358,7 @@ HTTP_STATUS_BY_CODE: dict[str, int] = {
     ConflictError.code: 409,
     IllegalTransitionError.code: 409,
     ConcurrentModificationError.code: 409,
+    RegistryKindError.code: 409,
     NoPreviousChampionError.code: 409,
     LabelConflictError.code: 409,
     ArtifactError.code: 500,
@@ -330,6 +384,10 @@ HTTP_STATUS_BY_CODE: dict[str, int] = {
     ServingControlError.code: 502,
     EventPublishError.code: 502,
     TaskTokenError.code: 502,
+    PromptVariablesError.code: 422,
+    ProviderError.code: 502,
+    ProviderThrottledError.code: 429,
+    ProviderTimeoutError.code: 504,
 }
 
 

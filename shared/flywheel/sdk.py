@@ -37,6 +37,8 @@ from flywheel.registry.models import (
     Model,
     ModelVersion,
     Page,
+    RegistryKind,
+    VersionStatus,
 )
 from flywheel.settings import Settings
 
@@ -47,6 +49,8 @@ if TYPE_CHECKING:
     from flywheel.audit.models import AuditEntry, ChainHead
     from flywheel.composition import Platform
     from flywheel.features.store import FeatureStore
+    from flywheel.llm.catalog import PromptCatalog, PromptDiff, PromptVersion
+    from flywheel.llm.prompts import PromptSpec
     from flywheel.project.loader import LoadedProject
     from flywheel.registry.ports import RegistryStorage
     from flywheel.registry.service import RegistryService
@@ -119,6 +123,17 @@ class WinnerResult:
     experiment: Experiment
     winner: int
     promotion: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class PromptRegistration:
+    """What :meth:`Flywheel.register_prompt` did: the version, whether it was created now
+    (``False``: the latest version already held this spec) and its approval."""
+
+    version: ModelVersion
+    spec: PromptSpec
+    created: bool
+    approval_id: str | None
 
 
 @dataclass(frozen=True)
@@ -728,6 +743,136 @@ class Flywheel:
         """Whether the platform deploys an inference function for ``name``."""
         return name in self.platform.settings.inference_functions
 
+    # -- prompts (ADR 78) ----------------------------------------------------------------------
+    @property
+    def prompts(self) -> PromptCatalog:
+        """Prompt versions in this registry (the shipped price table)."""
+        return self.platform.prompt_catalog()
+
+    def register_prompt(
+        self, spec: PromptSpec | str | Path, *, reason: str | None = None
+    ) -> PromptRegistration:
+        """Validate a prompt spec (a file or a :class:`~flywheel.llm.prompts.PromptSpec`),
+        store it, register it as a version of kind ``prompt`` and ask for its approval.
+
+        Someone other than you approves it (``flywheel prompts approve``). Registering the
+        spec the latest version already holds writes nothing new; it finishes an
+        interrupted registration by asking for the approval.
+
+        Raises
+        ------
+        ConfigError
+            The spec is invalid, naming the field (``model_id``: no price for the model).
+        RegistryKindError
+            The name holds model versions.
+
+        Examples
+        --------
+        >>> fw = Flywheel.in_memory(actor="ana")
+        >>> fw.register_prompt("examples/prompts/ticket-summary.v1.yaml").version.status
+        <VersionStatus.PENDING_APPROVAL: 'pending_approval'>
+        """
+        from flywheel.llm.prompts import PromptSpec, load_prompt_file
+        from flywheel.training.lineage import dependency_lock_hash
+        from flywheel.workflows.approvals import ANNOUNCEMENT_SOURCE
+
+        parsed = spec if isinstance(spec, PromptSpec) else load_prompt_file(spec)
+        added = self.prompts.register(
+            parsed, actor=self.actor, environment=dependency_lock_hash(), reason=reason
+        )
+        version = added.version
+        approval_id = None
+        if version.status in (VersionStatus.CANDIDATE, VersionStatus.PENDING_APPROVAL):
+            model = self.registry.get_model(parsed.name)
+            # Announced as the training workflow announces its candidates (what notifies).
+            approvals = self.platform.approval_service(source=ANNOUNCEMENT_SOURCE)
+            doc = approvals.request_prompt(
+                parsed.name,
+                version.version,
+                requested_by=self.actor,
+                reason=reason,
+                summary={
+                    "provider": str(parsed.provider),
+                    "model_id": parsed.model_id,
+                    "owner": parsed.owner,
+                    "description": parsed.description,
+                    "champion": model.champion,
+                },
+            )
+            approval_id = doc.approval_id
+            version = self.registry.get_version(parsed.name, version.version)
+        return PromptRegistration(
+            version=version, spec=parsed, created=added.created, approval_id=approval_id
+        )
+
+    def list_prompts(self, *, limit: int = 50, page_token: str | None = None) -> Page[Model]:
+        """The registered prompts, by name."""
+        return self.prompts.list_prompts(limit=limit, page_token=page_token)
+
+    def get_prompt(self, name: str) -> Model:
+        """Prompt ``name``'s registry record (version counter, aliases).
+
+        Raises
+        ------
+        ModelNotFoundError
+            No prompt of that name.
+        RegistryKindError
+            The name holds model versions.
+        """
+        self._expect_prompt(name)
+        return self.registry.get_model(name)
+
+    def prompt(self, name: str, ref: int | str = Alias.CHAMPION) -> PromptVersion:
+        """Version ``ref`` of prompt ``name`` with its spec (SHA-256 verified)."""
+        return self.prompts.get(name, ref)
+
+    def diff_prompts(self, name: str, before: int | str, after: int | str) -> PromptDiff:
+        """What changed between two versions of prompt ``name`` (template, parameters…)."""
+        return self.prompts.diff(name, before, after)
+
+    def approve_prompt(self, name: str, version: int, *, reason: str) -> ModelVersion:
+        """Approve a prompt version: its approval's path and checks (:meth:`approve`)."""
+        self._expect_prompt(name)
+        return self.approve(name, version, reason=reason)
+
+    def reject_prompt(self, name: str, version: int, *, reason: str) -> ModelVersion:
+        """Reject a prompt version (as :meth:`approve_prompt`)."""
+        self._expect_prompt(name)
+        return self.reject(name, version, reason=reason)
+
+    def promote_prompt(self, name: str, version: int, *, reason: str) -> ModelVersion:
+        """Make an approved prompt version the champion (aliases only: nothing deploys a
+        prompt yet); the previous champion is archived and remembered for rollback."""
+        self._expect_prompt(name)
+        return self.registry.promote(name, version, actor=self.actor, reason=reason)
+
+    def rollback_prompt(self, name: str, *, reason: str) -> ModelVersion:
+        """Champion back to the prompt's previous production version, audited."""
+        self._expect_prompt(name)
+        return self.registry.rollback(name, actor=self.actor, reason=reason)
+
+    def _expect_prompt(self, name: str) -> None:
+        from flywheel.errors import ModelNotFoundError, RegistryKindError
+
+        try:
+            found = self.registry.get_model(name)
+        except ModelNotFoundError:
+            raise ModelNotFoundError(f"prompt {name!r} does not exist", field="name") from None
+        if found.kind is not RegistryKind.PROMPT:
+            raise RegistryKindError.of(name, found.kind, RegistryKind.PROMPT)
+
+    def _expect_model(self, name: str) -> None:
+        """Refuse a prompt's name where a model is meant (an unknown name is left to the
+        caller's own checks)."""
+        from flywheel.errors import ModelNotFoundError, RegistryKindError
+
+        try:
+            found = self.registry.get_model(name)
+        except ModelNotFoundError:
+            return
+        if found.kind is not RegistryKind.MODEL:
+            raise RegistryKindError.of(name, found.kind, RegistryKind.MODEL)
+
     # -- stages --------------------------------------------------------------------------------
     def promote_to_stage(
         self,
@@ -754,6 +899,7 @@ class Flywheel:
         from flywheel.artifacts.validation import validate_onnx
         from flywheel.workflows.stage_promotion import StagePromotion
 
+        self._expect_model(name)
         promotion = StagePromotion(
             source=self._stage(from_stage),
             target=target._stage(to_stage),
@@ -957,6 +1103,7 @@ class Flywheel:
 
         if not records:
             raise InvalidInputError("no records to score", field="records")
+        self._expect_model(name)
         registered = self.registry.resolve(name, version)
         data = self.artifacts.get(registered.artifact)
         model = OnnxModel.load(

@@ -166,6 +166,15 @@ class Settings(BaseSettings):
     #: Error name sent with SendTaskFailure on a rejection (the training ASL catches it).
     approval_rejected_error: str = "ApprovalRejected"
 
+    # -- LLM providers (ADR 78) --------------------------------------------------------------
+    #: How long one provider call may take (read timeout), seconds.
+    llm_timeout_seconds: float = Field(default=60.0, gt=0, le=900)
+    #: Calls per completion at most, throttled or unavailable ones retried with jitter.
+    llm_max_attempts: int = Field(default=3, ge=1, le=10)
+    #: The OpenAI-compatible endpoint's base URL (``.../v1``); its API key, if any, is read
+    #: from ``FLYWHEEL_OPENAI_API_KEY`` at each call and never stored.
+    openai_base_url: str | None = None
+
     @model_validator(mode="after")
     def _resource_names(self) -> Self:
         for name, variable in RESOURCE_VARIABLES.items():

@@ -25,6 +25,7 @@ from flywheel.errors import (
     ConcurrentModificationError,
     FlywheelError,
     ModelNotFoundError,
+    RegistryKindError,
     VersionNotFoundError,
 )
 from flywheel.registry.models import (
@@ -35,6 +36,7 @@ from flywheel.registry.models import (
     RecordKey,
     RecordWrite,
     RegistryChange,
+    RegistryKind,
     StoredRecord,
     VersionDraft,
     VersionStatus,
@@ -53,6 +55,8 @@ if TYPE_CHECKING:
 _SER = TypeSerializer()
 _DESER = TypeDeserializer()
 MODELS_INDEX = "models-index"
+#: The models index's partition of each kind: prompts are listed apart from models.
+INDEX_PARTITION = {RegistryKind.MODEL: "MODEL", RegistryKind.PROMPT: "PROMPT"}
 
 
 class StorageError(FlywheelError):
@@ -270,7 +274,11 @@ class DynamoDbAuditLog:
 
 
 class DynamoDbModelRegistry:
-    """Models and versions in one table (``pk = MODEL#name``; ``sk = META`` or ``V#0000000001``)."""
+    """Models and versions in one table (``pk = MODEL#name``; ``sk = META`` or ``V#0000000001``).
+
+    ``META`` holds the name's kind (no attribute: ``model``, as stored before prompts); the
+    models index lists each kind in its own partition (``gsi1pk``).
+    """
 
     def __init__(
         self,
@@ -302,6 +310,10 @@ class DynamoDbModelRegistry:
         for attempt in range(self._max_attempts):
             now = isoformat(self._clock.now())
             meta = self._get_meta(draft.name)
+            if meta is not None:
+                held = RegistryKind(meta.get("kind", RegistryKind.MODEL))
+                if held is not draft.kind:
+                    raise RegistryKindError.of(draft.name, held, draft.kind)
             previous = int(meta["latest_version"]) if meta else 0
             number = previous + 1
             meta_op: TransactWriteItemTypeDef
@@ -313,9 +325,10 @@ class DynamoDbModelRegistry:
                             {
                                 "pk": f"MODEL#{draft.name}",
                                 "sk": "META",
-                                "gsi1pk": "MODEL",
+                                "gsi1pk": INDEX_PARTITION[draft.kind],
                                 "gsi1sk": draft.name,
                                 "name": draft.name,
+                                "kind": str(draft.kind),
                                 "latest_version": number,
                                 "aliases": {},
                                 "champion_history": [],
@@ -562,6 +575,7 @@ class DynamoDbModelRegistry:
     def _to_model(values: dict[str, Any]) -> Model:
         return Model(
             name=values["name"],
+            kind=RegistryKind(values.get("kind", RegistryKind.MODEL)),
             latest_version=int(values["latest_version"]),
             aliases={Alias(k): int(v) for k, v in (values.get("aliases") or {}).items()},
             champion_history=tuple(int(v) for v in values.get("champion_history") or []),
@@ -600,20 +614,27 @@ class DynamoDbModelRegistry:
             raise VersionNotFoundError(f"model {name!r} has no version {version}", field="version")
         return self._to_version(_load(item))
 
-    def list_models(self, *, limit: int = 50, page_token: str | None = None) -> Page[Model]:
+    def list_models(
+        self,
+        *,
+        limit: int = 50,
+        page_token: str | None = None,
+        kind: RegistryKind = RegistryKind.MODEL,
+    ) -> Page[Model]:
         check_limit(limit)
+        scope = "models" if kind is RegistryKind.MODEL else f"{kind}s"
         kwargs: dict[str, Any] = {
             "TableName": self.table_name,
             "IndexName": MODELS_INDEX,
             "KeyConditionExpression": "gsi1pk = :m",
-            "ExpressionAttributeValues": {":m": {"S": "MODEL"}},
+            "ExpressionAttributeValues": {":m": {"S": INDEX_PARTITION[kind]}},
             "Limit": limit,
         }
         if page_token:
-            kwargs["ExclusiveStartKey"] = self._start_key("models", page_token)
+            kwargs["ExclusiveStartKey"] = self._start_key(scope, page_token)
         response = self.client.query(**kwargs)
         items = [self._to_model(_load(i)) for i in response.get("Items", [])]
-        return Page[Model](items=items, next_token=self._token("models", response))
+        return Page[Model](items=items, next_token=self._token(scope, response))
 
     def list_versions(
         self, name: str, *, limit: int = 50, page_token: str | None = None

@@ -10,6 +10,7 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from flywheel.errors import FlywheelError, error_from_dict
+from flywheel.registry.models import RegistryKind
 from flywheel.workflows.writer import WriteOp, WriteRequest, WriteResponse
 
 if TYPE_CHECKING:
@@ -129,8 +130,14 @@ class WriterRegistry:
     def get_version(self, name: str, version: int) -> ModelVersion:
         return self._reads.get_version(name, version)
 
-    def list_models(self, *, limit: int = 50, page_token: str | None = None) -> Page[Model]:
-        return self._reads.list_models(limit=limit, page_token=page_token)
+    def list_models(
+        self,
+        *,
+        limit: int = 50,
+        page_token: str | None = None,
+        kind: RegistryKind = RegistryKind.MODEL,
+    ) -> Page[Model]:
+        return self._reads.list_models(limit=limit, page_token=page_token, kind=kind)
 
     def list_versions(
         self, name: str, *, limit: int = 50, page_token: str | None = None

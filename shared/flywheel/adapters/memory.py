@@ -11,6 +11,7 @@ from flywheel.clock import Clock, SystemClock, isoformat
 from flywheel.errors import (
     ConcurrentModificationError,
     ModelNotFoundError,
+    RegistryKindError,
     VersionNotFoundError,
 )
 from flywheel.registry.models import (
@@ -21,6 +22,7 @@ from flywheel.registry.models import (
     RecordKey,
     RecordWrite,
     RegistryChange,
+    RegistryKind,
     StoredRecord,
     VersionDraft,
     VersionStatus,
@@ -117,8 +119,10 @@ class InMemoryModelRegistry:
         with self._lock:
             now = self._clock.now()
             model = self._models.get(draft.name) or Model(
-                name=draft.name, created_at=now, created_by=actor
+                name=draft.name, kind=draft.kind, created_at=now, created_by=actor
             )
+            if model.kind is not draft.kind:
+                raise RegistryKindError.of(draft.name, model.kind, draft.kind)
             number = model.latest_version + 1
             version = ModelVersion(
                 **draft.model_dump(),
@@ -228,13 +232,20 @@ class InMemoryModelRegistry:
             raise VersionNotFoundError(f"model {name!r} has no version {version}", field="version")
         return found
 
-    def list_models(self, *, limit: int = 50, page_token: str | None = None) -> Page[Model]:
+    def list_models(
+        self,
+        *,
+        limit: int = 50,
+        page_token: str | None = None,
+        kind: RegistryKind = RegistryKind.MODEL,
+    ) -> Page[Model]:
         check_limit(limit)
-        after = decode_token("models", page_token)["after"] if page_token else ""
+        scope = "models" if kind is RegistryKind.MODEL else f"{kind}s"
+        after = decode_token(scope, page_token)["after"] if page_token else ""
         with self._lock:
-            names = sorted(n for n in self._models if n > after)
+            names = sorted(n for n, m in self._models.items() if m.kind is kind and n > after)
             items = [self._models[n] for n in names[:limit]]
-        token = encode_token("models", {"after": names[limit - 1]}) if len(names) > limit else None
+        token = encode_token(scope, {"after": names[limit - 1]}) if len(names) > limit else None
         return Page[Model](items=items, next_token=token)
 
     def list_versions(

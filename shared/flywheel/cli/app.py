@@ -23,6 +23,7 @@ from flywheel.cli import features as features_cli
 from flywheel.cli.data import data_app
 from flywheel.cli.experiment import experiment_app
 from flywheel.cli.monitor import monitor_app
+from flywheel.cli.prompts import prompts_app
 from flywheel.cli.runs import runs_app
 from flywheel.cli.serving import serving_app
 from flywheel.cli.stage import stage_app
@@ -57,6 +58,7 @@ app.add_typer(serving_app, name="serving")
 app.add_typer(experiment_app, name="experiment")
 app.add_typer(runs_app, name="runs")
 app.add_typer(stage_app, name="stage")
+app.add_typer(prompts_app, name="prompts")
 
 console = Console()
 err_console = Console(stderr=True)

@@ -25,6 +25,15 @@ CLIENT_CONFIG = Config(
     retries={"mode": "standard", "max_attempts": 4},
 )
 
+#: Services whose calls take longer than a control-plane call: a model answering a prompt
+#: may take tens of seconds. No botocore retries there: the provider port retries
+#: throttled calls itself, with jitter, and counts them (ADR 78).
+SERVICE_CONFIGS: dict[str, Config] = {
+    "bedrock-runtime": Config(
+        connect_timeout=2, read_timeout=60, retries={"mode": "standard", "total_max_attempts": 1}
+    ),
+}
+
 _Key = tuple[str, str, str | None, boto3.Session | None]
 
 
@@ -93,15 +102,22 @@ class ClientFactory:
         with cls._shared_lock:
             cls._shared.clear()
 
-    def client(self, service: str) -> Any:
-        """The client of ``service`` (``"dynamodb"``, ``"s3"``, …), made on first use."""
-        made = self._made.get(service)
+    def client(self, service: str, *, read_timeout: float | None = None) -> Any:
+        """The client of ``service`` (``"dynamodb"``, ``"s3"``, …), made on first use.
+
+        ``read_timeout`` replaces the service's configured one (one client per value).
+        """
+        key = service if read_timeout is None else f"{service}@{read_timeout:g}"
+        made = self._made.get(key)
         if made is None:
             with self._lock:
-                made = self._made.get(service)
+                made = self._made.get(key)
                 if made is None:
-                    made = self._made[service] = self.session.client(  # type: ignore[call-overload]
-                        service, endpoint_url=self.endpoint_url, config=CLIENT_CONFIG
+                    config = SERVICE_CONFIGS.get(service, CLIENT_CONFIG)
+                    if read_timeout is not None:
+                        config = config.merge(Config(read_timeout=read_timeout))
+                    made = self._made[key] = self.session.client(  # type: ignore[call-overload]
+                        service, endpoint_url=self.endpoint_url, config=config
                     )
         return made
 

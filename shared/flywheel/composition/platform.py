@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
     from flywheel.adapters.dynamodb import DynamoDbAuditLog, DynamoDbModelRegistry
     from flywheel.adapters.lambda_records import LambdaRecordsWriter
+    from flywheel.adapters.local_llm import LocalConverse
     from flywheel.adapters.memory_workflows import InMemoryEventPublisher
     from flywheel.artifacts.ports import ArtifactStore
     from flywheel.audit.anchoring import Anchoring
@@ -33,6 +34,10 @@ if TYPE_CHECKING:
     from flywheel.features.ports import BlobStore, OnlineStore
     from flywheel.features.store import FeatureStore
     from flywheel.features.transformations import TransformationRegistry
+    from flywheel.llm.catalog import PromptCatalog
+    from flywheel.llm.prices import PriceTable
+    from flywheel.llm.prompts import Provider
+    from flywheel.llm.providers import CompletionProvider
     from flywheel.monitoring.drift_monitor import DriftMonitor
     from flywheel.monitoring.feedback import FeedbackService, LabelClaims
     from flywheel.monitoring.performance_monitor import PerformanceMonitor
@@ -204,6 +209,9 @@ class Platform(abc.ABC):
     @abc.abstractmethod
     def _make_blobs(self) -> BlobStore: ...
 
+    @abc.abstractmethod
+    def _make_llm_provider(self, provider: Provider) -> CompletionProvider: ...
+
     def api(self, actor: str) -> PlatformApi | None:  # noqa: ARG002
         """The platform's API as ``actor`` calls it (``None``: no API, in process only)."""
         return None
@@ -372,6 +380,30 @@ class Platform(abc.ABC):
         from flywheel.monitoring.reports import ReportIndex
 
         return ReportIndex(self.reports, prefix=reports_prefix)
+
+    # -- LLM applications (ADR 78) -------------------------------------------------------------
+    def prompt_catalog(self, prices: PriceTable | None = None) -> PromptCatalog:
+        """Prompt versions in the registry (``prices``: default, the shipped table)."""
+        from flywheel.llm.catalog import PromptCatalog
+
+        return PromptCatalog(self.registry, self.artifacts, prices=prices)
+
+    def llm_provider(self, provider: Provider) -> CompletionProvider:
+        """What answers prompts of ``provider``: its adapter, throttled and unavailable
+        calls retried with jitter (``llm_max_attempts`` calls within ``llm_timeout_seconds``).
+
+        Raises
+        ------
+        ConfigError
+            ``openai_compatible`` without ``FLYWHEEL_OPENAI_BASE_URL``.
+        """
+        from flywheel.llm.providers import RetryingProvider, RetryPolicy
+
+        policy = RetryPolicy(
+            max_attempts=self.settings.llm_max_attempts,
+            deadline_seconds=self.settings.llm_timeout_seconds,
+        )
+        return RetryingProvider(self._make_llm_provider(provider), policy)
 
     # -- feature store -----------------------------------------------------------------------
     def feature_store(
@@ -654,6 +686,41 @@ class AwsPlatform(Platform):
             self.settings.resource("features_bucket"), client=self.clients.client("s3")
         )
 
+    @cached_property
+    def llm_stand_in(self) -> LocalConverse:
+        """The local stand-in that answers ``provider: local`` prompts (not a model)."""
+        from flywheel.adapters.local_llm import LocalConverse
+
+        return LocalConverse()
+
+    def _make_llm_provider(self, provider: Provider) -> CompletionProvider:
+        from flywheel.llm.prompts import Provider
+
+        if provider is Provider.BEDROCK:
+            from flywheel.adapters.bedrock import BedrockProvider
+
+            client = self.clients.client(
+                "bedrock-runtime", read_timeout=self.settings.llm_timeout_seconds
+            )
+            return BedrockProvider(client=client)
+        if provider is Provider.OPENAI_COMPATIBLE:
+            from flywheel.adapters.openai_http import OpenAiCompatibleProvider
+
+            if not self.settings.openai_base_url:
+                raise ConfigError(
+                    "FLYWHEEL_OPENAI_BASE_URL is not set: prompts of provider "
+                    "openai_compatible need the endpoint's base URL",
+                    field="FLYWHEEL_OPENAI_BASE_URL",
+                )
+            return OpenAiCompatibleProvider(
+                self.settings.openai_base_url,
+                api_key=lambda: os.environ.get("FLYWHEEL_OPENAI_API_KEY") or None,
+                timeout_seconds=self.settings.llm_timeout_seconds,
+            )
+        from flywheel.adapters.local_llm import LocalProvider
+
+        return LocalProvider(self.llm_stand_in)
+
     def fetch(self, uri: str) -> bytes:
         from flywheel.adapters.s3_objects import read_object
 
@@ -789,6 +856,18 @@ class InMemoryPlatform(Platform):
         from flywheel.adapters.memory_features import InMemoryBlobStore
 
         return InMemoryBlobStore()
+
+    @cached_property
+    def llm_stand_in(self) -> LocalConverse:
+        """The local stand-in (not a model) that answers every provider's prompts here."""
+        from flywheel.adapters.local_llm import LocalConverse
+
+        return LocalConverse()
+
+    def _make_llm_provider(self, provider: Provider) -> CompletionProvider:  # noqa: ARG002
+        from flywheel.adapters.local_llm import LocalProvider
+
+        return LocalProvider(self.llm_stand_in)
 
     def fetch(self, uri: str) -> bytes:
         raise DatasetError(f"no object store for {uri} in memory", field="dataset.source")

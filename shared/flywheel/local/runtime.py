@@ -2,17 +2,15 @@
 
 moto runs Amazon States Language (``execute_state_machine``) but, without Docker,
 no Lambda code; it never delivers EventBridge events to state machines or Lambda
-functions, never fires schedules, and really sleeps in ``Wait`` states and retry
-back-offs.  :class:`LocalRuntime` bridges exactly those gaps, narrowly:
+functions, never fires schedules, really sleeps in ``Wait`` states and retry back-offs,
+and has no Bedrock ``Converse``. :class:`LocalRuntime` bridges exactly those gaps:
 
 - Lambda invocations of the app's functions run the real handlers in-process
   (:mod:`flywheel.local.bridge`);
-- events put on a bus reach their rules' ``states`` and ``lambda`` targets, with the
-  rule's input transformer applied; what ``sns`` targets would publish is recorded;
-- schedules fire from a :class:`~flywheel.local.clock.SimulatedClock`, and ``Wait``
-  states and retry back-offs advance that clock instead of sleeping.
-
-Everything else (the interpreter, tables, buckets, task tokens, aliases) is moto.
+- events put on a bus reach their rules' ``states``, ``lambda`` and (recorded) ``sns``
+  targets, with the rule's input transformer applied;
+- schedules, ``Wait`` states and back-offs use a :class:`~flywheel.local.clock.SimulatedClock`;
+- ``Converse`` is answered by the local stand-in (:mod:`flywheel.local.bedrock`).
 """
 
 from __future__ import annotations
@@ -29,7 +27,9 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 
+from flywheel.adapters.local_llm import LocalConverse
 from flywheel.clock import isoformat
+from flywheel.local.bedrock import install_converse, uninstall_converse
 from flywheel.local.bridge import LambdaBridge
 from flywheel.local.clock import SimulatedClock
 from flywheel.local.deployment import LocalDeployment, Provisioned, ScheduledRule
@@ -94,6 +94,8 @@ class LocalRuntime:
             extra_env={**LOCAL_FUNCTION_ENV, **(extra_env or {})},
             now=self.clock.now,
         )
+        #: What answers Bedrock ``Converse`` calls here (inject faults on it).
+        self.llm = LocalConverse()
         self.provisioned: Provisioned | None = None
         self._patches: list[tuple[Any, str, Any]] = []
         self._next_fires: dict[str, datetime] = {}
@@ -123,6 +125,7 @@ class LocalRuntime:
         )
 
         self.bridge.install()
+        install_converse(self.llm)
         runtime = self
         original_send = Rule.send_to_targets
 
@@ -200,6 +203,7 @@ class LocalRuntime:
         for owner, name, original in reversed(self._patches):
             setattr(owner, name, original)
         self._patches.clear()
+        uninstall_converse()
         self.bridge.uninstall()
 
     # -- the REST API -----

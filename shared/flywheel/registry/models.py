@@ -73,8 +73,42 @@ class Alias(StrEnum):
 
 
 class Task(StrEnum):
+    """What a version does: models classify or regress; prompts generate text."""
+
     CLASSIFICATION = "classification"
     REGRESSION = "regression"
+    #: A prompt's answer (text, or JSON when it declares an output schema): never trained.
+    GENERATION = "generation"
+
+
+def trainable_task(task: Task) -> Task:
+    """``task`` if a model can be trained or imported for it (not ``generation``).
+
+    Examples
+    --------
+    >>> trainable_task(Task.REGRESSION)
+    <Task.REGRESSION: 'regression'>
+    >>> trainable_task(Task.GENERATION)
+    Traceback (most recent call last):
+    ...
+    ValueError: 'generation' is what prompts do (flywheel prompts register); ...
+    """
+    if task is Task.GENERATION:
+        raise ValueError(
+            "'generation' is what prompts do (flywheel prompts register); a model is trained "
+            "for classification or regression"
+        )
+    return task
+
+
+class RegistryKind(StrEnum):
+    """What a registry name holds: ONNX ``model`` versions or ``prompt`` versions (ADR 78).
+
+    One name holds one kind for good: its first version decides.
+    """
+
+    MODEL = "model"
+    PROMPT = "prompt"
 
 
 #: Feature types: numbers (``float``, ``int``), ``bool``, and strings (``categorical``,
@@ -309,9 +343,14 @@ class Lineage(Frozen):
 
 
 class VersionDraft(Frozen):
-    """What a caller registers; the registry adds number, status and timestamps."""
+    """What a caller registers; the registry adds number, status and timestamps.
+
+    ``kind="prompt"``: the artifact is a prompt spec's canonical JSON, the input schema
+    its variables and the task ``generation`` (:mod:`flywheel.llm.catalog`).
+    """
 
     name: str
+    kind: RegistryKind = RegistryKind.MODEL
     artifact: ArtifactRef
     input_schema: InputSchema
     output_schema: OutputSchema
@@ -332,6 +371,17 @@ class VersionDraft(Frozen):
     def _valid_name(cls, name: str) -> str:
         return validate_model_name(name)
 
+    @model_validator(mode="after")
+    def _task_fits_kind(self) -> VersionDraft:
+        prompt = self.kind is RegistryKind.PROMPT
+        if prompt != (self.output_schema.task is Task.GENERATION):
+            raise ValueError(
+                "a prompt version's task is generation, and only a prompt version's is"
+            )
+        if prompt and self.artifact.format != "json":
+            raise ValueError("a prompt version's artifact is its spec as JSON")
+        return self
+
 
 class ModelVersion(VersionDraft):
     """A registered version."""
@@ -345,9 +395,10 @@ class ModelVersion(VersionDraft):
 
 
 class Model(Frozen):
-    """A registered model: its version counter and aliases."""
+    """A registered model (or prompt: ``kind``): its version counter and aliases."""
 
     name: str
+    kind: RegistryKind = RegistryKind.MODEL
     latest_version: int = 0
     aliases: dict[Alias, int] = Field(default_factory=dict)
     champion_history: tuple[int, ...] = ()

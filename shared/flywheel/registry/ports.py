@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Protocol
 
+from flywheel.registry.models import RegistryKind
+
 if TYPE_CHECKING:
     from flywheel.audit.models import AuditDraft, AuditEntry
     from flywheel.registry.models import (
@@ -39,7 +41,15 @@ class ModelRegistry(Protocol):
 
     def get_version(self, name: str, version: int) -> ModelVersion: ...
 
-    def list_models(self, *, limit: int = 50, page_token: str | None = None) -> Page[Model]: ...
+    def list_models(
+        self,
+        *,
+        limit: int = 50,
+        page_token: str | None = None,
+        kind: RegistryKind = RegistryKind.MODEL,
+    ) -> Page[Model]:
+        """The names holding ``kind`` versions (models, or prompts), by name."""
+        ...
 
     def list_versions(
         self, name: str, *, limit: int = 50, page_token: str | None = None

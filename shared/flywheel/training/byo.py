@@ -41,6 +41,7 @@ from flywheel.registry.models import (
     ParityReport,
     Task,
     VersionDraft,
+    trainable_task,
 )
 from flywheel.training.config import ParityTolerances, config_error
 from flywheel.training.conversion import (
@@ -159,6 +160,11 @@ class ModelSchema(Frozen):
     input: InputTensor = Field(default_factory=InputTensor)
     parity: ParityTolerances = Field(default_factory=ParityTolerances)
     description: str | None = Field(default=None, max_length=2000)
+
+    @field_validator("task")
+    @classmethod
+    def _trainable(cls, task: Task) -> Task:
+        return trainable_task(task)
 
     @field_validator("classes", mode="before")
     @classmethod

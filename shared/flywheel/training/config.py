@@ -42,7 +42,7 @@ from pydantic_core import PydanticCustomError
 from flywheel.errors import ConfigError
 from flywheel.features.models import ResourceName
 from flywheel.models import Frozen
-from flywheel.registry.models import FeatureType, Task, validate_model_name
+from flywheel.registry.models import FeatureType, Task, trainable_task, validate_model_name
 from flywheel.training.datasets import SKLEARN_DATASETS, parse_source
 from flywheel.training.estimators import (
     FLOAT64_ONLY,
@@ -304,6 +304,11 @@ class TrainingConfig(Frozen):
     @classmethod
     def _valid_name(cls, model: str) -> str:
         return validate_model_name(model)
+
+    @field_validator("task")
+    @classmethod
+    def _trainable(cls, task: Task) -> Task:
+        return trainable_task(task)
 
     @field_validator("dataset")
     @classmethod

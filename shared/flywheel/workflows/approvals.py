@@ -40,7 +40,7 @@ from flywheel.errors import (
     IllegalTransitionError,
     TaskTokenError,
 )
-from flywheel.registry.models import RecordWrite, VersionStatus
+from flywheel.registry.models import RecordWrite, RegistryKind, VersionStatus
 from flywheel.workflows.principals import is_listed, same_principal
 from flywheel.workflows.records import (
     ApprovalDoc,
@@ -120,6 +120,7 @@ def announcement(doc: ApprovalDoc) -> dict[str, Any]:
     >>> announcement(doc)["decide"]["cli"]
     'flywheel approve churn 3 -r REASON   (or: flywheel reject churn 3 -r REASON)'
     """
+    group = "prompts " if doc.kind is RegistryKind.PROMPT else ""
     return {
         "model_name": doc.model,
         "version": doc.version,
@@ -135,10 +136,11 @@ def announcement(doc: ApprovalDoc) -> dict[str, Any]:
             "champion": doc.summary.get("champion"),
             "gate": doc.summary.get("gate"),
         },
+        "kind": str(doc.kind),
         "decide": {
             "cli": (
-                f"flywheel approve {doc.model} {doc.version} -r REASON   "
-                f"(or: flywheel reject {doc.model} {doc.version} -r REASON)"
+                f"flywheel {group}approve {doc.model} {doc.version} -r REASON   "
+                f"(or: flywheel {group}reject {doc.model} {doc.version} -r REASON)"
             ),
             "api": (
                 f"POST /v1/approvals/{doc.approval_id} "
@@ -146,6 +148,20 @@ def announcement(doc: ApprovalDoc) -> dict[str, Any]:
             ),
         },
     }
+
+
+def prompt_approval_policy() -> ApprovalPolicy:
+    """Who may approve a prompt version: anyone the approval API admits but the one who
+    registered it (four eyes, sessions of one role are one person), within 72 hours.
+
+    Examples
+    --------
+    >>> prompt_approval_policy().require_distinct_approver
+    True
+    """
+    from flywheel.workflows.config import ApprovalPolicy
+
+    return ApprovalPolicy()
 
 
 def requester_of(entries: Iterable[AuditEntry], version: int) -> str | None:
@@ -308,6 +324,54 @@ class ApprovalService:
         the four-eyes rule applies. Idempotent: a pending approval of the version is
         announced if it was not yet, and returned.
         """
+        return self._request_direct(
+            model,
+            version,
+            requested_by=requested_by,
+            policy=policy,
+            execution_id=f"stage-promotion:{origin}",
+            reason=reason,
+            summary={"promoted_from": origin, **(summary or {})},
+            extra={"promoted_from": origin},
+        )
+
+    def request_prompt(
+        self,
+        name: str,
+        version: int,
+        *,
+        requested_by: str,
+        reason: str | None = None,
+        summary: dict[str, Any] | None = None,
+    ) -> ApprovalDoc:
+        """A pending approval of a prompt version (ADR 78), as :meth:`request_promoted`
+        asks for one: ``requested_by`` (who registered it) may not decide it, anyone else
+        the approval API admits may. Idempotent like :meth:`request_promoted`."""
+        return self._request_direct(
+            name,
+            version,
+            requested_by=requested_by,
+            policy=prompt_approval_policy(),
+            execution_id=f"prompt-registration:{name}/{version}",
+            reason=reason,
+            summary=summary or {},
+            kind=RegistryKind.PROMPT,
+        )
+
+    def _request_direct(
+        self,
+        model: str,
+        version: int,
+        *,
+        requested_by: str,
+        policy: ApprovalPolicy,
+        execution_id: str,
+        reason: str | None,
+        summary: dict[str, Any],
+        kind: RegistryKind = RegistryKind.MODEL,
+        extra: dict[str, Any] | None = None,
+    ) -> ApprovalDoc:
+        """A pending approval with no task token, for ``policy``'s approvers."""
         existing = self.find_for_version(model, version)
         if existing is not None:
             doc, revision = existing
@@ -321,19 +385,20 @@ class ApprovalService:
             approval_id=secrets.token_hex(16),
             model=model,
             version=version,
+            kind=kind,
             artifact_sha256=found.artifact.sha256,
             artifact_uri=found.artifact.uri,
             task_token=None,
-            execution_id=f"stage-promotion:{origin}",
+            execution_id=execution_id,
             requested_by=requested_by,
             requested_at=now,
             expires_at=now + timedelta(seconds=timeout),
             require_distinct_approver=policy.require_distinct_approver,
             approvers=policy.approvers,
             distinct_sessions=policy.distinct_sessions,
-            summary={"promoted_from": origin, **(summary or {})},
+            summary=summary,
         )
-        return self._store(doc, actor=requested_by, reason=reason, promoted_from=origin)
+        return self._store(doc, actor=requested_by, reason=reason, **(extra or {}))
 
     def _store(self, doc: ApprovalDoc, *, actor: str, reason: str | None = None,
                **extra: Any) -> ApprovalDoc:  # fmt: skip
@@ -619,7 +684,8 @@ class ApprovalService:
             except TaskTokenError as err:
                 # The task is gone (timed out, or its run failed): nothing can resume it.
                 updates.update(workflow_notified=True, workflow_error=err.message)
-        if doc.status is ApprovalStatus.APPROVED and not doc.event_published:
+        publishes = doc.kind is RegistryKind.MODEL  # nothing deploys a prompt version yet
+        if doc.status is ApprovalStatus.APPROVED and not doc.event_published and publishes:
             event_id = self._events.publish(VERSION_APPROVED, self._event_detail(doc))
             updates.update(event_published=True, event_id=event_id)
         if not updates:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from pydantic import BaseModel, Field
 
 from flywheel.models import Frozen
-from flywheel.registry.models import RecordKey, RecordWrite
+from flywheel.registry.models import RecordKey, RecordWrite, RegistryKind
 
 if TYPE_CHECKING:
     from flywheel.registry.ports import RecordStore
@@ -103,12 +103,15 @@ class ApprovalDoc(Frozen):
     approval_id: str
     model: str
     version: int = Field(ge=1)
+    #: A prompt version's approval publishes no ``VersionApproved`` (nothing deploys it).
+    kind: RegistryKind = RegistryKind.MODEL
     artifact_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     artifact_uri: str
     #: The workflow task waiting on the decision; ``None`` when none waits (a version
     #: promoted in from another stage: approving it publishes ``VersionApproved`` only).
     task_token: str | None = Field(default=None, repr=False)
-    #: The training run's execution, or ``stage-promotion:<stage>/<name>/<version>``.
+    #: The training run's execution, ``stage-promotion:<stage>/<name>/<version>``, or
+    #: ``prompt-registration:<name>/<version>``.
     execution_id: str
     requested_by: str
     requested_at: datetime

@@ -12,26 +12,36 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from flywheel.audit.models import AuditAction, AuditDraft, AuditEntry
 from flywheel.errors import (
     ApproverNotAllowedError,
     FlywheelError,
     InvalidRequestError,
+    ModelNotFoundError,
     NotPermittedError,
+    VersionNotFoundError,
 )
 from flywheel.registry.models import (
     Alias,
     ModelVersion,
+    RecordKey,
     RecordWrite,
     RegistryChange,
+    RegistryKind,
     StoredRecord,
     VersionDraft,
     VersionStatus,
     is_allowed,
 )
-from flywheel.workflows.approvals import refusal, requester_of
+from flywheel.workflows.approvals import prompt_approval_policy, refusal, requester_of
+from flywheel.workflows.records import (
+    ApprovalDoc,
+    ApprovalStatus,
+    approval_key,
+    approval_pointer_key,
+)
 
 if TYPE_CHECKING:
     from flywheel.audit.ports import AuditLog
@@ -147,13 +157,16 @@ _TRAINING_RECORDS = frozenset(
 )
 #: Experiment runs (``flywheel runs``): whoever trains records them.
 _RUNS = ("MODEL#", "RUN#")
+#: An approval and its pointer. People may write them only to ask for a prompt version's
+#: approval (ADR 78), checked record by record (:meth:`RecordsWriter._check_prompt_request`).
+_APPROVALS = frozenset({("MODEL#", "APPROVAL#V"), ("APPROVAL#", "APPROVAL")})
 #: The auxiliary records each capability may write: (partition prefix, sort prefix).
 RECORDS: dict[Capability, frozenset[tuple[str, str]]] = {
     Capability.TRAINING_RUNS: _TRAINING_RECORDS | {_RUNS},
     Capability.PROMOTION_RUNS: frozenset({("MODEL#", "SERVING"), ("MODEL#", "CANARY")}),
     Capability.WORKFLOWS: _TRAINING_RECORDS | {("MODEL#", "SERVING")},
     Capability.APPROVALS: frozenset({("APPROVAL#", "APPROVAL")}),
-    Capability.TRAINING: frozenset({_RUNS}),
+    Capability.TRAINING: frozenset({_RUNS}) | _APPROVALS,
     Capability.OPERATIONS: frozenset(
         {
             _RUNS,
@@ -163,7 +176,8 @@ RECORDS: dict[Capability, frozenset[tuple[str, str]]] = {
             ("FEATURE_VIEWS", "CATALOG"),
             ("FEATURE_VIEW#", "VERSION#"),
         }
-    ),
+    )
+    | _APPROVALS,
     Capability.FEATURES: frozenset({("FEATURE_VIEW#", "WATERMARK#")}),
     Capability.PROMOTIONS: frozenset(
         {("MODEL#", "PROMOTED_IN#"), ("MODEL#", "APPROVAL#V"), ("APPROVAL#", "APPROVAL")}
@@ -275,6 +289,12 @@ def check_effects(change: RegistryChange, audit: AuditDraft) -> None:
 
 #: Capabilities people use (through the CLI and SDK): they must prove who they are.
 _PEOPLE = frozenset({Capability.TRAINING, Capability.OPERATIONS, Capability.PROMOTIONS})
+#: People who register prompts: they ask for their versions' approvals themselves.
+_PROMPT_REQUESTERS = frozenset({Capability.TRAINING, Capability.OPERATIONS})
+
+
+def _is_approval(key: RecordKey) -> bool:
+    return key.partition.startswith("APPROVAL#") or key.sort.startswith("APPROVAL#V")
 
 
 class WriteOp(StrEnum):
@@ -373,6 +393,8 @@ class RecordsWriter:
         if request.op is WriteOp.PUT_RECORD:
             record = _required(request.record, "record")
             self._check_record(record, capability)
+            if capability in _PROMPT_REQUESTERS and _is_approval(record.key):
+                self._check_announcement(record)
             return WriteResponse(record=self._store.put_record(record))
         audit = _required(audit, "audit")
         actor = self._actor(request, capability, audit)
@@ -390,6 +412,8 @@ class RecordsWriter:
                 raise InvalidRequestError("the change and the audit entry name different models")
             for record in change.records:
                 self._check_record(record, capability)
+                if capability in _PROMPT_REQUESTERS and _is_approval(record.key):
+                    self._check_prompt_request(record, audit)
             check_effects(change, audit)
             return WriteResponse(entry=self._store.apply(change, actor=actor, audit=audit))
         return WriteResponse(entry=self._audit.append(audit))
@@ -435,6 +459,71 @@ class RecordsWriter:
             )
             if why is not None:
                 raise ApproverNotAllowedError(f"{why}; ask someone else", field="approver")
+
+    def _check_prompt_request(self, record: RecordWrite, audit: AuditDraft) -> None:
+        """People write an approval only to ask for their prompt version's: a new, pending,
+        undecided approval with no task token, requested by themselves (the proven actor),
+        bound to the version's artifact, under :func:`prompt_approval_policy`."""
+        refused = NotPermittedError(
+            "people may write an approval only to ask for their own prompt version's, "
+            "pending and under the prompt approval policy",
+            field="record",
+        )
+        if audit.action is not AuditAction.APPROVAL_REQUESTED or audit.version is None:
+            raise refused
+        if record.expected_revision is not None:
+            raise refused
+        try:
+            model = self._store.get_model(audit.model)
+            version = self._store.get_version(audit.model, audit.version)
+        except (ModelNotFoundError, VersionNotFoundError):
+            raise refused from None
+        if model.kind is not RegistryKind.PROMPT:
+            raise NotPermittedError(
+                f"{audit.model!r} is not a prompt: its approvals are asked for by its training run",
+                field="record",
+            )
+        if record.key.partition.startswith("MODEL#"):
+            if record.key != approval_pointer_key(audit.model, audit.version):
+                raise refused
+            return
+        try:
+            doc = ApprovalDoc.model_validate(record.doc)
+        except ValidationError:
+            raise refused from None
+        policy = prompt_approval_policy()
+        fits = (
+            record.key == approval_key(doc.approval_id)
+            and doc.kind is RegistryKind.PROMPT
+            and (doc.model, doc.version) == (audit.model, audit.version)
+            and doc.artifact_sha256 == version.artifact.sha256
+            and doc.status is ApprovalStatus.PENDING
+            and doc.task_token is None
+            and doc.decided_by is None
+            and doc.decided_at is None
+            and doc.requested_by == audit.actor
+            and doc.require_distinct_approver == policy.require_distinct_approver
+            and doc.approvers == policy.approvers
+            and doc.distinct_sessions == policy.distinct_sessions
+            and not doc.excluded
+            and (doc.expires_at - doc.requested_at).total_seconds() <= policy.timeout_seconds
+            and not (doc.announced or doc.workflow_notified or doc.event_published)
+        )
+        if not fits:
+            raise refused
+
+    def _check_announcement(self, record: RecordWrite) -> None:
+        """People rewrite a prompt approval they asked for only to mark it announced."""
+        stored = self._store.get_record(record.key)
+        if stored is None or record.key.partition.startswith("MODEL#"):
+            raise NotPermittedError("people may not write this approval record", field="record")
+        before = dict(stored.doc)
+        if before.get("kind") != str(RegistryKind.PROMPT) or before.get("status") != "pending":
+            raise NotPermittedError("people may not write this approval record", field="record")
+        if {**before, "announced": True} != record.doc:
+            raise NotPermittedError(
+                "people may only mark their prompt approval announced", field="record"
+            )
 
     @staticmethod
     def _check_record(record: RecordWrite, capability: Capability) -> None:

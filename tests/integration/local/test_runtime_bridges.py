@@ -239,3 +239,64 @@ def test_parameters_hold_their_resolved_value_and_no_unprovisioned_api(
     assert json.loads(value) == {"bus": "t-bus", "region": "us-east-1", "api_url": ""}
     assert runtime.provisioned is not None
     assert runtime.provisioned.parameters == ["/t/record"]
+
+
+def test_bedrock_converse_is_answered_by_the_local_stand_in(runtime: LocalRuntime) -> None:
+    from botocore.config import Config
+    from botocore.exceptions import ClientError
+
+    client = boto3.client(
+        "bedrock-runtime", config=Config(retries={"mode": "standard", "total_max_attempts": 1})
+    )
+    request: dict[str, Any] = {
+        "modelId": "anthropic.claude-3-haiku-20240307-v1:0",
+        "messages": [{"role": "user", "content": [{"text": "one two three four"}]}],
+        "inferenceConfig": {"maxTokens": 3},
+    }
+
+    answer = client.converse(**request)
+    runtime.llm.inject("ThrottlingException")
+    with pytest.raises(ClientError) as caught:
+        client.converse(**request)
+
+    assert answer["output"]["message"]["content"] == [{"text": "one two three"}]
+    assert answer["stopReason"] == "max_tokens"
+    assert answer["usage"] == {"inputTokens": 4, "outputTokens": 3, "totalTokens": 7}
+    assert caught.value.response["Error"]["Code"] == "ThrottlingException"
+    assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 429
+
+
+def test_the_control_api_injects_stand_in_faults() -> None:
+    import threading
+    import types
+    import urllib.error
+    import urllib.request
+
+    from flywheel.adapters.local_llm import ConverseError, LocalConverse
+    from flywheel.local.server import _control_server
+
+    engine = LocalConverse()
+    control = _control_server(0, types.SimpleNamespace(llm=engine))
+    threading.Thread(target=control.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{control.server_address[1]}/llm-faults"
+
+    def post(faults: list[str]) -> int:
+        request = urllib.request.Request(
+            url, data=json.dumps({"faults": faults}).encode(), method="POST"
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=5) as answer:
+                return int(answer.status)
+        except urllib.error.HTTPError as err:
+            return int(err.code)
+
+    try:
+        assert post(["ThrottlingException"]) == 200
+        assert post(["NoSuchFault"]) == 400
+        with pytest.raises(ConverseError, match="ThrottlingException"):
+            engine.converse(
+                {"modelId": "m", "messages": [{"role": "user", "content": [{"text": "x"}]}]}
+            )
+    finally:
+        control.shutdown()
+        control.server_close()

@@ -29,6 +29,9 @@ CASES = [
     # the layers: the composition root reaching up into the CLI
     ("layers", "shared/flywheel/composition/clients.py", "import flywheel.cli.app",
      "flywheel.composition.clients"),
+    # the LLM core and training are independent: neither imports the other
+    ("layers", "shared/flywheel/llm/prompts.py", "import flywheel.training.config",
+     "flywheel.llm.prompts"),
     # a use case importing an adapter
     ("domain-without-adapters", "shared/flywheel/serving/service.py",
      "import flywheel.adapters.s3_capture", "flywheel.serving.service"),
@@ -38,6 +41,9 @@ CASES = [
     # a use case reaching boto3 only through a module of its own layer's neighbour
     ("domain-without-adapters", "shared/flywheel/monitoring/runs.py",
      "import flywheel.composition", "flywheel.monitoring.runs"),
+    # the provider port reaching for boto3 (the Bedrock adapter is the one that may)
+    ("domain-without-adapters", "shared/flywheel/llm/providers.py", "import boto3",
+     "flywheel.llm.providers"),
     ("moto-only-in-local", "shared/flywheel/adapters/dynamodb.py", "import moto",
      "flywheel.adapters.dynamodb"),
     ("boto3-in-adapters", "shared/flywheel/sdk.py", "import boto3", "flywheel.sdk"),

@@ -1,0 +1,116 @@
+"""``flywheel prompts``: register, approve by someone else, promote, show, diff, roll back;
+bad input is one line naming the problem, a non-zero exit, and nothing written."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from flywheel.cli import app as cli
+from flywheel.composition import InMemoryPlatform
+from flywheel.sdk import Flywheel
+
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples" / "prompts"
+V1, V2 = EXAMPLES / "ticket-summary.v1.yaml", EXAMPLES / "ticket-summary.v2.yaml"
+NAME = "ticket-summary"
+
+
+@pytest.fixture
+def platform(monkeypatch: pytest.MonkeyPatch) -> InMemoryPlatform:
+    shared = InMemoryPlatform()
+    monkeypatch.setattr(cli, "_sdk", lambda: Flywheel(shared, actor=cli.STATE.actor or "ana"))
+    return shared
+
+
+def _run(*args: str, actor: str = "ana") -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli.app, ["--actor", actor, "prompts", *args])
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_the_lifecycle_from_the_shell(platform: InMemoryPlatform) -> None:
+    code, out, _ = _run("register", str(V1), "-r", "first version")
+    assert code == 0
+    assert f"registered {NAME} v1 (pending_approval)" in out
+    assert f"flywheel prompts approve {NAME} 1" in out
+    assert _run("register", str(V2))[0] == 0
+
+    code, _, err = _run("approve", NAME, "1", "-r", "mine")
+    assert code == 1
+    assert err.strip().startswith("error: the approver is the principal that requested")
+    assert _run("approve", NAME, "1", "-r", "reviewed", actor="bo")[0] == 0
+    assert _run("approve", NAME, "2", "-r", "reviewed", actor="bo")[0] == 0
+    assert _run("promote", NAME, "1", "-r", "first champion", actor="bo")[1].strip() == (
+        f"{NAME} champion is v1"
+    )
+    assert _run("promote", NAME, "2", "-r", "json answers", actor="bo")[0] == 0
+
+    _, listed, _ = _run("list")
+    assert NAME in listed
+    _, shown, _ = _run("show", NAME)
+    assert "champion" in shown
+    _, versions, _ = _run("show", NAME, "--json")
+    listed_versions = json.loads(versions)["versions"]
+    assert [v["tags"]["model_id"] for v in listed_versions] == [
+        "anthropic.claude-3-haiku-20240307-v1:0",
+        "amazon.nova-lite-v1:0",
+    ]
+    assert [v["status"] for v in listed_versions] == ["archived", "production"]
+    _, one, _ = _run("show", NAME, "--version", "champion")
+    assert one.startswith(f"{NAME} v2 production, sha256 ")
+    assert "template: |" in one
+    _, as_json, _ = _run("show", NAME, "--version", "1", "--json")
+    assert json.loads(as_json)["spec"]["model_id"] == "anthropic.claude-3-haiku-20240307-v1:0"
+
+    code, diff, _ = _run("diff", NAME, "1", "champion")
+    assert code == 0
+    assert f"{NAME}: v1 -> v2" in diff
+    assert "-Summarize this ticket in at most {{ max_sentences }} sentences:" in diff
+    assert "parameters.max_tokens: 300 -> 200" in diff
+    assert 'model_id: "anthropic.claude-3-haiku-20240307-v1:0" -> "amazon.nova-lite-v1:0"' in diff
+
+    code, out, _ = _run("rollback", NAME, "-r", "JSON answers confused the pager", actor="bo")
+    assert (code, out.strip()) == (0, f"{NAME} champion is v1 again")
+    actions = [str(e.action) for e in Flywheel(platform, actor="x").audit_entries(NAME)]
+    assert actions[-3:] == ["promoted", "promoted", "rolled_back"]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("name: [", "error: prompt: invalid YAML at line"),
+        (V1.read_text().replace("max_tokens: 300", "max_tokens: -1"), "parameters.max_tokens"),
+        (V1.read_text().replace("{{ ticket }}", "{{ tickets }}"), "{{ tickets }} is not a"),
+        (
+            V1.read_text().replace("anthropic.claude-3-haiku-20240307-v1:0", "acme.llm-v9"),
+            "model_id: bedrock model 'acme.llm-v9' has no price",
+        ),
+    ],
+)
+def test_a_bad_spec_is_one_line_and_registers_nothing(
+    platform: InMemoryPlatform, tmp_path: Path, content: str, message: str
+) -> None:
+    spec = tmp_path / "prompt.yaml"
+    spec.write_text(content)
+
+    code, out, err = _run("register", str(spec))
+
+    assert code == 1
+    assert out == ""
+    assert len(err.strip().splitlines()) == 1
+    assert message in err
+    assert Flywheel(platform, actor="x").list_prompts().items == []
+
+
+def test_missing_files_names_and_reasons_are_errors(platform: InMemoryPlatform) -> None:
+    assert _run("register", "nope.yaml")[2].startswith("error: prompt file nope.yaml does not")
+    assert _run("show", "nope")[2].strip() == "error: prompt 'nope' does not exist"
+    _run("register", str(V1))
+    code, _, err = _run("promote", NAME, "1", actor="bo")
+    assert code == 1
+    assert "reason is required" in err
+    code, _, err = _run("promote", NAME, "1", "-r", "skip approval", actor="bo")
+    assert code == 1
+    assert "pending_approval" in err
