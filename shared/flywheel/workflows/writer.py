@@ -291,6 +291,9 @@ def check_effects(change: RegistryChange, audit: AuditDraft) -> None:
 _PEOPLE = frozenset({Capability.TRAINING, Capability.OPERATIONS, Capability.PROMOTIONS})
 #: People who register prompts: they ask for their versions' approvals themselves.
 _PROMPT_REQUESTERS = frozenset({Capability.TRAINING, Capability.OPERATIONS})
+#: People who may ask for an approval themselves: for a prompt version they registered,
+#: or (``promotions``) for a model version they promoted in from another stage.
+_APPROVAL_REQUESTERS = _PROMPT_REQUESTERS | {Capability.PROMOTIONS}
 
 
 def _is_approval(key: RecordKey) -> bool:
@@ -393,8 +396,8 @@ class RecordsWriter:
         if request.op is WriteOp.PUT_RECORD:
             record = _required(request.record, "record")
             self._check_record(record, capability)
-            if capability in _PROMPT_REQUESTERS and _is_approval(record.key):
-                self._check_announcement(record)
+            if capability in _APPROVAL_REQUESTERS and _is_approval(record.key):
+                self._check_announcement(record, capability)
             return WriteResponse(record=self._store.put_record(record))
         audit = _required(audit, "audit")
         actor = self._actor(request, capability, audit)
@@ -412,8 +415,8 @@ class RecordsWriter:
                 raise InvalidRequestError("the change and the audit entry name different models")
             for record in change.records:
                 self._check_record(record, capability)
-                if capability in _PROMPT_REQUESTERS and _is_approval(record.key):
-                    self._check_prompt_request(record, audit)
+                if capability in _APPROVAL_REQUESTERS and _is_approval(record.key):
+                    self._check_approval_request(record, audit, capability)
             check_effects(change, audit)
             return WriteResponse(entry=self._store.apply(change, actor=actor, audit=audit))
         return WriteResponse(entry=self._audit.append(audit))
@@ -460,13 +463,19 @@ class RecordsWriter:
             if why is not None:
                 raise ApproverNotAllowedError(f"{why}; ask someone else", field="approver")
 
-    def _check_prompt_request(self, record: RecordWrite, audit: AuditDraft) -> None:
-        """People write an approval only to ask for their prompt version's: a new, pending,
-        undecided approval with no task token, requested by themselves (the proven actor),
-        bound to the version's artifact, under :func:`prompt_approval_policy`."""
+    def _check_approval_request(
+        self, record: RecordWrite, audit: AuditDraft, capability: Capability
+    ) -> None:
+        """People write an approval only to ask for one: a new, pending, undecided approval
+        with no task token, requested by themselves (the proven actor), bound to the
+        version's artifact, under the policy that governs it: :func:`prompt_approval_policy`
+        for their prompt versions, the model's stored policy for a version promoted in
+        (``promotions``)."""
+        promoted = capability is Capability.PROMOTIONS
+        kind = RegistryKind.MODEL if promoted else RegistryKind.PROMPT
         refused = NotPermittedError(
-            "people may write an approval only to ask for their own prompt version's, "
-            "pending and under the prompt approval policy",
+            "people may write an approval only to ask for their own prompt version's or "
+            "promoted version's, pending and under the policy that governs it",
             field="record",
         )
         if audit.action is not AuditAction.APPROVAL_REQUESTED or audit.version is None:
@@ -478,9 +487,11 @@ class RecordsWriter:
             version = self._store.get_version(audit.model, audit.version)
         except (ModelNotFoundError, VersionNotFoundError):
             raise refused from None
-        if model.kind is not RegistryKind.PROMPT:
+        if model.kind is not kind:
             raise NotPermittedError(
-                f"{audit.model!r} is not a prompt: its approvals are asked for by its training run",
+                f"{audit.model!r} is not a prompt: its approvals are asked for by its training run"
+                if not promoted
+                else f"{audit.model!r} is a prompt: stage promotion moves model versions only",
                 field="record",
             )
         if record.key.partition.startswith("MODEL#"):
@@ -491,10 +502,16 @@ class RecordsWriter:
             doc = ApprovalDoc.model_validate(record.doc)
         except ValidationError:
             raise refused from None
-        policy = prompt_approval_policy()
+        if promoted:
+            from flywheel.workflows.config import ApprovalPolicy
+
+            found = self._configs.find(audit.model)
+            policy = found.config.approval if found is not None else ApprovalPolicy()
+        else:
+            policy = prompt_approval_policy()
         fits = (
             record.key == approval_key(doc.approval_id)
-            and doc.kind is RegistryKind.PROMPT
+            and doc.kind is kind
             and (doc.model, doc.version) == (audit.model, audit.version)
             and doc.artifact_sha256 == version.artifact.sha256
             and doc.status is ApprovalStatus.PENDING
@@ -512,13 +529,17 @@ class RecordsWriter:
         if not fits:
             raise refused
 
-    def _check_announcement(self, record: RecordWrite) -> None:
-        """People rewrite a prompt approval they asked for only to mark it announced."""
+    def _check_announcement(self, record: RecordWrite, capability: Capability) -> None:
+        """People rewrite an approval they asked for only to mark it announced."""
         stored = self._store.get_record(record.key)
         if stored is None or record.key.partition.startswith("MODEL#"):
             raise NotPermittedError("people may not write this approval record", field="record")
         before = dict(stored.doc)
-        if before.get("kind") != str(RegistryKind.PROMPT) or before.get("status") != "pending":
+        kind = RegistryKind.MODEL if capability is Capability.PROMOTIONS else RegistryKind.PROMPT
+        if (
+            before.get("kind", str(RegistryKind.MODEL)) != str(kind)
+            or before.get("status") != "pending"
+        ):
             raise NotPermittedError("people may not write this approval record", field="record")
         if {**before, "announced": True} != record.doc:
             raise NotPermittedError(
@@ -535,13 +556,6 @@ class RecordsWriter:
                 f"the {capability} capability cannot write {key.partition}/{key.sort}",
                 field="record",
             )
-        if capability is Capability.PROMOTIONS and key.partition.startswith("APPROVAL#"):
-            doc = record.doc
-            if doc.get("status") != "pending" or doc.get("task_token") or doc.get("decided_by"):
-                raise NotPermittedError(
-                    "the promotions capability may ask for an approval, never decide one",
-                    field="record",
-                )
 
 
 def _required(value: T | None, name: str) -> T:

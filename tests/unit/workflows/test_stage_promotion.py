@@ -3,6 +3,7 @@ candidate, cross-referenced in both trails; all or a retry finishes it (ADR 65).
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -22,6 +23,7 @@ from flywheel.registry.models import (
     ParityReport,
     RecordWrite,
     RegistryChange,
+    StatusChange,
     VersionDraft,
     VersionStatus,
 )
@@ -35,7 +37,13 @@ from flywheel.workflows.approvals import (
     Decision,
 )
 from flywheel.workflows.config import parse_model_config
-from flywheel.workflows.records import approval_key
+from flywheel.workflows.records import (
+    ApprovalDoc,
+    ApprovalPointer,
+    approval_key,
+    approval_pointer_key,
+    write,
+)
 from flywheel.workflows.stage_promotion import (
     PROMOTED_FROM_TAG,
     PromotionStep,
@@ -428,7 +436,9 @@ def test_the_promotions_capability_registers_asks_and_records_but_decides_nothin
     assert refused(AuditAction.STAGE_PROMOTED_OUT) == "not_permitted"
     config = RecordWrite(key=promotion_config_key(), doc={"x": 1})
     assert refused(AuditAction.STAGE_PROMOTED_IN, records=(config,)) == "not_permitted"
-    for forged in ({"status": "approved"}, {"status": "pending", "task_token": "t"}):
+    # approval records only with approval_requested, asked by the proven promoter for
+    # the version's artifact under prod's policy: never decided, forged or re-pointed
+    for forged in ({"status": "approved"}, {"status": "pending", "task_token": "t"}, {}):
         decided = RecordWrite(key=approval_key("a1"), doc={"approval_id": "a1", **forged})
         answer = writer.handle(
             WriteRequest(op=WriteOp.PUT_RECORD, actor="ana", record=decided),
@@ -436,11 +446,6 @@ def test_the_promotions_capability_registers_asks_and_records_but_decides_nothin
         )
         assert answer.error is not None
         assert answer.error["code"] == "not_permitted"
-    asked = RecordWrite(key=approval_key("a2"), doc={"approval_id": "a2", "status": "pending"})
-    answer = writer.handle(
-        WriteRequest(op=WriteOp.PUT_RECORD, actor="ana", record=asked), Capability.PROMOTIONS
-    )
-    assert answer.error is None
     assert platform.registry.get_version(MODEL, 1).status is VersionStatus.PENDING_APPROVAL
 
 
@@ -448,3 +453,60 @@ def promotion_config_key() -> Any:
     from flywheel.registry.models import RecordKey
 
     return RecordKey(partition=f"MODEL#{MODEL}", sort="CONFIG")
+
+
+def test_the_promoter_asks_for_an_approval_only_in_their_own_name_under_the_targets_policy(
+    prod: Stage,
+) -> None:
+    platform = prod.platform
+    writer = RecordsWriter(
+        store=platform.records, audit=platform.audit, configs=platform.configs, identity=None,
+        trust_asserted=True,
+    )  # fmt: skip
+    artifact = prod.artifacts.put(f"models/{MODEL}/promoted-dev-v1/model.onnx", ONNX)
+    created = writer.handle(
+        WriteRequest(op=WriteOp.CREATE_VERSION, actor="ana",
+                     draft=version_draft(name=MODEL, artifact=artifact),
+                     audit=AuditDraft(model=MODEL, action=AuditAction.VERSION_REGISTERED,
+                                      actor="ana")),
+        Capability.PROMOTIONS,
+    )  # fmt: skip
+    assert created.error is None
+    now = datetime.now(UTC)
+
+    def ask(**changes: Any) -> dict[str, Any] | None:
+        doc = ApprovalDoc(
+            approval_id="a1", model=MODEL, version=1, artifact_sha256=artifact.sha256,
+            artifact_uri=artifact.uri, execution_id="stage-promotion:dev/churn/1",
+            requested_by="ana", requested_at=now, expires_at=now + timedelta(hours=1),
+        ).model_copy(update=changes)  # fmt: skip
+        change = RegistryChange(
+            model=MODEL,
+            statuses=(StatusChange(version=1, expected=VersionStatus.CANDIDATE,
+                                   target=VersionStatus.PENDING_APPROVAL),),
+            records=(write(approval_key("a1"), doc, None),
+                     write(approval_pointer_key(MODEL, 1), ApprovalPointer(approval_id="a1"),
+                           None)),
+        )  # fmt: skip
+        audit = AuditDraft(model=MODEL, action=AuditAction.APPROVAL_REQUESTED, actor="ana",
+                           version=1)  # fmt: skip
+        answer = writer.handle(
+            WriteRequest(op=WriteOp.APPLY, actor="ana", change=change, audit=audit),
+            Capability.PROMOTIONS,
+        )
+        return answer.error
+
+    for forged in (
+        {"requested_by": "bo"},  # someone else's name: ana could then approve it
+        {"require_distinct_approver": False},
+        {"excluded": ("x",), "approvers": ("arn:aws:iam::1:user/ana",)},
+        {"artifact_sha256": "0" * 64},
+        {"status": ApprovalStatus.APPROVED, "decided_by": "ana"},
+        {"task_token": "t"},
+    ):
+        error = ask(**forged)
+        assert error is not None, forged
+        assert error["code"] == "not_permitted", forged
+    assert platform.registry.get_version(MODEL, 1).status is VersionStatus.CANDIDATE
+    assert ask() is None
+    assert platform.registry.get_version(MODEL, 1).status is VersionStatus.PENDING_APPROVAL
