@@ -332,6 +332,12 @@ class VersionDraft(Frozen):
     def _valid_name(cls, name: str) -> str:
         return validate_model_name(name)
 
+    @field_validator("importance")
+    @classmethod
+    def _largest_first(cls, importance: dict[str, float]) -> dict[str, float]:
+        # Stores keep maps unordered (canonical JSON sorts keys): the order is restored here.
+        return dict(sorted(importance.items(), key=lambda kv: (-kv[1], kv[0])))
+
 
 class ModelVersion(VersionDraft):
     """A registered version."""

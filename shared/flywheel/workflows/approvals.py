@@ -41,6 +41,7 @@ from flywheel.errors import (
     TaskTokenError,
 )
 from flywheel.registry.models import RecordWrite, VersionStatus
+from flywheel.workflows.importance import ImportanceComparison
 from flywheel.workflows.principals import is_listed, same_principal
 from flywheel.workflows.records import (
     ApprovalDoc,
@@ -53,7 +54,7 @@ from flywheel.workflows.records import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Mapping
 
     from flywheel.audit.models import AuditEntry
     from flywheel.clock import Clock
@@ -131,6 +132,7 @@ def announcement(doc: ApprovalDoc) -> dict[str, Any]:
             "candidate": doc.summary.get("candidate"),
             "champion": doc.summary.get("champion"),
             "gate": doc.summary.get("gate"),
+            "importance": importance_line(doc.summary),
         },
         "decide": {
             "cli": (
@@ -143,6 +145,24 @@ def announcement(doc: ApprovalDoc) -> dict[str, Any]:
             ),
         },
     }
+
+
+def importance_line(summary: Mapping[str, Any]) -> str:
+    """The candidate's global importance against the champion's, in one line.
+
+    ``summary`` is an approval's evaluation summary (:attr:`ApprovalDoc.summary`).
+
+    Examples
+    --------
+    >>> importance_line({"champion": None})
+    'no champion to compare with'
+    """
+    found = summary.get("importance")
+    if found:
+        return ImportanceComparison.model_validate(found).summary()
+    if summary.get("champion") is None:
+        return "no champion to compare with"
+    return "not compared at evaluation"
 
 
 def requester_of(entries: Iterable[AuditEntry], version: int) -> str | None:
@@ -282,6 +302,9 @@ class ApprovalService:
                 if evaluation.champion
                 else None,
                 "gate": [c.model_dump(mode="json") for c in gate.checks],
+                "importance": evaluation.importance.model_dump(mode="json")
+                if evaluation.importance
+                else None,
                 "parity": request.training.payload.parity.model_dump(mode="json"),
             },
         )
