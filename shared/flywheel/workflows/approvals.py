@@ -180,6 +180,21 @@ def requester_of(entries: Iterable[AuditEntry], version: int) -> str | None:
     return found
 
 
+def find_approval(records: RecordStore, model: str, version: int) -> tuple[ApprovalDoc, int] | None:
+    """The approval of ``version`` (and its revision), if one was requested.
+
+    Examples
+    --------
+    >>> from flywheel.adapters.memory import InMemoryAuditLog, InMemoryModelRegistry
+    >>> find_approval(InMemoryModelRegistry(InMemoryAuditLog()), "churn", 1) is None
+    True
+    """
+    pointer = read(records, approval_pointer_key(model, version), ApprovalPointer)
+    if pointer is None:
+        return None
+    return read(records, approval_key(pointer[0].approval_id), ApprovalDoc)
+
+
 def refusal(
     approver: str,
     *,
@@ -344,10 +359,7 @@ class ApprovalService:
 
     def find_for_version(self, model: str, version: int) -> tuple[ApprovalDoc, int] | None:
         """The approval of a version (and its revision), if one was requested."""
-        pointer = read(self._records, approval_pointer_key(model, version), ApprovalPointer)
-        if pointer is None:
-            return None
-        return read(self._records, approval_key(pointer[0].approval_id), ApprovalDoc)
+        return find_approval(self._records, model, version)
 
     def _load(self, approval_id: str) -> tuple[ApprovalDoc, int]:
         found = read(self._records, approval_key(approval_id), ApprovalDoc)

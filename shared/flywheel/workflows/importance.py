@@ -94,10 +94,13 @@ class ImportanceComparison(_Record):
     note: str | None = None
 
     def summary(self) -> str:
-        """One line: the figures, the candidate's top features and how they moved."""
-        head = f"vs champion v{self.champion_version}"
+        """One line: the champion, the figures, the candidate's top features and their moves."""
+        return f"vs champion v{self.champion_version}: {self.details()}"
+
+    def details(self) -> str:
+        """:meth:`summary` without the champion's name."""
         if self.note is not None:
-            return f"{head}: {self.note}"
+            return self.note
         figures = ", ".join(
             f"{label} {'n/a' if value is None else f'{value:.2f}'}"
             for label, value in (
@@ -106,7 +109,7 @@ class ImportanceComparison(_Record):
             )
         )
         top = [f for f in self.features if (f.candidate_rank or self.top + 1) <= self.top]
-        line = f"{head}: {figures}; top {self.top}: " + ", ".join(
+        line = f"{figures}; top {self.top}: " + ", ".join(
             f"{f.feature} ({f.movement})" for f in top
         )
         left = [f for f in self.features if f not in top]

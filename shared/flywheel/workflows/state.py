@@ -212,7 +212,7 @@ class ModelScore(ResultModel):
     version: int | None = None
     metrics: dict[str, float] = Field(default_factory=dict)
     fairness_gap: float | None = None
-    #: Group metrics on the holdout, when the gate has a bias policy (``gate.bias``).
+    #: Group metrics on the holdout for ``gate.bias`` (else ``monitoring.bias``'s attribute).
     bias: BiasResult | None = None
     comparable: bool = True
     reason: str | None = None

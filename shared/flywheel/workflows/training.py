@@ -538,7 +538,9 @@ class TrainingSteps:
             draft.output_schema.classes,
         )
         fairness = config.gate.fairness
-        bias = config.gate.bias
+        # Group metrics on the holdout for the protected attribute the gate checks, else the
+        # one the monitors watch (reported with the candidate, not gated).
+        bias = config.gate.bias or config.monitoring.bias
         candidate = score(
             self._artifacts.get(draft.artifact),
             sha256=draft.artifact.sha256,
