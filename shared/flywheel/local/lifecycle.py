@@ -8,8 +8,7 @@ the inference function → drifted traffic → scheduled drift scorer → ``Drif
 audited) → the new candidate waits for approval → delayed labels through
 ``POST /v1/feedback`` (true ones for the normal traffic, wrong ones for the drifted
 traffic) → scheduled performance monitor → ``PerformanceDegraded`` → suppressed and
-audited, since the drift run is still in progress → ``audit verify`` → the champion's
-model card.
+audited (the drift run is in progress) → ``audit verify`` → the champion's model card.
 
 Every AWS call goes through boto3 (to moto in this process, or to the local moto
 server); every Lambda runs its real handler through the local runtime's bridge.

@@ -41,21 +41,12 @@ __all__ = ["render_html", "render_markdown"]
 #: How many features the importance chart and table show.
 IMPORTANCE_ROWS = 15
 _BAR_COLOUR = "#1f6feb"
-_GAPS = (
-    (
-        "demographic_parity_difference",
-        "demographic parity difference",
-        "≤",
-        "max_demographic_parity_difference",
-    ),
-    ("disparate_impact_ratio", "disparate impact ratio", "≥", "min_disparate_impact_ratio"),
-    (
-        "equal_opportunity_difference",
-        "equal opportunity difference",
-        "≤",
-        "max_equal_opportunity_difference",
-    ),
-)
+#: Each bias gap (a field of ``BiasResult``): how its limit reads, and the limit's field.
+_GAPS = {
+    "demographic_parity_difference": ("≤", "max_demographic_parity_difference"),
+    "disparate_impact_ratio": ("≥", "min_disparate_impact_ratio"),
+    "equal_opportunity_difference": ("≤", "max_equal_opportunity_difference"),
+}
 
 
 def _num(value: float | None, digits: int = 4) -> str:
@@ -109,7 +100,8 @@ def _bias_gaps(bias: BiasResult) -> list[str]:
     """One line per measured gap: value, interval, limit."""
     limits = bias.policy.model_dump()
     lines = []
-    for field, label, sign, limit in _GAPS:
+    for field, (sign, limit) in _GAPS.items():
+        label = field.replace("_", " ")
         value = getattr(bias, field)
         if value is None:
             continue

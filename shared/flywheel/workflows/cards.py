@@ -170,7 +170,8 @@ class ModelCard(Frozen):
     data: TrainingData
     metrics: dict[str, float] = Field(default_factory=dict)
     evaluation: CardEvaluation | None = None
-    #: Whether group metrics are gated (``gate.bias``) or only reported.
+    #: Whether the gate checked the group metrics at evaluation (``gate.bias``), or they
+    #: were only reported (``monitoring.bias``); ``None`` without an evaluation.
     bias_gated: bool | None = None
     parity: ParityReport | None = None
     importance: dict[str, float] = Field(default_factory=dict)
@@ -221,7 +222,7 @@ def build_card(
         Its approval record, whose summary holds the evaluation it was approved on.
     config
         The model's current config: owner, intended use and limitations when the
-        version's own training config has none.
+        version's own training config declares none.
     run, trials
         Its training run and that run's search trials, from the run log.
     chain
@@ -265,15 +266,12 @@ def build_card(
         created_by=version.created_by,
     )
     evaluation = _evaluation(approval, version)
-    gated = None
-    if config is not None:
-        gated = config.gate.bias is not None
     return ModelCard(
         overview=overview,
         data=_training_data(version, run, trials),
         metrics=dict(version.metrics),
         evaluation=evaluation,
-        bias_gated=gated,
+        bias_gated=None if evaluation is None else any(c.name == "bias" for c in evaluation.gate),
         parity=version.parity,
         importance=dict(version.importance),
         history=tuple(

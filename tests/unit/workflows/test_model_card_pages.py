@@ -74,7 +74,7 @@ def _approval(version: ModelVersion, **summary: Any) -> ApprovalDoc:
     )
 
 
-def _hostile_card() -> ModelCard:
+def _hostile_card(*, bias_checked: bool = False) -> ModelCard:
     platform = InMemoryPlatform()
     version = _registered(
         platform,
@@ -88,7 +88,10 @@ def _hostile_card() -> ModelCard:
     summary = {
         "candidate": ModelScore(metrics={"accuracy": 0.9}, bias=bias).model_dump(mode="json"),
         "champion": None,
-        "gate": [GateCheck(name=HOSTILE, passed=False, detail=HOSTILE).model_dump()],
+        "gate": [
+            GateCheck(name=name, passed=False, detail=HOSTILE).model_dump()
+            for name in (HOSTILE, "bias")[: 2 if bias_checked else 1]
+        ],
         "importance": compare_importance(
             version.importance, {"tenure | months": 1.0, HOSTILE: 0.5}, champion_version=1
         ).model_dump(mode="json"),
@@ -100,6 +103,16 @@ def _hostile_card() -> ModelCard:
         approval=_approval(version, **summary),
         now=NOW,
     )
+
+
+def test_group_metrics_are_marked_gated_only_when_the_gate_checked_them() -> None:
+    reported, gated = _hostile_card(), _hostile_card(bias_checked=True)
+
+    assert (reported.bias_gated, gated.bias_gated) == (False, True)
+    assert "On the holdout (80 rows), reported (the gate does not check it): limits broken." in (
+        render_markdown(reported)
+    )
+    assert "On the holdout (80 rows), gated: limits broken." in render_markdown(gated)
 
 
 def test_the_html_card_escapes_every_user_supplied_value() -> None:
@@ -152,7 +165,7 @@ def test_owner_and_intended_use_come_from_the_version_else_from_the_current_conf
                 "owner": "growth",
                 "limitations": "synthetic data only",
             },
-            "gate": {"metric": "accuracy", "bias": {"attribute": "age", "favorable": "1"}},
+            "gate": {"metric": "accuracy"},
         }
     )
     model = platform.registry.get_model("churn")
@@ -166,7 +179,6 @@ def test_owner_and_intended_use_come_from_the_version_else_from_the_current_conf
     assert from_config.overview.owner == "growth"
     assert from_config.overview.limitations == ("synthetic data only",)
     assert from_config.overview.declared_in == "config"
-    assert from_config.bias_gated is True
     assert "from the model's current config" in render_markdown(from_config)
 
 
