@@ -62,6 +62,7 @@ if TYPE_CHECKING:
     from flywheel.training.config import TrainingConfig
     from flywheel.training.datasets import Dataset
     from flywheel.training.reproduce import ReproduceReport
+    from flywheel.workflows.cards import ModelCard
     from flywheel.workflows.config import ModelConfig, ModelConfigStore, StoredConfig
     from flywheel.workflows.experiments import ExperimentReport
     from flywheel.workflows.stage_promotion import PromotionCheck, PromotionOutcome, StageRef
@@ -1046,6 +1047,64 @@ class Flywheel:
             verifier=self.platform.signer,
             anchors=store.anchors(name) if store is not None else (),
             anchor=anchor,
+        )
+
+    def model_card(self, name: str, version: int | str | None = None) -> ModelCard:
+        """The model card of ``version`` (number or alias; default: the champion, else the
+        latest version) from the registry, its approval, the run log, the audit chain
+        (verified: links, signed head, anchors, registry) and the model config.
+
+        Raises
+        ------
+        ModelNotFoundError, VersionNotFoundError
+            No such model, or no such version (or the model has none yet).
+
+        Examples
+        --------
+        >>> card = Flywheel.connect().model_card("breast-cancer", 1)  # doctest: +SKIP
+        >>> card.overview.owner, card.decision.actor  # doctest: +SKIP
+        ('ml-platform-team', 'arn:aws:iam::123456789012:user/ana.approver')
+        """
+        from flywheel.errors import FlywheelError, VersionNotFoundError
+        from flywheel.runs.models import RunNotFoundError
+        from flywheel.workflows.approvals import find_approval
+        from flywheel.workflows.cards import build_card
+        from flywheel.workflows.evidence import verify_evidence
+
+        model = self.registry.get_model(name)
+        if version is None:
+            version = model.champion or model.latest_version
+            if not version:
+                raise VersionNotFoundError(f"model {name!r} has no versions yet", field="version")
+        registered = self.registry.resolve(name, version)
+        found = find_approval(self.records, name, registered.version)
+        try:
+            stored = self.platform.configs.find(name)
+        except FlywheelError:  # a config this release cannot read: the card goes without it
+            stored = None
+        run, trials = None, []
+        try:
+            run = self.run_log.get(name, registered.lineage.training_run_id)
+            trials = self.run_log.trials(run)
+        except RunNotFoundError:
+            pass
+        store = self.platform.anchor_store
+        chain = verify_evidence(
+            self.registry,
+            name,
+            verifier=self.platform.signer,
+            anchors=store.anchors(name) if store is not None else (),
+        )
+        return build_card(
+            model,
+            registered,
+            entries=self.registry.audit.entries(name),
+            approval=found[0] if found is not None else None,
+            config=stored.config if stored is not None else None,
+            run=run,
+            trials=trials,
+            chain=chain,
+            now=self.platform.clock.now(),
         )
 
     def anchor(self) -> list[AnchorOutcome]:

@@ -16,6 +16,7 @@ import boto3
 import pytest
 
 from flywheel.local import server
+from flywheel.local.lifecycle import APPROVER
 from flywheel.local.lifecycle import MODEL as DEMO_MODEL
 from tests.local_support import free_port_pair
 
@@ -85,6 +86,36 @@ def _assert_one_prediction_was_explained(report: Path) -> None:
     assert len(explained["attributions"]) == 30
 
 
+def _assert_the_model_card_was_written(reports: Path, said: str, env: dict[str, str]) -> None:
+    """The demo wrote the champion's card and said where; the CLI prints the same card."""
+    demo = json.loads((reports / "demo.json").read_text())
+    card = demo["facts"]["model_card"]
+    assert card["version"] == 1
+    assert card["owner"] == "ml-platform-team"
+    assert card["approved_by"] == APPROVER
+    assert card["history"] == [
+        "version_registered", "approval_requested", "approved", "canary_started", "promoted",
+    ]  # fmt: skip
+    assert card["chain_ok"] is True
+    page = Path(card["html"]).read_text()
+    assert page.startswith("<!doctype html>")
+    assert 'id="importance"' in page
+    assert "approved by arn:aws:iam::123456789012:user/ana.approver" in page
+    assert f"model card of {DEMO_MODEL} v1: {card['html']}" in said
+    # the retraining run's candidate was compared with the champion, importance included
+    stages = {s["name"]: s["result"] for s in demo["stages"]}
+    assert (
+        "global importance vs champion v1: rank correlation "
+        in (stages["DriftDetected → retraining run"])
+    )
+    shown = _flywheel(env, "models", "card", DEMO_MODEL, cwd=reports)
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.startswith(f"# Model card: {DEMO_MODEL} v1\n")
+    assert (reports / f"{DEMO_MODEL}-v1-card.md").read_text().splitlines()[:3] == (
+        shown.stdout.splitlines()[:3]
+    )
+
+
 def _assert_verified_against_anchors(env: dict[str, str], cwd: Path) -> None:
     """`flywheel audit verify` in its own process: intact, signed, and anchored."""
     verify = _flywheel(env, "audit", "verify", DEMO_MODEL, cwd=cwd)
@@ -131,6 +162,7 @@ def test_demo_then_audit_verify_then_tampering_is_pinpointed(
     assert f"flywheel approve {DEMO_MODEL} 1 -r REASON" in notice["text"]
     assert "POST /v1/approvals/" in notice["text"]
     assert "waits for approval" in (tmp_path / "reports" / "demo.html").read_text()
+    _assert_the_model_card_was_written(tmp_path / "reports", demo.stdout, local_env)
     told = _flywheel(local_env, "local", "notifications", cwd=tmp_path)
     assert told.returncode == 0, told.stderr
     assert f"flywheel approve {DEMO_MODEL} 1 -r REASON" in told.stdout

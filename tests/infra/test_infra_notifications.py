@@ -11,6 +11,7 @@ import pytest
 from flywheel.audit.anchoring import AnchorOutcome
 from flywheel.local.runtime import readable, render_template
 from flywheel.workflows.approvals import announcement
+from flywheel.workflows.importance import compare_importance
 from flywheel.workflows.records import ApprovalDoc
 from infra.config import load_stage_config
 from infra.nag import flatten_reference
@@ -177,11 +178,24 @@ def test_an_approval_request_message_says_what_waits_and_how_to_decide(synth: Sy
         requested_by="workflow:training/run-1",
         requested_at=datetime(2026, 1, 1, 12, tzinfo=UTC),
         expires_at=datetime(2026, 1, 2, 12, tzinfo=UTC),
+        summary={
+            "champion": {"version": 6},
+            "importance": compare_importance(
+                {"worst radius": 2.0, 'mean "texture"': 1.0},
+                {'mean "texture"': 0.4, "worst radius": 0.3},
+                champion_version=6,
+            ).model_dump(mode="json"),
+        },
     )
     detail = announcement(doc)
     raw, text = _message(synth, "ApprovalRequested", _event("ApprovalRequested", "x", detail))
 
     assert text.splitlines()[0] == "Flywheel: breast-cancer version 7 waits for approval"
+    # what the candidate leans on, against the champion (feature names quoted as they are)
+    assert (
+        "vs champion v6: rank correlation -1.00, NDCG@2 0.94; "
+        'top 2: worst radius (↑1), mean "texture" (↓1)'
+    ) in text
     for part in (
         doc.approval_id,
         "requested by workflow:training/run-1",

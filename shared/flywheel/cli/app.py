@@ -387,6 +387,53 @@ def models_show(
     console.print(table)
 
 
+@models_app.command("card")
+@handle_errors
+def models_card(
+    name: ModelName,
+    version: Annotated[
+        str | None,
+        typer.Option(help="A version number or alias (default: the champion, else the latest)."),
+    ] = None,
+    as_html: Annotated[
+        bool, typer.Option("--html", help="A self-contained HTML page instead of Markdown.")
+    ] = False,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Write the card to this file, not to stdout."),
+    ] = None,
+) -> None:
+    """A version's model card: owner and intended use, training data and lineage, holdout
+    and per-group metrics, ONNX parity, global importance, limitations, approval history."""
+    from flywheel.workflows.card_pages import render_html, render_markdown
+
+    card = _sdk().model_card(name, version)
+    text = render_html(card) if as_html else render_markdown(card)
+    if output is not None:
+        try:
+            output.parent.mkdir(parents=True, exist_ok=True)
+            output.write_text(text, encoding="utf-8")
+        except OSError as err:
+            raise _fail(f"output: cannot write {output}: {err.strerror or err}") from None
+        console.print(
+            f"model card of {name} v{card.overview.version}: {output}",
+            highlight=False,
+            soft_wrap=True,
+        )
+    elif not as_html and console.is_terminal:
+        from rich.markdown import Markdown
+
+        console.print(Markdown(text))
+    else:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    if card.chain is not None and not card.chain.ok:
+        raise _fail(
+            f"the audit chain of {name} does not verify ({card.chain.problem}): the card's "
+            f"approval history cannot be trusted; see `flywheel audit verify {name}`",
+            EXIT_TAMPERED,
+        )
+
+
 @models_app.command("configure")
 @handle_errors
 def models_configure(
@@ -853,9 +900,13 @@ def demo(
         + f" ({run.facts.get('audit_evidence', 'not checked')})",
         highlight=False,
     )
+    card = run.facts.get("model_card")
+    if card:
+        console.print(f"model card of {MODEL} v{card['version']}: {card['html']}", soft_wrap=True)
     console.print(
-        f"next: [bold]flywheel models show {MODEL}[/], [bold]flywheel audit show {MODEL}[/], "
-        f"[bold]flywheel audit verify {MODEL}[/], [bold]flywheel local stop[/]"
+        f"next: [bold]flywheel models show {MODEL}[/], [bold]flywheel models card {MODEL}[/], "
+        f"[bold]flywheel audit show {MODEL}[/], [bold]flywheel audit verify {MODEL}[/], "
+        "[bold]flywheel local stop[/]"
     )
     if not run.verified:
         raise typer.Exit(EXIT_FAILURE)

@@ -8,7 +8,7 @@ the inference function → drifted traffic → scheduled drift scorer → ``Drif
 audited) → the new candidate waits for approval → delayed labels through
 ``POST /v1/feedback`` (true ones for the normal traffic, wrong ones for the drifted
 traffic) → scheduled performance monitor → ``PerformanceDegraded`` → suppressed and
-audited, since the drift run is still in progress → ``audit verify``.
+audited (the drift run is in progress) → ``audit verify`` → the champion's model card.
 
 Every AWS call goes through boto3 (to moto in this process, or to the local moto
 server); every Lambda runs its real handler through the local runtime's bridge.
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from flywheel.audit.chain import VerifyReport
     from flywheel.local.runtime import LocalRuntime
     from flywheel.settings import Settings
+    from flywheel.workflows.records import ApprovalDoc
 
 MODEL = "breast-cancer"
 APPROVER = "arn:aws:iam::123456789012:user/ana.approver"
@@ -96,6 +97,15 @@ def model_config(bucket: str) -> dict[str, Any]:
             "hyperparameters": {"C": 1.0, "max_iter": 1000},
             "seed": 7,
             "description": "logistic regression on the breast-cancer data",
+            "owner": "ml-platform-team",
+            "intended_use": (
+                "Demonstrates the lifecycle: scores a fine-needle aspirate's 30 "
+                "cell-nucleus measurements as benign or malignant."
+            ),
+            "limitations": [
+                "Not for clinical use; trained on 569 samples from one hospital.",
+                "Measurements must come from the dataset's imaging and feature extraction.",
+            ],
         },
         "gate": {"metric": "roc_auc", "minimums": {"accuracy": 0.9}},
         "retraining": {"cooldown_minutes": 60},
@@ -288,6 +298,10 @@ class Lifecycle:
         return execution["executionArn"], version, approval_id
 
     def _approval_id(self, version: int, timeout: float = 120) -> str:
+        return self.approval(version, timeout).approval_id
+
+    def approval(self, version: int, timeout: float = 120) -> ApprovalDoc:
+        """The approval request of ``version``, once RequestApproval has stored it."""
         from flywheel.composition import AwsPlatform
 
         service = AwsPlatform(self.settings).approval_service()
@@ -295,7 +309,7 @@ class Lifecycle:
         while True:
             found = service.find_for_version(self.model, version)
             if found is not None:
-                return found[0].approval_id
+                return found[0]
             if time.monotonic() > deadline:
                 raise TimeoutError(f"no approval request for version {version}")
             time.sleep(0.05)
@@ -589,18 +603,11 @@ def run_demo(driver: Driver, *, progress: Callable[[str], None], report_dir: Pat
         fired = driver.advance(3600 + 60)
         notes.append(f"schedules fired: {sorted(set(fired))}")
         notes.extend(_drift_summary(life.monitoring_reports().get("drift")))
-    with run.stage("DriftDetected → retraining run", progress) as notes:
-        retrain = life.wait_for_new_execution(TRAINING, 1)
-        status_text, states = life.wait(retrain["executionArn"], until="RequestApproval")
-        new_version = life.sdk(OPERATOR).get_model(MODEL).latest_version
-        notes.append(f"v{new_version} waits for approval ({status_text} at {states[-1]})")
-    with run.stage("second trigger inside the run/cooldown", progress) as notes:
-        life.put_event("flywheel.monitoring", "DriftDetected", {"model_name": MODEL})
-        second = life.wait_for_new_execution(TRAINING, 2)
-        status_text, states = life.wait(second["executionArn"])
-        notes.append(f"{status_text} at {states[-1]} (audited as retrain_suppressed)")
+    _retraining(life, run, progress)
     _labels_and_performance(life, run, progress)
     _verify(life, run, progress)
+    with run.stage("model card of the champion (flywheel models card)", progress) as notes:
+        notes.append(_model_card(life, run, report_dir))
     for key in (TRAINING, PROMOTION):
         for execution in life.executions(key):
             status_text, states, _ = life.history(execution["executionArn"])
@@ -632,6 +639,57 @@ def _explained(life: Lifecycle, record: dict[str, float], run: LifecycleRun) -> 
     return (
         f"{body['predictions'][0]}; {explanation['method']} in {explanation['space']} "
         f"(base {explanation['base_value'][0]:+.2f}): {shown}"
+    )
+
+
+def _retraining(life: Lifecycle, run: LifecycleRun, progress: Callable[[str], None]) -> None:
+    """``DriftDetected`` starts a run whose candidate waits for approval; a second trigger
+    during that run is suppressed and audited."""
+    with run.stage("DriftDetected → retraining run", progress) as notes:
+        retrain = life.wait_for_new_execution(TRAINING, 1)
+        status_text, states = life.wait(retrain["executionArn"], until="RequestApproval")
+        new_version = life.sdk(OPERATOR).get_model(MODEL).latest_version
+        notes.append(f"v{new_version} waits for approval ({status_text} at {states[-1]})")
+        notes.append(f"global importance {_importance_at_evaluation(life, new_version)}")
+    with run.stage("second trigger inside the run/cooldown", progress) as notes:
+        life.put_event("flywheel.monitoring", "DriftDetected", {"model_name": MODEL})
+        second = life.wait_for_new_execution(TRAINING, 2)
+        status_text, states = life.wait(second["executionArn"])
+        notes.append(f"{status_text} at {states[-1]} (audited as retrain_suppressed)")
+
+
+def _importance_at_evaluation(life: Lifecycle, version: int) -> str:
+    """The candidate's importance against the champion's, as its approvers were told."""
+    from flywheel.workflows.approvals import importance_line
+
+    return importance_line(life.approval(version).summary)
+
+
+def _model_card(life: Lifecycle, run: LifecycleRun, report_dir: Path) -> str:
+    """Write the champion's model card (HTML and Markdown) next to the run report."""
+    from flywheel.workflows.card_pages import render_html, render_markdown
+
+    card = life.sdk(OPERATOR).model_card(MODEL)
+    report_dir.mkdir(parents=True, exist_ok=True)
+    page = report_dir / f"{MODEL}-v{card.overview.version}-card.html"
+    page.write_text(render_html(card), encoding="utf-8")
+    page.with_suffix(".md").write_text(render_markdown(card), encoding="utf-8")
+    decided = card.decision
+    approved = f"approved by {decided.actor}" if decided is not None else "not approved"
+    run.facts["model_card"] = {
+        "html": str(page),
+        "markdown": str(page.with_suffix(".md")),
+        "version": card.overview.version,
+        "owner": card.overview.owner,
+        "approved_by": decided.actor if decided is not None else None,
+        "history": [event.action for event in card.history],
+        "top_features": list(card.importance)[:3],
+        "chain_ok": card.chain.ok if card.chain is not None else None,
+    }
+    return (
+        f"v{card.overview.version} ({', '.join((card.overview.status, *card.overview.aliases))})"
+        f", owner {card.overview.owner}, {approved}; top features "
+        f"{', '.join(list(card.importance)[:3])}; written to {page}"
     )
 
 

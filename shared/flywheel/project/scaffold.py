@@ -125,6 +125,12 @@ training:
     max_iter: 500
   seed: 7
   description: logistic regression on the iris data
+  owner: {spec.model}-owners        # who answers for the model (shown on its model card)
+  intended_use: >-
+    A starting point: classifies iris flowers from four measurements. Replace it with
+    what your model is for and for whom.
+  limitations:
+    - Trained on 150 flowers of three species; anything else is out of scope.
 gate:
   metric: accuracy
   minimums:

@@ -382,6 +382,12 @@ class VersionDraft(Frozen):
             raise ValueError("a prompt version's artifact is its spec as JSON")
         return self
 
+    @field_validator("importance")
+    @classmethod
+    def _largest_first(cls, importance: dict[str, float]) -> dict[str, float]:
+        # Stores keep maps unordered (canonical JSON sorts keys): the order is restored here.
+        return dict(sorted(importance.items(), key=lambda kv: (-kv[1], kv[0])))
+
 
 class ModelVersion(VersionDraft):
     """A registered version."""

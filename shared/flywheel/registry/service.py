@@ -9,6 +9,7 @@ from flywheel.audit.chain import VerifyReport, champion_at, verify_chain
 from flywheel.audit.models import REASON_REQUIRED, AuditAction, AuditDraft, AuditEntry, ChainHead
 from flywheel.errors import (
     IllegalTransitionError,
+    InvalidInputError,
     ModelNotFoundError,
     NoPreviousChampionError,
     ReasonRequiredError,
@@ -433,7 +434,14 @@ class RegistryService:
         """A version by number or by alias (``champion``/``challenger``)."""
         if isinstance(ref, int) or str(ref).isdigit():
             return self.registry.get_version(name, int(ref))
-        alias = Alias(str(ref))
+        try:
+            alias = Alias(str(ref))
+        except ValueError:
+            raise InvalidInputError(
+                f"version {ref!r} is neither a number nor an alias "
+                f"({', '.join(a.value for a in Alias)})",
+                field="version",
+            ) from None
         model = self.registry.get_model(name)
         number = model.aliases.get(alias)
         if number is None:

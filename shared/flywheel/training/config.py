@@ -27,7 +27,7 @@ import json
 import re
 import tomllib
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     Field,
@@ -295,6 +295,14 @@ class TrainingConfig(Frozen):
     #: Declared feature types and preprocessing, by feature name (others are inferred).
     features: dict[str, FeatureConfig] = Field(default_factory=dict)
     description: str | None = Field(default=None, max_length=2000)
+    #: Who answers for the model (a team or a person); shown on its model card.
+    owner: str | None = Field(default=None, min_length=1, max_length=256)
+    #: What the model is for, and for whom; shown on its model card.
+    intended_use: str | None = Field(default=None, min_length=1, max_length=4000)
+    #: Known limitations and uses it is not fit for, one per item (a string is one item).
+    limitations: tuple[Annotated[str, Field(min_length=1, max_length=1000)], ...] = Field(
+        default=(), max_length=50
+    )
 
     @property
     def declared_types(self) -> dict[str, FeatureType]:
@@ -309,6 +317,19 @@ class TrainingConfig(Frozen):
     @classmethod
     def _trainable(cls, task: Task) -> Task:
         return trainable_task(task)
+
+    @field_validator("owner", "intended_use", mode="before")
+    @classmethod
+    def _stripped(cls, text: Any) -> Any:
+        return text.strip() if isinstance(text, str) else text
+
+    @field_validator("limitations", mode="before")
+    @classmethod
+    def _one_or_many(cls, limitations: Any) -> Any:
+        items = [limitations] if isinstance(limitations, str) else limitations
+        if isinstance(items, list | tuple):
+            return tuple(i.strip() if isinstance(i, str) else i for i in items)
+        return items
 
     @field_validator("dataset")
     @classmethod

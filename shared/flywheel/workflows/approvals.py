@@ -41,6 +41,7 @@ from flywheel.errors import (
     TaskTokenError,
 )
 from flywheel.registry.models import RecordWrite, RegistryKind, VersionStatus
+from flywheel.workflows.importance import ImportanceComparison
 from flywheel.workflows.principals import is_listed, same_principal
 from flywheel.workflows.records import (
     ApprovalDoc,
@@ -53,7 +54,7 @@ from flywheel.workflows.records import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Mapping
 
     from flywheel.audit.models import AuditEntry
     from flywheel.clock import Clock
@@ -135,6 +136,7 @@ def announcement(doc: ApprovalDoc) -> dict[str, Any]:
             "candidate": doc.summary.get("candidate"),
             "champion": doc.summary.get("champion"),
             "gate": doc.summary.get("gate"),
+            "importance": importance_line(doc.summary),
         },
         "kind": str(doc.kind),
         "decide": {
@@ -164,6 +166,24 @@ def prompt_approval_policy() -> ApprovalPolicy:
     return ApprovalPolicy()
 
 
+def importance_line(summary: Mapping[str, Any]) -> str:
+    """The candidate's global importance against the champion's, in one line.
+
+    ``summary`` is an approval's evaluation summary (:attr:`ApprovalDoc.summary`).
+
+    Examples
+    --------
+    >>> importance_line({"champion": None})
+    'no champion to compare with'
+    """
+    found = summary.get("importance")
+    if found:
+        return ImportanceComparison.model_validate(found).summary()
+    if summary.get("champion") is None:
+        return "no champion to compare with"
+    return "not compared at evaluation"
+
+
 def requester_of(entries: Iterable[AuditEntry], version: int) -> str | None:
     """Who asked for ``version``'s approval: the actor of its ``approval_requested`` entry.
 
@@ -177,6 +197,21 @@ def requester_of(entries: Iterable[AuditEntry], version: int) -> str | None:
         if entry.action is AuditAction.APPROVAL_REQUESTED and entry.version == version:
             found = str(entry.details.get("requested_by") or entry.actor)
     return found
+
+
+def find_approval(records: RecordStore, model: str, version: int) -> tuple[ApprovalDoc, int] | None:
+    """The approval of ``version`` (and its revision), if one was requested.
+
+    Examples
+    --------
+    >>> from flywheel.adapters.memory import InMemoryAuditLog, InMemoryModelRegistry
+    >>> find_approval(InMemoryModelRegistry(InMemoryAuditLog()), "churn", 1) is None
+    True
+    """
+    pointer = read(records, approval_pointer_key(model, version), ApprovalPointer)
+    if pointer is None:
+        return None
+    return read(records, approval_key(pointer[0].approval_id), ApprovalDoc)
 
 
 def refusal(
@@ -301,6 +336,9 @@ class ApprovalService:
                 if evaluation.champion
                 else None,
                 "gate": [c.model_dump(mode="json") for c in gate.checks],
+                "importance": evaluation.importance.model_dump(mode="json")
+                if evaluation.importance
+                else None,
                 "parity": request.training.payload.parity.model_dump(mode="json"),
             },
         )
@@ -442,10 +480,7 @@ class ApprovalService:
 
     def find_for_version(self, model: str, version: int) -> tuple[ApprovalDoc, int] | None:
         """The approval of a version (and its revision), if one was requested."""
-        pointer = read(self._records, approval_pointer_key(model, version), ApprovalPointer)
-        if pointer is None:
-            return None
-        return read(self._records, approval_key(pointer[0].approval_id), ApprovalDoc)
+        return find_approval(self._records, model, version)
 
     def _load(self, approval_id: str) -> tuple[ApprovalDoc, int]:
         found = read(self._records, approval_key(approval_id), ApprovalDoc)

@@ -2,7 +2,8 @@
 
 Both models are scored by what serving runs (:class:`~flywheel.serving.predictor.OnnxModel`,
 SHA-256 checked before loading), never by scikit-learn, so the gate compares the
-numbers users would get.
+numbers users would get. The champion's global importance is re-computed on the same
+holdout from its explainer artifact (:func:`holdout_importance`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from flywheel.errors import InvalidInputError
+from flywheel.explain.artifact import Explainer, ExplainerError
 from flywheel.registry.models import InputSchema, OutputSchema, Task
 from flywheel.serving.predictor import OnnxModel
 from flywheel.training.conversion import ModelOutputs
@@ -19,7 +21,7 @@ from flywheel.training.metrics import holdout_metrics
 from flywheel.workflows.state import ModelScore
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from numpy.typing import NDArray
 
@@ -169,3 +171,52 @@ def _bias(outputs: ModelOutputs, holdout: Holdout, policy: ProtectedAttribute) -
         return policy.measure(column, outputs.labels, truth)
     except InvalidInputError:
         return None
+
+
+def holdout_importance(
+    explainer_bytes: bytes,
+    *,
+    sha256: str,
+    input_schema: InputSchema,
+    output_schema: OutputSchema,
+    holdout: Holdout,
+    seed: int,
+    model: Callable[[], OnnxModel],
+) -> dict[str, float] | None:
+    """Mean ``|SHAP|`` per feature of a registered model on ``holdout``, largest first.
+
+    The rows are the ones training explained for the candidate (same holdout, same
+    ``seed``). ``model`` loads the ONNX model, which only a sampling explainer needs.
+    ``None`` when the model cannot be explained here: another task, features or classes,
+    string inputs, or an explainer that cannot be read or run on these columns.
+    """
+    if input_schema.typed or holdout.incompatibility(input_schema, output_schema) is not None:
+        return None
+    try:
+        explainer = Explainer.from_bytes(explainer_bytes, expected_sha256=sha256)
+    except ExplainerError:
+        return None
+    if tuple(explainer.columns) != tuple(input_schema.feature_names):
+        return None
+    outputs = _explained_outputs(model(), output_schema) if explainer.approximate else None
+    x = holdout.columns(input_schema.feature_names)
+    try:
+        return explainer.importance(x, model=outputs, seed=seed)
+    except (ExplainerError, ValueError, IndexError):
+        return None
+
+
+def _explained_outputs(
+    model: OnnxModel, output_schema: OutputSchema
+) -> Callable[[NDArray[np.float64]], NDArray[np.float64]]:
+    """The model as ``X -> [rows, explained outputs]`` (what a sampling explainer perturbs)."""
+    keep = [1] if len(output_schema.classes) == 2 else list(range(len(output_schema.classes)))
+
+    def run(x: NDArray[np.float64]) -> NDArray[np.float64]:
+        prediction = model.predict(x)
+        if prediction.values is not None:
+            return np.asarray(prediction.values, dtype=np.float64).reshape(-1, 1)
+        assert prediction.probabilities is not None
+        return np.asarray(prediction.probabilities, dtype=np.float64)[:, keep]
+
+    return run

@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from flywheel.drift.bias import BiasResult
 from flywheel.registry.models import ArtifactRef, FeatureViewLineage, ParityReport
+from flywheel.workflows.importance import ImportanceComparison
 from flywheel.workflows.ports import AliasRouting
 
 #: Longest error text kept from a failed task (audit entries stay small).
@@ -211,7 +212,7 @@ class ModelScore(ResultModel):
     version: int | None = None
     metrics: dict[str, float] = Field(default_factory=dict)
     fairness_gap: float | None = None
-    #: Group metrics on the holdout, when the gate has a bias policy (``gate.bias``).
+    #: Group metrics on the holdout for ``gate.bias`` (else ``monitoring.bias``'s attribute).
     bias: BiasResult | None = None
     comparable: bool = True
     reason: str | None = None
@@ -222,6 +223,8 @@ class EvaluationResult(ResultModel):
     champion: ModelScore | None = None
     holdout_rows: int
     report: ArtifactRef
+    #: The candidate's global importance against the champion's (``None``: no champion).
+    importance: ImportanceComparison | None = None
 
 
 class GateCheck(ResultModel):

@@ -24,6 +24,7 @@ from flywheel.audit.models import AuditAction, AuditDraft
 from flywheel.errors import ConflictError, DataValidationError, ModelNotFoundError
 from flywheel.registry.models import Task, VersionDraft
 from flywheel.runs.log import RunLog, training_runs
+from flywheel.serving.predictor import OnnxModel
 from flywheel.training.datasets import (
     Dataset,
     dataset_from_bytes,
@@ -45,8 +46,9 @@ from flywheel.workflows.data_checks import (
     store_report,
     validate_for_model,
 )
-from flywheel.workflows.evaluation import Holdout, score
+from flywheel.workflows.evaluation import Holdout, holdout_importance, score
 from flywheel.workflows.gate import evaluate_gate
+from flywheel.workflows.importance import ImportanceComparison, compare_importance
 from flywheel.workflows.runs import RunLocks
 from flywheel.workflows.state import (
     ApprovalRequestResult,
@@ -536,7 +538,9 @@ class TrainingSteps:
             draft.output_schema.classes,
         )
         fairness = config.gate.fairness
-        bias = config.gate.bias
+        # Group metrics on the holdout for the protected attribute the gate checks, else the
+        # one the monitors watch (reported with the candidate, not gated).
+        bias = config.gate.bias or config.monitoring.bias
         candidate = score(
             self._artifacts.get(draft.artifact),
             sha256=draft.artifact.sha256,
@@ -547,6 +551,7 @@ class TrainingSteps:
             bias=bias,
         )
         champion = None
+        importance: ImportanceComparison | None = None
         try:
             number = self._registry.get_model(config.name).champion
         except ModelNotFoundError:
@@ -563,18 +568,55 @@ class TrainingSteps:
                 fairness=fairness,
                 bias=bias,
             )
+            importance = self._compare_importance(
+                draft, registered, holdout, seed=config.training.seed
+            )
         report = {
             "model": config.name,
             "run_id": trained.run_id,
             "holdout_rows": holdout.rows,
             "candidate": candidate.model_dump(mode="json"),
             "champion": champion.model_dump(mode="json") if champion else None,
+            "importance": importance.model_dump(mode="json") if importance else None,
         }
         report_ref = self._artifacts.put_json(
             f"reports/{config.name}/{trained.run_id}/evaluation.json", report
         )
         return EvaluationResult(
-            candidate=candidate, champion=champion, holdout_rows=holdout.rows, report=report_ref
+            candidate=candidate,
+            champion=champion,
+            holdout_rows=holdout.rows,
+            report=report_ref,
+            importance=importance,
+        )
+
+    def _compare_importance(
+        self, draft: VersionDraft, champion: ModelVersion, holdout: Holdout, *, seed: int
+    ) -> ImportanceComparison:
+        """The candidate's importance against the champion's, re-explained on this holdout
+        when its explainer allows (else as registered with the champion)."""
+        recomputed = None
+        if draft.importance and champion.explainer is not None:
+            recomputed = holdout_importance(
+                self._artifacts.get(champion.explainer),
+                sha256=champion.explainer.sha256,
+                input_schema=champion.input_schema,
+                output_schema=champion.output_schema,
+                holdout=holdout,
+                seed=seed,
+                model=lambda: OnnxModel.load(
+                    self._artifacts.get(champion.artifact),
+                    expected_sha256=champion.artifact.sha256,
+                    input_schema=champion.input_schema,
+                    output_schema=champion.output_schema,
+                    intra_op_threads=1,
+                ),
+            )
+        return compare_importance(
+            draft.importance,
+            champion.importance if recomputed is None else recomputed,
+            champion_version=champion.version,
+            champion_source="registered" if recomputed is None else "holdout",
         )
 
     # -- Gate ----------------------------------------------------------------------------------

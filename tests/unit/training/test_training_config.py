@@ -150,6 +150,11 @@ def _error_for(**changes: Any) -> ConfigError:
         ({"precision": "float16"}, "precision", "Input should be"),
         ({"feature_ranges": {"x": {"minimum": 2, "maximum": 1}}}, "feature_ranges.x", "> maximum"),
         ({"colour": "blue"}, "colour", "Extra inputs"),
+        ({"owner": "  "}, "owner", "at least 1 character"),
+        ({"intended_use": "x" * 4001}, "intended_use", "at most 4000 characters"),
+        ({"limitations": ["fine", ""]}, "limitations.1", "at least 1 character"),
+        ({"limitations": {"a": "b"}}, "limitations", "valid tuple"),
+        ({"limitations": ["x"] * 51}, "limitations", "at most 50 items"),
     ],
 )
 def test_config_errors_name_the_field(changes: dict[str, Any], field: str, fragment: str) -> None:
@@ -160,6 +165,18 @@ def test_config_errors_name_the_field(changes: dict[str, Any], field: str, fragm
     assert message.startswith(f"{field}: ")
     assert "\n" not in message
     assert fragment in message
+
+
+def test_owner_intended_use_and_limitations_are_kept_with_the_lineage() -> None:
+    config = parse_config(
+        {**VALID, "owner": " oncology-ml ", "intended_use": "second opinion",
+         "limitations": "one hospital's patients"}
+    )  # fmt: skip
+
+    assert config.owner == "oncology-ml"
+    assert config.limitations == ("one hospital's patients",)  # one string is one item
+    # what lineage stores reads back the same (the model card reads it from there)
+    assert parse_config(config.model_dump(mode="json")) == config
 
 
 def test_logistic_regression_is_refused_for_regression() -> None:
