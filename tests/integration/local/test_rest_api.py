@@ -126,10 +126,13 @@ def test_every_method_of_the_synthesized_api_is_served(api: Api) -> None:
         ("POST", "/v1/approvals/{id}"),
         ("POST", "/v1/feedback"),
         ("POST", "/v1/models/breast-cancer/predict"),
+        ("POST", "/v1/models/breast-cancer/promotions"),
         ("POST", "/v1/models/breast-cancer/retrain"),
         ("POST", "/v1/models/diabetes/predict"),
+        ("POST", "/v1/models/diabetes/promotions"),
         ("POST", "/v1/models/diabetes/retrain"),
         ("POST", "/v1/models/{name}/predict"),
+        ("POST", "/v1/models/{name}/promotions"),
         ("POST", "/v1/models/{name}/retrain"),
     }
 
