@@ -44,6 +44,7 @@ from aws_cdk import aws_apigateway as apigw
 from flywheel.monitoring.feedback import FeedbackRequest
 from flywheel.serving.models import PredictRequest
 from flywheel.workflows.approvals import DecisionRequest
+from flywheel.workflows.config import ConfigRequest
 from flywheel.workflows.promotion_requests import PromotionRequest
 from flywheel.workflows.retrain import RetrainRequest
 
@@ -63,6 +64,7 @@ REQUEST_MODELS: dict[str, type[BaseModel]] = {
     "Feedback": FeedbackRequest,
     "RetrainRequest": RetrainRequest,
     "PromotionRequest": PromotionRequest,
+    "ConfigRequest": ConfigRequest,
 }
 
 #: The JSON types pydantic's lax mode turns into each scalar type.

@@ -6,8 +6,11 @@
 ``PromotionRequested``: the promotion workflow for an approved version (404 unknown
 version, 409 not approved, or a canary or experiment running). The requester is the
 authenticated caller (IAM ``userArn`` or Cognito claims), never a field of the body.
-Both answer 202 with the event id (the workflows start asynchronously). Errors: 400
-invalid body or name, 401 no identity, 404 model not configured, 502 bus unavailable.
+Both answer 202 with the event id (the workflows start asynchronously). ``POST
+/v1/models/{name}/config`` (body ``{"config", "reason"}``) stores a model's workflow config
+when it differs from the stored one, as the caller (``model_configured``; what CI runs
+after a deploy) and answers 200 with the revision. Errors: 400 invalid body, name or
+config, 401 no identity, 404 model not configured, 502 bus unavailable.
 """
 
 from __future__ import annotations
@@ -26,6 +29,11 @@ from flywheel.serving import http
 from flywheel.settings import Settings
 
 # Runtime imports: Powertools reads the routes' annotations to validate the bodies.
+from flywheel.workflows.config import (
+    ConfigReceipt,
+    ConfigRequest,
+    store_requested_config,
+)
 from flywheel.workflows.promotion_requests import (  # noqa: TC001
     PromotionReceipt,
     PromotionRequest,
@@ -33,6 +41,7 @@ from flywheel.workflows.promotion_requests import (  # noqa: TC001
 from flywheel.workflows.retrain import RetrainReceipt, RetrainRequest  # noqa: TC001
 
 if TYPE_CHECKING:
+    from flywheel.workflows.config import ModelConfigStore
     from flywheel.workflows.promotion_requests import PromotionRequests
     from flywheel.workflows.retrain import RetrainRequests
 
@@ -79,6 +88,23 @@ def promotions(model_name: ModelName, body: PromotionRequest) -> tuple[Promotion
     metrics.add_dimension("Model", receipt.model_name)
     metrics.add_metric("PromotionRequested", MetricUnit.Count, 1)
     return receipt, 202
+
+
+@functools.cache
+def _configs() -> ModelConfigStore:
+    """Composition root of the config route: writes through the records writer's
+    ``configs`` capability, which may record ``model_configured`` and nothing else."""
+    return AwsPlatform(Settings()).configs
+
+
+@app.post("/v1/models/<model_name>/config", summary="Store a model's workflow config")
+def config(model_name: ModelName, body: ConfigRequest) -> tuple[ConfigReceipt, int]:
+    receipt = store_requested_config(
+        _configs(), model_name, body, requested_by=caller_identity(app)
+    )
+    metrics.add_dimension("Model", receipt.model_name)
+    metrics.add_metric("ConfigStored", MetricUnit.Count, int(receipt.changed))
+    return receipt, 200
 
 
 handler = rest_handler(app, logger=logger, tracer=tracer, metrics=metrics, route="retrain")

@@ -85,10 +85,11 @@ class GitHubDeployAccess(Construct):
         )
         self.role.add_to_policy(
             iam.PolicyStatement(
-                sid="AskForTrainingRuns",
+                sid="StoreConfigsAndAskForTrainingRuns",
                 actions=["execute-api:Invoke"],
                 resources=[
-                    f"arn:{partition}:execute-api:{region}:{account}:*/*/POST/v1/models/*/retrain"
+                    f"arn:{partition}:execute-api:{region}:{account}:*/*/POST/v1/models/*/{route}"
+                    for route in ("config", "retrain")
                 ],
             )
         )

@@ -228,13 +228,19 @@ class InferenceApi(Construct):
         predict_models = model("PredictRequest")
         retrain_models = model("RetrainRequest")
         promotion_models = model("PromotionRequest")
+        config_models = model("ConfigRequest")
         v1 = self.api.root.add_resource("v1")
         models = v1.add_resource("models")
         self.methods: list[apigw.Method] = []
 
         def add_retrain(resource: apigw.IResource) -> None:
-            """The operator's routes on a model resource: retrain, promotions."""
-            for path, models_ in (("retrain", retrain_models), ("promotions", promotion_models)):
+            """The operator's routes on a model resource: retrain, promotions, config."""
+            operator_routes = (
+                ("retrain", retrain_models),
+                ("promotions", promotion_models),
+                ("config", config_models),
+            )
+            for path, models_ in operator_routes:
                 self.methods.append(
                     resource.add_resource(path).add_method(
                         "POST",

@@ -124,6 +124,8 @@ class Personas(Construct):
         data.grant_writer_capability(engineer, "operations")
         # An experiment's winner (an approved version) goes to the promotion workflow.
         self._invoke(engineer, api, stage, "/v1/models/*/promotions")
+        # A project's model configs (``flywheel project apply``), as CI stores them.
+        self._invoke(engineer, api, stage, "/v1/models/*/config")
         self._read_runs(engineer, ctx, "promotion", history=True)
         iam.Grant.add_to_principal(
             grantee=engineer,

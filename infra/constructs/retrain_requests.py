@@ -26,7 +26,8 @@ class RetrainRequests(Construct):
     """The only producer of ``flywheel.operator`` events (the project bus denies the rest).
 
     Its role has a fixed name so that the bus policy in the data stack can name it; it
-    reads model configs (registry) and puts ``RetrainRequested`` naming the caller.
+    reads model configs (registry) and puts ``RetrainRequested`` naming the caller, and
+    stores model configs as the caller (the records writer's ``configs`` capability).
     """
 
     def __init__(
@@ -49,5 +50,6 @@ class RetrainRequests(Construct):
             fixed_role_name=True,
         )
         fn = self.handler.function
-        data.grant_registry_read(fn)
+        # The config route writes model configs through the writer's ``configs`` alias.
+        data.grant_records_writer(fn, "configs")
         grant_put_events(fn, data.bus, SOURCE_OPERATOR)

@@ -209,14 +209,15 @@ class PipelineStack(Stack):
                     )
 
     def _smoke_tests(self, config: StageConfig) -> pipelines.CodeBuildStep:
-        """``pytest -m deployed`` against the first stage, which lives in this account."""
+        """The project's model configs stored in the first stage (which lives in this
+        account), then ``pytest -m deployed`` against it."""
         arn = f"arn:{Aws.PARTITION}"
         where = f"{config.region}:{config.account}"
         return pipelines.CodeBuildStep(
             f"SmokeTests-{config.stage}",
             input=self.source,
             install_commands=[team.INSTALL],
-            commands=[team.SMOKE_TESTS],
+            commands=[team.apply_configs(config.stage), team.SMOKE_TESTS],
             env={
                 "FLYWHEEL_BACKEND": "aws",
                 "FLYWHEEL_PROJECT": self.project,
@@ -228,6 +229,13 @@ class PipelineStack(Stack):
                     sid="ReadThePlatformRecord",
                     actions=["ssm:GetParameter"],
                     resources=[f"{arn}:ssm:{where}:parameter/flywheel/{config.prefix}/platform"],
+                ),
+                iam.PolicyStatement(
+                    sid="StoreTheProjectsModelConfigs",
+                    actions=["execute-api:Invoke"],
+                    resources=[
+                        f"{arn}:execute-api:{where}:*/{config.stage}/POST/v1/models/*/config"
+                    ],
                 ),
                 iam.PolicyStatement(
                     sid="CallTheRetrainRouteForNoModel",
@@ -334,6 +342,16 @@ PIPELINE_WILDCARDS: tuple[WildcardJustification, ...] = (
             "(CDK Pipelines creates it before the projects, so it cannot name report groups)."
         ),
         where=_ASSETS,
+    ),
+    WildcardJustification(
+        "config-route",
+        _finding(_ARN + r":execute-api:[^:]+:\d{12}:\*/[a-z0-9]+/POST/v1/models/\*/config"),
+        _because(
+            "The API lives in the stage's serving stack and its id is not known here; the "
+            "ARN allows only POST on the config route (the project's model configs, stored "
+            "after the deploy as this role), for any model the project names."
+        ),
+        where=re.compile(r"/SmokeTests-[a-z0-9]+/"),
     ),
     WildcardJustification(
         "smoke-test-route",

@@ -65,6 +65,7 @@ if TYPE_CHECKING:
     from flywheel.workflows.cards import ModelCard
     from flywheel.workflows.config import ModelConfig, ModelConfigStore, StoredConfig
     from flywheel.workflows.experiments import ExperimentReport
+    from flywheel.workflows.ports import PlatformApi
     from flywheel.workflows.stage_promotion import PromotionCheck, PromotionOutcome, StageRef
 
 Progress = Callable[[str], None]
@@ -973,12 +974,18 @@ class Flywheel:
 
         Every config was validated when ``project`` was loaded, before anything is
         stored. Models already up to date are left alone, so a run that stopped halfway
-        is finished by running it again. Registered models the project no longer names
-        keep their config (listed as ``retired``): their versions and trail stay governed.
+        is finished by running it again. Where the platform has an API, each config goes
+        through its config route as the caller (CI's deploy role needs nothing else);
+        otherwise, and for ``dry_run``, the stored configs are read and compared here,
+        and registered models the project no longer names are listed as ``retired``
+        (they keep their config: their versions and trail stay governed).
         """
         if not (reason and reason.strip()):
             raise ReasonRequiredError("a reason is required to apply a project", field="reason")
         wanted = {m.name: project.model_configs[m.name] for m in project.project.models_in(stage)}
+        api = None if dry_run else self.platform.api(self.actor)
+        if api is not None:
+            return [self._through_route(api, config, reason) for config in wanted.values()]
         changes: list[ConfigChange] = []
         for name, config in wanted.items():
             stored = self._configs().find(name)
@@ -998,6 +1005,16 @@ class Flywheel:
                     changes.append(ConfigChange(model.name, "retired", None, None))
             if (token := page.next_token) is None:
                 return changes
+
+    @staticmethod
+    def _through_route(api: PlatformApi, config: ModelConfig, reason: str) -> ConfigChange:
+        receipt = api.store_config(config.name, config.model_dump(mode="json"), reason=reason)
+        revision = int(receipt["revision"])
+        if not receipt["changed"]:
+            action = "unchanged"
+        else:
+            action = "configured" if revision == 1 else "changed"
+        return ConfigChange(config.name, action, revision, str(receipt["sha256"]))
 
     def model_config(self, name: str) -> StoredConfig:
         """The stored workflow config of ``name`` (``ModelConfigNotFoundError`` if none)."""

@@ -28,6 +28,7 @@ from flywheel.errors import FlywheelError
 from flywheel.monitoring.feedback import FeedbackRequest
 from flywheel.serving import http
 from flywheel.workflows.approvals import DecisionRequest
+from flywheel.workflows.config import ConfigRequest
 from flywheel.workflows.promotion_requests import PromotionRequest
 from flywheel.workflows.retrain import RetrainRequest
 from infra.api_schemas import REQUEST_MODELS, draft4, portable_pattern, request_schema
@@ -75,6 +76,7 @@ HANDLER_ACCEPTS: dict[str, Callable[[Any], bool]] = {
     "Feedback": _model_accepts(FeedbackRequest),
     "RetrainRequest": _model_accepts(RetrainRequest),
     "PromotionRequest": _model_accepts(PromotionRequest),
+    "ConfigRequest": _model_accepts(ConfigRequest),
 }
 ROUTE_MODELS = {
     "predict": "PredictRequest",
@@ -82,6 +84,7 @@ ROUTE_MODELS = {
     "feedback": "Feedback",
     "retrain": "RetrainRequest",
     "promotions": "PromotionRequest",
+    "config": "ConfigRequest",
 }
 
 

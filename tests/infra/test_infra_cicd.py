@@ -61,7 +61,7 @@ def test_the_role_may_assume_the_bootstrap_roles_and_ask_for_runs_and_nothing_el
     statements = policy["Properties"]["PolicyDocument"]["Statement"]
     assert {s["Sid"]: s["Action"] for s in statements} == {
         "AssumeCdkBootstrapRoles": "sts:AssumeRole",
-        "AskForTrainingRuns": "execute-api:Invoke",
+        "StoreConfigsAndAskForTrainingRuns": "execute-api:Invoke",
         "ReadThePlatformRecord": "ssm:GetParameter",
     }
     bootstrap = next(s for s in statements if s["Sid"] == "AssumeCdkBootstrapRoles")
@@ -78,6 +78,7 @@ def test_the_role_may_assume_the_bootstrap_roles_and_ask_for_runs_and_nothing_el
     )
     assert can(statements, "sts:AssumeRole", deploy_role)
     assert can(statements, "execute-api:Invoke", f"{api}/POST/v1/models/churn/retrain")
+    assert can(statements, "execute-api:Invoke", f"{api}/POST/v1/models/churn/config")
     # Not the approvals, not predictions, not another verb on the retrain route.
     assert not can(statements, "execute-api:Invoke", f"{api}/POST/v1/approvals/x")
     assert not can(statements, "execute-api:Invoke", f"{api}/POST/v1/models/churn/predict")

@@ -56,6 +56,7 @@ def test_the_writer_has_one_alias_per_capability_and_callers_get_only_theirs(
         "operations",
         "features",
         "promotions",
+        "configs",
     }
     writer = f"{synth.prefix}-records-writer"
     capability = {
@@ -64,6 +65,7 @@ def test_the_writer_has_one_alias_per_capability_and_callers_get_only_theirs(
         f"{synth.prefix}-promotion-promote-all": "promotion-runs",
         f"{synth.prefix}-promotion-record-failure": "workflows",
         f"{synth.prefix}-feature-materializer": "features",
+        f"{synth.prefix}-retrain-api": "configs",
     }
     for function, own in capability.items():
         granted = {

@@ -165,13 +165,20 @@ def test_the_smoke_tests_run_against_dev_and_may_touch_nothing_else(
         "FLYWHEEL_REGION": "eu-west-1",
     }
     spec = json.loads(project["Properties"]["Source"]["BuildSpec"])
-    assert spec["phases"]["build"]["commands"] == ["python -m pytest -q -m deployed"]
+    assert spec["phases"]["build"]["commands"] == [
+        "python -m flywheel.cli project apply flywheel.yaml --stage dev "
+        '-r "deployed $CODEBUILD_RESOLVED_SOURCE_VERSION"',
+        "python -m pytest -q -m deployed",
+    ]
     statements = _statements(template, project)
     where = "arn:<AWS::Partition>:{}:eu-west-1:111111111111"
     record = f"{where.format('ssm')}:parameter/flywheel/acme-dev/platform"
     route = f"{where.format('execute-api')}:a1b2c3/dev/POST/v1/models/{{}}/retrain"
     assert can(statements, "ssm:GetParameter", record)
     assert can(statements, "execute-api:Invoke", route.format(team.SMOKE_MODEL))
+    config = f"{where.format('execute-api')}:a1b2c3/dev/POST/v1/models/cancer/config"
+    assert can(statements, "execute-api:Invoke", config)
+    assert not can(statements, "execute-api:Invoke", config.replace("/dev/", "/prod/"))
     # Not another model's retrain route, not prod's record, not approvals, no deploys.
     assert not can(statements, "execute-api:Invoke", route.format("cancer"))
     assert not can(statements, "ssm:GetParameter", record.replace("acme-dev", "acme-prod"))

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "APPROVALS",
+    "CONFIG",
     "PREDICT",
     "PROMOTIONS",
     "RETRAIN",
@@ -41,6 +42,7 @@ APPROVALS = "/v1/approvals/{id}"
 RETRAIN = "/v1/models/{name}/retrain"
 PREDICT = "/v1/models/{name}/predict"
 PROMOTIONS = "/v1/models/{name}/promotions"
+CONFIG = "/v1/models/{name}/config"
 
 
 class PlatformApiError(FlywheelError):
@@ -99,6 +101,11 @@ class _Routes:
     def request_promotion(self, model: str, *, version: int, reason: str) -> dict[str, Any]:
         """``POST /v1/models/{name}/promotions``: ask the promotion workflow for ``version``."""
         return self.post(PROMOTIONS, {"name": model}, {"version": version, "reason": reason})
+
+    def store_config(self, model: str, config: Mapping[str, Any], *, reason: str) -> dict[str, Any]:
+        """``POST /v1/models/{name}/config``: store ``model``'s workflow config as the caller
+        (unchanged configs are not written again)."""
+        return self.post(CONFIG, {"name": model}, {"config": dict(config), "reason": reason})
 
     def predict(
         self, model: str, records: Sequence[Mapping[str, Any]], *, explain: bool = False

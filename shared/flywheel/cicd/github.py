@@ -293,6 +293,18 @@ def _smoke_step(project: str, stage: DeployStage, layout: ProjectLayout) -> dict
     }
 
 
+def _configs_step(project: str, stage: DeployStage, layout: ProjectLayout) -> dict[str, Any]:
+    """The project's model configs stored in the stage (only those that changed), through
+    the stage's config route as the deploy role: a model's config is data in the repo."""
+    project_file = layout.project_file or "infra/default_project/flywheel.yaml"
+    return {
+        "name": f"Store the project's model configs ({stage.name})",
+        "env": _stage_env(project, stage),
+        "run": f"python -m flywheel.cli project apply {project_file} --stage {stage.name} "
+        '-r "deployed $GITHUB_SHA"',
+    }
+
+
 def _deploy_workflow(
     project: str, stages: Sequence[DeployStage], layout: ProjectLayout
 ) -> dict[str, Any]:
@@ -328,6 +340,7 @@ def _deploy_workflow(
                 ),
             },
         ]
+        deploy["steps"].append(_configs_step(project, stage, layout))
         jobs[f"deploy-{stage.name}"] = deploy
         if index > 0:
             deploy["steps"].append(_smoke_step(project, stage, layout))

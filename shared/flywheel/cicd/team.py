@@ -41,6 +41,18 @@ BUILD_ASSETS = "python -m infra.build_assets"
 SMOKE_TESTS = f"python -m pytest -q -m {DEPLOYED_MARKER}"
 
 
+def apply_configs(stage: str, *, commit: str = "$CODEBUILD_RESOLVED_SOURCE_VERSION") -> str:
+    """Store the project's changed model configs in ``stage`` (ADR 69), the commit as why.
+
+    Examples
+    --------
+    >>> apply_configs("dev", commit="$GITHUB_SHA")
+    'python -m flywheel.cli project apply flywheel.yaml --stage dev -r "deployed $GITHUB_SHA"'
+    """
+    command = f"python -m flywheel.cli project apply {PROJECT_FILE} --stage {stage}"
+    return f'{command} -r "deployed {commit}"'
+
+
 def cdk(
     command: str,
     *,

@@ -735,6 +735,7 @@ class AwsPlatform(Platform):
         """The deployed API (SigV4, in AWS) or its functions (the local runtime)."""
         from flywheel.adapters.api_client import (
             APPROVALS,
+            CONFIG,
             PROMOTIONS,
             RETRAIN,
             HttpApi,
@@ -752,6 +753,7 @@ class AwsPlatform(Platform):
                 (RETRAIN, self.settings.retrain_function),
                 # One function answers both operator routes (the operator source's producer).
                 (PROMOTIONS, self.settings.retrain_function),
+                (CONFIG, self.settings.retrain_function),
             )
             if function
         }

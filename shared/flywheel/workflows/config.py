@@ -36,10 +36,13 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
+    BaseModel,
+    ConfigDict,
     Field,
+    StringConstraints,
     ValidationError,
     field_serializer,
     field_validator,
@@ -444,3 +447,48 @@ class ModelConfigStore:
             records=(record,),
         )
         return StoredConfig(config=config, revision=record.next_revision, sha256=config.sha256)
+
+
+class ConfigRequest(BaseModel):
+    """The body of ``POST /v1/models/{name}/config``: a model config and why it changes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: The model's workflow config, as ``flywheel models configure`` reads it from YAML.
+    config: dict[str, Any]
+    #: Why (CI: the commit that changed it); audited with ``model_configured``.
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+
+
+class ConfigReceipt(BaseModel):
+    """The answer: the stored revision, and whether this request changed it."""
+
+    model_name: str
+    revision: int
+    sha256: str
+    changed: bool
+    configured_by: str
+
+
+def store_requested_config(
+    store: ModelConfigStore, name: str, request: ConfigRequest, *, requested_by: str
+) -> ConfigReceipt:
+    """Validate ``request.config`` for model ``name`` and store it unless the stored config
+    is the same (then nothing is written); the requester is the authenticated caller.
+
+    Raises
+    ------
+    ConfigError
+        400: the config is invalid (the first problem, naming its field) or names another
+        model.
+    """
+    config = parse_model_config(request.config)
+    if config.name != name:
+        raise ConfigError(f"name: the config is for {config.name!r}, not {name!r}", field="name")
+    current = store.find(name)
+    if current is not None and current.sha256 == config.sha256:
+        return ConfigReceipt(model_name=name, revision=current.revision, sha256=current.sha256,
+                             changed=False, configured_by=requested_by)  # fmt: skip
+    stored = store.put(config, actor=requested_by, reason=request.reason)
+    return ConfigReceipt(model_name=name, revision=stored.revision, sha256=stored.sha256,
+                         changed=True, configured_by=requested_by)  # fmt: skip

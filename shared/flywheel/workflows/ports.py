@@ -10,11 +10,14 @@ own: they must join the registry's transactions.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import Field
 
 from flywheel.models import Frozen
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 
 class AliasRouting(Frozen):
@@ -154,6 +157,17 @@ class PlatformApi(Protocol):
         ------
         FlywheelError
             The API's refusal (400 no reason, 404 model not configured, …).
+        """
+        ...
+
+    def store_config(self, model: str, config: Mapping[str, Any], *, reason: str) -> dict[str, Any]:
+        """Store ``model``'s workflow config as the caller; the API's receipt (``revision``,
+        ``changed``).
+
+        Raises
+        ------
+        FlywheelError
+            The API's refusal (400 an invalid config, naming its field; 403 …).
         """
         ...
 

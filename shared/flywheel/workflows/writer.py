@@ -85,6 +85,9 @@ class Capability(StrEnum):
     #: People promoting a version in from another stage (ADR 65): register it, ask for
     #: its approval and record where it came from; nothing else.
     PROMOTIONS = "promotions"
+    #: The config route (``POST /v1/models/{name}/config``, what CI calls after a deploy):
+    #: model configs as the authenticated caller; nothing else.
+    CONFIGS = "configs"
 
 
 _DECISIONS = frozenset({AuditAction.APPROVED, AuditAction.REJECTED})
@@ -144,6 +147,7 @@ ACTIONS: dict[Capability, frozenset[AuditAction]] = {
         AuditAction.EXPERIMENT_STOPPED,
     },
     Capability.FEATURES: frozenset(),
+    Capability.CONFIGS: frozenset({AuditAction.MODEL_CONFIGURED}),
     Capability.PROMOTIONS: frozenset(
         {
             AuditAction.VERSION_REGISTERED,
@@ -179,6 +183,7 @@ RECORDS: dict[Capability, frozenset[tuple[str, str]]] = {
     )
     | _APPROVALS,
     Capability.FEATURES: frozenset({("FEATURE_VIEW#", "WATERMARK#")}),
+    Capability.CONFIGS: frozenset({("MODEL#", "CONFIG")}),
     Capability.PROMOTIONS: frozenset(
         {("MODEL#", "PROMOTED_IN#"), ("MODEL#", "APPROVAL#V"), ("APPROVAL#", "APPROVAL")}
     ),

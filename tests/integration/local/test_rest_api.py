@@ -126,12 +126,15 @@ def test_every_method_of_the_synthesized_api_is_served(api: Api) -> None:
         ("POST", "/v1/approvals/{id}"),
         ("POST", "/v1/feedback"),
         ("POST", "/v1/models/breast-cancer/predict"),
+        ("POST", "/v1/models/breast-cancer/config"),
         ("POST", "/v1/models/breast-cancer/promotions"),
         ("POST", "/v1/models/breast-cancer/retrain"),
         ("POST", "/v1/models/diabetes/predict"),
+        ("POST", "/v1/models/diabetes/config"),
         ("POST", "/v1/models/diabetes/promotions"),
         ("POST", "/v1/models/diabetes/retrain"),
         ("POST", "/v1/models/{name}/predict"),
+        ("POST", "/v1/models/{name}/config"),
         ("POST", "/v1/models/{name}/promotions"),
         ("POST", "/v1/models/{name}/retrain"),
     }
@@ -241,3 +244,38 @@ def test_a_function_that_crashes_is_a_502_that_says_nothing_of_why(api: Api) -> 
     assert status == 502
     assert body["error"]["code"] == "internal_error"
     assert "hunter2" not in json.dumps(body)
+
+
+def test_ci_stores_a_model_config_through_the_config_route_as_itself(api: Api) -> None:
+    from flywheel.adapters.api_client import HttpApi
+    from flywheel.audit.models import AuditAction
+    from flywheel.composition import AwsPlatform
+    from flywheel.errors import ConfigError
+    from flywheel.settings import Settings
+    from flywheel.workflows.config import parse_model_config
+
+    client = HttpApi(api.url, session=api.ci, region="us-east-1")
+    config = {
+        "name": "wines",
+        "training": {"task": "classification", "dataset": {"source": "sklearn:wine"},
+                     "estimator": "logistic_regression"},
+        "gate": {"metric": "accuracy"},
+    }  # fmt: skip
+
+    first = client.store_config("wines", config, reason="deployed abc123")
+    again = client.store_config("wines", config, reason="deployed abc124")
+    with pytest.raises(ConfigError, match="gate"):
+        client.store_config("wines", {**config, "gate": {"metric": "no-such"}}, reason="typo")
+    with pytest.raises(ConfigError, match="name"):
+        client.store_config("other", config, reason="wrong route")
+
+    assert (first["revision"], first["changed"], first["configured_by"]) == (1, True, api.ci_arn)
+    assert (again["revision"], again["changed"]) == (1, False)
+    assert first["sha256"] == parse_model_config(config).sha256
+    settings = Settings.of_deployment(api.runtime.deployment.resource_environment(), backend="aws")
+    platform = AwsPlatform(settings)
+    assert platform.configs.get("wines").revision == 1
+    [entry] = [
+        e for e in platform.audit.entries("wines") if e.action is AuditAction.MODEL_CONFIGURED
+    ]
+    assert (entry.actor, entry.reason) == (api.ci_arn, "deployed abc123")

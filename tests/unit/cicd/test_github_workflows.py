@@ -101,11 +101,20 @@ def test_deploys_run_dev_then_smoke_tests_then_prod_behind_its_environment(
     assert smoke["env"]["FLYWHEEL_BACKEND"] == "aws"
     # prod's smoke tests run after its deploy, in the same job (the same environment).
     steps = jobs["deploy-prod"]["steps"]
-    assert [s["name"] for s in steps[-2:]] == [
+    assert [s["name"] for s in steps[-3:]] == [
         "cdk deploy (prod)",
+        "Store the project's model configs (prod)",
         "Deployed-stack smoke tests (prod)",
     ]
     assert steps[-1]["env"]["FLYWHEEL_STAGE"] == "prod"
+    # each deploy stores the project's changed model configs in its stage, as its role
+    for stage in ("dev", "prod"):
+        [configs] = [
+            s for s in jobs[f"deploy-{stage}"]["steps"] if "project apply" in s.get("run", "")
+        ]
+        assert f"--stage {stage}" in configs["run"]
+        assert "$GITHUB_SHA" in configs["run"]
+        assert configs["env"]["FLYWHEEL_STAGE"] == stage
 
 
 def test_every_job_that_assumes_a_later_stages_role_runs_in_its_environment() -> None:
