@@ -217,7 +217,12 @@ class PipelineStack(Stack):
             f"SmokeTests-{config.stage}",
             input=self.source,
             install_commands=[team.INSTALL],
-            commands=[team.apply_configs(config.stage), team.SMOKE_TESTS],
+            commands=[
+                team.apply_configs_and_retrain(
+                    config.stage, commit="$CODEBUILD_RESOLVED_SOURCE_VERSION"
+                ),
+                team.SMOKE_TESTS,
+            ],
             env={
                 "FLYWHEEL_BACKEND": "aws",
                 "FLYWHEEL_PROJECT": self.project,
@@ -231,10 +236,11 @@ class PipelineStack(Stack):
                     resources=[f"{arn}:ssm:{where}:parameter/flywheel/{config.prefix}/platform"],
                 ),
                 iam.PolicyStatement(
-                    sid="StoreTheProjectsModelConfigs",
+                    sid="StoreTheProjectsModelConfigsAndRetrainTheChanged",
                     actions=["execute-api:Invoke"],
                     resources=[
-                        f"{arn}:execute-api:{where}:*/{config.stage}/POST/v1/models/*/config"
+                        f"{arn}:execute-api:{where}:*/{config.stage}/POST/v1/models/*/{route}"
+                        for route in ("config", "retrain")
                     ],
                 ),
                 iam.PolicyStatement(
@@ -345,11 +351,14 @@ PIPELINE_WILDCARDS: tuple[WildcardJustification, ...] = (
     ),
     WildcardJustification(
         "config-route",
-        _finding(_ARN + r":execute-api:[^:]+:\d{12}:\*/[a-z0-9]+/POST/v1/models/\*/config"),
+        _finding(
+            _ARN + r":execute-api:[^:]+:\d{12}:\*/[a-z0-9]+/POST/v1/models/\*/(config|retrain)"
+        ),
         _because(
             "The API lives in the stage's serving stack and its id is not known here; the "
-            "ARN allows only POST on the config route (the project's model configs, stored "
-            "after the deploy as this role), for any model the project names."
+            "ARN allows only POST on the config and retrain routes (the project's model "
+            "configs stored after the deploy as this role, and a training run of each model "
+            "whose config changed), for any model the project names."
         ),
         where=re.compile(r"/SmokeTests-[a-z0-9]+/"),
     ),

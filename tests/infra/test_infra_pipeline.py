@@ -167,7 +167,8 @@ def test_the_smoke_tests_run_against_dev_and_may_touch_nothing_else(
     spec = json.loads(project["Properties"]["Source"]["BuildSpec"])
     assert spec["phases"]["build"]["commands"] == [
         "python -m flywheel.cli project apply flywheel.yaml --stage dev "
-        '-r "deployed $CODEBUILD_RESOLVED_SOURCE_VERSION"',
+        '-r "deployed $CODEBUILD_RESOLVED_SOURCE_VERSION" --retrain-changed '
+        "--code-version $CODEBUILD_RESOLVED_SOURCE_VERSION",
         "python -m pytest -q -m deployed",
     ]
     statements = _statements(template, project)
@@ -179,8 +180,11 @@ def test_the_smoke_tests_run_against_dev_and_may_touch_nothing_else(
     config = f"{where.format('execute-api')}:a1b2c3/dev/POST/v1/models/cancer/config"
     assert can(statements, "execute-api:Invoke", config)
     assert not can(statements, "execute-api:Invoke", config.replace("/dev/", "/prod/"))
-    # Not another model's retrain route, not prod's record, not approvals, no deploys.
-    assert not can(statements, "execute-api:Invoke", route.format("cancer"))
+    # A model whose config changed is retrained in dev (continuous training), never in
+    # prod; not prod's record, not approvals, no deploys.
+    assert can(statements, "execute-api:Invoke", route.format("cancer"))
+    prod_route = route.format("cancer").replace("/dev/", "/prod/")
+    assert not can(statements, "execute-api:Invoke", prod_route)
     assert not can(statements, "ssm:GetParameter", record.replace("acme-dev", "acme-prod"))
     assert not can(
         statements, "execute-api:Invoke", f"{where.format('execute-api')}:a1b2c3/dev/POST/v1/x"

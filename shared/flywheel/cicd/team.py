@@ -53,6 +53,12 @@ def apply_configs(stage: str, *, commit: str = "$CODEBUILD_RESOLVED_SOURCE_VERSI
     return f'{command} -r "deployed {commit}"'
 
 
+def apply_configs_and_retrain(stage: str, *, commit: str) -> str:
+    """:func:`apply_configs`, then a training run of each model whose config changed, at
+    ``commit`` (its lineage records it): continuous training from the repository."""
+    return f"{apply_configs(stage, commit=commit)} --retrain-changed --code-version {commit}"
+
+
 def cdk(
     command: str,
     *,

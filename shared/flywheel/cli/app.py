@@ -733,9 +733,20 @@ def project_apply(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Say what would change; store nothing.")
     ] = False,
+    retrain_changed: Annotated[
+        bool,
+        typer.Option(
+            "--retrain-changed", help="Ask for a training run of each model whose config changed."
+        ),
+    ] = False,
+    code_version: Annotated[
+        str | None,
+        typer.Option(help="The commit the configs come from (the runs' lineage records it)."),
+    ] = None,
 ) -> None:
     """Store the workflow config of each model the project serves in a stage (what CI runs
-    after a deploy): only those that changed; audited as ``model_configured``."""
+    after a deploy): only those that changed; audited as ``model_configured``. With
+    ``--retrain-changed``, a changed config also starts a training run of its model."""
     from flywheel.project import load_project
     from flywheel.sdk import Flywheel
 
@@ -751,9 +762,16 @@ def project_apply(
         digest = f" sha256 {change.sha256[:12]}…" if change.sha256 else ""
         revision = f" revision {change.revision}" if change.revision is not None else ""
         console.print(f"{change.model}: {change.action}{revision}{digest}", highlight=False)
-    stored = sum(c.action in ("configured", "changed") for c in changes)
+    stored = [c.model for c in changes if c.action in ("configured", "changed")]
     verb = "would store" if dry_run else "stored"
-    console.print(f"{stage}: {verb} {stored} config(s) of {len(changes)}", highlight=False)
+    console.print(f"{stage}: {verb} {len(stored)} config(s) of {len(changes)}", highlight=False)
+    if retrain_changed and not dry_run:
+        for name in stored:
+            receipt = sdk.retrain(
+                name, reason=f"config changed: {reason}", code_version=code_version
+            )
+            console.print(f"{name}: training run asked for ({receipt['event_id']})",
+                          highlight=False)  # fmt: skip
 
 
 @project_app.command("ci")

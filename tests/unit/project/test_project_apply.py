@@ -4,6 +4,7 @@ that changed, audited; nothing stored before every config is valid."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -100,3 +101,34 @@ def test_the_cli_refuses_an_unknown_stage_in_one_line(project: Path) -> None:
     assert "stage:" in refused.stderr
     assert "qa" in refused.stderr
     assert len(refused.stderr.strip().splitlines()) == 1
+
+
+def test_retrain_changed_asks_for_runs_of_the_models_whose_config_changed_only(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import flywheel.cli.app as cli
+
+    asked: list[tuple[str, str, str | None]] = []
+
+    class Recording(Flywheel):
+        def retrain(
+            self, name: str, *, reason: str, code_version: str | None = None
+        ) -> dict[str, Any]:
+            asked.append((name, reason, code_version))
+            return {"event_id": f"e-{len(asked)}"}
+
+    sdk = Recording(Flywheel.in_memory(actor="ci").platform, actor="ci")
+    monkeypatch.setattr(cli, "_sdk", lambda: sdk)
+    monkeypatch.delenv("FLYWHEEL_BACKEND", raising=False)
+    command = ["project", "apply", str(project), "--stage", "dev", "-r", "deployed abc",
+               "--retrain-changed", "--code-version", "abc"]  # fmt: skip
+
+    first = CliRunner().invoke(cli.app, command)
+    again = CliRunner().invoke(cli.app, command)
+
+    assert first.exit_code == 0, first.output
+    assert "churn: training run asked for (e-1)" in first.stdout
+    assert asked == [("churn", "config changed: deployed abc", "abc")]
+    assert again.exit_code == 0, again.output
+    assert "churn: unchanged" in again.stdout
+    assert len(asked) == 1  # an unchanged config starts nothing
