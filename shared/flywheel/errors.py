@@ -8,7 +8,10 @@ they never carry exception text from libraries.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 
 class FlywheelError(Exception):
@@ -69,6 +72,26 @@ class InvalidPageTokenError(InvalidInputError):
 
 class ConfigError(InvalidInputError):
     code = "invalid_config"
+
+
+def config_error(error: ValidationError, *, subject: str = "config") -> ConfigError:
+    """One :class:`ConfigError` naming the first bad field of a validated document;
+    ``details`` lists them all (``subject`` names a problem with no field)."""
+    problems: list[tuple[str, str]] = []
+    for item in error.errors(include_url=False):
+        loc = [str(part) for part in item["loc"]]
+        ctx = item.get("ctx") or {}
+        if "subfield" in ctx:
+            loc.append(str(ctx["subfield"]))
+        message = str(item["msg"]).removeprefix("Value error, ")
+        problems.append((".".join(loc) or subject, message))
+    field, message = problems[0]
+    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    return ConfigError(
+        f"{field}: {message}{more}",
+        field=field,
+        details={"errors": [{"field": f, "message": m} for f, m in problems]},
+    )
 
 
 class InvalidRequestError(InvalidInputError):

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field, JsonValue, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from flywheel.errors import ConfigError, PromptVariablesError
+from flywheel.errors import ConfigError, PromptVariablesError, config_error
 from flywheel.models import Frozen
 from flywheel.registry.models import validate_model_name
 
@@ -462,22 +462,8 @@ def canonical_bytes(spec: PromptSpec) -> bytes:
 
 
 def spec_error(error: ValidationError) -> ConfigError:
-    """One :class:`ConfigError` naming the first bad field; ``details`` lists them all."""
-    problems: list[tuple[str, str]] = []
-    for item in error.errors(include_url=False):
-        loc = [str(part) for part in item["loc"]]
-        ctx = item.get("ctx") or {}
-        if "subfield" in ctx:
-            loc.append(str(ctx["subfield"]))
-        message = str(item["msg"]).removeprefix("Value error, ")
-        problems.append((".".join(loc) or "prompt", message))
-    field, message = problems[0]
-    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-    return ConfigError(
-        f"{field}: {message}{more}",
-        field=field,
-        details={"errors": [{"field": f, "message": m} for f, m in problems]},
-    )
+    """One :class:`ConfigError` naming the first bad field of a prompt spec."""
+    return config_error(error, subject="prompt")
 
 
 def parse_prompt(data: Mapping[str, Any]) -> PromptSpec:

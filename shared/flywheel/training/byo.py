@@ -29,7 +29,7 @@ from pydantic_core import PydanticCustomError
 
 from flywheel.artifacts.validation import OnnxSummary, validate_onnx
 from flywheel.drift.profile import ReferenceProfile, build_profile, score_column
-from flywheel.errors import ConfigError, DatasetError, InvalidArtifactError
+from flywheel.errors import ConfigError, DatasetError, InvalidArtifactError, config_error
 from flywheel.models import Frozen
 from flywheel.registry.models import (
     ArtifactRef,
@@ -43,7 +43,7 @@ from flywheel.registry.models import (
     VersionDraft,
     trainable_task,
 )
-from flywheel.training.config import ParityTolerances, config_error
+from flywheel.training.config import ParityTolerances
 from flywheel.training.conversion import (
     ModelOutputs,
     check_parity,

@@ -39,7 +39,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from flywheel.errors import ConfigError
+from flywheel.errors import ConfigError, config_error
 from flywheel.features.models import ResourceName
 from flywheel.models import Frozen
 from flywheel.registry.models import FeatureType, Task, trainable_task, validate_model_name
@@ -412,25 +412,6 @@ class TrainingConfig(Frozen):
         if self.estimator is not None and self.entrypoint is not None:
             raise _error("entrypoint", "give either estimator or entrypoint, not both")
         return self
-
-
-def config_error(error: ValidationError) -> ConfigError:
-    """One :class:`ConfigError` naming the first bad field; ``details`` lists them all."""
-    problems: list[tuple[str, str]] = []
-    for item in error.errors(include_url=False):
-        loc = [str(part) for part in item["loc"]]
-        ctx = item.get("ctx") or {}
-        if "subfield" in ctx:
-            loc.append(str(ctx["subfield"]))
-        message = str(item["msg"]).removeprefix("Value error, ")
-        problems.append((".".join(loc) or "config", message))
-    field, message = problems[0]
-    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-    return ConfigError(
-        f"{field}: {message}{more}",
-        field=field,
-        details={"errors": [{"field": f, "message": m} for f, m in problems]},
-    )
 
 
 def parse_config(data: Mapping[str, Any]) -> TrainingConfig:

@@ -51,11 +51,11 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from flywheel.audit.models import AuditAction, AuditDraft, canonical_json
-from flywheel.errors import ConfigError, ModelConfigNotFoundError
+from flywheel.errors import ConfigError, ModelConfigNotFoundError, config_error
 from flywheel.models import Frozen
 from flywheel.monitoring.policy import BiasGatePolicy, MonitoringPolicy
 from flywheel.registry.models import RecordWrite, Task, validate_model_name
-from flywheel.training.config import TrainingConfig, _read_mapping, config_error
+from flywheel.training.config import TrainingConfig, _read_mapping
 from flywheel.training.datasets import parse_source
 from flywheel.training.metrics import CLASSIFICATION_METRICS, REGRESSION_METRICS
 from flywheel.training.validation import DataExpectations
