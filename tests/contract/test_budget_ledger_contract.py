@@ -168,3 +168,51 @@ def test_threads_never_overspend_and_settle_to_the_actual_costs(ledger: Ledger) 
     assert set(refused) == {7200}  # seconds from 22:00 to midnight
     # one write for each reservation tried, one for each settled
     assert len(ledger.writes) == 32 * 20 + len(admitted)
+
+
+def _stubbed() -> tuple[Any, Any]:
+    from botocore.stub import Stubber
+
+    from flywheel.adapters.dynamodb_budgets import DynamoDbBudgetLedger
+
+    client = boto3_session().client("dynamodb")
+    return DynamoDbBudgetLedger("budgets", client=client), Stubber(client)
+
+
+def _cancelled(stubber: Any, *codes: str) -> None:
+    stubber.add_client_error(
+        "transact_write_items",
+        service_error_code="TransactionCanceledException",
+        modeled_fields={"CancellationReasons": [{"Code": code} for code in codes]},
+    )
+
+
+def test_dynamodb_tries_a_conflicting_reservation_again_and_reports_a_refusal() -> None:
+    ledger, stubber = _stubbed()
+    lines = _budgets(Ledger("dynamodb", ledger, [])).lines(_call(), NOW)
+    _cancelled(stubber, "None", "TransactionConflict", "None")
+    stubber.add_response("transact_write_items", {})
+    _cancelled(stubber, "None", "None", "ConditionalCheckFailed")
+
+    with stubber:
+        assert ledger.reserve(lines, Decimal("0.003")) is None
+        assert ledger.reserve(lines, Decimal("0.003")) == 2
+
+    stubber.assert_no_pending_responses()
+
+
+def test_dynamodb_failures_are_a_store_error_without_the_library_text() -> None:
+    from flywheel.adapters.dynamodb_budgets import BudgetStoreError
+
+    ledger, stubber = _stubbed()
+    lines = _budgets(Ledger("dynamodb", ledger, [])).lines(_call(), NOW)
+    stubber.add_client_error("transact_write_items", "InternalServerError", "secret detail")
+    for _ in range(5):
+        _cancelled(stubber, "TransactionConflict", "None", "None")
+
+    with stubber:
+        with pytest.raises(BudgetStoreError, match="could not be reserved") as failed:
+            ledger.reserve(lines, Decimal("0.003"))
+        assert "secret" not in str(failed.value)
+        with pytest.raises(BudgetStoreError, match="could not be settled"):
+            ledger.adjust(lines, Decimal("-0.001"))
