@@ -360,6 +360,21 @@ class ProviderTimeoutError(ProviderError):
     code = "provider_timeout"
 
 
+class BudgetExceededError(ConflictError):
+    """A call would exceed a cost budget; nothing was charged (HTTP 429).
+
+    ``details`` holds ``budget`` (``prompt:<name>`` or ``team:<tag>``), ``period``,
+    ``period_key``, ``limit`` and ``retry_after_seconds`` (until the period ends, UTC);
+    :attr:`retry_after` is the same number, for a ``Retry-After`` header.
+    """
+
+    code = "budget_exceeded"
+
+    @property
+    def retry_after(self) -> int:
+        return int(self.details["retry_after_seconds"])
+
+
 HTTP_STATUS_BY_CODE: dict[str, int] = {
     FlywheelError.code: 500,
     NotFoundError.code: 404,
@@ -411,6 +426,7 @@ HTTP_STATUS_BY_CODE: dict[str, int] = {
     ProviderError.code: 502,
     ProviderThrottledError.code: 429,
     ProviderTimeoutError.code: 504,
+    BudgetExceededError.code: 429,
 }
 
 
