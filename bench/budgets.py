@@ -16,26 +16,15 @@ It also prints the ledger writes per call (the design says exactly two).
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "shared")]
 
-
-def _p50_p99_ms(call: Any, repeats: int) -> tuple[float, float]:
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - started)
-    times.sort()
-    return statistics.median(times) * 1e3, times[min(len(times) - 1, len(times) * 99 // 100)] * 1e3
+from _timing import p50_p99_ms as _p50_p99_ms  # noqa: E402
 
 
 def _rows(repeats: int) -> list[tuple[str, float, float, float]]:

@@ -19,7 +19,6 @@ import argparse
 import os
 import statistics
 import sys
-import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "shared")]
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+from _timing import p50_p99_ms as _p50_p99_ms  # noqa: E402
+from _timing import samples  # noqa: E402
+
 MODELS = {
     "HistGB": ("hist_gradient_boosting", {"max_iter": 100, "early_stopping": False}),
     "GB": ("gradient_boosting", {"n_estimators": 100}),
@@ -35,22 +37,8 @@ MODELS = {
 }
 
 
-def _times(call: Any, repeats: int) -> list[float]:
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - started)
-    return times
-
-
 def _median_seconds(call: Any, repeats: int) -> float:
-    return statistics.median(_times(call, repeats))
-
-
-def _p50_p99_ms(call: Any, repeats: int) -> tuple[float, float]:
-    times = sorted(_times(call, repeats))
-    return statistics.median(times) * 1e3, times[min(len(times) - 1, len(times) * 99 // 100)] * 1e3
+    return statistics.median(samples(call, repeats))
 
 
 def _through_handler(service: Any, record: dict[str, Any], repeats: int) -> list[float]:

@@ -17,24 +17,14 @@ tickets of 200 and 8,000 characters, p50 and p99 (ms, warm calls) of:
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "shared")]
 
-
-def _p50_p99_ms(call: Any, repeats: int) -> tuple[float, float]:
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - started)
-    times.sort()
-    return statistics.median(times) * 1e3, times[min(len(times) - 1, len(times) * 99 // 100)] * 1e3
+from _timing import p50_p99_ms as _p50_p99_ms  # noqa: E402
 
 
 def _rows(repeats: int) -> list[tuple[str, str, float, float]]:
