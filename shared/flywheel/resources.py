@@ -84,6 +84,15 @@ IDEMPOTENCY_TABLE = TableDef(
     ttl_attribute="expiration",
 )
 
+#: The LLM gateway's own table: budget spend and usage counters (ADR 79). Only the gateway
+#: writes it; the registry table stays the records writer's alone.
+LLM_USAGE_TABLE = TableDef(
+    logical_id="LlmUsageTable",
+    env_var="FLYWHEEL_LLM_USAGE_TABLE",
+    partition_key=Key("pk"),
+    sort_key=Key("sk"),
+)
+
 ARTIFACTS_BUCKET = BucketDef(
     logical_id="ArtifactsBucket", env_var="FLYWHEEL_ARTIFACTS_BUCKET", object_lock=True
 )
@@ -98,5 +107,6 @@ TABLES: tuple[TableDef, ...] = (
     AUDIT_TABLE,
     ONLINE_FEATURES_TABLE,
     IDEMPOTENCY_TABLE,
+    LLM_USAGE_TABLE,
 )
 BUCKETS: tuple[BucketDef, ...] = (ARTIFACTS_BUCKET, FEATURES_BUCKET, ANCHORS_BUCKET)

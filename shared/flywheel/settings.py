@@ -115,6 +115,7 @@ class Settings(BaseSettings):
     audit_table: str | None = None
     online_features_table: str | None = None
     idempotency_table: str | None = None
+    llm_usage_table: str | None = None
     artifacts_bucket: str | None = None
     features_bucket: str | None = None
     anchors_bucket: str | None = None
@@ -174,6 +175,11 @@ class Settings(BaseSettings):
     #: The OpenAI-compatible endpoint's base URL (``.../v1``); its API key, if any, is read
     #: from ``FLYWHEEL_OPENAI_API_KEY`` at each call and never stored.
     openai_base_url: str | None = None
+    #: The stage's LLM policy (JSON in ``FLYWHEEL_LLM_POLICY``): budgets, teams, capture
+    #: policies and canary alarms per prompt (:class:`flywheel.llm.policy.LlmPolicy`).
+    llm_policy: dict[str, Any] = Field(default_factory=dict)
+    #: Where the gateway captures calls, in the features bucket (ADR 80).
+    llm_capture_prefix: str = Field(default="llm-capture/", pattern=r"^[a-z0-9-]+/$")
 
     @model_validator(mode="after")
     def _resource_names(self) -> Self:
