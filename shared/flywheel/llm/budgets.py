@@ -284,9 +284,20 @@ class Budgets:
             id=uuid.uuid4().hex, call=call, lines=lines, amount=amount, reserved_at=now
         )
 
-    def settle(self, reservation: Reservation, usage: Usage) -> Decimal:
+    def settle(
+        self,
+        reservation: Reservation,
+        usage: Usage,
+        *,
+        version: int | None = None,
+        variant: str | None = None,
+    ) -> Decimal:
         """Replace the reservation with what ``usage`` costs (0 tokens: a full refund);
-        returns the actual cost. Charged to the periods of the reservation."""
+        returns the actual cost. Charged to the periods of the reservation.
+
+        ``version`` and ``variant`` name the prompt version and routing variant that
+        answered (the usage counters behind ``flywheel cost report``)."""
+        del version, variant  # counted once the usage counters exist
         call = reservation.call
         actual = self.prices.cost(usage, call.model_id, call.provider)
         delta = actual - reservation.amount
