@@ -60,6 +60,8 @@ class Driver(Protocol):
 
     def notifications(self) -> list[dict[str, Any]]: ...
 
+    def hold_waits(self, hold: bool) -> None: ...
+
 
 @dataclass
 class Stage:
@@ -510,6 +512,9 @@ class InProcessDriver:
     def notifications(self) -> list[dict[str, Any]]:
         return self.runtime.notifications()
 
+    def hold_waits(self, hold: bool) -> None:
+        self.runtime.hold_waits(hold)
+
 
 class ServerDriver:
     """The lifecycle against the local moto server (``flywheel local start``)."""
@@ -562,6 +567,11 @@ class ServerDriver:
 
         found: list[dict[str, Any]] = server.control(self.port, "/notifications")["notifications"]
         return found
+
+    def hold_waits(self, hold: bool) -> None:
+        from flywheel.local import server
+
+        server.control(self.port, "/hold-waits", {"hold": hold})
 
 
 def run_demo(driver: Driver, *, progress: Callable[[str], None], report_dir: Path) -> LifecycleRun:

@@ -53,6 +53,8 @@ LOCAL_FUNCTION_ENV = {
     "FLYWHEEL_CAPTURE_MAX_ROWS": "1",
     "FLYWHEEL_TRUST_ASSERTED_ACTORS": "true",
 }
+#: Longest real time a held ``Wait`` state waits for :meth:`LocalRuntime.hold_waits`.
+HELD_WAIT_LIMIT_SECONDS = 120.0
 BRIDGED_TARGETS = frozenset({"states", "lambda", "sns"})
 CLIENTS = (
     "iam", "dynamodb", "s3", "lambda", "stepfunctions", "events", "cloudwatch", "sqs", "kms",
@@ -102,6 +104,9 @@ class LocalRuntime:
         self._notifications: list[dict[str, Any]] = []
         self._lock = threading.RLock()
         self._stopping = False
+        #: Set while ``Wait`` states are held (:meth:`hold_waits`); cleared lets them pass.
+        self._waits_released = threading.Event()
+        self._waits_released.set()
 
     # -- lifecycle -----
     def start(self) -> LocalRuntime:
@@ -146,7 +151,7 @@ class LocalRuntime:
         self._patch(Rule, "send_to_targets", send_to_targets)
 
         def wait_interval(_self: Any, env: Any, wait_seconds: int) -> None:  # noqa: ARG001
-            runtime.clock.sleep(wait_seconds)
+            runtime.waits_pass(wait_seconds)
 
         self._patch(wait_function.WaitFunction, "_wait_interval", wait_interval)
 
@@ -255,6 +260,26 @@ class LocalRuntime:
         self.stop()
 
     # -- EventBridge -----
+    def hold_waits(self, hold: bool) -> None:
+        """Hold every ``Wait`` state that starts from now on (``True``) until released
+        (``False``): a canary's bake then lasts until the caller has sent its traffic.
+
+        Simulated time makes a 30-minute bake take no time; holding it is how a local
+        run puts real requests on a canary before it is judged. A held wait lets go by
+        itself after ``HELD_WAIT_LIMIT_SECONDS`` of real time, so a forgotten hold can
+        never hang a workflow.
+        """
+        if hold:
+            self._waits_released.clear()
+        else:
+            self._waits_released.set()
+
+    def waits_pass(self, seconds: float) -> None:
+        """What a ``Wait`` state does here: wait for a release if held, then advance the
+        simulated clock by ``seconds``."""
+        self._waits_released.wait(HELD_WAIT_LIMIT_SECONDS)
+        self.clock.sleep(seconds)
+
     def deliver(self, rule: Any, event: dict[str, Any]) -> None:
         """Send a matched event to the rule's Step Functions and Lambda targets; record
         what its SNS targets would publish."""

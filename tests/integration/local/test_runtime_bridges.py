@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import textwrap
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -170,6 +171,22 @@ def test_lambda_tasks_run_the_real_handler_and_waits_use_the_simulated_clock(
     assert report.states == ["Double", "Bake", "Done"]
     assert report.output["result"]["Payload"] == {"doubled": 42, "stage": "test", "fn": "t-double"}
     assert (runtime.clock.now() - started).total_seconds() >= 3600
+
+
+def test_held_waits_keep_a_bake_open_until_released(runtime: LocalRuntime) -> None:
+    runtime.hold_waits(True)
+    try:
+        arn = runtime.start_execution("machine", {"x": 3})
+        runtime.wait(arn, until_state="Bake", timeout=30)
+        time.sleep(0.3)  # a wait that was not held would have finished by now
+        held = runtime.report(arn)
+        assert held.status == "RUNNING", held
+        assert held.states == ["Double", "Bake"]
+    finally:
+        runtime.hold_waits(False)
+    report = runtime.wait(arn, timeout=30)
+    assert report.status == "SUCCEEDED", report
+    assert report.states == ["Double", "Bake", "Done"]
 
 
 def test_handler_errors_are_lambda_errors_that_catch_matches_by_type(runtime: LocalRuntime) -> None:
