@@ -682,12 +682,12 @@ class PromotionSteps:
             As for :meth:`promote_now`.
         """
         model = self._registry.get_model(name)
+        self._check_no_prompt_canary(model)
         if model.champion is None or not model.champion_history:
             raise NoPreviousChampionError(
                 f"model {name!r} has no previous champion to roll back to", field="name"
             )
         target = model.champion_history[-1]
-        self._check_no_prompt_canary(model)
         self._check_no_other_canary(model, target)
         found = read(self._records, model_key(name, SERVING), ServingDoc)
         known = found[0].lambda_version(target) if found else None
