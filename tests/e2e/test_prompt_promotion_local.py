@@ -150,7 +150,7 @@ def test_an_alarm_during_the_bake_rolls_the_prompt_canary_back(runtime: LocalRun
     assert report.ok, report.problems
 
 
-def test_a_prompt_experiment_is_started_and_stopped_through_the_records_writer(
+def test_a_prompt_experiment_is_audited_and_its_winner_rolled_out_by_the_workflow(
     runtime: LocalRuntime,
 ) -> None:
     started = cli(runtime, SAM, "experiment", "start", NAME, "--shadow", "2", "-r", "try JSON")
@@ -165,20 +165,27 @@ def test_a_prompt_experiment_is_started_and_stopped_through_the_records_writer(
     refused = promotion_of(runtime, 1)
     assert refused.status == "FAILED"
     assert refused.states[-2:] == ["RecordFailure", "PromotionFailed"]
-
-    stopped = cli(runtime, SAM, "experiment", "stop", NAME, "-r", "enough")
-    assert stopped.exit_code == 0, stopped.output
-
     sam = person(runtime, SAM)
+    assert sam.get_version(NAME, 2).status is VersionStatus.APPROVED
+
+    # The shadow version wins: the experiment stops and the workflow rolls it out
+    won = cli(runtime, SAM, "experiment", "promote-winner", NAME, "-r", "JSON reads better")
+    assert won.exit_code == 0, won.output
+    assert "v2 won; the promotion workflow rolls it out" in won.output
+    released = promotion_of(runtime, 2)
+    assert (released.status, released.states) == ("SUCCEEDED", RELEASED), released
+
     entries = [e for e in sam.audit_entries(NAME) if str(e.action).startswith("experiment_")]
     assert [(str(e.action), e.actor, e.reason) for e in entries] == [
         ("experiment_started", SAM, "try JSON"),
-        ("experiment_stopped", SAM, "enough"),
+        ("experiment_stopped", SAM, "JSON reads better"),
     ]
+    assert (entries[1].details["winner"], entries[1].details["outcome"]) == (
+        2, "promotion requested",
+    )  # fmt: skip
     failed = [e for e in sam.audit_entries(NAME) if str(e.action) == "promotion_failed"]
     assert len(failed) == 1
     assert "ExperimentInProgressError" in (failed[0].reason or "")
-    assert sam.get_model(NAME).champion == 1
-    assert sam.get_version(NAME, 2).status is VersionStatus.APPROVED
+    assert sam.get_model(NAME).champion == 2
     report = sam.verify(NAME)
     assert report.ok, report.problems

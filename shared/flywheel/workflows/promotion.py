@@ -29,6 +29,7 @@ from flywheel.errors import (
     ApprovalArtifactMismatchError,
     ExperimentInProgressError,
     IllegalTransitionError,
+    ModelNotFoundError,
     NoPreviousChampionError,
     PromotionInProgressError,
     ServingControlError,
@@ -402,7 +403,7 @@ class PromotionSteps:
         prediction checks are skipped, and the reason says so.
         """
         step = state.canary.payload.step if state.canary is not None else 1
-        prompt = self._registry.get_model(state.model_name).kind is RegistryKind.PROMPT
+        prompt = self._is_prompt(state.model_name)
         alarms = self._health.alarm_states(state.model_name)
         if not alarms:
             what = "prompt" if prompt else "model"
@@ -447,6 +448,12 @@ class PromotionSteps:
             reference_prediction_drift=None if reference is None else reference.psi,
             step=step,
         )
+
+    def _is_prompt(self, name: str) -> bool:
+        try:
+            return self._registry.get_model(name).kind is RegistryKind.PROMPT
+        except ModelNotFoundError:
+            return False  # judged as a model: its alarms say what is wrong
 
     def _judge(self, shift: PredictionShift, side: str) -> tuple[bool, str]:
         """Whether the canary's scores moved from ``side``'s (champion or holdout), and why.
