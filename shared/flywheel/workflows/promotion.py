@@ -1,11 +1,8 @@
 """The promotion workflow's steps: publish, canary, check, promote all or roll back.
 
-The same steps promote model versions and prompt versions (ADR 78): the
-:class:`~flywheel.workflows.ports.ServingControl` they are given dispatches by the
-name's registry kind (:class:`~flywheel.workflows.prompt_serving.ServingByKind`). A
-prompt's "alias live" is derived from the registry by the LLM gateway
-(:mod:`flywheel.workflows.prompt_serving`), so for a prompt the registry writes below
-are the routing, and its canary is judged by its alarms alone.
+The same steps promote prompt versions (ADR 78): for a prompt, the serving control
+(:class:`~flywheel.workflows.prompt_serving.ServingByKind`) derives the routing from the
+registry, so the registry writes below are the routing; its canary is judged by alarms.
 
 Invariant kept by every step and restored by :meth:`PromotionSteps.record_failure`:
 alias ``live``'s primary version serves the registry's champion, and only the version
@@ -397,10 +394,7 @@ class PromotionSteps:
           PSI means it scores live traffic unlike anything it was evaluated on.
 
         Under ``prediction_min_rows`` rows on either side a check gives no verdict.
-
-        A prompt's canary is judged by its alarms alone (error rate, p99 latency and cost
-        per call of variant ``canary``): its answers are text, not scores, so the
-        prediction checks are skipped, and the reason says so.
+        A prompt's canary is judged by its alarms alone (its answers are not scores).
         """
         step = state.canary.payload.step if state.canary is not None else 1
         prompt = self._is_prompt(state.model_name)

@@ -1,22 +1,14 @@
 """Serving control for prompt versions: the registry *is* the routing.
 
-A model version is served by a Lambda version that alias ``live`` routes to; a prompt
-version is served by the LLM gateway, which derives its routing from the registry
-(ADR 78 and the gateway's contract):
-
-* alias ``champion`` answers as variant ``champion`` (the routing's ``primary``);
-* the ``challenger``, while its status is ``canary``, answers as variant ``canary`` with
-  the weight of the ``MODEL#<name>`` / ``CANARY`` record
-  (:class:`~flywheel.workflows.records.CanaryDoc`) when that record names it, else the
-  stage's ``canary_weight``.
-
-So :class:`PromptServingControl` publishes nothing (a prompt version needs no build: its
-"serving version" is its own number) and routes nothing: the registry writes the
-promotion workflow makes anyway (``canary_started`` with the first step's ``CanaryDoc``,
-``canary_advanced``, ``promoted``, ``canary_aborted``) are the routing, each in one
-transaction with its audit entry. :class:`ServingByKind` hands each name to the serving
-control of its registry kind, so :class:`~flywheel.workflows.promotion.PromotionSteps`
-runs the same workflow for both.
+The LLM gateway derives a prompt's routing from the registry: alias ``champion``
+answers as variant ``champion``; the ``challenger``, while ``canary``, answers as
+variant ``canary`` with the weight of the ``MODEL#<name>`` / ``CANARY`` record
+(:class:`~flywheel.workflows.records.CanaryDoc`) when it names the challenger, else the
+stage's ``canary_weight``. So :class:`PromptServingControl` publishes nothing (a prompt
+version is served under its own number) and routes nothing: the registry writes the
+promotion workflow makes anyway are the routing, each with its audit entry.
+:class:`ServingByKind` hands each name to the serving control of its registry kind, so
+:class:`~flywheel.workflows.promotion.PromotionSteps` runs one workflow for both.
 
 Examples
 --------
