@@ -135,13 +135,14 @@ class PromotionWorkflow(Construct):
         super().__init__(scope, construct_id)
         cfg = ctx.config
         inference = inference_functions(ctx)
-        alarms = {m.name: canary_alarm_names(ctx, m.name) for m in cfg.models}
         environment = {
             **serving_control_environment(ctx),
             "FLYWHEEL_CANARY_WEIGHT": str(cfg.canary_weight),
             "FLYWHEEL_CANARY_STEPS": canary_steps_environment(ctx),
             "FLYWHEEL_CANARY_PREDICTION_PSI": str(cfg.alarms.prediction_drift),
         }
+        # check_canary may read every alarm it is told about (a prompt's too).
+        alarms: dict[str, list[str]] = json.loads(environment["FLYWHEEL_CANARY_ALARMS"])
         self.steps: dict[str, FlywheelFunction] = {}
         for step in PROMOTION_STEPS:
             fn = FlywheelFunction(

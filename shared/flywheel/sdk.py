@@ -637,7 +637,8 @@ class Flywheel:
         reason: str | None = None,
     ) -> Experiment:
         """Start a shadow (``shadow=N``) or A/B (``ab=N``, ``weight``, ``salt``) experiment of
-        version N against the champion; the inference function picks it up from the registry.
+        version N against the champion; the inference function (for a prompt, the LLM
+        gateway) picks it up from the registry.
 
         Raises
         ------
@@ -669,7 +670,8 @@ class Flywheel:
     def experiment_report(self, name: str) -> ExperimentReport:
         """``name``'s latest experiment and the comparison of what its variants answered
         since it started (shadow agreement, or A/B arms with their split and, once labels
-        came back, their metrics)."""
+        came back, their metrics; for a prompt, each variant's calls, errors, latency,
+        tokens and cost, and the A/B split)."""
         return self.platform.experiments().report(name)
 
     def promote_winner(self, name: str, *, reason: str, version: int | None = None) -> WinnerResult:
@@ -843,15 +845,34 @@ class Flywheel:
         return self.reject(name, version, reason=reason)
 
     def promote_prompt(self, name: str, version: int, *, reason: str) -> ModelVersion:
-        """Make an approved prompt version the champion (aliases only: nothing deploys a
-        prompt yet); the previous champion is archived and remembered for rollback."""
+        """Make an approved prompt version the champion now, by hand; the previous champion
+        is archived and remembered for rollback. The gateway routes to it from the
+        registry (approving a version already starts its promotion workflow, with a
+        canary: this skips the canary).
+
+        Raises
+        ------
+        PromotionInProgressError
+            A version is on canary: its promotion workflow promotes it or rolls it back.
+        ExperimentInProgressError
+            An experiment runs (stop it, or promote its winner).
+        """
         self._expect_prompt(name)
-        return self.registry.promote(name, version, actor=self.actor, reason=reason)
+        if not (reason and reason.strip()):
+            raise ReasonRequiredError("a reason is required to record 'promoted'", field="reason")
+        steps = self.platform.promotion_steps()
+        return steps.promote_now(name, version, actor=self.actor, reason=reason).version
 
     def rollback_prompt(self, name: str, *, reason: str) -> ModelVersion:
-        """Champion back to the prompt's previous production version, audited."""
+        """Champion back to the prompt's previous production version, audited (refused
+        while a version is on canary, as :meth:`promote_prompt`)."""
         self._expect_prompt(name)
-        return self.registry.rollback(name, actor=self.actor, reason=reason)
+        if not (reason and reason.strip()):
+            raise ReasonRequiredError(
+                "a reason is required to record 'rolled_back'", field="reason"
+            )
+        steps = self.platform.promotion_steps()
+        return steps.rollback_now(name, actor=self.actor, reason=reason).version
 
     def _expect_prompt(self, name: str) -> None:
         from flywheel.errors import ModelNotFoundError, RegistryKindError

@@ -3,6 +3,8 @@
 ``start NAME --shadow VERSION`` or ``--ab VERSION [--weight 0.2] [--salt S]``; ``status
 NAME [--json]`` (the experiment and its comparison report); ``stop NAME -r REASON``;
 ``promote-winner NAME -r REASON [--version N]`` (the promotion workflow rolls it out).
+``NAME`` is a model or a prompt; a prompt's report counts the LLM gateway's captured
+calls per variant (calls, errors, latency, tokens, cost) and the A/B split.
 """
 
 from __future__ import annotations
@@ -11,15 +13,17 @@ import json
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.table import Table
 
 if TYPE_CHECKING:
+    from flywheel.llm.comparison import PromptComparison
     from flywheel.serving.experiments import Experiment
 
 experiment_app = typer.Typer(
     help="Shadow and A/B experiments (registry state, audited).", no_args_is_help=True
 )
 
-ModelName = Annotated[str, typer.Argument(help="Model name.")]
+ModelName = Annotated[str, typer.Argument(help="Model or prompt name.")]
 Reason = Annotated[
     str | None, typer.Option("--reason", "-r", help="Why (recorded in the audit trail).")
 ]
@@ -43,6 +47,52 @@ def describe(experiment: Experiment) -> str:
         if experiment.winner is not None:
             line += f" (winner v{experiment.winner}, {experiment.outcome})"
     return line
+
+
+def render_prompt(report: PromptComparison) -> list[Table | str]:
+    """A prompt's comparison as a table and lines (what ``status`` prints for a prompt)."""
+    table = Table(title=f"{report.prompt}: {report.rows} captured calls by variant")
+    for column in (
+        "variant", "version", "calls", "errors", "error rate", "p50 ms", "p99 ms",
+        "tokens in / out", "cost", "cost per call", "invalid / repaired",
+    ):  # fmt: skip
+        table.add_column(column)
+    for v in report.variants:
+        table.add_row(
+            v.variant,
+            str(v.version),
+            str(v.calls),
+            str(v.errors),
+            _cell(v.error_rate),
+            _cell(v.latency_p50_ms),
+            _cell(v.latency_p99_ms),
+            f"{v.input_tokens} / {v.output_tokens}",
+            str(v.cost),
+            _cell(None if v.cost_per_call is None else f"{v.cost_per_call:.6g}"),
+            f"{v.invalid_outputs} / {v.repaired}",
+        )
+    out: list[Table | str] = [table]
+    split = report.split
+    if split is not None:
+        line = (
+            f"arm b got {_cell(split.observed_share_b)} of calls "
+            f"({split.calls_a} a, {split.calls_b} b)"
+        )
+        if split.expected_share_b is not None:
+            line += f", expected {split.expected_share_b} (p={_cell(split.split_p_value)})"
+        if split.sample_ratio_mismatch:
+            line += ": sample ratio mismatch, assignment is broken"
+        out.append(line)
+    out.append(f"not compared: {report.not_compared}")
+    return out
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
 
 
 @experiment_app.command("start")
@@ -80,9 +130,10 @@ def status(
     name: ModelName,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """The model's latest experiment and the comparison of its variants since it started."""
+    """The latest experiment and the comparison of its variants since it started."""
     from flywheel.cli.app import _sdk, console, handle_errors
     from flywheel.cli.serving import render
+    from flywheel.llm.comparison import PromptComparison
 
     @handle_errors
     def run() -> None:
@@ -99,10 +150,17 @@ def status(
             )
             return
         console.print(describe(report.experiment), highlight=False, soft_wrap=True)
-        if not report.comparison.rows:
-            console.print("no captured predictions since it started")
+        comparison = report.comparison
+        prompt = isinstance(comparison, PromptComparison)
+        if not comparison.rows:
+            console.print(f"no captured {'calls' if prompt else 'predictions'} since it started")
             return
-        for item in render(report.comparison):
+        items = (
+            render_prompt(comparison)
+            if isinstance(comparison, PromptComparison)
+            else render(comparison)
+        )
+        for item in items:
             console.print(item)
 
     run()
@@ -110,7 +168,7 @@ def status(
 
 @experiment_app.command("stop")
 def stop(name: ModelName, reason: Reason = None) -> None:
-    """Stop the model's experiment; the inference function drops it."""
+    """Stop the experiment; the inference function (or the LLM gateway) drops it."""
     from flywheel.cli.app import _sdk, console, handle_errors
 
     @handle_errors

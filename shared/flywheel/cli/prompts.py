@@ -3,7 +3,9 @@
 ``register FILE`` validates a prompt spec, stores it and asks for its approval;
 ``list``, ``show NAME [--version N]`` and ``diff NAME A B`` read; ``approve``,
 ``reject``, ``promote`` and ``rollback`` move it through the same lifecycle, approval
-rules and audit trail as a model.
+rules and audit trail as a model. Approving a version starts its promotion workflow (a
+canary, judged by the prompt's alarms); ``promote`` and ``rollback`` change the champion
+by hand, never while a canary runs.
 """
 
 from __future__ import annotations
@@ -244,7 +246,8 @@ def prompts_reject(name: PromptName, version: VersionNumber, reason: Reason = No
 
 @prompts_app.command("promote")
 def prompts_promote(name: PromptName, version: VersionNumber, reason: Reason = None) -> None:
-    """Make an approved prompt version the champion; reason required."""
+    """Make an approved prompt version the champion now (no canary; refused while one
+    runs); reason required."""
     from flywheel.cli.app import _sdk, console, handle_errors
 
     @handle_errors
@@ -257,7 +260,8 @@ def prompts_promote(name: PromptName, version: VersionNumber, reason: Reason = N
 
 @prompts_app.command("rollback")
 def prompts_rollback(name: PromptName, reason: Reason = None) -> None:
-    """Champion back to the previous production version; reason required."""
+    """Champion back to the previous production version (refused while a canary runs);
+    reason required."""
     from flywheel.cli.app import _sdk, console, handle_errors
 
     @handle_errors

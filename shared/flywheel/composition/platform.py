@@ -147,6 +147,18 @@ class Platform(abc.ABC):
         return self._make_serving_control()
 
     @cached_property
+    def promotion_serving(self) -> ServingControl:
+        """What the promotion steps route with: alias ``live`` of a model's inference
+        function, or, for a prompt, the registry itself (the LLM gateway derives its
+        routing from it), chosen by the name's registry kind."""
+        from flywheel.workflows.prompt_serving import PromptServingControl, ServingByKind
+
+        prompts = PromptServingControl(
+            self.records, default_canary_weight=self.settings.canary_weight
+        )
+        return ServingByKind(self.records, models=self.serving_control, prompts=prompts)
+
+    @cached_property
     def canary_health(self) -> CanaryHealth:
         return self._make_canary_health()
 
@@ -269,7 +281,7 @@ class Platform(abc.ABC):
         return PromotionSteps(
             registry=self.registry,
             records=self.records,
-            serving=self.serving_control,
+            serving=self.promotion_serving,
             health=self.canary_health,
             default_canary_weight=self.settings.canary_weight,
             canary_steps=self.settings.canary_steps,
@@ -301,11 +313,16 @@ class Platform(abc.ABC):
         )
 
     def experiments(self) -> ExperimentService:
-        """Shadow and A/B experiments (``flywheel experiment``), with their comparison."""
+        """Shadow and A/B experiments of models and prompts (``flywheel experiment``), with
+        their comparison."""
         from flywheel.workflows.experiments import ExperimentService
 
         return ExperimentService(
-            registry=self.registry, records=self.records, clock=self.clock, capture=self.capture
+            registry=self.registry,
+            records=self.records,
+            clock=self.clock,
+            capture=self.capture,
+            llm_capture_prefix=self.settings.llm_capture_prefix,
         )
 
     def workflow_failures(self) -> WorkflowFailures:

@@ -210,9 +210,13 @@ class RegistryService:
         *,
         actor: str,
         reason: str | None = None,
+        records: tuple[RecordWrite, ...] = (),
         extra: dict[str, Any] | None = None,
     ) -> ModelVersion:
-        """``approved → canary``; the version becomes the ``challenger``."""
+        """``approved → canary``; the version becomes the ``challenger``.
+
+        ``records`` (the canary's first step, say) are written in the same transaction.
+        """
         model = self.registry.get_model(name)
         current = self._expect(name, version, VersionStatus.CANARY)
         aliases: dict[Alias, int] = dict(model.aliases)
@@ -225,6 +229,7 @@ class RegistryService:
             aliases=(
                 AliasChange(alias=Alias.CHALLENGER, expected=model.challenger, target=version),
             ),
+            records=records,
         )
         self._apply(
             change, AuditAction.CANARY_STARTED, actor, reason, version, aliases, extra=extra

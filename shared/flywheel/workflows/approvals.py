@@ -11,7 +11,7 @@ decision then:
    transaction (two concurrent decisions: exactly one wins);
 3. resumes the workflow (``SendTaskSuccess``, or ``SendTaskFailure`` with
    ``ApprovalRejected``) and, on approval, puts ``VersionApproved`` on the bus, which
-   starts the promotion workflow.
+   starts the promotion workflow (for a model version and a prompt version alike).
 
 Step 3 is recorded on the approval; if it was interrupted, a replayed request finishes
 it before answering 409, so the workflow is resumed at least once.
@@ -719,8 +719,8 @@ class ApprovalService:
             except TaskTokenError as err:
                 # The task is gone (timed out, or its run failed): nothing can resume it.
                 updates.update(workflow_notified=True, workflow_error=err.message)
-        publishes = doc.kind is RegistryKind.MODEL  # nothing deploys a prompt version yet
-        if doc.status is ApprovalStatus.APPROVED and not doc.event_published and publishes:
+        # Model and prompt versions alike: the promotion workflow rolls either out.
+        if doc.status is ApprovalStatus.APPROVED and not doc.event_published:
             event_id = self._events.publish(VERSION_APPROVED, self._event_detail(doc))
             updates.update(event_published=True, event_id=event_id)
         if not updates:
@@ -753,6 +753,7 @@ class ApprovalService:
             "reason": doc.decision_reason,
             "artifact_sha256": doc.artifact_sha256,
             "decided_at": isoformat(doc.decided_at) if doc.decided_at else None,
+            "kind": str(doc.kind),
         }
 
     # -- a run that failed while its version waited ---------------------------------------------

@@ -1,5 +1,9 @@
 """Shadow and A/B experiments as registry state: start, stop, report, pick the winner.
 
+Of model versions or of prompt versions: the same records, rules and audit entries; the
+inference function applies a model's experiment, the LLM gateway a prompt's, and the
+report compares predictions (with labels) or calls (calls, errors, latency, cost).
+
 An experiment is the model's ``EXPERIMENT`` record (:mod:`flywheel.serving.experiments`),
 changed only with its audit entry in one transaction (``experiment_started``,
 ``experiment_stopped``: the ``operations`` capability of the records writer). One
@@ -29,8 +33,15 @@ from flywheel.errors import (
     InvalidInputError,
     PromotionInProgressError,
 )
+from flywheel.llm.comparison import (
+    PromptComparison,
+    compare_prompt_variants,
+    prompt_capture_prefix,
+    prompt_partition_hour,
+    rows_since,
+)
 from flywheel.monitoring.feedback import read_labels
-from flywheel.registry.models import VersionStatus
+from flywheel.registry.models import RegistryKind, VersionStatus
 from flywheel.serving.capture import decode_capture
 from flywheel.serving.comparison import compare_variants, partition_hour
 from flywheel.serving.experiments import (
@@ -66,9 +77,13 @@ AB_STATUSES = frozenset({VersionStatus.APPROVED})
 
 
 class ExperimentReport:
-    """An experiment with the comparison of what its variants answered since it started."""
+    """An experiment with the comparison of what its variants answered since it started:
+    a model's predictions (:class:`~flywheel.serving.comparison.VariantComparison`) or a
+    prompt's calls (:class:`~flywheel.llm.comparison.PromptComparison`)."""
 
-    def __init__(self, experiment: Experiment, comparison: VariantComparison) -> None:
+    def __init__(
+        self, experiment: Experiment, comparison: VariantComparison | PromptComparison
+    ) -> None:
         self.experiment = experiment
         self.comparison = comparison
 
@@ -81,9 +96,12 @@ class ExperimentService:
     registry, records
         The registry (audited writes) and its records (the experiment record).
     capture
-        Captured predictions and delayed labels (the report); ``None``: no report.
+        Captured predictions and delayed labels, and the LLM gateway's captured calls
+        (the report); ``None``: no report.
     clock
         Start and stop times, and the report's window.
+    llm_capture_prefix
+        Where the gateway captures a prompt's calls (``llm-capture/``).
     """
 
     def __init__(
@@ -95,6 +113,7 @@ class ExperimentService:
         capture: CaptureSource | None = None,
         capture_prefix: str = "capture/",
         labels_prefix: str = "labels/",
+        llm_capture_prefix: str = "llm-capture/",
     ) -> None:
         self._registry = registry
         self._records = records
@@ -102,6 +121,7 @@ class ExperimentService:
         self._capture = capture
         self._capture_prefix = capture_prefix
         self._labels_prefix = labels_prefix
+        self._llm_capture_prefix = llm_capture_prefix
 
     # -- reads ---------------------------------------------------------------------------------
     def current(self, name: str) -> Experiment | None:
@@ -157,6 +177,10 @@ class ExperimentService:
         reason: str | None = None,
     ) -> Experiment:
         """Start a shadow or A/B experiment of ``version`` against the champion; audited.
+
+        ``name`` is a model (the inference function applies it) or a prompt (the LLM
+        gateway does: a shadow version answers a copy of each call, an A/B test splits
+        calls by their ``assignment_key``).
 
         Raises
         ------
@@ -275,17 +299,23 @@ class ExperimentService:
         """The latest experiment and what its variants answered since it started, with
         the delayed labels that came back (``POST /v1/feedback``).
 
+        For a prompt: the gateway's captured calls of both versions since it started,
+        per variant (calls, errors, latency, tokens, cost) and the A/B split
+        (:func:`~flywheel.llm.comparison.compare_prompt_variants`); no labels.
+
         Raises
         ------
         ExperimentNotFoundError
             The model never ran an experiment.
         """
-        self._registry.get_model(name)
+        model = self._registry.get_model(name)
         experiment = self.current(name)
         if experiment is None:
             raise ExperimentNotFoundError(
                 f"{name!r} has never run an experiment (flywheel experiment start)", field="name"
             )
+        if model.kind is RegistryKind.PROMPT:
+            return ExperimentReport(experiment, self._prompt_comparison(experiment))
         start = experiment.started_at.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
         # A running experiment's rows have no upper bound: serving may run on a clock ahead
         # of the caller's (the local runtime's simulated one).
@@ -317,6 +347,23 @@ class ExperimentService:
                     rows.extend(decode_capture(self._capture.get(key)))
         return rows
 
+    def _prompt_comparison(self, experiment: Experiment) -> PromptComparison:
+        """The prompt's captured calls of both versions between start and stop."""
+        start, end = experiment.started_at.astimezone(UTC), experiment.stopped_at
+        first_hour = start.replace(minute=0, second=0, microsecond=0)
+        rows: list[dict[str, Any]] = []
+        if self._capture is not None:
+            for version in sorted({experiment.version, experiment.control}):
+                prefix = prompt_capture_prefix(self._llm_capture_prefix, experiment.model, version)
+                for key in self._capture.keys(prefix):
+                    hour = prompt_partition_hour(key)
+                    if hour is not None and hour >= first_hour and (end is None or hour <= end):
+                        rows.extend(decode_capture(self._capture.get(key)))
+        share = experiment.weight if experiment.kind is ExperimentKind.AB else None
+        return compare_prompt_variants(
+            experiment.model, rows_since(rows, start, end), expected_share_b=share
+        )
+
     def _labels(self, name: str, start: datetime, end: datetime) -> dict[tuple[str, int], Any]:
         assert self._capture is not None
         received = read_labels(self._capture, name, start, end, prefix=self._labels_prefix)
@@ -346,6 +393,12 @@ class ExperimentService:
             return named
         if experiment.kind is ExperimentKind.SHADOW:
             return experiment.version
+        if isinstance(report.comparison, PromptComparison):
+            raise ExperimentRefusedError(
+                f"the A/B test of prompt {experiment.model!r} has no automatic winner (its "
+                "answers have no labels); name the winner with --version",
+                field="version",
+            )
         ab = report.comparison.ab
         if ab is None or ab.difference is None:
             why = "no labelled rows in both arms yet"

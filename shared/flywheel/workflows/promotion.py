@@ -1,5 +1,9 @@
 """The promotion workflow's steps: publish, canary, check, promote all or roll back.
 
+The same steps promote prompt versions (ADR 78): for a prompt, the serving control
+(:class:`~flywheel.workflows.prompt_serving.ServingByKind`) derives the routing from the
+registry, so the registry writes below are the routing; its canary is judged by alarms.
+
 Invariant kept by every step and restored by :meth:`PromotionSteps.record_failure`:
 alias ``live``'s primary version serves the registry's champion, and only the version
 on canary (the registry's ``challenger``) gets a weight. Moving traffic *to* a version
@@ -22,11 +26,12 @@ from flywheel.errors import (
     ApprovalArtifactMismatchError,
     ExperimentInProgressError,
     IllegalTransitionError,
+    ModelNotFoundError,
     NoPreviousChampionError,
     PromotionInProgressError,
     ServingControlError,
 )
-from flywheel.registry.models import VersionStatus
+from flywheel.registry.models import RegistryKind, VersionStatus
 from flywheel.serving.capture import decode_capture
 from flywheel.serving.comparison import (
     PREDICTION_ALPHA,
@@ -102,6 +107,11 @@ PREDICTION_DRIFT = "prediction-drift"
 #: ... and when they moved from the canary version's own holdout scores (its reference
 #: profile's prediction deciles).
 REFERENCE_PREDICTION_DRIFT = "prediction-drift-vs-reference"
+#: Why ``check_canary`` judges a prompt's canary by its alarms alone.
+PROMPT_PREDICTION_CHECKS = (
+    "prediction checks skipped: a prompt's answers are text, not scores (its canary is "
+    "judged by its alarms)"
+)
 
 
 class PromotionSteps:
@@ -167,7 +177,8 @@ class PromotionSteps:
 
     # -- PublishVersion ------------------------------------------------------------------------
     def publish_version(self, state: PromotionState) -> PublishResult:
-        """Publish a Lambda version pinned to the approved model version.
+        """Publish a Lambda version pinned to the approved model version (a prompt version
+        has nothing to publish: it is served under its own number).
 
         Raises
         ------
@@ -232,8 +243,10 @@ class PromotionSteps:
     def shift_alias(self, state: PromotionState) -> CanaryShiftResult:
         """Route the next canary step's weight to the new version.
 
-        Step 1 moves the registry ``approved → canary`` (challenger) first; each later
-        step (after a healthy check) is audited as ``canary_advanced``, then routed.
+        Step 1 moves the registry ``approved → canary`` (challenger) first, with the
+        ``CANARY`` record of step 1 in the same transaction; each later step (after a
+        healthy check) is audited as ``canary_advanced`` with its record, then routed.
+        For a prompt the registry write is the routing (``route`` writes nothing).
         The steps are the model's (``canary_steps``), else one of the workflow's
         ``canary_weight`` and ``bake_seconds``.
 
@@ -266,11 +279,16 @@ class PromotionSteps:
         if step.number == 1:
             if status is not VersionStatus.CANARY:
                 self._check_no_experiment(name)
+                # The first step's record goes with canary_started: whoever derives the
+                # routing from the registry (the LLM gateway) always finds the weight.
+                found = read(self._records, model_key(name, CANARY), CanaryDoc)
+                doc = CanaryDoc(version=number, step=1, steps=step.steps, weight=step.weight)
                 self._registry.start_canary(
                     name,
                     number,
                     actor=state.run.actor,
                     reason=f"canary at {step.weight:.0%} of live traffic" + _of(step),
+                    records=(write(model_key(name, CANARY), doc, found[1] if found else None),),
                     extra=details,
                 )
         else:
@@ -376,12 +394,15 @@ class PromotionSteps:
           PSI means it scores live traffic unlike anything it was evaluated on.
 
         Under ``prediction_min_rows`` rows on either side a check gives no verdict.
+        A prompt's canary is judged by its alarms alone (its answers are not scores).
         """
         step = state.canary.payload.step if state.canary is not None else 1
+        prompt = self._is_prompt(state.model_name)
         alarms = self._health.alarm_states(state.model_name)
         if not alarms:
+            what = "prompt" if prompt else "model"
             return CanaryCheckResult(
-                healthy=False, reason="no canary alarms are configured for this model", step=step
+                healthy=False, reason=f"no canary alarms are configured for this {what}", step=step
             )
         breached = sorted(
             n for n, s in alarms.items() if s in (AlarmState.ALARM, AlarmState.MISSING)
@@ -396,7 +417,9 @@ class PromotionSteps:
         )
         champion: PredictionShift | None = None
         reference: PredictionShift | None = None
-        if self._capture is not None and self._prediction_psi is not None:
+        if prompt:
+            reasons.append(PROMPT_PREDICTION_CHECKS)
+        elif self._capture is not None and self._prediction_psi is not None:
             canary = self._canary_rows(state.model_name, state.version)
             champion = self._champion_shift(state.model_name, canary)
             reference = self._reference_shift(state.model_name, state.version, canary)
@@ -419,6 +442,12 @@ class PromotionSteps:
             reference_prediction_drift=None if reference is None else reference.psi,
             step=step,
         )
+
+    def _is_prompt(self, name: str) -> bool:
+        try:
+            return self._registry.get_model(name).kind is RegistryKind.PROMPT
+        except ModelNotFoundError:
+            return False  # judged as a model: its alarms say what is wrong
 
     def _judge(self, shift: PredictionShift, side: str) -> tuple[bool, str]:
         """Whether the canary's scores moved from ``side``'s (champion or holdout), and why.
@@ -625,6 +654,7 @@ class PromotionSteps:
         """
         self._registry.resolve(name, version)  # unknown model or version: nothing to do
         model = self._registry.get_model(name)
+        self._check_no_prompt_canary(model)
         self._check_no_other_canary(model, version)
         self._check_no_experiment(name)
         lambda_version = self._serving.publish(name, version).lambda_version
@@ -653,6 +683,7 @@ class PromotionSteps:
             As for :meth:`promote_now`.
         """
         model = self._registry.get_model(name)
+        self._check_no_prompt_canary(model)
         if model.champion is None or not model.champion_history:
             raise NoPreviousChampionError(
                 f"model {name!r} has no previous champion to roll back to", field="name"
@@ -667,6 +698,18 @@ class PromotionSteps:
             return self._registry.rollback(name, actor=actor, reason=reason, records=records)
 
         return self._follow(name, target, lambda_version, rollback)
+
+    @staticmethod
+    def _check_no_prompt_canary(model: Model) -> None:
+        """A prompt's canary belongs to its promotion workflow, which promotes or rolls it
+        back; a hand change would race the workflow's next step."""
+        if model.kind is RegistryKind.PROMPT and model.challenger is not None:
+            raise PromotionInProgressError(
+                f"version {model.challenger} of prompt {model.name!r} is on canary: its "
+                "promotion workflow promotes it or rolls it back; let it finish first",
+                field="version",
+                details={"challenger": model.challenger},
+            )
 
     def _follow(
         self,

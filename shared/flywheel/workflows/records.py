@@ -7,7 +7,7 @@ key (``pk`` / ``sk``)                  record
 ``MODEL#<name>`` / ``CONFIG``          the model's :class:`~flywheel.workflows.config.ModelConfig`
 ``MODEL#<name>`` / ``RUNLOCK``         :class:`RunLockDoc`: who trains now, cooldown, dedupe
 ``MODEL#<name>`` / ``SERVING``         :class:`ServingDoc`: model version -> Lambda version
-``MODEL#<name>`` / ``CANARY``          :class:`CanaryDoc`: the last canary step recorded
+``MODEL#<name>`` / ``CANARY``          :class:`CanaryDoc`: the canary's current step and weight
 ``MODEL#<name>`` / ``APPROVAL#V<n>``   :class:`ApprovalPointer`: the approval of version n
 ``APPROVAL#<id>`` / ``APPROVAL``       :class:`ApprovalDoc`: token, binding, decision
 =====================================  ================================================
@@ -103,7 +103,8 @@ class ApprovalDoc(Frozen):
     approval_id: str
     model: str
     version: int = Field(ge=1)
-    #: A prompt version's approval publishes no ``VersionApproved`` (nothing deploys it).
+    #: What the version is: approving either kind publishes ``VersionApproved``, which
+    #: starts the promotion workflow (a prompt's canary is routed by the LLM gateway).
     kind: RegistryKind = RegistryKind.MODEL
     artifact_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     artifact_uri: str
@@ -165,8 +166,9 @@ class ServingDoc(Frozen):
 
 
 class CanaryDoc(Frozen):
-    """The last step of a multi-step canary the workflow recorded (a retried step
-    finds it and records nothing twice)."""
+    """The canary's current step, written with ``canary_started`` (step 1) and each
+    ``canary_advanced``: a retried step finds it and records nothing twice, and the LLM
+    gateway reads a prompt canary's weight from it (while ``version`` is the challenger)."""
 
     version: int = Field(ge=1)
     step: int = Field(ge=1)

@@ -1,7 +1,8 @@
 """A prompt on the local runtime (the synthesized app on moto): registered through the
 records writer, announced to the approvers, approved by someone else through the
-approval function, promoted, shown, compared, answered through Bedrock's Converse (the
-local stand-in), rolled back, and every step in the signed, verified audit trail."""
+approval function, promoted by the promotion workflow that approval starts, shown,
+compared, answered through Bedrock's Converse (the local stand-in), rolled back, and
+every step in the signed, verified audit trail."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from flywheel.local.lifecycle import InProcessDriver
 from flywheel.local.runtime import MOTO_CONFIG, LocalRuntime
 from flywheel.registry.models import Alias, VersionStatus
 from flywheel.sdk import Flywheel
+from tests.prompt_support import declare_prompt_canary, promotion_of
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples" / "prompts"
 NAME = "ticket-summary"
@@ -37,6 +39,7 @@ def runtime(aws_env: dict[str, str]) -> Iterator[LocalRuntime]:
     from moto import mock_aws
 
     with mock_aws(config=MOTO_CONFIG), LocalRuntime() as started:
+        declare_prompt_canary(started, NAME, [(0.2, 10)])
         yield started
 
 
@@ -62,13 +65,15 @@ def test_a_prompt_from_registration_to_rollback_on_the_local_runtime(
     assert len(writes) >= 6
     assert all(i.error is None for i in writes)
 
-    # When the author tries to approve, then someone else approves and promotes
+    # When the author tries to approve, then someone else approves each version, whose
+    # promotion workflow rolls it out (a canary at 20 %, judged by its alarms)
     with pytest.raises(ApproverNotAllowedError, match="requested this run"):
         ana.approve_prompt(NAME, 1, reason="looks right to me")
-    bo.approve_prompt(NAME, 1, reason="template reviewed")
-    bo.approve_prompt(NAME, 2, reason="schema reviewed")
-    bo.promote_prompt(NAME, 1, reason="first champion")
-    bo.promote_prompt(NAME, 2, reason="JSON for the pager")
+    for number, reason in ((1, "template reviewed"), (2, "schema reviewed")):
+        bo.approve_prompt(NAME, number, reason=reason)
+        promotion = promotion_of(runtime, number - 1)
+        assert promotion.status == "SUCCEEDED", promotion
+        assert promotion.states[-2:] == ["PromoteAll", "Promoted"]
 
     # Then the champion is version 2, its spec read back verified, the diff says what changed
     champion = bo.prompt(NAME, Alias.CHAMPION)
@@ -81,8 +86,6 @@ def test_a_prompt_from_registration_to_rollback_on_the_local_runtime(
         "anthropic.claude-3-haiku-20240307-v1:0",
         "amazon.nova-lite-v1:0",
     )
-    # ... and approving a prompt started no promotion workflow (nothing deploys it yet)
-    assert runtime.executions("promotion") == []
 
     # The champion answers through Bedrock's Converse API, answered by the stand-in here
     rendered = render(champion.spec, TICKET)
@@ -100,7 +103,10 @@ def test_a_prompt_from_registration_to_rollback_on_the_local_runtime(
     # Then version 1 serves again, and the trail holds every step, signed and verified
     assert restored.version == 1
     assert bo.get_version(NAME, 2).status is VersionStatus.ROLLED_BACK
-    trail = [(str(e.action), e.actor, e.version) for e in bo.audit_entries(NAME)]
+    trail = [
+        (str(e.action), "workflow" if e.actor.startswith("workflow:") else e.actor, e.version)
+        for e in bo.audit_entries(NAME)
+    ]
     assert trail == [
         ("version_registered", ANA, 1),
         ("approval_requested", ANA, 1),
@@ -108,9 +114,11 @@ def test_a_prompt_from_registration_to_rollback_on_the_local_runtime(
         ("approval_requested", ANA, 2),
         ("approval_refused", ANA, 1),
         ("approved", BO, 1),
+        ("canary_started", "workflow", 1),
+        ("promoted", "workflow", 1),
         ("approved", BO, 2),
-        ("promoted", BO, 1),
-        ("promoted", BO, 2),
+        ("canary_started", "workflow", 2),
+        ("promoted", "workflow", 2),
         ("rolled_back", BO, 1),
     ]
     report = bo.verify(NAME)

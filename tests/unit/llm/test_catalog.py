@@ -20,7 +20,7 @@ from flywheel.errors import (
 from flywheel.llm.prompts import canonical_bytes
 from flywheel.registry.models import Alias, RegistryKind, Task, VersionStatus
 from flywheel.sdk import Flywheel
-from flywheel.workflows.approvals import APPROVAL_REQUESTED
+from flywheel.workflows.approvals import APPROVAL_REQUESTED, VERSION_APPROVED
 from tests.factories import prompt_spec, version_draft
 
 NAME = "ticket-summary"
@@ -119,7 +119,7 @@ def test_the_registrant_cannot_approve_and_someone_else_can(platform: InMemoryPl
     assert actions[-2:] == [("approval_refused", "ana"), ("approved", "bo")]
 
 
-def test_approving_a_prompt_announces_it_but_starts_no_promotion_workflow(
+def test_approving_a_prompt_announces_it_then_asks_for_its_promotion_like_a_model(
     platform: InMemoryPlatform,
 ) -> None:
     ana, bo = _people(platform)
@@ -128,9 +128,13 @@ def test_approving_a_prompt_announces_it_but_starts_no_promotion_workflow(
     bo.approve_prompt(NAME, number, reason="ok")
 
     events = [(t, d) for t, d in platform.published.events]
-    assert [t for t, _ in events] == [APPROVAL_REQUESTED]
+    assert [t for t, _ in events] == [APPROVAL_REQUESTED, VERSION_APPROVED]
     assert events[0][1]["kind"] == "prompt"
     assert events[0][1]["decide"]["cli"].startswith(f"flywheel prompts approve {NAME} 1")
+    approved = events[1][1]
+    assert (approved["model_name"], approved["version"], approved["kind"]) == (NAME, 1, "prompt")
+    assert (approved["approver"], approved["reason"]) == ("bo", "ok")
+    assert approved["artifact_sha256"] == bo.get_version(NAME, 1).artifact.sha256
 
 
 def test_promote_and_roll_back_move_the_aliases_audited(platform: InMemoryPlatform) -> None:

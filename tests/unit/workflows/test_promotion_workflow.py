@@ -12,7 +12,7 @@ from flywheel.workflows.approvals import Decision
 from flywheel.workflows.failures import WorkflowFailures
 from flywheel.workflows.ports import AlarmState, AliasRouting
 from flywheel.workflows.promotion import PromotionSteps
-from flywheel.workflows.records import SERVING, ServingDoc, model_key, read
+from flywheel.workflows.records import CANARY, SERVING, CanaryDoc, ServingDoc, model_key, read
 from flywheel.workflows.state import PromotionState
 from tests.asl_walker import Execution
 from tests.unit.workflows.conftest import REVIEWER, World, approval_request
@@ -71,6 +71,10 @@ def test_a_healthy_canary_is_promoted(world: World) -> None:
     serving = read(world.store, model_key(MODEL, SERVING), ServingDoc)
     assert serving is not None
     assert serving[0].lambda_versions == {"1": "2"}
+    # The first (here: only) step's weight was recorded with canary_started
+    canary = read(world.store, model_key(MODEL, CANARY), CanaryDoc)
+    assert canary is not None
+    assert canary[0] == CanaryDoc(version=1, step=1, steps=1, weight=CANARY_WEIGHT)
 
 
 def test_the_next_version_replaces_the_champion(champion: World) -> None:
