@@ -42,6 +42,7 @@ __all__ = [
     "TeamCost",
     "UsageReader",
     "UsageTotal",
+    "VariantTotal",
     "llm_cost_report",
     "parse_day",
 ]
@@ -155,12 +156,19 @@ class UsageTotal(Frozen):
         )
 
 
+class VariantTotal(UsageTotal):
+    """A prompt's usage by one version answering as one variant."""
+
+    version: int | None = None
+    variant: str | None = None
+
+
 class PromptCost(Frozen):
     """A prompt's usage over the period, in total and by version and variant."""
 
     prompt: str
     total: UsageTotal
-    variants: tuple[UsageTotal, ...]
+    variants: tuple[VariantTotal, ...]
 
 
 class TeamCost(Frozen):
@@ -208,16 +216,22 @@ def _variant_order(label: str) -> tuple[int, str]:
 
 
 def _group(
-    rows: Iterable[UsageRow], label: str
+    rows: Iterable[UsageRow], by: str
 ) -> dict[str, tuple[UsageTotal, dict[str, UsageTotal]]]:
     found: dict[str, tuple[UsageTotal, dict[str, UsageTotal]]] = {}
     parts: dict[str, dict[str, UsageTotal]] = defaultdict(dict)
     totals: dict[str, UsageTotal] = {}
     for row in rows:
         name = row.line.name
-        key = _variant_label(row) if label == "variant" else str(row.line.prompt)
+        part: UsageTotal
+        if by == "variant":
+            key = _variant_label(row)
+            part = VariantTotal(label=key, version=row.line.version, variant=row.line.variant)
+        else:
+            key = str(row.line.prompt)
+            part = UsageTotal(label=key)
         totals[name] = totals.get(name, UsageTotal()).plus(row)
-        parts[name][key] = parts[name].get(key, UsageTotal(label=key)).plus(row)
+        parts[name][key] = parts[name].get(key, part).plus(row)
     for name in sorted(totals):
         found[name] = (totals[name], parts[name])
     return found
@@ -252,7 +266,9 @@ def llm_cost_report(
     if Scope.PROMPT in scopes:
         rows = reader.usage_rows(Scope.PROMPT, prompt, since, until)
         for name, (total, parts) in _group(rows, "variant").items():
-            ordered = tuple(parts[k] for k in sorted(parts, key=_variant_order))
+            ordered = tuple(
+                v for k in sorted(parts, key=_variant_order) if isinstance(v := parts[k], VariantTotal)
+            )
             prompts.append(PromptCost(prompt=name, total=total, variants=ordered))
     if Scope.TEAM in scopes:
         rows = reader.usage_rows(Scope.TEAM, team, since, until)

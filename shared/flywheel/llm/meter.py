@@ -147,6 +147,8 @@ class BudgetMeter:
         self.alerts = alerts
         self.events = events
         self.clock = clock or SystemClock()
+        #: What the latest run read, also when it failed part way.
+        self.last_readings: list[BudgetReading] = []
 
     def lines(self, now: datetime | None = None) -> list[BudgetLine]:
         """Every budget line of the policy in the periods that hold ``now`` (UTC)."""
@@ -176,6 +178,7 @@ class BudgetMeter:
         """
         now = self.clock.now().astimezone(UTC)
         readings: list[BudgetReading] = []
+        self.last_readings = readings
         failed: Exception | None = None
         for line in self.lines(now):
             spent = self.spend.spent(line)
