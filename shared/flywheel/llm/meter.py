@@ -209,11 +209,14 @@ class BudgetMeter:
     def detail(
         self, line: BudgetLine, spent: Decimal, percent: float, now: datetime
     ) -> dict[str, Any]:
-        """``BudgetThresholdReached``'s detail (amounts as decimal strings)."""
+        """``BudgetThresholdReached``'s detail (amounts as decimal strings;
+        ``period_start``: the period's first UTC day, for ``flywheel cost report --since``)."""
+        start = line.period_key if line.period is Period.DAY else f"{line.period_key}-01"
         return {
             "budget": line.budget,
             "period": str(line.period),
             "period_key": line.period_key,
+            "period_start": start,
             "spent": format(spent, "f"),
             "limit": format(line.limit, "f"),
             "percent": percent,

@@ -111,6 +111,7 @@ def test_a_day_budget_alerts_once_at_the_threshold_and_again_the_next_day(
         "budget": "prompt:ticket-summary",
         "period": "day",
         "period_key": "2026-12-07",
+        "period_start": "2026-12-07",
         "spent": "4",
         "limit": "5",
         "percent": 80.0,
@@ -141,9 +142,9 @@ def test_a_month_budget_alerts_once_in_its_month_whatever_the_day(clock: FixedCl
     clock.advance(timedelta(days=30))  # January: a new month, nothing spent yet
     meter.run()
 
-    assert [(d["budget"], d["period_key"], d["percent"]) for _, d in bus.events] == [
-        ("team:support", "2026-12", 60.0)
-    ]
+    assert [
+        (d["budget"], d["period_key"], d["period_start"], d["percent"]) for _, d in bus.events
+    ] == [("team:support", "2026-12", "2026-12-01", 60.0)]
 
 
 def test_concurrent_runs_send_one_alert(clock: FixedClock) -> None:
