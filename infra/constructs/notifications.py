@@ -1,9 +1,10 @@
 """The stage's notifications topic and what reaches it: every alarm, and four events.
 
 ``ApprovalRequested``, ``BiasViolation``, ``AuditTamperDetected`` and
-``BudgetThresholdReached`` reach the topic through rules on the project bus; each rule's input transformer turns the event into
-a few lines of text (:data:`NOTICES`). :class:`AlarmNotifications` is an aspect that
-gives every CloudWatch alarm of the app the topic as alarm and OK action.
+``BudgetThresholdReached`` reach the topic through rules on the project bus; each rule's
+input transformer turns the event into a few lines of text (:data:`NOTICES`).
+:class:`AlarmNotifications` is an aspect that gives every CloudWatch alarm of the app the
+topic as alarm and OK action.
 """
 
 from __future__ import annotations

@@ -31,6 +31,7 @@ from flywheel.resources import LLM_USAGE_TABLE
 from tests.contract.conftest import boto3_session
 
 NOW = datetime(2026, 12, 7, 22, 0, tzinfo=UTC)
+TODAY = NOW.date()
 
 
 @dataclass
@@ -116,20 +117,20 @@ def test_a_call_costs_one_write_before_and_one_after(ledger: Ledger) -> None:
     assert _counts(ledger, Scope.PROMPT) == [
         ("summary", "DAY#2026-12-07#V3#canary", 1, 800, 120, actual)
     ]
-    assert _counts(ledger, Scope.TEAM) == [("support", "DAY#2026-12-07#summary", 1, 800, 120, actual)]
+    assert _counts(ledger, Scope.TEAM) == [
+        ("support", "DAY#2026-12-07#summary", 1, 800, 120, actual)
+    ]
 
 
 def _counts(
     ledger: Ledger,
     scope: Scope,
     name: str | None = None,
-    since: date = NOW.date(),
-    until: date = NOW.date(),
+    since: date = TODAY,
+    until: date = TODAY,
 ) -> list[tuple[str, str, int, int, int, Decimal]]:
     rows: list[UsageRow] = ledger.ledger.usage_rows(scope, name, since, until)
-    return [
-        (r.line.name, r.sk, r.calls, r.input_tokens, r.output_tokens, r.cost) for r in rows
-    ]
+    return [(r.line.name, r.sk, r.calls, r.input_tokens, r.output_tokens, r.cost) for r in rows]
 
 
 def test_a_call_without_a_budget_writes_its_usage_once_after(ledger: Ledger) -> None:

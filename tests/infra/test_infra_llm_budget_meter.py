@@ -101,9 +101,7 @@ def test_its_role_touches_only_budget_items_and_puts_only_llm_events(
     assert sorted(_actions(usage)) == ["dynamodb:DeleteItem", "dynamodb:GetItem",
                                        "dynamodb:UpdateItem"]  # fmt: skip
     assert flatten_reference(usage["Resource"]).endswith(":table/flywheel-dev-LlmUsageTable")
-    assert usage["Condition"] == {
-        "ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["BUDGET#*"]}
-    }
+    assert usage["Condition"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["BUDGET#*"]}}
     (puts,) = [s for s in statements if "events:PutEvents" in _actions(s)]
     assert puts["Condition"] == {"StringEquals": {"events:source": "flywheel.llm"}}
     assert flatten_reference(puts["Resource"]).endswith(":event-bus/flywheel-dev-bus")

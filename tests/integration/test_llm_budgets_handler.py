@@ -96,11 +96,16 @@ def test_each_run_reports_every_budget_and_alerts_once_per_period(
     # and the bus got one BudgetThresholdReached, from flywheel.llm
     (event,) = _received(queue)
     assert (event["source"], event["detail-type"]) == ("flywheel.llm", "BudgetThresholdReached")
-    assert {k: event["detail"][k] for k in ("budget", "period", "period_key", "spent", "limit",
-                                           "percent", "currency")} == {  # fmt: skip
-        "budget": "prompt:ticket-summary", "period": "day", "period_key": "2026-12-07",
-        "spent": "4.5", "limit": "5", "percent": 90.0, "currency": "USD",
-    }  # fmt: skip
+    keys = ("budget", "period", "period_key", "spent", "limit", "percent", "currency")
+    assert {k: event["detail"][k] for k in keys} == {
+        "budget": "prompt:ticket-summary",
+        "period": "day",
+        "period_key": "2026-12-07",
+        "spent": "4.5",
+        "limit": "5",
+        "percent": 90.0,
+        "currency": "USD",
+    }
     # and the period's alert is recorded next to its spend line
     item = boto3.client("dynamodb").get_item(
         TableName=local_names["FLYWHEEL_LLM_USAGE_TABLE"],

@@ -114,9 +114,7 @@ class CloudWatchServingUsage:
                 index = int(result["Id"][1:])
                 kind = 0 if result["Id"][0] == "i" else 1
                 total = sums.setdefault(versions[index], [Decimal(0), Decimal(0)])
-                total[kind] += sum(
-                    (Decimal(str(v)) for v in result.get("Values", [])), Decimal(0)
-                )
+                total[kind] += sum((Decimal(str(v)) for v in result.get("Values", [])), Decimal(0))
         return [
             LambdaVersionUsage(version=v, invocations=int(calls), duration_ms=duration)
             for v, (calls, duration) in sums.items()

@@ -209,8 +209,11 @@ class DynamoDbBudgetLedger:
                 ConditionExpression=(
                     "attribute_not_exists(#state) OR (#state = :pending AND #at < :stale)"
                 ),
-                ExpressionAttributeNames={"#state": "state", "#at": "claimed_at",
-                                          "#limit": "limit"},  # fmt: skip
+                ExpressionAttributeNames={
+                    "#state": "state",
+                    "#at": "claimed_at",
+                    "#limit": "limit",
+                },
                 ExpressionAttributeValues={
                     ":pending": {"S": "pending"},
                     ":now": {"S": isoformat(now)},
@@ -232,8 +235,11 @@ class DynamoDbBudgetLedger:
                 TableName=self.table,
                 Key=self._alert_key(line),
                 UpdateExpression="SET #state = :sent, #event = :event, #sent_at = :now",
-                ExpressionAttributeNames={"#state": "state", "#event": "event_id",
-                                          "#sent_at": "sent_at"},  # fmt: skip
+                ExpressionAttributeNames={
+                    "#state": "state",
+                    "#event": "event_id",
+                    "#sent_at": "sent_at",
+                },
                 ExpressionAttributeValues={
                     ":sent": {"S": "sent"},
                     ":event": {"S": event_id},
@@ -298,7 +304,7 @@ class DynamoDbBudgetLedger:
     def _update(self, update: UpdateTypeDef, verb: str) -> int | None:
         """One item's update as an ``UpdateItem`` (the client retries throttling)."""
         try:
-            self._client.update_item(**update)  # type: ignore[arg-type]
+            self._client.update_item(**update)
         except ClientError as err:
             if _error_code(err) == "ConditionalCheckFailedException":
                 return 0

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from datetime import timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
@@ -12,7 +11,7 @@ from flywheel.llm.budgets import UsageLine, UsageRow
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
-    from datetime import date, datetime
+    from datetime import date, datetime, timedelta
 
     from flywheel.llm.budgets import BudgetLine, Scope, UsageCount
 

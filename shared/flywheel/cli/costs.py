@@ -77,7 +77,10 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
 
     def line(cells: Sequence[str]) -> str:
-        out = [c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))]
+        out = [
+            c.ljust(w) if i < 2 else c.rjust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        ]
         return "  ".join(out).rstrip()
 
     return [line(header), *(line(r) for r in rows)]
@@ -117,9 +120,9 @@ def _llm_lines(llm: LlmCostReport, *, prompt: str | None, team: str | None) -> l
             lines.append("")
         if llm.teams:
             rows = []
-            for cost in llm.teams:
-                rows.append(_usage_cells(cost.team, "all", cost.total))
-                rows.extend(_usage_cells("", p.label, p) for p in cost.prompts)
+            for team_cost in llm.teams:
+                rows.append(_usage_cells(team_cost.team, "all", team_cost.total))
+                rows.extend(_usage_cells("", p.label, p) for p in team_cost.prompts)
             lines += [
                 f"LLM calls by team, {llm.since} to {llm.until}",
                 *_table(["team", "prompt", *header[2:]], rows),

@@ -6,8 +6,10 @@ the prompt's ``max_tokens`` as output) to every budget that applies, all or none
 conditional write; after the call, :meth:`Budgets.settle` replaces the reservation with
 the actual cost and counts the call (calls, input and output tokens, cost) in the usage
 counters, in one write. Amounts are exact ``Decimal`` in the price table's currency.
+The keys of the gateway's usage table are listed under Notes.
 
-Keys in the gateway's usage table (``pk`` / ``sk``):
+Notes
+-----
 
 ==============================  ==========================================  ==============
 ``pk``                          ``sk``                                      what

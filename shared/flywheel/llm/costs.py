@@ -267,7 +267,9 @@ def llm_cost_report(
         rows = reader.usage_rows(Scope.PROMPT, prompt, since, until)
         for name, (total, parts) in _group(rows, "variant").items():
             ordered = tuple(
-                v for k in sorted(parts, key=_variant_order) if isinstance(v := parts[k], VariantTotal)
+                v
+                for k in sorted(parts, key=_variant_order)
+                if isinstance(v := parts[k], VariantTotal)
             )
             prompts.append(PromptCost(prompt=name, total=total, variants=ordered))
     if Scope.TEAM in scopes:

@@ -8,6 +8,8 @@ used (``BudgetUsedPercent``, dimension ``Budget`` = ``<scope>:<name>:<period>``)
 when spend reaches ``alert_percent`` of the limit puts ``BudgetThresholdReached``
 (source ``flywheel.llm``) on the project bus.
 
+Notes
+-----
 Spend includes the reservations of calls in flight (their worst case until they settle),
 so a burst may alert a little early, never late.
 
@@ -187,7 +189,7 @@ class BudgetMeter:
             if percent >= self.policy.alert_percent:
                 try:
                     alerted = self._alert(line, spent, percent, now)
-                except Exception as err:  # noqa: BLE001 - the others still get their alert
+                except Exception as err:  # the others still get their alert
                     failed = failed or err
             readings.append(BudgetReading(line=line, spent=spent, percent=percent,
                                           alerted=alerted))  # fmt: skip
@@ -199,7 +201,9 @@ class BudgetMeter:
         if not self.alerts.claim_alert(line, now, ALERT_LEASE):
             return False
         try:
-            event_id = self.events.publish(THRESHOLD_REACHED, self.detail(line, spent, percent, now))
+            event_id = self.events.publish(
+                THRESHOLD_REACHED, self.detail(line, spent, percent, now)
+            )
         except Exception:
             self.alerts.release_alert(line, now)
             raise

@@ -196,8 +196,8 @@ class LambdaPriceTable(Frozen):
 @functools.cache
 def default_lambda_prices() -> LambdaPriceTable:
     """Lambda's prices shipped with Flywheel (``flywheel/llm/lambda_prices.json``)."""
-    text = resources.files("flywheel.llm").joinpath("lambda_prices.json").read_text(
-        encoding="utf-8"
+    text = (
+        resources.files("flywheel.llm").joinpath("lambda_prices.json").read_text(encoding="utf-8")
     )
     try:
         return LambdaPriceTable.model_validate(json.loads(text))

@@ -6,10 +6,12 @@ Each model's inference function is invoked through alias ``live``; Lambda report
 ``Invocations`` and ``Duration`` per alias and executed version (``AWS/Lambda``,
 dimensions ``FunctionName``, ``Resource`` = ``<function>:live``, ``ExecutedVersion``).
 Every published version pins its model version (``FLYWHEEL_MODEL_VERSION``) and has its
-own memory size, so GB-seconds = Σ Duration (s) × memory (GB) per Lambda version, added
+own memory size, so GB-seconds = the sum of Duration (s) times memory (GB) per Lambda version, added
 up per model version. Versions without a pin (the bootstrap version, which serves the
 champion of its start) are reported as such.
 
+Notes
+-----
 The estimate leaves out the free tier, SnapStart's cache and restore charges,
 provisioned concurrency, API Gateway, data transfer and the volume tiers; where no
 metric was reported for a model (the local runtime has none), the report says so and
@@ -175,8 +177,7 @@ def model_cost_report(
             parts = by_model[model_version]
             requests = sum(u.invocations for _, u in parts)
             seconds_by_part = [
-                (c, u.duration_ms / _MS_PER_S * Decimal(c.memory_mb) / _MB_PER_GB)
-                for c, u in parts
+                (c, u.duration_ms / _MS_PER_S * Decimal(c.memory_mb) / _MB_PER_GB) for c, u in parts
             ]
             gb_seconds = sum((s for _, s in seconds_by_part), Decimal(0))
             cost = sum(

@@ -125,9 +125,7 @@ def test_json_has_exact_amounts(platform: InMemoryPlatform) -> None:
     assert [v["model_version"] for v in churn["versions"]] == [3, 4]
     v4 = churn["versions"][1]
     assert (v4["requests"], v4["gb_seconds"]) == (507, "64")
-    assert Decimal(v4["cost"]) == Decimal(64) * Decimal("0.0000166667") + 507 * Decimal(
-        "0.0000002"
-    )
+    assert Decimal(v4["cost"]) == Decimal(64) * Decimal("0.0000166667") + 507 * Decimal("0.0000002")
     assert (iris["metrics"], iris["requests"], iris["cost"]) == (False, None, None)
     assert iris["note"] == "no serving metrics for iris in this period"
 

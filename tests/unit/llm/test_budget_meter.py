@@ -40,9 +40,7 @@ class Bus(InMemoryEventPublisher):
         return super().publish(detail_type, detail)
 
 
-def _meter(
-    ledger: InMemoryBudgetLedger, bus: Bus, clock: FixedClock, **policy: Any
-) -> BudgetMeter:
+def _meter(ledger: InMemoryBudgetLedger, bus: Bus, clock: FixedClock, **policy: Any) -> BudgetMeter:
     return BudgetMeter(
         LlmPolicy.model_validate({**POLICY, **policy}), ledger, ledger, bus, clock=clock
     )
