@@ -132,6 +132,17 @@ def _percent(spent: Decimal, limit: Decimal) -> float:
     return max(0.0, round(float(spent * 100 / limit), 2))
 
 
+def _plain(amount: Decimal) -> str:
+    """An amount as a decimal string without trailing zeros or exponent.
+
+    Examples
+    --------
+    >>> _plain(Decimal("0.0090")), _plain(Decimal("300"))
+    ('0.009', '300')
+    """
+    return format(amount.normalize(), "f")
+
+
 class BudgetMeter:
     """Read each budget's current spend, report it, alert once at ``alert_percent``."""
 
@@ -221,8 +232,8 @@ class BudgetMeter:
             "period": str(line.period),
             "period_key": line.period_key,
             "period_start": start,
-            "spent": format(spent, "f"),
-            "limit": format(line.limit, "f"),
+            "spent": _plain(spent),
+            "limit": _plain(line.limit),
             "percent": percent,
             "alert_percent": self.policy.alert_percent,
             "currency": self.policy.currency,

@@ -118,3 +118,35 @@ def test_llm_usage_and_model_serving_on_the_local_runtime(
     assert float(version["gb_seconds"]) == pytest.approx(90 * memory_gb)
     for other in models[1:]:
         assert served[other]["note"] == f"no serving metrics for {other} in this period"
+
+
+def test_a_budget_alert_reaches_people_once_on_the_local_runtime(runtime: LocalRuntime) -> None:
+    from flywheel.local.runtime import readable
+
+    settings = InProcessDriver(runtime).settings.model_copy(
+        update={"llm_policy": {"prompts": {PROMPT: {"budget": {"day": "0.01"}}}}}
+    )
+    platform = AwsPlatform(settings)
+    budgets, meter = platform.budgets(), platform.budget_meter()
+    # Given calls that spent 90 % of the prompt's day budget (0.0009 each, 10 of them)
+    for _ in range(10):
+        reserved = budgets.reserve(
+            BudgetCall(prompt=PROMPT, provider="local", model_id="local.stand-in",
+                       input_tokens=100, max_tokens=400)
+        )  # fmt: skip
+        budgets.settle(reserved, Usage(input_tokens=100, output_tokens=400), version=1,
+                       variant="champion")  # fmt: skip
+
+    # When the meter runs twice
+    first, second = meter.run(), meter.run()
+
+    # Then the bus's notification rule told people once, in words
+    assert [(r.budget, r.percent, r.alerted) for r in first] == [
+        (f"prompt:{PROMPT}:day", 90.0, True)
+    ]
+    assert [r.alerted for r in second] == [False]
+    told = [n for n in runtime.notifications() if n["detail_type"] == "BudgetThresholdReached"]
+    assert len(told) == 1
+    text = readable(told[0]["message"]).splitlines()
+    assert text[0].startswith(f"Flywheel: LLM budget prompt:{PROMPT} has spent 90.0% of its day")
+    assert text[1] == "Spent 0.009 of 0.01 USD; the alert is set at 80.0%."
