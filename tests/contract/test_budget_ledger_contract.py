@@ -155,11 +155,10 @@ def test_a_call_without_a_budget_writes_its_usage_once_after(ledger: Ledger) -> 
 
 
 def test_usage_is_read_by_name_and_by_day_in_the_period(ledger: Ledger) -> None:
-    clock = FixedClock(datetime(2026, 11, 30, 23, tzinfo=UTC))
-    budgets = Budgets(BudgetPolicy(), ledger.ledger, clock=clock)
+    # calls of summary on 30 November, 1 and 2 December; of triage on 30 November, 1 December
     for prompt, days in (("summary", 3), ("triage", 2)):
         clock = FixedClock(datetime(2026, 11, 30, 23, tzinfo=UTC))
-        budgets.clock = clock
+        budgets = Budgets(BudgetPolicy(), ledger.ledger, clock=clock)
         for _ in range(days):
             done = budgets.reserve(_call(prompt=prompt, teams=("support",)))
             budgets.settle(done, Usage(input_tokens=1000, output_tokens=0), version=1,
