@@ -204,6 +204,15 @@ def _functions() -> dict[str, FunctionSpec]:
             "Scheduled: verifies each audit chain and copies its signed head to the anchors bucket",
         ),
         FunctionSpec(
+            "llm-budgets",
+            "llm_budgets.handler.handler",
+            "zip",
+            CONTROL_LAYERS,
+            256,
+            60,
+            "Scheduled: LLM budgets' share spent; BudgetThresholdReached once per period",
+        ),
+        FunctionSpec(
             "feature-materializer",
             "feature_materializer.handler.handler",
             "image",  # reads the offline store's Parquet files: pyarrow, like training

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
 
+from flywheel.llm.meter import LLM_SOURCE
 from flywheel.workflows.approvals import ANNOUNCEMENT_SOURCE
 from flywheel.workflows.retrain import OPERATOR_SOURCE
 
@@ -20,6 +21,8 @@ SOURCE_AUDIT = "flywheel.audit"
 SOURCE_PREFIX = "flywheel."
 #: The training workflow's own announcements (``ApprovalRequested``).
 SOURCE_WORKFLOWS = ANNOUNCEMENT_SOURCE
+#: The LLM side: the budget meter's ``BudgetThresholdReached``.
+SOURCE_LLM = LLM_SOURCE
 
 
 def grant_put_events(grantee: iam.IGrantable, bus: events.IEventBus, source: str) -> iam.Grant:

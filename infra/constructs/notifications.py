@@ -1,9 +1,10 @@
-"""The stage's notifications topic and what reaches it: every alarm, and three events.
+"""The stage's notifications topic and what reaches it: every alarm, and four events.
 
-``ApprovalRequested``, ``BiasViolation`` and ``AuditTamperDetected`` reach the topic
-through rules on the project bus; each rule's input transformer turns the event into
-a few lines of text (:data:`NOTICES`). :class:`AlarmNotifications` is an aspect that
-gives every CloudWatch alarm of the app the topic as alarm and OK action.
+``ApprovalRequested``, ``BiasViolation``, ``AuditTamperDetected`` and
+``BudgetThresholdReached`` reach the topic through rules on the project bus; each rule's
+input transformer turns the event into a few lines of text (:data:`NOTICES`).
+:class:`AlarmNotifications` is an aspect that gives every CloudWatch alarm of the app the
+topic as alarm and OK action.
 """
 
 from __future__ import annotations
@@ -23,7 +24,12 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct, IConstruct
 
 from infra.constructs.event_routing import dead_letter_queue
-from infra.constructs.events_access import SOURCE_AUDIT, SOURCE_MONITORING, SOURCE_WORKFLOWS
+from infra.constructs.events_access import (
+    SOURCE_AUDIT,
+    SOURCE_LLM,
+    SOURCE_MONITORING,
+    SOURCE_WORKFLOWS,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -125,6 +131,28 @@ NOTICES: tuple[Notice, ...] = (
             '"It was not anchored; its last good anchor stays the reference. First problem:"',
             "<problem>",
             '"Check it with: flywheel audit verify <stream>"',
+        ),
+    ),
+    Notice(
+        "BudgetThresholdReached",
+        SOURCE_LLM,
+        {
+            "budget": "$.detail.budget",
+            "period": "$.detail.period",
+            "key": "$.detail.period_key",
+            "start": "$.detail.period_start",
+            "spent": "$.detail.spent",
+            "limit": "$.detail.limit",
+            "percent": "$.detail.percent",
+            "threshold": "$.detail.alert_percent",
+            "currency": "$.detail.currency",
+        },
+        (
+            '"Flywheel: LLM budget <budget> has spent <percent>% of its <period> limit (<key>)"',
+            '"Spent <spent> of <limit> <currency>; the alert is set at <threshold>%."',
+            '"Once the limit is reached, calls it covers are refused (HTTP 429) until the '
+            'period ends (UTC)."',
+            '"Where the money went: flywheel cost report --since <start>"',
         ),
     ),
 )

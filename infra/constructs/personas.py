@@ -61,6 +61,8 @@ class Personas(Construct):
     - data scientists and ML engineers start runs through ``POST /v1/models/*/retrain``,
       and change the registry only through their records-writer alias (``training``,
       ``operations``); only approvers reach ``POST /v1/approvals/*``;
+    - data scientists and ML engineers read what ``flywheel cost report`` needs: the LLM
+      usage table, the inference functions' versions and CloudWatch metrics;
     - nobody here may put events on the bus or touch a function, a table or a bucket
       directly; ML engineers deploy by assuming the CDK bootstrap roles.
     """
@@ -151,6 +153,8 @@ class Personas(Construct):
         )
 
         self._invoke(grantees[APPROVER], api, stage, "/v1/approvals/*")
+        for key in (DATA_SCIENTIST, ML_ENGINEER):
+            self._read_costs(grantees[key], ctx, data)
 
     @staticmethod
     def _invoke(grantee: iam.IGrantable, api: apigw.RestApi, stage: str, path: str) -> None:
@@ -159,6 +163,29 @@ class Personas(Construct):
             grantee=grantee,
             actions=["execute-api:Invoke"],
             resource_arns=[api.arn_for_execute_api("POST", path, stage)],
+        )
+
+    @staticmethod
+    def _read_costs(grantee: iam.IGrantable, ctx: StageContext, data: DataRefs) -> None:
+        """What ``flywheel cost report`` reads: the usage table (counters and spend), the
+        inference functions' versions (memory, pinned model version) and their metrics."""
+        iam.Grant.add_to_principal(
+            grantee=grantee,
+            actions=["dynamodb:Query", "dynamodb:Scan"],
+            resource_arns=[data.llm_usage.table_arn],
+        )
+        data.key.grant_decrypt(grantee)
+        functions = [
+            ctx.naming.function_arn(f"inference-{model.name}") for model in ctx.config.models
+        ]
+        if functions:
+            iam.Grant.add_to_principal(
+                grantee=grantee,
+                actions=["lambda:ListVersionsByFunction"],
+                resource_arns=functions,
+            )
+        iam.Grant.add_to_principal(
+            grantee=grantee, actions=["cloudwatch:GetMetricData"], resource_arns=["*"]
         )
 
     @staticmethod

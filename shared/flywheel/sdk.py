@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from flywheel.composition import Platform
     from flywheel.features.store import FeatureStore
     from flywheel.llm.catalog import PromptCatalog, PromptDiff, PromptVersion
+    from flywheel.llm.costs import LlmCostReport
     from flywheel.llm.prompts import PromptSpec
     from flywheel.project.loader import LoadedProject
     from flywheel.registry.ports import RegistryStorage
@@ -58,6 +59,7 @@ if TYPE_CHECKING:
     from flywheel.runs.models import Run, RunComparison
     from flywheel.serving.capture import CaptureSource
     from flywheel.serving.comparison import VariantComparison
+    from flywheel.serving.costs import ModelCostReport
     from flywheel.serving.experiments import Experiment
     from flywheel.training.config import TrainingConfig
     from flywheel.training.datasets import Dataset
@@ -136,6 +138,16 @@ class PromptRegistration:
     spec: PromptSpec
     created: bool
     approval_id: str | None
+
+
+@dataclass(frozen=True)
+class CostReport:
+    """What :meth:`Flywheel.cost_report` found: the LLM gateway's usage per prompt and
+    team, and the classic models' serving (``None`` when the report was narrowed to a
+    prompt or a team)."""
+
+    llm: LlmCostReport
+    models: ModelCostReport | None
 
 
 @dataclass(frozen=True)
@@ -873,6 +885,72 @@ class Flywheel:
             )
         steps = self.platform.promotion_steps()
         return steps.rollback_now(name, actor=self.actor, reason=reason).version
+
+    # -- costs -----------------------------------------------------------------------------------
+    def cost_report(
+        self,
+        *,
+        prompt: str | None = None,
+        team: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+    ) -> CostReport:
+        """What the period cost: LLM calls per prompt (by version and variant) and per
+        team, from the gateway's usage counters; the classic models' requests, Lambda
+        GB-seconds and estimated cost per model version, from the inference functions'
+        metrics. ``since`` / ``until``: UTC days ``YYYY-MM-DD``, both included (default:
+        this month so far). ``prompt`` or ``team`` narrows the report to it.
+
+        Raises
+        ------
+        InvalidInputError
+            A day is malformed, ``since`` is after ``until`` or in the future, or ``team``
+            is not a team tag.
+        ModelNotFoundError
+            No prompt is registered under ``prompt``.
+
+        Examples
+        --------
+        >>> fw = Flywheel.in_memory(actor="ana")
+        >>> report = fw.cost_report(since="2026-12-01", until="2026-12-07")
+        >>> report.llm.prompts, report.models.models
+        ((), ())
+        """
+        from flywheel.llm.budgets import Scope
+        from flywheel.llm.costs import ReportPeriod, llm_cost_report
+        from flywheel.llm.prices import default_prices
+        from flywheel.serving.costs import model_cost_report
+
+        today = self.platform.clock.now().astimezone(UTC).date()
+        period = ReportPeriod.of(since, until, today=today)
+        if prompt is not None:
+            self._expect_prompt(prompt)
+        everything = prompt is None and team is None
+        scopes = tuple(
+            scope
+            for scope, named in ((Scope.PROMPT, prompt), (Scope.TEAM, team))
+            if everything or named is not None
+        )
+        llm = llm_cost_report(
+            self.platform.usage_store,
+            since=period.since,
+            until=period.until,
+            currency=default_prices().currency,
+            prompt=prompt,
+            team=team,
+            scopes=scopes,
+        )
+        models = None
+        if everything:
+            settings = self.platform.settings
+            models = model_cost_report(
+                self.platform.serving_usage,
+                settings.inference_functions,
+                since=period.since,
+                until=period.until,
+                alias=settings.live_alias,
+            )
+        return CostReport(llm=llm, models=models)
 
     def _expect_prompt(self, name: str) -> None:
         from flywheel.errors import ModelNotFoundError, RegistryKindError

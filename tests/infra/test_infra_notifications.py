@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -85,8 +86,10 @@ def test_the_topic_is_tls_only_and_names_who_may_publish(synth: Synth) -> None:
     )
     assert named == sorted(
         f"{synth.prefix}-notify-on-{t}"
-        for t in ("ApprovalRequested", "AuditTamperDetected", "BiasViolation")
-    )
+        for t in (
+            "ApprovalRequested", "AuditTamperDetected", "BiasViolation", "BudgetThresholdReached",
+        )
+    )  # fmt: skip
     # CloudWatch: only alarms named after the stage, in this account
     cloudwatch = allows["cloudwatch.amazonaws.com"]["Condition"]
     assert flatten_reference(cloudwatch["ArnLike"]["aws:SourceArn"]).endswith(
@@ -125,6 +128,7 @@ def test_notification_rules_listen_to_their_producers_only(synth: Synth) -> None
         ("ApprovalRequested", "flywheel.workflows"),
         ("BiasViolation", "flywheel.monitoring"),
         ("AuditTamperDetected", "flywheel.audit"),
+        ("BudgetThresholdReached", "flywheel.llm"),
     ):
         rule = found[f"{synth.prefix}-notify-on-{detail_type}"]
         assert rule["EventBusName"] == f"{synth.prefix}-bus"
@@ -243,6 +247,38 @@ def test_a_tamper_message_names_the_chain_the_problem_and_the_check(synth: Synth
     )
     assert 'entry 3: edited ("actor")' in text
     assert "flywheel audit verify breast-cancer" in text
+
+
+@pytest.mark.parametrize(
+    ("period", "spent", "first", "since"),
+    [
+        ("day", "4.5", "has spent 90.0% of its day limit (2026-12-07)", "2026-12-07"),
+        ("month", "50", "has spent 100.0% of its month limit (2026-12)", "2026-12-01"),
+    ],
+)
+def test_a_budget_message_names_the_budget_its_spend_and_where_to_look(
+    synth: Synth, period: str, spent: str, first: str, since: str
+) -> None:
+    # The detail exactly as the budget meter puts it
+    from flywheel.llm.budgets import BudgetLine
+    from flywheel.llm.meter import THRESHOLD_REACHED, BudgetMeter
+    from flywheel.llm.policy import LlmPolicy
+
+    line = BudgetLine(scope="prompt", name="ticket-summary", period=period,
+                      period_key="2026-12-07" if period == "day" else "2026-12",
+                      limit=Decimal(5 if period == "day" else 50))  # fmt: skip
+    meter = BudgetMeter(LlmPolicy(), None, None, None)  # type: ignore[arg-type]
+    percent = float(Decimal(spent) * 100 / line.limit)
+    detail = meter.detail(line, Decimal(spent), percent, datetime(2026, 12, 7, 18, tzinfo=UTC))
+    event = _event(THRESHOLD_REACHED, "flywheel.llm", detail)
+
+    _, text = _message(synth, THRESHOLD_REACHED, event)
+
+    lines = text.splitlines()
+    assert lines[0] == f"Flywheel: LLM budget prompt:ticket-summary {first}"
+    assert lines[1] == f"Spent {spent} of {line.limit} USD; the alert is set at 80.0%."
+    assert "refused (HTTP 429) until the period ends" in text
+    assert lines[-1] == f"Where the money went: flywheel cost report --since {since}"
 
 
 def _metric_source(synth: Synth, function_name: str) -> dict[str, str]:

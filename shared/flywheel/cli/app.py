@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from flywheel.cli import features as features_cli
+from flywheel.cli.costs import cost_app
 from flywheel.cli.data import data_app
 from flywheel.cli.experiment import experiment_app
 from flywheel.cli.monitor import monitor_app
@@ -59,6 +60,7 @@ app.add_typer(experiment_app, name="experiment")
 app.add_typer(runs_app, name="runs")
 app.add_typer(stage_app, name="stage")
 app.add_typer(prompts_app, name="prompts")
+app.add_typer(cost_app, name="cost")
 
 console = Console()
 err_console = Console(stderr=True)

@@ -34,7 +34,10 @@ if TYPE_CHECKING:
     from flywheel.features.ports import BlobStore, OnlineStore
     from flywheel.features.store import FeatureStore
     from flywheel.features.transformations import TransformationRegistry
+    from flywheel.llm.budgets import Budgets
     from flywheel.llm.catalog import PromptCatalog
+    from flywheel.llm.meter import BudgetMeter, UsageStore
+    from flywheel.llm.policy import LlmPolicy
     from flywheel.llm.prices import PriceTable
     from flywheel.llm.prompts import Provider
     from flywheel.llm.providers import CompletionProvider
@@ -47,6 +50,7 @@ if TYPE_CHECKING:
     from flywheel.registry.service import RegistryService
     from flywheel.runs.log import RunLog
     from flywheel.serving.capture import CaptureStore
+    from flywheel.serving.costs import ServingUsage
     from flywheel.serving.metrics import ServingMetrics
     from flywheel.serving.service import FeatureLookup, InferenceService
     from flywheel.serving.settings import ServingSettings
@@ -171,6 +175,16 @@ class Platform(abc.ABC):
         """The offline feature store's objects (the features bucket)."""
         return self._make_blobs()
 
+    @cached_property
+    def usage_store(self) -> UsageStore:
+        """LLM budget spend, usage counters and budget alerts (the gateway's usage table)."""
+        return self._make_usage_store()
+
+    @cached_property
+    def serving_usage(self) -> ServingUsage:
+        """The inference functions' versions and Lambda metrics (what serving costs)."""
+        return self._make_serving_usage()
+
     def events(self, source: str | None = None) -> EventPublisher:
         """Publishes to the project bus with ``source`` (default: the settings')."""
         return self._make_events(source or self.settings.event_source)
@@ -223,6 +237,12 @@ class Platform(abc.ABC):
 
     @abc.abstractmethod
     def _make_llm_provider(self, provider: Provider) -> CompletionProvider: ...
+
+    @abc.abstractmethod
+    def _make_usage_store(self) -> UsageStore: ...
+
+    @abc.abstractmethod
+    def _make_serving_usage(self) -> ServingUsage: ...
 
     def api(self, actor: str) -> PlatformApi | None:  # noqa: ARG002
         """The platform's API as ``actor`` calls it (``None``: no API, in process only)."""
@@ -421,6 +441,45 @@ class Platform(abc.ABC):
             deadline_seconds=self.settings.llm_timeout_seconds,
         )
         return RetryingProvider(self._make_llm_provider(provider), policy)
+
+    def llm_policy(self) -> LlmPolicy:
+        """The stage's LLM policy (``FLYWHEEL_LLM_POLICY``; none set: no budgets).
+
+        Raises
+        ------
+        ConfigError
+            The policy is invalid, naming the first bad field.
+        """
+        from pydantic import ValidationError
+
+        from flywheel.llm.policy import LlmPolicy
+
+        try:
+            return LlmPolicy.model_validate(self.settings.llm_policy)
+        except ValidationError as err:
+            first = err.errors()[0]
+            where = ".".join(str(p) for p in first.get("loc", ())) or "policy"
+            raise ConfigError(
+                f"FLYWHEEL_LLM_POLICY: {where}: {first.get('msg', 'invalid value')}",
+                field="FLYWHEEL_LLM_POLICY",
+            ) from None
+
+    def budgets(self, policy: LlmPolicy | None = None) -> Budgets:
+        """Reserve and settle LLM calls against the policy's budgets (ADR 79), counting
+        their usage, on the usage table."""
+        from flywheel.llm.budgets import Budgets
+
+        chosen = policy or self.llm_policy()
+        return Budgets(chosen.budget_policy(), self.usage_store, clock=self.clock)
+
+    def budget_meter(self, policy: LlmPolicy | None = None) -> BudgetMeter:
+        """What ``llm_budgets.handler`` runs: ``BudgetThresholdReached`` as ``flywheel.llm``."""
+        from flywheel.llm.meter import LLM_SOURCE, BudgetMeter
+
+        store = self.usage_store
+        return BudgetMeter(
+            policy or self.llm_policy(), store, store, self.events(LLM_SOURCE), clock=self.clock
+        )
 
     # -- feature store -----------------------------------------------------------------------
     def feature_store(
@@ -703,6 +762,21 @@ class AwsPlatform(Platform):
             self.settings.resource("features_bucket"), client=self.clients.client("s3")
         )
 
+    def _make_usage_store(self) -> UsageStore:
+        from flywheel.adapters.dynamodb_budgets import DynamoDbBudgetLedger
+
+        return DynamoDbBudgetLedger(
+            self.settings.resource("llm_usage_table"), client=self.clients.client("dynamodb")
+        )
+
+    def _make_serving_usage(self) -> ServingUsage:
+        from flywheel.adapters.cloudwatch_serving_usage import CloudWatchServingUsage
+
+        return CloudWatchServingUsage(
+            cloudwatch=self.clients.client("cloudwatch"),
+            lambda_client=self.clients.client("lambda"),
+        )
+
     @cached_property
     def llm_stand_in(self) -> LocalConverse:
         """The local stand-in that answers ``provider: local`` prompts (not a model)."""
@@ -875,6 +949,16 @@ class InMemoryPlatform(Platform):
         from flywheel.adapters.memory_features import InMemoryBlobStore
 
         return InMemoryBlobStore()
+
+    def _make_usage_store(self) -> UsageStore:
+        from flywheel.adapters.memory_budgets import InMemoryBudgetLedger
+
+        return InMemoryBudgetLedger()
+
+    def _make_serving_usage(self) -> ServingUsage:
+        from flywheel.adapters.memory_serving_usage import InMemoryServingUsage
+
+        return InMemoryServingUsage()
 
     @cached_property
     def llm_stand_in(self) -> LocalConverse:

@@ -4,7 +4,31 @@
 Before a call, :meth:`Budgets.reserve` charges its worst case (estimated input tokens plus
 the prompt's ``max_tokens`` as output) to every budget that applies, all or none, in one
 conditional write; after the call, :meth:`Budgets.settle` replaces the reservation with
-the actual cost in one write. Amounts are exact ``Decimal`` in the price table's currency.
+the actual cost and counts the call (calls, input and output tokens, cost) in the usage
+counters, in one write. Amounts are exact ``Decimal`` in the price table's currency.
+The keys of the gateway's usage table are listed under Notes.
+
+Notes
+-----
+
+==============================  ==========================================  ==============
+``pk``                          ``sk``                                      what
+==============================  ==========================================  ==============
+``BUDGET#<scope>#<name>``       ``DAY#<yyyy-mm-dd>`` / ``MONTH#<yyyy-mm>``  ``spent``,
+                                                                            ``calls``,
+                                                                            ``limit``
+``BUDGET#<scope>#<name>``       ``ALERT#DAY#<yyyy-mm-dd>`` /                the period's
+                                ``ALERT#MONTH#<yyyy-mm>``                   budget alert
+``USAGE#prompt#<prompt>``       ``DAY#<yyyy-mm-dd>#V<version>#<variant>``   ``calls``,
+                                                                            ``input_tokens``,
+                                                                            ``output_tokens``,
+                                                                            ``cost``
+``USAGE#team#<tag>``            ``DAY#<yyyy-mm-dd>#<prompt>``               the same
+==============================  ==========================================  ==============
+
+``<scope>`` is ``prompt`` or ``team``; a version or variant the caller did not name is
+written ``-`` (``V-``). A call is counted in the UTC day it was reserved in, as it is
+charged.
 
 Examples
 --------
@@ -22,8 +46,12 @@ Decimal('0.003')
 Traceback (most recent call last):
 ...
 flywheel.errors.BudgetExceededError: budget prompt:greeting (day 2026-12-07, limit 0.005 USD) ...
->>> budgets.settle(first, Usage(input_tokens=900, output_tokens=100))
+>>> budgets.settle(first, Usage(input_tokens=900, output_tokens=100), version=1,
+...                variant="champion")
 Decimal('0.0011')
+>>> [(r.sk, r.calls, r.cost) for r in budgets.ledger.usage_rows(
+...     Scope.PROMPT, "greeting", date(2026, 12, 7), date(2026, 12, 7))]
+[('DAY#2026-12-07#V1#champion', 1, Decimal('0.0011'))]
 """
 
 from __future__ import annotations
@@ -31,7 +59,7 @@ from __future__ import annotations
 import math
 import re
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
@@ -61,6 +89,9 @@ __all__ = [
     "Period",
     "Reservation",
     "Scope",
+    "UsageCount",
+    "UsageLine",
+    "UsageRow",
     "estimate_input_tokens",
 ]
 
@@ -70,7 +101,11 @@ TEAM_TAG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 FRAMING_TOKENS = 16
 #: At most this many teams per call, so a call's lines fit one transaction (100 items).
 MAX_TEAMS = 8
+#: Routing variants as counted: ``champion``, ``canary``, ``shadow``, ``a``, ``b`` ...
+VARIANT = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
 _MAX_AMOUNT = Decimal("1e12")
+#: Written for a version or variant the caller did not name.
+_UNNAMED = "-"
 
 
 class Scope(StrEnum):
@@ -161,8 +196,117 @@ class BudgetLine(Frozen):
         return f"{self.scope}:{self.name}"
 
 
+class UsageLine(Frozen):
+    """One usage counter: a prompt's calls in a UTC day by version and variant, or a
+    team's calls in a UTC day by prompt.
+
+    Examples
+    --------
+    >>> day = date(2026, 12, 7)
+    >>> line = UsageLine.for_prompt("greeting", day, version=3, variant="canary")
+    >>> line.pk, line.sk
+    ('USAGE#prompt#greeting', 'DAY#2026-12-07#V3#canary')
+    >>> team = UsageLine.for_team("support", day, prompt="greeting")
+    >>> team.pk, team.sk
+    ('USAGE#team#support', 'DAY#2026-12-07#greeting')
+    >>> UsageLine.parse(line.pk, line.sk) == line, UsageLine.parse("BUDGET#x", "DAY#y")
+    (True, None)
+    """
+
+    scope: Scope
+    name: str
+    day: date
+    #: Prompt lines: the version and variant that answered (``None``: not named).
+    version: int | None = Field(default=None, ge=1)
+    variant: str | None = Field(default=None, pattern=VARIANT.pattern)
+    #: Team lines: the prompt called.
+    prompt: str | None = None
+
+    @model_validator(mode="after")
+    def _shape(self) -> UsageLine:
+        if self.scope is Scope.PROMPT:
+            validate_model_name(self.name)
+            if self.prompt is not None:
+                raise ValueError("a prompt's usage line names no other prompt")
+        else:
+            if not TEAM_TAG.fullmatch(self.name):
+                raise ValueError(f"team {self.name!r}: lowercase letters, digits, '-', '_'")
+            if self.prompt is None or self.version is not None or self.variant is not None:
+                raise ValueError("a team's usage line names the prompt, no version or variant")
+            validate_model_name(self.prompt)
+        return self
+
+    @classmethod
+    def for_prompt(
+        cls, name: str, day: date, *, version: int | None, variant: str | None
+    ) -> UsageLine:
+        return cls(scope=Scope.PROMPT, name=name, day=day, version=version, variant=variant)
+
+    @classmethod
+    def for_team(cls, tag: str, day: date, *, prompt: str) -> UsageLine:
+        return cls(scope=Scope.TEAM, name=tag, day=day, prompt=prompt)
+
+    @property
+    def pk(self) -> str:
+        return f"USAGE#{self.scope}#{self.name}"
+
+    @property
+    def sk(self) -> str:
+        day = f"DAY#{self.day.isoformat()}"
+        if self.scope is Scope.TEAM:
+            return f"{day}#{self.prompt}"
+        version = _UNNAMED if self.version is None else str(self.version)
+        return f"{day}#V{version}#{self.variant or _UNNAMED}"
+
+    @classmethod
+    def parse(cls, pk: str, sk: str) -> UsageLine | None:
+        """The line stored under ``pk``/``sk``; ``None`` for any other item."""
+        head, _, rest = pk.partition("#")
+        scope, _, name = rest.partition("#")
+        parts = sk.split("#")
+        if head != "USAGE" or scope not in {"prompt", "team"} or parts[0] != "DAY":
+            return None
+        try:
+            day = date.fromisoformat(parts[1])
+            if scope == Scope.TEAM and len(parts) == 3:
+                return cls.for_team(name, day, prompt=parts[2])
+            if scope == Scope.PROMPT and len(parts) == 4 and parts[2].startswith("V"):
+                number = parts[2][1:]
+                version = None if number == _UNNAMED else int(number)
+                variant = None if parts[3] == _UNNAMED else parts[3]
+                return cls.for_prompt(name, day, version=version, variant=variant)
+        except ValueError:
+            return None
+        return None
+
+
+class UsageCount(Frozen):
+    """What one settled call adds to each of its usage lines."""
+
+    lines: tuple[UsageLine, ...] = Field(max_length=1 + MAX_TEAMS)
+    calls: int = Field(default=1, ge=0)
+    input_tokens: int = Field(ge=0)
+    output_tokens: int = Field(ge=0)
+    cost: Decimal = Field(ge=0)
+
+
+class UsageRow(Frozen):
+    """A usage line's counters as stored (what ``flywheel cost report`` adds up)."""
+
+    line: UsageLine
+    calls: int
+    input_tokens: int
+    output_tokens: int
+    cost: Decimal
+
+    @property
+    def sk(self) -> str:
+        return self.line.sk
+
+
 class BudgetLedger(Protocol):
-    """Where spend is kept: each method is one atomic write over all its lines."""
+    """Where spend and usage are kept: each write method is one atomic write over all its
+    lines."""
 
     def reserve(self, lines: Sequence[BudgetLine], amount: Decimal) -> int | None:
         """Add ``amount`` to every line if each stays within its limit, else to none.
@@ -171,12 +315,22 @@ class BudgetLedger(Protocol):
         """
         ...
 
-    def adjust(self, lines: Sequence[BudgetLine], delta: Decimal) -> None:
-        """Add ``delta`` (negative: a refund) to every line, unconditionally."""
+    def adjust(
+        self, lines: Sequence[BudgetLine], delta: Decimal, usage: UsageCount | None = None
+    ) -> None:
+        """Add ``delta`` (negative: a refund) to every line that holds a reservation, and
+        ``usage``'s counts to each of its lines, in the same write."""
         ...
 
     def spent(self, line: BudgetLine) -> Decimal:
         """What ``line`` has spent so far (0 when never charged)."""
+        ...
+
+    def usage_rows(
+        self, scope: Scope, name: str | None, since: date, until: date
+    ) -> list[UsageRow]:
+        """The usage lines of ``scope`` (of ``name`` only, when given) counted in the UTC
+        days ``since`` to ``until``, both included."""
         ...
 
 
@@ -296,13 +450,24 @@ class Budgets:
         returns the actual cost. Charged to the periods of the reservation.
 
         ``version`` and ``variant`` name the prompt version and routing variant that
-        answered (the usage counters behind ``flywheel cost report``)."""
-        del version, variant  # counted once the usage counters exist
+        answered: the call is counted (calls, tokens, cost) for its prompt by version and
+        variant, and for each of its teams by prompt, in the UTC day it was reserved in,
+        in the same write as the budget adjustment (the usage counters behind
+        ``flywheel cost report``). That write happens whether a budget applies or not.
+        """
         call = reservation.call
         actual = self.prices.cost(usage, call.model_id, call.provider)
         delta = actual - reservation.amount
-        if reservation.lines:
-            self.ledger.adjust(reservation.lines, delta)
+        day = reservation.reserved_at.astimezone(UTC).date()
+        lines = [UsageLine.for_prompt(call.prompt, day, version=version, variant=variant)]
+        lines += [UsageLine.for_team(t, day, prompt=call.prompt) for t in dict.fromkeys(call.teams)]
+        counted = UsageCount(
+            lines=tuple(lines),
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cost=actual,
+        )
+        self.ledger.adjust(reservation.lines, delta, counted)
         return actual
 
     def _exceeded(self, line: BudgetLine, amount: Decimal, now: datetime) -> BudgetExceededError:

@@ -3,6 +3,8 @@ versioned data (``prices.json`` next to this module), and what a call costs.
 
 Every entry records the date and the page its prices were taken from; the table is
 data the team keeps current (a prompt whose model has no price cannot be registered).
+Lambda's prices per GB-second and per request (``lambda_prices.json``, the same way)
+turn the inference functions' metrics into a cost estimate (``flywheel cost report``).
 
 Examples
 --------
@@ -33,7 +35,15 @@ from flywheel.models import Frozen
 if TYPE_CHECKING:
     from flywheel.llm.providers import Usage
 
-__all__ = ["ModelPrice", "PriceTable", "default_prices", "load_prices"]
+__all__ = [
+    "LambdaPrice",
+    "LambdaPriceTable",
+    "ModelPrice",
+    "PriceTable",
+    "default_lambda_prices",
+    "default_prices",
+    "load_prices",
+]
 
 _THOUSAND = Decimal(1000)
 
@@ -139,3 +149,57 @@ def default_prices() -> PriceTable:
     """The price table shipped with Flywheel (``flywheel/llm/prices.json``), read once."""
     text = resources.files("flywheel.llm").joinpath("prices.json").read_text(encoding="utf-8")
     return parse_prices(json.loads(text))
+
+
+class LambdaPrice(Frozen):
+    """What Lambda charges per GB-second of duration and per request, on one architecture."""
+
+    architecture: str = Field(pattern=r"^(x86_64|arm64)$")
+    per_gb_second: Decimal = Field(ge=0, max_digits=18, decimal_places=14)
+    per_request: Decimal = Field(ge=0, max_digits=18, decimal_places=14)
+    as_of: date
+    source: str = Field(min_length=1, max_length=500)
+
+
+class LambdaPriceTable(Frozen):
+    """Lambda's on-demand prices by architecture, in one currency.
+
+    Examples
+    --------
+    >>> table = default_lambda_prices()
+    >>> table.price("x86_64").per_gb_second, table.currency
+    (Decimal('0.0000166667'), 'USD')
+    >>> table.cost(gb_seconds=Decimal(1000), requests=1_000_000)
+    Decimal('0.2166667000')
+    """
+
+    version: int = Field(ge=1)
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    prices: tuple[LambdaPrice, ...] = Field(min_length=1)
+
+    def price(self, architecture: str = "x86_64") -> LambdaPrice:
+        """The price on ``architecture``; a :class:`ConfigError` when there is none."""
+        for price in self.prices:
+            if price.architecture == architecture:
+                return price
+        raise ConfigError(
+            f"architecture: Lambda on {architecture!r} has no price (version {self.version})",
+            field="architecture",
+        )
+
+    def cost(self, *, gb_seconds: Decimal, requests: int, architecture: str = "x86_64") -> Decimal:
+        """Duration and requests at the on-demand price (exact, not rounded)."""
+        price = self.price(architecture)
+        return gb_seconds * price.per_gb_second + requests * price.per_request
+
+
+@functools.cache
+def default_lambda_prices() -> LambdaPriceTable:
+    """Lambda's prices shipped with Flywheel (``flywheel/llm/lambda_prices.json``)."""
+    text = (
+        resources.files("flywheel.llm").joinpath("lambda_prices.json").read_text(encoding="utf-8")
+    )
+    try:
+        return LambdaPriceTable.model_validate(json.loads(text))
+    except ValidationError as err:
+        raise spec_error(err) from None

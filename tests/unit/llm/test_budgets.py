@@ -18,6 +18,7 @@ from flywheel.llm.budgets import (
     BudgetLimits,
     BudgetPolicy,
     Budgets,
+    UsageLine,
     estimate_input_tokens,
 )
 from flywheel.llm.prices import default_prices
@@ -73,14 +74,62 @@ def test_a_call_is_charged_to_its_prompt_and_each_budgeted_team_once() -> None:
     ]
 
 
-def test_a_call_without_budgets_writes_nothing() -> None:
+def test_a_call_without_budgets_writes_only_its_usage_once_after() -> None:
     ledger = InMemoryBudgetLedger()
-    budgets = Budgets(BudgetPolicy(), ledger)
+    budgets = Budgets(BudgetPolicy(), ledger, clock=FixedClock(datetime(2026, 12, 7, tzinfo=UTC)))
 
     reservation = budgets.reserve(_call())
-    budgets.settle(reservation, Usage(input_tokens=10, output_tokens=10))
+    assert (reservation.lines, ledger.writes) == ((), 0)
+    budgets.settle(reservation, Usage(input_tokens=10, output_tokens=10), version=2,
+                   variant="canary")  # fmt: skip
 
-    assert reservation.lines == ()
+    assert ledger.writes == 1
+    assert ledger.amounts == {}
+    assert ledger.usage == {
+        ("USAGE#prompt#summary", "DAY#2026-12-07#V2#canary"): (1, 10, 10, Decimal("0.00003"))
+    }
+
+
+def test_usage_lines_name_the_prompt_version_variant_and_each_team_once() -> None:
+    ledger = InMemoryBudgetLedger()
+    budgets = Budgets(BudgetPolicy(), ledger, clock=FixedClock(datetime(2026, 12, 7, tzinfo=UTC)))
+
+    reservation = budgets.reserve(_call(teams=("support", "billing", "support")))
+    budgets.settle(reservation, Usage(input_tokens=0, output_tokens=0))
+
+    assert sorted(ledger.usage) == [
+        ("USAGE#prompt#summary", "DAY#2026-12-07#V-#-"),
+        ("USAGE#team#billing", "DAY#2026-12-07#summary"),
+        ("USAGE#team#support", "DAY#2026-12-07#summary"),
+    ]
+    assert set(ledger.usage.values()) == {(1, 0, 0, Decimal(0))}  # a failed call is a call
+
+
+@pytest.mark.parametrize(
+    ("pk", "sk"),
+    [
+        ("USAGE#prompt#summary", "DAY#2026-12-07#V3"),
+        ("USAGE#prompt#summary", "DAY#2026-13-07#V3#canary"),
+        ("USAGE#prompt#summary", "DAY#2026-12-07#Vx#canary"),
+        ("USAGE#team#support", "DAY#2026-12-07"),
+        ("USAGE#model#summary", "DAY#2026-12-07#V3#canary"),
+        ("BUDGET#prompt#summary", "DAY#2026-12-07"),
+        ("BUDGET#prompt#summary", "ALERT#DAY#2026-12-07"),
+    ],
+)
+def test_other_items_are_not_usage_lines(pk: str, sk: str) -> None:
+    assert UsageLine.parse(pk, sk) is None
+
+
+def test_a_bad_variant_or_version_is_refused_before_anything_is_written() -> None:
+    ledger = InMemoryBudgetLedger()
+    budgets = Budgets(BudgetPolicy(), ledger)
+    reservation = budgets.reserve(_call())
+
+    with pytest.raises(ValidationError, match="variant"):
+        budgets.settle(reservation, Usage(input_tokens=1, output_tokens=1), variant="A#B")
+    with pytest.raises(ValidationError, match="version"):
+        budgets.settle(reservation, Usage(input_tokens=1, output_tokens=1), version=0)
     assert ledger.writes == 0
 
 
