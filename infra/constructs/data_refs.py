@@ -24,6 +24,7 @@ from flywheel.resources import (
     AUDIT_TABLE,
     FEATURES_BUCKET,
     IDEMPOTENCY_TABLE,
+    LLM_USAGE_TABLE,
     ONLINE_FEATURES_TABLE,
     REGISTRY_TABLE,
     TABLES,
@@ -66,6 +67,8 @@ class DataRefs(Construct):
         self.audit = tables[AUDIT_TABLE.logical_id]
         self.online_features = tables[ONLINE_FEATURES_TABLE.logical_id]
         self.idempotency = tables[IDEMPOTENCY_TABLE.logical_id]
+        #: The LLM gateway's budget spend and usage counters (only the gateway writes it).
+        self.llm_usage = tables[LLM_USAGE_TABLE.logical_id]
         self.bus = events.EventBus.from_event_bus_name(self, "Bus", ctx.naming.event_bus)
         self.anchors = s3.Bucket.from_bucket_attributes(
             self,
