@@ -26,6 +26,7 @@ from pydantic import Field
 from flywheel.models import Frozen
 
 __all__ = [
+    "INVOKE_ROUTE",
     "MAX_ASSIGNMENT_KEY_LENGTH",
     "MAX_REQUEST_ID_LENGTH",
     "InvokeRequest",
@@ -33,6 +34,8 @@ __all__ = [
     "InvokeUsage",
 ]
 
+#: The route, in the Powertools resolvers' syntax.
+INVOKE_ROUTE = "/v1/prompts/<name>/invoke"
 #: A caller's A/B assignment key is an opaque string of at most this many characters.
 MAX_ASSIGNMENT_KEY_LENGTH = 256
 #: A caller's own request id (echoed in the answer and the captured row).
