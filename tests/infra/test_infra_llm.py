@@ -266,6 +266,17 @@ def test_an_application_may_call_prompts_and_nothing_else(synth: Synth) -> None:
         assert not can(statements, "execute-api:Invoke", route(synth, method, path)), path
 
 
+def test_the_application_role_may_put_no_flywheel_events_on_the_bus(synth: Synth) -> None:
+    # Its name carries the stage's prefix, like the functions' roles; the bus still refuses it.
+    from tests.infra.test_infra_access import bus_policy, denied_by
+
+    bus = arn("events", f"event-bus/{synth.prefix}-bus")
+    application = f"arn:<AWS::Partition>:iam::<AWS::AccountId>:role/{synth.prefix}-application"
+    for source in ("flywheel.approvals", "flywheel.llm", "flywheel.operator"):
+        context = {"aws:PrincipalArn": application, "events:source": [source]}
+        assert denied_by(bus_policy(synth), "events:PutEvents", bus, context), source
+
+
 def test_data_scientists_and_ml_engineers_may_call_prompts_approvers_may_not(
     synth: Synth,
 ) -> None:
