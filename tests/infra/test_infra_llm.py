@@ -361,6 +361,25 @@ def test_the_promotion_steps_get_the_prompts_alarms_and_canary_steps(synth: Synt
         assert can(check, "cloudwatch:DescribeAlarms", arn("cloudwatch", f"alarm:{name}")), name
 
 
+def test_a_prompt_without_a_cost_alarm_is_judged_on_errors_and_latency_only() -> None:
+    from infra.assets import Assets
+    from infra.constructs.canary_alarms import all_canary_alarm_names
+    from infra.context import StageContext
+    from infra.naming import Naming
+
+    data = load_stage_config("dev").model_dump()
+    data["llm"] = {"prompts": {"greet": {}, "sum-up": {"alarms": {"cost_per_call": "0.01"}}}}
+    config = StageConfig.model_validate(data)
+    ctx = StageContext(config=config, naming=Naming(config.prefix), assets=Assets("stub"))
+    listed = all_canary_alarm_names(ctx)
+    assert listed["greet"] == [
+        "flywheel-dev-greet-canary-errorrate",
+        "flywheel-dev-greet-canary-latencyp99",
+    ]
+    assert listed["sum-up"][-1] == "flywheel-dev-sum-up-canary-costpercall"
+    assert set(listed) == {"greet", "sum-up"} | {m.name for m in config.models}
+
+
 def test_a_stage_without_an_llm_section_has_the_gateway_but_no_prompt_alarms(bare: Synth) -> None:
     assert bare.error is None, bare.error
     variables = gateway(bare)["Environment"]["Variables"]
