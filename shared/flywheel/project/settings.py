@@ -80,7 +80,7 @@ class ModelSettings(Frozen):
 
 #: Most bytes the gateway's policy may take as JSON: it travels in the gateway function's
 #: environment (``FLYWHEEL_LLM_POLICY``), which Lambda caps at 4 KB with every other
-#: variable (the stage's resource names take about 1.2 KB).
+#: variable (the stage's resource names and the gateway's settings: about 0.8 KB).
 LLM_POLICY_MAX_BYTES = 2560
 
 

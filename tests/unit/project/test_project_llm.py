@@ -218,3 +218,16 @@ def test_an_override_that_only_grows_too_large_once_merged_is_refused(tmp_path: 
     with pytest.raises(ProjectError) as raised:
         load_project(path)
     assert ":62: llm.overrides.prod: the gateway's policy is " in str(raised.value)
+
+
+def test_project_check_names_the_bad_llm_field_in_one_line(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from flywheel.cli.app import app
+
+    path = _write(tmp_path, PROJECT.replace("mode: redact", "mode: mask"))
+    result = CliRunner().invoke(app, ["project", "check", str(path)])
+    assert result.exit_code == 1
+    assert "flywheel.yaml:17: llm.prompts.ticket-summary.capture.mode: Input should be" in (
+        result.output
+    )
