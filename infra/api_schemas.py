@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 from aws_cdk import aws_apigateway as apigw
 
+from flywheel.llm.invocation import InvokeRequest
 from flywheel.monitoring.feedback import FeedbackRequest
 from flywheel.serving.models import PredictRequest
 from flywheel.workflows.approvals import DecisionRequest
@@ -65,6 +66,7 @@ REQUEST_MODELS: dict[str, type[BaseModel]] = {
     "RetrainRequest": RetrainRequest,
     "PromotionRequest": PromotionRequest,
     "ConfigRequest": ConfigRequest,
+    "InvokePromptRequest": InvokeRequest,
 }
 
 #: The JSON types pydantic's lax mode turns into each scalar type.

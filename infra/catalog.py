@@ -168,6 +168,17 @@ def _functions() -> dict[str, FunctionSpec]:
             "POST /v1/feedback: delayed ground-truth labels",
         ),
         FunctionSpec(
+            "llm-gateway",
+            "llm_gateway.handler.handler",
+            "zip",
+            CONTROL_LAYERS,  # no model to score: the provider answers
+            512,
+            # API Gateway gives an integration 29 s; the gateway's provider calls end
+            # sooner (infra.constructs.llm_gateway) and it answers 504 itself.
+            29,
+            "POST /v1/prompts/{name}/invoke: a prompt's version answers through its provider",
+        ),
+        FunctionSpec(
             "drift-scorer",
             "drift_scorer.handler.handler",
             "zip",

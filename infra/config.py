@@ -28,6 +28,7 @@ from flywheel.project.settings import (
     CiConfig,
     EmailAddress,
     IamPrincipal,
+    LlmSettings,
     ModelName,
     ModelSettings,
     NotificationsConfig,
@@ -49,6 +50,7 @@ __all__ = [
     "CiConfig",
     "EmailAddress",
     "IamPrincipal",
+    "LlmSettings",
     "ModelConfig",
     "NotificationsConfig",
     "ScheduleExpression",
@@ -75,12 +77,17 @@ class StageConfig(StageSettings):
     stage: Annotated[str, Field(pattern=r"^[a-z][a-z0-9]{1,9}$")]
     project: Annotated[str, Field(pattern=r"^[a-z][a-z0-9]{1,11}$")] = "flywheel"
     models: tuple[ModelConfig, ...] = Field(min_length=1)
+    #: The LLM gateway's policy and the prompts' canaries (the project file's ``llm:``).
+    llm: LlmSettings = LlmSettings()
 
     @model_validator(mode="after")
     def _unique_models(self) -> StageConfig:
         names = [m.name for m in self.models]
         if len(set(names)) != len(names):
             raise ValueError("model names must be unique")
+        clashes = sorted(set(names) & set(self.llm.prompts))
+        if clashes:
+            raise ValueError(f"llm: prompts {clashes} have the names of models")
         return self
 
     @property
@@ -112,10 +119,16 @@ class StageConfig(StageSettings):
         return {m.name: self.canary_steps(m) for m in self.models}
 
     @property
+    def prompt_canary_plans(self) -> dict[str, tuple[CanaryStep, ...]]:
+        """Each prompt of ``llm.prompts``: its canary steps (its own, or the defaults')."""
+        return {name: self.canary_steps(p) for name, p in self.llm.prompts.items()}
+
+    @property
     def promotion_workflow_timeout_seconds(self) -> int:
-        """The longest canary's bakes plus an hour for its steps' tasks."""
-        bakes = [sum(s.bake_seconds for s in plan) for plan in self.canary_plans.values()]
-        return max(bakes) + 3600
+        """The longest canary's bakes (a model's or a prompt's) plus an hour for its
+        steps' tasks."""
+        plans = [*self.canary_plans.values(), *self.prompt_canary_plans.values()]
+        return max(sum(s.bake_seconds for s in plan) for plan in plans) + 3600
 
 
 def stage_configs(project: LoadedProject) -> dict[str, StageConfig]:

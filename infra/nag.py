@@ -306,6 +306,24 @@ def _promotion_roles_reason(_finding: str, _statement: dict[str, Any]) -> str:
     )
 
 
+_GUARDRAILS = re.compile(
+    rf"^Resource::arn:{_PARTITION}:bedrock:(<AWS::Region>|[a-z0-9-]+):"
+    r"(<AWS::AccountId>|\d{12}):guardrail/\*$"
+)
+
+
+def _guardrails(finding: str, statement: dict[str, Any]) -> bool:
+    return bool(_GUARDRAILS.match(finding)) and _actions(statement) == ["bedrock:ApplyGuardrail"]
+
+
+def _guardrails_reason(_finding: str, _statement: dict[str, Any]) -> str:
+    return (
+        "bedrock:ApplyGuardrail only, on the guardrails of this account and region: a "
+        "prompt version names its guardrail in its spec when it is registered, after "
+        "deployment, so the guardrail ids cannot be listed in advance."
+    )
+
+
 def _matching(pattern: re.Pattern[str]) -> Callable[[str, dict[str, Any]], bool]:
     def matches(finding: str, _statement: dict[str, Any]) -> bool:
         return bool(pattern.match(finding))
@@ -334,6 +352,7 @@ WILDCARD_JUSTIFICATIONS: tuple[WildcardJustification, ...] = (
     WildcardJustification(
         "bootstrap-roles-by-tag", _bootstrap_roles_by_tag, _bootstrap_roles_by_tag_reason
     ),
+    WildcardJustification("bedrock-guardrails", _guardrails, _guardrails_reason),
 )
 
 

@@ -7,7 +7,8 @@ parser), and the answer is serialized once by ``PredictResponse``.  The middlewa
 would do the same work through generic machinery for ≈ 100 µs a request, more than
 validating and scoring a row (``bench/serving.py``; ADR 0021).  The OpenAPI
 document is still generated from a Powertools resolver: :func:`openapi_app` declares
-the same route with its typed body and answer, and a test keeps the two in step.
+the same route with its typed body and answer, and a test keeps the two in step.  The
+document also describes the API's prompts route, which the LLM gateway serves.
 """
 
 from __future__ import annotations
@@ -111,10 +112,12 @@ if os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") == "snap-start":
 
 
 def openapi_app() -> APIGatewayRestResolver:
-    """The API as documentation: the same route, declared with its typed body and answer.
+    """The API as documentation: the same route, declared with its typed body and answer,
+    and the prompts route (``POST /v1/prompts/{name}/invoke``, the LLM gateway's).
 
     ``docs/openapi.json`` is ``openapi_app().get_openapi_json_schema(**http.OPENAPI_INFO)``.
     """
+    from flywheel.llm.invocation import INVOKE_ROUTE, InvokeRequest, InvokeResponse
     from flywheel.serving.models import PredictRequest, PredictResponse
 
     documented = APIGatewayRestResolver(enable_validation=True)
@@ -131,4 +134,19 @@ def openapi_app() -> APIGatewayRestResolver:
     predict_contract.__name__ = "predict"
     responses = cast("dict[int, OpenAPIResponse]", http.PREDICT_RESPONSES)
     documented.post(PREDICT_ROUTE, summary=PREDICT_SUMMARY, responses=responses)(predict_contract)
+
+    def invoke_contract(name: str, body: InvokeRequest) -> InvokeResponse:  # pragma: no cover
+        raise NotImplementedError  # documentation only: the LLM gateway answers the route
+
+    invoke_contract.__annotations__ = {
+        "name": str,
+        "body": InvokeRequest,
+        "return": InvokeResponse,
+    }
+    invoke_contract.__name__ = "invoke_prompt"
+    documented.post(
+        INVOKE_ROUTE,
+        summary="Call a prompt",
+        responses=cast("dict[int, OpenAPIResponse]", http.INVOKE_RESPONSES),
+    )(invoke_contract)
     return documented

@@ -1,4 +1,5 @@
-"""The alarms ``check_canary`` reads during the bake (one set per model), plus capture health."""
+"""The alarms ``check_canary`` reads during the bake (one set per model and per prompt of
+the project file's ``llm.prompts``), plus capture health."""
 
 from __future__ import annotations
 
@@ -16,11 +17,32 @@ if TYPE_CHECKING:
 VARIANT_CANARY = "canary"
 #: The canary alarms, in the order ``FLYWHEEL_CANARY_ALARMS`` lists them.
 ALARM_KEYS = ("ErrorRate", "LatencyP99", "ValidationFailureRate", "PredictionDrift", "Crashes")
+#: A prompt's canary alarms, in the same order (``CostPerCall`` when the prompt sets
+#: ``alarms.cost_per_call``).
+PROMPT_ALARM_KEYS = ("ErrorRate", "LatencyP99", "CostPerCall")
 
 
 def canary_alarm_names(ctx: StageContext, model_name: str) -> list[str]:
     """Deterministic alarm names (what ``check_canary`` gets, from any stack)."""
     return [ctx.naming.alarm(model_name, key.lower()) for key in ALARM_KEYS]
+
+
+def prompt_alarm_keys(ctx: StageContext, prompt: str) -> list[str]:
+    """The canary alarms of a prompt declared in ``llm.prompts``."""
+    with_cost = ctx.config.llm.prompts[prompt].alarms.cost_per_call is not None
+    return [k for k in PROMPT_ALARM_KEYS if with_cost or k != "CostPerCall"]
+
+
+def prompt_alarm_names(ctx: StageContext, prompt: str) -> list[str]:
+    """Deterministic alarm names of a prompt's canary (what ``check_canary`` gets)."""
+    return [ctx.naming.alarm(prompt, key.lower()) for key in prompt_alarm_keys(ctx, prompt)]
+
+
+def all_canary_alarm_names(ctx: StageContext) -> dict[str, list[str]]:
+    """``FLYWHEEL_CANARY_ALARMS``: every model's and every declared prompt's alarm names."""
+    alarms = {m.name: canary_alarm_names(ctx, m.name) for m in ctx.config.models}
+    alarms.update({p: prompt_alarm_names(ctx, p) for p in ctx.config.llm.prompts})
+    return alarms
 
 
 class CanaryAlarms(Construct):
@@ -144,3 +166,85 @@ class CanaryAlarms(Construct):
             evaluation_periods=1,
             treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
         )
+
+
+class PromptCanaryAlarms(Construct):
+    """The canary of a prompt's new version, judged on the calls it answered.
+
+    The LLM gateway emits EMF metrics in namespace ``Flywheel/<stage>`` with the
+    dimension set ``[Prompt, Variant]``; these alarms watch ``Variant=canary`` only, with
+    the prompt's thresholds (``llm.prompts.<name>.alarms``) and the stage's periods
+    (``alarms.period_seconds``, ``evaluation_periods``, ``datapoints_to_alarm``):
+
+    - ``ErrorRate``: ``100 * Errors / Calls`` (5xx answers: provider errors and
+      timeouts, output-schema failures) above ``error_rate_percent``;
+    - ``LatencyP99``: p99 of ``Latency`` (the whole call) above ``latency_p99_ms``;
+    - ``CostPerCall``: ``Cost / Calls`` (the price table's currency) above
+      ``cost_per_call``, when the prompt sets one.
+
+    Missing data is "not breaching": a canary no call has reached yet is not a failure.
+    """
+
+    def __init__(
+        self, scope: Construct, construct_id: str, *, ctx: StageContext, prompt: str
+    ) -> None:
+        super().__init__(scope, construct_id)
+        stage_alarms = ctx.config.alarms
+        thresholds = ctx.config.llm.prompts[prompt].alarms
+        period = Duration.seconds(stage_alarms.period_seconds)
+
+        def canary(metric: str, statistic: str) -> cw.Metric:
+            return cw.Metric(
+                namespace=ctx.metrics_namespace,
+                metric_name=metric,
+                dimensions_map={"Prompt": prompt, "Variant": VARIANT_CANARY},
+                statistic=statistic,
+                period=period,
+            )
+
+        def alarm(key: str, metric: cw.IMetric, threshold: float, description: str) -> cw.Alarm:
+            return cw.Alarm(
+                self,
+                key,
+                alarm_name=ctx.naming.alarm(prompt, key.lower()),
+                alarm_description=f"{prompt} canary: {description}",
+                metric=metric,
+                threshold=threshold,
+                comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                evaluation_periods=stage_alarms.evaluation_periods,
+                datapoints_to_alarm=stage_alarms.datapoints_to_alarm,
+                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+            )
+
+        per_call = {"calls": canary("Calls", "Sum")}
+        self.alarms: dict[str, cw.Alarm] = {
+            "ErrorRate": alarm(
+                "ErrorRate",
+                cw.MathExpression(
+                    expression="IF(calls > 0, 100 * FILL(errors, 0) / calls, 0)",
+                    using_metrics={**per_call, "errors": canary("Errors", "Sum")},
+                    period=period,
+                    label="canary 5xx rate (%)",
+                ),
+                thresholds.error_rate_percent,
+                f"5xx rate above {thresholds.error_rate_percent}%",
+            ),
+            "LatencyP99": alarm(
+                "LatencyP99",
+                canary("Latency", "p99"),
+                thresholds.latency_p99_ms,
+                f"p99 latency above {thresholds.latency_p99_ms:g} ms",
+            ),
+        }
+        if thresholds.cost_per_call is not None:
+            self.alarms["CostPerCall"] = alarm(
+                "CostPerCall",
+                cw.MathExpression(
+                    expression="IF(calls > 0, FILL(cost, 0) / calls, 0)",
+                    using_metrics={**per_call, "cost": canary("Cost", "Sum")},
+                    period=period,
+                    label="canary cost per call",
+                ),
+                float(thresholds.cost_per_call),
+                f"cost per call above {thresholds.cost_per_call} {ctx.config.llm.currency}",
+            )

@@ -38,15 +38,15 @@ class DataKey(Construct):
                 conditions={"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}},
             )
         )
-        # The notifications topic is encrypted with this key: alarms (CloudWatch) and
-        # rules (EventBridge) of this account publish to it.
+        # The notifications topic is encrypted with this key: alarms (CloudWatch), rules
+        # (EventBridge) and the stage's budget (AWS Budgets) of this account publish to it.
+        publishers = ["cloudwatch.amazonaws.com", "events.amazonaws.com"]
+        if ctx.config.llm.monthly_budget is not None:
+            publishers.append("budgets.amazonaws.com")
         self.key.add_to_resource_policy(
             iam.PolicyStatement(
                 sid="NotificationsTopicPublishers",
-                principals=[
-                    iam.ServicePrincipal("cloudwatch.amazonaws.com"),
-                    iam.ServicePrincipal("events.amazonaws.com"),
-                ],
+                principals=[iam.ServicePrincipal(service) for service in publishers],
                 actions=["kms:Decrypt", "kms:GenerateDataKey*"],
                 resources=["*"],
                 conditions={"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}},

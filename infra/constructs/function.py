@@ -131,6 +131,8 @@ class FlywheelFunction(Construct):
             **ctx.resource_environment(),
             **(environment or {}),
         }
+        #: The variables the function is created with (later ``add_environment`` calls aside).
+        self.environment: dict[str, str] = env
         common: _CommonProps = {
             "function_name": self.function_name,
             "description": spec.description,

@@ -1,4 +1,5 @@
-"""The REST API: predictions on each model's alias ``live``, approvals, feedback."""
+"""The REST API: predictions on each model's alias ``live``, prompts through the LLM
+gateway, approvals, feedback."""
 
 from __future__ import annotations
 
@@ -117,6 +118,8 @@ class InferenceApi(Construct):
       404 for models without a workflow config);
     - ``POST /v1/models/{name}/promotions`` -> the same function (the operator's requests):
       the promotion workflow for an approved version;
+    - ``POST /v1/prompts/{name}/invoke`` -> the LLM gateway (one function for every
+      prompt: it answers 404 for names that are not prompts);
     - ``POST /v1/approvals/{id}`` -> the approval function; with IAM auth the API's
       resource policy denies it to every principal but the stage's approvers;
     - ``POST /v1/feedback`` -> the feedback function.
@@ -138,6 +141,7 @@ class InferenceApi(Construct):
         approvals: lambda_.IFunction,
         feedback: lambda_.IFunction,
         retrain: lambda_.IFunction,
+        gateway: lambda_.IFunction,
     ) -> None:
         super().__init__(scope, construct_id)
         cfg = ctx.config
@@ -164,7 +168,7 @@ class InferenceApi(Construct):
             self,
             "Api",
             rest_api_name=name,
-            description=f"{cfg.prefix}: predictions, approvals and feedback",
+            description=f"{cfg.prefix}: predictions, prompts, approvals and feedback",
             endpoint_configuration=apigw.EndpointConfiguration(types=[apigw.EndpointType.REGIONAL]),
             cloud_watch_role=api_cfg.manage_cloudwatch_role,
             deploy_options=apigw.StageOptions(
@@ -274,6 +278,17 @@ class InferenceApi(Construct):
                 request_validator=validator,
                 request_parameters={"method.request.path.id": True},
                 request_models=model("ApprovalDecision"),
+            )
+        )
+        self.methods.append(
+            v1.add_resource("prompts")
+            .add_resource("{name}")
+            .add_resource("invoke")
+            .add_method(
+                "POST",
+                apigw.LambdaIntegration(gateway),
+                request_validator=validator,
+                request_models=model("InvokePromptRequest"),
             )
         )
         self.methods.append(

@@ -1,4 +1,5 @@
-"""The people who use a stage: data scientist, ML engineer, approver (roles and policies)."""
+"""Who uses a stage: data scientist, ML engineer and approver (people), and the
+applications that call its prompts (roles and policies)."""
 
 from __future__ import annotations
 
@@ -18,12 +19,15 @@ if TYPE_CHECKING:
 DATA_SCIENTIST = "data-scientist"
 ML_ENGINEER = "ml-engineer"
 APPROVER = "approver"
+APPLICATION = "application"
 #: Persona key (role and policy name ``<prefix>-<key>``) -> what the persona does.
 PERSONAS: dict[str, str] = {
     DATA_SCIENTIST: "trains models and asks for their approval; reads runs, reports, registry",
     ML_ENGINEER: "runs the platform: configures, promotes, rolls back, deploys; reads runs",
     APPROVER: "decides approvals (POST /v1/approvals/{id}); reads registry, audit, reports",
 }
+#: ``POST`` on this path of the stage's API is the LLM gateway (any prompt name).
+PROMPTS_ROUTE = "/v1/prompts/*/invoke"
 #: Tags of the CDK bootstrap roles a deployment assumes (the bootstrap template sets them).
 CDK_BOOTSTRAP_ROLES = ("deploy", "lookup", "file-publishing", "image-publishing")
 
@@ -63,8 +67,14 @@ class Personas(Construct):
       ``operations``); only approvers reach ``POST /v1/approvals/*``;
     - data scientists and ML engineers read what ``flywheel cost report`` needs: the LLM
       usage table, the inference functions' versions and CloudWatch metrics;
+    - data scientists and ML engineers may call prompts (``POST /v1/prompts/*/invoke``);
     - nobody here may put events on the bus or touch a function, a table or a bucket
       directly; ML engineers deploy by assuming the CDK bootstrap roles.
+
+    Applications get a role and a policy of their own (``<prefix>-application``) that
+    allow one thing: calling prompts through the gateway. The role trusts this account's
+    principals (an application has no MFA); the policy can also be attached to an
+    application's own role.
     """
 
     def __init__(
@@ -120,6 +130,7 @@ class Personas(Construct):
             data.artifacts.grant_read(grantee, "training-sets/*")
             self._read_runs(grantee, ctx, "training", history=key == ML_ENGINEER)
             self._invoke(grantee, api, stage, "/v1/models/*/retrain")
+            self._invoke(grantee, api, stage, PROMPTS_ROUTE)
         data.grant_writer_capability(grantees[DATA_SCIENTIST], "training")
 
         engineer = grantees[ML_ENGINEER]
@@ -155,6 +166,29 @@ class Personas(Construct):
         self._invoke(grantees[APPROVER], api, stage, "/v1/approvals/*")
         for key in (DATA_SCIENTIST, ML_ENGINEER):
             self._read_costs(grantees[key], ctx, data)
+        self._application(ctx, api)
+
+    def _application(self, ctx: StageContext, api: apigw.RestApi) -> None:
+        """``<prefix>-application``: calls prompts, nothing else."""
+        name = ctx.naming.managed_policy(APPLICATION)
+        policy = iam.ManagedPolicy(
+            self,
+            "ApplicationPolicy",
+            managed_policy_name=name,
+            description=f"{ctx.config.prefix} {APPLICATION}: calls prompts "
+            "(POST /v1/prompts/{name}/invoke), nothing else",
+        )
+        self.policies[APPLICATION] = policy
+        self.roles[APPLICATION] = iam.Role(
+            self,
+            "ApplicationRole",
+            role_name=name,
+            description=f"{ctx.config.prefix} {APPLICATION} (services of this account)",
+            assumed_by=iam.AccountRootPrincipal(),
+            managed_policies=[policy],
+            max_session_duration=Duration.hours(1),
+        )
+        self._invoke(_PolicyGrantee(policy), api, ctx.config.stage, PROMPTS_ROUTE)
 
     @staticmethod
     def _invoke(grantee: iam.IGrantable, api: apigw.RestApi, stage: str, path: str) -> None:

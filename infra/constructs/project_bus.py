@@ -9,7 +9,7 @@ from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from infra.constructs.events_access import SOURCE_OPERATOR, SOURCE_PREFIX
-from infra.constructs.personas import PERSONAS
+from infra.constructs.personas import APPLICATION, PERSONAS
 from infra.constructs.retrain_requests import RETRAIN_API
 
 if TYPE_CHECKING:
@@ -24,8 +24,9 @@ class ProjectBus(Construct):
     - events with a ``flywheel.*`` source from any principal but the stage's own roles
       (``role/<prefix>-*``: fixed names, and the generated ones, which start with the
       stack name);
-    - such events from the people's persona roles, although their names match: people
-      ask for runs through ``POST /v1/models/{name}/retrain``;
+    - such events from the people's persona roles and the applications' role, although
+      their names match: people ask for runs through ``POST /v1/models/{name}/retrain``,
+      applications only call prompts;
     - ``flywheel.operator`` events (``RetrainRequested``) from anyone but the retrain API.
     """
 
@@ -46,7 +47,9 @@ class ProjectBus(Construct):
             },
             "NoFlywheelSourcesFromPeople": {
                 **flywheel_sources,
-                "ArnLike": {"aws:PrincipalArn": [naming.role_arn(p) for p in PERSONAS]},
+                "ArnLike": {
+                    "aws:PrincipalArn": [naming.role_arn(p) for p in (*PERSONAS, APPLICATION)]
+                },
             },
             "OperatorSourceFromRetrainApiOnly": {
                 "ForAnyValue:StringEquals": {"events:source": SOURCE_OPERATOR},

@@ -11,7 +11,7 @@ from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from infra.catalog import FUNCTIONS, PROMOTION_STEPS, promotion_function_key
-from infra.constructs.canary_alarms import canary_alarm_names
+from infra.constructs.canary_alarms import all_canary_alarm_names
 from infra.constructs.function import FlywheelFunction
 from infra.constructs.inference_service import LIVE_ALIAS
 from infra.constructs.state_machine import WorkflowStateMachine
@@ -47,8 +47,8 @@ def inference_functions(ctx: StageContext) -> dict[str, str]:
 
 def serving_control_environment(ctx: StageContext) -> dict[str, str]:
     """What moves alias ``live``: ``FLYWHEEL_INFERENCE_FUNCTIONS``, ``FLYWHEEL_LIVE_ALIAS``
-    and ``FLYWHEEL_CANARY_ALARMS`` (JSON by model)."""
-    alarms = {m.name: canary_alarm_names(ctx, m.name) for m in ctx.config.models}
+    and ``FLYWHEEL_CANARY_ALARMS`` (JSON by model, and by prompt of ``llm.prompts``)."""
+    alarms = all_canary_alarm_names(ctx)
     return {
         "FLYWHEEL_INFERENCE_FUNCTIONS": json.dumps(inference_functions(ctx), sort_keys=True),
         "FLYWHEEL_LIVE_ALIAS": LIVE_ALIAS,
@@ -57,13 +57,20 @@ def serving_control_environment(ctx: StageContext) -> dict[str, str]:
 
 
 def canary_steps_environment(ctx: StageContext) -> str:
-    """``FLYWHEEL_CANARY_STEPS``: the canary steps of models that set their own (JSON by
-    model name); the others take the stage's one step from the workflow's input."""
+    """``FLYWHEEL_CANARY_STEPS``: the canary steps of models and prompts that set their
+    own (JSON by name); the others take the stage's one step from the workflow's input."""
     plans = {
         m.name: [step.model_dump(mode="json") for step in m.canary.steps]
         for m in ctx.config.models
         if m.canary is not None
     }
+    plans.update(
+        {
+            name: [step.model_dump(mode="json") for step in prompt.canary.steps]
+            for name, prompt in ctx.config.llm.prompts.items()
+            if prompt.canary is not None
+        }
+    )
     return json.dumps(plans, sort_keys=True, separators=(",", ":"))
 
 
@@ -120,7 +127,8 @@ class PromotionWorkflow(Construct):
 
     The inference functions and canary alarms live in the serving stack; they are
     addressed by their deterministic names (``infra.naming``), listed to the steps in
-    ``FLYWHEEL_INFERENCE_FUNCTIONS`` and ``FLYWHEEL_CANARY_ALARMS`` (JSON, by model).
+    ``FLYWHEEL_INFERENCE_FUNCTIONS`` and ``FLYWHEEL_CANARY_ALARMS`` (JSON, by model and
+    by prompt of ``llm.prompts``; ``FLYWHEEL_CANARY_STEPS`` likewise).
     """
 
     def __init__(

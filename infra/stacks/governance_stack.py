@@ -1,5 +1,5 @@
 """Governance: the records writer (the only writer of registry and audit), the anchor job,
-and the notifications topic."""
+the notifications topic and the stage's cost budget."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from infra.constructs.audit_anchoring import AuditAnchoring
 from infra.constructs.data_refs import DataRefs
 from infra.constructs.event_routing import dead_letter_queue
 from infra.constructs.function import SharedLayers
+from infra.constructs.monthly_budget import MonthlyBudget
 from infra.constructs.notifications import Notifications
 from infra.constructs.records_writer import RecordsWriter
 from infra.constructs.stage_promotion import StagePromotionRole
@@ -41,6 +42,19 @@ class GovernanceStack(Stack):
             self, "AuditAnchoring", ctx=ctx, layers=layers, data=data, dead_letter_queue=anchor_dlq
         )
         self.notifications = Notifications(self, "Notifications", ctx=ctx, data=data)
+        # Costs: the stage's AWS budget (llm.monthly_budget) alerts the topic.
+        limit = ctx.config.llm.monthly_budget
+        self.budget = (
+            MonthlyBudget(
+                self, "MonthlyBudget", ctx=ctx, limit=limit, topic=self.notifications.topic
+            )
+            if limit is not None
+            else None
+        )
+        # The LLM budget meter (infra/constructs/llm_budget_meter.py) belongs here, next to
+        # the topic: it reads the gateway's usage table (data.llm_usage), publishes
+        # BudgetThresholdReached on the project bus (data.bus) and its alarms notify
+        # self.notifications.topic; the control layers above are the ones it needs.
         sources = ctx.config.promotion_sources
         if sources:
             self.promotion = StagePromotionRole(

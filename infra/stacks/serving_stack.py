@@ -1,5 +1,6 @@
-"""Serving: inference per model (alias live), canary alarms, approvals, feedback, retraining
-requests, the REST API, the people's roles and the stage's platform record."""
+"""Serving: inference per model (alias live), the LLM gateway, canary alarms (models and
+prompts), approvals, feedback, retraining requests, the REST API, the people's and
+applications' roles and the stage's platform record."""
 
 from __future__ import annotations
 
@@ -9,12 +10,13 @@ from aws_cdk import Stack
 
 from infra.catalog import RUNTIME_LAYERS
 from infra.constructs.approval_gate import ApprovalGate
-from infra.constructs.canary_alarms import CanaryAlarms
+from infra.constructs.canary_alarms import CanaryAlarms, PromptCanaryAlarms
 from infra.constructs.data_refs import DataRefs
 from infra.constructs.feedback_intake import FeedbackIntake
 from infra.constructs.function import SharedLayers
 from infra.constructs.inference_api import InferenceApi
 from infra.constructs.inference_service import InferenceService
+from infra.constructs.llm_gateway import LlmGateway
 from infra.constructs.personas import Personas
 from infra.constructs.platform_record import PlatformRecord
 from infra.constructs.promotion_workflow import PublishPolicy
@@ -56,6 +58,14 @@ class ServingStack(Stack):
             )
             for name, service in self.services.items()
         }
+        # One gateway for every prompt (the domain and base layers: no model to load).
+        self.llm = LlmGateway(self, "LlmGateway", ctx=ctx, layers=layers, data=data)
+        self.prompt_alarms = {
+            prompt: PromptCanaryAlarms(
+                self, f"PromptCanaryAlarms{pascal(prompt)}", ctx=ctx, prompt=prompt
+            )
+            for prompt in ctx.config.llm.prompts
+        }
         self.approvals = ApprovalGate(self, "Approvals", ctx=ctx, layers=layers, data=data)
         self.feedback = FeedbackIntake(self, "Feedback", ctx=ctx, layers=layers, data=data)
         self.retrain = RetrainRequests(self, "Retrain", ctx=ctx, layers=layers, data=data)
@@ -67,6 +77,7 @@ class ServingStack(Stack):
             approvals=self.approvals.handler.function,
             feedback=self.feedback.handler.function,
             retrain=self.retrain.handler.function,
+            gateway=self.llm.handler.function,
         )
         # What the promotion workflow's publish step may change on the inference functions.
         self.publish = PublishPolicy(self, "PublishPolicy", ctx=ctx, layers=list(layers.values()))

@@ -25,6 +25,7 @@ from jsonschema import Draft4Validator, exceptions, validators
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from flywheel.errors import FlywheelError
+from flywheel.llm.invocation import InvokeRequest
 from flywheel.monitoring.feedback import FeedbackRequest
 from flywheel.serving import http
 from flywheel.workflows.approvals import DecisionRequest
@@ -77,6 +78,7 @@ HANDLER_ACCEPTS: dict[str, Callable[[Any], bool]] = {
     "RetrainRequest": _model_accepts(RetrainRequest),
     "PromotionRequest": _model_accepts(PromotionRequest),
     "ConfigRequest": _model_accepts(ConfigRequest),
+    "InvokePromptRequest": _model_accepts(InvokeRequest),
 }
 ROUTE_MODELS = {
     "predict": "PredictRequest",
@@ -85,6 +87,7 @@ ROUTE_MODELS = {
     "retrain": "RetrainRequest",
     "promotions": "PromotionRequest",
     "config": "ConfigRequest",
+    "invoke": "InvokePromptRequest",
 }
 
 
@@ -185,6 +188,9 @@ HANDLER_ACCEPTS_THESE = [
     ("RetrainRequest", {"reason": "  " + "r" * 2000 + "\t"}),  # stripped before measuring
     ("PromotionRequest", {"version": "4", "reason": " won "}),
     ("PromotionRequest", {"version": 4.0, "reason": "r" * 2000}),
+    ("InvokePromptRequest", {"variables": {}}),  # a prompt whose variables all have defaults
+    ("InvokePromptRequest", {"variables": {"ticket": "t" * 9000}, "assignment_key": "😀" * 256}),
+    ("InvokePromptRequest", {"variables": {"n": [1]}, "assignment_key": None, "request_id": None}),
 ]
 #: Bodies both refuse: the gateway filter is not vacuous.
 BOTH_REFUSE = [
@@ -210,6 +216,11 @@ BOTH_REFUSE = [
     ("RetrainRequest", {"reason": "drift", "requested_by": "someone-else"}),
     ("PromotionRequest", {"version": 4}),
     ("PromotionRequest", {"version": 0, "reason": "won"}),
+    ("InvokePromptRequest", {}),
+    ("InvokePromptRequest", {"variables": ["ticket"]}),
+    ("InvokePromptRequest", {"variables": "ticket=x"}),
+    ("InvokePromptRequest", {"variables": {}, "version": 2}),
+    ("InvokePromptRequest", {"variables": {}, "assignment_key": 42}),
     ("PromotionRequest", {"reason": "won"}),
     ("PromotionRequest", {"version": 4, "reason": "won", "requested_by": "someone-else"}),
 ]

@@ -74,7 +74,12 @@ def test_the_topic_is_tls_only_and_names_who_may_publish(synth: Synth) -> None:
     denies = [s for s in statements if s["Effect"] == "Deny"]
     assert [d["Condition"] for d in denies] == [{"Bool": {"aws:SecureTransport": "false"}}]
     allows = {s["Principal"]["Service"]: s for s in statements if s["Effect"] == "Allow"}
-    assert set(allows) == {"events.amazonaws.com", "cloudwatch.amazonaws.com"}
+    # AWS Budgets too: the example project sets llm.monthly_budget (tests/infra/test_infra_llm.py)
+    assert set(allows) == {
+        "events.amazonaws.com",
+        "cloudwatch.amazonaws.com",
+        "budgets.amazonaws.com",
+    }
     # EventBridge: only the notification rules of this stage
     events_condition = allows["events.amazonaws.com"]["Condition"]
     logical_ids = {
@@ -94,6 +99,11 @@ def test_the_topic_is_tls_only_and_names_who_may_publish(synth: Synth) -> None:
     cloudwatch = allows["cloudwatch.amazonaws.com"]["Condition"]
     assert flatten_reference(cloudwatch["ArnLike"]["aws:SourceArn"]).endswith(
         f":alarm:{synth.prefix}-*"
+    )
+    # AWS Budgets: only this account's budgets
+    budgets = allows["budgets.amazonaws.com"]["Condition"]
+    assert flatten_reference(budgets["ArnLike"]["aws:SourceArn"]) == (
+        "arn:<AWS::Partition>:budgets::<AWS::AccountId>:*"
     )
     for statement in allows.values():
         assert actions_of(statement) == ["sns:Publish"]

@@ -7,7 +7,7 @@ Examples
 --------
 >>> from flywheel.project import Project
 >>> sorted(Project.model_fields)
-['ci', 'models', 'project', 'stages']
+['ci', 'llm', 'models', 'project', 'stages']
 """
 
 from flywheel.project.loader import LoadedProject, ProjectError, load_project
@@ -16,6 +16,7 @@ from flywheel.project.models import (
     GitHubActionsCi,
     ModelOverride,
     Project,
+    ProjectLlm,
     ProjectModel,
     Stage,
 )
@@ -27,6 +28,7 @@ __all__ = [
     "ModelOverride",
     "Project",
     "ProjectError",
+    "ProjectLlm",
     "ProjectModel",
     "Stage",
     "load_project",

@@ -97,6 +97,13 @@ def load_project(path: str | Path) -> LoadedProject:
                 first = err.errors()[0]
                 loc = ("models", index, "overrides", stage, *first["loc"])
                 raise _error(path, lines, loc, first["msg"]) from None
+    for stage in project.llm.overrides if project.llm is not None else ():
+        try:
+            project.llm_settings(stage)
+        except ValidationError as err:
+            first = err.errors()[0]
+            loc = ("llm", "overrides", stage, *first["loc"])
+            raise _error(path, lines, loc, _message(first)) from None
     configs = {
         model.name: _model_config(path, lines, project, index, model.name)
         for index, model in enumerate(project.models)

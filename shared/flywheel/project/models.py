@@ -9,6 +9,8 @@ Examples
 ... })
 >>> project.model_settings("churn", "dev").memory_mb, project.config_path("churn")
 (2048, 'models/churn/model.yaml')
+>>> project.llm_settings("dev").prompts
+{}
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from flywheel.project.settings import (
     CanarySettings,
     CiConfig,
     GitHubRepository,
+    LlmSettings,
     ModelName,
     ModelSettings,
     StageSettings,
@@ -127,6 +130,38 @@ class ProjectModel(ModelSettings):
     overrides: dict[StageName, ModelOverride] = Field(default_factory=dict)
 
 
+class ProjectLlm(LlmSettings):
+    """The project file's ``llm:`` section: every stage's LLM policy and prompt canaries,
+    and what differs in some stages (``overrides``).
+
+    An override names the fields it changes: ``teams`` and ``prompts`` are merged name by
+    name (a prompt's fields replace the base prompt's, each as a whole: ``capture``,
+    ``budget``, ``alarms``, ``canary``), any other field replaces the base's.
+
+    Examples
+    --------
+    >>> llm = ProjectLlm.model_validate({
+    ...     "prompts": {"greet": {"teams": ["web"], "budget": {"day": "1"}}},
+    ...     "overrides": {"prod": {"prompts": {"greet": {"budget": {"day": "10"}}}}},
+    ... })
+    >>> prod = llm.for_stage("prod").prompts["greet"]
+    >>> prod.teams, prod.budget.day
+    (('web',), Decimal('10'))
+    """
+
+    overrides: dict[StageName, LlmSettings] = Field(default_factory=dict)
+
+    def for_stage(self, stage: str) -> LlmSettings:
+        """The stage's settings: this section, then the stage's override.
+
+        Raises
+        ------
+        pydantic.ValidationError
+            The merged settings are invalid (the override's own fields are valid).
+        """
+        return LlmSettings.model_validate(_merged_llm(self, stage))
+
+
 class Project(Frozen):
     """The whole project file."""
 
@@ -135,6 +170,9 @@ class Project(Frozen):
     models: tuple[ProjectModel, ...] = Field(min_length=1)
     #: How the project's repository deploys it (``None``: by hand).
     ci: ProjectCi | None = None
+    #: Budgets, capture policies, canary alarms and canary steps of the LLM prompts the
+    #: stages' gateways answer (``None``: every prompt gets the defaults).
+    llm: ProjectLlm | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> Project:
@@ -154,7 +192,22 @@ class Project(Frozen):
                 raise ValueError(f"stages: {stage} serves no model")
         if self.ci is not None:
             self._check_ci()
+        if self.llm is not None:
+            self._check_llm(self.llm, set(stages), set(models))
         return self
+
+    @staticmethod
+    def _check_llm(llm: ProjectLlm, stages: set[str], models: set[str]) -> None:
+        unknown = sorted(set(llm.overrides) - stages)
+        if unknown:
+            raise ValueError(f"llm: overrides name unknown stage(s) {unknown}")
+        prompts = set(llm.prompts).union(*(o.prompts for o in llm.overrides.values()))
+        clashes = sorted(prompts & models)
+        if clashes:
+            raise ValueError(
+                f"llm: prompt(s) {clashes} have the name of a model of this project (a "
+                "registry name holds a model or a prompt, never both)"
+            )
 
     def _check_ci(self) -> None:
         for stage in self.stages:
@@ -229,6 +282,11 @@ class Project(Frozen):
         found = next(m for m in self.models if m.name == model)
         return ModelSettings.model_validate(_merged(found, stage))
 
+    def llm_settings(self, stage: str) -> LlmSettings:
+        """The stage's LLM settings: the ``llm:`` section with the stage's override
+        (the defaults when the file has none)."""
+        return self.llm.for_stage(stage) if self.llm is not None else LlmSettings()
+
     def stage_config_data(self, stage: str) -> dict[str, Any]:
         """What the CDK app's ``StageConfig`` is built from (a plain mapping)."""
         settings = self.stage(stage).model_dump(exclude={"name", "deployable"})
@@ -238,7 +296,26 @@ class Project(Frozen):
             {"name": m.name, **self.model_settings(m.name, stage).model_dump()}
             for m in self.models_in(stage)
         ]
-        return {**settings, "stage": stage, "project": self.project, "models": models}
+        return {
+            **settings,
+            "stage": stage,
+            "project": self.project,
+            "models": models,
+            "llm": self.llm_settings(stage).model_dump(),
+        }
+
+
+def _merged_llm(llm: ProjectLlm, stage: str) -> dict[str, Any]:
+    base = llm.model_dump(exclude={"overrides"})
+    override = llm.overrides.get(stage)
+    if override is None:
+        return base
+    changed = override.model_dump(exclude_unset=True)
+    teams = {**base["teams"], **changed.pop("teams", {})}
+    prompts = dict(base["prompts"])
+    for name, fields in changed.pop("prompts", {}).items():
+        prompts[name] = {**prompts.get(name, {}), **fields}
+    return {**base, **changed, "teams": teams, "prompts": prompts}
 
 
 def _merged(model: ProjectModel, stage: str) -> dict[str, Any]:

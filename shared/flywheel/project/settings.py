@@ -19,6 +19,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
+from flywheel.llm.policy import LlmPolicy, PromptPolicy
 from flywheel.models import Frozen
 from flywheel.settings import CanaryPlan, CanaryStep
 
@@ -75,6 +76,71 @@ class ModelSettings(Frozen):
     #: The model's canary steps; ``None``: one step of the stage's ``canary_weight`` for
     #: its ``bake_minutes``.
     canary: CanarySettings | None = None
+
+
+#: Most bytes the gateway's policy may take as JSON: it travels in the gateway function's
+#: environment (``FLYWHEEL_LLM_POLICY``), which Lambda caps at 4 KB with every other
+#: variable (the stage's resource names and the gateway's settings: about 0.8 KB).
+LLM_POLICY_MAX_BYTES = 2560
+
+
+class PromptSettings(PromptPolicy):
+    """One prompt in the project file's ``llm.prompts``: its policy, and its canary.
+
+    Examples
+    --------
+    >>> prompt = PromptSettings.model_validate(
+    ...     {"teams": ["support"], "canary": {"steps": [{"weight": 0.1, "bake_minutes": 5}]}}
+    ... )
+    >>> prompt.teams, [s.weight for s in prompt.canary.steps]
+    (('support',), [0.1])
+    """
+
+    #: How the promotion workflow rolls a new version of the prompt out (the same steps
+    #: as a model's); ``None``: one step of the stage's ``canary_weight`` and bake.
+    canary: CanarySettings | None = None
+
+
+class LlmSettings(LlmPolicy):
+    """A stage's ``llm:`` section: the gateway's :class:`~flywheel.llm.policy.LlmPolicy`,
+    and each prompt's canary steps (which the promotion workflow reads instead).
+
+    Examples
+    --------
+    >>> llm = LlmSettings.model_validate({
+    ...     "monthly_budget": "50",
+    ...     "prompts": {"ticket-summary": {"budget": {"day": "2"},
+    ...                 "canary": {"steps": [{"weight": 0.1, "bake_minutes": 5}]}}},
+    ... })
+    >>> llm.policy_json()
+    '{"prompts":{"ticket-summary":{"budget":{"day":"2"}}},"monthly_budget":"50"}'
+    """
+
+    prompts: dict[str, PromptSettings] = Field(  # type: ignore[assignment]
+        default_factory=dict, max_length=1000
+    )
+
+    @model_validator(mode="after")
+    def _fits_the_environment(self) -> LlmSettings:
+        size = len(self.policy_json().encode())
+        if size > LLM_POLICY_MAX_BYTES:
+            raise ValueError(
+                f"the gateway's policy is {size} bytes as JSON, at most {LLM_POLICY_MAX_BYTES}: "
+                "it travels in the gateway function's environment, which Lambda caps at 4 KB"
+            )
+        return self
+
+    def policy(self) -> LlmPolicy:
+        """The gateway's policy: everything but the prompts' canary steps."""
+        data = self.model_dump(include=set(LlmPolicy.model_fields))
+        for prompt in data["prompts"].values():
+            del prompt["canary"]
+        return LlmPolicy.model_validate(data)
+
+    def policy_json(self) -> str:
+        """:meth:`policy` as the gateway's ``FLYWHEEL_LLM_POLICY``: compact, defaults left
+        out (``LlmPolicy.model_validate`` puts them back)."""
+        return self.policy().model_dump_json(exclude_defaults=True)
 
 
 class CanaryAlarmConfig(Frozen):
@@ -260,8 +326,9 @@ class StageSettings(Frozen):
     #: GitHub Actions deploy access (``-c ci=true`` adds ``FlywheelCiAccess``); default off.
     ci: CiConfig | None = None
 
-    def canary_steps(self, model: ModelSettings) -> tuple[CanaryStep, ...]:
-        """``model``'s canary steps: its own, else one step of the stage's defaults.
+    def canary_steps(self, model: ModelSettings | PromptSettings) -> tuple[CanaryStep, ...]:
+        """A model's or a prompt's canary steps: its own, else one step of the stage's
+        defaults.
 
         Examples
         --------

@@ -32,6 +32,7 @@ from flywheel.errors import (
     PayloadTooLargeError,
     http_status_for,
 )
+from flywheel.llm.invocation import InvokeResponse
 from flywheel.serving.models import ErrorBody, PredictRequest, PredictResponse
 
 if TYPE_CHECKING:
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ERROR_RESPONSES",
     "INTERNAL_ERROR_CODE",
+    "INVOKE_RESPONSES",
     "MAX_BODY_BYTES",
     "OPENAPI_INFO",
     "PREDICT_RESPONSES",
@@ -60,9 +62,11 @@ OPENAPI_INFO: dict[str, str] = {
     "title": "Flywheel inference API",
     "version": "1.0.0",
     "description": (
-        "Predictions from registered ONNX models. Each model is served by a Lambda alias "
-        "whose versions are pinned to one model version; responses name the version and "
-        "the variant (champion, canary, A/B arm) that answered."
+        "Predictions from registered ONNX models, and answers from registered prompts. "
+        "Each model is served by a Lambda alias whose versions are pinned to one model "
+        "version; every prompt is answered by the LLM gateway, with the stage's budgets "
+        "and capture policies. Responses name the version and the variant (champion, "
+        "canary, A/B arm) that answered."
     ),
 }
 #: Documented error statuses of the predict route (the OpenAPI ``responses``).
@@ -88,6 +92,37 @@ PREDICT_RESPONSES: dict[int | str, Any] = {
     **{
         status: {"description": text, "content": {"application/json": {"model": ErrorBody}}}
         for status, text in ERROR_RESPONSES.items()
+    },
+}
+
+#: Documented error statuses of the prompts route (``POST /v1/prompts/{name}/invoke``).
+INVOKE_ERROR_RESPONSES: dict[int, str] = {
+    400: "Malformed JSON or a body that is not an InvokeRequest (every bad field listed)",
+    404: "No prompt of this name, or the prompt has no champion and no canary (no_champion)",
+    422: (
+        "Variables the answering version refuses (invalid_variables): missing, unknown, "
+        "mistyped, out of range or too long, each named variables.<name>"
+    ),
+    429: (
+        "A budget of the prompt or of one of its teams is spent for its day or month "
+        "(the body names it; nothing is charged; Retry-After says when the period ends)"
+    ),
+    500: "Internal error (no details)",
+    502: (
+        "The provider failed, or its answer failed the version's output schema after the "
+        "one repair retry (the validation error in the body)"
+    ),
+    504: "The provider did not answer in time (only the usage it reported is charged)",
+}
+#: OpenAPI ``responses`` of the prompts route: the answer and every documented error.
+INVOKE_RESPONSES: dict[int | str, Any] = {
+    200: {
+        "description": "The answer, the version and variant that gave it, and its cost",
+        "content": {"application/json": {"model": InvokeResponse}},
+    },
+    **{
+        status: {"description": text, "content": {"application/json": {"model": ErrorBody}}}
+        for status, text in INVOKE_ERROR_RESPONSES.items()
     },
 }
 
