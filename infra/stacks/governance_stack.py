@@ -12,6 +12,7 @@ from infra.constructs.audit_anchoring import AuditAnchoring
 from infra.constructs.data_refs import DataRefs
 from infra.constructs.event_routing import dead_letter_queue
 from infra.constructs.function import SharedLayers
+from infra.constructs.llm_budget_meter import LlmBudgetMeter
 from infra.constructs.monthly_budget import MonthlyBudget
 from infra.constructs.notifications import Notifications
 from infra.constructs.records_writer import RecordsWriter
@@ -51,10 +52,20 @@ class GovernanceStack(Stack):
             if limit is not None
             else None
         )
-        # The LLM budget meter (infra/constructs/llm_budget_meter.py) belongs here, next to
-        # the topic: it reads the gateway's usage table (data.llm_usage), publishes
-        # BudgetThresholdReached on the project bus (data.bus) and its alarms notify
-        # self.notifications.topic; the control layers above are the ones it needs.
+        # The LLM budget meter: every 5 minutes it reads the gateway's usage table and puts
+        # BudgetThresholdReached on the project bus, which the topic's rule delivers.
+        meter_dlq = dead_letter_queue(
+            self, "BudgetMeterDlq", ctx=ctx, key=data.key, name="llm-budgets-dlq"
+        )
+        self.budget_meter = LlmBudgetMeter(
+            self,
+            "LlmBudgetMeter",
+            ctx=ctx,
+            layers=layers,
+            data=data,
+            policy=ctx.config.llm.policy(),
+            dead_letter_queue=meter_dlq,
+        )
         sources = ctx.config.promotion_sources
         if sources:
             self.promotion = StagePromotionRole(
