@@ -217,11 +217,13 @@ class PromptGateway:
         sink: CaptureSink | None = None,
         clock: Clock | None = None,
         background: bool = True,
+        draw: Callable[[], float] = random.random,
     ) -> PromptGateway:
         """The gateway of a stage: its policy parsed, routing read from ``records``, specs
         from ``catalog`` (verified, cached per version), budgets on ``ledger``.
 
-        ``background=False``: capture is written only by :meth:`flush` (tests).
+        ``background=False``: capture is written only by :meth:`flush` (tests); ``draw``
+        is the canary split's uniform draw per call.
 
         Raises
         ------
@@ -272,6 +274,7 @@ class PromptGateway:
             shadow_workers=settings.shadow_workers,
             # Capture partitions follow the runtime's clock (simulated in the local runtime).
             clock=lambda: time_source.now().timestamp(),
+            draw=draw,
         )
 
     # -- the use case ------------------------------------------------------------------------
