@@ -60,7 +60,7 @@ def _gateway() -> PromptGateway:
 def invoke(name: str) -> Response[str]:
     request = parse_invoke_request(http.body_text(app.current_event))
     if request.request_id is not None:
-        app.append_context(request_id=request.request_id)
+        app.context["request_id"] = request.request_id
     answer = _gateway().invoke(name, request, request_id=_request_id())
     return Response(status_code=200, content_type="application/json", body=answer.to_json())
 
@@ -103,7 +103,7 @@ def _request_id() -> str:
     chosen = app.context.get("request_id")
     if chosen is None:
         chosen = app.current_event.request_context.request_id or str(uuid.uuid4())
-        app.append_context(request_id=chosen)
+        app.context["request_id"] = chosen
     return str(chosen)
 
 

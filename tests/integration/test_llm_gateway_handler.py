@@ -96,9 +96,7 @@ def _call(module: Any, event: dict[str, Any]) -> tuple[int, dict[str, Any], dict
 def _spend(names: dict[str, str]) -> dict[tuple[str, str], Decimal]:
     table = boto3.client("dynamodb")
     items = table.scan(TableName=names["FLYWHEEL_LLM_USAGE_TABLE"])["Items"]
-    return {
-        (i["pk"]["S"], i["sk"]["S"]): Decimal(i["spent"]["N"]) for i in items if "spent" in i
-    }
+    return {(i["pk"]["S"], i["sk"]["S"]): Decimal(i["spent"]["N"]) for i in items if "spent" in i}
 
 
 def _captured(names: dict[str, str]) -> list[tuple[str, dict[str, Any]]]:
@@ -120,7 +118,8 @@ def test_a_call_is_answered_charged_in_the_usage_table_and_captured(llm_handler,
     assert set(body["output"]) == {"summary", "urgency"}  # JSON of v2's schema, parsed
     assert body["output"]["urgency"] in {"low", "normal", "high"}
     assert body["request_id"] == event["requestContext"]["requestId"]
-    assert body["usage"]["input_tokens"] > 0 and body["usage"]["output_tokens"] > 0
+    assert body["usage"]["input_tokens"] > 0
+    assert body["usage"]["output_tokens"] > 0
     cost = Decimal(body["cost"])
     # every budget of the call (prompt day and month, team month) holds its actual cost
     assert _spend(local_names) == {
@@ -129,8 +128,13 @@ def test_a_call_is_answered_charged_in_the_usage_table_and_captured(llm_handler,
     llm_handler._gateway().flush()
     ((key, row),) = _captured(local_names)
     assert key.startswith(f"llm-capture/prompt={NAME}/version=2/dt=")
-    assert "/hour=" in key and key.endswith(".jsonl.gz")
-    assert (row["request_id"], row["status"], Decimal(row["cost"])) == (body["request_id"], 200, cost)
+    assert "/hour=" in key
+    assert key.endswith(".jsonl.gz")
+    assert (row["request_id"], row["status"], Decimal(row["cost"])) == (
+        body["request_id"],
+        200,
+        cost,
+    )
     assert row["variables"]["area"] == "login"
 
 
@@ -139,7 +143,9 @@ def _periods(names: dict[str, str], scope: str) -> list[str]:
 
 
 def test_the_callers_request_id_names_the_answer_and_the_capture(llm_handler, local_names):
-    status, body, _ = _call(llm_handler, _event({**json.loads(_event()["body"]), "request_id": "ticket-4711"}))
+    status, body, _ = _call(
+        llm_handler, _event({**json.loads(_event()["body"]), "request_id": "ticket-4711"})
+    )
 
     assert (status, body["request_id"]) == (200, "ticket-4711")
     llm_handler._gateway().flush()
@@ -210,10 +216,16 @@ def test_a_rollback_is_picked_up_by_the_refresh_and_the_metrics_name_the_version
     status, body, _ = _call(llm_handler, _event())
 
     assert (status, body["version"], body["variant"]) == (200, 1, "champion")
-    assert "text" in body and "output" not in body  # version 1 answers text
+    assert "text" in body  # version 1 answers text
+    assert "output" not in body
     emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
     (doc,) = [d for d in emf if "Calls" in d]
-    assert (doc["Prompt"], doc["Variant"], doc["Version"], doc["Calls"]) == (NAME, "champion", "1", 1)
+    assert (doc["Prompt"], doc["Variant"], doc["Version"], doc["Calls"]) == (
+        NAME,
+        "champion",
+        "1",
+        1,
+    )
     assert doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["Prompt", "Variant"]]
     assert {"ProviderLatency", "InputTokens", "OutputTokens", "Cost", "Errors"} <= set(doc)
 
@@ -226,7 +238,10 @@ def test_threads_through_the_gateway_never_overspend(deployed_sdk, local_names):
     promote(platform, add_prompt(platform))
     limit = Decimal("0.0015")  # room for about 25 of the 64 calls
     settings = GatewaySettings(
-        **{**platform.settings.model_dump(), "llm_policy": {"prompts": {NAME: {"budget": {"day": str(limit)}}}}}
+        **{
+            **platform.settings.model_dump(),
+            "llm_policy": {"prompts": {NAME: {"budget": {"day": str(limit)}}}},
+        }
     )
     gateway = platform.prompt_gateway(settings, metrics=InMemoryGatewayMetrics(), background=False)
     costs: list[Decimal] = []
@@ -255,7 +270,8 @@ def test_threads_through_the_gateway_never_overspend(deployed_sdk, local_names):
         thread.join()
 
     (spent,) = _spend(local_names).values()
-    assert refused and set(refused) == {f"prompt:{NAME}"}
+    assert refused
+    assert set(refused) == {f"prompt:{NAME}"}
     assert spent == sum(costs)
     assert spent <= limit + max(reserved)
     assert spent <= limit  # settled costs never exceed their reservations here

@@ -61,7 +61,9 @@ def answer(module: Any, body: str, **kw: Any) -> tuple[int, dict[str, Any]]:
     if status >= 400:
         error = payload["error"]
         assert set(error) <= {"code", "message", "request_id", "errors"}
-        assert error["code"] and error["message"] and error["request_id"]
+        assert error["code"]
+        assert error["message"]
+        assert error["request_id"]
         assert "Traceback" not in error["message"]
         for problem in error.get("errors") or []:
             assert problem["field"]
@@ -128,7 +130,7 @@ def test_any_variables_and_assignment_key_are_answered_or_refused(handler_module
 @PROFILE
 @given(st.text(max_size=80))
 def test_any_prompt_name_is_answered_or_a_404(handler_module, name):
-    status, payload = answer(handler_module, json.dumps({"variables": GOOD}), name=name)
+    status, _ = answer(handler_module, json.dumps({"variables": GOOD}), name=name)
     assert status in (200, 404)
 
 

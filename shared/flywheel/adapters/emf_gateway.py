@@ -106,7 +106,9 @@ class EmfGatewayMetrics:
     def shadow_skipped(self, prompt: str, version: int, reason: str) -> None:
         if self._disabled:
             return
-        self._emit(prompt, "shadow", {"ShadowSkipped": 1}, {"Version": str(version), "reason": reason})
+        self._emit(
+            prompt, "shadow", {"ShadowSkipped": 1}, {"Version": str(version), "reason": reason}
+        )
 
     def _emit(
         self, prompt: str, variant: str, values: dict[str, Any], properties: dict[str, Any]

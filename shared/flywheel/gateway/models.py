@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from pydantic import Field, JsonValue
 
-from flywheel.serving.http import parse_body
 from flywheel.models import Frozen
+from flywheel.serving.http import parse_body
 from flywheel.serving.models import Variant
 
 __all__ = ["InvokeRequest", "InvokeResponse", "TokenUsage", "parse_invoke_request"]

@@ -156,8 +156,8 @@ def read_routes(
     champion, challenger = model.champion, model.challenger
     canary = None
     if challenger is not None and challenger != champion:
-        if records.get_version(name, challenger).status is VersionStatus.CANARY:
-            canary = challenger
+        status = records.get_version(name, challenger).status
+        canary = challenger if status is VersionStatus.CANARY else None
     weight = default_canary_weight
     if canary is not None:
         step = read(records, model_key(name, CANARY), CanaryDoc)

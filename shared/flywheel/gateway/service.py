@@ -234,9 +234,7 @@ class PromptGateway:
 
         policy = parse_llm_policy(settings.llm_policy)
         time_source = clock or default_clock()
-        budgets = Budgets(
-            policy.budget_policy(), ledger, prices=catalog.prices, clock=time_source
-        )
+        budgets = Budgets(policy.budget_policy(), ledger, prices=catalog.prices, clock=time_source)
         specs: dict[tuple[str, int], PromptSpec] = {}
 
         def load(name: str, version: int) -> PromptSpec:
@@ -383,7 +381,8 @@ class PromptGateway:
                 completion = self._complete(call, provider, repair, _estimate(repair))
             except BudgetExceededError as refused:
                 call.output_valid = False
-                raise _invalid(problems, f"; its repair retry was refused: {refused.message}")
+                context = f"; its repair retry was refused: {refused.message}"
+                raise _invalid(problems, context) from refused
             call.text, call.stop_reason = completion.text, completion.stop_reason.value
             value, problems = read_output(completion.text, schema)
             if problems:
@@ -557,8 +556,7 @@ def _invalid(problems: list[tuple[str, str]], context: str) -> InvalidOutputErro
     field, reason = problems[0]
     more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
     return InvalidOutputError(
-        f"the answer does not match the prompt's output schema{context}: "
-        f"{field}: {reason}{more}",
+        f"the answer does not match the prompt's output schema{context}: {field}: {reason}{more}",
         field=field,
         details={"errors": [{"row": None, "field": f, "reason": r} for f, r in problems]},
     )
@@ -599,7 +597,9 @@ class _ShadowRunner:
             if self._threads:
                 return
             for i in range(self._workers):
-                thread = threading.Thread(target=self._run, name=f"flywheel-shadow-{i}", daemon=True)
+                thread = threading.Thread(
+                    target=self._run, name=f"flywheel-shadow-{i}", daemon=True
+                )
                 thread.start()
                 self._threads.append(thread)
 

@@ -73,7 +73,9 @@ def read_output(text: str, schema: Mapping[str, Any]) -> tuple[Any, list[tuple[s
     return value, check_output(value, schema)
 
 
-def check_output(value: Any, schema: Mapping[str, Any], where: str = "output") -> list[tuple[str, str]]:
+def check_output(
+    value: Any, schema: Mapping[str, Any], where: str = "output"
+) -> list[tuple[str, str]]:
     """Every problem of ``value`` against ``schema`` as ``(field, reason)``, at most
     :data:`MAX_PROBLEMS`.
 
@@ -188,13 +190,13 @@ def _object(
         if key not in value:
             problems.append((f"{where}.{key}", "is required"))
     extra = schema.get("additionalProperties")
-    for key in value:
+    for key, item in value.items():
         if key in properties:
             continue
         if extra is False:
             problems.append((f"{where}.{key}", "is not a property of the schema"))
         elif isinstance(extra, dict):
-            _check(value[key], extra, f"{where}.{key}", problems, depth + 1)
+            _check(item, extra, f"{where}.{key}", problems, depth + 1)
 
 
 def repair_message(problems: list[tuple[str, str]]) -> str:

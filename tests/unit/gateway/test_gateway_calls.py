@@ -51,7 +51,11 @@ PRICES = default_prices()
 
 
 def _cost(input_tokens: int, output_tokens: int) -> Decimal:
-    return PRICES.cost(Usage(input_tokens=input_tokens, output_tokens=output_tokens), "local.stand-in", Provider.LOCAL)
+    return PRICES.cost(
+        Usage(input_tokens=input_tokens, output_tokens=output_tokens),
+        "local.stand-in",
+        Provider.LOCAL,
+    )
 
 
 def _platform(budget: str | None = None, **policy: Any) -> InMemoryPlatform:
@@ -83,18 +87,29 @@ def test_the_champion_answers_and_the_call_is_settled_captured_and_measured() ->
 
     answer = _invoke(gw)
 
-    assert (answer.version, answer.variant, answer.text) == (1, "champion", "Export fails since Monday.")
+    assert (answer.version, answer.variant, answer.text) == (
+        1,
+        "champion",
+        "Export fails since Monday.",
+    )
     assert (answer.usage.input_tokens, answer.usage.output_tokens) == (40, 10)
     assert Decimal(answer.cost) == _cost(40, 10)
     assert (answer.currency, answer.attempts, answer.repaired) == ("USD", 1, False)
     assert "output" not in json.loads(answer.to_json())
     # the rendered prompt went to the provider
-    assert provider.requests[0].user == "Customer ACME Corp wrote:\n\nThe export fails since Monday."
+    assert (
+        provider.requests[0].user == "Customer ACME Corp wrote:\n\nThe export fails since Monday."
+    )
     # charged exactly the actual cost, in one write before and one after
     assert set(spent(platform).values()) == {_cost(40, 10)}
     assert platform.budget_ledger.writes == 2  # type: ignore[attr-defined]
     (row,) = captured(platform, gw)
-    assert (row["request_id"], row["version"], row["variant"], row["status"]) == ("req-1", 1, "champion", 200)
+    assert (row["request_id"], row["version"], row["variant"], row["status"]) == (
+        "req-1",
+        1,
+        "champion",
+        200,
+    )
     assert row["usage"] == {"input_tokens": 40, "output_tokens": 10}
     assert Decimal(row["cost"]) == _cost(40, 10)
     assert len(row["rendered_sha256"]) == 64
@@ -220,7 +235,9 @@ def test_a_repair_that_times_out_charges_only_the_first_answer() -> None:
 def test_a_provider_error_is_a_502_charged_what_the_provider_reported() -> None:
     platform = _platform(budget="1")
     _champion(platform)
-    error = ProviderError("the model failed", details={"usage": Usage(input_tokens=30, output_tokens=0)})
+    error = ProviderError(
+        "the model failed", details={"usage": Usage(input_tokens=30, output_tokens=0)}
+    )
     metrics = InMemoryGatewayMetrics()
     gw = gateway(platform, Scripted(error), metrics=metrics)
 
@@ -240,7 +257,9 @@ def test_a_ledger_that_cannot_settle_keeps_the_reservation_and_still_answers() -
     platform = _platform(budget="1")
     _champion(platform)
     metrics = InMemoryGatewayMetrics()
-    gw = gateway(platform, Scripted(completion("ok", input_tokens=10, output_tokens=2)), metrics=metrics)
+    gw = gateway(
+        platform, Scripted(completion("ok", input_tokens=10, output_tokens=2)), metrics=metrics
+    )
 
     def broken(*_args: Any) -> None:
         raise FlywheelError("the budget could not be settled; try again")
@@ -271,7 +290,9 @@ def test_a_bad_answer_gets_exactly_one_repair_retry_that_says_what_was_wrong() -
     platform = _platform(budget="1")
     _champion(platform, output_schema=SCHEMA)
     metrics = InMemoryGatewayMetrics()
-    bad = completion('{"summary": "Export fails", "urgency": "urgent"}', input_tokens=50, output_tokens=12)
+    bad = completion(
+        '{"summary": "Export fails", "urgency": "urgent"}', input_tokens=50, output_tokens=12
+    )
     good = completion(VALID, input_tokens=90, output_tokens=12)
     provider = Scripted(bad, good)
     gw = gateway(platform, provider, metrics=metrics)
@@ -283,7 +304,10 @@ def test_a_bad_answer_gets_exactly_one_repair_retry_that_says_what_was_wrong() -
     assert Decimal(answer.cost) == _cost(50, 12) + _cost(90, 12)
     assert (answer.usage.input_tokens, answer.usage.output_tokens) == (140, 24)
     first, repair = provider.requests
-    assert [(t.role, t.text) for t in repair.history] == [("user", first.user), ("assistant", bad.text)]
+    assert [(t.role, t.text) for t in repair.history] == [
+        ("user", first.user),
+        ("assistant", bad.text),
+    ]
     assert "output.urgency: must be one of" in repair.user
     assert repair.system == first.system  # the schema instruction is still there
     # each provider call had its own reservation and settlement
@@ -298,7 +322,9 @@ def test_a_second_bad_answer_is_a_502_listing_the_problems_and_is_captured() -> 
     platform = _platform(budget="1")
     _champion(platform, output_schema=SCHEMA)
     metrics = InMemoryGatewayMetrics()
-    provider = Scripted(completion("Sure! Here it is."), completion('{"summary": 3}'), completion(VALID))
+    provider = Scripted(
+        completion("Sure! Here it is."), completion('{"summary": 3}'), completion(VALID)
+    )
     gw = gateway(platform, provider, metrics=metrics)
 
     with pytest.raises(InvalidOutputError) as invalid:
@@ -413,7 +439,9 @@ SECRET = {"customer": "ana@example.com", "ticket": "Card 4111 1111 1111 1111 was
         ("none", None, None),
     ],
 )
-def test_each_capture_policy_stores_only_what_it_allows(mode: str, customer: str | None, answer: str | None) -> None:
+def test_each_capture_policy_stores_only_what_it_allows(
+    mode: str, customer: str | None, answer: str | None
+) -> None:
     platform = _platform(prompts={NAME: {"capture": {"mode": mode}}})
     _champion(platform)
     gw = gateway(platform)
@@ -427,7 +455,8 @@ def test_each_capture_policy_stores_only_what_it_allows(mode: str, customer: str
         assert (row["variables"], row["answer"]) == (None, None)
     elif mode == "hash":
         assert row["variables"]["customer"].startswith("sha256:")
-        assert row["answer"].startswith("sha256:") and "4111" not in json.dumps(row)
+        assert row["answer"].startswith("sha256:")
+        assert "4111" not in json.dumps(row)
     else:
         assert row["variables"]["customer"] == customer
         assert row["answer"] == answer
@@ -454,7 +483,11 @@ def test_every_call_writes_one_emf_document_with_the_contracts_metrics() -> None
     _champion(platform, output_schema=SCHEMA)
     out = io.StringIO()
     emf = EmfGatewayMetrics(Metrics(namespace="Flywheel/test"), write=out.write)
-    provider = Scripted(completion("nope"), completion(VALID, input_tokens=7, output_tokens=3), ProviderTimeoutError("slow"))
+    provider = Scripted(
+        completion("nope"),
+        completion(VALID, input_tokens=7, output_tokens=3),
+        ProviderTimeoutError("slow"),
+    )
     gw = gateway(platform, provider, metrics=emf)
 
     _invoke(gw)
@@ -468,9 +501,26 @@ def test_every_call_writes_one_emf_document_with_the_contracts_metrics() -> None
         directive = doc["_aws"]["CloudWatchMetrics"][0]
         assert directive["Namespace"] == "Flywheel/test"
         assert directive["Dimensions"] == [["Prompt", "Variant"]]
-        assert (doc["Prompt"], doc["Variant"], doc["Version"], doc["Calls"]) == (NAME, "champion", "1", 1)
-        assert {m["Name"] for m in directive["Metrics"]} >= {"Calls", "Errors", "Latency", "Cost", "BudgetRefusals", "RepairRetries"}
-    assert (ok["Errors"], ok["RepairRetries"], ok["InputTokens"], ok["OutputTokens"]) == (0, 1, 47, 13)
+        assert (doc["Prompt"], doc["Variant"], doc["Version"], doc["Calls"]) == (
+            NAME,
+            "champion",
+            "1",
+            1,
+        )
+        assert {m["Name"] for m in directive["Metrics"]} >= {
+            "Calls",
+            "Errors",
+            "Latency",
+            "Cost",
+            "BudgetRefusals",
+            "RepairRetries",
+        }
+    assert (ok["Errors"], ok["RepairRetries"], ok["InputTokens"], ok["OutputTokens"]) == (
+        0,
+        1,
+        47,
+        13,
+    )
     assert ok["Cost"] == pytest.approx(float(_cost(47, 13)))
     assert ok["ProviderLatency"] <= ok["Latency"]
     assert (timeout["Errors"], timeout["error_code"], timeout["Cost"]) == (1, "provider_timeout", 0)

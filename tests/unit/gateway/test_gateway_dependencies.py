@@ -26,9 +26,13 @@ from flywheel.llm.prompts import parse_prompt
 from functions.llm_gateway import handler
 
 platform = InMemoryPlatform(GatewaySettings(backend="local"))
-spec = parse_prompt({{"name": "ticket-summary", "description": "d", "owner": "o",
-    "provider": "local", "model_id": "local.stand-in", "template": "{{{{ customer }}}}: {{{{ ticket }}}} {{{{ area }}}}",
-    "variables": {{"customer": {{}}, "ticket": {{}}, "area": {{}}}}, "parameters": {{"max_tokens": 20}}}})
+spec = parse_prompt({{
+    "name": "ticket-summary", "description": "d", "owner": "o", "provider": "local",
+    "model_id": "local.stand-in",
+    "template": "{{{{ customer }}}}: {{{{ ticket }}}} {{{{ area }}}}",
+    "variables": {{"customer": {{}}, "ticket": {{}}, "area": {{}}}},
+    "parameters": {{"max_tokens": 20}},
+}})
 platform.prompt_catalog().register(spec, actor="ana", environment="0" * 64)
 platform.registry.request_approval("ticket-summary", 1, actor="ana")
 platform.registry.approve("ticket-summary", 1, actor="bo", reason="ok")

@@ -27,7 +27,8 @@ TICKET = {
     "text",
     [
         '{"summary": "Export fails", "urgency": "high", "tags": ["csv"]}',
-        ' \n```json\n{"summary": "abc", "urgency": "low", "tags": ["a", "b"], "score": null}\n```\n',
+        ' \n```json\n{"summary": "abc", "urgency": "low", "tags": ["a", "b"], "score": null}'
+        "\n```\n",
         '```\n{"summary": "abc", "urgency": "low", "tags": ["a"], "score": 0.5, "count": 2.0}\n```',
     ],
 )
