@@ -1,6 +1,13 @@
 """Which version of a prompt answers a call, read from the registry and kept fresh in the
 background.
 
+:class:`PromptRouter` reads a prompt's routing on its first call, then every
+``ttl_seconds`` in the background (:class:`~flywheel.serving.routing.RoleTracker`): after
+the first call, a call never waits for the registry.  The specs of the routed versions
+are loaded (SHA-256 verified) with the routing, once per version.
+
+Notes
+-----
 A prompt's routing is the registry's state, written by the promotion workflow and the
 experiments (never by the gateway):
 
@@ -16,11 +23,7 @@ experiments (never by the gateway):
   answers, in the background.
 
 No champion and no canary is a 404 (``no_champion``); a name that holds no prompt is a
-404 (``prompt_not_found``).  :class:`PromptRouter` reads a prompt's routing on its first
-call, then every ``ttl_seconds`` in the background
-(:class:`~flywheel.serving.routing.RoleTracker`): after the first call, a call never waits
-for the registry.  The specs of the routed versions are loaded (SHA-256 verified) with
-the routing, once per version.
+404 (``prompt_not_found``).
 
 Examples
 --------

@@ -1,8 +1,10 @@
 """The LLM gateway use case: one prompt call, routed, budgeted, checked, captured, measured.
 
 One :class:`PromptGateway` lives per execution environment (built once by the handler's
-cached composition root).  A call:
+cached composition root); what a call does is under Notes.
 
+Notes
+-----
 1. finds the prompt's routing (:class:`~flywheel.gateway.routing.PromptRouter`: read on
    a prompt's first call, then refreshed in the background) and picks the version and
    variant (canary by weight, A/B arm by ``assignment_key``);
