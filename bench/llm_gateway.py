@@ -14,7 +14,10 @@ p50 and p99 in ms of warm calls:
   16 concurrent callers (threads of one process: one GIL, so the 16-caller figure is
   contention, not parallelism; a Lambda environment serves one call at a time);
 - baselines, same run: ``render + request + cost`` (the prompt's own work without the
-  gateway, as ``bench/prompts.py``) and ``reserve + settle`` (the budgets alone, in memory);
+  gateway, as ``bench/prompts.py``), ``reserve + settle`` (the budgets alone, in memory),
+  and, right after each 1-caller call, a plain CPU loop of 0.1 ms (about the overhead's
+  p50): its p99 is the machine's own tail at that duration in the same seconds (other
+  processes preempting this one), not the gateway's;
 - ``moto``: the same calls on the DynamoDB ledger against moto in process, and the two
   ledger writes alone: moto's speed says nothing of DynamoDB's round trips, only that
   exactly these requests are made.
@@ -43,6 +46,8 @@ from _timing import p50_p99_ms, percentiles_ms  # noqa: E402
 TICKET = ("The export to CSV fails with a timeout for accounts over 10k rows. " * 4)[:200]
 VARIABLES = {"customer": "ACME Corp", "area": "performance", "ticket": TICKET}
 GOAL_P50_MS, GOAL_P99_MS = 0.5, 2.0
+#: The control loop's length: about the gateway overhead's p50 on the machine it was written on.
+CONTROL_MS = 0.1
 BIG = "1000000"
 
 
@@ -146,19 +151,27 @@ def _gateway(platform: Any, ledger: Any, provider: Timed, names: list[str]) -> A
 
 
 def _overheads(
-    gateway: Any, provider: Timed, ledger: Counted, name: str, callers: int, calls: int
-) -> tuple[list[float], list[float]]:
-    """Per call: the gateway's time without the stand-in's, and the ledger's share of it."""
+    gateway: Any,
+    provider: Timed,
+    ledger: Counted,
+    name: str,
+    callers: int,
+    calls: int,
+    control: Any = None,
+) -> tuple[list[float], list[float], list[float]]:
+    """Per call: the gateway's time without the stand-in's, the ledger's share of it, and
+    (one caller, with ``control``) the time of the control loop run right after it."""
     from flywheel.gateway.models import InvokeRequest
 
     request = InvokeRequest(variables=VARIABLES)
     overheads: list[float] = []
     ledger_times: list[float] = []
+    controls: list[float] = []
     lock = threading.Lock()
     start = threading.Barrier(callers)
 
     def caller() -> None:
-        mine, theirs = [], []
+        mine, theirs, loops = [], [], []
         for i in range(calls // 20 + 1):  # warm-up, not counted
             gateway.invoke(name, request, request_id=f"warm-{i}")
         provider.take()
@@ -170,16 +183,40 @@ def _overheads(
             total = time.perf_counter() - began
             mine.append(total - provider.take())
             theirs.append(ledger.take())
+            if control is not None:
+                loops.append(_once(control))
         with lock:
             overheads.extend(mine)
             ledger_times.extend(theirs)
+            controls.extend(loops)
 
     threads = [threading.Thread(target=caller) for _ in range(callers)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    return overheads, ledger_times
+    return overheads, ledger_times, controls
+
+
+def _spin(milliseconds: float) -> Any:
+    """A busy loop of about ``milliseconds`` (calibrated here): the control whose p99 is
+    the machine's own tail at that duration."""
+
+    def spin(n: int) -> None:
+        total = 0
+        for i in range(n):
+            total += i * i
+
+    n = 10_000
+    per_turn = percentiles_ms([_once(spin, n) for _ in range(50)])[0] / n
+    turns = max(1, round(milliseconds / per_turn))
+    return lambda: spin(turns)
+
+
+def _once(work: Any, *args: Any) -> float:
+    started = time.perf_counter()
+    work(*args)
+    return time.perf_counter() - started
 
 
 def _baselines(
@@ -221,42 +258,70 @@ def _baselines(
     return rows
 
 
-def _rows(calls: int) -> tuple[list[tuple[str, str, float, float, str]], list[str], list[str]]:
-    import boto3
-    from moto import mock_aws
+Row = tuple[str, str, float, float, str]
 
-    from flywheel.adapters.dynamodb_budgets import DynamoDbBudgetLedger
+
+def _in_memory(calls: int, problems: list[str], misses: list[str]) -> list[Row]:
     from flywheel.adapters.local_llm import LocalProvider
     from flywheel.adapters.memory_budgets import InMemoryBudgetLedger
-    from flywheel.local.provision import default_names, provision
-    from flywheel.resources import LLM_USAGE_TABLE
 
-    rows: list[tuple[str, str, float, float, str]] = []
-    problems: list[str] = []  # the bookkeeping's: a wrong write count fails the run
-    misses: list[str] = []  # the goal's: printed (timings depend on the machine's load)
+    rows: list[Row] = []
     platform, names = _prompts()
     provider = Timed(LocalProvider())
+    control = _spin(CONTROL_MS)
     for name, kind in zip(names, ("text (v1)", "json (v2)"), strict=True):
         for callers in (1, 16):
             ledger = Counted(InMemoryBudgetLedger())
             gateway = _gateway(platform, ledger, provider, names)
             per_caller = calls if callers == 1 else max(20, calls // callers)
-            overheads, _ = _overheads(gateway, provider, ledger, name, callers, per_caller)
-            made = callers * (per_caller + per_caller // 20 + 1)
-            writes = ledger.writes / made
-            p50, p99 = percentiles_ms(overheads)
-            rows.append(
-                (f"gateway overhead, {kind}, in memory", str(callers), p50, p99, f"{writes:.1f}")
+            measured = _overheads(
+                gateway,
+                provider,
+                ledger,
+                name,
+                callers,
+                per_caller,
+                control if callers == 1 else None,
             )
+            writes = ledger.writes / (callers * (per_caller + per_caller // 20 + 1))
+            p50, p99 = percentiles_ms(measured[0])
+            label = f"gateway overhead, {kind}, in memory"
+            rows.append((label, str(callers), p50, p99, f"{writes:.1f}"))
+            if measured[2]:
+                loop50, loop99 = percentiles_ms(measured[2])
+                rows.append(
+                    (
+                        f"  control: {CONTROL_MS} ms CPU loop after each call",
+                        "1",
+                        loop50,
+                        loop99,
+                        "",
+                    )
+                )
             if writes != 2:
                 problems.append(
                     f"{kind}, {callers} callers: {writes} ledger writes per call, not 2"
                 )
             if callers == 1 and (p50 > GOAL_P50_MS or p99 > GOAL_P99_MS):
-                misses.append(f"{kind}: p50 {p50:.3f} / p99 {p99:.3f} ms")
+                misses.append(
+                    f"{kind}: p50 {p50:.3f} / p99 {p99:.3f} ms (its control's p99: {loop99:.3f} ms)"
+                )
             gateway.close()
-    rows += _baselines(platform, names, calls)
+    return rows + _baselines(platform, names, calls)
 
+
+def _moto(calls: int, problems: list[str]) -> list[Row]:
+    import boto3
+    from moto import mock_aws
+
+    from flywheel.adapters.dynamodb_budgets import DynamoDbBudgetLedger
+    from flywheel.adapters.local_llm import LocalProvider
+    from flywheel.local.provision import default_names, provision
+    from flywheel.resources import LLM_USAGE_TABLE
+
+    rows: list[Row] = []
+    platform, names = _prompts()
+    provider = Timed(LocalProvider())
     with mock_aws():
         session = boto3.session.Session(region_name="us-east-1")
         client = session.client("dynamodb")
@@ -269,7 +334,7 @@ def _rows(calls: int) -> tuple[list[tuple[str, str, float, float, str]], list[st
         ledger = Counted(DynamoDbBudgetLedger(tables[LLM_USAGE_TABLE.env_var], client=client))
         gateway = _gateway(platform, ledger, provider, names)
         moto_calls = max(20, calls // 10)
-        overheads, ledger_times = _overheads(gateway, provider, ledger, names[0], 1, moto_calls)
+        overheads, ledger_times, _ = _overheads(gateway, provider, ledger, names[0], 1, moto_calls)
         per_call = len(requests) / (moto_calls + moto_calls // 20 + 1)
         p50, p99 = percentiles_ms(overheads)
         rows.append(("gateway overhead, text (v1), moto ledger", "1", p50, p99, f"{per_call:.1f}"))
@@ -281,14 +346,16 @@ def _rows(calls: int) -> tuple[list[tuple[str, str, float, float, str]], list[st
         if per_call != 2:
             problems.append(f"moto: {per_call} TransactWriteItems per call, not 2")
         gateway.close()
-    return rows, problems, misses
+    return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer calls")
     calls = 300 if parser.parse_args().quick else 3000
-    rows, problems, misses = _rows(calls)
+    problems: list[str] = []  # the bookkeeping's: a wrong write count fails the run
+    misses: list[str] = []  # the goal's: printed (timings depend on the machine's load)
+    rows = _in_memory(calls, problems, misses) + _moto(calls, problems)
     print(f"{'what':46} {'callers':>7} {'p50 ms':>8} {'p99 ms':>8} {'writes/call':>12}")
     for label, callers, p50, p99, writes in rows:
         print(f"{label:46} {callers:>7} {p50:8.3f} {p99:8.3f} {writes:>12}")
