@@ -161,7 +161,7 @@ def _overheads(
 ) -> tuple[list[float], list[float], list[float]]:
     """Per call: the gateway's time without the stand-in's, the ledger's share of it, and
     (one caller, with ``control``) the time of the control loop run right after it."""
-    from flywheel.gateway.models import InvokeRequest
+    from flywheel.llm.invocation import InvokeRequest
 
     request = InvokeRequest(variables=VARIABLES)
     overheads: list[float] = []

@@ -29,7 +29,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from flywheel.adapters.emf_gateway import EmfGatewayMetrics
 from flywheel.composition import AwsPlatform, check_environment
 from flywheel.errors import BudgetExceededError, FlywheelError, NotFoundError
-from flywheel.gateway.models import parse_invoke_request
+from flywheel.gateway.models import answer_json, parse_invoke_request
 from flywheel.gateway.settings import GatewaySettings
 from flywheel.serving import http
 
@@ -62,7 +62,7 @@ def invoke(name: str) -> Response[str]:
     if request.request_id is not None:
         app.context["request_id"] = request.request_id
     answer = _gateway().invoke(name, request, request_id=_request_id())
-    return Response(status_code=200, content_type="application/json", body=answer.to_json())
+    return Response(status_code=200, content_type="application/json", body=answer_json(answer))
 
 
 def _error(error: FlywheelError) -> Response[str]:

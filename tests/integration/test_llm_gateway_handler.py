@@ -20,8 +20,8 @@ from flywheel.adapters.local_llm import LocalConverse
 from flywheel.adapters.memory_metrics import InMemoryGatewayMetrics
 from flywheel.composition import AwsPlatform
 from flywheel.errors import BudgetExceededError
-from flywheel.gateway.models import InvokeRequest
 from flywheel.gateway.settings import GatewaySettings
+from flywheel.llm.invocation import InvokeRequest
 from flywheel.local.bedrock import install_converse, uninstall_converse
 from flywheel.sdk import Flywheel
 from tests.gateway_support import APPROVER, AUTHOR, add_prompt, promote

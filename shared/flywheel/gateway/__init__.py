@@ -12,5 +12,5 @@ flywheel.gateway.service : :class:`~flywheel.gateway.service.PromptGateway`, one
 flywheel.gateway.routing : Which version answers, refreshed in the background.
 flywheel.gateway.capture : Captured calls (``llm-capture/``), the capture policy applied.
 flywheel.gateway.metrics : What a call reports (the port; EMF in Lambda).
-flywheel.gateway.models : The request and answer bodies.
+flywheel.gateway.models : The invoke body parsed, the answer serialized.
 """

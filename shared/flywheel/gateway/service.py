@@ -26,7 +26,7 @@ Examples
 --------
 >>> from flywheel.adapters.memory_metrics import InMemoryGatewayMetrics
 >>> from flywheel.composition import InMemoryPlatform
->>> from flywheel.gateway.models import InvokeRequest
+>>> from flywheel.llm.invocation import InvokeRequest
 >>> from flywheel.gateway.settings import GatewaySettings
 >>> from flywheel.llm.prompts import parse_prompt
 >>> platform = InMemoryPlatform(GatewaySettings(backend="local"))
@@ -41,7 +41,7 @@ Examples
 >>> gateway = platform.prompt_gateway(metrics=InMemoryGatewayMetrics(), background=False)
 >>> answer = gateway.invoke("greet", InvokeRequest(variables={"who": "Bo"}), request_id="r1")
 >>> answer.variant, answer.text, answer.usage.output_tokens, answer.cost
-(<Variant.CHAMPION: 'champion'>, 'Say hi to Bo', 4, '0.000012')
+('champion', 'Say hi to Bo', 4, '0.000012')
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import ValidationError
 
@@ -69,9 +69,9 @@ from flywheel.errors import (
 )
 from flywheel.gateway.capture import CapturedCall, llm_capture_key
 from flywheel.gateway.metrics import CallReport
-from flywheel.gateway.models import InvokeResponse, TokenUsage
 from flywheel.gateway.routing import PromptRouter, read_routes
 from flywheel.llm.budgets import BudgetCall, Budgets, estimate_input_tokens
+from flywheel.llm.invocation import InvokeResponse, InvokeUsage
 from flywheel.llm.output import read_output, repair_message
 from flywheel.llm.policy import LlmPolicy
 from flywheel.llm.prompts import RenderedPrompt, render
@@ -85,11 +85,11 @@ if TYPE_CHECKING:
 
     from flywheel.clock import Clock
     from flywheel.gateway.metrics import GatewayMetrics
-    from flywheel.gateway.models import InvokeRequest
     from flywheel.gateway.routing import PromptRoutes
     from flywheel.gateway.settings import GatewaySettings
     from flywheel.llm.budgets import BudgetLedger, Reservation
     from flywheel.llm.catalog import PromptCatalog
+    from flywheel.llm.invocation import InvokeRequest
     from flywheel.llm.policy import PromptPolicy
     from flywheel.llm.prompts import PromptSpec, Provider
     from flywheel.llm.providers import Completion, CompletionProvider, CompletionRequest
@@ -99,6 +99,13 @@ if TYPE_CHECKING:
 __all__ = ["PromptGateway", "parse_llm_policy"]
 
 _POLICY = "FLYWHEEL_LLM_POLICY"
+#: The variants a call is answered as (a shadow's answer never reaches the caller).
+_ANSWERED: dict[Variant, Literal["champion", "canary", "a", "b"]] = {
+    Variant.CHAMPION: "champion",
+    Variant.CANARY: "canary",
+    Variant.A: "a",
+    Variant.B: "b",
+}
 _NOTHING = Usage(input_tokens=0, output_tokens=0)
 #: The assistant turn a repair retry shows when the bad answer had no text at all.
 _EMPTY_ANSWER = "(no text)"
@@ -313,11 +320,11 @@ class PromptGateway:
         return InvokeResponse.model_construct(
             prompt=name,
             version=version,
-            variant=variant,
+            variant=_ANSWERED[variant],
             text=call.text if call.spec.output_schema is None else None,
             output=call.output,
             stop_reason=call.stop_reason,
-            usage=TokenUsage.model_construct(
+            usage=InvokeUsage.model_construct(
                 input_tokens=call.input_tokens, output_tokens=call.output_tokens
             ),
             cost=format(call.cost, "f"),

@@ -24,8 +24,9 @@ from flywheel.errors import (
     ProviderError,
     ProviderTimeoutError,
 )
-from flywheel.gateway.models import InvokeRequest
+from flywheel.gateway.models import answer_json
 from flywheel.gateway.settings import GatewaySettings
+from flywheel.llm.invocation import InvokeRequest
 from flywheel.llm.prices import default_prices
 from flywheel.llm.prompts import Provider
 from flywheel.llm.providers import Usage
@@ -95,7 +96,7 @@ def test_the_champion_answers_and_the_call_is_settled_captured_and_measured() ->
     assert (answer.usage.input_tokens, answer.usage.output_tokens) == (40, 10)
     assert Decimal(answer.cost) == _cost(40, 10)
     assert (answer.currency, answer.attempts, answer.repaired) == ("USD", 1, False)
-    assert "output" not in json.loads(answer.to_json())
+    assert "output" not in json.loads(answer_json(answer))
     # the rendered prompt went to the provider
     assert (
         provider.requests[0].user == "Customer ACME Corp wrote:\n\nThe export fails since Monday."
@@ -282,7 +283,7 @@ def test_a_valid_json_answer_is_parsed_into_output() -> None:
     answer = _invoke(gw)
 
     assert answer.output == {"summary": "Export fails", "urgency": "high"}
-    assert "text" not in json.loads(answer.to_json())
+    assert "text" not in json.loads(answer_json(answer))
     assert (answer.repaired, answer.attempts) == (False, 1)
 
 

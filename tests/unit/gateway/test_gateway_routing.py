@@ -11,9 +11,9 @@ import pytest
 from flywheel.adapters.memory_metrics import InMemoryGatewayMetrics
 from flywheel.composition import InMemoryPlatform
 from flywheel.errors import NoChampionError, PromptNotFoundError
-from flywheel.gateway.models import InvokeRequest
 from flywheel.gateway.routing import PromptRouter, PromptRoutes
 from flywheel.gateway.settings import GatewaySettings
+from flywheel.llm.invocation import InvokeRequest
 from flywheel.serving import http
 from tests.factories import version_draft
 from tests.gateway_support import (
