@@ -93,8 +93,8 @@ class Counted:
         found: int | None = self._timed("reserve", lines, amount)
         return found
 
-    def adjust(self, lines: Any, delta: Decimal) -> None:
-        self._timed("adjust", lines, delta)
+    def adjust(self, lines: Any, delta: Decimal, usage: Any = None) -> None:
+        self._timed("adjust", lines, delta, usage)
 
     def spent(self, line: Any) -> Decimal:
         value: Decimal = self._inner.spent(line)
@@ -135,18 +135,21 @@ def _gateway(platform: Any, ledger: Any, provider: Timed, names: list[str]) -> A
     from flywheel.adapters.emf_gateway import EmfGatewayMetrics
     from flywheel.gateway.service import PromptGateway
     from flywheel.gateway.settings import GatewaySettings
+    from flywheel.llm.budgets import Budgets
+    from flywheel.llm.policy import LlmPolicy
     from flywheel.llm.providers import RetryingProvider
 
     retrying = RetryingProvider(provider)
+    policy = LlmPolicy.model_validate(_policy(names))
     return PromptGateway.start(
-        GatewaySettings(backend="local", llm_policy=_policy(names)),
+        GatewaySettings(backend="local"),
         records=platform.records,
         catalog=platform.prompt_catalog(),
-        ledger=ledger,
+        policy=policy,
+        budgets=Budgets(policy.budget_policy(), ledger, clock=platform.clock),
         providers=lambda _kind: retrying,
         metrics=EmfGatewayMetrics(Metrics(namespace="Flywheel/bench"), write=lambda _doc: None),
         sink=platform.capture,
-        clock=platform.clock,
     )
 
 

@@ -155,20 +155,21 @@ def gateway(
     draw: Callable[[], float] | None = None,
     **settings: Any,
 ) -> PromptGateway:
-    """A gateway on ``platform``'s registry, artifacts, ledger, capture and settings (plus
-    ``settings``); every provider kind answered by ``provider`` (default: the stand-in);
-    capture written on flush."""
+    """A gateway on ``platform``'s registry, artifacts, policy, usage store, capture and
+    settings (plus ``settings``); every provider kind answered by ``provider`` (default: the
+    stand-in); capture written on flush."""
     chosen = provider or LocalProvider()
     values: dict[str, Any] = {**platform.settings.model_dump(), **settings}
+    policy = platform.llm_policy()
     return PromptGateway.start(
         GatewaySettings(**values),
         records=platform.records,
         catalog=platform.prompt_catalog(),
-        ledger=platform.budget_ledger,
+        policy=policy,
+        budgets=platform.budgets(policy),
         providers=lambda _kind: chosen,
         metrics=metrics or InMemoryGatewayMetrics(),
         sink=platform.capture,
-        clock=platform.clock,
         background=False,
         **({"draw": draw} if draw is not None else {}),
     )
@@ -192,4 +193,4 @@ def draws(*values: float) -> Callable[[], float]:
 
 def spent(platform: Platform) -> dict[tuple[str, str], Any]:
     """The in-memory ledger's amounts by ``(pk, sk)``."""
-    return dict(platform.budget_ledger.amounts)  # type: ignore[attr-defined]
+    return dict(platform.usage_store.amounts)  # type: ignore[attr-defined]

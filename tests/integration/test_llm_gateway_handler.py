@@ -234,16 +234,12 @@ def test_threads_through_the_gateway_never_overspend(deployed_sdk, local_names):
     """N concurrent callers on the DynamoDB ledger: the day's spend stays within the limit
     (one call's reservation at most over it, were estimates short) and equals what the
     admitted calls were told they cost."""
-    platform: AwsPlatform = deployed_sdk.platform
-    promote(platform, add_prompt(platform))
+    promote(deployed_sdk.platform, add_prompt(deployed_sdk.platform))
     limit = Decimal("0.0015")  # room for about 25 of the 64 calls
-    settings = GatewaySettings(
-        **{
-            **platform.settings.model_dump(),
-            "llm_policy": {"prompts": {NAME: {"budget": {"day": str(limit)}}}},
-        }
-    )
-    gateway = platform.prompt_gateway(settings, metrics=InMemoryGatewayMetrics(), background=False)
+    policy = {"prompts": {NAME: {"budget": {"day": str(limit)}}}}
+    settings = deployed_sdk.platform.settings.model_dump()
+    platform = AwsPlatform(GatewaySettings(**{**settings, "llm_policy": policy}))
+    gateway = platform.prompt_gateway(metrics=InMemoryGatewayMetrics(), background=False)
     costs: list[Decimal] = []
     reserved: list[Decimal] = []
     refused: list[str] = []

@@ -55,8 +55,6 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import ValidationError
-
 from flywheel.errors import (
     BudgetExceededError,
     ConfigError,
@@ -64,16 +62,14 @@ from flywheel.errors import (
     InvalidOutputError,
     PromptVariablesError,
     ProviderError,
-    config_error,
     http_status_for,
 )
 from flywheel.gateway.capture import CapturedCall, llm_capture_key
 from flywheel.gateway.metrics import CallReport
 from flywheel.gateway.routing import PromptRouter, read_routes
-from flywheel.llm.budgets import BudgetCall, Budgets, estimate_input_tokens
+from flywheel.llm.budgets import BudgetCall, estimate_input_tokens
 from flywheel.llm.invocation import InvokeResponse, InvokeUsage
 from flywheel.llm.output import read_output, repair_message
-from flywheel.llm.policy import LlmPolicy
 from flywheel.llm.prompts import RenderedPrompt, render
 from flywheel.llm.providers import Turn, Usage, request_for
 from flywheel.serving.capture import CaptureWriter
@@ -83,22 +79,20 @@ from flywheel.serving.models import Variant
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
-    from flywheel.clock import Clock
     from flywheel.gateway.metrics import GatewayMetrics
     from flywheel.gateway.routing import PromptRoutes
     from flywheel.gateway.settings import GatewaySettings
-    from flywheel.llm.budgets import BudgetLedger, Reservation
+    from flywheel.llm.budgets import Budgets, Reservation
     from flywheel.llm.catalog import PromptCatalog
     from flywheel.llm.invocation import InvokeRequest
-    from flywheel.llm.policy import PromptPolicy
+    from flywheel.llm.policy import LlmPolicy, PromptPolicy
     from flywheel.llm.prompts import PromptSpec, Provider
     from flywheel.llm.providers import Completion, CompletionProvider, CompletionRequest
     from flywheel.registry.ports import RegistryStorage
     from flywheel.serving.capture import CaptureSink
 
-__all__ = ["PromptGateway", "parse_llm_policy"]
+__all__ = ["PromptGateway"]
 
-_POLICY = "FLYWHEEL_LLM_POLICY"
 #: The variants a call is answered as (a shadow's answer never reaches the caller).
 _ANSWERED: dict[Variant, Literal["champion", "canary", "a", "b"]] = {
     Variant.CHAMPION: "champion",
@@ -109,30 +103,6 @@ _ANSWERED: dict[Variant, Literal["champion", "canary", "a", "b"]] = {
 _NOTHING = Usage(input_tokens=0, output_tokens=0)
 #: The assistant turn a repair retry shows when the bad answer had no text at all.
 _EMPTY_ANSWER = "(no text)"
-
-
-def parse_llm_policy(document: Mapping[str, Any]) -> LlmPolicy:
-    """The stage's :class:`~flywheel.llm.policy.LlmPolicy` from ``FLYWHEEL_LLM_POLICY``.
-
-    Raises
-    ------
-    ConfigError
-        Naming the first bad field (``FLYWHEEL_LLM_POLICY.prompts.x.budget.day: ...``).
-
-    Examples
-    --------
-    >>> parse_llm_policy({"teams": {"Support": {"day": "1"}}})
-    Traceback (most recent call last):
-    ...
-    flywheel.errors.ConfigError: FLYWHEEL_LLM_POLICY.teams: team 'Support': ...
-    """
-    try:
-        return LlmPolicy.model_validate(document)
-    except ValidationError as err:
-        found = config_error(err)
-        raise ConfigError(
-            f"{_POLICY}.{found.message}", field=f"{_POLICY}.{found.field}", details=found.details
-        ) from None
 
 
 @dataclass(slots=True)
@@ -220,30 +190,22 @@ class PromptGateway:
         *,
         records: RegistryStorage,
         catalog: PromptCatalog,
-        ledger: BudgetLedger,
+        policy: LlmPolicy,
+        budgets: Budgets,
         providers: Callable[[Provider], CompletionProvider],
         metrics: GatewayMetrics,
         sink: CaptureSink | None = None,
-        clock: Clock | None = None,
         background: bool = True,
         draw: Callable[[], float] = random.random,
     ) -> PromptGateway:
-        """The gateway of a stage: its policy parsed, routing read from ``records``, specs
-        from ``catalog`` (verified, cached per version), budgets on ``ledger``.
+        """The gateway of a stage: routing read from ``records``, specs from ``catalog``
+        (verified, cached per version), calls reserved and settled on ``budgets`` (its clock
+        also dates the captured calls), teams and capture policies from ``policy``.
 
         ``background=False``: capture is written only by :meth:`flush` (tests); ``draw``
         is the canary split's uniform draw per call.
-
-        Raises
-        ------
-        ConfigError
-            ``FLYWHEEL_LLM_POLICY`` is not a valid policy.
         """
-        from flywheel.clock import default_clock
-
-        policy = parse_llm_policy(settings.llm_policy)
-        time_source = clock or default_clock()
-        budgets = Budgets(policy.budget_policy(), ledger, prices=catalog.prices, clock=time_source)
+        time_source = budgets.clock
         specs: dict[tuple[str, int], PromptSpec] = {}
 
         def load(name: str, version: int) -> PromptSpec:

@@ -103,7 +103,7 @@ def test_the_champion_answers_and_the_call_is_settled_captured_and_measured() ->
     )
     # charged exactly the actual cost, in one write before and one after
     assert set(spent(platform).values()) == {_cost(40, 10)}
-    assert platform.budget_ledger.writes == 2  # type: ignore[attr-defined]
+    assert platform.usage_store.writes == 2  # type: ignore[attr-defined]
     (row,) = captured(platform, gw)
     assert (row["request_id"], row["version"], row["variant"], row["status"]) == (
         "req-1",
@@ -120,7 +120,7 @@ def test_the_champion_answers_and_the_call_is_settled_captured_and_measured() ->
     assert report.latency_ms >= report.provider_latency_ms > 0
 
 
-def test_a_prompt_without_a_budget_is_not_written_to_the_ledger() -> None:
+def test_a_prompt_without_a_budget_reserves_nothing_and_is_counted_in_one_write() -> None:
     platform = _platform()
     _champion(platform)
     gw = gateway(platform)
@@ -128,7 +128,15 @@ def test_a_prompt_without_a_budget_is_not_written_to_the_ledger() -> None:
     answer = _invoke(gw)
 
     assert Decimal(answer.cost) > 0
-    assert platform.budget_ledger.writes == 0  # type: ignore[attr-defined]
+    assert spent(platform) == {}  # no budget line was charged
+    assert platform.usage_store.writes == 1  # type: ignore[attr-defined] - the usage counters
+    # counted for the cost report by the version and variant that answered
+    ((key, (calls, tokens_in, tokens_out, cost)),) = platform.usage_store.usage.items()  # type: ignore[attr-defined]
+    assert key[0] == f"USAGE#prompt#{NAME}"
+    assert key[1].endswith("#V1#champion")
+    assert (calls, tokens_in, tokens_out, cost) == (
+        1, answer.usage.input_tokens, answer.usage.output_tokens, Decimal(answer.cost),
+    )  # fmt: skip
 
 
 # -- refused before the provider -----------------------------------------------------------------
@@ -196,7 +204,7 @@ def test_a_provider_the_stage_has_not_configured_is_a_502_and_reserves_nothing()
         _invoke(gw)
 
     assert http.error_response(failed.value, request_id="r")[0] == 502
-    assert platform.budget_ledger.writes == 0  # type: ignore[attr-defined]
+    assert platform.usage_store.writes == 0  # type: ignore[attr-defined]
 
 
 # -- the provider fails -------------------------------------------------------------------------
@@ -212,7 +220,7 @@ def test_a_timeout_is_a_504_and_only_what_was_settled_is_charged() -> None:
     status, body = http.error_response(timed_out.value, request_id="req-1")
     assert (status, body["error"]["request_id"]) == (504, "req-1")
     assert set(spent(platform).values()) == {Decimal(0)}  # reserved, then settled to 0
-    assert platform.budget_ledger.writes == 2  # type: ignore[attr-defined]
+    assert platform.usage_store.writes == 2  # type: ignore[attr-defined]
     (row,) = captured(platform, gw)
     assert (row["status"], row["error"], row["answer"]) == (504, "provider_timeout", None)
     assert Decimal(row["cost"]) == 0
@@ -230,7 +238,7 @@ def test_a_repair_that_times_out_charges_only_the_first_answer() -> None:
         _invoke(gw)
 
     assert set(spent(platform).values()) == {_cost(60, 20)}
-    assert platform.budget_ledger.writes == 4  # type: ignore[attr-defined]
+    assert platform.usage_store.writes == 4  # type: ignore[attr-defined]
 
 
 def test_a_provider_error_is_a_502_charged_what_the_provider_reported() -> None:
@@ -265,7 +273,7 @@ def test_a_ledger_that_cannot_settle_keeps_the_reservation_and_still_answers() -
     def broken(*_args: Any) -> None:
         raise FlywheelError("the budget could not be settled; try again")
 
-    platform.budget_ledger.adjust = broken  # type: ignore[method-assign]
+    platform.usage_store.adjust = broken  # type: ignore[method-assign]
     answer = _invoke(gw)
 
     assert Decimal(answer.cost) == _cost(10, 2)
@@ -312,7 +320,7 @@ def test_a_bad_answer_gets_exactly_one_repair_retry_that_says_what_was_wrong() -
     assert "output.urgency: must be one of" in repair.user
     assert repair.system == first.system  # the schema instruction is still there
     # each provider call had its own reservation and settlement
-    assert platform.budget_ledger.writes == 4  # type: ignore[attr-defined]
+    assert platform.usage_store.writes == 4  # type: ignore[attr-defined]
     assert set(spent(platform).values()) == {Decimal(answer.cost)}
     assert metrics.calls[0].repair_retries == 1
     (row,) = captured(platform, gw)
@@ -386,7 +394,7 @@ def test_a_slow_shadow_never_delays_or_changes_the_answer() -> None:
     }  # fmt: skip
     assert {r["request_id"] for r in rows} == {"req-1"}
     assert {r.variant for r in metrics.calls} == {"champion", "shadow"}
-    assert platform.budget_ledger.writes == 4  # type: ignore[attr-defined] - the shadow is budgeted
+    assert platform.usage_store.writes == 4  # type: ignore[attr-defined] - the shadow is budgeted
 
 
 def test_shadow_copies_beyond_the_queue_are_skipped_and_counted() -> None:
