@@ -24,6 +24,7 @@ from flywheel.gateway.settings import GatewaySettings
 from flywheel.llm.invocation import InvokeRequest
 from flywheel.local.bedrock import install_converse, uninstall_converse
 from flywheel.sdk import Flywheel
+from tests.contract.conftest import atomic_writes  # noqa: F401 (fixture: used by name)
 from tests.gateway_support import APPROVER, AUTHOR, add_prompt, promote
 from tests.serving_support import EVENTS, FakeContext
 
@@ -230,10 +231,12 @@ def test_a_rollback_is_picked_up_by_the_refresh_and_the_metrics_name_the_version
     assert {"ProviderLatency", "InputTokens", "OutputTokens", "Cost", "Errors"} <= set(doc)
 
 
+@pytest.mark.usefixtures("atomic_writes")
 def test_threads_through_the_gateway_never_overspend(deployed_sdk, local_names):
     """N concurrent callers on the DynamoDB ledger: the day's spend stays within the limit
     (one call's reservation at most over it, were estimates short) and equals what the
-    admitted calls were told they cost."""
+    admitted calls were told they cost. (``atomic_writes``: moto checks a condition and
+    writes without a lock; DynamoDB serializes writes to an item.)"""
     promote(deployed_sdk.platform, add_prompt(deployed_sdk.platform))
     limit = Decimal("0.0015")  # room for about 25 of the 64 calls
     policy = {"prompts": {NAME: {"budget": {"day": str(limit)}}}}
@@ -243,6 +246,7 @@ def test_threads_through_the_gateway_never_overspend(deployed_sdk, local_names):
     costs: list[Decimal] = []
     reserved: list[Decimal] = []
     refused: list[str] = []
+    failed: list[Exception] = []
     lock = threading.Lock()
     ticket = "The export to CSV fails with a timeout for accounts over ten thousand rows."
 
@@ -256,6 +260,10 @@ def test_threads_through_the_gateway_never_overspend(deployed_sdk, local_names):
                     refused.append(err.details["budget"])
                     reserved.append(Decimal(err.details["reserved"]))
                 continue
+            except Exception as err:  # reported below, with the others
+                with lock:
+                    failed.append(err)
+                continue
             with lock:
                 costs.append(Decimal(answer.cost))
 
@@ -265,10 +273,12 @@ def test_threads_through_the_gateway_never_overspend(deployed_sdk, local_names):
     for thread in threads:
         thread.join()
 
+    assert failed == []
     (spent,) = _spend(local_names).values()
     assert refused
     assert set(refused) == {f"prompt:{NAME}"}
     assert spent == sum(costs)
     assert spent <= limit + max(reserved)
     assert spent <= limit  # settled costs never exceed their reservations here
+    assert len(costs) + len(refused) == 64
     gateway.close()
