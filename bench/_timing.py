@@ -19,5 +19,11 @@ def samples(call: Any, repeats: int) -> list[float]:
 
 def p50_p99_ms(call: Any, repeats: int) -> tuple[float, float]:
     """Median and 99th percentile of ``repeats`` calls, in milliseconds."""
-    times = sorted(samples(call, repeats))
-    return statistics.median(times) * 1e3, times[min(len(times) - 1, len(times) * 99 // 100)] * 1e3
+    return percentiles_ms(samples(call, repeats))
+
+
+def percentiles_ms(times: list[float]) -> tuple[float, float]:
+    """Median and 99th percentile of durations in seconds, in milliseconds."""
+    ordered = sorted(times)
+    p99 = ordered[min(len(ordered) - 1, len(ordered) * 99 // 100)]
+    return statistics.median(ordered) * 1e3, p99 * 1e3

@@ -360,6 +360,28 @@ class ProviderTimeoutError(ProviderError):
     code = "provider_timeout"
 
 
+class PromptNotFoundError(ModelNotFoundError):
+    """No prompt of that name (unknown, or the name holds model versions)."""
+
+    code = "prompt_not_found"
+
+
+class NoChampionError(NotFoundError):
+    """The prompt has neither a champion nor a canary: no version answers calls yet."""
+
+    code = "no_champion"
+
+
+class InvalidOutputError(ProviderError):
+    """The answer is not JSON of the prompt's output schema, even after one repair retry.
+
+    ``details["errors"]`` lists every problem as ``{"row", "field", "reason"}``
+    (``field`` is ``output`` or a path below it); the 502 body shows them.
+    """
+
+    code = "invalid_output"
+
+
 class BudgetExceededError(ConflictError):
     """A call would exceed a cost budget; nothing was charged (HTTP 429).
 
@@ -427,6 +449,9 @@ HTTP_STATUS_BY_CODE: dict[str, int] = {
     ProviderThrottledError.code: 429,
     ProviderTimeoutError.code: 504,
     BudgetExceededError.code: 429,
+    PromptNotFoundError.code: 404,
+    NoChampionError.code: 404,
+    InvalidOutputError.code: 502,
 }
 
 

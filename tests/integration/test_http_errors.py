@@ -12,6 +12,7 @@ import pytest
 from functions.approval_api import handler as approval_handler
 from functions.feedback import handler as feedback_handler
 from functions.inference import handler as inference_handler
+from functions.llm_gateway import handler as llm_gateway_handler
 from tests.asl_walker import FakeContext
 from tests.workflow_support import event
 
@@ -21,6 +22,7 @@ ROUTES = {
     "predict": (inference_handler, "predict_record.json"),
     "feedback": (feedback_handler, "feedback_batch.json"),
     "approvals": (approval_handler, "approval_api_decide.json"),
+    "invoke": (llm_gateway_handler, "llm_invoke.json"),
 }
 
 
@@ -68,7 +70,7 @@ def test_an_unknown_path_is_a_404_with_the_request_id(route: str) -> None:
     assert body["error"]["request_id"] == event(ROUTES[route][1])["requestContext"]["requestId"]
 
 
-@pytest.mark.parametrize("route", ["feedback", "approvals"])
+@pytest.mark.parametrize("route", ["feedback", "approvals", "invoke"])
 def test_a_list_holding_a_valid_body_is_a_400(route: str) -> None:
     sample = event(ROUTES[route][1])
     status, body = _call(route, body=f"[{sample['body']}]")

@@ -1,4 +1,5 @@
-"""In-memory serving metrics: what the inference path reported, for tests and benchmarks."""
+"""In-memory serving and gateway metrics: what the inference path and the LLM gateway
+reported, for tests and benchmarks."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from flywheel.gateway.metrics import CallReport
     from flywheel.serving.metrics import MetricLabels
 
-__all__ = ["InMemoryServingMetrics", "RecordedMetric"]
+__all__ = ["InMemoryGatewayMetrics", "InMemoryServingMetrics", "RecordedMetric"]
 
 
 @dataclass(frozen=True)
@@ -72,3 +74,36 @@ class InMemoryServingMetrics:
         """The recorded calls of one kind."""
         with self._lock:
             return [m for m in self.events if m.event == event]
+
+
+class InMemoryGatewayMetrics:
+    """Records every call of the ``GatewayMetrics`` port; thread-safe.
+
+    Examples
+    --------
+    >>> from flywheel.gateway.metrics import CallReport
+    >>> metrics = InMemoryGatewayMetrics()
+    >>> metrics.call_finished(CallReport(prompt="greet", version=1, variant="champion",
+    ...                                  status=200))
+    >>> [(r.prompt, r.status) for r in metrics.calls]
+    [('greet', 200)]
+    """
+
+    def __init__(self) -> None:
+        self.calls: list[CallReport] = []
+        #: ``(prompt, version, reason)`` of each shadow call skipped.
+        self.skipped: list[tuple[str, int, str]] = []
+        self._lock = threading.Lock()
+
+    def call_finished(self, report: CallReport) -> None:
+        with self._lock:
+            self.calls.append(report)
+
+    def shadow_skipped(self, prompt: str, version: int, reason: str) -> None:
+        with self._lock:
+            self.skipped.append((prompt, version, reason))
+
+    def of(self, variant: str) -> list[CallReport]:
+        """The reports of calls answered as ``variant``."""
+        with self._lock:
+            return [r for r in self.calls if r.variant == variant]

@@ -34,6 +34,9 @@ if TYPE_CHECKING:
     from flywheel.features.ports import BlobStore, OnlineStore
     from flywheel.features.store import FeatureStore
     from flywheel.features.transformations import TransformationRegistry
+    from flywheel.gateway.metrics import GatewayMetrics
+    from flywheel.gateway.service import PromptGateway
+    from flywheel.gateway.settings import GatewaySettings
     from flywheel.llm.budgets import Budgets
     from flywheel.llm.catalog import PromptCatalog
     from flywheel.llm.meter import BudgetMeter, UsageStore
@@ -471,6 +474,48 @@ class Platform(abc.ABC):
 
         chosen = policy or self.llm_policy()
         return Budgets(chosen.budget_policy(), self.usage_store, clock=self.clock)
+
+    def prompt_gateway(
+        self,
+        settings: GatewaySettings | None = None,
+        *,
+        metrics: GatewayMetrics,
+        background: bool = True,
+    ) -> PromptGateway:
+        """What ``llm_gateway.handler`` runs: prompt calls routed by the registry, reserved,
+        settled and counted on :attr:`usage_store` by :meth:`llm_policy`, answered by
+        :meth:`llm_provider`, captured to the features bucket (``llm_capture_prefix``).
+
+        ``settings``: the gateway's own knobs (default: these settings with the gateway's
+        defaults). ``background``: ``False`` writes capture only on ``flush`` (tests).
+
+        Raises
+        ------
+        ConfigError
+            ``FLYWHEEL_LLM_POLICY`` is not a valid policy.
+        """
+        from flywheel.gateway.service import PromptGateway
+        from flywheel.gateway.settings import GatewaySettings
+
+        if settings is None:
+            current = self.settings
+            settings = (
+                current
+                if isinstance(current, GatewaySettings)
+                else GatewaySettings(**current.model_dump())
+            )
+        policy = self.llm_policy()
+        return PromptGateway.start(
+            settings,
+            records=self.records,
+            catalog=self.prompt_catalog(),
+            policy=policy,
+            budgets=self.budgets(policy),
+            providers=self.llm_provider,
+            metrics=metrics,
+            sink=self.capture,
+            background=background,
+        )
 
     def budget_meter(self, policy: LlmPolicy | None = None) -> BudgetMeter:
         """What ``llm_budgets.handler`` runs: ``BudgetThresholdReached`` as ``flywheel.llm``."""

@@ -76,6 +76,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_CAPTURE_PREFIX",
+    "Capturable",
     "CaptureEntry",
     "CaptureSink",
     "CaptureSource",
@@ -126,6 +127,32 @@ class CaptureStore(CaptureSink, CaptureSource, Protocol):
     """Capture objects written and read back through one store (S3 in AWS)."""
 
 
+class Capturable(Protocol):
+    """What :class:`CaptureWriter` batches: anything that knows its partition (``model``
+    and ``version``), its time, how many rows it counts for and its JSON lines.
+
+    :class:`CaptureEntry` is one (a scored request); the LLM gateway's calls are another.
+    """
+
+    @property
+    def model(self) -> str: ...
+
+    @property
+    def version(self) -> int: ...
+
+    @property
+    def timestamp(self) -> float: ...
+
+    @property
+    def row_count(self) -> int:
+        """Rows this entry counts for (the writer's limits are in rows)."""
+        ...
+
+    def lines(self) -> list[str]:
+        """The entry as compact JSON lines (called on the writer's thread)."""
+        ...
+
+
 @dataclass(slots=True)
 class CaptureEntry:
     """One scored request as the request path hands it over (rows are built later).
@@ -147,6 +174,10 @@ class CaptureEntry:
     entity_id: str | None = None
     body: str | None = None
     """The request's JSON text as received; when given, one line holds the whole request."""
+
+    @property
+    def row_count(self) -> int:
+        return len(self.records)
 
     def rows(self) -> list[dict[str, Any]]:
         """One JSON-ready dict per record (NaN features become ``null``)."""
@@ -408,7 +439,7 @@ def read_capture(
 
 @dataclass
 class _Pending:
-    entries: list[CaptureEntry] = field(default_factory=list)
+    entries: list[Capturable] = field(default_factory=list)
     rows: int = 0
     oldest: float | None = None
 
@@ -434,6 +465,9 @@ class CaptureWriter:
         writes, which tests and batch jobs call themselves.
     clock
         Epoch seconds (injectable for tests).
+    key
+        The object key of a batch: ``key(model, version, timestamp, prefix=prefix)``
+        (default :func:`capture_key`).
 
     Examples
     --------
@@ -455,6 +489,7 @@ class CaptureWriter:
         max_pending_rows: int = 20_000,
         background: bool = True,
         clock: Callable[[], float] = time.time,
+        key: Callable[..., str] = capture_key,
     ) -> None:
         if max_rows < 1 or max_pending_rows < 1 or max_age_seconds <= 0:
             raise InvalidInputError(
@@ -467,6 +502,7 @@ class CaptureWriter:
         self.max_pending_rows = max_pending_rows
         self.stats = CaptureStats()
         self._clock = clock
+        self._key = key
         self._background = background
         self._pending = _Pending()
         self._lock = threading.Lock()
@@ -476,12 +512,12 @@ class CaptureWriter:
         self._reported_failures = 0
         self._closed = False
 
-    def submit(self, entry: CaptureEntry) -> bool:
+    def submit(self, entry: Capturable) -> bool:
         """Queue one request's rows; ``False`` (and counted) when the buffer is full.
 
         Never raises and never waits for I/O.
         """
-        rows = len(entry.records)
+        rows = entry.row_count
         with self._lock:
             pending = self._pending
             if self._closed or pending.rows + rows > self.max_pending_rows:
@@ -553,14 +589,14 @@ class CaptureWriter:
         atexit.register(_close_quietly, weakref.ref(self))
         thread.start()
 
-    def _write(self, entries: list[CaptureEntry]) -> int:
+    def _write(self, entries: list[Capturable]) -> int:
         groups: dict[tuple[str, int, str], list[str]] = {}
         stamps: dict[tuple[str, int, str], float] = {}
         for entry in entries:
             try:
                 rows = entry.lines()
             except Exception:
-                self.stats.encode_errors += len(entry.records)
+                self.stats.encode_errors += entry.row_count
                 continue
             hour = _hour(math.floor(entry.timestamp / 3600))
             group = (entry.model, entry.version, hour)
@@ -569,7 +605,7 @@ class CaptureWriter:
         written = 0
         for group, rows in groups.items():
             model, version, _ = group
-            key = capture_key(model, version, stamps[group], prefix=self.prefix)
+            key = self._key(model, version, stamps[group], prefix=self.prefix)
             try:
                 self.sink.put(key, encode_lines(rows))
             except Exception:

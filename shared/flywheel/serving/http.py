@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import binascii
 import json
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from flywheel.errors import (
     FlywheelError,
@@ -45,18 +45,25 @@ __all__ = [
     "MAX_BODY_BYTES",
     "OPENAPI_INFO",
     "PREDICT_RESPONSES",
+    "PUBLIC_SERVER_ERRORS",
     "dumps",
     "envelope_problems",
     "error_response",
     "internal_error_response",
+    "parse_body",
     "parse_json_body",
     "parse_predict_request",
     "raised_before_service",
 ]
 
+B = TypeVar("B", bound=BaseModel)
+
 #: Lambda's synchronous payload limit; API Gateway refuses larger bodies anyway.
 MAX_BODY_BYTES = 6 * 1024 * 1024
 INTERNAL_ERROR_CODE = "internal_error"
+#: 5xx codes whose message and problems are shown: they say what was wrong with an
+#: answer (never library text), which the caller needs (the LLM gateway's schema check).
+PUBLIC_SERVER_ERRORS = frozenset({"invalid_output"})
 #: The ``info`` of the generated OpenAPI document (``docs/openapi.json``).
 OPENAPI_INFO: dict[str, str] = {
     "title": "Flywheel inference API",
@@ -261,10 +268,29 @@ def parse_predict_request(text: str | None) -> PredictRequest:
     ...     err.details["errors"]
     [{'row': None, 'field': 'records', 'reason': 'must not be empty'}]
     """
+    return parse_body(PredictRequest, text)
+
+
+def parse_body(model: type[B], text: str | None) -> B:
+    """Parse and validate a JSON body as ``model`` in one pass (pydantic-core's parser).
+
+    Raises
+    ------
+    InvalidRequestError
+        Not JSON (too deep, numbers too long to parse), or not a ``model``; every bad
+        field listed.
+    PayloadTooLargeError
+        More than :data:`MAX_BODY_BYTES`.
+
+    Examples
+    --------
+    >>> parse_body(PredictRequest, '{"record": {"x": 1}}').record
+    {'x': 1}
+    """
     text = text or ""
     _check_size(text)
     try:
-        return PredictRequest.model_validate_json(text)
+        return model.model_validate_json(text)
     except ValidationError as err:
         errors = err.errors(include_url=False, include_input=False)
     invalid_json = next((e for e in errors if e["type"] == "json_invalid"), None)
@@ -318,7 +344,8 @@ def error_response(error: FlywheelError, *, request_id: str | None) -> tuple[int
     """The status and ``{"error": ...}`` body for a domain error.
 
     4xx bodies carry our message and, when known, every bad field.  5xx bodies
-    carry the code and a generic message only (details go to the logs).
+    carry the code and a generic message only (details go to the logs), except the
+    codes of :data:`PUBLIC_SERVER_ERRORS`, whose message and problems are ours to show.
 
     Examples
     --------
@@ -328,7 +355,7 @@ def error_response(error: FlywheelError, *, request_id: str | None) -> tuple[int
 'request_id': 'r'}})
     """
     status = http_status_for(error)
-    if status >= 500:
+    if status >= 500 and error.code not in PUBLIC_SERVER_ERRORS:
         return internal_error_response(request_id=request_id, status=status, code=error.code)
     body: dict[str, Any] = {"code": error.code, "message": error.message}
     if request_id is not None:

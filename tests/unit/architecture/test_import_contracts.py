@@ -32,6 +32,12 @@ CASES = [
     # the LLM core and training are independent: neither imports the other
     ("layers", "shared/flywheel/llm/prompts.py", "import flywheel.training.config",
      "flywheel.llm.prompts"),
+    # the LLM gateway sits above serving and the workflows: they never import it
+    ("layers", "shared/flywheel/serving/routing.py", "import flywheel.gateway.routing",
+     "flywheel.serving.routing"),
+    # the gateway's use case reaching for the DynamoDB ledger (the composition root wires it)
+    ("domain-without-adapters", "shared/flywheel/gateway/service.py",
+     "import flywheel.adapters.dynamodb_budgets", "flywheel.gateway.service"),
     # a use case importing an adapter
     ("domain-without-adapters", "shared/flywheel/serving/service.py",
      "import flywheel.adapters.s3_capture", "flywheel.serving.service"),

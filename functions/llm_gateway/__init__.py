@@ -1,0 +1,1 @@
+"""``POST /v1/prompts/{name}/invoke``: the LLM gateway."""
