@@ -82,19 +82,46 @@ class LocalConverse:
 
     def __init__(self, *, sleep: Callable[[float], None] = time.sleep) -> None:
         self._sleep = sleep
-        self._faults: deque[str] = deque()
+        self._faults: deque[tuple[str, str | None]] = deque()
         self._lock = threading.Lock()
         #: Requests answered or refused, oldest first (the last 100).
         self.requests: deque[dict[str, Any]] = deque(maxlen=100)
 
     def inject(self, *faults: str) -> None:
         """Queue faults, one per coming call: a Converse error code (e.g.
-        ``ThrottlingException``), ``latency=<ms>`` (then answer) or ``guardrail``."""
+        ``ThrottlingException``), ``latency=<ms>`` (then answer) or ``guardrail``.
+
+        ``<fault>@<model id>`` waits for the next call to that model and leaves other
+        models' calls alone (a canary on another model can fail while the champion
+        answers).
+
+        Examples
+        --------
+        >>> stand_in = LocalConverse()
+        >>> stand_in.inject("ModelErrorException@amazon.nova-lite-v1:0")
+        >>> stand_in.pending()
+        ['ModelErrorException@amazon.nova-lite-v1:0']
+        """
+        parsed: list[tuple[str, str | None]] = []
         for fault in faults:
-            if fault not in ERROR_STATUS and fault != "guardrail" and not _latency(fault):
+            code, _, model = fault.partition("@")
+            if code not in ERROR_STATUS and code != "guardrail" and not _latency(code):
                 raise ValueError(f"unknown fault {fault!r}")
+            parsed.append((code, model or None))
         with self._lock:
-            self._faults.extend(faults)
+            self._faults.extend(parsed)
+
+    def pending(self) -> list[str]:
+        """The faults not yet used, in order."""
+        with self._lock:
+            return [code + (f"@{model}" if model else "") for code, model in self._faults]
+
+    def _take_fault(self, model_id: object) -> str | None:
+        for i, (code, model) in enumerate(self._faults):
+            if model is None or model == model_id:
+                del self._faults[i]
+                return code
+        return None
 
     def clear(self) -> None:
         with self._lock:
@@ -110,7 +137,7 @@ class LocalConverse:
         """
         started = time.perf_counter()
         with self._lock:
-            fault = self._faults.popleft() if self._faults else None
+            fault = self._take_fault(request.get("modelId"))
             self.requests.append(dict(request))
         system, turns, config = _validated(request)
         if fault in ERROR_STATUS:

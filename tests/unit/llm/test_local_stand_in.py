@@ -165,6 +165,23 @@ def test_injected_faults_hit_one_call_each_in_order() -> None:
         engine.inject("Oops")
 
 
+def test_a_fault_for_one_model_waits_for_that_model_and_spares_the_others() -> None:
+    engine = LocalConverse()
+    engine.inject("ModelErrorException@amazon.nova-lite-v1:0", "ThrottlingException@other")
+
+    champion = engine.converse(_request("x"))  # Claude 3 Haiku: not the faulty model
+    with pytest.raises(ConverseError) as caught:
+        engine.converse({**_request("x"), "modelId": "amazon.nova-lite-v1:0"})
+    after = engine.converse({**_request("x"), "modelId": "amazon.nova-lite-v1:0"})
+
+    assert champion["stopReason"] == "end_turn"
+    assert caught.value.code == "ModelErrorException"
+    assert after["stopReason"] == "end_turn"
+    assert engine.pending() == ["ThrottlingException@other"]
+    with pytest.raises(ValueError, match="unknown fault"):
+        engine.inject("Oops@amazon.nova-lite-v1:0")
+
+
 def test_the_provider_maps_each_converse_error_to_its_typed_error() -> None:
     engine = LocalConverse()
     provider = LocalProvider(engine)
