@@ -116,6 +116,39 @@ def _assert_the_model_card_was_written(reports: Path, said: str, env: dict[str, 
     )
 
 
+def _assert_the_prompt_lifecycle(prompt: dict[str, Any]) -> None:
+    """Two prompt versions: v1 rolled out; v2's canary answered real calls, failed on its
+    model, ran the budget out, and was rolled back by its alarm."""
+    assert prompt["v1_promotion"] == {"status": "SUCCEEDED", "champion": 1}
+    variants = prompt["variants"]
+    assert set(variants) == {"champion", "canary"}  # both answered while the bake was held
+    assert sum(variants.values()) == 60
+    assert prompt["while_failing"].get("502", 0) >= 1  # the canary's model failed
+    assert prompt["canary_error_rate"] > 5
+    refusal = prompt["budget_refusal"]["error"]
+    assert refusal["code"] == "budget_exceeded"
+    assert "budget prompt:ticket-summary (day " in refusal["message"]
+    rolled = prompt["v2_promotion"]
+    assert rolled["states"][-2:] == ["Rollback", "RolledBack"]
+    assert rolled["champion"] == 1
+    assert prompt["verified"] is True
+
+
+def _assert_monitor_reports_open(env: dict[str, str], cwd: Path) -> None:
+    """The monitors' reports open from the CLI."""
+    listed = _flywheel(env, "monitor", "reports", DEMO_MODEL, cwd=cwd)
+    assert listed.returncode == 0, listed.stderr
+    assert "performance" in listed.stdout
+    assert "drift" in listed.stdout
+    page = cwd / "performance.html"
+    opened = _flywheel(
+        env, "monitor", "open", DEMO_MODEL, "--kind", "performance", "--no-browser",
+        "--output", str(page), cwd=cwd,
+    )  # fmt: skip
+    assert opened.returncode == 0, opened.stderr
+    assert "degraded: accuracy" in page.read_text()
+
+
 def _assert_verified_against_anchors(env: dict[str, str], cwd: Path) -> None:
     """`flywheel audit verify` in its own process: intact, signed, and anchored."""
     verify = _flywheel(env, "audit", "verify", DEMO_MODEL, cwd=cwd)
@@ -163,22 +196,12 @@ def test_demo_then_audit_verify_then_tampering_is_pinpointed(
     assert "POST /v1/approvals/" in notice["text"]
     assert "waits for approval" in (tmp_path / "reports" / "demo.html").read_text()
     _assert_the_model_card_was_written(tmp_path / "reports", demo.stdout, local_env)
+    _assert_the_prompt_lifecycle(facts["prompt"])
     told = _flywheel(local_env, "local", "notifications", cwd=tmp_path)
     assert told.returncode == 0, told.stderr
     assert f"flywheel approve {DEMO_MODEL} 1 -r REASON" in told.stdout
 
-    # And the monitors' reports open from the CLI
-    listed = _flywheel(local_env, "monitor", "reports", DEMO_MODEL, cwd=tmp_path)
-    assert listed.returncode == 0, listed.stderr
-    assert "performance" in listed.stdout
-    assert "drift" in listed.stdout
-    page = tmp_path / "performance.html"
-    opened = _flywheel(
-        local_env, "monitor", "open", DEMO_MODEL, "--kind", "performance", "--no-browser",
-        "--output", str(page), cwd=tmp_path,
-    )  # fmt: skip
-    assert opened.returncode == 0, opened.stderr
-    assert "degraded: accuracy" in page.read_text()
+    _assert_monitor_reports_open(local_env, tmp_path)
 
     # When the audit trail is verified from a separate process, it is intact
     _assert_verified_against_anchors(local_env, tmp_path)

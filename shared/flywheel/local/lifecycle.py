@@ -28,6 +28,7 @@ from flywheel.local.runtime import readable
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
+    from datetime import datetime
     from pathlib import Path
 
     from flywheel.audit.chain import VerifyReport
@@ -61,6 +62,12 @@ class Driver(Protocol):
     def notifications(self) -> list[dict[str, Any]]: ...
 
     def hold_waits(self, hold: bool) -> None: ...
+
+    def inject_llm(self, *faults: str) -> None: ...
+
+    def clear_llm_faults(self) -> None: ...
+
+    def now(self) -> datetime: ...
 
 
 @dataclass
@@ -515,6 +522,15 @@ class InProcessDriver:
     def hold_waits(self, hold: bool) -> None:
         self.runtime.hold_waits(hold)
 
+    def inject_llm(self, *faults: str) -> None:
+        self.runtime.llm.inject(*faults)
+
+    def clear_llm_faults(self) -> None:
+        self.runtime.llm.clear()
+
+    def now(self) -> datetime:
+        return self.runtime.clock.now()
+
 
 class ServerDriver:
     """The lifecycle against the local moto server (``flywheel local start``)."""
@@ -573,6 +589,23 @@ class ServerDriver:
 
         server.control(self.port, "/hold-waits", {"hold": hold})
 
+    def inject_llm(self, *faults: str) -> None:
+        from flywheel.local import server
+
+        server.control(self.port, "/llm-faults", {"faults": list(faults)})
+
+    def clear_llm_faults(self) -> None:
+        from flywheel.local import server
+
+        server.control(self.port, "/llm-faults", {"faults": [], "clear": True})
+
+    def now(self) -> datetime:
+        from datetime import datetime
+
+        from flywheel.local import server
+
+        return datetime.fromisoformat(server.control(self.port, "/resources")["now"])
+
 
 def run_demo(driver: Driver, *, progress: Callable[[str], None], report_dir: Path) -> LifecycleRun:
     """The whole loop, as ``flywheel demo`` shows it; returns what happened."""
@@ -608,6 +641,9 @@ def run_demo(driver: Driver, *, progress: Callable[[str], None], report_dir: Pat
         notes.append(f"10 requests x 20 rows → {variants}")
     with run.stage("an explained prediction (explain: true)", progress) as notes:
         notes.append(_explained(life, records[0], run))
+    from flywheel.local.llm_demo import run_prompt_demo
+
+    run_prompt_demo(life, run, progress)
     with run.stage("drifted traffic, hourly drift scorer", progress) as notes:
         life.serve_traffic(records, requests=10, shift=1.8)
         fired = driver.advance(3600 + 60)

@@ -272,6 +272,8 @@ def _control_server(port: int, runtime: Any, *, api_url: str | None = None) -> A
                 runtime.hold_waits(bool(body.get("hold")))
                 self._reply(200, {"ok": True})
             elif self.path == "/llm-faults":
+                if body.get("clear"):
+                    runtime.llm.clear()
                 try:
                     runtime.llm.inject(*[str(f) for f in body["faults"]])
                 except ValueError as err:

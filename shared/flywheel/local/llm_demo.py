@@ -1,0 +1,241 @@
+"""The prompt part of ``flywheel demo``: a prompt's versions under the model lifecycle.
+
+Two versions of ``ticket-summary`` (``examples/prompts/``) are registered by one person
+and approved by another; each approval starts the promotion workflow as synthesized.
+Version 1 is rolled out and becomes the champion; version 2 goes on canary, and while its
+first bake is held open real calls reach ``POST /v1/prompts/{name}/invoke`` through the
+gateway function. The canary's model then fails (an injected ``ModelErrorException`` on
+its model only), its error rate is measured from the gateway's captured calls, the
+cost report is printed, the prompt's daily budget runs out (429), and the canary's
+error-rate alarm rolls version 2 back.
+
+moto does not evaluate CloudWatch alarms from metrics: the demo measures the canary's
+error rate from what the gateway captured and sets the alarm's state as CloudWatch would,
+with that figure as the reason. Everything else is the deployed code path.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from flywheel.local.lifecycle import APPROVER, OPERATOR, PROMOTION
+from flywheel.local.synth import repo_root
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from decimal import Decimal
+
+    from flywheel.local.lifecycle import Lifecycle, LifecycleRun
+
+PROMPT = "ticket-summary"
+#: The application that calls the prompt (an ``<prefix>-application`` principal).
+APPLICATION = "arn:aws:sts::123456789012:assumed-role/flywheel-dev-application/helpdesk"
+#: The canary's provider model (version 2's ``model_id``), whose calls the demo fails.
+CANARY_MODEL = "amazon.nova-lite-v1:0"
+TICKETS: tuple[dict[str, Any], ...] = (
+    {
+        "customer": "Acme GmbH",
+        "area": "billing",
+        "ticket": "We were charged twice for November. Card 4111 1111 1111 1111 shows two "
+        "payments of 49 EUR. Please refund one and mail billing@acme.example.",
+    },
+    {
+        "customer": "Northwind",
+        "area": "login",
+        "ticket": "Nobody on the team can sign in since this morning; the page says the "
+        "session expired right after the password. Call +44 20 7946 0958.",
+    },
+    {
+        "customer": "Globex",
+        "area": "performance",
+        "ticket": "Reports take four minutes to load since the last release, they took "
+        "ten seconds before. It happens for every user in the EU workspace.",
+        "max_sentences": 1,
+    },
+    {
+        "customer": "Initech",
+        "area": "other",
+        "ticket": "Could you tell us how to export all tickets of 2026 as CSV for our "
+        "auditors? Order 1234 5678 9012 3456 is the support plan we bought.",
+    },
+)
+
+
+def run_prompt_demo(life: Lifecycle, run: LifecycleRun, progress: Callable[[str], None]) -> None:
+    """The prompt stages of the demo (after the model's promotion)."""
+    examples = repo_root() / "examples" / "prompts"
+    author, approver = life.sdk(OPERATOR), life.sdk(APPROVER)
+    facts: dict[str, Any] = {}
+    run.facts["prompt"] = facts
+    _first_version(life, run, progress, facts)
+    canary_stage = "prompt v2 on canary, calls through POST /v1/prompts/{name}/invoke"
+    with run.stage(canary_stage, progress) as n:
+        second = author.register_prompt(examples / "ticket-summary.v2.yaml", reason="JSON answers")
+        known = len(life.executions(PROMOTION))
+        life.driver.hold_waits(True)
+        try:
+            approver.approve_prompt(PROMPT, second.version.version, reason="schema reviewed")
+            promotion = life.wait_for_new_execution(PROMOTION, known)["executionArn"]
+            life.wait(promotion, until="Bake")
+            answers = _calls(life, 60)
+            variants = _count(answers, "variant")
+            facts["variants"] = variants
+            n.append(f"60 calls → {variants}")
+            life.driver.inject_llm(*[f"ModelErrorException@{CANARY_MODEL}"] * 40)
+            failing = _calls(life, 40)
+            facts["while_failing"] = _count(failing, "status")
+            n.append(f"canary's model fails: 40 more calls → {facts['while_failing']}")
+            rate = _canary_error_rate(life)
+            facts["canary_error_rate"] = rate
+            n.append(f"canary error rate {rate:.0f}% (from the captured calls)")
+            with run.stage("flywheel cost report --prompt ticket-summary", progress) as lines:
+                lines.extend(_cost_lines(life))
+            with run.stage("the prompt's daily budget runs out", progress) as lines:
+                lines.append(_exhaust_budget(life, facts))
+            _judge(life, rate)
+        finally:
+            life.driver.clear_llm_faults()
+            life.driver.hold_waits(False)
+        status, states = life.wait(promotion)
+        model = approver.get_model(PROMPT)
+        facts["v2_promotion"] = {"status": status, "states": states, "champion": model.champion}
+        n.append(f"canary judged: {' → '.join(states[-3:])}; champion v{model.champion}")
+    with run.stage("prompt audit chain", progress) as n:
+        report = approver.verify(PROMPT)
+        facts["verified"] = report.ok
+        actions = [str(e.action) for e in approver.audit_entries(PROMPT)]
+        n.append(f"{'OK' if report.ok else 'BROKEN'}: {len(actions)} entries, {', '.join(actions)}")
+
+
+def _first_version(
+    life: Lifecycle, run: LifecycleRun, progress: Callable[[str], None], facts: dict[str, Any]
+) -> None:
+    """Version 1: registered by one person, approved by another, rolled out by the workflow."""
+    examples = repo_root() / "examples" / "prompts"
+    author, approver = life.sdk(OPERATOR), life.sdk(APPROVER)
+    with run.stage("prompt v1: registered, approved by someone else, rolled out", progress) as n:
+        known = len(life.executions(PROMOTION))
+        first = author.register_prompt(examples / "ticket-summary.v1.yaml", reason="first cut")
+        approver.approve_prompt(PROMPT, first.version.version, reason="template reviewed")
+        execution = life.wait_for_new_execution(PROMOTION, known)
+        status, states = life.wait(execution["executionArn"])
+        champion = approver.get_model(PROMPT).champion
+        facts["v1_promotion"] = {"status": status, "champion": champion}
+        n.append(f"{status}: {states.count('ShiftAlias')} canary steps; champion v{champion}")
+
+
+def invoke(life: Lifecycle, variables: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    """One call of the prompt through the gateway function, as API Gateway sends it."""
+    return life.invoke_api(
+        life.function_name("llm-gateway"),
+        "POST",
+        f"/v1/prompts/{PROMPT}/invoke",
+        {"variables": variables},
+        path_parameters={"name": PROMPT},
+        caller=APPLICATION,
+    )
+
+
+def _calls(life: Lifecycle, count: int) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    for i in range(count):
+        status, body = invoke(life, TICKETS[i % len(TICKETS)])
+        found.append({"status": status, **body})
+    return found
+
+
+def _count(answers: list[dict[str, Any]], key: str) -> dict[str, int]:
+    counted: dict[str, int] = {}
+    for answer in answers:
+        value = str(answer.get(key))
+        counted[value] = counted.get(value, 0) + 1
+    return dict(sorted(counted.items()))
+
+
+def _canary_error_rate(life: Lifecycle) -> float:
+    """Share of the canary's captured calls answered 5xx, percent."""
+    from flywheel.composition import AwsPlatform
+    from flywheel.serving.capture import decode_capture
+
+    capture = AwsPlatform(life.settings).capture
+    prefix = f"{life.settings.llm_capture_prefix}prompt={PROMPT}/version=2/"
+    rows = [r for key in capture.keys(prefix) for r in decode_capture(capture.get(key))]
+    canary = [r for r in rows if r.get("variant") == "canary"]
+    if not canary:
+        return 0.0
+    return 100.0 * sum(int(r.get("status") or 0) >= 500 for r in canary) / len(canary)
+
+
+def _cost_lines(life: Lifecycle) -> list[str]:
+    from flywheel.clock import FixedClock
+    from flywheel.composition import AwsPlatform
+    from flywheel.sdk import Flywheel
+
+    # The report's "today" is the runtime's (simulated) day, the day the calls were counted.
+    platform = AwsPlatform(life.settings, clock=FixedClock(life.driver.now()))
+    report = Flywheel(platform, actor=OPERATOR).cost_report(prompt=PROMPT)
+    currency = report.llm.currency
+    lines: list[str] = []
+    for cost in report.llm.prompts:
+        for v in cost.variants:
+            per_1k = v.cost_per_1k_calls
+            lines.append(
+                f"{v.label}: {v.calls} calls, {v.input_tokens}+{v.output_tokens} tokens, "
+                f"{_money(v.cost)} {currency}"
+                + (f" ({_money(per_1k)} per 1k calls)" if per_1k is not None else "")
+            )
+    return lines or ["no calls counted"]
+
+
+def _money(amount: Decimal) -> str:
+    return f"{amount:.6f}"
+
+
+def _exhaust_budget(life: Lifecycle, facts: dict[str, Any]) -> str:
+    """Call with long tickets until the budget refuses; what the refusal said."""
+    ticket = {"customer": "Umbrella", "area": "other", "ticket": " ".join(["Slow export."] * 600)}
+    for calls in range(1, 2001):
+        status, body = invoke(life, ticket)
+        if status == 429:
+            error = body.get("error", {})
+            facts["budget_refusal"] = {"calls": calls, "error": error}
+            return f"call {calls} → HTTP 429 {error.get('code')}: {error.get('message')}"
+    return "no budget refused 2,000 calls"
+
+
+def _judge(life: Lifecycle, rate: float) -> None:
+    """Set the canary's error-rate alarm as CloudWatch would from the measured rate."""
+    from flywheel.llm.policy import LlmPolicy
+
+    policy = _environment(life, "llm-gateway")["FLYWHEEL_LLM_POLICY"]
+    threshold = LlmPolicy.model_validate_json(policy).prompt(PROMPT).alarms
+    alarm = _alarm_name(life, "errorrate")
+    state = "ALARM" if rate > threshold.error_rate_percent else "OK"
+    life.driver.client("cloudwatch").set_alarm_state(
+        AlarmName=alarm,
+        StateValue=state,
+        StateReason=json.dumps(
+            {"canary_error_rate_percent": round(rate, 1),
+             "threshold": threshold.error_rate_percent}
+        ),
+    )  # fmt: skip
+
+
+def _environment(life: Lifecycle, function: str) -> dict[str, str]:
+    """A deployed function's environment (what the stage gave it)."""
+    configuration = life.driver.client("lambda").get_function_configuration(
+        FunctionName=life.function_name(function)
+    )
+    return dict(configuration["Environment"]["Variables"])
+
+
+def _alarm_name(life: Lifecycle, key: str) -> str:
+    """The prompt's canary alarm, as the promotion workflow's check reads it."""
+    alarms: dict[str, list[str]] = json.loads(
+        _environment(life, "promotion-check-canary")["FLYWHEEL_CANARY_ALARMS"]
+    )
+    for name in alarms.get(PROMPT, []):
+        if name.endswith(f"-{key}"):
+            return name
+    raise KeyError(f"no {key} alarm for {PROMPT} in FLYWHEEL_CANARY_ALARMS")
