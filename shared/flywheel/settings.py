@@ -255,6 +255,7 @@ class Settings(BaseSettings):
         --------
         >>> names = {"FLYWHEEL_REGISTRY_TABLE": "reg", "FLYWHEEL_AUDIT_TABLE": "aud",
         ...          "FLYWHEEL_ONLINE_FEATURES_TABLE": "onl", "FLYWHEEL_IDEMPOTENCY_TABLE": "idm",
+        ...          "FLYWHEEL_LLM_USAGE_TABLE": "use",
         ...          "FLYWHEEL_ARTIFACTS_BUCKET": "art-1", "FLYWHEEL_FEATURES_BUCKET": "fea-1",
         ...          "FLYWHEEL_ANCHORS_BUCKET": "anc-1", "FLYWHEEL_AUDIT_KEY": "alias/audit"}
         >>> Settings.of_deployment(names, backend="aws").features_bucket
