@@ -122,7 +122,7 @@ def _assert_the_prompt_lifecycle(prompt: dict[str, Any]) -> None:
     assert prompt["v1_promotion"] == {"status": "SUCCEEDED", "champion": 1}
     variants = prompt["variants"]
     assert set(variants) == {"champion", "canary"}  # both answered while the bake was held
-    assert sum(variants.values()) == 60
+    assert sum(variants.values()) % 10 == 0  # called in batches of ten until both answered
     assert prompt["while_failing"].get("502", 0) >= 1  # the canary's model failed
     assert prompt["canary_error_rate"] > 5
     refusal = prompt["budget_refusal"]["error"]

@@ -72,7 +72,7 @@ def test_the_gateway_runs_its_handler_on_the_control_layers_with_the_stages_poli
     policy = json.loads(variables["FLYWHEEL_LLM_POLICY"])
     assert LlmPolicy.model_validate(policy) == config.llm.policy()
     assert "canary" not in variables["FLYWHEEL_LLM_POLICY"]
-    expected_budget = Decimal(40 if synth.stage == "dev" else 400)
+    expected_budget = Decimal("0.5" if synth.stage == "dev" else 400)
     assert LlmPolicy.model_validate(policy).prompt(PROMPT).budget.month == expected_budget
     assert variables["FLYWHEEL_LLM_USAGE_TABLE"] == f"{synth.prefix}-LlmUsageTable"
     assert variables["FLYWHEEL_LLM_CAPTURE_PREFIX"] == "llm-capture/"
@@ -338,7 +338,7 @@ def test_the_promotion_steps_get_the_prompts_alarms_and_canary_steps(synth: Synt
     names = sorted(n for n in alarms(synth) if n.startswith(f"{synth.prefix}-{PROMPT}-canary-"))
     steps = [s.model_dump() for s in config.llm.prompts[PROMPT].canary.steps]
     assert steps == (
-        [{"weight": 0.1, "bake_minutes": 5}, {"weight": 0.5, "bake_minutes": 5}]
+        [{"weight": 0.25, "bake_minutes": 5}, {"weight": 0.5, "bake_minutes": 5}]
         if synth.stage == "dev"
         else [{"weight": 0.05, "bake_minutes": 15}, {"weight": 0.25, "bake_minutes": 30}]
     )

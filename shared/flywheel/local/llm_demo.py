@@ -33,6 +33,8 @@ PROMPT = "ticket-summary"
 APPLICATION = "arn:aws:sts::123456789012:assumed-role/flywheel-dev-application/helpdesk"
 #: The canary's provider model (version 2's ``model_id``), whose calls the demo fails.
 CANARY_MODEL = "amazon.nova-lite-v1:0"
+#: Batches of calls at most before the demo gives up on reaching the canary.
+MAX_BATCHES = 30
 TICKETS: tuple[dict[str, Any], ...] = (
     {
         "customer": "Acme GmbH",
@@ -78,14 +80,15 @@ def run_prompt_demo(life: Lifecycle, run: LifecycleRun, progress: Callable[[str]
             approver.approve_prompt(PROMPT, second.version.version, reason="schema reviewed")
             promotion = life.wait_for_new_execution(PROMOTION, known)["executionArn"]
             life.wait(promotion, until="Bake")
-            answers = _calls(life, 60)
+            answers = _calls_until(life, lambda found: len(_count(found, "variant")) == 2)
             variants = _count(answers, "variant")
             facts["variants"] = variants
-            n.append(f"60 calls → {variants}")
-            life.driver.inject_llm(*[f"ModelErrorException@{CANARY_MODEL}"] * 40)
-            failing = _calls(life, 40)
+            n.append(f"{len(answers)} calls → {variants}")
+            # The canary's model starts failing: calls until the canary answered 3 of them.
+            life.driver.inject_llm(*[f"ModelErrorException@{CANARY_MODEL}"] * 3)
+            failing = _calls_until(life, lambda _: _canary_errors(life) >= 3)
             facts["while_failing"] = _count(failing, "status")
-            n.append(f"canary's model fails: 40 more calls → {facts['while_failing']}")
+            n.append(f"canary's model fails: {len(failing)} calls → {facts['while_failing']}")
             rate = _canary_error_rate(life)
             facts["canary_error_rate"] = rate
             n.append(f"canary error rate {rate:.0f}% (from the captured calls)")
@@ -137,12 +140,18 @@ def invoke(life: Lifecycle, variables: dict[str, Any]) -> tuple[int, dict[str, A
     )
 
 
-def _calls(life: Lifecycle, count: int) -> list[dict[str, Any]]:
+def _calls_until(
+    life: Lifecycle, done: Callable[[list[dict[str, Any]]], bool], *, batch: int = 10
+) -> list[dict[str, Any]]:
+    """Calls in batches of ``batch`` until ``done`` (the canary is drawn at random per call)."""
     found: list[dict[str, Any]] = []
-    for i in range(count):
-        status, body = invoke(life, TICKETS[i % len(TICKETS)])
-        found.append({"status": status, **body})
-    return found
+    for _ in range(MAX_BATCHES):
+        for _ in range(batch):
+            status, body = invoke(life, TICKETS[len(found) % len(TICKETS)])
+            found.append({"status": status, **body})
+        if done(found):
+            return found
+    raise RuntimeError(f"{len(found)} calls did not get there: {_count(found, 'status')}")
 
 
 def _count(answers: list[dict[str, Any]], key: str) -> dict[str, int]:
@@ -153,18 +162,25 @@ def _count(answers: list[dict[str, Any]], key: str) -> dict[str, int]:
     return dict(sorted(counted.items()))
 
 
-def _canary_error_rate(life: Lifecycle) -> float:
-    """Share of the canary's captured calls answered 5xx, percent."""
+def _canary_rows(life: Lifecycle) -> list[dict[str, Any]]:
+    """The canary's (version 2's) calls, as the gateway captured them."""
     from flywheel.composition import AwsPlatform
     from flywheel.serving.capture import decode_capture
 
     capture = AwsPlatform(life.settings).capture
     prefix = f"{life.settings.llm_capture_prefix}prompt={PROMPT}/version=2/"
     rows = [r for key in capture.keys(prefix) for r in decode_capture(capture.get(key))]
-    canary = [r for r in rows if r.get("variant") == "canary"]
-    if not canary:
-        return 0.0
-    return 100.0 * sum(int(r.get("status") or 0) >= 500 for r in canary) / len(canary)
+    return [r for r in rows if r.get("variant") == "canary"]
+
+
+def _canary_errors(life: Lifecycle) -> int:
+    return sum(int(r.get("status") or 0) >= 500 for r in _canary_rows(life))
+
+
+def _canary_error_rate(life: Lifecycle) -> float:
+    """Share of the canary's captured calls answered 5xx, percent."""
+    canary = _canary_rows(life)
+    return 100.0 * _canary_errors(life) / len(canary) if canary else 0.0
 
 
 def _cost_lines(life: Lifecycle) -> list[str]:
