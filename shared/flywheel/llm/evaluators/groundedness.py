@@ -39,6 +39,7 @@ from flywheel.llm.evaluators.text import (
     NEGATIONS,
     STOP_WORDS,
     background_idf,
+    is_number,
     numbers,
     split_sentences,
     stem,
@@ -54,6 +55,7 @@ __all__ = [
     "GroundednessEvaluator",
     "SentenceSupport",
     "claim_sentences",
+    "names",
 ]
 
 #: The share of claim-bearing sentences that must be supported, unless told otherwise.
@@ -62,8 +64,13 @@ DEFAULT_THRESHOLD = 0.8
 DEFAULT_SUPPORT = 0.6
 #: Sentences with fewer content words (and no number) make no claim worth checking.
 DEFAULT_MIN_CONTENT_WORDS = 3
-#: Words a negation may stand before the first shared word and still be near it.
-_NEGATION_REACH = 3
+#: Content words a negation reaches: the next ones in its clause, else (``attachments
+#: do not``) the ones before it in its clause.
+_NEGATION_SCOPE = 3
+_CLAUSE = re.compile(r"[,;:.!?()]|\s(?:but|and|or|while|whereas|although)\s", re.IGNORECASE)
+#: Capitalised words: names when they do not start the sentence, and acronyms.
+_CAPITALISED = re.compile(r"\b[A-Z][A-Za-z0-9]*(?:-[A-Za-z0-9]+)*")
+_ACRONYM = re.compile(r"[A-Z]{2,}")
 #: Unsupported sentences listed as evidence at most.
 _MAX_EVIDENCE = 20
 #: Passages checked per sentence, best support first, before it is called unsupported.
@@ -91,31 +98,76 @@ class _Text:
     words: tuple[str, ...]
     stems: tuple[str | None, ...]  # None for stop words and negations
     numbers: frozenset[str]
+    #: The stems of every word, stop words included (``before``, ``after``, ``more``).
+    every: frozenset[str]
+    #: The content stems a negation reaches.
+    negated: frozenset[str]
 
     @classmethod
     def of(cls, text: str) -> _Text:
         found = tuple(words(text))
         stems = tuple(None if w in STOP_WORDS or w in NEGATIONS else stem(w) for w in found)
-        return cls(text=text, words=found, stems=stems, numbers=frozenset(numbers(text)))
+        return cls(
+            text=text,
+            words=found,
+            stems=stems,
+            numbers=frozenset(numbers(text)),
+            every=frozenset(stem(w) for w in found),
+            negated=_negated(text),
+        )
 
     @property
     def terms(self) -> frozenset[str]:
         return frozenset(s for s in self.stems if s is not None)
 
-    def negated_near(self, shared: frozenset[str]) -> bool:
-        """Whether a negation stands among (or just before) the words shared with the
-        other side."""
-        places = [i for i, s in enumerate(self.stems) if s in shared]
-        if not places:
-            return any(w in NEGATIONS for w in self.words)
-        low, high = max(0, places[0] - _NEGATION_REACH), places[-1]
-        return any(w in NEGATIONS for w in self.words[low : high + 1])
-
     def word_for(self, term: str) -> str:
         for word, found in zip(self.words, self.stems, strict=True):
-            if found == term:
+            if found == term or stem(word) == term:
                 return word
         return term
+
+
+def _negated(text: str) -> frozenset[str]:
+    """The content stems of ``text`` that a negation reaches.
+
+    Examples
+    --------
+    >>> sorted(_negated("Notes work offline, attachments do not. No card is required."))
+    ['attachment', 'card', 'need']
+    """
+    found: set[str] = set()
+    for clause in _CLAUSE.split(text):
+        tokens = words(clause)
+        for i, word in enumerate(tokens):
+            if word not in NEGATIONS:
+                continue
+            after = [t for t in tokens[i + 1 :] if t not in STOP_WORDS and t not in NEGATIONS]
+            before = [t for t in tokens[:i] if t not in STOP_WORDS and t not in NEGATIONS]
+            reached = after[:_NEGATION_SCOPE] or before[-_NEGATION_SCOPE:]
+            found.update(stem(t) for t in reached)
+    return frozenset(found)
+
+
+def names(sentence: str) -> list[str]:
+    """The names ``sentence`` uses: capitalised words past its first word (and not right
+    after a colon or a quote), and acronyms anywhere; months and weekdays are numbers.
+
+    Examples
+    --------
+    >>> names("SAML works with the Munich office; Okta too.")
+    ['SAML', 'Munich', 'Okta']
+    """
+    found = []
+    first = re.search(r"[A-Za-z0-9]", sentence)
+    for match in _CAPITALISED.finditer(sentence):
+        word = match.group(0)
+        before = sentence[: match.start()].rstrip()
+        opens = first is not None and match.start() == first.start()
+        if word == "I" or is_number(word.lower()):
+            continue
+        if _ACRONYM.match(word) or not (opens or before.endswith((":", '"', "“", "(", "-"))):
+            found.append(word)
+    return found
 
 
 @dataclass(frozen=True)
@@ -154,8 +206,9 @@ def claim_sentences(answer: str, min_content_words: int = DEFAULT_MIN_CONTENT_WO
 class _Passages:
     """The context's passages (sentences and adjacent pairs) and their idf."""
 
-    def __init__(self, context: Sequence[str]) -> None:
+    def __init__(self, context: Sequence[str], question: str | None = None) -> None:
         units: list[list[_Text]] = [[_Text.of(s) for s in split_sentences(c)] for c in context]
+        self._known = frozenset(w for c in (*context, question or "") for w in words(c))
         documents = [u for item in units for u in item]
         frequency: dict[str, int] = {}
         for doc in documents:
@@ -188,6 +241,17 @@ class _Passages:
              for i, p in enumerate(self.passages)),
             key=lambda pair: (-pair[0], pair[1]),
         )  # fmt: skip
+        unknown = [n for n in names(sentence) if not set(words(n)) <= self._known]
+        if unknown and ranked:
+            share, i = ranked[0]
+            return SentenceSupport(
+                sentence=sentence,
+                passage=self.passages[i].text,
+                support=0.0,
+                supported=False,
+                note=f"{unknown[0]!r} is not in the context",
+                missing=tuple(unknown[:8]),
+            )
         first: SentenceSupport | None = None
         for share, i in ranked[:_CANDIDATES]:
             passage = self.passages[i]
@@ -215,10 +279,10 @@ def _mismatch(claim: _Text, passage: _Text) -> str | None:
     if absent:
         return f"number {absent[0].split(':')[-1]} is not in the passage"
     shared = claim.terms & passage.terms
-    if claim.negated_near(shared) != passage.negated_near(shared):
+    if bool(claim.negated & shared) != bool(passage.negated & shared):
         return "negated on one side only"
-    for term in sorted(claim.terms - passage.terms):
-        opposite = _OPPOSITES.get(term, frozenset()) & passage.terms
+    for term in sorted(claim.every - passage.every):
+        opposite = _OPPOSITES.get(term, frozenset()) & passage.every
         if opposite:
             said = passage.word_for(min(opposite))
             return f"says {claim.word_for(term)!r} where the passage says {said!r}"
@@ -256,7 +320,7 @@ class GroundednessEvaluator:
 
     def sentences(self, item: EvaluationInput) -> list[SentenceSupport]:
         """Each claim-bearing sentence of the answer and how well the context supports it."""
-        passages = _Passages([c for c in item.context if c.strip()])
+        passages = _Passages([c for c in item.context if c.strip()], item.question)
         return [
             passages.judge(sentence, self.support)
             for sentence in claim_sentences(item.answer, self.min_content_words)

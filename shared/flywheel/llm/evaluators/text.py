@@ -86,7 +86,8 @@ SYNONYMS: dict[str, str] = {
     "min": "minute", "mins": "minute", "sec": "second", "secs": "second", "workday": "weekday",
     "dollar": "usd", "maximal": "maximum", "max": "maximum", "lowest": "minimum",
     "highest": "maximum", "disabl": "disable", "enabl": "enable", "activat": "enable",
-    "deactivat": "disable",
+    "deactivat": "disable", "monday": "weekday", "tuesday": "weekday", "wednesday": "weekday",
+    "thursday": "weekday", "friday": "weekday", "saturday": "weekend", "sunday": "weekend",
 }  # fmt: skip
 
 _NUMBER_WORDS = {
