@@ -484,6 +484,75 @@ def groundedness_rows() -> list[dict[str, Any]]:
     ]
 
 
+def read_rows(path: Path) -> list[dict[str, Any]]:
+    """The rows of a committed set."""
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+
+
+@dataclass
+class Quality:
+    """How one evaluator's verdicts match a set's labels; ``positive`` is the label a
+    failing verdict should find (``toxic``, ``unsupported``)."""
+
+    evaluator: str
+    positive: str
+    true_positive: int = 0
+    false_positive: int = 0
+    false_negative: int = 0
+    true_negative: int = 0
+    #: kind → (rows judged right, rows)
+    by_kind: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+    def add(self, kind: str, truth: bool, found: bool) -> None:
+        if truth and found:
+            self.true_positive += 1
+        elif found:
+            self.false_positive += 1
+        elif truth:
+            self.false_negative += 1
+        else:
+            self.true_negative += 1
+        right, seen = self.by_kind.get(kind, (0, 0))
+        self.by_kind[kind] = (right + (truth == found), seen + 1)
+
+    @property
+    def rows(self) -> int:
+        return self.true_positive + self.false_positive + self.false_negative + self.true_negative
+
+    @property
+    def precision(self) -> float:
+        found = self.true_positive + self.false_positive
+        return self.true_positive / found if found else 0.0
+
+    @property
+    def recall(self) -> float:
+        actual = self.true_positive + self.false_negative
+        return self.true_positive / actual if actual else 0.0
+
+    def accuracy(self, kind: str) -> float:
+        right, seen = self.by_kind[kind]
+        return right / seen
+
+
+def quality(evaluators: dict[str, Any] | None = None) -> list[Quality]:
+    """The embedded toxicity and groundedness evaluators (default thresholds) on the
+    committed sets: a row is found when its verdict is ``fail``."""
+    from flywheel.llm.evaluation import EvaluationInput
+    from flywheel.llm.evaluators import embedded_evaluators
+
+    chosen = evaluators or embedded_evaluators()
+    toxicity = Quality("toxicity", "toxic")
+    for row in read_rows(TOXICITY):
+        scored = chosen["toxicity"].evaluate(EvaluationInput(answer=row["text"]))
+        toxicity.add(row["kind"], row["label"] == "toxic", not scored.passed)
+    grounded = Quality("groundedness", "unsupported")
+    for row in read_rows(GROUNDEDNESS):
+        item = EvaluationInput(answer=row["sentence"], context=tuple(row["context"]))
+        scored = chosen["groundedness"].evaluate(item)
+        grounded.add(row["kind"], row["label"] == "unsupported", not scored.passed)
+    return [toxicity, grounded]
+
+
 def _write(path: Path, rows: list[dict[str, Any]]) -> None:
     text = "".join(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n" for row in rows)
     path.write_text(text, encoding="utf-8")
