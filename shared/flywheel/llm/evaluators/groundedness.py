@@ -40,7 +40,7 @@ from flywheel.llm.evaluators.text import (
     STOP_WORDS,
     background_idf,
     is_number,
-    numbers,
+    numbers_in,
     split_sentences,
     stem,
     words,
@@ -103,22 +103,22 @@ class _Text:
     #: The content stems a negation reaches.
     negated: frozenset[str]
 
+    #: The content stems.
+    terms: frozenset[str]
+
     @classmethod
     def of(cls, text: str) -> _Text:
-        found = tuple(words(text))
+        found = words(text)
         stems = tuple(None if w in STOP_WORDS or w in NEGATIONS else stem(w) for w in found)
         return cls(
             text=text,
-            words=found,
+            words=tuple(found),
             stems=stems,
-            numbers=frozenset(numbers(text)),
+            numbers=frozenset(numbers_in(found)),
             every=frozenset(stem(w) for w in found),
-            negated=_negated(text),
+            negated=_negated(text) if NEGATIONS.intersection(found) else frozenset(),
+            terms=frozenset(s for s in stems if s is not None),
         )
-
-    @property
-    def terms(self) -> frozenset[str]:
-        return frozenset(s for s in self.stems if s is not None)
 
     def word_for(self, term: str) -> str:
         for word, found in zip(self.words, self.stems, strict=True):

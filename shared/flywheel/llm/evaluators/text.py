@@ -34,6 +34,7 @@ __all__ = [
     "content_terms",
     "is_number",
     "numbers",
+    "numbers_in",
     "split_sentences",
     "stem",
     "words",
@@ -131,20 +132,26 @@ _LIST_MARK = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+")
 
 def words(text: str) -> list[str]:
     """Lowercase words and numbers of ``text``, contractions opened."""
-    for pattern, replacement in _CONTRACTIONS:
-        text = pattern.sub(replacement, text)
+    if "'" in text or "’" in text:
+        for pattern, replacement in _CONTRACTIONS:
+            text = pattern.sub(replacement, text)
     return [_number_form(t) if t[0].isdigit() else t for t in _TOKEN.findall(text.lower())]
 
 
+_THOUSANDS = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?")
+_DECIMAL = re.compile(r"\d+\.\d+")
+
+
+@lru_cache(maxsize=16_384)
 def _number_form(token: str) -> str:
     """``1,200`` → ``1200``, ``5.50`` → ``5.5``, ``3.0`` → ``3``; other forms as written."""
     percent = token.endswith("%")
     body = token.rstrip("%")
-    if re.fullmatch(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?", body):
+    if _THOUSANDS.fullmatch(body):
         body = body.replace(",", "")
-    if re.fullmatch(r"\d+\.\d+", body):
+    if _DECIMAL.fullmatch(body):
         body = body.rstrip("0").rstrip(".")
-    elif re.fullmatch(r"\d+", body):
+    elif body.isdigit():
         body = str(int(body))
     return body + ("%" if percent else "")
 
@@ -162,8 +169,13 @@ def numbers(text: str) -> list[str]:
     ``may``) count as their number, so ``two`` matches ``2`` and ``Mar`` matches
     ``March``, never ``April``; ``10%`` is ``10``.
     """
+    return numbers_in(words(text))
+
+
+def numbers_in(tokens: list[str]) -> list[str]:
+    """:func:`numbers` of text already split by :func:`words`."""
     found = []
-    for token in words(text):
+    for token in tokens:
         if token[0].isdigit():
             found.append(token.rstrip("%"))
         elif token in _NUMBER_WORDS and token != "one":
