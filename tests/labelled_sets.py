@@ -103,12 +103,12 @@ _HARD_NEGATIVES = [
     "That release was a killer feature for the {svc} team.",
 ]
 _QUOTED_COMPLAINTS = [
-    "A customer wrote that the new {thing} is \"useless\" and asked for the old one back.",
-    "One review calls our {thing} \"garbage\"; the fix for the crash ships on Friday.",
-    "The ticket says the {thing} is \"a joke\", because the export fails every time.",
-    "The user complained that the {thing} feels \"stupid\" to navigate on mobile.",
-    "She said the {thing} was \"terrible\" after the update removed dark mode.",
-    "Several users called the {thing} \"broken\" when the login loop started.",
+    'A customer wrote that the new {thing} is "useless" and asked for the old one back.',
+    'One review calls our {thing} "garbage"; the fix for the crash ships on Friday.',
+    'The ticket says the {thing} is "a joke", because the export fails every time.',
+    'The user complained that the {thing} feels "stupid" to navigate on mobile.',
+    'She said the {thing} was "terrible" after the update removed dark mode.',
+    'Several users called the {thing} "broken" when the login loop started.',
 ]
 _REASSURANCE = [
     "Nobody here thinks you are stupid for asking; the docs were unclear.",
@@ -172,8 +172,10 @@ FACTS: tuple[Fact, ...] = (
     Fact(
         "Refunds are issued within {d} days of a cancellation request.",
         {"d": ["5", "7", "10", "14"]},
-        ("After you request a cancellation, the refund is issued within {d} days.",
-         "A refund is issued at most {d} days after you request a cancellation."),
+        (
+            "After you request a cancellation, the refund is issued within {d} days.",
+            "A refund is issued at most {d} days after you request a cancellation.",
+        ),
         negated="Refunds are never issued after a cancellation request.",
         fabricated="Refunds are paid out as store credit after a cancellation request.",
     ),
@@ -195,8 +197,10 @@ FACTS: tuple[Fact, ...] = (
     Fact(
         "Password reset links expire after {m} minutes.",
         {"m": ["15", "30", "60"]},
-        ("A password reset link expires {m} minutes after it is sent.",
-         "Reset links for passwords stop working after {m} minutes."),
+        (
+            "A password reset link expires {m} minutes after it is sent.",
+            "Reset links for passwords stop working after {m} minutes.",
+        ),
         negated="Password reset links do not expire.",
         fabricated="Password reset links can be used several times.",
     ),
@@ -238,16 +242,20 @@ FACTS: tuple[Fact, ...] = (
     Fact(
         "Two-factor authentication is required for all administrator accounts.",
         {},
-        ("Every administrator account must use two-factor authentication.",
-         "Administrator accounts all require two-factor authentication."),
+        (
+            "Every administrator account must use two-factor authentication.",
+            "Administrator accounts all require two-factor authentication.",
+        ),
         negated="Two-factor authentication is not required for administrator accounts.",
         antonym="Two-factor authentication is optional for all administrator accounts.",
     ),
     Fact(
         "Database backups run every {h} hours and are stored in a second region.",
         {"h": ["4", "6", "12", "24"]},
-        ("The database is backed up every {h} hours, and the backups are stored in a second "
-         "region.",),
+        (
+            "The database is backed up every {h} hours, and the backups are stored in a second "
+            "region.",
+        ),
         negated="Database backups are not stored in a second region.",
         fabricated="Database backups are encrypted with customer-managed keys.",
     ),
@@ -294,16 +302,20 @@ FACTS: tuple[Fact, ...] = (
     Fact(
         "Customer data is stored in the EU region and never leaves it.",
         {},
-        ("All customer data is stored in the EU region and never leaves that region.",
-         "Customer data stays in the EU region."),
+        (
+            "All customer data is stored in the EU region and never leaves that region.",
+            "Customer data stays in the EU region.",
+        ),
         negated="Customer data is not stored in the EU region.",
         fabricated="Customer data is copied to the US region for disaster recovery.",
     ),
     Fact(
         "Sessions time out after {m} minutes of inactivity.",
         {"m": ["15", "20", "30"]},
-        ("After {m} minutes of inactivity, your session times out.",
-         "If you are inactive for {m} minutes, you are logged out."),
+        (
+            "After {m} minutes of inactivity, your session times out.",
+            "If you are inactive for {m} minutes, you are logged out.",
+        ),
         negated="Sessions do not time out after inactivity.",
     ),
     Fact(
@@ -450,8 +462,7 @@ def groundedness_rows() -> list[dict[str, Any]]:
         passage = fact.passage.format(**values)
         others = [f for j, f in enumerate(FACTS) if j != i]
         distractors = [
-            f.passage.format(**{k: v[0] for k, v in f.slots.items()})
-            for f in rng.sample(others, 2)
+            f.passage.format(**{k: v[0] for k, v in f.slots.items()}) for f in rng.sample(others, 2)
         ]
         context = [*distractors]
         context.insert(rng.randrange(len(context) + 1), passage)

@@ -52,14 +52,14 @@ def _response(
         assessment["wordPolicy"] = {
             "customWords": [],
             "managedWordLists": [
-                {"match": w, "type": "PROFANITY", "action": "NONE", "detected": True}
-                for w in words
+                {"match": w, "type": "PROFANITY", "action": "NONE", "detected": True} for w in words
             ],
         }
     checks = []
     if grounding is not None:
+        action = "NONE" if grounding >= 0.7 else "BLOCKED"
         checks.append({"type": "GROUNDING", "threshold": 0.7, "score": grounding,
-                       "action": "NONE" if grounding >= 0.7 else "BLOCKED", "detected": False})  # fmt: skip
+                       "action": action, "detected": False})  # fmt: skip
     if relevance is not None:
         checks.append({"type": "RELEVANCE", "threshold": 0.5, "score": relevance,
                        "action": "NONE", "detected": False})  # fmt: skip
@@ -181,7 +181,7 @@ def test_input_toxicity_is_a_second_call_with_source_input(stubbed: tuple[Any, S
     )  # fmt: skip
     scored = _guardrail(client).evaluators(include_input=True)["toxicity"].evaluate(ITEM)
     assert scored.score == 1.0
-    assert scored.evidence[0].note is not None and scored.evidence[0].note.startswith("input:")
+    assert (scored.evidence[0].note or "").startswith("input:")
 
 
 def test_thresholds_override_the_guardrails_own(stubbed: tuple[Any, Stubber]) -> None:

@@ -56,13 +56,15 @@ def test_toxicity_probabilities_equal_the_packages_predict_proba() -> None:
     ours = np.array([model.probability(t) for t in texts])
     reference = predict_prob(texts)
     assert np.max(np.abs(ours - reference)) < 1e-9
-    assert ours.min() < 0.05 and ours.max() > 0.99  # both ends are exercised
+    assert ours.min() < 0.05  # both ends are exercised
+    assert ours.max() > 0.99
 
 
 def test_the_shipped_data_file_is_what_the_build_step_writes() -> None:
     shipped = json.loads(gzip.decompress(DEFAULT_OUT.read_bytes()))
     assert shipped == build()
-    assert len(shipped["terms"]) == 15_442 and len(shipped["folds"]) == 5
+    assert len(shipped["terms"]) == 15_442
+    assert len(shipped["folds"]) == 5
 
 
 def test_toxic_answers_fail_with_the_words_that_made_them_toxic() -> None:
@@ -140,7 +142,7 @@ def test_unsupported_sentences_are_evidence_with_the_closest_passage() -> None:
     assert scored.verdict is Verdict.FAIL
     first, second = scored.evidence
     assert first.sentence == "The Pro plan costs $59 per month."
-    assert first.passage is not None and "$49 per month" in first.passage
+    assert "$49 per month" in (first.passage or "")
     assert first.score == 0.0
     assert second.sentence == "We also ship to the Moon for free."
     assert second.note == "'Moon' is not in the context"
@@ -170,15 +172,21 @@ def test_claim_sentences_skip_questions_greetings_and_short_hedges() -> None:
 def test_relevance_scores_overlap_with_the_question_and_needs_one() -> None:
     judge = RelevanceEvaluator()
     on_topic = judge.evaluate(
-        EvaluationInput(question="Why does my CSV export time out?",
-                        answer="CSV exports over 10k rows time out; use the API.")  # fmt: skip
+        EvaluationInput(
+            question="Why does my CSV export time out?",
+            answer="CSV exports over 10k rows time out; use the API.",
+        )
     )
     off_topic = judge.evaluate(
-        EvaluationInput(question="Why does my CSV export time out?",
-                        answer="Our offices are closed on public holidays.")  # fmt: skip
+        EvaluationInput(
+            question="Why does my CSV export time out?",
+            answer="Our offices are closed on public holidays.",
+        )
     )
-    assert on_topic.passed and not off_topic.passed
-    assert on_topic.score > 0.8 > 0.1 > off_topic.score
+    assert on_topic.passed
+    assert not off_topic.passed
+    assert on_topic.score > 0.8
+    assert off_topic.score < 0.1
     assert set(on_topic.evidence[0].words) >= {"csv", "exports"}
     assert not judge.evaluate(EvaluationInput(answer="Hi")).applicable
 
@@ -233,4 +241,4 @@ def test_the_factory_refuses_bad_thresholds_naming_them(
 ) -> None:
     with pytest.raises(ConfigError, match=message) as caught:
         embedded_evaluators(thresholds)
-    assert caught.value.field == message.split(":")[0]
+    assert caught.value.field == message.split(":", maxsplit=1)[0]

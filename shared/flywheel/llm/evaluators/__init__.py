@@ -21,7 +21,7 @@ Examples
 >>> embedded_evaluators({"tone": 0.5})
 Traceback (most recent call last):
 ...
-flywheel.errors.ConfigError: thresholds.tone: not an embedded evaluator (format, groundedness, relevance, toxicity)
+flywheel.errors.ConfigError: thresholds.tone: not an embedded evaluator (format, ...)
 """
 
 from __future__ import annotations

@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     data = build()
     size = write(data, args.out)
-    print(f"wrote {args.out} ({size:,} bytes): {len(data['terms']):,} terms, "  # noqa: T201
+    print(f"wrote {args.out} ({size:,} bytes): {len(data['terms']):,} terms, "
           f"{len(data['folds'])} folds, from {data['source'].split(' (')[0]}")  # fmt: skip
 
 

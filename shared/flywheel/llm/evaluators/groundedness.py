@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import TYPE_CHECKING
 
 from flywheel.llm.evaluation import Direction, EvaluationInput, EvaluationScore, Evidence
@@ -192,7 +193,7 @@ def claim_sentences(answer: str, min_content_words: int = DEFAULT_MIN_CONTENT_WO
     """
     claims = []
     for sentence in split_sentences(answer):
-        if sentence.rstrip("\"'”’)").endswith("?"):
+        if sentence.rstrip("\"'\u201d\u2019)").endswith("?"):
             continue
         read = _Text.of(sentence)
         if _PLEASANTRY.match(sentence) and not read.numbers:
@@ -220,9 +221,7 @@ class _Passages:
         passages: list[_Text] = []
         for item in units:
             passages.extend(item)
-            passages.extend(
-                _Text.of(f"{a.text} {b.text}") for a, b in zip(item, item[1:], strict=False)
-            )
+            passages.extend(_Text.of(f"{a.text} {b.text}") for a, b in pairwise(item))
         self.passages = passages
 
     def idf(self, term: str) -> float:

@@ -36,6 +36,7 @@ class FormatEvaluator:
         self.threshold = threshold
 
     def evaluate(self, item: EvaluationInput) -> EvaluationScore:
+        evidence: tuple[Evidence, ...]
         if item.output_schema is None:
             score, evidence, applicable = 0.0, (Evidence(note="no output schema"),), False
         else:

@@ -22,7 +22,6 @@ Examples
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from flywheel.llm.evaluation import Direction, EvaluationInput, EvaluationScore, Evidence

@@ -164,7 +164,9 @@ class ToxicityEvaluator:
 
     name = "toxicity"
 
-    def __init__(self, threshold: float = DEFAULT_THRESHOLD, *, include_input: bool = False) -> None:
+    def __init__(
+        self, threshold: float = DEFAULT_THRESHOLD, *, include_input: bool = False
+    ) -> None:
         self.threshold = threshold
         self.include_input = include_input
         self._model = load_model()
