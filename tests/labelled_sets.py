@@ -10,9 +10,10 @@ read per kind of example, hard negatives included:
   negatives (violent words of computing, ``this bug is killing me``, quoted complaints,
   reassurance that negates an insult);
 - groundedness: one answer sentence and its context passages (the passage it is about
-  among distractors); ``label`` is ``supported`` (``verbatim``, ``paraphrase``) or
-  ``unsupported`` (``changed_number``, ``negated``, ``antonym``, ``fabricated``,
-  ``entity_swap``).
+  among distractors); ``label`` is ``supported`` (``verbatim``, ``paraphrase``,
+  ``reworded``: in other words) or ``unsupported`` (``changed_number``, ``negated``,
+  ``antonym``, ``fabricated``, ``entity_swap``, ``scope_change``: ``only owners`` made
+  ``any member``).
 """
 
 from __future__ import annotations
@@ -166,6 +167,10 @@ class Fact:
     antonym: str | None = None
     fabricated: str | None = None
     entity_swap: str | None = None
+    #: Supported, in other words than the passage's (what lexical overlap misses).
+    reworded: tuple[str, ...] = ()
+    #: Unsupported by a change of scope or quantity the passage's words still cover.
+    scope: str | None = None
 
 
 FACTS: tuple[Fact, ...] = (
@@ -178,6 +183,8 @@ FACTS: tuple[Fact, ...] = (
         ),
         negated="Refunds are never issued after a cancellation request.",
         fabricated="Refunds are paid out as store credit after a cancellation request.",
+        reworded=("Once you cancel, expect your money back in under {d} days.",),
+        scope="Refunds are issued within {d} days of any request, cancelled or not.",
     ),
     Fact(
         "The Pro plan costs ${p} per month and includes {s} seats.",
@@ -186,6 +193,8 @@ FACTS: tuple[Fact, ...] = (
         negated="The Pro plan does not include any seats.",
         fabricated="The Pro plan includes unlimited storage and phone support.",
         entity_swap="The Team plan costs ${p} per month and includes {s} seats.",
+        reworded=("You pay ${p} monthly on Pro, {s} users included.",),
+        scope="The Pro plan costs ${p} per month per seat and includes {s} seats.",
     ),
     Fact(
         "Phone support is available Monday to Friday from {a} am to {b} pm Eastern time.",
@@ -203,6 +212,7 @@ FACTS: tuple[Fact, ...] = (
         ),
         negated="Password reset links do not expire.",
         fabricated="Password reset links can be used several times.",
+        reworded=("You have {m} minutes to use the link we email when you forget your password.",),
     ),
     Fact(
         "The API allows {r} requests per minute for each access key.",
@@ -210,6 +220,8 @@ FACTS: tuple[Fact, ...] = (
         ("Each access key may send up to {r} API requests per minute.",),
         negated="The API does not limit requests for each access key.",
         fabricated="The API allows unlimited requests for enterprise customers.",
+        reworded=("Every key is throttled beyond {r} calls a minute.",),
+        scope="The API allows {r} requests per minute for each account, across all its keys.",
     ),
     Fact(
         "Deleted projects are kept for {d} days before they are permanently removed.",
@@ -231,6 +243,8 @@ FACTS: tuple[Fact, ...] = (
         ("Orders over ${a} get free shipping.", "You pay no shipping on orders above ${a}."),
         negated="Shipping is not free on orders over ${a}.",
         antonym="Shipping is paid on orders over ${a}.",
+        reworded=("Spend more than ${a} and delivery costs nothing.",),
+        scope="Shipping is free on all orders.",
     ),
     Fact(
         "The free trial lasts {d} days and does not require a credit card.",
@@ -248,6 +262,8 @@ FACTS: tuple[Fact, ...] = (
         ),
         negated="Two-factor authentication is not required for administrator accounts.",
         antonym="Two-factor authentication is optional for all administrator accounts.",
+        reworded=("Admins must sign in with a second factor.",),
+        scope="Two-factor authentication is required for all accounts.",
     ),
     Fact(
         "Database backups run every {h} hours and are stored in a second region.",
@@ -258,12 +274,16 @@ FACTS: tuple[Fact, ...] = (
         ),
         negated="Database backups are not stored in a second region.",
         fabricated="Database backups are encrypted with customer-managed keys.",
+        reworded=("A copy of the database is taken {h}-hourly and kept in another region.",),
+        scope="Database backups run every {h} hours and are stored in every region.",
     ),
     Fact(
         "Uploaded files can be at most {s} MB each.",
         {"s": ["10", "25", "100"]},
         ("Each uploaded file is limited to {s} MB.",),
         fabricated="Uploaded files are scanned for viruses before they are stored.",
+        reworded=("Nothing larger than {s} MB can be uploaded.",),
+        scope="Uploaded files must be at least {s} MB each.",
     ),
     Fact(
         "CSV exports are limited to {n} rows; larger exports must use the API.",
@@ -285,6 +305,8 @@ FACTS: tuple[Fact, ...] = (
         ("New members can be invited by workspace owners only.",),
         negated="Workspace owners cannot invite new members.",
         fabricated="Workspace owners can invite guests who pay nothing.",
+        reworded=("Inviting people is reserved to whoever owns the workspace.",),
+        scope="Any workspace member can invite new members.",
     ),
     Fact(
         "Starting {mo} 1, the Basic plan price increases from ${a} to ${b} per month.",
@@ -317,6 +339,8 @@ FACTS: tuple[Fact, ...] = (
             "If you are inactive for {m} minutes, you are logged out.",
         ),
         negated="Sessions do not time out after inactivity.",
+        reworded=(),
+        scope="Sessions time out after {m} minutes, active or not.",
     ),
     Fact(
         "Seats added in the middle of a billing cycle are charged pro rata on the next invoice.",
@@ -358,6 +382,8 @@ FACTS: tuple[Fact, ...] = (
         ("Staff can work remotely for up to {d} days each week.",),
         negated="Employees may not work remotely.",
         entity_swap="Contractors may work remotely up to {d} days a week.",
+        reworded=("Staff can be home-based {d} days out of every week at most.",),
+        scope="Employees must work remotely at least {d} days a week.",
     ),
     Fact(
         "All data is encrypted at rest with AES-{k}.",
@@ -384,6 +410,8 @@ FACTS: tuple[Fact, ...] = (
         ("The Enterprise plan offers single sign-on with SAML.",),
         negated="Single sign-on with SAML is not available on the Enterprise plan.",
         entity_swap="Single sign-on with SAML is available on the Starter plan.",
+        reworded=("Enterprise customers can log in through their SAML identity provider.",),
+        scope="Single sign-on with SAML is available on every plan.",
     ),
     Fact(
         "Account deletion is permanent and cannot be undone.",
@@ -481,7 +509,10 @@ def groundedness_rows() -> list[dict[str, Any]]:
             add("changed_number", "unsupported", fact.passage, changed)
             if fact.paraphrases:
                 add("changed_number", "unsupported", fact.paraphrases[0], changed)
+        for reworded in fact.reworded:
+            add("reworded", "supported", reworded, values)
         for kind, text in (
+            ("scope_change", fact.scope),
             ("negated", fact.negated),
             ("antonym", fact.antonym),
             ("fabricated", fact.fabricated),

@@ -17,11 +17,12 @@ from tests.labelled_sets import (
 )
 
 # Measured (default thresholds): toxicity P 0.950 R 0.927; groundedness (finding
-# unsupported sentences) P 0.983 R 0.975. Floors sit just below.
-FLOORS = {"toxicity": (0.93, 0.90), "groundedness": (0.96, 0.95)}
+# unsupported sentences) P 0.910 R 0.931. Floors sit just below.
+FLOORS = {"toxicity": (0.93, 0.90), "groundedness": (0.89, 0.91)}
 # Per kind, the share judged right (measured in brackets); the misses are the known
 # failure modes: threats without insulting words, reassurance that quotes an insult,
-# paraphrases that change every word, an unknown name at the start of a sentence.
+# paraphrases that change most words, a change of scope in the passage's own words, an
+# unknown name at the start of a sentence.
 KIND_FLOORS = {
     "toxicity": {
         "insult": 0.97,  # (1.0)
@@ -34,7 +35,9 @@ KIND_FLOORS = {
     },
     "groundedness": {
         "verbatim": 0.97,  # (1.0)
-        "paraphrase": 0.93,  # (0.955)
+        "paraphrase": 0.9,  # (0.932)
+        "reworded": 0.15,  # (0.182)
+        "scope_change": 0.4,  # (0.455)
         "changed_number": 0.97,  # (1.0)
         "negated": 0.96,  # (1.0)
         "antonym": 0.85,  # (0.889)

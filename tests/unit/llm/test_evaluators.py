@@ -130,6 +130,15 @@ def test_an_opposite_word_or_an_unknown_name_sinks_the_sentence() -> None:
     )
 
 
+def test_a_general_claim_the_passage_does_not_make_sinks_the_sentence() -> None:
+    assert _grounded("All orders ship the same business day.") == (
+        0.0,
+        ["says 'all' where the passage makes no such general claim"],
+    )
+    # "each" / "every" that say how often are no general claim
+    assert _grounded("The Pro plan costs $49 each month and includes 5 seats.")[0] == 1.0
+
+
 def test_unsupported_sentences_are_evidence_with_the_closest_passage() -> None:
     scored = GroundednessEvaluator().evaluate(
         EvaluationInput(

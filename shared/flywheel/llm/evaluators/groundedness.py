@@ -69,6 +69,12 @@ DEFAULT_MIN_CONTENT_WORDS = 3
 #: do not``) the ones before it in its clause.
 _NEGATION_SCOPE = 3
 _CLAUSE = re.compile(r"[,;:.!?()]|\s(?:but|and|or|while|whereas|although)\s", re.IGNORECASE)
+#: Words that make a claim general: a passage must say one of them too.
+_UNIVERSAL = frozenset({"all", "every", "any", "each", "everyone", "anyone", "everything"})
+_PERIODS = frozenset(
+    stem(w) for w in ("second", "minute", "hour", "day", "night", "week", "month", "quarter",
+                      "year", "time", "morning", "evening", "weekday", "weekend")
+)  # fmt: skip
 #: Capitalised words: names when they do not start the sentence, and acronyms.
 _CAPITALISED = re.compile(r"\b[A-Z][A-Za-z0-9]*(?:-[A-Za-z0-9]+)*")
 _ACRONYM = re.compile(r"[A-Z]{2,}")
@@ -272,11 +278,24 @@ class _Passages:
         return first or SentenceSupport(sentence, None, 0.0, False, "the context is empty")
 
 
+def _general(found: tuple[str, ...]) -> set[str]:
+    """The words of :data:`_UNIVERSAL` in ``found`` that make a claim general (not ``each
+    week``, ``every 4 hours``: those say how often)."""
+    return {
+        word
+        for word, following in zip(found, (*found[1:], ""), strict=True)
+        if word in _UNIVERSAL and not (following[:1].isdigit() or stem(following) in _PERIODS)
+    }
+
+
 def _mismatch(claim: _Text, passage: _Text) -> str | None:
     """Why ``passage`` cannot support ``claim`` whatever their overlap, if it cannot."""
     absent = sorted(claim.numbers - passage.numbers)
     if absent:
         return f"number {absent[0].split(':')[-1]} is not in the passage"
+    universal = _general(claim.words)
+    if universal and not _UNIVERSAL.intersection(passage.words):
+        return f"says {min(universal)!r} where the passage makes no such general claim"
     shared = claim.terms & passage.terms
     if bool(claim.negated & shared) != bool(passage.negated & shared):
         return "negated on one side only"

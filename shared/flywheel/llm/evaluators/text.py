@@ -211,6 +211,7 @@ ANTONYMS: tuple[tuple[str, str], ...] = (
     ("weekday", "weekend"), ("online", "offline"),
     ("faster", "slower"), ("cheaper", "expensive"), ("encrypt", "decrypt"), ("win", "lose"),
     ("required", "optional"), ("automatic", "manual"), ("inside", "outside"), ("left", "right"),
+    ("least", "most"),
 )  # fmt: skip
 
 #: A few synonyms read as one word (after stemming), so common paraphrases still overlap.
@@ -334,7 +335,7 @@ def numbers_in(tokens: list[str]) -> list[str]:
 def stem(word: str) -> str:
     """A light suffix stemmer: plural, ``-ed``, ``-ing``, ``-ly`` and a final ``e`` off,
     then the short list of synonyms. Numbers are returned as they are."""
-    if word[0].isdigit():
+    if not word or word[0].isdigit():
         return word
     if word in _NUMBER_WORDS:
         return _NUMBER_WORDS[word]
