@@ -51,6 +51,7 @@ def test_the_wheel_holds_the_cdk_app_its_code_and_the_example_project(wheel: Pat
         "functions/inference/handler.py",
         "flywheel/project/loader.py",
         "flywheel/llm/prices.json",  # read at run time: what a prompt's call costs
+        "flywheel/llm/evaluators/data/toxicity.json.gz",  # the toxicity classifier
     } <= names
     assert not any(n.startswith(("tests/", "shared/")) for n in names)
 
