@@ -156,7 +156,9 @@ def openapi_app() -> APIGatewayRestResolver:
         responses=cast("dict[int, OpenAPIResponse]", http.INVOKE_RESPONSES),
     )(invoke_contract)
 
-    def versions_contract(name: str, body: PromptVersionRequest) -> PromptVersionReceipt:  # pragma: no cover
+    def versions_contract(
+        name: str, body: PromptVersionRequest
+    ) -> PromptVersionReceipt:  # pragma: no cover
         raise NotImplementedError  # documentation only: the prompt registration function
 
     versions_contract.__annotations__ = {

@@ -33,15 +33,15 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from flywheel.adapters.lambda_entry import caller_identity, rest_handler
 from flywheel.composition import AwsPlatform, check_environment
-from flywheel.serving import http
-from flywheel.settings import Settings
 
 # Runtime imports: Powertools reads the route's annotations to validate the body.
-from flywheel.llm.registration import (  # noqa: TC001
+from flywheel.llm.registration import (
     VERSIONS_ROUTE,
     PromptVersionReceipt,
     PromptVersionRequest,
 )
+from flywheel.serving import http
+from flywheel.settings import Settings
 from flywheel.training.lineage import dependency_lock_hash
 from flywheel.workflows.prompt_registration import register_requested_prompt
 

@@ -705,7 +705,6 @@ class Flywheel:
         ConfigError
             No platform API to ask (the in-memory SDK).
         """
-        from flywheel.registry.models import VersionStatus
 
         if not (reason and reason.strip()):
             raise ReasonRequiredError("a reason is required to promote a winner", field="reason")
@@ -745,7 +744,6 @@ class Flywheel:
 
     def _check_promotable(self, name: str, version: int) -> None:
         from flywheel.errors import ExperimentRefusedError
-        from flywheel.registry.models import VersionStatus
 
         status = self.registry.get_version(name, version).status
         if status is not VersionStatus.APPROVED:

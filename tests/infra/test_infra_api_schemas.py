@@ -196,8 +196,10 @@ HANDLER_ACCEPTS_THESE = [
     ("InvokePromptRequest", {"variables": {"n": [1]}, "assignment_key": None, "request_id": None}),
     # The spec is the handler's to check (400 naming spec.<field>), any object passes here.
     ("PromptVersionRequest", {"spec": {}, "reason": "  " + "r" * 2000 + "\n"}),
-    ("PromptVersionRequest", {"spec": {"name": "x", "parameters": {"max_tokens": "3"}},
-                              "reason": "é"}),  # fmt: skip
+    (
+        "PromptVersionRequest",
+        {"spec": {"name": "x", "parameters": {"max_tokens": "3"}}, "reason": "é"},
+    ),
 ]
 #: Bodies both refuse: the gateway filter is not vacuous.
 BOTH_REFUSE = [

@@ -90,7 +90,9 @@ def test_the_function_changes_the_registry_only_through_the_prompts_alias(synth:
     for capability in ("training", "operations", "configs", "approvals", "workflows",
                        "promotions", "training-runs", "promotion-runs", "features"):  # fmt: skip
         assert not can(found, "lambda:InvokeFunction", writer(synth, capability)), capability
-    assert not can(found, "lambda:InvokeFunction", arn("lambda", f"function:{synth.prefix}-records-writer"))
+    assert not can(
+        found, "lambda:InvokeFunction", arn("lambda", f"function:{synth.prefix}-records-writer")
+    )
     registry = arn("dynamodb", f"table/{synth.prefix}-RegistryTable")
     assert can(found, "dynamodb:GetItem", registry)
     for action in ("dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"):
@@ -112,10 +114,14 @@ def test_the_function_puts_only_approval_requests_with_the_workflows_source(
     ]
     assert can(puts, "events:PutEvents", arn("events", f"event-bus/{synth.prefix}-bus"))
     assert not can(puts, "events:PutEvents", arn("events", "event-bus/default"))
-    # Nothing else of the stage: no workflows, no functions, no other bucket reads.
+    # Nothing else of the stage: no workflows, no functions.
     found = statements(synth)
-    assert not can(found, "states:StartExecution", arn("states", f"stateMachine:{synth.prefix}-promotion"))
-    assert not can(found, "lambda:UpdateAlias", arn("lambda", f"function:{synth.prefix}-inference-x:live"))
+    assert not can(
+        found, "states:StartExecution", arn("states", f"stateMachine:{synth.prefix}-promotion")
+    )
+    assert not can(
+        found, "lambda:UpdateAlias", arn("lambda", f"function:{synth.prefix}-inference-x:live")
+    )
 
 
 def test_the_functions_wildcards_are_the_reviewed_ones(synth: Synth) -> None:
@@ -160,7 +166,10 @@ def test_the_route_is_iam_authenticated_and_its_body_validated(synth: Synth) -> 
         content_type: resources[ref["Ref"]]["Properties"]["Name"]
         for content_type, ref in method["RequestModels"].items()
     }
-    assert models == {"application/json": "PromptVersionRequest", "$default": "PromptVersionRequest"}
+    assert models == {
+        "application/json": "PromptVersionRequest",
+        "$default": "PromptVersionRequest",
+    }
     integration = method["Integration"]
     assert integration["Type"] == "AWS_PROXY"
     assert "PromptVersionsHandlerFunction" in json.dumps(integration["Uri"])

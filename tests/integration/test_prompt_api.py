@@ -13,7 +13,6 @@ from __future__ import annotations
 import functools
 import io
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -83,7 +82,7 @@ def direct(local_names: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> AwsP
 
 
 @pytest.fixture
-def route(direct: AwsPlatform, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+def route(direct: AwsPlatform, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     """The function's settings (the writer's ``prompts`` alias, the bus) and a queue behind
     the approvers' notification rule."""
     events, sqs = boto3.client("events"), boto3.client("sqs")
@@ -106,7 +105,7 @@ def route(direct: AwsPlatform, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict
     monkeypatch.setattr(prompt_handler, "_registrations", functools.cache(registrations))
     # Imported at collection, before the test's environment: name the namespace here.
     monkeypatch.setattr(prompt_handler.metrics, "namespace", "FlywheelTests")
-    yield {"queue": url, "writer": writer, "bucket": direct.settings.artifacts_bucket}
+    return {"queue": url, "writer": writer, "bucket": direct.settings.artifacts_bucket}
 
 
 def spec(**overrides: Any) -> dict[str, Any]:
@@ -115,9 +114,7 @@ def spec(**overrides: Any) -> dict[str, Any]:
     return {**loaded, **overrides}
 
 
-def post(
-    body: Any = None, *, name: str = PROMPT, **identity: Any
-) -> tuple[int, dict[str, Any]]:
+def post(body: Any = None, *, name: str = PROMPT, **identity: Any) -> tuple[int, dict[str, Any]]:
     """The sample request (tests/events/prompt_version_request.json), parts replaced."""
     request = event("prompt_version_request.json")
     request["path"] = f"/v1/prompts/{name}/versions"
@@ -156,7 +153,8 @@ def test_a_new_version_is_stored_registered_and_announced_as_the_signed_caller(
     }
     # The canonical spec is under prompts/ of the artifacts bucket, bound to the version.
     [key] = stored_specs(route["bucket"])
-    assert key.startswith(f"prompts/{PROMPT}/") and key.endswith("/prompt.json")
+    assert key.startswith(f"prompts/{PROMPT}/")
+    assert key.endswith("/prompt.json")
     stored = boto3.client("s3").get_object(Bucket=route["bucket"], Key=key)["Body"].read()
     assert stored == canonical_bytes(parse_prompt(spec()))
     assert direct.prompt_catalog().get(PROMPT, 1).spec == parse_prompt(spec())
