@@ -705,7 +705,6 @@ class Flywheel:
         ConfigError
             No platform API to ask (the in-memory SDK).
         """
-
         if not (reason and reason.strip()):
             raise ReasonRequiredError("a reason is required to promote a winner", field="reason")
         service = self.platform.experiments()
