@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 from aws_cdk import aws_apigateway as apigw
 
 from flywheel.llm.invocation import InvokeRequest
+from flywheel.llm.registration import PromptVersionRequest
 from flywheel.monitoring.feedback import FeedbackRequest
 from flywheel.serving.models import PredictRequest
 from flywheel.workflows.approvals import DecisionRequest
@@ -67,6 +68,7 @@ REQUEST_MODELS: dict[str, type[BaseModel]] = {
     "PromotionRequest": PromotionRequest,
     "ConfigRequest": ConfigRequest,
     "InvokePromptRequest": InvokeRequest,
+    "PromptVersionRequest": PromptVersionRequest,
 }
 
 #: The JSON types pydantic's lax mode turns into each scalar type.

@@ -159,6 +159,15 @@ def _functions() -> dict[str, FunctionSpec]:
             "POST /v1/models/{name}/retrain and /promotions: RetrainRequested, PromotionRequested",
         ),
         FunctionSpec(
+            "prompt-api",
+            "prompt_api.handler.handler",
+            "zip",
+            CONTROL_LAYERS,
+            512,
+            15,
+            "POST /v1/prompts/{name}/versions: registers a prompt version as the caller",
+        ),
+        FunctionSpec(
             "feedback",
             "feedback.handler.handler",
             "zip",

@@ -113,11 +113,17 @@ if os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") == "snap-start":
 
 def openapi_app() -> APIGatewayRestResolver:
     """The API as documentation: the same route, declared with its typed body and answer,
-    and the prompts route (``POST /v1/prompts/{name}/invoke``, the LLM gateway's).
+    the prompts route (``POST /v1/prompts/{name}/invoke``, the LLM gateway's) and the
+    prompt registration route (``POST /v1/prompts/{name}/versions``, its own function's).
 
     ``docs/openapi.json`` is ``openapi_app().get_openapi_json_schema(**http.OPENAPI_INFO)``.
     """
     from flywheel.llm.invocation import INVOKE_ROUTE, InvokeRequest, InvokeResponse
+    from flywheel.llm.registration import (
+        VERSIONS_ROUTE,
+        PromptVersionReceipt,
+        PromptVersionRequest,
+    )
     from flywheel.serving.models import PredictRequest, PredictResponse
 
     documented = APIGatewayRestResolver(enable_validation=True)
@@ -149,4 +155,21 @@ def openapi_app() -> APIGatewayRestResolver:
         summary="Call a prompt",
         responses=cast("dict[int, OpenAPIResponse]", http.INVOKE_RESPONSES),
     )(invoke_contract)
+
+    def versions_contract(
+        name: str, body: PromptVersionRequest
+    ) -> PromptVersionReceipt:  # pragma: no cover
+        raise NotImplementedError  # documentation only: the prompt registration function
+
+    versions_contract.__annotations__ = {
+        "name": str,
+        "body": PromptVersionRequest,
+        "return": PromptVersionReceipt,
+    }
+    versions_contract.__name__ = "register_prompt_version"
+    documented.post(
+        VERSIONS_ROUTE,
+        summary="Register a prompt version",
+        responses=cast("dict[int, OpenAPIResponse]", http.PROMPT_VERSION_RESPONSES),
+    )(versions_contract)
     return documented

@@ -120,6 +120,8 @@ class InferenceApi(Construct):
       the promotion workflow for an approved version;
     - ``POST /v1/prompts/{name}/invoke`` -> the LLM gateway (one function for every
       prompt: it answers 404 for names that are not prompts);
+    - ``POST /v1/prompts/{name}/versions`` -> the prompt registration function (a new
+      version of a prompt, registered as the caller; 409 for a model's name);
     - ``POST /v1/approvals/{id}`` -> the approval function; with IAM auth the API's
       resource policy denies it to every principal but the stage's approvers;
     - ``POST /v1/feedback`` -> the feedback function.
@@ -142,6 +144,7 @@ class InferenceApi(Construct):
         feedback: lambda_.IFunction,
         retrain: lambda_.IFunction,
         gateway: lambda_.IFunction,
+        prompt_versions: lambda_.IFunction,
     ) -> None:
         super().__init__(scope, construct_id)
         cfg = ctx.config
@@ -280,15 +283,21 @@ class InferenceApi(Construct):
                 request_models=model("ApprovalDecision"),
             )
         )
+        any_prompt = v1.add_resource("prompts").add_resource("{name}")
         self.methods.append(
-            v1.add_resource("prompts")
-            .add_resource("{name}")
-            .add_resource("invoke")
-            .add_method(
+            any_prompt.add_resource("invoke").add_method(
                 "POST",
                 apigw.LambdaIntegration(gateway),
                 request_validator=validator,
                 request_models=model("InvokePromptRequest"),
+            )
+        )
+        self.methods.append(
+            any_prompt.add_resource("versions").add_method(
+                "POST",
+                apigw.LambdaIntegration(prompt_versions),
+                request_validator=validator,
+                request_models=model("PromptVersionRequest"),
             )
         )
         self.methods.append(

@@ -28,6 +28,8 @@ PERSONAS: dict[str, str] = {
 }
 #: ``POST`` on this path of the stage's API is the LLM gateway (any prompt name).
 PROMPTS_ROUTE = "/v1/prompts/*/invoke"
+#: ``POST`` on this path registers a prompt version as the caller (any prompt name).
+PROMPT_VERSIONS_ROUTE = "/v1/prompts/*/versions"
 #: Tags of the CDK bootstrap roles a deployment assumes (the bootstrap template sets them).
 CDK_BOOTSTRAP_ROLES = ("deploy", "lookup", "file-publishing", "image-publishing")
 
@@ -67,7 +69,9 @@ class Personas(Construct):
       ``operations``); only approvers reach ``POST /v1/approvals/*``;
     - data scientists and ML engineers read what ``flywheel cost report`` needs: the LLM
       usage table, the inference functions' versions and CloudWatch metrics;
-    - data scientists and ML engineers may call prompts (``POST /v1/prompts/*/invoke``);
+    - data scientists and ML engineers may call prompts (``POST /v1/prompts/*/invoke``)
+      and register prompt versions (``POST /v1/prompts/*/versions``: the route stores the
+      spec and announces its approval, which their roles may not); approvers may not;
     - nobody here may put events on the bus or touch a function, a table or a bucket
       directly; ML engineers deploy by assuming the CDK bootstrap roles.
 
@@ -131,6 +135,7 @@ class Personas(Construct):
             self._read_runs(grantee, ctx, "training", history=key == ML_ENGINEER)
             self._invoke(grantee, api, stage, "/v1/models/*/retrain")
             self._invoke(grantee, api, stage, PROMPTS_ROUTE)
+            self._invoke(grantee, api, stage, PROMPT_VERSIONS_ROUTE)
         data.grant_writer_capability(grantees[DATA_SCIENTIST], "training")
 
         engineer = grantees[ML_ENGINEER]

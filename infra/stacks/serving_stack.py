@@ -1,6 +1,6 @@
 """Serving: inference per model (alias live), the LLM gateway, canary alarms (models and
-prompts), approvals, feedback, retraining requests, the REST API, the people's and
-applications' roles and the stage's platform record."""
+prompts), approvals, feedback, retraining requests, prompt registrations, the REST API,
+the people's and applications' roles and the stage's platform record."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from infra.constructs.llm_gateway import LlmGateway
 from infra.constructs.personas import Personas
 from infra.constructs.platform_record import PlatformRecord
 from infra.constructs.promotion_workflow import PublishPolicy
+from infra.constructs.prompt_registrations import PromptRegistrations
 from infra.constructs.retrain_requests import RetrainRequests
 
 if TYPE_CHECKING:
@@ -69,6 +70,10 @@ class ServingStack(Stack):
         self.approvals = ApprovalGate(self, "Approvals", ctx=ctx, layers=layers, data=data)
         self.feedback = FeedbackIntake(self, "Feedback", ctx=ctx, layers=layers, data=data)
         self.retrain = RetrainRequests(self, "Retrain", ctx=ctx, layers=layers, data=data)
+        # People's prompt versions in this stage: registered by the route as its caller.
+        self.prompt_versions = PromptRegistrations(
+            self, "PromptVersions", ctx=ctx, layers=layers, data=data
+        )
         self.api = InferenceApi(
             self,
             "Api",
@@ -78,6 +83,7 @@ class ServingStack(Stack):
             feedback=self.feedback.handler.function,
             retrain=self.retrain.handler.function,
             gateway=self.llm.handler.function,
+            prompt_versions=self.prompt_versions.handler.function,
         )
         # What the promotion workflow's publish step may change on the inference functions.
         self.publish = PublishPolicy(self, "PublishPolicy", ctx=ctx, layers=list(layers.values()))

@@ -705,8 +705,6 @@ class Flywheel:
         ConfigError
             No platform API to ask (the in-memory SDK).
         """
-        from flywheel.registry.models import VersionStatus
-
         if not (reason and reason.strip()):
             raise ReasonRequiredError("a reason is required to promote a winner", field="reason")
         service = self.platform.experiments()
@@ -745,7 +743,6 @@ class Flywheel:
 
     def _check_promotable(self, name: str, version: int) -> None:
         from flywheel.errors import ExperimentRefusedError
-        from flywheel.registry.models import VersionStatus
 
         status = self.registry.get_version(name, version).status
         if status is not VersionStatus.APPROVED:
@@ -773,7 +770,10 @@ class Flywheel:
 
         Someone other than you approves it (``flywheel prompts approve``). Registering the
         spec the latest version already holds writes nothing new; it finishes an
-        interrupted registration by asking for the approval.
+        interrupted registration by asking for the approval. In a deployed stage the
+        stage's registration route does it as you (``POST /v1/prompts/{name}/versions``:
+        people's roles may not store specs nor announce approvals there), and a reason
+        is required; locally and in memory it is done here.
 
         Raises
         ------
@@ -781,6 +781,8 @@ class Flywheel:
             The spec is invalid, naming the field (``model_id``: no price for the model).
         RegistryKindError
             The name holds model versions.
+        ReasonRequiredError
+            In a deployed stage, no reason.
 
         Examples
         --------
@@ -790,35 +792,37 @@ class Flywheel:
         """
         from flywheel.llm.prompts import PromptSpec, load_prompt_file
         from flywheel.training.lineage import dependency_lock_hash
-        from flywheel.workflows.approvals import ANNOUNCEMENT_SOURCE
 
         parsed = spec if isinstance(spec, PromptSpec) else load_prompt_file(spec)
-        added = self.prompts.register(
+        api = self.platform.deployed_api()
+        if api is not None:
+            return self._register_through_route(api, parsed, reason)
+        done = self.platform.prompt_registrations().register(
             parsed, actor=self.actor, environment=dependency_lock_hash(), reason=reason
         )
-        version = added.version
-        approval_id = None
-        if version.status in (VersionStatus.CANDIDATE, VersionStatus.PENDING_APPROVAL):
-            model = self.registry.get_model(parsed.name)
-            # Announced as the training workflow announces its candidates (what notifies).
-            approvals = self.platform.approval_service(source=ANNOUNCEMENT_SOURCE)
-            doc = approvals.request_prompt(
-                parsed.name,
-                version.version,
-                requested_by=self.actor,
-                reason=reason,
-                summary={
-                    "provider": str(parsed.provider),
-                    "model_id": parsed.model_id,
-                    "owner": parsed.owner,
-                    "description": parsed.description,
-                    "champion": model.champion,
-                },
-            )
-            approval_id = doc.approval_id
-            version = self.registry.get_version(parsed.name, version.version)
         return PromptRegistration(
-            version=version, spec=parsed, created=added.created, approval_id=approval_id
+            version=done.version, spec=parsed, created=done.created, approval_id=done.approval_id
+        )
+
+    def _register_through_route(
+        self, api: PlatformApi, spec: PromptSpec, reason: str | None
+    ) -> PromptRegistration:
+        """The deployed stage's registration route, as this identity; the price is checked
+        here first so that the error reads as it does locally."""
+        if not (reason and reason.strip()):
+            raise ReasonRequiredError(
+                "a reason is required to register a prompt version in a deployed stage",
+                field="reason",
+            )
+        self.prompts.prices.price(spec.model_id, spec.provider)
+        receipt = api.register_prompt(spec.name, spec.model_dump(mode="json"), reason=reason)
+        version = self.registry.get_version(spec.name, int(receipt["version"]))
+        approval = receipt.get("approval_id")
+        return PromptRegistration(
+            version=version,
+            spec=spec,
+            created=bool(receipt["created"]),
+            approval_id=str(approval) if approval is not None else None,
         )
 
     def list_prompts(self, *, limit: int = 50, page_token: str | None = None) -> Page[Model]:

@@ -5,9 +5,12 @@ Everything is found from the stage's platform record and reached as its people: 
 ambient credentials) asks for training runs through the retrain route, an approver (a
 second principal, ``FLYWHEEL_TEST_APPROVER_ROLE_ARN``) decides through the approvals
 route, an ML engineer (``FLYWHEEL_TEST_OPERATOR_ROLE_ARN``) configures, scores over the
-API with SigV4, rolls back and verifies. Here it runs against the local runtime
+API with SigV4, rolls back and verifies; the ML engineer registers a prompt version through
+the registration route, the approver approves it, and once the promotion workflow has
+rolled it out it answers over the API. Here it runs against the local runtime
 (``conftest.py``); with ``FLYWHEEL_BACKEND=aws FLYWHEEL_STAGE=dev``, against that stage,
-where it touches no model but its own (``FLYWHEEL_TEST_MODEL``, named ``smoke-*``).
+where it touches no model but its own (``FLYWHEEL_TEST_MODEL``, named ``smoke-*``) and no
+prompt but ``smoke-prompt`` (``project/prompts/``, declared in the stage's ``llm`` section).
 Each asynchronous step is polled for at most ``FLYWHEEL_TEST_WAIT_SECONDS`` (a deployed
 promotion bakes for the stage's ``bake_minutes``).
 """
@@ -27,16 +30,21 @@ import pytest
 
 from flywheel.adapters.api_client import HttpApi
 from flywheel.errors import FlywheelError, ModelNotFoundError
+from flywheel.llm.prompts import load_prompt_file
 from flywheel.registry.models import VersionStatus
 from flywheel.sdk import Flywheel
 
 if TYPE_CHECKING:
+    from flywheel.llm.prompts import PromptSpec
     from tests.deployed.conftest import StageUnderTest
 
 pytestmark = pytest.mark.deployed
 
 MODEL = os.environ.get("FLYWHEEL_TEST_MODEL", "smoke-lifecycle")
 CONFIG = Path(__file__).parent / "project" / "models" / "smoke-lifecycle" / "model.yaml"
+#: The suite's prompt (its name is the spec's: ``smoke-prompt``; declared in the project's
+#: ``llm`` section, which gives it canary alarms and steps).
+PROMPT_SPEC = Path(__file__).parent / "project" / "prompts" / "smoke-prompt.yaml"
 T = TypeVar("T")
 
 
@@ -120,8 +128,8 @@ def _latest(sdk: Flywheel) -> int:
         return 0
 
 
-def _trail(sdk: Flywheel) -> str:
-    entries = sdk.audit_entries(MODEL)[-4:]
+def _trail(sdk: Flywheel, name: str = MODEL) -> str:
+    entries = sdk.audit_entries(name)[-4:]
     return "last audit entries: " + "; ".join(
         f"{e.action} v{e.version} by {e.actor}: {e.reason or ''}" for e in entries
     )
@@ -158,7 +166,7 @@ def _train(people: People, reason: str) -> int:
     return version
 
 
-def _promoted(people: People, record: dict[str, Any], version: int) -> None:
+def _promoted(people: People, record: dict[str, Any], version: int, name: str = MODEL) -> None:
     """Wait for the promotion workflow of ``version`` (canary, bake, checks) to finish."""
     sfn: Any = people.operator_session.client("stepfunctions")
     machine = record["state_machines"]["promotion"]
@@ -167,15 +175,17 @@ def _promoted(people: People, record: dict[str, Any], version: int) -> None:
         for execution in sfn.list_executions(stateMachineArn=machine, maxResults=20)["executions"]:
             described = sfn.describe_execution(executionArn=execution["executionArn"])
             payload = json.loads(described.get("input") or "{}")
-            if payload.get("model_name") == MODEL and payload.get("version") == version:
+            if payload.get("model_name") == name and payload.get("version") == version:
                 return None if described["status"] == "RUNNING" else str(described["status"])
         return None
 
     status = _until(
-        f"the promotion of version {version}", finished, describe=lambda: _trail(people.operator)
+        f"the promotion of {name} version {version}",
+        finished,
+        describe=lambda: _trail(people.operator, name),
     )
-    assert status == "SUCCEEDED", _trail(people.operator)
-    assert people.operator.get_model(MODEL).champion == version
+    assert status == "SUCCEEDED", _trail(people.operator, name)
+    assert people.operator.get_model(name).champion == version
 
 
 def test_a_model_is_trained_approved_promoted_served_rolled_back_and_verified(
@@ -222,3 +232,78 @@ def test_a_model_is_trained_approved_promoted_served_rolled_back_and_verified(
     assert ("approved", people.approver.actor, first) in decisions
     assert ("approved", people.approver.actor, second) in decisions
     assert ("rolled_back", people.operator.actor, first) in decisions
+
+
+def _prompt_spec() -> PromptSpec:
+    """The suite's prompt with this run's mark in its description: a new version each run
+    (a deployed stage keeps the versions of earlier runs)."""
+    spec = load_prompt_file(PROMPT_SPEC)
+    if not spec.name.startswith("smoke-"):
+        pytest.fail(f"{PROMPT_SPEC.name}: the suite only registers prompts named smoke-*")
+    run = time.strftime("%Y%m%dT%H%M%S")
+    return spec.model_copy(update={"description": f"{spec.description} Run {run}."})
+
+
+def _clear_prompt_leftovers(people: People, name: str) -> None:
+    """Reject a version an interrupted earlier run left waiting for approval."""
+    try:
+        latest = people.operator.get_prompt(name).latest_version
+    except ModelNotFoundError:
+        return
+    found = people.operator.platform.approval_service().find_for_version(name, latest)
+    if found is not None and str(found[0].status) == "pending":
+        people.approver.reject_prompt(name, latest, reason="deployed suite: left by an earlier run")
+
+
+def test_a_prompt_is_registered_through_the_route_approved_rolled_out_and_answers(
+    stage: StageUnderTest, record: dict[str, Any], people: People
+) -> None:
+    spec = _prompt_spec()
+    _clear_prompt_leftovers(people, spec.name)
+
+    # When the ML engineer registers a version (the stage's registration route stores it,
+    # registers it and asks for its approval, as the signed caller),
+    done = people.operator.register_prompt(spec, reason="deployed suite: prompt version")
+    version = done.version.version
+
+    # Then it waits for someone else's approval, and the trail names the ML engineer;
+    assert done.created
+    assert done.version.status is VersionStatus.PENDING_APPROVAL
+    assert done.version.artifact.uri.split("/", 3)[3].startswith(f"prompts/{spec.name}/")
+    asked = [
+        (str(e.action), e.actor)
+        for e in people.operator.audit_entries(spec.name)
+        if e.version == version
+    ]
+    assert asked == [
+        ("version_registered", people.operator.actor),
+        ("approval_requested", people.operator.actor),
+    ]
+    # registering the same spec again writes nothing and answers that version.
+    again = people.operator.register_prompt(spec, reason="deployed suite: the same again")
+    assert (again.created, again.version.version) == (False, version)
+    assert again.approval_id == done.approval_id
+
+    # When the approver approves it, the promotion workflow rolls it out (canary, bake,
+    # alarms) and makes it the champion;
+    people.approver.approve_prompt(spec.name, version, reason="deployed suite: reviewed")
+    _promoted(people, record, version, spec.name)
+
+    # Then the gateway answers calls over the API with it, signed as the ML engineer.
+    api = HttpApi(record["api_url"], session=people.operator_session, region=record["region"])
+    ticket = "The export to CSV fails for every report since this morning."
+    answer = api.post(
+        "/v1/prompts/{name}/invoke", {"name": spec.name}, {"variables": {"ticket": ticket}}
+    )
+    assert (answer["prompt"], answer["version"], answer["variant"]) == (
+        spec.name,
+        version,
+        "champion",
+    )
+    assert answer["text"]
+    assert answer["usage"]["input_tokens"] > 0
+    report = people.operator.verify(spec.name)
+    assert report.ok, report.problems
+    decisions = [(str(e.action), e.actor) for e in people.operator.audit_entries(spec.name)
+                 if e.version == version]  # fmt: skip
+    assert ("approved", people.approver.actor) in decisions

@@ -169,6 +169,7 @@ def test_the_approver_decides_approvals_and_nothing_else(synth: Synth) -> None:
         ("POST", f"/v1/models/{model}/predict"),
         ("POST", f"/v1/models/{model}/retrain"),
         ("POST", f"/v1/models/{model}/promotions"),
+        ("POST", "/v1/prompts/ticket-summary/versions"),  # registering is the authors'
         ("POST", "/v1/feedback"),
         ("GET", "/v1/approvals/a-1"),
     ):

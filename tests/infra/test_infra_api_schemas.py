@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 
 from flywheel.errors import FlywheelError
 from flywheel.llm.invocation import InvokeRequest
+from flywheel.llm.registration import PromptVersionRequest
 from flywheel.monitoring.feedback import FeedbackRequest
 from flywheel.serving import http
 from flywheel.workflows.approvals import DecisionRequest
@@ -79,6 +80,7 @@ HANDLER_ACCEPTS: dict[str, Callable[[Any], bool]] = {
     "PromotionRequest": _model_accepts(PromotionRequest),
     "ConfigRequest": _model_accepts(ConfigRequest),
     "InvokePromptRequest": _model_accepts(InvokeRequest),
+    "PromptVersionRequest": _model_accepts(PromptVersionRequest),
 }
 ROUTE_MODELS = {
     "predict": "PredictRequest",
@@ -88,6 +90,7 @@ ROUTE_MODELS = {
     "promotions": "PromotionRequest",
     "config": "ConfigRequest",
     "invoke": "InvokePromptRequest",
+    "versions": "PromptVersionRequest",
 }
 
 
@@ -191,6 +194,12 @@ HANDLER_ACCEPTS_THESE = [
     ("InvokePromptRequest", {"variables": {}}),  # a prompt whose variables all have defaults
     ("InvokePromptRequest", {"variables": {"ticket": "t" * 9000}, "assignment_key": "😀" * 256}),
     ("InvokePromptRequest", {"variables": {"n": [1]}, "assignment_key": None, "request_id": None}),
+    # The spec is the handler's to check (400 naming spec.<field>), any object passes here.
+    ("PromptVersionRequest", {"spec": {}, "reason": "  " + "r" * 2000 + "\n"}),
+    (
+        "PromptVersionRequest",
+        {"spec": {"name": "x", "parameters": {"max_tokens": "3"}}, "reason": "é"},
+    ),
 ]
 #: Bodies both refuse: the gateway filter is not vacuous.
 BOTH_REFUSE = [
@@ -223,6 +232,10 @@ BOTH_REFUSE = [
     ("InvokePromptRequest", {"variables": {}, "assignment_key": 42}),
     ("PromotionRequest", {"reason": "won"}),
     ("PromotionRequest", {"version": 4, "reason": "won", "requested_by": "someone-else"}),
+    ("PromptVersionRequest", {"spec": {"name": "x"}}),
+    ("PromptVersionRequest", {"spec": "name: x", "reason": "yaml"}),
+    ("PromptVersionRequest", {"spec": {}, "reason": ""}),
+    ("PromptVersionRequest", {"spec": {}, "reason": "mine", "requested_by": "someone-else"}),
 ]
 
 

@@ -57,6 +57,7 @@ def test_the_writer_has_one_alias_per_capability_and_callers_get_only_theirs(
         "features",
         "promotions",
         "configs",
+        "prompts",
     }
     writer = f"{synth.prefix}-records-writer"
     capability = {
@@ -66,6 +67,7 @@ def test_the_writer_has_one_alias_per_capability_and_callers_get_only_theirs(
         f"{synth.prefix}-promotion-record-failure": "workflows",
         f"{synth.prefix}-feature-materializer": "features",
         f"{synth.prefix}-retrain-api": "configs",
+        f"{synth.prefix}-prompt-api": "prompts",
     }
     for function, own in capability.items():
         granted = {

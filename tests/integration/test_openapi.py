@@ -76,11 +76,32 @@ def test_the_document_describes_the_prompts_route(powertools_env):
     )
 
 
+def test_the_document_describes_the_prompt_registration_route(powertools_env):
+    spec = generated()
+    operation = spec["paths"]["/v1/prompts/{name}/versions"]["post"]
+    assert {"200", "201", "400", "401", "409", "500", "502"} <= set(operation["responses"])
+    for status in ("200", "201"):
+        answer = operation["responses"][status]["content"]["application/json"]["schema"]["$ref"]
+        assert answer.endswith("/PromptVersionReceipt"), status
+    for status in ("400", "401", "409", "502"):
+        error = operation["responses"][status]["content"]["application/json"]["schema"]["$ref"]
+        assert error.endswith("/ErrorBody"), status
+    body = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    assert body.endswith("/PromptVersionRequest")
+    request = spec["components"]["schemas"]["PromptVersionRequest"]
+    assert sorted(request["required"]) == ["reason", "spec"]
+    assert request["additionalProperties"] is False  # never a requester in the body
+    receipt = spec["components"]["schemas"]["PromptVersionReceipt"]
+    assert set(receipt["required"]) == {
+        "prompt", "version", "status", "sha256", "approval_id", "created",
+    }  # fmt: skip
+
+
 def test_every_documented_operation_is_served_by_the_deployed_resolver(powertools_env):
     # The documented resolver and the deployed one declare the route separately
     # (the deployed one skips Powertools' validation middleware for speed): an
     # operation the deployed resolver does not route would answer Powertools' 404.
-    # (The prompts route is the LLM gateway's, a function of its own.)
+    # (The prompts routes are the LLM gateway's and the registration function's.)
     from functions.inference import handler
     from tests.serving_support import FakeContext
 

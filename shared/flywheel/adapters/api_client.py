@@ -31,6 +31,7 @@ __all__ = [
     "CONFIG",
     "PREDICT",
     "PROMOTIONS",
+    "PROMPT_VERSIONS",
     "RETRAIN",
     "HttpApi",
     "LambdaApi",
@@ -43,6 +44,7 @@ RETRAIN = "/v1/models/{name}/retrain"
 PREDICT = "/v1/models/{name}/predict"
 PROMOTIONS = "/v1/models/{name}/promotions"
 CONFIG = "/v1/models/{name}/config"
+PROMPT_VERSIONS = "/v1/prompts/{name}/versions"
 
 
 class PlatformApiError(FlywheelError):
@@ -106,6 +108,14 @@ class _Routes:
         """``POST /v1/models/{name}/config``: store ``model``'s workflow config as the caller
         (unchanged configs are not written again)."""
         return self.post(CONFIG, {"name": model}, {"config": dict(config), "reason": reason})
+
+    def register_prompt(
+        self, prompt: str, spec: Mapping[str, Any], *, reason: str
+    ) -> dict[str, Any]:
+        """``POST /v1/prompts/{name}/versions``: register ``spec`` as a version of ``prompt``
+        and ask for its approval as the caller (the spec the latest version holds is not
+        registered again)."""
+        return self.post(PROMPT_VERSIONS, {"name": prompt}, {"spec": dict(spec), "reason": reason})
 
     def predict(
         self, model: str, records: Sequence[Mapping[str, Any]], *, explain: bool = False

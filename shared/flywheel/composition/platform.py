@@ -71,6 +71,7 @@ if TYPE_CHECKING:
     )
     from flywheel.workflows.promotion import PromotionSteps
     from flywheel.workflows.promotion_requests import PromotionRequests
+    from flywheel.workflows.prompt_registration import PromptRegistrations
     from flywheel.workflows.retrain import RetrainRequests
     from flywheel.workflows.training import TrainingSteps
     from flywheel.workflows.writer import RecordsWriter
@@ -251,6 +252,13 @@ class Platform(abc.ABC):
         """The platform's API as ``actor`` calls it (``None``: no API, in process only)."""
         return None
 
+    def deployed_api(self) -> PlatformApi | None:
+        """A deployed stage's REST API, each request signed as this platform's AWS
+        identity (``None`` elsewhere: in memory, and the local runtime's functions, which
+        take a named actor). What only a deployed stage does through its API, because
+        people's roles there lack the rights (registering prompts), goes through it."""
+        return None
+
     @abc.abstractmethod
     def caller_identity(self) -> str | None:
         """The authenticated principal these adapters act as (``None``: not known)."""
@@ -427,6 +435,19 @@ class Platform(abc.ABC):
         from flywheel.llm.catalog import PromptCatalog
 
         return PromptCatalog(self.registry, self.artifacts, prices=prices)
+
+    def prompt_registrations(self) -> PromptRegistrations:
+        """Registering prompt versions and asking for their approval (the SDK's path, and
+        what the registration route's function runs): announced as the training workflow
+        announces its candidates (``ApprovalRequested``, the workflows' source)."""
+        from flywheel.workflows.approvals import ANNOUNCEMENT_SOURCE
+        from flywheel.workflows.prompt_registration import PromptRegistrations
+
+        return PromptRegistrations(
+            catalog=self.prompt_catalog(),
+            approvals=self.approval_service(source=ANNOUNCEMENT_SOURCE),
+            registry=self.registry,
+        )
 
     def llm_provider(self, provider: Provider) -> CompletionProvider:
         """What answers prompts of ``provider``: its adapter, throttled and unavailable
@@ -867,21 +888,23 @@ class AwsPlatform(Platform):
 
         return caller_arn(self.clients.client("sts"))
 
-    def api(self, actor: str) -> PlatformApi | None:
-        """The deployed API (SigV4, in AWS) or its functions (the local runtime)."""
-        from flywheel.adapters.api_client import (
-            APPROVALS,
-            CONFIG,
-            PROMOTIONS,
-            RETRAIN,
-            HttpApi,
-            LambdaApi,
-        )
+    def deployed_api(self) -> PlatformApi | None:
+        """The stage's REST API, SigV4-signed, when ``backend="aws"`` names one (``api_url``)."""
+        from flywheel.adapters.api_client import HttpApi
 
         if self.settings.backend == "aws" and self.settings.api_url:
             return HttpApi(
                 self.settings.api_url, session=self.clients.session, region=self.settings.region
             )
+        return None
+
+    def api(self, actor: str) -> PlatformApi | None:
+        """The deployed API (SigV4, in AWS) or its functions (the local runtime)."""
+        from flywheel.adapters.api_client import APPROVALS, CONFIG, PROMOTIONS, RETRAIN, LambdaApi
+
+        deployed = self.deployed_api()
+        if deployed is not None:
+            return deployed
         functions = {
             route: function
             for route, function in (

@@ -33,6 +33,7 @@ from flywheel.errors import (
     http_status_for,
 )
 from flywheel.llm.invocation import InvokeResponse
+from flywheel.llm.registration import PromptVersionReceipt
 from flywheel.serving.models import ErrorBody, PredictRequest, PredictResponse
 
 if TYPE_CHECKING:
@@ -45,6 +46,7 @@ __all__ = [
     "MAX_BODY_BYTES",
     "OPENAPI_INFO",
     "PREDICT_RESPONSES",
+    "PROMPT_VERSION_RESPONSES",
     "PUBLIC_SERVER_ERRORS",
     "dumps",
     "envelope_problems",
@@ -73,7 +75,8 @@ OPENAPI_INFO: dict[str, str] = {
         "Each model is served by a Lambda alias whose versions are pinned to one model "
         "version; every prompt is answered by the LLM gateway, with the stage's budgets "
         "and capture policies. Responses name the version and the variant (champion, "
-        "canary, A/B arm) that answered."
+        "canary, A/B arm) that answered. Prompt versions are registered through the API "
+        "as the caller, and approved by someone else."
     ),
 }
 #: Documented error statuses of the predict route (the OpenAPI ``responses``).
@@ -130,6 +133,35 @@ INVOKE_RESPONSES: dict[int | str, Any] = {
     **{
         status: {"description": text, "content": {"application/json": {"model": ErrorBody}}}
         for status, text in INVOKE_ERROR_RESPONSES.items()
+    },
+}
+
+#: Documented error statuses of the prompt registration route
+#: (``POST /v1/prompts/{name}/versions``).
+PROMPT_VERSION_ERROR_RESPONSES: dict[int, str] = {
+    400: (
+        "Malformed JSON, a body that is not a PromptVersionRequest, or a spec a prompt file "
+        "could not hold (the first bad field named spec.<field>, all of them listed), for "
+        "another name, or whose model has no price"
+    ),
+    401: "The request carries no caller identity",
+    409: "The name holds model versions (registry_kind_mismatch)",
+    500: "Internal error (no details)",
+    502: "The project bus did not take the approval's announcement; send the request again",
+}
+#: OpenAPI ``responses`` of the prompt registration route.
+PROMPT_VERSION_RESPONSES: dict[int | str, Any] = {
+    201: {
+        "description": "A new version, registered as the caller, its approval asked for",
+        "content": {"application/json": {"model": PromptVersionReceipt}},
+    },
+    200: {
+        "description": "The latest version already holds this spec: nothing new was written",
+        "content": {"application/json": {"model": PromptVersionReceipt}},
+    },
+    **{
+        status: {"description": text, "content": {"application/json": {"model": ErrorBody}}}
+        for status, text in PROMPT_VERSION_ERROR_RESPONSES.items()
     },
 }
 

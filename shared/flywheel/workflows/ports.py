@@ -171,6 +171,21 @@ class PlatformApi(Protocol):
         """
         ...
 
+    def register_prompt(
+        self, prompt: str, spec: Mapping[str, Any], *, reason: str
+    ) -> dict[str, Any]:
+        """Register ``spec`` as a version of ``prompt`` and ask for its approval, as the
+        caller; the API's receipt (``version``, ``status``, ``sha256``, ``approval_id``,
+        ``created``).
+
+        Raises
+        ------
+        FlywheelError
+            The API's refusal (400 an invalid spec, naming ``spec.<field>``; 409 a model's
+            name; 403 …).
+        """
+        ...
+
     def request_promotion(self, model: str, *, version: int, reason: str) -> dict[str, Any]:
         """Ask the promotion workflow to roll approved ``version`` out; the API's receipt.
 

@@ -88,6 +88,10 @@ class Capability(StrEnum):
     #: The config route (``POST /v1/models/{name}/config``, what CI calls after a deploy):
     #: model configs as the authenticated caller; nothing else.
     CONFIGS = "configs"
+    #: The prompt registration route (``POST /v1/prompts/{name}/versions``): a prompt
+    #: version's registration and its approval request, as the authenticated caller;
+    #: nothing else.
+    PROMPTS = "prompts"
 
 
 _DECISIONS = frozenset({AuditAction.APPROVED, AuditAction.REJECTED})
@@ -148,6 +152,7 @@ ACTIONS: dict[Capability, frozenset[AuditAction]] = {
     },
     Capability.FEATURES: frozenset(),
     Capability.CONFIGS: frozenset({AuditAction.MODEL_CONFIGURED}),
+    Capability.PROMPTS: frozenset({AuditAction.VERSION_REGISTERED, AuditAction.APPROVAL_REQUESTED}),
     Capability.PROMOTIONS: frozenset(
         {
             AuditAction.VERSION_REGISTERED,
@@ -184,6 +189,7 @@ RECORDS: dict[Capability, frozenset[tuple[str, str]]] = {
     | _APPROVALS,
     Capability.FEATURES: frozenset({("FEATURE_VIEW#", "WATERMARK#")}),
     Capability.CONFIGS: frozenset({("MODEL#", "CONFIG")}),
+    Capability.PROMPTS: _APPROVALS,
     Capability.PROMOTIONS: frozenset(
         {("MODEL#", "PROMOTED_IN#"), ("MODEL#", "APPROVAL#V"), ("APPROVAL#", "APPROVAL")}
     ),
@@ -294,8 +300,9 @@ def check_effects(change: RegistryChange, audit: AuditDraft) -> None:
 
 #: Capabilities people use (through the CLI and SDK): they must prove who they are.
 _PEOPLE = frozenset({Capability.TRAINING, Capability.OPERATIONS, Capability.PROMOTIONS})
-#: People who register prompts: they ask for their versions' approvals themselves.
-_PROMPT_REQUESTERS = frozenset({Capability.TRAINING, Capability.OPERATIONS})
+#: Who registers prompts and asks for their versions' approvals: people themselves (the
+#: local runtime, in memory), or the registration route as its authenticated caller.
+_PROMPT_REQUESTERS = frozenset({Capability.TRAINING, Capability.OPERATIONS, Capability.PROMPTS})
 #: People who may ask for an approval themselves: for a prompt version they registered,
 #: or (``promotions``) for a model version they promoted in from another stage.
 _APPROVAL_REQUESTERS = _PROMPT_REQUESTERS | {Capability.PROMOTIONS}
@@ -408,6 +415,8 @@ class RecordsWriter:
         actor = self._actor(request, capability, audit)
         audit = audit.model_copy(update={"actor": actor})
         self._check_action(audit, capability)
+        if capability is Capability.PROMPTS:
+            _check_prompt_registration(request, audit)
         if request.op is WriteOp.CREATE_VERSION:
             draft = _required(request.draft, "draft")
             if draft.name != audit.model:
@@ -561,6 +570,53 @@ class RecordsWriter:
                 f"the {capability} capability cannot write {key.partition}/{key.sort}",
                 field="record",
             )
+
+
+def _check_prompt_registration(request: WriteRequest, audit: AuditDraft) -> None:
+    """The registration route's capability (``prompts``) makes the writes of one prompt
+    registration and nothing else: a version of kind ``prompt`` (``version_registered``),
+    then its approval request with exactly the approval and its pointer
+    (``approval_requested``; each record is checked by
+    :meth:`RecordsWriter._check_approval_request`, which also refuses a model's name),
+    and the approval's announcement mark (a ``put_record`` checked by
+    :meth:`RecordsWriter._check_announcement`). No bare audit entry.
+
+    Examples
+    --------
+    >>> request = WriteRequest(op=WriteOp.APPEND, audit=AuditDraft(
+    ...     model="greet", action=AuditAction.VERSION_REGISTERED, actor="ana", version=1))
+    >>> _check_prompt_registration(request, request.audit)
+    Traceback (most recent call last):
+    ...
+    flywheel.errors.NotPermittedError: the prompts capability registers prompt versions and \
+asks for their approval; it cannot append version_registered alone
+    """
+    if request.op is WriteOp.CREATE_VERSION:
+        draft = _required(request.draft, "draft")
+        if audit.action is not AuditAction.VERSION_REGISTERED or draft.kind is not (
+            RegistryKind.PROMPT
+        ):
+            raise NotPermittedError(
+                f"the prompts capability registers prompt versions only, not a {draft.kind!s} "
+                f"version recorded as {audit.action!s}",
+                field="draft",
+            )
+        return
+    if request.op is WriteOp.APPLY:
+        change = _required(request.change, "change")
+        pointers = sorted(r.key.partition.startswith("MODEL#") for r in change.records)
+        if audit.action is AuditAction.APPROVAL_REQUESTED and pointers == [False, True]:
+            return
+        raise NotPermittedError(
+            "the prompts capability changes a version only to ask for its approval, with "
+            "the approval and its pointer",
+            field="change",
+        )
+    raise NotPermittedError(
+        "the prompts capability registers prompt versions and asks for their approval; "
+        f"it cannot {request.op!s} {audit.action!s} alone",
+        field="action",
+    )
 
 
 def _required(value: T | None, name: str) -> T:

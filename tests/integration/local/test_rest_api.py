@@ -138,6 +138,7 @@ def test_every_method_of_the_synthesized_api_is_served(api: Api) -> None:
         ("POST", "/v1/models/{name}/promotions"),
         ("POST", "/v1/models/{name}/retrain"),
         ("POST", "/v1/prompts/{name}/invoke"),  # the LLM gateway
+        ("POST", "/v1/prompts/{name}/versions"),  # prompt versions, registered as the caller
     }
 
 

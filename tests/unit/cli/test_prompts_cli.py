@@ -1,17 +1,27 @@
 """``flywheel prompts``: register, approve by someone else, promote, show, diff, roll back;
-bad input is one line naming the problem, a non-zero exit, and nothing written."""
+bad input is one line naming the problem, a non-zero exit, and nothing written. In a
+deployed stage ``register`` goes through the stage's registration route."""
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
+from flywheel.adapters.api_client import PROMPT_VERSIONS, LambdaApi
 from flywheel.cli import app as cli
 from flywheel.composition import InMemoryPlatform
+from flywheel.llm.prompts import parse_prompt
 from flywheel.sdk import Flywheel
+from tests.factories import version_draft
+
+if TYPE_CHECKING:
+    from flywheel.workflows.ports import PlatformApi
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples" / "prompts"
 V1, V2 = EXAMPLES / "ticket-summary.v1.yaml", EXAMPLES / "ticket-summary.v2.yaml"
@@ -114,3 +124,115 @@ def test_missing_files_names_and_reasons_are_errors(platform: InMemoryPlatform) 
     code, _, err = _run("promote", NAME, "1", "-r", "skip approval", actor="bo")
     assert code == 1
     assert "pending_approval" in err
+
+
+# -- in a deployed stage: through the registration route --------------------------------------
+#: Who the stage's API says the caller is (the SigV4 identity); the SDK acts as it too.
+SIGNED = "arn:aws:sts::123456789012:assumed-role/flywheel-prod-data-scientist/ana"
+
+
+class RouteFunction:
+    """Lambda as API Gateway reaches the route's function: the real handler, on the
+    in-memory platform (``LambdaApi`` builds the REST proxy event with the caller)."""
+
+    def __init__(self) -> None:
+        self.bodies: list[dict[str, Any]] = []
+
+    def invoke(self, *, FunctionName: str, Payload: bytes) -> dict[str, Any]:  # noqa: N803
+        from functions.prompt_api import handler
+        from tests.asl_walker import FakeContext
+
+        request = json.loads(Payload)
+        self.bodies.append(json.loads(request["body"]))
+        answer = handler.handler(request, FakeContext(FunctionName))
+        return {"Payload": io.BytesIO(json.dumps(answer).encode())}
+
+
+class DeployedStage(InMemoryPlatform):
+    """A stage whose people reach the registration route through its API."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.route = RouteFunction()
+
+    def deployed_api(self) -> PlatformApi:
+        return LambdaApi({PROMPT_VERSIONS: "prompt-api"}, actor=SIGNED, client=self.route)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def deployed(monkeypatch: pytest.MonkeyPatch) -> DeployedStage:
+    from functions.prompt_api import handler
+
+    stage = DeployedStage()
+    monkeypatch.setattr(cli, "_sdk", lambda: Flywheel(stage, actor=SIGNED))
+    monkeypatch.setattr(handler, "_registrations", stage.prompt_registrations)
+    # The function's metrics go to its log in Lambda; here they would land in the output.
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
+    return stage
+
+
+def _register(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli.app, ["prompts", "register", *args])
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_in_a_deployed_stage_register_goes_through_the_route_as_the_signed_caller(
+    deployed: DeployedStage,
+) -> None:
+    code, out, _ = _register(str(V1), "-r", "first version")
+
+    assert code == 0, out
+    assert f"registered {NAME} v1 (pending_approval)" in out
+    assert f"flywheel prompts approve {NAME} 1" in out
+    [body] = deployed.route.bodies
+    assert body == {"spec": parse_prompt(yaml.safe_load(V1.read_text())).model_dump(mode="json"),
+                    "reason": "first version"}  # fmt: skip
+    entries = Flywheel(deployed, actor="x").audit_entries(NAME)
+    assert [(str(e.action), e.actor) for e in entries] == [
+        ("version_registered", SIGNED),
+        ("approval_requested", SIGNED),
+    ]
+
+    code, out, _ = _register(str(V1), "-r", "again")
+    assert code == 0
+    assert out.startswith(f"unchanged: the latest version holds this spec; {NAME} v1")
+    assert len(Flywheel(deployed, actor="x").audit_entries(NAME)) == 2
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ((str(V1),), "error: a reason is required to register a prompt version in a deployed"),
+        (
+            ("{bad}", "-r", "new model"),
+            "error: model_id: bedrock model 'acme.llm-v9' has no price in the price table",
+        ),
+    ],
+    ids=["no reason", "no price"],
+)
+def test_in_a_deployed_stage_what_the_route_would_refuse_is_one_line_before_calling_it(
+    deployed: DeployedStage, tmp_path: Path, args: tuple[str, ...], message: str
+) -> None:
+    bad = tmp_path / "prompt.yaml"
+    bad.write_text(V1.read_text().replace("anthropic.claude-3-haiku-20240307-v1:0", "acme.llm-v9"))
+
+    code, out, err = _register(*(str(bad) if a == "{bad}" else a for a in args))
+
+    assert (code, out) == (1, "")
+    assert err.strip().startswith(message)
+    assert len(err.strip().splitlines()) == 1
+    assert deployed.route.bodies == []
+
+
+def test_in_a_deployed_stage_the_routes_refusal_is_one_line(
+    deployed: DeployedStage, tmp_path: Path
+) -> None:
+    Flywheel(deployed, actor="ci").registry.register(version_draft(name=NAME), actor="ci")
+
+    code, out, err = _register(str(V1), "-r", "reuse the name")
+
+    assert (code, out) == (1, "")
+    assert err.strip() == (
+        f"error: '{NAME}' holds model versions, not prompt versions; choose another name"
+    )
+    assert len(deployed.route.bodies) == 1

@@ -1,6 +1,9 @@
 """People ask for their prompt version's approval themselves, through the records writer:
 only a new, pending, undecided approval, requested by their proven identity, bound to
-the version's artifact, under the prompt approval policy (four eyes). Nothing else."""
+the version's artifact, under the prompt approval policy (four eyes). Nothing else.
+
+The registration route (``prompts``, what a deployed stage registers through) may do the
+same as its caller, and nothing more: no model version, no other action or record."""
 
 from __future__ import annotations
 
@@ -18,7 +21,13 @@ from flywheel.audit.models import AuditAction, AuditDraft
 from flywheel.clock import FixedClock
 from flywheel.errors import NotPermittedError
 from flywheel.llm.catalog import PromptCatalog
-from flywheel.registry.models import RegistryChange, StatusChange, VersionStatus
+from flywheel.registry.models import (
+    RecordKey,
+    RecordWrite,
+    RegistryChange,
+    StatusChange,
+    VersionStatus,
+)
 from flywheel.registry.service import RegistryService
 from flywheel.workflows.approvals import ApprovalService
 from flywheel.workflows.config import ModelConfigStore
@@ -231,3 +240,173 @@ def test_people_may_only_mark_a_prompt_approval_announced(world: World) -> None:
     stored = world.store.get_record(approval_key("a1"))
     assert stored is not None
     assert (stored.doc["requested_by"], stored.doc["announced"]) == (ANA, True)
+
+
+# -- the registration route's capability (``prompts``) ------------------------------------------
+def route(world: World) -> tuple[RegistryService, ApprovalService]:
+    """What the registration route's function reaches: the ``prompts`` alias, the actor
+    asserted by the function (the route's authenticated caller), no proof."""
+    transport = LambdaRecordsWriter("fw-records-writer", "prompts", client=FakeLambda(world.writer))
+    records = WriterRegistry(world.store, transport)  # type: ignore[arg-type]
+    registry = RegistryService(records, WriterAuditLog(world.audit, transport))  # type: ignore[arg-type]
+    approvals = ApprovalService(
+        registry=registry,
+        records=records,
+        tokens=InMemoryTaskTokens(),
+        events=InMemoryEventPublisher(),
+        clock=FixedClock(NOW),
+        max_timeout_seconds=72 * 3600,
+    )
+    return registry, approvals
+
+
+def _refused(world: World, request: WriteRequest) -> str | None:
+    error = world.writer.handle(request, Capability.PROMPTS).error
+    return None if error is None else str(error["code"])
+
+
+def test_the_route_registers_a_prompt_version_and_asks_for_its_approval_as_its_caller(
+    world: World,
+) -> None:
+    registry, approvals = route(world)
+    number = world.prompt_candidate(registry)
+
+    doc = approvals.request_prompt(PROMPT, number, requested_by=ANA, reason="ready")
+
+    assert registry.get_version(PROMPT, number).status is VersionStatus.PENDING_APPROVAL
+    stored = world.store.get_record(approval_key(doc.approval_id))
+    assert stored is not None
+    assert (stored.doc["requested_by"], stored.doc["announced"]) == (ANA, True)
+    assert [(str(e.action), e.actor) for e in world.audit.entries(PROMPT)] == [
+        ("version_registered", ANA),
+        ("approval_requested", ANA),
+    ]
+
+
+def test_the_route_cannot_register_a_model_version_nor_ask_for_a_models_approval(
+    world: World,
+) -> None:
+    registry, approvals = route(world)
+
+    with pytest.raises(NotPermittedError, match="prompt versions only"):
+        registry.register(version_draft("churn"), actor=ANA)
+    assert world.store.list_models(limit=5).items == []
+
+    # A model version someone else registered: the route cannot ask for its approval.
+    people, _ = world.person("operations", ANA)
+    number = people.register(version_draft("churn"), actor=ANA).version
+    with pytest.raises(NotPermittedError, match="'churn' is not a prompt"):
+        approvals.request_prompt("churn", number, requested_by=ANA)
+    assert world.store.get_version("churn", number).status is VersionStatus.CANDIDATE
+
+
+@pytest.mark.parametrize(
+    "action",
+    [
+        AuditAction.APPROVED,
+        AuditAction.REJECTED,
+        AuditAction.PROMOTED,
+        AuditAction.ROLLED_BACK,
+        AuditAction.ARCHIVED,
+        AuditAction.CANARY_STARTED,
+        AuditAction.MODEL_CONFIGURED,
+        AuditAction.EXPERIMENT_STARTED,
+    ],
+)
+def test_the_route_records_no_other_action(world: World, action: AuditAction) -> None:
+    registry, _ = route(world)
+    number = world.prompt_candidate(registry)
+    status = VersionStatus.APPROVED if action is AuditAction.APPROVED else VersionStatus.REJECTED
+    change = RegistryChange(
+        model=PROMPT,
+        statuses=(StatusChange(version=number, expected=VersionStatus.CANDIDATE, target=status),),
+    )
+    audit = AuditDraft(model=PROMPT, action=action, actor=ANA, version=number)
+
+    for op in (WriteOp.APPLY, WriteOp.APPEND):
+        request = WriteRequest(op=op, change=change, audit=audit, actor=ANA)
+        assert _refused(world, request) == "not_permitted", op
+
+    assert world.store.get_version(PROMPT, number).status is VersionStatus.CANDIDATE
+    assert [str(e.action) for e in world.audit.entries(PROMPT)] == ["version_registered"]
+
+
+def test_the_route_writes_no_other_record_and_no_bare_audit_entry(world: World) -> None:
+    registry, _ = route(world)
+    number = world.prompt_candidate(registry)
+    others = [
+        RecordWrite(key=RecordKey(partition=f"MODEL#{PROMPT}", sort=sort), doc={"x": 1})
+        for sort in ("CONFIG", "SERVING", "CANARY", "EXPERIMENT", "RUN#r1", "RUNLOCK")
+    ]
+    for record in others:
+        request = WriteRequest(op=WriteOp.PUT_RECORD, record=record)
+        assert _refused(world, request) == "not_permitted", record.key
+        assert world.store.get_record(record.key) is None
+
+    # The approval request's transition alone, with no approval to decide: refused.
+    bare = RegistryChange(
+        model=PROMPT,
+        statuses=(
+            StatusChange(
+                version=number,
+                expected=VersionStatus.CANDIDATE,
+                target=VersionStatus.PENDING_APPROVAL,
+            ),
+        ),
+    )
+    asked = AuditDraft(
+        model=PROMPT, action=AuditAction.APPROVAL_REQUESTED, actor=ANA, version=number
+    )
+    assert _refused(world, WriteRequest(op=WriteOp.APPLY, change=bare, audit=asked)) == (
+        "not_permitted"
+    )
+    # Nor an entry in the trail that no change goes with.
+    assert _refused(world, WriteRequest(op=WriteOp.APPEND, audit=asked)) == "not_permitted"
+    assert world.store.get_version(PROMPT, number).status is VersionStatus.CANDIDATE
+    assert [str(e.action) for e in world.audit.entries(PROMPT)] == ["version_registered"]
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"requested_by": BO},  # in someone else's name
+        {"require_distinct_approver": False},
+        {"approvers": (ANA,)},
+        {"task_token": "token"},
+        {"kind": "model"},
+        {"artifact_sha256": "0" * 64},
+    ],
+)
+def test_the_route_writes_an_approval_only_as_its_caller_asks_for_one(
+    world: World, overrides: dict[str, Any]
+) -> None:
+    registry, _ = route(world)
+    number = world.prompt_candidate(registry)
+    doc = _doc(world, number, **overrides)
+    change = RegistryChange(
+        model=PROMPT,
+        statuses=(
+            StatusChange(
+                version=number,
+                expected=VersionStatus.CANDIDATE,
+                target=VersionStatus.PENDING_APPROVAL,
+            ),
+        ),
+        records=(
+            write(approval_key(doc.approval_id), doc, None),
+            write(
+                approval_pointer_key(PROMPT, number),
+                ApprovalPointer(approval_id=doc.approval_id),
+                None,
+            ),
+        ),
+    )
+    audit = AuditDraft(
+        model=PROMPT, action=AuditAction.APPROVAL_REQUESTED, actor=ANA, version=number
+    )
+
+    error = _refused(world, WriteRequest(op=WriteOp.APPLY, change=change, audit=audit, actor=ANA))
+
+    assert error == "not_permitted"
+    assert world.store.get_record(approval_key("a1")) is None
+    assert world.store.get_version(PROMPT, number).status is VersionStatus.CANDIDATE

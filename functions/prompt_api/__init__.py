@@ -1,0 +1,1 @@
+"""``POST /v1/prompts/{name}/versions``: register a prompt version, as the authenticated caller."""
