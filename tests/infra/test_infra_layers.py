@@ -186,11 +186,12 @@ def test_domain_layer_ships_the_domain_without_the_developer_toolkit(
     assert not any(name.startswith(("flywheel/cli/", "flywheel/local/")) for name in shipped)
     assert "flywheel/sdk.py" not in shipped
     assert {"flywheel/composition/platform.py", "flywheel/adapters/dynamodb.py"} <= shipped
-    # and its size is reported (well under a megabyte of the 250 MB budget)
+    # and its size is reported (a few MB of the 250 MB budget; the embedded toxicity
+    # classifier's weights are 0.7 MB of it)
     assert (
         "MiB (copy of the flywheel package without cli, local, sdk.py)" in capsys.readouterr().out
     )
-    assert layer.bytes < 2 * 1024 * 1024
+    assert layer.bytes < 4 * 1024 * 1024
 
 
 def test_every_handler_imports_from_the_domain_layer_alone(build: Any, tmp_path: Path) -> None:

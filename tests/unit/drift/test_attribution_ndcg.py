@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from flywheel.drift.attribution import AttributionPolicy, compare_attributions, ndcg
@@ -99,9 +99,13 @@ def test_ndcg_is_between_zero_and_one(training: dict[str, float], live: dict[str
 def test_any_increasing_transform_of_the_baseline_is_no_drift(training: dict[str, float]) -> None:
     if not any(v > 0 for v in training.values()):
         return
-    assert ndcg(training, {k: math.sqrt(v) * 3 + 1 for k, v in training.items()}) == (
-        pytest.approx(1.0, abs=1e-12)
+    live = {k: math.sqrt(v) * 3 + 1 for k, v in training.items()}
+    # In floating point the transform can merge tiny values (1 + 1e-98 == 1): keep the
+    # cases where it still orders every pair as the baseline does.
+    assume(
+        all((training[a] < training[b]) == (live[a] < live[b]) for a in training for b in training)
     )
+    assert ndcg(training, live) == pytest.approx(1.0, abs=1e-12)
 
 
 def test_compare_reports_the_verdict_ranks_and_change_per_feature() -> None:
