@@ -792,11 +792,11 @@ class Flywheel:
         from flywheel.training.lineage import dependency_lock_hash
         from flywheel.workflows.approvals import ANNOUNCEMENT_SOURCE
 
-        parsed = spec if isinstance(spec, PromptSpec) else load_prompt_file(spec)
+        loaded = spec if isinstance(spec, PromptSpec) else load_prompt_file(spec)
         added = self.prompts.register(
-            parsed, actor=self.actor, environment=dependency_lock_hash(), reason=reason
+            loaded, actor=self.actor, environment=dependency_lock_hash(), reason=reason
         )
-        version = added.version
+        parsed, version = added.spec, added.version
         approval_id = None
         if version.status in (VersionStatus.CANDIDATE, VersionStatus.PENDING_APPROVAL):
             model = self.registry.get_model(parsed.name)
