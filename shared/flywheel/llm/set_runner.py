@@ -187,6 +187,11 @@ class SetRunner:
         self._reference_threshold = reference_threshold
         self._timer = timer
 
+    @property
+    def evaluators(self) -> list[str]:
+        """The names of the evaluators every answer is scored by (and ``reference``)."""
+        return sorted([*self._evaluators, REFERENCE])
+
     def answer(
         self,
         name: str,
