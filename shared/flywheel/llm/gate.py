@@ -39,9 +39,9 @@ Examples
 from __future__ import annotations
 
 from decimal import Decimal
+from statistics import fmean
 from typing import TYPE_CHECKING, Literal
 
-import numpy as np
 from pydantic import Field, field_validator
 
 from flywheel.llm.evaluation import Direction, EvaluationScore, Evidence, Verdict
@@ -49,8 +49,6 @@ from flywheel.models import Frozen
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
-
-    from numpy.typing import NDArray
 
 __all__ = [
     "BOOTSTRAP_RESAMPLES",
@@ -262,7 +260,8 @@ def paired_bootstrap(
 
     The items are resampled with replacement (the pairs stay together), ``resamples``
     times with a generator seeded by ``seed``, so the same differences always give the
-    same interval.
+    same interval. (numpy is imported here only: records that hold a report are read
+    where numpy is not loaded, the LLM gateway.)
 
     Examples
     --------
@@ -272,7 +271,9 @@ def paired_bootstrap(
     >>> wide.low < -0.05 < wide.high
     True
     """
-    values: NDArray[np.float64] = np.asarray(differences, dtype=np.float64)
+    import numpy as np
+
+    values = np.asarray(differences, dtype=np.float64)
     if values.size == 0:
         raise ValueError("no paired differences")
     rng = np.random.default_rng(seed)
@@ -296,7 +297,7 @@ def _summary(scores: Sequence[EvaluationScore]) -> SideSummary:
         return SideSummary()
     passed = sum(1 for s in scores if s.passed)
     return SideSummary(
-        mean=round(float(np.mean([s.score for s in scores])), 6),
+        mean=round(fmean(s.score for s in scores), 6),
         pass_rate=round(passed / len(scores), 6),
         fail_rate=round(1 - passed / len(scores), 6),
         items=len(scores),
@@ -351,6 +352,8 @@ def _worst(
 
 
 def _calls(side: SideAnswers) -> CallFigures:
+    import numpy as np
+
     answered = list(side.answered().values())
     if not answered:
         return CallFigures()
@@ -358,7 +361,7 @@ def _calls(side: SideAnswers) -> CallFigures:
     latencies = np.asarray([a.latency_ms for a in answered], dtype=np.float64)
     return CallFigures(
         calls=len(answered),
-        cost_per_call=total / len(answered),
+        cost_per_call=(total / len(answered)).quantize(Decimal("1e-12")).normalize(),
         latency_p95_ms=round(float(np.percentile(latencies, 95)), 3),
     )
 
@@ -420,7 +423,7 @@ def _evaluator(
     margin = policy.max_drop_vs_champion
     if champion is not None and paired:
         deltas = [_goodness(mine[i]) - _goodness(rival[i]) for i in paired]
-        difference = round(float(np.mean(deltas)), 6)
+        difference = round(fmean(deltas), 6)
         interval = paired_bootstrap(deltas, confidence=policy.confidence)
         if margin is not None:
             worse = interval.high < -margin
