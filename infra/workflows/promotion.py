@@ -90,10 +90,10 @@ def promotion_definition(functions: Mapping[str, str], settings: PromotionSettin
     states["EvaluateCandidate"]["Retry"].append(
         {
             "ErrorEquals": list(EVALUATION_UNAVAILABLE_ERRORS),
-            "IntervalSeconds": 30,
+            "IntervalSeconds": 20,
             "MaxAttempts": 2,
             "BackoffRate": 2.0,
-            "MaxDelaySeconds": 120,
+            "MaxDelaySeconds": 60,
             "JitterStrategy": "FULL",
         }
     )

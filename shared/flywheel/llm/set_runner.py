@@ -105,7 +105,7 @@ def reference_score(
         missing = tuple(f for f in item.must_include if _normal(f) not in said)
         value = 1 - len(missing) / len(item.must_include)
         note = f"missing: {', '.join(missing)}" if missing else "every fact stated"
-        evidence = (Evidence(words=missing, note=note),)
+        evidence = (Evidence(note=note),)
     elif item.expected is not None:
         value = _f1(_WORDS.findall(answer.lower()), _WORDS.findall(item.expected.lower()))
         evidence = (Evidence(passage=item.expected[:EXCERPT_CHARS], note="token F1"),)

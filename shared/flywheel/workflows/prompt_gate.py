@@ -218,12 +218,16 @@ class EvaluationGate:
             champion_spec = self._catalog.get(name, champion).spec
             rival = runner.answer(name, champion, champion_spec, items, context_of=spec)
         report = judge(policy, candidate=candidate, champion=rival)
-        against = f"champion v{champion}" if rival is not None else "no champion"
         if report.passed:
-            reason = (
-                f"evaluation gate passed: {report.items} items, {len(report.checks)} checks, "
-                f"against {against}"
+            checked = (
+                f"{len(report.checks)} checks passed"
+                if report.checks
+                else "no limit declared (llm.prompts.<name>.gate)"
             )
+            against = (
+                f"champion v{champion}" if rival is not None else "no champion to compare with"
+            )
+            reason = f"evaluation gate passed on {report.items} items: {checked}; {against}"
             doc = self._doc(state, "passed", reason, evaluation_set.sha256, report)
             self._audit(state, AuditAction.EVALUATION_PASSED, doc, revision)
             return _result(doc)
