@@ -179,7 +179,8 @@ def parse_evaluation_set(data: bytes, spec: PromptSpec) -> EvaluationSet:
     except UnicodeDecodeError:
         raise ConfigError(f"{_FIELD}: not UTF-8 text", field=_FIELD) from None
     items: list[EvaluationItem] = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    # JSON Lines ends lines with \n only (a U+2028 inside a string is text, not a line end).
+    for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         if len(items) == MAX_ITEMS:
