@@ -111,7 +111,7 @@ class Unavailable:
     )
     calls: int = 0
 
-    def evaluate(self, item: EvaluationInput) -> EvaluationScore:  # noqa: ARG002
+    def evaluate(self, item: EvaluationInput) -> EvaluationScore:
         self.calls += 1
         raise self.error
 

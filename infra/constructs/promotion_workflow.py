@@ -11,7 +11,6 @@ from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from flywheel.project import ProjectError
-
 from infra.catalog import EVALUATION_STEP, FUNCTIONS, PROMOTION_STEPS, promotion_function_key
 from infra.constructs.canary_alarms import all_canary_alarm_names
 from infra.constructs.function import FlywheelFunction

@@ -123,7 +123,8 @@ def test_a_grounded_candidate_passes_and_proceeds_to_its_canary(runtime: LocalRu
         assert baking.states[:4] == [*EVALUATED, "PublishVersion"]
         assert bo.get_version(NAME, version).status is VersionStatus.CANARY
         evaluation = bo.prompt_evaluation(NAME, version)
-        assert evaluation is not None and evaluation.report is not None
+        assert evaluation is not None
+        assert evaluation.report is not None
         assert evaluation.outcome == "passed"
         assert evaluation.report.champion == 1
         assert [str(e.action) for e in bo.audit_entries(NAME)][-3:] == [

@@ -260,8 +260,7 @@ def evaluation_lines(doc: PromptEvaluationDoc | None) -> list[str]:
             else ""
         )
         lines.append(
-            f"  cost per call {calls.cost_per_call}, latency p95 {calls.latency_p95_ms} ms"
-            + theirs
+            f"  cost per call {calls.cost_per_call}, latency p95 {calls.latency_p95_ms} ms" + theirs
         )
     return lines
 

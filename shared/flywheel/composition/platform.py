@@ -545,7 +545,9 @@ class Platform(abc.ABC):
                 ) from None
         return gates
 
-    def prompt_evaluators(self, thresholds: Mapping[str, float] | None = None) -> dict[str, Evaluator]:
+    def prompt_evaluators(
+        self, thresholds: Mapping[str, float] | None = None
+    ) -> dict[str, Evaluator]:
         """The evaluators that judge prompt answers (toxicity, groundedness, relevance,
         format: :func:`flywheel.llm.evaluators.embedded_evaluators`), with the gate's
         per-answer ``thresholds``.

@@ -251,4 +251,3 @@ def seal_evaluation(spec: PromptSpec) -> tuple[PromptSpec, bytes | None]:
         }
     )
     return spec.model_copy(update={"evaluation": sealed}), stored
-

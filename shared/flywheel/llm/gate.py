@@ -54,6 +54,7 @@ __all__ = [
     "BOOTSTRAP_RESAMPLES",
     "BOOTSTRAP_SEED",
     "FLOORS",
+    "EvaluatorSummary",
     "GateFinding",
     "Interval",
     "PromptGatePolicy",
@@ -63,7 +64,6 @@ __all__ = [
     "SideSummary",
     "Unanswered",
     "WorstItem",
-    "EvaluatorSummary",
     "judge",
     "paired_bootstrap",
 ]
@@ -399,9 +399,7 @@ def judge(
         candidate_calls=mine,
         champion_calls=_calls(champion) if champion is not None else None,
         champion_unanswered=len(unanswered),
-        champion_note=(
-            f"{unanswered[0].label}: {unanswered[0].reason}" if unanswered else None
-        ),
+        champion_note=(f"{unanswered[0].label}: {unanswered[0].reason}" if unanswered else None),
         policy=policy,
     )
 
@@ -432,8 +430,7 @@ def _evaluator(
                 f"[{interval.low:+.3f}, {interval.high:+.3f}] on {len(paired)} items"
             )
             detail = (
-                f"{name}: worse than champion v{champion.version} by more than {margin} "
-                f"({span})"
+                f"{name}: worse than champion v{champion.version} by more than {margin} ({span})"
                 if worse
                 else f"{name}: no worse than champion v{champion.version} by more than "
                 f"{margin} ({span})"
@@ -453,9 +450,7 @@ def _evaluator(
     return summary, found
 
 
-def _floors(
-    policy: PromptGatePolicy, by_name: dict[str, EvaluatorSummary]
-) -> list[GateFinding]:
+def _floors(policy: PromptGatePolicy, by_name: dict[str, EvaluatorSummary]) -> list[GateFinding]:
     found: list[GateFinding] = []
     for key, (evaluator, statistic, side) in FLOORS.items():
         limit = getattr(policy, key)
@@ -463,9 +458,7 @@ def _floors(
             continue
         summary = by_name.get(evaluator)
         value = getattr(summary.candidate, statistic) if summary is not None else None
-        label = {"mean": "mean", "fail_rate": "failing share", "pass_rate": "pass rate"}[
-            statistic
-        ]
+        label = {"mean": "mean", "fail_rate": "failing share", "pass_rate": "pass rate"}[statistic]
         if value is None:
             found.append(
                 GateFinding(

@@ -275,9 +275,7 @@ class SetRunner:
                 if _retryable(err):
                     raise _unavailable(f"evaluator {evaluator_name}", err) from err
                 raise
-        reference = reference_score(
-            completion.text, item, threshold=self._reference_threshold
-        )
+        reference = reference_score(completion.text, item, threshold=self._reference_threshold)
         if reference is not None:
             scores[REFERENCE] = reference
         text = completion.text

@@ -15,13 +15,12 @@ pydantic_core._pydantic_core.ValidationError: 1 validation error for StageSettin
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
-
 import json
+from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from flywheel.llm.gate import PromptGatePolicy
+from flywheel.llm.gate import PromptGatePolicy  # noqa: TC001 (a field of a pydantic model)
 from flywheel.llm.policy import LlmPolicy, PromptPolicy
 from flywheel.models import Frozen
 from flywheel.settings import CanaryPlan, CanaryStep

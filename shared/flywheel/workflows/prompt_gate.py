@@ -263,7 +263,9 @@ class EvaluationGate:
         )
 
     @staticmethod
-    def _write(state: PromotionState, doc: PromptEvaluationDoc, revision: int | None) -> RecordWrite:
+    def _write(
+        state: PromotionState, doc: PromptEvaluationDoc, revision: int | None
+    ) -> RecordWrite:
         return write(evaluation_key(state.model_name, state.version), doc, revision)
 
     def _audit(

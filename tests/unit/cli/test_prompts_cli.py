@@ -130,9 +130,10 @@ def test_a_version_with_an_evaluation_set_shows_its_gate(
     assert "evaluation set: 8 items, sha256 " in out
     _, before, _ = _run("show", "support-answer", "--version", "1")
     assert before.rstrip().endswith("evaluation gate: not run yet (its promotion workflow runs it)")
-    assert json.loads(_run("show", "support-answer", "--version", "1", "--json")[1])[
-        "evaluation"
-    ] is None
+    assert (
+        json.loads(_run("show", "support-answer", "--version", "1", "--json")[1])["evaluation"]
+        is None
+    )
     # Its promotion workflow runs the gate (here: the step alone, the champion v1 in place)
     monkeypatch.setattr(
         InMemoryPlatform, "prompt_evaluators", lambda _s, thresholds=None: fake_evaluators()

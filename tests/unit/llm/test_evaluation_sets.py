@@ -128,13 +128,15 @@ def test_registering_seals_the_set_into_the_versions_digest(tmp_path: Path) -> N
     first = fw.register_prompt(spec_file)
 
     evaluation = first.spec.evaluation
-    assert evaluation is not None and evaluation.sealed
+    assert evaluation is not None
+    assert evaluation.sealed
     assert (evaluation.items, evaluation.set, evaluation.context_variable) == (1, None, "passages")
     stored = fw.prompt("faq", 1)
     assert stored.spec == first.spec
     assert stored.spec.evaluation == evaluation
     found = fw.prompts.evaluation_set(stored)
-    assert found is not None and found.sha256 == evaluation.sha256
+    assert found is not None
+    assert found.sha256 == evaluation.sha256
     assert found.items[0].context == ("Five days.",)
     # The same set written differently is the same set: nothing new is registered
     (tmp_path / "faq.jsonl").write_text(
@@ -146,7 +148,8 @@ def test_registering_seals_the_set_into_the_versions_digest(tmp_path: Path) -> N
         json.dumps({"variables": {"question": "How long?"}, "context": ["Six days."]}) + "\n"
     )
     second = fw.register_prompt(spec_file)
-    assert second.created and second.version.version == 2
+    assert second.created
+    assert second.version.version == 2
     assert second.version.artifact.sha256 != first.version.artifact.sha256
     diff = fw.diff_prompts("faq", 1, 2)
     assert [c.field for c in diff.changes] == ["evaluation.sha256", "evaluation.size_bytes"]
@@ -161,7 +164,7 @@ def test_a_set_with_a_bad_line_registers_nothing(tmp_path: Path) -> None:
     )))  # fmt: skip
     fw = Flywheel.in_memory(actor="ana")
 
-    with pytest.raises(ConfigError, match="evaluation.set line 2: variables: Input should be"):
+    with pytest.raises(ConfigError, match=r"evaluation\.set line 2: variables: Input should be"):
         fw.register_prompt(spec_file)
 
     assert fw.list_prompts().items == []

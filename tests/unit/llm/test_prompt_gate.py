@@ -102,8 +102,10 @@ def test_one_bad_answer_in_a_tiny_set_is_noise_not_a_rejection() -> None:
     )
 
     summary = report.evaluators[0]
-    assert summary.difference is not None and summary.difference < -0.05
-    assert summary.interval is not None and summary.interval.high > -0.05
+    assert summary.difference is not None
+    assert summary.difference < -0.05
+    assert summary.interval is not None
+    assert summary.interval.high > -0.05
     assert report.passed, report.reasons
 
 
@@ -189,9 +191,7 @@ def test_items_the_champion_cannot_answer_are_left_out_of_the_pairs() -> None:
         }
     )
 
-    report = judge(
-        DEFAULT, candidate=side(2, ("groundedness", [0.9, 0.9, 0.0])), champion=champion
-    )
+    report = judge(DEFAULT, candidate=side(2, ("groundedness", [0.9, 0.9, 0.0])), champion=champion)
 
     assert report.evaluators[0].paired_items == 2
     assert report.passed
@@ -224,7 +224,8 @@ def test_the_bootstrap_is_reproducible() -> None:
 
     assert paired_bootstrap(differences, confidence=0.9) == first
     wider = paired_bootstrap(differences, confidence=0.99)
-    assert wider.low <= first.low and wider.high >= first.high
+    assert wider.low <= first.low
+    assert wider.high >= first.high
 
 
 @settings(max_examples=60, deadline=None)

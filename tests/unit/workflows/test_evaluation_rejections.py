@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 
 from flywheel.adapters.memory import InMemoryAuditLog, InMemoryModelRegistry
+from flywheel.adapters.memory_artifacts import InMemoryArtifactStore
 from flywheel.audit.models import AuditAction, AuditDraft
 from flywheel.errors import IllegalTransitionError
 from flywheel.llm.catalog import PromptCatalog
-from flywheel.adapters.memory_artifacts import InMemoryArtifactStore
 from flywheel.registry.models import RegistryChange, StatusChange, VersionStatus
 from flywheel.registry.service import RegistryService
 from flywheel.workflows.records import evaluation_key

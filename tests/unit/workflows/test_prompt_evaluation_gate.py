@@ -6,7 +6,6 @@ outage fails the step visibly and never passes a candidate."""
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC
 from pathlib import Path
@@ -26,7 +25,12 @@ from flywheel.workflows.state import PromotionState
 from tests import asl_walker
 from tests.evaluator_support import Unavailable, fake_evaluators
 from tests.factories import prompt_spec
-from tests.workflow_support import PROMOTION_MACHINE, as_handlers, promotion_input, promotion_machine
+from tests.workflow_support import (
+    PROMOTION_MACHINE,
+    as_handlers,
+    promotion_input,
+    promotion_machine,
+)
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples" / "prompts"
 NAME = "support-answer"
@@ -112,12 +116,14 @@ def evaluators(monkeypatch: pytest.MonkeyPatch) -> None:
     """The composition root builds the test evaluators (the embedded ones are tested on
     their own)."""
     monkeypatch.setattr(
-        InMemoryPlatform, "prompt_evaluators", lambda _self, thresholds=None: fake_evaluators(thresholds)
+        InMemoryPlatform,
+        "prompt_evaluators",
+        lambda _self, thresholds=None: fake_evaluators(thresholds),
     )
 
 
 @pytest.fixture
-def champion() -> Iterator[Stage]:
+def champion() -> Stage:
     """Version 1 (grounded) evaluated, canaried and promoted; version 2 (ungrounded)
     registered."""
     world = stage()
@@ -125,13 +131,14 @@ def champion() -> Iterator[Stage]:
     first = world.approve_and_promote(1)
     assert (first.status, first.visited) == ("SUCCEEDED", RELEASED), first.state.get("error")
     world.ana.register_prompt(EXAMPLES / "support-answer.v2.yaml", reason="friendlier")
-    yield world
+    return world
 
 
 def test_the_first_version_is_evaluated_then_rolled_out(champion: Stage) -> None:
     evaluation = champion.bo.prompt_evaluation(NAME, 1)
 
-    assert evaluation is not None and evaluation.outcome == "passed"
+    assert evaluation is not None
+    assert evaluation.outcome == "passed"
     assert evaluation.reason == (
         "evaluation gate passed on 8 items: no limit declared (llm.prompts.<name>.gate); "
         "no champion to compare with"
@@ -170,11 +177,14 @@ def test_an_ungrounded_candidate_is_rejected_before_its_canary_and_audited(
     assert champion.platform.promotion_serving.routing(NAME) == AliasRouting(primary="1")
     # ... the report is stored with the version: both sides, intervals, worst answers
     report = champion.bo.prompt_evaluation(NAME, 2)
-    assert report is not None and report.report is not None
+    assert report is not None
+    assert report.report is not None
     grounded = next(s for s in report.report.evaluators if s.evaluator == "groundedness")
     assert (grounded.candidate.mean, grounded.champion.mean) == (0.310417, 1.0)  # type: ignore[union-attr]
     assert grounded.worst[0].item == "refund-time"
-    assert grounded.worst[0].answer == "Answer the customer's question: How long does a refund take?"
+    assert (
+        grounded.worst[0].answer == "Answer the customer's question: How long does a refund take?"
+    )
     assert grounded.worst[0].evidence[0].note == "not in the context"
     # Both versions answered every item, counted apart from real traffic
     assert champion.evaluation_calls() == {"V1": 16, "V2": 8}
@@ -361,7 +371,7 @@ class Down:
     def __init__(self) -> None:
         self.calls = 0
 
-    def complete(self, request: Any) -> Any:  # noqa: ARG002
+    def complete(self, request: Any) -> Any:
         self.calls += 1
         raise ProviderError("the model is not available", details={"retryable": True})
 
@@ -397,5 +407,7 @@ def test_with_the_embedded_evaluators_the_ungrounded_candidate_is_rejected(
     execution = world.approve_and_promote(2)
 
     assert execution.visited == REJECTED
-    assert any(r.startswith("groundedness") for r in execution.state["evaluation"]["Payload"]["reasons"])
+    assert any(
+        r.startswith("groundedness") for r in execution.state["evaluation"]["Payload"]["reasons"]
+    )
     assert read_evaluation(world.platform.records, NAME, 2) is not None
