@@ -1,6 +1,13 @@
 """Evaluation sets: the questions a prompt version is judged on before it rolls out (ADR 81).
 
-A set is JSON Lines, one item a line::
+A set is JSON Lines, one item a line (see Notes). Registering a spec seals its set
+(:func:`seal_evaluation`): the set is validated against the spec (a bad line is refused
+naming the line and the field), stored as canonical JSON Lines next to the spec, and its
+SHA-256 becomes part of the spec, so the version's digest covers the set.
+
+Notes
+-----
+An item::
 
     {"id": "refund-1", "variables": {"question": "How do refunds work?"},
      "context": ["Refunds go back to the card within 5 days."],
@@ -13,10 +20,6 @@ must state) give the answer something to be compared with; ``id`` names the item
 gate's report. A prompt whose ``evaluation.context_variable`` names a variable gets the
 item's passages there (joined by blank lines) when the item does not give that variable
 itself, and an item without ``context`` is grounded in that variable's value.
-
-Registering a spec seals its set (:func:`seal_evaluation`): the set is validated against
-the spec, stored as canonical JSON Lines next to it, and its SHA-256 becomes part of the
-spec, so the version's digest covers the set.
 
 Examples
 --------

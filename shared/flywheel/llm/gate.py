@@ -3,19 +3,19 @@
 
 A prompt version's evaluation set is answered by the version (the candidate) and by the
 prompt's champion, item by item, and every answer is scored by the evaluators
-(:mod:`flywheel.llm.evaluation`). :func:`judge` then decides:
+(:mod:`flywheel.llm.evaluation`). :func:`judge` decides on floors and on the comparison
+with the champion (see Notes); :func:`paired_bootstrap` gives the intervals.
 
-* **floors**: per evaluator, the candidate's mean score (groundedness, relevance,
+Notes
+-----
+* **Floors**: per evaluator, the candidate's mean score (groundedness, relevance,
   reference), its toxic share (answers whose toxicity verdict fails) or its format pass
   rate, against the policy's limits; its mean cost per call and p95 latency too. A floor
-  the set cannot judge (no item had a context, say) fails: a declared limit is never
-  passed by default;
-* **no worse than the champion**: per evaluator, the per-item difference of the two
-  answers' scores (oriented so that positive means the candidate is better) on the items
-  both could be judged on, and a paired bootstrap interval of its mean (2,000 resamples,
-  fixed seed). The candidate is rejected when the whole interval lies below
-  ``-max_drop_vs_champion``: a small set whose answers disagree cannot reject a good
-  prompt by noise, and a candidate that is worse on every item is rejected.
+  the set cannot judge (no item had a context, say) fails.
+* **No worse than the champion**: per evaluator, the per-item difference of the two
+  answers' scores (positive: the candidate is better) on the items both could be judged
+  on, and a paired bootstrap interval of its mean (2,000 resamples, fixed seed). The
+  candidate is rejected when the whole interval lies below ``-max_drop_vs_champion``.
 
 Examples
 --------

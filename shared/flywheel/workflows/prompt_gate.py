@@ -6,9 +6,10 @@ nothing (its gate ran in its training workflow). For an approved prompt version 
 the version's evaluation set against the version and against the prompt's champion on the
 same items (:class:`~flywheel.llm.set_runner.SetRunner`), judges the answers by the
 prompt's gate policy (:func:`~flywheel.llm.gate.judge`) and records the decision with its
-report (``MODEL#<name>`` / ``EVALUATION#V<n>``, in the same transaction as the audit
-entry):
+report (``MODEL#<name>`` / ``EVALUATION#V<n>``), with its audit entry (see Notes).
 
+Notes
+-----
 * passed: ``evaluation_passed``; the workflow publishes and canaries the version;
 * rejected: ``evaluation_rejected``, the version ``approved → rejected`` with the reasons;
   the workflow ends (``CandidateRejected``), nothing was routed to it;
@@ -16,8 +17,7 @@ entry):
   decided), or rejected when the gate says ``require_set``;
 * the provider or an evaluator unavailable: the step fails
   (:class:`~flywheel.errors.EvaluationUnavailableError`, retried by the state machine),
-  then ``record_failure`` audits ``evaluation_failed``; the version stays approved and is
-  never promoted by default.
+  then ``record_failure`` audits ``evaluation_failed``; the version stays approved.
 
 Examples
 --------

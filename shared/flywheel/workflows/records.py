@@ -1,6 +1,8 @@
 """The workflows' records, in the registry table next to their models; each a JSON
 document with a revision that writes are conditional on (and may join a registry change).
 
+Notes
+-----
 =====================================  ================================================
 key (``pk`` / ``sk``)                  record
 =====================================  ================================================
