@@ -101,15 +101,13 @@ def _step_rows(repeats: int) -> list[tuple[str, float, float]]:
         })  # fmt: skip
         gate.evaluate_candidate(state)
         # Put the version back as it was, so the next run judges it again.
-        platform.records.apply(  # type: ignore[attr-defined]
-            _undo(platform), actor="bench", audit=_note()
-        )
+        platform.records.apply(_undo(), actor="bench", audit=_note())
 
     p50, p99 = _p50_p99_ms(once, max(5, repeats // 20))
     return [("EvaluateCandidate, 8 items (stand-in)", p50, p99)]
 
 
-def _undo(platform: Any) -> Any:
+def _undo() -> Any:
     from flywheel.registry.models import RegistryChange, StatusChange, VersionStatus
 
     return RegistryChange(
