@@ -112,6 +112,7 @@ TRAINING_STEPS = (
     "release_run_lock",
 )
 PROMOTION_STEPS = (
+    "evaluate_candidate",
     "publish_version",
     "shift_alias",
     "check_canary",
@@ -119,6 +120,11 @@ PROMOTION_STEPS = (
     "rollback",
     "record_failure",
 )
+#: The promotion step that answers a prompt version's evaluation set with the version and
+#: its champion (two provider calls an item, scored by the evaluators; ADR 81).
+EVALUATION_STEP = "evaluate_candidate"
+#: Promotion steps that take longer than a minute (publishing waits for the new version).
+PROMOTION_STEP_TIMEOUTS = {"publish_version": 120, EVALUATION_STEP: 900}
 #: Training steps that crunch data get the stage's training memory and 15 minutes.
 HEAVY_TRAINING_STEPS = frozenset({"validate_data", "build_training_set", "train", "evaluate"})
 
@@ -264,8 +270,8 @@ def _functions() -> dict[str, FunctionSpec]:
                 f"promotion_steps.handler.{step}",
                 "zip",
                 CONTROL_LAYERS,
-                512,
-                120 if step == "publish_version" else 60,
+                1024 if step == EVALUATION_STEP else 512,
+                PROMOTION_STEP_TIMEOUTS.get(step, 60),
                 f"Promotion workflow step {step}",
             )
         )

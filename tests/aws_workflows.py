@@ -277,6 +277,7 @@ def provision(
     monkeypatch.setattr(training_handler, "_steps", root("training_steps"))
     monkeypatch.setattr(promotion_handler, "_steps", root("promotion_steps"))
     monkeypatch.setattr(promotion_handler, "_failures", root("workflow_failures"))
+    monkeypatch.setattr(promotion_handler, "_gate", root("evaluation_gate"))
     monkeypatch.setattr(approval_handler, "_service", root("approval_service"))
 
     dynamodb = boto3.client("dynamodb", region_name=region)

@@ -78,6 +78,25 @@ def declare_prompt_canary(
     return alarms
 
 
+def declare_prompt_gate(runtime: LocalRuntime, prompt: str, gate: dict[str, Any]) -> None:
+    """Give ``prompt`` an evaluation ``gate`` (the project file's ``llm.prompts.<name>.gate``)
+    in the evaluation step's ``FLYWHEEL_PROMPT_GATES``."""
+    lambda_ = boto3.client("lambda", region_name="us-east-1")
+    for name, function in list(runtime.bridge.functions.items()):
+        environment = dict(function.environment)
+        if "FLYWHEEL_PROMPT_GATES" not in environment:
+            continue
+        declared = json.loads(environment["FLYWHEEL_PROMPT_GATES"])
+        environment["FLYWHEEL_PROMPT_GATES"] = json.dumps({**declared, prompt: gate})
+        runtime.bridge.functions[name] = dataclasses.replace(function, environment=environment)
+        configured = lambda_.get_function_configuration(FunctionName=name)
+        variables = dict(configured.get("Environment", {}).get("Variables", {}))
+        variables["FLYWHEEL_PROMPT_GATES"] = environment["FLYWHEEL_PROMPT_GATES"]
+        lambda_.update_function_configuration(
+            FunctionName=name, Environment={"Variables": variables}
+        )
+
+
 def set_alarm(name: str, state: str) -> None:
     boto3.client("cloudwatch", region_name="us-east-1").set_alarm_state(
         AlarmName=name, StateValue=state, StateReason="set by the test"

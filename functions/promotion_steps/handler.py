@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
     from flywheel.workflows.failures import WorkflowFailures
     from flywheel.workflows.promotion import PromotionSteps
+    from flywheel.workflows.prompt_gate import EvaluationGate
 
 logger = Logger()
 tracer = Tracer()
@@ -44,7 +45,23 @@ def _failures() -> WorkflowFailures:
     return AwsPlatform(Settings()).workflow_failures()
 
 
+@functools.cache
+def _gate() -> EvaluationGate:
+    return AwsPlatform(Settings()).evaluation_gate()
+
+
 _step = workflow_step(logger, tracer, metrics)
+
+
+@_step
+def evaluate_candidate(event: dict[str, Any]) -> BaseModel:
+    """A prompt version's evaluation gate (a model's: nothing to do)."""
+    result = _gate().evaluate_candidate(PromotionState.model_validate(event))
+    if result.evaluated:
+        metrics.add_metric(
+            "EvaluationPassed" if result.passed else "EvaluationRejected", MetricUnit.Count, 1
+        )
+    return result
 
 
 @_step

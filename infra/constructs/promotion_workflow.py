@@ -5,15 +5,25 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
-from aws_cdk import Aws
+from aws_cdk import Aws, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
-from infra.catalog import FUNCTIONS, PROMOTION_STEPS, promotion_function_key
+from flywheel.project import ProjectError
+from infra.catalog import EVALUATION_STEP, FUNCTIONS, PROMOTION_STEPS, promotion_function_key
 from infra.constructs.canary_alarms import all_canary_alarm_names
 from infra.constructs.function import FlywheelFunction
 from infra.constructs.inference_service import LIVE_ALIAS
+from infra.constructs.llm_gateway import (
+    CONVERSE_ACTIONS,
+    ENVIRONMENT_LIMIT_BYTES,
+    GUARDRAIL_ACTIONS,
+    USAGE_ACTIONS,
+    bedrock_model_ids,
+    foundation_model_arn,
+    guardrails_arn,
+)
 from infra.constructs.state_machine import WorkflowStateMachine
 from infra.workflows.promotion import PromotionSettings, promotion_definition
 
@@ -37,7 +47,9 @@ PUBLISH_POLICY = "publish-model-versions"
 ALIAS_ACTIONS = ("lambda:GetAlias", "lambda:UpdateAlias")
 #: Steps that move alias ``live`` (record_failure restores it after a failure).
 ALIAS_STEPS = frozenset({"shift_alias", "promote_all", "rollback", "record_failure"})
-REGISTRY_WRITERS = frozenset({"shift_alias", "promote_all", "rollback", "record_failure"})
+REGISTRY_WRITERS = frozenset(
+    {EVALUATION_STEP, "shift_alias", "promote_all", "rollback", "record_failure"}
+)
 
 
 def inference_functions(ctx: StageContext) -> dict[str, str]:
@@ -72,6 +84,16 @@ def canary_steps_environment(ctx: StageContext) -> str:
         }
     )
     return json.dumps(plans, sort_keys=True, separators=(",", ":"))
+
+
+def evaluation_environment(ctx: StageContext) -> dict[str, str]:
+    """The evaluation step's own variables (ADR 81): the stage's LLM policy (budgets and
+    teams its calls are charged to, as the gateway's) and the prompts' gates
+    (``FLYWHEEL_PROMPT_GATES``, by prompt). It needs none of the canary's variables."""
+    return {
+        "FLYWHEEL_LLM_POLICY": ctx.config.llm.policy_json(),
+        "FLYWHEEL_PROMPT_GATES": ctx.config.llm.gates_json(),
+    }
 
 
 def function_arn(name: str) -> str:
@@ -153,16 +175,19 @@ class PromotionWorkflow(Construct):
         alarms: dict[str, list[str]] = json.loads(environment["FLYWHEEL_CANARY_ALARMS"])
         self.steps: dict[str, FlywheelFunction] = {}
         for step in PROMOTION_STEPS:
+            evaluating = step == EVALUATION_STEP
             fn = FlywheelFunction(
                 self,
                 "".join(part.title() for part in step.split("_")),
                 ctx=ctx,
                 spec=FUNCTIONS[promotion_function_key(step)],
                 layers=layers,
-                environment=environment,
+                environment=evaluation_environment(ctx) if evaluating else environment,
             )
             self.steps[step] = fn
             grantee = fn.function
+            if evaluating:
+                self._grant_evaluation(fn, data)
             if step in REGISTRY_WRITERS:
                 # record_failure cleans up after either workflow; the others only promote.
                 capability = "workflows" if step == "record_failure" else "promotion-runs"
@@ -200,6 +225,7 @@ class PromotionWorkflow(Construct):
                 data.artifacts.grant_read(grantee, "models/*")
 
         timeouts = {step: fn.spec.timeout_seconds for step, fn in self.steps.items()}
+        self._check_environment_size(self.steps[EVALUATION_STEP].environment)
         self.workflow = WorkflowStateMachine(
             self,
             "Workflow",
@@ -218,3 +244,34 @@ class PromotionWorkflow(Construct):
         )
         self.machine = self.workflow.machine
         self.record_failure = self.steps["record_failure"].function
+
+    def _grant_evaluation(self, fn: FlywheelFunction, data: DataRefs) -> None:
+        """What the evaluation gate needs besides the registry (granted with the records
+        writer's ``promotion-runs`` capability): the prompt specs and evaluation sets
+        (``prompts/``), the usage table (its calls are budgeted and counted like the
+        gateway's), and Converse on the price table's Bedrock models plus guardrails."""
+        grantee = fn.function
+        data.artifacts.grant_read(grantee, "prompts/*")
+        iam.Grant.add_to_principal(
+            grantee=grantee, actions=list(USAGE_ACTIONS), resource_arns=[data.llm_usage.table_arn]
+        )
+        data.key.grant_encrypt_decrypt(grantee)
+        iam.Grant.add_to_principal(
+            grantee=grantee,
+            actions=list(CONVERSE_ACTIONS),
+            resource_arns=[foundation_model_arn(m) for m in bedrock_model_ids()],
+        )
+        iam.Grant.add_to_principal(
+            grantee=grantee, actions=list(GUARDRAIL_ACTIONS), resource_arns=[guardrails_arn()]
+        )
+
+    def _check_environment_size(self, environment: Mapping[str, str]) -> None:
+        """Refuse at synth an evaluation step environment Lambda would refuse (4 KB)."""
+        size = len(json.dumps(Stack.of(self).resolve(dict(environment))))
+        if size > ENVIRONMENT_LIMIT_BYTES:
+            raise ProjectError(
+                f"llm: the evaluation step's environment would be about {size} bytes, over "
+                f"Lambda's {ENVIRONMENT_LIMIT_BYTES} (FLYWHEEL_LLM_POLICY and "
+                "FLYWHEEL_PROMPT_GATES are the parts that grow: fewer prompts or limits)",
+                field="llm",
+            )

@@ -2,11 +2,19 @@
 
 ::
 
-    Initialize -> PublishVersion -> ShiftAlias -> Bake (Wait) -> CheckCanary -> Healthy?
-        yes -> LastStep? yes -> PromoteAll -> Promoted (Succeed)
-                         no  -> ShiftAlias (the next step's weight)
-        no  -> Rollback -> RolledBack (Fail: CanaryRolledBack)
+    Initialize -> EvaluateCandidate -> CandidatePassed?
+        no  -> CandidateRejected (Fail: CandidateRejected)
+        yes -> PublishVersion -> ShiftAlias -> Bake (Wait) -> CheckCanary -> Healthy?
+            yes -> LastStep? yes -> PromoteAll -> Promoted (Succeed)
+                             no  -> ShiftAlias (the next step's weight)
+            no  -> Rollback -> RolledBack (Fail: CanaryRolledBack)
     any task error -> RecordFailure -> PromotionFailed (Fail)
+
+``EvaluateCandidate`` is a prompt version's evaluation gate (ADR 81; a model passes
+through it untouched): it answers the version's evaluation set with the version and the
+champion and rejects the version (audited, ``approved -> rejected``) when the prompt's gate
+says so. A provider or evaluator that is throttled or unavailable
+(``EvaluationUnavailableError``) is retried a few times before the failure path.
 
 The canary walks the model's steps (``FLYWHEEL_CANARY_STEPS`` of the promotion
 functions, from the project file): ``shift_alias`` returns the step it set, its bake
@@ -34,6 +42,7 @@ if TYPE_CHECKING:
 
 STEPS: dict[str, tuple[str, str, str]] = {
     # state: (function, result key, next state)
+    "EvaluateCandidate": ("evaluate_candidate", "evaluation", "CandidatePassed"),
     "PublishVersion": ("publish_version", "published", "ShiftAlias"),
     "ShiftAlias": ("shift_alias", "canary", "Bake"),
     "CheckCanary": ("check_canary", "canary_check", "CanaryHealthy"),
@@ -41,6 +50,9 @@ STEPS: dict[str, tuple[str, str, str]] = {
     "Rollback": ("rollback", "rollback", "RolledBack"),
 }
 REQUIRED_FUNCTIONS = frozenset([*(fn for fn, _, _ in STEPS.values()), "record_failure"])
+#: What ``evaluate_candidate`` raises when the provider or an evaluator stays throttled or
+#: unavailable after its own retries: worth retrying the whole step a few times.
+EVALUATION_UNAVAILABLE_ERRORS = ("EvaluationUnavailableError",)
 
 
 @dataclass(frozen=True)
@@ -62,7 +74,7 @@ def promotion_definition(functions: Mapping[str, str], settings: PromotionSettin
         raise ValueError(f"missing functions: {sorted(missing)}")
 
     states: dict[str, State] = {
-        "Initialize": run_context("PublishVersion"),
+        "Initialize": run_context("EvaluateCandidate"),
     }
     initialize = states["Initialize"]
     initialize["Parameters"]["canary_weight"] = settings.canary_weight
@@ -75,6 +87,32 @@ def promotion_definition(functions: Mapping[str, str], settings: PromotionSettin
             on_error="RecordFailure",
             next_state=next_state,
         )
+    states["EvaluateCandidate"]["Retry"].append(
+        {
+            "ErrorEquals": list(EVALUATION_UNAVAILABLE_ERRORS),
+            "IntervalSeconds": 20,
+            "MaxAttempts": 2,
+            "BackoffRate": 2.0,
+            "MaxDelaySeconds": 60,
+            "JitterStrategy": "FULL",
+        }
+    )
+    states["CandidatePassed"] = {
+        "Type": "Choice",
+        "Comment": "A prompt version's evaluation gate (a model always passes).",
+        "Choices": [
+            {
+                "Variable": "$.evaluation.Payload.passed",
+                "BooleanEquals": True,
+                "Next": "PublishVersion",
+            }
+        ],
+        "Default": "CandidateRejected",
+    }
+    states["CandidateRejected"] = fail(
+        "CandidateRejected",
+        "The evaluation gate rejected the prompt version; see $.evaluation.Payload.reasons.",
+    )
     states["Bake"] = {
         "Type": "Wait",
         "Comment": "Let the canary take this step's share of live traffic before judging it.",
@@ -118,13 +156,14 @@ def promotion_definition(functions: Mapping[str, str], settings: PromotionSettin
     states["PromotionFailed"] = fail("PromotionFailed", "A promotion step failed; see $.error.")
     # Keep the natural reading order in the definition.
     order = [
-        "Initialize", "PublishVersion", "ShiftAlias", "Bake", "CheckCanary", "CanaryHealthy",
+        "Initialize", "EvaluateCandidate", "CandidatePassed", "CandidateRejected",
+        "PublishVersion", "ShiftAlias", "Bake", "CheckCanary", "CanaryHealthy",
         "LastStep", "PromoteAll", "Promoted", "Rollback", "RolledBack", "RecordFailure",
         "PromotionFailed",
     ]  # fmt: skip
     return {
-        "Comment": "Flywheel promotion: publish a pinned version, canary on alias live step by "
-        "step (bake, check alarms), promote or roll back.",
+        "Comment": "Flywheel promotion: evaluate a prompt version, publish a pinned version, "
+        "canary on alias live step by step (bake, check alarms), promote or roll back.",
         "StartAt": "Initialize",
         "TimeoutSeconds": settings.machine_timeout,
         "States": {name: states[name] for name in order},

@@ -382,6 +382,14 @@ class InvalidOutputError(ProviderError):
     code = "invalid_output"
 
 
+class EvaluationUnavailableError(ProviderError):
+    """An evaluation could not be finished: the provider or an evaluator was throttled,
+    timed out or unavailable (after its own retries). The promotion workflow retries the
+    step, then records ``evaluation_failed``; it never passes a candidate by default."""
+
+    code = "evaluation_unavailable"
+
+
 class BudgetExceededError(ConflictError):
     """A call would exceed a cost budget; nothing was charged (HTTP 429).
 
@@ -452,6 +460,7 @@ HTTP_STATUS_BY_CODE: dict[str, int] = {
     PromptNotFoundError.code: 404,
     NoChampionError.code: 404,
     InvalidOutputError.code: 502,
+    EvaluationUnavailableError.code: 503,
 }
 
 

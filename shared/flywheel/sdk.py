@@ -68,6 +68,7 @@ if TYPE_CHECKING:
     from flywheel.workflows.config import ModelConfig, ModelConfigStore, StoredConfig
     from flywheel.workflows.experiments import ExperimentReport
     from flywheel.workflows.ports import PlatformApi
+    from flywheel.workflows.records import PromptEvaluationDoc
     from flywheel.workflows.stage_promotion import PromotionCheck, PromotionOutcome, StageRef
 
 Progress = Callable[[str], None]
@@ -801,7 +802,7 @@ class Flywheel:
             parsed, actor=self.actor, environment=dependency_lock_hash(), reason=reason
         )
         return PromptRegistration(
-            version=done.version, spec=parsed, created=done.created, approval_id=done.approval_id
+            version=done.version, spec=done.spec, created=done.created, approval_id=done.approval_id
         )
 
     def _register_through_route(
@@ -845,6 +846,24 @@ class Flywheel:
     def prompt(self, name: str, ref: int | str = Alias.CHAMPION) -> PromptVersion:
         """Version ``ref`` of prompt ``name`` with its spec (SHA-256 verified)."""
         return self.prompts.get(name, ref)
+
+    def prompt_evaluation(self, name: str, ref: int | str) -> PromptEvaluationDoc | None:
+        """What the evaluation gate of version ``ref`` of prompt ``name`` decided (ADR 81):
+        the outcome and reason, and the report (per evaluator the candidate's and the
+        champion's means and rates, the paired interval, the verdicts, the worst items
+        with their evidence); ``None`` while its promotion workflow has not run the gate.
+
+        Examples
+        --------
+        >>> fw = Flywheel.in_memory(actor="ana")
+        >>> _ = fw.register_prompt("examples/prompts/ticket-summary.v1.yaml")
+        >>> fw.prompt_evaluation("ticket-summary", 1) is None
+        True
+        """
+        from flywheel.workflows.prompt_gate import read_evaluation
+
+        version = self.prompts.get(name, ref).version
+        return read_evaluation(self.platform.records, name, version.version)
 
     def diff_prompts(self, name: str, before: int | str, after: int | str) -> PromptDiff:
         """What changed between two versions of prompt ``name`` (template, parameters…)."""

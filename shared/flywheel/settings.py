@@ -180,6 +180,11 @@ class Settings(BaseSettings):
     llm_policy: dict[str, Any] = Field(default_factory=dict)
     #: Where the gateway captures calls, in the features bucket (ADR 80).
     llm_capture_prefix: str = Field(default="llm-capture/", pattern=r"^[a-z0-9-]+/$")
+    #: Prompt name -> its evaluation gate (JSON in ``FLYWHEEL_PROMPT_GATES``; the project
+    #: file's ``llm.prompts.<name>.gate``, :class:`flywheel.llm.gate.PromptGatePolicy`).
+    prompt_gates: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    #: Evaluation set items answered at once by the evaluation gate (ADR 81).
+    evaluation_concurrency: int = Field(default=4, ge=1, le=32)
 
     @model_validator(mode="after")
     def _resource_names(self) -> Self:

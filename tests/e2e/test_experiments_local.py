@@ -135,7 +135,10 @@ def test_a_shadow_winner_is_approved_then_rolled_out_by_the_promotion_workflow(
     execution = life.wait_for_new_execution("promotion", known)
     status, states = life.wait(execution["executionArn"])
     assert status == "SUCCEEDED", states
-    assert states == ["Initialize", "PublishVersion", *STEP * 3, "PromoteAll", "Promoted"]
+    assert states == [
+        "Initialize", "EvaluateCandidate", "CandidatePassed", "PublishVersion",
+        *STEP * 3, "PromoteAll", "Promoted",
+    ]  # fmt: skip
     _, _, described = life.history(execution["executionArn"])
     assert json.loads(described["input"])["approval"]["requested_by"] == OPERATOR
     sdk = life.sdk(OPERATOR)

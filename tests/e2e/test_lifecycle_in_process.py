@@ -48,7 +48,10 @@ def test_train_approve_promote_and_serve(lifecycle: Lifecycle) -> None:
     assert status == "SUCCEEDED", states
     # The example project's breast-cancer canary takes three steps, each baked and judged.
     step = ["ShiftAlias", "Bake", "CheckCanary", "CanaryHealthy", "LastStep"]
-    assert states == ["Initialize", "PublishVersion", *step * 3, "PromoteAll", "Promoted"]
+    assert states == [
+        "Initialize", "EvaluateCandidate", "CandidatePassed", "PublishVersion",
+        *step * 3, "PromoteAll", "Promoted",
+    ]  # fmt: skip
     steps = [
         (str(e.action), e.details.get("weight"))
         for e in lifecycle.sdk(OPERATOR).audit_entries(MODEL)

@@ -28,7 +28,8 @@ ANA = "arn:aws:iam::123456789012:user/ana.author"
 BO = "arn:aws:iam::123456789012:user/bo.approver"
 SAM = "arn:aws:iam::123456789012:user/sam.operator"
 STEP = ["ShiftAlias", "Bake", "CheckCanary", "CanaryHealthy", "LastStep"]
-RELEASED = ["Initialize", "PublishVersion", *STEP * 2, "PromoteAll", "Promoted"]
+EVALUATED = ["Initialize", "EvaluateCandidate", "CandidatePassed"]
+RELEASED = [*EVALUATED, "PublishVersion", *STEP * 2, "PromoteAll", "Promoted"]
 
 
 @pytest.fixture

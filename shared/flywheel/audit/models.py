@@ -46,6 +46,12 @@ class AuditAction(StrEnum):
     #: A shadow or A/B experiment began, or ended (ADR 75).
     EXPERIMENT_STARTED = "experiment_started"
     EXPERIMENT_STOPPED = "experiment_stopped"
+    #: A prompt version's evaluation gate (ADR 81): passed, rejected it (``approved ->
+    #: rejected``), or could not finish (provider or evaluator unavailable after the
+    #: retries; the version stays approved, never promoted).
+    EVALUATION_PASSED = "evaluation_passed"
+    EVALUATION_REJECTED = "evaluation_rejected"
+    EVALUATION_FAILED = "evaluation_failed"
 
 
 REASON_REQUIRED: frozenset[AuditAction] = frozenset(
@@ -63,6 +69,8 @@ REASON_REQUIRED: frozenset[AuditAction] = frozenset(
         AuditAction.TRAINING_FAILED,
         AuditAction.DATA_VALIDATION_FAILED,
         AuditAction.EXPERIMENT_STOPPED,
+        AuditAction.EVALUATION_REJECTED,
+        AuditAction.EVALUATION_FAILED,
     }
 )
 

@@ -20,6 +20,8 @@ from rich.table import Table
 
 if TYPE_CHECKING:
     from flywheel.llm.catalog import PromptDiff
+    from flywheel.llm.gate import SideSummary
+    from flywheel.workflows.records import PromptEvaluationDoc
 
 prompts_app = typer.Typer(
     help="Prompts: versioned, approved and audited like models.", no_args_is_help=True
@@ -54,6 +56,14 @@ def prompts_register(
             highlight=False,
             soft_wrap=True,
         )
+        evaluation = done.spec.evaluation
+        if evaluation is not None and evaluation.sha256 is not None:
+            console.print(
+                f"evaluation set: {evaluation.items} items, sha256 {evaluation.sha256[:12]}… "
+                "(the promotion workflow's gate answers it before the canary)",
+                highlight=False,
+                soft_wrap=True,
+            )
         if done.approval_id and v.status == "pending_approval":
             console.print(
                 f"approval {done.approval_id} waits for someone else: "
@@ -108,9 +118,11 @@ def prompts_show(
         sdk = _sdk()
         if version is not None:
             found = sdk.prompt(name, version)
+            evaluation = sdk.prompt_evaluation(name, found.version.version)
             body = {
                 "version": found.version.model_dump(mode="json"),
                 "spec": found.spec.model_dump(mode="json"),
+                "evaluation": evaluation.model_dump(mode="json") if evaluation else None,
             }
             if as_json:
                 sys.stdout.write(json.dumps(body, indent=2) + "\n")
@@ -128,6 +140,7 @@ def prompts_show(
             spec = found.spec.model_dump(mode="json", exclude_none=True)
             sys.stdout.write(yaml.dump(spec, Dumper=_BlockDumper, sort_keys=False,
                                        allow_unicode=True))  # fmt: skip
+            sys.stdout.write("\n".join(evaluation_lines(evaluation)) + "\n")
             return
         model = sdk.get_prompt(name)
         versions = sdk.list_versions(name, limit=100).items
@@ -174,6 +187,90 @@ def _block_dumper() -> type:
 
     Dumper.add_representer(str, text)
     return Dumper
+
+
+def evaluation_lines(doc: PromptEvaluationDoc | None) -> list[str]:
+    """A version's evaluation gate as text: outcome and reason, then per evaluator the
+    candidate's and the champion's figures, the paired interval and the verdict, the
+    failed checks, the worst answers with their evidence, cost and latency."""
+    if doc is None:
+        return ["evaluation gate: not run yet (its promotion workflow runs it)"]
+    lines = [
+        f"evaluation gate: {doc.outcome} ({doc.evaluated_at:%Y-%m-%d %H:%M:%S}, "
+        f"{doc.execution_id.rsplit(':', 1)[-1]})",
+        f"  {doc.reason}",
+    ]
+    report = doc.report
+    if report is None:
+        return lines
+    champion = f"v{report.champion}" if report.champion is not None else "none"
+    lines.append(
+        f"  {report.items} items, set sha256 {(doc.set_sha256 or '')[:12]}…, champion {champion}"
+        + (
+            f" ({report.champion_unanswered} items it could not answer: {report.champion_note})"
+            if report.champion_unanswered
+            else ""
+        )
+    )
+    level = f"{report.policy.confidence:.0%}"
+    lines.append(
+        f"  {'evaluator':<14}{'candidate':>18}{'champion':>18}  difference [{level} interval]"
+    )
+    for s in report.evaluators:
+        lines.append(
+            f"  {s.evaluator:<14}{_side(s.candidate):>18}{_side(s.champion):>18}  "
+            + (
+                f"{s.difference:+.3f} [{s.interval.low:+.3f}, {s.interval.high:+.3f}] "
+                f"on {s.paired_items}"
+                if s.difference is not None and s.interval is not None
+                else "-"
+            )
+            + ("" if s.passed else "  worse")
+        )
+    failed = [c.detail for c in report.checks if not c.passed]
+    if failed:
+        lines.append("  failed checks:")
+        lines.extend(f"    - {detail}" for detail in failed)
+    for s in report.evaluators:
+        shown = [w for w in s.worst if not (w.verdict == "pass" and s.passed)]
+        if not shown:
+            continue
+        lines.append(f"  worst answers ({s.evaluator}):")
+        for w in shown:
+            rival = f", champion {w.champion_score:.2f}" if w.champion_score is not None else ""
+            lines.append(f"    - {w.item}: {w.score:.2f} {w.verdict}{rival}: {w.answer!r}")
+            for e in w.evidence:
+                said = "; ".join(
+                    part
+                    for part in (
+                        e.note,
+                        f"sentence {e.sentence!r}" if e.sentence else None,
+                        f"words {', '.join(e.words)}" if e.words else None,
+                    )
+                    if part
+                )
+                if said:
+                    lines.append(f"        {said}")
+    calls = report.candidate_calls
+    if calls.cost_per_call is not None:
+        rival_calls = report.champion_calls
+        theirs = (
+            f" (champion {rival_calls.cost_per_call}, p95 {rival_calls.latency_p95_ms} ms)"
+            if rival_calls is not None and rival_calls.cost_per_call is not None
+            else ""
+        )
+        lines.append(
+            f"  cost per call {calls.cost_per_call}, latency p95 {calls.latency_p95_ms} ms" + theirs
+        )
+    return lines
+
+
+def _side(summary: SideSummary | None) -> str:
+    if summary is None:
+        return "-"
+    if summary.mean is None:
+        return "not judged"
+    return f"{summary.mean:.3f} ({summary.pass_rate or 0:.0%} pass)"
 
 
 def diff_lines(diff: PromptDiff) -> list[str]:

@@ -18,7 +18,7 @@ from flywheel.clock import default_clock
 from flywheel.errors import ConfigError, DatasetError, FlywheelError, ModelUnavailableError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Mapping, Sequence
 
     import boto3
 
@@ -39,6 +39,8 @@ if TYPE_CHECKING:
     from flywheel.gateway.settings import GatewaySettings
     from flywheel.llm.budgets import Budgets
     from flywheel.llm.catalog import PromptCatalog
+    from flywheel.llm.evaluation import Evaluator
+    from flywheel.llm.gate import PromptGatePolicy
     from flywheel.llm.meter import BudgetMeter, UsageStore
     from flywheel.llm.policy import LlmPolicy
     from flywheel.llm.prices import PriceTable
@@ -71,6 +73,7 @@ if TYPE_CHECKING:
     )
     from flywheel.workflows.promotion import PromotionSteps
     from flywheel.workflows.promotion_requests import PromotionRequests
+    from flywheel.workflows.prompt_gate import EvaluationGate
     from flywheel.workflows.prompt_registration import PromptRegistrations
     from flywheel.workflows.retrain import RetrainRequests
     from flywheel.workflows.training import TrainingSteps
@@ -536,6 +539,90 @@ class Platform(abc.ABC):
             metrics=metrics,
             sink=self.capture,
             background=background,
+        )
+
+    def prompt_gates(self) -> dict[str, PromptGatePolicy]:
+        """Each prompt's evaluation gate (``FLYWHEEL_PROMPT_GATES``).
+
+        Raises
+        ------
+        ConfigError
+            A gate is invalid, naming the prompt and the first bad field.
+        """
+        from pydantic import ValidationError
+
+        from flywheel.llm.gate import PromptGatePolicy
+
+        gates: dict[str, PromptGatePolicy] = {}
+        for name, data in self.settings.prompt_gates.items():
+            try:
+                gates[name] = PromptGatePolicy.model_validate(data)
+            except ValidationError as err:
+                first = err.errors()[0]
+                where = ".".join(str(p) for p in first.get("loc", ())) or "gate"
+                raise ConfigError(
+                    f"FLYWHEEL_PROMPT_GATES: {name}.{where}: {first.get('msg', 'invalid value')}",
+                    field="FLYWHEEL_PROMPT_GATES",
+                ) from None
+        return gates
+
+    def prompt_evaluators(
+        self, thresholds: Mapping[str, float] | None = None
+    ) -> dict[str, Evaluator]:
+        """The evaluators that judge prompt answers (toxicity, groundedness, relevance,
+        format: :func:`flywheel.llm.evaluators.embedded_evaluators`), with the gate's
+        per-answer ``thresholds``.
+
+        Raises
+        ------
+        ConfigError
+            The evaluators are not installed with this Flywheel.
+        """
+        try:
+            from flywheel.llm.evaluators import embedded_evaluators  # type: ignore[import-not-found,unused-ignore]
+        except ImportError:
+            raise ConfigError(
+                "the prompt evaluators (flywheel.llm.evaluators) are not installed: a prompt "
+                "version with an evaluation set cannot be judged",
+                field="evaluators",
+            ) from None
+        found: dict[str, Evaluator] = embedded_evaluators(thresholds)
+        return found
+
+    def evaluation_gate(self) -> EvaluationGate:
+        """What ``promotion_steps.handler.evaluate_candidate`` runs: a prompt version's
+        evaluation set answered by it and by the champion through :meth:`llm_provider`,
+        reserved and settled on :meth:`budgets` like the gateway's calls, scored by
+        :meth:`prompt_evaluators`, judged by the prompt's gate (:meth:`prompt_gates`).
+
+        Raises
+        ------
+        ConfigError
+            ``FLYWHEEL_LLM_POLICY`` or ``FLYWHEEL_PROMPT_GATES`` is invalid.
+        """
+        from flywheel.llm.set_runner import REFERENCE, REFERENCE_THRESHOLD, SetRunner
+        from flywheel.workflows.prompt_gate import EvaluationGate
+
+        def runner(gate: PromptGatePolicy) -> SetRunner:
+            policy = self.llm_policy()
+            budgets = self.budgets(policy)
+            thresholds = {k: v for k, v in gate.thresholds.items() if k != REFERENCE}
+            return SetRunner(
+                budgets=budgets,
+                providers=self.llm_provider,
+                evaluators=self.prompt_evaluators(thresholds or None),
+                policy=policy,
+                concurrency=self.settings.evaluation_concurrency,
+                reference_threshold=gate.thresholds.get(REFERENCE, REFERENCE_THRESHOLD),
+            )
+
+        return EvaluationGate(
+            registry=self.registry,
+            records=self.records,
+            catalog=self.prompt_catalog(),
+            runner=runner,
+            gates=self.prompt_gates(),
+            clock=self.clock,
         )
 
     def budget_meter(self, policy: LlmPolicy | None = None) -> BudgetMeter:

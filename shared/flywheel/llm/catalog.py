@@ -31,10 +31,16 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from flywheel.errors import ConfigError, ModelNotFoundError, RegistryKindError
+from flywheel.llm.evaluation_sets import (
+    EVALUATION_SET_FILE,
+    parse_evaluation_set,
+    seal_evaluation,
+)
 from flywheel.llm.prices import default_prices
 from flywheel.llm.prompts import PromptSpec, VariableType, canonical_bytes, parse_prompt
 from flywheel.models import Frozen
 from flywheel.registry.models import (
+    ArtifactRef,
     FeatureSpec,
     InputSchema,
     Lineage,
@@ -46,8 +52,9 @@ from flywheel.registry.models import (
 
 if TYPE_CHECKING:
     from flywheel.artifacts.ports import ArtifactStore
+    from flywheel.llm.evaluation_sets import EvaluationSet
     from flywheel.llm.prices import PriceTable
-    from flywheel.registry.models import ArtifactRef, FeatureType, Model, ModelVersion, Page
+    from flywheel.registry.models import FeatureType, Model, ModelVersion, Page
     from flywheel.registry.service import RegistryService
 
 __all__ = [
@@ -132,10 +139,12 @@ class PromptVersion:
 @dataclass(frozen=True)
 class Registration:
     """What :meth:`PromptCatalog.register` did: ``created`` is ``False`` when the latest
-    version already held this very spec (nothing was written)."""
+    version already held this very spec (nothing was written); ``spec`` is the spec as
+    registered (its evaluation set sealed)."""
 
     version: ModelVersion
     created: bool
+    spec: PromptSpec
 
 
 class FieldChange(Frozen):
@@ -185,19 +194,31 @@ class PromptCatalog:
     ) -> Registration:
         """Store ``spec``'s canonical JSON and register it as a candidate version.
 
+        A spec naming an evaluation set has it validated against the spec and stored
+        next to the spec first (``evaluation.jsonl``); the registered spec holds the
+        set's SHA-256 (:func:`~flywheel.llm.evaluation_sets.seal_evaluation`).
+
         Raises
         ------
         ConfigError
-            ``spec.model_id`` has no price.
+            ``spec.model_id`` has no price, or the evaluation set is invalid (naming its
+            line and field).
         RegistryKindError
             ``spec.name`` holds model versions.
         """
         self.prices.price(spec.model_id, spec.provider)
+        spec, evaluation_set = seal_evaluation(spec)
         data = canonical_bytes(spec)
         latest = self._latest(spec.name)
         if latest is not None and latest.artifact.sha256 == _digest(data):
-            return Registration(version=latest, created=False)
+            return Registration(version=latest, created=False, spec=spec)
         registration_id = f"{spec.name}-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
+        if evaluation_set is not None:
+            self._artifacts.put(
+                f"prompts/{spec.name}/{registration_id}/{EVALUATION_SET_FILE}",
+                evaluation_set,
+                content_type="application/x-ndjson",
+            )
         artifact = self._artifacts.put(
             f"prompts/{spec.name}/{registration_id}/prompt.json",
             data,
@@ -209,7 +230,7 @@ class PromptCatalog:
         version = self._registry.register(
             draft, actor=actor, reason=reason, extra={"kind": str(RegistryKind.PROMPT)}
         )
-        return Registration(version=version, created=True)
+        return Registration(version=version, created=True, spec=spec)
 
     def _latest(self, name: str) -> ModelVersion | None:
         try:
@@ -246,6 +267,27 @@ class PromptCatalog:
                 field="artifact",
             ) from None
         return PromptVersion(version=version, spec=spec)
+
+    def evaluation_set(self, found: PromptVersion) -> EvaluationSet | None:
+        """The evaluation set of a prompt version, read from next to its spec and checked
+        against the digest its spec holds (``None``: the version has none).
+
+        Raises
+        ------
+        ArtifactIntegrityError
+            The stored set is not the one the spec was registered with.
+        """
+        evaluation = found.spec.evaluation
+        if evaluation is None or evaluation.sha256 is None or evaluation.size_bytes is None:
+            return None
+        spec_uri = found.version.artifact.uri
+        ref = ArtifactRef(
+            uri=f"{spec_uri.rsplit('/', 1)[0]}/{EVALUATION_SET_FILE}",
+            sha256=evaluation.sha256,
+            size_bytes=evaluation.size_bytes,
+            format="bytes",
+        )
+        return parse_evaluation_set(self._artifacts.get(ref), found.spec)
 
     def list_prompts(self, *, limit: int = 50, page_token: str | None = None) -> Page[Model]:
         """The registered prompts, by name."""

@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "JSON_INSTRUCTION",
+    "EvaluationSpec",
     "Guardrail",
     "InferenceParameters",
     "PromptSpec",
@@ -221,6 +222,45 @@ class Guardrail(Frozen):
     trace: Literal["enabled", "disabled"] = "disabled"
 
 
+class EvaluationSpec(Frozen):
+    """A prompt version's evaluation set (``evaluation:`` in the spec; ADR 81).
+
+    An author names the set's file (``set``, JSON Lines, relative to the spec's file);
+    registering it validates the set, stores it next to the spec and seals it here: the
+    stored spec holds the set's ``sha256``, ``size_bytes`` and ``items`` instead of the
+    path, so the version's digest covers the set. ``context_variable`` names the
+    variable that holds a retrieval-augmented prompt's context.
+
+    Examples
+    --------
+    >>> EvaluationSpec(set="ticket-summary.eval.jsonl").sealed
+    False
+    >>> EvaluationSpec(sha256="0" * 64, size_bytes=10, items=2).sealed
+    True
+    """
+
+    #: The set's file as the author names it (never stored: the digest is).
+    set: str | None = Field(default=None, min_length=1, max_length=1024)
+    sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    size_bytes: int | None = Field(default=None, ge=1)
+    items: int | None = Field(default=None, ge=1)
+    context_variable: str | None = Field(default=None, pattern=VARIABLE_NAME.pattern)
+
+    @model_validator(mode="after")
+    def _path_or_seal(self) -> EvaluationSpec:
+        sealed = (self.sha256, self.size_bytes, self.items)
+        if self.set is None and None in sealed:
+            raise _error("set", "name the evaluation set's file (JSON Lines)")
+        if self.set is not None and sealed != (None, None, None):
+            raise _error("sha256", "a spec names its set's file or its sealed digest, not both")
+        return self
+
+    @property
+    def sealed(self) -> bool:
+        """Whether this is the stored form (digest, size and item count; no path)."""
+        return self.sha256 is not None
+
+
 class _Slot(str):
     """A placeholder's variable name (a ``str`` subclass, to tell it from text)."""
 
@@ -300,6 +340,8 @@ class PromptSpec(Frozen):
     output_schema: dict[str, JsonValue] | None = None
     structured_output: bool = False
     guardrail: Guardrail | None = None
+    #: The version's evaluation set (ADR 81); the promotion workflow's gate runs it.
+    evaluation: EvaluationSpec | None = None
 
     @field_validator("name")
     @classmethod
@@ -345,6 +387,13 @@ class PromptSpec(Frozen):
             raise _error("structured_output", "needs an output_schema")
         if self.guardrail is not None and self.provider is Provider.OPENAI_COMPATIBLE:
             raise _error("guardrail", "guardrails are Amazon Bedrock's (provider: bedrock)")
+        context = self.evaluation.context_variable if self.evaluation is not None else None
+        if context is not None:
+            variable = self.variables.get(context)
+            if variable is None:
+                raise _error("evaluation.context_variable", f"{context} is not a declared variable")
+            if variable.type is not VariableType.STRING:
+                raise _error("evaluation.context_variable", f"{context} is not a string variable")
         return self
 
     def system_text(self, system: str) -> str:
@@ -445,6 +494,10 @@ def canonical_bytes(spec: PromptSpec) -> bytes:
 
     Examples
     --------
+    A spec without an evaluation set leaves the field out, so specs registered before
+    evaluation sets existed keep their digests. The path of an unsealed set is never
+    part of it (:class:`EvaluationSpec`).
+
     >>> canonical_bytes(parse_prompt({
     ...     "name": "p", "description": "d", "owner": "o", "provider": "local",
     ...     "model_id": "m", "template": "{{ x }}", "variables": {"x": {}},
@@ -452,8 +505,13 @@ def canonical_bytes(spec: PromptSpec) -> bytes:
     ... }))[:31]
     b'{"description":"d","guardrail":'
     """
+    data = spec.model_dump(mode="json")
+    if spec.evaluation is None:
+        del data["evaluation"]
+    else:
+        del data["evaluation"]["set"]
     return json.dumps(
-        spec.model_dump(mode="json"),
+        data,
         sort_keys=True,
         separators=(",", ":"),
         ensure_ascii=False,
@@ -485,6 +543,8 @@ def parse_prompt(data: Mapping[str, Any]) -> PromptSpec:
 
 def load_prompt_file(path: str | Path) -> PromptSpec:
     """Read and validate a prompt spec from a YAML or JSON file.
+
+    A relative ``evaluation.set`` is read relative to the spec's own directory.
 
     Raises
     ------
@@ -518,4 +578,11 @@ def load_prompt_file(path: str | Path) -> PromptSpec:
             raise ConfigError(f"prompt: invalid YAML{line}", field="prompt") from None
         except yaml.YAMLError:
             raise ConfigError("prompt: invalid YAML", field="prompt") from None
-    return parse_prompt(data)
+    spec = parse_prompt(data)
+    evaluation = spec.evaluation
+    if evaluation is not None and evaluation.set is not None:
+        located = path.parent / evaluation.set
+        spec = spec.model_copy(
+            update={"evaluation": evaluation.model_copy(update={"set": str(located)})}
+        )
+    return spec

@@ -15,10 +15,12 @@ pydantic_core._pydantic_core.ValidationError: 1 validation error for StageSettin
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
+from flywheel.llm.gate import PromptGatePolicy  # noqa: TC001 (a field of a pydantic model)
 from flywheel.llm.policy import LlmPolicy, PromptPolicy
 from flywheel.models import Frozen
 from flywheel.settings import CanaryPlan, CanaryStep
@@ -85,20 +87,24 @@ LLM_POLICY_MAX_BYTES = 2560
 
 
 class PromptSettings(PromptPolicy):
-    """One prompt in the project file's ``llm.prompts``: its policy, and its canary.
+    """One prompt in the project file's ``llm.prompts``: its policy, its canary, and the
+    evaluation gate its new versions pass before their canary (ADR 81).
 
     Examples
     --------
     >>> prompt = PromptSettings.model_validate(
-    ...     {"teams": ["support"], "canary": {"steps": [{"weight": 0.1, "bake_minutes": 5}]}}
+    ...     {"teams": ["support"], "canary": {"steps": [{"weight": 0.1, "bake_minutes": 5}]},
+    ...      "gate": {"groundedness_min": 0.7, "max_drop_vs_champion": 0.05}}
     ... )
-    >>> prompt.teams, [s.weight for s in prompt.canary.steps]
-    (('support',), [0.1])
+    >>> prompt.teams, [s.weight for s in prompt.canary.steps], prompt.gate.groundedness_min
+    (('support',), [0.1], 0.7)
     """
 
     #: How the promotion workflow rolls a new version of the prompt out (the same steps
     #: as a model's); ``None``: one step of the stage's ``canary_weight`` and bake.
     canary: CanarySettings | None = None
+    #: The evaluation gate (``None``: the defaults, :class:`PromptGatePolicy`).
+    gate: PromptGatePolicy | None = None
 
 
 class LlmSettings(LlmPolicy):
@@ -131,11 +137,30 @@ class LlmSettings(LlmPolicy):
         return self
 
     def policy(self) -> LlmPolicy:
-        """The gateway's policy: everything but the prompts' canary steps."""
+        """The gateway's policy: everything but the prompts' canary steps and gates."""
         data = self.model_dump(include=set(LlmPolicy.model_fields))
         for prompt in data["prompts"].values():
             del prompt["canary"]
+            del prompt["gate"]
         return LlmPolicy.model_validate(data)
+
+    def gates_json(self) -> str:
+        """The prompts' evaluation gates as the evaluation step's ``FLYWHEEL_PROMPT_GATES``
+        (by prompt, only those the project file declares; defaults left out).
+
+        Examples
+        --------
+        >>> LlmSettings.model_validate(
+        ...     {"prompts": {"faq": {"gate": {"groundedness_min": 0.8}}, "other": {}}}
+        ... ).gates_json()
+        '{"faq":{"groundedness_min":0.8}}'
+        """
+        gates = {
+            name: prompt.gate.model_dump(mode="json", exclude_defaults=True)
+            for name, prompt in sorted(self.prompts.items())
+            if prompt.gate is not None
+        }
+        return json.dumps(gates, sort_keys=True, separators=(",", ":"))
 
     def policy_json(self) -> str:
         """:meth:`policy` as the gateway's ``FLYWHEEL_LLM_POLICY``: compact, defaults left

@@ -52,19 +52,6 @@ ALLOWED_TRANSITIONS: dict[VersionStatus, frozenset[VersionStatus]] = {
 }
 
 
-def is_allowed(current: VersionStatus, target: VersionStatus) -> bool:
-    """Whether the lifecycle allows ``current → target``.
-
-    Examples
-    --------
-    >>> is_allowed(VersionStatus.CANDIDATE, VersionStatus.PENDING_APPROVAL)
-    True
-    >>> is_allowed(VersionStatus.REJECTED, VersionStatus.PRODUCTION)
-    False
-    """
-    return target in ALLOWED_TRANSITIONS[current]
-
-
 class Alias(StrEnum):
     """Named pointers to versions: ``champion`` serves production, ``challenger`` canary/shadow."""
 
@@ -109,6 +96,34 @@ class RegistryKind(StrEnum):
 
     MODEL = "model"
     PROMPT = "prompt"
+
+
+#: What a prompt version may do besides the models' lifecycle (ADR 81): an approved
+#: version that its promotion workflow's evaluation gate rejects becomes ``rejected``
+#: (audited ``evaluation_rejected``, the only action the records writer lets take it).
+PROMPT_TRANSITIONS: dict[VersionStatus, frozenset[VersionStatus]] = {
+    VersionStatus.APPROVED: frozenset({VersionStatus.REJECTED}),
+}
+
+
+def is_allowed(
+    current: VersionStatus, target: VersionStatus, kind: RegistryKind | None = None
+) -> bool:
+    """Whether the lifecycle allows ``current → target`` (for a version of ``kind``:
+    prompts also take :data:`PROMPT_TRANSITIONS`).
+
+    Examples
+    --------
+    >>> is_allowed(VersionStatus.CANDIDATE, VersionStatus.PENDING_APPROVAL)
+    True
+    >>> is_allowed(VersionStatus.REJECTED, VersionStatus.PRODUCTION)
+    False
+    >>> [is_allowed(VersionStatus.APPROVED, VersionStatus.REJECTED, k) for k in RegistryKind]
+    [False, True]
+    """
+    if target in ALLOWED_TRANSITIONS[current]:
+        return True
+    return kind is RegistryKind.PROMPT and target in PROMPT_TRANSITIONS.get(current, frozenset())
 
 
 #: Feature types: numbers (``float``, ``int``), ``bool``, and strings (``categorical``,

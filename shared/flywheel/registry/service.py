@@ -264,6 +264,49 @@ class RegistryService:
         )
         return self.registry.get_version(name, version)
 
+    def reject_evaluated(
+        self,
+        name: str,
+        version: int,
+        *,
+        actor: str,
+        reason: str,
+        records: tuple[RecordWrite, ...] = (),
+        extra: dict[str, Any] | None = None,
+    ) -> ModelVersion:
+        """``approved → rejected`` for a prompt version its evaluation gate rejected
+        (``evaluation_rejected``, ADR 81), with ``records`` (the gate's report) in the same
+        transaction. Only prompts take this transition.
+
+        Raises
+        ------
+        IllegalTransitionError
+            ``name`` is a model, or the version is not approved.
+        """
+        self._require_reason(AuditAction.EVALUATION_REJECTED, reason)
+        kind = self.registry.get_model(name).kind
+        current = self.registry.get_version(name, version).status
+        if current is not VersionStatus.APPROVED or not is_allowed(
+            current, VersionStatus.REJECTED, kind
+        ):
+            raise IllegalTransitionError(
+                f"version {version} of {name!r} ({kind}) is {current}; only an approved prompt "
+                "version is rejected by its evaluation gate",
+                current=current,
+                target=VersionStatus.REJECTED,
+            )
+        change = RegistryChange(
+            model=name,
+            statuses=(
+                StatusChange(version=version, expected=current, target=VersionStatus.REJECTED),
+            ),
+            records=records,
+        )
+        self._apply(
+            change, AuditAction.EVALUATION_REJECTED, actor, reason, version, None, extra=extra
+        )
+        return self.registry.get_version(name, version)
+
     def fail_promotion(
         self,
         name: str,
@@ -272,18 +315,20 @@ class RegistryService:
         actor: str,
         reason: str,
         extra: dict[str, Any] | None = None,
+        action: AuditAction = AuditAction.PROMOTION_FAILED,
     ) -> AuditEntry:
         """Audit ``promotion_failed``; a version left on canary is rolled back in the same write.
 
         The champion is never touched: a failed promotion leaves the model served by the
         version that served it before. A version still ``approved`` (the failure came
-        before the canary started) stays approved.
+        before the canary started) stays approved. ``action``: ``evaluation_failed`` when
+        the evaluation gate could not finish.
 
         Examples
         --------
         >>> service.fail_promotion("churn", 4, actor="wf", reason="timeout")  # doctest: +SKIP
         """
-        self._require_reason(AuditAction.PROMOTION_FAILED, reason)
+        self._require_reason(action, reason)
         model = self.registry.get_model(name)
         current = self.registry.get_version(name, version).status
         statuses: tuple[StatusChange, ...] = ()
@@ -299,7 +344,7 @@ class RegistryService:
         change = RegistryChange(model=name, statuses=statuses, aliases=alias_changes)
         return self._apply(
             change,
-            AuditAction.PROMOTION_FAILED,
+            action,
             actor,
             reason,
             version,

@@ -74,6 +74,8 @@ if TYPE_CHECKING:
 
 #: How long a step bakes when neither the model's steps nor the workflow say (seconds).
 DEFAULT_BAKE_SECONDS = 600
+#: The state of the evaluation gate (``flywheel.workflows.prompt_gate``).
+EVALUATE_CANDIDATE = "EvaluateCandidate"
 
 
 @dataclass(frozen=True)
@@ -754,7 +756,9 @@ class PromotionSteps:
 
     # -- RecordFailure -------------------------------------------------------------------------
     def record_failure(self, state: PromotionState) -> FailureResult:
-        """Restore alias live to the champion alone, then audit ``promotion_failed``.
+        """Restore alias live to the champion alone, then audit ``promotion_failed``
+        (``evaluation_failed`` when the evaluation gate could not finish: the version
+        stays approved).
 
         A version left on canary becomes ``rolled_back`` in the same transaction as the
         audit entry; the champion never changes here.
@@ -768,11 +772,13 @@ class PromotionSteps:
             routing = self._restore_alias(name, number, self._lambda_version(state))
         except ServingControlError as err:
             alias_error = err.message
+        evaluating = step == EVALUATE_CANDIDATE
         entry = self._registry.fail_promotion(
             name,
             number,
             actor=state.run.actor,
             reason=reason[:2048],
+            action=AuditAction.EVALUATION_FAILED if evaluating else AuditAction.PROMOTION_FAILED,
             extra={
                 "failed_step": step,
                 "error": state.error.error if state.error else None,

@@ -49,6 +49,8 @@ class PromptRegistered:
     version: ModelVersion
     created: bool
     approval_id: str | None
+    #: The spec as registered (its evaluation set sealed: digest, size, items).
+    spec: PromptSpec
 
 
 class PromptRegistrations:
@@ -91,7 +93,9 @@ class PromptRegistrations:
         if version.status not in _ASKING:
             found = self._approvals.find_for_version(spec.name, version.version)
             approval_id = found[0].approval_id if found is not None else None
-            return PromptRegistered(version=version, created=added.created, approval_id=approval_id)
+            return PromptRegistered(
+                version=version, created=added.created, approval_id=approval_id, spec=added.spec
+            )
         model = self._registry.get_model(spec.name)
         doc = self._approvals.request_prompt(
             spec.name,
@@ -110,6 +114,7 @@ class PromptRegistrations:
             version=self._registry.get_version(spec.name, version.version),
             created=added.created,
             approval_id=doc.approval_id,
+            spec=added.spec,
         )
 
 

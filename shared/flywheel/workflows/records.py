@@ -1,6 +1,8 @@
 """The workflows' records, in the registry table next to their models; each a JSON
 document with a revision that writes are conditional on (and may join a registry change).
 
+Notes
+-----
 =====================================  ================================================
 key (``pk`` / ``sk``)                  record
 =====================================  ================================================
@@ -9,6 +11,7 @@ key (``pk`` / ``sk``)                  record
 ``MODEL#<name>`` / ``SERVING``         :class:`ServingDoc`: model version -> Lambda version
 ``MODEL#<name>`` / ``CANARY``          :class:`CanaryDoc`: the canary's current step and weight
 ``MODEL#<name>`` / ``APPROVAL#V<n>``   :class:`ApprovalPointer`: the approval of version n
+``MODEL#<name>`` / ``EVALUATION#V<n>`` :class:`PromptEvaluationDoc`: prompt version n's gate
 ``APPROVAL#<id>`` / ``APPROVAL``       :class:`ApprovalDoc`: token, binding, decision
 =====================================  ================================================
 """
@@ -17,10 +20,11 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pydantic import BaseModel, Field
 
+from flywheel.llm.gate import PromptGateReport
 from flywheel.models import Frozen
 from flywheel.registry.models import RecordKey, RecordWrite, RegistryKind
 
@@ -66,6 +70,17 @@ def approval_pointer_key(model: str, version: int) -> RecordKey:
     'APPROVAL#V0000000003'
     """
     return model_key(model, f"APPROVAL#V{version:010d}")
+
+
+def evaluation_key(model: str, version: int) -> RecordKey:
+    """Where a prompt version's evaluation gate is recorded (ADR 81).
+
+    Examples
+    --------
+    >>> evaluation_key("ticket-summary", 3).sort
+    'EVALUATION#V0000000003'
+    """
+    return model_key(model, f"EVALUATION#V{version:010d}")
 
 
 class RunLockDoc(Frozen):
@@ -174,6 +189,23 @@ class CanaryDoc(Frozen):
     step: int = Field(ge=1)
     steps: int = Field(ge=1)
     weight: float = Field(gt=0, lt=1)
+
+
+class PromptEvaluationDoc(Frozen):
+    """What a prompt version's evaluation gate decided, written with its audit entry
+    (``evaluation_passed`` or ``evaluation_rejected``; a skipped gate, which decides
+    nothing, is recorded alone)."""
+
+    version: int = Field(ge=1)
+    outcome: Literal["passed", "skipped", "rejected"]
+    reason: str
+    #: The promotion execution that ran the gate.
+    execution_id: str
+    evaluated_at: datetime
+    #: SHA-256 of the evaluation set (``None``: the version has none).
+    set_sha256: str | None = None
+    #: The gate's figures (``None`` when it was skipped, or rejected for want of a set).
+    report: PromptGateReport | None = None
 
 
 def read(records: RecordStore, key: RecordKey, doc_type: type[D]) -> tuple[D, int] | None:

@@ -285,6 +285,26 @@ class FailureResult(ResultModel):
 
 
 # -- promotion step results -------------------------------------------------------------------
+class CandidateEvaluationResult(ResultModel):
+    """``$.evaluation.Payload``: the evaluation gate of a prompt version (ADR 81).
+
+    ``passed`` lets the workflow go on (the ``CandidatePassed`` choice reads it): a model
+    (``evaluated`` false, nothing to do), a prompt version without an evaluation set
+    (skipped), or one whose gate passed. A rejected version is ``rejected`` already.
+    """
+
+    passed: bool
+    evaluated: bool
+    outcome: Literal["passed", "skipped", "rejected", "not_a_prompt"]
+    reason: str
+    #: One line per failed check of the gate.
+    reasons: tuple[str, ...] = ()
+    items: int = 0
+    champion: int | None = None
+    #: Candidate mean (or rate) per evaluator, as the gate judged it.
+    scores: dict[str, float] = Field(default_factory=dict)
+
+
 class PublishResult(ResultModel):
     function_name: str
     lambda_version: str
@@ -399,6 +419,7 @@ class PromotionState(StateModel):
     event_id: str | None = None
     approval: dict[str, Any] = Field(default_factory=dict)
     run: RunContext
+    evaluation: TaskResult[CandidateEvaluationResult] | None = None
     published: TaskResult[PublishResult] | None = None
     canary: TaskResult[CanaryShiftResult] | None = None
     canary_check: TaskResult[CanaryCheckResult] | None = None
@@ -421,6 +442,7 @@ class PromotionState(StateModel):
         healthy check of a step that is not the last means the next ShiftAlias did.
         """
         for key, state in (
+            ("evaluation", "EvaluateCandidate"),
             ("published", "PublishVersion"),
             ("canary", "ShiftAlias"),
             ("canary_check", "CheckCanary"),

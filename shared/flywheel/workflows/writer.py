@@ -129,6 +129,11 @@ _PROMOTION_RUNS = frozenset(
         AuditAction.ROLLED_BACK,
         AuditAction.ARCHIVED,
         AuditAction.PROMOTION_FAILED,
+        # A prompt version's evaluation gate (ADR 81); record_failure (``workflows``)
+        # audits evaluation_failed.
+        AuditAction.EVALUATION_PASSED,
+        AuditAction.EVALUATION_REJECTED,
+        AuditAction.EVALUATION_FAILED,
     }
 )
 #: The audit actions each capability may record.
@@ -172,7 +177,9 @@ _APPROVALS = frozenset({("MODEL#", "APPROVAL#V"), ("APPROVAL#", "APPROVAL")})
 #: The auxiliary records each capability may write: (partition prefix, sort prefix).
 RECORDS: dict[Capability, frozenset[tuple[str, str]]] = {
     Capability.TRAINING_RUNS: _TRAINING_RECORDS | {_RUNS},
-    Capability.PROMOTION_RUNS: frozenset({("MODEL#", "SERVING"), ("MODEL#", "CANARY")}),
+    Capability.PROMOTION_RUNS: frozenset(
+        {("MODEL#", "SERVING"), ("MODEL#", "CANARY"), ("MODEL#", "EVALUATION#V")}
+    ),
     Capability.WORKFLOWS: _TRAINING_RECORDS | {("MODEL#", "SERVING")},
     Capability.APPROVALS: frozenset({("APPROVAL#", "APPROVAL")}),
     Capability.TRAINING: frozenset({_RUNS}) | _APPROVALS,
@@ -205,6 +212,9 @@ class Effects(NamedTuple):
     aliases: frozenset[Alias] = frozenset()
     #: Whether the change rewrites the champion history (rollback's memory).
     history: bool = False
+    #: Whether a prompt version may take the prompts' own transitions
+    #: (:data:`~flywheel.registry.models.PROMPT_TRANSITIONS`) in the change.
+    prompt_transitions: bool = False
 
 
 _REJECT = Effects(targets=frozenset({VersionStatus.REJECTED}))
@@ -226,6 +236,14 @@ EFFECTS: dict[AuditAction, Effects] = {
         targets=frozenset({VersionStatus.ROLLED_BACK}), aliases=frozenset({Alias.CHALLENGER})
     ),
     AuditAction.PROMOTION_FAILED: Effects(
+        targets=frozenset({VersionStatus.ROLLED_BACK}), aliases=frozenset({Alias.CHALLENGER})
+    ),
+    # The evaluation gate rejects an approved prompt version (approved -> rejected).
+    AuditAction.EVALUATION_REJECTED: Effects(
+        targets=frozenset({VersionStatus.REJECTED}), prompt_transitions=True
+    ),
+    # record_failure after EvaluateCandidate: as promotion_failed (nothing is on canary).
+    AuditAction.EVALUATION_FAILED: Effects(
         targets=frozenset({VersionStatus.ROLLED_BACK}), aliases=frozenset({Alias.CHALLENGER})
     ),
     AuditAction.PROMOTED: Effects(
@@ -250,8 +268,12 @@ _OWN_TARGETS = frozenset(
 )
 
 
-def check_effects(change: RegistryChange, audit: AuditDraft) -> None:
-    """Refuse a change that does more to versions and aliases than its audit action says.
+def check_effects(
+    change: RegistryChange, audit: AuditDraft, kind: RegistryKind = RegistryKind.MODEL
+) -> None:
+    """Refuse a change that does more to versions and aliases than its audit action says
+    (``kind``: what the change's name holds; prompts' own transitions need an action
+    whose effects allow them).
 
     Examples
     --------
@@ -271,7 +293,8 @@ def check_effects(change: RegistryChange, audit: AuditDraft) -> None:
             raise NotPermittedError(
                 f"{audit.action!s} cannot move a version to {status.target!s}", field="change"
             )
-        if not is_allowed(status.expected, status.target):
+        lifecycle = kind if effects.prompt_transitions else RegistryKind.MODEL
+        if not is_allowed(status.expected, status.target, lifecycle):
             raise NotPermittedError(
                 f"the lifecycle does not lead from {status.expected!s} to {status.target!s}",
                 field="change",
@@ -431,9 +454,18 @@ class RecordsWriter:
                 self._check_record(record, capability)
                 if capability in _APPROVAL_REQUESTERS and _is_approval(record.key):
                     self._check_approval_request(record, audit, capability)
-            check_effects(change, audit)
+            check_effects(change, audit, self._kind(change))
             return WriteResponse(entry=self._store.apply(change, actor=actor, audit=audit))
         return WriteResponse(entry=self._audit.append(audit))
+
+    def _kind(self, change: RegistryChange) -> RegistryKind:
+        """What the change's name holds (a name not registered yet: a model's)."""
+        if not change.statuses:
+            return RegistryKind.MODEL
+        try:
+            return self._store.get_model(change.model).kind
+        except ModelNotFoundError:
+            return RegistryKind.MODEL
 
     def _actor(self, request: WriteRequest, capability: Capability, audit: AuditDraft) -> str:
         if capability not in _PEOPLE or self._trust_asserted:

@@ -236,3 +236,70 @@ def test_in_a_deployed_stage_the_routes_refusal_is_one_line(
         f"error: '{NAME}' holds model versions, not prompt versions; choose another name"
     )
     assert len(deployed.route.bodies) == 1
+
+
+RAG_V1, RAG_V2 = EXAMPLES / "support-answer.v1.yaml", EXAMPLES / "support-answer.v2.yaml"
+
+
+def test_a_version_with_an_evaluation_set_shows_its_gate(
+    platform: InMemoryPlatform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flywheel.workflows.state import PromotionState
+    from tests.evaluator_support import fake_evaluators
+
+    code, out, _ = _run("register", str(RAG_V1))
+    assert code == 0
+    assert "evaluation set: 8 items, sha256 " in out
+    _, before, _ = _run("show", "support-answer", "--version", "1")
+    assert before.rstrip().endswith("evaluation gate: not run yet (its promotion workflow runs it)")
+    assert (
+        json.loads(_run("show", "support-answer", "--version", "1", "--json")[1])["evaluation"]
+        is None
+    )
+    # Its promotion workflow runs the gate (here: the step alone, the champion v1 in place)
+    monkeypatch.setattr(
+        InMemoryPlatform, "prompt_evaluators", lambda _s, thresholds=None: fake_evaluators()
+    )
+    _run("approve", "support-answer", "1", "-r", "ok", actor="bo")
+    _run("promote", "support-answer", "1", "-r", "first", actor="bo")
+    _run("register", str(RAG_V2))
+    _run("approve", "support-answer", "2", "-r", "ok", actor="bo")
+    state = PromotionState.model_validate({"model_name": "support-answer", "version": 2, "run": {
+        "execution_id": "arn:aws:states:us-east-1:123456789012:execution:promotion:p-7",
+        "execution_name": "p-7", "started_at": "2026-01-01T00:00:00Z",
+        "state_machine": "promotion"}})  # fmt: skip
+    platform.evaluation_gate().evaluate_candidate(state)
+
+    code, shown, _ = _run("show", "support-answer", "--version", "2")
+
+    assert code == 0
+    assert "evaluation gate: rejected (" in shown
+    assert "  8 items, set sha256 " in shown
+    assert "champion v1" in shown
+    assert "  groundedness    0.310 (25% pass) 1.000 (100% pass)  -0.690 [-0.812, -0.567] on 8" in (
+        shown
+    )
+    assert "  format                not judged        not judged  -" in shown
+    assert "  worst answers (groundedness):" in shown
+    as_json = json.loads(_run("show", "support-answer", "--version", "2", "--json")[1])
+    assert as_json["evaluation"]["outcome"] == "rejected"
+    assert as_json["evaluation"]["report"]["evaluators"][1]["interval"]["confidence"] == 0.9
+
+
+def test_a_bad_evaluation_set_line_is_one_error_line(
+    platform: InMemoryPlatform, tmp_path: Path
+) -> None:
+    (tmp_path / "support-answer.eval.jsonl").write_text(
+        RAG_V1.with_name("support-answer.eval.jsonl").read_text()
+        + '{"variables": {"question": "q"}, "context": "x", "must_include": "5 days"}\n'
+    )
+    spec = tmp_path / "support-answer.yaml"
+    spec.write_text(RAG_V1.read_text())
+
+    code, out, err = _run("register", str(spec))
+
+    assert (code, out) == (1, "")
+    assert err.strip() == (
+        "error: evaluation.set line 9: must_include: Input should be a valid tuple"
+    )
+    assert Flywheel(platform, actor="x").list_prompts().items == []

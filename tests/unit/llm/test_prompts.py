@@ -202,8 +202,14 @@ def test_the_same_spec_always_has_the_same_bytes() -> None:
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.name for p in EXAMPLES])
 def test_the_example_prompts_are_valid(path: Path) -> None:
+    from flywheel.llm.evaluation_sets import seal_evaluation
+
     spec = load_prompt_file(path)
-    assert spec.name == "ticket-summary"
+    assert spec.name == path.name.split(".v")[0]
+    # The evaluation set a version names fits it (every line renders)
+    sealed, stored = seal_evaluation(spec)
+    assert (stored is None) == (spec.evaluation is None)
+    assert sealed.evaluation is None or sealed.evaluation.items == 8
 
 
 def test_a_bad_file_is_one_error_naming_the_problem(tmp_path: Path) -> None:

@@ -231,3 +231,39 @@ def test_project_check_names_the_bad_llm_field_in_one_line(tmp_path: Path) -> No
     assert "flywheel.yaml:17: llm.prompts.ticket-summary.capture.mode: Input should be" in (
         result.output
     )
+
+
+GATE = """          - {weight: 0.5, bake_minutes: 5}
+      gate:
+        groundedness_min: 0.7
+        toxicity_rate_max: 0
+        max_drop_vs_champion: 0.02
+"""
+
+
+def test_a_prompts_gate_reaches_the_evaluation_step_not_the_gateway(tmp_path: Path) -> None:
+    project = load_project(
+        _write(tmp_path, PROJECT.replace("          - {weight: 0.5, bake_minutes: 5}\n", GATE))
+    ).project
+
+    settings = project.llm_settings("prod")
+
+    assert json.loads(settings.gates_json()) == {
+        "ticket-summary": {
+            "groundedness_min": 0.7, "toxicity_rate_max": 0.0, "max_drop_vs_champion": 0.02,
+        }
+    }  # fmt: skip
+    assert "gate" not in settings.policy_json()
+    assert "groundedness" not in settings.policy_json()
+
+
+def test_a_bad_gate_is_refused_naming_its_line_and_field(tmp_path: Path) -> None:
+    bad = GATE.replace("toxicity_rate_max: 0", "toxicity_rate_max: 5")
+    path = _write(tmp_path, PROJECT.replace("          - {weight: 0.5, bake_minutes: 5}\n", bad))
+
+    with pytest.raises(ProjectError) as raised:
+        load_project(path)
+
+    assert str(raised.value).startswith(
+        f"{path}:25: llm.prompts.ticket-summary.gate.toxicity_rate_max: Input should be less"
+    ), raised.value

@@ -18,11 +18,13 @@ from flywheel.adapters.memory_workflows import (
 )
 from flywheel.clock import FixedClock
 from flywheel.errors import DatasetError
+from flywheel.llm.catalog import PromptCatalog
 from flywheel.registry.service import RegistryService
 from flywheel.workflows.approvals import ApprovalService
 from flywheel.workflows.config import ModelConfigStore, parse_model_config
 from flywheel.workflows.failures import WorkflowFailures
 from flywheel.workflows.promotion import PromotionSteps
+from flywheel.workflows.prompt_gate import EvaluationGate
 from flywheel.workflows.state import (
     ApprovalRequest,
     PromotionState,
@@ -65,6 +67,7 @@ class World:
     promotion: PromotionSteps
     failures: WorkflowFailures
     configs: ModelConfigStore
+    gate: EvaluationGate
 
     def actions(self, model: str = MODEL) -> list[str]:
         return [str(e.action) for e in self.audit.entries(model)]
@@ -102,6 +105,7 @@ class World:
 
         return as_handlers(
             {
+                "evaluate_candidate": state(self.gate.evaluate_candidate),
                 "publish_version": state(p.publish_version),
                 "shift_alias": state(p.shift_alias),
                 "check_canary": state(p.check_canary),
@@ -199,6 +203,17 @@ def world() -> World:
         default_canary_weight=0.1,
     )
     failures = WorkflowFailures(registry=registry, approvals=approvals, promotion=promotion)
+
+    def no_runner(_policy: Any) -> Any:
+        raise AssertionError("a model's promotion answers no evaluation set")
+
+    gate = EvaluationGate(
+        registry=registry,
+        records=store,
+        catalog=PromptCatalog(registry, artifacts),
+        runner=no_runner,
+        clock=clock,
+    )
     world = World(
         clock=clock,
         audit=audit,
@@ -214,6 +229,7 @@ def world() -> World:
         promotion=promotion,
         failures=failures,
         configs=ModelConfigStore(registry, store),
+        gate=gate,
     )
     world.configure()
     return world

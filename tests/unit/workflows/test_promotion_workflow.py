@@ -20,6 +20,8 @@ from tests.workflow_support import CANARY_WEIGHT, MODEL
 
 PROMOTED = [
     "Initialize",
+    "EvaluateCandidate",
+    "CandidatePassed",
     "PublishVersion",
     "ShiftAlias",
     "Bake",
@@ -268,7 +270,8 @@ def test_a_three_step_canary_walks_every_step_then_promotes(stepped: World) -> N
 
     assert execution.status == "SUCCEEDED", execution.state.get("error")
     assert execution.visited == [
-        "Initialize", "PublishVersion", *STEP_STATES * 3, "PromoteAll", "Promoted",
+        "Initialize", "EvaluateCandidate", "CandidatePassed", "PublishVersion",
+        *STEP_STATES * 3, "PromoteAll", "Promoted",
     ]  # fmt: skip
     # Each step routed a larger share to the new version (Lambda version 3), baked as
     # long as its step says, and only then did the new version take all traffic.
@@ -311,7 +314,8 @@ def test_a_breach_at_step_two_rolls_the_whole_canary_back(stepped: World) -> Non
 
     assert execution.error == "CanaryRolledBack"
     assert execution.visited == [
-        "Initialize", "PublishVersion", *STEP_STATES, *STEP_STATES[:4], "Rollback", "RolledBack",
+        "Initialize", "EvaluateCandidate", "CandidatePassed", "PublishVersion",
+        *STEP_STATES, *STEP_STATES[:4], "Rollback", "RolledBack",
     ]  # fmt: skip
     # Traffic went to 5 %, then 25 %, then back to the champion alone: all or nothing.
     assert [r.weights for r in routes] == [{"3": 0.05}, {"3": 0.25}, {}]

@@ -68,6 +68,7 @@ class Stage:
     def handlers(self) -> dict[str, Any]:
         steps = self.platform.promotion_steps()
         failures = self.platform.workflow_failures()
+        gate = self.platform.evaluation_gate()
 
         def state(method: Any) -> Any:
             return lambda event: method(PromotionState.model_validate(event))
@@ -82,6 +83,7 @@ class Stage:
 
         return as_handlers(
             {
+                "evaluate_candidate": state(gate.evaluate_candidate),
                 "publish_version": state(steps.publish_version),
                 "shift_alias": shift_then_bake,
                 "check_canary": state(steps.check_canary),
@@ -130,6 +132,8 @@ def test_approving_the_first_version_rolls_it_out_step_by_step_and_makes_it_cham
     assert execution.status == "SUCCEEDED", execution.state.get("error")
     assert execution.visited == [
         "Initialize",
+        "EvaluateCandidate",
+        "CandidatePassed",
         "PublishVersion",
         *STEP * 2,
         "PromoteAll",
