@@ -31,8 +31,8 @@ def workflow_step(logger: Logger, tracer: Tracer, metrics: Metrics) -> Callable[
     >>> from aws_lambda_powertools import Logger, Metrics, Tracer
     >>> from flywheel.workflows.state import ReleaseResult
     >>> logs = io.StringIO()
-    >>> step = workflow_step(Logger(service="training-release-run-lock", stream=logs), Tracer(),
-    ...                      Metrics(namespace="Flywheel/dev"))
+    >>> logger = Logger(service="example-release-run-lock", stream=logs, level="INFO")
+    >>> step = workflow_step(logger, Tracer(), Metrics(namespace="Flywheel/dev"))
     >>> @step
     ... def release_run_lock(state):
     ...     return ReleaseResult(released=True)
