@@ -31,8 +31,9 @@ from flywheel.cli.stage import stage_app
 from flywheel.errors import FlywheelError, InvalidInputError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
 
+    from flywheel.registry.models import Model, ModelVersion
     from flywheel.sdk import ChangeResult, Flywheel
 
 app = typer.Typer(
@@ -91,6 +92,21 @@ def _sdk() -> Flywheel:
 
         STATE.sdk = Flywheel.connect(actor=STATE.actor)
     return STATE.sdk
+
+
+def version_label(model: Model, version: int) -> str:
+    """``3 champion``: a version number with the aliases that point at it."""
+    marks = [str(alias) for alias, number in model.aliases.items() if number == version]
+    return f"{version} {' '.join(marks)}".strip()
+
+
+def write_listing(key: str, record: Model, versions: Sequence[ModelVersion]) -> None:
+    """``--json`` of a ``show`` command: the registry record under ``key`` and its versions."""
+    listing = {
+        key: record.model_dump(mode="json"),
+        "versions": [v.model_dump(mode="json") for v in versions],
+    }
+    sys.stdout.write(json.dumps(listing, indent=2) + "\n")
 
 
 def _fail(message: str, code: int = EXIT_FAILURE) -> typer.Exit:
@@ -357,28 +373,18 @@ def models_show(
     model = sdk.get_model(name)
     versions = sdk.list_versions(name, limit=100).items
     if as_json:
-        sys.stdout.write(
-            json.dumps(
-                {
-                    "model": model.model_dump(mode="json"),
-                    "versions": [v.model_dump(mode="json") for v in versions],
-                },
-                indent=2,
-            )
-            + "\n"
-        )
+        write_listing("model", model, versions)
         return
     table = Table(
         "version", "status", "metrics", "parity", "top features", "created", "by", title=name
     )
     for v in versions:
-        marks = [str(a) for a, n in model.aliases.items() if n == v.version]
         metrics = ", ".join(f"{k}={val:.3f}" for k, val in sorted(v.metrics.items())[:3])
         parity = f"{v.parity.precision} max|Δ|={v.parity.max_abs_diff:.1e}" if v.parity else "-"
         # Global importance: mean |SHAP| on the holdout, largest first (ADR 71).
         top = ", ".join(f"{k} {val:.3g}" for k, val in list(v.importance.items())[:3]) or "-"
         table.add_row(
-            f"{v.version} {' '.join(marks)}".strip(),
+            version_label(model, v.version),
             str(v.status),
             metrics,
             parity,

@@ -111,7 +111,7 @@ def prompts_show(
     as_json: AsJson = False,
 ) -> None:
     """Show a prompt's versions, or one version with its spec (SHA-256 verified)."""
-    from flywheel.cli.app import _sdk, console, handle_errors
+    from flywheel.cli.app import _sdk, console, handle_errors, version_label, write_listing
 
     @handle_errors
     def run() -> None:
@@ -145,24 +145,14 @@ def prompts_show(
         model = sdk.get_prompt(name)
         versions = sdk.list_versions(name, limit=100).items
         if as_json:
-            sys.stdout.write(
-                json.dumps(
-                    {
-                        "prompt": model.model_dump(mode="json"),
-                        "versions": [v.model_dump(mode="json") for v in versions],
-                    },
-                    indent=2,
-                )
-                + "\n"
-            )
+            write_listing("prompt", model, versions)
             return
         table = Table(
             "version", "status", "provider", "model", "sha256", "created", "by", title=name
         )
         for v in versions:
-            marks = [str(a) for a, n in model.aliases.items() if n == v.version]
             table.add_row(
-                f"{v.version} {' '.join(marks)}".strip(),
+                version_label(model, v.version),
                 str(v.status),
                 v.tags.get("provider", "-"),
                 v.tags.get("model_id", "-"),
