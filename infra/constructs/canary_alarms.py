@@ -45,6 +45,32 @@ def all_canary_alarm_names(ctx: StageContext) -> dict[str, list[str]]:
     return alarms
 
 
+def canary_alarm(
+    scope: Construct,
+    ctx: StageContext,
+    subject: str,
+    key: str,
+    metric: cw.IMetric,
+    threshold: float,
+    description: str,
+) -> cw.Alarm:
+    """One canary alarm of a model or prompt: above ``threshold`` for the stage's periods,
+    missing data not breaching, named as ``check_canary`` reads it."""
+    periods = ctx.config.alarms
+    return cw.Alarm(
+        scope,
+        key,
+        alarm_name=ctx.naming.alarm(subject, key.lower()),
+        alarm_description=f"{subject} canary: {description}",
+        metric=metric,
+        threshold=threshold,
+        comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+        evaluation_periods=periods.evaluation_periods,
+        datapoints_to_alarm=periods.datapoints_to_alarm,
+        treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+    )
+
+
 class CanaryAlarms(Construct):
     """The canary's health, judged on the canary's own traffic.
 
@@ -92,18 +118,7 @@ class CanaryAlarms(Construct):
             )
 
         def alarm(key: str, metric: cw.IMetric, threshold: float, description: str) -> cw.Alarm:
-            return cw.Alarm(
-                self,
-                key,
-                alarm_name=ctx.naming.alarm(model_name, key.lower()),
-                alarm_description=f"{model_name} canary: {description}",
-                metric=metric,
-                threshold=threshold,
-                comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
-                evaluation_periods=thresholds.evaluation_periods,
-                datapoints_to_alarm=thresholds.datapoints_to_alarm,
-                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
-            )
+            return canary_alarm(self, ctx, model_name, key, metric, threshold, description)
 
         error_rate = cw.MathExpression(
             expression="IF(requests > 0, 100 * errors / requests, 0)",
@@ -203,18 +218,7 @@ class PromptCanaryAlarms(Construct):
             )
 
         def alarm(key: str, metric: cw.IMetric, threshold: float, description: str) -> cw.Alarm:
-            return cw.Alarm(
-                self,
-                key,
-                alarm_name=ctx.naming.alarm(prompt, key.lower()),
-                alarm_description=f"{prompt} canary: {description}",
-                metric=metric,
-                threshold=threshold,
-                comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
-                evaluation_periods=stage_alarms.evaluation_periods,
-                datapoints_to_alarm=stage_alarms.datapoints_to_alarm,
-                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
-            )
+            return canary_alarm(self, ctx, prompt, key, metric, threshold, description)
 
         per_call = {"calls": canary("Calls", "Sum")}
         self.alarms: dict[str, cw.Alarm] = {
