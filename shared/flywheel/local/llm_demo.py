@@ -197,10 +197,14 @@ def _gate_stage(
         n.append(
             f"v{version} ({GROUNDED_SPEC}): gate {found['outcome']} (groundedness "
             f"{found['groundedness']:.2f} ≥ {found['groundedness_min']:g}, toxicity rate "
-            f"{found['toxicity_rate']:.2f} ≤ {found['toxicity_rate_max']:g}); canary "
-            f"({states.count('ShiftAlias')} step) → {states[-1]}, champion v{model.champion}; "
+            f"{found['toxicity_rate']:.2f} ≤ {found['toxicity_rate_max']:g}); "
+            f"{_steps(states.count('ShiftAlias'))} → {states[-1]}, champion v{model.champion}; "
             f"audit chain {'OK' if report.ok else 'BROKEN'}"
         )
+
+
+def _steps(count: int) -> str:
+    return f"{count} canary step{'' if count == 1 else 's'}"
 
 
 def _approved_and_run(
