@@ -25,7 +25,7 @@ from flywheel.errors import ApproverNotAllowedError
 from flywheel.llm.evaluation_sets import parse_evaluation_set
 from flywheel.llm.prompts import canonical_bytes, load_prompt_file, parse_prompt
 from flywheel.llm.registration import MAX_ROUTE_SET_BYTES
-from flywheel.registry.models import VersionStatus
+from flywheel.registry.models import RegistryKind, VersionStatus
 from flywheel.settings import Settings
 from flywheel.workflows.approvals import Decision
 from flywheel.workflows.writer import RecordsWriter, WriteRequest, capability_of
@@ -403,7 +403,7 @@ def test_a_malformed_line_is_422_naming_the_line_and_field_and_nothing_is_writte
     assert problem["field"].startswith("evaluation_set")
     assert not any(word in json.dumps(body) for word in LIBRARY_WORDS)
     assert stored_specs(route["bucket"]) == []
-    assert direct.registry.registry.list_models(limit=5, kind="prompt").items == []
+    assert direct.registry.registry.list_models(limit=5, kind=RegistryKind.PROMPT).items == []
     assert delivered(route["queue"]) == []
 
 
@@ -422,7 +422,7 @@ def test_a_set_larger_than_the_route_takes_is_413_and_nothing_is_written(
     assert body["error"]["message"].startswith("evaluation_set: ")
     assert f"at most {MAX_ROUTE_SET_BYTES}" in body["error"]["message"]
     assert stored_specs(route["bucket"]) == []
-    assert direct.registry.registry.list_models(limit=5, kind="prompt").items == []
+    assert direct.registry.registry.list_models(limit=5, kind=RegistryKind.PROMPT).items == []
 
 
 @pytest.mark.parametrize(
@@ -445,4 +445,4 @@ def test_a_set_and_a_spec_that_disagree_are_400_and_nothing_is_written(
     assert answer["error"]["code"] == "invalid_config"
     assert answer["error"]["message"].startswith(says)
     assert stored_specs(route["bucket"]) == []
-    assert direct.registry.registry.list_models(limit=5, kind="prompt").items == []
+    assert direct.registry.registry.list_models(limit=5, kind=RegistryKind.PROMPT).items == []

@@ -330,6 +330,7 @@ def test_in_a_deployed_stage_the_evaluation_set_travels_with_the_spec_and_is_sea
     local = Flywheel(InMemoryPlatform(), actor="ana").register_prompt(ANSWER, reason="here")
     assert local.spec.evaluation is not None
     sealed = local.spec.evaluation
+    assert sealed.sha256 is not None
     assert f"evaluation set: {sealed.items} items, sha256 {sealed.sha256[:12]}…" in said
     [body] = deployed.route.bodies
     assert body["evaluation_set"] == SET_FILE.read_text(encoding="utf-8").split("\n")
