@@ -1,15 +1,19 @@
 """Prompt versions registered by people in a deployed stage: ``POST
-/v1/prompts/{name}/versions`` (body ``{"spec", "reason"}``).
+/v1/prompts/{name}/versions`` (body ``{"spec", "reason", "evaluation_set"}``).
 
 The spec is checked as ``flywheel prompts register`` checks a prompt file (400 naming
-``spec.<field>``; a model with no price; a spec for another name), its canonical JSON is
-stored under ``prompts/`` in the artifacts bucket, and the version is registered and its
+``spec.<field>``; a model with no price; a spec for another name), and the evaluation set
+it names as a local registration checks the set's file (its lines in the body: 422 naming
+a bad line and its field, 413 beyond 1 MiB; ADR 84). The set's canonical JSON Lines and
+the spec's canonical JSON, which seals the set's digest, are stored under ``prompts/`` in
+the artifacts bucket (where the promotion workflow's evaluation gate reads the set), and
+the version is registered and its
 approval asked for (and announced, ``ApprovalRequested``) as the authenticated caller
 (IAM ``userArn`` or Cognito claims), never a field of the body: the caller is the
 version's registrant, so someone else must approve it. Registering the spec the latest
 version already holds writes nothing new and answers that version (200); a new version
 answers 201. Errors: 400 invalid body or spec, 401 no identity, 409 the name holds model
-versions, 502 bus unavailable.
+versions, 413 an evaluation set too large, 422 a bad line of the set, 502 bus unavailable.
 
 A function of its own, not another route of the retrain API: registering takes rights
 the retrain API's role must not hold, and this role holds nothing else. It may put

@@ -329,6 +329,18 @@ class TaskTokenError(FlywheelError):
 
 
 # -- LLM applications: prompts and providers -----------------------------------------------------
+class InvalidEvaluationSetError(ConfigError):
+    """An evaluation set sent to the registration route with a line that is not an item
+    of the prompt's set (not JSON, a bad field, variables the prompt refuses).
+
+    ``field`` is ``evaluation_set``; the message names the line and the item's field
+    (``evaluation_set line 3: variables.ticket: required``), ``details["errors"]`` the
+    same as ``{"row", "field", "reason"}`` (``row``: the line's index in the body's list).
+    """
+
+    code = "invalid_evaluation_set"
+
+
 class PromptVariablesError(InvalidInputError):
     """Variables that do not fit a prompt's input schema (missing, unknown, too long, ...).
 
@@ -453,6 +465,7 @@ HTTP_STATUS_BY_CODE: dict[str, int] = {
     EventPublishError.code: 502,
     TaskTokenError.code: 502,
     PromptVariablesError.code: 422,
+    InvalidEvaluationSetError.code: 422,
     ProviderError.code: 502,
     ProviderThrottledError.code: 429,
     ProviderTimeoutError.code: 504,

@@ -774,16 +774,20 @@ class Flywheel:
         interrupted registration by asking for the approval. In a deployed stage the
         stage's registration route does it as you (``POST /v1/prompts/{name}/versions``:
         people's roles may not store specs nor announce approvals there), and a reason
-        is required; locally and in memory it is done here.
+        is required; the evaluation set the spec names travels with it, at most 1 MiB
+        there (ADR 84). Locally and in memory it is done here.
 
         Raises
         ------
         ConfigError
-            The spec is invalid, naming the field (``model_id``: no price for the model).
+            The spec is invalid, naming the field (``model_id``: no price for the model),
+            or its evaluation set is (naming the line and field).
         RegistryKindError
             The name holds model versions.
         ReasonRequiredError
             In a deployed stage, no reason.
+        PayloadTooLargeError
+            In a deployed stage, an evaluation set larger than the route takes.
 
         Examples
         --------
@@ -808,17 +812,25 @@ class Flywheel:
     def _register_through_route(
         self, api: PlatformApi, spec: PromptSpec, reason: str | None
     ) -> PromptRegistration:
-        """The deployed stage's registration route, as this identity; the price is checked
-        here first so that the error reads as it does locally."""
+        """The deployed stage's registration route, as this identity, with the lines of the
+        evaluation set the spec names (ADR 84); the price is checked here first so that the
+        error reads as it does locally. The spec returned holds the set as sealed."""
         if not (reason and reason.strip()):
             raise ReasonRequiredError(
                 "a reason is required to register a prompt version in a deployed stage",
                 field="reason",
             )
+        from flywheel.llm.prompts import EvaluationSpec
+        from flywheel.llm.registration import request_body
+
         self.prompts.prices.price(spec.model_id, spec.provider)
-        receipt = api.register_prompt(spec.name, spec.model_dump(mode="json"), reason=reason)
+        body, lines = request_body(spec)
+        receipt = api.register_prompt(spec.name, body, reason=reason, evaluation_set=lines)
         version = self.registry.get_version(spec.name, int(receipt["version"]))
         approval = receipt.get("approval_id")
+        sealed = receipt.get("evaluation")
+        if sealed is not None:
+            spec = spec.model_copy(update={"evaluation": EvaluationSpec.model_validate(sealed)})
         return PromptRegistration(
             version=version,
             spec=spec,

@@ -6,8 +6,9 @@ ambient credentials) asks for training runs through the retrain route, an approv
 second principal, ``FLYWHEEL_TEST_APPROVER_ROLE_ARN``) decides through the approvals
 route, an ML engineer (``FLYWHEEL_TEST_OPERATOR_ROLE_ARN``) configures, scores over the
 API with SigV4, rolls back and verifies; the ML engineer registers a prompt version through
-the registration route, the approver approves it, and once the promotion workflow has
-rolled it out it answers over the API. Here it runs against the local runtime
+the registration route with its evaluation set (a malformed line refused first), the
+approver approves it, and once the promotion workflow's evaluation gate has answered the
+set and its canary has rolled it out, it answers over the API. Here it runs against the local runtime
 (``conftest.py``); with ``FLYWHEEL_BACKEND=aws FLYWHEEL_STAGE=dev``, against that stage,
 where it touches no model but its own (``FLYWHEEL_TEST_MODEL``, named ``smoke-*``) and no
 prompt but ``smoke-prompt`` (``project/prompts/``, declared in the stage's ``llm`` section).
@@ -29,7 +30,8 @@ import boto3
 import pytest
 
 from flywheel.adapters.api_client import HttpApi
-from flywheel.errors import FlywheelError, ModelNotFoundError
+from flywheel.errors import FlywheelError, InvalidEvaluationSetError, ModelNotFoundError
+from flywheel.llm.evaluation_sets import parse_evaluation_set
 from flywheel.llm.prompts import load_prompt_file
 from flywheel.registry.models import VersionStatus
 from flywheel.sdk import Flywheel
@@ -244,6 +246,14 @@ def _prompt_spec() -> PromptSpec:
     return spec.model_copy(update={"description": f"{spec.description} Run {run}."})
 
 
+def _latest_prompt_version(people: People, name: str) -> int:
+    """The prompt's latest version (0: none yet)."""
+    try:
+        return int(people.operator.get_prompt(name).latest_version)
+    except ModelNotFoundError:
+        return 0
+
+
 def _clear_prompt_leftovers(people: People, name: str) -> None:
     """Reject a version an interrupted earlier run left waiting for approval."""
     try:
@@ -255,18 +265,49 @@ def _clear_prompt_leftovers(people: People, name: str) -> None:
         people.approver.reject_prompt(name, latest, reason="deployed suite: left by an earlier run")
 
 
+def _with_a_bad_set_line(spec: PromptSpec, directory: Path) -> PromptSpec:
+    """``spec`` naming a copy of its evaluation set whose second line lacks the variable."""
+    assert spec.evaluation is not None
+    assert spec.evaluation.set is not None
+    lines = Path(spec.evaluation.set).read_text(encoding="utf-8").split("\n")
+    lines[1] = '{"id": "no-ticket", "variables": {}}'
+    bad = directory / "smoke-prompt.eval.jsonl"
+    bad.write_text("\n".join(lines), encoding="utf-8")
+    evaluation = spec.evaluation.model_copy(update={"set": str(bad)})
+    return spec.model_copy(update={"evaluation": evaluation})
+
+
 def test_a_prompt_is_registered_through_the_route_approved_rolled_out_and_answers(
-    stage: StageUnderTest, record: dict[str, Any], people: People
+    stage: StageUnderTest, record: dict[str, Any], people: People, tmp_path: Path
 ) -> None:
     spec = _prompt_spec()
     _clear_prompt_leftovers(people, spec.name)
+    assert spec.evaluation is not None
+    assert spec.evaluation.set is not None
+    expected = parse_evaluation_set(Path(spec.evaluation.set).read_bytes(), spec)
+    before = _latest_prompt_version(people, spec.name)
 
-    # When the ML engineer registers a version (the stage's registration route stores it,
+    # When the ML engineer sends an evaluation set with a malformed line, the route refuses
+    # it naming the line and the field, and registers nothing;
+    with pytest.raises(InvalidEvaluationSetError) as refused:
+        people.operator.register_prompt(
+            _with_a_bad_set_line(spec, tmp_path), reason="deployed suite: a bad set"
+        )
+    assert str(refused.value) == "evaluation_set line 2: variables.ticket: required"
+    assert _latest_prompt_version(people, spec.name) == before
+
+    # When the ML engineer registers a version with its set (the stage's registration route
+    # checks the set, stores it next to the spec, seals its digest in the version,
     # registers it and asks for its approval, as the signed caller),
     done = people.operator.register_prompt(spec, reason="deployed suite: prompt version")
     version = done.version.version
 
-    # Then it waits for someone else's approval, and the trail names the ML engineer;
+    # Then the version holds the set as a local registration seals it,
+    assert done.spec.evaluation is not None
+    assert (done.spec.evaluation.sha256, done.spec.evaluation.items) == (expected.sha256, 3)
+    stored = people.operator.prompt(spec.name, version).spec.evaluation
+    assert stored == done.spec.evaluation
+    # it waits for someone else's approval, and the trail names the ML engineer;
     assert done.created
     assert done.version.status is VersionStatus.PENDING_APPROVAL
     assert done.version.artifact.uri.split("/", 3)[3].startswith(f"prompts/{spec.name}/")
@@ -288,6 +329,12 @@ def test_a_prompt_is_registered_through_the_route_approved_rolled_out_and_answer
     # alarms) and makes it the champion;
     people.approver.approve_prompt(spec.name, version, reason="deployed suite: reviewed")
     _promoted(people, record, version, spec.name)
+    # after its evaluation gate answered the set the route stored (ADR 81, 84);
+    evaluation = people.operator.prompt_evaluation(spec.name, version)
+    assert evaluation is not None
+    assert evaluation.report is not None
+    assert (evaluation.outcome, evaluation.set_sha256) == ("passed", expected.sha256)
+    assert evaluation.report.items == 3
 
     # Then the gateway answers calls over the API with it, signed as the ML engineer.
     api = HttpApi(record["api_url"], session=people.operator_session, region=record["region"])

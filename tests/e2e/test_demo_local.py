@@ -134,6 +134,38 @@ def _assert_the_prompt_lifecycle(prompt: dict[str, Any]) -> None:
     assert prompt["verified"] is True
 
 
+def _assert_the_evaluation_gate(gate: dict[str, Any]) -> None:
+    """support-answer: the candidate whose answers repeat a promise the passages never
+    make is rejected by its evaluation gate before its canary, with the figures and the
+    unsupported sentence; the one that answers from the passages is promoted."""
+    rejected = gate["rejected"]
+    assert rejected["version"] == 1
+    assert (rejected["status"], rejected["states"][-1]) == ("FAILED", "CandidateRejected")
+    assert "PublishVersion" not in rejected["states"]  # no customer saw its answers
+    assert (rejected["outcome"], rejected["version_status"]) == ("rejected", "rejected")
+    assert rejected["items"] == 8
+    assert rejected["groundedness"] < rejected["groundedness_min"] == 0.6
+    reason = f"groundedness: mean {rejected['groundedness']:.3f} < groundedness_min 0.6"
+    assert rejected["reasons"] == [reason]
+    assert rejected["audited"] == {
+        "action": "evaluation_rejected", "version": 1, "reasons": [reason],
+    }  # fmt: skip
+    unsupported = rejected["unsupported"][0]
+    assert unsupported["sentence"].startswith("Our promise: every request is solved within 2")
+    assert unsupported["note"] == "number 2 is not in the passage"
+    promoted = gate["promoted"]
+    assert promoted["version"] == 2
+    assert promoted["outcome"] == "passed"
+    assert promoted["groundedness"] >= promoted["groundedness_min"]
+    assert promoted["toxicity_rate"] <= promoted["toxicity_rate_max"] == 0
+    assert promoted["reasons"] == []
+    assert promoted["status"] == "SUCCEEDED"
+    assert promoted["states"][-2:] == ["PromoteAll", "Promoted"]
+    assert "ShiftAlias" in promoted["states"]  # through its canary
+    assert promoted["champion"] == 2
+    assert promoted["verified"] is True
+
+
 def _assert_monitor_reports_open(env: dict[str, str], cwd: Path) -> None:
     """The monitors' reports open from the CLI."""
     listed = _flywheel(env, "monitor", "reports", DEMO_MODEL, cwd=cwd)
@@ -197,6 +229,7 @@ def test_demo_then_audit_verify_then_tampering_is_pinpointed(
     assert "waits for approval" in (tmp_path / "reports" / "demo.html").read_text()
     _assert_the_model_card_was_written(tmp_path / "reports", demo.stdout, local_env)
     _assert_the_prompt_lifecycle(facts["prompt"])
+    _assert_the_evaluation_gate(facts["prompt"]["gate"])
     told = _flywheel(local_env, "local", "notifications", cwd=tmp_path)
     assert told.returncode == 0, told.stderr
     assert f"flywheel approve {DEMO_MODEL} 1 -r REASON" in told.stdout

@@ -200,6 +200,9 @@ HANDLER_ACCEPTS_THESE = [
         "PromptVersionRequest",
         {"spec": {"name": "x", "parameters": {"max_tokens": "3"}}, "reason": "é"},
     ),
+    # An evaluation set's lines are the handler's to check (422 naming the line), blank too.
+    ("PromptVersionRequest", {"spec": {}, "reason": "r", "evaluation_set": ["{", "", "😀"]}),
+    ("PromptVersionRequest", {"spec": {}, "reason": "r", "evaluation_set": None}),
 ]
 #: Bodies both refuse: the gateway filter is not vacuous.
 BOTH_REFUSE = [
@@ -236,6 +239,10 @@ BOTH_REFUSE = [
     ("PromptVersionRequest", {"spec": "name: x", "reason": "yaml"}),
     ("PromptVersionRequest", {"spec": {}, "reason": ""}),
     ("PromptVersionRequest", {"spec": {}, "reason": "mine", "requested_by": "someone-else"}),
+    ("PromptVersionRequest", {"spec": {}, "reason": "r", "evaluation_set": []}),
+    ("PromptVersionRequest", {"spec": {}, "reason": "r", "evaluation_set": "{}\n{}"}),
+    ("PromptVersionRequest", {"spec": {}, "reason": "r", "evaluation_set": [{"variables": {}}]}),
+    ("PromptVersionRequest", {"spec": {}, "reason": "r", "evaluation_set": ["{}"] * 1001}),
 ]
 
 

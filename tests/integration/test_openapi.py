@@ -79,11 +79,13 @@ def test_the_document_describes_the_prompts_route(powertools_env):
 def test_the_document_describes_the_prompt_registration_route(powertools_env):
     spec = generated()
     operation = spec["paths"]["/v1/prompts/{name}/versions"]["post"]
-    assert {"200", "201", "400", "401", "409", "500", "502"} <= set(operation["responses"])
+    assert {"200", "201", "400", "401", "409", "413", "422", "500", "502"} <= set(
+        operation["responses"]
+    )
     for status in ("200", "201"):
         answer = operation["responses"][status]["content"]["application/json"]["schema"]["$ref"]
         assert answer.endswith("/PromptVersionReceipt"), status
-    for status in ("400", "401", "409", "502"):
+    for status in ("400", "401", "409", "413", "422", "502"):
         error = operation["responses"][status]["content"]["application/json"]["schema"]["$ref"]
         assert error.endswith("/ErrorBody"), status
     body = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
@@ -91,9 +93,12 @@ def test_the_document_describes_the_prompt_registration_route(powertools_env):
     request = spec["components"]["schemas"]["PromptVersionRequest"]
     assert sorted(request["required"]) == ["reason", "spec"]
     assert request["additionalProperties"] is False  # never a requester in the body
+    # The evaluation set's lines travel with the spec (ADR 84).
+    lines = request["properties"]["evaluation_set"]["anyOf"][0]
+    assert (lines["type"], lines["items"], lines["minItems"]) == ("array", {"type": "string"}, 1)
     receipt = spec["components"]["schemas"]["PromptVersionReceipt"]
     assert set(receipt["required"]) == {
-        "prompt", "version", "status", "sha256", "approval_id", "created",
+        "prompt", "version", "status", "sha256", "approval_id", "created", "evaluation",
     }  # fmt: skip
 
 

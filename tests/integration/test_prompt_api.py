@@ -20,10 +20,12 @@ import boto3
 import pytest
 import yaml
 
-from flywheel.composition import AwsPlatform
+from flywheel.composition import AwsPlatform, InMemoryPlatform
 from flywheel.errors import ApproverNotAllowedError
-from flywheel.llm.prompts import canonical_bytes, parse_prompt
-from flywheel.registry.models import VersionStatus
+from flywheel.llm.evaluation_sets import parse_evaluation_set
+from flywheel.llm.prompts import canonical_bytes, load_prompt_file, parse_prompt
+from flywheel.llm.registration import MAX_ROUTE_SET_BYTES
+from flywheel.registry.models import RegistryKind, VersionStatus
 from flywheel.settings import Settings
 from flywheel.workflows.approvals import Decision
 from flywheel.workflows.writer import RecordsWriter, WriteRequest, capability_of
@@ -150,6 +152,7 @@ def test_a_new_version_is_stored_registered_and_announced_as_the_signed_caller(
         "sha256": version.artifact.sha256,
         "approval_id": body["approval_id"],
         "created": True,
+        "evaluation": None,
     }
     # The canonical spec is under prompts/ of the artifacts bucket, bound to the version.
     [key] = stored_specs(route["bucket"])
@@ -309,3 +312,137 @@ def test_a_bus_that_refuses_the_announcement_is_502_and_sending_again_finishes_i
     found = direct.approval_service().find_for_version(PROMPT, 1)
     assert found is not None
     assert found[0].announced
+
+
+# -- evaluation sets through the route (ADR 84) ------------------------------------------------
+ANSWER = "support-answer"
+SET_FILE = EXAMPLES / "support-answer.eval.jsonl"
+
+
+def answer_spec(**overrides: Any) -> dict[str, Any]:
+    """Version 1 of the retrieval-augmented example, naming its set by its file's name."""
+    loaded: dict[str, Any] = yaml.safe_load((EXAMPLES / "support-answer.v1.yaml").read_text())
+    return {**loaded, **overrides}
+
+
+def set_lines() -> list[str]:
+    """The example set's file, one string a line, as ``flywheel prompts register`` sends it."""
+    return SET_FILE.read_text(encoding="utf-8").split("\n")
+
+
+def post_answer(body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    return post(body, name=ANSWER)
+
+
+def test_an_evaluation_set_is_checked_stored_next_to_the_spec_and_sealed_as_locally(
+    route: dict[str, Any], direct: AwsPlatform
+) -> None:
+    status, body = post_answer(
+        {"spec": answer_spec(), "reason": "with its set", "evaluation_set": set_lines()}
+    )
+
+    assert status == 201, body
+    # The version's digest is the one a local registration of the same files gets.
+    local = InMemoryPlatform().prompt_registrations()
+    there = local.register(load_prompt_file(EXAMPLES / "support-answer.v1.yaml"), actor="ana",
+                           environment="0" * 64)  # fmt: skip
+    assert body["sha256"] == there.version.artifact.sha256
+    expected = parse_evaluation_set(SET_FILE.read_bytes(), there.spec)
+    assert body["evaluation"] == {
+        "set": None,
+        "sha256": expected.sha256,
+        "size_bytes": len(expected.canonical_bytes()),
+        "items": len(expected.items),
+        "context_variable": "passages",
+    }
+    # The set is stored next to the spec, where the promotion workflow's gate reads it.
+    keys = stored_specs(route["bucket"])
+    assert [key.rsplit("/", 1)[1] for key in keys] == ["evaluation.jsonl", "prompt.json"]
+    assert keys[0].rsplit("/", 1)[0] == keys[1].rsplit("/", 1)[0]
+    catalog = direct.prompt_catalog()
+    found = catalog.get(ANSWER, 1)
+    assert found.spec.evaluation == there.spec.evaluation
+    read_back = catalog.evaluation_set(found)
+    assert read_back is not None
+    assert [item.id for item in read_back.items] == [item.id for item in expected.items]
+    # The same spec and set again: nothing new. Another set: a new version.
+    status, again = post_answer(
+        {"spec": answer_spec(), "reason": "again", "evaluation_set": set_lines()}
+    )
+    assert (status, again["version"], again["created"]) == (200, 1, False)
+    fewer = set_lines()[:3]
+    status, third = post_answer({"spec": answer_spec(), "reason": "fewer", "evaluation_set": fewer})
+    assert (status, third["version"], third["evaluation"]["items"]) == (201, 2, 3)
+    assert third["sha256"] != body["sha256"]
+
+
+@pytest.mark.parametrize(
+    ("line", "text", "message"),
+    [
+        (2, '{"variables": {"question": "When?"}', "evaluation_set line 2: (line): not JSON"),
+        (3, '{"variables": {}}', "evaluation_set line 3: variables.question: required"),
+        (1, '{"variables": {"question": 7}}', "evaluation_set line 1: variables.question: "),
+        (4, '{"variables": {"question": "Q"}, "must_include": "five"}',
+         "evaluation_set line 4: must_include: "),
+        (2, '["not", "an", "item"]', "evaluation_set line 2: (line): an item is a JSON object"),
+    ],
+)  # fmt: skip
+def test_a_malformed_line_is_422_naming_the_line_and_field_and_nothing_is_written(
+    route: dict[str, Any], direct: AwsPlatform, line: int, text: str, message: str
+) -> None:
+    lines = set_lines()
+    lines[line - 1] = text
+
+    status, body = post_answer({"spec": answer_spec(), "reason": "try", "evaluation_set": lines})
+
+    assert status == 422, body
+    assert body["error"]["code"] == "invalid_evaluation_set"
+    assert body["error"]["message"].startswith(message), body["error"]["message"]
+    [problem] = body["error"]["errors"]
+    assert problem["row"] == line - 1
+    assert problem["field"].startswith("evaluation_set")
+    assert not any(word in json.dumps(body) for word in LIBRARY_WORDS)
+    assert stored_specs(route["bucket"]) == []
+    assert direct.registry.registry.list_models(limit=5, kind=RegistryKind.PROMPT).items == []
+    assert delivered(route["queue"]) == []
+
+
+def test_a_set_larger_than_the_route_takes_is_413_and_nothing_is_written(
+    route: dict[str, Any], direct: AwsPlatform
+) -> None:
+    item = json.loads(set_lines()[0])
+    item["context"] = ["Refunds take 5 days. " * 5000]  # about 100 kB a line
+    lines = [json.dumps({**item, "id": f"big-{i}"}) for i in range(11)]
+    assert len("\n".join(lines).encode()) > MAX_ROUTE_SET_BYTES
+
+    status, body = post_answer({"spec": answer_spec(), "reason": "big", "evaluation_set": lines})
+
+    assert status == 413, body
+    assert body["error"]["code"] == "payload_too_large"
+    assert body["error"]["message"].startswith("evaluation_set: ")
+    assert f"at most {MAX_ROUTE_SET_BYTES}" in body["error"]["message"]
+    assert stored_specs(route["bucket"]) == []
+    assert direct.registry.registry.list_models(limit=5, kind=RegistryKind.PROMPT).items == []
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        # The spec names a set (even a readable path) but the body does not carry it:
+        # the route never reads a path.
+        ({"spec": answer_spec(evaluation={"set": str(SET_FILE)}), "reason": "path"},
+         "evaluation_set: the spec names an evaluation set"),
+        ({"spec": answer_spec(evaluation=None), "reason": "no set", "evaluation_set": ["{}"]},
+         "evaluation_set: the spec names no evaluation set"),
+    ],
+)  # fmt: skip
+def test_a_set_and_a_spec_that_disagree_are_400_and_nothing_is_written(
+    route: dict[str, Any], direct: AwsPlatform, body: dict[str, Any], says: str
+) -> None:
+    status, answer = post_answer(body)
+
+    assert status == 400, answer
+    assert answer["error"]["code"] == "invalid_config"
+    assert answer["error"]["message"].startswith(says)
+    assert stored_specs(route["bucket"]) == []
+    assert direct.registry.registry.list_models(limit=5, kind=RegistryKind.PROMPT).items == []

@@ -110,12 +110,20 @@ class _Routes:
         return self.post(CONFIG, {"name": model}, {"config": dict(config), "reason": reason})
 
     def register_prompt(
-        self, prompt: str, spec: Mapping[str, Any], *, reason: str
+        self,
+        prompt: str,
+        spec: Mapping[str, Any],
+        *,
+        reason: str,
+        evaluation_set: Sequence[str] | None = None,
     ) -> dict[str, Any]:
-        """``POST /v1/prompts/{name}/versions``: register ``spec`` as a version of ``prompt``
-        and ask for its approval as the caller (the spec the latest version holds is not
-        registered again)."""
-        return self.post(PROMPT_VERSIONS, {"name": prompt}, {"spec": dict(spec), "reason": reason})
+        """``POST /v1/prompts/{name}/versions``: register ``spec`` (with the lines of the
+        evaluation set it names) as a version of ``prompt`` and ask for its approval as
+        the caller (the spec the latest version holds is not registered again)."""
+        body: dict[str, Any] = {"spec": dict(spec), "reason": reason}
+        if evaluation_set is not None:
+            body["evaluation_set"] = list(evaluation_set)
+        return self.post(PROMPT_VERSIONS, {"name": prompt}, body)
 
     def predict(
         self, model: str, records: Sequence[Mapping[str, Any]], *, explain: bool = False

@@ -190,33 +190,41 @@ class PromptCatalog:
         self.prices = prices or default_prices()
 
     def register(
-        self, spec: PromptSpec, *, actor: str, environment: str, reason: str | None = None
+        self,
+        spec: PromptSpec,
+        *,
+        actor: str,
+        environment: str,
+        reason: str | None = None,
+        evaluation_set: EvaluationSet | None = None,
     ) -> Registration:
         """Store ``spec``'s canonical JSON and register it as a candidate version.
 
         A spec naming an evaluation set has it validated against the spec and stored
         next to the spec first (``evaluation.jsonl``); the registered spec holds the
-        set's SHA-256 (:func:`~flywheel.llm.evaluation_sets.seal_evaluation`).
+        set's SHA-256 (:func:`~flywheel.llm.evaluation_sets.seal_evaluation`). The set
+        is ``evaluation_set`` when given (parsed against ``spec`` already: the
+        registration route's body), else the file the spec names.
 
         Raises
         ------
         ConfigError
             ``spec.model_id`` has no price, or the evaluation set is invalid (naming its
-            line and field).
+            line and field), or given for a spec that declares none.
         RegistryKindError
             ``spec.name`` holds model versions.
         """
         self.prices.price(spec.model_id, spec.provider)
-        spec, evaluation_set = seal_evaluation(spec)
+        spec, stored_set = seal_evaluation(spec, evaluation_set)
         data = canonical_bytes(spec)
         latest = self._latest(spec.name)
         if latest is not None and latest.artifact.sha256 == _digest(data):
             return Registration(version=latest, created=False, spec=spec)
         registration_id = f"{spec.name}-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
-        if evaluation_set is not None:
+        if stored_set is not None:
             self._artifacts.put(
                 f"prompts/{spec.name}/{registration_id}/{EVALUATION_SET_FILE}",
-                evaluation_set,
+                stored_set,
                 content_type="application/x-ndjson",
             )
         artifact = self._artifacts.put(

@@ -217,33 +217,44 @@ def _item(number: int, line: str, spec: PromptSpec) -> EvaluationItem:
     return item
 
 
-def seal_evaluation(spec: PromptSpec) -> tuple[PromptSpec, bytes | None]:
+def seal_evaluation(
+    spec: PromptSpec, given: EvaluationSet | None = None
+) -> tuple[PromptSpec, bytes | None]:
     """``spec`` with its evaluation set sealed (digest, size, items), and the set's
     canonical bytes to store; a spec without a set comes back as it is, with ``None``.
+
+    The set is ``given`` (already parsed against ``spec``: what the registration route
+    received in its body), else read from the file ``evaluation.set`` names.
 
     Raises
     ------
     ConfigError
-        The set's file cannot be read or is invalid (naming the line and field), or the
-        spec holds a sealed set whose file is not given (``evaluation.set``).
+        The set's file cannot be read or is invalid (naming the line and field), the
+        spec holds a sealed set whose file is not given (``evaluation.set``), or a set is
+        given for a spec that declares none or whose sealed digest is another set's.
     """
     evaluation = spec.evaluation
     if evaluation is None:
+        if given is not None:
+            raise ConfigError(
+                f"{_FIELD}: an evaluation set is given but the spec declares none "
+                "(evaluation.set)",
+                field=_FIELD,
+            )
         return spec, None
-    if evaluation.set is None:
+    if given is None and evaluation.set is None:
         raise ConfigError(
             f"{_FIELD}: the spec holds a sealed set (sha256 {evaluation.sha256}); name the "
             "set's file to register it",
             field=_FIELD,
         )
-    path = Path(evaluation.set)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise ConfigError(f"{_FIELD}: file not found: {path}", field=_FIELD) from None
-    except OSError:
-        raise ConfigError(f"{_FIELD}: could not read {path}", field=_FIELD) from None
-    parsed = parse_evaluation_set(data, spec)
+    parsed = given if given is not None else _read(spec, Path(str(evaluation.set)))
+    if evaluation.sha256 is not None and evaluation.sha256 != parsed.sha256:
+        raise ConfigError(
+            f"{_FIELD}: the spec holds a sealed set (sha256 {evaluation.sha256}) that is not "
+            f"the set given (sha256 {parsed.sha256})",
+            field=_FIELD,
+        )
     stored = parsed.canonical_bytes()
     sealed = evaluation.model_copy(
         update={
@@ -254,3 +265,13 @@ def seal_evaluation(spec: PromptSpec) -> tuple[PromptSpec, bytes | None]:
         }
     )
     return spec.model_copy(update={"evaluation": sealed}), stored
+
+
+def _read(spec: PromptSpec, path: Path) -> EvaluationSet:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{_FIELD}: file not found: {path}", field=_FIELD) from None
+    except OSError:
+        raise ConfigError(f"{_FIELD}: could not read {path}", field=_FIELD) from None
+    return parse_evaluation_set(data, spec)

@@ -8,6 +8,15 @@ bad field by its place in the body (``spec.parameters.max_tokens``). The API Gat
 request model of the route is generated from :class:`PromptVersionRequest`
 (``infra.api_schemas``), and the OpenAPI document describes both models.
 
+A spec that names an evaluation set (``evaluation.set``, ADR 81) comes with the set's
+lines in ``evaluation_set``, one string per line of the JSON Lines file (ADR 84): the
+route never reads a path. :func:`requested_evaluation_set` checks them as a local
+registration checks the file (a bad line is a 422 naming the line and the item's field),
+and the version seals the set's digest exactly as a local registration does. A set sent
+to the route takes at most :data:`MAX_ROUTE_SET_BYTES` (413 beyond): the request reaches
+the function inside Lambda's 6 MB synchronous payload, the body's JSON escaped once more
+there, so a set of 1 MiB fits with room for the worst escaping (4 bytes a character).
+
 Examples
 --------
 >>> from flywheel.llm.prices import default_prices
@@ -17,6 +26,13 @@ Examples
 >>> body = PromptVersionRequest.model_validate({"spec": spec, "reason": "first cut"})
 >>> requested_spec("greet", body, default_prices()).model_id
 'local.stand-in'
+>>> with_set = {**spec, "evaluation": {"set": "greet.eval.jsonl"}}
+>>> asked = PromptVersionRequest.model_validate({"spec": with_set, "reason": "r",
+...     "evaluation_set": ['{"variables": {"who": "Bo"}}', '{"variables": {}}']})
+>>> requested_evaluation_set(requested_spec("greet", asked, default_prices()), asked)
+Traceback (most recent call last):
+...
+flywheel.errors.InvalidEvaluationSetError: evaluation_set line 2: variables.who: required
 >>> bad = {**spec, "parameters": {"max_tokens": 0}}
 >>> requested_spec("greet", body.model_copy(update={"spec": bad}), default_prices())
 Traceback (most recent call last):
@@ -27,30 +43,45 @@ equal to 1
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import Field, StringConstraints
 
-from flywheel.errors import ConfigError
-from flywheel.llm.prompts import parse_prompt
+from flywheel.errors import ConfigError, InvalidEvaluationSetError, PayloadTooLargeError
+from flywheel.llm.evaluation_sets import MAX_ITEMS, parse_evaluation_set
+from flywheel.llm.prompts import EvaluationSpec, parse_prompt
 from flywheel.models import Frozen
 from flywheel.registry.models import VersionStatus
 
 if TYPE_CHECKING:
+    from flywheel.llm.evaluation_sets import EvaluationSet
     from flywheel.llm.prices import PriceTable
     from flywheel.llm.prompts import PromptSpec
 
 __all__ = [
+    "MAX_ROUTE_SET_BYTES",
+    "MAX_ROUTE_SET_LINES",
     "VERSIONS_ROUTE",
     "PromptVersionReceipt",
     "PromptVersionRequest",
+    "request_body",
+    "requested_evaluation_set",
     "requested_spec",
+    "route_set_too_large",
 ]
 
 #: The route, in the Powertools resolvers' syntax.
 VERSIONS_ROUTE = "/v1/prompts/<name>/versions"
 #: Where the spec sits in the body: a bad field is named ``spec.<field>``.
 _SPEC = "spec"
+#: Where the evaluation set's lines sit in the body.
+_SET = "evaluation_set"
+#: Bytes (UTF-8, the lines joined by newlines) of an evaluation set sent to the route:
+#: Lambda takes 6 MB a synchronous request, the body's JSON escaped once more inside it.
+MAX_ROUTE_SET_BYTES = 1024 * 1024
+#: Lines (blank ones too) of an evaluation set sent to the route.
+MAX_ROUTE_SET_LINES = 2 * MAX_ITEMS
 
 
 class PromptVersionRequest(Frozen):
@@ -64,6 +95,17 @@ class PromptVersionRequest(Frozen):
     reason: Annotated[
         str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)
     ] = Field(description="Why this version (recorded in the audit trail).")
+    #: The evaluation set the spec names (``evaluation.set``), one string a line.
+    evaluation_set: list[str] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_ROUTE_SET_LINES,
+        description=(
+            "The lines of the evaluation set the spec names (evaluation.set), one string per "
+            "line of its JSON Lines file; at most 1 MiB in all. Required when the spec names "
+            "a set, refused when it names none."
+        ),
+    )
 
 
 class PromptVersionReceipt(Frozen):
@@ -81,6 +123,11 @@ class PromptVersionReceipt(Frozen):
     #: The version's approval (``None`` when none was asked for, e.g. registered otherwise).
     approval_id: str | None
     created: bool
+    #: The version's evaluation set as sealed in its spec (digest, size, items), if any.
+    evaluation: EvaluationSpec | None = Field(
+        description="The version's evaluation set as its spec seals it (sha256, size_bytes, "
+        "items), or null when it has none."
+    )
 
 
 def _in_body(field: str | None) -> str:
@@ -120,3 +167,117 @@ def requested_spec(name: str, request: PromptVersionRequest, prices: PriceTable)
             f"spec.name: the spec is for {spec.name!r}, not {name!r}", field="spec.name"
         )
     return spec
+
+
+def route_set_too_large(size: int) -> PayloadTooLargeError:
+    """The 413 of an evaluation set of ``size`` bytes, larger than the route takes.
+
+    Examples
+    --------
+    >>> print(route_set_too_large(2_000_000))
+    evaluation_set: 2000000 bytes; a set registered through a deployed stage's route \
+takes at most 1048576 (split it, or shorten its contexts)
+    """
+    return PayloadTooLargeError(
+        f"{_SET}: {size} bytes; a set registered through a deployed stage's route takes at "
+        f"most {MAX_ROUTE_SET_BYTES} (split it, or shorten its contexts)",
+        field=_SET,
+        details={"size_bytes": size, "max_bytes": MAX_ROUTE_SET_BYTES},
+    )
+
+
+def requested_evaluation_set(
+    spec: PromptSpec, request: PromptVersionRequest
+) -> EvaluationSet | None:
+    """The evaluation set of ``request``, checked against ``spec`` (its variables, its
+    context variable) as a local registration checks the set's file.
+
+    Raises
+    ------
+    ConfigError
+        400: the spec names a set and the body sends none (the route never reads a
+        path), or the body sends a set for a spec that names none.
+    PayloadTooLargeError
+        413: more than :data:`MAX_ROUTE_SET_BYTES`.
+    InvalidEvaluationSetError
+        422: a line that is not an item of the set, naming the line and the item's field;
+        a set with no items.
+    """
+    lines = request.evaluation_set
+    evaluation = spec.evaluation
+    if lines is None:
+        if evaluation is not None:
+            named = evaluation.set or f"sha256 {evaluation.sha256}"
+            raise ConfigError(
+                f"{_SET}: the spec names an evaluation set ({named}); send its lines in {_SET}",
+                field=_SET,
+            )
+        return None
+    if evaluation is None:
+        raise ConfigError(
+            f"{_SET}: the spec names no evaluation set (spec.evaluation.set)", field=_SET
+        )
+    data = "\n".join(lines).encode("utf-8")
+    if len(data) > MAX_ROUTE_SET_BYTES:
+        raise route_set_too_large(len(data))
+    try:
+        return parse_evaluation_set(data, spec)
+    except ConfigError as err:
+        raise _set_error(err) from None
+
+
+def _set_error(error: ConfigError) -> InvalidEvaluationSetError:
+    """A set's error named where the set is in the body (``evaluation_set line 3: ...``)."""
+    prefix = f"{error.field}"
+    message = f"{_SET}{error.message.removeprefix(prefix)}"
+    line = error.details.get("line")
+    item_field = error.details.get("item_field")
+    problem = {
+        "row": line - 1 if isinstance(line, int) else None,
+        "field": f"{_SET}.{item_field}" if item_field else _SET,
+        "reason": message,
+    }
+    return InvalidEvaluationSetError(message, field=_SET, details={"errors": [problem]})
+
+
+def request_body(spec: PromptSpec) -> tuple[dict[str, Any], list[str] | None]:
+    """What a client sends the route for ``spec``: the spec as JSON, and the lines of the
+    evaluation set file it names (``None``: it names none). The body names the set by its
+    file's name only; a path on the client's machine means nothing to the route.
+
+    Raises
+    ------
+    ConfigError
+        The set's file cannot be read or is not UTF-8 (``evaluation.set``).
+    PayloadTooLargeError
+        The set is larger than the route takes (:data:`MAX_ROUTE_SET_BYTES`).
+
+    Examples
+    --------
+    >>> spec = parse_prompt({"name": "greet", "description": "d", "owner": "o",
+    ...     "provider": "local", "model_id": "local.stand-in", "template": "Hi {{ who }}",
+    ...     "variables": {"who": {}}, "parameters": {"max_tokens": 20}})
+    >>> body, lines = request_body(spec)
+    >>> body["name"], lines
+    ('greet', None)
+    """
+    body = spec.model_dump(mode="json")
+    evaluation = spec.evaluation
+    if evaluation is None or evaluation.set is None:
+        return body, None
+    path = Path(evaluation.set)
+    field = "evaluation.set"
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{field}: file not found: {path}", field=field) from None
+    except OSError:
+        raise ConfigError(f"{field}: could not read {path}", field=field) from None
+    if len(data) > MAX_ROUTE_SET_BYTES:
+        raise route_set_too_large(len(data))
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{field}: not UTF-8 text", field=field) from None
+    body["evaluation"]["set"] = path.name
+    return body, text.split("\n")

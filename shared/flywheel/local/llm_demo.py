@@ -9,6 +9,15 @@ its model only), its error rate is measured from the gateway's captured calls, t
 cost report is printed, the prompt's daily budget runs out (429), and the canary's
 error-rate alarm rolls version 2 back.
 
+Before that, the evaluation gate (ADR 81) judges two candidates of ``support-answer``, a
+retrieval-augmented prompt whose project gate asks for grounded answers
+(:func:`_gate_stage`): one whose answers repeat a promise the help-center passages never
+make is rejected before its canary (``evaluation_rejected``, with the groundedness figure
+against the threshold and the unsupported sentences), and one that answers from the
+passages passes, goes through its canary and becomes the champion. The gate answers the
+evaluation set through the local Bedrock stand-in and scores the answers with the
+embedded evaluators, as the deployed step does.
+
 moto does not evaluate CloudWatch alarms from metrics: the demo measures the canary's
 error rate from what the gateway captured and sets the alarm's state as CloudWatch would,
 with that figure as the reason. Everything else is the deployed code path.
@@ -29,6 +38,13 @@ if TYPE_CHECKING:
     from flywheel.local.lifecycle import Lifecycle, LifecycleRun
 
 PROMPT = "ticket-summary"
+#: The retrieval-augmented prompt whose evaluation gate the demo shows (the default
+#: project declares its gate: groundedness at least 0.6, no toxic answer).
+GATED_PROMPT = "support-answer"
+#: Its candidates: answers that repeat a promise the passages never make, then answers
+#: from the passages (``examples/prompts/``).
+UNGROUNDED_SPEC = "support-answer.promise.yaml"
+GROUNDED_SPEC = "support-answer.v1.yaml"
 #: The application that calls the prompt (an ``<prefix>-application`` principal).
 APPLICATION = "arn:aws:sts::123456789012:assumed-role/flywheel-dev-application/helpdesk"
 #: The canary's provider model (version 2's ``model_id``), whose calls the demo fails.
@@ -71,6 +87,7 @@ def run_prompt_demo(life: Lifecycle, run: LifecycleRun, progress: Callable[[str]
     facts: dict[str, Any] = {}
     run.facts["prompt"] = facts
     _first_version(life, run, progress, facts)
+    _gate_stage(life, run, progress, facts)
     canary_stage = "prompt v2 on canary, calls through POST /v1/prompts/{name}/invoke"
     with run.stage(canary_stage, progress) as n:
         second = author.register_prompt(examples / "ticket-summary.v2.yaml", reason="JSON answers")
@@ -126,6 +143,104 @@ def _first_version(
         champion = approver.get_model(PROMPT).champion
         facts["v1_promotion"] = {"status": status, "champion": champion}
         n.append(f"{status}: {states.count('ShiftAlias')} canary steps; champion v{champion}")
+
+
+def _gate_stage(
+    life: Lifecycle, run: LifecycleRun, progress: Callable[[str], None], facts: dict[str, Any]
+) -> None:
+    """Two candidates of :data:`GATED_PROMPT` through the promotion workflow's evaluation
+    gate: the ungrounded one rejected before its canary, the grounded one promoted."""
+    examples = repo_root() / "examples" / "prompts"
+    author, approver = life.sdk(OPERATOR), life.sdk(APPROVER)
+    gate: dict[str, Any] = {}
+    facts["gate"] = gate
+    with run.stage("prompt evaluation gate: ungrounded candidate rejected", progress) as n:
+        registered = author.register_prompt(examples / UNGROUNDED_SPEC, reason="warmer tone")
+        version = registered.version.version
+        status, states = _approved_and_run(life, approver, version, "tone reviewed")
+        evaluation = approver.prompt_evaluation(GATED_PROMPT, version)
+        entry = approver.audit_entries(GATED_PROMPT)[-1]
+        found = _gate_figures(evaluation)
+        gate["rejected"] = {
+            "version": version,
+            "status": status,
+            "states": states,
+            "version_status": str(approver.get_version(GATED_PROMPT, version).status),
+            "audited": {"action": str(entry.action), "version": entry.version,
+                        "reasons": list(entry.details.get("reasons", []))},
+            **found,
+        }  # fmt: skip
+        n.append(
+            f"v{version} ({UNGROUNDED_SPEC}), {found['items']} items: workflow {status} at "
+            f"{states[-1]}, v{version} {gate['rejected']['version_status']}; audited "
+            f"{entry.action}: {'; '.join(found['reasons'])}"
+        )
+        n.extend(
+            f"unsupported ({u['item']}): {u['sentence']!r} ({u['note']})"
+            for u in found["unsupported"][:1]
+        )
+    with run.stage("prompt evaluation gate: grounded candidate promoted", progress) as n:
+        registered = author.register_prompt(examples / GROUNDED_SPEC, reason="from the passages")
+        version = registered.version.version
+        status, states = _approved_and_run(life, approver, version, "passages reviewed")
+        found = _gate_figures(approver.prompt_evaluation(GATED_PROMPT, version))
+        model = approver.get_model(GATED_PROMPT)
+        report = approver.verify(GATED_PROMPT)
+        gate["promoted"] = {
+            "version": version,
+            "status": status,
+            "states": states,
+            "champion": model.champion,
+            "verified": report.ok,
+            **found,
+        }
+        n.append(
+            f"v{version} ({GROUNDED_SPEC}): gate {found['outcome']} (groundedness "
+            f"{found['groundedness']:.2f} ≥ {found['groundedness_min']:g}, toxicity rate "
+            f"{found['toxicity_rate']:.2f} ≤ {found['toxicity_rate_max']:g}); "
+            f"{_steps(states.count('ShiftAlias'))} → {states[-1]}, champion v{model.champion}; "
+            f"audit chain {'OK' if report.ok else 'BROKEN'}"
+        )
+
+
+def _steps(count: int) -> str:
+    return f"{count} canary step{'' if count == 1 else 's'}"
+
+
+def _approved_and_run(
+    life: Lifecycle, approver: Any, version: int, reason: str
+) -> tuple[str, list[str]]:
+    """Approve ``version`` of the gated prompt; its promotion workflow's end."""
+    known = len(life.executions(PROMOTION))
+    approver.approve_prompt(GATED_PROMPT, version, reason=reason)
+    execution = life.wait_for_new_execution(PROMOTION, known)
+    return life.wait(execution["executionArn"])
+
+
+def _gate_figures(evaluation: Any) -> dict[str, Any]:
+    """What a version's evaluation gate found: its outcome, the figures it judged against
+    the gate's limits, and the unsupported sentences of its least grounded answers."""
+    if evaluation is None or evaluation.report is None:
+        raise RuntimeError(f"the evaluation gate recorded no report: {evaluation}")
+    report = evaluation.report
+    summaries = {s.evaluator: s for s in report.evaluators}
+    grounded, toxic = summaries["groundedness"], summaries["toxicity"]
+    unsupported = [
+        {"item": worst.item, "sentence": e.sentence, "note": e.note}
+        for worst in grounded.worst
+        for e in worst.evidence
+        if e.sentence
+    ]
+    return {
+        "outcome": evaluation.outcome,
+        "items": report.items,
+        "groundedness": grounded.candidate.mean,
+        "groundedness_min": report.policy.groundedness_min,
+        "toxicity_rate": toxic.candidate.fail_rate,
+        "toxicity_rate_max": report.policy.toxicity_rate_max,
+        "reasons": list(report.reasons),
+        "unsupported": unsupported,
+    }
 
 
 def invoke(life: Lifecycle, variables: dict[str, Any]) -> tuple[int, dict[str, Any]]:

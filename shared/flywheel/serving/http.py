@@ -142,10 +142,16 @@ PROMPT_VERSION_ERROR_RESPONSES: dict[int, str] = {
     400: (
         "Malformed JSON, a body that is not a PromptVersionRequest, or a spec a prompt file "
         "could not hold (the first bad field named spec.<field>, all of them listed), for "
-        "another name, or whose model has no price"
+        "another name, or whose model has no price; a spec naming an evaluation set without "
+        "its lines in evaluation_set, or lines for a spec naming none"
     ),
     401: "The request carries no caller identity",
     409: "The name holds model versions (registry_kind_mismatch)",
+    413: "An evaluation set of more than 1 MiB (payload_too_large)",
+    422: (
+        "An evaluation set line that is not an item of the set (invalid_evaluation_set): "
+        "not JSON, a bad field, or variables the prompt refuses, naming the line and field"
+    ),
     500: "Internal error (no details)",
     502: "The project bus did not take the approval's announcement; send the request again",
 }

@@ -17,7 +17,7 @@ from pydantic import Field
 from flywheel.models import Frozen
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Sequence
 
 
 class AliasRouting(Frozen):
@@ -172,17 +172,23 @@ class PlatformApi(Protocol):
         ...
 
     def register_prompt(
-        self, prompt: str, spec: Mapping[str, Any], *, reason: str
+        self,
+        prompt: str,
+        spec: Mapping[str, Any],
+        *,
+        reason: str,
+        evaluation_set: Sequence[str] | None = None,
     ) -> dict[str, Any]:
-        """Register ``spec`` as a version of ``prompt`` and ask for its approval, as the
-        caller; the API's receipt (``version``, ``status``, ``sha256``, ``approval_id``,
-        ``created``).
+        """Register ``spec`` as a version of ``prompt``, with the lines of the evaluation
+        set it names, and ask for its approval, as the caller; the API's receipt
+        (``version``, ``status``, ``sha256``, ``approval_id``, ``created``, the sealed
+        ``evaluation``).
 
         Raises
         ------
         FlywheelError
-            The API's refusal (400 an invalid spec, naming ``spec.<field>``; 409 a model's
-            name; 403 …).
+            The API's refusal (400 an invalid spec, naming ``spec.<field>``; 413 a set too
+            large; 422 a bad line of the set, naming it; 409 a model's name; 403 …).
         """
         ...
 

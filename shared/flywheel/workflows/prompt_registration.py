@@ -23,11 +23,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from flywheel.llm.registration import PromptVersionReceipt, requested_spec
+from flywheel.llm.registration import (
+    PromptVersionReceipt,
+    requested_evaluation_set,
+    requested_spec,
+)
 from flywheel.registry.models import VersionStatus
 
 if TYPE_CHECKING:
     from flywheel.llm.catalog import PromptCatalog
+    from flywheel.llm.evaluation_sets import EvaluationSet
     from flywheel.llm.prices import PriceTable
     from flywheel.llm.prompts import PromptSpec
     from flywheel.llm.registration import PromptVersionRequest
@@ -73,10 +78,19 @@ class PromptRegistrations:
         return self._catalog.prices
 
     def register(
-        self, spec: PromptSpec, *, actor: str, environment: str, reason: str | None = None
+        self,
+        spec: PromptSpec,
+        *,
+        actor: str,
+        environment: str,
+        reason: str | None = None,
+        evaluation_set: EvaluationSet | None = None,
     ) -> PromptRegistered:
         """Register ``spec`` as ``actor`` (``environment``: the SHA-256 of the registering
         environment's packages, for the lineage) and ask for its approval.
+
+        ``evaluation_set`` is the spec's set as the registration route received it
+        (parsed against ``spec``); without it, the file the spec names is read.
 
         Registering the spec the latest version already holds writes nothing new; it
         finishes an interrupted registration by asking for (or announcing) the approval.
@@ -84,11 +98,17 @@ class PromptRegistrations:
         Raises
         ------
         ConfigError
-            ``spec.model_id`` has no price.
+            ``spec.model_id`` has no price; the evaluation set is invalid.
         RegistryKindError
             ``spec.name`` holds model versions (409).
         """
-        added = self._catalog.register(spec, actor=actor, environment=environment, reason=reason)
+        added = self._catalog.register(
+            spec,
+            actor=actor,
+            environment=environment,
+            reason=reason,
+            evaluation_set=evaluation_set,
+        )
         version = added.version
         if version.status not in _ASKING:
             found = self._approvals.find_for_version(spec.name, version.version)
@@ -127,18 +147,29 @@ def register_requested_prompt(
     environment: str,
 ) -> PromptVersionReceipt:
     """What the registration route does: validate ``request.spec`` for prompt ``name``
-    and register it as ``requested_by``, the authenticated caller.
+    and its evaluation set (``request.evaluation_set``), and register them as
+    ``requested_by``, the authenticated caller.
 
     Raises
     ------
     ConfigError
-        400: an invalid spec (naming ``spec.<field>``), another name, no price.
+        400: an invalid spec (naming ``spec.<field>``), another name, no price; a spec
+        that names a set without its lines, or lines for a spec that names none.
+    PayloadTooLargeError
+        413: an evaluation set larger than the route takes.
+    InvalidEvaluationSetError
+        422: a line of the evaluation set that is not an item (naming the line and field).
     RegistryKindError
         409: ``name`` holds model versions.
     """
     spec = requested_spec(name, request, registrations.prices)
+    evaluation_set = requested_evaluation_set(spec, request)
     done = registrations.register(
-        spec, actor=requested_by, environment=environment, reason=request.reason
+        spec,
+        actor=requested_by,
+        environment=environment,
+        reason=request.reason,
+        evaluation_set=evaluation_set,
     )
     return PromptVersionReceipt(
         prompt=name,
@@ -147,4 +178,5 @@ def register_requested_prompt(
         sha256=done.version.artifact.sha256,
         approval_id=done.approval_id,
         created=done.created,
+        evaluation=done.spec.evaluation,
     )

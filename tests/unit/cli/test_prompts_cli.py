@@ -303,3 +303,74 @@ def test_a_bad_evaluation_set_line_is_one_error_line(
         "error: evaluation.set line 9: must_include: Input should be a valid tuple"
     )
     assert Flywheel(platform, actor="x").list_prompts().items == []
+
+
+# -- an evaluation set through the route (ADR 84) ----------------------------------------------
+ANSWER = EXAMPLES / "support-answer.v1.yaml"
+SET_FILE = EXAMPLES / "support-answer.eval.jsonl"
+
+
+def _answer_spec_with(tmp_path: Path, set_text: str) -> Path:
+    """support-answer v1 next to an evaluation set of ``set_text``."""
+    (tmp_path / "support-answer.eval.jsonl").write_text(set_text, encoding="utf-8")
+    spec = tmp_path / "support-answer.yaml"
+    spec.write_text(ANSWER.read_text(), encoding="utf-8")
+    return spec
+
+
+def test_in_a_deployed_stage_the_evaluation_set_travels_with_the_spec_and_is_sealed(
+    deployed: DeployedStage,
+) -> None:
+    code, out, _ = _register(str(ANSWER), "-r", "with its set")
+
+    assert code == 0, out
+    said = " ".join(out.split())
+    assert "registered support-answer v1 (pending_approval)" in said
+    # The same items and digest a local registration of the files seals
+    local = Flywheel(InMemoryPlatform(), actor="ana").register_prompt(ANSWER, reason="here")
+    assert local.spec.evaluation is not None
+    sealed = local.spec.evaluation
+    assert sealed.sha256 is not None
+    assert f"evaluation set: {sealed.items} items, sha256 {sealed.sha256[:12]}…" in said
+    [body] = deployed.route.bodies
+    assert body["evaluation_set"] == SET_FILE.read_text(encoding="utf-8").split("\n")
+    assert body["spec"]["evaluation"]["set"] == SET_FILE.name  # no path of this machine
+    there = Flywheel(deployed, actor="x")
+    version = there.get_version("support-answer", 1)
+    assert version.artifact.sha256 == local.version.artifact.sha256
+    found = there.prompt("support-answer", 1)
+    read_back = there.prompts.evaluation_set(found)
+    assert read_back is not None
+    assert read_back.sha256 == sealed.sha256
+
+
+def test_in_a_deployed_stage_a_malformed_set_line_is_the_routes_one_line_naming_it(
+    deployed: DeployedStage, tmp_path: Path
+) -> None:
+    lines = SET_FILE.read_text(encoding="utf-8").split("\n")
+    lines[2] = '{"id": "x", "variables": {"question": "Q?", "passage": "typo"}}'
+    spec = _answer_spec_with(tmp_path, "\n".join(lines))
+
+    code, out, err = _register(str(spec), "-r", "typo")
+
+    assert (code, out) == (1, "")
+    assert err.strip().startswith("error: evaluation_set line 3: variables.passage: ")
+    assert len(err.strip().splitlines()) == 1
+    assert len(deployed.route.bodies) == 1
+    assert Flywheel(deployed, actor="x").list_prompts().items == []
+
+
+def test_in_a_deployed_stage_a_set_over_the_routes_limit_is_refused_before_calling_it(
+    deployed: DeployedStage, tmp_path: Path
+) -> None:
+    from flywheel.llm.registration import MAX_ROUTE_SET_BYTES
+
+    line = SET_FILE.read_text(encoding="utf-8").split("\n")[0]
+    spec = _answer_spec_with(tmp_path, "\n".join([line] * (MAX_ROUTE_SET_BYTES // len(line) + 1)))
+
+    code, out, err = _register(str(spec), "-r", "big")
+
+    assert (code, out) == (1, "")
+    assert err.strip().startswith("error: evaluation_set: ")
+    assert f"takes at most {MAX_ROUTE_SET_BYTES}" in " ".join(err.split())
+    assert deployed.route.bodies == []

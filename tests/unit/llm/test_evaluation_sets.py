@@ -240,3 +240,36 @@ def test_line_separators_inside_strings_stay_text() -> None:
     )
 
     assert parse_evaluation_set(found.canonical_bytes(), spec) == found
+
+
+# -- a set given, as the registration route receives it (ADR 84) -------------------------------
+def test_a_given_set_is_sealed_as_the_file_it_came_from(tmp_path: Path) -> None:
+    from flywheel.llm.evaluation_sets import seal_evaluation
+
+    data = lines({"variables": {"question": "When?"}, "context": ["Refunds take 5 days."]})
+    (tmp_path / "faq.jsonl").write_bytes(data)
+    from_file = rag_spec(set=str(tmp_path / "faq.jsonl"))
+    named = rag_spec()  # names the set by its file's name only: never read here
+
+    sealed, stored = seal_evaluation(named, parse_evaluation_set(data, named))
+
+    assert (sealed, stored) == seal_evaluation(from_file)
+    assert sealed.evaluation is not None
+    assert sealed.evaluation.set is None
+    assert canonical_bytes(sealed) == canonical_bytes(seal_evaluation(from_file)[0])
+
+
+def test_a_given_set_the_spec_does_not_declare_or_seal_is_refused() -> None:
+    from flywheel.llm.evaluation_sets import seal_evaluation
+
+    spec = rag_spec()
+    found = parse_evaluation_set(lines({"variables": {"question": "When?"}}), spec)
+    bare = spec.model_copy(update={"evaluation": None})
+    with pytest.raises(ConfigError, match="an evaluation set is given but the spec declares none"):
+        seal_evaluation(bare, found)
+    other = EvaluationSpec(sha256="0" * 64, size_bytes=10, items=1, context_variable="passages")
+    with pytest.raises(ConfigError, match="that is not the set given"):
+        seal_evaluation(spec.model_copy(update={"evaluation": other}), found)
+    # The same set's seal is accepted again (the digest matches).
+    sealed, _ = seal_evaluation(spec, found)
+    assert seal_evaluation(sealed, found)[0] == sealed

@@ -205,7 +205,7 @@ def test_the_example_prompts_are_valid(path: Path) -> None:
     from flywheel.llm.evaluation_sets import seal_evaluation
 
     spec = load_prompt_file(path)
-    assert spec.name == path.name.split(".v")[0]
+    assert spec.name == path.name.split(".")[0]  # <name>.v<N>.yaml, <name>.<variant>.yaml
     # The evaluation set a version names fits it (every line renders)
     sealed, stored = seal_evaluation(spec)
     assert (stored is None) == (spec.evaluation is None)
