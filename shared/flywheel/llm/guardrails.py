@@ -96,7 +96,7 @@ class OutputGuardrail(Frozen):
     groundedness: float | None = Field(default=None, ge=0, le=1)
     #: The variable holding the context (default: the answering version's
     #: ``evaluation.context_variable``).
-    context_variable: str | None = Field(default=None, pattern=VARIABLE_NAME.pattern)
+    context_variable: str | None = Field(default=None, pattern=f"^{VARIABLE_NAME.pattern}$")
 
     @model_validator(mode="after")
     def _judges_something(self) -> OutputGuardrail:
