@@ -83,3 +83,9 @@ def test_the_grant_adds_no_wildcard_to_review(guarded: Synth) -> None:
     assert bedrock == {
         "Resource::arn:<AWS::Partition>:bedrock:<AWS::Region>:<AWS::AccountId>:guardrail/*"
     }
+
+
+def test_the_guarded_stages_templates_are_cfn_lint_clean(guarded: Synth) -> None:
+    from infra import template_lint
+
+    assert template_lint.main([str(guarded.outdir), "--regions", "eu-west-1"]) == 0
