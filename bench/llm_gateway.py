@@ -21,7 +21,9 @@ p50 and p99 in ms of warm calls:
 - ``guardrails``: the text prompt's overhead again with the embedded toxicity guardrail
   on the input and on the answer (``guardrails: {input: {}, output: {}}``, ADR 83), next
   to the same run without it; the difference of the p50s is the guardrail's added time
-  per call (two toxicity scores: tf-idf and five linear SVMs in numpy);
+  per call (two toxicity scores: tf-idf and five linear SVMs in numpy); and, once per
+  execution environment, the first guarded call's building of the judges (numpy and
+  the classifier loaded), timed in a fresh process;
 - ``moto``: the same calls on the DynamoDB ledger against moto in process, and the two
   ledger writes alone: moto's speed says nothing of DynamoDB's round trips, only that
   exactly these requests are made.
@@ -355,11 +357,36 @@ def _guarded(calls: int, problems: list[str]) -> list[Row]:
         problems.append(f"guardrails: {blocked} clean calls were blocked")
     plain50, plain99 = percentiles_ms(runs[False])
     guard50, guard99 = percentiles_ms(runs[True])
+    firsts = sorted(_first_judges() for _ in range(3))
     return [
         ("gateway overhead, text (v1), no guardrail", "1", plain50, plain99, ""),
         ("  with the toxicity guardrail, input + output", "1", guard50, guard99, ""),
         ("  added by the guardrail (difference)", "1", guard50 - plain50, guard99 - plain99, ""),
+        ("  once: judges built, fresh process (3 runs)", "1", firsts[1], firsts[-1], ""),
     ]
+
+
+def _first_judges() -> float:
+    """Milliseconds a fresh process (the gateway's own modules imported) takes to build
+    the embedded toxicity judges: what the first guarded call of an execution environment
+    pays (numpy, the evaluators, the classifier's data)."""
+    import subprocess
+
+    code = (
+        "import time; "
+        "from flywheel.llm.guardrails import GuardrailPolicy, embedded_judges; "
+        "policy = GuardrailPolicy.model_validate({'input': {}, 'output': {}}); "
+        "t = time.perf_counter(); embedded_judges(policy); "
+        "print((time.perf_counter() - t) * 1000)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        check=True,
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(ROOT / "shared")},
+    )
+    return float(done.stdout.strip())
 
 
 def _moto(calls: int, problems: list[str]) -> list[Row]:
