@@ -345,9 +345,7 @@ def _guarded(calls: int, problems: list[str]) -> list[Row]:
         for guarded in (False, True):
             metrics = InMemoryGatewayMetrics()
             ledger = Counted(InMemoryBudgetLedger())
-            gateway = _gateway(
-                platform, ledger, provider, names, guarded=guarded, metrics=metrics
-            )
+            gateway = _gateway(platform, ledger, provider, names, guarded=guarded, metrics=metrics)
             runs[guarded] += _overheads(gateway, provider, ledger, names[0], 1, calls // 2)[0]
             blocked += sum(report.guardrail_blocked for report in metrics.calls)
             if guarded and not all(report.guarded for report in metrics.calls):

@@ -50,7 +50,9 @@ def guarded(llm_handler: Any, monkeypatch: pytest.MonkeyPatch) -> Any:  # noqa: 
     return llm_handler
 
 
-def test_a_toxic_input_is_a_200_with_the_message_and_is_never_charged(guarded, local_names):
+def test_a_toxic_input_is_a_200_with_the_message_and_is_never_charged(
+    guarded: Any, local_names: dict[str, str]
+) -> None:
     status, body, _ = _call(guarded, _event(_body(ticket=TOXIC)))
 
     assert status == 200
@@ -68,7 +70,7 @@ def test_a_toxic_input_is_a_200_with_the_message_and_is_never_charged(guarded, l
     assert (row["answer"], row["variables"]["ticket"]) == (None, TOXIC)
 
 
-def test_a_clean_call_answers_as_before_without_a_guardrail_field(guarded):
+def test_a_clean_call_answers_as_before_without_a_guardrail_field(guarded: Any) -> None:
     status, body, _ = _call(guarded, _event())
 
     assert status == 200
@@ -76,7 +78,9 @@ def test_a_clean_call_answers_as_before_without_a_guardrail_field(guarded):
     assert "guardrail" not in body
 
 
-def test_variables_that_do_not_fit_are_still_a_422_before_any_guardrail(guarded, local_names):
+def test_variables_that_do_not_fit_are_still_a_422_before_any_guardrail(
+    guarded: Any, local_names: dict[str, str]
+) -> None:
     status, body, _ = _call(guarded, _event(_body(area="weather", ticket=TOXIC)))
 
     assert status == 422
@@ -87,8 +91,10 @@ def test_variables_that_do_not_fit_are_still_a_422_before_any_guardrail(guarded,
 
 
 def test_a_toxic_answer_is_replaced_and_its_original_captured(
-    llm_handler, monkeypatch, local_names  # noqa: F811
-):
+    llm_handler: Any,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+    local_names: dict[str, str],
+) -> None:
     output_only = json.loads(json.dumps(GUARDED))
     del output_only["prompts"][NAME]["guardrails"]["input"]
     monkeypatch.setenv("FLYWHEEL_LLM_POLICY", json.dumps(output_only))

@@ -334,7 +334,6 @@ class BedrockGuardrail:
             "relevance": _Grounding(self, "relevance", chosen.get("relevance")),
         }
 
-
     def input_evaluator(self, threshold: float = DEFAULT_TOXICITY_THRESHOLD) -> Evaluator:
         """``toxicity`` of the user's input alone (``source: INPUT``, the guardrail's
         input filter strengths): it judges the item's ``question``."""
@@ -366,7 +365,10 @@ def bedrock_judges(guardrail: BedrockGuardrail, policy: GuardrailPolicy) -> Guar
     if output is not None:
         thresholds = {
             name: value
-            for name, value in (("toxicity", output.toxicity), ("groundedness", output.groundedness))
+            for name, value in (
+                ("toxicity", output.toxicity),
+                ("groundedness", output.groundedness),
+            )
             if value is not None
         }
         found = guardrail.evaluators(thresholds)
@@ -385,9 +387,7 @@ class _InputToxicity:
 
     def evaluate(self, item: EvaluationInput) -> EvaluationScore:
         asked = item.question if item.question is not None else item.answer
-        found = self._guardrail.assess(
-            EvaluationInput(answer="", question=asked), source="INPUT"
-        )
+        found = self._guardrail.assess(EvaluationInput(answer="", question=asked), source="INPUT")
         return EvaluationScore(
             evaluator=self.name,
             score=found.toxicity,

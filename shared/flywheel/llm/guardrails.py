@@ -244,4 +244,3 @@ def output_item(
     question = input_item(variables, skip=context_variable).answer
     context = context_passages(variables.get(context_variable)) if context_variable else ()
     return EvaluationInput(answer=answer, question=question or None, context=context)
-

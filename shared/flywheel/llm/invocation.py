@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from flywheel.llm.guardrails import GuardrailOutcome  # noqa: TC001 (a field of a pydantic model)
+from flywheel.llm.guardrails import GuardrailOutcome
 from flywheel.models import Frozen
 
 __all__ = [

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Annotated
 from pydantic import Field, field_validator, model_validator
 
 from flywheel.llm.budgets import TEAM_TAG, BudgetLimits, BudgetPolicy
-from flywheel.llm.guardrails import GuardrailPolicy  # noqa: TC001 (a field of a pydantic model)
+from flywheel.llm.guardrails import GuardrailPolicy
 from flywheel.models import Frozen
 from flywheel.registry.models import validate_model_name
 

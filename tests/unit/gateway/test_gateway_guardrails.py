@@ -85,7 +85,7 @@ def test_a_toxic_input_is_answered_with_the_message_never_sent_and_charges_nothi
     )
     assert answer.guardrail.score >= 0.5
     assert (answer.usage.input_tokens, answer.usage.output_tokens, Decimal(answer.cost)) == (
-        0, 0, 0,
+        0, 0, Decimal(0),
     )  # fmt: skip
     body = json.loads(answer_json(answer))
     assert body["guardrail"]["stage"] == "input"
@@ -130,9 +130,7 @@ def test_the_context_variable_is_not_judged_as_the_callers_input() -> None:
 
 # -- output --------------------------------------------------------------------------------------
 def test_a_toxic_answer_is_replaced_charged_and_captured_as_it_was() -> None:
-    platform = _platform(
-        {"output": {"toxicity": 0.5}}, capture={"mode": "full"}
-    )
+    platform = _platform({"output": {"toxicity": 0.5}}, capture={"mode": "full"})
     metrics = InMemoryGatewayMetrics()
     gw = gateway(platform, Scripted(completion(TOXIC, input_tokens=40, output_tokens=10)),
                  metrics=metrics)  # fmt: skip
@@ -299,7 +297,9 @@ def test_a_judge_outage_fails_closed_by_default_as_a_503(stage: str) -> None:
     assert (report.status, report.errors, report.guardrail_blocked) == (503, 1, 0)
     rows = captured(platform, gw)
     if stage == "input":
-        assert provider.requests == [] and spent(platform) == {} and rows == []
+        assert provider.requests == []
+        assert spent(platform) == {}
+        assert rows == []
     else:
         # answered and charged, but never shown: captured as a 503 with its answer
         (row,) = rows
@@ -334,7 +334,8 @@ def test_the_judges_of_a_prompt_are_built_once() -> None:
         _invoke(gw)
 
     assert len(built) == 1
-    assert built[0].input is not None and built[0].input.toxicity == 0.5
+    assert built[0].input is not None
+    assert built[0].input.toxicity == 0.5
 
 
 def test_a_score_equal_to_the_toxicity_threshold_blocks() -> None:

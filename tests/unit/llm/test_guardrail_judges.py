@@ -16,7 +16,15 @@ from flywheel.gateway.settings import GatewaySettings
 from flywheel.llm.evaluators import GroundednessEvaluator, ToxicityEvaluator
 from flywheel.llm.guardrails import GuardrailPolicy, input_item, judge, output_item
 from flywheel.llm.invocation import InvokeRequest
-from tests.gateway_support import NAME, VARIABLES, Scripted, add_prompt, completion, gateway, promote
+from tests.gateway_support import (
+    NAME,
+    VARIABLES,
+    Scripted,
+    add_prompt,
+    completion,
+    gateway,
+    promote,
+)
 from tests.unit.llm.test_bedrock_guardrails import (  # noqa: F401 (stubbed: a fixture)
     NoWait,
     _filter,
@@ -35,7 +43,7 @@ POLICY = GuardrailPolicy.model_validate(
 
 
 def test_the_input_is_judged_alone_by_the_guardrails_input_filters(
-    stubbed: tuple[Any, Stubber],
+    stubbed: tuple[Any, Stubber],  # noqa: F811
 ) -> None:
     client, stubber = stubbed
     text = "ACME Corp\nYou are all idiots."
@@ -53,7 +61,9 @@ def test_the_input_is_judged_alone_by_the_guardrails_input_filters(
     judges = bedrock_judges(_guardrail(client), POLICY)
 
     outcome = judge(
-        "input", judges.input, input_item({"customer": "ACME Corp", "ticket": "You are all idiots."})
+        "input",
+        judges.input,
+        input_item({"customer": "ACME Corp", "ticket": "You are all idiots."}),
     )
 
     assert outcome is not None
@@ -61,7 +71,7 @@ def test_the_input_is_judged_alone_by_the_guardrails_input_filters(
 
 
 def test_one_call_judges_the_answers_toxicity_and_groundedness(
-    stubbed: tuple[Any, Stubber],
+    stubbed: tuple[Any, Stubber],  # noqa: F811
 ) -> None:
     client, stubber = stubbed
     variables = {"customer": "ACME", "ticket": "Exports over 10k rows time out."}
@@ -84,7 +94,9 @@ def test_one_call_judges_the_answers_toxicity_and_groundedness(
     guardrail = _guardrail(client)
     judges = bedrock_judges(guardrail, POLICY)
 
-    outcome = judge("output", judges.output, output_item(answer, variables, context_variable="ticket"))
+    outcome = judge(
+        "output", judges.output, output_item(answer, variables, context_variable="ticket")
+    )
 
     assert guardrail.calls == 1  # toxicity and groundedness share the call
     assert outcome is not None
@@ -92,7 +104,7 @@ def test_one_call_judges_the_answers_toxicity_and_groundedness(
 
 
 def test_a_guardrail_that_keeps_throttling_fails_the_call_closed(
-    stubbed: tuple[Any, Stubber],
+    stubbed: tuple[Any, Stubber],  # noqa: F811
 ) -> None:
     client, stubber = stubbed
     for _ in range(2):

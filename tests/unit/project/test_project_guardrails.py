@@ -55,13 +55,15 @@ def test_the_guardrails_reach_the_gateways_policy_in_a_few_hundred_bytes(tmp_pat
     policy = LlmPolicy.model_validate(json.loads(text))
     guardrails = policy.prompt("support-answer").guardrails
     assert guardrails is not None
-    assert guardrails.input is not None and guardrails.input.toxicity == 0.6
+    assert guardrails.input is not None
+    assert guardrails.input.toxicity == 0.6
     assert guardrails.output is not None
     assert (guardrails.output.groundedness, guardrails.output.context_variable) == (
         0.6,
         "passages",
     )
-    assert guardrails.bedrock is not None and guardrails.bedrock.id == "abc123xyz"
+    assert guardrails.bedrock is not None
+    assert guardrails.bedrock.id == "abc123xyz"
     assert guardrails.blocked_input == "Please rephrase your question."
     # it counts against the 2,560-byte cap of FLYWHEEL_LLM_POLICY: keep it small
     assert len(text.encode()) < 400, text
@@ -74,7 +76,7 @@ def test_defaults_are_left_out_of_the_policy_json(tmp_path: Path) -> None:
 
     assert text == '{"prompts":{"support-answer":{"guardrails":{"input":{}}}}}'
     parsed = LlmPolicy.model_validate(json.loads(text)).prompt("support-answer").guardrails
-    assert parsed == GuardrailPolicy(input={"toxicity": 0.5})  # type: ignore[arg-type]
+    assert parsed == GuardrailPolicy.model_validate({"input": {"toxicity": 0.5}})
     assert parsed.on_error == "block"
 
 
@@ -86,13 +88,14 @@ def test_defaults_are_left_out_of_the_policy_json(tmp_path: Path) -> None:
             ":11: llm.prompts.support-answer.guardrails.input.toxicity: Input should be less",
         ),
         (
-            ("toxicity: 0.5, groundedness: 0.6, context_variable: passages",
-             "toxicity: null"),
+            ("toxicity: 0.5, groundedness: 0.6, context_variable: passages", "toxicity: null"),
             ":12: llm.prompts.support-answer.guardrails.output: name at least one",
         ),
         (
-            ("toxicity: 0.5, groundedness: 0.6, context_variable: passages",
-             "context_variable: passages"),
+            (
+                "toxicity: 0.5, groundedness: 0.6, context_variable: passages",
+                "context_variable: passages",
+            ),
             ":12: llm.prompts.support-answer.guardrails.output: context_variable "
             "is read by the groundedness check only",
         ),
@@ -117,8 +120,11 @@ def test_defaults_are_left_out_of_the_policy_json(tmp_path: Path) -> None:
             ":16: llm.prompts.support-answer.guardrails.on_eror: unknown field",
         ),
         (
-            ("        input: {toxicity: 0.6}\n        output: {toxicity: 0.5, groundedness: 0.6, "
-             "context_variable: passages}\n", ""),
+            (
+                "        input: {toxicity: 0.6}\n"
+                "        output: {toxicity: 0.5, groundedness: 0.6, context_variable: passages}\n",
+                "",
+            ),
             ":10: llm.prompts.support-answer.guardrails: name the input guardrail",
         ),
     ],
