@@ -1,22 +1,14 @@
-"""Guardrails in the gateway's request path: a prompt's input and output judged on every
-call, a blocked one answered with the policy's message (ADR 83).
+"""Guardrails in the gateway's request path (ADR 83): a prompt's input and answer judged
+on every call, a blocked one answered (200) with the policy's message.
 
 A prompt's policy may carry a :class:`GuardrailPolicy` (``guardrails:`` under
-``llm.prompts.<name>`` in the project file). The **input** guardrail judges the caller's
-variables (their text, the output guardrail's context variable left out) before the
-provider is called: a blocked input is never sent, nothing is reserved or charged, and
-the caller gets :attr:`GuardrailPolicy.blocked_input`. The **output** guardrail judges
-the answer after the output-schema check: a blocked answer is replaced by
-:attr:`GuardrailPolicy.blocked_output` (the provider's usage stays charged; the original
-answer is captured under the prompt's capture policy so reviewers see what was
-withheld). Both answer 200 with a ``guardrail`` object (:class:`GuardrailOutcome`).
-
-Which evaluators judge is the composition root's choice (:data:`GuardrailJudgesFactory`):
-the embedded ones (:func:`embedded_judges`: the toxicity classifier, the groundedness
-scorer; no service), or, in AWS when the policy names one, the stage's Amazon Bedrock
-guardrail (``ApplyGuardrail``). A judge that fails (an outage, throttling) blocks by
-default (``on_error: block``: a 503 ``guardrail_unavailable``, nothing unjudged is
-shown); ``on_error: allow`` lets the call through unjudged, counted.
+``llm.prompts.<name>``). The input guardrail judges the caller's variables (the context
+variable left out) before the provider is called; the output guardrail judges the
+answer after the output-schema check, with the context's passages for groundedness.
+The composition root chooses the judges (:data:`GuardrailJudgesFactory`): the embedded
+evaluators (:func:`embedded_judges`) or the stage's Bedrock guardrail. A judge that
+fails blocks by default (503 ``guardrail_unavailable``); ``on_error: allow`` lets the
+call through unjudged.
 
 Examples
 --------
