@@ -18,6 +18,12 @@ p50 and p99 in ms of warm calls:
   and, right after each 1-caller call, a plain CPU loop of 0.1 ms (about the overhead's
   p50): its p99 is the machine's own tail at that duration in the same seconds (other
   processes preempting this one), not the gateway's;
+- ``guardrails``: the text prompt's overhead again with the embedded toxicity guardrail
+  on the input and on the answer (``guardrails: {input: {}, output: {}}``, ADR 83), next
+  to the same run without it; the difference of the p50s is the guardrail's added time
+  per call (two toxicity scores: tf-idf and five linear SVMs in numpy); and, once per
+  execution environment, the first guarded call's building of the judges (numpy and
+  the classifier loaded), timed in a fresh process;
 - ``moto``: the same calls on the DynamoDB ledger against moto in process, and the two
   ledger writes alone: moto's speed says nothing of DynamoDB's round trips, only that
   exactly these requests are made.
@@ -106,8 +112,10 @@ class Counted:
         return spent
 
 
-def _policy(names: list[str]) -> dict[str, Any]:
-    budget = {"teams": ["support"], "budget": {"day": BIG, "month": BIG}}
+def _policy(names: list[str], *, guarded: bool = False) -> dict[str, Any]:
+    budget: dict[str, Any] = {"teams": ["support"], "budget": {"day": BIG, "month": BIG}}
+    if guarded:
+        budget["guardrails"] = {"input": {"toxicity": 0.5}, "output": {"toxicity": 0.5}}
     return {"teams": {"support": {"month": BIG}}, "prompts": dict.fromkeys(names, budget)}
 
 
@@ -129,7 +137,15 @@ def _prompts() -> tuple[Any, list[str]]:
     return platform, names
 
 
-def _gateway(platform: Any, ledger: Any, provider: Timed, names: list[str]) -> Any:
+def _gateway(
+    platform: Any,
+    ledger: Any,
+    provider: Timed,
+    names: list[str],
+    *,
+    guarded: bool = False,
+    metrics: Any = None,
+) -> Any:
     from aws_lambda_powertools import Metrics
 
     from flywheel.adapters.emf_gateway import EmfGatewayMetrics
@@ -140,7 +156,7 @@ def _gateway(platform: Any, ledger: Any, provider: Timed, names: list[str]) -> A
     from flywheel.llm.providers import RetryingProvider
 
     retrying = RetryingProvider(provider)
-    policy = LlmPolicy.model_validate(_policy(names))
+    policy = LlmPolicy.model_validate(_policy(names, guarded=guarded))
     return PromptGateway.start(
         GatewaySettings(backend="local"),
         records=platform.records,
@@ -148,7 +164,8 @@ def _gateway(platform: Any, ledger: Any, provider: Timed, names: list[str]) -> A
         policy=policy,
         budgets=Budgets(policy.budget_policy(), ledger, clock=platform.clock),
         providers=lambda _kind: retrying,
-        metrics=EmfGatewayMetrics(Metrics(namespace="Flywheel/bench"), write=lambda _doc: None),
+        metrics=metrics
+        or EmfGatewayMetrics(Metrics(namespace="Flywheel/bench"), write=lambda _doc: None),
         sink=platform.capture,
     )
 
@@ -313,6 +330,63 @@ def _in_memory(calls: int, problems: list[str], misses: list[str]) -> list[Row]:
     return rows + _baselines(platform, names, calls)
 
 
+def _guarded(calls: int, problems: list[str]) -> list[Row]:
+    """The text prompt with and without the embedded toxicity guardrail (input and output),
+    alternating runs so both see the same machine load."""
+    from flywheel.adapters.local_llm import LocalProvider
+    from flywheel.adapters.memory_budgets import InMemoryBudgetLedger
+    from flywheel.adapters.memory_metrics import InMemoryGatewayMetrics
+
+    platform, names = _prompts()
+    provider = Timed(LocalProvider())
+    runs: dict[bool, list[float]] = {False: [], True: []}
+    blocked = 0
+    for _ in range(2):
+        for guarded in (False, True):
+            metrics = InMemoryGatewayMetrics()
+            ledger = Counted(InMemoryBudgetLedger())
+            gateway = _gateway(platform, ledger, provider, names, guarded=guarded, metrics=metrics)
+            runs[guarded] += _overheads(gateway, provider, ledger, names[0], 1, calls // 2)[0]
+            blocked += sum(report.guardrail_blocked for report in metrics.calls)
+            if guarded and not all(report.guarded for report in metrics.calls):
+                problems.append("guardrails: a guarded call was reported unguarded")
+            gateway.close()
+    if blocked:
+        problems.append(f"guardrails: {blocked} clean calls were blocked")
+    plain50, plain99 = percentiles_ms(runs[False])
+    guard50, guard99 = percentiles_ms(runs[True])
+    firsts = sorted(_first_judges() for _ in range(3))
+    return [
+        ("gateway overhead, text (v1), no guardrail", "1", plain50, plain99, ""),
+        ("  with the toxicity guardrail, input + output", "1", guard50, guard99, ""),
+        ("  added by the guardrail (difference)", "1", guard50 - plain50, guard99 - plain99, ""),
+        ("  once: judges built, fresh process (3 runs)", "1", firsts[1], firsts[-1], ""),
+    ]
+
+
+def _first_judges() -> float:
+    """Milliseconds a fresh process (the gateway's own modules imported) takes to build
+    the embedded toxicity judges: what the first guarded call of an execution environment
+    pays (numpy, the evaluators, the classifier's data)."""
+    import subprocess
+
+    code = (
+        "import time; "
+        "from flywheel.llm.guardrails import GuardrailPolicy, embedded_judges; "
+        "policy = GuardrailPolicy.model_validate({'input': {}, 'output': {}}); "
+        "t = time.perf_counter(); embedded_judges(policy); "
+        "print((time.perf_counter() - t) * 1000)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        check=True,
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(ROOT / "shared")},
+    )
+    return float(done.stdout.strip())
+
+
 def _moto(calls: int, problems: list[str]) -> list[Row]:
     import boto3
     from moto import mock_aws
@@ -358,7 +432,7 @@ def main() -> None:
     calls = 300 if parser.parse_args().quick else 3000
     problems: list[str] = []  # the bookkeeping's: a wrong write count fails the run
     misses: list[str] = []  # the goal's: printed (timings depend on the machine's load)
-    rows = _in_memory(calls, problems, misses) + _moto(calls, problems)
+    rows = _in_memory(calls, problems, misses) + _guarded(calls, problems) + _moto(calls, problems)
     print(f"{'what':46} {'callers':>7} {'p50 ms':>8} {'p99 ms':>8} {'writes/call':>12}")
     for label, callers, p50, p99, writes in rows:
         print(f"{label:46} {callers:>7} {p50:8.3f} {p99:8.3f} {writes:>12}")

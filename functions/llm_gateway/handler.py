@@ -9,7 +9,11 @@ without a champion (``no_champion``), 422 variables that do not fit the version
 (``variables.<name>``), 429 a budget without room (``Retry-After`` until its period
 ends; nothing charged) or a provider still throttling after the retries, 502 a provider
 error or an answer that failed the output schema after the one repair retry (the
-problems listed), 504 the provider's timeout, 500 anything else (no details).
+problems listed), 503 a prompt's guardrail that could not judge the call
+(``guardrail_unavailable``, when its policy blocks then), 504 the provider's timeout, 500
+anything else (no details). A guardrail that blocks the input or the answer is not an
+error: 200, the prompt's configured message as ``text`` and a ``guardrail`` object
+(ADR 83).
 
 Like the inference route, the body is parsed and validated once, by pydantic-core, and
 the answer serialized once; the gateway (routing, specs, providers, capture writer) is

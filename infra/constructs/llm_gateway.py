@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
     from aws_cdk import aws_lambda as lambda_
 
+    from flywheel.llm.policy import LlmPolicy
     from infra.constructs.data_refs import DataRefs
     from infra.context import StageContext
 
@@ -79,6 +80,34 @@ def guardrails_arn() -> str:
     return f"arn:{Aws.PARTITION}:bedrock:{Aws.REGION}:{Aws.ACCOUNT_ID}:guardrail/*"
 
 
+def policy_guardrail_arns(llm: LlmPolicy) -> list[str]:
+    """The Bedrock guardrails the stage's prompts judge their calls with in the request
+    path (``guardrails.bedrock``), as ARNs: an id becomes the stage's account and region's
+    guardrail of that id, an ARN stays as it is. Versions are not part of the ARN.
+
+    Examples
+    --------
+    >>> from flywheel.llm.policy import LlmPolicy
+    >>> policy = LlmPolicy.model_validate({"prompts": {
+    ...     "a": {"guardrails": {"input": {}, "bedrock": {"id": "gr1", "version": "2"}}},
+    ...     "b": {"guardrails": {"input": {}, "bedrock": {"id": "gr1", "version": "3"}}}}})
+    >>> [arn.split(":")[-1] for arn in policy_guardrail_arns(policy)]
+    ['guardrail/gr1']
+    """
+    ids = sorted(
+        {
+            prompt.guardrails.bedrock.id
+            for prompt in llm.prompts.values()
+            if prompt.guardrails is not None and prompt.guardrails.bedrock is not None
+        }
+    )
+    return [
+        guardrail if guardrail.startswith("arn:") else
+        f"arn:{Aws.PARTITION}:bedrock:{Aws.REGION}:{Aws.ACCOUNT_ID}:guardrail/{guardrail}"
+        for guardrail in ids
+    ]  # fmt: skip
+
+
 def gateway_environment(ctx: StageContext) -> dict[str, str]:
     """The gateway's own variables (the stage's resource names come with every function):
     the policy without the prompts' canary steps, the capture prefix, the provider
@@ -102,7 +131,8 @@ class LlmGateway(Construct):
     - write captured calls under ``llm-capture/`` in the features bucket;
     - ``bedrock:InvokeModel`` on the price table's Bedrock foundation models in the
       stage's region (what ``Converse`` needs), ``bedrock:ApplyGuardrail`` on the
-      account's guardrails (a prompt spec may name one);
+      account's guardrails (a prompt spec may name one) and, by its ARN, on each guardrail
+      the policy's request-path guardrails name (``guardrails.bedrock``, ADR 83);
     - the stage key for all of these; its own log group and X-Ray traces.
 
     It cannot write the registry or the audit trail, put events or read models.
@@ -146,6 +176,13 @@ class LlmGateway(Construct):
         iam.Grant.add_to_principal(
             grantee=fn, actions=list(GUARDRAIL_ACTIONS), resource_arns=[guardrails_arn()]
         )
+        # The request path's guardrails, named in the project file: granted by ARN, so the
+        # permission they need is reviewable and does not rest on the specs' wildcard.
+        configured = policy_guardrail_arns(ctx.config.llm)
+        if configured:
+            iam.Grant.add_to_principal(
+                grantee=fn, actions=list(GUARDRAIL_ACTIONS), resource_arns=configured
+            )
 
     def _check_environment_size(self, environment: Mapping[str, str]) -> None:
         """Refuse at synth what Lambda would refuse at deploy: an environment over 4 KB.

@@ -402,6 +402,13 @@ class EvaluationUnavailableError(ProviderError):
     code = "evaluation_unavailable"
 
 
+class GuardrailUnavailableError(ProviderError):
+    """A prompt's guardrail could not judge a call (its evaluator failed, throttled or
+    timed out); with the policy's ``on_error: block`` nothing unjudged is answered (503)."""
+
+    code = "guardrail_unavailable"
+
+
 class BudgetExceededError(ConflictError):
     """A call would exceed a cost budget; nothing was charged (HTTP 429).
 
@@ -474,6 +481,7 @@ HTTP_STATUS_BY_CODE: dict[str, int] = {
     NoChampionError.code: 404,
     InvalidOutputError.code: 502,
     EvaluationUnavailableError.code: 503,
+    GuardrailUnavailableError.code: 503,
 }
 
 

@@ -172,6 +172,9 @@ class Settings(BaseSettings):
     llm_timeout_seconds: float = Field(default=60.0, gt=0, le=900)
     #: Calls per completion at most, throttled or unavailable ones retried with jitter.
     llm_max_attempts: int = Field(default=3, ge=1, le=10)
+    #: How long a guardrail's judge (Bedrock ``ApplyGuardrail``) may take in the gateway's
+    #: request path, seconds: the read timeout, and the deadline of its one retry.
+    guardrail_timeout_seconds: float = Field(default=2.0, gt=0, le=30)
     #: The OpenAI-compatible endpoint's base URL (``.../v1``); its API key, if any, is read
     #: from ``FLYWHEEL_OPENAI_API_KEY`` at each call and never stored.
     openai_base_url: str | None = None

@@ -59,6 +59,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
     from flywheel.llm.evaluation import Evaluator
+    from flywheel.llm.guardrails import GuardrailJudges, GuardrailPolicy
     from flywheel.llm.prompts import Guardrail
 
 __all__ = [
@@ -69,6 +70,7 @@ __all__ = [
     "Check",
     "apply_guardrail_request",
     "assessment_from",
+    "bedrock_judges",
 ]
 
 #: A content filter's confidence as a toxicity score.
@@ -331,6 +333,68 @@ class BedrockGuardrail:
             "groundedness": _Grounding(self, "groundedness", chosen.get("groundedness")),
             "relevance": _Grounding(self, "relevance", chosen.get("relevance")),
         }
+
+    def input_evaluator(self, threshold: float = DEFAULT_TOXICITY_THRESHOLD) -> Evaluator:
+        """``toxicity`` of the user's input alone (``source: INPUT``, the guardrail's
+        input filter strengths): it judges the item's ``question``."""
+        return _InputToxicity(self, threshold)
+
+
+def bedrock_judges(guardrail: BedrockGuardrail, policy: GuardrailPolicy) -> GuardrailJudges:
+    """The judges of ``policy`` on the stage's guardrail: the input's toxicity by its
+    input filters, the answer's toxicity by its output filters and its groundedness by
+    its contextual grounding check (one ``ApplyGuardrail`` call judges both).
+
+    Examples
+    --------
+    >>> from flywheel.llm.guardrails import GuardrailPolicy
+    >>> from flywheel.llm.prompts import Guardrail
+    >>> policy = GuardrailPolicy.model_validate({"input": {}, "output": {"groundedness": 0.6}})
+    >>> judges = bedrock_judges(BedrockGuardrail(client=None,
+    ...                         guardrail=Guardrail(id="gr1", version="1")), policy)
+    >>> [e.name for e in judges.input], [e.name for e in judges.output]
+    (['toxicity'], ['toxicity', 'groundedness'])
+    """
+    from flywheel.llm.guardrails import GuardrailJudges
+
+    inputs: list[Evaluator] = []
+    outputs: list[Evaluator] = []
+    if policy.input is not None:
+        inputs.append(guardrail.input_evaluator(policy.input.toxicity))
+    output = policy.output
+    if output is not None:
+        thresholds = {
+            name: value
+            for name, value in (
+                ("toxicity", output.toxicity),
+                ("groundedness", output.groundedness),
+            )
+            if value is not None
+        }
+        found = guardrail.evaluators(thresholds)
+        outputs.extend(found[name] for name in thresholds)
+    return GuardrailJudges(input=tuple(inputs), output=tuple(outputs))
+
+
+class _InputToxicity:
+    """Toxicity of the user's input by the guardrail's input filters."""
+
+    name = "toxicity"
+
+    def __init__(self, guardrail: BedrockGuardrail, threshold: float) -> None:
+        self._guardrail = guardrail
+        self.threshold = threshold
+
+    def evaluate(self, item: EvaluationInput) -> EvaluationScore:
+        asked = item.question if item.question is not None else item.answer
+        found = self._guardrail.assess(EvaluationInput(answer="", question=asked), source="INPUT")
+        return EvaluationScore(
+            evaluator=self.name,
+            score=found.toxicity,
+            threshold=self.threshold,
+            direction=Direction.LOWER_IS_BETTER,
+            evidence=tuple(e.model_copy(update={"note": f"input: {e.note}"}) for e in found.toxic),
+        )
 
 
 class _Toxicity:

@@ -42,6 +42,8 @@ _UNITS = {
     "CaptureFailures": MetricUnit.Count.value,
     "SettleFailures": MetricUnit.Count.value,
     "ShadowSkipped": MetricUnit.Count.value,
+    "GuardrailBlocked": MetricUnit.Count.value,
+    "GuardrailFailures": MetricUnit.Count.value,
 }
 
 
@@ -51,7 +53,9 @@ class EmfGatewayMetrics:
     Every call writes ``Calls`` = 1, ``Errors`` (0 or 1), ``Latency``, ``Cost`` (0 when
     nothing was charged), ``BudgetRefusals`` and ``RepairRetries`` (0 or 1), so the
     canary alarms' expressions (``100*Errors/Calls``, ``Cost/Calls``) always have both
-    terms; ``ProviderLatency`` and the token counts only when the provider was called.
+    terms; ``ProviderLatency`` and the token counts only when the provider was called;
+    ``GuardrailBlocked`` (0 or 1) on every call of a prompt with guardrails, the blocking
+    stage as property ``guardrail``.
 
     Examples
     --------
@@ -98,9 +102,15 @@ class EmfGatewayMetrics:
             values["CaptureFailures"] = report.capture_lost
         if report.settle_failures:
             values["SettleFailures"] = report.settle_failures
+        if report.guarded:
+            values["GuardrailBlocked"] = report.guardrail_blocked
+        if report.guardrail_failures:
+            values["GuardrailFailures"] = report.guardrail_failures
         properties: dict[str, Any] = {"Version": str(report.version), "status": report.status}
         if report.code is not None:
             properties["error_code"] = report.code
+        if report.guardrail_stage is not None:
+            properties["guardrail"] = report.guardrail_stage
         self._emit(report.prompt, report.variant, values, properties)
 
     def shadow_skipped(self, prompt: str, version: int, reason: str) -> None:

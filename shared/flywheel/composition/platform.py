@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from flywheel.llm.catalog import PromptCatalog
     from flywheel.llm.evaluation import Evaluator
     from flywheel.llm.gate import PromptGatePolicy
+    from flywheel.llm.guardrails import GuardrailJudges, GuardrailPolicy
     from flywheel.llm.meter import BudgetMeter, UsageStore
     from flywheel.llm.policy import LlmPolicy
     from flywheel.llm.prices import PriceTable
@@ -508,7 +509,8 @@ class Platform(abc.ABC):
     ) -> PromptGateway:
         """What ``llm_gateway.handler`` runs: prompt calls routed by the registry, reserved,
         settled and counted on :attr:`usage_store` by :meth:`llm_policy`, answered by
-        :meth:`llm_provider`, captured to the features bucket (``llm_capture_prefix``).
+        :meth:`llm_provider`, guarded by :meth:`guardrail_judges`, captured to the
+        features bucket (``llm_capture_prefix``).
 
         ``settings``: the gateway's own knobs (default: these settings with the gateway's
         defaults). ``background``: ``False`` writes capture only on ``flush`` (tests).
@@ -539,7 +541,15 @@ class Platform(abc.ABC):
             metrics=metrics,
             sink=self.capture,
             background=background,
+            guardrails=self.guardrail_judges,
         )
+
+    def guardrail_judges(self, policy: GuardrailPolicy) -> GuardrailJudges:
+        """What judges a prompt's guardrails in the gateway's request path: the embedded
+        evaluators (:func:`flywheel.llm.guardrails.embedded_judges`; no service)."""
+        from flywheel.llm.guardrails import embedded_judges
+
+        return embedded_judges(policy)
 
     def prompt_gates(self) -> dict[str, PromptGatePolicy]:
         """Each prompt's evaluation gate (``FLYWHEEL_PROMPT_GATES``).
@@ -936,6 +946,24 @@ class AwsPlatform(Platform):
         from flywheel.adapters.local_llm import LocalConverse
 
         return LocalConverse()
+
+    def guardrail_judges(self, policy: GuardrailPolicy) -> GuardrailJudges:
+        """In AWS, the stage's Amazon Bedrock guardrail when the policy names one
+        (``ApplyGuardrail``, retried once within ``guardrail_timeout_seconds``); else,
+        and always on the local runtime (whose moto server has no ``ApplyGuardrail``),
+        the embedded evaluators."""
+        if self.settings.backend != "aws" or policy.bedrock is None:
+            return super().guardrail_judges(policy)
+        from flywheel.adapters.bedrock_guardrails import BedrockGuardrail, bedrock_judges
+        from flywheel.llm.providers import RetryPolicy
+
+        timeout = self.settings.guardrail_timeout_seconds
+        guardrail = BedrockGuardrail(
+            client=self.clients.client("bedrock-runtime", read_timeout=timeout),
+            guardrail=policy.bedrock,
+            retry=RetryPolicy(max_attempts=2, deadline_seconds=timeout),
+        )
+        return bedrock_judges(guardrail, policy)
 
     def _make_llm_provider(self, provider: Provider) -> CompletionProvider:
         from flywheel.llm.prompts import Provider

@@ -25,6 +25,11 @@ same ``request_id``)::
      "status": 200, "error": null,
      "_capture": {"mode": "redact", "redactions": 1, "truncated": []}}
 
+A call a guardrail blocked also has ``"guardrail": {"stage": "input"|"output", "action":
+"blocked", "evaluator": "toxicity", "score": 0.97}`` (absent otherwise); its ``answer`` is
+the provider's original answer (``null`` for a blocked input: the provider was not
+called), under the capture policy like any answer, never the message the caller got.
+
 Examples
 --------
 >>> from flywheel.adapters.memory_capture import InMemoryCaptureSink
@@ -103,6 +108,8 @@ class CapturedCall:
     repaired: bool
     status: int
     error: str | None = None
+    #: What a guardrail did (``GuardrailOutcome`` as JSON); ``None``: nothing blocked.
+    guardrail: Mapping[str, object] | None = None
 
     # -- what CaptureWriter needs (flywheel.serving.capture.Capturable) ---------------------
     @property
@@ -140,7 +147,7 @@ class CapturedCall:
             else {k: stored[f"variables.{k}"] for k in self.variables}
         )
         stamp = datetime.fromtimestamp(self.timestamp, tz=UTC)
-        return {
+        row: dict[str, Any] = {
             "request_id": self.request_id,
             "timestamp": f"{stamp:%Y-%m-%dT%H:%M:%S}.{stamp.microsecond // 1000:03d}Z",
             "prompt": self.prompt,
@@ -160,6 +167,9 @@ class CapturedCall:
             "error": self.error,
             "_capture": applied,
         }
+        if self.guardrail is not None:
+            row["guardrail"] = dict(self.guardrail)
+        return row
 
     @classmethod
     def example(cls, policy: CapturePolicy | None = None) -> CapturedCall:

@@ -7,27 +7,31 @@ compared with the champion's.
 
 Notes
 -----
-==================  ============  ====================================================
-metric              unit          meaning
-==================  ============  ====================================================
-``Calls``           Count         1 per call answered (2xx, 4xx or 5xx) once the
-                                  prompt and variant are known: the alarms' denominator
-``Errors``          Count         1 for a 5xx answer (provider error, timeout, invalid
-                                  output after the repair), else 0
-``Latency``         Milliseconds  the whole call, provider included
-``ProviderLatency`` Milliseconds  time spent waiting for the provider (retries and
-                                  the repair call included); only when it was called
-``InputTokens``     Count         tokens the provider counted; only when it was called
-``OutputTokens``    Count         idem
-``Cost``            None          exact cost settled (price-table currency); 0 when
-                                  nothing was charged
-``BudgetRefusals``  Count         1 for a 429 from a budget, else 0
-``RepairRetries``   Count         1 when the output schema's repair retry was made
-``CaptureFailures`` Count         captured calls lost since the previous report
-``SettleFailures``  Count         settlements the ledger refused (the reservation
-                                  stays charged: spend is over-, never under-counted)
-``ShadowSkipped``   Count         shadow calls skipped (queue full, budget, variables)
-==================  ============  ====================================================
+======================  ============  ====================================================
+metric                  unit          meaning
+======================  ============  ====================================================
+``Calls``               Count         1 per call answered (2xx, 4xx or 5xx) once the
+                                      prompt and variant are known: the alarms' denominator
+``Errors``              Count         1 for a 5xx answer (provider error, timeout, invalid
+                                      output after the repair), else 0
+``Latency``             Milliseconds  the whole call, provider included
+``ProviderLatency``     Milliseconds  time spent waiting for the provider (retries and
+                                      the repair call included); only when it was called
+``InputTokens``         Count         tokens the provider counted; only when it was called
+``OutputTokens``        Count         idem
+``Cost``                None          exact cost settled (price-table currency); 0 when
+                                      nothing was charged
+``BudgetRefusals``      Count         1 for a 429 from a budget, else 0
+``RepairRetries``       Count         1 when the output schema's repair retry was made
+``CaptureFailures``     Count         captured calls lost since the previous report
+``SettleFailures``      Count         settlements the ledger refused (the reservation
+                                      stays charged: spend is over-, never under-counted)
+``ShadowSkipped``       Count         shadow calls skipped (queue full, budget, variables)
+``GuardrailBlocked``    Count         1 when a guardrail blocked the input or the answer,
+                                      else 0; only for prompts with guardrails
+``GuardrailFailures``   Count         guardrail judges that failed and were let through
+                                      (``on_error: allow``); only when there were any
+======================  ============  ====================================================
 
 Examples
 --------
@@ -66,10 +70,19 @@ class CallReport:
     repair_retries: int = 0
     capture_lost: int = 0
     settle_failures: int = 0
+    #: Whether the prompt has guardrails (``GuardrailBlocked`` is reported, 0 or 1).
+    guarded: bool = False
+    #: The stage of the guardrail that blocked the call (``input``/``output``), if any.
+    guardrail_stage: str | None = None
+    guardrail_failures: int = 0
 
     @property
     def errors(self) -> int:
         return 1 if self.status >= 500 else 0
+
+    @property
+    def guardrail_blocked(self) -> int:
+        return 1 if self.guardrail_stage is not None else 0
 
     @property
     def budget_refusals(self) -> int:

@@ -43,7 +43,7 @@ def parse_invoke_request(text: str | None) -> InvokeRequest:
 
 def answer_json(answer: InvokeResponse) -> str:
     """The answer's JSON: ``text``, or ``output`` for a version with an output schema;
-    never both.
+    never both; ``guardrail`` only when a guardrail blocked.
 
     Examples
     --------
@@ -54,5 +54,7 @@ def answer_json(answer: InvokeResponse) -> str:
     ...     request_id="r"))[:60]
     '{"prompt":"p","version":1,"variant":"champion","text":"hi","'
     """
-    drop = "text" if answer.text is None else "output"
-    return answer.model_dump_json(exclude={drop})
+    drop = {"text" if answer.text is None else "output"}
+    if answer.guardrail is None:
+        drop.add("guardrail")
+    return answer.model_dump_json(exclude=drop)

@@ -9,6 +9,9 @@ Notes
    a prompt's first call, then refreshed in the background) and picks the version and
    variant (canary by weight, A/B arm by ``assignment_key``);
 2. renders the version's verified spec (422 ``invalid_variables`` naming each variable);
+   when the prompt's policy has an input guardrail, judges the caller's variables: a
+   blocked input is answered (200) with the policy's message and a ``guardrail`` object,
+   and is never sent, reserved or charged (:mod:`flywheel.llm.guardrails`, ADR 83);
 3. reserves the call's worst case against every budget that applies (429
    ``budget_exceeded``, nothing charged);
 4. calls the version's provider (throttled and unavailable calls retried with jitter;
@@ -17,6 +20,9 @@ Notes
    gets exactly one repair retry (its own reservation) that tells the model what was
    wrong, and a second bad answer is a 502 ``invalid_output`` naming the problems;
 6. settles every reservation to what the provider reported (0 when it timed out);
+   with an output guardrail, judges the (schema-checked) answer: a blocked answer is
+   replaced by the policy's message (its usage stays charged); a judge that fails is a
+   503 ``guardrail_unavailable`` unless the policy says ``on_error: allow``;
 7. hands the call to the capture writer (never waits), reports its metrics, answers;
 8. when a shadow experiment runs, queues a copy for the shadow version on background
    threads (bounded: a full queue skips the copy, counted); the copy is budgeted and
@@ -59,6 +65,7 @@ from flywheel.errors import (
     BudgetExceededError,
     ConfigError,
     FlywheelError,
+    GuardrailUnavailableError,
     InvalidOutputError,
     PromptVariablesError,
     ProviderError,
@@ -68,6 +75,7 @@ from flywheel.gateway.capture import CapturedCall, llm_capture_key
 from flywheel.gateway.metrics import CallReport
 from flywheel.gateway.routing import PromptRouter, read_routes
 from flywheel.llm.budgets import BudgetCall, estimate_input_tokens
+from flywheel.llm.guardrails import embedded_judges, input_item, judge, output_item
 from flywheel.llm.invocation import InvokeResponse, InvokeUsage
 from flywheel.llm.output import read_output, repair_message
 from flywheel.llm.prompts import RenderedPrompt, render
@@ -84,6 +92,13 @@ if TYPE_CHECKING:
     from flywheel.gateway.settings import GatewaySettings
     from flywheel.llm.budgets import Budgets, Reservation
     from flywheel.llm.catalog import PromptCatalog
+    from flywheel.llm.evaluation import EvaluationInput, Evaluator
+    from flywheel.llm.guardrails import (
+        GuardrailJudges,
+        GuardrailJudgesFactory,
+        GuardrailOutcome,
+        GuardrailPolicy,
+    )
     from flywheel.llm.invocation import InvokeRequest
     from flywheel.llm.policy import LlmPolicy, PromptPolicy
     from flywheel.llm.prompts import PromptSpec, Provider
@@ -103,6 +118,8 @@ _ANSWERED: dict[Variant, Literal["champion", "canary", "a", "b"]] = {
 _NOTHING = Usage(input_tokens=0, output_tokens=0)
 #: The assistant turn a repair retry shows when the bad answer had no text at all.
 _EMPTY_ANSWER = "(no text)"
+#: The stop reason of an answer a guardrail replaced (the provider's own value for it).
+_GUARDRAIL_STOP = "guardrail_intervened"
 
 
 @dataclass(slots=True)
@@ -128,6 +145,22 @@ class _Call:
     output: Any = None
     output_valid: bool | None = None
     stop_reason: str = ""
+    #: What a guardrail blocked (the answer is then the policy's message).
+    guardrail: GuardrailOutcome | None = None
+    guardrail_failures: int = 0
+
+    @property
+    def guardrails(self) -> GuardrailPolicy | None:
+        return self.policy.guardrails
+
+    def reply(self) -> str | None:
+        """The text the caller gets: the answer, or the guardrail's message."""
+        guardrails = self.guardrails
+        if self.guardrail is None or guardrails is None:
+            return self.text if self.spec.output_schema is None else None
+        if self.guardrail.stage == "input":
+            return guardrails.blocked_input
+        return guardrails.blocked_output
 
 
 class PromptGateway:
@@ -152,6 +185,9 @@ class PromptGateway:
         The capture writer (``None``: capture off).
     shadow_queue, shadow_workers
         Shadow calls allowed to wait, and threads making them.
+    guardrails
+        The judges of a prompt's guardrail policy, built on its first call (default: the
+        embedded evaluators).
     timer, clock, draw
         Monotonic seconds, epoch seconds (capture partitions), and the canary draw.
     """
@@ -167,6 +203,7 @@ class PromptGateway:
         capture: CaptureWriter | None = None,
         shadow_queue: int = 16,
         shadow_workers: int = 2,
+        guardrails: GuardrailJudgesFactory = embedded_judges,
         timer: Callable[[], float] = time.perf_counter,
         clock: Callable[[], float] = time.time,
         draw: Callable[[], float] = random.random,
@@ -182,6 +219,8 @@ class PromptGateway:
         self._clock = clock
         self._draw = draw
         self._shadows = _ShadowRunner(self, shadow_queue, shadow_workers)
+        self._make_judges = guardrails
+        self._judges: dict[str, GuardrailJudges] = {}
 
     @classmethod
     def start(
@@ -197,13 +236,15 @@ class PromptGateway:
         sink: CaptureSink | None = None,
         background: bool = True,
         draw: Callable[[], float] = random.random,
+        guardrails: GuardrailJudgesFactory = embedded_judges,
     ) -> PromptGateway:
         """The gateway of a stage: routing read from ``records``, specs from ``catalog``
         (verified, cached per version), calls reserved and settled on ``budgets`` (its clock
         also dates the captured calls), teams and capture policies from ``policy``.
 
         ``background=False``: capture is written only by :meth:`flush` (tests); ``draw``
-        is the canary split's uniform draw per call.
+        is the canary split's uniform draw per call; ``guardrails`` builds the judges of a
+        prompt's guardrail policy.
         """
         time_source = budgets.clock
         specs: dict[tuple[str, int], PromptSpec] = {}
@@ -244,6 +285,7 @@ class PromptGateway:
             # Capture partitions follow the runtime's clock (simulated in the local runtime).
             clock=lambda: time_source.now().timestamp(),
             draw=draw,
+            guardrails=guardrails,
         )
 
     # -- the use case ------------------------------------------------------------------------
@@ -264,6 +306,8 @@ class PromptGateway:
             No answer in time (504).
         InvalidOutputError
             The answer failed the output schema twice (502, the problems listed).
+        GuardrailUnavailableError
+            A guardrail could not judge the call and its policy blocks then (503).
         ProviderError
             Any other provider failure (502).
         """
@@ -283,9 +327,9 @@ class PromptGateway:
             prompt=name,
             version=version,
             variant=_ANSWERED[variant],
-            text=call.text if call.spec.output_schema is None else None,
-            output=call.output,
-            stop_reason=call.stop_reason,
+            text=call.reply(),
+            output=call.output if call.guardrail is None else None,
+            stop_reason=call.stop_reason if call.guardrail is None else _GUARDRAIL_STOP,
             usage=InvokeUsage.model_construct(
                 input_tokens=call.input_tokens, output_tokens=call.output_tokens
             ),
@@ -295,6 +339,7 @@ class PromptGateway:
             attempts=call.attempts,
             repaired=call.repaired,
             request_id=request_id,
+            guardrail=call.guardrail,
         )
 
     def flush(self, timeout: float = 30.0) -> None:
@@ -333,17 +378,42 @@ class PromptGateway:
         return provider
 
     def _run(self, call: _Call, variables: Mapping[str, object]) -> None:
-        """Render, call, check (one repair at most); the answer lands in ``call``."""
+        """Render, guard the input, call, check (one repair at most), guard the answer;
+        the answer lands in ``call``."""
         spec = call.spec
         rendered = render(spec, variables)
         call.rendered_sha256 = rendered.sha256
+        judges = self._judges_of(call)
+        context = _context_variable(call)
+        if judges is not None and self._guard(
+            call, "input", judges.input, lambda: input_item(variables, skip=context)
+        ):
+            return
         provider = self._provider(spec)
         request = request_for(spec, rendered)
         completion = self._complete(call, provider, request, estimate_input_tokens(rendered))
         call.text, call.stop_reason = completion.text, completion.stop_reason.value
         schema = spec.output_schema
-        if schema is None:
-            return
+        if schema is not None:
+            self._check_output(call, provider, request, completion, schema)
+        if judges is not None:
+            answer = call.text or ""
+            self._guard(
+                call,
+                "output",
+                judges.output,
+                lambda: output_item(answer, variables, context_variable=context),
+            )
+
+    def _check_output(
+        self,
+        call: _Call,
+        provider: CompletionProvider,
+        request: CompletionRequest,
+        completion: Completion,
+        schema: Mapping[str, Any],
+    ) -> None:
+        """Parse and check the answer against the output schema (one repair at most)."""
         value, problems = read_output(completion.text, schema)
         if problems:
             call.repair_retries = 1
@@ -361,6 +431,37 @@ class PromptGateway:
                 raise _invalid(problems, " after one repair retry")
             call.repaired = True
         call.output_valid, call.output = True, value
+
+    def _judges_of(self, call: _Call) -> GuardrailJudges | None:
+        """The judges of ``call``'s guardrails (built on the prompt's first call)."""
+        policy = call.guardrails
+        if policy is None:
+            return None
+        judges = self._judges.get(call.name)
+        if judges is None:  # a race builds them twice, harmlessly: the policy is fixed
+            judges = self._judges[call.name] = self._make_judges(policy)
+        return judges
+
+    def _guard(
+        self,
+        call: _Call,
+        stage: Literal["input", "output"],
+        evaluators: tuple[Evaluator, ...],
+        item: Callable[[], EvaluationInput],
+    ) -> bool:
+        """Judge one stage; ``True`` when it blocked (``call.guardrail`` says how)."""
+        policy = call.guardrails
+        if not evaluators or policy is None:
+            return False
+        try:
+            outcome = judge(stage, evaluators, item())
+        except GuardrailUnavailableError:
+            if policy.on_error == "block":
+                raise
+            call.guardrail_failures += 1  # let through unjudged, counted
+            return False
+        call.guardrail = outcome
+        return outcome is not None
 
     def _complete(
         self,
@@ -430,7 +531,8 @@ class PromptGateway:
             status, code = 500, INTERNAL_ERROR_CODE
         latency_ms = (self._timer() - started) * 1000.0
         capture = self.capture
-        if capture is not None and call.called:
+        blocked = call.guardrail
+        if capture is not None and (call.called or blocked is not None):
             capture.submit(
                 CapturedCall(
                     request_id=request_id,
@@ -452,6 +554,7 @@ class PromptGateway:
                     repaired=call.repaired,
                     status=status,
                     error=code,
+                    guardrail=None if blocked is None else blocked.model_dump(mode="json"),
                 )
             )
         self.metrics.call_finished(
@@ -470,6 +573,9 @@ class PromptGateway:
                 repair_retries=call.repair_retries,
                 capture_lost=capture.take_failures() if capture is not None else 0,
                 settle_failures=call.settle_failures,
+                guarded=call.guardrails is not None,
+                guardrail_stage=None if blocked is None else blocked.stage,
+                guardrail_failures=call.guardrail_failures,
             )
         )
         return latency_ms
@@ -503,6 +609,15 @@ class PromptGateway:
     def _skipped(self, call: _Call, reason: str) -> None:
         with contextlib.suppress(Exception):  # metrics never break a background thread
             self.metrics.shadow_skipped(call.name, call.version, reason)
+
+
+def _context_variable(call: _Call) -> str | None:
+    """The variable holding the call's context: the output guardrail's, else the
+    answering version's ``evaluation.context_variable``."""
+    policy = call.guardrails
+    named = policy.output.context_variable if policy and policy.output else None
+    evaluation = call.spec.evaluation
+    return named or (evaluation.context_variable if evaluation is not None else None)
 
 
 def _repair_request(

@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from flywheel.llm.guardrails import GuardrailOutcome
 from flywheel.models import Frozen
 
 __all__ = [
@@ -93,3 +94,11 @@ class InvokeResponse(Frozen):
     #: Whether the answer came from the one repair retry after an output-schema failure.
     repaired: bool
     request_id: str
+    #: Set when a guardrail blocked the input or the answer: ``text`` is then the
+    #: prompt's configured message and ``stop_reason`` is ``guardrail_intervened``
+    #: (absent from the JSON otherwise).
+    guardrail: GuardrailOutcome | None = Field(
+        default=None,
+        description="Present when a guardrail blocked the input or the answer; the text is "
+        "then the prompt's configured message.",
+    )

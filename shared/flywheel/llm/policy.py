@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Annotated
 from pydantic import Field, field_validator, model_validator
 
 from flywheel.llm.budgets import TEAM_TAG, BudgetLimits, BudgetPolicy
+from flywheel.llm.guardrails import GuardrailPolicy
 from flywheel.models import Frozen
 from flywheel.registry.models import validate_model_name
 
@@ -132,13 +133,15 @@ class PromptAlarms(Frozen):
 
 
 class PromptPolicy(Frozen):
-    """One prompt's budget, teams, capture policy and canary alarms."""
+    """One prompt's budget, teams, capture policy, canary alarms and guardrails."""
 
     #: Team tags its calls are charged to (each team's budget, if any, applies).
     teams: tuple[str, ...] = Field(default=(), max_length=8)
     budget: BudgetLimits | None = None
     capture: CapturePolicy = CapturePolicy()
     alarms: PromptAlarms = PromptAlarms()
+    #: Input and output guardrails in the gateway's request path (``None``: none).
+    guardrails: GuardrailPolicy | None = None
 
     @field_validator("teams")
     @classmethod

@@ -122,12 +122,22 @@ INVOKE_ERROR_RESPONSES: dict[int, str] = {
         "The provider failed, or its answer failed the version's output schema after the "
         "one repair retry (the validation error in the body)"
     ),
+    503: (
+        "The prompt's guardrail could not judge the input or the answer (its evaluator "
+        "failed or throttled) and its policy blocks then (guardrail_unavailable); nothing "
+        "unjudged is shown. A guardrail that blocks answers 200 with its message and a "
+        "guardrail object instead"
+    ),
     504: "The provider did not answer in time (only the usage it reported is charged)",
 }
 #: OpenAPI ``responses`` of the prompts route: the answer and every documented error.
 INVOKE_RESPONSES: dict[int | str, Any] = {
     200: {
-        "description": "The answer, the version and variant that gave it, and its cost",
+        "description": (
+            "The answer, the version and variant that gave it, and its cost; when a "
+            "guardrail blocked the input or the answer, the prompt's message as text and "
+            "the guardrail object"
+        ),
         "content": {"application/json": {"model": InvokeResponse}},
     },
     **{
