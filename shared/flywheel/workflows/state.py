@@ -206,6 +206,18 @@ class TrainResult(ResultModel):
     timings: dict[str, float] = Field(default_factory=dict)
 
 
+class TrainingJobResult(ResultModel):
+    """``$.training_job.Payload``: the Train step handed to an engine's job (ADR 85).
+
+    The job reads the state from ``input`` (verified by its SHA-256) and writes its
+    :class:`TrainResult` to ``result_key``, which CollectTrainingJob reads back.
+    """
+
+    job_name: str
+    input: ArtifactRef
+    result_key: str
+
+
 class ModelScore(ResultModel):
     """One model's metrics on the run's holdout."""
 
@@ -362,6 +374,8 @@ class TrainingState(StateModel):
     lock: TaskResult[LockResult] | None = None
     validation: TaskResult[ValidationResult] | None = None
     training_set: TaskResult[TrainingSetResult] | None = None
+    #: Set when the model trains on AWS Batch or SageMaker (the job's input and result).
+    training_job: TaskResult[TrainingJobResult] | None = None
     training: TaskResult[TrainResult] | None = None
     evaluation: TaskResult[EvaluationResult] | None = None
     gate: TaskResult[GateResult] | None = None
