@@ -76,6 +76,8 @@ class TaskError(StateModel):
         --------
         >>> TaskError(Error="X", Cause='{"errorMessage": "boom", "stackTrace": []}').message
         'boom'
+        >>> TaskError(Error="States.TaskFailed", Cause='{"FailureReason": "AlgorithmError: x"}').message
+        'AlgorithmError: x'
         """
         text = self.cause or ""
         try:
@@ -83,7 +85,15 @@ class TaskError(StateModel):
         except ValueError:
             parsed = None
         if isinstance(parsed, dict):
-            text = str(parsed.get("errorMessage") or parsed.get("message") or "")
+            # A handler's error, else a finished job's (Step Functions passes the job's
+            # description: SageMaker's FailureReason, Batch's StatusReason).
+            text = str(
+                parsed.get("errorMessage")
+                or parsed.get("message")
+                or parsed.get("FailureReason")
+                or parsed.get("StatusReason")
+                or ""
+            )
         return text[:MAX_ERROR_TEXT]
 
     @property
