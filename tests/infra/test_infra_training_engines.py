@@ -211,6 +211,23 @@ def test_the_state_machine_may_run_exactly_these_jobs(engines: Synth) -> None:
     assert states["CollectTrainingJob"]["Next"] == "Evaluate"
 
 
+def test_the_engines_definition_loads_on_moto_and_its_job_steps_have_own_roles(
+    engines: Synth,
+) -> None:
+    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+
+    program, _ = AmazonStateLanguageParser.parse(json.dumps(_definition(engines)))
+    assert program is not None
+    roles = set()
+    for step in ("prepare-training-job", "collect-training-job", "train"):
+        _, function = function_by_name(engines, f"{engines.prefix}-training-{step}")
+        assert function["Properties"]["ImageConfig"]["Command"] == [
+            f"training_steps.handler.{step.replace('-', '_')}"
+        ]
+        roles.add(function["Properties"]["Role"]["Fn::GetAtt"][0])
+    assert len(roles) == 3
+
+
 def test_a_lambda_only_stage_is_unchanged_by_the_engines(
     dev: Synth, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
