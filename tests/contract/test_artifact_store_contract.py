@@ -258,4 +258,3 @@ def test_locate_pins_the_latest_version_of_a_key_with_its_stored_digest(kit: Sto
     assert kit.store.get_json(found) == {"run": 2}
     # And a key nobody wrote is not found (no error: the caller decides)
     assert kit.store.locate("training-jobs/churn/run-2/result.json") is None
-

@@ -76,7 +76,8 @@ class TaskError(StateModel):
         --------
         >>> TaskError(Error="X", Cause='{"errorMessage": "boom", "stackTrace": []}').message
         'boom'
-        >>> TaskError(Error="States.TaskFailed", Cause='{"FailureReason": "AlgorithmError: x"}').message
+        >>> failed_job = '{"FailureReason": "AlgorithmError: x"}'
+        >>> TaskError(Error="States.TaskFailed", Cause=failed_job).message
         'AlgorithmError: x'
         """
         text = self.cause or ""
