@@ -11,8 +11,7 @@ and has no Bedrock ``Converse``. :class:`LocalRuntime` bridges exactly those gap
   targets, with the rule's input transformer applied;
 - schedules, ``Wait`` states and back-offs use a :class:`~flywheel.local.clock.SimulatedClock`;
 - ``Converse`` is answered by the local stand-in (:mod:`flywheel.local.bedrock`);
-- ``.sync`` tasks of models that train on AWS Batch or SageMaker run the training image's
-  ``train`` command in-process (:mod:`flywheel.local.training_jobs`).
+- Batch and SageMaker ``.sync`` training jobs run in-process (:mod:`.training_jobs`).
 """
 
 from __future__ import annotations
