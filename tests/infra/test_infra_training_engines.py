@@ -247,3 +247,33 @@ def test_a_lambda_only_stage_is_unchanged_by_the_engines(
     states = _definition(dev)["States"]
     assert states["BuildTrainingSet"]["Next"] == "Train"
     assert not {"TrainingEngine", "PrepareTrainingJob", "CollectTrainingJob"} & set(states)
+
+
+def test_the_image_runs_the_job_for_train_and_hands_lambda_its_handler(tmp_path: Path) -> None:
+    import re
+    import subprocess
+
+    # The entrypoint the Dockerfile writes, with the two programs it starts recorded
+    dockerfile = Path(__file__).parents[2] / "infra" / "layers" / "training" / "Dockerfile"
+    match = re.search(r"RUN printf '(.+?)'", dockerfile.read_text())
+    assert match is not None
+    script = match.group(1).replace("\\n", "\n")
+    record = tmp_path / "started"
+    for program in ("python3", "lambda-entrypoint.sh"):
+        stub = tmp_path / program
+        stub.write_text(f'#!/bin/sh\necho "{program} $* in $PWD" > {record}\n')
+        stub.chmod(0o755)
+    script = script.replace("/var/lang/bin/python3", str(tmp_path / "python3"))
+    script = script.replace("/lambda-entrypoint.sh", str(tmp_path / "lambda-entrypoint.sh"))
+    entrypoint = tmp_path / "flywheel-entrypoint"
+    entrypoint.write_text(script)
+    entrypoint.chmod(0o755)
+    (tmp_path / "task").mkdir()
+    env = {"PATH": "/usr/bin:/bin", "LAMBDA_TASK_ROOT": str(tmp_path / "task")}
+
+    # Batch and SageMaker: `train` runs the job module from the task root
+    subprocess.run([str(entrypoint), "train"], env=env, check=True)
+    assert record.read_text().strip() == f"python3 -m training_steps.job in {tmp_path / 'task'}"
+    # Lambda: the handler goes to the base image's entrypoint, untouched
+    subprocess.run([str(entrypoint), "training_steps.handler.train"], env=env, check=True)
+    assert record.read_text().startswith("lambda-entrypoint.sh training_steps.handler.train")
