@@ -247,8 +247,20 @@ class TrainingEngines(Construct):
                 ],
             )
         )
-        # Output, checkpoints and the ML storage volume are encrypted with the stage key.
+        # Output, checkpoints and the ML storage volume are encrypted with the stage key;
+        # the volume's encryption is a grant SageMaker creates with this role.
         self._data.key.grant_encrypt_decrypt(role)
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="TrainingVolumeKeyGrant",
+                actions=["kms:CreateGrant", "kms:DescribeKey"],
+                resources=[stack.format_arn(service="kms", resource="key", resource_name="*")],
+                conditions={
+                    "ForAnyValue:StringEquals": {"kms:ResourceAliases": ctx.naming.data_key_alias},
+                    "Bool": {"kms:GrantIsForAWSResource": "true"},
+                },
+            )
+        )
         if settings.spot:
             self._data.artifacts.grant_read_write(role, f"checkpoints/{model}/*")
         self._data.artifacts.grant_put(role, f"training-jobs/{model}/output/*")

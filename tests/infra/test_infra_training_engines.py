@@ -168,6 +168,16 @@ def test_the_sagemaker_state_names_the_same_image_its_instance_and_spot(engines:
     assert parameters["Environment"]["FLYWHEEL_RECORDS_CAPABILITY"] == "training-runs"
     assert "FLYWHEEL_TRAINING_JOB_INPUT.$" in parameters["Environment"]
     assert parameters["RoleArn"] == _roles(engines)["TrainingEnginesSageMakerDiabetesRole"]
+    # The role may have the stage key grant the volume's encryption to SageMaker only
+    (grant,) = [
+        s
+        for s in _statements(engines, "TrainingEnginesSageMakerDiabetesRole")
+        if s.get("Sid") == "TrainingVolumeKeyGrant"
+    ]
+    assert grant["Condition"]["Bool"] == {"kms:GrantIsForAWSResource": "true"}
+    assert grant["Condition"]["ForAnyValue:StringEquals"] == {
+        "kms:ResourceAliases": f"alias/{engines.prefix}-data"
+    }
 
 
 def _roles(synth: Synth) -> dict[str, str]:
