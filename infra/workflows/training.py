@@ -11,8 +11,9 @@
     any error -> ReleaseRunLockAfterFailure -> RecordFailure -> TrainingFailed (Fail)
 
 ``Train`` trains, converts to ONNX and checks parity in one step, so no pickle ever
-crosses a state boundary. ``release_run_lock`` must only release a lock held by this
-execution (``$.run.execution_id``), which makes releasing after any failure safe.
+crosses a state boundary (on AWS Batch or SageMaker: :mod:`.training_engines`).
+``release_run_lock`` must only release a lock held by this execution
+(``$.run.execution_id``), which makes releasing after any failure safe.
 
 Input (from the EventBridge rules, or ``aws stepfunctions start-execution``)::
 
