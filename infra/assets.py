@@ -24,7 +24,7 @@ import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from aws_cdk import (
     Annotations,
@@ -38,6 +38,9 @@ from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_lambda as lambda_
 
 from infra.build_assets import AssetsError, Sources, build_problems, default_build_dir
+
+if TYPE_CHECKING:
+    from constructs import Construct
 
 STUB_ASSETS_DIR = Path(__file__).resolve().parent / "stub_assets"
 STUB_LAYER_DIR = STUB_ASSETS_DIR / "layer"
@@ -137,6 +140,22 @@ class Assets:
         return lambda_.DockerImageCode.from_image_asset(
             str(context),
             cmd=[handler],
+            platform=ecr_assets.Platform.LINUX_AMD64,
+            exclude=CODE_EXCLUDES,
+        )
+
+    def image_asset(
+        self, scope: Construct, construct_id: str, image: str
+    ) -> ecr_assets.DockerImageAsset:
+        """The same image as :meth:`image_code`'s, for AWS Batch and SageMaker (ADR 85): the
+        same context and options give the same asset hash, so one image is built and pushed
+        and every engine runs it."""
+        self.guard(Stack.of(scope))
+        context = STUB_IMAGE_DIR if self.is_stub else self.build_dir / image
+        return ecr_assets.DockerImageAsset(
+            scope,
+            construct_id,
+            directory=str(context),
             platform=ecr_assets.Platform.LINUX_AMD64,
             exclude=CODE_EXCLUDES,
         )

@@ -111,6 +111,9 @@ TRAINING_STEPS = (
     "request_approval",
     "release_run_lock",
 )
+#: The steps around a Train step that runs on AWS Batch or SageMaker (ADR 85): created
+#: only in stages with a model whose ``training.engine`` is not ``lambda``.
+TRAINING_JOB_STEPS = ("prepare_training_job", "collect_training_job")
 PROMOTION_STEPS = (
     "evaluate_candidate",
     "publish_version",
@@ -249,7 +252,7 @@ def _functions() -> dict[str, FunctionSpec]:
             image="training",
         ),
     ]
-    for step in TRAINING_STEPS:
+    for step in (*TRAINING_STEPS, *TRAINING_JOB_STEPS):
         heavy = step in HEAVY_TRAINING_STEPS
         specs.append(
             FunctionSpec(

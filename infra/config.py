@@ -88,6 +88,14 @@ class StageConfig(StageSettings):
         clashes = sorted(set(names) & set(self.llm.prompts))
         if clashes:
             raise ValueError(f"llm: prompts {clashes} have the names of models")
+        for model in self.models:
+            job = model.training.timeout_seconds
+            if job is not None and job > self.training_timeout_hours * 3600:
+                raise ValueError(
+                    f"models: {model.name}'s training.{model.training.engine} job may run "
+                    f"{job // 60} minutes, longer than the stage's training_timeout_hours "
+                    f"({self.training_timeout_hours}): the workflow would time out first"
+                )
         return self
 
     @property

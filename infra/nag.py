@@ -67,6 +67,8 @@ RESOURCELESS_ACTIONS: dict[str, str] = {
     "logs:PutResourcePolicy": "Step Functions log delivery",
     "logs:DescribeResourcePolicies": "Step Functions log delivery",
     "logs:DescribeLogGroups": "Step Functions log delivery",
+    "ecr:GetAuthorizationToken": "ECR registry login (the image pull itself is per repository)",
+    "batch:DescribeJobs": "Batch job status (what Step Functions' .sync integration polls)",
 }
 
 #: Action wildcards that CDK grants use; each expands to a small, fixed family.
@@ -206,6 +208,45 @@ def _executions_reason(finding: str, _statement: dict[str, Any]) -> str:
     return (
         f"Executions of {match['machine']} only: execution ARNs end in a name chosen at run "
         "time, so they cannot be listed in advance."
+    )
+
+
+_JOB_DEFINITION_REVISIONS = re.compile(
+    rf"^Resource::arn:{_PARTITION}:batch:.*:job-definition/(?P<name>[^:*]+):\*$"
+)
+_BATCH_JOBS = re.compile(rf"^Resource::arn:{_PARTITION}:batch:.*:job/\*$")
+_TRAINING_JOBS = re.compile(
+    rf"^Resource::arn:{_PARTITION}:sagemaker:.*:training-job/(?P<model>[a-z0-9-]+)-\*$"
+)
+#: The Step Functions role and the engines' roles of the training workflow (ADR 85).
+_TRAINING_ENGINES = re.compile(r"(^|/)Training/(Engines|Workflow/StateMachine)/")
+
+
+def _training_job(finding: str, statement: dict[str, Any]) -> bool:
+    if finding == "Resource::*":
+        return statement.get("Sid") == "TrainingJobNetworkInterfaces"
+    return any(p.match(finding) for p in (_JOB_DEFINITION_REVISIONS, _BATCH_JOBS, _TRAINING_JOBS))
+
+
+def _training_job_reason(finding: str, _statement: dict[str, Any]) -> str:
+    if finding == "Resource::*":
+        return (
+            "SageMaker creates, describes and deletes the training instance's network "
+            "interfaces in the model's subnets; their ids exist only once the job runs."
+        )
+    if match := _JOB_DEFINITION_REVISIONS.match(finding):
+        return (
+            f"Revisions of job definition {match['name']} only: each deploy that changes it "
+            "adds a revision, and the workflow submits the latest."
+        )
+    if match := _TRAINING_JOBS.match(finding):
+        return (
+            f"Training jobs of model {match['model']} only: each run's job is named "
+            "<model>-<digest of the execution> at run time."
+        )
+    return (
+        "TerminateJob on this account's Batch jobs: job ARNs hold ids Batch assigns at "
+        "submit; Step Functions stops the run's own job when the state times out or stops."
     )
 
 
@@ -353,6 +394,9 @@ WILDCARD_JUSTIFICATIONS: tuple[WildcardJustification, ...] = (
         "bootstrap-roles-by-tag", _bootstrap_roles_by_tag, _bootstrap_roles_by_tag_reason
     ),
     WildcardJustification("bedrock-guardrails", _guardrails, _guardrails_reason),
+    WildcardJustification(
+        "training-engine-jobs", _training_job, _training_job_reason, _TRAINING_ENGINES
+    ),
 )
 
 

@@ -65,6 +65,20 @@ def train(event: dict[str, Any]) -> BaseModel:
 
 
 @_step
+def prepare_training_job(event: dict[str, Any]) -> BaseModel:
+    """Models that train on AWS Batch or SageMaker: store the job's input (ADR 85)."""
+    return _steps().prepare_training_job(TrainingState.model_validate(event))
+
+
+@_step
+def collect_training_job(event: dict[str, Any]) -> BaseModel:
+    """After the job: its result, where Train's would be (``$.training.Payload``)."""
+    result = _steps().collect_training_job(TrainingState.model_validate(event))
+    metrics.add_metric("TrainingJobCollected", MetricUnit.Count, 1)
+    return result
+
+
+@_step
 def evaluate(event: dict[str, Any]) -> BaseModel:
     return _steps().evaluate(TrainingState.model_validate(event))
 

@@ -6,10 +6,12 @@ from typing import TYPE_CHECKING
 
 from constructs import Construct
 
-from infra.catalog import FUNCTIONS, TRAINING_STEPS, training_function_key
+from infra.catalog import FUNCTIONS, TRAINING_JOB_STEPS, TRAINING_STEPS, training_function_key
+from infra.constructs.data_refs import RECORDS_WRITER
 from infra.constructs.events_access import SOURCE_WORKFLOWS, grant_put_events
 from infra.constructs.function import FlywheelFunction
 from infra.constructs.state_machine import WorkflowStateMachine
+from infra.constructs.training_engines import TrainingEngines
 from infra.workflows.training import TrainingTimeouts, training_definition
 
 if TYPE_CHECKING:
@@ -48,6 +50,10 @@ ACCESS: dict[str, dict[str, object]] = {
     "register": {"registry": "write", "reads": [("artifacts", "models/")]},
     "request_approval": {"registry": "write"},
     "release_run_lock": {"registry": "write"},
+    # Only in stages with a model on AWS Batch or SageMaker (ADR 85): the job's input
+    # (the state) and its result.
+    "prepare_training_job": {"registry": "read", "writes": [("artifacts", "training-jobs/")]},
+    "collect_training_job": {"registry": "read", "reads": [("artifacts", "training-jobs/")]},
 }
 #: Steps that put events on the project bus, with their own source (only this one:
 #: ``ApprovalRequested``, which notifies the approvers).
@@ -74,8 +80,9 @@ class TrainingWorkflow(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         cfg = ctx.config
+        engine_models = [m for m in cfg.models if m.training.engine != "lambda"]
         self.steps: dict[str, FlywheelFunction] = {}
-        for step in TRAINING_STEPS:
+        for step in (*TRAINING_STEPS, *(TRAINING_JOB_STEPS if engine_models else ())):
             spec = FUNCTIONS[training_function_key(step)]
             heavy = spec.memory_mb > 1024
             fn = FlywheelFunction(
@@ -97,6 +104,21 @@ class TrainingWorkflow(Construct):
         arns["record_failure"] = record_failure.function_arn
         timeouts = {step: fn.spec.timeout_seconds for step, fn in self.steps.items()}
         timeouts["record_failure"] = FUNCTIONS["promotion-record-failure"].timeout_seconds
+        #: The job resources of models that train on AWS Batch or SageMaker (else ``None``).
+        self.engines: TrainingEngines | None = None
+        if engine_models:
+            self.engines = TrainingEngines(
+                self,
+                "Engines",
+                ctx=ctx,
+                data=data,
+                models=engine_models,
+                environment={
+                    **self.steps["train"].environment,
+                    "FLYWHEEL_RECORDS_WRITER": ctx.naming.function(RECORDS_WRITER),
+                    "FLYWHEEL_RECORDS_CAPABILITY": "training-runs",
+                },
+            )
         self.workflow = WorkflowStateMachine(
             self,
             "Workflow",
@@ -110,10 +132,13 @@ class TrainingWorkflow(Construct):
                     approval_heartbeat=cfg.approval_heartbeat_seconds,
                     functions=timeouts,
                 ),
+                self.engines.jobs if self.engines is not None else None,
             ),
             functions=[fn.function for fn in self.steps.values()] + [record_failure],
         )
         self.machine = self.workflow.machine
+        if self.engines is not None:
+            self.engines.grant_start(self.machine)
 
     @staticmethod
     def _grant(step: str, fn: lambda_.Function, data: DataRefs) -> None:

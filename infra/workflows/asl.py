@@ -16,7 +16,8 @@ Conventions every Task follows (checked by ``tests/infra``):
 - ``Catch`` of ``States.ALL`` into ``$.error`` and on to the failure path;
 - a ``TimeoutSeconds`` a little above the function's own timeout.
 
-No JSONata, no ``Assign``/variables, no nested ``states:startExecution``.
+No JSONata, no ``Assign``/variables, no nested ``states:startExecution``. The only other
+Tasks are the training jobs' ``.sync`` states (:mod:`infra.workflows.training_engines`).
 """
 
 from __future__ import annotations

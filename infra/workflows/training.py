@@ -11,8 +11,9 @@
     any error -> ReleaseRunLockAfterFailure -> RecordFailure -> TrainingFailed (Fail)
 
 ``Train`` trains, converts to ONNX and checks parity in one step, so no pickle ever
-crosses a state boundary. ``release_run_lock`` must only release a lock held by this
-execution (``$.run.execution_id``), which makes releasing after any failure safe.
+crosses a state boundary (on AWS Batch or SageMaker: :mod:`.training_engines`).
+``release_run_lock`` must only release a lock held by this execution
+(``$.run.execution_id``), which makes releasing after any failure safe.
 
 Input (from the EventBridge rules, or ``aws stepfunctions start-execution``)::
 
@@ -33,6 +34,7 @@ from infra.workflows.asl import (
     run_context,
     succeed,
 )
+from infra.workflows.training_engines import EngineJob, engine_states
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -50,6 +52,12 @@ STEPS: dict[str, tuple[str, str]] = {
 REQUIRED_FUNCTIONS = frozenset(
     [*(fn for fn, _ in STEPS.values()), "request_approval", "release_run_lock", "record_failure"]
 )
+#: The states around a Train step on AWS Batch or SageMaker (ADR 85).
+JOB_STEPS: dict[str, tuple[str, str]] = {
+    "PrepareTrainingJob": ("prepare_training_job", "training_job"),
+    "CollectTrainingJob": ("collect_training_job", "training"),
+}
+JOB_FUNCTIONS = frozenset(fn for fn, _ in JOB_STEPS.values())
 APPROVAL_REJECTED_ERROR = "ApprovalRejected"
 
 
@@ -67,14 +75,24 @@ class TrainingTimeouts:
         return self.functions[function] + 30
 
 
-def training_definition(functions: Mapping[str, str], timeouts: TrainingTimeouts) -> State:
-    """The training state machine; ``functions`` maps step names to Lambda ARNs."""
-    missing = REQUIRED_FUNCTIONS - set(functions)
+def training_definition(
+    functions: Mapping[str, str],
+    timeouts: TrainingTimeouts,
+    jobs: Mapping[str, EngineJob] | None = None,
+) -> State:
+    """The training state machine; ``functions`` maps step names to Lambda ARNs.
+
+    ``jobs``: the models whose Train step runs on AWS Batch or SageMaker, each with its
+    job (:mod:`infra.workflows.training_engines`); without any, the machine is exactly
+    the Lambda-only one.
+    """
+    required = REQUIRED_FUNCTIONS | (JOB_FUNCTIONS if jobs else frozenset())
+    missing = required - set(functions)
     if missing:
         raise ValueError(f"missing functions: {sorted(missing)}")
 
     def task(name: str, next_state: str, on_error: str = "ReleaseRunLockAfterFailure") -> State:
-        function, result_key = STEPS[name]
+        function, result_key = STEPS.get(name) or JOB_STEPS[name]
         return lambda_task(
             functions[function],
             result_key=result_key,
@@ -121,7 +139,7 @@ def training_definition(functions: Mapping[str, str], timeouts: TrainingTimeouts
         },
         "Suppressed": succeed("Trigger suppressed by cooldown or deduplication."),
         "ValidateData": task("ValidateData", "BuildTrainingSet"),
-        "BuildTrainingSet": task("BuildTrainingSet", "Train"),
+        "BuildTrainingSet": task("BuildTrainingSet", "TrainingEngine" if jobs else "Train"),
         "Train": task("Train", "Evaluate"),
         "Evaluate": task("Evaluate", "Gate"),
         "Gate": task("Gate", "GatePassed"),
@@ -168,6 +186,16 @@ def training_definition(functions: Mapping[str, str], timeouts: TrainingTimeouts
         "RecordFailure": record_failure,
         "TrainingFailed": fail("TrainingFailed", "A training step failed; see $.error."),
     }
+    if jobs:
+        states.update(
+            engine_states(
+                jobs,
+                prepare=task("PrepareTrainingJob", "TrainingJob"),
+                collect=task("CollectTrainingJob", "Evaluate"),
+                on_error="ReleaseRunLockAfterFailure",
+                lambda_train="Train",
+            )
+        )
     return {
         "Comment": "Flywheel training: lock, validate, build, train+ONNX, evaluate, gate, "
         "register, human approval.",

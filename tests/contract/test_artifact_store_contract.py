@@ -245,3 +245,16 @@ def test_refs_from_another_store_are_refused(kit: StoreKit):
     with pytest.raises(InvalidInputError) as caught:
         kit.store.get(kit.foreign_ref)
     assert caught.value.field == "uri"
+
+
+def test_locate_pins_the_latest_version_of_a_key_with_its_stored_digest(kit: StoreKit):
+    # Given a key written twice by another process (nobody holds the refs)
+    kit.store.put_json("training-jobs/churn/run-1/result.json", {"run": 1})
+    latest = kit.store.put_json("training-jobs/churn/run-1/result.json", {"run": 2})
+
+    # Then locate finds the latest version, as put described it, and get verifies it
+    found = kit.store.locate("training-jobs/churn/run-1/result.json")
+    assert found == latest
+    assert kit.store.get_json(found) == {"run": 2}
+    # And a key nobody wrote is not found (no error: the caller decides)
+    assert kit.store.locate("training-jobs/churn/run-2/result.json") is None

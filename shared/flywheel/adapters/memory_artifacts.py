@@ -5,13 +5,15 @@ from __future__ import annotations
 import threading
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-from flywheel.artifacts.ports import BaseArtifactStore, validate_key
+from flywheel.artifacts.ports import (
+    BaseArtifactStore,
+    artifact_format,
+    sha256_hex,
+    validate_key,
+)
 from flywheel.errors import ArtifactNotFoundError, InvalidInputError
-
-if TYPE_CHECKING:
-    from flywheel.registry.models import ArtifactRef
+from flywheel.registry.models import ArtifactRef
 
 __all__ = ["MEMORY_SCHEME", "InMemoryArtifactStore"]
 
@@ -57,6 +59,22 @@ class InMemoryArtifactStore(BaseArtifactStore):
         key = _key_of(ref)
         with self._lock:
             return self._find(key, ref.version_id) is not None
+
+    def locate(self, key: str) -> ArtifactRef | None:
+        """The latest version of ``key`` (see :meth:`BaseArtifactStore.locate`)."""
+        with self._lock:
+            version = self._find(validate_key(key), None)
+            if version is None:
+                return None
+            data = version.data
+            version_id = version.version_id
+        return ArtifactRef(
+            uri=MEMORY_SCHEME + key,
+            version_id=version_id,
+            sha256=sha256_hex(data),
+            size_bytes=len(data),
+            format=artifact_format(key),
+        )
 
     def tamper(self, ref: ArtifactRef, data: bytes) -> None:
         """Test hook: replace the bytes of the version ``ref`` pins, in place.

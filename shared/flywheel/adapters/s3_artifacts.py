@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError, FlexibleChecksumError
 
-from flywheel.artifacts.ports import BaseArtifactStore, validate_key
+from flywheel.artifacts.ports import BaseArtifactStore, artifact_format, validate_key
 from flywheel.errors import (
     ArtifactError,
     ArtifactIntegrityError,
@@ -17,6 +17,7 @@ from flywheel.errors import (
     FlywheelError,
     InvalidInputError,
 )
+from flywheel.registry.models import ArtifactRef
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -25,8 +26,6 @@ if TYPE_CHECKING:
         HeadObjectRequestTypeDef,
         PutObjectRequestTypeDef,
     )
-
-    from flywheel.registry.models import ArtifactRef
 
 __all__ = ["S3ArtifactStore"]
 
@@ -148,6 +147,45 @@ class S3ArtifactStore(BaseArtifactStore):
                 details={"uri": uri, "operation": "put"},
             )
         return uri, response.get("VersionId")
+
+    def locate(self, key: str) -> ArtifactRef | None:
+        """The latest version of ``key`` with the SHA-256 S3 stored at put (``HeadObject``
+        with checksum mode); ``None`` when the key does not exist.
+
+        Raises
+        ------
+        ArtifactIntegrityError
+            The object has no SHA-256 checksum (it was not written by this store).
+        """
+        object_key = f"{self._prefix}/{validate_key(key)}" if self._prefix else validate_key(key)
+        uri = f"s3://{self._bucket}/{object_key}"
+        request: HeadObjectRequestTypeDef = {
+            "Bucket": self._bucket,
+            "Key": object_key,
+            "ChecksumMode": "ENABLED",
+        }
+        try:
+            response = self._client.head_object(**request)
+        except ClientError as err:
+            if _error_code(err) in _NOT_FOUND_CODES:
+                return None
+            _raise_mapped(err, uri, "locate")
+        except BotoCoreError as err:
+            _raise_mapped(err, uri, "locate")
+        checksum = response.get("ChecksumSHA256")
+        if not checksum:
+            raise ArtifactIntegrityError(
+                f"artifact {uri} has no SHA-256 checksum: it was not written by Flywheel",
+                field="sha256",
+                details={"uri": uri, "operation": "locate"},
+            )
+        return ArtifactRef(
+            uri=uri,
+            version_id=response.get("VersionId"),
+            sha256=base64.b64decode(checksum).hex(),
+            size_bytes=int(response["ContentLength"]),
+            format=artifact_format(key),
+        )
 
     def _read(self, ref: ArtifactRef) -> bytes:
         key = self._key_of(ref)

@@ -76,6 +76,11 @@ class ArtifactStore(Protocol):
         """Whether the pinned version is present (content is checked only by :meth:`get`)."""
         ...
 
+    def locate(self, key: str) -> ArtifactRef | None:
+        """A ref pinning the latest version of ``key`` (its SHA-256 as the store recorded it
+        at put), or ``None``: for artifacts another process wrote whose ref nobody holds."""
+        ...
+
 
 def validate_key(key: str) -> str:
     """Check an artifact key and return it unchanged.
@@ -335,6 +340,22 @@ class BaseArtifactStore(ABC):
         """Whether the pinned version (or, without a version id, the key) is present."""
 
     @abstractmethod
+    def locate(self, key: str) -> ArtifactRef | None:
+        """A ref to the latest version of ``key`` with the SHA-256 recorded at put (not
+        re-hashed here: :meth:`get` verifies the bytes), or ``None`` when there is none.
+
+        Examples
+        --------
+        >>> from flywheel.adapters.memory_artifacts import InMemoryArtifactStore
+        >>> store = InMemoryArtifactStore()
+        >>> store.locate("jobs/result.json") is None
+        True
+        >>> ref = store.put_json("jobs/result.json", {"ok": True})
+        >>> store.locate("jobs/result.json") == ref
+        True
+        """
+
+    @abstractmethod
     def _write(
         self, key: str, data: bytes, *, content_type: str, sha256: str
     ) -> tuple[str, str | None]:
@@ -343,6 +364,17 @@ class BaseArtifactStore(ABC):
     @abstractmethod
     def _read(self, ref: ArtifactRef) -> bytes:
         """Fetch the pinned version's bytes (unverified) or raise ArtifactNotFoundError."""
+
+
+def artifact_format(key: str) -> Literal["onnx", "json", "bytes"]:
+    """What a ref records as the ``format`` of an artifact stored under ``key``.
+
+    Examples
+    --------
+    >>> artifact_format("models/m/run/model.onnx"), artifact_format("reports/r.json")
+    ('onnx', 'json')
+    """
+    return _format_for(key)
 
 
 def _format_for(key: str) -> Literal["onnx", "json", "bytes"]:

@@ -64,6 +64,10 @@ _NAME_PROPERTY = {
     "AWS::Logs::LogGroup": "LogGroupName",
     "AWS::CloudWatch::Alarm": "AlarmName",
     "AWS::SNS::Topic": "TopicName",
+    # Not provisioned: the training-job bridge finds job definitions by name (ADR 85).
+    "AWS::Batch::JobDefinition": "JobDefinitionName",
+    "AWS::Batch::JobQueue": "JobQueueName",
+    "AWS::Batch::ComputeEnvironment": "ComputeEnvironmentName",
 }
 
 

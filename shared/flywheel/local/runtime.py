@@ -10,7 +10,8 @@ and has no Bedrock ``Converse``. :class:`LocalRuntime` bridges exactly those gap
 - events put on a bus reach their rules' ``states``, ``lambda`` and (recorded) ``sns``
   targets, with the rule's input transformer applied;
 - schedules, ``Wait`` states and back-offs use a :class:`~flywheel.local.clock.SimulatedClock`;
-- ``Converse`` is answered by the local stand-in (:mod:`flywheel.local.bedrock`).
+- ``Converse`` is answered by the local stand-in (:mod:`flywheel.local.bedrock`);
+- Batch and SageMaker ``.sync`` training jobs run in-process (:mod:`.training_jobs`).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from flywheel.local.clock import SimulatedClock
 from flywheel.local.deployment import LocalDeployment, Provisioned, ScheduledRule
 from flywheel.local.scheduler import next_fire
 from flywheel.local.synth import repo_root, templates
+from flywheel.local.training_jobs import TrainingJobBridge
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -95,6 +97,10 @@ class LocalRuntime:
             functions_dir=functions_dir or repo_root() / "functions",
             extra_env={**LOCAL_FUNCTION_ENV, **(extra_env or {})},
             now=self.clock.now,
+        )
+        #: Runs the Batch and SageMaker training jobs the workflow starts (ADR 85).
+        self.training_jobs = TrainingJobBridge(
+            self.deployment, extra_env=self.bridge.extra_env, now=self.clock.now
         )
         #: What answers Bedrock ``Converse`` calls here (inject faults on it).
         self.llm = LocalConverse()
@@ -176,6 +182,16 @@ class LocalRuntime:
                 )
 
         self._patch(ExecutionDetails, "__init__", details_init)
+
+        from moto.stepfunctions.parser.asl.component.state.exec.state_task import (
+            state_task_factory,
+        )
+
+        self._patch(
+            state_task_factory,
+            "state_task_service_for",
+            self.training_jobs.service_for(state_task_factory.__dict__["state_task_service_for"]),
+        )
 
     def _patch(self, owner: Any, name: str, value: Any) -> None:
         self._patches.append((owner, name, getattr(owner, name)))

@@ -31,6 +31,7 @@ from flywheel.project.settings import (
     ModelSettings,
     StageSettings,
 )
+from flywheel.training.engines import TrainingEngineSettings
 
 StageName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9]{1,9}$")]
 ProjectName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9]{1,11}$")]
@@ -116,6 +117,7 @@ class ModelOverride(Frozen):
     feature_view: str | None = None
     feature_view_version: int | None = None
     canary: CanarySettings | None = None
+    training: TrainingEngineSettings | None = None
 
 
 class ProjectModel(ModelSettings):

@@ -24,6 +24,7 @@ from flywheel.llm.gate import PromptGatePolicy  # noqa: TC001 (a field of a pyda
 from flywheel.llm.policy import LlmPolicy, PromptPolicy
 from flywheel.models import Frozen
 from flywheel.settings import CanaryPlan, CanaryStep
+from flywheel.training.engines import TrainingEngineSettings
 
 #: CloudWatch Logs accepts only these retention periods (days).
 LOG_RETENTION_DAYS = frozenset(
@@ -78,6 +79,9 @@ class ModelSettings(Frozen):
     #: The model's canary steps; ``None``: one step of the stage's ``canary_weight`` for
     #: its ``bake_minutes``.
     canary: CanarySettings | None = None
+    #: Where its Train step runs: the Lambda container (default), AWS Batch on Fargate or
+    #: a SageMaker training job, with the engine's settings (ADR 85).
+    training: TrainingEngineSettings = TrainingEngineSettings()
 
 
 #: Most bytes the gateway's policy may take as JSON: it travels in the gateway function's

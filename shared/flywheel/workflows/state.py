@@ -76,6 +76,9 @@ class TaskError(StateModel):
         --------
         >>> TaskError(Error="X", Cause='{"errorMessage": "boom", "stackTrace": []}').message
         'boom'
+        >>> failed_job = '{"FailureReason": "AlgorithmError: x"}'
+        >>> TaskError(Error="States.TaskFailed", Cause=failed_job).message
+        'AlgorithmError: x'
         """
         text = self.cause or ""
         try:
@@ -83,7 +86,15 @@ class TaskError(StateModel):
         except ValueError:
             parsed = None
         if isinstance(parsed, dict):
-            text = str(parsed.get("errorMessage") or parsed.get("message") or "")
+            # A handler's error, else a finished job's (Step Functions passes the job's
+            # description: SageMaker's FailureReason, Batch's StatusReason).
+            text = str(
+                parsed.get("errorMessage")
+                or parsed.get("message")
+                or parsed.get("FailureReason")
+                or parsed.get("StatusReason")
+                or ""
+            )
         return text[:MAX_ERROR_TEXT]
 
     @property
@@ -204,6 +215,18 @@ class TrainResult(ResultModel):
     n_holdout: int
     converter: str
     timings: dict[str, float] = Field(default_factory=dict)
+
+
+class TrainingJobResult(ResultModel):
+    """``$.training_job.Payload``: the Train step handed to an engine's job (ADR 85).
+
+    The job reads the state from ``input`` (verified by its SHA-256) and writes its
+    :class:`TrainResult` to ``result_key``, which CollectTrainingJob reads back.
+    """
+
+    job_name: str
+    input: ArtifactRef
+    result_key: str
 
 
 class ModelScore(ResultModel):
@@ -362,6 +385,8 @@ class TrainingState(StateModel):
     lock: TaskResult[LockResult] | None = None
     validation: TaskResult[ValidationResult] | None = None
     training_set: TaskResult[TrainingSetResult] | None = None
+    #: Set when the model trains on AWS Batch or SageMaker (the job's input and result).
+    training_job: TaskResult[TrainingJobResult] | None = None
     training: TaskResult[TrainResult] | None = None
     evaluation: TaskResult[EvaluationResult] | None = None
     gate: TaskResult[GateResult] | None = None

@@ -9,6 +9,7 @@ and the version draft are artifacts with a SHA-256, re-verified by every later s
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import math
@@ -21,7 +22,12 @@ import numpy as np
 
 from flywheel.artifacts.validation import validate_onnx
 from flywheel.audit.models import AuditAction, AuditDraft
-from flywheel.errors import ConflictError, DataValidationError, ModelNotFoundError
+from flywheel.errors import (
+    ConflictError,
+    DataValidationError,
+    ModelNotFoundError,
+    TrainingError,
+)
 from flywheel.registry.models import Task, VersionDraft
 from flywheel.runs.log import RunLog, training_runs
 from flywheel.serving.predictor import OnnxModel
@@ -58,7 +64,9 @@ from flywheel.workflows.state import (
     LockResult,
     RegistrationResult,
     ReleaseResult,
+    TrainingJobResult,
     TrainingSetResult,
+    TrainingState,
     TrainResult,
     ValidationResult,
 )
@@ -76,9 +84,24 @@ if TYPE_CHECKING:
     from flywheel.registry.service import RegistryService
     from flywheel.workflows.approvals import ApprovalService
     from flywheel.workflows.config import ModelConfig
-    from flywheel.workflows.state import ApprovalRequest, TrainingState
+    from flywheel.workflows.state import ApprovalRequest
 
 CSV_CONTENT_TYPE = "text/csv"
+#: Where a container job's input (the workflow state) and result live (artifacts bucket).
+TRAINING_JOBS_PREFIX = "training-jobs"
+
+
+def training_job_prefix(model: str, run_id: str) -> str:
+    """``training-jobs/<model>/<run id>``: one run's job input and result.
+
+    Examples
+    --------
+    >>> training_job_prefix("churn", "run-1")
+    'training-jobs/churn/run-1'
+    """
+    return f"{TRAINING_JOBS_PREFIX}/{model}/{run_id}"
+
+
 NPY_CONTENT_TYPE = "application/x-npy"
 
 
@@ -520,6 +543,64 @@ class TrainingSteps:
             converter=outcome.converter,
             timings=outcome.timings,
         )
+
+    # -- Train on an engine (AWS Batch, SageMaker; ADR 85) --------------------------------------
+    def prepare_training_job(self, state: TrainingState) -> TrainingJobResult:
+        """Store the state the Train step needs for a container job, and name the job.
+
+        The job name is the model's name and a digest of the execution (SageMaker names
+        are unique per account and region for good, so a rerun is a new execution).
+        """
+        config = self._config(state)
+        run_id = state.result("lock").run_id
+        state.result("training_set")  # the job trains on the snapshot: it must exist
+        prefix = training_job_prefix(config.name, run_id)
+        stored = self._artifacts.put_json(
+            f"{prefix}/input.json", state.model_dump(mode="json", by_alias=True, exclude_none=True)
+        )
+        digest = hashlib.sha256(state.run.execution_id.encode()).hexdigest()[:16]
+        return TrainingJobResult(
+            job_name=f"{config.name}-{digest}", input=stored, result_key=f"{prefix}/result.json"
+        )
+
+    def run_training_job(self, input_ref: ArtifactRef) -> TrainResult:
+        """What the engine's container runs: the Train step on the stored state, its result
+        written where :meth:`collect_training_job` reads it.
+
+        Raises
+        ------
+        ArtifactIntegrityError
+            The stored state is not the one PrepareTrainingJob wrote.
+        """
+        state = TrainingState.model_validate(self._artifacts.get_json(input_ref))
+        result = self.train(state)
+        prefix = training_job_prefix(state.model_name, result.run_id)
+        self._artifacts.put_json(f"{prefix}/result.json", result.model_dump(mode="json"))
+        return result
+
+    def collect_training_job(self, state: TrainingState) -> TrainResult:
+        """The finished job's :class:`TrainResult`, as if the Train step had returned it.
+
+        Raises
+        ------
+        TrainingError
+            The job finished without a result for this run.
+        """
+        job: TrainingJobResult = state.result("training_job")
+        run_id = state.result("lock").run_id
+        ref = self._artifacts.locate(job.result_key)
+        if ref is None:
+            raise TrainingError(
+                f"training job {job.job_name} finished without a result at {job.result_key}",
+                field="training_job",
+            )
+        result = TrainResult.model_validate(self._artifacts.get_json(ref))
+        if result.run_id != run_id:
+            raise TrainingError(
+                f"training job {job.job_name} wrote a result of run {result.run_id}, not {run_id}",
+                field="training_job",
+            )
+        return result
 
     def _draft(self, ref: ArtifactRef) -> VersionDraft:
         return VersionDraft.model_validate(self._artifacts.get_json(ref))
