@@ -154,7 +154,10 @@ def test_approving_the_first_version_rolls_it_out_step_by_step_and_makes_it_cham
     ]
     check = execution.state["canary_check"]["Payload"]
     assert check["healthy"] is True
-    assert check["reason"] == f"2 canary alarms, none in ALARM; {PROMPT_PREDICTION_CHECKS}"
+    assert check["reason"] == (
+        f"2 canary alarms, none in ALARM; {PROMPT_PREDICTION_CHECKS}; "
+        "no production quality verdict for the canary yet"
+    )
     model = world.bo.get_model(NAME)
     assert (model.champion, model.challenger) == (1, None)
     assert world.platform.promotion_serving.routing(NAME) == AliasRouting(primary="1")
