@@ -168,6 +168,16 @@ class LlmSettings(LlmPolicy):
         }
         return json.dumps(gates, sort_keys=True, separators=(",", ":"))
 
+    def prompts_json(self) -> str:
+        """The prompts the quality monitor covers, as ``FLYWHEEL_PROMPTS``.
+
+        Examples
+        --------
+        >>> LlmSettings.model_validate({"prompts": {"faq": {}, "chat": {}}}).prompts_json()
+        '["chat","faq"]'
+        """
+        return json.dumps(sorted(self.prompts), separators=(",", ":"))
+
     def monitors_json(self) -> str:
         """The prompts' monitor policies as the quality monitor's ``FLYWHEEL_PROMPT_MONITORS``
         (by prompt, only those the project file declares; defaults left out).
@@ -354,6 +364,8 @@ class StageSettings(Frozen):
     # Monitoring
     drift_schedule: ScheduleExpression = "rate(1 hour)"
     performance_schedule: ScheduleExpression = "rate(6 hours)"
+    #: How often the LLM quality monitor scores the prompts' captured calls (ADR 82).
+    llm_monitor_schedule: ScheduleExpression = "rate(1 hour)"
     #: How often new offline feature rows are materialized to the online store.
     materialization_schedule: ScheduleExpression = "rate(15 minutes)"
     #: Feature views to materialize (empty: every registered view, latest version).
