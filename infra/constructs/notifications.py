@@ -1,8 +1,9 @@
 """The stage's notifications topic and what reaches it: every alarm, and five events.
 
 ``ApprovalRequested``, ``BiasViolation``, ``AuditTamperDetected``,
-``BudgetThresholdReached`` and ``LlmQualityDegraded`` reach the topic through rules on the project bus; each rule's
-input transformer turns the event into a few lines of text (:data:`NOTICES`).
+``BudgetThresholdReached`` and ``LlmQualityDegraded`` reach the topic through rules on
+the project bus; each rule's input transformer turns the event into a few lines of text
+(:data:`NOTICES`).
 :class:`AlarmNotifications` is an aspect that gives every CloudWatch alarm of the app the
 topic as alarm and OK action.
 """
@@ -177,7 +178,7 @@ NOTICES: tuple[Notice, ...] = (
             "<breaches>",
             '"Figures:"',
             "<metrics>",
-            '"A canary is rolled back at its next check unless the prompt\'s monitor says '
+            "\"A canary is rolled back at its next check unless the prompt's monitor says "
             'rollback_canary: false."',
             '"Report: <report>"',
         ),

@@ -270,7 +270,8 @@ def test_the_llm_quality_monitor_reads_capture_writes_reports_and_records_throug
         resources_text(s) for s in statements
         if any(a.startswith("s3:PutObject") for a in actions_of(s))
     ]  # fmt: skip
-    assert puts and all("/reports/*" in text for text in puts)
+    assert puts
+    assert all("/reports/*" in text for text in puts)
     # verdicts and their audit entries: the records writer's monitors alias, never the tables
     assert _allowed(statements, "lambda:InvokeFunction", "records-writer:monitors")
     assert not _allowed(statements, "lambda:InvokeFunction", "records-writer:operations")

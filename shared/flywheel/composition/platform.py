@@ -201,38 +201,6 @@ class Platform(abc.ABC):
         return self._make_events(source or self.settings.event_source)
 
     @abc.abstractmethod
-    def quality_evaluators(self, policy: PromptMonitorPolicy) -> dict[str, Evaluator]:
-        """In AWS, a policy's Bedrock guardrail judges toxicity, groundedness and relevance
-        (``ApplyGuardrail``, retried like the providers); format stays embedded."""
-        found = super().quality_evaluators(policy)
-        if policy.guardrail is None or self.settings.backend != "aws":
-            return found
-        from flywheel.adapters.bedrock_guardrails import BedrockGuardrail
-        from flywheel.llm.providers import RetryPolicy
-
-        guardrail = BedrockGuardrail(
-            client=self.clients.client("bedrock-runtime"),  # no botocore retries
-            guardrail=policy.guardrail,
-            retry=RetryPolicy(
-                max_attempts=self.settings.llm_max_attempts,
-                deadline_seconds=self.settings.llm_timeout_seconds,
-            ),
-        )
-        thresholds = {k: v for k, v in policy.thresholds.items() if k != "format"}
-        return {**found, **guardrail.evaluators(thresholds or None)}
-
-    def quality_cost(self, policy: PromptMonitorPolicy, item: EvaluationInput) -> Decimal:
-        """With a guardrail in AWS: its content filters on the answer and its contextual
-        grounding check on answer, question and context, each per text unit (1,000
-        characters) at Bedrock Guardrails' list prices (:data:`GUARDRAIL_USD_PER_UNIT`)."""
-        if policy.guardrail is None or self.settings.backend != "aws":
-            return Decimal(0)
-        answer = max(1, math.ceil(len(item.answer) / 1000))
-        grounded = len(item.answer) + len(item.question or "") + sum(map(len, item.context))
-        units = max(1, math.ceil(grounded / 1000))
-        filters, grounding = GUARDRAIL_USD_PER_UNIT
-        return filters * answer + (grounding * units if item.context else Decimal(0))
-
     def fetch(self, uri: str) -> bytes:
         """The bytes of a dataset source (``s3://bucket/key``)."""
 
@@ -1072,6 +1040,38 @@ class AwsPlatform(Platform):
         from flywheel.adapters.local_llm import LocalProvider
 
         return LocalProvider(self.llm_stand_in)
+
+    def quality_evaluators(self, policy: PromptMonitorPolicy) -> dict[str, Evaluator]:
+        """In AWS, a policy's Bedrock guardrail judges toxicity, groundedness and relevance
+        (``ApplyGuardrail``, retried like the providers); format stays embedded."""
+        found = super().quality_evaluators(policy)
+        if policy.guardrail is None or self.settings.backend != "aws":
+            return found
+        from flywheel.adapters.bedrock_guardrails import BedrockGuardrail
+        from flywheel.llm.providers import RetryPolicy
+
+        guardrail = BedrockGuardrail(
+            client=self.clients.client("bedrock-runtime"),  # no botocore retries
+            guardrail=policy.guardrail,
+            retry=RetryPolicy(
+                max_attempts=self.settings.llm_max_attempts,
+                deadline_seconds=self.settings.llm_timeout_seconds,
+            ),
+        )
+        thresholds = {k: v for k, v in policy.thresholds.items() if k != "format"}
+        return {**found, **guardrail.evaluators(thresholds or None)}
+
+    def quality_cost(self, policy: PromptMonitorPolicy, item: EvaluationInput) -> Decimal:
+        """With a guardrail in AWS: its content filters on the answer and its contextual
+        grounding check on answer, question and context, each per text unit (1,000
+        characters) at Bedrock Guardrails' list prices (:data:`GUARDRAIL_USD_PER_UNIT`)."""
+        if policy.guardrail is None or self.settings.backend != "aws":
+            return Decimal(0)
+        answer = max(1, math.ceil(len(item.answer) / 1000))
+        grounded = len(item.answer) + len(item.question or "") + sum(map(len, item.context))
+        units = max(1, math.ceil(grounded / 1000))
+        filters, grounding = GUARDRAIL_USD_PER_UNIT
+        return filters * answer + (grounding * units if item.context else Decimal(0))
 
     def fetch(self, uri: str) -> bytes:
         from flywheel.adapters.s3_objects import read_object

@@ -29,7 +29,7 @@ from decimal import Decimal
 
 from pydantic import Field, field_validator
 
-from flywheel.llm.prompts import Guardrail  # noqa: TC001 (a field of a pydantic model)
+from flywheel.llm.prompts import Guardrail
 from flywheel.models import Frozen
 
 __all__ = ["EVALUATED", "MonitorBudget", "PromptMonitorPolicy", "sampled"]

@@ -28,7 +28,7 @@ MetricFigure(value=0.5, count=4, failed=2)
 
 from __future__ import annotations
 
-from datetime import datetime  # noqa: TC003 (a field of a pydantic model)
+from datetime import datetime
 from statistics import fmean
 from typing import TYPE_CHECKING, Literal
 

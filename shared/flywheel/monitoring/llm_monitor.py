@@ -1,26 +1,15 @@
 """Scheduled LLM quality monitoring: a seeded sample of each serving prompt version's
-captured calls, scored by the evaluators (ADR 82).
+captured calls scored by the evaluators (ADR 82).
 
-One run per prompt, for its champion and its canary (the versions the registry routes
-to): read the version's capture partitions of the window
-(``llm-capture/prompt=/version=/dt=/hour=``), leave out shadow calls and calls that got
-no answer, count the calls a guardrail blocked (their answer was never shown), draw the
-sample by request id (the policy's seed: a rerun scores the same calls), cut it to the
-prompt's daily budget, and score each sampled answer with every evaluator. A call whose
-text the capture policy did not keep (``hash``, ``none``) cannot be scored: it is counted
-as unscorable. The figures (rates with their counts) are judged against the prompt's
-:class:`~flywheel.llm.monitor_policy.PromptMonitorPolicy`, a JSON and an HTML report are
-stored under ``reports/<prompt>/quality/`` (the worst answers with the evaluators'
-evidence, their texts redacted by the prompt's current capture policy), and:
-
-* the verdict is recorded with the version (``MODEL#<name>`` / ``QUALITY#V<n>``), with
-  its audit entry, in one transaction (``llm_quality_checked`` or
-  ``llm_quality_degraded``); the promotion workflow's canary check reads it;
-* on a breach, outside the policy's cooldown for that version, ``LlmQualityDegraded`` is
-  published (the stage's notifications);
-* an evaluator that stays unavailable after the retries fails the run: its failure is
-  audited (``llm_quality_failed``, the version's verdict ``failed``) and the error raised,
-  never a healthy verdict.
+One run per prompt, for its champion and its canary: the version's calls of the window
+(``llm-capture/prompt=/version=/dt=/hour=``; no shadow calls, no failed calls), those a
+guardrail blocked counted apart, those whose text the capture policy did not keep counted
+as unscorable, the rest sampled by request id and cut to the prompt's daily budget. The
+rates are judged by the prompt's :class:`~flywheel.llm.monitor_policy.PromptMonitorPolicy`;
+a JSON and an HTML report go under ``reports/<prompt>/quality/`` (texts redacted by the
+current capture policy); the verdict is recorded with the version and audited in one
+transaction; a breach outside the cooldown publishes ``LlmQualityDegraded``. An evaluator
+still unavailable after the retries fails the run, audited, never a healthy verdict.
 """
 
 from __future__ import annotations
@@ -297,7 +286,11 @@ class LlmQualityMonitor:
         blocked = [r for r in rows if _blocked(r)]
         shown = [r for r in rows if not _blocked(r)]
         draw = sorted(
-            (r for r in shown if sampled(policy.seed, str(r.get("request_id")), policy.sample_rate)),
+            (
+                r
+                for r in shown
+                if sampled(policy.seed, str(r.get("request_id")), policy.sample_rate)
+            ),
             key=lambda r: _order(policy.seed, str(r.get("request_id"))),
         )
         if not rows:
@@ -381,9 +374,9 @@ class LlmQualityMonitor:
             try:
                 return evaluator.evaluate(item)
             except ProviderError as err:
-                retryable = isinstance(
-                    err, ProviderThrottledError | ProviderTimeoutError
-                ) or bool(err.details.get("retryable"))
+                retryable = isinstance(err, ProviderThrottledError | ProviderTimeoutError) or bool(
+                    err.details.get("retryable")
+                )
                 if not retryable or attempt == self.attempts:
                     raise EvaluationUnavailableError(
                         f"evaluator {name} could not answer after {attempt} attempts: "
@@ -442,7 +435,7 @@ class LlmQualityMonitor:
             alerted_at, event_id = end, published
         doc = QualityVerdictDoc(
             version=quality.version,
-            outcome=quality.outcome,  # type: ignore[arg-type]
+            outcome=quality.outcome,
             reason=quality.reason,
             breaches=quality.breaches,
             metrics=metrics,
@@ -548,7 +541,10 @@ class LlmQualityMonitor:
             "policy": policy.model_dump(mode="json"),
             "capture_mode": str(capture.mode),
             "versions": [
-                {**q.model_dump(mode="json"), "worst": [w.model_dump(mode="json") for w in worst[q.version]]}
+                {
+                    **q.model_dump(mode="json"),
+                    "worst": [w.model_dump(mode="json") for w in worst[q.version]],
+                }
                 for q in results
             ],
         }
@@ -617,9 +613,7 @@ def _input(row: Mapping[str, Any], spec: PromptSpec) -> EvaluationInput | None:
     question = _PLACEHOLDER.sub(lambda m: texts.get(m.group(1), ""), spec.template).strip()
     name = spec.evaluation.context_variable if spec.evaluation is not None else None
     value = texts.get(name) if name is not None else None
-    context = (
-        tuple(p.strip() for p in _PARAGRAPHS.split(value) if p.strip()) if value else ()
-    )
+    context = tuple(p.strip() for p in _PARAGRAPHS.split(value) if p.strip()) if value else ()
     try:
         return EvaluationInput(
             answer=answer,
@@ -681,9 +675,7 @@ def _html(
     for q in results:
         parts.append(f"<h2>Version {q.version} ({e(q.variant)}): {e(q.outcome)}</h2>")
         parts.append(f"<p>{e(q.reason)}</p>")
-        parts.append(
-            "<table><tr><th>metric</th><th>value</th><th>answers</th><th>failed</th></tr>"
-        )
+        parts.append("<table><tr><th>metric</th><th>value</th><th>answers</th><th>failed</th></tr>")
         for name, figure in sorted(q.metrics.items()):
             failed = "" if figure.failed is None else str(figure.failed)
             parts.append(

@@ -31,6 +31,7 @@ from flywheel.errors import (
     PromotionInProgressError,
     ServingControlError,
 )
+from flywheel.llm.quality import QualityVerdictDoc
 from flywheel.registry.models import RegistryKind, VersionStatus
 from flywheel.serving.capture import decode_capture
 from flywheel.serving.comparison import (
@@ -42,7 +43,6 @@ from flywheel.serving.comparison import (
 )
 from flywheel.serving.experiments import read_experiment
 from flywheel.workflows.ports import AlarmState, AliasRouting
-from flywheel.llm.quality import QualityVerdictDoc
 from flywheel.workflows.records import (
     CANARY,
     SERVING,
@@ -404,10 +404,7 @@ class PromotionSteps:
           PSI means it scores live traffic unlike anything it was evaluated on.
 
         Under ``prediction_min_rows`` rows on either side a check gives no verdict.
-        A prompt's canary is judged by its alarms (its answers are not scores) and by the
-        production quality monitor's latest verdict for the canary version (ADR 82):
-        ``degraded`` fails the check, naming the breaches, unless the prompt's monitor
-        policy says ``rollback_canary: false``.
+        A prompt's canary: its alarms, and the quality monitor's verdict (ADR 82).
         """
         step = state.canary.payload.step if state.canary is not None else 1
         prompt = self._is_prompt(state.model_name)

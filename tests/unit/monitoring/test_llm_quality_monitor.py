@@ -192,7 +192,9 @@ def test_too_few_scored_calls_give_no_verdict_either_way(world: World) -> None:
 def test_a_breach_within_the_cooldown_is_recorded_but_not_published_again(
     world: World,
 ) -> None:
-    monitor = world.monitor(sample_rate=1.0, toxicity_rate_max=0.1, min_scored=5, cooldown_minutes=60)
+    monitor = world.monitor(
+        sample_rate=1.0, toxicity_rate_max=0.1, min_scored=5, cooldown_minutes=60
+    )
     world.capture([TOXIC] * 10)
     first = monitor.run(NAME)
     world.clock.advance(timedelta(minutes=30))
@@ -216,9 +218,8 @@ def test_calls_without_text_are_unscorable_and_blocked_calls_are_counted_apart(
 ) -> None:
     world.capture([CLEAN] * 4, policy=CapturePolicy(mode=CaptureMode.HASH))
     world.capture([CLEAN] * 3, policy=CapturePolicy(mode=CaptureMode.NONE))
-    blocked = {"guardrail": {"stage": "output", "action": "blocked", "evaluator": "toxicity",
-                             "score": 0.9}}  # fmt: skip
-    world.capture([TOXIC] * 2, **blocked)
+    blocked = {"stage": "output", "action": "blocked", "evaluator": "toxicity", "score": 0.9}
+    world.capture([TOXIC] * 2, guardrail=blocked)
     world.capture([CLEAN] * 2)
 
     run = world.monitor(sample_rate=1.0, min_scored=2).run(NAME)

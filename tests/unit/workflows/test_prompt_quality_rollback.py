@@ -65,8 +65,9 @@ def test_a_canary_with_toxic_answers_in_production_is_rolled_back() -> None:
     check = execution.state["canary_check"]["Payload"]
     assert check["healthy"] is False
     assert LLM_QUALITY in check["breached"]
-    assert "production quality degraded: toxicity_rate 1.000 > 0.05 (30 of 30 answers)" in (
-        check["reason"]
+    assert (
+        "production quality degraded: toxicity_rate 1.000 > 0.05 (30 of 30 answers)"
+        in (check["reason"])
     )
     model = stage.bo.get_model(NAME)
     assert (model.champion, model.challenger) == (1, None)
@@ -74,7 +75,8 @@ def test_a_canary_with_toxic_answers_in_production_is_rolled_back() -> None:
     actions = stage.actions()
     assert actions.index("llm_quality_degraded") < actions.index("canary_aborted")
     aborted = stage.bo.audit_entries(NAME)[-1]
-    assert aborted.reason is not None and "toxicity_rate" in aborted.reason
+    assert aborted.reason is not None
+    assert "toxicity_rate" in aborted.reason
     assert stage.bo.verify(NAME).ok
 
 
@@ -85,8 +87,9 @@ def test_a_canary_with_clean_answers_is_promoted() -> None:
     execution = stage.approve_and_promote(2)
 
     assert execution.status == "SUCCEEDED", execution.state.get("error")
-    assert "production quality healthy (30 scored calls)" in (
-        execution.state["canary_check"]["Payload"]["reason"]
+    assert (
+        "production quality healthy (30 scored calls)"
+        in (execution.state["canary_check"]["Payload"]["reason"])
     )
     assert stage.bo.get_model(NAME).champion == 2
 
