@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from flywheel.adapters.memory_capture import InMemoryCaptureSink
 from flywheel.clock import FixedClock
 from flywheel.composition import InMemoryPlatform
 from flywheel.errors import EvaluationUnavailableError, ProviderThrottledError
@@ -21,6 +22,7 @@ from flywheel.llm.monitor_policy import PromptMonitorPolicy, sampled
 from flywheel.llm.policy import CaptureMode, CapturePolicy
 from flywheel.llm.quality import QualityVerdictDoc
 from flywheel.monitoring.llm_monitor import LLM_QUALITY_DEGRADED, LlmQualityMonitor
+from flywheel.monitoring.reports import ReportIndex
 from flywheel.monitoring.settings import MonitoringSettings
 from flywheel.sdk import Flywheel
 from flywheel.serving.capture import encode_rows
@@ -303,3 +305,17 @@ def test_a_prompt_without_calls_in_the_window_is_skipped(world: World) -> None:
 
     assert (run.status, run.reason) == ("skipped", "no captured calls from 2026-12-07T20:30Z on")
     assert world.events() == []
+
+
+def test_the_reports_are_listed_with_the_monitors_reports(world: World) -> None:
+    world.capture([CLEAN] * 3)
+    run = world.monitor(sample_rate=1.0, min_scored=1).run(NAME)
+    bucket = InMemoryCaptureSink()  # the artifacts bucket, as `flywheel monitor` lists it
+    for uri, data in world.stored.objects.items():
+        bucket.put(uri.removeprefix("memory://"), data)
+
+    [entry] = ReportIndex(bucket).list(NAME)
+
+    assert (entry.kind, entry.run_id) == ("quality", "2026-12-07T183000")
+    assert run.report_html == f"memory://{entry.html_key}"
+    assert b"Version 1 (champion): healthy" in ReportIndex(bucket).html(entry)
