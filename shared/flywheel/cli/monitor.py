@@ -27,9 +27,7 @@ monitor_app = typer.Typer(
 
 KindOption = Annotated[
     Literal["drift", "performance", "data", "quality"] | None,
-    typer.Option(
-        "--kind", help="Only drift, performance, data validation or LLM quality reports."
-    ),
+    typer.Option("--kind", help="Only drift, performance, data validation or LLM quality reports."),
 ]
 
 

@@ -37,7 +37,7 @@ PROMPT = "ticket-summary"
 APPLICATION = "arn:aws:sts::123456789012:assumed-role/flywheel-dev-application/helpdesk"
 #: The canary's provider model (version 2's ``model_id``), whose calls the demo fails.
 CANARY_MODEL = "amazon.nova-lite-v1:0"
-#: The third version's provider model (``ticket-summary.tone.yaml``), made abusive.
+#: The third version's provider model (``ticket-summary.v3-tone.yaml``), made abusive.
 TONE_MODEL = "amazon.nova-micro-v1:0"
 #: Batches of calls at most before the demo gives up on reaching the canary.
 MAX_BATCHES = 30
@@ -283,7 +283,9 @@ def run_quality_monitor_demo(
     with run.stage(stage, progress) as n:
         _next_day(life)
         _set_alarm(life, "errorrate", "OK", {"canary_error_rate_percent": 0.0})
-        third = author.register_prompt(examples / "ticket-summary.tone.yaml", reason="warmer tone")
+        third = author.register_prompt(
+            examples / "ticket-summary.v3-tone.yaml", reason="warmer tone"
+        )
         version = third.version.version
         known = len(life.executions(PROMOTION))
         life.driver.hold_waits(True)
