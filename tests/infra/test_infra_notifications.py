@@ -321,7 +321,7 @@ def test_a_quality_message_names_the_prompt_version_breaches_and_the_report(
         'toxicity_rate 0.421 > 0.05 (16 of 38 answers, \\"quoted\\")',  # quotes stay escaped
         '"toxicity_rate": 0.4211',
         "rollback_canary: false",
-        detail["report_uri"],
+        str(detail["report_uri"]),
     ):
         assert part in text, part
 
