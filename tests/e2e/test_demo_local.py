@@ -219,6 +219,9 @@ def test_demo_then_audit_verify_then_tampering_is_pinpointed(
     assert "waits for approval" in (tmp_path / "reports" / "demo.html").read_text()
     _assert_the_model_card_was_written(tmp_path / "reports", demo.stdout, local_env)
     _assert_the_prompt_lifecycle(facts["prompt"])
+    # the LLM quality monitor's schedule fires on the simulated clock like the model monitors'
+    drift_stage = next(s for s in json.loads(report)["stages"] if "drift scorer" in s["name"])
+    assert "llm-monitor-schedule" in drift_stage["result"]
     told = _flywheel(local_env, "local", "notifications", cwd=tmp_path)
     assert told.returncode == 0, told.stderr
     assert f"flywheel approve {DEMO_MODEL} 1 -r REASON" in told.stdout
