@@ -319,3 +319,25 @@ def test_the_reports_are_listed_with_the_monitors_reports(world: World) -> None:
     assert (entry.kind, entry.run_id) == ("quality", "2026-12-07T183000")
     assert run.report_html == f"memory://{entry.html_key}"
     assert b"Version 1 (champion): healthy" in ReportIndex(bucket).html(entry)
+
+
+def test_the_function_emits_the_figures_per_prompt_and_version(
+    world: World, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "Flywheel/test")
+    from functions.llm_monitor import handler
+
+    world.capture([TOXIC] * 2 + [CLEAN] * 8)
+    run = world.monitor(sample_rate=1.0, min_scored=1).run(NAME)
+    capsys.readouterr()
+
+    handler._emit(run)
+    handler.metrics.flush_metrics()
+
+    [document] = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    [directive] = document["_aws"]["CloudWatchMetrics"]
+    assert {"Prompt", "Version"} <= set(directive["Dimensions"][0])
+    assert (document["Prompt"], document["Version"]) == (NAME, "1")
+    assert document["ScoredCalls"] == [10.0]
+    assert document["ToxicityRate"] == [0.2]
+    assert {m["Name"] for m in directive["Metrics"]} >= {"ScoredCalls", "ToxicityRate"}
