@@ -7,10 +7,7 @@ first bake is held open real calls reach ``POST /v1/prompts/{name}/invoke`` thro
 gateway function. The canary's model then fails (an injected ``ModelErrorException`` on
 its model only), its error rate is measured from the gateway's captured calls, the
 cost report is printed, the prompt's daily budget runs out (429), and the canary's
-error-rate alarm rolls version 2 back. The next day a third version goes on canary; its
-model's answers turn abusive (the stand-in's ``toxic`` fault), the production quality
-monitor scores the window, publishes ``LlmQualityDegraded`` and the canary's check rolls
-it back (:func:`run_quality_monitor_demo`).
+error-rate alarm rolls version 2 back (then :func:`run_quality_monitor_demo`).
 
 moto does not evaluate CloudWatch alarms from metrics: the demo measures the canary's
 error rate from what the gateway captured and sets the alarm's state as CloudWatch would,
