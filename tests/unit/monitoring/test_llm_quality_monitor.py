@@ -341,3 +341,30 @@ def test_the_function_emits_the_figures_per_prompt_and_version(
     assert document["ScoredCalls"] == [10.0]
     assert document["ToxicityRate"] == [0.2]
     assert {m["Name"] for m in directive["Metrics"]} >= {"ScoredCalls", "ToxicityRate"}
+
+
+def test_in_aws_a_prompt_s_guardrail_judges_and_its_text_units_are_counted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from flywheel.adapters.bedrock_guardrails import BedrockGuardrail
+    from flywheel.composition import AwsPlatform
+    from flywheel.llm.evaluators import FormatEvaluator, ToxicityEvaluator
+
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    platform = AwsPlatform(MonitoringSettings(backend="local"))
+    guarded = PromptMonitorPolicy.model_validate({"guardrail": {"id": "gr1abc", "version": "3"}})
+    item = EvaluationInput(answer="a" * 2500, question="q" * 100, context=("c" * 1400,))
+    # the local runtime: the embedded evaluators, free
+    assert isinstance(platform.quality_evaluators(guarded)["toxicity"], ToxicityEvaluator)
+    assert platform.quality_cost(guarded, item) == 0
+
+    platform.settings = platform.settings.model_copy(update={"backend": "aws"})
+    evaluators = platform.quality_evaluators(guarded)
+
+    assert {type(e).__module__ for n, e in evaluators.items() if n != "format"} == {
+        BedrockGuardrail.__module__
+    }
+    assert isinstance(evaluators["format"], FormatEvaluator)
+    # content filters on 3 units of answer, grounding on 4 units of answer+question+context
+    assert platform.quality_cost(guarded, item) == Decimal("0.00015") * 3 + Decimal("0.0001") * 4
+    assert platform.quality_cost(PromptMonitorPolicy(), item) == 0  # no guardrail: embedded
