@@ -14,6 +14,9 @@ Printed:
   and splitting the answer into words, which any evaluator must do;
 - the 10k-call window: the gzipped window decompressed and parsed, then every row
   scored by all four embedded evaluators, in seconds;
+- the production quality monitor (ADR 82) over a 10k-call window of one prompt version
+  as the gateway captures it (100 objects of 100 calls, redacted), in memory: capture
+  read, sampled, scored, judged, reported and recorded, at sample rates 1 and 0.1;
 - precision and recall of toxicity (finding ``toxic``) and groundedness (finding
   ``unsupported`` sentences) on ``tests/data``, and their accuracy per kind of example.
 """
@@ -95,6 +98,54 @@ def _item(row: dict[str, Any]) -> Any:
     )
 
 
+def _monitor_window(rows: list[dict[str, Any]], sample_rate: float) -> tuple[float, Any]:
+    """Seconds of one quality monitor run over ``rows`` captured for ``ticket-summary`` v1
+    in the last hour, and what it found."""
+    from datetime import UTC, datetime, timedelta
+
+    from flywheel.clock import FixedClock
+    from flywheel.composition import InMemoryPlatform
+    from flywheel.gateway.capture import CapturedCall, llm_capture_key
+    from flywheel.llm.monitor_policy import MonitorBudget, PromptMonitorPolicy
+    from flywheel.llm.prompts import parse_prompt
+    from flywheel.monitoring.settings import MonitoringSettings
+    from flywheel.sdk import Flywheel
+    from flywheel.serving.capture import encode_rows
+
+    now = datetime(2026, 12, 7, 12, 50, tzinfo=UTC)
+    platform = InMemoryPlatform(MonitoringSettings(backend="local"), clock=FixedClock(now))
+    author, approver = Flywheel(platform, actor="ana"), Flywheel(platform, actor="bo")
+    spec = parse_prompt({
+        "name": "ticket-summary", "description": "Summarize a ticket.", "owner": "a@b.example",
+        "provider": "local", "model_id": "local.stand-in", "system": "Be brief.",
+        "template": "Summarize:\n\n{{ ticket }}", "variables": {"ticket": {"max_length": 4000}},
+        "parameters": {"max_tokens": 200},
+    })  # fmt: skip
+    author.register_prompt(spec, reason="bench")
+    approver.approve_prompt("ticket-summary", 1, reason="bench")
+    approver.promote_prompt("ticket-summary", 1, reason="bench")
+    when = (now - timedelta(minutes=30)).timestamp()
+    for start in range(0, len(rows), 100):
+        captured = []
+        for row in rows[start : start + 100]:
+            call = CapturedCall.example()
+            call.request_id, call.prompt, call.version, call.variant = (
+                row["request_id"], "ticket-summary", 1, "champion",
+            )  # fmt: skip
+            call.timestamp, call.answer = when, row["answer"]
+            call.variables = {"ticket": str(row["variables"].get("ticket") or "")}
+            captured.append(call.row())
+        platform.capture.put(llm_capture_key("ticket-summary", 1, when), encode_rows(captured))
+    monitor = platform.llm_quality_monitor()
+    budget = MonitorBudget(max_calls=len(rows))
+    monitor.policies = {
+        "ticket-summary": PromptMonitorPolicy(sample_rate=sample_rate, budget=budget)
+    }
+    started = time.perf_counter()
+    run = monitor.run("ticket-summary")
+    return time.perf_counter() - started, run.versions[0]
+
+
 def _per_second(call: Any, items: list[Any]) -> float:
     started = time.perf_counter()
     for item in items:
@@ -142,6 +193,11 @@ def main() -> None:
     print(f"\n10k-call window ({len(window) / 1e6:.1f} MB gzipped), all four embedded "
           f"evaluators: {seconds:.2f} s ({WINDOW / seconds:,.0f} rows/s), "
           f"{failed} rows failed at least one")  # fmt: skip
+
+    for rate in (1.0, 0.1):
+        seconds, found = _monitor_window(rows, rate)
+        print(f"quality monitor, 10k-call window, sample rate {rate:g}: {seconds:.2f} s "
+              f"({found.scored} calls scored, verdict {found.outcome})")  # fmt: skip
 
     print(f"\n{'evaluator':14} {'finds':12} {'precision':>9} {'recall':>7} {'rows':>5}  per kind")
     for q in quality(evaluators):

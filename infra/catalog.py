@@ -215,6 +215,15 @@ def _functions() -> dict[str, FunctionSpec]:
             "Scheduled: joins delayed labels; emits PerformanceDegraded",
         ),
         FunctionSpec(
+            "llm-monitor",
+            "llm_monitor.handler.handler",
+            "zip",
+            CONTROL_LAYERS,  # the embedded evaluators need numpy only
+            1024,
+            900,
+            "Scheduled: prompts' captured calls scored; emits LlmQualityDegraded",
+        ),
+        FunctionSpec(
             "records-writer",
             "records_writer.handler.handler",
             "zip",

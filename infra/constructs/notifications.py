@@ -1,8 +1,9 @@
-"""The stage's notifications topic and what reaches it: every alarm, and four events.
+"""The stage's notifications topic and what reaches it: every alarm, and five events.
 
-``ApprovalRequested``, ``BiasViolation``, ``AuditTamperDetected`` and
-``BudgetThresholdReached`` reach the topic through rules on the project bus; each rule's
-input transformer turns the event into a few lines of text (:data:`NOTICES`).
+``ApprovalRequested``, ``BiasViolation``, ``AuditTamperDetected``,
+``BudgetThresholdReached`` and ``LlmQualityDegraded`` reach the topic through rules on
+the project bus; each rule's input transformer turns the event into a few lines of text
+(:data:`NOTICES`).
 :class:`AlarmNotifications` is an aspect that gives every CloudWatch alarm of the app the
 topic as alarm and OK action.
 """
@@ -153,6 +154,33 @@ NOTICES: tuple[Notice, ...] = (
             '"Once the limit is reached, calls it covers are refused (HTTP 429) until the '
             'period ends (UTC)."',
             '"Where the money went: flywheel cost report --since <start>"',
+        ),
+    ),
+    Notice(
+        "LlmQualityDegraded",
+        SOURCE_MONITORING,
+        {
+            "prompt": "$.detail.prompt_name",
+            "version": "$.detail.version",
+            "variant": "$.detail.variant",
+            "start": "$.detail.window_start",
+            "end": "$.detail.window_end",
+            "scored": "$.detail.scored",
+            "sampled": "$.detail.sampled",
+            "metrics": "$.detail.metrics",
+            "breaches": "$.detail.breaches",
+            "report": "$.detail.report_uri",
+        },
+        (
+            '"Flywheel: prompt <prompt> version <version> (<variant>) answers worse in production"',
+            '"Window <start> to <end>: <scored> of <sampled> sampled calls scored."',
+            '"Breaches:"',
+            "<breaches>",
+            '"Figures:"',
+            "<metrics>",
+            "\"A canary is rolled back at its next check unless the prompt's monitor says "
+            'rollback_canary: false."',
+            '"Report: <report>"',
         ),
     ),
 )

@@ -211,6 +211,9 @@ class PromotionWorkflow(Construct):
                     ],
                 )
             if step == "check_canary":
+                # A prompt canary's check reads the quality monitor's verdict (ADR 82) and
+                # whether the prompt's monitor rolls a degraded canary back.
+                grantee.add_environment("FLYWHEEL_PROMPT_MONITORS", cfg.llm.monitors_json())
                 iam.Grant.add_to_principal(
                     grantee=grantee,
                     actions=["cloudwatch:DescribeAlarms"],

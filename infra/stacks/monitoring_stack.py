@@ -13,6 +13,7 @@ from infra.constructs.data_refs import DataRefs
 from infra.constructs.event_routing import EventRouting, dead_letter_queue
 from infra.constructs.feature_materialization import FeatureMaterialization
 from infra.constructs.function import SharedLayers
+from infra.constructs.llm_monitor import LlmQualityMonitor
 from infra.constructs.model_monitors import ModelMonitors
 
 if TYPE_CHECKING:
@@ -36,6 +37,9 @@ class MonitoringStack(Stack):
         )
         self.monitors = ModelMonitors(
             self, "Monitors", ctx=ctx, data=data, layers=layers, dead_letter_queue=monitors_dlq
+        )
+        self.llm_monitor = LlmQualityMonitor(
+            self, "LlmMonitor", ctx=ctx, data=data, layers=layers, dead_letter_queue=monitors_dlq
         )
         self.materialization = FeatureMaterialization(
             self, "FeatureMaterialization", ctx=ctx, data=data, dead_letter_queue=monitors_dlq

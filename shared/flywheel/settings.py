@@ -186,6 +186,11 @@ class Settings(BaseSettings):
     #: Prompt name -> its evaluation gate (JSON in ``FLYWHEEL_PROMPT_GATES``; the project
     #: file's ``llm.prompts.<name>.gate``, :class:`flywheel.llm.gate.PromptGatePolicy`).
     prompt_gates: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    #: Prompt name -> its production monitor (JSON in ``FLYWHEEL_PROMPT_MONITORS``; the
+    #: project file's ``llm.prompts.<name>.monitor``,
+    #: :class:`flywheel.llm.monitor_policy.PromptMonitorPolicy`): the quality monitor's
+    #: policy, and whether its verdict rolls a canary back (ADR 82).
+    prompt_monitors: dict[str, dict[str, Any]] = Field(default_factory=dict)
     #: Evaluation set items answered at once by the evaluation gate (ADR 81).
     evaluation_concurrency: int = Field(default=4, ge=1, le=32)
 

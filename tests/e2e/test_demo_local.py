@@ -132,6 +132,28 @@ def _assert_the_prompt_lifecycle(prompt: dict[str, Any]) -> None:
     assert rolled["states"][-2:] == ["Rollback", "RolledBack"]
     assert rolled["champion"] == 1
     assert prompt["verified"] is True
+    _assert_the_quality_monitor_rolled_the_toxic_canary_back(prompt)
+
+
+def _assert_the_quality_monitor_rolled_the_toxic_canary_back(prompt: dict[str, Any]) -> None:
+    """The next day's canary answered abusively: the quality monitor scored its calls,
+    published LlmQualityDegraded (which reached the notifications) and its check rolled
+    it back (ADR 82)."""
+    quality = prompt["quality"]
+    assert quality["outcome"] == "degraded"
+    assert quality["scored"] >= 10  # the dev stage's min_scored
+    assert quality["toxicity_rate"] > 0.9  # every canary answer was abusive
+    assert quality["breaches"][0].startswith("toxicity_rate ")
+    assert quality["event_id"]
+    assert quality["report"].endswith(".html")
+    assert "/reports/ticket-summary/quality/" in quality["report"]
+    rolled = prompt["quality_promotion"]
+    assert rolled["states"][-2:] == ["Rollback", "RolledBack"]
+    assert rolled["champion"] == 1
+    assert quality["notification"] == (
+        f"Flywheel: prompt ticket-summary version {rolled['version']} (canary) answers worse "
+        "in production"
+    )
 
 
 def _assert_the_evaluation_gate(gate: dict[str, Any]) -> None:
@@ -230,6 +252,9 @@ def test_demo_then_audit_verify_then_tampering_is_pinpointed(
     _assert_the_model_card_was_written(tmp_path / "reports", demo.stdout, local_env)
     _assert_the_prompt_lifecycle(facts["prompt"])
     _assert_the_evaluation_gate(facts["prompt"]["gate"])
+    # the LLM quality monitor's schedule fires on the simulated clock like the model monitors'
+    drift_stage = next(s for s in json.loads(report)["stages"] if "drift scorer" in s["name"])
+    assert "llm-monitor-schedule" in drift_stage["result"]
     told = _flywheel(local_env, "local", "notifications", cwd=tmp_path)
     assert told.returncode == 0, told.stderr
     assert f"flywheel approve {DEMO_MODEL} 1 -r REASON" in told.stdout

@@ -58,6 +58,7 @@ def test_the_writer_has_one_alias_per_capability_and_callers_get_only_theirs(
         "promotions",
         "configs",
         "prompts",
+        "monitors",
     }
     writer = f"{synth.prefix}-records-writer"
     capability = {
@@ -68,6 +69,7 @@ def test_the_writer_has_one_alias_per_capability_and_callers_get_only_theirs(
         f"{synth.prefix}-feature-materializer": "features",
         f"{synth.prefix}-retrain-api": "configs",
         f"{synth.prefix}-prompt-api": "prompts",
+        f"{synth.prefix}-llm-monitor": "monitors",
     }
     for function, own in capability.items():
         granted = {

@@ -7,7 +7,13 @@ from typing import Any
 
 from infra.config import load_stage_config
 from infra.nag import flatten_reference
-from tests.infra.synth import Synth, actions_of, resources_text, role_statements
+from tests.infra.synth import (
+    Synth,
+    actions_of,
+    function_by_name,
+    resources_text,
+    role_statements,
+)
 
 MONITORING = "FlywheelMonitoring"
 
@@ -223,3 +229,57 @@ def test_feature_views_are_materialized_on_schedule_one_run_at_a_time(synth: Syn
     # watermarks: through the records writer's features alias, never the table itself
     assert not _allowed(statements, "dynamodb:PutItem", "-RegistryTable")
     assert _allowed(statements, "lambda:InvokeFunction", "records-writer:features")
+
+
+def test_the_llm_quality_monitor_runs_hourly_for_the_stage_s_prompts(synth: Synth) -> None:
+    config = load_stage_config(synth.stage)
+    name = f"{synth.prefix}-llm-monitor"
+    assert config.llm_monitor_schedule == "rate(1 hour)"
+    rule = rules(synth)[f"{name}-schedule"]
+    assert rule["ScheduleExpression"] == config.llm_monitor_schedule
+    (target,) = rule["Targets"]
+    assert "Arn" in target["DeadLetterConfig"]
+    function = next(
+        f for f in synth.resources("AWS::Lambda::Function", MONITORING).values()
+        if f["Properties"]["FunctionName"] == name
+    )  # fmt: skip
+    props = function["Properties"]
+    assert props["ReservedConcurrentExecutions"] == 1
+    assert "TargetArn" in props["DeadLetterConfig"]
+    env = props["Environment"]["Variables"]
+    assert json.loads(env["FLYWHEEL_PROMPTS"]) == sorted(config.llm.prompts)
+    assert env["FLYWHEEL_PROMPT_MONITORS"] == config.llm.monitors_json()
+    assert env["FLYWHEEL_LLM_CAPTURE_PREFIX"] == "llm-capture/"
+    assert env["FLYWHEEL_RECORDS_CAPABILITY"] == "monitors"
+    # the prompt canary's check reads whether a degraded verdict rolls it back
+    _, check = function_by_name(synth, f"{synth.prefix}-promotion-check-canary")
+    check_env = check["Properties"]["Environment"]["Variables"]
+    assert check_env["FLYWHEEL_PROMPT_MONITORS"] == config.llm.monitors_json()
+
+
+def test_the_llm_quality_monitor_reads_capture_writes_reports_and_records_through_the_writer(
+    synth: Synth,
+) -> None:
+    statements = role_statements(synth, f"{synth.prefix}-llm-monitor")
+
+    assert _allowed(statements, "s3:GetObject", "/llm-capture/*")
+    assert not _allowed(statements, "s3:GetObject", "/capture/*")  # not the models' traffic
+    assert _allowed(statements, "s3:GetObject", "/prompts/*")
+    assert _allowed(statements, "s3:PutObject", "/reports/*")
+    puts = [
+        resources_text(s) for s in statements
+        if any(a.startswith("s3:PutObject") for a in actions_of(s))
+    ]  # fmt: skip
+    assert puts
+    assert all("/reports/*" in text for text in puts)
+    # verdicts and their audit entries: the records writer's monitors alias, never the tables
+    assert _allowed(statements, "lambda:InvokeFunction", "records-writer:monitors")
+    assert not _allowed(statements, "lambda:InvokeFunction", "records-writer:operations")
+    assert not _allowed(statements, "dynamodb:PutItem", "-RegistryTable")
+    assert _allowed(statements, "dynamodb:GetItem", "-RegistryTable")
+    put_events = [s for s in statements if s["Action"] == "events:PutEvents"]
+    assert put_events
+    assert all(
+        s["Condition"] == {"StringEquals": {"events:source": "flywheel.monitoring"}}
+        for s in put_events
+    )

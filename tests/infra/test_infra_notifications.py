@@ -93,6 +93,7 @@ def test_the_topic_is_tls_only_and_names_who_may_publish(synth: Synth) -> None:
         f"{synth.prefix}-notify-on-{t}"
         for t in (
             "ApprovalRequested", "AuditTamperDetected", "BiasViolation", "BudgetThresholdReached",
+            "LlmQualityDegraded",
         )
     )  # fmt: skip
     # CloudWatch: only alarms named after the stage, in this account
@@ -139,6 +140,7 @@ def test_notification_rules_listen_to_their_producers_only(synth: Synth) -> None
         ("BiasViolation", "flywheel.monitoring"),
         ("AuditTamperDetected", "flywheel.audit"),
         ("BudgetThresholdReached", "flywheel.llm"),
+        ("LlmQualityDegraded", "flywheel.monitoring"),
     ):
         rule = found[f"{synth.prefix}-notify-on-{detail_type}"]
         assert rule["EventBusName"] == f"{synth.prefix}-bus"
@@ -289,6 +291,39 @@ def test_a_budget_message_names_the_budget_its_spend_and_where_to_look(
     assert lines[1] == f"Spent {spent} of {line.limit} USD; the alert is set at 80.0%."
     assert "refused (HTTP 429) until the period ends" in text
     assert lines[-1] == f"Where the money went: flywheel cost report --since {since}"
+
+
+def test_a_quality_message_names_the_prompt_version_breaches_and_the_report(
+    synth: Synth,
+) -> None:
+    # The detail's shape as the LLM quality monitor publishes it (ADR 82)
+    detail = {
+        "prompt_name": "ticket-summary",
+        "version": 3,
+        "variant": "canary",
+        "window_start": "2026-12-07T17:30:00.000Z",
+        "window_end": "2026-12-07T18:30:00.000Z",
+        "sampled": 40,
+        "scored": 38,
+        "metrics": {"toxicity_rate": 0.4211, "format_failure_rate": 0.0},
+        "breaches": ['toxicity_rate 0.421 > 0.05 (16 of 38 answers, "quoted")'],
+        "report_uri": "s3://artifacts/reports/ticket-summary/quality/2026-12-07T183000.html",
+    }
+    event = _event("LlmQualityDegraded", "flywheel.monitoring", detail)
+
+    _, text = _message(synth, "LlmQualityDegraded", event)
+
+    assert text.splitlines()[0] == (
+        "Flywheel: prompt ticket-summary version 3 (canary) answers worse in production"
+    )
+    for part in (
+        "2026-12-07T17:30:00.000Z to 2026-12-07T18:30:00.000Z: 38 of 40 sampled calls scored",
+        'toxicity_rate 0.421 > 0.05 (16 of 38 answers, \\"quoted\\")',  # quotes stay escaped
+        '"toxicity_rate": 0.4211',
+        "rollback_canary: false",
+        str(detail["report_uri"]),
+    ):
+        assert part in text, part
 
 
 def _metric_source(synth: Synth, function_name: str) -> dict[str, str]:

@@ -5,7 +5,8 @@ when the request asks for JSON by a schema, builds a JSON value of that schema f
 words), counts tokens as words and punctuation, and honours ``maxTokens`` and
 ``stopSequences`` with Converse's stop reasons. The same request always gets the same
 answer. Faults are injected per call (:meth:`LocalConverse.inject`): Converse error
-codes, ``latency=<ms>`` and ``guardrail``. The local runtime routes Bedrock's
+codes, ``latency=<ms>``, ``guardrail`` and ``toxic`` (an abusive answer, for the quality
+monitor to catch). The local runtime routes Bedrock's
 ``Converse`` to it (moto has no Converse); :class:`LocalProvider` calls it in process.
 What is real around it is the governance: registry, approvals, audit, prices.
 
@@ -53,6 +54,11 @@ ERROR_STATUS = {
 #: Words of the user message the plain answer echoes at most.
 ECHO_WORDS = 48
 GUARDRAIL_TEXT = "The stand-in's guardrail blocked this answer."
+#: What the ``toxic`` fault answers (JSON answers are built from its words).
+TOXIC_TEXT = (
+    "Stop whining, you pathetic moron. Nobody cares about your stupid problem, so shut up "
+    "and stop wasting our time."
+)
 
 
 class ConverseError(Exception):
@@ -89,7 +95,8 @@ class LocalConverse:
 
     def inject(self, *faults: str) -> None:
         """Queue faults, one per coming call: a Converse error code (e.g.
-        ``ThrottlingException``), ``latency=<ms>`` (then answer) or ``guardrail``.
+        ``ThrottlingException``), ``latency=<ms>`` (then answer), ``guardrail`` or
+        ``toxic`` (answer :data:`TOXIC_TEXT` instead).
 
         ``<fault>@<model id>`` waits for the next call to that model and leaves other
         models' calls alone (a canary on another model can fail while the champion
@@ -105,7 +112,7 @@ class LocalConverse:
         parsed: list[tuple[str, str | None]] = []
         for fault in faults:
             code, _, model = fault.partition("@")
-            if code not in ERROR_STATUS and code != "guardrail" and not _latency(code):
+            if code not in ERROR_STATUS and code not in _ANSWERS and not _latency(code):
                 raise ValueError(f"unknown fault {fault!r}")
             parsed.append((code, model or None))
         with self._lock:
@@ -151,7 +158,10 @@ class LocalConverse:
             text, reason = GUARDRAIL_TEXT, "guardrail_intervened"
         elif schema is not None:
             seed = _seed(request)
-            text, reason = json.dumps(_instance(schema, TOKEN.findall(user), seed, 0)), "end_turn"
+            words = TOKEN.findall(TOXIC_TEXT if fault == "toxic" else user)
+            text, reason = json.dumps(_instance(schema, words, seed, 0)), "end_turn"
+        elif fault == "toxic":
+            text, reason = TOXIC_TEXT, "end_turn"
         else:
             words = user.split()
             text, reason = " ".join(words[:ECHO_WORDS]), "end_turn"
@@ -168,6 +178,10 @@ class LocalConverse:
             },
             "metrics": {"latencyMs": round((time.perf_counter() - started) * 1000)},
         }
+
+
+#: Faults that change the answer rather than fail the call.
+_ANSWERS = frozenset({"guardrail", "toxic"})
 
 
 def _last_paragraph(text: str) -> str:

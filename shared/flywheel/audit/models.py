@@ -52,6 +52,12 @@ class AuditAction(StrEnum):
     EVALUATION_PASSED = "evaluation_passed"
     EVALUATION_REJECTED = "evaluation_rejected"
     EVALUATION_FAILED = "evaluation_failed"
+    #: The production quality monitor's verdict for a prompt version (ADR 82): healthy or
+    #: without enough scored calls, degraded (a limit breached), or no verdict because an
+    #: evaluator stayed unavailable after the retries.
+    LLM_QUALITY_CHECKED = "llm_quality_checked"
+    LLM_QUALITY_DEGRADED = "llm_quality_degraded"
+    LLM_QUALITY_FAILED = "llm_quality_failed"
 
 
 REASON_REQUIRED: frozenset[AuditAction] = frozenset(
@@ -71,6 +77,8 @@ REASON_REQUIRED: frozenset[AuditAction] = frozenset(
         AuditAction.EXPERIMENT_STOPPED,
         AuditAction.EVALUATION_REJECTED,
         AuditAction.EVALUATION_FAILED,
+        AuditAction.LLM_QUALITY_DEGRADED,
+        AuditAction.LLM_QUALITY_FAILED,
     }
 )
 

@@ -20,14 +20,14 @@ if TYPE_CHECKING:
 
     from flywheel.monitoring.reports import ReportIndex
 
-ModelName = Annotated[str, typer.Argument(help="Model name.")]
+ModelName = Annotated[str, typer.Argument(help="Model (or prompt) name.")]
 monitor_app = typer.Typer(
     help="Drift and performance reports of the monitors.", no_args_is_help=True
 )
 
 KindOption = Annotated[
-    Literal["drift", "performance", "data"] | None,
-    typer.Option("--kind", help="Only drift, performance or data validation reports."),
+    Literal["drift", "performance", "data", "quality"] | None,
+    typer.Option("--kind", help="Only drift, performance, data validation or LLM quality reports."),
 ]
 
 
@@ -74,7 +74,9 @@ def _known(name: str) -> None:
     _sdk().get_model(name)
 
 
-def _list(name: str, kind: Literal["drift", "performance", "data"] | None, limit: int) -> None:
+def _list(
+    name: str, kind: Literal["drift", "performance", "data", "quality"] | None, limit: int
+) -> None:
     _known(name)
     entries = _index().list(name, kind=kind)
     if not entries:
@@ -103,7 +105,7 @@ def open_report(
 def _open(
     name: str,
     run: str | None,
-    kind: Literal["drift", "performance", "data"] | None,
+    kind: Literal["drift", "performance", "data", "quality"] | None,
     output: Path | None,
     *,
     browser: bool,

@@ -10,7 +10,9 @@ service loads only what it needs (no scikit-learn in a serving or approval funct
 from __future__ import annotations
 
 import abc
+import math
 import os
+from decimal import Decimal
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -39,16 +41,18 @@ if TYPE_CHECKING:
     from flywheel.gateway.settings import GatewaySettings
     from flywheel.llm.budgets import Budgets
     from flywheel.llm.catalog import PromptCatalog
-    from flywheel.llm.evaluation import Evaluator
+    from flywheel.llm.evaluation import EvaluationInput, Evaluator
     from flywheel.llm.gate import PromptGatePolicy
     from flywheel.llm.guardrails import GuardrailJudges, GuardrailPolicy
     from flywheel.llm.meter import BudgetMeter, UsageStore
+    from flywheel.llm.monitor_policy import PromptMonitorPolicy
     from flywheel.llm.policy import LlmPolicy
     from flywheel.llm.prices import PriceTable
     from flywheel.llm.prompts import Provider
     from flywheel.llm.providers import CompletionProvider
     from flywheel.monitoring.drift_monitor import DriftMonitor
     from flywheel.monitoring.feedback import FeedbackService, LabelClaims
+    from flywheel.monitoring.llm_monitor import LlmQualityMonitor
     from flywheel.monitoring.performance_monitor import PerformanceMonitor
     from flywheel.monitoring.reports import ReportIndex
     from flywheel.monitoring.settings import MonitoringSettings
@@ -324,6 +328,9 @@ class Platform(abc.ABC):
             prediction_psi=self.settings.canary_prediction_psi,
             prediction_min_rows=self.settings.canary_prediction_min_rows,
             artifacts=self.artifacts,
+            quality_rollback={
+                name: policy.rollback_canary for name, policy in self.prompt_monitors().items()
+            },
         )
 
     def run_log(self) -> RunLog:
@@ -426,6 +433,70 @@ class Platform(abc.ABC):
             labels_prefix=settings.labels_prefix,
             reports_prefix=settings.reports_prefix,
         )
+
+    def llm_quality_monitor(self, settings: MonitoringSettings | None = None) -> LlmQualityMonitor:
+        """What ``llm_monitor.handler`` runs: prompts' captured calls (``llm_capture_prefix``)
+        scored by :meth:`quality_evaluators`, verdicts recorded and audited in the
+        registry, ``LlmQualityDegraded`` as the monitoring source (ADR 82).
+
+        Raises
+        ------
+        ConfigError
+            ``FLYWHEEL_PROMPT_MONITORS`` or ``FLYWHEEL_LLM_POLICY`` is invalid.
+        """
+        from flywheel.monitoring.llm_monitor import LlmQualityMonitor
+
+        settings = self._monitoring(settings)
+        return LlmQualityMonitor(
+            registry=self.registry,
+            records=self.records,
+            catalog=self.prompt_catalog(),
+            evaluators=self.quality_evaluators,
+            artifacts=self.artifacts,
+            capture=self.capture,
+            events=self.events(settings.event_source),
+            clock=self.clock,
+            policies=self.prompt_monitors(),
+            llm_policy=self.llm_policy(),
+            capture_prefix=settings.llm_capture_prefix,
+            reports_prefix=settings.reports_prefix,
+            cost=self.quality_cost,
+        )
+
+    def prompt_monitors(self) -> dict[str, PromptMonitorPolicy]:
+        """Each prompt's production monitor policy (``FLYWHEEL_PROMPT_MONITORS``).
+
+        Raises
+        ------
+        ConfigError
+            A policy is invalid, naming the prompt and the first bad field.
+        """
+        from pydantic import ValidationError
+
+        from flywheel.llm.monitor_policy import PromptMonitorPolicy
+
+        policies: dict[str, PromptMonitorPolicy] = {}
+        for name, data in self.settings.prompt_monitors.items():
+            try:
+                policies[name] = PromptMonitorPolicy.model_validate(data)
+            except ValidationError as err:
+                first = err.errors()[0]
+                where = ".".join(str(p) for p in first.get("loc", ())) or "monitor"
+                raise ConfigError(
+                    f"FLYWHEEL_PROMPT_MONITORS: {name}.{where}: "
+                    f"{first.get('msg', 'invalid value')}",
+                    field="FLYWHEEL_PROMPT_MONITORS",
+                ) from None
+        return policies
+
+    def quality_evaluators(self, policy: PromptMonitorPolicy) -> dict[str, Evaluator]:
+        """The evaluators of a prompt's production monitor: :meth:`prompt_evaluators` with
+        the policy's thresholds (the local runtime, and prompts without a guardrail)."""
+        return self.prompt_evaluators(policy.thresholds or None)
+
+    def quality_cost(self, policy: PromptMonitorPolicy, item: EvaluationInput) -> Decimal:  # noqa: ARG002
+        """What scoring ``item`` costs: nothing with the embedded evaluators."""
+        return Decimal(0)
 
     def report_index(self, reports_prefix: str = "reports/") -> ReportIndex:
         """The monitors' reports (``flywheel monitor``)."""
@@ -733,6 +804,11 @@ class Platform(abc.ABC):
         return lookup
 
 
+#: Amazon Bedrock Guardrails' list prices per text unit (1,000 characters), USD: content
+#: filters, contextual grounding check.
+GUARDRAIL_USD_PER_UNIT = (Decimal("0.00015"), Decimal("0.0001"))
+
+
 class AwsPlatform(Platform):
     """The platform on AWS (or the local runtime's moto server, which speaks the same API).
 
@@ -992,6 +1068,38 @@ class AwsPlatform(Platform):
         from flywheel.adapters.local_llm import LocalProvider
 
         return LocalProvider(self.llm_stand_in)
+
+    def quality_evaluators(self, policy: PromptMonitorPolicy) -> dict[str, Evaluator]:
+        """In AWS, a policy's Bedrock guardrail judges toxicity, groundedness and relevance
+        (``ApplyGuardrail``, retried like the providers); format stays embedded."""
+        found = super().quality_evaluators(policy)
+        if policy.guardrail is None or self.settings.backend != "aws":
+            return found
+        from flywheel.adapters.bedrock_guardrails import BedrockGuardrail
+        from flywheel.llm.providers import RetryPolicy
+
+        guardrail = BedrockGuardrail(
+            client=self.clients.client("bedrock-runtime"),  # no botocore retries
+            guardrail=policy.guardrail,
+            retry=RetryPolicy(
+                max_attempts=self.settings.llm_max_attempts,
+                deadline_seconds=self.settings.llm_timeout_seconds,
+            ),
+        )
+        thresholds = {k: v for k, v in policy.thresholds.items() if k != "format"}
+        return {**found, **guardrail.evaluators(thresholds or None)}
+
+    def quality_cost(self, policy: PromptMonitorPolicy, item: EvaluationInput) -> Decimal:
+        """With a guardrail in AWS: its content filters on the answer and its contextual
+        grounding check on answer, question and context, each per text unit (1,000
+        characters) at Bedrock Guardrails' list prices (:data:`GUARDRAIL_USD_PER_UNIT`)."""
+        if policy.guardrail is None or self.settings.backend != "aws":
+            return Decimal(0)
+        answer = max(1, math.ceil(len(item.answer) / 1000))
+        grounded = len(item.answer) + len(item.question or "") + sum(map(len, item.context))
+        units = max(1, math.ceil(grounded / 1000))
+        filters, grounding = GUARDRAIL_USD_PER_UNIT
+        return filters * answer + (grounding * units if item.context else Decimal(0))
 
     def fetch(self, uri: str) -> bytes:
         from flywheel.adapters.s3_objects import read_object

@@ -144,6 +144,16 @@ class LambdaBridge:
         with self._lock:
             self._faults.clear()
 
+    def recycle(self, function_name: str) -> bool:
+        """Give ``function_name`` a new execution environment on its next invocation (what
+        Lambda does to an idle one): its handler module is loaded again, so nothing it
+        cached (clients, routing, settings) survives. Whether it had one."""
+        with self._lock:
+            module = self._modules.pop(function_name, None)
+        if module is not None:
+            sys.modules.pop(module.__name__, None)
+        return module is not None
+
     # -- moto patch -----
     def install(self) -> None:
         """Patch moto's Lambda backends (Docker and simple) to call registered handlers."""

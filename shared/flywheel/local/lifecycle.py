@@ -67,6 +67,8 @@ class Driver(Protocol):
 
     def clear_llm_faults(self) -> None: ...
 
+    def recycle(self, function: str) -> None: ...
+
     def now(self) -> datetime: ...
 
 
@@ -528,6 +530,10 @@ class InProcessDriver:
     def clear_llm_faults(self) -> None:
         self.runtime.llm.clear()
 
+    def recycle(self, function: str) -> None:
+        """A new execution environment for ``function`` (suffix) on its next call."""
+        self.runtime.bridge.recycle(self.function_name(function))
+
     def now(self) -> datetime:
         return self.runtime.clock.now()
 
@@ -598,6 +604,12 @@ class ServerDriver:
         from flywheel.local import server
 
         server.control(self.port, "/llm-faults", {"faults": [], "clear": True})
+
+    def recycle(self, function: str) -> None:
+        """A new execution environment for ``function`` (suffix) on its next call."""
+        from flywheel.local import server
+
+        server.control(self.port, "/recycle", {"function": self.function_name(function)})
 
     def now(self) -> datetime:
         from datetime import datetime

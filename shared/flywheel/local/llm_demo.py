@@ -7,7 +7,7 @@ first bake is held open real calls reach ``POST /v1/prompts/{name}/invoke`` thro
 gateway function. The canary's model then fails (an injected ``ModelErrorException`` on
 its model only), its error rate is measured from the gateway's captured calls, the
 cost report is printed, the prompt's daily budget runs out (429), and the canary's
-error-rate alarm rolls version 2 back.
+error-rate alarm rolls version 2 back (then :func:`run_quality_monitor_demo`).
 
 Before that, the evaluation gate (ADR 81) judges two candidates of ``support-answer``, a
 retrieval-augmented prompt whose project gate asks for grounded answers
@@ -29,6 +29,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from flywheel.local.lifecycle import APPROVER, OPERATOR, PROMOTION
+from flywheel.local.runtime import readable
 from flywheel.local.synth import repo_root
 
 if TYPE_CHECKING:
@@ -49,6 +50,8 @@ GROUNDED_SPEC = "support-answer.v1.yaml"
 APPLICATION = "arn:aws:sts::123456789012:assumed-role/flywheel-dev-application/helpdesk"
 #: The canary's provider model (version 2's ``model_id``), whose calls the demo fails.
 CANARY_MODEL = "amazon.nova-lite-v1:0"
+#: The third version's provider model (``ticket-summary.v3-tone.yaml``), made abusive.
+TONE_MODEL = "amazon.nova-micro-v1:0"
 #: Batches of calls at most before the demo gives up on reaching the canary.
 MAX_BATCHES = 30
 TICKETS: tuple[dict[str, Any], ...] = (
@@ -121,6 +124,7 @@ def run_prompt_demo(life: Lifecycle, run: LifecycleRun, progress: Callable[[str]
         model = approver.get_model(PROMPT)
         facts["v2_promotion"] = {"status": status, "states": states, "champion": model.champion}
         n.append(f"canary judged: {' → '.join(states[-3:])}; champion v{model.champion}")
+    run_quality_monitor_demo(life, run, progress, facts)
     with run.stage("prompt audit chain", progress) as n:
         report = approver.verify(PROMPT)
         facts["verified"] = report.ok
@@ -266,7 +270,10 @@ def _calls_until(
             found.append({"status": status, **body})
         if done(found):
             return found
-    raise RuntimeError(f"{len(found)} calls did not get there: {_count(found, 'status')}")
+    raise RuntimeError(
+        f"{len(found)} calls did not get there: {_count(found, 'status')}, "
+        f"{_count(found, 'variant')}, versions {_count(found, 'version')}"
+    )
 
 
 def _count(answers: list[dict[str, Any]], key: str) -> dict[str, int]:
@@ -277,13 +284,13 @@ def _count(answers: list[dict[str, Any]], key: str) -> dict[str, int]:
     return dict(sorted(counted.items()))
 
 
-def _canary_rows(life: Lifecycle) -> list[dict[str, Any]]:
-    """The canary's (version 2's) calls, as the gateway captured them."""
+def _canary_rows(life: Lifecycle, version: int = 2) -> list[dict[str, Any]]:
+    """The canary's (version 2's, or ``version``'s) calls, as the gateway captured them."""
     from flywheel.composition import AwsPlatform
     from flywheel.serving.capture import decode_capture
 
     capture = AwsPlatform(life.settings).capture
-    prefix = f"{life.settings.llm_capture_prefix}prompt={PROMPT}/version=2/"
+    prefix = f"{life.settings.llm_capture_prefix}prompt={PROMPT}/version={version}/"
     rows = [r for key in capture.keys(prefix) for r in decode_capture(capture.get(key))]
     return [r for r in rows if r.get("variant") == "canary"]
 
@@ -370,3 +377,108 @@ def _alarm_name(life: Lifecycle, key: str) -> str:
         if name.endswith(f"-{key}"):
             return name
     raise KeyError(f"no {key} alarm for {PROMPT} in FLYWHEEL_CANARY_ALARMS")
+
+
+def run_quality_monitor_demo(
+    life: Lifecycle, run: LifecycleRun, progress: Callable[[str], None], facts: dict[str, Any]
+) -> None:
+    """The production quality monitor (ADR 82): a canary whose answers turn abusive is
+    scored, reported, announced (``LlmQualityDegraded``) and rolled back by its check.
+
+    The day's prompt budget ran out above, so the stage starts on the next (UTC) day, the
+    schedules paused while the clock moves there; the error-rate alarm, whose window no
+    longer holds the failed calls, is back to OK.
+    """
+    examples = repo_root() / "examples" / "prompts"
+    author, approver = life.sdk(OPERATOR), life.sdk(APPROVER)
+    stage = "the next day: prompt canary with abusive answers, LLM quality monitor"
+    with run.stage(stage, progress) as n:
+        _next_day(life)
+        _set_alarm(life, "errorrate", "OK", {"canary_error_rate_percent": 0.0})
+        third = author.register_prompt(
+            examples / "ticket-summary.v3-tone.yaml", reason="warmer tone"
+        )
+        version = third.version.version
+        known = len(life.executions(PROMOTION))
+        life.driver.hold_waits(True)
+        try:
+            approver.approve_prompt(PROMPT, version, reason="tone reviewed")
+            promotion = life.wait_for_new_execution(PROMOTION, known)["executionArn"]
+            life.wait(promotion, until="Bake")
+            life.driver.inject_llm(*[f"toxic@{TONE_MODEL}"] * 200)
+            policy = json.loads(_environment(life, "llm-monitor")["FLYWHEEL_PROMPT_MONITORS"])
+            needed = int(policy.get(PROMPT, {}).get("min_scored", 20))
+            calls = _calls_until(life, lambda _: len(_canary_rows(life, version)) >= needed)
+            n.append(f"v{version} on canary: {len(calls)} calls, {_count(calls, 'variant')}")
+            quality = _run_quality_monitor(life, version)
+            facts["quality"] = quality
+            n.append(
+                f"monitor: toxicity rate {quality['toxicity_rate']:.0%} on "
+                f"{quality['scored']} scored calls → {quality['outcome']}; report "
+                f"{quality['report']}"
+            )
+            notice = life.notification("LlmQualityDegraded", f"version {version}")
+            facts["quality"]["notification"] = readable(notice["message"]).splitlines()[0]
+            n.append(f"notified: {facts['quality']['notification']}")
+        finally:
+            life.driver.clear_llm_faults()
+            life.driver.hold_waits(False)
+        status, states = life.wait(promotion)
+        model = approver.get_model(PROMPT)
+        facts["quality_promotion"] = {
+            "version": version,
+            "status": status,
+            "states": states,
+            "champion": model.champion,
+        }
+        n.append(f"canary judged: {' → '.join(states[-3:])}; champion v{model.champion}")
+
+
+def _next_day(life: Lifecycle) -> None:
+    """Move the simulated clock to just after the next UTC midnight, no schedule firing;
+    the gateway, idle that long, starts in a new execution environment (as Lambda's would)
+    and reads the prompt's routing afresh."""
+    from datetime import timedelta
+
+    now = life.driver.now()
+    midnight = (now + timedelta(days=1)).replace(hour=0, minute=5, second=0, microsecond=0)
+    events = life.driver.client("events")
+    scheduled = [r["Name"] for r in events.list_rules()["Rules"] if r.get("ScheduleExpression")]
+    for name in scheduled:
+        events.disable_rule(Name=name)
+    try:
+        life.driver.advance((midnight - now).total_seconds())
+    finally:
+        for name in scheduled:
+            events.enable_rule(Name=name)
+    life.driver.recycle("llm-gateway")
+
+
+def _run_quality_monitor(life: Lifecycle, version: int) -> dict[str, Any]:
+    """One run of the monitor function, invoked as its hourly schedule invokes it."""
+    event = {"trigger": "schedule", "time": life.driver.now().isoformat()}
+    response = life.driver.client("lambda").invoke(
+        FunctionName=life.function_name("llm-monitor"), Payload=json.dumps(event).encode()
+    )
+    payload = json.loads(response["Payload"].read())
+    if response.get("FunctionError"):
+        raise RuntimeError(f"the LLM quality monitor failed: {payload}")
+    [run] = [r for r in payload["runs"] if r["prompt"] == PROMPT]
+    [canary] = [v for v in run["versions"] if v["version"] == version]
+    toxicity = canary["metrics"].get("toxicity_rate") or {}
+    return {
+        "outcome": canary["outcome"],
+        "scored": canary["scored"],
+        "sampled": canary["sampled"],
+        "toxicity_rate": toxicity.get("value", 0.0),
+        "toxic": toxicity.get("failed", 0),
+        "breaches": canary["breaches"],
+        "event_id": canary["event_id"],
+        "report": run["report_html"],
+    }
+
+
+def _set_alarm(life: Lifecycle, key: str, state: str, reason: dict[str, Any]) -> None:
+    life.driver.client("cloudwatch").set_alarm_state(
+        AlarmName=_alarm_name(life, key), StateValue=state, StateReason=json.dumps(reason)
+    )

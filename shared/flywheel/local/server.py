@@ -268,6 +268,9 @@ def _control_server(port: int, runtime: Any, *, api_url: str | None = None) -> A
             elif self.path == "/faults":
                 runtime.bridge.inject(str(body["function"]), *[str(f) for f in body["faults"]])
                 self._reply(200, {"ok": True})
+            elif self.path == "/recycle":
+                recycled = runtime.bridge.recycle(str(body["function"]))
+                self._reply(200, {"ok": True, "recycled": recycled})
             elif self.path == "/hold-waits":
                 runtime.hold_waits(bool(body.get("hold")))
                 self._reply(200, {"ok": True})

@@ -6,6 +6,7 @@ HTML page per run::
     reports/<model>/drift/<YYYY-MM-DDTHHMMSS>.{json,html}
     reports/<model>/performance/<YYYY-MM-DDTHHMMSS>.{json,html}
     reports/<model>/data/<YYYY-MM-DDTHHMMSS>-<execution>.{json,html}
+    reports/<prompt>/quality/<YYYY-MM-DDTHHMMSS>.{json,html}    (the LLM quality monitor)
 
 A monitor's run id is the timestamp (UTC) of the window's end, a training run's the time
 it started and its execution name, so ids sort by time.
@@ -24,8 +25,8 @@ if TYPE_CHECKING:
 
 __all__ = ["KINDS", "ReportEntry", "ReportIndex"]
 
-Kind = Literal["drift", "performance", "data"]
-KINDS: tuple[Kind, ...] = ("drift", "performance", "data")
+Kind = Literal["drift", "performance", "data", "quality"]
+KINDS: tuple[Kind, ...] = ("drift", "performance", "data", "quality")
 
 
 class ReportEntry(BaseModel):

@@ -1,4 +1,5 @@
-"""Settings of the monitoring functions (feedback intake, drift scorer, performance monitor)."""
+"""Settings of the monitoring functions (feedback intake, drift scorer, performance monitor,
+LLM quality monitor)."""
 
 from __future__ import annotations
 
@@ -29,3 +30,5 @@ class MonitoringSettings(Settings):
     reports_prefix: str = "reports/"
     #: PSI above which the champion's scores moved from its holdout's (with p < 0.01).
     prediction_psi: float = Field(default=0.2, gt=0)
+    #: The prompts the LLM quality monitor covers (JSON in ``FLYWHEEL_PROMPTS``).
+    prompts: list[str] = Field(default_factory=list)

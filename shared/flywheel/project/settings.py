@@ -21,6 +21,7 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 
 from flywheel.llm.gate import PromptGatePolicy  # noqa: TC001 (a field of a pydantic model)
+from flywheel.llm.monitor_policy import PromptMonitorPolicy  # noqa: TC001 (a pydantic field)
 from flywheel.llm.policy import LlmPolicy, PromptPolicy
 from flywheel.models import Frozen
 from flywheel.settings import CanaryPlan, CanaryStep
@@ -109,6 +110,9 @@ class PromptSettings(PromptPolicy):
     canary: CanarySettings | None = None
     #: The evaluation gate (``None``: the defaults, :class:`PromptGatePolicy`).
     gate: PromptGatePolicy | None = None
+    #: The production quality monitor (``None``: the defaults, :class:`PromptMonitorPolicy`;
+    #: ADR 82).
+    monitor: PromptMonitorPolicy | None = None
 
 
 class LlmSettings(LlmPolicy):
@@ -141,11 +145,13 @@ class LlmSettings(LlmPolicy):
         return self
 
     def policy(self) -> LlmPolicy:
-        """The gateway's policy: everything but the prompts' canary steps and gates."""
+        """The gateway's policy: everything but the prompts' canary steps, gates and
+        monitors."""
         data = self.model_dump(include=set(LlmPolicy.model_fields))
         for prompt in data["prompts"].values():
             del prompt["canary"]
             del prompt["gate"]
+            del prompt["monitor"]
         return LlmPolicy.model_validate(data)
 
     def gates_json(self) -> str:
@@ -165,6 +171,34 @@ class LlmSettings(LlmPolicy):
             if prompt.gate is not None
         }
         return json.dumps(gates, sort_keys=True, separators=(",", ":"))
+
+    def prompts_json(self) -> str:
+        """The prompts the quality monitor covers, as ``FLYWHEEL_PROMPTS``.
+
+        Examples
+        --------
+        >>> LlmSettings.model_validate({"prompts": {"faq": {}, "chat": {}}}).prompts_json()
+        '["chat","faq"]'
+        """
+        return json.dumps(sorted(self.prompts), separators=(",", ":"))
+
+    def monitors_json(self) -> str:
+        """The prompts' monitor policies as the quality monitor's ``FLYWHEEL_PROMPT_MONITORS``
+        (by prompt, only those the project file declares; defaults left out).
+
+        Examples
+        --------
+        >>> LlmSettings.model_validate(
+        ...     {"prompts": {"faq": {"monitor": {"sample_rate": 0.5}}, "other": {}}}
+        ... ).monitors_json()
+        '{"faq":{"sample_rate":0.5}}'
+        """
+        monitors = {
+            name: prompt.monitor.model_dump(mode="json", exclude_defaults=True)
+            for name, prompt in sorted(self.prompts.items())
+            if prompt.monitor is not None
+        }
+        return json.dumps(monitors, sort_keys=True, separators=(",", ":"))
 
     def policy_json(self) -> str:
         """:meth:`policy` as the gateway's ``FLYWHEEL_LLM_POLICY``: compact, defaults left
@@ -334,6 +368,8 @@ class StageSettings(Frozen):
     # Monitoring
     drift_schedule: ScheduleExpression = "rate(1 hour)"
     performance_schedule: ScheduleExpression = "rate(6 hours)"
+    #: How often the LLM quality monitor scores the prompts' captured calls (ADR 82).
+    llm_monitor_schedule: ScheduleExpression = "rate(1 hour)"
     #: How often new offline feature rows are materialized to the online store.
     materialization_schedule: ScheduleExpression = "rate(15 minutes)"
     #: Feature views to materialize (empty: every registered view, latest version).

@@ -31,6 +31,7 @@ from flywheel.errors import (
     PromotionInProgressError,
     ServingControlError,
 )
+from flywheel.llm.quality import QualityVerdictDoc
 from flywheel.registry.models import RegistryKind, VersionStatus
 from flywheel.serving.capture import decode_capture
 from flywheel.serving.comparison import (
@@ -48,6 +49,7 @@ from flywheel.workflows.records import (
     CanaryDoc,
     ServingDoc,
     model_key,
+    quality_key,
     read,
     write,
 )
@@ -114,6 +116,9 @@ PROMPT_PREDICTION_CHECKS = (
     "prediction checks skipped: a prompt's answers are text, not scores (its canary is "
     "judged by its alarms)"
 )
+#: What ``CanaryCheckResult.breached`` names when the production quality monitor found a
+#: prompt canary's answers degraded (ADR 82).
+LLM_QUALITY = "llm-quality"
 
 
 class PromotionSteps:
@@ -162,8 +167,11 @@ class PromotionSteps:
         capture_prefix: str = "capture/",
         artifacts: ArtifactStore | None = None,
         prediction_alpha: float = PREDICTION_ALPHA,
+        quality_rollback: Mapping[str, bool] | None = None,
     ) -> None:
         self._registry = registry
+        #: Prompt -> whether a degraded quality verdict fails its canary (default: yes).
+        self._quality_rollback = dict(quality_rollback or {})
         self._artifacts = artifacts
         self._prediction_alpha = prediction_alpha
         self._records = records
@@ -396,7 +404,7 @@ class PromotionSteps:
           PSI means it scores live traffic unlike anything it was evaluated on.
 
         Under ``prediction_min_rows`` rows on either side a check gives no verdict.
-        A prompt's canary is judged by its alarms alone (its answers are not scores).
+        A prompt's canary: its alarms, and the quality monitor's verdict (ADR 82).
         """
         step = state.canary.payload.step if state.canary is not None else 1
         prompt = self._is_prompt(state.model_name)
@@ -421,6 +429,10 @@ class PromotionSteps:
         reference: PredictionShift | None = None
         if prompt:
             reasons.append(PROMPT_PREDICTION_CHECKS)
+            degraded, reason = self._quality(state.model_name, state.version)
+            reasons.append(reason)
+            if degraded:
+                breached.append(LLM_QUALITY)
         elif self._capture is not None and self._prediction_psi is not None:
             canary = self._canary_rows(state.model_name, state.version)
             champion = self._champion_shift(state.model_name, canary)
@@ -444,6 +456,22 @@ class PromotionSteps:
             reference_prediction_drift=None if reference is None else reference.psi,
             step=step,
         )
+
+    def _quality(self, name: str, version: int) -> tuple[bool, str]:
+        """Whether the monitor's latest verdict for the canary fails the check, and why."""
+        found = read(self._records, quality_key(name, version), QualityVerdictDoc)
+        if found is None:
+            return False, "no production quality verdict for the canary yet"
+        verdict = found[0]
+        if verdict.outcome != "degraded":
+            return False, f"production quality {verdict.outcome} ({verdict.scored} scored calls)"
+        breaches = "; ".join(verdict.breaches)
+        if not self._quality_rollback.get(name, True):
+            return False, (
+                f"production quality degraded ({breaches}), not rolled back: the prompt's "
+                "monitor says rollback_canary: false"
+            )
+        return True, f"production quality degraded: {breaches} (report {verdict.report_uri})"
 
     def _is_prompt(self, name: str) -> bool:
         try:

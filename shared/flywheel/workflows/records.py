@@ -12,6 +12,10 @@ key (``pk`` / ``sk``)                  record
 ``MODEL#<name>`` / ``CANARY``          :class:`CanaryDoc`: the canary's current step and weight
 ``MODEL#<name>`` / ``APPROVAL#V<n>``   :class:`ApprovalPointer`: the approval of version n
 ``MODEL#<name>`` / ``EVALUATION#V<n>`` :class:`PromptEvaluationDoc`: prompt version n's gate
+``MODEL#<name>`` / ``QUALITY#V<n>``    :class:`~flywheel.llm.quality.QualityVerdictDoc`: the
+                                       production monitor's latest verdict (ADR 82)
+``MODEL#<name>`` / ``QUALITY``         :class:`~flywheel.llm.quality.QualityBudgetDoc`: what
+                                       the monitor's scoring spent today
 ``APPROVAL#<id>`` / ``APPROVAL``       :class:`ApprovalDoc`: token, binding, decision
 =====================================  ================================================
 """
@@ -81,6 +85,21 @@ def evaluation_key(model: str, version: int) -> RecordKey:
     'EVALUATION#V0000000003'
     """
     return model_key(model, f"EVALUATION#V{version:010d}")
+
+
+#: The production quality monitor's day of scoring for a prompt (ADR 82).
+QUALITY = "QUALITY"
+
+
+def quality_key(model: str, version: int) -> RecordKey:
+    """Where the production monitor records a prompt version's latest verdict (ADR 82).
+
+    Examples
+    --------
+    >>> quality_key("ticket-summary", 3).sort
+    'QUALITY#V0000000003'
+    """
+    return model_key(model, f"QUALITY#V{version:010d}")
 
 
 class RunLockDoc(Frozen):

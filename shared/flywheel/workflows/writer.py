@@ -92,6 +92,9 @@ class Capability(StrEnum):
     #: version's registration and its approval request, as the authenticated caller;
     #: nothing else.
     PROMPTS = "prompts"
+    #: The production quality monitor (ADR 82): a prompt version's verdict and the
+    #: day's scoring budget, audited; nothing else.
+    MONITORS = "monitors"
 
 
 _DECISIONS = frozenset({AuditAction.APPROVED, AuditAction.REJECTED})
@@ -158,6 +161,13 @@ ACTIONS: dict[Capability, frozenset[AuditAction]] = {
     Capability.FEATURES: frozenset(),
     Capability.CONFIGS: frozenset({AuditAction.MODEL_CONFIGURED}),
     Capability.PROMPTS: frozenset({AuditAction.VERSION_REGISTERED, AuditAction.APPROVAL_REQUESTED}),
+    Capability.MONITORS: frozenset(
+        {
+            AuditAction.LLM_QUALITY_CHECKED,
+            AuditAction.LLM_QUALITY_DEGRADED,
+            AuditAction.LLM_QUALITY_FAILED,
+        }
+    ),
     Capability.PROMOTIONS: frozenset(
         {
             AuditAction.VERSION_REGISTERED,
@@ -197,6 +207,7 @@ RECORDS: dict[Capability, frozenset[tuple[str, str]]] = {
     Capability.FEATURES: frozenset({("FEATURE_VIEW#", "WATERMARK#")}),
     Capability.CONFIGS: frozenset({("MODEL#", "CONFIG")}),
     Capability.PROMPTS: _APPROVALS,
+    Capability.MONITORS: frozenset({("MODEL#", "QUALITY")}),
     Capability.PROMOTIONS: frozenset(
         {("MODEL#", "PROMOTED_IN#"), ("MODEL#", "APPROVAL#V"), ("APPROVAL#", "APPROVAL")}
     ),

@@ -18,10 +18,14 @@ from flywheel.local.runtime import MOTO_CONFIG, LocalRuntime
 HANDLERS = """
 import os
 
+INVOCATIONS = []
+
 def double(event, context):
     if event.get("explode"):
         raise ValueError("boom: " + str(event["explode"]))
-    return {"doubled": event["x"] * 2, "stage": os.environ["STAGE"], "fn": context.function_name}
+    INVOCATIONS.append(event["x"])
+    return {"doubled": event["x"] * 2, "stage": os.environ["STAGE"], "fn": context.function_name,
+            "warm": len(INVOCATIONS)}
 
 def record(event, context):
     calls = os.environ.get("CALLS_FILE")
@@ -169,8 +173,23 @@ def test_lambda_tasks_run_the_real_handler_and_waits_use_the_simulated_clock(
     report = runtime.wait(arn, timeout=30)
     assert report.status == "SUCCEEDED", report
     assert report.states == ["Double", "Bake", "Done"]
-    assert report.output["result"]["Payload"] == {"doubled": 42, "stage": "test", "fn": "t-double"}
+    assert report.output["result"]["Payload"] == {
+        "doubled": 42, "stage": "test", "fn": "t-double", "warm": 1,
+    }  # fmt: skip
     assert (runtime.clock.now() - started).total_seconds() >= 3600
+
+
+def test_a_recycled_function_starts_in_a_new_execution_environment(runtime: LocalRuntime) -> None:
+    client = boto3.client("lambda", region_name="us-east-1")
+
+    def warm() -> int:
+        answer = client.invoke(FunctionName="t-double", Payload=json.dumps({"x": 1}).encode())
+        return int(json.loads(answer["Payload"].read())["warm"])
+
+    assert [warm(), warm()] == [1, 2]  # the module's state lives between invocations
+    assert runtime.bridge.recycle("t-double") is True
+    assert warm() == 1  # ... until Lambda recycles the environment
+    assert runtime.bridge.recycle("t-unknown") is False
 
 
 def test_held_waits_keep_a_bake_open_until_released(runtime: LocalRuntime) -> None:

@@ -182,6 +182,30 @@ def test_a_fault_for_one_model_waits_for_that_model_and_spares_the_others() -> N
         engine.inject("Oops@amazon.nova-lite-v1:0")
 
 
+def test_a_toxic_fault_makes_one_answer_abusive_that_the_toxicity_evaluator_fails() -> None:
+    from flywheel.llm.evaluation import EvaluationInput
+    from flywheel.llm.evaluators import ToxicityEvaluator
+
+    engine = LocalConverse()
+    engine.inject("toxic@amazon.nova-lite-v1:0", "toxic@amazon.nova-lite-v1:0")
+    nova = {**_request("Customer Acme was charged twice."), "modelId": "amazon.nova-lite-v1:0"}
+    asked_json = {**nova, "outputConfig": {"textFormat": {"type": "json_schema", "structure": {
+        "jsonSchema": {"schema": json.dumps(SCHEMA), "name": "answer"}}}}}  # fmt: skip
+
+    champion = _text(engine.converse(_request("Customer Acme was charged twice.")))
+    toxic = _text(engine.converse(nova))
+    toxic_json = engine.converse(asked_json)
+    clean = _text(engine.converse(nova))
+
+    judge = ToxicityEvaluator(0.5)
+    assert champion == clean == "Customer Acme was charged twice."
+    assert not judge.evaluate(EvaluationInput(answer=toxic)).passed
+    assert judge.evaluate(EvaluationInput(answer=clean)).passed
+    assert toxic_json["stopReason"] == "end_turn"
+    assert set(json.loads(_text(toxic_json))) >= {"summary", "urgency", "tags"}
+    assert engine.pending() == []
+
+
 def test_the_provider_maps_each_converse_error_to_its_typed_error() -> None:
     engine = LocalConverse()
     provider = LocalProvider(engine)

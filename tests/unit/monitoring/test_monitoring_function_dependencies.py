@@ -38,7 +38,8 @@ os.environ["FLYWHEEL_AUDIT_KEY"] = "alias/flywheel-test-audit"
 from functions.feedback import handler as feedback
 from functions.drift_scorer import handler as drift
 from functions.performance_monitor import handler as performance
-feedback._service(); drift._monitor(); performance._monitor()
+from functions.llm_monitor import handler as llm_monitor
+feedback._service(); drift._monitor(); performance._monitor(); llm_monitor._monitor()
 print(json.dumps(sorted(m for m in {NOT_IN_THE_LAYERS!r} if m in sys.modules)))
 """
     result = subprocess.run(

@@ -6,18 +6,22 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from flywheel.composition import InMemoryPlatform
 from flywheel.errors import ExperimentInProgressError, PromotionInProgressError
+from flywheel.gateway.capture import CapturedCall, llm_capture_key
+from flywheel.monitoring.settings import MonitoringSettings
 from flywheel.registry.models import VersionStatus
 from flywheel.sdk import Flywheel
+from flywheel.serving.capture import encode_rows
 from flywheel.settings import CanaryStep, Settings
 from flywheel.workflows.approvals import VERSION_APPROVED
 from flywheel.workflows.ports import AlarmState, AliasRouting
-from flywheel.workflows.promotion import PROMPT_PREDICTION_CHECKS
+from flywheel.workflows.promotion import LLM_QUALITY, PROMPT_PREDICTION_CHECKS
 from flywheel.workflows.prompt_serving import NO_CHAMPION
 from flywheel.workflows.records import CANARY, CanaryDoc, model_key, read
 from flywheel.workflows.state import PromotionState
@@ -154,7 +158,10 @@ def test_approving_the_first_version_rolls_it_out_step_by_step_and_makes_it_cham
     ]
     check = execution.state["canary_check"]["Payload"]
     assert check["healthy"] is True
-    assert check["reason"] == f"2 canary alarms, none in ALARM; {PROMPT_PREDICTION_CHECKS}"
+    assert check["reason"] == (
+        f"2 canary alarms, none in ALARM; {PROMPT_PREDICTION_CHECKS}; "
+        "no production quality verdict for the canary yet"
+    )
     model = world.bo.get_model(NAME)
     assert (model.champion, model.challenger) == (1, None)
     assert world.platform.promotion_serving.routing(NAME) == AliasRouting(primary="1")
@@ -287,3 +294,93 @@ def test_a_hand_promotion_waits_for_a_running_experiment(champion: Stage) -> Non
         champion.bo.promote_prompt(NAME, 2, reason="skip the test")
 
     assert champion.bo.get_model(NAME).champion == 1
+
+
+# -- the production quality monitor's verdict (ADR 82) -------------------------------------
+TOXIC = "Stop whining, you pathetic moron. Nobody cares about your stupid billing problem."
+CLEAN = "Acme was charged twice for November and asks for one payment back."
+
+
+def monitored(monitor: dict[str, Any]) -> Stage:
+    settings = Settings(
+        backend="local",
+        canary_steps={NAME: (CanaryStep(weight=0.2, bake_minutes=10),)},
+        canary_alarms={NAME: ALARMS},
+        prompt_monitors={NAME: monitor},
+    )
+    platform = InMemoryPlatform(settings)
+    stage = Stage(platform, Flywheel(platform, actor=ANA), Flywheel(platform, actor=BO))
+    first = stage.register("Customer {{ customer }} wrote:\n\n{{ ticket }}")
+    assert stage.approve_and_promote(first).status == "SUCCEEDED"
+    stage.register("Summarize for the on-call engineer.\n{{ customer }}: {{ ticket }}")
+    return stage
+
+
+def serve_and_monitor(stage: Stage, canary_answer: str) -> None:
+    """During the bake: 30 champion and 30 canary calls captured, then the monitor runs."""
+    platform = stage.platform
+    when = (platform.clock.now() - timedelta(minutes=1)).timestamp()
+    for version, variant, answer in ((1, "champion", CLEAN), (2, "canary", canary_answer)):
+        rows = []
+        for i in range(30):
+            call = CapturedCall.example()
+            call.request_id, call.prompt, call.version, call.variant = (
+                f"{variant}-{i}", NAME, version, variant,
+            )  # fmt: skip
+            call.timestamp, call.answer = when, answer
+            call.variables = {"customer": "Acme", "ticket": "We were charged twice."}
+            rows.append(call.row())
+        platform.capture.put(llm_capture_key(NAME, version, when), encode_rows(rows))
+    platform.llm_quality_monitor(MonitoringSettings(backend="local")).run(NAME)
+
+
+def test_a_canary_with_toxic_answers_in_production_is_rolled_back() -> None:
+    stage = monitored({"sample_rate": 1.0, "min_scored": 20, "toxicity_rate_max": 0.05})
+    stage.during_bake = lambda _step: serve_and_monitor(stage, TOXIC)
+
+    execution = stage.approve_and_promote(2)
+
+    assert execution.status == "FAILED"
+    assert execution.visited[-3:] == ["CanaryHealthy", "Rollback", "RolledBack"]
+    check = execution.state["canary_check"]["Payload"]
+    assert check["healthy"] is False
+    assert LLM_QUALITY in check["breached"]
+    assert (
+        "production quality degraded: toxicity_rate 1.000 > 0.05 (30 of 30 answers)"
+        in (check["reason"])
+    )
+    model = stage.bo.get_model(NAME)
+    assert (model.champion, model.challenger) == (1, None)
+    assert stage.bo.get_version(NAME, 2).status is VersionStatus.ROLLED_BACK
+    actions = stage.actions()
+    assert actions.index("llm_quality_degraded") < actions.index("canary_aborted")
+    aborted = stage.bo.audit_entries(NAME)[-1]
+    assert aborted.reason is not None
+    assert "toxicity_rate" in aborted.reason
+    assert stage.bo.verify(NAME).ok
+
+
+def test_a_canary_with_clean_answers_is_promoted() -> None:
+    stage = monitored({"sample_rate": 1.0, "min_scored": 20})
+    stage.during_bake = lambda _step: serve_and_monitor(stage, CLEAN)
+
+    execution = stage.approve_and_promote(2)
+
+    assert execution.status == "SUCCEEDED", execution.state.get("error")
+    assert (
+        "production quality healthy (30 scored calls)"
+        in (execution.state["canary_check"]["Payload"]["reason"])
+    )
+    assert stage.bo.get_model(NAME).champion == 2
+
+
+def test_a_degraded_canary_stays_when_the_monitor_says_not_to_roll_back() -> None:
+    stage = monitored({"sample_rate": 1.0, "min_scored": 20, "rollback_canary": False})
+    stage.during_bake = lambda _step: serve_and_monitor(stage, TOXIC)
+
+    execution = stage.approve_and_promote(2)
+
+    assert execution.status == "SUCCEEDED"
+    reason = execution.state["canary_check"]["Payload"]["reason"]
+    assert "not rolled back: the prompt's monitor says rollback_canary: false" in reason
+    assert stage.bo.get_model(NAME).champion == 2

@@ -323,3 +323,37 @@ def test_people_who_train_register_and_ask_for_approval_but_decide_nothing(table
     assert [e.actor for e in tables[1].entries(MODEL)] == [ANA, ANA]
     with pytest.raises(NotPermittedError, match="training capability cannot record approved"):
         data_scientist.approve(MODEL, number, actor=ANA, reason="mine")
+
+
+def test_the_quality_monitor_records_verdicts_and_nothing_else(tables: Any) -> None:
+    from datetime import UTC, datetime
+
+    from flywheel.llm.quality import QualityBudgetDoc, QualityVerdictDoc
+    from flywheel.workflows.records import QUALITY, model_key, quality_key, write
+
+    monitor = _service(tables, "monitors")
+    number = _candidate(_service(tables, "training-runs"))
+    moment = datetime(2026, 12, 7, 18, tzinfo=UTC)
+    verdict = QualityVerdictDoc(
+        version=number, outcome="degraded", reason="toxicity_rate 0.2 > 0.05",
+        window_start=moment, window_end=moment, checked_at=moment,
+    )  # fmt: skip
+    draft = AuditDraft(
+        model=MODEL, action=AuditAction.LLM_QUALITY_DEGRADED, actor="llm-quality-monitor",
+        version=number, reason=verdict.reason,
+    )  # fmt: skip
+    records = (
+        write(quality_key(MODEL, number), verdict, None),
+        write(model_key(MODEL, QUALITY), QualityBudgetDoc(day="2026-12-07", scored=20), None),
+    )
+
+    entry = monitor.record(draft, records=records)
+
+    assert str(entry.action) == "llm_quality_degraded"
+    assert tables[0].get_record(quality_key(MODEL, number)) is not None
+    # ... but no other record, and no other action
+    config = RecordWrite(key=model_key(MODEL, "CONFIG"), doc={})
+    with pytest.raises(NotPermittedError):
+        monitor.record(draft, records=(config,))
+    with pytest.raises(NotPermittedError):
+        monitor.approve(MODEL, number, actor="llm-quality-monitor", reason="looks fine")

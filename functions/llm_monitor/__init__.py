@@ -1,0 +1,1 @@
+"""Scheduled LLM quality monitor: prompts' captured calls scored, judged and recorded."""
