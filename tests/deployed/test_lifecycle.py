@@ -2,19 +2,18 @@
 each deploy (``pytest -m deployed``).
 
 Everything is found from the stage's platform record and reached as its people: CI (the
-ambient credentials) asks for training runs through the retrain route, an approver (a
-second principal, ``FLYWHEEL_TEST_APPROVER_ROLE_ARN``) decides through the approvals
-route, an ML engineer (``FLYWHEEL_TEST_OPERATOR_ROLE_ARN``) configures, scores over the
-API with SigV4, rolls back and verifies; the ML engineer registers a prompt version through
-the registration route with its evaluation set (a malformed line refused first), the
-approver approves it, and once the promotion workflow's evaluation gate has answered the
-set and its canary has rolled it out, it answers over the API. Here it runs against the local runtime
+ambient credentials) asks for training runs through the retrain route, an approver (a second
+principal, ``FLYWHEEL_TEST_APPROVER_ROLE_ARN``) decides through the approvals route, an ML
+engineer (``FLYWHEEL_TEST_OPERATOR_ROLE_ARN``) configures, scores over the API with SigV4,
+rolls back and verifies; the ML engineer registers a prompt version through the registration
+route with its evaluation set (a malformed line refused first), the approver approves it,
+and once the promotion workflow's evaluation gate has answered the set and its canary has
+rolled it out, it answers over the API. Here it runs against the local runtime
 (``conftest.py``); with ``FLYWHEEL_BACKEND=aws FLYWHEEL_STAGE=dev``, against that stage,
 where it touches no model but its own (``FLYWHEEL_TEST_MODEL``, named ``smoke-*``) and no
 prompt but ``smoke-prompt`` (``project/prompts/``, declared in the stage's ``llm`` section).
 Each asynchronous step is polled for at most ``FLYWHEEL_TEST_WAIT_SECONDS`` (a deployed
-promotion bakes for the stage's ``bake_minutes``).
-"""
+promotion bakes for the stage's ``bake_minutes``)."""
 
 from __future__ import annotations
 

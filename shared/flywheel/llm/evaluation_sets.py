@@ -237,8 +237,7 @@ def seal_evaluation(
     if evaluation is None:
         if given is not None:
             raise ConfigError(
-                f"{_FIELD}: an evaluation set is given but the spec declares none "
-                "(evaluation.set)",
+                f"{_FIELD}: an evaluation set is given but the spec declares none (evaluation.set)",
                 field=_FIELD,
             )
         return spec, None
