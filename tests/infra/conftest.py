@@ -3,8 +3,8 @@
 The first synthesis of a session starts jsii's Node.js runtime (~10-17 s); every
 assertion afterwards reads the templates written to a temporary ``cdk.out``. The
 assemblies are shared by the session's xdist workers (``tests/infra/synth.py``): one
-worker synthesizes each, the others read it. Tests that need a stage's construct tree
-(``synth.app``) are marked ``xdist_group(CONSTRUCT_TREE)`` so one worker builds it.
+worker synthesizes each, the others read it; a worker builds a stage's construct tree
+only if one of its tests reads it (``synth.app``).
 """
 
 from __future__ import annotations

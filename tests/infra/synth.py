@@ -39,9 +39,6 @@ SOURCES = ("infra", "shared/flywheel", "functions", "cdk.json")
 #: The installed packages whose versions shape the templates.
 PACKAGES = ("aws-cdk-lib", "constructs", "cdk-nag", "jsii")
 ERROR_FILE = "synth-error.txt"
-#: The ``xdist_group`` of the tests that read a stage's construct tree (``Synth.app``):
-#: one worker builds the trees for all of them (``--dist loadgroup``).
-CONSTRUCT_TREE = "cdk-construct-tree"
 _cache: dict[str, Path] = {}
 
 

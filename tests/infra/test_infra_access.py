@@ -12,14 +12,12 @@ import fnmatch
 import json
 from typing import Any
 
-import pytest
 from aws_cdk import Stack
 
 from infra.config import StageConfig, load_stage_config
 from infra.constructs.promotion_workflow import PUBLISH_ACTIONS
 from infra.nag import flatten_reference
 from tests.infra.synth import (
-    CONSTRUCT_TREE,
     Synth,
     actions_of,
     can,
@@ -309,7 +307,6 @@ def test_only_the_stages_own_roles_put_flywheel_events(synth: Synth) -> None:
     assert not denied(f"{ACCOUNT}:role/Admin", "com.example.orders")
 
 
-@pytest.mark.xdist_group(CONSTRUCT_TREE)
 def test_every_role_of_the_stage_matches_the_bus_policy_prefix(synth: Synth) -> None:
     stacks = {c.node.id: c.stack_name for c in synth.app.node.children if isinstance(c, Stack)}
     assert all(name.startswith(f"{synth.prefix}-") for name in stacks.values())

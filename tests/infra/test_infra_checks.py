@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.infra.synth import CONSTRUCT_TREE, STACKS, Synth
+from tests.infra.synth import STACKS, Synth
 
 ACKNOWLEDGEMENTS = Path(__file__).with_name("nag_acknowledgements.json")
 #: cfn-lint warnings CDK itself produces, each with why it is harmless.
@@ -39,7 +39,6 @@ def test_validation_report_has_no_findings(synth: Synth) -> None:
     assert findings == []
 
 
-@pytest.mark.xdist_group(CONSTRUCT_TREE)
 def test_rule_packs_find_nothing_unacknowledged(synth: Synth) -> None:
     # The same packs, run directly on the construct tree: nothing left to report.
     from cdk_nag import AwsSolutionsChecks, ServerlessChecks
@@ -67,7 +66,6 @@ def test_rule_packs_do_report_an_insecure_resource() -> None:
     assert {"AwsSolutions-S1", "AwsSolutions-S10"} <= {v.rule_name for v in report.violations}
 
 
-@pytest.mark.xdist_group(CONSTRUCT_TREE)
 def test_acknowledgements_match_the_reviewed_list(synth: Synth) -> None:
     from infra.nag import collect_acknowledgements
 
@@ -83,7 +81,6 @@ def test_acknowledgements_match_the_reviewed_list(synth: Synth) -> None:
     assert not missing, f"listed but no longer acknowledged: {missing[:5]}"
 
 
-@pytest.mark.xdist_group(CONSTRUCT_TREE)
 def test_each_acknowledgement_names_one_finding_on_one_resource(synth: Synth) -> None:
     from infra.nag import collect_acknowledgements
 
