@@ -83,6 +83,15 @@ class Synth:
                     found[f"{name}/{logical_id}"] = resource
         return found
 
+    def stack_names(self) -> dict[str, str]:
+        """Each stack's CloudFormation name, by construct id (the assembly's manifest)."""
+        manifest = json.loads((self.outdir / "manifest.json").read_text())
+        return {
+            artifact_id: artifact.get("properties", {}).get("stackName", artifact_id)
+            for artifact_id, artifact in manifest["artifacts"].items()
+            if artifact["type"] == "aws:cloudformation:stack"
+        }
+
     def validation_report(self) -> dict[str, Any]:
         return json.loads((self.outdir / "validation-report.json").read_text())
 
@@ -178,7 +187,11 @@ def synthesize(stage: str, outdir: Path, config: Any = None) -> Synth:
             partial = cache / f"{key}.partial-{os.getpid()}"
             shutil.rmtree(partial, ignore_errors=True)
             partial.mkdir()
-            app, error = _build_and_synth(config, partial)
+            try:
+                app, error = _build_and_synth(config, partial)
+            except BaseException:
+                shutil.rmtree(partial, ignore_errors=True)  # the app cannot even be built
+                raise
             if error is not None:
                 (partial / ERROR_FILE).write_text(error)
             shutil.rmtree(assembly, ignore_errors=True)
