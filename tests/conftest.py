@@ -93,3 +93,14 @@ def local_names(moto_aws: None) -> dict[str, str]:
 @pytest.fixture
 def dynamodb_client(moto_aws: None) -> Any:
     return boto3.client("dynamodb")
+
+
+#: Test modules that mostly wait on a long subprocess (mypy over the whole code base takes
+#: a minute or two without its cache, as in CI): they run first, so that the other tests
+#: overlap them instead of the run ending on them.
+FIRST = ("tests/test_code_quality.py",)
+
+
+@pytest.hookimpl(trylast=True)  # after pytest has grouped the tests by fixture parameter
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: item.nodeid.split("::")[0] not in FIRST)
