@@ -1,10 +1,30 @@
-"""A synthesized stage, as the infra tests see it (see conftest.py for the fixtures)."""
+"""A synthesized stage, as the infra tests see it (see conftest.py for the fixtures).
+
+Synthesis is the slow part of the infra tests, and every xdist worker would otherwise
+synthesize the same stages for itself. :func:`synthesize` therefore keeps each cloud
+assembly in a cache shared by the workers of one test session (a directory under
+pytest's base temporary directory, see :func:`use_cache`): the first worker to need an
+assembly synthesizes it under a lock, the others wait for it and read it. An assembly is
+keyed by everything that shapes it: the stage's configuration, the sources of the app
+(``infra/``, ``shared/flywheel/``, ``functions/``, ``cdk.json``), the installed CDK,
+cdk-nag and jsii versions, and the ``CDK_*``/``FLYWHEEL_*`` environment. The construct
+tree (:attr:`Synth.app`, for cdk-nag and construct tests) is built only when a test asks
+for it, unless this worker synthesized the assembly itself.
+"""
 
 from __future__ import annotations
 
+import fcntl
+import functools
+import hashlib
 import json
 import os
+import shutil
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +33,13 @@ os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 from infra.app import STACK_IDS
 
 STACKS = STACK_IDS
+ROOT = Path(__file__).resolve().parents[2]
+#: What the app is built from: a change to any file here synthesizes anew.
+SOURCES = ("infra", "shared/flywheel", "functions", "cdk.json")
+#: The installed packages whose versions shape the templates.
+PACKAGES = ("aws-cdk-lib", "constructs", "cdk-nag", "jsii")
+ERROR_FILE = "synth-error.txt"
+_cache: dict[str, Path] = {}
 
 
 @dataclass
@@ -22,10 +49,20 @@ class Synth:
     stage: str
     prefix: str
     outdir: Path
-    app: Any
     error: str | None
     templates: dict[str, dict[str, Any]] = field(default_factory=dict)
     _assertions: dict[str, Any] = field(default_factory=dict)
+    _app: Any = None
+    _build: Callable[[], Any] | None = None
+
+    @property
+    def app(self) -> Any:
+        """The synthesized ``App`` (its construct tree): built on first use when the
+        assembly came from the cache."""
+        if self._app is None:
+            assert self._build is not None
+            self._app = self._build()
+        return self._app
 
     def template(self, stack: str) -> Any:
         """``aws_cdk.assertions.Template`` of one stack (built once, from the JSON)."""
@@ -46,27 +83,123 @@ class Synth:
                     found[f"{name}/{logical_id}"] = resource
         return found
 
+    def stack_names(self) -> dict[str, str]:
+        """Each stack's CloudFormation name, by construct id (the assembly's manifest)."""
+        manifest = json.loads((self.outdir / "manifest.json").read_text())
+        return {
+            artifact_id: artifact.get("properties", {}).get("stackName", artifact_id)
+            for artifact_id, artifact in manifest["artifacts"].items()
+            if artifact["type"] == "aws:cloudformation:stack"
+        }
+
     def validation_report(self) -> dict[str, Any]:
         return json.loads((self.outdir / "validation-report.json").read_text())
 
 
-def synthesize(stage: str, outdir: Path, config: Any = None) -> Synth:
-    """The stage as configured, or ``config`` (a ``StageConfig`` variant of it)."""
-    from infra.app import STACK_IDS, build_app
-    from infra.config import load_stage_config
+def use_cache(directory: Path | None) -> None:
+    """Keep assemblies in ``directory`` (shared by the session's workers); ``None``: no cache."""
+    if directory is None:
+        _cache.pop("dir", None)
+    else:
+        directory.mkdir(parents=True, exist_ok=True)
+        _cache["dir"] = directory
 
-    config = config or load_stage_config(stage)
+
+@functools.cache
+def sources_digest() -> str:
+    """A digest of the app's sources and of the installed packages that shape its templates."""
+    digest = hashlib.sha256(sys.version.encode())
+    for package in PACKAGES:
+        digest.update(f"{package}=={metadata.version(package)}\n".encode())
+    for name in SOURCES:
+        top = ROOT / name
+        for path in sorted(top.rglob("*")) if top.is_dir() else [top]:
+            if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
+                digest.update(f"{path.relative_to(ROOT)}\n".encode())
+                digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def cache_key(stage: str, config: Any) -> str:
+    """The key of one stage's assembly: its configuration, the sources, the environment."""
+    environment = {k: v for k, v in os.environ.items() if k.startswith(("CDK_", "FLYWHEEL_"))}
+    digest = hashlib.sha256(sources_digest().encode())
+    digest.update(stage.encode())
+    digest.update(config.model_dump_json().encode())
+    digest.update(json.dumps(environment, sort_keys=True).encode())
+    return digest.hexdigest()[:24]
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive lock on ``path`` (another process waits for it to be released)."""
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _build_and_synth(config: Any, outdir: Path) -> tuple[Any, str | None]:
+    """The app with the rule packs registered, synthesized into ``outdir``; its error, if any."""
+    from infra.app import build_app
+
     app = build_app(config=config, assets="stub", outdir=str(outdir))
-    error = None
     try:
         app.synth()
     except Exception as exc:
-        error = str(exc)
-    synth = Synth(stage, config.prefix, outdir, app, error)
+        return app, str(exc)
+    return app, None
+
+
+def _read(stage: str, prefix: str, assembly: Path, error: str | None) -> Synth:
+    synth = Synth(stage, prefix, assembly, error)
     for stack in STACK_IDS:
-        path = outdir / f"{stack}.template.json"
+        path = assembly / f"{stack}.template.json"
         if path.exists():
             synth.templates[stack] = json.loads(path.read_text())
+    return synth
+
+
+def synthesize(stage: str, outdir: Path, config: Any = None) -> Synth:
+    """The stage as configured, or ``config`` (a ``StageConfig`` variant of it).
+
+    Without a cache (:func:`use_cache`) the app synthesizes into ``outdir``. With one,
+    the assembly is the cached one and ``outdir`` is where the app synthesizes if a test
+    asks for its construct tree.
+    """
+    from infra.config import load_stage_config
+
+    config = config or load_stage_config(stage)
+    cache = _cache.get("dir")
+    if cache is None:
+        app, error = _build_and_synth(config, outdir)
+        synth = _read(stage, config.prefix, outdir, error)
+        synth._app = app
+        return synth
+    key = cache_key(stage, config)
+    assembly = cache / key
+    app = None
+    with _locked(cache / f"{key}.lock"):
+        if not (assembly / "manifest.json").is_file() and not (assembly / ERROR_FILE).is_file():
+            # Written aside and renamed: a reader never sees half an assembly.
+            partial = cache / f"{key}.partial-{os.getpid()}"
+            shutil.rmtree(partial, ignore_errors=True)
+            partial.mkdir()
+            try:
+                app, error = _build_and_synth(config, partial)
+            except BaseException:
+                shutil.rmtree(partial, ignore_errors=True)  # the app cannot even be built
+                raise
+            if error is not None:
+                (partial / ERROR_FILE).write_text(error)
+            shutil.rmtree(assembly, ignore_errors=True)
+            partial.rename(assembly)
+    failed = assembly / ERROR_FILE
+    synth = _read(stage, config.prefix, assembly, failed.read_text() if failed.exists() else None)
+    synth._app = app
+    synth._build = lambda: _build_and_synth(config, outdir)[0]
     return synth
 
 

@@ -18,6 +18,7 @@ from infra.config import StageConfig, load_stage_config
 from infra.constructs.promotion_workflow import PUBLISH_ACTIONS
 from infra.nag import flatten_reference
 from tests.infra.synth import (
+    STACKS,
     Synth,
     actions_of,
     can,
@@ -308,7 +309,8 @@ def test_only_the_stages_own_roles_put_flywheel_events(synth: Synth) -> None:
 
 
 def test_every_role_of_the_stage_matches_the_bus_policy_prefix(synth: Synth) -> None:
-    stacks = {c.node.id: c.stack_name for c in synth.app.node.children if isinstance(c, Stack)}
+    stacks = synth.stack_names()
+    assert set(stacks) == set(STACKS)
     assert all(name.startswith(f"{synth.prefix}-") for name in stacks.values())
     for key, role in synth.resources("AWS::IAM::Role").items():
         name = role["Properties"].get("RoleName")

@@ -3,19 +3,26 @@
 The local runtime runs the very resources the CDK app defines: this module runs
 ``infra.app.build_app`` (stub assets, no cdk-nag) in a subprocess and caches the
 CloudFormation templates under ``.flywheel/templates/<hash>/``, keyed by a hash of
-everything that shapes them (``infra/``, its feature flags, the domain's resource
-definitions, the project file and the stage). The project file is ``FLYWHEEL_PROJECT``
+everything that shapes them (``infra/``, its feature flags, the ``flywheel`` package the
+app reads its settings and resource definitions from, the installed CDK version, the
+project file and the stage). The project file is ``FLYWHEEL_PROJECT``
 (``flywheel demo --project``) or the CDK app's example project; its stage is synthesized
-environment-agnostic, since the runtime plays its own account and region.
+environment-agnostic, since the runtime plays its own account and region. Processes
+that need the same templates at once (the workers of a test run, a demo and a CLI
+command) synthesize them once: the first holds a lock while it synthesizes, the others
+wait for it and read its result.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
+from importlib import metadata
 from pathlib import Path
 
 import flywheel
@@ -58,11 +65,15 @@ def project_file() -> Path | None:
 
 
 def fingerprint(root: Path, stage: str, project: Path | None = None) -> str:
+    """The templates' cache key: the stage, the app's sources, the ``flywheel`` package, the
+    installed CDK and the project file."""
     digest = hashlib.sha256(stage.encode())
+    digest.update(f"aws-cdk-lib=={metadata.version('aws-cdk-lib')}".encode())
     infra = root / "infra"
+    package = Path(flywheel.__file__).resolve().parent
     paths = [
         *sorted(p for p in infra.rglob("*") if p.suffix in {".py", ".json", ".yaml"}),
-        Path(flywheel.__file__).resolve().parent / "resources.py",
+        *sorted(p for p in package.rglob("*") if p.suffix in {".py", ".json"}),
         *([project] if project else []),
     ]
     for path in paths:
@@ -80,28 +91,41 @@ def templates(stage: str = "dev", *, cache_dir: Path | None = None) -> dict[str,
     # A checkout keeps the cache; an installed Flywheel keeps it in the working directory.
     home = root if (root / "shared").is_dir() else Path.cwd()
     cache = (cache_dir or home / ".flywheel" / "templates") / fingerprint(root, stage, project)
-    if not (cache / "manifest.json").is_file():
-        cache.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20"}
-        env["PYTHONPATH"] = os.pathsep.join(
-            [str(root), *([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])]
-        )
-        result = subprocess.run(
-            [sys.executable, "-c", _SYNTH, stage, str(cache.resolve()), str(project or "")],
-            cwd=root,
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if result.returncode != 0:
-            last = result.stderr.strip().splitlines()[-1:] or ["no output"]
-            if project is not None and last[0].startswith(str(project)):
-                raise RuntimeError(last[0])  # a bad project file: its one line
-            raise RuntimeError(f"cdk synth failed:\n{result.stderr[-4000:]}")
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    with (cache.parent / f"{cache.name}.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when closed
+        if not (cache / "manifest.json").is_file():
+            _synthesize(root, stage, project, cache)
     return {
         stack: json.loads((cache / f"{stack}.template.json").read_text()) for stack in stacks(cache)
     }
+
+
+def _synthesize(root: Path, stage: str, project: Path | None, cache: Path) -> None:
+    """Synthesize into ``cache`` (written aside, then renamed: never half a set)."""
+    partial = cache.with_name(f"{cache.name}.partial-{os.getpid()}")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir()
+    env = {**os.environ, "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20"}
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(root), *([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])]
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", _SYNTH, stage, str(partial.resolve()), str(project or "")],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        shutil.rmtree(partial, ignore_errors=True)
+        last = result.stderr.strip().splitlines()[-1:] or ["no output"]
+        if project is not None and last[0].startswith(str(project)):
+            raise RuntimeError(last[0])  # a bad project file: its one line
+        raise RuntimeError(f"cdk synth failed:\n{result.stderr[-4000:]}")
+    shutil.rmtree(cache, ignore_errors=True)  # an earlier synthesis that stopped half-way
+    partial.rename(cache)
 
 
 def stacks(cache: Path) -> list[str]:
