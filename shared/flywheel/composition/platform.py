@@ -704,7 +704,8 @@ class Platform(abc.ABC):
         """What ``promotion_steps.handler.evaluate_candidate`` runs: a prompt version's
         evaluation set answered by it and by the champion through :meth:`llm_provider`,
         reserved and settled on :meth:`budgets` like the gateway's calls, scored by
-        :meth:`prompt_evaluators`, judged by the prompt's gate (:meth:`prompt_gates`).
+        :meth:`prompt_evaluators` (and :meth:`consistency_evaluator` when the gate sets
+        ``consistency_min``), judged by the prompt's gate (:meth:`prompt_gates`).
 
         Raises
         ------

@@ -17,6 +17,7 @@ import pytest
 from flywheel.composition import InMemoryPlatform
 from flywheel.errors import ProviderError
 from flywheel.llm.budgets import Scope
+from flywheel.llm.prompts import Provider
 from flywheel.registry.models import VersionStatus
 from flywheel.sdk import Flywheel
 from flywheel.settings import CanaryStep, Settings
@@ -379,7 +380,7 @@ class Down:
 
 def test_an_unavailable_provider_is_an_evaluation_outage(champion: Stage) -> None:
     down = Down()
-    champion.platform.llm_provider = lambda _provider: down  # type: ignore[method-assign]
+    champion.platform.llm_provider = lambda _provider: down  # type: ignore[method-assign,assignment]
 
     execution = champion.approve_and_promote(2)
 
@@ -439,15 +440,19 @@ FACTS = (
 )
 
 
-def test_consistency_min_refuses_a_candidate_whose_sampled_answers_disagree(
-    tmp_path: Path,
-) -> None:
-    (tmp_path / "confirm.eval.jsonl").write_text(
+def _confirm_specs(folder: Path) -> None:
+    (folder / "confirm.eval.jsonl").write_text(
         "".join(json.dumps({"variables": {"fact": f}}) + "\n" for f in FACTS)
     )
     for version, model in ((1, "anthropic.claude-3-haiku-20240307-v1:0"),
                            (2, "amazon.nova-lite-v1:0")):  # fmt: skip
-        (tmp_path / f"confirm.v{version}.yaml").write_text(CONFIRM.format(model=model))
+        (folder / f"confirm.v{version}.yaml").write_text(CONFIRM.format(model=model))
+
+
+def test_consistency_min_refuses_a_candidate_whose_sampled_answers_disagree(
+    tmp_path: Path,
+) -> None:
+    _confirm_specs(tmp_path)
     world = stage(gates={"consistency_min": 0.8, "consistency_samples": 3})
     world.ana.register_prompt(tmp_path / "confirm.v1.yaml", reason="first")
     assert world.approve_and_promote(1).status == "SUCCEEDED"
@@ -480,3 +485,32 @@ def test_consistency_min_refuses_a_candidate_whose_sampled_answers_disagree(
     calls = found.report.candidate_calls
     assert calls.evaluation_cost > 0
     assert calls.cost == calls.cost_per_call * 4 + calls.evaluation_cost  # type: ignore[operator]
+
+
+def test_an_outage_of_the_sampled_calls_fails_the_step_and_never_passes(tmp_path: Path) -> None:
+    _confirm_specs(tmp_path)
+    world = stage(gates={"consistency_min": 0.8})
+    world.ana.register_prompt(tmp_path / "confirm.v1.yaml", reason="first")
+    answers = world.platform.llm_provider(Provider.BEDROCK)
+    down = Down()
+
+    class SamplingDown:
+        """The answers are given; every sampled call finds the model unavailable."""
+
+        def complete(self, request: Any) -> Any:
+            if request.parameters.temperature:
+                return down.complete(request)
+            return answers.complete(request)
+
+    world.platform.llm_provider = lambda _provider: SamplingDown()  # type: ignore[method-assign,assignment]
+
+    execution = world.approve_and_promote(1)
+
+    assert execution.state["error"]["Error"] == "EvaluationUnavailableError"
+    assert [s for s, _ in execution.invocations].count("EvaluateCandidate") == 3
+    failed = world.bo.audit_entries(NAME)[-1]
+    assert str(failed.action) == "evaluation_failed"
+    assert "evaluator consistency could not answer: the model is not available" in (
+        failed.reason or ""
+    )
+    assert world.bo.get_version(NAME, 1).status is VersionStatus.APPROVED
