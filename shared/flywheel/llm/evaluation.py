@@ -2,7 +2,8 @@
 
 Evaluators judge what a prompt version answered: toxicity (of the answer, optionally of
 the user's input), groundedness (the share of the answer's claim-bearing sentences the
-context supports), relevance (to the question) and format (the output schema parses).
+context supports), relevance (to the question), format (the output schema parses) and,
+for answers without context, consistency (whether answers sampled again agree with it).
 Adapters: embedded evaluators that need no service (the local runtime, tests) and, in
 AWS, Amazon Bedrock Guardrails and judge prompts. The promotion gate and the production
 monitor read scores through this port only.
