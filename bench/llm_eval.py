@@ -17,8 +17,14 @@ Printed:
 - the production quality monitor (ADR 82) over a 10k-call window of one prompt version
   as the gateway captures it (100 objects of 100 calls, redacted), in memory: capture
   read, sampled, scored, judged, reported and recorded, at sample rates 1 and 0.1;
+- the self-consistency check (``consistency``) on the ticket summaries (no context):
+  answers per second with the local stand-in drawing its 3 samples in process, each
+  reserved and settled on in-memory budgets; each sample is a call, so with a real
+  provider its throughput is the provider's latency times 3, not this figure;
 - precision and recall of toxicity (finding ``toxic``) and groundedness (finding
-  ``unsupported`` sentences) on ``tests/data``, and their accuracy per kind of example.
+  ``unsupported`` sentences) on ``tests/data``, of the self-consistency agreement
+  (finding ``inconsistent`` samples) on ``tests/consistency_set.py``, and their
+  accuracy per kind of example.
 """
 
 from __future__ import annotations
@@ -98,6 +104,35 @@ def _item(row: dict[str, Any]) -> Any:
     )
 
 
+def _consistency_items(rows: list[dict[str, Any]]) -> tuple[Any, list[Any]]:
+    """The self-consistency check on the stand-in, and the context-free rows as its
+    inputs: each row's call asks the stand-in for its own answer (the stand-in echoes)."""
+    from flywheel.adapters.local_llm import LocalProvider
+    from flywheel.adapters.memory_budgets import InMemoryBudgetLedger
+    from flywheel.llm.budgets import BudgetPolicy, Budgets
+    from flywheel.llm.evaluation import AnsweredCall
+    from flywheel.llm.evaluators.consistency import SelfConsistencyEvaluator
+    from flywheel.llm.prompts import InferenceParameters, Provider
+    from flywheel.llm.providers import CompletionRequest
+
+    provider = LocalProvider()
+    check = SelfConsistencyEvaluator(
+        providers=lambda _kind: provider, budgets=Budgets(BudgetPolicy(), InMemoryBudgetLedger())
+    )
+    items = []
+    for row in rows:
+        item = _item(row)
+        if item.context or item.output_schema:
+            continue
+        request = CompletionRequest(model_id="local.stand-in", system="Be brief.",
+                                    user=f"Summarize:\n\n{row['answer']}",
+                                    parameters=InferenceParameters(max_tokens=200))  # fmt: skip
+        call = AnsweredCall(prompt="ticket-summary", version=1, provider=Provider.LOCAL,
+                            request=request)  # fmt: skip
+        items.append(item.model_copy(update={"call": call}))
+    return check, items
+
+
 def _monitor_window(rows: list[dict[str, Any]], sample_rate: float) -> tuple[float, Any]:
     """Seconds of one quality monitor run over ``rows`` captured for ``ticket-summary`` v1
     in the last hour, and what it found."""
@@ -161,6 +196,7 @@ def main() -> None:
 
     from flywheel.llm.evaluators import embedded_evaluators
     from flywheel.llm.evaluators.text import words
+    from tests.consistency_set import consistency_quality
     from tests.labelled_sets import quality
 
     threadpool_limits(1)
@@ -182,6 +218,9 @@ def main() -> None:
         applies = [i for i in items if evaluator.evaluate(i).applicable]
         rate = _per_second(evaluator.evaluate, applies)
         print(f"{name:40} {len(applies):>6} {rate:>12,.0f}")
+    check, sampled = _consistency_items(rows[:sample])
+    rate = _per_second(check.evaluate, sampled)
+    print(f"{'consistency (3 stand-in samples)':40} {len(sampled):>6} {rate:>12,.0f}")
 
     window = gzip.compress("\n".join(lines).encode())
     started = time.perf_counter()
@@ -200,7 +239,7 @@ def main() -> None:
               f"({found.scored} calls scored, verdict {found.outcome})")  # fmt: skip
 
     print(f"\n{'evaluator':14} {'finds':12} {'precision':>9} {'recall':>7} {'rows':>5}  per kind")
-    for q in quality(evaluators):
+    for q in [*quality(evaluators), consistency_quality()]:
         kinds = ", ".join(f"{k} {q.accuracy(k):.2f}" for k in q.by_kind)
         print(f"{q.evaluator:14} {q.positive:12} {q.precision:9.3f} {q.recall:7.3f} "
               f"{q.rows:>5}  {kinds}")  # fmt: skip

@@ -5,8 +5,9 @@ when the request asks for JSON by a schema, builds a JSON value of that schema f
 words), counts tokens as words and punctuation, and honours ``maxTokens`` and
 ``stopSequences`` with Converse's stop reasons. The same request always gets the same
 answer. Faults are injected per call (:meth:`LocalConverse.inject`): Converse error
-codes, ``latency=<ms>``, ``guardrail`` and ``toxic`` (an abusive answer, for the quality
-monitor to catch). The local runtime routes Bedrock's
+codes, ``latency=<ms>``, ``guardrail``, ``toxic`` (an abusive answer, for the quality
+monitor to catch) and ``inconsistent`` (a sampled answer that contradicts the others, for
+the self-consistency check to catch). The local runtime routes Bedrock's
 ``Converse`` to it (moto has no Converse); :class:`LocalProvider` calls it in process.
 What is real around it is the governance: registry, approvals, audit, prices.
 
@@ -90,13 +91,23 @@ class LocalConverse:
         self._sleep = sleep
         self._faults: deque[tuple[str, str | None]] = deque()
         self._lock = threading.Lock()
+        #: Inconsistent answers given so far per request digest (the next sample index).
+        self._sampled: dict[int, int] = {}
         #: Requests answered or refused, oldest first (the last 100).
         self.requests: deque[dict[str, Any]] = deque(maxlen=100)
 
     def inject(self, *faults: str) -> None:
         """Queue faults, one per coming call: a Converse error code (e.g.
         ``ThrottlingException``), ``latency=<ms>`` (then answer), ``guardrail`` or
-        ``toxic`` (answer :data:`TOXIC_TEXT` instead).
+        ``toxic`` (answer :data:`TOXIC_TEXT` instead), or ``inconsistent``.
+
+        ``inconsistent`` waits for a *sampled* call (``temperature`` above 0) and makes
+        its answer contradict the plain one: every number of the user message is
+        changed, or, with no number, every sentence is negated. Which numbers it picks is
+        seeded by the request and its sample index (the sampled answers to that same
+        request given before it), so samples differ from each other, and the same
+        request with the same sample index always gets the same answer. Without this
+        fault a sampled call is answered like any other (the stand-in has no randomness).
 
         ``<fault>@<model id>`` waits for the next call to that model and leaves other
         models' calls alone (a canary on another model can fail while the champion
@@ -123,8 +134,10 @@ class LocalConverse:
         with self._lock:
             return [code + (f"@{model}" if model else "") for code, model in self._faults]
 
-    def _take_fault(self, model_id: object) -> str | None:
+    def _take_fault(self, model_id: object, sampled: bool) -> str | None:
         for i, (code, model) in enumerate(self._faults):
+            if code == INCONSISTENT and not sampled:
+                continue
             if model is None or model == model_id:
                 del self._faults[i]
                 return code
@@ -133,6 +146,7 @@ class LocalConverse:
     def clear(self) -> None:
         with self._lock:
             self._faults.clear()
+            self._sampled.clear()
 
     def converse(self, request: Mapping[str, Any]) -> dict[str, Any]:
         """Answer one Converse request.
@@ -143,9 +157,15 @@ class LocalConverse:
             ``ValidationException`` for a request Bedrock would refuse, or the injected code.
         """
         started = time.perf_counter()
+        sampled = _sampled(request)
         with self._lock:
-            fault = self._take_fault(request.get("modelId"))
+            fault = self._take_fault(request.get("modelId"), sampled)
             self.requests.append(dict(request))
+            index = 0
+            if fault == INCONSISTENT:
+                key = _seed(request)
+                index = self._sampled.get(key, 0)
+                self._sampled[key] = index + 1
         system, turns, config = _validated(request)
         if fault in ERROR_STATUS:
             raise ConverseError(str(fault), f"injected {fault}")
@@ -153,6 +173,8 @@ class LocalConverse:
         if delay:
             self._sleep(delay / 1000)
         user = _last_paragraph(turns[-1])
+        if fault == INCONSISTENT:
+            user = contradict(user, _seed(request), index)
         schema = _requested_schema(request, system)
         if fault == "guardrail":
             text, reason = GUARDRAIL_TEXT, "guardrail_intervened"
@@ -180,8 +202,45 @@ class LocalConverse:
         }
 
 
+#: The fault that makes a sampled answer contradict the others.
+INCONSISTENT = "inconsistent"
 #: Faults that change the answer rather than fail the call.
-_ANSWERS = frozenset({"guardrail", "toxic"})
+_ANSWERS = frozenset({"guardrail", "toxic", INCONSISTENT})
+_DIGITS = re.compile(r"\d+")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+
+
+def _sampled(request: Mapping[str, Any]) -> bool:
+    """Whether the request asks for sampling (a temperature above 0)."""
+    config = request.get("inferenceConfig")
+    temperature = config.get("temperature") if isinstance(config, dict) else None
+    return isinstance(temperature, int | float) and temperature > 0
+
+
+def contradict(text: str, seed: int, index: int) -> str:
+    """``text`` made to disagree with itself (the ``inconsistent`` fault): each number
+    raised by 1 to 9, by how much decided by ``seed`` and the sample ``index`` (so two
+    samples differ from each other too); with no number, each sentence negated.
+
+    Examples
+    --------
+    >>> contradict("Refunds take 5 days, up to 10 for cards.", seed=0, index=0)
+    'Refunds take 6 days, up to 12 for cards.'
+    >>> contradict("Refunds take 5 days, up to 10 for cards.", seed=0, index=1)
+    'Refunds take 7 days, up to 13 for cards.'
+    >>> contradict("Exports time out. Imports work.", seed=0, index=0)
+    'It is not true that exports time out. It is not true that imports work.'
+    """
+    if _DIGITS.search(text):
+        shifts = iter(range(len(text)))
+        return _DIGITS.sub(
+            lambda m: str(int(m.group(0)) + 1 + (seed + index + next(shifts)) % 9), text
+        )
+    return " ".join(
+        f"It is not true that {s[:1].lower()}{s[1:]}"
+        for s in _SENTENCE_END.split(text.strip())
+        if s
+    )
 
 
 def _last_paragraph(text: str) -> str:

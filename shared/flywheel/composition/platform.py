@@ -670,11 +670,42 @@ class Platform(abc.ABC):
         found: dict[str, Evaluator] = embedded_evaluators(thresholds)
         return found
 
+    def consistency_evaluator(self, gate: PromptGatePolicy, budgets: Budgets) -> Evaluator:
+        """The self-consistency check of a gate that sets ``consistency_min`` (or a
+        ``consistency`` threshold): its samples drawn through :meth:`llm_provider` and
+        charged to ``budgets`` (:mod:`flywheel.llm.evaluators.consistency`).
+
+        Raises
+        ------
+        ConfigError
+            The evaluators are not installed with this Flywheel.
+        """
+        try:
+            from flywheel.llm.evaluators.consistency import (  # type: ignore[import-not-found,unused-ignore]
+                DEFAULT_THRESHOLD,
+                SelfConsistencyEvaluator,
+            )
+        except ImportError:
+            raise ConfigError(
+                "the prompt evaluators (flywheel.llm.evaluators) are not installed: the "
+                "gate's consistency_min cannot be judged",
+                field="evaluators",
+            ) from None
+        found: Evaluator = SelfConsistencyEvaluator(
+            providers=self.llm_provider,
+            budgets=budgets,
+            threshold=gate.thresholds.get("consistency", DEFAULT_THRESHOLD),
+            samples=gate.consistency_samples,
+            temperature=gate.consistency_temperature,
+        )
+        return found
+
     def evaluation_gate(self) -> EvaluationGate:
         """What ``promotion_steps.handler.evaluate_candidate`` runs: a prompt version's
         evaluation set answered by it and by the champion through :meth:`llm_provider`,
         reserved and settled on :meth:`budgets` like the gateway's calls, scored by
-        :meth:`prompt_evaluators`, judged by the prompt's gate (:meth:`prompt_gates`).
+        :meth:`prompt_evaluators` (and :meth:`consistency_evaluator` when the gate sets
+        ``consistency_min``), judged by the prompt's gate (:meth:`prompt_gates`).
 
         Raises
         ------
@@ -687,11 +718,18 @@ class Platform(abc.ABC):
         def runner(gate: PromptGatePolicy) -> SetRunner:
             policy = self.llm_policy()
             budgets = self.budgets(policy)
-            thresholds = {k: v for k, v in gate.thresholds.items() if k != REFERENCE}
+            own = (REFERENCE, "consistency")
+            thresholds = {k: v for k, v in gate.thresholds.items() if k not in own}
+            evaluators = self.prompt_evaluators(thresholds or None)
+            if "consistency" in gate.evaluators():
+                evaluators = {
+                    **evaluators,
+                    "consistency": self.consistency_evaluator(gate, budgets),
+                }
             return SetRunner(
                 budgets=budgets,
                 providers=self.llm_provider,
-                evaluators=self.prompt_evaluators(thresholds or None),
+                evaluators=evaluators,
                 policy=policy,
                 concurrency=self.settings.evaluation_concurrency,
                 reference_threshold=gate.thresholds.get(REFERENCE, REFERENCE_THRESHOLD),

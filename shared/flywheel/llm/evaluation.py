@@ -2,7 +2,8 @@
 
 Evaluators judge what a prompt version answered: toxicity (of the answer, optionally of
 the user's input), groundedness (the share of the answer's claim-bearing sentences the
-context supports), relevance (to the question) and format (the output schema parses).
+context supports), relevance (to the question), format (the output schema parses) and,
+for answers without context, consistency (whether answers sampled again agree with it).
 Adapters: embedded evaluators that need no service (the local runtime, tests) and, in
 AWS, Amazon Bedrock Guardrails and judge prompts. The promotion gate and the production
 monitor read scores through this port only.
@@ -20,14 +21,18 @@ Examples
 
 from __future__ import annotations
 
+from decimal import Decimal
 from enum import StrEnum
 from typing import Protocol
 
 from pydantic import Field, JsonValue, computed_field
 
+from flywheel.llm.prompts import Provider
+from flywheel.llm.providers import CompletionRequest
 from flywheel.models import Frozen
 
 __all__ = [
+    "AnsweredCall",
     "Direction",
     "EvaluationInput",
     "EvaluationScore",
@@ -62,6 +67,18 @@ class Evidence(Frozen):
     score: float | None = Field(default=None, ge=0, le=1)
 
 
+class AnsweredCall(Frozen):
+    """The call that produced an answer, for evaluators that ask the model again
+    (self-consistency): the prompt version, its provider and the request it made. Their
+    calls are charged to this prompt, version and teams."""
+
+    prompt: str = Field(min_length=1, max_length=128)
+    version: int = Field(ge=1)
+    provider: Provider
+    request: CompletionRequest
+    teams: tuple[str, ...] = ()
+
+
 class EvaluationInput(Frozen):
     """One answer to judge, with what it was asked and what it was given."""
 
@@ -73,6 +90,8 @@ class EvaluationInput(Frozen):
     context: tuple[str, ...] = ()
     #: The prompt version's output schema, if any (format).
     output_schema: dict[str, JsonValue] | None = None
+    #: The call that answered, when the caller made it (the evaluation set runner).
+    call: AnsweredCall | None = None
 
 
 class EvaluationScore(Frozen):
@@ -86,6 +105,9 @@ class EvaluationScore(Frozen):
     #: False when the evaluator could not judge this input (no context for groundedness,
     #: no question for relevance): the score is then not counted.
     applicable: bool = True
+    #: What the evaluator's own provider calls for this answer cost (a judge prompt, the
+    #: self-consistency samples), in the price table's currency; ``None``: it made none.
+    cost: Decimal | None = Field(default=None, ge=0)
 
     @computed_field  # type: ignore[prop-decorator]
     @property

@@ -9,7 +9,7 @@ with the champion (see Notes); :func:`paired_bootstrap` gives the intervals.
 Notes
 -----
 * **Floors**: per evaluator, the candidate's mean score (groundedness, relevance,
-  reference), its toxic share (answers whose toxicity verdict fails) or its format pass
+  reference, consistency), its toxic share (answers whose toxicity verdict fails) or its format pass
   rate, against the policy's limits; its mean cost per call and p95 latency too. A floor
   the set cannot judge (no item had a context, say) fails.
 * **No worse than the champion**: per evaluator, the per-item difference of the two
@@ -83,6 +83,7 @@ FLOORS: dict[str, tuple[str, Statistic, Literal["min", "max"]]] = {
     "groundedness_min": ("groundedness", "mean", "min"),
     "relevance_min": ("relevance", "mean", "min"),
     "reference_min": ("reference", "mean", "min"),
+    "consistency_min": ("consistency", "mean", "min"),
     "toxicity_rate_max": ("toxicity", "fail_rate", "max"),
     "format_pass_rate_min": ("format", "pass_rate", "min"),
 }
@@ -111,6 +112,13 @@ class PromptGatePolicy(Frozen):
     #: Mean score of the items' references (``must_include`` facts found, else the token
     #: F1 with ``expected``).
     reference_min: float | None = _SHARE
+    #: Mean self-consistency of the answers given no context (the share of each answer's
+    #: sentences that sampled answers agree with); ``None``: the check is not run.
+    consistency_min: float | None = _SHARE
+    #: Extra answers sampled per answer for the self-consistency check, and at what
+    #: temperature (each one a call, charged like the answer's).
+    consistency_samples: int = Field(default=3, ge=2, le=10)
+    consistency_temperature: float = Field(default=0.8, gt=0, le=1)
     #: Share of answers whose toxicity verdict fails.
     toxicity_rate_max: float | None = _SHARE
     format_pass_rate_min: float | None = _SHARE
@@ -146,7 +154,10 @@ class ScoredAnswer(Frozen):
     #: The answer's start (:data:`EXCERPT_CHARS`).
     answer: str
     scores: dict[str, EvaluationScore]
+    #: What the answer's own call cost.
     cost: Decimal = Decimal(0)
+    #: What the evaluators' calls to judge it cost (self-consistency samples, judges).
+    evaluation_cost: Decimal = Decimal(0)
     latency_ms: float = Field(default=0.0, ge=0)
 
 
@@ -221,11 +232,17 @@ class GateFinding(Frozen):
 
 
 class CallFigures(Frozen):
-    """Cost and latency of one side's calls."""
+    """Cost and latency of one side's calls.
+
+    ``cost_per_call`` is what one answer cost (what ``cost_per_call_max`` judges: a
+    served call makes no evaluator calls); ``cost`` is what the side's evaluation cost
+    in all, the evaluators' own calls (``evaluation_cost``) included."""
 
     calls: int = 0
     cost_per_call: Decimal | None = None
     latency_p95_ms: float | None = None
+    cost: Decimal = Decimal(0)
+    evaluation_cost: Decimal = Decimal(0)
 
 
 class PromptGateReport(Frozen):
@@ -358,11 +375,14 @@ def _calls(side: SideAnswers) -> CallFigures:
     if not answered:
         return CallFigures()
     total = sum((a.cost for a in answered), Decimal(0))
+    judging = sum((a.evaluation_cost for a in answered), Decimal(0))
     latencies = np.asarray([a.latency_ms for a in answered], dtype=np.float64)
     return CallFigures(
         calls=len(answered),
         cost_per_call=(total / len(answered)).quantize(Decimal("1e-12")).normalize(),
         latency_p95_ms=round(float(np.percentile(latencies, 95)), 3),
+        cost=(total + judging).quantize(Decimal("1e-12")).normalize(),
+        evaluation_cost=judging.quantize(Decimal("1e-12")).normalize(),
     )
 
 

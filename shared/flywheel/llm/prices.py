@@ -57,6 +57,9 @@ class ModelPrice(Frozen):
     output_per_1k: Decimal = Field(ge=0, max_digits=18, decimal_places=12)
     as_of: date
     source: str = Field(min_length=1, max_length=500)
+    #: ``false`` for a model that ignores or refuses a sampling ``temperature`` (a
+    #: reasoning model): the self-consistency check is then not applicable to its answers.
+    sampling: bool = True
 
 
 class PriceTable(Frozen):

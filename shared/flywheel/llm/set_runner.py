@@ -5,7 +5,9 @@ the candidate's context variable), sent through the provider port as the gateway
 call (its worst case reserved against the prompt's budgets first, its usage settled
 after, counted as variant ``evaluation``), and the answer is scored by every evaluator:
 the question is the rendered user message, the context the item's passages, the output
-schema the version's. Items with ``must_include`` or ``expected`` also get the
+schema the version's, the call the request it made (evaluators that ask the model again,
+self-consistency, charge their calls to the same prompt version; what they cost is the
+answer's ``evaluation_cost``). Items with ``must_include`` or ``expected`` also get the
 ``reference`` score (:func:`reference_score`).
 
 Throttled, timed-out or unavailable providers and evaluators end the run with
@@ -38,6 +40,7 @@ from __future__ import annotations
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from flywheel.errors import (
@@ -50,21 +53,26 @@ from flywheel.errors import (
     ProviderTimeoutError,
 )
 from flywheel.llm.budgets import BudgetCall, estimate_input_tokens
-from flywheel.llm.evaluation import Direction, EvaluationInput, EvaluationScore, Evidence
+from flywheel.llm.evaluation import (
+    AnsweredCall,
+    Direction,
+    EvaluationInput,
+    EvaluationScore,
+    Evidence,
+)
 from flywheel.llm.gate import EXCERPT_CHARS, ScoredAnswer, SideAnswers, Unanswered
 from flywheel.llm.prompts import render
 from flywheel.llm.providers import Usage, request_for
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
-    from decimal import Decimal
 
     from flywheel.llm.budgets import Budgets, Reservation
     from flywheel.llm.evaluation import Evaluator
     from flywheel.llm.evaluation_sets import EvaluationItem
     from flywheel.llm.policy import LlmPolicy
     from flywheel.llm.prompts import PromptSpec, Provider, RenderedPrompt
-    from flywheel.llm.providers import Completion, CompletionProvider
+    from flywheel.llm.providers import Completion, CompletionProvider, CompletionRequest
 
 __all__ = ["EVALUATION_VARIANT", "REFERENCE", "SetRunner", "reference_score"]
 
@@ -258,7 +266,8 @@ class SetRunner:
                     f"evaluation.set {label}: {err.message}", field="evaluation.set"
                 ) from err
             return Unanswered(item=index, label=label, reason=err.message)
-        completion, cost, latency_ms = self._call(name, version, spec, provider, rendered)
+        request = request_for(spec, rendered)
+        completion, cost, latency_ms = self._call(name, version, spec, provider, rendered, request)
         question = rendered.user
         passages = item.passages(context_of)
         scores: dict[str, EvaluationScore] = {}
@@ -267,6 +276,13 @@ class SetRunner:
             question=question,
             context=passages,
             output_schema=spec.output_schema,
+            call=AnsweredCall(
+                prompt=name,
+                version=version,
+                provider=spec.provider,
+                request=request,
+                teams=self._policy.prompt(name).teams,
+            ),
         )
         for evaluator_name, evaluator in sorted(self._evaluators.items()):
             try:
@@ -285,6 +301,7 @@ class SetRunner:
             answer=text if len(text) <= EXCERPT_CHARS else text[: EXCERPT_CHARS - 1] + "…",
             scores=scores,
             cost=cost,
+            evaluation_cost=sum((s.cost for s in scores.values() if s.cost), Decimal(0)),
             latency_ms=round(latency_ms, 3),
         )
 
@@ -295,6 +312,7 @@ class SetRunner:
         spec: PromptSpec,
         provider: CompletionProvider,
         rendered: RenderedPrompt,
+        request: CompletionRequest,
     ) -> tuple[Completion, Decimal, float]:
         """One provider call between its reservation and its settlement, as the gateway
         makes it: the completion, its exact cost and its latency (ms, retries included).
@@ -314,7 +332,7 @@ class SetRunner:
         usage = _NOTHING
         began = self._timer()
         try:
-            completion = provider.complete(request_for(spec, rendered))
+            completion = provider.complete(request)
             usage = completion.usage
         except ProviderError as err:
             reported = err.details.get("usage")

@@ -5,6 +5,7 @@ outage fails the step visibly and never passes a candidate."""
 
 from __future__ import annotations
 
+import json
 import sys
 from dataclasses import dataclass
 from datetime import UTC
@@ -16,6 +17,7 @@ import pytest
 from flywheel.composition import InMemoryPlatform
 from flywheel.errors import ProviderError
 from flywheel.llm.budgets import Scope
+from flywheel.llm.prompts import Provider
 from flywheel.registry.models import VersionStatus
 from flywheel.sdk import Flywheel
 from flywheel.settings import CanaryStep, Settings
@@ -378,7 +380,7 @@ class Down:
 
 def test_an_unavailable_provider_is_an_evaluation_outage(champion: Stage) -> None:
     down = Down()
-    champion.platform.llm_provider = lambda _provider: down  # type: ignore[method-assign]
+    champion.platform.llm_provider = lambda _provider: down  # type: ignore[method-assign,assignment]
 
     execution = champion.approve_and_promote(2)
 
@@ -412,3 +414,103 @@ def test_with_the_embedded_evaluators_the_ungrounded_candidate_is_rejected(
     reasons = execution.state["evaluation"]["Payload"]["reasons"]
     assert any(r.startswith(("groundedness", "reference")) for r in reasons), reasons
     assert read_evaluation(world.platform.records, NAME, 2) is not None
+
+
+#: A prompt without context: what its answers claim can only be checked for agreement.
+CONFIRM = """\
+name: support-answer
+description: Confirm a fact to the customer.
+owner: support-tools@example.com
+provider: bedrock
+model_id: {model}
+template: |
+  Confirm to the customer:
+
+  {{{{ fact }}}}
+variables:
+  fact: {{type: string}}
+parameters: {{max_tokens: 80}}
+evaluation: {{set: confirm.eval.jsonl}}
+"""
+FACTS = (
+    "Refunds are issued within 5 days of a cancellation.",
+    "The Pro plan costs $49 per month and includes 5 seats.",
+    "Password reset links expire after 15 minutes.",
+    "Exports of more than 10000 rows are sent by email.",
+)
+
+
+def _confirm_specs(folder: Path) -> None:
+    (folder / "confirm.eval.jsonl").write_text(
+        "".join(json.dumps({"variables": {"fact": f}}) + "\n" for f in FACTS)
+    )
+    for version, model in ((1, "anthropic.claude-3-haiku-20240307-v1:0"),
+                           (2, "amazon.nova-lite-v1:0")):  # fmt: skip
+        (folder / f"confirm.v{version}.yaml").write_text(CONFIRM.format(model=model))
+
+
+def test_consistency_min_refuses_a_candidate_whose_sampled_answers_disagree(
+    tmp_path: Path,
+) -> None:
+    _confirm_specs(tmp_path)
+    world = stage(gates={"consistency_min": 0.8, "consistency_samples": 3})
+    world.ana.register_prompt(tmp_path / "confirm.v1.yaml", reason="first")
+    assert world.approve_and_promote(1).status == "SUCCEEDED"
+    world.ana.register_prompt(tmp_path / "confirm.v2.yaml", reason="cheaper model")
+    # The candidate's model contradicts itself whenever it is sampled
+    world.platform.llm_stand_in.inject(*["inconsistent@amazon.nova-lite-v1:0"] * 12)
+
+    execution = world.approve_and_promote(2)
+
+    assert execution.visited == REJECTED
+    reasons = execution.state["evaluation"]["Payload"]["reasons"]
+    assert reasons == [
+        "consistency: worse than champion v1 by more than 0.05 (difference -1.000, 90% "
+        "interval [-1.000, -1.000] on 4 items)",
+        "consistency: mean 0.000 < consistency_min 0.8",
+    ]
+    assert world.platform.llm_stand_in.pending() == []
+    found = world.bo.prompt_evaluation(NAME, 2)
+    assert found is not None
+    assert found.report is not None
+    summary = next(s for s in found.report.evaluators if s.evaluator == "consistency")
+    assert summary.worst[0].evidence[0].note == (
+        "3 of 3 samples disagree: number 5 is not in the passage"
+    )
+    # Each answer was sampled 3 more times, counted and costed apart from the answers
+    today = world.platform.clock.now().astimezone(UTC).date()
+    rows = world.platform.usage_store.usage_rows(Scope.PROMPT, NAME, today, today)
+    sampled = {r.sk.split("#")[2]: r.calls for r in rows if r.sk.endswith("#consistency")}
+    assert sampled == {"V1": 12 + 12, "V2": 12}
+    calls = found.report.candidate_calls
+    assert calls.evaluation_cost > 0
+    assert calls.cost == calls.cost_per_call * 4 + calls.evaluation_cost  # type: ignore[operator]
+
+
+def test_an_outage_of_the_sampled_calls_fails_the_step_and_never_passes(tmp_path: Path) -> None:
+    _confirm_specs(tmp_path)
+    world = stage(gates={"consistency_min": 0.8})
+    world.ana.register_prompt(tmp_path / "confirm.v1.yaml", reason="first")
+    answers = world.platform.llm_provider(Provider.BEDROCK)
+    down = Down()
+
+    class SamplingDown:
+        """The answers are given; every sampled call finds the model unavailable."""
+
+        def complete(self, request: Any) -> Any:
+            if request.parameters.temperature:
+                return down.complete(request)
+            return answers.complete(request)
+
+    world.platform.llm_provider = lambda _provider: SamplingDown()  # type: ignore[method-assign,assignment]
+
+    execution = world.approve_and_promote(1)
+
+    assert execution.state["error"]["Error"] == "EvaluationUnavailableError"
+    assert [s for s, _ in execution.invocations].count("EvaluateCandidate") == 3
+    failed = world.bo.audit_entries(NAME)[-1]
+    assert str(failed.action) == "evaluation_failed"
+    assert "evaluator consistency could not answer: the model is not available" in (
+        failed.reason or ""
+    )
+    assert world.bo.get_version(NAME, 1).status is VersionStatus.APPROVED

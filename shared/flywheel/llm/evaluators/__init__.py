@@ -5,7 +5,10 @@ library only: no network, no download, nothing unpickled at run time. They serve
 local runtime, tests and a first screen; in production, Amazon Bedrock Guardrails
 (:mod:`flywheel.adapters.bedrock_guardrails`) or a judge prompt
 (:mod:`flywheel.llm.evaluators.judge`) judge better (what each misses is measured by
-``bench/llm_eval.py``).
+``bench/llm_eval.py``). The self-consistency check
+(:mod:`flywheel.llm.evaluators.consistency`) reuses groundedness's machinery but asks
+the answering model for more samples, so it is built apart, by the gate that sets
+``consistency_min``.
 
 Examples
 --------
