@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -168,6 +169,11 @@ def deployed(monkeypatch: pytest.MonkeyPatch) -> DeployedStage:
     monkeypatch.setattr(handler, "_registrations", stage.prompt_registrations)
     # The function's metrics go to its log in Lambda; here they would land in the output.
     monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
+    # Its log handler holds the stream that was sys.stdout when the module was imported,
+    # possibly a CliRunner's closed one: its records go to the test's own buffer instead.
+    for log_handler in handler.logger.handlers:
+        if isinstance(log_handler, logging.StreamHandler):
+            monkeypatch.setattr(log_handler, "stream", io.StringIO())
     return stage
 
 
