@@ -252,6 +252,11 @@ def evaluation_lines(doc: PromptEvaluationDoc | None) -> list[str]:
         lines.append(
             f"  cost per call {calls.cost_per_call}, latency p95 {calls.latency_p95_ms} ms" + theirs
         )
+        if calls.evaluation_cost:
+            lines.append(
+                f"  the evaluators' own calls cost {calls.evaluation_cost} "
+                f"(the set's run in all: {calls.cost})"
+            )
     return lines
 
 

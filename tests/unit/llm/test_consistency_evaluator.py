@@ -11,6 +11,7 @@ import pytest
 
 from flywheel.adapters.local_llm import LocalConverse, LocalProvider, contradict
 from flywheel.adapters.memory_budgets import InMemoryBudgetLedger
+from flywheel.cli.prompts import evaluation_lines
 from flywheel.clock import FixedClock
 from flywheel.errors import (
     ConfigError,
@@ -35,6 +36,7 @@ from flywheel.llm.providers import (
     Usage,
 )
 from flywheel.llm.set_runner import SetRunner
+from flywheel.workflows.records import PromptEvaluationDoc
 
 DAY = datetime(2026, 12, 7, 12, tzinfo=UTC)
 ANSWER = "Refunds are issued within 5 days of a cancellation. The Pro plan costs $49 a month."
@@ -337,6 +339,18 @@ def test_the_gate_refuses_a_candidate_whose_answers_are_inconsistent() -> None:
     assert calls.cost == calls.cost_per_call * 4 + calls.evaluation_cost  # type: ignore[operator]
     counted = {sk: calls for sk, calls, _cost in _usage(budgets)}
     assert counted["DAY#2026-12-07#V2#consistency"] == 12
+    # `flywheel prompts show` says what the samples cost next to the cost per call
+    shown = evaluation_lines(
+        PromptEvaluationDoc(
+            version=2, outcome="rejected", reason="; ".join(report.reasons),
+            execution_id="arn:aws:states:::execution:promotion:e1",
+            evaluated_at=datetime(2026, 12, 7, tzinfo=UTC), report=report,
+        )
+    )  # fmt: skip
+    assert (
+        f"  the evaluators' own calls cost {calls.evaluation_cost} (the set's run in all: "
+        f"{calls.cost})"
+    ) in shown
     assert counted["DAY#2026-12-07#V2#evaluation"] == 4
 
 
