@@ -102,12 +102,9 @@ class LocalConverse:
         ``toxic`` (answer :data:`TOXIC_TEXT` instead), or ``inconsistent``.
 
         ``inconsistent`` waits for a *sampled* call (``temperature`` above 0) and makes
-        its answer contradict the plain one: every number of the user message is
-        changed, or, with no number, every sentence is negated. Which numbers it picks is
-        seeded by the request and its sample index (the sampled answers to that same
-        request given before it), so samples differ from each other, and the same
-        request with the same sample index always gets the same answer. Without this
-        fault a sampled call is answered like any other (the stand-in has no randomness).
+        its answer contradict the plain one (numbers changed, or sentences negated),
+        seeded by the request and its sample index, so samples differ from each other and
+        the same request and index always get the same answer.
 
         ``<fault>@<model id>`` waits for the next call to that model and leaves other
         models' calls alone (a canary on another model can fail while the champion

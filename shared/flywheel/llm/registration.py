@@ -1,21 +1,16 @@
 """The HTTP contract of ``POST /v1/prompts/{name}/versions``: a prompt spec to register as
 a new version, and the receipt.
 
-The body holds the spec as JSON, with the fields of a prompt file
-(``examples/prompts/``). :func:`requested_spec` checks it as ``flywheel prompts register``
-does (:func:`~flywheel.llm.prompts.parse_prompt`, and a price for its model), naming a
-bad field by its place in the body (``spec.parameters.max_tokens``). The API Gateway
-request model of the route is generated from :class:`PromptVersionRequest`
-(``infra.api_schemas``), and the OpenAPI document describes both models.
+The body holds the spec as JSON, with the fields of a prompt file. :func:`requested_spec`
+checks it as ``flywheel prompts register`` does, naming a bad field by its place in the
+body (``spec.parameters.max_tokens``). The route's API Gateway request model is generated
+from :class:`PromptVersionRequest`.
 
-A spec that names an evaluation set (``evaluation.set``, ADR 81) comes with the set's
-lines in ``evaluation_set``, one string per line of the JSON Lines file (ADR 84): the
-route never reads a path. :func:`requested_evaluation_set` checks them as a local
-registration checks the file (a bad line is a 422 naming the line and the item's field),
-and the version seals the set's digest exactly as a local registration does. A set sent
-to the route takes at most :data:`MAX_ROUTE_SET_BYTES` (413 beyond): the request reaches
-the function inside Lambda's 6 MB synchronous payload, the body's JSON escaped once more
-there, so a set of 1 MiB fits with room for the worst escaping (4 bytes a character).
+A spec that names an evaluation set comes with the set's lines in ``evaluation_set``
+(ADR 84): :func:`requested_evaluation_set` checks them as a local registration checks the
+file (a bad line is a 422 naming the line and field), at most
+:data:`MAX_ROUTE_SET_BYTES` (413 beyond), and the version seals the set's digest as a
+local registration does.
 
 Examples
 --------

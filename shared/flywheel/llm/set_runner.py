@@ -1,14 +1,11 @@
 """Answer an evaluation set with a prompt version and score every answer (ADR 81).
 
-Each item is rendered with :func:`~flywheel.llm.prompts.render` (the item's passages in
-the candidate's context variable), sent through the provider port as the gateway sends a
-call (its worst case reserved against the prompt's budgets first, its usage settled
-after, counted as variant ``evaluation``), and the answer is scored by every evaluator:
-the question is the rendered user message, the context the item's passages, the output
-schema the version's, the call the request it made (evaluators that ask the model again,
-self-consistency, charge their calls to the same prompt version; what they cost is the
-answer's ``evaluation_cost``). Items with ``must_include`` or ``expected`` also get the
-``reference`` score (:func:`reference_score`).
+Each item is rendered with :func:`~flywheel.llm.prompts.render` (its passages in the
+candidate's context variable), sent through the provider port as the gateway sends a call
+(reserved and settled on the prompt's budgets as variant ``evaluation``), and the answer
+is scored by every evaluator with the rendered user message, the passages, the output
+schema and the call it made (what evaluators' own calls cost is its ``evaluation_cost``).
+Items with ``must_include`` or ``expected`` also get the ``reference`` score.
 
 Throttled, timed-out or unavailable providers and evaluators end the run with
 :class:`~flywheel.errors.EvaluationUnavailableError` (the workflow retries the step); no

@@ -1,26 +1,14 @@
 """The prompt part of ``flywheel demo``: a prompt's versions under the model lifecycle.
 
-Two versions of ``ticket-summary`` (``examples/prompts/``) are registered by one person
-and approved by another; each approval starts the promotion workflow as synthesized.
-Version 1 is rolled out and becomes the champion; version 2 goes on canary, and while its
-first bake is held open real calls reach ``POST /v1/prompts/{name}/invoke`` through the
-gateway function. The canary's model then fails (an injected ``ModelErrorException`` on
-its model only), its error rate is measured from the gateway's captured calls, the
-cost report is printed, the prompt's daily budget runs out (429), and the canary's
-error-rate alarm rolls version 2 back (then :func:`run_quality_monitor_demo`).
-
-Before that, the evaluation gate (ADR 81) judges two candidates of ``support-answer``, a
-retrieval-augmented prompt whose project gate asks for grounded answers
-(:func:`_gate_stage`): one whose answers repeat a promise the help-center passages never
-make is rejected before its canary (``evaluation_rejected``, with the groundedness figure
-against the threshold and the unsupported sentences), and one that answers from the
-passages passes, goes through its canary and becomes the champion. The gate answers the
-evaluation set through the local Bedrock stand-in and scores the answers with the
-embedded evaluators, as the deployed step does.
-
-moto does not evaluate CloudWatch alarms from metrics: the demo measures the canary's
-error rate from what the gateway captured and sets the alarm's state as CloudWatch would,
-with that figure as the reason. Everything else is the deployed code path.
+Two versions of ``ticket-summary`` are registered by one person and approved by another;
+version 1 becomes the champion. The evaluation gate rejects an ungrounded candidate of
+``support-answer`` and promotes a grounded one (:func:`_gate_stage`). Version 2 goes on
+canary and real calls reach ``POST /v1/prompts/{name}/invoke``; its model then fails, the
+cost report is printed, the daily budget runs out (429), and the error-rate alarm rolls it
+back. Then a toxic canary is rolled back by the quality monitor
+(:func:`run_quality_monitor_demo`). moto does not evaluate alarms: the demo measures the
+canary's error rate from the captured calls and sets the alarm's state with that figure as
+the reason; everything else is the deployed code path.
 """
 
 from __future__ import annotations

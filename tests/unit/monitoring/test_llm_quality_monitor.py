@@ -330,6 +330,8 @@ def test_the_function_emits_the_figures_per_prompt_and_version(
     world.capture([TOXIC] * 2 + [CLEAN] * 8)
     run = world.monitor(sample_rate=1.0, min_scored=1).run(NAME)
     capsys.readouterr()
+    # powertools' Metrics instances share one metric set: start from an empty one
+    handler.metrics.clear_metrics()
 
     handler._emit(run)
     handler.metrics.flush_metrics()

@@ -1,28 +1,14 @@
 """Self-consistency: for answers given no context, do several sampled answers agree?
 
-A prompt without a context has nothing to ground its answers in; what can be checked is
-whether the model says the same thing when asked again. The evaluator sends the call
-that produced the answer (:class:`~flywheel.llm.evaluation.AnsweredCall`) ``samples``
-more times at a sampling ``temperature`` and reads each claim-bearing sentence of the
-answer against every sample as groundedness reads it against a context (idf-weighted
-support, a number the sample lacks, a one-sided negation, an opposite word: the
-:class:`~flywheel.llm.evaluators.groundedness.GroundednessEvaluator` machinery, the
-sample as the only passage). A sentence is agreed on when a strict majority of the
-samples support it; the score is the agreed share; the sentences the samples disagree
-with are the evidence, each with the first sample that disagrees and why.
-
-Not applicable (not counted) when the item has a context (groundedness judges it), when
-no call is given (the caller did not make one: a captured answer, say), or when the
-model does not sample: the price table says ``sampling: false`` for it (a model that
-ignores or refuses ``temperature``). A provider that refuses the sampled call otherwise
-fails the evaluation (``ProviderError``), it is not skipped.
-
-Each sample is one call through the provider port, reserved and settled on the cost
-budgets like the judge's, charged to the answering prompt's name, version and teams as
-the variant ``consistency``; the score's ``cost`` is what they cost together.
-
-**Agreement is not truth**: a model that is consistently wrong passes; only a context or
-a reference can catch that.
+The evaluator sends the call that produced the answer
+(:class:`~flywheel.llm.evaluation.AnsweredCall`) ``samples`` more times at a sampling
+``temperature`` and reads each claim-bearing sentence of the answer against every sample
+with the groundedness machinery (the sample as the only passage). A sentence is agreed on
+when a strict majority of the samples support it; the score is the agreed share; the
+evidence is the sentences the samples disagree with. Not applicable with a context, without
+a call, or for a model the price table marks ``sampling: false``. Samples are budgeted and
+charged as the variant ``consistency``. Agreement is not truth: a consistently wrong model
+passes (ADR 81).
 
 Examples
 --------
