@@ -112,7 +112,10 @@ def test_a_shadow_winner_is_approved_then_rolled_out_by_the_promotion_workflow(
     # The function serves traffic; version 2 scores a copy of each request in the background
     answers = served_rows(life, 30)
     assert {(a["version"], a["variant"]) for a in answers} == {(1, "champion")}
-    report = status_until(life, lambda r: (r["comparison"]["shadow"] or {}).get("paired_rows"))
+    # (the shadow's rows reach the capture store in batches: wait for all of them)
+    report = status_until(
+        life, lambda r: ((r["comparison"]["shadow"] or {}).get("paired_rows") or 0) >= 30
+    )
     assert report["experiment"]["version"] == 2
     assert report["comparison"]["shadow"]["paired_rows"] == 30
     printed = cli(life, OPERATOR, "experiment", "status", MODEL)

@@ -193,6 +193,16 @@ class LocalRuntime:
             self.training_jobs.service_for(state_task_factory.__dict__["state_task_service_for"]),
         )
 
+        from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+            state_task_service_callback as callback,
+        )
+
+        self._patch(
+            callback.StateTaskServiceCallback,
+            "_wait_for_task_token_heartbeat",
+            _wait_for_task_token_heartbeat,
+        )
+
     def _patch(self, owner: Any, name: str, value: Any) -> None:
         self._patches.append((owner, name, getattr(owner, name)))
         setattr(owner, name, value)
@@ -620,3 +630,37 @@ def _check_moto_version() -> None:
 
 
 __all__ = ["MOTO_CONFIG", "ExecutionReport", "LocalRuntime", "readable", "render_template"]
+
+
+#: How often a waiting ``waitForTaskToken`` task with a heartbeat looks at its outcome.
+_TOKEN_POLL_SECONDS = 0.2
+
+
+def _wait_for_task_token_heartbeat(
+    state: Any,  # noqa: ARG001
+    env: Any,
+    callback_endpoint: Any,
+    heartbeat_endpoint: Any,
+) -> Any:
+    """moto's heartbeat wait of a ``waitForTaskToken`` task, without its lost wake-up.
+
+    moto sets the heartbeat up only after the task's Lambda has returned, then waits for
+    a heartbeat before it reads the outcome; a ``SendTaskSuccess`` that arrived while the
+    Lambda still ran (an approval decided at once) set the outcome but woke nobody, so the
+    execution waited for the whole heartbeat. This reads the outcome first and between
+    short waits; a heartbeat that does not come in time still times the task out.
+    """
+    from moto.stepfunctions.parser.asl.eval.callback.callback import HeartbeatTimedOut
+
+    deadline = time.monotonic() + heartbeat_endpoint._heartbeat_seconds
+    event = heartbeat_endpoint._next_heartbeat_event
+    while env.is_running():
+        outcome = callback_endpoint.get_outcome()
+        if outcome is not None:
+            return outcome
+        if event.wait(timeout=_TOKEN_POLL_SECONDS):
+            event.clear()  # a heartbeat (or the outcome's wake-up): the clock starts again
+            deadline = time.monotonic() + heartbeat_endpoint._heartbeat_seconds
+        elif time.monotonic() >= deadline:
+            return HeartbeatTimedOut()
+    return None
