@@ -58,7 +58,9 @@ from __future__ import annotations
 
 import math
 import re
+import time
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
@@ -67,7 +69,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from pydantic import Field, field_validator, model_validator
 
 from flywheel.clock import Clock, SystemClock
-from flywheel.errors import BudgetExceededError
+from flywheel.errors import BudgetExceededError, FlywheelError, ProviderError
 from flywheel.llm.prices import PriceTable, default_prices
 from flywheel.llm.prompts import Provider
 from flywheel.llm.providers import Usage
@@ -75,9 +77,10 @@ from flywheel.models import Frozen
 from flywheel.registry.models import validate_model_name
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from flywheel.llm.prompts import RenderedPrompt
+    from flywheel.llm.providers import Completion, CompletionProvider, CompletionRequest
 
 __all__ = [
     "BudgetCall",
@@ -85,6 +88,7 @@ __all__ = [
     "BudgetLimits",
     "BudgetLine",
     "BudgetPolicy",
+    "BudgetedCompletion",
     "Budgets",
     "Period",
     "Reservation",
@@ -378,6 +382,20 @@ def _period_end(period: Period, now: datetime) -> datetime:
     return datetime(now.year + now.month // 12, now.month % 12 + 1, 1, tzinfo=UTC)
 
 
+_NO_USAGE = Usage(input_tokens=0, output_tokens=0)
+
+
+@dataclass(frozen=True)
+class BudgetedCompletion:
+    """What :meth:`Budgets.complete` returns: the answer, its exact cost, the provider's
+    latency (ms, its retries included) and whether the settlement was written."""
+
+    completion: Completion
+    cost: Decimal
+    latency_ms: float
+    settled: bool
+
+
 class Budgets:
     """Reserve and settle calls against a :class:`BudgetPolicy` on a :class:`BudgetLedger`."""
 
@@ -393,6 +411,8 @@ class Budgets:
         self.prices = prices or default_prices()
         self.ledger = ledger
         self.clock = clock or SystemClock()
+        #: Settlements of :meth:`complete` that failed (their reservations stay charged).
+        self.settle_failures = 0
         if self.prices.currency != policy.currency:
             raise ValueError(f"budgets are in {policy.currency}, prices in {self.prices.currency}")
 
@@ -469,6 +489,47 @@ class Budgets:
         )
         self.ledger.adjust(reservation.lines, delta, counted)
         return actual
+
+    def complete(
+        self,
+        call: BudgetCall,
+        provider: CompletionProvider,
+        request: CompletionRequest,
+        *,
+        version: int | None,
+        variant: str,
+        timer: Callable[[], float] = time.perf_counter,
+    ) -> BudgetedCompletion:
+        """One provider call between its reservation and its settlement.
+
+        The usage a failed call reports (``ProviderError.details["usage"]``) is settled
+        before the error goes on. A settlement that fails leaves the reservation charged
+        (spend is over-, never under-counted); the cost is then the price table's and
+        ``settled`` is false (on an error, :attr:`settle_failures` counts it).
+        """
+        reservation = self.reserve(call)
+        usage = _NO_USAGE
+        began = timer()
+        try:
+            completion = provider.complete(request)
+            usage = completion.usage
+        except ProviderError as err:
+            reported = err.details.get("usage")
+            if isinstance(reported, Usage):
+                usage = reported
+            raise
+        finally:
+            latency_ms = (timer() - began) * 1000.0
+            settled = True
+            try:
+                cost = self.settle(reservation, usage, version=version, variant=variant)
+            except FlywheelError:
+                settled = False
+                self.settle_failures += 1
+                cost = self.prices.cost(usage, call.model_id, call.provider)
+        return BudgetedCompletion(
+            completion=completion, cost=cost, latency_ms=latency_ms, settled=settled
+        )
 
     def _exceeded(self, line: BudgetLine, amount: Decimal, now: datetime) -> BudgetExceededError:
         wait = max(1, math.ceil((_period_end(line.period, now) - now).total_seconds()))

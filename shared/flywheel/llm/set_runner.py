@@ -43,7 +43,6 @@ from typing import TYPE_CHECKING
 from flywheel.errors import (
     ConfigError,
     EvaluationUnavailableError,
-    FlywheelError,
     PromptVariablesError,
     ProviderError,
     ProviderThrottledError,
@@ -59,12 +58,12 @@ from flywheel.llm.evaluation import (
 )
 from flywheel.llm.gate import EXCERPT_CHARS, ScoredAnswer, SideAnswers, Unanswered
 from flywheel.llm.prompts import render
-from flywheel.llm.providers import Usage, request_for
+from flywheel.llm.providers import request_for
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
 
-    from flywheel.llm.budgets import Budgets, Reservation
+    from flywheel.llm.budgets import Budgets
     from flywheel.llm.evaluation import Evaluator
     from flywheel.llm.evaluation_sets import EvaluationItem
     from flywheel.llm.policy import LlmPolicy
@@ -81,7 +80,6 @@ REFERENCE = "reference"
 REFERENCE_THRESHOLD = 0.5
 _WORDS = re.compile(r"\w+")
 _SPACES = re.compile(r"\s+")
-_NOTHING = Usage(input_tokens=0, output_tokens=0)
 
 
 def _normal(text: str) -> str:
@@ -316,39 +314,24 @@ class SetRunner:
 
         A settlement that fails leaves the reservation charged (spend is over-, never
         under-counted), as in the gateway; the cost is then the price table's."""
-        reservation = self._budgets.reserve(
-            BudgetCall.model_construct(
-                prompt=name,
-                teams=self._policy.prompt(name).teams,
-                provider=spec.provider,
-                model_id=spec.model_id,
-                input_tokens=estimate_input_tokens(rendered),
-                max_tokens=spec.parameters.max_tokens,
-            )
-        )
-        usage = _NOTHING
-        began = self._timer()
         try:
-            completion = provider.complete(request)
-            usage = completion.usage
+            done = self._budgets.complete(
+                BudgetCall.model_construct(
+                    prompt=name,
+                    teams=self._policy.prompt(name).teams,
+                    provider=spec.provider,
+                    model_id=spec.model_id,
+                    input_tokens=estimate_input_tokens(rendered),
+                    max_tokens=spec.parameters.max_tokens,
+                ),
+                provider,
+                request,
+                version=version,
+                variant=EVALUATION_VARIANT,
+                timer=self._timer,
+            )
         except ProviderError as err:
-            reported = err.details.get("usage")
-            if isinstance(reported, Usage):
-                usage = reported
             if _retryable(err):
                 raise _unavailable(f"the provider of version {version}", err) from err
             raise
-        finally:
-            latency_ms = (self._timer() - began) * 1000.0
-            cost = self._settle(reservation, usage, version, spec)
-        return completion, cost, latency_ms
-
-    def _settle(
-        self, reservation: Reservation, usage: Usage, version: int, spec: PromptSpec
-    ) -> Decimal:
-        try:
-            return self._budgets.settle(
-                reservation, usage, version=version, variant=EVALUATION_VARIANT
-            )
-        except FlywheelError:
-            return self._budgets.prices.cost(usage, spec.model_id, spec.provider)
+        return done.completion, done.cost, done.latency_ms

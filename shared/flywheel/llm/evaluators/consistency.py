@@ -37,7 +37,7 @@ import math
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from flywheel.errors import ConfigError, FlywheelError, ProviderError
+from flywheel.errors import ConfigError
 from flywheel.llm.budgets import FRAMING_TOKENS, BudgetCall
 from flywheel.llm.evaluation import Direction, EvaluationInput, EvaluationScore, Evidence
 from flywheel.llm.evaluators.groundedness import (
@@ -47,7 +47,6 @@ from flywheel.llm.evaluators.groundedness import (
     SentenceSupport,
     claim_sentences,
 )
-from flywheel.llm.providers import Usage
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -80,7 +79,6 @@ DEFAULT_TEMPERATURE = 0.8
 MAX_SAMPLES = 10
 #: Disagreed sentences listed as evidence at most.
 _MAX_EVIDENCE = 20
-_NOTHING = Usage(input_tokens=0, output_tokens=0)
 
 
 def _input_tokens(request: CompletionRequest) -> int:
@@ -205,8 +203,6 @@ class SelfConsistencyEvaluator:
         self.min_content_words = min_content_words
         self._providers = providers
         self._budgets = budgets
-        #: Settlements the ledger refused (the reservation stays charged).
-        self.settle_failures = 0
 
     def sampled_request(self, request: CompletionRequest) -> CompletionRequest:
         """``request`` at the sampling temperature (everything else kept)."""
@@ -252,7 +248,7 @@ class SelfConsistencyEvaluator:
         self, call: AnsweredCall, provider: CompletionProvider, request: CompletionRequest
     ) -> tuple[str, Decimal]:
         """One sampled answer between its reservation and its settlement, and its cost."""
-        reservation = self._budgets.reserve(
+        done = self._budgets.complete(
             BudgetCall.model_construct(
                 prompt=call.prompt,
                 teams=call.teams,
@@ -260,26 +256,13 @@ class SelfConsistencyEvaluator:
                 model_id=request.model_id,
                 input_tokens=_input_tokens(request),
                 max_tokens=request.parameters.max_tokens,
-            )
+            ),
+            provider,
+            request,
+            version=call.version,
+            variant=CONSISTENCY_VARIANT,
         )
-        usage = _NOTHING
-        try:
-            completion = provider.complete(request)
-            usage = completion.usage
-        except ProviderError as err:
-            reported = err.details.get("usage")
-            if isinstance(reported, Usage):
-                usage = reported
-            raise
-        finally:
-            try:
-                cost = self._budgets.settle(
-                    reservation, usage, version=call.version, variant=CONSISTENCY_VARIANT
-                )
-            except FlywheelError:
-                self.settle_failures += 1
-                cost = self._budgets.prices.cost(usage, request.model_id, call.provider)
-        return completion.text, cost
+        return done.completion.text, done.cost
 
     def _score(
         self,

@@ -29,12 +29,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from flywheel.errors import ConfigError, FlywheelError, ProviderError
+from flywheel.errors import ConfigError, ProviderError
 from flywheel.llm.budgets import BudgetCall, estimate_input_tokens
 from flywheel.llm.evaluation import Direction, EvaluationInput, EvaluationScore, Evidence
 from flywheel.llm.output import read_output
 from flywheel.llm.prompts import render
-from flywheel.llm.providers import Usage, request_for
+from flywheel.llm.providers import request_for
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -59,7 +59,6 @@ JUDGE_SCHEMA: dict[str, Any] = {
 }
 #: The usage counters' variant of judge calls.
 JUDGE_VARIANT = "judge"
-_NOTHING = Usage(input_tokens=0, output_tokens=0)
 
 
 def format_context(passages: Sequence[str]) -> str:
@@ -132,8 +131,6 @@ class JudgeEvaluator:
         self.teams = teams
         self._provider = provider
         self._budgets = budgets
-        #: Settlements the ledger refused (the reservation stays charged).
-        self.settle_failures = 0
 
     @classmethod
     def from_catalog(
@@ -179,7 +176,7 @@ class JudgeEvaluator:
         spec = self.spec
         rendered = render(spec, variables)
         request = request_for(spec, rendered)
-        reservation = self._budgets.reserve(
+        completion = self._budgets.complete(
             BudgetCall(
                 prompt=spec.name,
                 teams=self.teams,
@@ -187,24 +184,12 @@ class JudgeEvaluator:
                 model_id=spec.model_id,
                 input_tokens=estimate_input_tokens(rendered),
                 max_tokens=spec.parameters.max_tokens,
-            )
-        )
-        usage = _NOTHING
-        try:
-            completion = self._provider.complete(request)
-            usage = completion.usage
-        except ProviderError as err:
-            reported = err.details.get("usage")
-            if isinstance(reported, Usage):
-                usage = reported
-            raise
-        finally:
-            try:
-                self._budgets.settle(
-                    reservation, usage, version=self.version, variant=JUDGE_VARIANT
-                )
-            except FlywheelError:
-                self.settle_failures += 1
+            ),
+            self._provider,
+            request,
+            version=self.version,
+            variant=JUDGE_VARIANT,
+        ).completion
         value, problems = read_output(completion.text, JUDGE_SCHEMA)
         if problems:
             listed = "; ".join(f"{field}: {reason}" for field, reason in problems)
