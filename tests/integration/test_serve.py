@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 import sys
@@ -49,13 +50,36 @@ def sdk(deployed_sdk: Flywheel) -> Flywheel:
     return sdk
 
 
+#: The gateway imports the handler as Lambda does (``inference.handler``); tests may hold
+#: it as ``functions.inference.handler``: each keeps its own per-pin services.
+HANDLERS = ("inference.handler", "functions.inference.handler")
+
+
 def _forget_services() -> None:
-    # The gateway imports the handler as Lambda does (``inference.handler``); tests may
-    # hold it as ``functions.inference.handler``: each keeps its own per-pin services.
-    for name in ("inference.handler", "functions.inference.handler"):
+    for name in HANDLERS:
         module = sys.modules.get(name)
         if module is not None:
             module._service_for.cache_clear()
+
+
+def _track_services(built: list[Any]) -> dict[Any, Any]:
+    """Services the handlers build from now on are kept in ``built``, to be closed (one
+    only forgotten keeps its capture thread, which flushes up to 30 s later into whichever
+    test's moto is current then); returns each module's own ``_service_for``, to put back."""
+    originals: dict[Any, Any] = {}
+    for name in HANDLERS:
+        module: Any = sys.modules.get(name)
+        if module is None:
+            continue
+        originals[module] = build = module._service_for
+
+        def tracked(pin: tuple[str | None, ...], build: Any = build.__wrapped__) -> Any:
+            service = build(pin)
+            built.append(service)
+            return service
+
+        module._service_for = functools.cache(tracked)
+    return originals
 
 
 def serve(sdk: Flywheel, **options: Any) -> Iterator[str]:
@@ -63,6 +87,8 @@ def serve(sdk: Flywheel, **options: Any) -> Iterator[str]:
     gateway, _ = build_gateway(
         sdk, functions_dir=ROOT / "functions", rng=random.Random(7), **options
     )
+    built: list[Any] = []
+    originals = _track_services(built)
     server = make_server(gateway, port=0)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -71,6 +97,10 @@ def serve(sdk: Flywheel, **options: Any) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+        for service in built:
+            service.close()
+        for module, original in originals.items():
+            module._service_for = original
         _forget_services()
 
 
