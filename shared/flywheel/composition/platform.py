@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
 
     import boto3
+    from pydantic import BaseModel
 
     from flywheel.adapters.dynamodb import DynamoDbAuditLog, DynamoDbModelRegistry
     from flywheel.adapters.lambda_records import LambdaRecordsWriter
@@ -93,6 +94,7 @@ __all__ = [
 ]
 
 S = TypeVar("S", bound="Settings")
+P = TypeVar("P", bound="BaseModel")
 
 
 class Platform(abc.ABC):
@@ -471,23 +473,14 @@ class Platform(abc.ABC):
         ConfigError
             A policy is invalid, naming the prompt and the first bad field.
         """
-        from pydantic import ValidationError
-
         from flywheel.llm.monitor_policy import PromptMonitorPolicy
 
-        policies: dict[str, PromptMonitorPolicy] = {}
-        for name, data in self.settings.prompt_monitors.items():
-            try:
-                policies[name] = PromptMonitorPolicy.model_validate(data)
-            except ValidationError as err:
-                first = err.errors()[0]
-                where = ".".join(str(p) for p in first.get("loc", ())) or "monitor"
-                raise ConfigError(
-                    f"FLYWHEEL_PROMPT_MONITORS: {name}.{where}: "
-                    f"{first.get('msg', 'invalid value')}",
-                    field="FLYWHEEL_PROMPT_MONITORS",
-                ) from None
-        return policies
+        return _per_prompt(
+            self.settings.prompt_monitors,
+            PromptMonitorPolicy,
+            "FLYWHEEL_PROMPT_MONITORS",
+            "monitor",
+        )
 
     def quality_evaluators(self, policy: PromptMonitorPolicy) -> dict[str, Evaluator]:
         """The evaluators of a prompt's production monitor: :meth:`prompt_evaluators` with
@@ -630,22 +623,11 @@ class Platform(abc.ABC):
         ConfigError
             A gate is invalid, naming the prompt and the first bad field.
         """
-        from pydantic import ValidationError
-
         from flywheel.llm.gate import PromptGatePolicy
 
-        gates: dict[str, PromptGatePolicy] = {}
-        for name, data in self.settings.prompt_gates.items():
-            try:
-                gates[name] = PromptGatePolicy.model_validate(data)
-            except ValidationError as err:
-                first = err.errors()[0]
-                where = ".".join(str(p) for p in first.get("loc", ())) or "gate"
-                raise ConfigError(
-                    f"FLYWHEEL_PROMPT_GATES: {name}.{where}: {first.get('msg', 'invalid value')}",
-                    field="FLYWHEEL_PROMPT_GATES",
-                ) from None
-        return gates
+        return _per_prompt(
+            self.settings.prompt_gates, PromptGatePolicy, "FLYWHEEL_PROMPT_GATES", "gate"
+        )
 
     def prompt_evaluators(
         self, thresholds: Mapping[str, float] | None = None
@@ -1352,3 +1334,22 @@ def _client_config() -> Any:
     from flywheel.composition.clients import CLIENT_CONFIG
 
     return CLIENT_CONFIG
+
+
+def _per_prompt(data: Mapping[str, Any], model: type[P], variable: str, what: str) -> dict[str, P]:
+    """Each prompt's policy of a ``FLYWHEEL_PROMPT_*`` variable; a bad one is a
+    :class:`ConfigError` naming the variable, the prompt and its first bad field."""
+    from pydantic import ValidationError
+
+    policies: dict[str, P] = {}
+    for name, value in data.items():
+        try:
+            policies[name] = model.model_validate(value)
+        except ValidationError as err:
+            first = err.errors()[0]
+            where = ".".join(str(p) for p in first.get("loc", ())) or what
+            raise ConfigError(
+                f"{variable}: {name}.{where}: {first.get('msg', 'invalid value')}",
+                field=variable,
+            ) from None
+    return policies
